@@ -1,0 +1,83 @@
+# barge build. `make` builds the three programs into build/, `make test` runs the
+# unit tests and the e2e suites, `make run` starts barged --dev.
+# SANITIZE=address,undefined builds everything with those sanitizers into
+# build/sanitize/ and runs the same tests against it.
+
+CC       ?= gcc
+SANITIZE ?=
+PYTEST   ?= /usr/bin/python3 -m pytest
+PYTEST_ARGS ?=
+
+# O=DIR puts the build somewhere else (e.g. one per git worktree).
+ifeq ($(SANITIZE),)
+BUILD    := $(if $(O),$(O),build)
+OPT      := -O2
+else
+BUILD    := $(if $(O),$(O),build)/sanitize
+OPT      := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+PKGS     := libmicrohttpd jansson sqlite3 libcurl openssl libarchive yaml-0.1
+CPPFLAGS := -Isrc -I$(BUILD)/gen -D_GNU_SOURCE -MMD -MP
+CFLAGS   := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+            -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS  := $(if $(SANITIZE),-fsanitize=$(SANITIZE))
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljsonnet -lpthread -lm
+
+MAINS    := src/barged/main.c src/agent/main.c src/cli/main.c
+LIB_SRCS := $(filter-out $(MAINS),$(wildcard src/*/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+TESTS    := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+PROGRAMS := $(BUILD)/barged $(BUILD)/barge-agent $(BUILD)/barge
+
+.PHONY: all setup test unit e2e run clean format bench
+all: setup $(PROGRAMS)
+
+setup:
+	@./scripts/setup
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The botocore-derived API models are embedded in the binaries (.incbin).
+$(BUILD)/obj/src/api/models.o: $(wildcard data/models/*.json)
+
+$(BUILD)/libbarge.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/barged: $(BUILD)/obj/src/barged/main.o $(BUILD)/libbarge.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/barge-agent: $(BUILD)/obj/src/agent/main.o $(BUILD)/libbarge.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/barge: $(BUILD)/obj/src/cli/main.o $(BUILD)/libbarge.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libbarge.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: setup $(TESTS)
+	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+
+e2e: all
+	BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+test: all unit e2e
+
+run: all
+	$(BUILD)/barged --dev
+
+bench: all
+	@./bench/run
+
+format:
+	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,8 @@
+/* barge-agent: the control plane. */
+#include <stdio.h>
+
+int main(void)
+{
+    puts("barge-agent");
+    return 0;
+}

@@ -1,0 +1,79 @@
+/* The HTTP server: one libmicrohttpd listener (thread per connection, so a
+ * handler may block, e.g. for the agent channel's long-poll) that buffers the
+ * request, routes it by path and headers and sends the response a handler built.
+ *
+ * Routes: "POST /" with X-Amz-Target goes to the AWS JSON 1.1 dispatcher
+ * (json11.c); "/v2/..." to the registry; "/agent/..." to the agent channel;
+ * "/metrics" to metrics; anything else to the S3 (rest-xml) handler. */
+#ifndef BARGE_API_HTTP_H
+#define BARGE_API_HTTP_H
+
+#include <sys/types.h>
+
+#include "common/error.h"
+
+struct barge_http_header {
+    char *name; /* as received */
+    char *value;
+};
+
+struct barge_http_req {
+    const char *method;
+    const char *raw_path;  /* the path exactly as received (percent-encoded) */
+    char *path;            /* percent-decoded path */
+    const char *raw_query; /* the query string as received, without '?', or "" */
+    struct barge_http_header *headers;
+    size_t n_headers;
+    char *body; /* NUL-terminated for convenience; body_len excludes the NUL */
+    size_t body_len;
+    char request_id[37];
+    const char *remote_addr;
+    void *server; /* the struct barge_server serving this request */
+};
+
+struct barge_http_resp {
+    int status;
+    struct barge_http_header *headers;
+    size_t n_headers;
+    char *body; /* owned; freed after sending */
+    size_t body_len;
+    int fd; /* when >= 0, the body is fd_len bytes of fd from fd_offset; fd is closed */
+    off_t fd_offset;
+    size_t fd_len;
+};
+
+/* Case-insensitive header lookup; the first match or NULL. Borrowed. */
+const char *barge_http_req_header(const struct barge_http_req *req, const char *name);
+/* Value of a query parameter (percent-decoded); the caller frees it; NULL when absent. */
+char *barge_http_req_query(const struct barge_http_req *req, const char *name);
+
+/* Adds a response header (copied). */
+void barge_http_resp_header(struct barge_http_resp *resp, const char *name, const char *value);
+/* Sets status, Content-Type and the body; takes ownership of body. */
+void barge_http_resp_set(struct barge_http_resp *resp, int status, const char *content_type,
+                         char *body, size_t len);
+
+typedef void (*barge_http_handler)(struct barge_http_req *req, struct barge_http_resp *resp);
+
+struct barge_http_server;
+
+struct barge_http_route {
+    const char *prefix; /* path prefix, e.g. "/v2/"; "" matches everything */
+    barge_http_handler handler;
+    size_t max_body; /* larger bodies get 413 */
+};
+
+/* Starts listening on host:port ("127.0.0.1:4566"; port 0 picks one).
+ * routes is a NULL-handler-terminated array tried in order; the first route
+ * whose prefix matches the path serves the request. server is passed to
+ * handlers in req->server. */
+int barge_http_start(const char *listen, const struct barge_http_route *routes, void *server,
+                     struct barge_http_server **out, struct barge_error **err);
+/* The port actually bound. */
+int barge_http_port(const struct barge_http_server *srv);
+void barge_http_stop(struct barge_http_server *srv);
+
+/* Percent-decodes s (plus signs stay as they are); the caller frees the result. */
+char *barge_http_unescape(const char *s, size_t len);
+
+#endif

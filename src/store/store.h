@@ -1,0 +1,66 @@
+/* The store: durable documents and counters behind one interface, so that the
+ * rest of barged never sees SQL. Documents are JSON objects addressed by a kind
+ * ("cluster", "taskdef", ...) and a key that sorts the way listings need
+ * (e.g. "family:0000000003"). Every read and write happens inside a
+ * transaction; a write transaction is acknowledged only once it is durable.
+ *
+ * Backends: SQLite (a path, WAL mode) now; PostgreSQL later behind the same
+ * functions. This header is the only thing other modules include. */
+#ifndef BARGE_STORE_STORE_H
+#define BARGE_STORE_STORE_H
+
+#include <jansson.h>
+
+#include "common/error.h"
+
+struct barge_store;
+struct barge_tx;
+
+/* Opens (creating and migrating as needed) the store at uri: a file path for
+ * SQLite. The caller owns the store and closes it with barge_store_close. */
+int barge_store_open(const char *uri, struct barge_store **out, struct barge_error **err);
+void barge_store_close(struct barge_store *st);
+
+/* Starts a transaction. A write transaction excludes other writers until it
+ * ends; readers never block. The caller ends it with commit or abort. */
+int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
+                      struct barge_error **err);
+/* Commits and frees tx (also on failure, after rolling back). */
+int barge_store_commit(struct barge_tx *tx, struct barge_error **err);
+/* Rolls back and frees tx; NULL is fine. */
+void barge_store_abort(struct barge_tx *tx);
+static inline void barge_store_abortp(struct barge_tx **tx)
+{
+    barge_store_abort(*tx);
+}
+#define _cleanup_tx_ __attribute__((cleanup(barge_store_abortp)))
+
+/* Reads a document. Returns 1 and a new reference in *out when found, 0 and
+ * *out = NULL when not, -1 on error. */
+int barge_store_get(struct barge_tx *tx, const char *kind, const char *key, json_t **out,
+                    struct barge_error **err);
+/* Creates or replaces a document (write transactions only). */
+int barge_store_put(struct barge_tx *tx, const char *kind, const char *key, const json_t *doc,
+                    struct barge_error **err);
+/* Removes a document; removing a missing one is not an error. */
+int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
+                    struct barge_error **err);
+
+/* Calls fn for each document of kind whose key starts with prefix and sorts
+ * after `after` (NULL: from the start), in key order (descending when desc),
+ * at most limit documents (0: no limit). fn returns 0 to go on, 1 to stop, -1
+ * on error (with err set). doc is borrowed for the call. */
+typedef int (*barge_store_scan_fn)(const char *key, json_t *doc, void *ud,
+                                   struct barge_error **err);
+int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, const char *after,
+                     bool desc, size_t limit, barge_store_scan_fn fn, void *ud,
+                     struct barge_error **err);
+/* Counts documents of kind whose key starts with prefix. */
+int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix, int64_t *out,
+                      struct barge_error **err);
+
+/* Increments the named counter and returns its new value (first value 1). */
+int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out,
+                             struct barge_error **err);
+
+#endif
