@@ -1,8 +1,177 @@
-/* barged: the control plane. */
+/* barged: the control plane. Parses the command line, opens the store, makes
+ * sure an admin key exists, serves the APIs and runs the housekeeping loop until
+ * SIGINT or SIGTERM. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
-int main(void)
+#include "api/server.h"
+#include "common/log.h"
+
+#define BARGE_VERSION "0.1.0"
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
 {
-    puts("barged");
+    stopping = sig;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: barged [OPTIONS]\n"
+            "The barge control plane: serves the ECS API (and friends) over HTTP.\n"
+            "\n"
+            "Options:\n"
+            "  --dev                 development mode: everything local, defaults below\n"
+            "  --listen HOST:PORT    address to listen on (default 127.0.0.1:4566)\n"
+            "  --data-dir DIR        where state lives (default ./barge-data)\n"
+            "  --store URI           store location (default DIR/barge.db; sqlite://PATH)\n"
+            "  --region NAME         region in ARNs and SigV4 scopes (default us-east-1)\n"
+            "  --account-id ID       12-digit account id in ARNs (default 000000000000)\n"
+            "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
+            "  --no-aws-profile      do not write the 'barge' profile into ~/.aws\n"
+            "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+            "  --log-format FORMAT   text or json (default text)\n"
+            "  -h, --help            show this help\n"
+            "  --version             print the version\n"
+            "\n"
+            "On first start barged creates an admin access key, writes it as the AWS\n"
+            "profile 'barge' and to DIR/admin-credentials, and prints how to use it.\n");
+}
+
+static bool valid_account(const char *s)
+{
+    return strlen(s) == 12 && strspn(s, "0123456789") == 12;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dev", no_argument, NULL, 'D'},         {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'}, {"store", required_argument, NULL, 's'},
+        {"region", required_argument, NULL, 'r'}, {"account-id", required_argument, NULL, 'a'},
+        {"max-skew", required_argument, NULL, 'k'}, {"no-aws-profile", no_argument, NULL, 'P'},
+        {"log-level", required_argument, NULL, 'L'}, {"log-format", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct barge_server srv = {0};
+    struct barge_config *cfg = &srv.cfg;
+    cfg->listen = "127.0.0.1:4566";
+    cfg->data_dir = "./barge-data";
+    cfg->region = "us-east-1";
+    cfg->account_id = "000000000000";
+    cfg->max_skew_seconds = 900;
+    const char *log_level = "info", *log_format = "text";
+    bool write_profile = true;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'D':
+            cfg->dev = true;
+            break;
+        case 'l':
+            cfg->listen = optarg;
+            break;
+        case 'd':
+            cfg->data_dir = optarg;
+            break;
+        case 's':
+            cfg->store_uri = optarg;
+            break;
+        case 'r':
+            cfg->region = optarg;
+            break;
+        case 'a':
+            cfg->account_id = optarg;
+            break;
+        case 'k':
+            cfg->max_skew_seconds = atoi(optarg);
+            break;
+        case 'P':
+            write_profile = false;
+            break;
+        case 'L':
+            log_level = optarg;
+            break;
+        case 'F':
+            log_format = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("barged %s\n", BARGE_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "barged: unexpected argument '%s' (see barged --help)\n", argv[optind]);
+        return 2;
+    }
+    if (barge_log_setup("barged", log_level, log_format) < 0) {
+        fprintf(stderr, "barged: invalid --log-level '%s' or --log-format '%s'\n", log_level,
+                log_format);
+        return 2;
+    }
+    if (!valid_account(cfg->account_id)) {
+        fprintf(stderr, "barged: --account-id '%s' must be 12 digits\n", cfg->account_id);
+        return 2;
+    }
+    if (barge_mkdir_p(cfg->data_dir, 0700) < 0) {
+        fprintf(stderr, "barged: cannot create data directory '%s': %s\n", cfg->data_dir,
+                strerror(errno));
+        return 1;
+    }
+    _cleanup_free_ char *default_store = barge_xasprintf("%s/barge.db", cfg->data_dir);
+    if (!cfg->store_uri)
+        cfg->store_uri = default_store;
+
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (barge_store_open(cfg->store_uri, &srv.store, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    if (barge_http_start(cfg->listen, barge_server_routes(), &srv, &srv.http, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        barge_store_close(srv.store);
+        return 1;
+    }
+    int port = barge_http_port(srv.http);
+    if (barge_server_ensure_admin_key(&srv, port, write_profile, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        barge_http_stop(srv.http);
+        barge_store_close(srv.store);
+        return 1;
+    }
+    barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port,
+               cfg->region, cfg->store_uri, cfg->dev ? ", dev mode" : "");
+    /* Tests and scripts wait for this line on stdout. */
+    printf("barged ready on port %d\n", port);
+    fflush(stdout);
+
+    while (!stopping) {
+        barge_server_housekeeping(&srv);
+        for (int i = 0; i < 50 && !stopping; i++) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    barge_info("stopping on signal %d", (int)stopping);
+    barge_http_stop(srv.http);
+    barge_store_close(srv.store);
     return 0;
 }

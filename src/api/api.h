@@ -1,0 +1,69 @@
+/* The AWS JSON 1.1 API framework shared by every JSON service barged serves
+ * (ECS, and later SSM, Secrets Manager, Logs, ECR, Application Auto Scaling).
+ * One dispatcher (json11.c) authenticates the request with SigV4, finds the
+ * service by the X-Amz-Target prefix, validates the body against botocore's
+ * model and calls the operation's handler; one table (errors.c) turns a
+ * struct barge_error into the service's wire error. Each API area is one file
+ * that defines a struct barge_api_service. */
+#ifndef BARGE_API_API_H
+#define BARGE_API_API_H
+
+#include <jansson.h>
+
+#include "api/http.h"
+#include "common/error.h"
+#include "common/sigv4.h"
+
+struct barge_server;
+
+/* What a handler knows about the call it serves. */
+struct barge_api_ctx {
+    struct barge_server *srv;
+    const struct barge_http_req *http;
+    const struct barge_api_service *service;
+    const char *operation;
+    struct barge_sigv4_identity who; /* the verified caller */
+};
+
+/* Serves one operation: reads input (validated against the model; borrowed),
+ * returns 0 with a new JSON object in *out, or -1 with err set. */
+typedef int (*barge_api_handler)(struct barge_api_ctx *ctx, json_t *input, json_t **out,
+                                 struct barge_error **err);
+
+struct barge_api_op {
+    const char *name; /* "CreateCluster" */
+    barge_api_handler handler;
+};
+
+struct barge_api_service {
+    const char *model;        /* model file name, "ecs" */
+    const char *message_key;  /* "message", or "Message" for Secrets Manager */
+    const char *invalid_type; /* BARGE_ERR_INVALID: "InvalidParameterException" */
+    const char *client_type;  /* BARGE_ERR_CLIENT and unsupported: "ClientException" */
+    const char *server_type;  /* BARGE_ERR_INTERNAL/IO: "ServerException" */
+    const char *not_found_type; /* BARGE_ERR_NOT_FOUND without an explicit type */
+    /* NULL-terminated list of operation tables (one per API area), each
+     * terminated by an entry with a NULL name. */
+    const struct barge_api_op *const *op_tables;
+};
+
+/* The HTTP handler for "POST /" requests carrying X-Amz-Target. */
+void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+
+/* Fills resp with the wire form of err for service (NULL: a generic JSON
+ * error). Exposed for the other protocols' handlers. */
+void barge_api_error_response(const struct barge_api_service *service,
+                              const struct barge_error *err, struct barge_http_resp *resp);
+
+/* Paging helpers shared by every List operation: a nextToken is an opaque
+ * base64url form of the last key returned. */
+char *barge_api_token_encode(const char *last_key);
+/* Decodes a token; NULL input gives 0 and *key = NULL. A malformed token is an
+ * InvalidParameterException naming the value. */
+int barge_api_token_decode(const char *token, char **key, struct barge_error **err);
+/* maxResults from input[name] with ECS's rules: absent → dflt; outside 1..max
+ * → InvalidParameterException. */
+int barge_api_max_results(const json_t *input, const char *name, int dflt, int max, int *out,
+                          struct barge_error **err);
+
+#endif

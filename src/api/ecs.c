@@ -1,0 +1,166 @@
+/* The ECS service (AmazonEC2ContainerServiceV20141113): its operation table,
+ * built from the per-area tables, and the helpers the areas share. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "api/ecs.h"
+#include "common/arn.h"
+#include "common/json.h"
+
+char *ecs_arn(const struct barge_server *srv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *res = barge_xvasprintf(fmt, ap);
+    va_end(ap);
+    return barge_arn_make("ecs", srv->cfg.region, srv->cfg.account_id, res);
+}
+
+bool ecs_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 255)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '_')
+            return false;
+    return true;
+}
+
+/* Takes "arn:aws:ecs:<region>:<account>:<type>/<rest>" apart, checking that it
+ * is an ECS ARN of this region and account; returns rest (caller frees). */
+static char *ecs_arn_rest(const struct barge_server *srv, const char *arn, const char *type)
+{
+    struct barge_arn a;
+    if (barge_arn_parse(arn, &a) < 0)
+        return NULL;
+    char *rest = NULL;
+    size_t tl = strlen(type);
+    if (strcmp(a.service, "ecs") == 0 && strcmp(a.region, srv->cfg.region) == 0 &&
+        strcmp(a.account, srv->cfg.account_id) == 0 && strncmp(a.resource, type, tl) == 0 &&
+        a.resource[tl] == '/')
+        rest = barge_xstrdup(a.resource + tl + 1);
+    barge_arn_release(&a);
+    return rest;
+}
+
+int ecs_cluster_name(const struct barge_server *srv, const char *ident, char **name,
+                     struct barge_error **err)
+{
+    if (!ident || !*ident) {
+        *name = barge_xstrdup("default");
+        return 0;
+    }
+    if (barge_str_has_prefix(ident, "arn:")) {
+        *name = ecs_arn_rest(srv, ident, "cluster");
+        if (!*name || !ecs_name_valid(*name)) {
+            free(*name);
+            *name = NULL;
+            return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                        "Invalid cluster ARN '%s'.", ident);
+        }
+        return 0;
+    }
+    *name = barge_xstrdup(ident);
+    return 0;
+}
+
+int ecs_cluster_load(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                     json_t **doc, struct barge_error **err)
+{
+    _cleanup_free_ char *name = NULL;
+    if (ecs_cluster_name(srv, ident, &name, err) < 0)
+        return -1;
+    int r = barge_store_get(tx, ECS_KIND_CLUSTER, name, doc, err);
+    if (r < 0)
+        return -1;
+    if (r == 0 || strcmp(barge_json_str(*doc, "status", ""), "ACTIVE") != 0) {
+        json_decref(*doc);
+        *doc = NULL;
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "ClusterNotFoundException",
+                                    "Cluster not found: '%s'.", ident ? ident : "default");
+    }
+    return 0;
+}
+
+char *ecs_taskdef_key(const char *family, long long revision)
+{
+    return barge_xasprintf("%s!%010lld", family, revision);
+}
+
+struct latest {
+    json_t *doc;
+    char *key;
+};
+
+static int take_latest_active(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct latest *l = ud;
+    if (strcmp(barge_json_str(doc, "status", ""), "ACTIVE") != 0)
+        return 0;
+    l->doc = json_incref(doc);
+    l->key = barge_xstrdup(key);
+    return 1;
+}
+
+int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                     json_t **doc, char **key, struct barge_error **err)
+{
+    *doc = NULL;
+    *key = NULL;
+    _cleanup_free_ char *spec = NULL;
+    if (barge_str_has_prefix(ident, "arn:")) {
+        spec = ecs_arn_rest(srv, ident, "task-definition");
+        if (!spec)
+            return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
+                                        "Invalid task definition ARN '%s'.", ident);
+    } else {
+        spec = barge_xstrdup(ident);
+    }
+    char *colon = strchr(spec, ':');
+    if (colon) {
+        *colon = '\0';
+        char *end;
+        long long rev = strtoll(colon + 1, &end, 10);
+        if (colon[1] == '\0' || *end || rev < 1 || !ecs_name_valid(spec))
+            return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
+                                        "Invalid revision number. Number: '%s'.", colon + 1);
+        *key = ecs_taskdef_key(spec, rev);
+        int r = barge_store_get(tx, ECS_KIND_TASKDEF, *key, doc, err);
+        if (r <= 0) {
+            free(*key);
+            *key = NULL;
+        }
+        return r;
+    }
+    if (!ecs_name_valid(spec))
+        return 0;
+    _cleanup_free_ char *prefix = barge_xasprintf("%s!", spec);
+    struct latest l = {0};
+    if (barge_store_scan(tx, ECS_KIND_TASKDEF, prefix, NULL, true, 0, take_latest_active, &l,
+                         err) < 0)
+        return -1;
+    if (!l.doc)
+        return 0;
+    *doc = l.doc;
+    *key = l.key;
+    return 1;
+}
+
+static const struct barge_api_op *const ecs_op_tables[] = {
+    ecs_cluster_ops,
+    ecs_taskdef_ops,
+    ecs_tag_ops,
+    NULL,
+};
+
+const struct barge_api_service barge_api_ecs = {
+    .model = "ecs",
+    .message_key = "message",
+    .invalid_type = "InvalidParameterException",
+    .client_type = "ClientException",
+    .server_type = "ServerException",
+    .not_found_type = "ClientException",
+    .op_tables = ecs_op_tables,
+};

@@ -1,0 +1,71 @@
+/* Shared pieces of the ECS API files (ecs_*.c): resolving the identifiers
+ * callers pass (names, ARNs, family:revision) to store keys, building ARNs, and
+ * the tag store every taggable resource uses. */
+#ifndef BARGE_API_ECS_H
+#define BARGE_API_ECS_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "api/server.h"
+#include "store/store.h"
+
+/* Store kinds. Keys: cluster name; "family!%010d" revision; family name;
+ * tagged resource ARN. */
+#define ECS_KIND_CLUSTER "cluster"
+#define ECS_KIND_TASKDEF "taskdef"
+#define ECS_KIND_FAMILY  "family"
+#define ECS_KIND_TAGS    "tags"
+/* Keys "<cluster>/<id>" so a cluster's members are one prefix scan away. */
+#define ECS_KIND_INSTANCE "instance"
+#define ECS_KIND_TASK     "task"
+#define ECS_KIND_SERVICE  "service"
+
+/* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
+char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
+
+/* Turns a cluster name or ARN (NULL: "default") into its name; caller frees.
+ * A malformed ARN, or one of another region/account, is an
+ * InvalidParameterException. */
+int ecs_cluster_name(const struct barge_server *srv, const char *ident, char **name,
+                     struct barge_error **err);
+/* Loads the ACTIVE cluster named by ident; a missing or INACTIVE one is a
+ * ClusterNotFoundException. *doc is a new reference. */
+int ecs_cluster_load(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                     json_t **doc, struct barge_error **err);
+
+/* Store key of a task definition revision ("web!0000000003": "!" sorts before
+ * every name character, so keys order by family, then revision); caller frees. */
+char *ecs_taskdef_key(const char *family, long long revision);
+/* Resolves "family", "family:revision" or a task definition ARN. A bare
+ * family means its latest ACTIVE revision. Returns 1 with *doc (new reference)
+ * and *key (caller frees) when found, 0 when not (no error set), -1 on error.
+ * A malformed identifier is a ClientException. */
+int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                     json_t **doc, char **key, struct barge_error **err);
+
+/* Tags of a resource as an ECS tag list [{key, value}] (new reference; empty
+ * when none). */
+int ecs_tags_get(struct barge_tx *tx, const char *arn, json_t **tags, struct barge_error **err);
+/* Merges tags into the resource's tags (validating them first). */
+int ecs_tags_add(struct barge_tx *tx, const char *arn, const json_t *tags,
+                 struct barge_error **err);
+/* Drops every tag of a resource (when it is deleted). */
+int ecs_tags_drop(struct barge_tx *tx, const char *arn, struct barge_error **err);
+/* Validates a tag list as ECS does: at most 50, unique keys, no "aws:" prefix. */
+int ecs_tags_validate(const json_t *tags, struct barge_error **err);
+
+/* True when name is 1-255 of [A-Za-z0-9_-], ECS's rule for cluster, family,
+ * container and service names. */
+bool ecs_name_valid(const char *name);
+
+/* Purges DELETE_IN_PROGRESS task definitions that no task or service uses any
+ * more; barged's housekeeping loop calls it. */
+int barge_ecs_taskdefs_reap(struct barge_server *srv, struct barge_error **err);
+
+/* The operation tables of each ECS area, merged in ecs.c. */
+extern const struct barge_api_op ecs_cluster_ops[];
+extern const struct barge_api_op ecs_taskdef_ops[];
+extern const struct barge_api_op ecs_tag_ops[];
+
+#endif

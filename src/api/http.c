@@ -1,0 +1,355 @@
+/* The HTTP server behind http.h, on libmicrohttpd. Each connection has its own
+ * thread, so handlers may block (the agent channel long-polls). The raw request
+ * target is captured before libmicrohttpd splits and unescapes it, because
+ * SigV4 signs the path and query exactly as they were sent. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/http.h"
+#include "common/ids.h"
+#include "common/log.h"
+
+struct barge_http_server {
+    struct MHD_Daemon *daemon;
+    const struct barge_http_route *routes;
+    void *server;
+    int port;
+};
+
+/* Per-request state, created by the URI callback and freed on completion. */
+struct conn_state {
+    struct barge_http_req req;
+    char *raw_target;
+    const struct barge_http_route *route;
+    size_t body_cap;
+    bool too_large;
+    bool headers_done;
+};
+
+const char *barge_http_req_header(const struct barge_http_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *barge_http_unescape(const char *s, size_t len)
+{
+    char *out = barge_xmalloc(len + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
+            (lo = hexval(s[i + 2])) >= 0) {
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+char *barge_http_req_query(const struct barge_http_req *req, const char *name)
+{
+    const char *q = req->raw_query;
+    size_t nlen = strlen(name);
+    while (q && *q) {
+        const char *end = strchr(q, '&');
+        size_t plen = end ? (size_t)(end - q) : strlen(q);
+        const char *eq = memchr(q, '=', plen);
+        size_t klen = eq ? (size_t)(eq - q) : plen;
+        _cleanup_free_ char *key = barge_http_unescape(q, klen);
+        if (strlen(key) == nlen && memcmp(key, name, nlen) == 0) {
+            if (!eq)
+                return barge_xstrdup("");
+            return barge_http_unescape(eq + 1, plen - klen - 1);
+        }
+        q = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+void barge_http_resp_header(struct barge_http_resp *resp, const char *name, const char *value)
+{
+    resp->headers =
+        barge_xrealloc(resp->headers, (resp->n_headers + 1) * sizeof(struct barge_http_header));
+    resp->headers[resp->n_headers].name = barge_xstrdup(name);
+    resp->headers[resp->n_headers].value = barge_xstrdup(value);
+    resp->n_headers++;
+}
+
+void barge_http_resp_set(struct barge_http_resp *resp, int status, const char *content_type,
+                         char *body, size_t len)
+{
+    resp->status = status;
+    if (content_type)
+        barge_http_resp_header(resp, "Content-Type", content_type);
+    free(resp->body);
+    resp->body = body;
+    resp->body_len = len;
+}
+
+static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct conn_state *cs = barge_xcalloc(1, sizeof(*cs));
+    cs->raw_target = barge_xstrdup(uri);
+    char *q = strchr(cs->raw_target, '?');
+    if (q) {
+        *q = '\0';
+        cs->req.raw_query = q + 1;
+    } else {
+        cs->req.raw_query = "";
+    }
+    cs->req.raw_path = cs->raw_target;
+    cs->req.path = barge_http_unescape(cs->raw_target, strlen(cs->raw_target));
+    barge_id_uuid(cs->req.request_id);
+    return cs;
+}
+
+/* libmicrohttpd unescapes paths and query values in place; we keep everything
+ * raw and decode ourselves where needed. */
+static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s)
+{
+    return strlen(s);
+}
+
+static enum MHD_Result header_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct barge_http_req *req = cls;
+    req->headers =
+        barge_xrealloc(req->headers, (req->n_headers + 1) * sizeof(struct barge_http_header));
+    req->headers[req->n_headers].name = barge_xstrdup(key);
+    req->headers[req->n_headers].value = barge_xstrdup(value ? value : "");
+    req->n_headers++;
+    return MHD_YES;
+}
+
+static void free_headers(struct barge_http_header *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(h[i].name);
+        free(h[i].value);
+    }
+    free(h);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn_state *cs = *con_cls;
+    if (!cs)
+        return;
+    free_headers(cs->req.headers, cs->req.n_headers);
+    free(cs->req.body);
+    free(cs->req.path);
+    free(cs->raw_target);
+    free(cs);
+    *con_cls = NULL;
+}
+
+static enum MHD_Result send_plain(struct MHD_Connection *conn, unsigned status, const char *msg)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    struct barge_http_server *srv = cls;
+    struct conn_state *cs = *con_cls;
+    if (!cs)
+        return MHD_NO;
+
+    if (!cs->headers_done) {
+        cs->headers_done = true;
+        cs->req.method = method;
+        cs->req.server = srv->server;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, header_cb, &cs->req);
+        for (const struct barge_http_route *r = srv->routes; r->handler; r++) {
+            if (barge_str_has_prefix(cs->req.path, r->prefix)) {
+                cs->route = r;
+                break;
+            }
+        }
+        const char *cl = barge_http_req_header(&cs->req, "Content-Length");
+        if (cs->route && cl && strtoull(cl, NULL, 10) > cs->route->max_body)
+            cs->too_large = true;
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (cs->too_large || !cs->route)
+            return MHD_YES;
+        if (cs->req.body_len + n > cs->route->max_body) {
+            cs->too_large = true;
+            return MHD_YES;
+        }
+        if (cs->req.body_len + n + 1 > cs->body_cap) {
+            cs->body_cap = (cs->req.body_len + n + 1) * 2;
+            cs->req.body = barge_xrealloc(cs->req.body, cs->body_cap);
+        }
+        memcpy(cs->req.body + cs->req.body_len, upload_data, n);
+        cs->req.body_len += n;
+        cs->req.body[cs->req.body_len] = '\0';
+        return MHD_YES;
+    }
+
+    if (!cs->route)
+        return send_plain(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+    if (cs->too_large)
+        return send_plain(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
+    if (!cs->req.body)
+        cs->req.body = barge_xcalloc(1, 1);
+
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char addr[INET6_ADDRSTRLEN] = "";
+    if (ci && ci->client_addr) {
+        if (ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
+                      sizeof(addr));
+        else if (ci->client_addr->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr,
+                      sizeof(addr));
+    }
+    cs->req.remote_addr = addr;
+
+    struct barge_http_resp resp = {.status = 200, .fd = -1};
+    barge_log_set_request_id(cs->req.request_id);
+    cs->route->handler(&cs->req, &resp);
+    barge_log_set_request_id(NULL);
+
+    struct MHD_Response *r;
+    if (resp.fd >= 0) {
+        r = MHD_create_response_from_fd_at_offset64(resp.fd_len, resp.fd,
+                                                     (uint64_t)resp.fd_offset);
+        free(resp.body);
+    } else {
+        r = MHD_create_response_from_buffer(resp.body_len, resp.body ? resp.body : (void *)"",
+                                            resp.body ? MHD_RESPMEM_MUST_FREE
+                                                      : MHD_RESPMEM_PERSISTENT);
+    }
+    MHD_add_response_header(r, "x-amzn-RequestId", cs->req.request_id);
+    for (size_t i = 0; i < resp.n_headers; i++)
+        MHD_add_response_header(r, resp.headers[i].name, resp.headers[i].value);
+    free_headers(resp.headers, resp.n_headers);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp.status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct barge_error **err)
+{
+    memset(ss, 0, sizeof(*ss));
+    _cleanup_free_ char *copy = barge_xstrdup(listen);
+    char *host = copy, *port;
+    if (host[0] == '[') {
+        char *close_br = strchr(host, ']');
+        if (!close_br || close_br[1] != ':')
+            return barge_error_set(err, BARGE_ERR_INVALID, "invalid listen address '%s'", listen);
+        *close_br = '\0';
+        host++;
+        port = close_br + 2;
+    } else {
+        char *colon = strrchr(host, ':');
+        if (!colon)
+            return barge_error_set(err, BARGE_ERR_INVALID,
+                                   "invalid listen address '%s': expected host:port", listen);
+        *colon = '\0';
+        port = colon + 1;
+    }
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (*port == '\0' || *end || p < 0 || p > 65535)
+        return barge_error_set(err, BARGE_ERR_INVALID, "invalid port in listen address '%s'",
+                               listen);
+    if (*host == '\0')
+        host = "0.0.0.0";
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)p);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)p);
+    } else if (strcmp(host, "localhost") == 0) {
+        in4->sin_family = AF_INET;
+        in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        in4->sin_port = htons((uint16_t)p);
+    } else {
+        return barge_error_set(err, BARGE_ERR_INVALID,
+                               "invalid listen address '%s': host must be an IP address", listen);
+    }
+    return 0;
+}
+
+int barge_http_start(const char *listen, const struct barge_http_route *routes, void *server,
+                     struct barge_http_server **out, struct barge_error **err)
+{
+    struct sockaddr_storage ss;
+    if (parse_listen(listen, &ss, err) < 0)
+        return -1;
+    struct barge_http_server *srv = barge_xcalloc(1, sizeof(*srv));
+    srv->routes = routes;
+    srv->server = server;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)600, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+    if (!srv->daemon) {
+        free(srv);
+        return barge_error_set(err, BARGE_ERR_IO,
+                               "cannot listen on '%s' (is the address in use?)", listen);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : 0;
+    *out = srv;
+    return 0;
+}
+
+int barge_http_port(const struct barge_http_server *srv)
+{
+    return srv->port;
+}
+
+void barge_http_stop(struct barge_http_server *srv)
+{
+    if (!srv)
+        return;
+    MHD_stop_daemon(srv->daemon);
+    free(srv);
+}

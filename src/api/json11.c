@@ -1,0 +1,200 @@
+/* The AWS JSON 1.1 dispatcher: X-Amz-Target picks the service and operation,
+ * SigV4 authenticates, the model validates, the handler serves. Also the
+ * paging helpers every List operation shares. */
+#include <openssl/evp.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "api/model.h"
+#include "api/server.h"
+#include "common/json.h"
+#include "common/log.h"
+
+extern const struct barge_api_service barge_api_ecs;
+
+static const struct barge_api_service *services[] = {
+    &barge_api_ecs,
+};
+
+static const struct barge_api_service *find_service(const char *target, const char **op)
+{
+    const char *dot = strrchr(target, '.');
+    if (!dot)
+        return NULL;
+    size_t plen = (size_t)(dot - target);
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(services); i++) {
+        const struct barge_model *m = barge_model_get(services[i]->model);
+        const char *prefix = m ? barge_model_target_prefix(m) : NULL;
+        if (prefix && strlen(prefix) == plen && memcmp(prefix, target, plen) == 0) {
+            *op = dot + 1;
+            return services[i];
+        }
+    }
+    return NULL;
+}
+
+static int authenticate(struct barge_http_req *req, struct barge_server *srv,
+                        const char *signing_name, struct barge_sigv4_identity *who,
+                        struct barge_error **err)
+{
+    struct barge_kv *hdrs = barge_xcalloc(req->n_headers + 1, sizeof(*hdrs));
+    for (size_t i = 0; i < req->n_headers; i++) {
+        hdrs[i].name = req->headers[i].name;
+        hdrs[i].value = req->headers[i].value;
+    }
+    struct barge_sigv4_request sr = {
+        .method = req->method,
+        .raw_path = req->raw_path,
+        .raw_query = req->raw_query,
+        .headers = hdrs,
+        .n_headers = req->n_headers,
+        .body = req->body,
+        .body_len = req->body_len,
+    };
+    int r = barge_sigv4_verify(&sr, srv->cfg.region, time(NULL), srv->cfg.max_skew_seconds,
+                               barge_server_lookup_key, srv, who, err);
+    free(hdrs);
+    if (r < 0)
+        return -1;
+    if (strcmp(who->service, signing_name) != 0)
+        return barge_error_set(err, BARGE_ERR_AUTH_SIGNATURE,
+                               "Credential should be scoped to correct service: '%s'.",
+                               signing_name);
+    return 0;
+}
+
+void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp *resp)
+{
+    struct barge_server *srv = req->server;
+    _cleanup_error_ struct barge_error *err = NULL;
+    _cleanup_json_ json_t *input = NULL, *out = NULL;
+    const struct barge_api_service *svc = NULL;
+    const char *op = NULL;
+    const char *target = barge_http_req_header(req, "X-Amz-Target");
+
+    if (strcmp(req->method, "POST") != 0 || !target) {
+        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
+                        "expected a POST with an X-Amz-Target header naming the operation");
+        goto fail;
+    }
+    svc = find_service(target, &op);
+    if (!svc) {
+        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", target);
+        goto fail;
+    }
+    const struct barge_model *model = barge_model_get(svc->model);
+    struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = op};
+    if (authenticate(req, srv, barge_model_signing_name(model), &ctx.who, &err) < 0)
+        goto fail;
+
+    const struct barge_api_op *handler = NULL;
+    for (const struct barge_api_op *const *t = svc->op_tables; *t && !handler; t++)
+        for (const struct barge_api_op *o = *t; o->name; o++)
+            if (strcmp(o->name, op) == 0) {
+                handler = o;
+                break;
+            }
+    if (!handler) {
+        if (barge_model_has_operation(model, op))
+            barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
+                            "operation '%s' is not implemented by barge", op);
+        else
+            barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", target);
+        goto fail;
+    }
+
+    json_error_t jerr;
+    input = req->body_len == 0 ? json_object() : json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!input) {
+        barge_error_set(&err, BARGE_ERR_SERIALIZATION, "request body is not valid JSON: %s",
+                        jerr.text);
+        goto fail;
+    }
+    if (barge_model_validate_input(model, op, input, &err) < 0)
+        goto fail;
+
+    if (handler->handler(&ctx, input, &out, &err) < 0)
+        goto fail;
+    char *text = barge_json_dump(out ? out : json_object());
+    barge_http_resp_set(resp, 200, "application/x-amz-json-1.1", text, strlen(text));
+    barge_debug("%s %s ok", svc->model, op);
+    return;
+
+fail:
+    if (err->code == BARGE_ERR_INTERNAL || err->code == BARGE_ERR_IO)
+        barge_err("%s %s failed: %s (%s:%d)", svc ? svc->model : "?", op ? op : "?",
+                  err->message, err->file, err->line);
+    else
+        barge_debug("%s %s rejected: %s", svc ? svc->model : "?", op ? op : "?", err->message);
+    barge_api_error_response(svc, err, resp);
+}
+
+char *barge_api_token_encode(const char *last_key)
+{
+    size_t len = strlen(last_key);
+    char *out = barge_xmalloc(4 * ((len + 2) / 3) + 1);
+    int n = EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)last_key, (int)len);
+    for (int i = 0; i < n; i++) {
+        if (out[i] == '+')
+            out[i] = '-';
+        else if (out[i] == '/')
+            out[i] = '_';
+    }
+    return out;
+}
+
+int barge_api_token_decode(const char *token, char **key, struct barge_error **err)
+{
+    *key = NULL;
+    if (!token)
+        return 0;
+    size_t len = strlen(token);
+    _cleanup_free_ char *std = NULL;
+    if (len == 0 || len % 4 != 0 || len > 4096)
+        goto bad;
+    std = barge_xstrdup(token);
+    for (size_t i = 0; i < len; i++) {
+        if (std[i] == '-')
+            std[i] = '+';
+        else if (std[i] == '_')
+            std[i] = '/';
+    }
+    char *out = barge_xmalloc(len);
+    int n = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)std, (int)len);
+    if (n < 0) {
+        free(out);
+        goto bad;
+    }
+    while (n > 0 && len > 0 && std[len - 1] == '=') {
+        n--;
+        len--;
+    }
+    out[n] = '\0';
+    if (memchr(out, '\0', (size_t)n) || n == 0) {
+        free(out);
+        goto bad;
+    }
+    *key = out;
+    return 0;
+bad:
+    return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                "Invalid nextToken '%s'.", token);
+}
+
+int barge_api_max_results(const json_t *input, const char *name, int dflt, int max, int *out,
+                          struct barge_error **err)
+{
+    json_t *v = json_object_get(input, name);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    json_int_t n = json_integer_value(v);
+    if (n < 1 || n > max)
+        return barge_error_set(err, BARGE_ERR_INVALID,
+                               "%s must be between 1 and %d; '%lld' was given.", name, max,
+                               (long long)n);
+    *out = (int)n;
+    return 0;
+}

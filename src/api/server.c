@@ -1,0 +1,182 @@
+/* barged's process-wide pieces: access keys (kept in the store; the first start
+ * creates an admin key and writes it as the AWS profile "barge"), the SigV4
+ * key lookup, the route table and the housekeeping loop. */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/ecs.h"
+#include "api/server.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#define KIND_ACCESS_KEY "accesskey"
+
+int barge_server_lookup_key(const char *access_key_id, void *ud,
+                            struct barge_sigv4_credentials *out, struct barge_error **err)
+{
+    struct barge_server *srv = ud;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0)
+        return -1;
+    int r = barge_store_get(tx, KIND_ACCESS_KEY, access_key_id, &doc, err);
+    if (r <= 0)
+        return r;
+    out->access_key_id = barge_xstrdup(access_key_id);
+    out->secret_access_key = barge_xstrdup(barge_json_str(doc, "secretAccessKey", ""));
+    const char *tok = barge_json_str(doc, "sessionToken", NULL);
+    out->session_token = tok ? barge_xstrdup(tok) : NULL;
+    return 1;
+}
+
+static void random_chars(char *out, size_t n, const char *alphabet)
+{
+    size_t alen = strlen(alphabet);
+    unsigned char buf[64];
+    barge_random_bytes(buf, n);
+    for (size_t i = 0; i < n; i++)
+        out[i] = alphabet[buf[i] % alen];
+    out[n] = '\0';
+}
+
+/* Replaces (or appends) the section [name] of an INI file with body. */
+static int write_ini_section(const char *path, const char *name, const char *body,
+                             struct barge_error **err)
+{
+    _cleanup_free_ char *old = barge_read_file(path, NULL);
+    if (!old && errno != ENOENT)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot read '%s'", path);
+    _cleanup_free_ char *header = barge_xasprintf("[%s]", name);
+    size_t cap = (old ? strlen(old) : 0) + strlen(header) + strlen(body) + 4;
+    char *out = barge_xcalloc(1, cap);
+    size_t len = 0;
+    bool skipping = false, written = false;
+    for (char *line = old, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        size_t l = next ? (size_t)(next - line) : strlen(line);
+        next = next ? next + 1 : line + l;
+        if (line[0] == '[') {
+            skipping = l >= strlen(header) && strncmp(line, header, strlen(header)) == 0;
+            if (skipping && !written) {
+                len += (size_t)sprintf(out + len, "%s\n%s", header, body);
+                written = true;
+            }
+        }
+        if (!skipping) {
+            memcpy(out + len, line, l);
+            len += l;
+            out[len++] = '\n';
+        }
+    }
+    if (!written) {
+        if (len > 0 && out[len - 1] != '\n')
+            out[len++] = '\n';
+        len += (size_t)sprintf(out + len, "%s\n%s", header, body);
+    }
+    int r = barge_write_file_atomic(path, out, len, 0600);
+    free(out);
+    if (r < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", path);
+    return 0;
+}
+
+static char *aws_file(const char *env, const char *name)
+{
+    const char *v = getenv(env);
+    if (v && *v)
+        return barge_xstrdup(v);
+    const char *home = getenv("HOME");
+    return barge_xasprintf("%s/.aws/%s", home && *home ? home : "/root", name);
+}
+
+static int write_profile(const struct barge_server *srv, const char *akid, const char *secret,
+                         int port, struct barge_error **err)
+{
+    _cleanup_free_ char *creds = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+    _cleanup_free_ char *config = aws_file("AWS_CONFIG_FILE", "config");
+    _cleanup_free_ char *dir = barge_xstrdup(creds);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        if (barge_mkdir_p(dir, 0700) < 0)
+            return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", dir);
+    }
+    _cleanup_free_ char *cbody = barge_xasprintf(
+        "aws_access_key_id = %s\naws_secret_access_key = %s\n", akid, secret);
+    const char *host = srv->cfg.listen;
+    _cleanup_free_ char *hostpart = barge_xstrdup(host);
+    char *colon = strrchr(hostpart, ':');
+    if (colon)
+        *colon = '\0';
+    if (!*hostpart || strcmp(hostpart, "0.0.0.0") == 0)
+        strcpy(hostpart, "127.0.0.1");
+    _cleanup_free_ char *pbody = barge_xasprintf(
+        "region = %s\noutput = json\nendpoint_url = http://%s:%d\n", srv->cfg.region, hostpart,
+        port);
+    if (write_ini_section(creds, "barge", cbody, err) < 0 ||
+        write_ini_section(config, "profile barge", pbody, err) < 0)
+        return -1;
+    fprintf(stderr,
+            "barged: created the admin access key %s and wrote it as the AWS profile 'barge'\n"
+            "        (%s, %s). Try:\n"
+            "        aws --profile barge --endpoint-url http://%s:%d ecs list-clusters\n",
+            akid, creds, config, hostpart, port);
+    return 0;
+}
+
+int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write_aws_profile,
+                                  struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *existing = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, "meta", "admin-key", &existing, err) < 0)
+        return -1;
+    if (existing)
+        return 0;
+    char akid[21], secret[41];
+    memcpy(akid, "AKIA", 4);
+    random_chars(akid + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+    random_chars(secret, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    _cleanup_json_ json_t *key = json_pack("{s:s, s:s, s:f}", "secretAccessKey", secret, "user",
+                                           "admin", "createdAt", barge_now());
+    _cleanup_json_ json_t *meta = json_pack("{s:s}", "accessKeyId", akid);
+    if (barge_store_put(tx, KIND_ACCESS_KEY, akid, key, err) < 0 ||
+        barge_store_put(tx, "meta", "admin-key", meta, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    /* The key is also left in the data directory, readable only by its owner,
+     * for scripts and tests that must not touch ~/.aws. */
+    _cleanup_free_ char *path = barge_xasprintf("%s/admin-credentials", srv->cfg.data_dir);
+    _cleanup_free_ char *text = barge_xasprintf(
+        "[barge]\naws_access_key_id = %s\naws_secret_access_key = %s\n", akid, secret);
+    if (barge_write_file_atomic(path, text, strlen(text), 0600) < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", path);
+    if (write_aws_profile)
+        return write_profile(srv, akid, secret, port, err);
+    return 0;
+}
+
+static const struct barge_http_route routes[] = {
+    {"/", barge_api_json11_handle, 16 * 1024 * 1024},
+    {NULL, NULL, 0},
+};
+
+const struct barge_http_route *barge_server_routes(void)
+{
+    return routes;
+}
+
+/* Housekeeping that is not urgent enough for its own loop. */
+void barge_server_housekeeping(struct barge_server *srv)
+{
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (barge_ecs_taskdefs_reap(srv, &err) < 0)
+        barge_warn("purging deleted task definitions: %s", err->message);
+}

@@ -1,0 +1,44 @@
+/* barged's process-wide state: configuration, the store and the listener. One
+ * struct barge_server exists per process; handlers reach it through their
+ * request. */
+#ifndef BARGE_API_SERVER_H
+#define BARGE_API_SERVER_H
+
+#include "api/http.h"
+#include "common/sigv4.h"
+#include "store/store.h"
+
+struct barge_config {
+    char *listen;     /* "127.0.0.1:4566" */
+    char *data_dir;   /* "./barge-data" */
+    char *store_uri;  /* defaults to <data_dir>/barge.db */
+    char *region;     /* "us-east-1" */
+    char *account_id; /* "000000000000" */
+    int max_skew_seconds;
+    bool dev;
+};
+
+struct barge_server {
+    struct barge_config cfg;
+    struct barge_store *store;
+    struct barge_http_server *http;
+};
+
+/* Looks up an access key in the store for SigV4 (a barge_sigv4_lookup_fn;
+ * ud is the struct barge_server). */
+int barge_server_lookup_key(const char *access_key_id, void *ud,
+                            struct barge_sigv4_credentials *out, struct barge_error **err);
+
+/* Creates the admin access key on first start (kept in the store and in
+ * <data_dir>/admin-credentials); with write_aws_profile, also writes it as the
+ * AWS profile "barge" (credentials and config with region and endpoint). */
+int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write_aws_profile,
+                                  struct barge_error **err);
+
+/* The HTTP routes barged serves (a static table). */
+const struct barge_http_route *barge_server_routes(void);
+
+/* Periodic housekeeping (purging deleted task definitions, ...). */
+void barge_server_housekeeping(struct barge_server *srv);
+
+#endif

@@ -1,0 +1,406 @@
+/* The SQLite backend of store.h. One database file in WAL mode with
+ * synchronous=FULL, so a commit that returned is on disk; readers use their own
+ * connections and never block the writer. Writers are serialised by a mutex in
+ * front of BEGIN IMMEDIATE, because SQLite's busy handler sleeps in coarse
+ * steps and would add milliseconds under contention. Connections are pooled so
+ * each transaction has one to itself. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "store/store.h"
+
+enum { STMT_GET, STMT_PUT, STMT_DEL, STMT_SCAN_ASC, STMT_SCAN_DESC, STMT_COUNT, STMT_COUNTER, N_STMT };
+
+static const char *stmt_sql[N_STMT] = {
+    [STMT_GET] = "SELECT doc FROM objects WHERE kind = ?1 AND key = ?2",
+    [STMT_PUT] = "INSERT INTO objects(kind, key, doc) VALUES (?1, ?2, ?3) "
+                 "ON CONFLICT(kind, key) DO UPDATE SET doc = excluded.doc",
+    [STMT_DEL] = "DELETE FROM objects WHERE kind = ?1 AND key = ?2",
+    [STMT_SCAN_ASC] = "SELECT key, doc FROM objects WHERE kind = ?1 AND key >= ?2 AND key < ?3 "
+                      "AND key > ?4 ORDER BY key ASC LIMIT ?5",
+    [STMT_SCAN_DESC] = "SELECT key, doc FROM objects WHERE kind = ?1 AND key >= ?2 AND key < ?3 "
+                       "AND key < ?4 ORDER BY key DESC LIMIT ?5",
+    [STMT_COUNT] = "SELECT count(*) FROM objects WHERE kind = ?1 AND key >= ?2 AND key < ?3",
+    [STMT_COUNTER] = "INSERT INTO counters(name, value) VALUES (?1, 1) "
+                     "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+};
+
+/* Each migration moves the schema one version up; never edit a released one. */
+static const char *migrations[] = {
+    "CREATE TABLE objects (kind TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL, "
+    "PRIMARY KEY (kind, key)) WITHOUT ROWID;"
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+};
+
+struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[N_STMT];
+    struct conn *next;
+};
+
+struct barge_store {
+    char *path;
+    pthread_mutex_t pool_lock;
+    pthread_mutex_t write_lock;
+    struct conn *idle;
+};
+
+struct barge_tx {
+    struct barge_store *st;
+    struct conn *c;
+    bool write;
+};
+
+static int db_error(struct barge_error **err, sqlite3 *db, const char *what)
+{
+    int code = sqlite3_errcode(db);
+    enum barge_errcode ec =
+        (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_CANTOPEN) ? BARGE_ERR_IO
+                                                                                 : BARGE_ERR_INTERNAL;
+    return barge_error_set(err, ec, "store: %s: %s", what, sqlite3_errmsg(db));
+}
+
+static void conn_free(struct conn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < N_STMT; i++)
+        sqlite3_finalize(c->stmts[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static int conn_open(struct barge_store *st, bool prepare, struct conn **out,
+                     struct barge_error **err)
+{
+    struct conn *c = barge_xcalloc(1, sizeof(*c));
+    int rc = sqlite3_open_v2(st->path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        barge_error_set(err, BARGE_ERR_IO, "store: cannot open '%s': %s", st->path,
+                        c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        conn_free(c);
+        return -1;
+    }
+    sqlite3_busy_timeout(c->db, 30000);
+    char *msg = NULL;
+    if (sqlite3_exec(c->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        barge_error_set(err, BARGE_ERR_IO, "store: cannot configure '%s': %s", st->path,
+                        msg ? msg : "?");
+        sqlite3_free(msg);
+        conn_free(c);
+        return -1;
+    }
+    if (prepare) {
+        for (int i = 0; i < N_STMT; i++) {
+            if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                   &c->stmts[i], NULL) != SQLITE_OK) {
+                db_error(err, c->db, "prepare");
+                conn_free(c);
+                return -1;
+            }
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+static int migrate(struct barge_store *st, struct barge_error **err)
+{
+    struct conn *c;
+    if (conn_open(st, false, &c, err) < 0)
+        return -1;
+    int ret = -1;
+    char *msg = NULL;
+    _cleanup_free_ char *set = NULL;
+    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+        goto out;
+    sqlite3_stmt *s = NULL;
+    int version = 0, target = (int)BARGE_ARRAY_SIZE(migrations);
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (version > target) {
+        barge_error_set(err, BARGE_ERR_CONFLICT,
+                        "store: '%s' has schema version %d, newer than this barged (%d)",
+                        st->path, version, target);
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        goto out_noerr;
+    }
+    for (int v = version; v < target; v++) {
+        if (sqlite3_exec(c->db, migrations[v], NULL, NULL, &msg) != SQLITE_OK)
+            goto out;
+        barge_info("store: migrated '%s' to schema version %d", st->path, v + 1);
+    }
+    set = barge_xasprintf("PRAGMA user_version = %d", target);
+    if (sqlite3_exec(c->db, set, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(c->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+        goto out;
+    ret = 0;
+out:
+    if (ret < 0 && (!err || !*err)) {
+        barge_error_set(err, BARGE_ERR_IO, "store: migrating '%s': %s", st->path,
+                        msg ? msg : sqlite3_errmsg(c->db));
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+out_noerr:
+    sqlite3_free(msg);
+    conn_free(c);
+    return ret;
+}
+
+int barge_store_open(const char *uri, struct barge_store **out, struct barge_error **err)
+{
+    const char *path = uri;
+    if (barge_str_has_prefix(path, "sqlite://"))
+        path += strlen("sqlite://");
+    else if (strstr(uri, "://"))
+        return barge_error_set(err, BARGE_ERR_UNSUPPORTED,
+                               "store: unsupported store '%s' (use a file path or sqlite://PATH)",
+                               uri);
+    struct barge_store *st = barge_xcalloc(1, sizeof(*st));
+    st->path = barge_xstrdup(path);
+    pthread_mutex_init(&st->pool_lock, NULL);
+    pthread_mutex_init(&st->write_lock, NULL);
+    if (migrate(st, err) < 0) {
+        barge_store_close(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
+
+void barge_store_close(struct barge_store *st)
+{
+    if (!st)
+        return;
+    while (st->idle) {
+        struct conn *c = st->idle;
+        st->idle = c->next;
+        conn_free(c);
+    }
+    pthread_mutex_destroy(&st->pool_lock);
+    pthread_mutex_destroy(&st->write_lock);
+    free(st->path);
+    free(st);
+}
+
+static struct conn *pool_take(struct barge_store *st, struct barge_error **err)
+{
+    pthread_mutex_lock(&st->pool_lock);
+    struct conn *c = st->idle;
+    if (c)
+        st->idle = c->next;
+    pthread_mutex_unlock(&st->pool_lock);
+    if (!c && conn_open(st, true, &c, err) < 0)
+        return NULL;
+    c->next = NULL;
+    return c;
+}
+
+static void pool_give(struct barge_store *st, struct conn *c)
+{
+    pthread_mutex_lock(&st->pool_lock);
+    c->next = st->idle;
+    st->idle = c;
+    pthread_mutex_unlock(&st->pool_lock);
+}
+
+int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
+                      struct barge_error **err)
+{
+    struct conn *c = pool_take(st, err);
+    if (!c)
+        return -1;
+    if (write)
+        pthread_mutex_lock(&st->write_lock);
+    if (sqlite3_exec(c->db, write ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        db_error(err, c->db, "begin");
+        if (write)
+            pthread_mutex_unlock(&st->write_lock);
+        pool_give(st, c);
+        return -1;
+    }
+    struct barge_tx *tx = barge_xcalloc(1, sizeof(*tx));
+    tx->st = st;
+    tx->c = c;
+    tx->write = write;
+    *out = tx;
+    return 0;
+}
+
+static void tx_end(struct barge_tx *tx)
+{
+    if (tx->write)
+        pthread_mutex_unlock(&tx->st->write_lock);
+    pool_give(tx->st, tx->c);
+    free(tx);
+}
+
+int barge_store_commit(struct barge_tx *tx, struct barge_error **err)
+{
+    int ret = 0;
+    if (sqlite3_exec(tx->c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        ret = db_error(err, tx->c->db, "commit");
+        sqlite3_exec(tx->c->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    tx_end(tx);
+    return ret;
+}
+
+void barge_store_abort(struct barge_tx *tx)
+{
+    if (!tx)
+        return;
+    sqlite3_exec(tx->c->db, "ROLLBACK", NULL, NULL, NULL);
+    tx_end(tx);
+}
+
+static sqlite3_stmt *stmt(struct barge_tx *tx, int which)
+{
+    sqlite3_stmt *s = tx->c->stmts[which];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+int barge_store_get(struct barge_tx *tx, const char *kind, const char *key, json_t **out,
+                    struct barge_error **err)
+{
+    *out = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_GET);
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return db_error(err, tx->c->db, "get");
+    json_error_t jerr;
+    const char *text = (const char *)sqlite3_column_text(s, 0);
+    *out = json_loadb(text, (size_t)sqlite3_column_bytes(s, 0), 0, &jerr);
+    sqlite3_reset(s);
+    if (!*out)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: corrupt %s '%s': %s", kind, key,
+                               jerr.text);
+    return 1;
+}
+
+int barge_store_put(struct barge_tx *tx, const char *kind, const char *key, const json_t *doc,
+                    struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: put in a read transaction");
+    _cleanup_free_ char *text = barge_json_dump(doc);
+    sqlite3_stmt *s = stmt(tx, STMT_PUT);
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_error(err, tx->c->db, "put");
+    return 0;
+}
+
+int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
+                    struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: delete in a read transaction");
+    sqlite3_stmt *s = stmt(tx, STMT_DEL);
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_error(err, tx->c->db, "delete");
+    return 0;
+}
+
+/* Keys are ASCII; 0xff sorts after every byte a key can hold, so prefix+0xff
+ * bounds the range of keys that start with prefix. */
+static char *upper_bound(const char *prefix)
+{
+    return barge_xasprintf("%s\xff", prefix ? prefix : "");
+}
+
+int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, const char *after,
+                     bool desc, size_t limit, barge_store_scan_fn fn, void *ud,
+                     struct barge_error **err)
+{
+    _cleanup_free_ char *hi = upper_bound(prefix);
+    sqlite3_stmt *s = stmt(tx, desc ? STMT_SCAN_DESC : STMT_SCAN_ASC);
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
+    if (after)
+        sqlite3_bind_text(s, 4, after, -1, SQLITE_STATIC);
+    else if (desc)
+        sqlite3_bind_blob(s, 4, hi, (int)strlen(hi), SQLITE_STATIC);
+    else
+        sqlite3_bind_text(s, 4, "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, limit ? (sqlite3_int64)limit : -1);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(s, 0);
+        json_error_t jerr;
+        json_t *doc = json_loadb((const char *)sqlite3_column_text(s, 1),
+                                 (size_t)sqlite3_column_bytes(s, 1), 0, &jerr);
+        if (!doc) {
+            barge_error_set(err, BARGE_ERR_INTERNAL, "store: corrupt %s '%s': %s", kind, key,
+                            jerr.text);
+            sqlite3_reset(s);
+            return -1;
+        }
+        _cleanup_free_ char *key_copy = barge_xstrdup(key);
+        int r = fn(key_copy, doc, ud, err);
+        json_decref(doc);
+        if (r < 0) {
+            sqlite3_reset(s);
+            return -1;
+        }
+        if (r > 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_error(err, tx->c->db, "scan");
+    sqlite3_reset(s);
+    return 0;
+}
+
+int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix, int64_t *out,
+                      struct barge_error **err)
+{
+    _cleanup_free_ char *hi = upper_bound(prefix);
+    sqlite3_stmt *s = stmt(tx, STMT_COUNT);
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_ROW)
+        return db_error(err, tx->c->db, "count");
+    *out = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return 0;
+}
+
+int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out,
+                             struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: counter in a read transaction");
+    sqlite3_stmt *s = stmt(tx, STMT_COUNTER);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_ROW)
+        return db_error(err, tx->c->db, "counter");
+    *out = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return 0;
+}

@@ -1,0 +1,155 @@
+"""Shared fixtures for the e2e suites: a real barged on 127.0.0.1 with its own
+data directory, boto3 clients signed with the admin key it generated, and the
+aws CLI pointed at it. Everything started here is stopped here, even when a
+test fails."""
+import configparser
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import boto3
+import botocore.config
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN_DIR = os.environ.get("BARGE_BIN_DIR", os.path.join(REPO, "build"))
+REGION = "us-east-1"
+
+
+def binary(name):
+    path = os.path.join(BIN_DIR, name)
+    if not os.path.exists(path):
+        pytest.fail(f"{path} is missing: run make first")
+    return path
+
+
+class Barged:
+    """One barged process and the way to talk to it."""
+
+    def __init__(self, data_dir, extra_args=()):
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(data_dir, "barged.log")
+
+    def start(self, port=0):
+        args = [binary("barged"), "--data-dir", self.data_dir, "--listen",
+                f"127.0.0.1:{port}", "--no-aws-profile", "--log-level", "debug"]
+        args += self.extra_args
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        line = b""
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith(b"barged ready on port "):
+                self.port = int(line.split()[-1])
+                break
+            if not line and self.proc.poll() is not None:
+                break
+        if self.port is None:
+            self.stop()
+            raise RuntimeError(f"barged did not start: {open(self.log_path).read()[-3000:]}")
+        cp = configparser.ConfigParser()
+        cp.read(os.path.join(self.data_dir, "admin-credentials"))
+        self.access_key = cp["barge"]["aws_access_key_id"]
+        self.secret_key = cp["barge"]["aws_secret_access_key"]
+        return self
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service="ecs", **kw):
+        cfg = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"})
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
+                            aws_access_key_id=kw.get("access_key", self.access_key),
+                            aws_secret_access_key=kw.get("secret_key", self.secret_key),
+                            config=cfg)
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def restart(self):
+        port = self.port
+        self.stop()
+        self.port = None
+        return self.start(port=port)
+
+
+@pytest.fixture
+def barged(tmp_path):
+    b = Barged(str(tmp_path / "data")).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def ecs(barged):
+    return barged.client("ecs")
+
+
+class AwsCli:
+    """Debian's aws CLI (v2) with the 'barge' profile and the endpoint."""
+
+    def __init__(self, barged, tmp):
+        self.barged = barged
+        self.env = dict(os.environ)
+        creds = os.path.join(tmp, "aws-credentials")
+        with open(creds, "w") as f:
+            f.write(open(os.path.join(barged.data_dir, "admin-credentials")).read())
+        conf = os.path.join(tmp, "aws-config")
+        with open(conf, "w") as f:
+            f.write(f"[profile barge]\nregion = {REGION}\noutput = json\n")
+        self.env.update({"AWS_SHARED_CREDENTIALS_FILE": creds, "AWS_CONFIG_FILE": conf,
+                         "AWS_PAGER": "", "HOME": tmp})
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                  "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
+            self.env.pop(k, None)
+
+    def run(self, *args, check=True):
+        cmd = ["/usr/bin/aws", "--profile", "barge", "--endpoint-url", self.barged.endpoint,
+               "--output", "json", *args]
+        p = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({p.returncode}): {p.stderr}")
+        return p
+
+    def json(self, *args):
+        out = self.run(*args).stdout
+        return json.loads(out) if out.strip() else {}
+
+
+@pytest.fixture
+def awscli(barged, tmp_path):
+    d = tmp_path / "awscli"
+    d.mkdir()
+    return AwsCli(barged, str(d))
+
+
+def error_code(excinfo):
+    return excinfo.value.response["Error"]["Code"]
+
+
+def error_message(excinfo):
+    return excinfo.value.response["Error"]["Message"]
