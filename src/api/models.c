@@ -1,0 +1,76 @@
+/* The botocore-derived API models (data/models/<service>.json, made by
+ * scripts/gen-models) embedded into the binary with .incbin, so that barged
+ * needs no data files at run time and a model can never be out of step with
+ * the code that validates against it. The Makefile compiles from the repository
+ * root and lists the JSON files as dependencies of this object, which is why the
+ * paths below are relative to the root. Each blob gets a trailing NUL (jansson
+ * does not need it, but a debugger or a strstr does) and a length symbol. */
+#include "api/models.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* One model: `sym` is the NUL-terminated text, `sym_len` a 64-bit length that
+ * excludes the NUL. Kept in .rodata so the text is shared and read-only. */
+#define EMBED(sym, file)                         \
+    ".pushsection .rodata,\"a\",@progbits\n"     \
+    ".balign 16\n"                               \
+    ".globl " sym "\n"                           \
+    ".type " sym ", @object\n" sym ":\n"         \
+    ".incbin \"" file "\"\n"                     \
+    ".L" sym "_end:\n"                           \
+    ".byte 0\n"                                  \
+    ".size " sym ", . - " sym "\n"               \
+    ".balign 8\n"                                \
+    ".globl " sym "_len\n"                       \
+    ".type " sym "_len, @object\n" sym "_len:\n" \
+    ".quad .L" sym "_end - " sym "\n"            \
+    ".size " sym "_len, 8\n"                     \
+    ".popsection\n"
+
+__asm__(EMBED("barge_model_ecs_json", "data/models/ecs.json"));
+__asm__(EMBED("barge_model_ssm_json", "data/models/ssm.json"));
+__asm__(EMBED("barge_model_secretsmanager_json", "data/models/secretsmanager.json"));
+__asm__(EMBED("barge_model_logs_json", "data/models/logs.json"));
+__asm__(EMBED("barge_model_ecr_json", "data/models/ecr.json"));
+__asm__(EMBED("barge_model_application_autoscaling_json",
+              "data/models/application-autoscaling.json"));
+
+extern const char barge_model_ecs_json[];
+extern const uint64_t barge_model_ecs_json_len;
+extern const char barge_model_ssm_json[];
+extern const uint64_t barge_model_ssm_json_len;
+extern const char barge_model_secretsmanager_json[];
+extern const uint64_t barge_model_secretsmanager_json_len;
+extern const char barge_model_logs_json[];
+extern const uint64_t barge_model_logs_json_len;
+extern const char barge_model_ecr_json[];
+extern const uint64_t barge_model_ecr_json_len;
+extern const char barge_model_application_autoscaling_json[];
+extern const uint64_t barge_model_application_autoscaling_json_len;
+
+static const struct {
+    const char *service;
+    const char *text;
+    const uint64_t *len;
+} embedded[] = {
+    {"ecs", barge_model_ecs_json, &barge_model_ecs_json_len},
+    {"ssm", barge_model_ssm_json, &barge_model_ssm_json_len},
+    {"secretsmanager", barge_model_secretsmanager_json, &barge_model_secretsmanager_json_len},
+    {"logs", barge_model_logs_json, &barge_model_logs_json_len},
+    {"ecr", barge_model_ecr_json, &barge_model_ecr_json_len},
+    {"application-autoscaling", barge_model_application_autoscaling_json,
+     &barge_model_application_autoscaling_json_len},
+};
+
+const char *barge_model_embedded_get(const char *service, size_t *len)
+{
+    for (size_t i = 0; service && i < sizeof(embedded) / sizeof(embedded[0]); i++) {
+        if (strcmp(embedded[i].service, service) == 0) {
+            if (len)
+                *len = (size_t)*embedded[i].len;
+            return embedded[i].text;
+        }
+    }
+    return NULL;
+}
