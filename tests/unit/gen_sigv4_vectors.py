@@ -232,6 +232,8 @@ def emit(out, vs):
       ' * Each request was signed by botocore at %s UTC. */\n'
       % (botocore.__version__, FIXED.isoformat()))
     w('#ifndef BARGE_TESTS_SIGV4_VECTORS_H\n#define BARGE_TESTS_SIGV4_VECTORS_H\n\n')
+    # Generated data keeps one entry per line, long strings unbroken.
+    w('// clang-format off\n')
     w('#include "common/sigv4.h"\n\n')
     w('#define SIGV4_VECTOR_TIME ((time_t)%dLL)\n\n' % calendar.timegm(FIXED.timetuple()))
     w('struct sigv4_vector {\n'
@@ -284,7 +286,7 @@ def emit(out, vs):
                     'x_amz_date', 'content_sha'):
             w('        .%s = %s,\n' % (key, c_str(v[key])))
         w('    },\n')
-    w('};\n\n#endif\n')
+    w('};\n// clang-format on\n\n#endif\n')
 
 
 if __name__ == '__main__':

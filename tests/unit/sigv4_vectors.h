@@ -3,6 +3,7 @@
 #ifndef BARGE_TESTS_SIGV4_VECTORS_H
 #define BARGE_TESTS_SIGV4_VECTORS_H
 
+// clang-format off
 #include "common/sigv4.h"
 
 #define SIGV4_VECTOR_TIME ((time_t)1715949296LL)
@@ -551,5 +552,6 @@ static const struct sigv4_vector sigv4_vectors[] = {
         .content_sha = NULL,
     },
 };
+// clang-format on
 
 #endif
