@@ -731,20 +731,13 @@ static int parse_auth_header(const char *auth, struct sigv4_auth *a, struct barg
         p += len;
     }
 
-    const char *missing[3] = {NULL, NULL, NULL};
-    if (!a->credential || !*a->credential)
-        missing[0] = "Credential";
-    if (!a->signature || !*a->signature)
-        missing[1] = "Signature";
-    if (!a->signed_headers)
-        missing[2] = "SignedHeaders";
     struct sbuf msg = {0};
-    for (size_t i = 0; i < 3; i++)
-        if (missing[i]) {
-            sb_adds(&msg, "Authorization header requires '");
-            sb_adds(&msg, missing[i]);
-            sb_adds(&msg, "' parameter. ");
-        }
+    if (!a->credential || !*a->credential)
+        sb_adds(&msg, "Authorization header requires 'Credential' parameter. ");
+    if (!a->signature || !*a->signature)
+        sb_adds(&msg, "Authorization header requires 'Signature' parameter. ");
+    if (!a->signed_headers)
+        sb_adds(&msg, "Authorization header requires 'SignedHeaders' parameter. ");
     if (!a->date)
         sb_adds(&msg,
                 "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
@@ -1007,8 +1000,11 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
     _cleanup_free_ char *announced = list_has(a.signed_headers, "x-amz-content-sha256")
                                          ? header_get(req, "x-amz-content-sha256")
                                          : NULL;
-    char body_hash[65];
-    barge_sha256_hex(req->body, req->body_len, body_hash);
+    /* Large S3 uploads are often UNSIGNED-PAYLOAD: hash only when it counts. */
+    bool announced_hash = announced && is_hex64(announced);
+    char body_hash[65] = "";
+    if (announced_hash || (!announced && !(a.presigned && req->s3)))
+        barge_sha256_hex(req->body, req->body_len, body_hash);
     const char *payload = announced                ? announced
                           : a.presigned && req->s3 ? UNSIGNED_PAYLOAD
                                                    : body_hash;
@@ -1058,7 +1054,7 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
      * STREAMING-* forms leave the body to the caller: aws-chunked bodies carry
      * their own chunk signatures or trailing checksums, which only the S3
      * layer that decodes them can check. */
-    if (announced && is_hex64(announced) && strcasecmp(announced, body_hash) != 0)
+    if (announced_hash && strcasecmp(announced, body_hash) != 0)
         return barge_error_set_type(
             err, BARGE_ERR_AUTH_SIGNATURE, "XAmzContentSHA256Mismatch",
             "The provided 'x-amz-content-sha256' header does not match what was computed.");
