@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/model.h"
 #include "api/server.h"
 #include "common/log.h"
 
@@ -140,6 +141,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
+    /* Parse the API models now rather than on the first request of each. */
+    static const char *models[] = {"ecs"};
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(models); i++)
+        barge_model_get(models[i]);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);

@@ -326,7 +326,8 @@ int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
 }
 
 /* Keys are ASCII; 0xff sorts after every byte a key can hold, so prefix+0xff
- * bounds the range of keys that start with prefix. */
+ * bounds the range of keys that start with prefix. It is bound as TEXT: SQLite
+ * orders every TEXT value before every BLOB. */
 static char *upper_bound(const char *prefix)
 {
     return barge_xasprintf("%s\xff", prefix ? prefix : "");
@@ -340,11 +341,11 @@ int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, 
     sqlite3_stmt *s = stmt(tx, desc ? STMT_SCAN_DESC : STMT_SCAN_ASC);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
     if (after)
         sqlite3_bind_text(s, 4, after, -1, SQLITE_STATIC);
     else if (desc)
-        sqlite3_bind_blob(s, 4, hi, (int)strlen(hi), SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, hi, (int)strlen(hi), SQLITE_STATIC);
     else
         sqlite3_bind_text(s, 4, "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, limit ? (sqlite3_int64)limit : -1);
@@ -383,7 +384,7 @@ int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix,
     sqlite3_stmt *s = stmt(tx, STMT_COUNT);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_ROW)
         return db_error(err, tx->c->db, "count");
     *out = sqlite3_column_int64(s, 0);

@@ -34,6 +34,7 @@ class Barged:
         self.extra_args = list(extra_args)
         self.proc = None
         self.port = None
+        os.makedirs(data_dir, exist_ok=True)
         self.log_path = os.path.join(data_dir, "barged.log")
 
     def start(self, port=0):
@@ -109,10 +110,46 @@ def ecs(barged):
     return barged.client("ecs")
 
 
+def raw_call(barged, target, body, service="ecs"):
+    """A signed JSON 1.1 call made by hand, for operations that Debian's
+    botocore (older than the model barged serves) does not know yet. Returns
+    (HTTP status, parsed body)."""
+    import urllib.error
+    import urllib.request
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    req = AWSRequest(method="POST", url=barged.endpoint + "/", data=json.dumps(body).encode(),
+                     headers={"Content-Type": "application/x-amz-json-1.1",
+                              "X-Amz-Target": target})
+    SigV4Auth(Credentials(barged.access_key, barged.secret_key), service, REGION).add_auth(req)
+    p = req.prepare()
+    r = urllib.request.Request(p.url, data=p.body, method="POST", headers=dict(p.headers))
+    try:
+        with urllib.request.urlopen(r, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def ecs_raw(barged, op, body):
+    return raw_call(barged, "AmazonEC2ContainerServiceV20141113." + op, body)
+
+
+def newest_aws():
+    """The aws CLI with the newest botocore on this machine (the image's pip
+    awscli v1 knows operations Debian's v2 build predates), or None."""
+    import glob
+    found = sorted(glob.glob("/root/.pyenv/versions/*/bin/aws"))
+    return found[-1] if found else None
+
+
 class AwsCli:
     """Debian's aws CLI (v2) with the 'barge' profile and the endpoint."""
 
-    def __init__(self, barged, tmp):
+    def __init__(self, barged, tmp, binary="/usr/bin/aws"):
+        self.binary = binary
         self.barged = barged
         self.env = dict(os.environ)
         creds = os.path.join(tmp, "aws-credentials")
@@ -128,7 +165,7 @@ class AwsCli:
             self.env.pop(k, None)
 
     def run(self, *args, check=True):
-        cmd = ["/usr/bin/aws", "--profile", "barge", "--endpoint-url", self.barged.endpoint,
+        cmd = [self.binary, "--profile", "barge", "--endpoint-url", self.barged.endpoint,
                "--output", "json", *args]
         p = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
         if check and p.returncode != 0:
