@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -179,4 +180,50 @@ void barge_server_housekeeping(struct barge_server *srv)
     _cleanup_error_ struct barge_error *err = NULL;
     if (barge_ecs_taskdefs_reap(srv, &err) < 0)
         barge_warn("purging deleted task definitions: %s", err->message);
+}
+
+void barge_server_init(struct barge_server *srv)
+{
+    pthread_mutex_init(&srv->notify_lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->notify_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+void barge_server_notify(struct barge_server *srv)
+{
+    pthread_mutex_lock(&srv->notify_lock);
+    srv->notify_gen++;
+    pthread_cond_broadcast(&srv->notify_cond);
+    pthread_mutex_unlock(&srv->notify_lock);
+}
+
+uint64_t barge_server_generation(struct barge_server *srv)
+{
+    pthread_mutex_lock(&srv->notify_lock);
+    uint64_t g = srv->notify_gen;
+    pthread_mutex_unlock(&srv->notify_lock);
+    return g;
+}
+
+uint64_t barge_server_wait(struct barge_server *srv, uint64_t seen, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->notify_lock);
+    while (srv->notify_gen == seen) {
+        if (pthread_cond_timedwait(&srv->notify_cond, &srv->notify_lock, &deadline) != 0)
+            break;
+    }
+    uint64_t g = srv->notify_gen;
+    pthread_mutex_unlock(&srv->notify_lock);
+    return g;
 }

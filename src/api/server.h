@@ -4,6 +4,9 @@
 #ifndef BARGE_API_SERVER_H
 #define BARGE_API_SERVER_H
 
+#include <pthread.h>
+#include <stdint.h>
+
 #include "api/http.h"
 #include "common/sigv4.h"
 #include "store/store.h"
@@ -15,6 +18,7 @@ struct barge_config {
     char *region;     /* "us-east-1" */
     char *account_id; /* "000000000000" */
     int max_skew_seconds;
+    int stopped_task_retention; /* seconds a STOPPED task stays describable */
     bool dev;
 };
 
@@ -22,7 +26,21 @@ struct barge_server {
     struct barge_config cfg;
     struct barge_store *store;
     struct barge_http_server *http;
+    /* Wakes agents' long-polls when tasks change (see barge_server_notify). */
+    pthread_mutex_t notify_lock;
+    pthread_cond_t notify_cond;
+    uint64_t notify_gen;
 };
+
+/* Initialises the parts of srv that are not configuration. */
+void barge_server_init(struct barge_server *srv);
+/* Tells every waiter that task assignments may have changed. */
+void barge_server_notify(struct barge_server *srv);
+/* The current notification generation. */
+uint64_t barge_server_generation(struct barge_server *srv);
+/* Waits until the generation differs from seen or timeout_ms pass; returns
+ * the generation. */
+uint64_t barge_server_wait(struct barge_server *srv, uint64_t seen, int timeout_ms);
 
 /* Looks up an access key in the store for SigV4 (a barge_sigv4_lookup_fn;
  * ud is the struct barge_server). */

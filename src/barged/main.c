@@ -35,6 +35,8 @@ static void usage(FILE *f)
             "  --region NAME         region in ARNs and SigV4 scopes (default us-east-1)\n"
             "  --account-id ID       12-digit account id in ARNs (default 000000000000)\n"
             "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
+            "  --stopped-task-retention SECONDS\n"
+            "                        how long stopped tasks stay describable (default 3600)\n"
             "  --no-aws-profile      do not write the 'barge' profile into ~/.aws\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
@@ -58,6 +60,7 @@ int main(int argc, char **argv)
         {"region", required_argument, NULL, 'r'}, {"account-id", required_argument, NULL, 'a'},
         {"max-skew", required_argument, NULL, 'k'}, {"no-aws-profile", no_argument, NULL, 'P'},
         {"log-level", required_argument, NULL, 'L'}, {"log-format", required_argument, NULL, 'F'},
+        {"stopped-task-retention", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -68,6 +71,8 @@ int main(int argc, char **argv)
     cfg->region = "us-east-1";
     cfg->account_id = "000000000000";
     cfg->max_skew_seconds = 900;
+    cfg->stopped_task_retention = 3600;
+    barge_server_init(&srv);
     const char *log_level = "info", *log_format = "text";
     bool write_profile = true;
     int c;
@@ -93,6 +98,9 @@ int main(int argc, char **argv)
             break;
         case 'k':
             cfg->max_skew_seconds = atoi(optarg);
+            break;
+        case 'R':
+            cfg->stopped_task_retention = atoi(optarg);
             break;
         case 'P':
             write_profile = false;
