@@ -84,6 +84,36 @@ int ecs_cluster_load(struct barge_tx *tx, const struct barge_server *srv, const 
     return 0;
 }
 
+json_t *ecs_public(const json_t *doc)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)doc, k, v)
+    {
+        if (k[0] != '_')
+            json_object_set_new(out, k, json_deep_copy(v));
+    }
+    return out;
+}
+
+char *ecs_resource_id(const struct barge_server *srv, const char *ident, const char *type,
+                      struct barge_error **err)
+{
+    if (!barge_str_has_prefix(ident, "arn:"))
+        return barge_xstrdup(ident);
+    char *rest = ecs_arn_rest(srv, ident, type);
+    if (!rest) {
+        barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                             "Invalid %s ARN '%s'.", type, ident);
+        return NULL;
+    }
+    char *slash = strrchr(rest, '/');
+    char *id = barge_xstrdup(slash ? slash + 1 : rest);
+    free(rest);
+    return id;
+}
+
 char *ecs_taskdef_key(const char *family, long long revision)
 {
     return barge_xasprintf("%s!%010lld", family, revision);
@@ -152,6 +182,8 @@ static const struct barge_api_op *const ecs_op_tables[] = {
     ecs_cluster_ops,
     ecs_taskdef_ops,
     ecs_tag_ops,
+    ecs_instance_ops,
+    ecs_task_ops,
     NULL,
 };
 

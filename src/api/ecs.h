@@ -20,6 +20,11 @@
 #define ECS_KIND_INSTANCE "instance"
 #define ECS_KIND_TASK     "task"
 #define ECS_KIND_SERVICE  "service"
+/* Tasks per container instance: "<instanceId>/<taskId>" -> {cluster, taskId}. */
+#define ECS_KIND_ITASK "itask"
+
+/* An agent that has not polled for this long is shown as disconnected. */
+#define ECS_AGENT_TIMEOUT_SECONDS 60
 
 /* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
 char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
@@ -33,6 +38,45 @@ int ecs_cluster_name(const struct barge_server *srv, const char *ident, char **n
  * ClusterNotFoundException. *doc is a new reference. */
 int ecs_cluster_load(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
                      json_t **doc, struct barge_error **err);
+
+/* A copy of a stored document without its internal ("_"-prefixed) members,
+ * which never leave barged. New reference. */
+json_t *ecs_public(const json_t *doc);
+
+/* The last path segment of an ARN of the given type ("task",
+ * "container-instance") or ident itself when it is not an ARN; caller frees.
+ * NULL (with err set) for an ARN of another type, region or account. */
+char *ecs_resource_id(const struct barge_server *srv, const char *ident, const char *type,
+                      struct barge_error **err);
+
+/* Resources held on an instance by its tasks that are not STOPPED. */
+struct ecs_usage {
+    int64_t cpu, memory;
+    uint16_t ports[1024];
+    size_t n_ports;
+    int running, pending;
+};
+int ecs_instance_usage(struct barge_tx *tx, const char *instance_id, struct ecs_usage *u,
+                       struct barge_error **err);
+/* The ContainerInstance shape of a stored instance: computed remaining
+ * resources, task counts, agentConnected, and tags when asked. New reference. */
+json_t *ecs_instance_render(struct barge_tx *tx, const json_t *doc, bool tags,
+                            struct barge_error **err);
+/* True when the instance's agent polled recently. */
+bool ecs_instance_connected(const json_t *doc);
+
+/* Creates an ACTIVE container instance in the cluster from what its agent
+ * says about the host (info: cpu, memory, availabilityZone, attributes,
+ * reservedPorts, agentVersion, hostname...). token_hash (may be NULL) is the
+ * SHA-256 of the agent channel token. *out is the stored document (new
+ * reference). */
+int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv,
+                          const json_t *cluster_doc, const json_t *info, const char *token_hash,
+                          json_t **out, struct barge_error **err);
+
+/* Marks a task STOPPED at once (its host is gone); returns false when it was
+ * already STOPPED. */
+bool ecs_task_force_stopped(json_t *task, const char *reason);
 
 /* Store key of a task definition revision ("web!0000000003": "!" sorts before
  * every name character, so keys order by family, then revision); caller frees. */
@@ -67,5 +111,7 @@ int barge_ecs_taskdefs_reap(struct barge_server *srv, struct barge_error **err);
 extern const struct barge_api_op ecs_cluster_ops[];
 extern const struct barge_api_op ecs_taskdef_ops[];
 extern const struct barge_api_op ecs_tag_ops[];
+extern const struct barge_api_op ecs_instance_ops[];
+extern const struct barge_api_op ecs_task_ops[];
 
 #endif
