@@ -11,13 +11,17 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
+
+/* cmocka.h needs these three before it */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <string.h>
+#include <cmocka.h>
+/* clang-format on */
 
 #include "image/image.h"
 
