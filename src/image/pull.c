@@ -148,8 +148,11 @@ static int registry_error(struct pull *p, const char *what, struct reg_response 
                                "pull access denied for '%s/%s', repository does not exist or may "
                                "require authorization: %s",
                                p->ref.domain, p->ref.repository, answer);
+    if (r->status == 404 && strcmp(what, "manifest") == 0)
+        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "manifest for '%s' not found: %s",
+                               p->image, answer);
     if (r->status == 404)
-        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "failed to resolve '%s': %s not found: %s",
+        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "failed to pull '%s': %s not found: %s",
                                p->image, what, answer);
     return barge_error_set(err, BARGE_ERR_IO, "failed to pull '%s': cannot fetch %s: %s", p->image,
                            what, answer);
