@@ -5,6 +5,7 @@
  * is answered with the credentials, one with a Bearer challenge by fetching a
  * token from its realm (with the credentials, when there are any). Secrets go
  * only into curl options, never into messages or logs. */
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <ctype.h>
@@ -47,8 +48,11 @@ void reg_client_init(struct reg_client *c, const struct barge_image_pull_opts *o
         hlen = strcspn(host, ":");
     }
     _cleanup_free_ char *h = barge_xstrndup(host, hlen);
-    bool plain =
-        strcmp(h, "localhost") == 0 || barge_str_has_prefix(h, "127.") || strcmp(h, "::1") == 0;
+    /* an address literal, so that a name such as 127.example.com is not taken
+     * for loopback */
+    struct in_addr v4;
+    bool plain = strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0 ||
+                 (inet_pton(AF_INET, h, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
     for (size_t i = 0; i < opts->n_insecure_registries; i++)
         if (barge_streq(opts->insecure_registries[i], domain) ||
             barge_streq(opts->insecure_registries[i], h))
@@ -321,8 +325,7 @@ static int perform(struct reg_client *c, const char *method, const char *url, co
 /* Splits a WWW-Authenticate challenge: scheme, then key=value or
  * key="quoted \"value\"" pairs separated by commas. Picks realm, service and
  * scope; the outputs are newly allocated or NULL. */
-static void parse_challenge(const char *h, char **scheme, char **realm, char **service,
-                            char **scope)
+void reg_parse_challenge(const char *h, char **scheme, char **realm, char **service, char **scope)
 {
     *scheme = *realm = *service = *scope = NULL;
     const char *p = h;
@@ -385,7 +388,7 @@ static char *escape(CURL *h, const char *s)
 static int fetch_token(struct reg_client *c, const char *challenge, struct barge_error **err)
 {
     _cleanup_free_ char *scheme = NULL, *realm = NULL, *service = NULL, *scope = NULL;
-    parse_challenge(challenge, &scheme, &realm, &service, &scope);
+    reg_parse_challenge(challenge, &scheme, &realm, &service, &scope);
     if (!realm ||
         !(barge_str_has_prefix(realm, "https://") || barge_str_has_prefix(realm, "http://")))
         return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,

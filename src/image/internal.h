@@ -53,6 +53,10 @@ int reg_request(struct reg_client *c, const char *method, const char *path, cons
 void reg_response_release(struct reg_response *r);
 /* "registry answered 404: MANIFEST_UNKNOWN: manifest unknown"; caller frees. */
 char *reg_answer(const struct reg_response *r);
+/* Splits a WWW-Authenticate challenge into its scheme and the realm, service
+ * and scope parameters; each output is newly allocated or NULL. */
+void reg_parse_challenge(const char *header, char **scheme, char **realm, char **service,
+                         char **scope);
 /* Sends a progress line to the caller's callback and the debug log. */
 void reg_progress(struct reg_client *c, const char *fmt, ...) BARGE_PRINTF(2, 3);
 

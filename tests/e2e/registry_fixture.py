@@ -150,15 +150,18 @@ class Registry:
         self.close()
 
     def push(self, oci_dir, tag, name, dest_tag=None, all_platforms=False, fmt=None,
-             creds=None):
+             creds=None, compress=None):
         """skopeo copy of oci:oci_dir:tag to this registry as name:dest_tag.
-        fmt "v2s2" converts to Docker schema 2. Returns the pushed reference."""
+        fmt "v2s2" converts to Docker schema 2; compress "zstd" recompresses
+        the layers. Returns the pushed reference."""
         dest = "%s/%s:%s" % (self.host, name, dest_tag or tag)
         argv = ["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"]
         if all_platforms:
             argv.append("--all")
         if fmt:
             argv += ["--format", fmt]
+        if compress:
+            argv += ["--dest-compress-format", compress]
         if creds or self.users:
             user, password = creds or next(iter(self.users.items()))
             argv += ["--dest-creds", "%s:%s" % (user, password)]
@@ -166,12 +169,13 @@ class Registry:
         subprocess.run(argv, check=True, capture_output=True, timeout=120)
         return dest
 
-    def push_test_image(self, name, tag="latest", fmt=None, **mkimage_opts):
+    def push_test_image(self, name, tag="latest", fmt=None, compress=None, **mkimage_opts):
         """Makes a busybox image with mkimage (see its flags) and pushes it.
         An index (index="amd64,arm64") is pushed with all its platforms."""
         out = os.path.join(self.images, "%s-%s" % (name.replace("/", "_"), tag))
         mkimage(out, tag, **mkimage_opts)
-        return self.push(out, tag, name, all_platforms="index" in mkimage_opts, fmt=fmt)
+        return self.push(out, tag, name, all_platforms="index" in mkimage_opts, fmt=fmt,
+                         compress=compress)
 
     def manifest(self, name, reference, creds=None):
         """The raw manifest (bytes) and its content type, straight from the registry."""
@@ -229,8 +233,16 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
 
     def _proxy(self):
         front = self.server.front
+        with front.lock:
+            front.requests += 1
+            fail = front.fail_first > 0
+            front.fail_first -= 1 if fail else 0
+        if fail:
+            return self._send(front.fail_status, b'{"errors":[{"code":"UNAVAILABLE",'
+                                                 b'"message":"injected failure"}]}',
+                              [("Content-Type", "application/json")])
         auth = self.headers.get("Authorization", "")
-        if not (auth.startswith("Bearer ") and auth[7:] in front.tokens):
+        if front.user and not (auth.startswith("Bearer ") and auth[7:] in front.tokens):
             parts = self.path.split("/")
             name = "/".join(parts[2:-2]) if len(parts) > 4 else ""
             challenge = 'Bearer realm="http://%s/token",service="barge-test"' % front.host
@@ -266,14 +278,19 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
         return self._proxy()
 
 
-class TokenFront:
-    """A bearer-token front for an anonymous Registry: /v2/ answers 401 with a
-    Bearer challenge whose realm is our /token, which hands out tokens for
-    user:password (basic auth); requests with a valid token are proxied."""
+class Front:
+    """An HTTP front for an anonymous Registry. With a user, /v2/ answers 401
+    with a Bearer challenge whose realm is our /token, which hands out tokens
+    for user:password (basic auth), and requests with a valid token are
+    proxied. fail_first=N answers the first N /v2/ requests with fail_status
+    (to exercise retries)."""
 
-    def __init__(self, registry, user="tokenuser", password="tokenpass"):
+    def __init__(self, registry, user=None, password=None, fail_first=0, fail_status=503):
         self.upstream_port = registry.port
         self.user, self.password = user, password
+        self.fail_first, self.fail_status = fail_first, fail_status
+        self.lock = threading.Lock()
+        self.requests = 0
         self.tokens = set()
         self.token_requests = 0
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenHandler)
@@ -287,6 +304,19 @@ class TokenFront:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class TokenFront(Front):
+    """A Front that demands bearer tokens for tokenuser:tokenpass."""
+
+    def __init__(self, registry, user="tokenuser", password="tokenpass"):
+        super().__init__(registry, user, password)
 
 
 # pytest fixtures (pytest is only needed when these are used)

@@ -15,8 +15,8 @@ import tempfile
 
 import pytest
 
-from registry_fixture import (REPO_ROOT, Registry, TokenFront, auth_registry,  # noqa: F401
-                              free_port, registry, token_registry)
+from registry_fixture import (REPO_ROOT, Front, auth_registry, free_port,  # noqa: F401
+                              registry, token_registry)
 
 BIN_DIR = os.environ.get("BARGE_BIN_DIR", os.path.join(REPO_ROOT, "build"))
 PULL = os.path.join(BIN_DIR, "tests", "test_image_pull")
@@ -65,6 +65,10 @@ def images(registry):
             cmd='["httpd","-f"]', workdir="/data", user="65534", expose=["8080"]),
         "plain": registry.push_test_image("plain", "v1", compression="none",
                                           env=["PLAIN=1"]),
+        # skopeo reuses the base layer's gzip blob already in the registry; the
+        # extra layer is new, so it goes up as zstd
+        "zstd": registry.push_test_image("zstd", "latest", compress="zstd",
+                                         layer=["file:/zstd=compressed"], env=["ZSTD=1"]),
     }
 
 
@@ -137,6 +141,16 @@ def test_pull_uncompressed_layers(registry, images, cache):
     img = pull(registry.host, images["plain"], cache)["image"]
     assert "PLAIN=1" in img["config"]["config"]["Env"]
     assert os.path.exists(os.path.join(img["layers"][0], "bin", "busybox"))
+
+
+def test_pull_zstd_layers(registry, images, cache):
+    body, _ = registry.manifest("zstd", "latest")
+    assert json.loads(body)["layers"][1]["mediaType"].endswith("+zstd")
+    img = pull(registry.host, images["zstd"], cache)["image"]
+    assert "ZSTD=1" in img["config"]["config"]["Env"]
+    assert os.path.exists(os.path.join(img["layers"][0], "bin", "busybox"))
+    with open(os.path.join(img["layers"][1], "zstd")) as f:
+        assert f.read() == "compressed"
 
 
 def test_pull_layers_with_whiteouts(registry, images, cache):
@@ -235,3 +249,17 @@ def test_unreachable_registry_is_retried(cache):
     rep = pull(dead, "%s/busybox:latest" % dead, cache, expect_error="cannot reach registry")
     assert "after 3 attempt(s)" in rep["error"]
     assert sum("retrying" in m for m in rep["progress"]) == 2
+
+
+def test_server_errors_are_retried(registry, images, cache):
+    # two 503s, then the real answers: the third attempt succeeds
+    with Front(registry, fail_first=2) as front:
+        ref = images["busybox"].replace(registry.host, front.host)
+        rep = pull(front.host, ref, cache)
+        assert sum("answered 503" in m for m in rep["progress"]) == 2
+    # more failures than attempts: the registry's last answer is reported
+    with Front(registry, fail_first=100) as front:
+        ref = images["busybox"].replace(registry.host, front.host)
+        rep = pull(front.host, ref, cache, expect_error="registry answered 503")
+        assert "UNAVAILABLE: injected failure" in rep["error"]
+        assert front.requests == 3 + 3  # HEAD and GET of the manifest, 3 attempts each
