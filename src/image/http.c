@@ -134,7 +134,12 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
     long status = 0;
     curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
     if (r->fd >= 0 && status >= 200 && status < 300) {
-        /* a layer: straight to the file, hashed on the way */
+        /* a layer: straight to the file, hashed on the way, never more than
+         * the manifest announced (a registry must not fill our disk) */
+        if (r->limit && r->received + n > r->limit) {
+            r->too_large = true;
+            return 0;
+        }
         size_t off = 0;
         while (off < n) {
             ssize_t w = write(r->fd, p + off, n - off);
@@ -305,8 +310,9 @@ static int perform(struct reg_client *c, const char *method, const char *url, co
             }
             if (r->too_large)
                 return barge_error_set(err, BARGE_ERR_INVALID,
-                                       "image '%s': registry response to %s is too large", c->image,
-                                       url);
+                                       "failed to pull '%s': registry sent more than the %zu bytes "
+                                       "expected from %s",
+                                       c->image, r->limit ? r->limit : (size_t)64 * 1024, url);
             const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
             if (!retryable_curl(rc) || attempt >= c->max_attempts)
                 return barge_error_set(err, BARGE_ERR_IO,

@@ -22,9 +22,10 @@ struct reg_client {
     int retry_delay_ms;
 };
 
-/* What came back. Set fd (>= 0) to stream a 2xx body into a file; otherwise it
- * is kept in body (NUL-terminated), up to limit bytes (0: 64 KiB). sha holds
- * the SHA-256 of the received body. */
+/* What came back. Set fd (>= 0) to stream a 2xx body into a file (at most
+ * limit bytes when limit is set); otherwise it is kept in body
+ * (NUL-terminated), up to limit bytes (0: 64 KiB). sha holds the SHA-256 of
+ * the received body. */
 struct reg_response {
     int fd;
     size_t limit;

@@ -404,7 +404,7 @@ static int fetch_layer(struct pull *p, const char *digest, json_int_t size, cons
     unlink(blob); /* anonymous from here on: nothing to clean up after a crash */
 
     reg_progress(&p->client, "pulling layer %s (%lld bytes)", digest, (long long)size);
-    struct reg_response r = {.fd = fd};
+    struct reg_response r = {.fd = fd, .limit = size > 0 ? (size_t)size : 0};
     if (reg_request(&p->client, "GET", path, NULL, &r, err) < 0)
         goto out;
     if (r.status != 200) {

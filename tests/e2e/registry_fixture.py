@@ -227,7 +227,8 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
                               [("Content-Type", "application/json"),
                                ("WWW-Authenticate", 'Basic realm="barge-token"')])
         token = secrets.token_hex(16)
-        front.tokens.add(token)
+        with front.lock:
+            front.tokens[token] = front.token_uses
         body = json.dumps({"token": token, "expires_in": 300}).encode()
         self._send(200, body, [("Content-Type", "application/json")])
 
@@ -242,7 +243,15 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
                                                  b'"message":"injected failure"}]}',
                               [("Content-Type", "application/json")])
         auth = self.headers.get("Authorization", "")
-        if front.user and not (auth.startswith("Bearer ") and auth[7:] in front.tokens):
+        token = auth[7:] if auth.startswith("Bearer ") else None
+        with front.lock:
+            valid = token in front.tokens
+            if valid and front.token_uses:
+                # a token good for token_uses requests, to mimic expiry
+                front.tokens[token] -= 1
+                if front.tokens[token] <= 0:
+                    del front.tokens[token]
+        if front.user and not valid:
             parts = self.path.split("/")
             name = "/".join(parts[2:-2]) if len(parts) > 4 else ""
             challenge = 'Bearer realm="http://%s/token",service="barge-test"' % front.host
@@ -282,16 +291,18 @@ class Front:
     """An HTTP front for an anonymous Registry. With a user, /v2/ answers 401
     with a Bearer challenge whose realm is our /token, which hands out tokens
     for user:password (basic auth), and requests with a valid token are
-    proxied. fail_first=N answers the first N /v2/ requests with fail_status
-    (to exercise retries)."""
+    proxied; token_uses=N makes each token expire after N requests. fail_first=N
+    answers the first N /v2/ requests with fail_status (to exercise retries)."""
 
-    def __init__(self, registry, user=None, password=None, fail_first=0, fail_status=503):
+    def __init__(self, registry, user=None, password=None, fail_first=0, fail_status=503,
+                 token_uses=0):
         self.upstream_port = registry.port
         self.user, self.password = user, password
         self.fail_first, self.fail_status = fail_first, fail_status
         self.lock = threading.Lock()
         self.requests = 0
-        self.tokens = set()
+        self.token_uses = token_uses
+        self.tokens = {}
         self.token_requests = 0
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenHandler)
         self.server.daemon_threads = True
@@ -315,8 +326,8 @@ class Front:
 class TokenFront(Front):
     """A Front that demands bearer tokens for tokenuser:tokenpass."""
 
-    def __init__(self, registry, user="tokenuser", password="tokenpass"):
-        super().__init__(registry, user, password)
+    def __init__(self, registry, user="tokenuser", password="tokenpass", token_uses=0):
+        super().__init__(registry, user, password, token_uses=token_uses)
 
 
 # pytest fixtures (pytest is only needed when these are used)

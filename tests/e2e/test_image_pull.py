@@ -6,6 +6,7 @@ images, an OCI index, layers with whiteouts, uncompressed layers, the layer
 cache (reuse, offline by digest, concurrent pulls), digest verification,
 missing images, basic auth, bearer tokens and retries."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,8 +16,8 @@ import tempfile
 
 import pytest
 
-from registry_fixture import (REPO_ROOT, Front, auth_registry, free_port,  # noqa: F401
-                              registry, token_registry)
+from registry_fixture import (REPO_ROOT, Front, TokenFront, auth_registry,  # noqa: F401
+                              free_port, registry, token_registry)
 
 BIN_DIR = os.environ.get("BARGE_BIN_DIR", os.path.join(REPO_ROOT, "build"))
 PULL = os.path.join(BIN_DIR, "tests", "test_image_pull")
@@ -45,7 +46,6 @@ def pull(registry_host, image, cache_dir, expect_error=None, **env):
 
 
 def registry_digest(reg, name, ref):
-    import hashlib
     body, _ = reg.manifest(name, ref)
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
@@ -206,6 +206,17 @@ def test_corrupt_layer_blob_is_refused(registry, cache):
     assert os.listdir(os.path.join(cache, "tmp")) == []
 
 
+def test_oversized_layer_is_cut_off(registry, cache):
+    ref = registry.push_test_image("oversized", "latest", layer=["file:/big=small"])
+    body, _ = registry.manifest("oversized", "latest")
+    layer = json.loads(body)["layers"][-1]
+    with open(registry.blob_path(layer["digest"]), "ab") as f:
+        f.write(b"\0" * 100000)
+    rep = pull(registry.host, ref, cache, expect_error="registry sent more than the %d bytes"
+               % layer["size"])
+    assert os.listdir(os.path.join(cache, "tmp")) == []
+
+
 def test_concurrent_pulls_fetch_each_layer_once(registry, images, cache):
     rep = pull(registry.host, images["layers"], cache, threads=8)
     pulled = [m for m in rep["progress"] if m.startswith("pulling layer")]
@@ -242,6 +253,31 @@ def test_bearer_token(registry, images, token_registry, cache):
     rep = pull(front.host, ref, cache, expect_error="pull access denied",
                username=front.user, password="nope")
     assert "incorrect username or password" in rep["error"]
+
+
+def test_expired_token_is_renewed(registry, images, cache):
+    # every token is good for one request: each request meets a fresh 401
+    with TokenFront(registry, token_uses=1) as front:
+        ref = images["layers"].replace(registry.host, front.host)
+        img = pull(front.host, ref, cache, username=front.user, password=front.password)["image"]
+        assert len(img["layers"]) == 3
+        assert front.token_requests >= 5  # manifest HEAD and GET, config, layers
+
+
+def test_corrupt_manifest_is_refused(registry, cache):
+    ref = registry.push_test_image("badmanifest", "latest", env=["MANIFEST=corrupt"])
+    body, _ = registry.manifest("badmanifest", "latest")
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    # keep it valid JSON the registry will still serve: change one hex digit
+    config_hex = json.loads(body)["config"]["digest"].split(":")[1]
+    flipped = config_hex[:10] + ("0" if config_hex[10] != "0" else "1") + config_hex[11:]
+    with open(registry.blob_path(digest), "wb") as f:
+        f.write(body.replace(config_hex.encode(), flipped.encode()))
+    rep = pull(registry.host, ref, cache, expect_error="manifest failed digest verification")
+    assert digest in rep["error"]
+    by_digest = "%s/badmanifest@%s" % (registry.host, digest)
+    rep = pull(registry.host, by_digest, cache, expect_error="manifest failed digest verification")
+    assert not os.listdir(os.path.join(cache, "blobs", "sha256"))
 
 
 def test_unreachable_registry_is_retried(cache):
