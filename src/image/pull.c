@@ -182,11 +182,12 @@ static json_t *fetch_manifest(struct pull *p, const char *ref, const char *expec
         _cleanup_free_ char *data = cache_read_blob(p, want, &len);
         if (data) {
             json_t *doc = json_loadb(data, len, 0, NULL);
-            if (doc) {
+            if (json_is_object(doc)) {
                 snprintf(digest_out, 72, "%s", want);
                 reg_response_release(&head);
                 return doc;
             }
+            json_decref(doc);
         }
     }
 

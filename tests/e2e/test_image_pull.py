@@ -32,6 +32,7 @@ def cache():
 
 def pull(registry_host, image, cache_dir, expect_error=None, **env):
     """Runs the pull driver; returns its JSON report."""
+    assert os.access(PULL, os.X_OK), "%s is missing: run `make unit` first" % PULL
     e = dict(os.environ)
     e.update(BARGE_TEST_REGISTRY=registry_host, BARGE_TEST_IMAGE=image,
              BARGE_TEST_CACHE=cache_dir)
