@@ -63,7 +63,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libbarge.a
 unit: setup $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
 
-e2e: all
+e2e: all $(TESTS)
 	BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
 test: all unit e2e

@@ -47,6 +47,11 @@ struct barge_api_service {
     const struct barge_api_op *const *op_tables;
 };
 
+/* Verifies req's SigV4 signature with the keys in the store and checks that
+ * it was signed for signing_name ("ecs"). Fills *who on success. */
+int barge_api_authenticate(struct barge_http_req *req, const char *signing_name,
+                           struct barge_sigv4_identity *who, struct barge_error **err);
+
 /* The HTTP handler for "POST /" requests carrying X-Amz-Target. */
 void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 

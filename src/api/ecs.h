@@ -78,6 +78,15 @@ int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv,
  * already STOPPED. */
 bool ecs_task_force_stopped(json_t *task, const char *reason);
 
+/* Applies what an agent reports about a task (status, timestamps, containers'
+ * states, exit codes, bindings, stop code and reason) to the stored task,
+ * never moving it backwards in the lifecycle. */
+int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *report,
+                          struct barge_error **err);
+
+/* Removes STOPPED tasks older than the configured retention. */
+int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
+
 /* Store key of a task definition revision ("web!0000000003": "!" sorts before
  * every name character, so keys order by family, then revision); caller frees. */
 char *ecs_taskdef_key(const char *family, long long revision);

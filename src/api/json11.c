@@ -34,10 +34,10 @@ static const struct barge_api_service *find_service(const char *target, const ch
     return NULL;
 }
 
-static int authenticate(struct barge_http_req *req, struct barge_server *srv,
-                        const char *signing_name, struct barge_sigv4_identity *who,
-                        struct barge_error **err)
+int barge_api_authenticate(struct barge_http_req *req, const char *signing_name,
+                           struct barge_sigv4_identity *who, struct barge_error **err)
 {
+    struct barge_server *srv = req->server;
     struct barge_kv *hdrs = barge_xcalloc(req->n_headers + 1, sizeof(*hdrs));
     for (size_t i = 0; i < req->n_headers; i++) {
         hdrs[i].name = req->headers[i].name;
@@ -85,7 +85,7 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
     }
     const struct barge_model *model = barge_model_get(svc->model);
     struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = op};
-    if (authenticate(req, srv, barge_model_signing_name(model), &ctx.who, &err) < 0)
+    if (barge_api_authenticate(req, barge_model_signing_name(model), &ctx.who, &err) < 0)
         goto fail;
 
     const struct barge_api_op *handler = NULL;

@@ -164,7 +164,10 @@ int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write
     return 0;
 }
 
+void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+
 static const struct barge_http_route routes[] = {
+    {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024},
     {"/", barge_api_json11_handle, 16 * 1024 * 1024},
     {NULL, NULL, 0},
 };
@@ -178,8 +181,12 @@ const struct barge_http_route *barge_server_routes(void)
 void barge_server_housekeeping(struct barge_server *srv)
 {
     _cleanup_error_ struct barge_error *err = NULL;
-    if (barge_ecs_taskdefs_reap(srv, &err) < 0)
+    if (barge_ecs_taskdefs_reap(srv, &err) < 0) {
         barge_warn("purging deleted task definitions: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_ecs_tasks_reap(srv, &err) < 0)
+        barge_warn("removing old stopped tasks: %s", err->message);
 }
 
 void barge_server_init(struct barge_server *srv)

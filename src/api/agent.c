@@ -1,0 +1,323 @@
+/* The agent channel: how barge-agent talks to barged. Plain HTTP with JSON
+ * bodies under /agent/:
+ *   POST /agent/register  SigV4-signed (an access key, like any API call):
+ *                         registers the host as a container instance and
+ *                         returns a per-instance token.
+ *   POST /agent/poll      Bearer token: long-polls for the instance's tasks;
+ *                         answers at once when the agent's view is stale,
+ *                         else when a task changes or after `wait` seconds.
+ *                         Each poll is also the instance's heartbeat.
+ *   POST /agent/state     Bearer token: a task state change (the shape of
+ *                         SubmitTaskStateChange, plus stopCode/stoppedReason).
+ * Tokens are "<cluster>/<instance id>/<secret>"; only the secret's SHA-256 is
+ * stored. */
+#include <openssl/crypto.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/ecs.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#define MAX_WAIT_SECONDS 30
+
+static void reply(struct barge_http_resp *resp, int status, json_t *body)
+{
+    char *text = barge_json_dump(body);
+    json_decref(body);
+    barge_http_resp_set(resp, status, "application/json", text, strlen(text));
+}
+
+static void reply_error(struct barge_http_resp *resp, const struct barge_error *err)
+{
+    int status = 400;
+    switch (err->code) {
+    case BARGE_ERR_AUTH_MISSING:
+    case BARGE_ERR_AUTH_INCOMPLETE:
+    case BARGE_ERR_AUTH_UNKNOWN_KEY:
+    case BARGE_ERR_AUTH_SIGNATURE:
+    case BARGE_ERR_AUTH_EXPIRED:
+        status = 401;
+        break;
+    case BARGE_ERR_NOT_FOUND:
+        status = 404;
+        break;
+    case BARGE_ERR_CONFLICT:
+        status = 410;
+        break;
+    case BARGE_ERR_INTERNAL:
+    case BARGE_ERR_IO:
+        status = 500;
+        break;
+    default:
+        break;
+    }
+    reply(resp, status,
+          json_pack("{s:s, s:s}", "error", barge_errcode_name(err->code), "message",
+                    err->message));
+}
+
+static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
+                          struct barge_error **err)
+{
+    struct barge_server *srv = req->server;
+    struct barge_sigv4_identity who;
+    if (barge_api_authenticate(req, "ecs", &who, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *cluster = NULL, *doc = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        ecs_cluster_load(tx, srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
+        return -1;
+    unsigned char secret[32];
+    char hex[65];
+    barge_random_bytes(secret, sizeof(secret));
+    for (size_t i = 0; i < sizeof(secret); i++)
+        snprintf(hex + 2 * i, 3, "%02x", secret[i]);
+    char hash[65];
+    barge_sha256_hex(hex, 64, hash);
+    if (ecs_instance_register(tx, srv, cluster, in, hash, &doc, err) < 0)
+        return -1;
+    json_object_set_new(doc, "_lastSeen", json_real(barge_now()));
+    const char *cname = barge_json_str(cluster, "clusterName", "");
+    _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, barge_json_str(doc, "_id", ""));
+    if (barge_store_put(tx, ECS_KIND_INSTANCE, key, doc, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    _cleanup_free_ char *token =
+        barge_xasprintf("%s/%s/%s", cname, barge_json_str(doc, "_id", ""), hex);
+    barge_info("registered container instance %s in cluster %s (host %s)",
+               barge_json_str(doc, "_id", ""), cname, barge_json_str(in, "hostname", "?"));
+    *out = json_pack("{s:s, s:s, s:s}", "containerInstanceArn",
+                     barge_json_str(doc, "containerInstanceArn", ""), "clusterArn",
+                     barge_json_str(cluster, "clusterArn", ""), "token", token);
+    return 0;
+}
+
+/* Checks the bearer token and returns the instance's store key (caller frees). */
+static char *authenticate_agent(struct barge_http_req *req, struct barge_error **err)
+{
+    const char *auth = barge_http_req_header(req, "Authorization");
+    if (!auth || !barge_str_has_prefix(auth, "Bearer ")) {
+        barge_error_set(err, BARGE_ERR_AUTH_MISSING, "the agent channel needs a Bearer token");
+        return NULL;
+    }
+    const char *token = auth + 7;
+    const char *last = strrchr(token, '/');
+    if (!last || last == token || strlen(last + 1) != 64) {
+        barge_error_set(err, BARGE_ERR_AUTH_INCOMPLETE, "malformed agent token");
+        return NULL;
+    }
+    char *key = barge_xstrndup(token, (size_t)(last - token));
+    struct barge_server *srv = req->server;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_INSTANCE, key, &doc, err) < 0) {
+        free(key);
+        return NULL;
+    }
+    char hash[65];
+    barge_sha256_hex(last + 1, 64, hash);
+    const char *want = barge_json_str(doc, "_tokenHash", NULL);
+    if (!want || CRYPTO_memcmp(want, hash, 64) != 0) {
+        free(key);
+        barge_error_set(err, BARGE_ERR_AUTH_UNKNOWN_KEY,
+                        "unknown agent token: the instance is not registered here");
+        return NULL;
+    }
+    if (strcmp(barge_json_str(doc, "status", ""), "INACTIVE") == 0) {
+        free(key);
+        barge_error_set(err, BARGE_ERR_CONFLICT,
+                        "the container instance was deregistered; register the host again");
+        return NULL;
+    }
+    return key;
+}
+
+struct work {
+    json_t *itasks; /* index entries of the instance */
+};
+
+static int collect_work(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct work *w = ud;
+    json_array_append(w->itasks, doc);
+    return 0;
+}
+
+/* The instance's current task manifests. New reference. */
+static json_t *manifests(struct barge_server *srv, const char *instance_key,
+                         struct barge_error **err)
+{
+    const char *id = strrchr(instance_key, '/') + 1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *itasks = json_array();
+    struct work w = {itasks};
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", id);
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_ITASK, prefix, NULL, false, 0, collect_work, &w, err) < 0)
+        return NULL;
+    json_t *out = json_array();
+    size_t i;
+    json_t *it;
+    json_array_foreach(itasks, i, it)
+    {
+        _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", barge_json_str(it, "cluster", ""),
+                                                    barge_json_str(it, "task", ""));
+        _cleanup_json_ json_t *task = NULL, *td = NULL;
+        _cleanup_free_ char *tdkey = NULL;
+        if (barge_store_get(tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+            goto fail;
+        if (!task)
+            continue;
+        int r = ecs_taskdef_find(tx, srv, barge_json_str(task, "taskDefinitionArn", ""), &td,
+                                 &tdkey, err);
+        if (r < 0)
+            goto fail;
+        json_t *pub = ecs_public(task);
+        json_t *m = json_pack("{s:s, s:I, s:s, s:o, s:O, s:O}", "taskArn",
+                              barge_json_str(task, "taskArn", ""), "version",
+                              barge_json_int(task, "version", 0), "desiredStatus",
+                              barge_json_str(task, "desiredStatus", ""), "task", pub,
+                              "taskDefinition", td ? td : json_null(), "reserved",
+                              json_object_get(it, "reserved"));
+        json_array_append_new(out, m);
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
+static bool stale(const json_t *list, const json_t *known)
+{
+    if (!json_is_object(known) || json_object_size(known) != json_array_size(list))
+        return true;
+    size_t i;
+    json_t *m;
+    json_array_foreach((json_t *)list, i, m)
+    {
+        json_t *v = json_object_get(known, barge_json_str(m, "taskArn", ""));
+        if (!json_is_integer(v) || json_integer_value(v) != barge_json_int(m, "version", -1))
+            return true;
+    }
+    return false;
+}
+
+static int touch_instance(struct barge_server *srv, const char *key, const json_t *in,
+                          struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_INSTANCE, key, &doc, err) < 0)
+        return -1;
+    if (!doc)
+        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "instance '%s' vanished", key);
+    bool was_connected = ecs_instance_connected(doc);
+    json_object_set_new(doc, "_lastSeen", json_real(barge_now()));
+    if (barge_store_put(tx, ECS_KIND_INSTANCE, key, doc, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    if (!was_connected)
+        barge_info("agent of container instance %s connected", key);
+    (void)in;
+    return 0;
+}
+
+static int poll_agent(struct barge_http_req *req, json_t *in, json_t **out,
+                      struct barge_error **err)
+{
+    struct barge_server *srv = req->server;
+    _cleanup_free_ char *key = authenticate_agent(req, err);
+    if (!key || touch_instance(srv, key, in, err) < 0)
+        return -1;
+    json_int_t wait = barge_json_int(in, "wait", 20);
+    if (wait < 0)
+        wait = 0;
+    if (wait > MAX_WAIT_SECONDS)
+        wait = MAX_WAIT_SECONDS;
+    json_t *known = json_object_get(in, "known");
+    int64_t deadline = barge_monotonic_ms() + wait * 1000;
+    for (;;) {
+        uint64_t gen = barge_server_generation(srv);
+        json_t *list = manifests(srv, key, err);
+        if (!list)
+            return -1;
+        int64_t left = deadline - barge_monotonic_ms();
+        if (stale(list, known) || left <= 0) {
+            *out = json_pack("{s:o}", "tasks", list);
+            return 0;
+        }
+        json_decref(list);
+        barge_server_wait(srv, gen, (int)left);
+    }
+}
+
+static int submit_state(struct barge_http_req *req, json_t *in, json_t **out,
+                        struct barge_error **err)
+{
+    struct barge_server *srv = req->server;
+    _cleanup_free_ char *key = authenticate_agent(req, err);
+    if (!key)
+        return -1;
+    const char *id = strrchr(key, '/') + 1;
+    _cleanup_free_ char *cluster = barge_xstrndup(key, (size_t)(id - 1 - key));
+    const char *arn = barge_json_str(in, "taskArn", "");
+    const char *slash = strrchr(arn, '/');
+    _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", cluster, slash ? slash + 1 : arn);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *task = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+        return -1;
+    if (!task)
+        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "task '%s' is not known", arn);
+    if (!barge_streq(barge_json_str(task, "_instanceId", NULL), id))
+        return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
+                               "task '%s' does not belong to this instance", arn);
+    if (ecs_task_apply_report(tx, task, in, err) < 0 ||
+        barge_store_put(tx, ECS_KIND_TASK, tkey, task, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_debug("task %s is %s (desired %s)", arn, barge_json_str(task, "lastStatus", ""),
+                barge_json_str(task, "desiredStatus", ""));
+    barge_server_notify(srv);
+    *out = json_pack("{s:I}", "version", barge_json_int(task, "version", 0));
+    return 0;
+}
+
+void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *resp)
+{
+    _cleanup_error_ struct barge_error *err = NULL;
+    _cleanup_json_ json_t *in = NULL, *out = NULL;
+    if (strcmp(req->method, "POST") != 0) {
+        barge_error_set(&err, BARGE_ERR_INVALID, "the agent channel only takes POST");
+        goto fail;
+    }
+    json_error_t jerr;
+    in = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!json_is_object(in)) {
+        barge_error_set(&err, BARGE_ERR_SERIALIZATION, "the body must be a JSON object");
+        goto fail;
+    }
+    int r;
+    if (strcmp(req->path, "/agent/register") == 0)
+        r = register_agent(req, in, &out, &err);
+    else if (strcmp(req->path, "/agent/poll") == 0)
+        r = poll_agent(req, in, &out, &err);
+    else if (strcmp(req->path, "/agent/state") == 0)
+        r = submit_state(req, in, &out, &err);
+    else
+        r = barge_error_set(&err, BARGE_ERR_NOT_FOUND, "no agent endpoint '%s'", req->path);
+    if (r < 0)
+        goto fail;
+    reply(resp, 200, barge_steal(&out));
+    return;
+fail:
+    if (err->code == BARGE_ERR_INTERNAL || err->code == BARGE_ERR_IO)
+        barge_err("agent channel %s: %s", req->path, err->message);
+    reply_error(resp, err);
+}
