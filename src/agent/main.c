@@ -1,8 +1,379 @@
-/* barge-agent: the control plane. */
-#include <stdio.h>
+/* barge-agent: makes a host a container instance. Registers with barged (or
+ * resumes the registration in its checkpoint), long-polls for the tasks
+ * assigned to it, runs them with the task engine and reports their states.
+ * SIGTERM/SIGINT stop the agent but leave containers running: a restarted
+ * agent adopts them. */
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
 
-int main(void)
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#define AGENT_VERSION "0.1.0"
+
+static volatile sig_atomic_t stop_signal;
+static struct barge_agent agent;
+
+static void on_signal(int sig)
 {
-    puts("barge-agent");
+    stop_signal = sig;
+}
+
+bool barge_agent_stopping(void)
+{
+    return stop_signal != 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: barge-agent [OPTIONS]\n"
+            "Registers this host with barged as a container instance and runs its tasks.\n"
+            "\n"
+            "Options:\n"
+            "  --server URL            barged's endpoint (default http://127.0.0.1:4566)\n"
+            "  --cluster NAME          cluster to join (default 'default')\n"
+            "  --data-dir DIR          checkpoint, image cache and logs (default\n"
+            "                          /var/lib/barge-agent)\n"
+            "  --credentials FILE      INI file with aws_access_key_id and\n"
+            "                          aws_secret_access_key under [barge] (default: the\n"
+            "                          AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables)\n"
+            "  --region NAME           region barged signs for (default us-east-1)\n"
+            "  --availability-zone AZ  the ecs.availability-zone attribute (default REGIONa)\n"
+            "  --attribute NAME=VALUE  a custom attribute (repeatable)\n"
+            "  --cpu UNITS             CPU units to offer (default 1024 per core)\n"
+            "  --memory MIB            memory to offer (default: all but 256 MiB)\n"
+            "  --runtime NAME          auto, crun or runc (default auto: the first that works)\n"
+            "  --stop-timeout SECONDS  default container stop timeout (default 30)\n"
+            "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+            "  -h, --help              show this help\n");
+}
+
+/* Reads the [barge] keys of an INI credentials file. */
+static int read_credentials(const char *path, char **akid, char **secret)
+{
+    _cleanup_free_ char *text = barge_read_file(path, NULL);
+    if (!text)
+        return -1;
+    bool in_section = false;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        while (*line == ' ')
+            line++;
+        if (*line == '[') {
+            in_section = strncmp(line, "[barge]", 7) == 0;
+            continue;
+        }
+        if (!in_section)
+            continue;
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        char *k = line, *v = eq + 1;
+        *eq = '\0';
+        while (*v == ' ')
+            v++;
+        for (char *e = eq - 1; e >= k && *e == ' '; e--)
+            *e = '\0';
+        if (strcmp(k, "aws_access_key_id") == 0)
+            *akid = barge_xstrdup(v);
+        else if (strcmp(k, "aws_secret_access_key") == 0)
+            *secret = barge_xstrdup(v);
+    }
+    return *akid && *secret ? 0 : -1;
+}
+
+void barge_agent_checkpoint_task(struct barge_agent *a, const char *task_arn, const json_t *value)
+{
+    pthread_mutex_lock(&a->lock);
+    json_t *tasks = json_object_get(a->state, "tasks");
+    if (value)
+        json_object_set_new(tasks, task_arn, json_deep_copy(value));
+    else
+        json_object_del(tasks, task_arn);
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (barge_agent_state_save(a->cfg.data_dir, a->state, &err) < 0)
+        barge_err("checkpoint: %s", err->message);
+    pthread_mutex_unlock(&a->lock);
+}
+
+void barge_agent_report(struct barge_agent *a, const json_t *rep)
+{
+    struct barge_agent_client *c = barge_agent_client_new(a->cfg.server);
+    int delay_ms = 200;
+    for (int attempt = 0;; attempt++) {
+        _cleanup_error_ struct barge_error *err = NULL;
+        _cleanup_json_ json_t *out = NULL;
+        int status = barge_agent_client_post(c, "/agent/state", rep, a->token, NULL, 10, &out,
+                                             &err);
+        if (status == 200)
+            break;
+        if (status >= 400 && status < 500) {
+            barge_warn("barged refused the state of %s (%d): %s",
+                       barge_json_str(rep, "taskArn", "?"), status,
+                       barge_json_str(out, "message", "?"));
+            break;
+        }
+        if (barge_agent_stopping() && attempt > 2)
+            break;
+        if (attempt % 10 == 0)
+            barge_warn("reporting %s: %s; retrying", barge_json_str(rep, "taskArn", "?"),
+                       err ? err->message : "server error");
+        struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        if (delay_ms < 5000)
+            delay_ms *= 2;
+    }
+    barge_agent_client_free(c);
+}
+
+static long long detect_memory_mib(void)
+{
+    struct sysinfo si;
+    if (sysinfo(&si) < 0)
+        return 1024;
+    long long mib = (long long)si.totalram * si.mem_unit / (1024 * 1024);
+    return mib > 512 ? mib - 256 : mib;
+}
+
+static int register_instance(struct barge_agent *a, struct barge_agent_client *c,
+                             struct barge_error **err)
+{
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    struct utsname un;
+    uname(&un);
+    _cleanup_json_ json_t *body = json_pack(
+        "{s:s, s:I, s:I, s:s, s:s, s:s, s:O, s:[i,i,i,i,i]}", "cluster", a->cfg.cluster, "cpu",
+        (json_int_t)a->cfg.cpu, "memory", (json_int_t)a->cfg.memory, "hostname", host,
+        "agentVersion", AGENT_VERSION, "architecture",
+        strcmp(un.machine, "aarch64") == 0 ? "arm64" : un.machine, "attributes",
+        a->cfg.attributes, "reservedPorts", 22, 2375, 2376, 51678, 51679);
+    if (a->cfg.availability_zone)
+        json_object_set_new(body, "availabilityZone", json_string(a->cfg.availability_zone));
+    _cleanup_free_ char *rt = barge_xasprintf("%s (barge-agent %s)",
+                                              barge_runtime_name(a->rt), AGENT_VERSION);
+    json_object_set_new(body, "runtime", json_string(rt));
+    _cleanup_json_ json_t *out = NULL;
+    int status = barge_agent_client_post(c, "/agent/register", body, NULL, &a->cfg, 30, &out, err);
+    if (status < 0)
+        return -1;
+    if (status != 200)
+        return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
+                               "barged refused the registration (%d): %s", status,
+                               barge_json_str(out, "message", "no message"));
+    a->instance_arn = barge_xstrdup(barge_json_str(out, "containerInstanceArn", ""));
+    a->token = barge_xstrdup(barge_json_str(out, "token", ""));
+    json_object_set_new(a->state, "containerInstanceArn", json_string(a->instance_arn));
+    json_object_set_new(a->state, "token", json_string(a->token));
+    json_object_set_new(a->state, "cluster", json_string(a->cfg.cluster));
+    json_object_set_new(a->state, "server", json_string(a->cfg.server));
+    barge_info("registered as %s", a->instance_arn);
+    return barge_agent_state_save(a->cfg.data_dir, a->state, err);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"cluster", required_argument, NULL, 'c'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"credentials", required_argument, NULL, 'C'},
+        {"region", required_argument, NULL, 'r'},
+        {"availability-zone", required_argument, NULL, 'z'},
+        {"attribute", required_argument, NULL, 'a'},
+        {"cpu", required_argument, NULL, 'p'},
+        {"memory", required_argument, NULL, 'm'},
+        {"runtime", required_argument, NULL, 'R'},
+        {"stop-timeout", required_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct barge_agent_config *cfg = &agent.cfg;
+    cfg->server = "http://127.0.0.1:4566";
+    cfg->cluster = "default";
+    cfg->data_dir = "/var/lib/barge-agent";
+    cfg->region = "us-east-1";
+    cfg->stop_timeout = 30;
+    cfg->attributes = json_array();
+    const char *creds_file = NULL, *log_level = "info";
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            cfg->server = optarg;
+            break;
+        case 'c':
+            cfg->cluster = optarg;
+            break;
+        case 'd':
+            cfg->data_dir = optarg;
+            break;
+        case 'C':
+            creds_file = optarg;
+            break;
+        case 'r':
+            cfg->region = optarg;
+            break;
+        case 'z':
+            cfg->availability_zone = optarg;
+            break;
+        case 'a': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg) {
+                fprintf(stderr, "barge-agent: --attribute wants NAME=VALUE, not '%s'\n", optarg);
+                return 2;
+            }
+            _cleanup_free_ char *name = barge_xstrndup(optarg, (size_t)(eq - optarg));
+            json_array_append_new(cfg->attributes,
+                                  json_pack("{s:s, s:s}", "name", name, "value", eq + 1));
+            break;
+        }
+        case 'p':
+            cfg->cpu = atoll(optarg);
+            break;
+        case 'm':
+            cfg->memory = atoll(optarg);
+            break;
+        case 'R':
+            cfg->runtime = optarg;
+            break;
+        case 't':
+            cfg->stop_timeout = atoi(optarg);
+            break;
+        case 'L':
+            log_level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (barge_log_setup("barge-agent", log_level, NULL) < 0) {
+        fprintf(stderr, "barge-agent: invalid --log-level '%s'\n", log_level);
+        return 2;
+    }
+    if (!cfg->cpu)
+        cfg->cpu = 1024LL * get_nprocs();
+    if (!cfg->memory)
+        cfg->memory = detect_memory_mib();
+    char *akid = NULL, *secret = NULL;
+    if (creds_file) {
+        if (read_credentials(creds_file, &akid, &secret) < 0) {
+            fprintf(stderr, "barge-agent: cannot read [barge] keys from '%s'\n", creds_file);
+            return 2;
+        }
+    } else if (getenv("AWS_ACCESS_KEY_ID") && getenv("AWS_SECRET_ACCESS_KEY")) {
+        akid = barge_xstrdup(getenv("AWS_ACCESS_KEY_ID"));
+        secret = barge_xstrdup(getenv("AWS_SECRET_ACCESS_KEY"));
+    }
+    cfg->access_key = akid;
+    cfg->secret_key = secret;
+    if (barge_mkdir_p(cfg->data_dir, 0700) < 0) {
+        fprintf(stderr, "barge-agent: cannot create '%s': %s\n", cfg->data_dir, strerror(errno));
+        return 1;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pthread_mutex_init(&agent.lock, NULL);
+
+    _cleanup_error_ struct barge_error *err = NULL;
+    _cleanup_free_ char *rt_dir = barge_xasprintf("%s/runtime", cfg->data_dir);
+    _cleanup_free_ char *img_dir = barge_xasprintf("%s/images", cfg->data_dir);
+    struct barge_runtime_options ro = {.state_dir = rt_dir, .force = cfg->runtime};
+    if (barge_runtime_detect(&ro, &agent.rt, &err) < 0) {
+        fprintf(stderr, "barge-agent: no usable container runtime: %s\n", err->message);
+        return 1;
+    }
+    agent.pull.cache_dir = img_dir;
+    if (barge_agent_state_load(cfg->data_dir, &agent.state, &err) < 0) {
+        fprintf(stderr, "barge-agent: %s\n", err->message);
+        return 1;
+    }
+    struct barge_agent_client *client = barge_agent_client_new(cfg->server);
+    const char *saved_token = barge_json_str(agent.state, "token", NULL);
+    if (saved_token && barge_streq(barge_json_str(agent.state, "server", NULL), cfg->server)) {
+        agent.token = barge_xstrdup(saved_token);
+        agent.instance_arn =
+            barge_xstrdup(barge_json_str(agent.state, "containerInstanceArn", ""));
+        barge_info("resuming as %s", agent.instance_arn);
+    } else {
+        if (!akid) {
+            fprintf(stderr, "barge-agent: registering needs credentials: pass --credentials "
+                            "FILE (barged writes barge-data/admin-credentials) or set "
+                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n");
+            return 2;
+        }
+        while (register_instance(&agent, client, &err) < 0) {
+            barge_warn("%s; retrying in 2s", err->message);
+            if (err->code == BARGE_ERR_ACCESS_DENIED) {
+                fprintf(stderr, "barge-agent: %s\n", err->message);
+                return 1;
+            }
+            barge_error_free(barge_steal(&err));
+            sleep(2);
+            if (stop_signal)
+                return 1;
+        }
+    }
+    agent.engine = barge_engine_new(&agent);
+    barge_engine_adopt(agent.engine, json_object_get(agent.state, "tasks"));
+    printf("barge-agent ready as %s\n", agent.instance_arn);
+    fflush(stdout);
+
+    int failures = 0;
+    while (!stop_signal) {
+        _cleanup_json_ json_t *known = barge_engine_known(agent.engine);
+        _cleanup_json_ json_t *body = json_pack("{s:O, s:i}", "known", known, "wait", 20);
+        _cleanup_json_ json_t *out = NULL;
+        int status = barge_agent_client_post(client, "/agent/poll", body, agent.token, NULL, 40,
+                                             &out, &err);
+        if (status == 200) {
+            failures = 0;
+            barge_engine_sync(agent.engine, barge_json_array(out, "tasks"));
+            continue;
+        }
+        if (status == 410 || status == 401) {
+            barge_err("barged no longer knows this instance (%s); stopping its tasks",
+                      barge_json_str(out, "message", "?"));
+            _cleanup_json_ json_t *none = json_array();
+            barge_engine_sync(agent.engine, none);
+            while (!barge_engine_idle(agent.engine) && !stop_signal)
+                sleep(1);
+            break;
+        }
+        if (failures++ % 10 == 0)
+            barge_warn("polling barged: %s", err ? err->message : "server error");
+        barge_error_free(barge_steal(&err));
+        struct timespec ts = {failures > 5 ? 2 : 0, failures > 5 ? 0 : 300000000L};
+        nanosleep(&ts, NULL);
+    }
+    barge_info("stopping; containers keep running and will be adopted on restart");
+    barge_engine_free(agent.engine);
+    barge_agent_client_free(client);
+    barge_runtime_free(agent.rt);
+    json_decref(agent.state);
+    json_decref(cfg->attributes);
+    free(agent.token);
+    free(agent.instance_arn);
+    free(akid);
+    free(secret);
+    curl_global_cleanup();
     return 0;
 }

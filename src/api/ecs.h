@@ -29,6 +29,9 @@
 /* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
 char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
 
+/* A new ACTIVE cluster document with ECS's defaults (new reference). */
+json_t *ecs_cluster_doc_new(const struct barge_server *srv, const char *name);
+
 /* Turns a cluster name or ARN (NULL: "default") into its name; caller frees.
  * A malformed ARN, or one of another region/account, is an
  * InvalidParameterException. */

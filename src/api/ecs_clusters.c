@@ -171,6 +171,15 @@ static json_t *render(struct barge_tx *tx, const json_t *doc, unsigned include,
     return out;
 }
 
+json_t *ecs_cluster_doc_new(const struct barge_server *srv, const char *name)
+{
+    _cleanup_free_ char *arn = ecs_arn(srv, "cluster/%s", name);
+    return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:[], s:[]}", "clusterArn", arn,
+                     "clusterName", name, "status", "ACTIVE", "settings", "name",
+                     "containerInsights", "value", "disabled", "capacityProviders",
+                     "defaultCapacityProviderStrategy");
+}
+
 static int create_cluster(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                           struct barge_error **err)
 {
@@ -195,11 +204,8 @@ static int create_cluster(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     if (r == 0 || strcmp(barge_json_str(doc, "status", ""), "ACTIVE") != 0) {
         json_decref(doc);
-        _cleanup_free_ char *arn = ecs_arn(ctx->srv, "cluster/%s", name);
-        doc = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:[], s:[]}", "clusterArn", arn,
-                        "clusterName", name, "status", "ACTIVE", "settings", "name",
-                        "containerInsights", "value", "disabled", "capacityProviders",
-                        "defaultCapacityProviderStrategy");
+        doc = ecs_cluster_doc_new(ctx->srv, name);
+        const char *arn = barge_json_str(doc, "clusterArn", "");
         if (settings)
             merge_settings(doc, settings);
         const char *copy[] = {"configuration", "serviceConnectDefaults", "capacityProviders",

@@ -234,3 +234,20 @@ uint64_t barge_server_wait(struct barge_server *srv, uint64_t seen, int timeout_
     pthread_mutex_unlock(&srv->notify_lock);
     return g;
 }
+
+int barge_server_ensure_cluster(struct barge_server *srv, const char *name,
+                                struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_CLUSTER, name, &doc, err) < 0)
+        return -1;
+    if (doc && barge_streq(barge_json_str(doc, "status", NULL), "ACTIVE"))
+        return 0;
+    json_decref(doc);
+    doc = ecs_cluster_doc_new(srv, name);
+    if (barge_store_put(tx, ECS_KIND_CLUSTER, name, doc, err) < 0)
+        return -1;
+    return barge_store_commit(barge_steal(&tx), err);
+}

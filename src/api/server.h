@@ -53,6 +53,10 @@ int barge_server_lookup_key(const char *access_key_id, void *ud,
 int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write_aws_profile,
                                   struct barge_error **err);
 
+/* Creates the ACTIVE cluster name unless it exists (for --dev). */
+int barge_server_ensure_cluster(struct barge_server *srv, const char *name,
+                                struct barge_error **err);
+
 /* The HTTP routes barged serves (a static table). */
 const struct barge_http_route *barge_server_routes(void);
 

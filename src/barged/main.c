@@ -1,7 +1,13 @@
 /* barged: the control plane. Parses the command line, opens the store, makes
  * sure an admin key exists, serves the APIs and runs the housekeeping loop until
  * SIGINT or SIGTERM. */
+#include <sys/wait.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +25,34 @@ static volatile sig_atomic_t stopping;
 static void on_signal(int sig)
 {
     stopping = sig;
+}
+
+/* In --dev, barged runs a local barge-agent so that one command gives a
+ * working single-host cluster. It is the barge-agent next to this barged. */
+static pid_t start_dev_agent(const struct barge_config *cfg, int port)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        return -1;
+    self[n] = '\0';
+    _cleanup_free_ char *agent = barge_xasprintf("%s/barge-agent", dirname(self));
+    _cleanup_free_ char *server = barge_xasprintf("http://127.0.0.1:%d", port);
+    _cleanup_free_ char *dir = barge_xasprintf("%s/agent", cfg->data_dir);
+    _cleanup_free_ char *creds = barge_xasprintf("%s/admin-credentials", cfg->data_dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDOUT_FILENO);
+        execl(agent, agent, "--server", server, "--cluster", "default", "--data-dir", dir,
+              "--credentials", creds, "--region", cfg->region, (char *)NULL);
+        fprintf(stderr, "barged: cannot run '%s': %s\n", agent, strerror(errno));
+        _exit(127);
+    }
+    if (pid > 0)
+        barge_info("started the local agent %s (pid %d)", agent, (int)pid);
+    return pid;
 }
 
 static void usage(FILE *f)
@@ -173,6 +207,14 @@ int main(int argc, char **argv)
     barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port,
                cfg->region, cfg->store_uri, cfg->dev ? ", dev mode" : "");
     /* Tests and scripts wait for this line on stdout. */
+    pid_t agent_pid = -1;
+    if (cfg->dev) {
+        if (barge_server_ensure_cluster(&srv, "default", &err) < 0) {
+            fprintf(stderr, "barged: %s\n", err->message);
+            return 1;
+        }
+        agent_pid = start_dev_agent(cfg, port);
+    }
     printf("barged ready on port %d\n", port);
     fflush(stdout);
 
@@ -184,6 +226,10 @@ int main(int argc, char **argv)
         }
     }
     barge_info("stopping on signal %d", (int)stopping);
+    if (agent_pid > 0) {
+        kill(agent_pid, SIGTERM);
+        waitpid(agent_pid, NULL, 0);
+    }
     barge_http_stop(srv.http);
     barge_store_close(srv.store);
     return 0;

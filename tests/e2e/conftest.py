@@ -190,3 +190,132 @@ def error_code(excinfo):
 
 def error_message(excinfo):
     return excinfo.value.response["Error"]["Message"]
+
+
+class Agent:
+    """One barge-agent process (a host) with its own data directory. close()
+    stops the agent and removes every container, mount and cgroup it left, so a
+    failing test leaves nothing behind."""
+
+    def __init__(self, barged, data_dir, cluster="default", extra_args=()):
+        self.barged = barged
+        self.data_dir = data_dir
+        self.cluster = cluster
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.instance_arn = None
+        os.makedirs(data_dir, exist_ok=True)
+        self.log_path = os.path.join(data_dir, "agent.log")
+
+    def start(self):
+        args = [binary("barge-agent"), "--server", self.barged.endpoint, "--cluster",
+                self.cluster, "--data-dir", self.data_dir, "--credentials",
+                os.path.join(self.barged.data_dir, "admin-credentials"), "--log-level", "debug",
+                *self.extra_args]
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith(b"barge-agent ready as "):
+                self.instance_arn = line.decode().split()[-1]
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        raise RuntimeError("barge-agent did not start: " + open(self.log_path).read()[-3000:])
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=60)
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+
+    def stop(self):
+        self.kill(signal.SIGTERM)
+
+    def close(self):
+        self.kill(signal.SIGKILL)
+        cleanup_runtime(self.data_dir)
+
+
+def cleanup_runtime(data_dir):
+    """Removes what containers under data_dir left: runtime state, conmon
+    processes, overlay mounts and the barge cgroups of their tasks."""
+    runtime_root = os.path.join(data_dir, "runtime")
+    for name in ("runc", "crun"):
+        root = os.path.join(runtime_root, name)
+        if not os.path.isdir(root):
+            continue
+        ids = subprocess.run([name, "--root", root, "list", "-q"], capture_output=True,
+                             text=True).stdout.split()
+        for cid in ids:
+            subprocess.run([name, "--root", root, "delete", "-f", cid], capture_output=True)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if cmd.startswith(b"/usr/bin/conmon") and runtime_root.encode() in cmd:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+    mounts = [line.split()[1] for line in open("/proc/mounts")]
+    for m in sorted((m for m in mounts if m.startswith(data_dir)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+@pytest.fixture
+def agent_factory(barged, tmp_path):
+    agents = []
+
+    def make(name="host1", cluster="default", extra_args=(), create_cluster=True):
+        if create_cluster:
+            barged.client("ecs").create_cluster(clusterName=cluster)
+        a = Agent(barged, str(tmp_path / name), cluster=cluster, extra_args=extra_args)
+        agents.append(a)
+        return a.start()
+
+    yield make
+    for a in agents:
+        a.close()
+
+
+@pytest.fixture
+def agent(agent_factory):
+    return agent_factory()
+
+
+@pytest.fixture(scope="session")
+def test_registry():
+    """Debian's docker-registry on loopback with the busybox test images."""
+    from registry_fixture import Registry
+    reg = Registry()
+    reg.start()
+    reg.images = {"busybox": reg.push_test_image("busybox", "latest")}
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def busybox(test_registry):
+    return test_registry.images["busybox"]
+
+
+def wait_task(ecs, cluster, arn, statuses=("STOPPED",), timeout=60):
+    """Polls DescribeTasks until lastStatus is one of statuses."""
+    deadline = time.time() + timeout
+    task = None
+    while time.time() < deadline:
+        task = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+        if task["lastStatus"] in statuses:
+            return task
+        time.sleep(0.2)
+    raise AssertionError(f"task never reached {statuses}: {json.dumps(task, default=str)}")

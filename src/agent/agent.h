@@ -1,0 +1,85 @@
+/* barge-agent's internals: the connection to barged (client.c), the
+ * checkpoint that lets a restarted agent adopt its containers (state.c), and
+ * the task engine that runs each task's containers (engine.c). */
+#ifndef BARGE_AGENT_AGENT_H
+#define BARGE_AGENT_AGENT_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "common/error.h"
+#include "image/image.h"
+#include "runtime/runtime.h"
+
+struct barge_agent_config {
+    const char *server;     /* "http://127.0.0.1:4566" */
+    const char *cluster;    /* "default" */
+    const char *data_dir;   /* "/var/lib/barge-agent" */
+    const char *region;     /* SigV4 scope for registration */
+    const char *access_key; /* for registration only */
+    const char *secret_key;
+    const char *availability_zone; /* NULL: <region>a */
+    json_t *attributes;            /* [{name, value}] from --attribute */
+    long long cpu;                 /* CPU units to offer; 0: 1024 per core */
+    long long memory;              /* MiB to offer; 0: MemTotal less a reserve */
+    const char *runtime;           /* NULL/"auto", "crun", "runc" */
+    int stop_timeout;              /* seconds; default for containers without stopTimeout */
+};
+
+struct barge_agent;
+
+/* client.c: JSON over HTTP to barged. */
+struct barge_agent_client;
+struct barge_agent_client *barge_agent_client_new(const char *server);
+void barge_agent_client_free(struct barge_agent_client *c);
+/* POSTs body (borrowed) to path with either SigV4 (creds non-NULL) or the
+ * bearer token; returns the HTTP status (and *out the parsed body, new
+ * reference, may be NULL) or -1 when barged could not be reached. */
+int barge_agent_client_post(struct barge_agent_client *c, const char *path, const json_t *body,
+                            const char *token, const struct barge_agent_config *sigv4,
+                            long timeout_s, json_t **out, struct barge_error **err);
+
+/* state.c: the checkpoint, <data_dir>/state.json. */
+int barge_agent_state_load(const char *data_dir, json_t **out, struct barge_error **err);
+int barge_agent_state_save(const char *data_dir, const json_t *state, struct barge_error **err);
+
+/* engine.c: tasks. */
+struct barge_engine;
+struct barge_engine *barge_engine_new(struct barge_agent *agent);
+/* Brings the engine in line with the manifests barged sent: starts runners for
+ * new tasks, tells runners of changed desired states, stops tasks barged no
+ * longer lists. */
+void barge_engine_sync(struct barge_engine *e, const json_t *manifests);
+/* {taskArn: version} of every task the engine knows, for the next poll. */
+json_t *barge_engine_known(struct barge_engine *e);
+/* Re-creates runners for the tasks in a checkpoint (after a restart). */
+void barge_engine_adopt(struct barge_engine *e, const json_t *tasks);
+/* True when no task is left (every runner finished). */
+bool barge_engine_idle(struct barge_engine *e);
+/* Stops accepting work and waits for runners to pause (containers keep
+ * running). */
+void barge_engine_shutdown(struct barge_engine *e);
+void barge_engine_free(struct barge_engine *e);
+
+/* main.c: what the engine needs from the agent. */
+struct barge_agent {
+    struct barge_agent_config cfg;
+    struct barge_runtime *rt;
+    struct barge_image_pull_opts pull;
+    struct barge_engine *engine;
+    char *instance_arn;
+    char *token;
+    pthread_mutex_t lock; /* guards the checkpoint */
+    json_t *state;        /* {containerInstanceArn, token, tasks: {arn: {...}}} */
+};
+
+/* Records a task's agent-side state in the checkpoint (value borrowed and
+ * copied; NULL removes the task) and writes it to disk. */
+void barge_agent_checkpoint_task(struct barge_agent *a, const char *task_arn, const json_t *value);
+/* Sends a task state change to barged, retrying until it is accepted, barged
+ * refuses it for good, or the agent is shutting down. */
+void barge_agent_report(struct barge_agent *a, const json_t *report);
+/* True once SIGINT/SIGTERM arrived. */
+bool barge_agent_stopping(void);
+
+#endif

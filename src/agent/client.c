@@ -1,0 +1,128 @@
+/* The agent's HTTP client: JSON POSTs to barged with libcurl, signed with
+ * SigV4 (registration) or carrying the instance's bearer token. One client per
+ * thread: a curl handle is not shared. */
+#include <curl/curl.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/agent.h"
+#include "common/json.h"
+#include "common/sigv4.h"
+
+struct barge_agent_client {
+    CURL *curl;
+    char *server;
+};
+
+struct buf {
+    char *data;
+    size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct buf *b = ud;
+    size_t n = size * nmemb;
+    b->data = barge_xrealloc(b->data, b->len + n + 1);
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+struct barge_agent_client *barge_agent_client_new(const char *server)
+{
+    struct barge_agent_client *c = barge_xcalloc(1, sizeof(*c));
+    c->curl = curl_easy_init();
+    if (!c->curl)
+        abort();
+    c->server = barge_xstrdup(server);
+    size_t n = strlen(c->server);
+    while (n > 0 && c->server[n - 1] == '/')
+        c->server[--n] = '\0';
+    return c;
+}
+
+void barge_agent_client_free(struct barge_agent_client *c)
+{
+    if (!c)
+        return;
+    curl_easy_cleanup(c->curl);
+    free(c->server);
+    free(c);
+}
+
+/* "host[:port]" of the server URL, as the Host header carries it. */
+static char *host_of(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t n = strcspn(p, "/");
+    return barge_xstrndup(p, n);
+}
+
+int barge_agent_client_post(struct barge_agent_client *c, const char *path, const json_t *body,
+                            const char *token, const struct barge_agent_config *sigv4,
+                            long timeout_s, json_t **out, struct barge_error **err)
+{
+    if (out)
+        *out = NULL;
+    _cleanup_free_ char *text = barge_json_dump(body);
+    _cleanup_free_ char *url = barge_xasprintf("%s%s", c->server, path);
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    if (token) {
+        _cleanup_free_ char *h = barge_xasprintf("Authorization: Bearer %s", token);
+        hdrs = curl_slist_append(hdrs, h);
+    } else if (sigv4) {
+        _cleanup_free_ char *host = host_of(c->server);
+        struct barge_kv in_hdrs[] = {{"Host", host}, {"Content-Type", "application/json"}};
+        struct barge_sigv4_request sr = {.method = "POST",
+                                         .raw_path = path,
+                                         .raw_query = "",
+                                         .headers = in_hdrs,
+                                         .n_headers = 2,
+                                         .body = text,
+                                         .body_len = strlen(text)};
+        struct barge_sigv4_credentials creds = {sigv4->access_key, sigv4->secret_key, NULL};
+        struct barge_kv *add = NULL;
+        size_t n_add = 0;
+        if (barge_sigv4_sign(&sr, sigv4->region, "ecs", &creds, time(NULL), &add, &n_add, err) <
+            0) {
+            curl_slist_free_all(hdrs);
+            return -1;
+        }
+        for (size_t i = 0; i < n_add; i++) {
+            _cleanup_free_ char *h = barge_xasprintf("%s: %s", add[i].name, add[i].value);
+            hdrs = curl_slist_append(hdrs, h);
+        }
+        barge_sigv4_headers_free(add, n_add);
+    }
+    struct buf resp = {0};
+    curl_easy_reset(c->curl);
+    curl_easy_setopt(c->curl, CURLOPT_URL, url);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c->curl);
+    curl_slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+        free(resp.data);
+        barge_error_set(err, BARGE_ERR_IO, "cannot reach barged at '%s': %s", c->server,
+                        curl_easy_strerror(rc));
+        return -1;
+    }
+    long status = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (out && resp.data) {
+        json_error_t jerr;
+        *out = json_loads(resp.data, 0, &jerr);
+    }
+    free(resp.data);
+    return (int)status;
+}
