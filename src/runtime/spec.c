@@ -621,6 +621,14 @@ static json_t *build_mounts(const struct barge_runtime_spec *spec, const char *d
             json_array_append_new(opts, json_string("nodev"));
             if (m->size)
                 json_array_append_new(opts, jfmt("size=%" PRIu64 "k", (m->size + 1023) / 1024));
+            /* World-writable like Docker's --tmpfs, unless the caller says
+             * otherwise; the runtime would copy the mode of the directory
+             * it mounts over instead. */
+            bool has_mode = false;
+            for (const char *const *o = m->options; o && *o; o++)
+                has_mode = has_mode || barge_str_has_prefix(*o, "mode=");
+            if (!has_mode)
+                json_array_append_new(opts, json_string("mode=1777"));
         }
         json_array_append_new(opts, json_string(m->readonly ? "ro" : "rw"));
         for (const char *const *o = m->options; o && *o; o++)

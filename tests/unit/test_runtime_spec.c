@@ -431,7 +431,7 @@ static void test_mounts(void **state)
          .readonly = true},
         {.type = BARGE_RUNTIME_MOUNT_TMPFS,
          .destination = "/run",
-         .options = (const char *[]){"noexec", NULL}},
+         .options = (const char *[]){"noexec", "mode=0700", NULL}},
     };
     s.mounts = m;
     s.n_mounts = 3;
@@ -460,7 +460,9 @@ static void test_mounts(void **state)
     assert_string_equal(barge_json_str(tmp, "type", ""), "tmpfs");
     assert_true(array_has(json_object_get(tmp, "options"), "size=1024k"));
     assert_true(array_has(json_object_get(tmp, "options"), "rw"));
+    assert_true(array_has(json_object_get(tmp, "options"), "mode=1777"));
     assert_true(array_has(json_object_get(find_mount(c, "/run"), "options"), "noexec"));
+    assert_false(array_has(json_object_get(find_mount(c, "/run"), "options"), "mode=1777"));
     /* Parents are mounted before what lies under them. */
     assert_true(mount_index(c, "/data") < mount_index(c, "/data/cache/tmp"));
     assert_true(mount_index(c, "/etc/resolv.conf") < mount_index(c, "/data"));
