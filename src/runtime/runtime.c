@@ -160,6 +160,23 @@ static char *trim(char *s)
     return s;
 }
 
+/* runc logs as `time="..." level=error msg="..."`; keep the msg text, which
+ * is what ends up in an ECS stoppedReason. Works in place; returns s. */
+static char *runtime_message(char *s)
+{
+    char *m = s ? strstr(s, "msg=\"") : NULL;
+    if (!m)
+        return trim(s);
+    char *w = s;
+    for (const char *r = m + 5; *r && *r != '"'; r++) {
+        if (r[0] == '\\' && r[1])
+            r++;
+        *w++ = *r;
+    }
+    *w = '\0';
+    return s;
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -281,6 +298,18 @@ static int meta_load(const struct barge_runtime *rt, const char *id, struct meta
     m->pid = (pid_t)barge_json_int(j, "pid", 0);
     m->created_at = json_num(j, "created_at");
     m->started_at = json_num(j, "started_at");
+    /* Killed after conmon started but before we recorded its pids: conmon
+     * wrote them to files of its own. */
+    if (m->conmon_pid == 0) {
+        _cleanup_free_ char *f = barge_xasprintf("%s/conmon.pid", m->dir);
+        _cleanup_free_ char *v = barge_read_file(f, NULL);
+        m->conmon_pid = v ? (pid_t)atoi(v) : 0;
+    }
+    if (m->pid == 0) {
+        _cleanup_free_ char *f = barge_xasprintf("%s/pidfile", m->dir);
+        _cleanup_free_ char *v = barge_read_file(f, NULL);
+        m->pid = v ? (pid_t)atoi(v) : 0;
+    }
     return 0;
 }
 
@@ -309,7 +338,7 @@ static int runtime_cmd(const char *runtime, const char *root, const char *const 
         return barge_error_set(err, BARGE_ERR_IO, "'%s %s' timed out", runtime, argv[3]);
     if (status != 0)
         return barge_error_set(err, BARGE_ERR_IO, "'%s %s' failed (status %d): %s", runtime,
-                               argv[3], status, e ? trim(e) : "");
+                               argv[3], status, e ? runtime_message(e) : "");
     if (out)
         *out = barge_steal(&o);
     return 0;
@@ -580,7 +609,8 @@ static int read_sync(int fd, int64_t deadline, pid_t *pid, struct barge_error **
     json_int_t data = barge_json_int(j, "data", -1);
     if (data <= 0) {
         _cleanup_free_ char *msg = barge_xstrdup(barge_json_str(j, "message", buf));
-        return barge_error_set(err, BARGE_ERR_IO, "runtime create failed: %s", trim(msg));
+        return barge_error_set(err, BARGE_ERR_IO, "runtime create failed: %s",
+                               runtime_message(msg));
     }
     *pid = (pid_t)data;
     return 0;
@@ -689,7 +719,10 @@ int barge_runtime_create(struct barge_runtime *rt, const struct barge_runtime_sp
     struct meta m = {0};
     m.id = barge_xstrdup(spec->id);
     m.dir = spec->dir ? barge_xstrdup(spec->dir) : barge_xstrdup(index);
-    if (spec->dir ? barge_mkdir_p(m.dir, 0700) < 0 : mkdir(m.dir, 0700) < 0) {
+    /* The directory must be new: delete removes it with all it holds. */
+    _cleanup_free_ char *parent = barge_xstrdup(m.dir);
+    *strrchr(parent, '/') = '\0';
+    if ((*parent && barge_mkdir_p(parent, 0700) < 0) || mkdir(m.dir, 0700) < 0) {
         barge_error_set_errno(err, errno == EEXIST ? BARGE_ERR_EXISTS : BARGE_ERR_IO,
                               "cannot create container dir '%s'", m.dir);
         meta_release(&m);

@@ -93,8 +93,10 @@ struct barge_runtime_ulimit {
 /* What to run. String arrays are NULL-terminated; every pointer is borrowed
  * for the duration of the call only. Zero means "not set" for numbers. */
 struct barge_runtime_spec {
-    const char *id;  /* 1-64 of [A-Za-z0-9_.-], starting with a letter or digit */
-    const char *dir; /* container directory; NULL: <state_dir>/containers/<id> */
+    const char *id; /* 1-64 of [A-Za-z0-9_.-], starting with a letter or digit */
+    /* Container directory, made by create (it must not exist) and removed
+     * with everything in it by delete; NULL: <state_dir>/containers/<id>. */
+    const char *dir;
 
     /* The root filesystem: either an existing directory used as is... */
     const char *rootfs;

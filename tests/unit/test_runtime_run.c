@@ -487,6 +487,59 @@ static void test_delete_running(void **state)
     assert_int_equal(barge_runtime_delete(T.rt, "victim", true, &err), 0);
 }
 
+static bool state_entry_exists(const char *id)
+{
+    _cleanup_free_ char *p = barge_xasprintf("%s/containers/%s", T.state, id);
+    return access(p, F_OK) == 0;
+}
+
+static void test_failures_clean_up(void **state)
+{
+    (void)state;
+    NEED_RUNTIME();
+    /* The runtime refuses a command that is not in the image: the error
+     * carries its message and nothing is left behind. */
+    struct barge_runtime_spec s = sh_spec("nocmd", (const char *[]){"/no/such/program", NULL});
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_runtime_run(T.rt, &s, &err), -1);
+    assert_non_null(strstr(err->message, "'nocmd'"));
+    assert_non_null(strstr(err->message, "/no/such/program"));
+    barge_error_free(err);
+    err = NULL;
+    assert_false(state_entry_exists("nocmd"));
+    _cleanup_free_ char *cg = barge_xasprintf("/sys/fs/cgroup/memory%s/nocmd", T.cgparent);
+    assert_int_equal(access(cg, F_OK), -1);
+
+    /* A missing rootfs fails before anything runs. */
+    s = sh_spec("norootfs", (const char *[]){"/bin/true", NULL});
+    s.rootfs = "/nonexistent/rootfs";
+    assert_int_equal(barge_runtime_create(T.rt, &s, &err), -1);
+    assert_non_null(strstr(err->message, "'/nonexistent/rootfs'"));
+    barge_error_free(err);
+    err = NULL;
+    assert_false(state_entry_exists("norootfs"));
+
+    /* Ids are unique; a created container that never started can be
+     * inspected and deleted. */
+    s = sh_spec("twice", (const char *[]){"/bin/sleep", "100", NULL});
+    if (barge_runtime_create(T.rt, &s, &err) < 0)
+        fail_msg("create: %s", err->message);
+    assert_int_equal(barge_runtime_create(T.rt, &s, &err), -1);
+    assert_int_equal(err->code, BARGE_ERR_EXISTS);
+    barge_error_free(err);
+    err = NULL;
+    struct barge_runtime_state st = state_of(T.rt, "twice");
+    assert_int_equal(st.status, BARGE_RUNTIME_CREATED);
+    assert_true(st.pid > 0);
+    assert_int_equal(barge_runtime_stop(T.rt, "twice", 0, 5000, &st, &err), 0);
+    assert_int_equal(st.status, BARGE_RUNTIME_EXITED);
+    assert_int_equal(barge_runtime_delete(T.rt, "twice", false, &err), 0);
+    assert_false(state_entry_exists("twice"));
+    assert_int_equal(barge_runtime_delete(T.rt, "twice", false, &err), -1);
+    assert_int_equal(err->code, BARGE_ERR_NOT_FOUND);
+    barge_error_free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +552,7 @@ int main(void)
         cmocka_unit_test_teardown(test_survives_and_adopt, test_teardown),
         cmocka_unit_test_teardown(test_overlay_user_readonly, test_teardown),
         cmocka_unit_test_teardown(test_delete_running, test_teardown),
+        cmocka_unit_test_teardown(test_failures_clean_up, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
