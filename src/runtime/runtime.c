@@ -2,8 +2,8 @@
  * container create/start/state/kill/stop/delete, adoption after a restart,
  * exec for health checks and cgroup counters.
  *
- * conmon is what lets containers outlive us: it double-forks into its own
- * session, runs `<runtime> create`, reports the container's pid on the sync
+ * conmon is what lets containers outlive us: it forks into the background in
+ * a session of its own, runs `<runtime> create`, reports the container's pid on the sync
  * pipe we hand it (_OCI_SYNCPIPE) and stays as the container's parent
  * (subreaper) to collect its stdout/stderr into a k8s-file log and to write the
  * exit code (and an "oom" marker) into the container directory when it ends.
@@ -1025,8 +1025,9 @@ static int teardown(struct barge_runtime *rt, struct meta *m, struct barge_error
     /* The runtime's state and (for a clean exit) the container's cgroup. */
     if (runtime_cmd(m->runtime, m->root, (const char *[]){"delete", "--force", m->id, NULL}, NULL,
                     &e) < 0) {
-        if (!strstr(e->message, "does not exist") && !strstr(e->message, "not exist"))
-            barge_debug("runtime: %s", e->message);
+        /* Usually "does not exist": a failed create, or a runtime state lost
+         * with a reboot. What is left is removed below either way. */
+        barge_debug("runtime: %s", e->message);
         barge_error_free(e);
         e = NULL;
     }

@@ -11,7 +11,9 @@
  *
  * Layout under the state directory (options.state_dir):
  *   containers/<id>/      the container directory (or a symlink to spec.dir):
- *       config.json       the OCI bundle's config (the bundle is this directory)
+ *       config.json       the OCI bundle's config (the bundle is this directory);
+ *                         it holds the environment, secrets included, so
+ *                         it is 0600 in 0700 directories
  *       barge.json        what we need to manage it later (runtime, pids, times)
  *       rootfs/           overlayfs mount point when the rootfs is layered
  *       upper/ work/      overlayfs upper and work directories
@@ -22,8 +24,9 @@
  *                         with inotify to learn of exits without polling
  *   <runtime name>/       the runtime's --root
  *
- * Processes we start never inherit the caller's signal handlers' effects on
- * waitpid: callers must not set SIGCHLD to SIG_IGN. */
+ * Callers must not set SIGCHLD to SIG_IGN (our children would be reaped
+ * behind our back) nor be a child subreaper (conmon daemons would become
+ * their zombies). */
 #ifndef BARGE_RUNTIME_RUNTIME_H
 #define BARGE_RUNTIME_RUNTIME_H
 
@@ -140,7 +143,7 @@ struct barge_runtime_spec {
     const char *const *dns_options;
 
     int stop_signal;           /* 0: SIGTERM; used by barge_runtime_stop */
-    const char *log_path;      /* NULL: <dir>/ctr.log */
+    const char *log_path;      /* NULL: <dir>/ctr.log; one elsewhere outlives delete */
     uint64_t log_size_max;     /* bytes before conmon truncates the log; 0 = unlimited */
     const char *cgroup_parent; /* e.g. "/barge/task-<id>"; NULL: the runtime's default */
 };
