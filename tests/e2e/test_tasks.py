@@ -12,6 +12,11 @@ from botocore.exceptions import ClientError
 from conftest import AwsCli, error_code, error_message, wait_task
 
 
+# PID 1 of a container gets no default signal handlers, so a bare `sleep`
+# ignores SIGTERM (as under Docker); this one honours it.
+SLEEPER = ["sh", "-c", "trap 'exit 143' TERM; while true; do sleep 0.2; done"]
+
+
 def register(ecs, image, family="t", command=None, containers=None, **kw):
     if containers is None:
         containers = [{"name": "main", "image": image, "memory": 32,
@@ -75,7 +80,7 @@ def test_exit_code_3(barged, agent, busybox):
 def test_non_essential_sidecar(barged, agent, busybox):
     ecs = barged.client("ecs")
     td = register(ecs, busybox, containers=[
-        {"name": "app", "image": busybox, "memory": 32, "command": ["sleep", "300"]},
+        {"name": "app", "image": busybox, "memory": 32, "command": SLEEPER},
         {"name": "sidecar", "image": busybox, "memory": 32, "essential": False,
          "command": ["sh", "-c", "exit 7"]}])
     [arn] = run(ecs, td)
@@ -97,7 +102,7 @@ def test_non_essential_sidecar(barged, agent, busybox):
 
 def test_stop_task_sigterm_and_sigkill(barged, agent, busybox):
     ecs = barged.client("ecs")
-    polite = register(ecs, busybox, family="polite", command=["sleep", "300"])
+    polite = register(ecs, busybox, family="polite", command=SLEEPER)
     stubborn = register(ecs, busybox, family="stubborn", containers=[
         {"name": "main", "image": busybox, "memory": 32, "stopTimeout": 2,
          "command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]}])
@@ -150,11 +155,10 @@ def test_no_instances(barged, busybox):
 
 def test_memory_limit_enforced(barged, agent, busybox):
     ecs = barged.client("ecs")
-    # 40 MiB into a tmpfs inside a 16 MiB container: the kernel OOM-kills it.
+    # tail holds its whole input in memory: 200 MiB in a 16 MiB container.
     td = register(ecs, busybox, containers=[
         {"name": "hog", "image": busybox, "memory": 16,
-         "linuxParameters": {"tmpfs": [{"containerPath": "/hog", "size": 256}]},
-         "command": ["sh", "-c", "dd if=/dev/zero of=/hog/x bs=1M count=40; sleep 5"]}])
+         "command": ["sh", "-c", "head -c 200m /dev/zero | tail"]}])
     [arn] = run(ecs, td)
     task = wait_task(ecs, "default", arn)
     c = task["containers"][0]
@@ -164,14 +168,14 @@ def test_memory_limit_enforced(barged, agent, busybox):
 
 def test_agent_kill9_keeps_containers(barged, agent, busybox):
     ecs = barged.client("ecs")
-    td = register(ecs, busybox, command=["sleep", "300"])
+    td = register(ecs, busybox, command=SLEEPER)
     [arn] = run(ecs, td)
     task = wait_task(ecs, "default", arn, ("RUNNING",))
     runtime_id = task["containers"][0]["runtimeId"]
     agent.kill(signal.SIGKILL)
     # the container is still there, with its process
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "sleep 300" in ps
+    assert "trap 'exit 143' TERM" in ps
     agent.start()
     time.sleep(1)
     task = ecs.describe_tasks(cluster="default", tasks=[arn])["tasks"][0]
@@ -196,7 +200,7 @@ def test_exit_while_agent_down_is_reported(barged, agent, busybox):
 
 def test_barged_kill9_loses_nothing(barged, agent, busybox):
     ecs = barged.client("ecs")
-    td = register(ecs, busybox, command=["sleep", "300"])
+    td = register(ecs, busybox, command=SLEEPER)
     [arn] = run(ecs, td)
     wait_task(ecs, "default", arn, ("RUNNING",))
     barged.kill()
@@ -221,7 +225,7 @@ def test_aws_cli_waiter(barged, agent, busybox, tmp_path):
 
 def test_list_and_describe_tasks(barged, agent, busybox):
     ecs = barged.client("ecs")
-    td = register(ecs, busybox, command=["sleep", "300"])
+    td = register(ecs, busybox, command=SLEEPER)
     arns = run(ecs, td, count=3, startedBy="lister", tags=[{"key": "k", "value": "v"}])
     assert sorted(ecs.list_tasks(cluster="default")["taskArns"]) == sorted(arns)
     assert len(ecs.list_tasks(cluster="default", family="t")["taskArns"]) == 3
@@ -280,7 +284,7 @@ def test_container_instance_operations(barged, agent, busybox):
     ecs.update_container_instances_state(cluster="default", containerInstances=[arn],
                                          status="ACTIVE")
     # deregistering an instance with tasks needs force
-    td = register(ecs, busybox, command=["sleep", "300"])
+    td = register(ecs, busybox, command=SLEEPER)
     [t] = run(ecs, td)
     with pytest.raises(ClientError) as e:
         ecs.deregister_container_instance(cluster="default", containerInstance=arn)
