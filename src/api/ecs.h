@@ -87,6 +87,18 @@ bool ecs_task_force_stopped(json_t *task, const char *reason);
 int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *report,
                           struct barge_error **err);
 
+/* Places and stores one task of td in the cluster, as RunTask does; params
+ * holds startedBy, group, overrides and tags. Returns 1 with *task (the stored
+ * document, new reference), 0 with *reason (ECS's failure reason of the closest
+ * instance, caller frees) when nothing fits, -1 on error. */
+int ecs_task_place_one(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+                       const json_t *td, const json_t *params, json_t **task, char **reason,
+                       struct barge_error **err);
+
+/* Asks for a task to stop (desiredStatus STOPPED) with a stop code and
+ * reason, as StopTask does; the caller stores it. */
+void ecs_task_request_stop(json_t *task, const char *stop_code, const char *reason);
+
 /* Removes STOPPED tasks older than the configured retention. */
 int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
 

@@ -51,6 +51,17 @@ static int unindex(struct barge_tx *tx, const json_t *task, struct barge_error *
     return barge_store_del(tx, ECS_KIND_ITASK, ikey, err);
 }
 
+void ecs_task_request_stop(json_t *task, const char *stop_code, const char *reason)
+{
+    if (barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED"))
+        return;
+    json_object_set_new(task, "desiredStatus", json_string("STOPPED"));
+    json_object_set_new(task, "stopCode", json_string(stop_code));
+    json_object_set_new(task, "stoppedReason", json_string(reason));
+    json_object_set_new(task, "stoppingAt", json_real(barge_now()));
+    bump_version(task);
+}
+
 bool ecs_task_force_stopped(json_t *task, const char *reason)
 {
     if (barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED"))
@@ -213,7 +224,7 @@ static int check_overrides(const json_t *td, const json_t *overrides, struct bar
 }
 
 /* Builds and stores a new task for td on instance (a stored instance doc). */
-static int create_task(struct barge_api_ctx *ctx, struct barge_tx *tx, const json_t *in,
+static int create_task(struct barge_server *srv, struct barge_tx *tx, const json_t *in,
                        const json_t *cluster, const json_t *td, const json_t *instance,
                        const struct barge_sched_request *req, const json_t *containers,
                        json_t **out, struct barge_error **err)
@@ -221,7 +232,7 @@ static int create_task(struct barge_api_ctx *ctx, struct barge_tx *tx, const jso
     const char *cname = barge_json_str(cluster, "clusterName", "");
     char id[33];
     barge_id_hex32(id);
-    _cleanup_free_ char *arn = ecs_arn(ctx->srv, "task/%s/%s", cname, id);
+    _cleanup_free_ char *arn = ecs_arn(srv, "task/%s/%s", cname, id);
     const char *family = barge_json_str(td, "family", "");
     _cleanup_free_ char *dflt_group = barge_xasprintf("family:%s", family);
     json_t *overrides = barge_json_object(in, "overrides");
@@ -262,7 +273,7 @@ static int create_task(struct barge_api_ctx *ctx, struct barge_tx *tx, const jso
     {
         char cid[37];
         barge_id_uuid(cid);
-        _cleanup_free_ char *carn = ecs_arn(ctx->srv, "container/%s/%s/%s", cname, id, cid);
+        _cleanup_free_ char *carn = ecs_arn(srv, "container/%s/%s/%s", cname, id, cid);
         _cleanup_free_ char *ccpu = barge_xasprintf("%lld", (long long)barge_json_int(c, "cpu", 0));
         json_t *entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:s, s:s}", "containerArn",
                                   carn, "taskArn", arn, "name", barge_json_str(c, "name", ""),
@@ -360,26 +371,18 @@ static json_t *render_task(struct barge_tx *tx, const json_t *task, bool tags,
     return out;
 }
 
-static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+/* Places count tasks of td in the cluster and stores them: each placed task's
+ * stored document goes to placed, and when one cannot be placed, the reason for
+ * each instance goes to failures (ECS's RunTask shape) and placing stops.
+ * params holds the RunTask members that shape a task (overrides, startedBy,
+ * group, tags). */
+static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+                       const json_t *td, const json_t *params, json_int_t count, json_t *placed,
+                       json_t *failures, struct barge_error **err)
 {
-    json_int_t count = barge_json_int(in, "count", 1);
-    if (count < 1 || count > 10)
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                    "count must be between 1 and 10; '%lld' was given.",
-                                    (long long)count);
-    if (check_run_input(in, err) < 0)
-        return -1;
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *cluster = NULL, *td = NULL, *containers = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
-        load_runnable_td(tx, ctx->srv, barge_json_str(in, "taskDefinition", ""), &td, err) < 0 ||
-        check_overrides(td, barge_json_object(in, "overrides"), err) < 0)
-        return -1;
-    containers = apply_overrides(td, barge_json_object(in, "overrides"));
+    _cleanup_json_ json_t *containers = apply_overrides(td, barge_json_object(params, "overrides"));
     struct barge_sched_request req;
-    task_request(td, containers, barge_json_object(in, "overrides"), &req);
-
+    task_request(td, containers, barge_json_object(params, "overrides"), &req);
     struct candidates cand = {.tx = tx};
     _cleanup_free_ char *prefix =
         barge_xasprintf("%s/", barge_json_str(cluster, "clusterName", ""));
@@ -393,7 +396,6 @@ static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct 
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "No Container Instances were found in your cluster.");
     }
-    _cleanup_json_ json_t *tasks = json_array(), *failures = json_array();
     enum barge_sched_verdict *verdicts = barge_xcalloc(cand.n, sizeof(*verdicts));
     int ret = 0;
     for (json_int_t k = 0; k < count; k++) {
@@ -410,22 +412,77 @@ static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct 
             break;
         }
         json_t *task;
-        if (create_task(ctx, tx, in, cluster, td, cand.docs[pick], &req, containers, &task, err) <
-            0) {
+        if (create_task(srv, tx, params, cluster, td, cand.docs[pick], &req, containers, &task,
+                        err) < 0) {
             ret = -1;
             break;
         }
-        json_t *r = render_task(tx, task, true, err);
-        json_decref(task);
-        if (!r) {
-            ret = -1;
-            break;
-        }
-        json_array_append_new(tasks, r);
+        json_array_append_new(placed, task);
     }
     free(verdicts);
     candidates_release(&cand);
-    if (ret < 0 || barge_store_commit(barge_steal(&tx), err) < 0)
+    return ret;
+}
+
+int ecs_task_place_one(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+                       const json_t *td, const json_t *params, json_t **task, char **reason,
+                       struct barge_error **err)
+{
+    *task = NULL;
+    *reason = NULL;
+    _cleanup_json_ json_t *placed = json_array(), *failures = json_array();
+    if (place_tasks(tx, srv, cluster, td, params, 1, placed, failures, err) < 0)
+        return -1;
+    if (json_array_size(placed) == 1) {
+        *task = json_incref(json_array_get(placed, 0));
+        return 1;
+    }
+    /* The closest instance's reason: the first that was eligible, else any. */
+    const char *why = "AGENT";
+    size_t i;
+    json_t *f;
+    json_array_foreach(failures, i, f)
+    {
+        const char *r = barge_json_str(f, "reason", "");
+        if (strcmp(r, "AGENT") != 0) {
+            why = r;
+            break;
+        }
+    }
+    *reason = barge_xstrdup(why);
+    return 0;
+}
+
+static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+{
+    json_int_t count = barge_json_int(in, "count", 1);
+    if (count < 1 || count > 10)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "count must be between 1 and 10; '%lld' was given.",
+                                    (long long)count);
+    if (check_run_input(in, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *cluster = NULL, *td = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
+        load_runnable_td(tx, ctx->srv, barge_json_str(in, "taskDefinition", ""), &td, err) < 0 ||
+        check_overrides(td, barge_json_object(in, "overrides"), err) < 0)
+        return -1;
+    _cleanup_json_ json_t *placed = json_array(), *tasks = json_array(),
+                          *failures = json_array();
+    if (place_tasks(tx, ctx->srv, cluster, td, in, count, placed, failures, err) < 0)
+        return -1;
+    size_t i;
+    json_t *t;
+    json_array_foreach(placed, i, t)
+    {
+        json_t *r = render_task(tx, t, true, err);
+        if (!r)
+            return -1;
+        json_array_append_new(tasks, r);
+    }
+    if (barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     if (json_array_size(tasks))
         barge_server_notify(ctx->srv);
@@ -487,7 +544,7 @@ static int start_task(struct barge_api_ctx *ctx, json_t *in, json_t **out,
             continue;
         }
         json_t *task;
-        if (create_task(ctx, tx, in, cluster, td, doc, &req, containers, &task, err) < 0)
+        if (create_task(ctx->srv, tx, in, cluster, td, doc, &req, containers, &task, err) < 0)
             return -1;
         json_t *r = render_task(tx, task, true, err);
         json_decref(task);
@@ -540,12 +597,7 @@ static int stop_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "The referenced task '%s' was not found.", ident);
     if (strcmp(barge_json_str(task, "desiredStatus", ""), "STOPPED") != 0) {
-        json_object_set_new(task, "desiredStatus", json_string("STOPPED"));
-        json_object_set_new(task, "stopCode", json_string("UserInitiated"));
-        json_object_set_new(task, "stoppedReason",
-                            json_string(reason ? reason : "Task stopped by user"));
-        json_object_set_new(task, "stoppingAt", json_real(barge_now()));
-        bump_version(task);
+        ecs_task_request_stop(task, "UserInitiated", reason ? reason : "Task stopped by user");
         /* A task whose host is gone cannot be stopped by an agent. */
         _cleanup_json_ json_t *inst = NULL;
         _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", barge_json_str(task, "_cluster", ""),
