@@ -396,6 +396,11 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "No Container Instances were found in your cluster.");
     }
+    /* The service scheduler places DAEMON tasks on a given instance. */
+    const char *target = barge_json_str(params, "_targetInstance", NULL);
+    for (size_t i = 0; target && i < cand.n; i++)
+        if (strcmp(cand.insts[i].id, target) != 0)
+            cand.insts[i].eligible = false;
     enum barge_sched_verdict *verdicts = barge_xcalloc(cand.n, sizeof(*verdicts));
     int ret = 0;
     for (json_int_t k = 0; k < count; k++) {
