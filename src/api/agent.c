@@ -239,6 +239,9 @@ static int poll_agent(struct barge_http_req *req, json_t *in, json_t **out,
         wait = 0;
     if (wait > MAX_WAIT_SECONDS)
         wait = MAX_WAIT_SECONDS;
+    /* The poll is the heartbeat: answer well within the disconnect timeout. */
+    if (wait > ecs_agent_timeout_seconds / 3)
+        wait = ecs_agent_timeout_seconds / 3;
     json_t *known = json_object_get(in, "known");
     int64_t deadline = barge_monotonic_ms() + wait * 1000;
     for (;;) {
