@@ -164,8 +164,8 @@ int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write
 }
 
 static const struct barge_http_route routes[] = {
-    {"/", barge_api_json11_handle, 16 * 1024 * 1024},
-    {NULL, NULL, 0},
+    {"/", barge_api_json11_handle, 16 * 1024 * 1024, NULL},
+    {NULL, NULL, 0, NULL},
 };
 
 const struct barge_http_route *barge_server_routes(void)
