@@ -6,6 +6,7 @@
 
 #include "api/http.h"
 #include "common/sigv4.h"
+#include "registry/registry.h"
 #include "store/store.h"
 
 struct barge_config {
@@ -16,12 +17,17 @@ struct barge_config {
     char *account_id; /* "000000000000" */
     int max_skew_seconds;
     bool dev;
+    char *registry_host;         /* --registry-host, or NULL */
+    int registry_gc_interval;    /* seconds between lifecycle + GC runs */
+    int registry_gc_grace;       /* seconds an unreferenced blob is kept after its last use */
+    int registry_upload_timeout; /* seconds an idle upload is kept */
 };
 
 struct barge_server {
     struct barge_config cfg;
     struct barge_store *store;
     struct barge_http_server *http;
+    struct barge_registry *registry; /* the embedded image registry (/v2/ and ECR) */
 };
 
 /* Looks up an access key in the store for SigV4 (a barge_sigv4_lookup_fn;
@@ -35,10 +41,14 @@ int barge_server_lookup_key(const char *access_key_id, void *ud,
 int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write_aws_profile,
                                   struct barge_error **err);
 
+/* Creates srv->registry under <data_dir>/registry from the configuration. */
+int barge_server_registry_init(struct barge_server *srv, struct barge_error **err);
+
 /* The HTTP routes barged serves (a static table). */
 const struct barge_http_route *barge_server_routes(void);
 
-/* Periodic housekeeping (purging deleted task definitions, ...). */
+/* Periodic housekeeping (purging deleted task definitions, registry lifecycle
+ * policies and garbage collection, ...). */
 void barge_server_housekeeping(struct barge_server *srv);
 
 #endif

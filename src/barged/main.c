@@ -36,6 +36,17 @@ static void usage(FILE *f)
             "  --account-id ID       12-digit account id in ARNs (default 000000000000)\n"
             "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
             "  --no-aws-profile      do not write the 'barge' profile into ~/.aws\n"
+            "  --registry-host HOST  DNS suffix of the image registry: repository URIs become\n"
+            "                        ACCOUNT.dkr.ecr.REGION.HOST/NAME (default: the listener's\n"
+            "                        host:port)\n"
+            "  --registry-gc-interval SECONDS\n"
+            "                        how often lifecycle policies and the registry's garbage\n"
+            "                        collector run (default 600)\n"
+            "  --registry-gc-grace SECONDS\n"
+            "                        how long an unreferenced blob is kept after its last use\n"
+            "                        (default 3600)\n"
+            "  --registry-upload-timeout SECONDS\n"
+            "                        how long an idle blob upload is kept (default 3600)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
             "  -h, --help            show this help\n"
@@ -43,6 +54,21 @@ static void usage(FILE *f)
             "\n"
             "On first start barged creates an admin access key, writes it as the AWS\n"
             "profile 'barge' and to DIR/admin-credentials, and prints how to use it.\n");
+}
+
+/* Repository URIs name the listener when no registry host is configured; a
+ * wildcard listen address is reached through the loopback address. */
+static void set_registry_endpoint(struct barge_server *srv, int port)
+{
+    _cleanup_free_ char *host = barge_xstrdup(srv->cfg.listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    const char *h = host;
+    if (!*h || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "[::]") == 0)
+        h = "127.0.0.1";
+    _cleanup_free_ char *ep = barge_xasprintf("%s:%d", h, port);
+    barge_registry_set_endpoint(srv->registry, ep);
 }
 
 static bool valid_account(const char *s)
@@ -59,6 +85,10 @@ int main(int argc, char **argv)
         {"max-skew", required_argument, NULL, 'k'}, {"no-aws-profile", no_argument, NULL, 'P'},
         {"log-level", required_argument, NULL, 'L'}, {"log-format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {"registry-host", required_argument, NULL, 'R'},
+        {"registry-gc-interval", required_argument, NULL, 'I'},
+        {"registry-gc-grace", required_argument, NULL, 'G'},
+        {"registry-upload-timeout", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     struct barge_server srv = {0};
@@ -68,6 +98,9 @@ int main(int argc, char **argv)
     cfg->region = "us-east-1";
     cfg->account_id = "000000000000";
     cfg->max_skew_seconds = 900;
+    cfg->registry_gc_interval = 600;
+    cfg->registry_gc_grace = 3600;
+    cfg->registry_upload_timeout = 3600;
     const char *log_level = "info", *log_format = "text";
     bool write_profile = true;
     int c;
@@ -100,6 +133,26 @@ int main(int argc, char **argv)
         case 'L':
             log_level = optarg;
             break;
+        case 'R':
+            cfg->registry_host = optarg;
+            break;
+        case 'I':
+        case 'G':
+        case 'U': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0 || v > 365L * 86400) {
+                fprintf(stderr, "barged: invalid number of seconds '%s'\n", optarg);
+                return 2;
+            }
+            if (c == 'I')
+                cfg->registry_gc_interval = (int)v;
+            else if (c == 'G')
+                cfg->registry_gc_grace = (int)v;
+            else
+                cfg->registry_upload_timeout = (int)v;
+            break;
+        }
         case 'F':
             log_format = optarg;
             break;
@@ -142,9 +195,14 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Parse the API models now rather than on the first request of each. */
-    static const char *models[] = {"ecs"};
+    static const char *models[] = {"ecs", "ecr"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(models); i++)
         barge_model_get(models[i]);
+    if (barge_server_registry_init(&srv, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        barge_store_close(srv.store);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
@@ -152,13 +210,16 @@ int main(int argc, char **argv)
 
     if (barge_http_start(cfg->listen, barge_server_routes(), &srv, &srv.http, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
+        barge_registry_free(srv.registry);
         barge_store_close(srv.store);
         return 1;
     }
     int port = barge_http_port(srv.http);
+    set_registry_endpoint(&srv, port);
     if (barge_server_ensure_admin_key(&srv, port, write_profile, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         barge_http_stop(srv.http);
+        barge_registry_free(srv.registry);
         barge_store_close(srv.store);
         return 1;
     }
@@ -177,6 +238,7 @@ int main(int argc, char **argv)
     }
     barge_info("stopping on signal %d", (int)stopping);
     barge_http_stop(srv.http);
+    barge_registry_free(srv.registry);
     barge_store_close(srv.store);
     return 0;
 }
