@@ -393,7 +393,8 @@ int barge_blobstore_sweep(struct barge_blobstore *bs, time_t older_than,
             char digest[BARGE_DIGEST_MAX];
             if (strlen(e->d_name) != 64 || strncmp(e->d_name, sub, 2) != 0)
                 continue;
-            snprintf(digest, sizeof(digest), "sha256:%s", e->d_name);
+            memcpy(digest, "sha256:", 7);
+            memcpy(digest + 7, e->d_name, 65);
             if (barge_digest_check(digest) != BARGE_DIGEST_OK)
                 continue;
             struct stat st;

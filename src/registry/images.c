@@ -291,7 +291,7 @@ int barge_registry_image_put(struct barge_registry *reg, const struct barge_regi
 
 struct index_check {
     const char *digest;
-    const char *by;
+    char *by; /* the listing index's digest */
 };
 
 static int find_parent(const char *key, json_t *doc, void *ud, struct barge_error **err)
@@ -302,7 +302,7 @@ static int find_parent(const char *key, json_t *doc, void *ud, struct barge_erro
     json_array_foreach(barge_json_array(doc, "children"), i, c)
     {
         if (barge_streq(json_string_value(c), ic->digest)) {
-            ic->by = strchr(key, '@') + 1;
+            ic->by = barge_xstrdup(strchr(key, '@') + 1);
             return 1;
         }
     }
@@ -323,7 +323,7 @@ int barge_registry_image_delete(struct barge_tx *tx, const char *repo, const cha
                          err) < 0)
         return -1;
     if (ic.by) {
-        _cleanup_free_ char *by = barge_xstrdup(ic.by);
+        _cleanup_free_ char *by = ic.by;
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ImageReferencedByManifestList",
                                     "The image '%s' is listed by the manifest list '%s'; "
                                     "delete that first.",
