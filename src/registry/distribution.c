@@ -126,6 +126,18 @@ static void blob_created(struct barge_http_resp *resp, const char *name, const c
     barge_http_resp_header(resp, "Docker-Content-Digest", digest);
 }
 
+/* Blob operations that make a blob visible or mark it used hold the
+ * collector's lock shared: a sweep that has already looked at an old blob's
+ * mtime must not remove it just after it was refreshed. */
+static int commit_upload(struct barge_registry *reg, struct barge_upload *up, const char *digest,
+                         struct barge_error **err)
+{
+    pthread_rwlock_rdlock(&reg->gc_lock);
+    int r = barge_blobstore_upload_commit(reg->blobs, up, digest, err);
+    pthread_rwlock_unlock(&reg->gc_lock);
+    return r;
+}
+
 /* Whether a repository exists: 1, 0 (with err set to
  * RepositoryNotFoundException), or -1. */
 static int repo_lookup(struct barge_registry *reg, const char *name, struct barge_error **err)
@@ -229,6 +241,21 @@ static enum barge_http_body_mode start_upload(struct barge_registry *reg,
     return BARGE_HTTP_BODY_STREAM;
 }
 
+/* Gives the request's upload back. This happens before the answer is
+ * queued, not when the request is over: a client that has read the answer
+ * may already be sending its next chunk on another connection. */
+static void release_upload(struct barge_registry *reg, struct dist_req *dr, bool handled)
+{
+    if (!dr->upload)
+        return;
+    /* A monolithic upload the client broke off leaves nothing behind; a
+     * broken-off chunk stays, and the client can ask where it stands. */
+    if (dr->monolithic && !handled)
+        barge_blobstore_upload_cancel(reg->blobs, dr->upload);
+    barge_blobstore_upload_put(reg->blobs, dr->upload);
+    dr->upload = NULL;
+}
+
 enum barge_http_body_mode barge_registry_http_start(struct barge_registry *reg,
                                                     struct barge_http_req *req,
                                                     struct barge_http_resp *resp)
@@ -258,8 +285,12 @@ enum barge_http_body_mode barge_registry_http_start(struct barge_registry *reg,
                    json_pack("{s:s}", "name", dr->path.name));
         return BARGE_HTTP_BODY_REFUSE;
     }
-    if (dr->path.route == BARGE_REG_UPLOADS || dr->path.route == BARGE_REG_UPLOAD)
-        return start_upload(reg, req, dr, resp);
+    if (dr->path.route == BARGE_REG_UPLOADS || dr->path.route == BARGE_REG_UPLOAD) {
+        enum barge_http_body_mode mode = start_upload(reg, req, dr, resp);
+        if (mode == BARGE_HTTP_BODY_REFUSE)
+            release_upload(reg, dr, false);
+        return mode;
+    }
     return BARGE_HTTP_BODY_BUFFER;
 }
 
@@ -280,13 +311,7 @@ void barge_registry_http_done(struct barge_registry *reg, struct barge_http_req 
     struct dist_req *dr = req->stream_ud;
     if (!dr)
         return;
-    if (dr->upload) {
-        /* A monolithic upload the client broke off leaves nothing behind; a
-         * broken-off chunk stays, and the client can ask where it stands. */
-        if (dr->monolithic && !handled)
-            barge_blobstore_upload_cancel(reg->blobs, dr->upload);
-        barge_blobstore_upload_put(reg->blobs, dr->upload);
-    }
+    release_upload(reg, dr, handled);
     barge_registry_path_release(&dr->path);
     barge_registry_auth_release(&dr->auth);
     barge_error_free(dr->write_err);
@@ -443,8 +468,10 @@ static void serve_manifest_get(struct barge_registry *reg, const char *name, con
      * take them from under it even if the image goes meanwhile. */
     size_t i;
     json_t *b;
+    pthread_rwlock_rdlock(&reg->gc_lock);
     json_array_foreach(barge_json_array(img, "blobs"), i, b)
         barge_blobstore_touch(reg->blobs, json_string_value(b));
+    pthread_rwlock_unlock(&reg->gc_lock);
     json_t *m = json_object_get(img, "imageManifest");
     const char *d = barge_json_str(img, "imageDigest", "");
     _cleanup_free_ char *etag = barge_xasprintf("\"%s\"", d);
@@ -524,7 +551,9 @@ static void serve_blob(struct barge_registry *reg, const struct barge_http_req *
     _cleanup_error_ struct barge_error *err = NULL;
     int fd = -1;
     uint64_t size = 0;
+    pthread_rwlock_rdlock(&reg->gc_lock);
     int r = barge_blobstore_open_blob(reg->blobs, digest, &fd, &size, &err);
+    pthread_rwlock_unlock(&reg->gc_lock);
     if (r < 0) {
         dist_from_err(resp, err);
         return;
@@ -574,7 +603,7 @@ static void serve_uploads(struct barge_registry *reg, const struct barge_http_re
             dist_from_err(resp, dr->write_err);
             return;
         }
-        if (barge_blobstore_upload_commit(reg->blobs, dr->upload, dr->digest, &err) < 0) {
+        if (commit_upload(reg, dr->upload, dr->digest, &err) < 0) {
             if (err->code == BARGE_ERR_INVALID)
                 dist_error(resp, 400, "DIGEST_INVALID", err->message,
                            json_pack("{s:s}", "digest", dr->digest));
@@ -595,10 +624,13 @@ static void serve_uploads(struct barge_registry *reg, const struct barge_http_re
     if (mount && barge_digest_check(mount) == BARGE_DIGEST_OK && from &&
         barge_registry_repo_name_valid(from)) {
         uint64_t size;
-        if (repo_lookup(reg, from, &err) == 1 &&
-            barge_blobstore_stat(reg->blobs, mount, &size, &err) > 0) {
-            barge_blobstore_touch(reg->blobs, mount);
-            blob_created(resp, name, mount);
+        if (repo_lookup(reg, from, &err) == 1) {
+            pthread_rwlock_rdlock(&reg->gc_lock);
+            if (barge_blobstore_stat(reg->blobs, mount, &size, &err) > 0) {
+                barge_blobstore_touch(reg->blobs, mount);
+                blob_created(resp, name, mount);
+            }
+            pthread_rwlock_unlock(&reg->gc_lock);
         }
         barge_error_free(barge_steal(&err));
         if (resp->status == 201)
@@ -635,7 +667,7 @@ static void serve_upload(struct barge_registry *reg, const struct barge_http_req
         resp->status = 202;
         upload_headers(resp, name, id, barge_upload_size(dr->upload));
     } else if (method_is(req, "PUT")) {
-        if (barge_blobstore_upload_commit(reg->blobs, dr->upload, dr->digest, &err) < 0) {
+        if (commit_upload(reg, dr->upload, dr->digest, &err) < 0) {
             if (err->code == BARGE_ERR_INVALID)
                 dist_error(resp, 400, "DIGEST_INVALID", err->message,
                            json_pack("{s:s}", "digest", dr->digest));
@@ -718,11 +750,13 @@ void barge_registry_http_handle(struct barge_registry *reg, struct barge_http_re
     case BARGE_REG_UPLOADS:
         if (method_is(req, "POST")) {
             serve_uploads(reg, req, dr, resp);
+            release_upload(reg, dr, true);
             return;
         }
         break;
     case BARGE_REG_UPLOAD:
         serve_upload(reg, req, dr, resp);
+        release_upload(reg, dr, true);
         return;
     }
     dist_error(resp, 405, "UNSUPPORTED", "method not allowed", NULL);

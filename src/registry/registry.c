@@ -72,7 +72,13 @@ int barge_registry_new(const struct barge_registry_config *cfg, struct barge_sto
     reg->cfg.host = cfg->host ? barge_xstrdup(cfg->host) : NULL;
     reg->store = store;
     reg->endpoint = barge_xstrdup("127.0.0.1");
-    pthread_rwlock_init(&reg->gc_lock, NULL);
+    /* Writers first: a steady stream of pulls must not keep the collector
+     * waiting forever. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&reg->gc_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     reg->next_gc_ms = barge_monotonic_ms() + (int64_t)cfg->gc_interval_seconds * 1000;
     if (barge_blobstore_open(cfg->root, &reg->blobs, err) < 0 || load_secret(reg, err) < 0) {
         barge_registry_free(reg);
