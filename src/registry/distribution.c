@@ -85,8 +85,11 @@ static void unauthorized(struct barge_registry *reg, const struct barge_http_req
     _cleanup_free_ char *proxy = barge_registry_proxy_endpoint(reg);
     _cleanup_free_ char *service = barge_registry_host(reg);
     const char *host = barge_http_req_header(req, "Host");
+    /* Behind a TLS-terminating proxy the client reached us over https. */
+    const char *scheme = barge_http_req_header(req, "X-Forwarded-Proto");
     _cleanup_free_ char *realm =
-        host ? barge_xasprintf("http://%s/v2/token", host) : barge_xasprintf("%s/v2/token", proxy);
+        host ? barge_xasprintf("%s://%s/v2/token", scheme ? scheme : "http", host)
+             : barge_xasprintf("%s/v2/token", proxy);
     _cleanup_free_ char *basic =
         barge_xasprintf("Basic realm=\"%s/\",service=\"%s\"", proxy, service);
     _cleanup_free_ char *scope = NULL;

@@ -21,7 +21,11 @@
  * Garbage collection is mark-and-sweep: every blob an image refers to is
  * marked, and the others are removed once unused for a grace period. A lock
  * keeps a manifest push (which checks its blobs exist and then records them)
- * from interleaving with a sweep. */
+ * from interleaving with a sweep.
+ *
+ * The module sits below src/api; the one thing it takes from there is the
+ * request and response types of api/http.h (which depend on nothing but
+ * src/common), so that the distribution API can be a streaming route. */
 #ifndef BARGE_REGISTRY_REGISTRY_H
 #define BARGE_REGISTRY_REGISTRY_H
 
