@@ -181,7 +181,7 @@ static void test_nested_scans(void **state)
 {
     struct barge_store *st = *state;
     for (int i = 0; i < 3; i++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof(key), "k%d", i);
         put(st, "td", key, i);
     }
