@@ -13,10 +13,15 @@
 #include "common/json.h"
 #include "sched/cql.h"
 
+/* An agent that has not polled for this long is shown as disconnected
+ * (barged --agent-timeout). */
+int ecs_agent_timeout_seconds = 60;
+
 bool ecs_instance_connected(const json_t *doc)
 {
     json_t *seen = json_object_get(doc, "_lastSeen");
-    return json_is_number(seen) && barge_now() - json_number_value(seen) < ECS_AGENT_TIMEOUT_SECONDS;
+    return json_is_number(seen) &&
+           barge_now() - json_number_value(seen) < ecs_agent_timeout_seconds;
 }
 
 static int add_usage(const char *key, json_t *doc, void *ud, struct barge_error **err)
@@ -451,10 +456,6 @@ static int list_container_instances(struct barge_api_ctx *ctx, json_t *in, json_
     return 0;
 }
 
-/* Stops every task still on a deregistered instance; the agent will not run
- * them any more. */
-static int orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
-                        struct barge_error **err);
 
 static int deregister_container_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                          struct barge_error **err)
@@ -483,7 +484,8 @@ static int deregister_container_instance(struct barge_api_ctx *ctx, json_t *in, 
                                     "Container instance '%s' still has %d task(s). Stop them "
                                     "first, or pass force to deregister it anyway.",
                                     ident, u.running + u.pending);
-    if (orphan_tasks(tx, id, "Container instance deregistration forced by user", err) < 0)
+    if (ecs_instance_orphan_tasks(tx, id, "Container instance deregistration forced by user",
+                                  err) < 0)
         return -1;
     json_object_set_new(doc, "status", json_string("INACTIVE"));
     json_object_set_new(doc, "version", json_integer(barge_json_int(doc, "version", 1) + 1));
@@ -514,8 +516,8 @@ static int collect_itask(const char *key, json_t *doc, void *ud, struct barge_er
     return 0;
 }
 
-static int orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
-                        struct barge_error **err)
+int ecs_instance_orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
+                              struct barge_error **err)
 {
     _cleanup_json_ json_t *keys = json_array();
     struct orphan_state os = {keys};
@@ -538,7 +540,7 @@ static int orphan_tasks(struct barge_tx *tx, const char *instance_id, const char
         if (barge_store_del(tx, ECS_KIND_ITASK, barge_json_str(k, "ikey", ""), err) < 0)
             return -1;
     }
-    return 0;
+    return (int)json_array_size(keys);
 }
 
 static int update_container_instances_state(struct barge_api_ctx *ctx, json_t *in, json_t **out,

@@ -503,18 +503,35 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
         ret = barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                    "No Container Instances were found in your cluster.");
     }
+    /* The service scheduler places DAEMON tasks on a given instance. */
+    const char *target = barge_json_str(params, "_targetInstance", NULL);
     for (json_int_t k = 0; ret == 0 && k < count; k++) {
         uint64_t rnd;
         barge_random_bytes(&rnd, sizeof(rnd));
         struct barge_sched_failure why;
-        ssize_t pick = barge_sched_place(cand.snap, &req, rnd, &why);
+        ssize_t pick;
+        if (target) {
+            pick = barge_sched_snapshot_find(cand.snap, target);
+            why.closest = pick;
+            why.reason = pick < 0 ? BARGE_SCHED_NOT_ELIGIBLE
+                                  : barge_sched_check(cand.snap, (size_t)pick, &req);
+            if (why.reason == BARGE_SCHED_FITS)
+                barge_sched_commit(cand.snap, (size_t)pick, &req);
+            else
+                pick = -1;
+        } else {
+            pick = barge_sched_place(cand.snap, &req, rnd, &why);
+        }
         if (pick < 0) {
-            for (size_t i = 0; i < cand.n; i++)
+            for (size_t i = 0; i < cand.n; i++) {
+                if (target && (ssize_t)i != why.closest)
+                    continue;
+                enum barge_sched_verdict v = barge_sched_check(cand.snap, i, &req);
                 json_array_append_new(
-                    failures,
-                    json_pack("{s:s, s:s}", "arn",
-                              barge_json_str(cand.docs[i], "containerInstanceArn", ""), "reason",
-                              barge_sched_verdict_reason(barge_sched_check(cand.snap, i, &req))));
+                    failures, json_pack("{s:s, s:s}", "arn",
+                                        barge_json_str(cand.docs[i], "containerInstanceArn", ""),
+                                        "reason", barge_sched_verdict_reason(v)));
+            }
             if (closest)
                 *closest = barge_xstrdup(barge_sched_verdict_reason(why.reason));
             break;

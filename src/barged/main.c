@@ -14,8 +14,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/ecs.h"
 #include "api/model.h"
 #include "api/server.h"
+#include "control/control.h"
 #include "common/log.h"
 
 #define BARGE_VERSION "0.1.0"
@@ -71,6 +73,12 @@ static void usage(FILE *f)
             "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
             "  --stopped-task-retention SECONDS\n"
             "                        how long stopped tasks stay describable (default 3600)\n"
+            "  --agent-timeout SECONDS\n"
+            "                        silence after which an agent counts as disconnected (60)\n"
+            "  --host-grace SECONDS  further wait before a silent host's tasks are replaced (60)\n"
+            "  --task-stable-seconds SECONDS\n"
+            "                        how long a task runs before its deployment counts as\n"
+            "                        working for the circuit breaker (30)\n"
             "  --no-aws-profile      do not write the 'barge' profile into ~/.aws\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
@@ -95,6 +103,9 @@ int main(int argc, char **argv)
         {"max-skew", required_argument, NULL, 'k'}, {"no-aws-profile", no_argument, NULL, 'P'},
         {"log-level", required_argument, NULL, 'L'}, {"log-format", required_argument, NULL, 'F'},
         {"stopped-task-retention", required_argument, NULL, 'R'},
+        {"agent-timeout", required_argument, NULL, 'T'},
+        {"host-grace", required_argument, NULL, 'G'},
+        {"task-stable-seconds", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -108,6 +119,7 @@ int main(int argc, char **argv)
     cfg->stopped_task_retention = 3600;
     barge_server_init(&srv);
     const char *log_level = "info", *log_format = "text";
+    struct barge_control_config control = {.host_grace_seconds = 60, .task_stable_seconds = 30};
     bool write_profile = true;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -135,6 +147,15 @@ int main(int argc, char **argv)
             break;
         case 'R':
             cfg->stopped_task_retention = atoi(optarg);
+            break;
+        case 'T':
+            ecs_agent_timeout_seconds = atoi(optarg);
+            break;
+        case 'G':
+            control.host_grace_seconds = atoi(optarg);
+            break;
+        case 'S':
+            control.task_stable_seconds = atoi(optarg);
             break;
         case 'P':
             write_profile = false;
@@ -207,6 +228,10 @@ int main(int argc, char **argv)
     barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port,
                cfg->region, cfg->store_uri, cfg->dev ? ", dev mode" : "");
     /* Tests and scripts wait for this line on stdout. */
+    if (barge_control_start(&srv, &control, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        return 1;
+    }
     pid_t agent_pid = -1;
     if (cfg->dev) {
         if (barge_server_ensure_cluster(&srv, "default", &err) < 0) {
@@ -226,6 +251,7 @@ int main(int argc, char **argv)
         }
     }
     barge_info("stopping on signal %d", (int)stopping);
+    barge_control_stop();
     if (agent_pid > 0) {
         kill(agent_pid, SIGTERM);
         waitpid(agent_pid, NULL, 0);
