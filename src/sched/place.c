@@ -630,6 +630,11 @@ struct decision {
     ssize_t best;
     int64_t best_key[BARGE_SCHED_MAX_STRATEGIES];
     uint64_t ties;
+    /* From strategy bound_from on, the best key each can give: a candidate
+     * reaching all of them cannot be beaten, and the scan stops (done). */
+    int64_t bound[BARGE_SCHED_MAX_STRATEGIES];
+    size_t bound_from;
+    bool done;
 };
 
 static uint64_t next_random(uint64_t *state)
@@ -730,6 +735,8 @@ static void consider(struct decision *d, uint32_t i, size_t k0)
         memcpy(d->best_key + k0, key + k0, (d->n_st - k0) * sizeof(int64_t));
         d->best = i;
         d->ties = 1;
+        d->done = k0 == d->bound_from &&
+                  memcmp(d->best_key + k0, d->bound + k0, (d->n_st - k0) * sizeof(int64_t)) == 0;
         return;
     }
     if (next_random(&d->rng) % ++d->ties == 0)
@@ -748,6 +755,27 @@ static size_t lower_bound(const struct barge_sched_snapshot *s, const uint32_t *
             hi = mid;
     }
     return lo;
+}
+
+static void set_bounds(struct decision *d, size_t k)
+{
+    d->bound_from = k;
+    d->done = false;
+    for (size_t j = k; j < d->n_st; j++) {
+        const struct barge_sched_strategy *st = &d->st[j];
+        if (st->type == BARGE_SCHED_BINPACK) {
+            d->bound[j] = st->field == BARGE_SCHED_FIELD_MEMORY ? d->req->memory : d->req->cpu;
+        } else if (st->field == BARGE_SCHED_FIELD_INSTANCE) {
+            d->bound[j] = 0;
+        } else {
+            struct partition *p = d->s->parts[d->part[j]];
+            int64_t least = INT64_MAX;
+            for (uint32_t b = 0; b < p->n_buckets; b++)
+                if (p->n_members[b] && d->counts[j][b] < least)
+                    least = d->counts[j][b];
+            d->bound[j] = least;
+        }
+    }
 }
 
 /* Finds the best instance among the buckets of partition pk, ranking from
@@ -779,9 +807,19 @@ static void scan_buckets(struct decision *d, size_t pk, const uint32_t *buckets,
         }
         return;
     }
-    for (size_t j = 0; j < nb; j++)
-        for (uint32_t m = 0; m < p->n_members[buckets[j]]; m++)
-            consider(d, p->members[buckets[j]][m], k);
+    /* Visit every candidate, but from a random place, so that when one
+     * reaches the bounds and ends the scan, the choice is still random. */
+    set_bounds(d, k);
+    size_t j0 = nb > 1 ? next_random(&d->rng) % nb : 0;
+    for (size_t jj = 0; jj < nb && !d->done; jj++) {
+        uint32_t b = buckets[(j0 + jj) % nb], n = p->n_members[b];
+        uint32_t m = n ? (uint32_t)(next_random(&d->rng) % n) : 0;
+        for (uint32_t left = n; left > 0 && !d->done; left--) {
+            consider(d, p->members[b][m], k);
+            if (++m == n)
+                m = 0;
+        }
+    }
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -2,12 +2,16 @@
  * values (quoted, lists, regular expressions, dates), the semantics barge
  * chose for missing attributes and task groups, and error messages with the
  * position they point at. */
-#include <cmocka.h>
+#include <string.h>
+
+/* cmocka.h needs these first; keep clang-format from sorting it above them. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+#include <cmocka.h>
+// clang-format on
 
 #include "sched/cql.h"
 

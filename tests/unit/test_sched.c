@@ -3,12 +3,16 @@
  * following task changes), scale-in choices, policy validation, and a
  * randomised comparison of the indexed placement against a brute-force
  * reading of the rules. */
-#include <cmocka.h>
+#include <string.h>
+
+/* cmocka.h needs these first; keep clang-format from sorting it above them. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+#include <cmocka.h>
+// clang-format on
 
 #include "sched/place.h"
 
