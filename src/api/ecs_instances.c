@@ -305,6 +305,7 @@ struct list_state {
     const struct barge_cql *filter;
     struct barge_tx *tx;
     const char *cluster;
+    json_t *matching; /* with a filter: {key, doc} of the instances to test */
 };
 
 /* --- filter: the cluster query language over stored instances ---------- */
@@ -392,6 +393,8 @@ static int filter_holds(struct list_state *ls, json_t *doc, bool *holds, struct 
 
 /* --- end of filter ----------------------------------------------------- */
 
+static int list_add(struct list_state *ls, const char *key, const json_t *doc);
+
 static int list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct list_state *ls = ud;
@@ -399,12 +402,16 @@ static int list_one(const char *key, json_t *doc, void *ud, struct barge_error *
     if (ls->status ? strcmp(st, ls->status) != 0 : strcmp(st, "INACTIVE") == 0)
         return 0;
     if (ls->filter) {
-        bool holds;
-        if (filter_holds(ls, doc, &holds, err) < 0)
-            return -1;
-        if (!holds)
-            return 0;
+        /* Evaluated after the scan: the filter reads the instance's tasks,
+         * and the store cannot run a scan inside another. */
+        json_array_append_new(ls->matching, json_pack("{s:s, s:O}", "key", key, "doc", doc));
+        return 0;
     }
+    return list_add(ls, key, doc);
+}
+
+static int list_add(struct list_state *ls, const char *key, const json_t *doc)
+{
     if ((int)json_array_size(ls->arns) == ls->max) {
         ls->more = true;
         return 1;
@@ -439,7 +446,20 @@ static int list_container_instances(struct barge_api_ctx *ctx, json_t *in, json_
     ls.cluster = barge_json_str(cluster, "clusterName", "");
     _cleanup_free_ char *prefix = barge_xasprintf("%s/", ls.cluster);
     ls.arns = json_array();
+    _cleanup_json_ json_t *matching = json_array();
+    ls.matching = matching;
     int r = barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, after, false, 0, list_one, &ls, err);
+    size_t i;
+    json_t *m;
+    json_array_foreach(matching, i, m)
+    {
+        bool holds;
+        json_t *doc = json_object_get(m, "doc");
+        if (r < 0 || (r = filter_holds(&ls, doc, &holds, err)) < 0)
+            break;
+        if (holds && list_add(&ls, barge_json_str(m, "key", ""), doc) > 0)
+            break;
+    }
     barge_cql_free(filter);
     if (r < 0) {
         json_decref(ls.arns);

@@ -131,9 +131,9 @@ static int add_itask(const char *key, json_t *doc, void *ud, struct barge_error 
     return 0;
 }
 
-static int collect_instance(const char *key, json_t *doc, void *ud, struct barge_error **err)
+/* Adds a stored instance and the tasks of its index to the snapshot. */
+static int add_instance(struct candidates *c, json_t *doc, struct barge_error **err)
 {
-    struct candidates *c = ud;
     if (strcmp(barge_json_str(doc, "status", ""), "INACTIVE") == 0)
         return 0;
     if (c->n == c->cap) {
@@ -178,6 +178,31 @@ static int collect_instance(const char *key, json_t *doc, void *ud, struct barge
     c->docs[c->n++] = json_incref(doc);
     _cleanup_free_ char *prefix = barge_xasprintf("%s/", in.id);
     return barge_store_scan(c->tx, ECS_KIND_ITASK, prefix, NULL, false, 0, add_itask, &sc, err);
+}
+
+static int collect_doc(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    json_array_append(ud, doc);
+    return 0;
+}
+
+/* The cluster's instances into the snapshot. Their documents are read first:
+ * the store cannot run a scan (of each one's tasks) inside another. */
+static int collect_cluster(struct candidates *c, struct barge_error **err)
+{
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", c->cluster);
+    _cleanup_json_ json_t *docs = json_array();
+    if (barge_store_scan(c->tx, ECS_KIND_INSTANCE, prefix, NULL, false, 0, collect_doc, docs,
+                         err) < 0)
+        return -1;
+    size_t i;
+    json_t *doc;
+    json_array_foreach(docs, i, doc)
+    {
+        if (add_instance(c, doc, err) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 static void candidates_release(struct candidates *c)
@@ -494,10 +519,8 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
     struct candidates cand = {.snap = barge_sched_snapshot_new(),
                               .tx = tx,
                               .cluster = barge_json_str(cluster, "clusterName", "")};
-    _cleanup_free_ char *prefix = barge_xasprintf("%s/", cand.cluster);
     int ret = 0;
-    if (barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, NULL, false, 0, collect_instance, &cand,
-                         err) < 0) {
+    if (collect_cluster(&cand, err) < 0) {
         ret = -1;
     } else if (cand.n == 0) {
         ret = barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
@@ -664,7 +687,7 @@ static int start_task(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         }
         ssize_t at = barge_sched_snapshot_find(cand.snap, id);
         if (at < 0) {
-            if (collect_instance(key, doc, &cand, err) < 0) {
+            if (add_instance(&cand, doc, err) < 0) {
                 ret = -1;
                 break;
             }

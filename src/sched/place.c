@@ -238,7 +238,8 @@ size_t barge_sched_snapshot_add(struct barge_sched_snapshot *s,
         c->attrs[i].value = intern(&s->strings, in->attrs[i].value);
     }
     c->ports = barge_xmalloc((in->n_ports + 1) * sizeof(*c->ports));
-    memcpy(c->ports, in->ports, in->n_ports * sizeof(*c->ports));
+    if (in->n_ports)
+        memcpy(c->ports, in->ports, in->n_ports * sizeof(*c->ports));
     c->groups = barge_xmalloc((in->n_groups + 1) * sizeof(*c->groups));
     c->n_groups = 0;
     for (size_t i = 0; i < in->n_groups; i++) {

@@ -170,7 +170,7 @@ static void test_random(void **state)
     for (int k = 0; k < 2; k++) {
         s = barge_sched_snapshot_new();
         for (int i = 0; i < 50; i++) {
-            char id[8];
+            char id[16];
             snprintf(id, sizeof(id), "i%d", i);
             add(s, id, "az1", 10000, 10000);
         }
@@ -189,7 +189,7 @@ static void test_spread_instance(void **state)
 {
     struct barge_sched_snapshot *s = barge_sched_snapshot_new();
     for (int i = 0; i < 4; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof(id), "i%d", i);
         add(s, id, "az1", 10000, 10000);
     }
