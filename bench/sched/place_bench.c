@@ -383,13 +383,13 @@ int main(int argc, char **argv)
                r->failed, (double)(r->placed + r->failed) / r->secs, r->p50 * 1e6, r->p99 * 1e6,
                r->worst * 1e6, r->first * 1e6, skew, r->used);
     }
-    printf(
-        "\nmedian of %zu runs on fresh snapshots; worst us: the longest single decision, the "
-        "smallest over the runs (the machine is shared); first us: the first decision (least over the runs), which "
-        "builds the indexes and evaluates memberOf on every instance; snapshot build "
-        "(%zu instances, outside the timings): %.1f ms; az skew: most minus fewest tasks of a "
-        "service across zones (worst service); hosts: instances holding a task\n",
-        o.repeat, o.instances, res[0].build * 1e3);
+    printf("\nmedian of %zu runs on fresh snapshots; worst us: the longest single decision, the "
+           "smallest over the runs (the machine is shared); first us: the first decision (least "
+           "over the runs), which builds the indexes and evaluates memberOf on every instance; "
+           "snapshot build "
+           "(%zu instances, outside the timings): %.1f ms; az skew: most minus fewest tasks of a "
+           "service across zones (worst service); hosts: instances holding a task\n",
+           o.repeat, o.instances, res[0].build * 1e3);
     double rate = (double)(res[0].placed + res[0].failed) / res[0].secs;
     if (o.naive_tasks) {
         const struct result *nv = &res[nres - 1];

@@ -175,9 +175,12 @@ enum barge_sched_verdict barge_sched_check(struct barge_sched_snapshot *s, size_
 
 /* Picks the instance for req and commits the task into the snapshot (as
  * add_task with running false). Returns its index, or -1 when none can take
- * it; then *why (may be NULL) names the closest instance and its verdict.
- * seed drives the random choice among ties, so a fixed seed gives a fixed
- * answer. */
+ * it; then *why (may be NULL) names the closest instance and its verdict
+ * (the one that failed the latest check: agent, CPU, memory, ports, then the
+ * constraints in order). seed drives the random choice among ties, so a fixed
+ * seed on the same snapshot gives the same answer. Ties are broken uniformly,
+ * except that a scan may stop at the first instance that no other could beat
+ * (no task of the group on it, say), visiting instances from a random place. */
 ssize_t barge_sched_place(struct barge_sched_snapshot *s, const struct barge_sched_request *req,
                           uint64_t seed, struct barge_sched_failure *why);
 
