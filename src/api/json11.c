@@ -12,9 +12,11 @@
 #include "common/log.h"
 
 extern const struct barge_api_service barge_api_ecs;
+extern const struct barge_api_service barge_api_ecr;
 
 static const struct barge_api_service *services[] = {
     &barge_api_ecs,
+    &barge_api_ecr,
 };
 
 static const struct barge_api_service *find_service(const char *target, const char **op)

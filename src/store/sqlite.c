@@ -263,19 +263,35 @@ void barge_store_abort(struct barge_tx *tx)
     tx_end(tx);
 }
 
-static sqlite3_stmt *stmt(struct barge_tx *tx, int which)
+/* The connection's cached statement, or, when that one is in the middle of a
+ * scan further up the stack (a scan callback reading the store), a fresh one
+ * that *tmp owns and the caller finalizes. */
+static sqlite3_stmt *stmt(struct barge_tx *tx, int which, sqlite3_stmt **tmp)
 {
     sqlite3_stmt *s = tx->c->stmts[which];
+    *tmp = NULL;
+    if (sqlite3_stmt_busy(s)) {
+        if (sqlite3_prepare_v2(tx->c->db, stmt_sql[which], -1, tmp, NULL) != SQLITE_OK)
+            abort();
+        return *tmp;
+    }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return s;
 }
 
+static void finalizep(sqlite3_stmt **s)
+{
+    sqlite3_finalize(*s);
+}
+#define _cleanup_stmt_ __attribute__((cleanup(finalizep)))
+
 int barge_store_get(struct barge_tx *tx, const char *kind, const char *key, json_t **out,
                     struct barge_error **err)
 {
     *out = NULL;
-    sqlite3_stmt *s = stmt(tx, STMT_GET);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_GET, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
@@ -299,7 +315,8 @@ int barge_store_put(struct barge_tx *tx, const char *kind, const char *key, cons
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: put in a read transaction");
     _cleanup_free_ char *text = barge_json_dump(doc);
-    sqlite3_stmt *s = stmt(tx, STMT_PUT);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_PUT, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
@@ -315,7 +332,8 @@ int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
 {
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: delete in a read transaction");
-    sqlite3_stmt *s = stmt(tx, STMT_DEL);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_DEL, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
@@ -338,7 +356,8 @@ int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, 
                      struct barge_error **err)
 {
     _cleanup_free_ char *hi = upper_bound(prefix);
-    sqlite3_stmt *s = stmt(tx, desc ? STMT_SCAN_DESC : STMT_SCAN_ASC);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, desc ? STMT_SCAN_DESC : STMT_SCAN_ASC, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
@@ -381,7 +400,8 @@ int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix,
                       struct barge_error **err)
 {
     _cleanup_free_ char *hi = upper_bound(prefix);
-    sqlite3_stmt *s = stmt(tx, STMT_COUNT);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_COUNT, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
@@ -397,7 +417,8 @@ int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out
 {
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: counter in a read transaction");
-    sqlite3_stmt *s = stmt(tx, STMT_COUNTER);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_COUNTER, &tmp);
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_ROW)
         return db_error(err, tx->c->db, "counter");
