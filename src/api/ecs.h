@@ -100,6 +100,11 @@ int ecs_task_place_one(struct barge_tx *tx, struct barge_server *srv, const json
                        const json_t *td, const json_t *params, json_t **task, char **reason,
                        struct barge_error **err);
 
+/* Checks params' placementStrategy and placementConstraints (as CreateService
+ * and UpdateService receive them); an invalid one is an
+ * InvalidParameterException pointing at the problem. */
+int ecs_placement_validate(const json_t *params, struct barge_error **err);
+
 /* Asks for a task to stop (desiredStatus STOPPED) with a stop code and
  * reason, as StopTask does; the caller stores it. */
 void ecs_task_request_stop(json_t *task, const char *stop_code, const char *reason);

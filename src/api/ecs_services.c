@@ -188,7 +188,7 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                     "asked for.",
                                     ctl);
     json_t *tags = barge_json_array(in, "tags");
-    if (tags && ecs_tags_validate(tags, err) < 0)
+    if ((tags && ecs_tags_validate(tags, err) < 0) || ecs_placement_validate(in, err) < 0)
         return -1;
     _cleanup_json_ json_t *dcfg = json_deep_copy(barge_json_object(in, "deploymentConfiguration"));
     if (!dcfg)
@@ -277,6 +277,8 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cluster = NULL, *svc = NULL, *td = NULL;
     _cleanup_free_ char *key = NULL, *tdkey = NULL;
+    if (ecs_placement_validate(in, err) < 0)
+        return -1;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
         load_service(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key, err) <

@@ -253,6 +253,15 @@ fail:
     return -1;
 }
 
+int ecs_placement_validate(const json_t *params, struct barge_error **err)
+{
+    struct barge_sched_policy p;
+    if (placement_policy(NULL, params, "", &p, err) < 0)
+        return -1;
+    barge_sched_policy_release(&p);
+    return 0;
+}
+
 /* The effective container definitions of a task: the definition's containers
  * with the run's containerOverrides applied. New reference. */
 static json_t *apply_overrides(const json_t *td, const json_t *overrides)

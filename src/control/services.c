@@ -204,15 +204,17 @@ static int gather_tasks(struct pass *p, struct barge_error **err)
     return 0;
 }
 
-static const char *placement_message(const char *reason)
+/* The end of ECS's "closest matching container-instance ..." sentence for a
+ * placement failure reason. Caller frees. */
+static char *placement_message(const char *reason)
 {
     if (strcmp(reason, "RESOURCE:CPU") == 0)
-        return "has insufficient CPU units available.";
+        return barge_xstrdup("has insufficient CPU units available.");
     if (strcmp(reason, "RESOURCE:MEMORY") == 0)
-        return "has insufficient memory available.";
+        return barge_xstrdup("has insufficient memory available.");
     if (strcmp(reason, "RESOURCE:PORTS") == 0)
-        return "is already using a port required by your task.";
-    return "encountered error \"AGENT\".";
+        return barge_xstrdup("is already using a port required by your task.");
+    return barge_xasprintf("encountered error \"%s\".", reason);
 }
 
 /* Adds an event unless the same message is the newest one and recent. */
@@ -243,6 +245,12 @@ static int start_tasks(struct pass *p, int count, const char *target_instance,
         json_pack("{s:s, s:s}", "startedBy", barge_json_str(dep, "id", ""), "group", group);
     if (target_instance)
         json_object_set_new(params, "_targetInstance", json_string(target_instance));
+    const char *placement[] = {"placementStrategy", "placementConstraints"};
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(placement); i++) {
+        json_t *v = barge_json_array(p->svc, placement[i]);
+        if (json_array_size(v))
+            json_object_set(params, placement[i], v);
+    }
     for (int k = 0; k < count; k++) {
         json_t *task = NULL;
         _cleanup_free_ char *reason = NULL;
@@ -253,18 +261,14 @@ static int start_tasks(struct pass *p, int count, const char *target_instance,
             return -1;
         }
         if (r <= 0) {
-            _cleanup_free_ char *msg = barge_xasprintf(
-                "was unable to place a task because no container instance met all of its "
-                "requirements. %s",
-                e ? "No container instance is registered in the cluster."
-                  : placement_message(reason));
-            if (!e) {
-                free(msg);
-                msg = barge_xasprintf("was unable to place a task because no container instance "
-                                      "met all of its requirements. The closest matching "
-                                      "container-instance %s",
-                                      placement_message(reason));
-            }
+            _cleanup_free_ char *tail = e ? NULL : placement_message(reason);
+            _cleanup_free_ char *msg =
+                e ? barge_xstrdup("was unable to place a task because no container instance is "
+                                  "registered in the cluster.")
+                  : barge_xasprintf("was unable to place a task because no container instance "
+                                    "met all of its requirements. The closest matching "
+                                    "container-instance %s",
+                                    tail);
             barge_error_free(e);
             event_once(p, msg);
             break;

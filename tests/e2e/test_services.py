@@ -125,10 +125,7 @@ def test_circuit_breaker_rolls_back(barged, agent, busybox):
 
     def rolled_back():
         s = describe(ecs, "cb")
-        failed = [d for d in s["deployments"] if d["rolloutState"] == "FAILED"]
-        return s if failed or (s["deployments"][0]["taskDefinition"] == good and
-                               "rolling back" in s["deployments"][0].get(
-                                   "rolloutStateReason", "")) else None
+        return any("rolling back" in e["message"] for e in s["events"])
 
     wait_for(rolled_back, timeout=120, what="circuit breaker")
     s = wait_for(lambda: stable(ecs, "cb", 2), timeout=120, what="rollback steady")
@@ -186,6 +183,12 @@ def test_service_api_errors(barged, agent, busybox):
                            desiredCount=1,
                            deploymentConfiguration={"minimumHealthyPercent": 150})
     assert error_code(e) == "InvalidParameterException"
+    with pytest.raises(ClientError) as e:
+        ecs.create_service(cluster="default", serviceName="badq", taskDefinition=td,
+                           desiredCount=1, placementConstraints=[
+                               {"type": "memberOf", "expression": "attribute:zone =="}])
+    assert error_code(e) == "InvalidParameterException"
+    assert "position" in error_message(e)
     d = ecs.describe_services(cluster="default", services=["dup", "ghost"])
     assert [s["serviceName"] for s in d["services"]] == ["dup"]
     assert d["failures"][0]["reason"] == "MISSING"
@@ -256,3 +259,26 @@ def test_lost_host_tasks_are_rescheduled(barged, agent_factory, busybox):
     for arn in on_a1:
         t = ecs.describe_tasks(cluster="default", tasks=[arn])["tasks"][0]
         assert t["lastStatus"] == "STOPPED"
+
+
+def test_service_spreads_and_honours_member_of(barged, agent_factory, busybox):
+    ecs = barged.client("ecs")
+    a = agent_factory("h1", extra_args=["--availability-zone", "us-east-1a",
+                                        "--attribute", "tier=web"])
+    b = agent_factory("h2", create_cluster=False,
+                      extra_args=["--availability-zone", "us-east-1b", "--attribute", "tier=web"])
+    c = agent_factory("h3", create_cluster=False,
+                      extra_args=["--availability-zone", "us-east-1b", "--attribute", "tier=db"])
+    td = register(ecs, busybox)
+    ecs.create_service(cluster="default", serviceName="sp", taskDefinition=td, desiredCount=4)
+    wait_for(lambda: stable(ecs, "sp", 4), what="4 running")
+    zones = {}
+    for t in running_tasks(ecs, "sp"):
+        zones[t["availabilityZone"]] = zones.get(t["availabilityZone"], 0) + 1
+    assert zones == {"us-east-1a": 2, "us-east-1b": 2}
+    ecs.create_service(cluster="default", serviceName="mo", taskDefinition=td, desiredCount=3,
+                       placementConstraints=[{"type": "memberOf",
+                                              "expression": "attribute:tier == web"}])
+    wait_for(lambda: stable(ecs, "mo", 3), what="3 running")
+    hosts = {t["containerInstanceArn"] for t in running_tasks(ecs, "mo")}
+    assert c.instance_arn not in hosts and hosts <= {a.instance_arn, b.instance_arn}
