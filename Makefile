@@ -81,4 +81,7 @@ format:
 clean:
 	rm -rf build
 
+# Keep object files make considers intermediate (the test binaries' objects).
+.SECONDARY:
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
