@@ -358,11 +358,11 @@ int main(int argc, char **argv)
             return 2;
         }
         while (register_instance(&agent, client, &err) < 0) {
-            barge_warn("%s; retrying in 2s", err->message);
             if (err->code == BARGE_ERR_ACCESS_DENIED) {
                 fprintf(stderr, "barge-agent: %s\n", err->message);
                 return 1;
             }
+            barge_warn("%s; retrying in 2s", err->message);
             barge_error_free(barge_steal(&err));
             sleep(2);
             if (stop_signal)
