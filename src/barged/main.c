@@ -30,6 +30,7 @@ enum {
     OPT_AGENT_TIMEOUT,
     OPT_HOST_GRACE,
     OPT_TASK_STABLE,
+    OPT_AUTOSCALE_INTERVAL,
 };
 
 static void on_signal(int sig)
@@ -87,6 +88,8 @@ static void usage(FILE *f)
             "  --task-stable-seconds SECONDS\n"
             "                        how long a task runs before its deployment counts as\n"
             "                        working for the circuit breaker (30)\n"
+            "  --autoscale-interval SECONDS\n"
+            "                        time between service auto scaling passes (15)\n"
             "  --no-aws-profile      do not write the 'barge' profile into ~/.aws\n"
             "  --registry-host HOST  DNS suffix of the image registry: repository URIs become\n"
             "                        ACCOUNT.dkr.ecr.REGION.HOST/NAME (default: the listener's\n"
@@ -140,6 +143,7 @@ int main(int argc, char **argv)
         {"agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT},
         {"host-grace", required_argument, NULL, OPT_HOST_GRACE},
         {"task-stable-seconds", required_argument, NULL, OPT_TASK_STABLE},
+        {"autoscale-interval", required_argument, NULL, OPT_AUTOSCALE_INTERVAL},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
         {"registry-host", required_argument, NULL, 'R'},
         {"registry-gc-interval", required_argument, NULL, 'I'},
@@ -160,7 +164,8 @@ int main(int argc, char **argv)
     cfg->registry_upload_timeout = 3600;
     barge_server_init(&srv);
     const char *log_level = "info", *log_format = "text";
-    struct barge_control_config control = {.host_grace_seconds = 60, .task_stable_seconds = 30};
+    struct barge_control_config control = {
+        .host_grace_seconds = 60, .task_stable_seconds = 30, .autoscale_interval = 15};
     bool write_profile = true;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -189,7 +194,8 @@ int main(int argc, char **argv)
         case OPT_RETENTION:
         case OPT_AGENT_TIMEOUT:
         case OPT_HOST_GRACE:
-        case OPT_TASK_STABLE: {
+        case OPT_TASK_STABLE:
+        case OPT_AUTOSCALE_INTERVAL: {
             char *end;
             long v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < 1 || v > 365L * 86400) {
@@ -202,8 +208,10 @@ int main(int argc, char **argv)
                 ecs_agent_timeout_seconds = (int)v;
             else if (c == OPT_HOST_GRACE)
                 control.host_grace_seconds = (int)v;
-            else
+            else if (c == OPT_TASK_STABLE)
                 control.task_stable_seconds = (int)v;
+            else
+                control.autoscale_interval = (int)v;
             break;
         }
         case 'P':
@@ -274,7 +282,7 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Parse the API models now rather than on the first request of each. */
-    static const char *models[] = {"ecs", "ecr"};
+    static const char *models[] = {"ecs", "ecr", "application-autoscaling"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(models); i++)
         barge_model_get(models[i]);
     if (barge_server_registry_init(&srv, &err) < 0) {

@@ -18,7 +18,7 @@
 #include "control/control.h"
 #include "sched/deploy.h"
 
-static struct barge_control_config config = {60, 30};
+static struct barge_control_config config = {60, 30, 15};
 
 /* Everything one pass over a service needs. */
 struct pass {
@@ -694,8 +694,13 @@ static void *control_main(void *ud)
 {
     struct barge_server *srv = ud;
     uint64_t gen = barge_server_generation(srv);
+    int64_t next_scale = 0;
     while (control_running) {
         barge_control_step(srv);
+        if (barge_monotonic_ms() >= next_scale) {
+            barge_autoscale_step(srv);
+            next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
+        }
         gen = barge_server_wait(srv, gen, 1000);
         /* Let a burst of reports settle before the next pass. */
         struct timespec ts = {0, 50 * 1000 * 1000};

@@ -57,7 +57,8 @@ class Barged:
         # seconds rather than minutes.
         args = [binary("barged"), "--data-dir", self.data_dir, "--listen",
                 f"127.0.0.1:{port}", "--no-aws-profile", "--log-level", "debug",
-                "--agent-timeout", "6", "--host-grace", "2", "--task-stable-seconds", "5"]
+                "--agent-timeout", "6", "--host-grace", "2", "--task-stable-seconds", "5",
+                "--autoscale-interval", "1"]
         args += self.extra_args
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
