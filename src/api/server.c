@@ -234,6 +234,7 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
 
 static const struct barge_http_route routes[] = {
     {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024, NULL},
+    {"/barge/", barge_api_usage_handle, 4096, NULL},
     {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
     {"/", barge_api_json11_handle, 16 * 1024 * 1024, NULL},
     {NULL, NULL, 0, NULL},
