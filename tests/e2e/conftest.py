@@ -261,6 +261,10 @@ class Agent:
 
     def close(self):
         self.kill(signal.SIGKILL)
+        # Task networks first (CNI DEL needs their namespaces), then the
+        # containers and mounts.
+        subprocess.run([binary("barge-agent"), "--data-dir", self.data_dir, "--clean-network",
+                        *self.extra_args], capture_output=True, timeout=120)
         cleanup_runtime(self.data_dir)
         check_sanitizer_log(self.log_path)
 
