@@ -600,12 +600,14 @@ static void cleanup(struct runner *r)
     _cleanup_free_ char *cg = barge_xasprintf("/barge/task-%s", r->task_id);
     _cleanup_error_ struct barge_error *err = NULL;
     barge_runtime_cgroup_remove(r->e->agent->rt, cg, &err);
-    release_resources(r);
     barge_agent_checkpoint_task(r->e->agent, r->arn, NULL);
 }
 
 static void finish(struct runner *r, const char *stop_code, const char *reason)
 {
+    /* Network and volumes go first: once barged hears STOPPED, the task's
+     * host ports may be given to another task. */
+    release_resources(r);
     report(r, "STOPPED", stop_code, reason,
            json_pack("{s:f}", "executionStoppedAt", barge_now()));
     cleanup(r);
