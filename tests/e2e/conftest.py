@@ -319,6 +319,16 @@ def agent(agent_factory):
     return agent_factory()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def network_scaffolding():
+    """Task networks share a bridge and portmap's NAT chains, which outlive
+    tasks (like Docker's docker0); what the session added goes at its end."""
+    from nethelpers import Scaffolding
+    s = Scaffolding()
+    yield
+    s.restore()
+
+
 @pytest.fixture(scope="session")
 def test_registry():
     """Debian's docker-registry on loopback with the busybox test images."""

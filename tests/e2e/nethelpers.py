@@ -65,6 +65,41 @@ def bridges():
                   for line in run("ip", "-o", "link", "show", "type", "bridge").splitlines())
 
 
+class Scaffolding:
+    """What task networks share and keep (the bridge, its IPAM directory,
+    portmap's chains, ip_forward), as found before a test session, so that the
+    session can remove what it added."""
+
+    def __init__(self):
+        self.bridges = bridges()
+        self.had_chains = shared_chains_present()
+        self.cni_dir_existed = os.path.isdir(os.path.dirname(IPAM_DIR))
+        self.ipam_dirs = set(os.listdir(IPAM_DIR)) if os.path.isdir(IPAM_DIR) else set()
+        self.ip_forward = open("/proc/sys/net/ipv4/ip_forward").read().strip()
+
+    def restore(self):
+        remove_scaffolding(self.bridges, self.had_chains)
+        if os.path.isdir(IPAM_DIR):
+            for d in set(os.listdir(IPAM_DIR)) - self.ipam_dirs:
+                path = os.path.join(IPAM_DIR, d)
+                if not leases_in(path):
+                    for f in os.listdir(path):
+                        os.unlink(os.path.join(path, f))
+                    os.rmdir(path)
+        if not self.cni_dir_existed:
+            for d in (IPAM_DIR, os.path.dirname(IPAM_DIR)):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
+        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+            f.write(self.ip_forward)
+
+
+def leases_in(path):
+    return [f for f in os.listdir(path) if f != "lock" and not f.startswith("last_reserved_ip")]
+
+
 def remove_scaffolding(bridges_before, had_chains):
     """Removes bridges made since bridges_before and, when they were not there
     before, portmap's shared chains."""

@@ -22,14 +22,11 @@ HTTPD = TRAP + ("mkdir -p /www && echo hello from $(hostname) > /www/index.html 
 
 @pytest.fixture(scope="module", autouse=True)
 def no_leftovers():
+    """Per-task leftovers fail the suite; the shared bridge and chains are
+    removed at the end of the session (conftest)."""
     before = nethelpers.snapshot()
-    bridges = nethelpers.bridges()
-    had_chains = nethelpers.shared_chains_present()
     yield
-    try:
-        assert nethelpers.snapshot() == before
-    finally:
-        nethelpers.remove_scaffolding(bridges, had_chains)
+    assert nethelpers.snapshot() == before
 
 
 def register(ecs, containers, family="net", **kw):
@@ -269,3 +266,101 @@ def test_metadata_endpoint_from_inside_containers(barged, agent, busybox):
     with pytest.raises(urllib.error.HTTPError) as e:
         http_get(f"http://127.0.0.1:{port}/v4/{'0' * 32}")
     assert e.value.code == 404
+
+
+def test_no_leaks_after_100_tasks(barged, agent, busybox):
+    ecs = barged.client("ecs")
+    before = nethelpers.snapshot()
+    td = register(ecs, [{"name": "main", "image": busybox, "memory": 16,
+                         "command": ["sh", "-c", "wget -q -O /dev/null "
+                                     "\"$ECS_CONTAINER_METADATA_URI_V4\""],
+                         "portMappings": [{"containerPort": 80}, {"containerPort": 53,
+                                                                   "protocol": "udp"}]}],
+                  family="churn")
+    arns = []
+    for _ in range(10):
+        r = ecs.run_task(cluster="default", taskDefinition=td, count=10)
+        assert r["failures"] == [], r["failures"]
+        batch = [t["taskArn"] for t in r["tasks"]]
+        for arn in batch:
+            task = wait_task(ecs, "default", arn, timeout=120)
+            assert task["containers"][0]["exitCode"] == 0, task
+            bindings = task["containers"][0]["networkBindings"]
+            assert {b["protocol"] for b in bindings} == {"tcp", "udp"}
+            assert all(b["hostPort"] not in (22, 2375, 2376, 51678, 51679) for b in bindings)
+        arns += batch
+    assert len(arns) == 100
+    # STOPPED is reported once the network is gone
+    assert nethelpers.snapshot() == before
+    assert not os.listdir(os.path.join(agent.data_dir, "net"))
+    volumes = os.path.join(agent.data_dir, "volumes", "tasks")
+    assert not os.path.exists(volumes) or not os.listdir(volumes)
+
+
+def kill_containers(data_dir):
+    """Kills the containers under data_dir, leaving their mounts (and so the
+    task namespaces) alone."""
+    for name in ("runc", "crun"):
+        root = os.path.join(data_dir, "runtime", name)
+        if os.path.isdir(root):
+            ids = subprocess.run([name, "--root", root, "list", "-q"], capture_output=True,
+                                 text=True).stdout.split()
+            for cid in ids:
+                subprocess.run([name, "--root", root, "delete", "-f", cid], capture_output=True)
+
+
+def metadata_port(agent):
+    return json.load(open(os.path.join(agent.data_dir, "state.json")))["metadataPort"]
+
+
+def test_agent_restart_adopts_the_network(barged, agent, busybox):
+    ecs = barged.client("ecs")
+    td = register(ecs, [{"name": "web", "image": busybox, "memory": 32,
+                         "command": ["sh", "-c", HTTPD],
+                         "portMappings": [{"containerPort": 80}]}], family="adopt")
+    arn = run_task(ecs, td)
+    task = wait_task(ecs, "default", arn, ("RUNNING",))
+    port = task["containers"][0]["networkBindings"][0]["hostPort"]
+    wait_http(f"http://127.0.0.1:{port}/")
+    state = json.load(open(os.path.join(agent.data_dir, "state.json")))
+    token = state["tasks"][arn]["containers"][0]["token"]
+    meta_port = state["metadataPort"]
+    agent.kill()
+    # the task keeps serving while its agent is away
+    assert "hello from" in http_get(f"http://127.0.0.1:{port}/")
+    agent.start()
+    assert metadata_port(agent) == meta_port
+    doc = json.loads(wait_http(f"http://127.0.0.1:{meta_port}/v4/{token}"))
+    assert doc["Name"] == "web" and doc["Ports"][0]["HostPort"] == port
+    assert "hello from" in http_get(f"http://127.0.0.1:{port}/")
+    ecs.stop_task(cluster="default", task=arn)
+    wait_task(ecs, "default", arn)
+    with pytest.raises(OSError):
+        http_get(f"http://127.0.0.1:{port}/", timeout=1)
+
+
+def test_agent_removes_networks_of_tasks_it_forgot(barged, agent, busybox):
+    ecs = barged.client("ecs")
+    before = nethelpers.snapshot()
+    td = register(ecs, [{"name": "web", "image": busybox, "memory": 32,
+                         "command": ["sh", "-c", HTTPD],
+                         "portMappings": [{"containerPort": 80}]}], family="forgot")
+    arn = run_task(ecs, td)
+    wait_task(ecs, "default", arn, ("RUNNING",))
+    assert nethelpers.snapshot() != before
+    agent.kill()
+    # The agent dies and its checkpoint loses the task (as if it crashed
+    # between removing the task's containers and its network); the task is
+    # stopped meanwhile.
+    path = os.path.join(agent.data_dir, "state.json")
+    state = json.load(open(path))
+    state["tasks"] = {}
+    json.dump(state, open(path, "w"))
+    kill_containers(agent.data_dir)
+    ecs.stop_task(cluster="default", task=arn)
+    agent.start()
+    wait_task(ecs, "default", arn)
+    deadline = time.time() + 20
+    while nethelpers.snapshot() != before and time.time() < deadline:
+        time.sleep(0.2)
+    assert nethelpers.snapshot() == before
