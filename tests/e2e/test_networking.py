@@ -45,6 +45,16 @@ def http_get(url, timeout=3):
         return r.read().decode()
 
 
+def gone(url):
+    """True when url no longer reaches a task's httpd. (A client's ephemeral
+    source port may equal a dynamic port nobody listens on any more, and the
+    socket then connects to itself: that is not an answer either.)"""
+    try:
+        return "hello from" not in http_get(url, timeout=1)
+    except Exception:
+        return True
+
+
 def wait_http(url, timeout=20):
     deadline = time.time() + timeout
     while True:
@@ -92,8 +102,7 @@ def test_dynamic_host_port_answers_on_loopback_and_host_address(barged, agent, b
     ecs.stop_task(cluster="default", task=arn)
     task = wait_task(ecs, "default", arn)
     assert task["containers"][0]["exitCode"] == 143
-    with pytest.raises(OSError):
-        http_get(f"http://127.0.0.1:{port}/", timeout=1)
+    assert gone(f"http://127.0.0.1:{port}/")
 
 
 def test_fixed_host_port_goes_to_the_other_instance(barged, agent_factory, busybox):
@@ -335,8 +344,7 @@ def test_agent_restart_adopts_the_network(barged, agent, busybox):
     assert "hello from" in http_get(f"http://127.0.0.1:{port}/")
     ecs.stop_task(cluster="default", task=arn)
     wait_task(ecs, "default", arn)
-    with pytest.raises(OSError):
-        http_get(f"http://127.0.0.1:{port}/", timeout=1)
+    assert gone(f"http://127.0.0.1:{port}/")
 
 
 def test_agent_removes_networks_of_tasks_it_forgot(barged, agent, busybox):
