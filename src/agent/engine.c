@@ -806,6 +806,7 @@ static void adopt_defs(struct runner *r)
     json_decref(manifest);
     for (size_t i = 0; i < r->n_ctrs; i++)
         start_checker(r, &r->ctrs[i]);
+    publish_snapshot(r); /* now with the task's family, images, ports... */
 }
 
 /* The host ports other tasks assigned here will publish, so that a dynamic
