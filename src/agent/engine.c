@@ -1454,6 +1454,10 @@ static void *run(void *ud)
         wait_for_change(r->e, 1000);
     }
 out:
+    /* Here, not in runner_free(): that runs under the engine lock, which a
+     * checker may be waiting for to tell of a change. */
+    for (size_t i = 0; i < r->n_ctrs; i++)
+        stop_checker(&r->ctrs[i]);
     pthread_mutex_lock(&r->e->lock);
     r->finished = true;
     pthread_mutex_unlock(&r->e->lock);
@@ -1552,7 +1556,9 @@ void barge_engine_sync(struct barge_engine *e, const json_t *manifests)
 {
     pthread_mutex_lock(&e->lock);
     reap_locked(e);
-    if (e->shutting_down) {
+    /* Runners leave when a stop signal arrives; a poll answered after it must
+     * not mistake their tasks for new ones and start them again. */
+    if (e->shutting_down || barge_agent_stopping()) {
         pthread_mutex_unlock(&e->lock);
         return;
     }

@@ -15,13 +15,24 @@ def run(*cmd):
     return subprocess.run(cmd, capture_output=True, text=True).stdout
 
 
+# Other test suites on this host may make namespaces and veths of their own;
+# only barge's task networks count here.
+
+
 def nsfs_mounts():
-    return sorted(line.split()[1] for line in open("/proc/mounts") if line.split()[2] == "nsfs")
+    """Task namespaces: barge-agent mounts them as <data-dir>/net/<task>.netns."""
+    return sorted(line.split()[1] for line in open("/proc/mounts")
+                  if line.split()[2] == "nsfs" and line.split()[1].endswith(".netns"))
 
 
 def veths():
-    return sorted(line.split(":")[1].strip().split("@")[0]
-                  for line in run("ip", "-o", "link", "show", "type", "veth").splitlines())
+    """Host ends of task veths: the ports of barge bridges."""
+    out = []
+    for line in run("ip", "-o", "link", "show", "type", "veth").splitlines():
+        fields = line.split()
+        if "master" in fields and fields[fields.index("master") + 1].startswith("barge"):
+            out.append(line.split(":")[1].strip().split("@")[0])
+    return sorted(out)
 
 
 def per_task_rules():
@@ -32,7 +43,7 @@ def per_task_rules():
         for line in run("iptables-save", "-t", table).splitlines():
             if not line.startswith(("-A", ":")):
                 continue
-            if "CNI-" not in line and "barge" not in line:
+            if "CNI-" not in line:
                 continue
             if line.startswith(":") and line[1:].split()[0] in SHARED_CHAINS:
                 continue
@@ -47,7 +58,7 @@ def per_task_rules():
 
 def leases():
     out = []
-    for path in glob.glob(os.path.join(IPAM_DIR, "*", "*")):
+    for path in glob.glob(os.path.join(IPAM_DIR, "barge*", "*")):
         name = os.path.basename(path)
         if name == "lock" or name.startswith("last_reserved_ip"):
             continue
@@ -61,26 +72,27 @@ def snapshot():
 
 
 def bridges():
-    return sorted(line.split(":")[1].strip()
-                  for line in run("ip", "-o", "link", "show", "type", "bridge").splitlines())
+    return sorted(name for name in (line.split(":")[1].strip() for line in
+                                    run("ip", "-o", "link", "show", "type", "bridge").splitlines())
+                  if name.startswith("barge"))
 
 
 class Scaffolding:
     """What task networks share and keep (the bridge, its IPAM directory,
-    portmap's chains, ip_forward), as found before a test session, so that the
-    session can remove what it added."""
+    portmap's chains), as found before a test session, so that the session can
+    remove what it added. net.ipv4.ip_forward, which the bridge plugin turns
+    on, stays on: other suites on the host may route through it."""
 
     def __init__(self):
         self.bridges = bridges()
         self.had_chains = shared_chains_present()
         self.cni_dir_existed = os.path.isdir(os.path.dirname(IPAM_DIR))
         self.ipam_dirs = set(os.listdir(IPAM_DIR)) if os.path.isdir(IPAM_DIR) else set()
-        self.ip_forward = open("/proc/sys/net/ipv4/ip_forward").read().strip()
 
     def restore(self):
         remove_scaffolding(self.bridges, self.had_chains)
         if os.path.isdir(IPAM_DIR):
-            for d in set(os.listdir(IPAM_DIR)) - self.ipam_dirs:
+            for d in {d for d in os.listdir(IPAM_DIR) if d.startswith("barge")} - self.ipam_dirs:
                 path = os.path.join(IPAM_DIR, d)
                 if not leases_in(path):
                     for f in os.listdir(path):
@@ -92,8 +104,6 @@ class Scaffolding:
                     os.rmdir(d)
                 except OSError:
                     break
-        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
-            f.write(self.ip_forward)
 
 
 def leases_in(path):
@@ -102,11 +112,13 @@ def leases_in(path):
 
 def remove_scaffolding(bridges_before, had_chains):
     """Removes bridges made since bridges_before and, when they were not there
-    before, portmap's shared chains."""
+    before, portmap's shared chains; never while a task (of another session)
+    still uses them."""
+    busy = run("ip", "-o", "link", "show", "type", "veth")
     for b in bridges():
-        if b not in bridges_before:
+        if b not in bridges_before and f"master {b} " not in busy:
             subprocess.run(["ip", "link", "del", b], capture_output=True)
-    if had_chains:
+    if had_chains or per_task_rules():
         return
     for chain, jump in (("PREROUTING", "CNI-HOSTPORT-DNAT"), ("OUTPUT", "CNI-HOSTPORT-DNAT")):
         subprocess.run(["iptables", "-t", "nat", "-D", chain, "-m", "addrtype", "--dst-type",

@@ -267,3 +267,33 @@ def test_volumes(barged, agent, busybox, tmp_path):
     # the task's volume is gone, the host's directory stays
     assert not os.path.exists(task_dir)
     assert (host / "greeting").exists() and not (host / "nope").exists()
+
+
+def test_agent_restart_keeps_checking_health(barged, agent, busybox):
+    ecs = barged.client("ecs")
+    td = register(ecs, [
+        {"name": "app", "image": busybox, "memory": 32,
+         "command": ["sh", "-c", TRAP + "while true; do sleep 0.2; done"],
+         "healthCheck": {"command": ["CMD-SHELL", "test ! -f /tmp/sick"], "interval": 5,
+                         "retries": 1}}],
+        family="readopt")
+    arn = run_task(ecs, td)
+    wait_for(ecs, arn, lambda t: t.get("healthStatus") == "HEALTHY", what="HEALTHY")
+    # a clean stop leaves the container running and must not hang on its
+    # health checker
+    t0 = time.time()
+    agent.stop()
+    assert time.time() - t0 < 15
+    agent.start()
+    task = ecs.describe_tasks(cluster="default", tasks=[arn])["tasks"][0]
+    assert task["lastStatus"] == "RUNNING"
+    # checks resume on the adopted container
+    runtime_id = container(task, "app")["runtimeId"]
+    import subprocess
+    root = [os.path.join(agent.data_dir, "runtime", n) for n in ("runc", "crun")
+            if os.path.isdir(os.path.join(agent.data_dir, "runtime", n))][0]
+    subprocess.run([os.path.basename(root), "--root", root, "exec", runtime_id, "touch",
+                    "/tmp/sick"], check=True)
+    wait_for(ecs, arn, lambda t: t.get("healthStatus") == "UNHEALTHY", what="UNHEALTHY")
+    ecs.stop_task(cluster="default", task=arn)
+    wait_task(ecs, "default", arn)
