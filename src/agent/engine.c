@@ -57,6 +57,7 @@ struct runner {
     json_int_t version; /* barged's version of the task we last saw */
     bool want_stop;    /* barged wants it STOPPED, or no longer lists it */
     bool adopted;      /* re-created from a checkpoint */
+    bool fargate;      /* a FARGATE task: its size is a hard limit */
     json_t *checkpoint;
     struct ctr *ctrs;
     size_t n_ctrs;
@@ -400,9 +401,13 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
         };
 
     json_int_t mem = barge_json_int(cdef, "memory", 0);
-    if (!mem && json_array_size(barge_json_array(td, "containerDefinitions")) == 1)
+    bool fargate = r->fargate;
+    /* Fargate's task size is a hard limit on every container of the task. */
+    if (!mem && (fargate || json_array_size(barge_json_array(td, "containerDefinitions")) == 1))
         mem = atoll(barge_json_str(td, "memory", "0"));
     json_int_t cpu = barge_json_int(cdef, "cpu", 0);
+    uint64_t cpu_quota = fargate ? (uint64_t)atoll(barge_json_str(td, "cpu", "0")) * 100000 / 1024
+                                 : 0;
     _cleanup_free_ char *log_dir = barge_xasprintf("%s/logs/%s", a->cfg.data_dir, r->task_id);
     barge_mkdir_p(log_dir, 0700);
     _cleanup_free_ char *log_path = barge_xasprintf("%s/%s.log", log_dir, c->name);
@@ -424,6 +429,7 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
         .user = user,
         .hostname = barge_json_str(cdef, "hostname", NULL),
         .cpu_shares = (uint64_t)(cpu < 2 ? 2 : cpu),
+        .cpu_quota_us = cpu_quota,
         .memory_limit = (uint64_t)mem * 1024 * 1024,
         .memory_reservation = (uint64_t)barge_json_int(cdef, "memoryReservation", 0) * 1024 * 1024,
         .pids_limit = 4096,
@@ -1587,6 +1593,13 @@ void barge_engine_sync(struct barge_engine *e, const json_t *manifests)
             json_decref(r->manifest);
             r->manifest = json_incref(m);
             r->version = barge_json_int(m, "version", 0);
+            if (stop && !r->want_stop &&
+                barge_streq(barge_json_str(barge_json_object(m, "task"), "stopCode", NULL),
+                            "SpotInterruption")) {
+                /* Fargate Spot gives a two-minute warning before SIGKILL. */
+                for (size_t k = 0; k < r->n_ctrs; k++)
+                    r->ctrs[k].stop_timeout = 120;
+            }
             if (stop)
                 r->want_stop = true;
             continue;
@@ -1599,6 +1612,8 @@ void barge_engine_sync(struct barge_engine *e, const json_t *manifests)
         r->manifest = json_incref(m);
         r->version = barge_json_int(m, "version", 0);
         r->want_stop = stop;
+        r->fargate = barge_streq(
+            barge_json_str(barge_json_object(m, "task"), "launchType", NULL), "FARGATE");
         init_containers(r, barge_json_object(m, "taskDefinition"));
         r->next = e->runners;
         e->runners = r;
