@@ -221,6 +221,9 @@ def test_restart_policy_restarts_a_crashing_container(barged, agent, busybox):
     flaky = raw_container("flaky")
     assert flaky["restartCount"] == 1 and flaky["lastStatus"] == "RUNNING"
     assert "exitCode" not in flaky
+    deadline = time.time() + 30
+    while "exitCode" not in raw_container("done") and time.time() < deadline:
+        time.sleep(0.3)
     done = raw_container("done")
     assert done["exitCode"] == 0 and done["restartCount"] == 0  # 0 is ignored
     task = ecs.describe_tasks(cluster="default", tasks=[arn])["tasks"][0]
