@@ -369,6 +369,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "barge-agent: cannot create '%s': %s\n", cfg->data_dir, strerror(errno));
         return 1;
     }
+    /* Paths handed to the runtime and to containers must be absolute. */
+    _cleanup_free_ char *abs_data_dir = realpath(cfg->data_dir, NULL);
+    if (!abs_data_dir) {
+        fprintf(stderr, "barge-agent: cannot resolve '%s': %s\n", cfg->data_dir, strerror(errno));
+        return 1;
+    }
+    cfg->data_dir = abs_data_dir;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
