@@ -56,9 +56,11 @@ class Barged:
         # Short liveness timings so that lost hosts and deployments resolve in
         # seconds rather than minutes.
         args = [binary("barged"), "--data-dir", self.data_dir, "--listen",
-                f"127.0.0.1:{port}", "--no-aws-profile", "--log-level", "debug",
+                f"127.0.0.1:{port}", "--log-level", "debug",
                 "--agent-timeout", "6", "--host-grace", "2", "--task-stable-seconds", "5",
                 "--autoscale-interval", "1"]
+        if getattr(self, "no_profile", True):
+            args.append("--no-aws-profile")
         args += self.extra_args
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
