@@ -42,6 +42,7 @@ int barge_cli_parse(struct barge_cli_app *app, const char *usage, const char *su
     };
     const struct barge_cli_opt *tables[] = {opts, global};
     bool help = false;
+    opt_color = true;
     _cleanup_error_ struct barge_error *err = NULL;
     if (barge_cli_opts_parse(tables, 2, argc, argv, pos, n_pos, &help, &err) < 0) {
         fprintf(stderr, "barge: %s (see '%s --help')\n", err->message, usage);

@@ -285,7 +285,9 @@ static int deploy(struct barge_cli_app *app, const struct deploy_opts *o, const 
         json_object_del(b, "desiredCount");
         if (!json_equal(a, b)) {
             barge_cli_log(app, "Updating service attributes...");
-            _cleanup_json_ json_t *attrs = barge_cli_model_project(def, "UpdateServiceRequest");
+            /* The normalised form, ECS's defaults included, so that what
+             * diff showed is what the service becomes. */
+            _cleanup_json_ json_t *attrs = barge_cli_model_project(b, "UpdateServiceRequest");
             json_object_del(attrs, "desiredCount");
             json_object_del(attrs, "service");
             json_object_del(attrs, "cluster");

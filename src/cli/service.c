@@ -196,6 +196,17 @@ const json_t *barge_cli_primary_deployment(const json_t *svc)
     return json_array_get(json_object_get(svc, "deployments"), 0);
 }
 
+/* The live status line: counts, rollout state and time since the wait began. */
+static void draw(struct barge_cli_app *app, const json_t *svc, const json_t *primary, double start)
+{
+    _cleanup_free_ char *el = fmt_elapsed(barge_cli_now_mono() - start);
+    barge_cli_progress(app, "%s/%s desired:%lld running:%lld pending:%lld %s %s", app->cfg->service,
+                       app->cfg->cluster, (long long)barge_json_int(svc, "desiredCount", 0),
+                       (long long)barge_json_int(svc, "runningCount", 0),
+                       (long long)barge_json_int(svc, "pendingCount", 0),
+                       barge_json_str(primary, "rolloutState", "-"), el);
+}
+
 static const json_t *find_deployment(const json_t *svc, const char *id)
 {
     size_t i;
@@ -331,6 +342,10 @@ int barge_cli_wait_stable(struct barge_cli_app *app, const json_t *before, const
         size_t n_deps = json_array_size(json_object_get(svc, "deployments"));
         json_int_t running = barge_json_int(svc, "runningCount", 0);
         json_int_t desired = barge_json_int(svc, "desiredCount", 0);
+        const json_t *primary = barge_cli_primary_deployment(svc);
+        /* Drawn at every poll, the last one included, so that a terminal
+         * always saw the state the wait ended on. */
+        draw(app, svc, primary, start);
         if (n_deps == 1 && running == desired) {
             barge_cli_progress_clear(app);
             return 0;
@@ -342,15 +357,9 @@ int barge_cli_wait_stable(struct barge_cli_app *app, const json_t *before, const
             return barge_error_set(err, BARGE_ERR_IO,
                                    "failed to wait for service stable: timed out after %s", t);
         }
-        const json_t *primary = barge_cli_primary_deployment(svc);
         for (double slept = 0; slept < poll && !barge_cli_interrupted(); slept += 0.5) {
-            _cleanup_free_ char *el = fmt_elapsed(barge_cli_now_mono() - start);
-            barge_cli_progress(app, "%s/%s desired:%lld running:%lld pending:%lld %s %s",
-                               app->cfg->service, app->cfg->cluster, (long long)desired,
-                               (long long)running,
-                               (long long)barge_json_int(svc, "pendingCount", 0),
-                               barge_json_str(primary, "rolloutState", "-"), el);
             barge_cli_sleep(0.5);
+            draw(app, svc, primary, start);
         }
     }
 }

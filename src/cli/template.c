@@ -39,11 +39,20 @@ static struct barge_cli_tv tv_copy(const struct barge_cli_tv *v)
 
 static char *fmt_float(double f)
 {
-    char buf[64];
-    snprintf(buf, sizeof(buf), "%.17g", f);
-    /* Shortest form that reads back the same, as Go prints floats. */
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, f);
+    char buf[400];
+    double a = fabs(f);
+    /* Go's %v: the shortest form that reads back the same, in plain
+     * notation unless the exponent is below -4 or at least 21. */
+    if (f != 0 && (a < 1e-4 || a >= 1e21)) {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, sizeof(buf), "%.*e", prec - 1, f);
+            if (strtod(buf, NULL) == f)
+                break;
+        }
+        return barge_xstrdup(buf);
+    }
+    for (int dec = 0; dec <= 20; dec++) {
+        snprintf(buf, sizeof(buf), "%.*f", dec, f);
         if (strtod(buf, NULL) == f)
             break;
     }
@@ -1375,7 +1384,7 @@ static int eval_list(struct eval *ev, const struct list *l, struct barge_error *
             fputs(nd->text, ev->out);
             break;
         case N_ACTION: {
-            struct barge_cli_tv v;
+            struct barge_cli_tv v = {0};
             rc = eval_pipe(ev, nd->pipe, &v, err);
             if (rc < 0)
                 barge_error_wrap(err, "template: %s:%d", ev->name, nd->line);
@@ -1389,7 +1398,7 @@ static int eval_list(struct eval *ev, const struct list *l, struct barge_error *
         case N_IF:
         case N_WITH: {
             size_t inner = ev->n_vars;
-            struct barge_cli_tv v;
+            struct barge_cli_tv v = {0};
             rc = eval_pipe(ev, nd->pipe, &v, err);
             if (rc < 0) {
                 barge_error_wrap(err, "template: %s:%d", ev->name, nd->line);
