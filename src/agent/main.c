@@ -12,10 +12,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/metadata.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -55,6 +57,19 @@ static void usage(FILE *f)
             "  --memory MIB            memory to offer (default: all but 256 MiB)\n"
             "  --runtime NAME          auto, crun or runc (default auto: the first that works)\n"
             "  --stop-timeout SECONDS  default container stop timeout (default 30)\n"
+            "  --capacity fargate      enrol the host in barged's Fargate capacity pool instead\n"
+            "                          of a cluster (it runs FARGATE tasks of every cluster)\n"
+            "  --bridge NAME           bridge for bridge and awsvpc tasks (default barge0)\n"
+            "  --bridge-subnet CIDR    its IPv4 subnet (default: the bridge's, else the\n"
+            "                          first of 10.213.0.0/16, 172.29.0.0/16,\n"
+            "                          192.168.213.0/24 that no route of the host overlaps)\n"
+            "  --host-ports LOW-HIGH   range of dynamic host ports (default\n"
+            "                          /proc/sys/net/ipv4/ip_local_port_range)\n"
+            "  --metadata-port PORT    task metadata endpoint port (default 51679, or a\n"
+            "                          free one when that is taken)\n"
+            "  --clean-network         remove every task network recorded in the data\n"
+            "                          directory (after the host's containers are gone)\n"
+            "                          and exit\n"
             "  --log-level LEVEL       debug, info, warn or error (default info)\n"
             "  -h, --help              show this help\n");
 }
@@ -197,6 +212,8 @@ static int register_instance(struct barge_agent *a, struct barge_agent_client *c
         a->cfg.attributes, "reservedPorts", 22, 2375, 2376, 51678, 51679);
     if (a->cfg.availability_zone)
         json_object_set_new(body, "availabilityZone", json_string(a->cfg.availability_zone));
+    if (a->cfg.fargate)
+        json_object_set_new(body, "capacity", json_string("FARGATE"));
     _cleanup_free_ char *rt = barge_xasprintf("%s (barge-agent %s)",
                                               barge_runtime_name(a->rt), AGENT_VERSION);
     json_object_set_new(body, "runtime", json_string(rt));
@@ -232,7 +249,13 @@ int main(int argc, char **argv)
         {"memory", required_argument, NULL, 'm'},
         {"runtime", required_argument, NULL, 'R'},
         {"stop-timeout", required_argument, NULL, 't'},
+        {"capacity", required_argument, NULL, 'K'},
         {"log-level", required_argument, NULL, 'L'},
+        {"bridge", required_argument, NULL, 'B'},
+        {"bridge-subnet", required_argument, NULL, 'S'},
+        {"host-ports", required_argument, NULL, 'P'},
+        {"metadata-port", required_argument, NULL, 'M'},
+        {"clean-network", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -244,6 +267,7 @@ int main(int argc, char **argv)
     cfg->stop_timeout = 30;
     cfg->attributes = json_array();
     const char *creds_file = NULL, *log_level = "info";
+    bool clean_network = false;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -288,8 +312,30 @@ int main(int argc, char **argv)
         case 't':
             cfg->stop_timeout = atoi(optarg);
             break;
+        case 'K':
+            if (strcasecmp(optarg, "fargate") != 0) {
+                fprintf(stderr, "barge-agent: --capacity takes 'fargate', not '%s'\n", optarg);
+                return 2;
+            }
+            cfg->fargate = true;
+            break;
         case 'L':
             log_level = optarg;
+            break;
+        case 'B':
+            cfg->bridge = optarg;
+            break;
+        case 'S':
+            cfg->bridge_subnet = optarg;
+            break;
+        case 'P':
+            cfg->host_port_range = optarg;
+            break;
+        case 'M':
+            cfg->metadata_port = atoi(optarg);
+            break;
+        case 'N':
+            clean_network = true;
             break;
         case 'h':
             usage(stdout);
@@ -343,6 +389,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "barge-agent: %s\n", err->message);
         return 1;
     }
+    if (barge_agent_network_init(&agent, &err) < 0 ||
+        (clean_network && barge_agent_network_clean(&agent, &err) < 0)) {
+        fprintf(stderr, "barge-agent: %s\n", err->message);
+        return 1;
+    }
+    if (clean_network)
+        return 0;
     struct barge_agent_client *client = barge_agent_client_new(cfg->server);
     const char *saved_token = barge_json_str(agent.state, "token", NULL);
     if (saved_token && barge_streq(barge_json_str(agent.state, "server", NULL), cfg->server)) {
@@ -358,11 +411,11 @@ int main(int argc, char **argv)
             return 2;
         }
         while (register_instance(&agent, client, &err) < 0) {
-            barge_warn("%s; retrying in 2s", err->message);
             if (err->code == BARGE_ERR_ACCESS_DENIED) {
                 fprintf(stderr, "barge-agent: %s\n", err->message);
                 return 1;
             }
+            barge_warn("%s; retrying in 2s", err->message);
             barge_error_free(barge_steal(&err));
             sleep(2);
             if (stop_signal)
@@ -370,6 +423,7 @@ int main(int argc, char **argv)
         }
     }
     agent.engine = barge_engine_new(&agent);
+    barge_agent_metadata_start(&agent);
     barge_engine_adopt(agent.engine, json_object_get(agent.state, "tasks"));
     printf("barge-agent ready as %s\n", agent.instance_arn);
     fflush(stdout);
@@ -402,7 +456,10 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     barge_info("stopping; containers keep running and will be adopted on restart");
+    barge_metadata_server_stop(agent.metadata); /* before the engine it asks */
+    agent.metadata = NULL;
     barge_engine_free(agent.engine);
+    barge_agent_network_release(&agent);
     barge_agent_client_free(client);
     barge_runtime_free(agent.rt);
     json_decref(agent.state);

@@ -116,6 +116,7 @@ struct barge_runtime_spec {
     const char *hostname; /* NULL: the first 12 characters of id (host's with host_network) */
 
     uint64_t cpu_shares;         /* 2-262144 (1 is raised to 2) */
+    uint64_t cpu_quota_us;       /* hard CPU limit: microseconds per 100 ms period; 0 = none */
     uint64_t memory_limit;       /* hard limit, bytes (at least 6 MiB) */
     uint64_t memory_reservation; /* soft limit, bytes */
     uint64_t pids_limit;

@@ -721,10 +721,17 @@ static json_t *build_linux(const struct barge_runtime_spec *spec, const char *cg
     json_t *devs = json_array();
     json_array_append_new(devs, dev);
     json_object_set_new(res, "devices", devs);
-    if (spec->cpu_shares) {
+    if (spec->cpu_shares || spec->cpu_quota_us) {
         json_t *cpu = json_object();
-        json_object_set_new(cpu, "shares",
-                            json_integer(spec->cpu_shares < 2 ? 2 : (json_int_t)spec->cpu_shares));
+        if (spec->cpu_shares)
+            json_object_set_new(
+                cpu, "shares",
+                json_integer(spec->cpu_shares < 2 ? 2 : (json_int_t)spec->cpu_shares));
+        /* A hard CPU limit (Fargate's task size): quota per 100 ms period. */
+        if (spec->cpu_quota_us) {
+            json_object_set_new(cpu, "quota", json_integer((json_int_t)spec->cpu_quota_us));
+            json_object_set_new(cpu, "period", json_integer(100000));
+        }
         json_object_set_new(res, "cpu", cpu);
     }
     if (spec->memory_limit || spec->memory_reservation) {
