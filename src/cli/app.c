@@ -277,14 +277,19 @@ static int install_plugins(struct barge_cli_app *app, struct barge_error **err)
         const char *name = barge_json_str(p, "name", "");
         const char *prefix = barge_json_str(p, "func_prefix", "");
         json_t *conf = json_object_get(p, "config");
-        if (strcmp(name, "ssm") == 0 || strcmp(name, "secretsmanager") == 0) {
+        /* ssm and secretsmanager are always there; an instance with a
+         * func_prefix adds prefixed names for the same functions. */
+        if (strcmp(name, "ssm") == 0) {
             if (*prefix) {
-                _cleanup_free_ char *n1 = barge_xasprintf("%sssm", prefix);
-                _cleanup_free_ char *n2 = barge_xasprintf("%ssecretsmanager_arn", prefix);
-                if (name[1] == 's')
-                    barge_cli_funcs_add(app->funcs, n1, fn_ssm, app, 1, 2, 1);
-                else
-                    barge_cli_funcs_add(app->funcs, n2, fn_secretsmanager_arn, app, 1, 1, 1);
+                _cleanup_free_ char *fn = barge_xasprintf("%sssm", prefix);
+                barge_cli_funcs_add(app->funcs, fn, fn_ssm, app, 1, 2, 1);
+            }
+            continue;
+        }
+        if (strcmp(name, "secretsmanager") == 0) {
+            if (*prefix) {
+                _cleanup_free_ char *fn = barge_xasprintf("%ssecretsmanager_arn", prefix);
+                barge_cli_funcs_add(app->funcs, fn, fn_secretsmanager_arn, app, 1, 1, 1);
             }
             continue;
         }

@@ -128,14 +128,10 @@ void barge_cli_opts_help(FILE *f, const struct barge_cli_opt *opts)
 {
     for (const struct barge_cli_opt *o = opts; o && o->name; o++) {
         char left[80];
-        if (o->type == BARGE_CLI_OPT_BOOL)
-            snprintf(left, sizeof(left), "--%s%s%s", o->negatable ? "[no-]" : "", o->name, "");
-        else
+        if (o->type != BARGE_CLI_OPT_BOOL)
             snprintf(left, sizeof(left), "--%s=%s", o->name, o->metavar ? o->metavar : "VALUE");
-        if (o->negatable) {
-            /* "--[no-]wait" reads better than "--[no-]" glued before the name. */
-            snprintf(left, sizeof(left), "--[no-]%s", o->name);
-        }
+        else
+            snprintf(left, sizeof(left), "--%s%s", o->negatable ? "[no-]" : "", o->name);
         if (strlen(left) > 28)
             fprintf(f, "  %s\n  %-28s %s\n", left, "", o->help ? o->help : "");
         else

@@ -40,18 +40,19 @@ def wait_for(pred, timeout=60, what="condition"):
 
 def compose_project(barged, tmp_path, image, web_port, api_port):
     p = Project(barged, tmp_path / "shop", image)
-    os.makedirs(os.path.join(p.dir, "site"), exist_ok=True)
+    p.write("site/index.html", "hello from web\n")
     p.write(".env", f"WEB_PORT={web_port}\n")
     p.write("docker-compose.yml", f"""\
 x-base: &base
   image: ${{IMAGE}}
   mem_limit: 32m
+  stop_grace_period: 1s  # httpd as PID 1 ignores SIGTERM
 services:
   web:
     <<: *base
-    command: sh -c 'mkdir -p /site && echo "hello from $$ROLE" > /site/index.html && exec httpd -f -p ${{WEB_PORT}} -h /site'
+    command: httpd -f -p ${{WEB_PORT}} -h /site
     ports: ["${{WEB_PORT}}:${{WEB_PORT}}"]
-    volumes: ["./site:/mnt/site:ro"]
+    volumes: ["./site:/site:ro"]
     environment:
       ROLE: web
     depends_on: [api]
@@ -88,14 +89,13 @@ def test_compose_convert(barged, busybox, tmp_path):
     names = [c["name"] for c in td["containerDefinitions"]]
     assert names == ["web", "api"]
     web = td["containerDefinitions"][0]
-    assert web["command"] == ["sh", "-c", 'mkdir -p /site && echo "hello from $ROLE" > '
-                              '/site/index.html && exec httpd -f -p 18181 -h /site']
+    assert web["command"] == ["httpd", "-f", "-p", "18181", "-h", "/site"]
     assert web["portMappings"] == [{"containerPort": 18181, "hostPort": 18181,
                                     "protocol": "tcp"}]
     assert web["memory"] == 32 and web["dependsOn"] == [{"containerName": "api",
                                                           "condition": "START"}]
     assert web["healthCheck"]["command"][0] == "CMD-SHELL"
-    assert web["mountPoints"] == [{"containerPath": "/mnt/site", "readOnly": True,
+    assert web["mountPoints"] == [{"containerPath": "/site", "readOnly": True,
                                    "sourceVolume": "volume-0"}]
     assert td["volumes"] == [{"host": {"sourcePath": os.path.realpath(
         os.path.join(p.dir, "site"))}, "name": "volume-0"}]
@@ -119,8 +119,7 @@ def test_compose_convert(barged, busybox, tmp_path):
 def test_compose_up_two_services_reachable(barged, agent, busybox, tmp_path):
     web_port, api_port = free_port(), free_port()
     p = compose_project(barged, tmp_path, busybox, web_port, api_port)
-    # (The agent does not mount host volumes yet; the web container writes
-    # its own page.)
+    # web serves ./site through the bind mount; api writes its own page.
     out = p.ok("--timeout", "2m", "compose", "up")
     assert "Task definition is registered shop:1" in out.stderr
     assert "Service is stable now. Completed!" in out.stderr
