@@ -148,7 +148,10 @@ static int create_service(struct barge_cli_app *app, const struct deploy_opts *o
                                "service '%s' is not found in cluster '%s', and service_definition "
                                "is not set to create it",
                                app->cfg->service, app->cfg->cluster);
-    barge_cli_log(app, "Service %s is not found. Creating a new service...", app->cfg->service);
+    if (o->dry_run)
+        barge_cli_log(app, "Service %s is not found; it will be created", app->cfg->service);
+    else
+        barge_cli_log(app, "Service %s is not found. Creating a new service...", app->cfg->service);
     _cleanup_json_ json_t *def = NULL;
     if (barge_cli_load_servicedef(app, &def, err) < 0)
         return -1;

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import REGION, binary
+from registry_fixture import mkimage
 
 SLEEPER = "trap 'exit 0' TERM; while true; do sleep 0.2; done"
 
@@ -116,8 +117,12 @@ def td_status(barged, name):
         taskDefinition=name)["taskDefinition"]["status"]
 
 
-def test_deploy_creates_rolls_back_and_deregisters(barged, agent, busybox, tmp_path):
+def test_deploy_creates_rolls_back_and_deregisters(barged, agent, busybox, test_registry,
+                                                   tmp_path):
     p = web_project(barged, tmp_path, busybox)
+    # A second image in the test registry: busybox with another label.
+    mkimage(str(tmp_path / "v2"), "v2", label="version=2")
+    v2 = test_registry.push(str(tmp_path / "v2"), "v2", "busybox")
     out = p.ok("deploy")
     assert "Service web is not found. Creating a new service..." in out.stderr
     assert "Task definition is registered web:1" in out.stderr
@@ -130,7 +135,8 @@ def test_deploy_creates_rolls_back_and_deregisters(barged, agent, busybox, tmp_p
     assert re.search(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \(service web\) has started 1 tasks",
                      out.stdout, re.M), out.stdout
 
-    out = p.ok("deploy", env={"VERSION": "2"})
+    # A new image: a new revision, rolled out.
+    out = p.ok("deploy", env={"VERSION": "2", "IMAGE": v2})
     assert "Task definition is registered web:2" in out.stderr
     assert "[INFO] deployment by ECS rolling update" in out.stderr
     assert "service attributes will not change" in out.stderr
@@ -142,6 +148,7 @@ def test_deploy_creates_rolls_back_and_deregisters(barged, agent, busybox, tmp_p
         cluster="default", tasks=barged.client("ecs").list_tasks(
             cluster="default", serviceName="web")["taskArns"])["tasks"]
     assert all(t["taskDefinitionArn"].endswith("web:2") for t in tasks)
+    assert all(t["containers"][0]["image"] == v2 for t in tasks)
 
     out = p.ok("rollback")
     assert "Rolling back to web:1" in out.stderr
