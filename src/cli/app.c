@@ -537,6 +537,29 @@ int barge_cli_load_file(struct barge_cli_app *app, const char *path, json_t **ou
     return 0;
 }
 
+bool barge_cli_tag_ignored(struct barge_cli_app *app, const char *key)
+{
+    json_t *keys = json_object_get(json_object_get(app->cfg->doc, "ignore"), "tags");
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        if (barge_streq(json_string_value(k), key))
+            return true;
+    }
+    return false;
+}
+
+void barge_cli_ignore_tags(struct barge_cli_app *app, json_t *obj)
+{
+    json_t *tags = json_object_get(obj, "tags");
+    for (size_t i = json_array_size(tags); i > 0; i--)
+        if (barge_cli_tag_ignored(app, barge_json_str(json_array_get(tags, i - 1), "key", "")))
+            json_array_remove(tags, i - 1);
+    if (tags && json_array_size(tags) == 0)
+        json_object_del(obj, "tags");
+}
+
 struct warn_ctx {
     struct barge_cli_app *app;
     const char *file;

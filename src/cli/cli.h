@@ -152,6 +152,11 @@ int barge_cli_load_taskdef(struct barge_cli_app *app, const char *path, json_t *
                            struct barge_error **err);
 int barge_cli_load_servicedef(struct barge_cli_app *app, json_t **out, struct barge_error **err);
 
+/* Removes from obj's "tags" the keys the config's ignore.tags lists (tags
+ * managed elsewhere, e.g. by Terraform), so diff and deploy leave them be. */
+void barge_cli_ignore_tags(struct barge_cli_app *app, json_t *obj);
+bool barge_cli_tag_ignored(struct barge_cli_app *app, const char *key);
+
 /* ---- output ---- */
 
 /* ecspresso's log line on stderr: "2006/01/02 15:04:05 <service>/<cluster>

@@ -207,6 +207,8 @@ static int sync_tags(struct barge_cli_app *app, const json_t *svc, const json_t 
     json_t *t, *h;
     json_array_foreach(want, i, t)
     {
+        if (barge_cli_tag_ignored(app, barge_json_str(t, "key", "")))
+            continue;
         bool same = false;
         json_array_foreach(have, j, h)
         {
@@ -227,7 +229,8 @@ static int sync_tags(struct barge_cli_app *app, const json_t *svc, const json_t 
         }
         /* aws:* and ecs:* tags are managed by the service itself. */
         const char *key = barge_json_str(h, "key", "");
-        if (!kept && !barge_str_has_prefix(key, "aws:") && !barge_str_has_prefix(key, "ecs:"))
+        if (!kept && !barge_str_has_prefix(key, "aws:") && !barge_str_has_prefix(key, "ecs:") &&
+            !barge_cli_tag_ignored(app, key))
             json_array_append_new(remove, json_string(key));
     }
     const char *arn = barge_json_str(svc, "serviceArn", "");

@@ -66,10 +66,12 @@ int barge_cli_cmd_diff(struct barge_cli_app *app, int argc, char **argv)
         if (barge_cli_load_servicedef(app, &local, &err) < 0)
             return barge_cli_fail(app, err);
         _cleanup_json_ json_t *l = barge_cli_service_for_diff(local, local);
+        barge_cli_ignore_tags(app, l);
         _cleanup_free_ char *lt = barge_cli_json_api_dump(l);
         _cleanup_free_ char *rt = NULL;
         if (svc) {
             _cleanup_json_ json_t *r = barge_cli_service_for_diff(svc, local);
+            barge_cli_ignore_tags(app, r);
             rt = barge_cli_json_api_dump(r);
         }
         diff_texts(app, rt ? rt : "", lt, svc ? barge_json_str(svc, "serviceArn", "") : "/dev/null",
@@ -100,10 +102,12 @@ int barge_cli_cmd_diff(struct barge_cli_app *app, int argc, char **argv)
             return barge_cli_fail(app, err);
         }
         _cleanup_json_ json_t *l = barge_cli_taskdef_for_diff(local);
+        barge_cli_ignore_tags(app, l);
         _cleanup_free_ char *lt = barge_cli_json_api_dump(l);
         _cleanup_free_ char *rt = NULL;
         if (remote) {
             _cleanup_json_ json_t *r = barge_cli_taskdef_for_diff(remote);
+            barge_cli_ignore_tags(app, r);
             rt = barge_cli_json_api_dump(r);
         }
         diff_texts(app, rt ? rt : "", lt,

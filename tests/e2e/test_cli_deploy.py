@@ -235,6 +235,15 @@ def test_diff_output(barged, agent, busybox, tmp_path):
     assert s["desiredCount"] == 2
     assert s["deploymentConfiguration"]["deploymentCircuitBreaker"]["enable"] is False
     assert p.ok("diff").stdout == ""
+    # A tag added elsewhere shows up, and deploy removes it...
+    ecs = barged.client("ecs")
+    ecs.tag_resource(resourceArn=svc_arn, tags=[{"key": "owner", "value": "tf"}])
+    assert '-      "key": "owner",\n' in p.ok("diff").stdout
+    # ...unless the config's ignore.tags leaves it to whoever manages it.
+    p.write("ecspresso.yml", p.read("ecspresso.yml") + "ignore:\n  tags: [owner]\n")
+    assert p.ok("diff").stdout == ""
+    p.ok("deploy", "--skip-task-definition")
+    assert {"key": "owner", "value": "tf"} in describe(barged)["tags"]
 
 
 def ecr_push(barged, repo, tag):

@@ -3,6 +3,7 @@ container logs through awslogs, read once and followed. Skipped while barged
 does not serve the Logs API (it is being built on another branch); the unit
 tests (tests/unit/test_cli_aws.c) cover the requests and output meanwhile."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -62,3 +63,25 @@ def test_logs_follow(barged, agent, busybox, tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_run_prints_the_watched_containers_log(barged, agent, busybox, tmp_path):
+    if not logs_served(barged):
+        pytest.skip("barged does not serve the CloudWatch Logs API yet")
+    p = Project(barged, tmp_path / "rl", busybox)
+    p.write("ecspresso.yml", "cluster: default\ntask_definition: td.json\n")
+    p.write("td.json", """{
+  "family": "oneoff",
+  "containerDefinitions": [{
+    "name": "job", "image": "{{ must_env `IMAGE` }}", "memory": 16,
+    "command": ["sh", "-c", "echo starting; sleep 3; echo done-with-it; exit 4"],
+    "logConfiguration": {"logDriver": "awslogs", "options": {
+      "awslogs-group": "/ecs/oneoff", "awslogs-stream-prefix": "oneoff",
+      "awslogs-create-group": "true", "awslogs-region": "us-east-1"}}
+  }]
+}""")
+    out = p.run("run")
+    assert out.returncode == 4, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if ln.endswith(("starting", "done-with-it"))]
+    assert [ln.rsplit(" ", 1)[1] for ln in lines] == ["starting", "done-with-it"], out.stdout
+    assert all(re.match(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", ln) for ln in lines)
