@@ -108,8 +108,8 @@ struct barge_cli_app {
     json_t *ext_str, *ext_code; /* {name: value} */
     struct barge_cli_config *cfg;
     struct barge_aws_config *aws;
-    struct barge_aws_client *clients[8];
-    const char *client_names[8];
+    struct barge_aws_client *clients[16];
+    const char *client_names[16];
     struct barge_cli_funcs *funcs; /* defaults, ssm, secretsmanager, tfstate plugins */
     json_t *cache;                 /* plugin look-ups, by function and argument */
     void **plugins;                /* tfstate plugin instances, owned */

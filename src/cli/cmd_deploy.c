@@ -289,7 +289,15 @@ static int deploy(struct barge_cli_app *app, const struct deploy_opts *o, const 
         json_object_del(b, "tags");
         json_object_del(a, "desiredCount");
         json_object_del(b, "desiredCount");
-        if (!json_equal(a, b)) {
+        if (!json_equal(a, b) && o->dry_run) {
+            _cleanup_free_ char *at = barge_cli_json_api_dump(a);
+            _cleanup_free_ char *bt = barge_cli_json_api_dump(b);
+            _cleanup_free_ char *d = barge_cli_diff_unified(
+                at, bt, barge_json_str(svc, "serviceArn", ""), app->cfg->service_definition, 3);
+            barge_cli_log(app, "service attributes will change");
+            barge_cli_progress_clear(app);
+            fputs(d ? d : "", stderr);
+        } else if (!json_equal(a, b)) {
             barge_cli_log(app, "Updating service attributes...");
             /* The normalised form, ECS's defaults included, so that what
              * diff showed is what the service becomes. */

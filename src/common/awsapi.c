@@ -562,8 +562,12 @@ int barge_aws_call(struct barge_aws_client *c, const char *operation, const json
         const char *msg = barge_json_str(doc, "message", NULL);
         if (!msg)
             msg = barge_json_str(doc, "Message", NULL);
-        if (!msg)
-            msg = doc ? "" : r.body;
+        /* A non-JSON answer (a proxy's HTML page) is quoted, but not all of it. */
+        char excerpt[201];
+        if (!msg) {
+            snprintf(excerpt, sizeof(excerpt), "%s", doc ? "" : r.body);
+            msg = excerpt;
+        }
         if (retryable(type, r.status) && attempt < 5) {
             barge_debug("%s %s: %s, retrying", c->si->name, operation, type);
             json_decref(doc);

@@ -229,6 +229,11 @@ def test_diff_output(barged, agent, busybox, tmp_path):
     assert '-      "enable": true,\n' in out.stdout
     assert '+      "enable": false,\n' in out.stdout
     assert '-  "desiredCount": 1,\n+  "desiredCount": 2,\n' in out.stdout
+    # A dry run shows the change and makes none.
+    out = p.ok("deploy", "--dry-run", "--skip-task-definition")
+    assert "service attributes will change" in out.stderr
+    assert '+      "enable": false,\n' in out.stderr and "DRY RUN OK" in out.stderr
+    assert describe(barged)["desiredCount"] == 1
     # deploy applies what diff showed.
     p.ok("deploy", "--skip-task-definition")
     s = describe(barged)
