@@ -7,15 +7,20 @@
  * that every request is SigV4-signed and records what was asked. */
 #include <sys/stat.h>
 
-#include <cmocka.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <string.h>
+
+/* cmocka needs these before it; keep clang-format from sorting it first. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+
+#include <cmocka.h>
+// clang-format on
 
 #include "cli/cli.h"
 #include "common/json.h"

@@ -2,12 +2,17 @@
  * interpolation, and the warnings for what ECS cannot express. */
 #include <sys/stat.h>
 
-#include <cmocka.h>
+#include <string.h>
+
+/* cmocka needs these before it; keep clang-format from sorting it first. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+
+#include <cmocka.h>
+// clang-format on
 
 #include "cli/compose.h"
 #include "cli/defs.h"

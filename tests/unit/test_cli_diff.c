@@ -2,12 +2,17 @@
  * output (sorted keys, 2-space indent, no nulls or empty arrays) and the
  * task/service normalisation that makes a file and a described object
  * comparable. */
-#include <cmocka.h>
+#include <string.h>
+
+/* cmocka needs these before it; keep clang-format from sorting it first. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+
+#include <cmocka.h>
+// clang-format on
 
 #include "cli/defs.h"
 #include "common/json.h"

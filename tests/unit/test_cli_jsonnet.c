@@ -2,12 +2,17 @@
  * YAML reader and writer the CLI uses for configs and compose files. */
 #include <sys/stat.h>
 
-#include <cmocka.h>
+#include <string.h>
+
+/* cmocka needs these before it; keep clang-format from sorting it first. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+
+#include <cmocka.h>
+// clang-format on
 
 #include "cli/jsonnet.h"
 #include "cli/yaml.h"

@@ -1,11 +1,16 @@
 /* The CLI's template engine (ecspresso's Go-template subset), Go-style
  * formatting, terraform state look-ups, durations and version constraints. */
-#include <cmocka.h>
+#include <string.h>
+
+/* cmocka needs these before it; keep clang-format from sorting it first. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+
+#include <cmocka.h>
+// clang-format on
 
 #include "cli/cli.h"
 #include "cli/template.h"
