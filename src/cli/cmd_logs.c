@@ -1,0 +1,239 @@
+/* logs: the service's container logs from the CloudWatch Logs API (which
+ * ecspresso lacks). The service's task definition says where each container
+ * logs (the awslogs driver's group and stream prefix, streams being
+ * "<prefix>/<container>/<task id>"); FilterLogEvents reads them, and --follow
+ * keeps polling from the newest timestamp seen, skipping events already
+ * printed. */
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "common/json.h"
+
+struct source {
+    char *group;
+    char *prefix; /* "<stream prefix>/<container>/", or NULL when the container has none */
+    char *container;
+};
+
+static int cmp_events(const void *a, const void *b)
+{
+    json_int_t x = barge_json_int(*(json_t *const *)a, "timestamp", 0);
+    json_int_t y = barge_json_int(*(json_t *const *)b, "timestamp", 0);
+    return x < y ? -1 : x > y;
+}
+
+/* --since: a Go duration back from now, or an RFC 3339 time. Milliseconds. */
+static int parse_since(const char *s, long long *ms, struct barge_error **err)
+{
+    double secs;
+    _cleanup_error_ struct barge_error *derr = NULL;
+    if (barge_cli_parse_duration(s, &secs, &derr) == 0) {
+        *ms = ((long long)time(NULL) - (long long)secs) * 1000;
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end && (*end == 'Z' || *end == '\0')) {
+        *ms = (long long)timegm(&tm) * 1000;
+        return 0;
+    }
+    return barge_error_set(err, BARGE_ERR_INVALID,
+                           "--since: '%s' is neither a duration (10m) nor a time "
+                           "(2024-01-02T15:04:05Z)",
+                           s);
+}
+
+static int fetch(struct barge_cli_app *app, const struct source *src, long long start_ms,
+                 const char *filter, json_t *events, struct barge_error **err)
+{
+    _cleanup_free_ char *token = NULL;
+    for (int page = 0; page < 1000; page++) {
+        _cleanup_json_ json_t *in = json_pack("{s:s, s:I, s:b}", "logGroupName", src->group,
+                                              "startTime", (json_int_t)start_ms, "interleaved", 1);
+        if (src->prefix)
+            json_object_set_new(in, "logStreamNamePrefix", json_string(src->prefix));
+        if (filter)
+            json_object_set_new(in, "filterPattern", json_string(filter));
+        if (token)
+            json_object_set_new(in, "nextToken", json_string(token));
+        _cleanup_json_ json_t *out = NULL;
+        if (barge_cli_call(app, "logs", "FilterLogEvents", in, &out, err) < 0)
+            return barge_error_wrap(err, "log group '%s'", src->group);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(out, "events"), i, e)
+        {
+            json_object_set_new(e, "_container", json_string(src->container));
+            json_array_append(events, e);
+        }
+        free(token);
+        const char *next = barge_json_str(out, "nextToken", NULL);
+        token = next ? barge_xstrdup(next) : NULL;
+        if (!token)
+            return 0;
+    }
+    return 0;
+}
+
+static char *event_key(const json_t *e)
+{
+    const char *id = barge_json_str(e, "eventId", NULL);
+    if (id)
+        return barge_xstrdup(id);
+    return barge_xasprintf("%s %lld %s", barge_json_str(e, "logStreamName", ""),
+                           (long long)barge_json_int(e, "timestamp", 0),
+                           barge_json_str(e, "message", ""));
+}
+
+static void print_events(struct barge_cli_app *app, json_t *events, const struct source *srcs,
+                         size_t n_src, json_t *seen, long long *newest)
+{
+    size_t n = json_array_size(events);
+    json_t **v = barge_xcalloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(events, i);
+    qsort(v, n, sizeof(*v), cmp_events);
+    const char *dim = barge_cli_color(app, true, "\033[36m");
+    const char *off = *dim ? "\033[0m" : "";
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *key = event_key(v[i]);
+        if (json_object_get(seen, key))
+            continue;
+        json_object_set_new(seen, key, json_true());
+        long long ts = barge_json_int(v[i], "timestamp", 0);
+        if (ts > *newest)
+            *newest = ts;
+        char when[20];
+        barge_cli_fmt_time((double)ts / 1000.0, when);
+        /* "<container>/<task id>" reads better than the full stream name. */
+        const char *stream = barge_json_str(v[i], "logStreamName", "");
+        const char *shown = stream;
+        for (size_t s = 0; s < n_src; s++) {
+            const char *pfx = srcs[s].prefix;
+            if (pfx && barge_str_has_prefix(stream, pfx)) {
+                size_t plen = strlen(pfx) - strlen(srcs[s].container) - 1;
+                shown = stream + plen;
+                break;
+            }
+        }
+        const char *msg = barge_json_str(v[i], "message", "");
+        size_t ml = strlen(msg);
+        while (ml > 0 && (msg[ml - 1] == '\n' || msg[ml - 1] == '\r'))
+            ml--;
+        barge_cli_out(app, "%s %s%s%s %.*s\n", when, dim, shown, off, (int)ml, msg);
+    }
+    /* The next poll starts at the newest timestamp, so only events at that
+     * very millisecond can come again: forget the rest. */
+    json_object_clear(seen);
+    for (size_t i = 0; i < n; i++) {
+        if (barge_json_int(v[i], "timestamp", 0) == *newest) {
+            _cleanup_free_ char *key = event_key(v[i]);
+            json_object_set_new(seen, key, json_true());
+        }
+    }
+    free(v);
+}
+
+int barge_cli_cmd_logs(struct barge_cli_app *app, int argc, char **argv)
+{
+    bool follow = false;
+    const char *since = "10m", *container = NULL, *filter = NULL;
+    const struct barge_cli_opt opts[] = {
+        {"follow", BARGE_CLI_OPT_BOOL, &follow, NULL, "keep printing new events until Ctrl-C",
+         false, NULL},
+        {"since", BARGE_CLI_OPT_STR, &since, "DURATION|TIME",
+         "start this long ago (10m, 1h) or at this time (2024-01-02T15:04:05Z); default 10m", false,
+         NULL},
+        {"container", BARGE_CLI_OPT_STR, &container, "NAME", "only this container", false, NULL},
+        {"filter", BARGE_CLI_OPT_STR, &filter, "PATTERN", "CloudWatch Logs filter pattern", false,
+         NULL},
+        {NULL},
+    };
+    int code;
+    if (barge_cli_start(app, "barge logs [options]",
+                        "Show the service's container logs from CloudWatch Logs (awslogs).", opts,
+                        argc, argv, true, 0, NULL, NULL, &code) < 0)
+        return code;
+    struct barge_error *err = NULL;
+    long long start_ms = 0;
+    if (parse_since(since, &start_ms, &err) < 0)
+        return barge_cli_fail(app, err);
+    _cleanup_free_ char *td_name = NULL;
+    _cleanup_json_ json_t *svc = NULL;
+    if (app->cfg->service && barge_cli_describe_service(app, &svc, &err) < 0)
+        return barge_cli_fail(app, err);
+    if (svc) {
+        td_name = barge_xstrdup(barge_json_str(svc, "taskDefinition", ""));
+    } else {
+        _cleanup_json_ json_t *local = NULL;
+        if (barge_cli_load_taskdef(app, NULL, &local, &err) < 0)
+            return barge_cli_fail(app, err);
+        td_name = barge_xstrdup(barge_json_str(local, "family", ""));
+    }
+    _cleanup_json_ json_t *in = json_pack("{s:s}", "taskDefinition", td_name);
+    _cleanup_json_ json_t *out = NULL;
+    if (barge_cli_call(app, "ecs", "DescribeTaskDefinition", in, &out, &err) < 0)
+        return barge_cli_fail(app, err);
+    json_t *cdefs = json_object_get(json_object_get(out, "taskDefinition"), "containerDefinitions");
+    struct source *srcs = barge_xcalloc(json_array_size(cdefs) + 1, sizeof(*srcs));
+    size_t n_src = 0;
+    size_t i;
+    json_t *c;
+    bool container_found = false;
+    json_array_foreach(cdefs, i, c)
+    {
+        const char *name = barge_json_str(c, "name", "");
+        if (container && strcmp(container, name) != 0)
+            continue;
+        container_found = true;
+        json_t *lc = json_object_get(c, "logConfiguration");
+        const char *driver = barge_json_str(lc, "logDriver", NULL);
+        json_t *o = json_object_get(lc, "options");
+        const char *group = barge_json_str(o, "awslogs-group", NULL);
+        if (!barge_streq(driver, "awslogs") || !group) {
+            barge_cli_logl(app, BARGE_CLI_WARN,
+                           "container %s does not log to CloudWatch Logs (log driver %s)", name,
+                           driver ? driver : "none");
+            continue;
+        }
+        const char *prefix = barge_json_str(o, "awslogs-stream-prefix", NULL);
+        srcs[n_src].group = barge_xstrdup(group);
+        srcs[n_src].container = barge_xstrdup(name);
+        srcs[n_src].prefix = prefix ? barge_xasprintf("%s/%s/", prefix, name) : NULL;
+        n_src++;
+    }
+    int rc = 0;
+    if (container && !container_found) {
+        barge_error_set(&err, BARGE_ERR_NOT_FOUND, "no container '%s' in %s", container, td_name);
+        rc = barge_cli_fail(app, err);
+    } else if (n_src == 0) {
+        barge_error_set(&err, BARGE_ERR_NOT_FOUND,
+                        "no container of %s logs to CloudWatch Logs (awslogs)", td_name);
+        rc = barge_cli_fail(app, err);
+    }
+    _cleanup_json_ json_t *seen = json_object();
+    long long newest = start_ms;
+    while (rc == 0) {
+        _cleanup_json_ json_t *events = json_array();
+        for (size_t s = 0; s < n_src && rc == 0; s++)
+            if (fetch(app, &srcs[s], newest, filter, events, &err) < 0)
+                rc = barge_cli_fail(app, err);
+        if (rc)
+            break;
+        print_events(app, events, srcs, n_src, seen, &newest);
+        if (!follow || barge_cli_interrupted())
+            break;
+        barge_cli_sleep(1);
+        if (barge_cli_interrupted())
+            break;
+    }
+    for (size_t s = 0; s < n_src; s++) {
+        free(srcs[s].group);
+        free(srcs[s].prefix);
+        free(srcs[s].container);
+    }
+    free(srcs);
+    return rc;
+}
