@@ -419,8 +419,9 @@ static json_t *eni_attachment(const json_t *in)
         barge_json_object(barge_json_object(in, "networkConfiguration"), "awsvpcConfiguration");
     char id[37];
     barge_id_uuid(id);
-    return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s?}]}", "id", id, "type", "ElasticNetworkInterface",
-                     "status", "PRECREATED", "details", "name", "subnetId", "value",
+    return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s?}]}", "id", id, "type",
+                     "ElasticNetworkInterface", "status", "PRECREATED", "details", "name",
+                     "subnetId", "value",
                      json_string_value(json_array_get(barge_json_array(vpc, "subnets"), 0)));
 }
 

@@ -15,50 +15,66 @@ def run(*cmd):
     return subprocess.run(cmd, capture_output=True, text=True).stdout
 
 
-# Other test suites on this host may make namespaces and veths of their own;
-# only barge's task networks count here.
+class Scope:
+    """What one test session's task networks are made of: its bridge (and so
+    its IPAM directory and the rules naming it), its subnet and the directory
+    its agents keep their namespaces in. Other suites may run on this host at
+    the same time; their namespaces, veths and rules are none of ours."""
+
+    def __init__(self, bridge, subnet, root):
+        self.bridge = bridge
+        self.subnet = subnet
+        self.prefix = subnet.rsplit(".", 1)[0] + "."  # "10.214.7." of a /24
+        self.root = str(root)
+
+    @property
+    def agent_args(self):
+        return ["--bridge", self.bridge, "--bridge-subnet", self.subnet]
 
 
-def nsfs_mounts():
+def nsfs_mounts(scope):
     """Task namespaces: barge-agent mounts them as <data-dir>/net/<task>.netns."""
     return sorted(line.split()[1] for line in open("/proc/mounts")
-                  if line.split()[2] == "nsfs" and line.split()[1].endswith(".netns"))
+                  if line.split()[2] == "nsfs" and line.split()[1].endswith(".netns")
+                  and line.split()[1].startswith(scope.root))
 
 
-def veths():
-    """Host ends of task veths: the ports of barge bridges."""
+def veths(scope):
+    """Host ends of task veths: the ports of the bridge."""
     out = []
     for line in run("ip", "-o", "link", "show", "type", "veth").splitlines():
         fields = line.split()
-        if "master" in fields and fields[fields.index("master") + 1].startswith("barge"):
+        if "master" in fields and fields[fields.index("master") + 1] == scope.bridge:
             out.append(line.split(":")[1].strip().split("@")[0])
     return sorted(out)
 
 
-def per_task_rules():
-    """NAT and filter rules that belong to one task (chains named by the
-    task: CNI-DN-..., CNI-<hash>), ignoring the shared scaffolding."""
+def per_task_rules(scope=None):
+    """NAT and filter rules that belong to one task (the bridge plugin's
+    masquerade chain names the network; portmap's DNAT rules name the task's
+    address), ignoring the shared scaffolding. Without a scope: every task's."""
     rules = []
     for table in ("nat", "filter"):
         for line in run("iptables-save", "-t", table).splitlines():
-            if not line.startswith(("-A", ":")):
+            if not line.startswith("-A") or "CNI-" not in line:
                 continue
-            if "CNI-" not in line:
+            chain = line.split()[1]
+            if chain in SHARED_CHAINS and "CNI-DN-" not in line:
                 continue
-            if line.startswith(":") and line[1:].split()[0] in SHARED_CHAINS:
+            if chain in ("PREROUTING", "OUTPUT", "POSTROUTING") and \
+                    any(c in line for c in SHARED_CHAINS):
                 continue
-            if line.startswith("-A") and line.split()[1] in SHARED_CHAINS and "CNI-DN-" not in line:
-                continue
-            if line.startswith("-A") and line.split()[1] in ("PREROUTING", "OUTPUT", "POSTROUTING") \
-                    and any(c in line for c in SHARED_CHAINS):
+            if scope and f'name: \\"{scope.bridge}\\"' not in line and \
+                    f"--to-destination {scope.prefix}" not in line and \
+                    f"-s {scope.prefix}" not in line:
                 continue
             rules.append(f"{table}: {line}")
     return sorted(rules)
 
 
-def leases():
+def leases(scope):
     out = []
-    for path in glob.glob(os.path.join(IPAM_DIR, "barge*", "*")):
+    for path in glob.glob(os.path.join(IPAM_DIR, scope.bridge, "*")):
         name = os.path.basename(path)
         if name == "lock" or name.startswith("last_reserved_ip"):
             continue
@@ -66,9 +82,9 @@ def leases():
     return sorted(out)
 
 
-def snapshot():
-    return {"nsfs": nsfs_mounts(), "veth": veths(), "rules": per_task_rules(),
-            "leases": leases()}
+def snapshot(scope):
+    return {"nsfs": nsfs_mounts(scope), "veth": veths(scope), "rules": per_task_rules(scope),
+            "leases": leases(scope)}
 
 
 def bridges():

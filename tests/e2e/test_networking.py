@@ -20,13 +20,27 @@ HTTPD = TRAP + ("mkdir -p /www && echo hello from $(hostname) > /www/index.html 
                 "httpd -p 80 -h /www && while true; do sleep 0.2; done")
 
 
+@pytest.fixture(scope="module")
+def scope(tmp_path_factory):
+    """This module's own bridge and subnet, so that what its tasks leave can
+    be told from what other suites running on this host make."""
+    n = os.getpid() % 250
+    root = tmp_path_factory.getbasetemp()
+    return nethelpers.Scope(f"bargenet{n}", f"10.214.{n}.0/24", root)
+
+
 @pytest.fixture(scope="module", autouse=True)
-def no_leftovers():
-    """Per-task leftovers fail the suite; the shared bridge and chains are
+def no_leftovers(scope):
+    """Per-task leftovers fail the suite; the bridge and the shared chains are
     removed at the end of the session (conftest)."""
-    before = nethelpers.snapshot()
+    before = nethelpers.snapshot(scope)
     yield
-    assert nethelpers.snapshot() == before
+    assert nethelpers.snapshot(scope) == before
+
+
+@pytest.fixture
+def agent(agent_factory, scope):
+    return agent_factory(extra_args=scope.agent_args)
 
 
 def register(ecs, containers, family="net", **kw):
@@ -105,12 +119,12 @@ def test_dynamic_host_port_answers_on_loopback_and_host_address(barged, agent, b
     assert gone(f"http://127.0.0.1:{port}/")
 
 
-def test_fixed_host_port_goes_to_the_other_instance(barged, agent_factory, busybox):
+def test_fixed_host_port_goes_to_the_other_instance(barged, agent_factory, busybox, scope):
     ecs = barged.client("ecs")
     # Both agents share this host's network namespace (and so its ports and
     # its bridge); barged sees two instances.
-    a = agent_factory("host1")
-    b = agent_factory("host2", extra_args=["--metadata-port", "0"])
+    a = agent_factory("host1", extra_args=scope.agent_args)
+    b = agent_factory("host2", extra_args=scope.agent_args)
     td = register(ecs, [{"name": "web", "image": busybox, "memory": 32,
                          "command": ["sh", "-c", HTTPD],
                          "portMappings": [{"containerPort": 80, "hostPort": 18080}]}],
@@ -277,9 +291,9 @@ def test_metadata_endpoint_from_inside_containers(barged, agent, busybox):
     assert e.value.code == 404
 
 
-def test_no_leaks_after_100_tasks(barged, agent, busybox):
+def test_no_leaks_after_100_tasks(barged, agent, busybox, scope):
     ecs = barged.client("ecs")
-    before = nethelpers.snapshot()
+    before = nethelpers.snapshot(scope)
     td = register(ecs, [{"name": "main", "image": busybox, "memory": 16,
                          "command": ["sh", "-c", "wget -q -O /dev/null "
                                      "\"$ECS_CONTAINER_METADATA_URI_V4\""],
@@ -300,7 +314,7 @@ def test_no_leaks_after_100_tasks(barged, agent, busybox):
         arns += batch
     assert len(arns) == 100
     # STOPPED is reported once the network is gone
-    assert nethelpers.snapshot() == before
+    assert nethelpers.snapshot(scope) == before
     assert not os.listdir(os.path.join(agent.data_dir, "net"))
     volumes = os.path.join(agent.data_dir, "volumes", "tasks")
     assert not os.path.exists(volumes) or not os.listdir(volumes)
@@ -347,15 +361,15 @@ def test_agent_restart_adopts_the_network(barged, agent, busybox):
     assert gone(f"http://127.0.0.1:{port}/")
 
 
-def test_agent_removes_networks_of_tasks_it_forgot(barged, agent, busybox):
+def test_agent_removes_networks_of_tasks_it_forgot(barged, agent, busybox, scope):
     ecs = barged.client("ecs")
-    before = nethelpers.snapshot()
+    before = nethelpers.snapshot(scope)
     td = register(ecs, [{"name": "web", "image": busybox, "memory": 32,
                          "command": ["sh", "-c", HTTPD],
                          "portMappings": [{"containerPort": 80}]}], family="forgot")
     arn = run_task(ecs, td)
     wait_task(ecs, "default", arn, ("RUNNING",))
-    assert nethelpers.snapshot() != before
+    assert nethelpers.snapshot(scope) != before
     agent.kill()
     # The agent dies and its checkpoint loses the task (as if it crashed
     # between removing the task's containers and its network); the task is
@@ -369,6 +383,6 @@ def test_agent_removes_networks_of_tasks_it_forgot(barged, agent, busybox):
     agent.start()
     wait_task(ecs, "default", arn)
     deadline = time.time() + 20
-    while nethelpers.snapshot() != before and time.time() < deadline:
+    while nethelpers.snapshot(scope) != before and time.time() < deadline:
         time.sleep(0.2)
-    assert nethelpers.snapshot() == before
+    assert nethelpers.snapshot(scope) == before

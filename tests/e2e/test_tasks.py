@@ -214,7 +214,9 @@ def test_barged_kill9_loses_nothing(barged, agent, busybox):
 
 def test_aws_cli_waiter(barged, agent, busybox, tmp_path):
     ecs = barged.client("ecs")
-    td = register(ecs, busybox, command=["sh", "-c", "sleep 1"])
+    # Long enough for the CLI (a second or more to start on a busy host) to
+    # see the task RUNNING before it ends.
+    td = register(ecs, busybox, command=["sh", "-c", "sleep 5"])
     [arn] = run(ecs, td)
     cli = AwsCli(barged, str(tmp_path))
     cli.run("ecs", "wait", "tasks-running", "--cluster", "default", "--tasks", arn)
