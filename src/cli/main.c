@@ -36,6 +36,7 @@ static const struct command commands[] = {
     {"logs", barge_cli_cmd_logs, "show the service's container logs"},
     {"delete", barge_cli_cmd_delete, "delete the service"},
     {"compose", barge_cli_cmd_compose, "docker-compose import: convert, up"},
+    {"usage", barge_cli_cmd_usage, "metered usage and cost of FARGATE tasks"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -3,6 +3,7 @@
 in the cluster, each in its own network namespace with its own address and
 its task size as hard limits; capacity provider strategies split tasks by
 base and weight; usage is metered per second with a one-minute minimum."""
+import os
 import time
 
 import pytest
@@ -142,3 +143,12 @@ def test_usage_is_metered_per_second_with_a_minute_minimum(barged, pool, busybox
     assert rec[b]["vcpu"] == 0.5 and rec[b]["memoryGB"] == 1.0
     assert rec[b]["vcpuSeconds"] == pytest.approx(0.5 * rec[b]["billedSeconds"])
     assert body["totals"]["tasks"] == 2 and body["totals"]["cost"] > 0
+    # barge usage prints the same records
+    import subprocess
+    from conftest import binary
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=barged.access_key,
+               AWS_SECRET_ACCESS_KEY=barged.secret_key, AWS_REGION="us-east-1")
+    out = subprocess.run([binary("barge"), "usage", "--endpoint-url", barged.endpoint,
+                          "--cluster", "default"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert a.split("/")[-1] in out.stdout and "2 task(s)" in out.stdout
