@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/ecs.h"
+#include "api/metrics.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -402,6 +403,7 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
         uint64_t rnd;
         barge_random_bytes(&rnd, sizeof(rnd));
         int pick = barge_sched_place(cand.insts, cand.n, &req, rnd, verdicts);
+        barge_metrics_scheduler_decision(pick >= 0 ? "placed" : "unplaceable");
         if (pick < 0) {
             for (size_t i = 0; i < cand.n; i++)
                 json_array_append_new(

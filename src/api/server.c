@@ -11,6 +11,8 @@
 
 #include "api/api.h"
 #include "api/ecs.h"
+#include "api/logs.h"
+#include "api/metrics.h"
 #include "api/server.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -168,6 +170,7 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
 
 static const struct barge_http_route routes[] = {
     {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024},
+    {"/metrics", barge_metrics_handle, 16 * 1024 * 1024},
     {"/", barge_api_json11_handle, 16 * 1024 * 1024},
     {NULL, NULL, 0},
 };
@@ -185,8 +188,12 @@ void barge_server_housekeeping(struct barge_server *srv)
         barge_warn("purging deleted task definitions: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
-    if (barge_ecs_tasks_reap(srv, &err) < 0)
+    if (barge_ecs_tasks_reap(srv, &err) < 0) {
         barge_warn("removing old stopped tasks: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_logs_enforce_retention(srv, &err) < 0)
+        barge_warn("enforcing log retention: %s", err->message);
 }
 
 void barge_server_init(struct barge_server *srv)
