@@ -24,6 +24,8 @@ struct barge_agent_config {
     long long memory;              /* MiB to offer; 0: MemTotal less a reserve */
     const char *runtime;           /* NULL/"auto", "crun", "runc" */
     int stop_timeout;              /* seconds; default for containers without stopTimeout */
+    int metrics_interval_ms;       /* usage reports to barged (stats.c) */
+    const char *metrics_listen;    /* NULL: no /metrics listener */
 };
 
 struct barge_agent;
@@ -71,6 +73,8 @@ struct barge_agent {
     char *token;
     pthread_mutex_t lock; /* guards the checkpoint */
     json_t *state;        /* {containerInstanceArn, token, tasks: {arn: {...}}} */
+    struct barge_logship *logship; /* the awslogs driver (logship.h) */
+    struct barge_stats *stats;     /* usage reports and /metrics (stats.h) */
 };
 
 /* Records a task's agent-side state in the checkpoint (value borrowed and

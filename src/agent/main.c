@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/logship.h"
+#include "agent/stats.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -55,6 +57,10 @@ static void usage(FILE *f)
             "  --memory MIB            memory to offer (default: all but 256 MiB)\n"
             "  --runtime NAME          auto, crun or runc (default auto: the first that works)\n"
             "  --stop-timeout SECONDS  default container stop timeout (default 30)\n"
+            "  --metrics-interval SECONDS\n"
+            "                          how often to report container usage (default 20)\n"
+            "  --metrics-listen HOST:PORT\n"
+            "                          serve Prometheus /metrics there (port 0 picks one)\n"
             "  --log-level LEVEL       debug, info, warn or error (default info)\n"
             "  -h, --help              show this help\n");
 }
@@ -195,6 +201,8 @@ int main(int argc, char **argv)
         {"memory", required_argument, NULL, 'm'},
         {"runtime", required_argument, NULL, 'R'},
         {"stop-timeout", required_argument, NULL, 't'},
+        {"metrics-interval", required_argument, NULL, 'I'},
+        {"metrics-listen", required_argument, NULL, 'M'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -205,6 +213,7 @@ int main(int argc, char **argv)
     cfg->data_dir = "/var/lib/barge-agent";
     cfg->region = "us-east-1";
     cfg->stop_timeout = 30;
+    cfg->metrics_interval_ms = 20000;
     cfg->attributes = json_array();
     const char *creds_file = NULL, *log_level = "info";
     int c;
@@ -253,6 +262,19 @@ int main(int argc, char **argv)
             break;
         case 'L':
             log_level = optarg;
+            break;
+        case 'I': {
+            char *end;
+            double secs = strtod(optarg, &end);
+            if (*end || !(secs >= 0.1 && secs <= 3600)) {
+                fprintf(stderr, "barge-agent: --metrics-interval wants 0.1 to 3600 seconds\n");
+                return 2;
+            }
+            cfg->metrics_interval_ms = (int)(secs * 1000);
+            break;
+        }
+        case 'M':
+            cfg->metrics_listen = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -332,6 +354,16 @@ int main(int argc, char **argv)
                 return 1;
         }
     }
+    agent.logship = barge_logship_new(&agent);
+    if (barge_stats_start(&agent, cfg->metrics_interval_ms, cfg->metrics_listen, &agent.stats,
+                          &err) < 0) {
+        fprintf(stderr, "barge-agent: %s\n", err->message);
+        return 1;
+    }
+    if (cfg->metrics_listen) {
+        barge_info("serving /metrics on port %d", barge_stats_port(agent.stats));
+        printf("barge-agent metrics on port %d\n", barge_stats_port(agent.stats));
+    }
     agent.engine = barge_engine_new(&agent);
     barge_engine_adopt(agent.engine, json_object_get(agent.state, "tasks"));
     printf("barge-agent ready as %s\n", agent.instance_arn);
@@ -365,7 +397,9 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     barge_info("stopping; containers keep running and will be adopted on restart");
+    barge_stats_stop(agent.stats);
     barge_engine_free(agent.engine);
+    barge_logship_free(agent.logship);
     barge_agent_client_free(client);
     barge_runtime_free(agent.rt);
     json_decref(agent.state);

@@ -59,9 +59,12 @@ static void reply_error(struct barge_http_resp *resp, const struct barge_error *
     default:
         break;
     }
-    reply(resp, status,
-          json_pack("{s:s, s:s}", "error", barge_errcode_name(err->code), "message",
-                    err->message));
+    json_t *body = json_pack("{s:s, s:s}", "error", barge_errcode_name(err->code), "message",
+                             err->message);
+    /* The AWS error type, when there is one, lets the agent tell a missing
+     * log group from a task barged no longer knows. */
+    barge_json_set_str(body, "type", err->type);
+    reply(resp, status, body);
 }
 
 static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
