@@ -333,8 +333,7 @@ static int delete_log_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 }
 
 struct list_groups {
-    struct barge_tx *tx;
-    json_t *groups;
+    json_t *docs; /* the page's group documents */
     const char *pattern;
     int limit;
     char *last;
@@ -351,14 +350,11 @@ static int list_group(const char *key, json_t *doc, void *ud, struct barge_error
     struct list_groups *l = ud;
     if (l->pattern && !icase_contains(key, l->pattern))
         return 0;
-    if ((int)json_array_size(l->groups) == l->limit) {
+    if ((int)json_array_size(l->docs) == l->limit) {
         l->more = true;
         return 1;
     }
-    json_t *g = render_group(l->tx, doc, err);
-    if (!g)
-        return -1;
-    json_array_append_new(l->groups, g);
+    json_array_append(l->docs, doc);
     free(l->last);
     l->last = barge_xstrdup(key);
     return 0;
@@ -373,23 +369,35 @@ static int describe_log_groups(struct barge_api_ctx *ctx, json_t *in, json_t **o
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "LogGroup name prefix and LogGroup name pattern are "
                                     "mutually exclusive parameters.");
-    struct list_groups l = {.pattern = pattern};
+    _cleanup_json_ json_t *docs = json_array();
+    struct list_groups l = {.docs = docs, .pattern = pattern};
     _cleanup_free_ char *after = NULL;
     if (barge_api_max_results(in, "limit", 50, 50, &l.limit, err) < 0 ||
         barge_api_token_decode(barge_json_str(in, "nextToken", NULL), &after, err) < 0)
         return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
-        return -1;
-    l.tx = tx;
-    l.groups = json_array();
-    if (barge_store_scan(tx, LOGS_KIND_GROUP, prefix ? prefix : "", after, false, 0, list_group, &l,
+    /* Rendering scans the group's streams: not while the groups' scan runs
+     * (a transaction has one scan at a time). */
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, LOGS_KIND_GROUP, prefix ? prefix : "", after, false, 0, list_group, &l,
                          err) < 0) {
-        json_decref(l.groups);
         free(l.last);
         return -1;
     }
-    *out = json_pack("{s:o}", "logGroups", l.groups);
+    json_t *groups = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach(docs, i, d)
+    {
+        json_t *g = render_group(tx, d, err);
+        if (!g) {
+            json_decref(groups);
+            free(l.last);
+            return -1;
+        }
+        json_array_append_new(groups, g);
+    }
+    *out = json_pack("{s:o}", "logGroups", groups);
     if (l.more) {
         _cleanup_free_ char *tok = barge_api_token_encode(l.last);
         json_object_set_new(*out, "nextToken", json_string(tok));
