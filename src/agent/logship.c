@@ -30,6 +30,7 @@
 
 #define READ_CHUNK         (256 * 1024)
 #define MAX_QUEUE          10000
+#define MAX_QUEUE_BYTES    (4 * 1024 * 1024)
 #define BATCH_EVENTS       10000
 #define BATCH_BYTES        (512 * 1024)
 #define EVENT_OVERHEAD     26
@@ -312,6 +313,13 @@ static bool read_more(struct barge_logship *ls, struct source *s, int64_t now)
     s->backlog = size - s->acked;
     pthread_mutex_unlock(&ls->lock);
     if (s->queue.n >= MAX_QUEUE || s->read_pos >= size)
+        return false;
+    /* Unsent events wait in memory only up to a bound; the rest waits in the
+     * file. */
+    size_t queued = 0;
+    for (size_t i = 0; i < s->queue.n; i++)
+        queued += s->queue.v[i].len;
+    if (queued >= MAX_QUEUE_BYTES)
         return false;
     size_t want = size - s->read_pos > READ_CHUNK ? READ_CHUNK : (size_t)(size - s->read_pos);
     _cleanup_free_ char *buf = barge_xmalloc(want);
