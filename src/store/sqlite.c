@@ -358,7 +358,18 @@ int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, 
                      struct barge_error **err)
 {
     _cleanup_free_ char *hi = upper_bound(prefix);
-    sqlite3_stmt *s = stmt(tx, desc ? STMT_SCAN_DESC : STMT_SCAN_ASC);
+    int which = desc ? STMT_SCAN_DESC : STMT_SCAN_ASC;
+    sqlite3_stmt *s = tx->c->stmts[which];
+    /* A callback may scan again (placement reads each instance's tasks while
+     * scanning instances): the cached statement is still stepping then, so
+     * the inner scan gets a statement of its own. */
+    bool own = sqlite3_stmt_busy(s);
+    if (own) {
+        if (sqlite3_prepare_v2(tx->c->db, stmt_sql[which], -1, &s, NULL) != SQLITE_OK)
+            return db_error(err, tx->c->db, "scan");
+    } else {
+        s = stmt(tx, which);
+    }
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
@@ -369,32 +380,34 @@ int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, 
     else
         sqlite3_bind_text(s, 4, "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, limit ? (sqlite3_int64)limit : -1);
-    int rc;
+    int rc, ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *key = (const char *)sqlite3_column_text(s, 0);
         json_error_t jerr;
         json_t *doc = json_loadb((const char *)sqlite3_column_text(s, 1),
                                  (size_t)sqlite3_column_bytes(s, 1), 0, &jerr);
         if (!doc) {
-            barge_error_set(err, BARGE_ERR_INTERNAL, "store: corrupt %s '%s': %s", kind, key,
-                            jerr.text);
-            sqlite3_reset(s);
-            return -1;
+            ret = barge_error_set(err, BARGE_ERR_INTERNAL, "store: corrupt %s '%s': %s", kind, key,
+                                  jerr.text);
+            break;
         }
         _cleanup_free_ char *key_copy = barge_xstrdup(key);
         int r = fn(key_copy, doc, ud, err);
         json_decref(doc);
         if (r < 0) {
-            sqlite3_reset(s);
-            return -1;
+            ret = -1;
+            break;
         }
         if (r > 0)
             break;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_error(err, tx->c->db, "scan");
-    sqlite3_reset(s);
-    return 0;
+    if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_error(err, tx->c->db, "scan");
+    if (own)
+        sqlite3_finalize(s);
+    else
+        sqlite3_reset(s);
+    return ret;
 }
 
 int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix, int64_t *out,
