@@ -121,7 +121,9 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
 
     if (handler->handler(&ctx, input, &out, &err) < 0)
         goto fail;
-    char *text = barge_json_dump(out ? out : json_object());
+    if (!out)
+        out = json_object(); /* operations with no output answer {} */
+    char *text = barge_json_dump(out);
     barge_http_resp_set(resp, 200, "application/x-amz-json-1.1", text, strlen(text));
     barge_debug("%s %s ok", svc->model, op);
     barge_metrics_api_observe(svc->model, op_label, resp->status, barge_metrics_clock() - started);
