@@ -382,7 +382,7 @@ static bool send_batch(struct barge_logship *ls, struct source *s,
         (json_int_t)s->queue.v[n - 1].offset, "offsets", offsets, "dropped", (json_int_t)dropped);
     _cleanup_json_ json_t *out = NULL;
     _cleanup_error_ struct barge_error *err = NULL;
-    int status = barge_agent_client_post(client, "/agent/logs", body, ls->agent->token, NULL, 30,
+    int status = barge_agent_client_post(client, "/agent/logs", body, ls->agent->token, NULL, 10,
                                          &out, &err);
     if (status == 200) {
         pthread_mutex_lock(&ls->lock);
