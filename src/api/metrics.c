@@ -559,7 +559,8 @@ static int scrape_store(struct barge_server *srv, struct barge_prom *p, struct s
         const char *l[] = {"cluster", parts[0], "status", parts[1], "connected", parts[2], NULL};
         barge_prom_sample(p, "barge_container_instances", l, (double)json_integer_value(v));
     }
-    /* ECS's per-service (and per-family) utilization, as auto scaling sees it. */
+    /* ECS's per-service (and per-family) utilization, through the function
+     * auto scaling calls, so that what /metrics shows is what it sees. */
     barge_prom_family(p, "barge_group_cpu_utilization_percent", "gauge",
                       "CPU used over CPU reserved by a task group's running tasks, last minute.");
     _cleanup_json_ json_t *mem = json_object();
@@ -569,19 +570,14 @@ static int scrape_store(struct barge_server *srv, struct barge_prom *p, struct s
         char *parts[3] = {0};
         if (split(copy, parts) < 2)
             continue;
-        struct util_scan u = {.cluster = parts[0],
-                              .group = parts[1],
-                              .now = barge_metrics_clock(),
-                              .window = DEFAULT_WINDOW};
-        _cleanup_free_ char *prefix = barge_xasprintf("%s/", parts[0]);
-        if (barge_store_scan(tx, ECS_KIND_TASK, prefix, NULL, false, 0, util_task, &u, err) < 0)
-            return -1;
-        if (u.measured == 0)
+        double cpu, mem_pct;
+        int n = barge_metrics_service_utilization(srv, parts[0], parts[1], DEFAULT_WINDOW, &cpu,
+                                                  &mem_pct);
+        if (n <= 0)
             continue;
         const char *l[] = {"cluster", parts[0], "group", parts[1], NULL};
-        barge_prom_sample(p, "barge_group_cpu_utilization_percent", l,
-                          pct(u.cpu_used, u.cpu_reserved));
-        json_object_set_new(mem, k, json_real(pct(u.mem_used, u.mem_reserved)));
+        barge_prom_sample(p, "barge_group_cpu_utilization_percent", l, cpu);
+        json_object_set_new(mem, k, json_real(mem_pct));
     }
     barge_prom_family(p, "barge_group_memory_utilization_percent", "gauge",
                       "Memory used over memory reserved by a task group's running tasks, last "
