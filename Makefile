@@ -40,14 +40,15 @@ setup:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # The botocore-derived API models are embedded in the binaries (.incbin).
 $(BUILD)/obj/src/api/models.o: $(wildcard data/models/*.json)
 
 $(BUILD)/libbarge.a: $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/barged: $(BUILD)/obj/src/barged/main.o $(BUILD)/libbarge.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -73,6 +73,7 @@ struct barge_agent {
     char *token;
     pthread_mutex_t lock; /* guards the checkpoint */
     json_t *state;        /* {containerInstanceArn, token, tasks: {arn: {...}}} */
+    json_t *registry_auth; /* the last /agent/registry-auth answer; guarded by lock */
     struct barge_logship *logship; /* the awslogs driver (logship.h) */
     struct barge_stats *stats;     /* usage reports and /metrics (stats.h) */
 };
@@ -83,6 +84,10 @@ void barge_agent_checkpoint_task(struct barge_agent *a, const char *task_arn, co
 /* Sends a task state change to barged, retrying until it is accepted, barged
  * refuses it for good, or the agent is shutting down. */
 void barge_agent_report(struct barge_agent *a, const json_t *report);
+/* When registry (a "host:port") is barged's own registry, returns true with a
+ * username and password (newly allocated) to pull from it. */
+bool barge_agent_registry_credentials(struct barge_agent *a, const char *registry, char **user,
+                                      char **password);
 /* True once SIGINT/SIGTERM arrived. */
 bool barge_agent_stopping(void);
 

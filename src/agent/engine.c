@@ -224,7 +224,18 @@ static void build_env(struct strv *env, const json_t *img_cfg, const json_t *cde
 static int pull_image(struct runner *r, const char *image, struct barge_image **out,
                       struct barge_error **err)
 {
-    return barge_image_pull(&r->e->agent->pull, image, out, err);
+    struct barge_image_pull_opts opts = r->e->agent->pull;
+    struct barge_image_ref ref;
+    _cleanup_free_ char *user = NULL, *password = NULL;
+    if (barge_image_ref_parse(image, &ref, NULL) == 0) {
+        /* Images in barged's own registry: log in as ECR users' agents do. */
+        if (barge_agent_registry_credentials(r->e->agent, ref.domain, &user, &password)) {
+            opts.username = user;
+            opts.password = password;
+        }
+        barge_image_ref_release(&ref);
+    }
+    return barge_image_pull(&opts, image, out, err);
 }
 
 static int create_container(struct runner *r, size_t idx, const json_t *td, const json_t *cdef,

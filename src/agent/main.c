@@ -142,6 +142,43 @@ void barge_agent_report(struct barge_agent *a, const json_t *rep)
     barge_agent_client_free(c);
 }
 
+bool barge_agent_registry_credentials(struct barge_agent *a, const char *registry, char **user,
+                                      char **password)
+{
+    pthread_mutex_lock(&a->lock);
+    json_t *auth = a->registry_auth;
+    bool fresh = auth && barge_json_int(auth, "expiresAt", 0) > time(NULL) + 300;
+    if (!fresh) {
+        struct barge_agent_client *c = barge_agent_client_new(a->cfg.server);
+        _cleanup_json_ json_t *body = json_object(), *out = NULL;
+        _cleanup_error_ struct barge_error *err = NULL;
+        int status =
+            barge_agent_client_post(c, "/agent/registry-auth", body, a->token, NULL, 10, &out, &err);
+        barge_agent_client_free(c);
+        if (status == 200) {
+            json_decref(a->registry_auth);
+            a->registry_auth = json_incref(out);
+            auth = out;
+        } else {
+            auth = NULL;
+        }
+    }
+    bool ours = false;
+    size_t i;
+    json_t *h;
+    json_array_foreach(barge_json_array(auth, "registries"), i, h)
+    {
+        if (barge_streq(json_string_value(h), registry))
+            ours = true;
+    }
+    if (ours) {
+        *user = barge_xstrdup(barge_json_str(auth, "username", ""));
+        *password = barge_xstrdup(barge_json_str(auth, "password", ""));
+    }
+    pthread_mutex_unlock(&a->lock);
+    return ours;
+}
+
 static long long detect_memory_mib(void)
 {
     struct sysinfo si;
@@ -403,6 +440,7 @@ int main(int argc, char **argv)
     barge_agent_client_free(client);
     barge_runtime_free(agent.rt);
     json_decref(agent.state);
+    json_decref(agent.registry_auth);
     json_decref(cfg->attributes);
     free(agent.token);
     free(agent.instance_arn);

@@ -17,11 +17,13 @@
  * stored. */
 #include <openssl/crypto.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "api/ecs.h"
 #include "api/logs.h"
 #include "api/metrics.h"
+#include "api/server.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -89,6 +91,8 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
     if (ecs_instance_register(tx, srv, cluster, in, hash, &doc, err) < 0)
         return -1;
     json_object_set_new(doc, "_lastSeen", json_real(barge_now()));
+    /* Registry tokens for the agent's pulls are issued in this key's name. */
+    json_object_set_new(doc, "_registeredBy", json_string(who.access_key_id));
     const char *cname = barge_json_str(cluster, "clusterName", "");
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, barge_json_str(doc, "_id", ""));
     if (barge_store_put(tx, ECS_KIND_INSTANCE, key, doc, err) < 0 ||
@@ -248,6 +252,9 @@ static int poll_agent(struct barge_http_req *req, json_t *in, json_t **out,
         wait = 0;
     if (wait > MAX_WAIT_SECONDS)
         wait = MAX_WAIT_SECONDS;
+    /* The poll is the heartbeat: answer well within the disconnect timeout. */
+    if (wait > ecs_agent_timeout_seconds / 3)
+        wait = ecs_agent_timeout_seconds / 3;
     json_t *known = json_object_get(in, "known");
     int64_t deadline = barge_monotonic_ms() + wait * 1000;
     for (;;) {
@@ -303,6 +310,31 @@ static int submit_state(struct barge_http_req *req, json_t *in, json_t **out,
     return 0;
 }
 
+/* Credentials for pulling from barged's own registry, so task definitions can
+ * name images the way ECR users do and agents log in by themselves. */
+static int registry_auth(struct barge_http_req *req, json_t *in, json_t **out,
+                         struct barge_error **err)
+{
+    struct barge_server *srv = req->server;
+    _cleanup_free_ char *key = authenticate_agent(req, err);
+    if (!key)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_INSTANCE, key, &doc, err) < 0)
+        return -1;
+    const char *akid = barge_json_str(doc, "_registeredBy", NULL);
+    if (!srv->registry || !akid)
+        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "no registry credentials for this instance");
+    time_t expires = 0;
+    _cleanup_free_ char *token = barge_registry_token_issue(srv->registry, akid, time(NULL), &expires);
+    _cleanup_free_ char *host = barge_registry_host(srv->registry);
+    *out = json_pack("{s:[s], s:s, s:s, s:I}", "registries", host, "username", "AWS", "password",
+                     token, "expiresAt", (json_int_t)expires);
+    return 0;
+}
+
 /* /agent/logs and /agent/metrics: authenticated here, served by logs.c and
  * metrics.c with the instance's cluster and id. */
 static int agent_forward(struct barge_http_req *req, json_t *in, json_t **out,
@@ -340,6 +372,8 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
         r = poll_agent(req, in, &out, &err);
     else if (strcmp(req->path, "/agent/state") == 0)
         r = submit_state(req, in, &out, &err);
+    else if (strcmp(req->path, "/agent/registry-auth") == 0)
+        r = registry_auth(req, in, &out, &err);
     else if (strcmp(req->path, "/agent/logs") == 0)
         r = agent_forward(req, in, &out, barge_logs_agent_put, &err);
     else if (strcmp(req->path, "/agent/metrics") == 0)

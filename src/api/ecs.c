@@ -184,6 +184,7 @@ static const struct barge_api_op *const ecs_op_tables[] = {
     ecs_tag_ops,
     ecs_instance_ops,
     ecs_task_ops,
+    ecs_service_ops,
     NULL,
 };
 

@@ -23,8 +23,6 @@
 /* Tasks per container instance: "<instanceId>/<taskId>" -> {cluster, taskId}. */
 #define ECS_KIND_ITASK "itask"
 
-/* An agent that has not polled for this long is shown as disconnected. */
-#define ECS_AGENT_TIMEOUT_SECONDS 60
 
 /* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
 char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
@@ -65,6 +63,8 @@ int ecs_instance_usage(struct barge_tx *tx, const char *instance_id, struct ecs_
  * resources, task counts, agentConnected, and tags when asked. New reference. */
 json_t *ecs_instance_render(struct barge_tx *tx, const json_t *doc, bool tags,
                             struct barge_error **err);
+/* Seconds without a poll after which an agent counts as disconnected. */
+extern int ecs_agent_timeout_seconds;
 /* True when the instance's agent polled recently. */
 bool ecs_instance_connected(const json_t *doc);
 
@@ -76,6 +76,11 @@ bool ecs_instance_connected(const json_t *doc);
 int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv,
                           const json_t *cluster_doc, const json_t *info, const char *token_hash,
                           json_t **out, struct barge_error **err);
+
+/* Stops every task on an instance at once (it was deregistered, or its host
+ * is lost) and drops them from its index; returns how many. */
+int ecs_instance_orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
+                              struct barge_error **err);
 
 /* Marks a task STOPPED at once (its host is gone); returns false when it was
  * already STOPPED. */
@@ -94,6 +99,11 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *repor
 int ecs_task_place_one(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
                        const json_t *td, const json_t *params, json_t **task, char **reason,
                        struct barge_error **err);
+
+/* Checks params' placementStrategy and placementConstraints (as CreateService
+ * and UpdateService receive them); an invalid one is an
+ * InvalidParameterException pointing at the problem. */
+int ecs_placement_validate(const json_t *params, struct barge_error **err);
 
 /* Asks for a task to stop (desiredStatus STOPPED) with a stop code and
  * reason, as StopTask does; the caller stores it. */
@@ -137,5 +147,16 @@ extern const struct barge_api_op ecs_taskdef_ops[];
 extern const struct barge_api_op ecs_tag_ops[];
 extern const struct barge_api_op ecs_instance_ops[];
 extern const struct barge_api_op ecs_task_ops[];
+extern const struct barge_api_op ecs_service_ops[];
+
+/* Services (ecs_services.c), shared with the service scheduler. */
+#define ECS_KIND_STASK "stask" /* "<cluster>/<service>/<task id>" -> {task, deployment} */
+/* Prepends an event "(service NAME) <message>" (newest first, at most 100). */
+void ecs_service_event(json_t *svc, const char *fmt, ...) BARGE_PRINTF(2, 3);
+/* A new PRIMARY deployment (new reference); reason NULL gives ECS's default. */
+json_t *ecs_deployment_new(const json_t *svc, const char *td_arn, json_int_t desired,
+                           const char *reason);
+/* Makes dep (reference stolen) the PRIMARY deployment of svc. */
+void ecs_service_push_deployment(json_t *svc, json_t *dep);
 
 #endif

@@ -11,11 +11,17 @@
 #include "api/ecs.h"
 #include "common/ids.h"
 #include "common/json.h"
+#include "sched/cql.h"
+
+/* An agent that has not polled for this long is shown as disconnected
+ * (barged --agent-timeout). */
+int ecs_agent_timeout_seconds = 60;
 
 bool ecs_instance_connected(const json_t *doc)
 {
     json_t *seen = json_object_get(doc, "_lastSeen");
-    return json_is_number(seen) && barge_now() - json_number_value(seen) < ECS_AGENT_TIMEOUT_SECONDS;
+    return json_is_number(seen) &&
+           barge_now() - json_number_value(seen) < ecs_agent_timeout_seconds;
 }
 
 static int add_usage(const char *key, json_t *doc, void *ud, struct barge_error **err)
@@ -295,7 +301,99 @@ struct list_state {
     char *last;
     bool more;
     const char *status;
+    /* ListContainerInstances' filter (cluster query language), or NULL */
+    const struct barge_cql *filter;
+    struct barge_tx *tx;
+    const char *cluster;
+    json_t *matching; /* with a filter: {key, doc} of the instances to test */
 };
+
+/* --- filter: the cluster query language over stored instances ---------- */
+
+struct group_scan {
+    struct barge_tx *tx;
+    const char *cluster;
+    struct barge_sched_group_count *groups;
+    size_t n;
+    json_t *names; /* keeps the group strings alive */
+};
+
+static int count_group(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct group_scan *gs = ud;
+    const char *group = barge_json_str(doc, "group", NULL);
+    _cleanup_json_ json_t *task = NULL;
+    if (!group) { /* index entries written before groups were recorded there */
+        _cleanup_free_ char *tkey =
+            barge_xasprintf("%s/%s", gs->cluster, barge_json_str(doc, "task", ""));
+        if (barge_store_get(gs->tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+            return -1;
+        group = barge_json_str(task, "group", NULL);
+    }
+    if (!group)
+        return 0;
+    for (size_t i = 0; i < gs->n; i++) {
+        if (strcmp(gs->groups[i].group, group) == 0) {
+            gs->groups[i].count++;
+            return 0;
+        }
+    }
+    json_array_append_new(gs->names, json_string(group));
+    gs->groups = barge_xrealloc(gs->groups, (gs->n + 1) * sizeof(*gs->groups));
+    gs->groups[gs->n].group = json_string_value(json_array_get(gs->names, gs->n));
+    gs->groups[gs->n++].count = 1;
+    return 0;
+}
+
+/* Does the stored instance doc satisfy the list's filter? */
+static int filter_holds(struct list_state *ls, json_t *doc, bool *holds, struct barge_error **err)
+{
+    json_t *attrs = barge_json_array(doc, "attributes");
+    _cleanup_free_ struct barge_sched_attr *av =
+        barge_xcalloc(json_array_size(attrs) + 1, sizeof(*av));
+    bool inactive = strcmp(barge_json_str(doc, "status", ""), "INACTIVE") == 0;
+    struct barge_sched_instance in = {
+        .id = barge_json_str(doc, "_id", ""),
+        .arn = barge_json_str(doc, "containerInstanceArn", ""),
+        .ec2_instance_id = barge_json_str(doc, "ec2InstanceId", NULL),
+        .agent_version =
+            barge_json_str(barge_json_object(doc, "versionInfo"), "agentVersion", NULL),
+        .attrs = av,
+        .registered_at = json_number_value(json_object_get(doc, "registeredAt")),
+        .active = strcmp(barge_json_str(doc, "status", ""), "ACTIVE") == 0,
+        .agent_connected = !inactive && ecs_instance_connected(doc),
+    };
+    size_t i;
+    json_t *a;
+    json_array_foreach(attrs, i, a)
+    {
+        av[in.n_attrs].name = barge_json_str(a, "name", "");
+        av[in.n_attrs++].value = barge_json_str(a, "value", NULL);
+    }
+    _cleanup_json_ json_t *names = json_array();
+    struct group_scan gs = {ls->tx, ls->cluster, NULL, 0, names};
+    if (barge_cql_uses_tasks(ls->filter)) {
+        struct ecs_usage u;
+        _cleanup_free_ char *prefix = barge_xasprintf("%s/", in.id);
+        if (ecs_instance_usage(ls->tx, in.id, &u, err) < 0 ||
+            barge_store_scan(ls->tx, ECS_KIND_ITASK, prefix, NULL, false, 0, count_group, &gs,
+                             err) < 0) {
+            free(gs.groups);
+            return -1;
+        }
+        in.running_tasks = (uint32_t)u.running;
+        in.pending_tasks = (uint32_t)u.pending;
+        in.groups = gs.groups;
+        in.n_groups = gs.n;
+    }
+    *holds = barge_cql_eval(ls->filter, &in);
+    free(gs.groups);
+    return 0;
+}
+
+/* --- end of filter ----------------------------------------------------- */
+
+static int list_add(struct list_state *ls, const char *key, const json_t *doc);
 
 static int list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
@@ -303,6 +401,17 @@ static int list_one(const char *key, json_t *doc, void *ud, struct barge_error *
     const char *st = barge_json_str(doc, "status", "");
     if (ls->status ? strcmp(st, ls->status) != 0 : strcmp(st, "INACTIVE") == 0)
         return 0;
+    if (ls->filter) {
+        /* Evaluated after the scan: the filter reads the instance's tasks,
+         * and the store cannot run a scan inside another. */
+        json_array_append_new(ls->matching, json_pack("{s:s, s:O}", "key", key, "doc", doc));
+        return 0;
+    }
+    return list_add(ls, key, doc);
+}
+
+static int list_add(struct list_state *ls, const char *key, const json_t *doc)
+{
     if ((int)json_array_size(ls->arns) == ls->max) {
         ls->more = true;
         return 1;
@@ -316,26 +425,43 @@ static int list_one(const char *key, json_t *doc, void *ud, struct barge_error *
 static int list_container_instances(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                     struct barge_error **err)
 {
-    if (*barge_json_str(in, "filter", ""))
-        return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
-                                    "ListContainerInstances filter expressions are not "
-                                    "supported by this barge yet; list without 'filter' and "
-                                    "select on the client.");
     struct list_state ls = {.status = barge_json_str(in, "status", NULL)};
     _cleanup_free_ char *after = NULL;
     if (barge_api_max_results(in, "maxResults", 100, 100, &ls.max, err) < 0 ||
         barge_api_token_decode(barge_json_str(in, "nextToken", NULL), &after, err) < 0)
         return -1;
+    struct barge_cql *filter = NULL;
+    const char *ftext = barge_json_str(in, "filter", "");
+    if (*ftext && barge_cql_parse(ftext, &filter, err) < 0)
+        return barge_error_wrap(err, "invalid filter");
+    ls.filter = filter;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cluster = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
+        ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0) {
+        barge_cql_free(filter);
         return -1;
-    _cleanup_free_ char *prefix =
-        barge_xasprintf("%s/", barge_json_str(cluster, "clusterName", ""));
+    }
+    ls.tx = tx;
+    ls.cluster = barge_json_str(cluster, "clusterName", "");
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", ls.cluster);
     ls.arns = json_array();
-    if (barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, after, false, 0, list_one, &ls, err) <
-        0) {
+    _cleanup_json_ json_t *matching = json_array();
+    ls.matching = matching;
+    int r = barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, after, false, 0, list_one, &ls, err);
+    size_t i;
+    json_t *m;
+    json_array_foreach(matching, i, m)
+    {
+        bool holds;
+        json_t *doc = json_object_get(m, "doc");
+        if (r < 0 || (r = filter_holds(&ls, doc, &holds, err)) < 0)
+            break;
+        if (holds && list_add(&ls, barge_json_str(m, "key", ""), doc) > 0)
+            break;
+    }
+    barge_cql_free(filter);
+    if (r < 0) {
         json_decref(ls.arns);
         free(ls.last);
         return -1;
@@ -350,10 +476,6 @@ static int list_container_instances(struct barge_api_ctx *ctx, json_t *in, json_
     return 0;
 }
 
-/* Stops every task still on a deregistered instance; the agent will not run
- * them any more. */
-static int orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
-                        struct barge_error **err);
 
 static int deregister_container_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                          struct barge_error **err)
@@ -382,7 +504,8 @@ static int deregister_container_instance(struct barge_api_ctx *ctx, json_t *in, 
                                     "Container instance '%s' still has %d task(s). Stop them "
                                     "first, or pass force to deregister it anyway.",
                                     ident, u.running + u.pending);
-    if (orphan_tasks(tx, id, "Container instance deregistration forced by user", err) < 0)
+    if (ecs_instance_orphan_tasks(tx, id, "Container instance deregistration forced by user",
+                                  err) < 0)
         return -1;
     json_object_set_new(doc, "status", json_string("INACTIVE"));
     json_object_set_new(doc, "version", json_integer(barge_json_int(doc, "version", 1) + 1));
@@ -413,8 +536,8 @@ static int collect_itask(const char *key, json_t *doc, void *ud, struct barge_er
     return 0;
 }
 
-static int orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
-                        struct barge_error **err)
+int ecs_instance_orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
+                              struct barge_error **err)
 {
     _cleanup_json_ json_t *keys = json_array();
     struct orphan_state os = {keys};
@@ -437,7 +560,7 @@ static int orphan_tasks(struct barge_tx *tx, const char *instance_id, const char
         if (barge_store_del(tx, ECS_KIND_ITASK, barge_json_str(k, "ikey", ""), err) < 0)
             return -1;
     }
-    return 0;
+    return (int)json_array_size(keys);
 }
 
 static int update_container_instances_state(struct barge_api_ctx *ctx, json_t *in, json_t **out,

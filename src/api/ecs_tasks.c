@@ -88,49 +88,179 @@ bool ecs_task_force_stopped(json_t *task, const char *reason)
 
 /* --- placement -------------------------------------------------------- */
 
+/* The cluster as the scheduler sees it: a snapshot of its instances (index i
+ * of the snapshot is docs[i], the stored instance document). */
 struct candidates {
-    struct barge_sched_instance *insts;
+    struct barge_sched_snapshot *snap;
     json_t **docs;
     size_t n, cap;
     struct barge_tx *tx;
+    const char *cluster;
 };
 
-static int collect_instance(const char *key, json_t *doc, void *ud, struct barge_error **err)
+struct itask_scan {
+    struct candidates *c;
+    size_t idx;
+};
+
+/* Records one task of an instance's index in the snapshot: what it holds and
+ * its group (read from the task when an older index entry lacks it). */
+static int add_itask(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    struct candidates *c = ud;
+    struct itask_scan *sc = ud;
+    json_t *res = barge_json_object(doc, "reserved");
+    uint16_t ports[BARGE_SCHED_MAX_PORTS];
+    size_t n_ports = 0, i;
+    json_t *p;
+    json_array_foreach(barge_json_array(res, "ports"), i, p)
+    {
+        if (n_ports < BARGE_SCHED_MAX_PORTS)
+            ports[n_ports++] = (uint16_t)json_integer_value(p);
+    }
+    _cleanup_json_ json_t *task = NULL;
+    const char *group = barge_json_str(doc, "group", NULL);
+    if (!group) {
+        _cleanup_free_ char *tkey =
+            barge_xasprintf("%s/%s", sc->c->cluster, barge_json_str(doc, "task", ""));
+        if (barge_store_get(sc->c->tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+            return -1;
+        group = barge_json_str(task, "group", NULL);
+    }
+    barge_sched_snapshot_add_task(sc->c->snap, sc->idx, group, barge_json_int(res, "cpu", 0),
+                                  barge_json_int(res, "memory", 0), ports, n_ports,
+                                  barge_json_bool(doc, "running", false));
+    return 0;
+}
+
+/* Adds a stored instance and the tasks of its index to the snapshot. */
+static int add_instance(struct candidates *c, json_t *doc, struct barge_error **err)
+{
     if (strcmp(barge_json_str(doc, "status", ""), "INACTIVE") == 0)
         return 0;
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 16;
-        c->insts = barge_xrealloc(c->insts, c->cap * sizeof(*c->insts));
         c->docs = barge_xrealloc(c->docs, c->cap * sizeof(*c->docs));
     }
-    struct ecs_usage u;
-    if (ecs_instance_usage(c->tx, barge_json_str(doc, "_id", ""), &u, err) < 0)
-        return -1;
     json_t *total = barge_json_object(doc, "_total");
-    struct barge_sched_instance *in = &c->insts[c->n];
-    memset(in, 0, sizeof(*in));
-    in->id = barge_json_str(doc, "_id", "");
-    in->cpu = barge_json_int(total, "cpu", 0) - u.cpu;
-    in->memory = barge_json_int(total, "memory", 0) - u.memory;
-    in->n_ports = u.n_ports;
-    in->ports = barge_xmalloc((u.n_ports + 1) * sizeof(uint16_t));
-    memcpy(in->ports, u.ports, u.n_ports * sizeof(uint16_t));
-    in->eligible =
-        strcmp(barge_json_str(doc, "status", ""), "ACTIVE") == 0 && ecs_instance_connected(doc);
+    json_t *attrs = barge_json_array(doc, "attributes"),
+           *reserved = barge_json_array(total, "ports");
+    struct barge_sched_attr *av = barge_xcalloc(json_array_size(attrs) + 1, sizeof(*av));
+    uint16_t *ports = barge_xcalloc(json_array_size(reserved) + 1, sizeof(*ports));
+    struct barge_sched_instance in = {
+        .id = barge_json_str(doc, "_id", ""),
+        .arn = barge_json_str(doc, "containerInstanceArn", ""),
+        .ec2_instance_id = barge_json_str(doc, "ec2InstanceId", NULL),
+        .agent_version =
+            barge_json_str(barge_json_object(doc, "versionInfo"), "agentVersion", NULL),
+        .attrs = av,
+        .registered_at = json_number_value(json_object_get(doc, "registeredAt")),
+        .active = strcmp(barge_json_str(doc, "status", ""), "ACTIVE") == 0,
+        .agent_connected = ecs_instance_connected(doc),
+        .cpu = barge_json_int(total, "cpu", 0),
+        .memory = barge_json_int(total, "memory", 0),
+        .ports = ports,
+    };
+    size_t i;
+    json_t *a;
+    json_array_foreach(attrs, i, a)
+    {
+        av[in.n_attrs].name = barge_json_str(a, "name", "");
+        av[in.n_attrs++].value = barge_json_str(a, "value", NULL);
+    }
+    json_array_foreach(reserved, i, a)
+    {
+        long port = strtol(json_is_string(a) ? json_string_value(a) : "0", NULL, 10);
+        if (port > 0 && port < 65536)
+            ports[in.n_ports++] = (uint16_t)port;
+    }
+    struct itask_scan sc = {c, barge_sched_snapshot_add(c->snap, &in)};
+    free(av);
+    free(ports);
     c->docs[c->n++] = json_incref(doc);
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", in.id);
+    return barge_store_scan(c->tx, ECS_KIND_ITASK, prefix, NULL, false, 0, add_itask, &sc, err);
+}
+
+static int collect_doc(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    json_array_append(ud, doc);
+    return 0;
+}
+
+/* The cluster's instances into the snapshot. Their documents are read first:
+ * the store cannot run a scan (of each one's tasks) inside another. */
+static int collect_cluster(struct candidates *c, struct barge_error **err)
+{
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", c->cluster);
+    _cleanup_json_ json_t *docs = json_array();
+    if (barge_store_scan(c->tx, ECS_KIND_INSTANCE, prefix, NULL, false, 0, collect_doc, docs,
+                         err) < 0)
+        return -1;
+    size_t i;
+    json_t *doc;
+    json_array_foreach(docs, i, doc)
+    {
+        if (add_instance(c, doc, err) < 0)
+            return -1;
+    }
     return 0;
 }
 
 static void candidates_release(struct candidates *c)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        free(c->insts[i].ports);
+    for (size_t i = 0; i < c->n; i++)
         json_decref(c->docs[i]);
-    }
-    free(c->insts);
     free(c->docs);
+    barge_sched_snapshot_free(c->snap);
+}
+
+/* The placement policy of a task: params' placementStrategy and
+ * placementConstraints (RunTask's, or a service's), then the task
+ * definition's constraints; service tasks without strategies get ECS's
+ * default spread. Invalid ones are an InvalidParameterException. */
+static int placement_policy(const json_t *td, const json_t *params, const char *group,
+                            struct barge_sched_policy *p, struct barge_error **err)
+{
+    barge_sched_policy_init(p);
+    size_t i;
+    json_t *v;
+    json_array_foreach(barge_json_array(params, "placementStrategy"), i, v)
+    {
+        if (barge_sched_policy_add_strategy(p, barge_json_str(v, "type", NULL),
+                                            barge_json_str(v, "field", NULL), err) < 0)
+            goto fail;
+    }
+    json_array_foreach(barge_json_array(params, "placementConstraints"), i, v)
+    {
+        if (barge_sched_policy_add_constraint(p, barge_json_str(v, "type", NULL),
+                                              barge_json_str(v, "expression", NULL), false,
+                                              err) < 0)
+            goto fail;
+    }
+    json_array_foreach(barge_json_array(td, "placementConstraints"), i, v)
+    {
+        if (barge_sched_policy_add_constraint(p, barge_json_str(v, "type", NULL),
+                                              barge_json_str(v, "expression", NULL), true,
+                                              err) < 0) {
+            barge_error_wrap(err, "task definition placement constraint");
+            goto fail;
+        }
+    }
+    if (barge_str_has_prefix(group, "service:"))
+        barge_sched_policy_default_service(p);
+    return 0;
+fail:
+    barge_sched_policy_release(p);
+    return -1;
+}
+
+int ecs_placement_validate(const json_t *params, struct barge_error **err)
+{
+    struct barge_sched_policy p;
+    if (placement_policy(NULL, params, "", &p, err) < 0)
+        return -1;
+    barge_sched_policy_release(&p);
+    return 0;
 }
 
 /* The effective container definitions of a task: the definition's containers
@@ -300,10 +430,10 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
     json_t *ports = json_array();
     for (size_t p = 0; p < req->n_ports; p++)
         json_array_append_new(ports, json_integer(req->ports[p]));
-    _cleanup_json_ json_t *idx =
-        json_pack("{s:s, s:s, s:{s:I, s:I, s:o}, s:b}", "cluster", cname, "task", id, "reserved",
-                  "cpu", (json_int_t)req->cpu, "memory", (json_int_t)req->memory, "ports", ports,
-                  "running", false);
+    _cleanup_json_ json_t *idx = json_pack(
+        "{s:s, s:s, s:{s:I, s:I, s:o}, s:b, s:s}", "cluster", cname, "task", id, "reserved", "cpu",
+        (json_int_t)req->cpu, "memory", (json_int_t)req->memory, "ports", ports, "running", false,
+        "group", barge_json_str(in, "group", dflt_group));
     json_t *tags = barge_json_array(in, "tags");
     if (barge_store_put(tx, ECS_KIND_TASK, key, task, err) < 0 ||
         barge_store_put(tx, ECS_KIND_ITASK, ikey, idx, err) < 0 ||
@@ -374,43 +504,70 @@ static json_t *render_task(struct barge_tx *tx, const json_t *task, bool tags,
 
 /* Places count tasks of td in the cluster and stores them: each placed task's
  * stored document goes to placed, and when one cannot be placed, the reason for
- * each instance goes to failures (ECS's RunTask shape) and placing stops.
- * params holds the RunTask members that shape a task (overrides, startedBy,
- * group, tags). */
+ * each instance goes to failures (ECS's RunTask shape) and placing stops;
+ * closest (may be NULL) then gets the reason of the instance that came closest
+ * (caller frees). params holds the RunTask members that shape a task
+ * (overrides, startedBy, group, tags) and place it (placementStrategy,
+ * placementConstraints: a service passes its own). */
 static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
                        const json_t *td, const json_t *params, json_int_t count, json_t *placed,
-                       json_t *failures, struct barge_error **err)
+                       json_t *failures, char **closest, struct barge_error **err)
 {
     _cleanup_json_ json_t *containers = apply_overrides(td, barge_json_object(params, "overrides"));
     struct barge_sched_request req;
     task_request(td, containers, barge_json_object(params, "overrides"), &req);
-    struct candidates cand = {.tx = tx};
-    _cleanup_free_ char *prefix =
-        barge_xasprintf("%s/", barge_json_str(cluster, "clusterName", ""));
-    if (barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, NULL, false, 0, collect_instance, &cand,
-                         err) < 0) {
-        candidates_release(&cand);
+    _cleanup_free_ char *group = barge_xasprintf("family:%s", barge_json_str(td, "family", ""));
+    if (barge_json_str(params, "group", NULL)) {
+        free(group);
+        group = barge_xstrdup(barge_json_str(params, "group", NULL));
+    }
+    struct barge_sched_policy policy;
+    if (placement_policy(td, params, group, &policy, err) < 0)
         return -1;
-    }
-    if (cand.n == 0) {
-        candidates_release(&cand);
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                    "No Container Instances were found in your cluster.");
-    }
-    enum barge_sched_verdict *verdicts = barge_xcalloc(cand.n, sizeof(*verdicts));
+    req.group = group;
+    req.policy = &policy;
+    struct candidates cand = {.snap = barge_sched_snapshot_new(),
+                              .tx = tx,
+                              .cluster = barge_json_str(cluster, "clusterName", "")};
     int ret = 0;
-    for (json_int_t k = 0; k < count; k++) {
+    if (collect_cluster(&cand, err) < 0) {
+        ret = -1;
+    } else if (cand.n == 0) {
+        ret = barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                   "No Container Instances were found in your cluster.");
+    }
+    /* The service scheduler places DAEMON tasks on a given instance. */
+    const char *target = barge_json_str(params, "_targetInstance", NULL);
+    for (json_int_t k = 0; ret == 0 && k < count; k++) {
         uint64_t rnd;
         barge_random_bytes(&rnd, sizeof(rnd));
-        int pick = barge_sched_place(cand.insts, cand.n, &req, rnd, verdicts);
+        struct barge_sched_failure why;
+        ssize_t pick;
+        if (target) {
+            pick = barge_sched_snapshot_find(cand.snap, target);
+            why.closest = pick;
+            why.reason = pick < 0 ? BARGE_SCHED_NOT_ELIGIBLE
+                                  : barge_sched_check(cand.snap, (size_t)pick, &req);
+            if (why.reason == BARGE_SCHED_FITS)
+                barge_sched_commit(cand.snap, (size_t)pick, &req);
+            else
+                pick = -1;
+        } else {
+            pick = barge_sched_place(cand.snap, &req, rnd, &why);
+        }
         barge_metrics_scheduler_decision(pick >= 0 ? "placed" : "unplaceable");
         if (pick < 0) {
-            for (size_t i = 0; i < cand.n; i++)
+            for (size_t i = 0; i < cand.n; i++) {
+                if (target && (ssize_t)i != why.closest)
+                    continue;
+                enum barge_sched_verdict v = barge_sched_check(cand.snap, i, &req);
                 json_array_append_new(
-                    failures,
-                    json_pack("{s:s, s:s}", "arn",
-                              barge_json_str(cand.docs[i], "containerInstanceArn", ""), "reason",
-                              barge_sched_verdict_reason(verdicts[i])));
+                    failures, json_pack("{s:s, s:s}", "arn",
+                                        barge_json_str(cand.docs[i], "containerInstanceArn", ""),
+                                        "reason", barge_sched_verdict_reason(v)));
+            }
+            if (closest)
+                *closest = barge_xstrdup(barge_sched_verdict_reason(why.reason));
             break;
         }
         json_t *task;
@@ -421,8 +578,8 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
         }
         json_array_append_new(placed, task);
     }
-    free(verdicts);
     candidates_release(&cand);
+    barge_sched_policy_release(&policy);
     return ret;
 }
 
@@ -433,25 +590,16 @@ int ecs_task_place_one(struct barge_tx *tx, struct barge_server *srv, const json
     *task = NULL;
     *reason = NULL;
     _cleanup_json_ json_t *placed = json_array(), *failures = json_array();
-    if (place_tasks(tx, srv, cluster, td, params, 1, placed, failures, err) < 0)
+    if (place_tasks(tx, srv, cluster, td, params, 1, placed, failures, reason, err) < 0)
         return -1;
     if (json_array_size(placed) == 1) {
+        free(*reason);
+        *reason = NULL;
         *task = json_incref(json_array_get(placed, 0));
         return 1;
     }
-    /* The closest instance's reason: the first that was eligible, else any. */
-    const char *why = "AGENT";
-    size_t i;
-    json_t *f;
-    json_array_foreach(failures, i, f)
-    {
-        const char *r = barge_json_str(f, "reason", "");
-        if (strcmp(r, "AGENT") != 0) {
-            why = r;
-            break;
-        }
-    }
-    *reason = barge_xstrdup(why);
+    if (!*reason)
+        *reason = barge_xstrdup("AGENT");
     return 0;
 }
 
@@ -473,7 +621,7 @@ static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct 
         return -1;
     _cleanup_json_ json_t *placed = json_array(), *tasks = json_array(),
                           *failures = json_array();
-    if (place_tasks(tx, ctx->srv, cluster, td, in, count, placed, failures, err) < 0)
+    if (place_tasks(tx, ctx->srv, cluster, td, in, count, placed, failures, NULL, err) < 0)
         return -1;
     size_t i;
     json_t *t;
@@ -511,33 +659,52 @@ static int start_task(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     containers = apply_overrides(td, barge_json_object(in, "overrides"));
     struct barge_sched_request req;
     task_request(td, containers, barge_json_object(in, "overrides"), &req);
+    /* StartTask places where it is told, but still not where the task cannot
+     * fit or where its task definition's memberOf constraints do not hold. */
+    _cleanup_free_ char *group = barge_xasprintf("family:%s", barge_json_str(td, "family", ""));
+    if (barge_json_str(in, "group", NULL)) {
+        free(group);
+        group = barge_xstrdup(barge_json_str(in, "group", NULL));
+    }
+    struct barge_sched_policy policy;
+    if (placement_policy(td, NULL, group, &policy, err) < 0)
+        return -1;
+    req.group = group;
+    req.policy = &policy;
     const char *cname = barge_json_str(cluster, "clusterName", "");
+    struct candidates cand = {.snap = barge_sched_snapshot_new(), .tx = tx, .cluster = cname};
     _cleanup_json_ json_t *tasks = json_array(), *failures = json_array();
+    int ret = 0;
     size_t i;
     json_t *t;
     json_array_foreach(targets, i, t)
     {
         const char *ident = json_string_value(t);
         _cleanup_free_ char *id = ecs_resource_id(ctx->srv, ident, "container-instance", err);
-        if (!id)
-            return -1;
+        if (!id) {
+            ret = -1;
+            break;
+        }
         _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, id);
         _cleanup_json_ json_t *doc = NULL;
-        if (barge_store_get(tx, ECS_KIND_INSTANCE, key, &doc, err) < 0)
-            return -1;
+        if (barge_store_get(tx, ECS_KIND_INSTANCE, key, &doc, err) < 0) {
+            ret = -1;
+            break;
+        }
         if (!doc || strcmp(barge_json_str(doc, "status", ""), "INACTIVE") == 0) {
             json_array_append_new(failures,
                                   json_pack("{s:s, s:s}", "arn", ident, "reason", "MISSING"));
             continue;
         }
-        struct candidates cand = {.tx = tx};
-        if (collect_instance(key, doc, &cand, err) < 0) {
-            candidates_release(&cand);
-            return -1;
+        ssize_t at = barge_sched_snapshot_find(cand.snap, id);
+        if (at < 0) {
+            if (add_instance(&cand, doc, err) < 0) {
+                ret = -1;
+                break;
+            }
+            at = (ssize_t)cand.n - 1;
         }
-        /* StartTask places where it is told, but still not where it cannot fit. */
-        enum barge_sched_verdict v = barge_sched_fit(&cand.insts[0], &req);
-        candidates_release(&cand);
+        enum barge_sched_verdict v = barge_sched_check(cand.snap, (size_t)at, &req);
         if (v != BARGE_SCHED_FITS) {
             json_array_append_new(failures,
                                   json_pack("{s:s, s:s}", "arn",
@@ -545,16 +712,23 @@ static int start_task(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                             "reason", barge_sched_verdict_reason(v)));
             continue;
         }
+        barge_sched_commit(cand.snap, (size_t)at, &req);
         json_t *task;
-        if (create_task(ctx->srv, tx, in, cluster, td, doc, &req, containers, &task, err) < 0)
-            return -1;
+        if (create_task(ctx->srv, tx, in, cluster, td, doc, &req, containers, &task, err) < 0) {
+            ret = -1;
+            break;
+        }
         json_t *r = render_task(tx, task, true, err);
         json_decref(task);
-        if (!r)
-            return -1;
+        if (!r) {
+            ret = -1;
+            break;
+        }
         json_array_append_new(tasks, r);
     }
-    if (barge_store_commit(barge_steal(&tx), err) < 0)
+    candidates_release(&cand);
+    barge_sched_policy_release(&policy);
+    if (ret < 0 || barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     barge_server_notify(ctx->srv);
     *out = json_pack("{s:O, s:O}", "tasks", tasks, "failures", failures);

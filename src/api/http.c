@@ -29,6 +29,13 @@ struct conn_state {
     size_t body_cap;
     bool too_large;
     bool headers_done;
+    bool started;   /* the route's stream start ran, so done must run */
+    bool streaming; /* the body goes to the route's data callback */
+    bool refused;   /* start answered already: early_resp is the answer */
+    bool stream_stopped;
+    bool handled;
+    struct barge_http_resp early_resp;
+    char addr[INET6_ADDRSTRLEN];
 };
 
 const char *barge_http_req_header(const struct barge_http_req *req, const char *name)
@@ -159,6 +166,13 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct conn_state *cs = *con_cls;
     if (!cs)
         return;
+    if (cs->started && cs->route->stream->done) {
+        barge_log_set_request_id(cs->req.request_id);
+        cs->route->stream->done(&cs->req, cs->handled);
+        barge_log_set_request_id(NULL);
+    }
+    free_headers(cs->early_resp.headers, cs->early_resp.n_headers);
+    free(cs->early_resp.body);
     free_headers(cs->req.headers, cs->req.n_headers);
     free(cs->req.body);
     free(cs->req.path);
@@ -176,6 +190,112 @@ static enum MHD_Result send_plain(struct MHD_Connection *conn, unsigned status, 
     return ret;
 }
 
+/* Queues resp (consumed: its headers are freed, its body or fd handed over). */
+static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_state *cs,
+                                 struct barge_http_resp *resp)
+{
+    struct MHD_Response *r;
+    if (resp->fd >= 0) {
+        r = MHD_create_response_from_fd_at_offset64(resp->fd_len, resp->fd,
+                                                    (uint64_t)resp->fd_offset);
+        free(resp->body);
+    } else {
+        r = MHD_create_response_from_buffer(resp->body_len, resp->body ? resp->body : (void *)"",
+                                            resp->body ? MHD_RESPMEM_MUST_FREE
+                                                       : MHD_RESPMEM_PERSISTENT);
+    }
+    resp->body = NULL;
+    resp->fd = -1;
+    MHD_add_response_header(r, "x-amzn-RequestId", cs->req.request_id);
+    for (size_t i = 0; i < resp->n_headers; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    free_headers(resp->headers, resp->n_headers);
+    resp->headers = NULL;
+    resp->n_headers = 0;
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void client_addr(struct MHD_Connection *conn, char *addr, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    addr[0] = '\0';
+    if (ci && ci->client_addr) {
+        if (ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
+                      (socklen_t)len);
+        else if (ci->client_addr->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr,
+                      (socklen_t)len);
+    }
+}
+
+/* First call for a request: its headers are in, no body yet. */
+static void headers_in(struct barge_http_server *srv, struct MHD_Connection *conn,
+                       struct conn_state *cs, const char *method)
+{
+    cs->headers_done = true;
+    cs->req.method = method;
+    cs->req.server = srv->server;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, header_cb, &cs->req);
+    client_addr(conn, cs->addr, sizeof(cs->addr));
+    cs->req.remote_addr = cs->addr;
+    for (const struct barge_http_route *r = srv->routes; r->handler; r++) {
+        if (barge_str_has_prefix(cs->req.path, r->prefix)) {
+            cs->route = r;
+            break;
+        }
+    }
+    if (!cs->route)
+        return;
+    if (cs->route->stream && cs->route->stream->start) {
+        cs->started = true;
+        cs->early_resp = (struct barge_http_resp){.status = 200, .fd = -1};
+        barge_log_set_request_id(cs->req.request_id);
+        enum barge_http_body_mode mode = cs->route->stream->start(&cs->req, &cs->early_resp);
+        barge_log_set_request_id(NULL);
+        if (mode == BARGE_HTTP_BODY_REFUSE) {
+            cs->refused = true;
+            return;
+        }
+        if (mode == BARGE_HTTP_BODY_STREAM) {
+            cs->streaming = true;
+            return;
+        }
+    }
+    const char *cl = barge_http_req_header(&cs->req, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > cs->route->max_body)
+        cs->too_large = true;
+}
+
+static void body_in(struct conn_state *cs, const char *data, size_t n)
+{
+    if (cs->too_large || cs->refused || !cs->route)
+        return;
+    if (cs->streaming) {
+        if (cs->stream_stopped)
+            return;
+        barge_log_set_request_id(cs->req.request_id);
+        if (cs->route->stream->data(&cs->req, data, n) < 0)
+            cs->stream_stopped = true;
+        barge_log_set_request_id(NULL);
+        return;
+    }
+    if (cs->req.body_len + n > cs->route->max_body) {
+        cs->too_large = true;
+        return;
+    }
+    if (cs->req.body_len + n + 1 > cs->body_cap) {
+        cs->body_cap = (cs->req.body_len + n + 1) * 2;
+        cs->req.body = barge_xrealloc(cs->req.body, cs->body_cap);
+    }
+    memcpy(cs->req.body + cs->req.body_len, data, n);
+    cs->req.body_len += n;
+    cs->req.body[cs->req.body_len] = '\0';
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -186,83 +306,31 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         return MHD_NO;
 
     if (!cs->headers_done) {
-        cs->headers_done = true;
-        cs->req.method = method;
-        cs->req.server = srv->server;
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, header_cb, &cs->req);
-        for (const struct barge_http_route *r = srv->routes; r->handler; r++) {
-            if (barge_str_has_prefix(cs->req.path, r->prefix)) {
-                cs->route = r;
-                break;
-            }
-        }
-        const char *cl = barge_http_req_header(&cs->req, "Content-Length");
-        if (cs->route && cl && strtoull(cl, NULL, 10) > cs->route->max_body)
-            cs->too_large = true;
+        headers_in(srv, conn, cs, method);
         return MHD_YES;
     }
 
     if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
+        body_in(cs, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        if (cs->too_large || !cs->route)
-            return MHD_YES;
-        if (cs->req.body_len + n > cs->route->max_body) {
-            cs->too_large = true;
-            return MHD_YES;
-        }
-        if (cs->req.body_len + n + 1 > cs->body_cap) {
-            cs->body_cap = (cs->req.body_len + n + 1) * 2;
-            cs->req.body = barge_xrealloc(cs->req.body, cs->body_cap);
-        }
-        memcpy(cs->req.body + cs->req.body_len, upload_data, n);
-        cs->req.body_len += n;
-        cs->req.body[cs->req.body_len] = '\0';
         return MHD_YES;
     }
 
     if (!cs->route)
         return send_plain(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+    if (cs->refused)
+        return send_resp(conn, cs, &cs->early_resp);
     if (cs->too_large)
         return send_plain(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
     if (!cs->req.body)
         cs->req.body = barge_xcalloc(1, 1);
 
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char addr[INET6_ADDRSTRLEN] = "";
-    if (ci && ci->client_addr) {
-        if (ci->client_addr->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
-                      sizeof(addr));
-        else if (ci->client_addr->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr,
-                      sizeof(addr));
-    }
-    cs->req.remote_addr = addr;
-
     struct barge_http_resp resp = {.status = 200, .fd = -1};
     barge_log_set_request_id(cs->req.request_id);
     cs->route->handler(&cs->req, &resp);
+    cs->handled = true;
     barge_log_set_request_id(NULL);
-
-    struct MHD_Response *r;
-    if (resp.fd >= 0) {
-        r = MHD_create_response_from_fd_at_offset64(resp.fd_len, resp.fd,
-                                                     (uint64_t)resp.fd_offset);
-        free(resp.body);
-    } else {
-        r = MHD_create_response_from_buffer(resp.body_len, resp.body ? resp.body : (void *)"",
-                                            resp.body ? MHD_RESPMEM_MUST_FREE
-                                                      : MHD_RESPMEM_PERSISTENT);
-    }
-    MHD_add_response_header(r, "x-amzn-RequestId", cs->req.request_id);
-    for (size_t i = 0; i < resp.n_headers; i++)
-        MHD_add_response_header(r, resp.headers[i].name, resp.headers[i].value);
-    free_headers(resp.headers, resp.n_headers);
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp.status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return send_resp(conn, cs, &resp);
 }
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct barge_error **err)

@@ -28,7 +28,8 @@ struct barge_http_req {
     size_t body_len;
     char request_id[37];
     const char *remote_addr;
-    void *server; /* the struct barge_server serving this request */
+    void *server;    /* the struct barge_server serving this request */
+    void *stream_ud; /* a streaming route's per-request state (see below) */
 };
 
 struct barge_http_resp {
@@ -57,10 +58,34 @@ typedef void (*barge_http_handler)(struct barge_http_req *req, struct barge_http
 
 struct barge_http_server;
 
+/* What a streaming route's start callback decides for a request. */
+enum barge_http_body_mode {
+    BARGE_HTTP_BODY_REFUSE = -1, /* answer with resp as start filled it; the body is discarded */
+    BARGE_HTTP_BODY_BUFFER = 0,  /* buffer the body in req->body as on other routes */
+    BARGE_HTTP_BODY_STREAM = 1,  /* hand the body to data() piece by piece */
+};
+
+/* A route whose bodies may be too large to hold in memory (registry blob
+ * uploads) sees them as they arrive. The three callbacks run on the
+ * connection's thread, in order: start once the headers are in, data for each
+ * piece of a streamed body, then the route's handler (with req->body empty when
+ * the body was streamed) and finally done. done also runs when the client goes
+ * away mid-body, in which case the handler never runs; it releases what start
+ * kept in req->stream_ud. */
+struct barge_http_stream {
+    enum barge_http_body_mode (*start)(struct barge_http_req *req, struct barge_http_resp *resp);
+    /* Returns 0, or -1 to ignore the rest of the body (the handler still runs
+     * and learns why from its own state). */
+    int (*data)(struct barge_http_req *req, const char *buf, size_t len);
+    /* handled: whether the handler ran. */
+    void (*done)(struct barge_http_req *req, bool handled);
+};
+
 struct barge_http_route {
     const char *prefix; /* path prefix, e.g. "/v2/"; "" matches everything */
     barge_http_handler handler;
-    size_t max_body; /* larger bodies get 413 */
+    size_t max_body; /* larger buffered bodies get 413; streamed ones are the route's affair */
+    const struct barge_http_stream *stream; /* NULL: every body is buffered */
 };
 
 /* Starts listening on host:port ("127.0.0.1:4566"; port 0 picks one).

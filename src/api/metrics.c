@@ -608,7 +608,8 @@ void barge_metrics_handle(struct barge_http_req *req, struct barge_http_resp *re
                 after_self = true;
                 continue;
             }
-            if (after_self && barge_str_has_prefix(req->path, r->prefix)) {
+            /* Only a buffered route can take a request this route buffered. */
+            if (after_self && !r->stream && barge_str_has_prefix(req->path, r->prefix)) {
                 r->handler(req, resp);
                 return;
             }

@@ -59,8 +59,9 @@ int barge_metrics_service_utilization(struct barge_server *srv, const char *clus
 int barge_metrics_cluster_statistics(struct barge_tx *tx, const char *cluster, json_t *stats,
                                      struct barge_error **err);
 
-/* GET /metrics. Any other path under the prefix goes to the route after this
- * one in the server's table (a bucket called "metrics-x" is S3's). */
+/* GET /metrics. Any other path under the prefix goes to the next buffered
+ * route after this one in the server's table that matches it (a bucket
+ * called "metrics-x" is S3's). */
 void barge_metrics_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 
 #endif

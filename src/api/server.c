@@ -166,13 +166,65 @@ int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write
     return 0;
 }
 
+int barge_server_registry_init(struct barge_server *srv, struct barge_error **err)
+{
+    _cleanup_free_ char *root = barge_xasprintf("%s/registry", srv->cfg.data_dir);
+    struct barge_registry_config rc = {
+        .root = root,
+        .account_id = srv->cfg.account_id,
+        .region = srv->cfg.region,
+        .host = srv->cfg.registry_host,
+        .gc_interval_seconds = srv->cfg.registry_gc_interval,
+        .gc_grace_seconds = srv->cfg.registry_gc_grace,
+        .upload_timeout_seconds = srv->cfg.registry_upload_timeout,
+        .lookup = barge_server_lookup_key,
+        .lookup_ud = srv,
+    };
+    return barge_registry_new(&rc, srv->store, &srv->registry, err);
+}
+
+/* The registry's streaming route, adapted from the HTTP server's callbacks
+ * (which know only the request) to the registry's (which want the registry). */
+static enum barge_http_body_mode registry_start(struct barge_http_req *req,
+                                                struct barge_http_resp *resp)
+{
+    struct barge_server *srv = req->server;
+    return barge_registry_http_start(srv->registry, req, resp);
+}
+
+static int registry_data(struct barge_http_req *req, const char *buf, size_t len)
+{
+    struct barge_server *srv = req->server;
+    return barge_registry_http_data(srv->registry, req, buf, len);
+}
+
+static void registry_done(struct barge_http_req *req, bool handled)
+{
+    struct barge_server *srv = req->server;
+    barge_registry_http_done(srv->registry, req, handled);
+}
+
+static void registry_handle(struct barge_http_req *req, struct barge_http_resp *resp)
+{
+    struct barge_server *srv = req->server;
+    barge_registry_http_handle(srv->registry, req, resp);
+}
+
+static const struct barge_http_stream registry_stream = {
+    .start = registry_start,
+    .data = registry_data,
+    .done = registry_done,
+};
+
+/* Manifests are the only bodies the registry buffers; ECR caps them at 4 MiB. */
 void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 
 static const struct barge_http_route routes[] = {
-    {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024},
-    {"/metrics", barge_metrics_handle, 16 * 1024 * 1024},
-    {"/", barge_api_json11_handle, 16 * 1024 * 1024},
-    {NULL, NULL, 0},
+    {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024, NULL},
+    {"/metrics", barge_metrics_handle, 16 * 1024 * 1024, NULL},
+    {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
+    {"/", barge_api_json11_handle, 16 * 1024 * 1024, NULL},
+    {NULL, NULL, 0, NULL},
 };
 
 const struct barge_http_route *barge_server_routes(void)
@@ -194,6 +246,8 @@ void barge_server_housekeeping(struct barge_server *srv)
     }
     if (barge_logs_enforce_retention(srv, &err) < 0)
         barge_warn("enforcing log retention: %s", err->message);
+    if (srv->registry)
+        barge_registry_housekeeping(srv->registry);
 }
 
 void barge_server_init(struct barge_server *srv)

@@ -9,6 +9,7 @@
 
 #include "api/http.h"
 #include "common/sigv4.h"
+#include "registry/registry.h"
 #include "store/store.h"
 
 struct barge_config {
@@ -20,6 +21,10 @@ struct barge_config {
     int max_skew_seconds;
     int stopped_task_retention; /* seconds a STOPPED task stays describable */
     bool dev;
+    char *registry_host;         /* --registry-host, or NULL */
+    int registry_gc_interval;    /* seconds between lifecycle + GC runs */
+    int registry_gc_grace;       /* seconds an unreferenced blob is kept after its last use */
+    int registry_upload_timeout; /* seconds an idle upload is kept */
 };
 
 struct barge_server {
@@ -30,6 +35,7 @@ struct barge_server {
     pthread_mutex_t notify_lock;
     pthread_cond_t notify_cond;
     uint64_t notify_gen;
+    struct barge_registry *registry; /* the embedded image registry (/v2/ and ECR) */
 };
 
 /* Initialises the parts of srv that are not configuration. */
@@ -56,11 +62,14 @@ int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write
 /* Creates the ACTIVE cluster name unless it exists (for --dev). */
 int barge_server_ensure_cluster(struct barge_server *srv, const char *name,
                                 struct barge_error **err);
+/* Creates srv->registry under <data_dir>/registry from the configuration. */
+int barge_server_registry_init(struct barge_server *srv, struct barge_error **err);
 
 /* The HTTP routes barged serves (a static table). */
 const struct barge_http_route *barge_server_routes(void);
 
-/* Periodic housekeeping (purging deleted task definitions, ...). */
+/* Periodic housekeeping (purging deleted task definitions, registry lifecycle
+ * policies and garbage collection, ...). */
 void barge_server_housekeeping(struct barge_server *srv);
 
 #endif

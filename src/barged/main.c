@@ -14,13 +14,23 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/ecs.h"
 #include "api/model.h"
 #include "api/server.h"
+#include "control/control.h"
 #include "common/log.h"
 
 #define BARGE_VERSION "0.1.0"
 
 static volatile sig_atomic_t stopping;
+
+/* Long options without a short form. */
+enum {
+    OPT_RETENTION = 256,
+    OPT_AGENT_TIMEOUT,
+    OPT_HOST_GRACE,
+    OPT_TASK_STABLE,
+};
 
 static void on_signal(int sig)
 {
@@ -71,7 +81,24 @@ static void usage(FILE *f)
             "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
             "  --stopped-task-retention SECONDS\n"
             "                        how long stopped tasks stay describable (default 3600)\n"
+            "  --agent-timeout SECONDS\n"
+            "                        silence after which an agent counts as disconnected (60)\n"
+            "  --host-grace SECONDS  further wait before a silent host's tasks are replaced (60)\n"
+            "  --task-stable-seconds SECONDS\n"
+            "                        how long a task runs before its deployment counts as\n"
+            "                        working for the circuit breaker (30)\n"
             "  --no-aws-profile      do not write the 'barge' profile into ~/.aws\n"
+            "  --registry-host HOST  DNS suffix of the image registry: repository URIs become\n"
+            "                        ACCOUNT.dkr.ecr.REGION.HOST/NAME (default: the listener's\n"
+            "                        host:port)\n"
+            "  --registry-gc-interval SECONDS\n"
+            "                        how often lifecycle policies and the registry's garbage\n"
+            "                        collector run (default 600)\n"
+            "  --registry-gc-grace SECONDS\n"
+            "                        how long an unreferenced blob is kept after its last use\n"
+            "                        (default 3600)\n"
+            "  --registry-upload-timeout SECONDS\n"
+            "                        how long an idle blob upload is kept (default 3600)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
             "  -h, --help            show this help\n"
@@ -79,6 +106,21 @@ static void usage(FILE *f)
             "\n"
             "On first start barged creates an admin access key, writes it as the AWS\n"
             "profile 'barge' and to DIR/admin-credentials, and prints how to use it.\n");
+}
+
+/* Repository URIs name the listener when no registry host is configured; a
+ * wildcard listen address is reached through the loopback address. */
+static void set_registry_endpoint(struct barge_server *srv, int port)
+{
+    _cleanup_free_ char *host = barge_xstrdup(srv->cfg.listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    const char *h = host;
+    if (!*h || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "[::]") == 0)
+        h = "127.0.0.1";
+    _cleanup_free_ char *ep = barge_xasprintf("%s:%d", h, port);
+    barge_registry_set_endpoint(srv->registry, ep);
 }
 
 static bool valid_account(const char *s)
@@ -94,8 +136,15 @@ int main(int argc, char **argv)
         {"region", required_argument, NULL, 'r'}, {"account-id", required_argument, NULL, 'a'},
         {"max-skew", required_argument, NULL, 'k'}, {"no-aws-profile", no_argument, NULL, 'P'},
         {"log-level", required_argument, NULL, 'L'}, {"log-format", required_argument, NULL, 'F'},
-        {"stopped-task-retention", required_argument, NULL, 'R'},
+        {"stopped-task-retention", required_argument, NULL, OPT_RETENTION},
+        {"agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT},
+        {"host-grace", required_argument, NULL, OPT_HOST_GRACE},
+        {"task-stable-seconds", required_argument, NULL, OPT_TASK_STABLE},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {"registry-host", required_argument, NULL, 'R'},
+        {"registry-gc-interval", required_argument, NULL, 'I'},
+        {"registry-gc-grace", required_argument, NULL, 'G'},
+        {"registry-upload-timeout", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     struct barge_server srv = {0};
@@ -106,8 +155,12 @@ int main(int argc, char **argv)
     cfg->account_id = "000000000000";
     cfg->max_skew_seconds = 900;
     cfg->stopped_task_retention = 3600;
+    cfg->registry_gc_interval = 600;
+    cfg->registry_gc_grace = 3600;
+    cfg->registry_upload_timeout = 3600;
     barge_server_init(&srv);
     const char *log_level = "info", *log_format = "text";
+    struct barge_control_config control = {.host_grace_seconds = 60, .task_stable_seconds = 30};
     bool write_profile = true;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -133,15 +186,52 @@ int main(int argc, char **argv)
         case 'k':
             cfg->max_skew_seconds = atoi(optarg);
             break;
-        case 'R':
-            cfg->stopped_task_retention = atoi(optarg);
+        case OPT_RETENTION:
+        case OPT_AGENT_TIMEOUT:
+        case OPT_HOST_GRACE:
+        case OPT_TASK_STABLE: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 365L * 86400) {
+                fprintf(stderr, "barged: invalid number of seconds '%s'\n", optarg);
+                return 2;
+            }
+            if (c == OPT_RETENTION)
+                cfg->stopped_task_retention = (int)v;
+            else if (c == OPT_AGENT_TIMEOUT)
+                ecs_agent_timeout_seconds = (int)v;
+            else if (c == OPT_HOST_GRACE)
+                control.host_grace_seconds = (int)v;
+            else
+                control.task_stable_seconds = (int)v;
             break;
+        }
         case 'P':
             write_profile = false;
             break;
         case 'L':
             log_level = optarg;
             break;
+        case 'R':
+            cfg->registry_host = optarg;
+            break;
+        case 'I':
+        case 'G':
+        case 'U': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0 || v > 365L * 86400) {
+                fprintf(stderr, "barged: invalid number of seconds '%s'\n", optarg);
+                return 2;
+            }
+            if (c == 'I')
+                cfg->registry_gc_interval = (int)v;
+            else if (c == 'G')
+                cfg->registry_gc_grace = (int)v;
+            else
+                cfg->registry_upload_timeout = (int)v;
+            break;
+        }
         case 'F':
             log_format = optarg;
             break;
@@ -184,9 +274,14 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Parse the API models now rather than on the first request of each. */
-    static const char *models[] = {"ecs"};
+    static const char *models[] = {"ecs", "ecr"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(models); i++)
         barge_model_get(models[i]);
+    if (barge_server_registry_init(&srv, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        barge_store_close(srv.store);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
@@ -194,19 +289,26 @@ int main(int argc, char **argv)
 
     if (barge_http_start(cfg->listen, barge_server_routes(), &srv, &srv.http, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
+        barge_registry_free(srv.registry);
         barge_store_close(srv.store);
         return 1;
     }
     int port = barge_http_port(srv.http);
+    set_registry_endpoint(&srv, port);
     if (barge_server_ensure_admin_key(&srv, port, write_profile, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         barge_http_stop(srv.http);
+        barge_registry_free(srv.registry);
         barge_store_close(srv.store);
         return 1;
     }
     barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port,
                cfg->region, cfg->store_uri, cfg->dev ? ", dev mode" : "");
     /* Tests and scripts wait for this line on stdout. */
+    if (barge_control_start(&srv, &control, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        return 1;
+    }
     pid_t agent_pid = -1;
     if (cfg->dev) {
         if (barge_server_ensure_cluster(&srv, "default", &err) < 0) {
@@ -226,11 +328,13 @@ int main(int argc, char **argv)
         }
     }
     barge_info("stopping on signal %d", (int)stopping);
+    barge_control_stop();
     if (agent_pid > 0) {
         kill(agent_pid, SIGTERM);
         waitpid(agent_pid, NULL, 0);
     }
     barge_http_stop(srv.http);
+    barge_registry_free(srv.registry);
     barge_store_close(srv.store);
     return 0;
 }

@@ -78,9 +78,9 @@ struct barge_tx {
 static int db_error(struct barge_error **err, sqlite3 *db, const char *what)
 {
     int code = sqlite3_errcode(db);
-    enum barge_errcode ec = (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_CANTOPEN)
-                                ? BARGE_ERR_IO
-                                : BARGE_ERR_INTERNAL;
+    enum barge_errcode ec =
+        (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_CANTOPEN) ? BARGE_ERR_IO
+                                                                                 : BARGE_ERR_INTERNAL;
     return barge_error_set(err, ec, "store: %s: %s", what, sqlite3_errmsg(db));
 }
 
@@ -98,8 +98,9 @@ static int conn_open(struct barge_store *st, bool prepare, struct conn **out,
                      struct barge_error **err)
 {
     struct conn *c = barge_xcalloc(1, sizeof(*c));
-    int rc = sqlite3_open_v2(
-        st->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(st->path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
     if (rc != SQLITE_OK) {
         barge_error_set(err, BARGE_ERR_IO, "store: cannot open '%s': %s", st->path,
                         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -119,8 +120,8 @@ static int conn_open(struct barge_store *st, bool prepare, struct conn **out,
     }
     if (prepare) {
         for (int i = 0; i < N_STMT; i++) {
-            if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[i],
-                                   NULL) != SQLITE_OK) {
+            if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                   &c->stmts[i], NULL) != SQLITE_OK) {
                 db_error(err, c->db, "prepare");
                 conn_free(c);
                 return -1;
@@ -149,8 +150,8 @@ static int migrate(struct barge_store *st, struct barge_error **err)
     sqlite3_finalize(s);
     if (version > target) {
         barge_error_set(err, BARGE_ERR_CONFLICT,
-                        "store: '%s' has schema version %d, newer than this barged (%d)", st->path,
-                        version, target);
+                        "store: '%s' has schema version %d, newer than this barged (%d)",
+                        st->path, version, target);
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
         goto out_noerr;
     }
@@ -283,19 +284,35 @@ void barge_store_abort(struct barge_tx *tx)
     tx_end(tx);
 }
 
-static sqlite3_stmt *stmt(struct barge_tx *tx, int which)
+/* The connection's cached statement, or, when that one is in the middle of a
+ * scan further up the stack (a scan callback reading the store), a fresh one
+ * that *tmp owns and the caller finalizes. */
+static sqlite3_stmt *stmt(struct barge_tx *tx, int which, sqlite3_stmt **tmp)
 {
     sqlite3_stmt *s = tx->c->stmts[which];
+    *tmp = NULL;
+    if (sqlite3_stmt_busy(s)) {
+        if (sqlite3_prepare_v2(tx->c->db, stmt_sql[which], -1, tmp, NULL) != SQLITE_OK)
+            abort();
+        return *tmp;
+    }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return s;
 }
 
+static void finalizep(sqlite3_stmt **s)
+{
+    sqlite3_finalize(*s);
+}
+#define _cleanup_stmt_ __attribute__((cleanup(finalizep)))
+
 int barge_store_get(struct barge_tx *tx, const char *kind, const char *key, json_t **out,
                     struct barge_error **err)
 {
     *out = NULL;
-    sqlite3_stmt *s = stmt(tx, STMT_GET);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_GET, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
@@ -319,7 +336,8 @@ int barge_store_put(struct barge_tx *tx, const char *kind, const char *key, cons
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: put in a read transaction");
     _cleanup_free_ char *text = barge_json_dump(doc);
-    sqlite3_stmt *s = stmt(tx, STMT_PUT);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_PUT, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
@@ -335,7 +353,8 @@ int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
 {
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: delete in a read transaction");
-    sqlite3_stmt *s = stmt(tx, STMT_DEL);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_DEL, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
@@ -358,18 +377,8 @@ int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, 
                      struct barge_error **err)
 {
     _cleanup_free_ char *hi = upper_bound(prefix);
-    int which = desc ? STMT_SCAN_DESC : STMT_SCAN_ASC;
-    sqlite3_stmt *s = tx->c->stmts[which];
-    /* A callback may scan again (placement reads each instance's tasks while
-     * scanning instances): the cached statement is still stepping then, so
-     * the inner scan gets a statement of its own. */
-    bool own = sqlite3_stmt_busy(s);
-    if (own) {
-        if (sqlite3_prepare_v2(tx->c->db, stmt_sql[which], -1, &s, NULL) != SQLITE_OK)
-            return db_error(err, tx->c->db, "scan");
-    } else {
-        s = stmt(tx, which);
-    }
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, desc ? STMT_SCAN_DESC : STMT_SCAN_ASC, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
@@ -380,41 +389,40 @@ int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, 
     else
         sqlite3_bind_text(s, 4, "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, limit ? (sqlite3_int64)limit : -1);
-    int rc, ret = 0;
+    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *key = (const char *)sqlite3_column_text(s, 0);
         json_error_t jerr;
         json_t *doc = json_loadb((const char *)sqlite3_column_text(s, 1),
                                  (size_t)sqlite3_column_bytes(s, 1), 0, &jerr);
         if (!doc) {
-            ret = barge_error_set(err, BARGE_ERR_INTERNAL, "store: corrupt %s '%s': %s", kind, key,
-                                  jerr.text);
-            break;
+            barge_error_set(err, BARGE_ERR_INTERNAL, "store: corrupt %s '%s': %s", kind, key,
+                            jerr.text);
+            sqlite3_reset(s);
+            return -1;
         }
         _cleanup_free_ char *key_copy = barge_xstrdup(key);
         int r = fn(key_copy, doc, ud, err);
         json_decref(doc);
         if (r < 0) {
-            ret = -1;
-            break;
+            sqlite3_reset(s);
+            return -1;
         }
         if (r > 0)
             break;
     }
-    if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_error(err, tx->c->db, "scan");
-    if (own)
-        sqlite3_finalize(s);
-    else
-        sqlite3_reset(s);
-    return ret;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_error(err, tx->c->db, "scan");
+    sqlite3_reset(s);
+    return 0;
 }
 
 int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix, int64_t *out,
                       struct barge_error **err)
 {
     _cleanup_free_ char *hi = upper_bound(prefix);
-    sqlite3_stmt *s = stmt(tx, STMT_COUNT);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_COUNT, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, hi, (int)strlen(hi), SQLITE_STATIC);
@@ -430,7 +438,8 @@ int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out
 {
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: counter in a read transaction");
-    sqlite3_stmt *s = stmt(tx, STMT_COUNTER);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_COUNTER, &tmp);
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_ROW)
         return db_error(err, tx->c->db, "counter");
@@ -447,7 +456,8 @@ int barge_store_log_append(struct barge_tx *tx, int64_t group, int64_t stream,
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log append in a read transaction");
     for (size_t i = 0; i < n; i++) {
-        sqlite3_stmt *s = stmt(tx, STMT_LOG_APPEND);
+        _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+        sqlite3_stmt *s = stmt(tx, STMT_LOG_APPEND, &tmp);
         sqlite3_bind_int64(s, 1, group);
         sqlite3_bind_int64(s, 2, stream);
         sqlite3_bind_int64(s, 3, events[i].timestamp);
@@ -603,7 +613,8 @@ int barge_store_log_drop(struct barge_tx *tx, int64_t group, int64_t stream,
 int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
                            struct barge_error **err)
 {
-    sqlite3_stmt *s = stmt(tx, STMT_LOG_BOUNDS);
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_LOG_BOUNDS, &tmp);
     sqlite3_bind_int64(s, 1, stream);
     if (sqlite3_step(s) != SQLITE_ROW)
         return db_error(err, tx->c->db, "log bounds");

@@ -49,8 +49,7 @@ int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
 /* Calls fn for each document of kind whose key starts with prefix and sorts
  * after `after` (NULL: from the start), in key order (descending when desc),
  * at most limit documents (0: no limit). fn returns 0 to go on, 1 to stop, -1
- * on error (with err set). doc is borrowed for the call; fn may use the
- * transaction, scans included. */
+ * on error (with err set). doc is borrowed for the call. */
 typedef int (*barge_store_scan_fn)(const char *key, json_t *doc, void *ud,
                                    struct barge_error **err);
 int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, const char *after,

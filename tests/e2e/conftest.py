@@ -38,8 +38,11 @@ class Barged:
         self.log_path = os.path.join(data_dir, "barged.log")
 
     def start(self, port=0):
+        # Short liveness timings so that lost hosts and deployments resolve in
+        # seconds rather than minutes.
         args = [binary("barged"), "--data-dir", self.data_dir, "--listen",
-                f"127.0.0.1:{port}", "--no-aws-profile", "--log-level", "debug"]
+                f"127.0.0.1:{port}", "--no-aws-profile", "--log-level", "debug",
+                "--agent-timeout", "6", "--host-grace", "2", "--task-stable-seconds", "5"]
         args += self.extra_args
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,

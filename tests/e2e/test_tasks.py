@@ -297,3 +297,31 @@ def test_container_instance_operations(barged, agent, busybox):
     task = ecs.describe_tasks(cluster="default", tasks=[t])["tasks"][0]
     assert task["lastStatus"] == "STOPPED"
     assert "deregistration" in task["stoppedReason"]
+
+
+def test_run_task_from_barged_registry_by_tag_and_digest(barged, agent, tmp_path):
+    """An image pushed into barged's own registry with skopeo runs, named by tag
+    and by digest; the agent logs in to the registry by itself."""
+    import base64
+    import json as _json
+
+    from registry_fixture import mkimage
+    ecr = barged.client("ecr")
+    repo = ecr.create_repository(repositoryName="apps/hello")["repository"]
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    creds = base64.b64decode(token).decode()
+    layout = str(tmp_path / "layout")
+    mkimage(layout, "v1", cmd='["sh", "-c", "echo from the barge registry"]')
+    subprocess.run(["skopeo", "copy", "--dest-creds", creds, "--dest-tls-verify=false",
+                    f"oci:{layout}:v1", f"docker://{repo['repositoryUri']}:v1"],
+                   check=True, capture_output=True)
+    digest = ecr.describe_images(repositoryName="apps/hello")["imageDetails"][0]["imageDigest"]
+    ecs = barged.client("ecs")
+    for image in (f"{repo['repositoryUri']}:v1", f"{repo['repositoryUri']}@{digest}"):
+        td = ecs.register_task_definition(family="hello", containerDefinitions=[
+            {"name": "main", "image": image, "memory": 16}])["taskDefinition"]
+        [arn] = run(ecs, td["taskDefinitionArn"])
+        task = wait_task(ecs, "default", arn)
+        assert task["containers"][0]["exitCode"] == 0, _json.dumps(task, default=str)
+        log = os.path.join(agent.data_dir, "logs", arn.split("/")[-1], "main.log")
+        assert "from the barge registry" in open(log).read()

@@ -157,6 +157,44 @@ static void test_scan_order_prefix_paging(void **state)
     barge_store_abort(tx);
 }
 
+struct nested {
+    struct barge_tx *tx;
+    int outer, inner;
+};
+
+static int count_inner(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    ((struct nested *)ud)->inner++;
+    return 0;
+}
+
+static int scan_inside(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct nested *n = ud;
+    n->outer++;
+    return barge_store_scan(n->tx, "td", "", NULL, false, 0, count_inner, n, err);
+}
+
+/* A scan callback may scan again (placement reads each instance's tasks while
+ * walking the instances): the outer scan must still see every row. */
+static void test_nested_scans(void **state)
+{
+    struct barge_store *st = *state;
+    for (int i = 0; i < 3; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        put(st, "td", key, i);
+    }
+    struct barge_tx *tx;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+    struct nested n = {tx, 0, 0};
+    assert_int_equal(barge_store_scan(tx, "td", "", NULL, false, 0, scan_inside, &n, &err), 0);
+    assert_int_equal(n.outer, 3);
+    assert_int_equal(n.inner, 9);
+    barge_store_abort(tx);
+}
+
 static void test_reopen_keeps_data(void **state)
 {
     struct barge_store *st = *state;
@@ -171,45 +209,6 @@ static void test_reopen_keeps_data(void **state)
     assert_int_equal(barge_store_get(tx, "k", "persist", &doc, &err), 1);
     assert_int_equal(barge_json_int(doc, "v", 0), 7);
     json_decref(doc);
-    barge_store_abort(tx);
-}
-
-struct nested {
-    struct barge_tx *tx;
-    int outer, inner;
-};
-
-static int count_inner(const char *key, json_t *doc, void *ud, struct barge_error **err)
-{
-    ((struct nested *)ud)->inner++;
-    return 0;
-}
-
-static int scan_inner(const char *key, json_t *doc, void *ud, struct barge_error **err)
-{
-    struct nested *n = ud;
-    n->outer++;
-    return barge_store_scan(n->tx, "b", "", NULL, false, 0, count_inner, n, err);
-}
-
-/* A scan's callback may scan again, as placement does (instances, then each
- * instance's tasks); the outer scan must carry on unharmed. */
-static void test_nested_scans(void **state)
-{
-    struct barge_store *st = *state;
-    for (int i = 0; i < 3; i++) {
-        char k[16];
-        snprintf(k, sizeof(k), "k%d", i);
-        put(st, "a", k, i);
-        put(st, "b", k, i);
-    }
-    struct barge_tx *tx;
-    struct barge_error *err = NULL;
-    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
-    struct nested n = {tx, 0, 0};
-    assert_int_equal(barge_store_scan(tx, "a", "", NULL, false, 0, scan_inner, &n, &err), 0);
-    assert_int_equal(n.outer, 3);
-    assert_int_equal(n.inner, 9);
     barge_store_abort(tx);
 }
 
@@ -228,8 +227,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_put_del, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_order_prefix_paging, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_scans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test(test_rejects_other_uris),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,509 @@
+/* ECS services: CreateService, UpdateService, DeleteService, DescribeServices
+ * and ListServices. These only record what the user wants (desired count,
+ * task definition, deployment configuration) and open deployments; the
+ * service scheduler (src/control/services.c) makes it so, keeps the counts
+ * and writes the events. A service is stored under "<cluster>/<name>". */
+#include <string.h>
+
+#include "api/ecs.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#define MAX_EVENTS 100
+
+void ecs_service_event(json_t *svc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *body = barge_xvasprintf(fmt, ap);
+    va_end(ap);
+    _cleanup_free_ char *msg =
+        barge_xasprintf("(service %s) %s", barge_json_str(svc, "serviceName", ""), body);
+    json_t *events = barge_json_array(svc, "events");
+    if (!events) {
+        events = json_array();
+        json_object_set_new(svc, "events", events);
+    }
+    char id[37];
+    barge_id_uuid(id);
+    json_array_insert_new(events, 0,
+                          json_pack("{s:s, s:f, s:s}", "id", id, "createdAt", barge_now(),
+                                    "message", msg));
+    while (json_array_size(events) > MAX_EVENTS)
+        json_array_remove(events, json_array_size(events) - 1);
+    barge_info("%s", msg);
+}
+
+json_t *ecs_deployment_new(const json_t *svc, const char *td_arn, json_int_t desired,
+                           const char *reason)
+{
+    unsigned char r[8];
+    barge_random_bytes(r, sizeof(r));
+    unsigned long long n = 0;
+    for (size_t i = 0; i < sizeof(r); i++)
+        n = (n << 8) | r[i];
+    char id[32];
+    snprintf(id, sizeof(id), "ecs-svc/%019llu", n % 10000000000000000000ULL);
+    double now = barge_now();
+    _cleanup_free_ char *why =
+        reason ? barge_xstrdup(reason) : barge_xasprintf("ECS deployment %s in progress.", id);
+    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:f, s:f, s:s, s:s, s:s}", "id", id,
+                     "status", "PRIMARY", "taskDefinition", td_arn, "desiredCount", desired,
+                     "pendingCount", 0, "runningCount", 0, "failedTasks", 0, "createdAt", now,
+                     "updatedAt", now, "launchType", barge_json_str(svc, "launchType", "EC2"),
+                     "rolloutState", "IN_PROGRESS", "rolloutStateReason", why);
+}
+
+/* Makes dep the PRIMARY deployment; the former primary becomes ACTIVE and
+ * will be drained by the scheduler. */
+void ecs_service_push_deployment(json_t *svc, json_t *dep)
+{
+    json_t *deps = barge_json_array(svc, "deployments");
+    if (!deps) {
+        deps = json_array();
+        json_object_set_new(svc, "deployments", deps);
+    }
+    size_t i;
+    json_t *d;
+    json_array_foreach(deps, i, d)
+    {
+        json_object_set_new(d, "status", json_string("ACTIVE"));
+        json_object_set_new(d, "desiredCount", json_integer(0));
+        json_object_set_new(d, "updatedAt", json_real(barge_now()));
+    }
+    json_array_insert_new(deps, 0, dep);
+    json_object_set(svc, "taskDefinition", json_object_get(dep, "taskDefinition"));
+}
+
+static int load_service(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+                        const char *ident, json_t **svc, char **key, struct barge_error **err)
+{
+    _cleanup_free_ char *name = ecs_resource_id(srv, ident, "service", err);
+    if (!name)
+        return -1;
+    *key = barge_xasprintf("%s/%s", barge_json_str(cluster, "clusterName", ""), name);
+    int r = barge_store_get(tx, ECS_KIND_SERVICE, *key, svc, err);
+    if (r < 0)
+        return -1;
+    if (r == 0 || strcmp(barge_json_str(*svc, "status", ""), "INACTIVE") == 0) {
+        json_decref(*svc);
+        *svc = NULL;
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "ServiceNotFoundException",
+                                    "Service '%s' not found in cluster '%s'.", ident,
+                                    barge_json_str(cluster, "clusterName", ""));
+    }
+    if (strcmp(barge_json_str(*svc, "status", ""), "ACTIVE") != 0) {
+        json_decref(*svc);
+        *svc = NULL;
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ServiceNotActiveException",
+                                    "Service '%s' is being deleted.", ident);
+    }
+    return 0;
+}
+
+static int check_deployment_configuration(json_t *cfg, bool daemon, struct barge_error **err)
+{
+    json_t *max = json_object_get(cfg, "maximumPercent");
+    json_t *min = json_object_get(cfg, "minimumHealthyPercent");
+    if (!max)
+        json_object_set_new(cfg, "maximumPercent", json_integer(daemon ? 100 : 200));
+    if (!min)
+        json_object_set_new(cfg, "minimumHealthyPercent", json_integer(daemon ? 0 : 100));
+    json_int_t mx = barge_json_int(cfg, "maximumPercent", 200);
+    json_int_t mn = barge_json_int(cfg, "minimumHealthyPercent", 100);
+    if (mn < 0 || mn > 100)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "minimumHealthyPercent must be between 0 and 100; '%lld' was "
+                                    "given.",
+                                    (long long)mn);
+    if (mx < 100 || mx > 1000)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "maximumPercent must be between 100 and 1000; '%lld' was "
+                                    "given.",
+                                    (long long)mx);
+    if (daemon && mx != 100)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "The daemon scheduling strategy requires maximumPercent 100; "
+                                    "'%lld' was given.",
+                                    (long long)mx);
+    if (!json_object_get(cfg, "deploymentCircuitBreaker"))
+        json_object_set_new(cfg, "deploymentCircuitBreaker",
+                            json_pack("{s:b, s:b}", "enable", 0, "rollback", 0));
+    return 0;
+}
+
+static json_t *render_service(struct barge_tx *tx, const json_t *svc, bool tags,
+                              struct barge_error **err)
+{
+    json_t *out = ecs_public(svc);
+    if (tags) {
+        json_t *t;
+        if (ecs_tags_get(tx, barge_json_str(svc, "serviceArn", ""), &t, err) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set_new(out, "tags", t);
+    }
+    return out;
+}
+
+static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                          struct barge_error **err)
+{
+    const char *name = barge_json_str(in, "serviceName", "");
+    if (!ecs_name_valid(name))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Invalid service name '%s': up to 255 letters (uppercase and "
+                                    "lowercase), numbers, underscores and hyphens are allowed.",
+                                    name);
+    const char *strategy = barge_json_str(in, "schedulingStrategy", "REPLICA");
+    bool daemon = strcmp(strategy, "DAEMON") == 0;
+    json_t *desired = json_object_get(in, "desiredCount");
+    if (daemon && desired)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "desiredCount cannot be given for a service with the DAEMON "
+                                    "scheduling strategy.");
+    if (!daemon && !desired)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "desiredCount is required for a service with the REPLICA "
+                                    "scheduling strategy.");
+    if (desired && json_integer_value(desired) < 0)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "desiredCount must not be negative.");
+    if (daemon && json_array_size(barge_json_array(in, "placementStrategy")))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Placement strategies are not supported with the DAEMON "
+                                    "scheduling strategy.");
+    const char *lt = barge_json_str(in, "launchType", "EC2");
+    if (strcmp(lt, "EC2") != 0 || json_array_size(barge_json_array(in, "capacityProviderStrategy")))
+        return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
+                                    "Only launchType EC2 is available in this barge yet; '%s' "
+                                    "was asked for.",
+                                    lt);
+    const char *ctl = barge_json_str(barge_json_object(in, "deploymentController"), "type", "ECS");
+    if (strcmp(ctl, "ECS") != 0)
+        return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
+                                    "Only the ECS deployment controller is supported; '%s' was "
+                                    "asked for.",
+                                    ctl);
+    json_t *tags = barge_json_array(in, "tags");
+    if ((tags && ecs_tags_validate(tags, err) < 0) || ecs_placement_validate(in, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *dcfg = json_deep_copy(barge_json_object(in, "deploymentConfiguration"));
+    if (!dcfg)
+        dcfg = json_object();
+    if (check_deployment_configuration(dcfg, daemon, err) < 0)
+        return -1;
+
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *cluster = NULL, *td = NULL, *existing = NULL;
+    _cleanup_free_ char *tdkey = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
+        return -1;
+    const char *ident = barge_json_str(in, "taskDefinition", NULL);
+    if (!ident)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "taskDefinition is required for the ECS deployment "
+                                    "controller.");
+    int r = ecs_taskdef_find(tx, ctx->srv, ident, &td, &tdkey, err);
+    if (r < 0)
+        return -1;
+    if (r == 0 || strcmp(barge_json_str(td, "status", ""), "ACTIVE") != 0)
+        return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
+                                    "TaskDefinition '%s' not found or not ACTIVE.", ident);
+    const char *cname = barge_json_str(cluster, "clusterName", "");
+    _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, name);
+    if (barge_store_get(tx, ECS_KIND_SERVICE, key, &existing, err) < 0)
+        return -1;
+    if (existing && strcmp(barge_json_str(existing, "status", ""), "INACTIVE") != 0)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Creation of service was not idempotent: service '%s' "
+                                    "already exists in cluster '%s'.",
+                                    name, cname);
+    _cleanup_free_ char *arn = ecs_arn(ctx->srv, "service/%s/%s", cname, name);
+    _cleanup_free_ char *by = barge_xasprintf("arn:aws:iam::%s:root", ctx->srv->cfg.account_id);
+    json_t *svc = json_pack(
+        "{s:s, s:s, s:s, s:[], s:[], s:s, s:I, s:i, s:i, s:s, s:s, s:O, s:[], s:[], s:f, s:s, "
+        "s:{s:s}, s:s, s:b, s:s, s:b, s:s}",
+        "serviceArn", arn, "serviceName", name, "clusterArn",
+        barge_json_str(cluster, "clusterArn", ""), "loadBalancers", "serviceRegistries",
+        "status", "ACTIVE", "desiredCount", daemon ? (json_int_t)0 : json_integer_value(desired),
+        "runningCount", 0, "pendingCount", 0, "launchType", "EC2", "taskDefinition",
+        barge_json_str(td, "taskDefinitionArn", ""), "deploymentConfiguration", dcfg,
+        "deployments", "events", "createdAt", barge_now(), "schedulingStrategy", strategy,
+        "deploymentController", "type", "ECS", "createdBy", by, "enableECSManagedTags",
+        barge_json_bool(in, "enableECSManagedTags", false), "propagateTags",
+        barge_json_str(in, "propagateTags", "NONE"), "enableExecuteCommand",
+        barge_json_bool(in, "enableExecuteCommand", false), "_cluster", cname);
+    const char *copy[] = {"placementConstraints", "placementStrategy", "networkConfiguration",
+                          "healthCheckGracePeriodSeconds", "loadBalancers", "serviceRegistries",
+                          "platformVersion", "role"};
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(copy); i++) {
+        json_t *v = json_object_get(in, copy[i]);
+        if (v)
+            json_object_set(svc, copy[i], v);
+    }
+    if (!json_object_get(svc, "placementConstraints"))
+        json_object_set_new(svc, "placementConstraints", json_array());
+    if (!json_object_get(svc, "placementStrategy"))
+        json_object_set_new(svc, "placementStrategy", json_array());
+    ecs_service_push_deployment(svc, ecs_deployment_new(svc, barge_json_str(td, "taskDefinitionArn",
+                                                                           ""),
+                                                        barge_json_int(svc, "desiredCount", 0),
+                                                        NULL));
+    if (ecs_tags_drop(tx, arn, err) < 0 || (tags && ecs_tags_add(tx, arn, tags, err) < 0) ||
+        barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0) {
+        json_decref(svc);
+        return -1;
+    }
+    json_t *o = render_service(tx, svc, true, err);
+    json_decref(svc);
+    if (!o)
+        return -1;
+    if (barge_store_commit(barge_steal(&tx), err) < 0) {
+        json_decref(o);
+        return -1;
+    }
+    barge_server_notify(ctx->srv);
+    *out = json_pack("{s:o}", "service", o);
+    return 0;
+}
+
+static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                          struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *cluster = NULL, *svc = NULL, *td = NULL;
+    _cleanup_free_ char *key = NULL, *tdkey = NULL;
+    if (ecs_placement_validate(in, err) < 0)
+        return -1;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
+        load_service(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key, err) <
+            0)
+        return -1;
+    bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
+    bool new_deployment = barge_json_bool(in, "forceNewDeployment", false);
+    json_t *desired = json_object_get(in, "desiredCount");
+    if (desired) {
+        if (daemon)
+            return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                        "desiredCount cannot be changed for a DAEMON service.");
+        if (json_integer_value(desired) < 0)
+            return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                        "desiredCount must not be negative.");
+        json_object_set(svc, "desiredCount", desired);
+        json_t *primary = json_array_get(barge_json_array(svc, "deployments"), 0);
+        if (primary)
+            json_object_set(primary, "desiredCount", desired);
+    }
+    json_t *dcfg_in = barge_json_object(in, "deploymentConfiguration");
+    if (dcfg_in) {
+        json_t *dcfg = barge_json_object(svc, "deploymentConfiguration");
+        json_object_update(dcfg, dcfg_in);
+        if (check_deployment_configuration(dcfg, daemon, err) < 0)
+            return -1;
+    }
+    const char *ident = barge_json_str(in, "taskDefinition", NULL);
+    if (ident) {
+        int r = ecs_taskdef_find(tx, ctx->srv, ident, &td, &tdkey, err);
+        if (r < 0)
+            return -1;
+        if (r == 0 || strcmp(barge_json_str(td, "status", ""), "ACTIVE") != 0)
+            return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
+                                        "TaskDefinition '%s' not found or not ACTIVE.", ident);
+        if (!barge_streq(barge_json_str(td, "taskDefinitionArn", NULL),
+                         barge_json_str(svc, "taskDefinition", NULL)))
+            new_deployment = true;
+    }
+    const char *copy[] = {"placementConstraints", "placementStrategy", "networkConfiguration",
+                          "healthCheckGracePeriodSeconds"};
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(copy); i++) {
+        json_t *v = json_object_get(in, copy[i]);
+        if (v && !json_equal(v, json_object_get(svc, copy[i]))) {
+            json_object_set(svc, copy[i], v);
+            if (strcmp(copy[i], "healthCheckGracePeriodSeconds") != 0)
+                new_deployment = true;
+        }
+    }
+    if (new_deployment) {
+        const char *arn = td ? barge_json_str(td, "taskDefinitionArn", "")
+                             : barge_json_str(svc, "taskDefinition", "");
+        ecs_service_push_deployment(
+            svc, ecs_deployment_new(svc, arn, barge_json_int(svc, "desiredCount", 0), NULL));
+    }
+    if (barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0)
+        return -1;
+    json_t *o = render_service(tx, svc, false, err);
+    if (!o)
+        return -1;
+    if (barge_store_commit(barge_steal(&tx), err) < 0) {
+        json_decref(o);
+        return -1;
+    }
+    barge_server_notify(ctx->srv);
+    *out = json_pack("{s:o}", "service", o);
+    return 0;
+}
+
+static int delete_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                          struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *cluster = NULL, *svc = NULL;
+    _cleanup_free_ char *key = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
+        load_service(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key, err) <
+            0)
+        return -1;
+    bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
+    if (!daemon && barge_json_int(svc, "desiredCount", 0) > 0 &&
+        !barge_json_bool(in, "force", false))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "The service cannot be stopped while it is scaled above 0. "
+                                    "Set desiredCount to 0 first, or pass force.");
+    json_object_set_new(svc, "status", json_string("DRAINING"));
+    json_object_set_new(svc, "desiredCount", json_integer(0));
+    size_t i;
+    json_t *d;
+    json_array_foreach(barge_json_array(svc, "deployments"), i, d)
+    {
+        json_object_set_new(d, "desiredCount", json_integer(0));
+    }
+    if (barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0)
+        return -1;
+    json_t *o = render_service(tx, svc, false, err);
+    if (!o)
+        return -1;
+    if (barge_store_commit(barge_steal(&tx), err) < 0) {
+        json_decref(o);
+        return -1;
+    }
+    barge_server_notify(ctx->srv);
+    *out = json_pack("{s:o}", "service", o);
+    return 0;
+}
+
+static int describe_services(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                             struct barge_error **err)
+{
+    json_t *idents = barge_json_array(in, "services");
+    if (json_array_size(idents) > 10)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "services can name at most 10 services; %zu were given.",
+                                    json_array_size(idents));
+    bool tags = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(barge_json_array(in, "include"), i, v)
+    {
+        if (barge_streq(json_string_value(v), "TAGS"))
+            tags = true;
+    }
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *cluster = NULL, *list = json_array(), *failures = json_array();
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
+        return -1;
+    json_array_foreach(idents, i, v)
+    {
+        const char *ident = json_string_value(v);
+        struct barge_error *e = NULL;
+        _cleanup_free_ char *name = ecs_resource_id(ctx->srv, ident, "service", &e);
+        barge_error_free(e);
+        _cleanup_json_ json_t *svc = NULL;
+        if (name) {
+            _cleanup_free_ char *key =
+                barge_xasprintf("%s/%s", barge_json_str(cluster, "clusterName", ""), name);
+            if (barge_store_get(tx, ECS_KIND_SERVICE, key, &svc, err) < 0)
+                return -1;
+        }
+        if (!svc) {
+            _cleanup_free_ char *arn =
+                name ? ecs_arn(ctx->srv, "service/%s/%s",
+                               barge_json_str(cluster, "clusterName", ""), name)
+                     : barge_xstrdup(ident);
+            json_array_append_new(failures,
+                                  json_pack("{s:s, s:s}", "arn", arn, "reason", "MISSING"));
+            continue;
+        }
+        json_t *o = render_service(tx, svc, tags, err);
+        if (!o)
+            return -1;
+        json_array_append_new(list, o);
+    }
+    *out = json_pack("{s:O, s:O}", "services", list, "failures", failures);
+    return 0;
+}
+
+struct list_state {
+    json_t *arns;
+    int max;
+    char *last;
+    bool more;
+    const char *launch_type, *strategy;
+};
+
+static int list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct list_state *ls = ud;
+    if (strcmp(barge_json_str(doc, "status", ""), "ACTIVE") != 0)
+        return 0;
+    if (ls->launch_type && !barge_streq(barge_json_str(doc, "launchType", NULL), ls->launch_type))
+        return 0;
+    if (ls->strategy &&
+        !barge_streq(barge_json_str(doc, "schedulingStrategy", NULL), ls->strategy))
+        return 0;
+    if ((int)json_array_size(ls->arns) == ls->max) {
+        ls->more = true;
+        return 1;
+    }
+    json_array_append_new(ls->arns, json_string(barge_json_str(doc, "serviceArn", "")));
+    free(ls->last);
+    ls->last = barge_xstrdup(key);
+    return 0;
+}
+
+static int list_services(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                         struct barge_error **err)
+{
+    struct list_state ls = {.launch_type = barge_json_str(in, "launchType", NULL),
+                            .strategy = barge_json_str(in, "schedulingStrategy", NULL)};
+    _cleanup_free_ char *after = NULL;
+    if (barge_api_max_results(in, "maxResults", 10, 100, &ls.max, err) < 0 ||
+        barge_api_token_decode(barge_json_str(in, "nextToken", NULL), &after, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *cluster = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
+        return -1;
+    _cleanup_free_ char *prefix =
+        barge_xasprintf("%s/", barge_json_str(cluster, "clusterName", ""));
+    ls.arns = json_array();
+    if (barge_store_scan(tx, ECS_KIND_SERVICE, prefix, after, false, 0, list_one, &ls, err) < 0) {
+        json_decref(ls.arns);
+        free(ls.last);
+        return -1;
+    }
+    *out = json_pack("{s:o}", "serviceArns", ls.arns);
+    if (ls.more) {
+        char *tok = barge_api_token_encode(ls.last);
+        json_object_set_new(*out, "nextToken", json_string(tok));
+        free(tok);
+    }
+    free(ls.last);
+    return 0;
+}
+
+const struct barge_api_op ecs_service_ops[] = {
+    {"CreateService", create_service},
+    {"UpdateService", update_service},
+    {"DeleteService", delete_service},
+    {"DescribeServices", describe_services},
+    {"ListServices", list_services},
+    {NULL, NULL},
+};

@@ -1,0 +1,725 @@
+/* The service scheduler. For each ACTIVE or DRAINING service it reads the
+ * service's tasks (the "stask" index), counts failures of the primary
+ * deployment for the circuit breaker, replaces unhealthy tasks, asks the pure
+ * planner (sched/deploy) what to start and stop within the deployment's
+ * bounds, places new tasks as RunTask does, and keeps the deployments,
+ * counts, rollout states and events of the service document up to date.
+ * Each service is handled in one write transaction, so an UpdateService
+ * racing with the scheduler is never lost. */
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/ecs.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "control/control.h"
+#include "sched/deploy.h"
+
+static struct barge_control_config config = {60, 30};
+
+/* Everything one pass over a service needs. */
+struct pass {
+    struct barge_server *srv;
+    struct barge_tx *tx;
+    json_t *svc;
+    json_t *cluster;
+    const char *cname;
+    const char *sname;
+    json_t *tasks;   /* active tasks: [{key, doc, dep, skey}] */
+    json_t *tds;     /* task definition docs by ARN */
+    json_t *insts;   /* instance docs by id */
+    bool changed;    /* something worth waking agents for */
+    double now;
+};
+
+static json_t *td_for(struct pass *p, const char *arn, struct barge_error **err)
+{
+    json_t *td = json_object_get(p->tds, arn);
+    if (td)
+        return td;
+    _cleanup_free_ char *key = NULL;
+    if (ecs_taskdef_find(p->tx, p->srv, arn, &td, &key, err) < 0)
+        return NULL;
+    if (!td)
+        td = json_null();
+    json_object_set_new(p->tds, arn, td);
+    return td;
+}
+
+static json_t *instance_for(struct pass *p, const char *id, struct barge_error **err)
+{
+    json_t *doc = json_object_get(p->insts, id);
+    if (doc)
+        return doc;
+    _cleanup_free_ char *key = barge_xasprintf("%s/%s", p->cname, id);
+    if (barge_store_get(p->tx, ECS_KIND_INSTANCE, key, &doc, err) < 0)
+        return NULL;
+    if (!doc)
+        doc = json_null();
+    json_object_set_new(p->insts, id, doc);
+    return doc;
+}
+
+static bool has_health_checks(const json_t *td)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(td, "containerDefinitions"), i, c)
+    {
+        if (barge_json_bool(c, "essential", true) && barge_json_object(c, "healthCheck"))
+            return true;
+    }
+    return false;
+}
+
+static int deployment_index(const json_t *svc, const char *id)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(barge_json_array(svc, "deployments"), i, d)
+    {
+        if (barge_streq(barge_json_str(d, "id", NULL), id))
+            return (int)i;
+    }
+    return -1;
+}
+
+static json_t *primary(const json_t *svc)
+{
+    return json_array_get(barge_json_array(svc, "deployments"), 0);
+}
+
+static bool in_progress(const json_t *dep)
+{
+    return barge_streq(barge_json_str(dep, "rolloutState", NULL), "IN_PROGRESS");
+}
+
+/* A primary-deployment task that stopped by itself counts against the
+ * circuit breaker until some task of the deployment has proven stable. */
+static void count_failure(struct pass *p, const json_t *task)
+{
+    json_t *dep = primary(p->svc);
+    if (!dep || !barge_streq(barge_json_str(task, "startedBy", NULL), barge_json_str(dep, "id", "")))
+        return;
+    if (!in_progress(dep) || barge_json_bool(dep, "_proven", false))
+        return;
+    json_object_set_new(dep, "failedTasks", json_integer(barge_json_int(dep, "failedTasks", 0) + 1));
+    json_object_set_new(p->svc, "_consecutiveFailures",
+                        json_integer(barge_json_int(p->svc, "_consecutiveFailures", 0) + 1));
+}
+
+static bool stopped_by_itself(const json_t *task)
+{
+    const char *code = barge_json_str(task, "stopCode", "");
+    return strcmp(code, "EssentialContainerExited") == 0 ||
+           strcmp(code, "TaskFailedToStart") == 0 ||
+           (strcmp(code, "ServiceSchedulerInitiated") == 0 &&
+            strstr(barge_json_str(task, "stoppedReason", ""), "health checks"));
+}
+
+struct gather {
+    struct pass *p;
+    json_t *entries;
+};
+
+static int collect_stask(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct gather *g = ud;
+    json_array_append_new(g->entries, json_pack("{s:s, s:s}", "skey", key, "task",
+                                                barge_json_str(doc, "task", "")));
+    return 0;
+}
+
+static void task_id_list(json_t *docs, char *buf, size_t len)
+{
+    size_t off = 0, i;
+    json_t *t;
+    buf[0] = '\0';
+    json_array_foreach(docs, i, t)
+    {
+        const char *id = barge_json_str(t, "_id", "");
+        int w = snprintf(buf + off, len - off, "%s(task %s)", off ? " " : "", id);
+        if (w < 0 || (size_t)w >= len - off)
+            break;
+        off += (size_t)w;
+    }
+}
+
+/* Reads the service's tasks: accounts the stopped ones (and forgets them),
+ * stops unhealthy ones past the grace period, and collects the active ones. */
+static int gather_tasks(struct pass *p, struct barge_error **err)
+{
+    _cleanup_json_ json_t *entries = json_array();
+    struct gather g = {p, entries};
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/%s/", p->cname, p->sname);
+    if (barge_store_scan(p->tx, ECS_KIND_STASK, prefix, NULL, false, 0, collect_stask, &g, err) <
+        0)
+        return -1;
+    json_int_t grace = barge_json_int(p->svc, "healthCheckGracePeriodSeconds", 0);
+    _cleanup_json_ json_t *unhealthy = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e)
+    {
+        _cleanup_json_ json_t *task = NULL;
+        const char *tkey = barge_json_str(e, "task", "");
+        if (barge_store_get(p->tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+            return -1;
+        bool gone = !task || barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED");
+        if (gone) {
+            if (task && stopped_by_itself(task))
+                count_failure(p, task);
+            else if (task)
+                json_object_set_new(p->svc, "_consecutiveFailures", json_integer(0));
+            if (barge_store_del(p->tx, ECS_KIND_STASK, barge_json_str(e, "skey", ""), err) < 0)
+                return -1;
+            continue;
+        }
+        if (barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED"))
+            continue;
+        json_t *started = json_object_get(task, "startedAt");
+        bool running = barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING");
+        if (running && barge_streq(barge_json_str(task, "healthStatus", NULL), "UNHEALTHY") &&
+            json_is_number(started) && p->now - json_number_value(started) >= grace) {
+            ecs_task_request_stop(task, "ServiceSchedulerInitiated",
+                                  "Task failed container health checks");
+            if (barge_store_put(p->tx, ECS_KIND_TASK, tkey, task, err) < 0)
+                return -1;
+            json_array_append(unhealthy, task);
+            p->changed = true;
+            continue;
+        }
+        json_array_append_new(p->tasks, json_pack("{s:s, s:O, s:s}", "key", tkey, "doc", task,
+                                                  "skey", barge_json_str(e, "skey", "")));
+    }
+    if (json_array_size(unhealthy)) {
+        char ids[2048];
+        task_id_list(unhealthy, ids, sizeof(ids));
+        ecs_service_event(p->svc, "has stopped %zu running tasks: %s.",
+                          json_array_size(unhealthy), ids);
+    }
+    return 0;
+}
+
+/* The end of ECS's "closest matching container-instance ..." sentence for a
+ * placement failure reason. Caller frees. */
+static char *placement_message(const char *reason)
+{
+    if (strcmp(reason, "RESOURCE:CPU") == 0)
+        return barge_xstrdup("has insufficient CPU units available.");
+    if (strcmp(reason, "RESOURCE:MEMORY") == 0)
+        return barge_xstrdup("has insufficient memory available.");
+    if (strcmp(reason, "RESOURCE:PORTS") == 0)
+        return barge_xstrdup("is already using a port required by your task.");
+    return barge_xasprintf("encountered error \"%s\".", reason);
+}
+
+/* Adds an event unless the same message is the newest one and recent. */
+static void event_once(struct pass *p, const char *msg)
+{
+    json_t *last = json_array_get(barge_json_array(p->svc, "events"), 0);
+    _cleanup_free_ char *full = barge_xasprintf("(service %s) %s", p->sname, msg);
+    if (last && barge_streq(barge_json_str(last, "message", NULL), full) &&
+        p->now - json_number_value(json_object_get(last, "createdAt")) < 300)
+        return;
+    ecs_service_event(p->svc, "%s", msg);
+}
+
+static int start_tasks(struct pass *p, int count, const char *target_instance,
+                       json_t *started, struct barge_error **err)
+{
+    json_t *dep = primary(p->svc);
+    const char *td_arn = barge_json_str(dep, "taskDefinition", "");
+    json_t *td = td_for(p, td_arn, err);
+    if (!td)
+        return -1;
+    if (json_is_null(td)) {
+        event_once(p, "was unable to place a task because its task definition is gone.");
+        return 0;
+    }
+    _cleanup_free_ char *group = barge_xasprintf("service:%s", p->sname);
+    _cleanup_json_ json_t *params =
+        json_pack("{s:s, s:s}", "startedBy", barge_json_str(dep, "id", ""), "group", group);
+    if (target_instance)
+        json_object_set_new(params, "_targetInstance", json_string(target_instance));
+    const char *placement[] = {"placementStrategy", "placementConstraints"};
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(placement); i++) {
+        json_t *v = barge_json_array(p->svc, placement[i]);
+        if (json_array_size(v))
+            json_object_set(params, placement[i], v);
+    }
+    for (int k = 0; k < count; k++) {
+        json_t *task = NULL;
+        _cleanup_free_ char *reason = NULL;
+        struct barge_error *e = NULL;
+        int r = ecs_task_place_one(p->tx, p->srv, p->cluster, td, params, &task, &reason, &e);
+        if (r < 0 && e->code != BARGE_ERR_INVALID) {
+            *err = e;
+            return -1;
+        }
+        if (r <= 0) {
+            _cleanup_free_ char *tail = e ? NULL : placement_message(reason);
+            _cleanup_free_ char *msg =
+                e ? barge_xstrdup("was unable to place a task because no container instance is "
+                                  "registered in the cluster.")
+                  : barge_xasprintf("was unable to place a task because no container instance "
+                                    "met all of its requirements. The closest matching "
+                                    "container-instance %s",
+                                    tail);
+            barge_error_free(e);
+            event_once(p, msg);
+            break;
+        }
+        const char *id = barge_json_str(task, "_id", "");
+        _cleanup_free_ char *skey = barge_xasprintf("%s/%s/%s", p->cname, p->sname, id);
+        _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", p->cname, id);
+        _cleanup_json_ json_t *idx = json_pack("{s:s, s:s}", "task", tkey, "deployment",
+                                               barge_json_str(dep, "id", ""));
+        if (barge_store_put(p->tx, ECS_KIND_STASK, skey, idx, err) < 0) {
+            json_decref(task);
+            return -1;
+        }
+        json_array_append_new(started, task);
+        p->changed = true;
+    }
+    return 0;
+}
+
+static int stop_task_at(struct pass *p, json_t *entry, const char *reason, json_t *stopped,
+                        struct barge_error **err)
+{
+    json_t *task = json_object_get(entry, "doc");
+    ecs_task_request_stop(task, "ServiceSchedulerInitiated", reason);
+    if (barge_store_put(p->tx, ECS_KIND_TASK, barge_json_str(entry, "key", ""), task, err) < 0)
+        return -1;
+    json_array_append(stopped, task);
+    p->changed = true;
+    return 0;
+}
+
+static void report_started_stopped(struct pass *p, json_t *started, json_t *stopped)
+{
+    char ids[2048];
+    if (json_array_size(stopped)) {
+        task_id_list(stopped, ids, sizeof(ids));
+        ecs_service_event(p->svc, "has stopped %zu running tasks: %s.", json_array_size(stopped),
+                          ids);
+    }
+    if (json_array_size(started)) {
+        task_id_list(started, ids, sizeof(ids));
+        ecs_service_event(p->svc, "has started %zu tasks: %s.", json_array_size(started), ids);
+    }
+}
+
+static bool task_healthy(struct pass *p, const json_t *task, struct barge_error **err)
+{
+    if (!barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING"))
+        return false;
+    json_t *td = td_for(p, barge_json_str(task, "taskDefinitionArn", ""), err);
+    if (td && has_health_checks(td))
+        return barge_streq(barge_json_str(task, "healthStatus", NULL), "HEALTHY");
+    return true;
+}
+
+static bool instance_draining(struct pass *p, const json_t *task, struct barge_error **err)
+{
+    json_t *inst = instance_for(p, barge_json_str(task, "_instanceId", ""), err);
+    return inst && !json_is_null(inst) &&
+           !barge_streq(barge_json_str(inst, "status", NULL), "ACTIVE");
+}
+
+/* REPLICA services: plan with sched/deploy and apply. */
+static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
+{
+    json_t *dep = primary(p->svc);
+    json_t *dcfg = barge_json_object(p->svc, "deploymentConfiguration");
+    size_t n = json_array_size(p->tasks);
+    struct barge_deploy_task *dt = barge_xcalloc(n + 1, sizeof(*dt));
+    size_t i;
+    json_t *e;
+    json_array_foreach(p->tasks, i, e)
+    {
+        json_t *task = json_object_get(e, "doc");
+        int idx = deployment_index(p->svc, barge_json_str(task, "startedBy", ""));
+        dt[i].deployment = idx < 0 ? 1000 : idx;
+        dt[i].healthy = task_healthy(p, task, err);
+        dt[i].must_move = instance_draining(p, task, err);
+        json_t *started = json_object_get(task, "startedAt");
+        if (idx == 0 && dt[i].healthy && json_is_number(started) &&
+            p->now - json_number_value(started) >= config.task_stable_seconds &&
+            !barge_json_bool(dep, "_proven", false)) {
+            json_object_set_new(dep, "_proven", json_true());
+            json_object_set_new(dep, "failedTasks", json_integer(0));
+            json_object_set_new(p->svc, "_consecutiveFailures", json_integer(0));
+        }
+    }
+    bool frozen = barge_streq(barge_json_str(dep, "rolloutState", NULL), "FAILED");
+    /* Throttle: after failures in a row, wait longer before the next launch. */
+    json_int_t fails = barge_json_int(p->svc, "_consecutiveFailures", 0);
+    json_t *until = json_object_get(p->svc, "_throttleUntil");
+    if (fails >= 3 && (!json_is_number(until) || json_number_value(until) < p->now)) {
+        double delay = fmin(900, pow(2, (double)(fails - 3)));
+        json_object_set_new(p->svc, "_throttleUntil", json_real(p->now + delay));
+        if (fails == 6)
+            event_once(p, "is unable to consistently start tasks successfully.");
+    }
+    until = json_object_get(p->svc, "_throttleUntil");
+    bool throttled = json_is_number(until) && json_number_value(until) > p->now;
+
+    struct barge_deploy_input in = {
+        .desired = (int)barge_json_int(p->svc, "desiredCount", 0),
+        .minimum_healthy_percent = (int)barge_json_int(dcfg, "minimumHealthyPercent", 100),
+        .maximum_percent = (int)barge_json_int(dcfg, "maximumPercent", 200),
+        .primary_frozen = frozen || throttled,
+        .tasks = dt,
+        .n_tasks = n,
+    };
+    struct barge_deploy_plan plan;
+    barge_deploy_plan(&in, &plan);
+    _cleanup_json_ json_t *started = json_array(), *stopped = json_array();
+    _cleanup_free_ char *why =
+        barge_xasprintf("Scaling activity initiated by (deployment %s)", barge_json_str(dep, "id", ""));
+    int ret = 0;
+    for (size_t k = 0; k < plan.n_stop && ret == 0; k++) {
+        json_t *entry = json_array_get(p->tasks, plan.stop[k]);
+        ret = stop_task_at(p, entry, why, stopped, err);
+        json_object_set_new(entry, "stopped", json_true());
+    }
+    if (ret == 0 && plan.start > 0)
+        ret = start_tasks(p, plan.start, NULL, started, err);
+    if (ret == 0) {
+        report_started_stopped(p, started, stopped);
+        if (plan.stuck)
+            event_once(p, "was unable to stop or start tasks during a deployment because of the "
+                          "service deployment configuration. Update the minimumHealthyPercent "
+                          "or maximumPercent value and try again.");
+        json_array_foreach(started, i, e)
+        {
+            json_array_append_new(p->tasks, json_pack("{s:O}", "doc", e));
+        }
+        *steady = plan.steady && json_array_size(started) == 0;
+    }
+    free(plan.stop);
+    free(dt);
+    return ret;
+}
+
+struct inst_list {
+    json_t *docs;
+};
+
+static int collect_inst(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct inst_list *l = ud;
+    json_array_append(l->docs, doc);
+    return 0;
+}
+
+/* DAEMON services: one primary task on every ACTIVE connected instance. */
+static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
+{
+    json_t *dep = primary(p->svc);
+    _cleanup_json_ json_t *insts = json_array(), *started = json_array(), *stopped = json_array();
+    struct inst_list l = {insts};
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", p->cname);
+    if (barge_store_scan(p->tx, ECS_KIND_INSTANCE, prefix, NULL, false, 0, collect_inst, &l, err) <
+        0)
+        return -1;
+    _cleanup_free_ char *why =
+        barge_xasprintf("Scaling activity initiated by (deployment %s)", barge_json_str(dep, "id", ""));
+    bool draining_service = !barge_streq(barge_json_str(p->svc, "status", NULL), "ACTIVE");
+    int eligible = 0, healthy_primary = 0;
+    size_t i, j;
+    json_t *inst, *e;
+    /* Tasks on instances that are no longer ACTIVE, or of old deployments. */
+    json_array_foreach(p->tasks, j, e)
+    {
+        json_t *task = json_object_get(e, "doc");
+        int idx = deployment_index(p->svc, barge_json_str(task, "startedBy", ""));
+        if (draining_service || idx != 0 || instance_draining(p, task, err)) {
+            if (stop_task_at(p, e, why, stopped, err) < 0)
+                return -1;
+            json_object_set_new(e, "stopped", json_true());
+        }
+    }
+    bool frozen = barge_streq(barge_json_str(dep, "rolloutState", NULL), "FAILED");
+    json_array_foreach(insts, i, inst)
+    {
+        if (draining_service || !barge_streq(barge_json_str(inst, "status", NULL), "ACTIVE") ||
+            !ecs_instance_connected(inst))
+            continue;
+        eligible++;
+        const char *id = barge_json_str(inst, "_id", "");
+        bool has = false;
+        json_array_foreach(p->tasks, j, e)
+        {
+            json_t *task = json_object_get(e, "doc");
+            if (barge_streq(barge_json_str(task, "_instanceId", NULL), id) &&
+                !barge_json_bool(e, "stopped", false)) {
+                has = true;
+                if (task_healthy(p, task, err))
+                    healthy_primary++;
+            }
+        }
+        if (!has && !frozen && start_tasks(p, 1, id, started, err) < 0)
+            return -1;
+    }
+    json_object_set_new(p->svc, "desiredCount", json_integer(eligible));
+    json_object_set_new(dep, "desiredCount", json_integer(eligible));
+    report_started_stopped(p, started, stopped);
+    json_array_foreach(started, i, e)
+    {
+        json_array_append_new(p->tasks, json_pack("{s:O}", "doc", e));
+    }
+    *steady = json_array_size(started) == 0 && json_array_size(stopped) == 0 &&
+              healthy_primary == eligible;
+    return 0;
+}
+
+/* Updates deployment counts, drops drained deployments, completes or fails
+ * the rollout and rolls back when the circuit breaker says so. */
+static void update_deployments(struct pass *p, bool steady)
+{
+    json_t *deps = barge_json_array(p->svc, "deployments");
+    json_t *dep = primary(p->svc);
+    size_t i, j;
+    json_t *d, *e;
+    json_int_t total_running = 0, total_pending = 0;
+    json_array_foreach(deps, i, d)
+    {
+        json_int_t running = 0, pending = 0;
+        json_array_foreach(p->tasks, j, e)
+        {
+            json_t *task = json_object_get(e, "doc");
+            if (barge_json_bool(e, "stopped", false) ||
+                !barge_streq(barge_json_str(task, "startedBy", NULL), barge_json_str(d, "id", "")))
+                continue;
+            if (barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING"))
+                running++;
+            else
+                pending++;
+        }
+        if (running != barge_json_int(d, "runningCount", -1) ||
+            pending != barge_json_int(d, "pendingCount", -1)) {
+            json_object_set_new(d, "runningCount", json_integer(running));
+            json_object_set_new(d, "pendingCount", json_integer(pending));
+            json_object_set_new(d, "updatedAt", json_real(p->now));
+        }
+        total_running += running;
+        total_pending += pending;
+    }
+    json_object_set_new(p->svc, "runningCount", json_integer(total_running));
+    json_object_set_new(p->svc, "pendingCount", json_integer(total_pending));
+    /* Old deployments whose tasks are all gone disappear, as in ECS. */
+    for (i = json_array_size(deps); i > 1; i--) {
+        d = json_array_get(deps, i - 1);
+        if (barge_json_int(d, "runningCount", 0) + barge_json_int(d, "pendingCount", 0) == 0)
+            json_array_remove(deps, i - 1);
+    }
+    json_t *dcfg = barge_json_object(p->svc, "deploymentConfiguration");
+    json_t *cb = barge_json_object(dcfg, "deploymentCircuitBreaker");
+    int threshold = barge_deploy_failure_threshold((int)barge_json_int(p->svc, "desiredCount", 0));
+    if (in_progress(dep) && barge_json_bool(cb, "enable", false) &&
+        barge_json_int(dep, "failedTasks", 0) >= threshold) {
+        const char *id = barge_json_str(dep, "id", "");
+        json_object_set_new(dep, "rolloutState", json_string("FAILED"));
+        json_object_set_new(dep, "rolloutStateReason",
+                            json_string("ECS deployment circuit breaker: tasks failed to start."));
+        json_object_set_new(dep, "updatedAt", json_real(p->now));
+        ecs_service_event(p->svc, "(deployment %s) deployment failed: tasks failed to start.", id);
+        const char *last = barge_json_str(p->svc, "_lastCompletedTaskDefinition", NULL);
+        if (barge_json_bool(cb, "rollback", false) && last &&
+            !barge_streq(last, barge_json_str(dep, "taskDefinition", NULL))) {
+            _cleanup_free_ char *reason = barge_xasprintf(
+                "ECS deployment circuit breaker: rolling back to the last completed deployment "
+                "(task definition %s).",
+                last);
+            json_t *nd = ecs_deployment_new(p->svc, last, barge_json_int(p->svc, "desiredCount", 0),
+                                            reason);
+            ecs_service_event(p->svc, "(deployment %s) rolling back to %s.", id, last);
+            ecs_service_push_deployment(p->svc, nd);
+            json_object_set_new(p->svc, "_consecutiveFailures", json_integer(0));
+            json_object_del(p->svc, "_throttleUntil");
+            p->changed = true;
+            return;
+        }
+    }
+    bool was_steady = barge_json_bool(p->svc, "_steady", false);
+    steady = steady && json_array_size(deps) == 1;
+    if (steady && in_progress(dep)) {
+        const char *id = barge_json_str(dep, "id", "");
+        _cleanup_free_ char *reason = barge_xasprintf("ECS deployment %s completed.", id);
+        json_object_set_new(dep, "rolloutState", json_string("COMPLETED"));
+        json_object_set_new(dep, "rolloutStateReason", json_string(reason));
+        json_object_set_new(dep, "updatedAt", json_real(p->now));
+        json_object_set(p->svc, "_lastCompletedTaskDefinition", json_object_get(dep, "taskDefinition"));
+        ecs_service_event(p->svc, "(deployment %s) deployment completed.", id);
+    }
+    if (steady && !was_steady)
+        ecs_service_event(p->svc, "has reached a steady state.");
+    json_object_set_new(p->svc, "_steady", json_boolean(steady));
+}
+
+static int service_pass(struct barge_server *srv, const char *key, bool *changed,
+                        struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *svc = NULL, *cluster = NULL, *tasks = json_array(),
+                          *tds = json_object(), *insts = json_object();
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_SERVICE, key, &svc, err) < 0)
+        return -1;
+    if (!svc || barge_streq(barge_json_str(svc, "status", NULL), "INACTIVE"))
+        return 0;
+    const char *cname = barge_json_str(svc, "_cluster", "");
+    if (barge_store_get(tx, ECS_KIND_CLUSTER, cname, &cluster, err) < 0)
+        return -1;
+    if (!cluster)
+        return 0;
+    _cleanup_json_ json_t *before = json_deep_copy(svc);
+    struct pass p = {.srv = srv, .tx = tx, .svc = svc, .cluster = cluster, .cname = cname,
+                     .sname = barge_json_str(svc, "serviceName", ""), .tasks = tasks,
+                     .tds = tds, .insts = insts, .now = barge_now()};
+    if (gather_tasks(&p, err) < 0)
+        return -1;
+    bool steady = false;
+    bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
+    if ((daemon ? daemon_pass(&p, &steady, err) : replica_pass(&p, &steady, err)) < 0)
+        return -1;
+    update_deployments(&p, steady);
+    if (!barge_streq(barge_json_str(svc, "status", NULL), "ACTIVE") &&
+        barge_json_int(svc, "runningCount", 0) + barge_json_int(svc, "pendingCount", 0) == 0) {
+        json_object_set_new(svc, "status", json_string("INACTIVE"));
+        ecs_service_event(svc, "was deleted.");
+    }
+    if (json_equal(before, svc) && !p.changed)
+        return 0;
+    if (barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    *changed = *changed || p.changed;
+    return 0;
+}
+
+static int collect_service_key(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    if (!barge_streq(barge_json_str(doc, "status", NULL), "INACTIVE"))
+        json_array_append_new(ud, json_string(key));
+    return 0;
+}
+
+/* Instances whose agents have been silent past the grace period lose their
+ * tasks, so that services replace them elsewhere. */
+static int collect_lost(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    if (barge_streq(barge_json_str(doc, "status", NULL), "INACTIVE") || ecs_instance_connected(doc))
+        return 0;
+    json_t *seen = json_object_get(doc, "_lastSeen");
+    if (!json_is_number(seen) ||
+        barge_now() - json_number_value(seen) <
+            ecs_agent_timeout_seconds + config.host_grace_seconds)
+        return 0;
+    json_array_append_new(ud, json_pack("{s:s, s:s}", "id", barge_json_str(doc, "_id", ""),
+                                         "ec2", barge_json_str(doc, "ec2InstanceId", "")));
+    return 0;
+}
+
+static int lost_instances_pass(struct barge_server *srv, bool *changed, struct barge_error **err)
+{
+    _cleanup_json_ json_t *lost = json_array();
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_INSTANCE, "", NULL, false, 0, collect_lost, lost, err) < 0)
+        return -1;
+    size_t i;
+    json_t *l;
+    int n = 0;
+    json_array_foreach(lost, i, l)
+    {
+        _cleanup_free_ char *reason = barge_xasprintf(
+            "Host EC2 (instance %s) lost contact: its agent stopped responding",
+            barge_json_str(l, "ec2", ""));
+        int r = ecs_instance_orphan_tasks(tx, barge_json_str(l, "id", ""), reason, err);
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            barge_warn("container instance %s is unreachable; its %d task(s) were stopped",
+                       barge_json_str(l, "id", ""), r);
+        n += r;
+    }
+    if (n == 0)
+        return 0;
+    *changed = true;
+    return barge_store_commit(barge_steal(&tx), err);
+}
+
+void barge_control_step(struct barge_server *srv)
+{
+    _cleanup_error_ struct barge_error *err = NULL;
+    bool changed = false;
+    if (lost_instances_pass(srv, &changed, &err) < 0) {
+        barge_warn("checking container instances: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    _cleanup_json_ json_t *keys = json_array();
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(srv->store, false, &tx, &err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, collect_service_key, keys,
+                         &err) < 0) {
+        barge_warn("listing services: %s", err->message);
+        return;
+    }
+    barge_store_abort(barge_steal(&tx));
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        if (service_pass(srv, json_string_value(k), &changed, &err) < 0) {
+            barge_warn("scheduling service %s: %s", json_string_value(k), err->message);
+            barge_error_free(barge_steal(&err));
+        }
+    }
+    if (changed)
+        barge_server_notify(srv);
+}
+
+static pthread_t control_thread;
+static volatile bool control_running;
+static struct barge_server *control_srv;
+
+static void *control_main(void *ud)
+{
+    struct barge_server *srv = ud;
+    uint64_t gen = barge_server_generation(srv);
+    while (control_running) {
+        barge_control_step(srv);
+        gen = barge_server_wait(srv, gen, 1000);
+        /* Let a burst of reports settle before the next pass. */
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+int barge_control_start(struct barge_server *srv, const struct barge_control_config *cfg,
+                        struct barge_error **err)
+{
+    config = *cfg;
+    control_srv = srv;
+    control_running = true;
+    if (pthread_create(&control_thread, NULL, control_main, srv) != 0)
+        return barge_error_set_errno(err, BARGE_ERR_INTERNAL, "cannot start the control thread");
+    return 0;
+}
+
+void barge_control_stop(void)
+{
+    if (!control_running)
+        return;
+    control_running = false;
+    barge_server_notify(control_srv);
+    pthread_join(control_thread, NULL);
+}
