@@ -120,18 +120,26 @@ def register(ecs, image, family, script, cpu=None, memory="64"):
 
 
 def test_cpu_burner_service_utilization(barged, agent_factory, busybox):
-    """A task of group service:burner that burns one core against 1024
-    reserved CPU units shows about 100% CPUUtilization; an idle one next to it
-    shows about none."""
+    """A service whose task burns one core against 1024 reserved CPU units
+    shows about 100% CPUUtilization; an idle task group next to it shows
+    about none."""
     agent = agent_factory(extra_args=["--metrics-interval", "1",
                                       "--metrics-listen", "127.0.0.1:0"])
     ecs = barged.client("ecs")
     burner = register(ecs, busybox, "burner", BURNER, cpu="1024")
     idle = register(ecs, busybox, "idle", SLEEPER, cpu="512")
-    b = ecs.run_task(cluster="default", taskDefinition=burner,
-                     group="service:burner")["tasks"][0]["taskArn"]
+    ecs.create_service(cluster="default", serviceName="burner", taskDefinition=burner,
+                       desiredCount=1)
     i = ecs.run_task(cluster="default", taskDefinition=idle,
                      group="service:idle")["tasks"][0]["taskArn"]
+    deadline = time.time() + 60
+    b = None
+    while time.time() < deadline and not b:
+        arns = ecs.list_tasks(cluster="default", serviceName="burner",
+                              desiredStatus="RUNNING")["taskArns"]
+        b = arns[0] if arns else None
+        time.sleep(0.3)
+    assert b, "the service started no task"
     wait_task(ecs, "default", b, ("RUNNING",))
     wait_task(ecs, "default", i, ("RUNNING",))
 
@@ -178,8 +186,8 @@ def test_cpu_burner_service_utilization(barged, agent_factory, busybox):
     assert value(afams, "barge_agent_metric_reports_total", result="ok") >= 2
     parse_with_client(scrape(f"http://127.0.0.1:{agent_port(agent)}/metrics"))
 
-    for arn in (b, i):
-        ecs.stop_task(cluster="default", task=arn)
+    ecs.delete_service(cluster="default", service="burner", force=True)
+    ecs.stop_task(cluster="default", task=i)
     for arn in (b, i):
         wait_task(ecs, "default", arn)
 
