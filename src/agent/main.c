@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +58,8 @@ static void usage(FILE *f)
             "  --memory MIB            memory to offer (default: all but 256 MiB)\n"
             "  --runtime NAME          auto, crun or runc (default auto: the first that works)\n"
             "  --stop-timeout SECONDS  default container stop timeout (default 30)\n"
+            "  --capacity fargate      enrol the host in barged's Fargate capacity pool instead\n"
+            "                          of a cluster (it runs FARGATE tasks of every cluster)\n"
             "  --metrics-interval SECONDS\n"
             "                          how often to report container usage (default 20)\n"
             "  --metrics-listen HOST:PORT\n"
@@ -203,6 +206,8 @@ static int register_instance(struct barge_agent *a, struct barge_agent_client *c
         a->cfg.attributes, "reservedPorts", 22, 2375, 2376, 51678, 51679);
     if (a->cfg.availability_zone)
         json_object_set_new(body, "availabilityZone", json_string(a->cfg.availability_zone));
+    if (a->cfg.fargate)
+        json_object_set_new(body, "capacity", json_string("FARGATE"));
     _cleanup_free_ char *rt = barge_xasprintf("%s (barge-agent %s)",
                                               barge_runtime_name(a->rt), AGENT_VERSION);
     json_object_set_new(body, "runtime", json_string(rt));
@@ -238,6 +243,7 @@ int main(int argc, char **argv)
         {"memory", required_argument, NULL, 'm'},
         {"runtime", required_argument, NULL, 'R'},
         {"stop-timeout", required_argument, NULL, 't'},
+        {"capacity", required_argument, NULL, 'K'},
         {"metrics-interval", required_argument, NULL, 'I'},
         {"metrics-listen", required_argument, NULL, 'M'},
         {"log-level", required_argument, NULL, 'L'},
@@ -296,6 +302,13 @@ int main(int argc, char **argv)
             break;
         case 't':
             cfg->stop_timeout = atoi(optarg);
+            break;
+        case 'K':
+            if (strcasecmp(optarg, "fargate") != 0) {
+                fprintf(stderr, "barge-agent: --capacity takes 'fargate', not '%s'\n", optarg);
+                return 2;
+            }
+            cfg->fargate = true;
             break;
         case 'L':
             log_level = optarg;
@@ -380,11 +393,11 @@ int main(int argc, char **argv)
             return 2;
         }
         while (register_instance(&agent, client, &err) < 0) {
-            barge_warn("%s; retrying in 2s", err->message);
             if (err->code == BARGE_ERR_ACCESS_DENIED) {
                 fprintf(stderr, "barge-agent: %s\n", err->message);
                 return 1;
             }
+            barge_warn("%s; retrying in 2s", err->message);
             barge_error_free(barge_steal(&err));
             sleep(2);
             if (stop_signal)

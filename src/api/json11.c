@@ -14,11 +14,13 @@
 
 extern const struct barge_api_service barge_api_ecs;
 extern const struct barge_api_service barge_api_ecr;
+extern const struct barge_api_service barge_api_autoscaling;
 extern const struct barge_api_service barge_api_logs;
 
 static const struct barge_api_service *services[] = {
     &barge_api_ecs,
     &barge_api_ecr,
+    &barge_api_autoscaling,
     &barge_api_logs,
 };
 

@@ -1241,6 +1241,20 @@ int barge_logs_enforce_retention(struct barge_server *srv, struct barge_error **
 
 /* --- the agent channel's way in -------------------------------------------- */
 
+/* "<cluster>/<task id>", the store key of the task an ARN names
+ * ("arn:aws:ecs:...:task/<cluster>/<id>"): an agent of the Fargate pool runs
+ * tasks of every cluster, so its own cluster does not say. A bare id falls
+ * back to dflt_cluster. Caller frees. */
+static char *task_key(const char *arn, const char *dflt_cluster)
+{
+    const char *t = strstr(arn, ":task/");
+    const char *slash = t ? strchr(t + 6, '/') : NULL;
+    if (slash && slash[1])
+        return barge_xstrdup(t + 6);
+    const char *last = strrchr(arn, '/');
+    return barge_xasprintf("%s/%s", dflt_cluster, last ? last + 1 : arn);
+}
+
 /* The awslogs destination of a task's container: group, stream and whether
  * to create the group. Returns 0, or -1 with err (not found: the container
  * has no awslogs configuration). */
@@ -1298,8 +1312,7 @@ int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const ch
         (offsets && json_array_size(offsets) != json_array_size(events)))
         return barge_error_set(err, BARGE_ERR_INVALID,
                                "a log batch holds at most 10000 events, each with an offset");
-    const char *slash = strrchr(arn, '/');
-    _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", cluster, slash ? slash + 1 : arn);
+    _cleanup_free_ char *tkey = task_key(arn, cluster);
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *task = NULL, *gdoc = NULL, *sdoc = NULL;
     _cleanup_free_ char *group = NULL, *stream = NULL;

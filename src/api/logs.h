@@ -59,7 +59,9 @@ int barge_logs_token_decode(const char *token, struct barge_logs_position *out,
 /* Appends a container's output sent by its agent (POST /agent/logs) to the
  * group and stream its task definition's awslogs options name, creating the
  * stream (and the group when awslogs-create-group is "true"). The caller has
- * authenticated the agent of instance instance_id in cluster. in:
+ * authenticated the agent of instance instance_id in cluster (the task's own
+ * cluster comes from its ARN: a Fargate pool instance runs every cluster's
+ * tasks). in:
  *   {taskArn, container, events: [{timestamp, message}], source: {id, from,
  *    to, offsets: [end offset of each event]}, dropped}
  * The source positions make resends idempotent: the stream remembers how far

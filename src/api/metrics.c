@@ -243,6 +243,20 @@ static void record_locked(const char *cluster, const char *task_id, double agent
     t->last_seen = now;
 }
 
+/* "<cluster>/<task id>", the store key of the task an ARN names
+ * ("arn:aws:ecs:...:task/<cluster>/<id>"): an agent of the Fargate pool runs
+ * tasks of every cluster, so its own cluster does not say. A bare id falls
+ * back to dflt_cluster. Caller frees. */
+static char *task_key(const char *arn, const char *dflt_cluster)
+{
+    const char *t = strstr(arn, ":task/");
+    const char *slash = t ? strchr(t + 6, '/') : NULL;
+    if (slash && slash[1])
+        return barge_xstrdup(t + 6);
+    const char *last = strrchr(arn, '/');
+    return barge_xasprintf("%s/%s", dflt_cluster, last ? last + 1 : arn);
+}
+
 int barge_metrics_agent_report(struct barge_server *srv, const char *cluster,
                                const char *instance_id, const json_t *in, json_t **out,
                                struct barge_error **err)
@@ -260,27 +274,26 @@ int barge_metrics_agent_report(struct barge_server *srv, const char *cluster,
     json_t *task;
     json_array_foreach(tasks, i, task)
     {
-        const char *arn = barge_json_str(task, "taskArn", "");
-        const char *slash = strrchr(arn, '/');
-        const char *id = slash ? slash + 1 : arn;
-        _cleanup_free_ char *key = barge_xasprintf("%s/%s", cluster, id);
+        _cleanup_free_ char *key = task_key(barge_json_str(task, "taskArn", ""), cluster);
         _cleanup_json_ json_t *doc = NULL;
         if (barge_store_get(tx, ECS_KIND_TASK, key, &doc, err) < 0)
             return -1;
         if (!doc || !barge_streq(barge_json_str(doc, "_instanceId", NULL), instance_id))
             continue;
-        json_array_append_new(owned, json_pack("{s:s, s:O}", "id", id, "containers",
-                                               barge_json_array(task, "containers")
-                                                   ? barge_json_array(task, "containers")
-                                                   : json_array()));
+        json_t *ctrs = barge_json_array(task, "containers");
+        const char *slash = strchr(key, '/');
+        json_array_append_new(owned, json_pack("{s:s%, s:s, s:o}", "cluster", key,
+                                               (size_t)(slash - key), "id", slash + 1,
+                                               "containers",
+                                               ctrs ? json_incref(ctrs) : json_array()));
     }
     pthread_mutex_lock(&M.lock);
     M.reports++;
     forget_stale_locked(now);
     json_array_foreach(owned, i, task)
     {
-        record_locked(cluster, barge_json_str(task, "id", ""), agent_time, now,
-                      barge_json_array(task, "containers"));
+        record_locked(barge_json_str(task, "cluster", ""), barge_json_str(task, "id", ""),
+                      agent_time, now, barge_json_array(task, "containers"));
     }
     pthread_mutex_unlock(&M.lock);
     *out = json_pack("{s:I}", "accepted", (json_int_t)json_array_size(owned));
@@ -360,6 +373,21 @@ int barge_metrics_service_utilization(struct barge_server *srv, const char *clus
     *cpu_pct = pct(u.cpu_used, u.cpu_reserved);
     *mem_pct = pct(u.mem_used, u.mem_reserved);
     return u.measured;
+}
+
+double barge_metrics_autoscale_metric(struct barge_server *srv, const char *cluster,
+                                      const char *service, const char *metric,
+                                      int window_seconds)
+{
+    _cleanup_free_ char *group = barge_xasprintf("service:%s", service);
+    double cpu, mem;
+    if (barge_metrics_service_utilization(srv, cluster, group, window_seconds, &cpu, &mem) <= 0)
+        return -1;
+    if (barge_streq(metric, "ECSServiceAverageCPUUtilization"))
+        return cpu;
+    if (barge_streq(metric, "ECSServiceAverageMemoryUtilization"))
+        return mem;
+    return -1;
 }
 
 struct registered {

@@ -30,7 +30,8 @@ void barge_metrics_image_pull(double seconds);
 void barge_metrics_logs_ingested(int64_t events, int64_t dropped);
 
 /* Takes an agent's usage report (POST /agent/metrics) from instance
- * instance_id of cluster (already authenticated):
+ * instance_id (already authenticated; cluster is its own, the tasks' come
+ * from their ARNs, as a Fargate pool instance runs every cluster's):
  *   {tasks: [{taskArn, containers: [{name, cpuNs, memoryBytes,
  *             memoryLimitBytes}]}], time}
  * cpuNs is cumulative CPU time, memoryBytes the working set. Tasks that are not
@@ -50,6 +51,13 @@ int barge_metrics_agent_report(struct barge_server *srv, const char *cluster,
 int barge_metrics_service_utilization(struct barge_server *srv, const char *cluster,
                                       const char *group, int window_seconds, double *cpu_pct,
                                       double *mem_pct);
+
+/* The scaler's metric source (barge_autoscale_metric_fn): the service's
+ * ECSServiceAverageCPUUtilization or ECSServiceAverageMemoryUtilization, or
+ * -1 when unknown (no samples, or another metric). */
+double barge_metrics_autoscale_metric(struct barge_server *srv, const char *cluster,
+                                      const char *service, const char *metric,
+                                      int window_seconds);
 
 /* Appends the cluster's utilization and reservation to a DescribeClusters
  * statistics list ([{name, value}]): CPUUtilization and MemoryUtilization

@@ -20,6 +20,10 @@ enum {
     STMT_SCAN_DESC,
     STMT_COUNT,
     STMT_COUNTER,
+    STMT_BEGIN,
+    STMT_BEGIN_WRITE,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
     STMT_LOG_APPEND,
     STMT_LOG_BOUNDS,
     N_STMT
@@ -37,6 +41,11 @@ static const char *stmt_sql[N_STMT] = {
     [STMT_COUNT] = "SELECT count(*) FROM objects WHERE kind = ?1 AND key >= ?2 AND key < ?3",
     [STMT_COUNTER] = "INSERT INTO counters(name, value) VALUES (?1, 1) "
                      "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+    /* Prepared once: parsing them on every transaction showed in profiles. */
+    [STMT_BEGIN] = "BEGIN",
+    [STMT_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_LOG_APPEND] = "INSERT INTO log_events(grp, stream, ts, ingest, msg) "
                         "VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_LOG_BOUNDS] = "SELECT (SELECT min(ts) FROM log_events WHERE stream = ?1), "
@@ -213,6 +222,15 @@ void barge_store_close(struct barge_store *st)
     free(st);
 }
 
+/* Runs a statement without results (the transaction verbs). */
+static int run_stmt(struct conn *c, int which)
+{
+    sqlite3_stmt *s = c->stmts[which];
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static struct conn *pool_take(struct barge_store *st, struct barge_error **err)
 {
     pthread_mutex_lock(&st->pool_lock);
@@ -242,7 +260,7 @@ int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
         return -1;
     if (write)
         pthread_mutex_lock(&st->write_lock);
-    if (sqlite3_exec(c->db, write ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+    if (run_stmt(c, write ? STMT_BEGIN_WRITE : STMT_BEGIN) != SQLITE_OK) {
         db_error(err, c->db, "begin");
         if (write)
             pthread_mutex_unlock(&st->write_lock);
@@ -268,9 +286,9 @@ static void tx_end(struct barge_tx *tx)
 int barge_store_commit(struct barge_tx *tx, struct barge_error **err)
 {
     int ret = 0;
-    if (sqlite3_exec(tx->c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (run_stmt(tx->c, STMT_COMMIT) != SQLITE_OK) {
         ret = db_error(err, tx->c->db, "commit");
-        sqlite3_exec(tx->c->db, "ROLLBACK", NULL, NULL, NULL);
+        run_stmt(tx->c, STMT_ROLLBACK);
     }
     tx_end(tx);
     return ret;
@@ -280,7 +298,7 @@ void barge_store_abort(struct barge_tx *tx)
 {
     if (!tx)
         return;
-    sqlite3_exec(tx->c->db, "ROLLBACK", NULL, NULL, NULL);
+    run_stmt(tx->c, STMT_ROLLBACK);
     tx_end(tx);
 }
 
