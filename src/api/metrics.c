@@ -283,8 +283,7 @@ int barge_metrics_agent_report(struct barge_server *srv, const char *cluster,
         json_t *ctrs = barge_json_array(task, "containers");
         const char *slash = strchr(key, '/');
         json_array_append_new(owned, json_pack("{s:s%, s:s, s:o}", "cluster", key,
-                                               (size_t)(slash - key), "id", slash + 1,
-                                               "containers",
+                                               (size_t)(slash - key), "id", slash + 1, "containers",
                                                ctrs ? json_incref(ctrs) : json_array()));
     }
     pthread_mutex_lock(&M.lock);
@@ -376,8 +375,7 @@ int barge_metrics_service_utilization(struct barge_server *srv, const char *clus
 }
 
 double barge_metrics_autoscale_metric(struct barge_server *srv, const char *cluster,
-                                      const char *service, const char *metric,
-                                      int window_seconds)
+                                      const char *service, const char *metric, int window_seconds)
 {
     _cleanup_free_ char *group = barge_xasprintf("service:%s", service);
     double cpu, mem;
