@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "image/image.h"
+#include "net/net.h"
 #include "runtime/runtime.h"
 
 struct barge_agent_config {
@@ -25,6 +26,11 @@ struct barge_agent_config {
     const char *runtime;           /* NULL/"auto", "crun", "runc" */
     int stop_timeout;              /* seconds; default for containers without stopTimeout */
     bool fargate;                  /* enrolled in the Fargate capacity pool */
+    /* Networking (network.c). */
+    const char *bridge;          /* bridge device and CNI network; NULL: barge0 */
+    const char *bridge_subnet;   /* NULL: the bridge's, or a free private range */
+    const char *host_port_range; /* dynamic host ports "lo-hi"; NULL: ip_local_port_range */
+    int metadata_port;           /* task metadata endpoint; 0: 51679 */
     int metrics_interval_ms;       /* usage reports to barged (stats.c) */
     const char *metrics_listen;    /* NULL: no /metrics listener */
 };
@@ -59,6 +65,9 @@ json_t *barge_engine_known(struct barge_engine *e);
 void barge_engine_adopt(struct barge_engine *e, const json_t *tasks);
 /* True when no task is left (every runner finished). */
 bool barge_engine_idle(struct barge_engine *e);
+/* The metadata endpoint's snapshot of the task owning a container's token
+ * (see metadata.h); new reference, NULL when the token is unknown. */
+json_t *barge_engine_metadata(struct barge_engine *e, const char *token);
 /* Stops accepting work and waits for runners to pause (containers keep
  * running). */
 void barge_engine_shutdown(struct barge_engine *e);
@@ -75,9 +84,30 @@ struct barge_agent {
     pthread_mutex_t lock; /* guards the checkpoint */
     json_t *state;        /* {containerInstanceArn, token, tasks: {arn: {...}}} */
     json_t *registry_auth; /* the last /agent/registry-auth answer; guarded by lock */
+    /* Networking, volumes and the metadata endpoint (network.c). */
+    struct barge_net_config net;
+    char *volumes_dir;                      /* <data_dir>/volumes */
+    struct barge_metadata_server *metadata; /* NULL when it could not start */
+    char *metadata_bridge_url;              /* "http://10.213.0.1:51679" */
+    char *metadata_host_url;                /* "http://127.0.0.1:51679" */
     struct barge_logship *logship; /* the awslogs driver (logship.h) */
     struct barge_stats *stats;     /* usage reports and /metrics (stats.h) */
 };
+
+/* network.c: the bridge network, host ports, task volumes and the metadata
+ * endpoint. Init picks the subnet and port range and removes what tasks
+ * unknown to the checkpoint left behind (networks, volumes); it runs before
+ * adoption. */
+int barge_agent_network_init(struct barge_agent *a, struct barge_error **err);
+/* Starts the metadata endpoint (needs the engine). A failure is logged:
+ * tasks then run without ECS_CONTAINER_METADATA_URI_V4. */
+void barge_agent_metadata_start(struct barge_agent *a);
+/* Removes every task network recorded in the data directory (for a host
+ * whose containers are gone: --clean-network). */
+int barge_agent_network_clean(struct barge_agent *a, struct barge_error **err);
+void barge_agent_network_release(struct barge_agent *a);
+/* The host ports the agent never hands out (ECS_RESERVED_PORTS). */
+extern const uint16_t barge_agent_reserved_ports[5];
 
 /* Records a task's agent-side state in the checkpoint (value borrowed and
  * copied; NULL removes the task) and writes it to disk. */

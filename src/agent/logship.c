@@ -52,6 +52,7 @@ struct source {
     struct barge_logparse_assembler *asm_;
 
     uint64_t inode;
+    uint64_t generation; /* bumped when the file is cut short or replaced */
     uint64_t acked, read_pos;
     struct barge_logparse_events queue;
     int64_t last_data_ms;
@@ -196,10 +197,11 @@ static void save_locked(struct barge_logship *ls)
         if (s->done)
             continue;
         json_object_set_new(srcs, s->key,
-                            json_pack("{s:s, s:s, s:s, s:O, s:I, s:I, s:b, s:I}", "taskArn",
+                            json_pack("{s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:b, s:I}", "taskArn",
                                       s->task_arn, "container", s->container, "path", s->path,
                                       "options", s->options, "acked", (json_int_t)s->acked, "inode",
-                                      (json_int_t)s->inode, "finishing", s->finishing, "dropped",
+                                      (json_int_t)s->inode, "generation", (json_int_t)s->generation,
+                                      "finishing", s->finishing, "dropped",
                                       (json_int_t)s->dropped));
     }
     json_t *doc = json_pack("{s:o}", "sources", srcs);
@@ -234,6 +236,7 @@ static void load(struct barge_logship *ls)
         }
         s->acked = s->read_pos = (uint64_t)barge_json_int(v, "acked", 0);
         s->inode = (uint64_t)barge_json_int(v, "inode", 0);
+        s->generation = (uint64_t)barge_json_int(v, "generation", 0);
         s->dropped = (uint64_t)barge_json_int(v, "dropped", 0);
         /* A task the agent no longer runs ended while we were away. */
         s->finishing =
@@ -295,12 +298,15 @@ static bool read_more(struct barge_logship *ls, struct source *s, int64_t now)
         return false;
     if ((uint64_t)st.st_ino != s->inode || (uint64_t)st.st_size < s->read_pos) {
         /* A new file (or one cut short) starts over; its offsets mean
-         * something else, which the new inode tells barged. */
+         * something else, which a new source id (inode and generation) tells
+         * barged, or it would skip the new lines as ones it has. */
         if (s->inode)
             barge_info("log of %s was replaced; reading it from the start", s->key);
         barge_logparse_assembler_reset(s->asm_);
         barge_logparse_events_clear(&s->queue);
         pthread_mutex_lock(&ls->lock);
+        if (s->inode)
+            s->generation++;
         s->inode = (uint64_t)st.st_ino;
         s->acked = s->read_pos = 0;
         ls->dirty = true;
@@ -371,8 +377,9 @@ static bool send_batch(struct barge_logship *ls, struct source *s,
         bytes += e->len + EVENT_OVERHEAD;
         n++;
     }
-    char inode[32];
-    snprintf(inode, sizeof(inode), "%llu", (unsigned long long)s->inode);
+    char inode[48];
+    snprintf(inode, sizeof(inode), "%llu.%llu", (unsigned long long)s->inode,
+             (unsigned long long)s->generation);
     pthread_mutex_lock(&ls->lock);
     uint64_t dropped = s->dropped_unreported;
     pthread_mutex_unlock(&ls->lock);

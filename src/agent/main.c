@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/metadata.h"
 #include "agent/logship.h"
 #include "agent/stats.h"
 #include "common/json.h"
@@ -60,6 +61,17 @@ static void usage(FILE *f)
             "  --stop-timeout SECONDS  default container stop timeout (default 30)\n"
             "  --capacity fargate      enrol the host in barged's Fargate capacity pool instead\n"
             "                          of a cluster (it runs FARGATE tasks of every cluster)\n"
+            "  --bridge NAME           bridge for bridge and awsvpc tasks (default barge0)\n"
+            "  --bridge-subnet CIDR    its IPv4 subnet (default: the bridge's, else the\n"
+            "                          first of 10.213.0.0/16, 172.29.0.0/16,\n"
+            "                          192.168.213.0/24 that no route of the host overlaps)\n"
+            "  --host-ports LOW-HIGH   range of dynamic host ports (default\n"
+            "                          /proc/sys/net/ipv4/ip_local_port_range)\n"
+            "  --metadata-port PORT    task metadata endpoint port (default 51679, or a\n"
+            "                          free one when that is taken)\n"
+            "  --clean-network         remove every task network recorded in the data\n"
+            "                          directory (after the host's containers are gone)\n"
+            "                          and exit\n"
             "  --metrics-interval SECONDS\n"
             "                          how often to report container usage (default 20)\n"
             "  --metrics-listen HOST:PORT\n"
@@ -245,8 +257,13 @@ int main(int argc, char **argv)
         {"stop-timeout", required_argument, NULL, 't'},
         {"capacity", required_argument, NULL, 'K'},
         {"metrics-interval", required_argument, NULL, 'I'},
-        {"metrics-listen", required_argument, NULL, 'M'},
+        {"metrics-listen", required_argument, NULL, 'Q'},
         {"log-level", required_argument, NULL, 'L'},
+        {"bridge", required_argument, NULL, 'B'},
+        {"bridge-subnet", required_argument, NULL, 'S'},
+        {"host-ports", required_argument, NULL, 'P'},
+        {"metadata-port", required_argument, NULL, 'M'},
+        {"clean-network", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -259,6 +276,7 @@ int main(int argc, char **argv)
     cfg->metrics_interval_ms = 20000;
     cfg->attributes = json_array();
     const char *creds_file = NULL, *log_level = "info";
+    bool clean_network = false;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -313,6 +331,21 @@ int main(int argc, char **argv)
         case 'L':
             log_level = optarg;
             break;
+        case 'B':
+            cfg->bridge = optarg;
+            break;
+        case 'S':
+            cfg->bridge_subnet = optarg;
+            break;
+        case 'P':
+            cfg->host_port_range = optarg;
+            break;
+        case 'M':
+            cfg->metadata_port = atoi(optarg);
+            break;
+        case 'N':
+            clean_network = true;
+            break;
         case 'I': {
             char *end;
             double secs = strtod(optarg, &end);
@@ -323,7 +356,7 @@ int main(int argc, char **argv)
             cfg->metrics_interval_ms = (int)(secs * 1000);
             break;
         }
-        case 'M':
+        case 'Q':
             cfg->metrics_listen = optarg;
             break;
         case 'h':
@@ -378,6 +411,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "barge-agent: %s\n", err->message);
         return 1;
     }
+    if (barge_agent_network_init(&agent, &err) < 0 ||
+        (clean_network && barge_agent_network_clean(&agent, &err) < 0)) {
+        fprintf(stderr, "barge-agent: %s\n", err->message);
+        return 1;
+    }
+    if (clean_network)
+        return 0;
     struct barge_agent_client *client = barge_agent_client_new(cfg->server);
     const char *saved_token = barge_json_str(agent.state, "token", NULL);
     if (saved_token && barge_streq(barge_json_str(agent.state, "server", NULL), cfg->server)) {
@@ -415,6 +455,7 @@ int main(int argc, char **argv)
         printf("barge-agent metrics on port %d\n", barge_stats_port(agent.stats));
     }
     agent.engine = barge_engine_new(&agent);
+    barge_agent_metadata_start(&agent);
     barge_engine_adopt(agent.engine, json_object_get(agent.state, "tasks"));
     printf("barge-agent ready as %s\n", agent.instance_arn);
     fflush(stdout);
@@ -448,8 +489,11 @@ int main(int argc, char **argv)
     }
     barge_info("stopping; containers keep running and will be adopted on restart");
     barge_stats_stop(agent.stats);
+    barge_metadata_server_stop(agent.metadata); /* before the engine it asks */
+    agent.metadata = NULL;
     barge_engine_free(agent.engine);
     barge_logship_free(agent.logship);
+    barge_agent_network_release(&agent);
     barge_agent_client_free(client);
     barge_runtime_free(agent.rt);
     json_decref(agent.state);

@@ -394,6 +394,37 @@ static int check_overrides(const json_t *td, const json_t *overrides, struct bar
     return 0;
 }
 
+/* awsvpc tasks need networkConfiguration (as on ECS); barge has no VPC, so
+ * the subnet is only recorded in the task's ENI attachment. */
+static int check_network_configuration(const json_t *td, const json_t *in, struct barge_error **err)
+{
+    if (!barge_streq(barge_json_str(td, "networkMode", NULL), "awsvpc"))
+        return 0;
+    json_t *vpc =
+        barge_json_object(barge_json_object(in, "networkConfiguration"), "awsvpcConfiguration");
+    if (!vpc)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Network Configuration must be provided when networkMode "
+                                    "'awsvpc' is specified.");
+    if (json_array_size(barge_json_array(vpc, "subnets")) == 0)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "subnets can not be empty.");
+    return 0;
+}
+
+/* The ENI attachment of an awsvpc task, as ECS shows it before the agent
+ * has wired the network; the agent reports it ATTACHED with its address. */
+static json_t *eni_attachment(const json_t *in)
+{
+    json_t *vpc =
+        barge_json_object(barge_json_object(in, "networkConfiguration"), "awsvpcConfiguration");
+    char id[37];
+    barge_id_uuid(id);
+    return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s?}]}", "id", id, "type", "ElasticNetworkInterface",
+                     "status", "PRECREATED", "details", "name", "subnetId", "value",
+                     json_string_value(json_array_get(barge_json_array(vpc, "subnets"), 0)));
+}
+
 /* Builds and stores a new task for td on instance (a stored instance doc). */
 static int create_task(struct barge_server *srv, struct barge_tx *tx, const json_t *in,
                        const json_t *cluster, const json_t *td, const json_t *instance,
@@ -430,6 +461,8 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
         "_family", family);
     if (az)
         json_object_set_new(task, "availabilityZone", json_string(az));
+    if (barge_streq(barge_json_str(td, "networkMode", NULL), "awsvpc"))
+        json_array_append_new(json_object_get(task, "attachments"), eni_attachment(in));
     const char *started_by = barge_json_str(in, "startedBy", NULL);
     if (started_by)
         json_object_set_new(task, "startedBy", json_string(started_by));
@@ -763,7 +796,8 @@ static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct 
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
         load_runnable_td(tx, ctx->srv, barge_json_str(in, "taskDefinition", ""), &td, err) < 0 ||
-        check_overrides(td, barge_json_object(in, "overrides"), err) < 0)
+        check_overrides(td, barge_json_object(in, "overrides"), err) < 0 ||
+        check_network_configuration(td, in, err) < 0)
         return -1;
     _cleanup_json_ json_t *placed = json_array(), *tasks = json_array(),
                           *failures = json_array(), *counts = json_object();
@@ -812,7 +846,8 @@ static int start_task(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
         load_runnable_td(tx, ctx->srv, barge_json_str(in, "taskDefinition", ""), &td, err) < 0 ||
-        check_overrides(td, barge_json_object(in, "overrides"), err) < 0)
+        check_overrides(td, barge_json_object(in, "overrides"), err) < 0 ||
+        check_network_configuration(td, in, err) < 0)
         return -1;
     containers = apply_overrides(td, barge_json_object(in, "overrides"));
     struct barge_sched_request req;
@@ -1084,6 +1119,54 @@ static int list_tasks(struct barge_api_ctx *ctx, json_t *in, json_t **out, struc
 
 /* --- what agents report ------------------------------------------------ */
 
+/* Host ports the agent bound (dynamic ones included) count as taken on the
+ * instance until the task stops, so that placement never puts a fixed port
+ * where a dynamic one already is. */
+static int reserve_bound_ports(struct barge_tx *tx, const json_t *task, const json_t *rep,
+                               struct barge_error **err)
+{
+    const char *inst = barge_json_str(task, "_instanceId", NULL);
+    if (!inst)
+        return 0;
+    _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", inst, barge_json_str(task, "_id", ""));
+    _cleanup_json_ json_t *idx = NULL;
+    bool changed = false;
+    size_t i, j;
+    json_t *c, *b;
+    json_array_foreach(barge_json_array(rep, "containers"), i, c)
+    {
+        json_array_foreach(barge_json_array(c, "networkBindings"), j, b)
+        {
+            json_int_t port = barge_json_int(b, "hostPort", 0);
+            if (port <= 0)
+                continue;
+            if (!idx && barge_store_get(tx, ECS_KIND_ITASK, ikey, &idx, err) < 0)
+                return -1;
+            if (!idx)
+                return 0;
+            json_t *res = barge_json_object(idx, "reserved");
+            json_t *ports = barge_json_array(res, "ports");
+            if (!ports) {
+                if (!res)
+                    json_object_set_new(idx, "reserved", res = json_object());
+                json_object_set_new(res, "ports", ports = json_array());
+            }
+            bool have = false;
+            size_t k;
+            json_t *p;
+            json_array_foreach(ports, k, p)
+            {
+                have = have || json_integer_value(p) == port;
+            }
+            if (!have) {
+                json_array_append_new(ports, json_integer(port));
+                changed = true;
+            }
+        }
+    }
+    return changed ? barge_store_put(tx, ECS_KIND_ITASK, ikey, idx, err) : 0;
+}
+
 int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
                           struct barge_error **err)
 {
@@ -1110,8 +1193,9 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
                                  barge_json_str(rc, "name", ""));
         if (!c)
             continue;
-        const char *fields[] = {"lastStatus", "exitCode", "reason", "runtimeId", "imageDigest",
-                                "networkBindings", "healthStatus", "networkInterfaces"};
+        const char *fields[] = {"lastStatus",   "exitCode",          "reason",
+                                "runtimeId",    "imageDigest",       "networkBindings",
+                                "healthStatus", "networkInterfaces", "restartCount"};
         for (size_t k = 0; k < BARGE_ARRAY_SIZE(fields); k++) {
             json_t *v = json_object_get(rc, fields[k]);
             if (v)
@@ -1121,6 +1205,11 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
     json_t *health = json_object_get(rep, "healthStatus");
     if (json_is_string(health))
         json_object_set(task, "healthStatus", health);
+    json_t *attachments = json_object_get(rep, "attachments");
+    if (json_is_array(attachments))
+        json_object_set(task, "attachments", attachments);
+    if (reserve_bound_ports(tx, task, rep, err) < 0)
+        return -1;
     if (next > cur) {
         json_object_set_new(task, "lastStatus", json_string(status));
         if (next >= lifecycle_index("RUNNING") && !json_object_get(task, "startedAt") &&

@@ -261,6 +261,10 @@ class Agent:
 
     def close(self):
         self.kill(signal.SIGKILL)
+        # Task networks first (CNI DEL needs their namespaces), then the
+        # containers and mounts.
+        subprocess.run([binary("barge-agent"), "--data-dir", self.data_dir, "--clean-network",
+                        *self.extra_args], capture_output=True, timeout=120)
         cleanup_runtime(self.data_dir)
         check_sanitizer_log(self.log_path)
 
@@ -313,6 +317,16 @@ def agent_factory(barged, tmp_path):
 @pytest.fixture
 def agent(agent_factory):
     return agent_factory()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def network_scaffolding():
+    """Task networks share a bridge and portmap's NAT chains, which outlive
+    tasks (like Docker's docker0); what the session added goes at its end."""
+    from nethelpers import Scaffolding
+    s = Scaffolding()
+    yield
+    s.restore()
 
 
 @pytest.fixture(scope="session")
