@@ -149,12 +149,13 @@ def test_cpu_burner_service_utilization(barged, agent_factory, busybox):
         fams = parse_strict(scrape(barged.endpoint + "/metrics"))
         cpu = value(fams, "barge_group_cpu_utilization_percent", cluster="default",
                     group="service:burner")
-        if cpu is not None and cpu > 50:
+        if cpu is not None and cpu > 70:
             break
         time.sleep(1)
     # One busy core is 1024 units: 100% of what the task reserved. The
-    # machine is shared, so only "about".
-    assert cpu is not None and 50 < cpu < 150, cpu
+    # machine is shared with other work (and sanitizer builds are slow), so
+    # only "clearly busy, and not more than a core".
+    assert cpu is not None and 25 < cpu < 150, cpu
     idle_cpu = value(fams, "barge_group_cpu_utilization_percent", cluster="default",
                      group="service:idle")
     assert idle_cpu is not None and idle_cpu < 20, idle_cpu
