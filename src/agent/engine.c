@@ -19,6 +19,7 @@
 #include "agent/agent.h"
 #include "agent/deps.h"
 #include "agent/health.h"
+#include "agent/logship.h"
 #include "agent/volumes.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -447,7 +448,12 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
     };
     struct strv hosts = {0}, dns = {0}, search = {0};
     net_spec(r, cdef, &spec, &hosts, &dns, &search);
-    int ret = barge_runtime_create(a->rt, &spec, err);
+    /* The awslogs driver checks its destination before the container starts,
+     * as ECS does; conmon writes the log file the shipper tails. */
+    int ret = barge_logship_open(a->logship, r->arn, c->name, log_path,
+                                 barge_json_object(cdef, "logConfiguration"), err);
+    if (ret == 0)
+        ret = barge_runtime_create(a->rt, &spec, err);
     if (ret == 0) {
         c->created = true;
         json_decref(c->volumes);
@@ -606,6 +612,9 @@ static void cleanup(struct runner *r)
     _cleanup_free_ char *cg = barge_xasprintf("/barge/task-%s", r->task_id);
     _cleanup_error_ struct barge_error *err = NULL;
     barge_runtime_cgroup_remove(r->e->agent->rt, cg, &err);
+    /* Before the task leaves the checkpoint: a restart in between must still
+     * know to ship the rest of its output. */
+    barge_logship_finish(r->e->agent->logship, r->arn);
     barge_agent_checkpoint_task(r->e->agent, r->arn, NULL);
 }
 

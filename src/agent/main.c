@@ -18,6 +18,8 @@
 
 #include "agent/agent.h"
 #include "agent/metadata.h"
+#include "agent/logship.h"
+#include "agent/stats.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -70,6 +72,10 @@ static void usage(FILE *f)
             "  --clean-network         remove every task network recorded in the data\n"
             "                          directory (after the host's containers are gone)\n"
             "                          and exit\n"
+            "  --metrics-interval SECONDS\n"
+            "                          how often to report container usage (default 20)\n"
+            "  --metrics-listen HOST:PORT\n"
+            "                          serve Prometheus /metrics there (port 0 picks one)\n"
             "  --log-level LEVEL       debug, info, warn or error (default info)\n"
             "  -h, --help              show this help\n");
 }
@@ -250,6 +256,8 @@ int main(int argc, char **argv)
         {"runtime", required_argument, NULL, 'R'},
         {"stop-timeout", required_argument, NULL, 't'},
         {"capacity", required_argument, NULL, 'K'},
+        {"metrics-interval", required_argument, NULL, 'I'},
+        {"metrics-listen", required_argument, NULL, 'Q'},
         {"log-level", required_argument, NULL, 'L'},
         {"bridge", required_argument, NULL, 'B'},
         {"bridge-subnet", required_argument, NULL, 'S'},
@@ -265,6 +273,7 @@ int main(int argc, char **argv)
     cfg->data_dir = "/var/lib/barge-agent";
     cfg->region = "us-east-1";
     cfg->stop_timeout = 30;
+    cfg->metrics_interval_ms = 20000;
     cfg->attributes = json_array();
     const char *creds_file = NULL, *log_level = "info";
     bool clean_network = false;
@@ -336,6 +345,19 @@ int main(int argc, char **argv)
             break;
         case 'N':
             clean_network = true;
+            break;
+        case 'I': {
+            char *end;
+            double secs = strtod(optarg, &end);
+            if (*end || !(secs >= 0.1 && secs <= 3600)) {
+                fprintf(stderr, "barge-agent: --metrics-interval wants 0.1 to 3600 seconds\n");
+                return 2;
+            }
+            cfg->metrics_interval_ms = (int)(secs * 1000);
+            break;
+        }
+        case 'Q':
+            cfg->metrics_listen = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -429,6 +451,16 @@ int main(int argc, char **argv)
                 return 1;
         }
     }
+    agent.logship = barge_logship_new(&agent);
+    if (barge_stats_start(&agent, cfg->metrics_interval_ms, cfg->metrics_listen, &agent.stats,
+                          &err) < 0) {
+        fprintf(stderr, "barge-agent: %s\n", err->message);
+        return 1;
+    }
+    if (cfg->metrics_listen) {
+        barge_info("serving /metrics on port %d", barge_stats_port(agent.stats));
+        printf("barge-agent metrics on port %d\n", barge_stats_port(agent.stats));
+    }
     agent.engine = barge_engine_new(&agent);
     barge_agent_metadata_start(&agent);
     barge_engine_adopt(agent.engine, json_object_get(agent.state, "tasks"));
@@ -463,9 +495,11 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     barge_info("stopping; containers keep running and will be adopted on restart");
+    barge_stats_stop(agent.stats);
     barge_metadata_server_stop(agent.metadata); /* before the engine it asks */
     agent.metadata = NULL;
     barge_engine_free(agent.engine);
+    barge_logship_free(agent.logship);
     barge_agent_network_release(&agent);
     barge_agent_client_free(client);
     barge_runtime_free(agent.rt);

@@ -9,6 +9,10 @@
  *                         Each poll is also the instance's heartbeat.
  *   POST /agent/state     Bearer token: a task state change (the shape of
  *                         SubmitTaskStateChange, plus stopCode/stoppedReason).
+ *   POST /agent/logs      Bearer token: a batch of a container's output for
+ *                         its awslogs stream (logs.c).
+ *   POST /agent/metrics   Bearer token: containers' CPU and memory usage
+ *                         (metrics.c).
  * Tokens are "<cluster>/<instance id>/<secret>"; only the secret's SHA-256 is
  * stored. */
 #include <openssl/crypto.h>
@@ -17,6 +21,8 @@
 
 #include "api/api.h"
 #include "api/ecs.h"
+#include "api/logs.h"
+#include "api/metrics.h"
 #include "api/server.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -55,9 +61,12 @@ static void reply_error(struct barge_http_resp *resp, const struct barge_error *
     default:
         break;
     }
-    reply(resp, status,
-          json_pack("{s:s, s:s}", "error", barge_errcode_name(err->code), "message",
-                    err->message));
+    json_t *body = json_pack("{s:s, s:s}", "error", barge_errcode_name(err->code), "message",
+                             err->message);
+    /* The AWS error type, when there is one, lets the agent tell a missing
+     * log group from a task barged no longer knows. */
+    barge_json_set_str(body, "type", err->type);
+    reply(resp, status, body);
 }
 
 static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
@@ -304,6 +313,7 @@ static int submit_state(struct barge_http_req *req, json_t *in, json_t **out,
     if (!barge_streq(barge_json_str(task, "_instanceId", NULL), id))
         return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
                                "task '%s' does not belong to this instance", arn);
+    bool pulled = !json_object_get(task, "pullStoppedAt");
     if (ecs_task_apply_report(tx, task, in, err) < 0 ||
         barge_store_put(tx, ECS_KIND_TASK, tkey, task, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
@@ -311,6 +321,10 @@ static int submit_state(struct barge_http_req *req, json_t *in, json_t **out,
     barge_debug("task %s is %s (desired %s)", arn, barge_json_str(task, "lastStatus", ""),
                 barge_json_str(task, "desiredStatus", ""));
     barge_server_notify(srv);
+    json_t *p0 = json_object_get(task, "pullStartedAt");
+    json_t *p1 = json_object_get(task, "pullStoppedAt");
+    if (pulled && json_is_number(p0) && json_is_number(p1))
+        barge_metrics_image_pull(json_number_value(p1) - json_number_value(p0));
     *out = json_pack("{s:I}", "version", barge_json_int(task, "version", 0));
     return 0;
 }
@@ -340,6 +354,22 @@ static int registry_auth(struct barge_http_req *req, json_t *in, json_t **out,
     return 0;
 }
 
+/* /agent/logs and /agent/metrics: authenticated here, served by logs.c and
+ * metrics.c with the instance's cluster and id. */
+static int agent_forward(struct barge_http_req *req, json_t *in, json_t **out,
+                         int (*fn)(struct barge_server *srv, const char *cluster,
+                                   const char *instance_id, const json_t *in, json_t **out,
+                                   struct barge_error **err),
+                         struct barge_error **err)
+{
+    _cleanup_free_ char *key = authenticate_agent(req, err);
+    if (!key)
+        return -1;
+    const char *id = strrchr(key, '/') + 1;
+    _cleanup_free_ char *cluster = barge_xstrndup(key, (size_t)(id - 1 - key));
+    return fn(req->server, cluster, id, in, out, err);
+}
+
 void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
     _cleanup_error_ struct barge_error *err = NULL;
@@ -363,6 +393,10 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
         r = submit_state(req, in, &out, &err);
     else if (strcmp(req->path, "/agent/registry-auth") == 0)
         r = registry_auth(req, in, &out, &err);
+    else if (strcmp(req->path, "/agent/logs") == 0)
+        r = agent_forward(req, in, &out, barge_logs_agent_put, &err);
+    else if (strcmp(req->path, "/agent/metrics") == 0)
+        r = agent_forward(req, in, &out, barge_metrics_agent_report, &err);
     else
         r = barge_error_set(&err, BARGE_ERR_NOT_FOUND, "no agent endpoint '%s'", req->path);
     if (r < 0)

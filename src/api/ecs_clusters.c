@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/ecs.h"
+#include "api/metrics.h"
 #include "common/json.h"
 
 static int validate_settings(const json_t *settings, struct barge_error **err)
@@ -154,6 +155,10 @@ static json_t *render(struct barge_tx *tx, const json_t *doc, unsigned include,
         add_stat(stats, "pendingFargateTasksCount", c.pending_fargate);
         add_stat(stats, "activeEC2ServiceCount", c.services);
         add_stat(stats, "drainingEC2ServiceCount", c.draining_services);
+        if (barge_metrics_cluster_statistics(tx, name, stats, err) < 0) {
+            json_decref(out);
+            return NULL;
+        }
     }
     if (!(include & INC_SETTINGS))
         json_object_del(out, "settings");

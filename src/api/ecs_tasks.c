@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/ecs.h"
+#include "api/metrics.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -726,6 +727,7 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
         } else {
             pick = barge_sched_place(cand.snap, &req, rnd, &why);
         }
+        barge_metrics_scheduler_decision(pick >= 0 ? "placed" : "unplaceable");
         if (pick < 0) {
             for (size_t i = 0; i < cand.n; i++) {
                 if (target && (ssize_t)i != why.closest)

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "api/metrics.h"
 #include "api/model.h"
 #include "api/server.h"
 #include "common/json.h"
@@ -14,11 +15,13 @@
 extern const struct barge_api_service barge_api_ecs;
 extern const struct barge_api_service barge_api_ecr;
 extern const struct barge_api_service barge_api_autoscaling;
+extern const struct barge_api_service barge_api_logs;
 
 static const struct barge_api_service *services[] = {
     &barge_api_ecs,
     &barge_api_ecr,
     &barge_api_autoscaling,
+    &barge_api_logs,
 };
 
 static const struct barge_api_service *find_service(const char *target, const char **op)
@@ -74,8 +77,9 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
     _cleanup_error_ struct barge_error *err = NULL;
     _cleanup_json_ json_t *input = NULL, *out = NULL;
     const struct barge_api_service *svc = NULL;
-    const char *op = NULL;
+    const char *op = NULL, *op_label = NULL; /* op_label: only known operations */
     const char *target = barge_http_req_header(req, "X-Amz-Target");
+    double started = barge_metrics_clock();
 
     if (strcmp(req->method, "POST") != 0 || !target) {
         barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
@@ -107,6 +111,7 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
             barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", target);
         goto fail;
     }
+    op_label = handler->name;
 
     json_error_t jerr;
     input = req->body_len == 0 ? json_object() : json_loadb(req->body, req->body_len, 0, &jerr);
@@ -120,9 +125,12 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
 
     if (handler->handler(&ctx, input, &out, &err) < 0)
         goto fail;
-    char *text = barge_json_dump(out ? out : json_object());
+    if (!out)
+        out = json_object(); /* operations with no output answer {} */
+    char *text = barge_json_dump(out);
     barge_http_resp_set(resp, 200, "application/x-amz-json-1.1", text, strlen(text));
     barge_debug("%s %s ok", svc->model, op);
+    barge_metrics_api_observe(svc->model, op_label, resp->status, barge_metrics_clock() - started);
     return;
 
 fail:
@@ -132,6 +140,8 @@ fail:
     else
         barge_debug("%s %s rejected: %s", svc ? svc->model : "?", op ? op : "?", err->message);
     barge_api_error_response(svc, err, resp);
+    barge_metrics_api_observe(svc ? svc->model : NULL, op_label, resp->status,
+                              barge_metrics_clock() - started);
 }
 
 char *barge_api_token_encode(const char *last_key)

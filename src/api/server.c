@@ -11,6 +11,8 @@
 
 #include "api/api.h"
 #include "api/ecs.h"
+#include "api/logs.h"
+#include "api/metrics.h"
 #include "api/server.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -235,6 +237,7 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
 static const struct barge_http_route routes[] = {
     {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024, NULL},
     {"/barge/", barge_api_usage_handle, 4096, NULL},
+    {"/metrics", barge_metrics_handle, 16 * 1024 * 1024, NULL},
     {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
     {"/", barge_api_json11_handle, 16 * 1024 * 1024, NULL},
     {NULL, NULL, 0, NULL},
@@ -253,8 +256,12 @@ void barge_server_housekeeping(struct barge_server *srv)
         barge_warn("purging deleted task definitions: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
-    if (barge_ecs_tasks_reap(srv, &err) < 0)
+    if (barge_ecs_tasks_reap(srv, &err) < 0) {
         barge_warn("removing old stopped tasks: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_logs_enforce_retention(srv, &err) < 0)
+        barge_warn("enforcing log retention: %s", err->message);
     if (srv->registry)
         barge_registry_housekeeping(srv->registry);
 }

@@ -17,6 +17,7 @@
 #include "api/ecs.h"
 #include "api/model.h"
 #include "api/server.h"
+#include "api/metrics.h"
 #include "control/control.h"
 #include "common/log.h"
 
@@ -347,6 +348,7 @@ int main(int argc, char **argv)
     barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port,
                cfg->region, cfg->store_uri, cfg->dev ? ", dev mode" : "");
     /* Tests and scripts wait for this line on stdout. */
+    barge_autoscale_set_metric_source(barge_metrics_autoscale_metric);
     if (barge_control_start(&srv, &control, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;

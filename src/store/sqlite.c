@@ -24,6 +24,8 @@ enum {
     STMT_BEGIN_WRITE,
     STMT_COMMIT,
     STMT_ROLLBACK,
+    STMT_LOG_APPEND,
+    STMT_LOG_BOUNDS,
     N_STMT
 };
 
@@ -44,6 +46,10 @@ static const char *stmt_sql[N_STMT] = {
     [STMT_BEGIN_WRITE] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_LOG_APPEND] = "INSERT INTO log_events(grp, stream, ts, ingest, msg) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STMT_LOG_BOUNDS] = "SELECT (SELECT min(ts) FROM log_events WHERE stream = ?1), "
+                        "(SELECT max(ts) FROM log_events WHERE stream = ?1)",
 };
 
 /* Each migration moves the schema one version up; never edit a released one. */
@@ -51,6 +57,12 @@ static const char *migrations[] = {
     "CREATE TABLE objects (kind TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL, "
     "PRIMARY KEY (kind, key)) WITHOUT ROWID;"
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* Log events: AUTOINCREMENT so that an id is never reused, even after
+     * the newest event was deleted (ids are in eventIds and paging tokens). */
+    "CREATE TABLE log_events (id INTEGER PRIMARY KEY AUTOINCREMENT, grp INTEGER NOT NULL, "
+    "stream INTEGER NOT NULL, ts INTEGER NOT NULL, ingest INTEGER NOT NULL, msg TEXT NOT NULL);"
+    "CREATE INDEX log_events_stream ON log_events(stream, ts, id);"
+    "CREATE INDEX log_events_group ON log_events(grp, ts, id);",
 };
 
 struct conn {
@@ -452,4 +464,183 @@ int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out
     *out = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
     return 0;
+}
+
+/* --- log events ---------------------------------------------------------- */
+
+int barge_store_log_append(struct barge_tx *tx, int64_t group, int64_t stream,
+                           struct barge_store_log_event *events, size_t n, struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log append in a read transaction");
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+        sqlite3_stmt *s = stmt(tx, STMT_LOG_APPEND, &tmp);
+        sqlite3_bind_int64(s, 1, group);
+        sqlite3_bind_int64(s, 2, stream);
+        sqlite3_bind_int64(s, 3, events[i].timestamp);
+        sqlite3_bind_int64(s, 4, events[i].ingestion);
+        sqlite3_bind_text(s, 5, events[i].message, (int)events[i].message_len, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE)
+            return db_error(err, tx->c->db, "log append");
+        events[i].id = sqlite3_last_insert_rowid(tx->c->db);
+        events[i].group = group;
+        events[i].stream = stream;
+    }
+    return 0;
+}
+
+int barge_store_log_scan(struct barge_tx *tx, const struct barge_store_log_query *q,
+                         barge_store_log_fn fn, void *ud, struct barge_error **err)
+{
+    /* The statement depends on how many streams are named, so it is built
+     * per call; the indexes on (stream, ts, id) and (grp, ts, id) serve the
+     * ordered range either way. */
+    size_t cap = 256 + q->n_streams * 12;
+    char *sql = barge_xmalloc(cap);
+    size_t len = (size_t)snprintf(sql, cap,
+                                  "SELECT id, stream, ts, ingest, msg FROM log_events WHERE "
+                                  "grp = ?1 AND ts >= ?2 AND ts < ?3");
+    if (q->has_position)
+        len += (size_t)snprintf(sql + len, cap - len, " AND (ts, id) %s (?4, ?5)",
+                                q->desc ? "<" : ">");
+    if (q->streams) {
+        len += (size_t)snprintf(sql + len, cap - len, " AND stream IN (");
+        for (size_t i = 0; i < q->n_streams; i++)
+            len += (size_t)snprintf(sql + len, cap - len, "%s?%zu", i ? "," : "", 7 + i);
+        len += (size_t)snprintf(sql + len, cap - len, ")");
+    }
+    snprintf(sql + len, cap - len, " ORDER BY ts %s, id %s LIMIT ?6", q->desc ? "DESC" : "ASC",
+             q->desc ? "DESC" : "ASC");
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(tx->c->db, sql, -1, &s, NULL);
+    free(sql);
+    if (rc != SQLITE_OK)
+        return db_error(err, tx->c->db, "log scan");
+    if (q->streams && q->n_streams == 0) {
+        sqlite3_finalize(s);
+        return 0;
+    }
+    sqlite3_bind_int64(s, 1, q->group);
+    sqlite3_bind_int64(s, 2, q->start);
+    sqlite3_bind_int64(s, 3, q->end);
+    if (q->has_position) {
+        sqlite3_bind_int64(s, 4, q->position_ts);
+        sqlite3_bind_int64(s, 5, q->position_id);
+    }
+    sqlite3_bind_int64(s, 6, q->limit ? (sqlite3_int64)q->limit : -1);
+    for (size_t i = 0; q->streams && i < q->n_streams; i++)
+        sqlite3_bind_int64(s, 7 + (int)i, q->streams[i]);
+    int ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct barge_store_log_event ev = {
+            .id = sqlite3_column_int64(s, 0),
+            .group = q->group,
+            .stream = sqlite3_column_int64(s, 1),
+            .timestamp = sqlite3_column_int64(s, 2),
+            .ingestion = sqlite3_column_int64(s, 3),
+            .message = (const char *)sqlite3_column_text(s, 4),
+            .message_len = (size_t)sqlite3_column_bytes(s, 4),
+        };
+        int r = fn(&ev, ud, err);
+        if (r < 0) {
+            ret = -1;
+            break;
+        }
+        if (r > 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_error(err, tx->c->db, "log scan");
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int barge_store_log_expire(struct barge_tx *tx, int64_t group, int64_t before,
+                           struct barge_store_log_removed **out, size_t *n,
+                           struct barge_error **err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log expiry in a read transaction");
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(tx->c->db,
+                           "SELECT stream, count(*), sum(length(CAST(msg AS BLOB))) FROM "
+                           "log_events WHERE grp = ?1 AND ts < ?2 GROUP BY stream",
+                           -1, &s, NULL) != SQLITE_OK)
+        return db_error(err, tx->c->db, "log expiry");
+    sqlite3_bind_int64(s, 1, group);
+    sqlite3_bind_int64(s, 2, before);
+    int rc;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = barge_xrealloc(*out, cap * sizeof(**out));
+        }
+        (*out)[*n].stream = sqlite3_column_int64(s, 0);
+        (*out)[*n].events = sqlite3_column_int64(s, 1);
+        (*out)[*n].bytes = sqlite3_column_int64(s, 2);
+        (*n)++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    if (*n == 0)
+        return 0;
+    if (sqlite3_prepare_v2(tx->c->db, "DELETE FROM log_events WHERE grp = ?1 AND ts < ?2", -1, &s,
+                           NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(s, 1, group);
+    sqlite3_bind_int64(s, 2, before);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    return 0;
+fail:
+    free(*out);
+    *out = NULL;
+    *n = 0;
+    return db_error(err, tx->c->db, "log expiry");
+}
+
+int barge_store_log_drop(struct barge_tx *tx, int64_t group, int64_t stream,
+                         struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log drop in a read transaction");
+    sqlite3_stmt *s = NULL;
+    const char *sql = stream ? "DELETE FROM log_events WHERE grp = ?1 AND stream = ?2"
+                             : "DELETE FROM log_events WHERE grp = ?1";
+    if (sqlite3_prepare_v2(tx->c->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return db_error(err, tx->c->db, "log drop");
+    sqlite3_bind_int64(s, 1, group);
+    if (stream)
+        sqlite3_bind_int64(s, 2, stream);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return db_error(err, tx->c->db, "log drop");
+    return 0;
+}
+
+int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
+                           struct barge_error **err)
+{
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_LOG_BOUNDS, &tmp);
+    sqlite3_bind_int64(s, 1, stream);
+    if (sqlite3_step(s) != SQLITE_ROW)
+        return db_error(err, tx->c->db, "log bounds");
+    int found = sqlite3_column_type(s, 0) != SQLITE_NULL;
+    if (found) {
+        *first = sqlite3_column_int64(s, 0);
+        *last = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return found;
 }

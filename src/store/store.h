@@ -63,4 +63,64 @@ int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix,
 int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out,
                              struct barge_error **err);
 
+/* Log events (CloudWatch Logs): a table of its own rather than documents,
+ * because there are many small events and reads are time-range scans. Each
+ * event belongs to a stream and a group, both numbered by the caller (their
+ * documents live in the objects table); the store numbers events in the
+ * order they were appended, and (timestamp, id) orders them everywhere. */
+struct barge_store_log_event {
+    int64_t id; /* assigned by append; unique, increasing */
+    int64_t group;
+    int64_t stream;
+    int64_t timestamp;   /* epoch milliseconds */
+    int64_t ingestion;   /* epoch milliseconds */
+    const char *message; /* borrowed (append: from the caller; scan: for the call) */
+    size_t message_len;
+};
+
+/* Appends n events to stream of group, filling each event's id. The events
+ * need not be sorted. */
+int barge_store_log_append(struct barge_tx *tx, int64_t group, int64_t stream,
+                           struct barge_store_log_event *events, size_t n,
+                           struct barge_error **err);
+
+struct barge_store_log_query {
+    int64_t group;          /* the group every event belongs to */
+    const int64_t *streams; /* only these streams; NULL: every stream of the group */
+    size_t n_streams;
+    int64_t start, end; /* timestamps in [start, end) */
+    /* A position (timestamp, id): events strictly after it (ascending scans)
+     * or strictly before it (descending scans). */
+    bool has_position;
+    int64_t position_ts, position_id;
+    bool desc;
+    size_t limit; /* 0: no limit */
+};
+/* Calls fn for each event the query selects, ordered by (timestamp, id). fn
+ * returns 0 to go on, 1 to stop, -1 on error (with err set); ev is valid for
+ * the call only. */
+typedef int (*barge_store_log_fn)(const struct barge_store_log_event *ev, void *ud,
+                                  struct barge_error **err);
+int barge_store_log_scan(struct barge_tx *tx, const struct barge_store_log_query *q,
+                         barge_store_log_fn fn, void *ud, struct barge_error **err);
+
+/* What removing events took from one stream. */
+struct barge_store_log_removed {
+    int64_t stream;
+    int64_t events;
+    int64_t bytes; /* message bytes */
+};
+/* Removes the group's events with timestamps before `before`; *out is a new
+ * array (caller frees) of *n entries, one per stream that lost events. */
+int barge_store_log_expire(struct barge_tx *tx, int64_t group, int64_t before,
+                           struct barge_store_log_removed **out, size_t *n,
+                           struct barge_error **err);
+/* Removes every event of stream (or, with stream 0, of the whole group). */
+int barge_store_log_drop(struct barge_tx *tx, int64_t group, int64_t stream,
+                         struct barge_error **err);
+/* The earliest and latest event timestamps of a stream; returns 1 when it has
+ * events, 0 when it has none. */
+int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
+                           struct barge_error **err);
+
 #endif
