@@ -32,6 +32,7 @@ enum {
     OPT_HOST_GRACE,
     OPT_TASK_STABLE,
     OPT_AUTOSCALE_INTERVAL,
+    OPT_AUTOSCALE_WINDOW,
     OPT_PRICE_VCPU,
     OPT_PRICE_GB,
     OPT_PRICE_STORAGE,
@@ -101,6 +102,8 @@ static void usage(FILE *f)
             "                        working for the circuit breaker (30)\n"
             "  --autoscale-interval SECONDS\n"
             "                        time between service auto scaling passes (15)\n"
+            "  --autoscale-window SECONDS\n"
+            "                        period target tracking averages metrics over (60)\n"
             "  --price-vcpu-hour USD, --price-gb-hour USD, --price-storage-gb-hour USD\n"
             "                        Fargate prices for metering (us-east-1 Linux/x86 rates)\n"
             "  --spot-price-factor F FARGATE_SPOT tasks cost F times as much (1.0)\n"
@@ -158,6 +161,7 @@ int main(int argc, char **argv)
         {"host-grace", required_argument, NULL, OPT_HOST_GRACE},
         {"task-stable-seconds", required_argument, NULL, OPT_TASK_STABLE},
         {"autoscale-interval", required_argument, NULL, OPT_AUTOSCALE_INTERVAL},
+        {"autoscale-window", required_argument, NULL, OPT_AUTOSCALE_WINDOW},
         {"price-vcpu-hour", required_argument, NULL, OPT_PRICE_VCPU},
         {"price-gb-hour", required_argument, NULL, OPT_PRICE_GB},
         {"price-storage-gb-hour", required_argument, NULL, OPT_PRICE_STORAGE},
@@ -213,7 +217,8 @@ int main(int argc, char **argv)
         case OPT_AGENT_TIMEOUT:
         case OPT_HOST_GRACE:
         case OPT_TASK_STABLE:
-        case OPT_AUTOSCALE_INTERVAL: {
+        case OPT_AUTOSCALE_INTERVAL:
+        case OPT_AUTOSCALE_WINDOW: {
             char *end;
             long v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < 1 || v > 365L * 86400) {
@@ -228,6 +233,8 @@ int main(int argc, char **argv)
                 control.host_grace_seconds = (int)v;
             else if (c == OPT_TASK_STABLE)
                 control.task_stable_seconds = (int)v;
+            else if (c == OPT_AUTOSCALE_WINDOW)
+                barge_autoscale_window_seconds = (int)v;
             else
                 control.autoscale_interval = (int)v;
             break;

@@ -21,6 +21,7 @@
 #define SCALE_IN_READINGS 3
 
 static barge_autoscale_metric_fn metric_source;
+int barge_autoscale_window_seconds = 60;
 
 void barge_autoscale_set_metric_source(barge_autoscale_metric_fn fn)
 {
@@ -154,7 +155,7 @@ static json_int_t tracking_pass(struct barge_server *srv, struct barge_tx *tx, c
             continue;
         const char *metric = barge_json_str(
             barge_json_object(tt, "PredefinedMetricSpecification"), "PredefinedMetricType", "");
-        double value = metric_source(srv, cluster, service, metric, 60);
+        double value = metric_source(srv, cluster, service, metric, barge_autoscale_window_seconds);
         if (value < 0 || running <= 0)
             continue;
         double tv = json_number_value(json_object_get(tt, "TargetValue"));

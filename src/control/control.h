@@ -15,6 +15,8 @@ typedef double (*barge_autoscale_metric_fn)(struct barge_server *srv, const char
                                             int window_seconds);
 /* Where the scaler reads metrics (the metrics module registers itself). */
 void barge_autoscale_set_metric_source(barge_autoscale_metric_fn fn);
+/* The period target tracking averages metrics over (barged --autoscale-window). */
+extern int barge_autoscale_window_seconds;
 /* One pass of the scaler over every scalable target. */
 void barge_autoscale_step(struct barge_server *srv);
 

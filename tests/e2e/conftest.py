@@ -58,7 +58,7 @@ class Barged:
         args = [binary("barged"), "--data-dir", self.data_dir, "--listen",
                 f"127.0.0.1:{port}", "--log-level", "debug",
                 "--agent-timeout", "6", "--host-grace", "2", "--task-stable-seconds", "5",
-                "--autoscale-interval", "1"]
+                "--autoscale-interval", "1", "--autoscale-window", "5"]
         if getattr(self, "no_profile", True):
             args.append("--no-aws-profile")
         args += self.extra_args

@@ -1,48 +1,65 @@
-"""Target tracking on real CPU utilization (issues 8 and 11): agents report
-their containers' usage, barged computes the service's
-ECSServiceAverageCPUUtilization, and the scaler adds a task when a service
-that burns a core against 1024 reserved units is above a 20% target (low, so
-that a busy shared machine still shows it clearly above)."""
+"""Target tracking on CPU (issue 11): a service whose container burns CPU on
+demand scales out when it is busy and back in when it is idle, within its
+bounds. Metrics come from the agent's cgroup readings every second."""
+import os
 import time
 
-from conftest import wait_task
+from conftest import Barged
 
-RID = "service/default/hot"
+RID = "service/default/burner"
 DIM = "ecs:service:DesiredCount"
-BURNER = ["sh", "-c", "trap 'exit 143' TERM; while :; do :; done"]
+# Burns a core while /ctl/burn exists, idles otherwise.
+BURNER = ("while true; do if [ -e /ctl/burn ]; then i=0; "
+          "while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 0.2; fi; done")
 
 
-def test_target_tracking_scales_out_on_cpu(barged, agent_factory, busybox):
-    barged.extra_args += ["--autoscale-interval", "1"]
-    barged.restart()
-    agent_factory(extra_args=["--metrics-interval", "1"])
+def test_cpu_target_tracking_scales_out_and_in(tmp_path, agent_factory, busybox, barged):
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    a = agent_factory("host1", extra_args=["--metrics-interval", "1"])
     ecs = barged.client("ecs")
-    aas = barged.client("application-autoscaling")
     td = ecs.register_task_definition(
-        family="hot", cpu="1024", memory="64",
-        containerDefinitions=[{"name": "main", "image": busybox, "command": BURNER}]
+        family="burner",
+        volumes=[{"name": "ctl", "host": {"sourcePath": str(ctl)}}],
+        containerDefinitions=[{"name": "main", "image": busybox, "memory": 32, "cpu": 256,
+                               "command": ["sh", "-c", BURNER],
+                               "mountPoints": [{"sourceVolume": "ctl",
+                                                "containerPath": "/ctl"}]}]
     )["taskDefinition"]["taskDefinitionArn"]
-    ecs.create_service(cluster="default", serviceName="hot", taskDefinition=td, desiredCount=1)
+    ecs.create_service(cluster="default", serviceName="burner", taskDefinition=td,
+                       desiredCount=1)
+    aas = barged.client("application-autoscaling")
     aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=RID, ScalableDimension=DIM,
-                                 MinCapacity=1, MaxCapacity=2)
+                                 MinCapacity=1, MaxCapacity=3)
     aas.put_scaling_policy(
-        PolicyName="cpu20", ServiceNamespace="ecs", ResourceId=RID, ScalableDimension=DIM,
+        PolicyName="cpu50", ServiceNamespace="ecs", ResourceId=RID, ScalableDimension=DIM,
         PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": 20.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 300,
+            "TargetValue": 50.0, "ScaleOutCooldown": 2, "ScaleInCooldown": 2,
             "PredefinedMetricSpecification": {
                 "PredefinedMetricType": "ECSServiceAverageCPUUtilization"}})
-    deadline = time.time() + 90
-    svc = None
-    while time.time() < deadline:
-        svc = ecs.describe_services(cluster="default", services=["hot"])["services"][0]
-        if svc["desiredCount"] == 2:
-            break
-        time.sleep(0.5)
-    assert svc["desiredCount"] == 2, svc["events"][:3]
-    acts = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=RID)
-    causes = [a["Cause"] for a in acts["ScalingActivities"]]
-    assert any("ECSServiceAverageCPUUtilization" in c for c in causes), causes
-    ecs.delete_service(cluster="default", service="hot", force=True)
-    for arn in ecs.list_tasks(cluster="default", serviceName="hot")["taskArns"]:
-        wait_task(ecs, "default", arn)
+
+    def desired():
+        return ecs.describe_services(cluster="default",
+                                     services=["burner"])["services"][0]["desiredCount"]
+
+    def wait(pred, timeout, what):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return
+            time.sleep(0.5)
+        acts = aas.describe_scaling_activities(ServiceNamespace="ecs")["ScalingActivities"]
+        raise AssertionError(f"timed out waiting for {what}; activities: {acts}")
+
+    time.sleep(6)
+    assert desired() == 1  # idle: nothing happens
+    (ctl / "burn").write_text("1")
+    wait(lambda: desired() >= 2, 90, "scale-out")
+    acts = aas.describe_scaling_activities(ServiceNamespace="ecs")["ScalingActivities"]
+    assert "AlarmHigh" in acts[0]["Cause"] and acts[0]["StatusCode"] == "Successful"
+    assert desired() <= 3  # never beyond the maximum
+    os.unlink(ctl / "burn")
+    wait(lambda: desired() == 1, 120, "scale-in")
+    acts = aas.describe_scaling_activities(ServiceNamespace="ecs")["ScalingActivities"]
+    assert "AlarmLow" in acts[0]["Cause"]
