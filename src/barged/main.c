@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "api/model.h"
+#include "api/secrets.h"
 #include "api/server.h"
 #include "common/log.h"
 
@@ -72,6 +73,12 @@ static void usage(FILE *f)
             "  --stopped-task-retention SECONDS\n"
             "                        how long stopped tasks stay describable (default 3600)\n"
             "  --no-aws-profile      do not write the 'barge' profile into ~/.aws\n"
+            "  --master-key-file PATH\n"
+            "                        the key that encrypts secrets at rest (default\n"
+            "                        DIR/master.key, created on first start; the\n"
+            "                        BARGE_MASTER_KEY variable, 64 hex digits, wins)\n"
+            "  --s3-host NAME        also serve S3 buckets as BUCKET.NAME (virtual-host\n"
+            "                        style); path style always works\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
             "  -h, --help            show this help\n"
@@ -96,6 +103,8 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'}, {"log-format", required_argument, NULL, 'F'},
         {"stopped-task-retention", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {"master-key-file", required_argument, NULL, 'K'},
+        {"s3-host", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     struct barge_server srv = {0};
@@ -138,6 +147,12 @@ int main(int argc, char **argv)
             break;
         case 'P':
             write_profile = false;
+            break;
+        case 'K':
+            cfg->master_key_file = optarg;
+            break;
+        case 'S':
+            cfg->s3_host = optarg;
             break;
         case 'L':
             log_level = optarg;
@@ -183,8 +198,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
+    if (barge_server_master_key_init(&srv, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        barge_store_close(srv.store);
+        return 1;
+    }
     /* Parse the API models now rather than on the first request of each. */
-    static const char *models[] = {"ecs"};
+    static const char *models[] = {"ecs", "ssm", "secretsmanager"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(models); i++)
         barge_model_get(models[i]);
     signal(SIGPIPE, SIG_IGN);
