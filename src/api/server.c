@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/ecs.h"
+#include "api/secrets.h"
 #include "api/server.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -168,7 +170,8 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
 
 static const struct barge_http_route routes[] = {
     {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024},
-    {"/", barge_api_json11_handle, 16 * 1024 * 1024},
+    /* AWS JSON 1.1 when X-Amz-Target says so, else S3 (secrets.h). */
+    {"/", barge_api_root_handle, 16 * 1024 * 1024},
     {NULL, NULL, 0},
 };
 
@@ -185,8 +188,16 @@ void barge_server_housekeeping(struct barge_server *srv)
         barge_warn("purging deleted task definitions: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
-    if (barge_ecs_tasks_reap(srv, &err) < 0)
+    if (barge_ecs_tasks_reap(srv, &err) < 0) {
         barge_warn("removing old stopped tasks: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_api_secretsmanager_reap(srv, &err) < 0) {
+        barge_warn("removing deleted secrets: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_api_task_credentials_reap(srv, &err) < 0)
+        barge_warn("removing task execution credentials: %s", err->message);
 }
 
 void barge_server_init(struct barge_server *srv)
