@@ -24,6 +24,11 @@ struct barge_agent_config {
     long long memory;              /* MiB to offer; 0: MemTotal less a reserve */
     const char *runtime;           /* NULL/"auto", "crun", "runc" */
     int stop_timeout;              /* seconds; default for containers without stopTimeout */
+    /* Environment files: an S3-compatible endpoint to fetch them from
+     * instead of barged, and its keys (NULL: the task's credentials). */
+    const char *s3_endpoint;
+    const char *s3_access_key;
+    const char *s3_secret_key;
 };
 
 struct barge_agent;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/secrets.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -42,6 +43,7 @@ struct runner {
     bool want_stop;    /* barged wants it STOPPED, or no longer lists it */
     bool adopted;      /* re-created from a checkpoint */
     json_t *checkpoint;
+    struct barge_task_env *env; /* files and secrets, while containers are created */
     struct ctr *ctrs;
     size_t n_ctrs;
     bool finished;
@@ -191,8 +193,10 @@ static void add_json_strings(struct strv *s, const json_t *arr)
     }
 }
 
-/* Image Env, then the task definition's environment, the later winning. */
-static void build_env(struct strv *env, const json_t *img_cfg, const json_t *cdef)
+/* Image Env, then environment files, then the task definition's environment,
+ * then secrets, the later winning (secrets.h). */
+static void build_env(struct strv *env, const json_t *img_cfg, const json_t *cdef,
+                      const struct barge_task_env *te)
 {
     json_t *merged = json_object();
     size_t i;
@@ -206,17 +210,21 @@ static void build_env(struct strv *env, const json_t *img_cfg, const json_t *cde
         _cleanup_free_ char *k = barge_xstrndup(kv, (size_t)(eq - kv));
         json_object_set_new(merged, k, json_string(eq + 1));
     }
+    const char *cname = barge_json_str(cdef, "name", "");
+    barge_task_env_apply_files(te, cname, merged);
     json_array_foreach(barge_json_array(cdef, "environment"), i, v)
     {
         const char *name = barge_json_str(v, "name", NULL);
         if (name)
             json_object_set_new(merged, name, json_string(barge_json_str(v, "value", "")));
     }
+    barge_task_env_apply_secrets(te, cname, merged);
     const char *k;
     json_object_foreach(merged, k, v)
     {
         strv_add(env, barge_xasprintf("%s=%s", k, json_string_value(v)));
     }
+    barge_json_wipe(merged);
     json_decref(merged);
 }
 
@@ -248,7 +256,7 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
                                "entryPoint",
                                c->name);
     }
-    build_env(&env, img_cfg, cdef);
+    build_env(&env, img_cfg, cdef, r->env);
     for (size_t i = img->n_layers; i > 0; i--)
         strv_add(&layers, barge_xstrdup(img->layers[i - 1]));
     json_t *caps = barge_json_object(barge_json_object(cdef, "linuxParameters"), "capabilities");
@@ -321,6 +329,8 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
     free(ul);
     free(mounts);
     strv_free(&argv);
+    for (size_t k = 0; k < env.n; k++) /* values may be secrets */
+        explicit_bzero(env.v[k], strlen(env.v[k]));
     strv_free(&env);
     strv_free(&layers);
     strv_free(&cap_add);
@@ -474,7 +484,9 @@ static bool start_task(struct runner *r)
         {
             if (!barge_streq(barge_json_str(d, "name", NULL), barge_json_str(o, "name", NULL)))
                 continue;
-            const char *keys[] = {"command", "cpu", "memory", "memoryReservation"};
+            /* environmentFiles in an override replace the definition's. */
+            const char *keys[] = {"command", "cpu", "memory", "memoryReservation",
+                                  "environmentFiles"};
             for (size_t k = 0; k < BARGE_ARRAY_SIZE(keys); k++)
                 if (json_object_get(o, keys[k]))
                     json_object_set(d, keys[k], json_object_get(o, keys[k]));
@@ -490,6 +502,16 @@ static bool start_task(struct runner *r)
     checkpoint(r, "STARTING");
     double pull_start = barge_now();
     report(r, "PENDING", NULL, NULL, json_pack("{s:f}", "pullStartedAt", pull_start));
+    char *why = NULL;
+    if (barge_task_env_resolve(r->e->agent, r->arn, defs, &r->env, &why) < 0) {
+        /* ECS's order: secrets and environment files before any container. */
+        barge_warn("task %s: %s", r->task_id, why);
+        finish(r, "TaskFailedToStart", why);
+        free(why);
+        json_decref(defs);
+        json_decref(manifest);
+        return false;
+    }
     struct barge_image **imgs = barge_xcalloc(r->n_ctrs + 1, sizeof(*imgs));
     bool ok = true;
     json_array_foreach(defs, i, d)
@@ -530,6 +552,8 @@ static bool start_task(struct runner *r)
     for (i = 0; i < r->n_ctrs; i++)
         barge_image_free(imgs[i]);
     free(imgs);
+    barge_task_env_free(r->env);
+    r->env = NULL;
     json_decref(defs);
     json_decref(manifest);
     if (ok && should_stop(r)) {

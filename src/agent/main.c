@@ -55,6 +55,10 @@ static void usage(FILE *f)
             "  --memory MIB            memory to offer (default: all but 256 MiB)\n"
             "  --runtime NAME          auto, crun or runc (default auto: the first that works)\n"
             "  --stop-timeout SECONDS  default container stop timeout (default 30)\n"
+            "  --s3-endpoint URL       fetch environment files from this S3-compatible\n"
+            "                          endpoint instead of barged\n"
+            "  --s3-credentials FILE   keys for --s3-endpoint ([barge] section, as for\n"
+            "                          --credentials; default: the task's credentials)\n"
             "  --log-level LEVEL       debug, info, warn or error (default info)\n"
             "  -h, --help              show this help\n");
 }
@@ -196,6 +200,8 @@ int main(int argc, char **argv)
         {"runtime", required_argument, NULL, 'R'},
         {"stop-timeout", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'L'},
+        {"s3-endpoint", required_argument, NULL, 'E'},
+        {"s3-credentials", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -206,7 +212,7 @@ int main(int argc, char **argv)
     cfg->region = "us-east-1";
     cfg->stop_timeout = 30;
     cfg->attributes = json_array();
-    const char *creds_file = NULL, *log_level = "info";
+    const char *creds_file = NULL, *log_level = "info", *s3_creds_file = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -254,6 +260,12 @@ int main(int argc, char **argv)
         case 'L':
             log_level = optarg;
             break;
+        case 'E':
+            cfg->s3_endpoint = optarg;
+            break;
+        case 'S':
+            s3_creds_file = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -282,6 +294,13 @@ int main(int argc, char **argv)
     }
     cfg->access_key = akid;
     cfg->secret_key = secret;
+    char *s3_akid = NULL, *s3_secret = NULL;
+    if (s3_creds_file && read_credentials(s3_creds_file, &s3_akid, &s3_secret) < 0) {
+        fprintf(stderr, "barge-agent: cannot read [barge] keys from '%s'\n", s3_creds_file);
+        return 2;
+    }
+    cfg->s3_access_key = s3_akid;
+    cfg->s3_secret_key = s3_secret;
     if (barge_mkdir_p(cfg->data_dir, 0700) < 0) {
         fprintf(stderr, "barge-agent: cannot create '%s': %s\n", cfg->data_dir, strerror(errno));
         return 1;
@@ -374,6 +393,8 @@ int main(int argc, char **argv)
     free(agent.instance_arn);
     free(akid);
     free(secret);
+    free(s3_akid);
+    free(s3_secret);
     curl_global_cleanup();
     return 0;
 }

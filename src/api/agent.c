@@ -9,11 +9,14 @@
  *                         Each poll is also the instance's heartbeat.
  *   POST /agent/state     Bearer token: a task state change (the shape of
  *                         SubmitTaskStateChange, plus stopCode/stoppedReason).
+ *   POST /agent/credentials  Bearer token: execution credentials for one of
+ *                         the instance's tasks (access.h).
  * Tokens are "<cluster>/<instance id>/<secret>"; only the secret's SHA-256 is
  * stored. */
 #include <openssl/crypto.h>
 #include <string.h>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/ecs.h"
 #include "common/ids.h"
@@ -289,6 +292,17 @@ static int submit_state(struct barge_http_req *req, json_t *in, json_t **out,
     return 0;
 }
 
+/* POST /agent/credentials: execution credentials for a task of this
+ * instance, which read what its definition names (access.h). */
+static int task_credentials(struct barge_http_req *req, json_t *in, json_t **out,
+                            struct barge_error **err)
+{
+    _cleanup_free_ char *key = authenticate_agent(req, err);
+    if (!key)
+        return -1;
+    return barge_api_task_credentials_issue(req->server, key, in, out, err);
+}
+
 void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
     _cleanup_error_ struct barge_error *err = NULL;
@@ -310,6 +324,8 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
         r = poll_agent(req, in, &out, &err);
     else if (strcmp(req->path, "/agent/state") == 0)
         r = submit_state(req, in, &out, &err);
+    else if (strcmp(req->path, "/agent/credentials") == 0)
+        r = task_credentials(req, in, &out, &err);
     else
         r = barge_error_set(&err, BARGE_ERR_NOT_FOUND, "no agent endpoint '%s'", req->path);
     if (r < 0)
