@@ -63,7 +63,9 @@ static void test_get_put_del(void **state)
     assert_int_equal(barge_store_get(tx, "other", "a", &doc, &err), 0);
     assert_null(doc);
     /* writes are refused in a read transaction */
-    assert_int_equal(barge_store_put(tx, "k", "b", json_object(), &err), -1);
+    json_t *empty = json_object();
+    assert_int_equal(barge_store_put(tx, "k", "b", empty, &err), -1);
+    json_decref(empty);
     barge_error_free(err);
     err = NULL;
     barge_store_abort(tx);
