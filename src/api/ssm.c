@@ -123,7 +123,9 @@ static int parse_ident(const struct barge_api_ctx *ctx, const char *s, struct id
             size_t n = strcspn(rest, ":");
             name = memchr(rest, '/', n) ? barge_xasprintf("/%.*s", (int)n, rest)
                                         : barge_xstrndup(rest, n);
-            s = rest + n;
+            /* The selector is the tail of the input too; point there, not
+             * into a, which is released below. */
+            s += strlen(s) - strlen(rest + n);
         }
         barge_arn_release(&a);
         if (!ok)
@@ -399,6 +401,15 @@ static int put_parameter(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (check_value(value, pattern, tier, err) < 0)
         return -1;
 
+    /* Several of these point into doc, whose members are replaced below. */
+    _cleanup_free_ char *type_c = barge_xstrdup(type);
+    _cleanup_free_ char *key_id_c = key_id ? barge_xstrdup(key_id) : NULL;
+    _cleanup_free_ char *tier_c = barge_xstrdup(tier);
+    _cleanup_free_ char *pattern_c = pattern ? barge_xstrdup(pattern) : NULL;
+    type = type_c;
+    key_id = key_id_c;
+    tier = tier_c;
+    pattern = pattern_c;
     if (!doc) {
         doc = json_pack("{s:s, s:s, s:[], s:[], s:I}", "name", name, "region", ctx->who.region,
                         "history", "tags", "version", (json_int_t)0);
@@ -411,9 +422,10 @@ static int put_parameter(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *aad = value_aad(ctx->who.region, name, version);
     _cleanup_free_ char *sealed =
         barge_crypto_seal(&ctx->srv->master_key, value, strlen(value), aad);
-    const char *description = json_object_get(in, "Description")
-                                  ? barge_json_str(in, "Description", "")
-                                  : barge_json_str(doc, "description", NULL);
+    const char *desc_in = json_object_get(in, "Description")
+                              ? barge_json_str(in, "Description", "")
+                              : barge_json_str(doc, "description", NULL);
+    _cleanup_free_ char *description = desc_in ? barge_xstrdup(desc_in) : NULL;
     json_t *h = json_pack("{s:I, s:s, s:s, s:s, s:s, s:f, s:s, s:[]}", "Version", version, "Value",
                           sealed, "Type", type, "DataType", data_type, "Tier", tier,
                           "LastModifiedDate", now, "LastModifiedUser", user, "Labels");
