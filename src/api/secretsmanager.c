@@ -11,13 +11,12 @@
  * stage are kept (deprecated) up to 100 in all. DeleteSecret schedules
  * deletion after a recovery window; barged's housekeeping removes the secret
  * when the window has passed (barge_api_secretsmanager_reap). */
-#include "api/secrets.h"
-
 #include <string.h>
 #include <strings.h>
 
 #include "api/access.h"
 #include "api/api.h"
+#include "api/secrets.h"
 #include "api/server.h"
 #include "common/arn.h"
 #include "common/crypto.h"
@@ -25,7 +24,9 @@
 #include "common/json.h"
 #include "common/log.h"
 
-#define KIND_SECRET     "smsecret"
+#define KIND_SECRET "smsecret"
+/* Secrets scheduled for deletion, same keys: housekeeping reads only these. */
+#define KIND_PURGE      "smpurge"
 #define MAX_VERSIONS    100
 #define MAX_VALUE_BYTES 65536
 #define MAX_TAGS        50
@@ -914,12 +915,14 @@ static int delete_secret(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     double when = force ? barge_now() : barge_now() + (double)days * DAY;
     if (force) {
         if (barge_store_del(tx, KIND_SECRET, key, err) < 0 ||
+            barge_store_del(tx, KIND_PURGE, key, err) < 0 ||
             barge_store_commit(barge_steal(&tx), err) < 0)
             return -1;
         barge_info("secretsmanager: deleted secret %s", barge_json_str(doc, "arn", ""));
     } else {
         json_object_set_new(doc, "deletedDate", json_real(when));
-        if (save(&tx, key, doc, err) < 0)
+        _cleanup_json_ json_t *purge = json_pack("{s:f}", "at", when);
+        if (barge_store_put(tx, KIND_PURGE, key, purge, err) < 0 || save(&tx, key, doc, err) < 0)
             return -1;
         barge_info("secretsmanager: secret %s scheduled for deletion in %lld days",
                    barge_json_str(doc, "arn", ""), (long long)days);
@@ -940,7 +943,7 @@ static int restore_secret(struct barge_api_ctx *ctx, json_t *in, json_t **out,
              &key, err) < 0)
         return -1;
     json_object_del(doc, "deletedDate");
-    if (save(&tx, key, doc, err) < 0)
+    if (barge_store_del(tx, KIND_PURGE, key, err) < 0 || save(&tx, key, doc, err) < 0)
         return -1;
     *out = json_pack("{s:s, s:s}", "ARN", barge_json_str(doc, "arn", ""), "Name",
                      barge_json_str(doc, "name", ""));
@@ -1002,8 +1005,7 @@ static int untag_resource(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 
 static int collect_expired(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    json_t *v = json_object_get(doc, "deletedDate");
-    if (json_is_number(v) && json_number_value(v) <= barge_now())
+    if (json_number_value(json_object_get(doc, "at")) <= barge_now())
         json_array_append_new(ud, json_string(key));
     return 0;
 }
@@ -1014,8 +1016,7 @@ int barge_api_secretsmanager_reap(struct barge_server *srv, struct barge_error *
     {
         _cleanup_tx_ struct barge_tx *rtx = NULL;
         if (barge_store_begin(srv->store, false, &rtx, err) < 0 ||
-            barge_store_scan(rtx, KIND_SECRET, "", NULL, false, 0, collect_expired, doomed, err) <
-                0)
+            barge_store_scan(rtx, KIND_PURGE, "", NULL, false, 0, collect_expired, doomed, err) < 0)
             return -1;
     }
     if (json_array_size(doomed) == 0)
@@ -1027,10 +1028,19 @@ int barge_api_secretsmanager_reap(struct barge_server *srv, struct barge_error *
     json_t *k;
     json_array_foreach(doomed, i, k)
     {
-        if (barge_store_del(tx, KIND_SECRET, json_string_value(k), err) < 0)
+        const char *key = json_string_value(k);
+        _cleanup_json_ json_t *doc = NULL;
+        if (barge_store_get(tx, KIND_SECRET, key, &doc, err) < 0 ||
+            barge_store_del(tx, KIND_PURGE, key, err) < 0)
             return -1;
-        barge_info("secretsmanager: recovery window of %s ended; secret removed",
-                   json_string_value(k));
+        /* Restored (or deleted and re-created) since: keep it. */
+        json_t *when = json_object_get(doc, "deletedDate");
+        if (!json_is_number(when) || json_number_value(when) > barge_now())
+            continue;
+        if (barge_store_del(tx, KIND_SECRET, key, err) < 0)
+            return -1;
+        barge_info("secretsmanager: the recovery window of %s ended; secret removed",
+                   barge_json_str(doc, "arn", key));
     }
     return barge_store_commit(barge_steal(&tx), err);
 }

@@ -200,3 +200,33 @@ def test_regions_and_arns(barged):
     assert error_code(e) == "ResourceNotFoundException"
     assert west.get_secret_value(SecretId=arn)["SecretString"] == "west-value"
     assert base64  # imported for the binary test above
+
+
+def test_recovery_window_end_removes_the_secret(barged):
+    """When the recovery window has passed, housekeeping removes the secret
+    (the window is moved into the past in the database, as time travel)."""
+    import sqlite3
+    import time
+    sm = barged.client("secretsmanager")
+    sm.create_secret(Name="doomed", SecretString="v")
+    sm.create_secret(Name="spared", SecretString="v")
+    sm.delete_secret(SecretId="doomed", RecoveryWindowInDays=7)
+    sm.delete_secret(SecretId="spared", RecoveryWindowInDays=7)
+    sm.restore_secret(SecretId="spared")
+    db = sqlite3.connect(os.path.join(barged.data_dir, "barge.db"), timeout=30)
+    with db:
+        db.execute("UPDATE objects SET doc = json_set(doc, '$.deletedDate', 1.0) "
+                   "WHERE kind = 'smsecret' AND key = 'us-east-1|doomed'")
+        db.execute("UPDATE objects SET doc = json_set(doc, '$.at', 1.0) WHERE kind = 'smpurge'")
+    db.close()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            sm.describe_secret(SecretId="doomed")
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ResourceNotFoundException"
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the secret outlived its recovery window")
+    assert sm.get_secret_value(SecretId="spared")["SecretString"] == "v"

@@ -36,6 +36,10 @@ def test_put_get_versions_and_types(awscli):
     assert awscli.json("ssm", "get-parameter", "--name", "hosts")["Parameter"]["Type"] == \
         "StringList"
 
+    by_path = awscli.json("ssm", "get-parameters-by-path", "--path", "/app", "--recursive")
+    assert [p["Name"] for p in by_path["Parameters"]] == ["/app/prod/db/url"]
+    assert awscli.json("ssm", "get-parameters-by-path", "--path", "/app")["Parameters"] == []
+
     hist = awscli.json("ssm", "get-parameter-history", "--name", "/app/prod/db/url")
     assert [h["Version"] for h in hist["Parameters"]] == [1, 2]
     assert hist["Parameters"][0]["Value"] == "postgres://db:5432/app"
