@@ -17,8 +17,8 @@ int barge_server_master_key_init(struct barge_server *srv, struct barge_error **
     bool created = false;
     /* A key file named explicitly must exist: creating one there would hide
      * a typo behind a fresh, empty key. */
-    if (barge_crypto_key_load("BARGE_MASTER_KEY", path, !srv->cfg.master_key_file,
-                              &srv->master_key, &created, err) < 0)
+    if (barge_crypto_key_load("BARGE_MASTER_KEY", path, !srv->cfg.master_key_file, &srv->master_key,
+                              &created, err) < 0)
         return -1;
     if (created)
         barge_info("created the master key %s (mode 0600); back it up: secrets cannot be read "
