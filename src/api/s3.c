@@ -347,43 +347,124 @@ static void md5_hex(const unsigned char md[16], char out[33])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* A new object file holding data: written under tmp/, fsynced, renamed to
- * objects/. Fills the file id. */
-static int write_object_file(const struct s3_req *r, const char *data, size_t len, char id[33],
-                             struct barge_error **err)
+/* A new object file: written under tmp/ (in pieces, so that large objects
+ * never sit in memory whole), fsynced, renamed to objects/ by obj_finish. */
+struct obj_writer {
+    int fd;
+    char id[33];
+    char *tmp;
+};
+
+static int obj_begin(const struct s3_req *r, struct obj_writer *w, struct barge_error **err)
 {
-    barge_id_hex32(id);
+    barge_id_hex32(w->id);
     _cleanup_free_ char *tmpdir = s3_path(r, "tmp");
-    _cleanup_free_ char *dir = s3_path(r, "objects/%.2s", id);
-    if (barge_mkdir_p(tmpdir, 0700) < 0 || barge_mkdir_p(dir, 0700) < 0)
-        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", dir);
-    _cleanup_free_ char *tmp = barge_xasprintf("%s/%s", tmpdir, id);
-    _cleanup_free_ char *final = object_file(r, id);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", tmp);
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", tmp);
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, final) < 0) {
-        barge_error_set_errno(err, BARGE_ERR_IO, "cannot store '%s'", final);
-        unlink(tmp);
+    if (barge_mkdir_p(tmpdir, 0700) < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", tmpdir);
+    w->tmp = barge_xasprintf("%s/%s", tmpdir, w->id);
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", w->tmp);
+        free(w->tmp);
+        w->tmp = NULL;
         return -1;
     }
+    return 0;
+}
+
+static void obj_abort(struct obj_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp)
+        unlink(w->tmp);
+    free(w->tmp);
+    w->fd = -1;
+    w->tmp = NULL;
+}
+
+static int obj_write(struct obj_writer *w, const char *data, size_t len, struct barge_error **err)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(w->fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", w->tmp);
+            obj_abort(w);
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+/* Appends the bytes of the file at path. */
+static int obj_copy_from(struct obj_writer *w, const char *path, struct barge_error **err)
+{
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        barge_error_set_errno(err, BARGE_ERR_IO, "cannot open '%s'", path);
+        obj_abort(w);
+        return -1;
+    }
+    char buf[64 * 1024];
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            barge_error_set_errno(err, BARGE_ERR_IO, "cannot read '%s'", path);
+            close(in);
+            obj_abort(w);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        if (obj_write(w, buf, (size_t)n, err) < 0) {
+            close(in);
+            return -1;
+        }
+    }
+    close(in);
+    return 0;
+}
+
+static int obj_finish(const struct s3_req *r, struct obj_writer *w, struct barge_error **err)
+{
+    _cleanup_free_ char *dir = s3_path(r, "objects/%.2s", w->id);
+    _cleanup_free_ char *final = object_file(r, w->id);
+    if (barge_mkdir_p(dir, 0700) < 0) {
+        barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", dir);
+        obj_abort(w);
+        return -1;
+    }
+    int fd = w->fd;
+    w->fd = -1;
+    if (fsync(fd) < 0 || close(fd) < 0 || rename(w->tmp, final) < 0) {
+        barge_error_set_errno(err, BARGE_ERR_IO, "cannot store '%s'", final);
+        obj_abort(w);
+        return -1;
+    }
+    free(w->tmp);
+    w->tmp = NULL;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
     }
+    return 0;
+}
+
+/* A whole object from one buffer. */
+static int write_object_file(const struct s3_req *r, const char *data, size_t len, char id[33],
+                             struct barge_error **err)
+{
+    struct obj_writer w = {.fd = -1};
+    if (obj_begin(r, &w, err) < 0 || obj_write(&w, data, len, err) < 0 ||
+        obj_finish(r, &w, err) < 0)
+        return -1;
+    memcpy(id, w.id, 33);
     return 0;
 }
 
@@ -1035,13 +1116,10 @@ static int copy_object(struct s3_req *r, const char *source, struct barge_error 
             return s3_err(err, "NoSuchKey", "The specified key does not exist.");
     }
     _cleanup_free_ char *path = object_file(r, barge_json_str(sdoc, "file", ""));
-    size_t len = 0;
-    _cleanup_free_ char *data = barge_read_file(path, &len);
-    if (!data)
-        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot read '%s'", path);
-    char id[33];
-    if (write_object_file(r, data, len, id, err) < 0)
+    struct obj_writer w = {.fd = -1};
+    if (obj_begin(r, &w, err) < 0 || obj_copy_from(&w, path, err) < 0 || obj_finish(r, &w, err) < 0)
         return -1;
+    const char *id = w.id;
     _cleanup_json_ json_t *doc = json_deep_copy(sdoc);
     double now = barge_now();
     json_object_set_new(doc, "file", json_string(id));
@@ -1422,8 +1500,10 @@ static int complete_upload(struct s3_req *r, const char *upload_id, struct barge
     json_t *parts = barge_json_object(up, "parts");
     /* Concatenate the parts the client lists, in its order, checking each
      * ETag; the object's ETag is the MD5 of the parts' MD5s, "-" count. */
-    struct sbuf data = {0};
-    sb_add(&data, "");
+    struct obj_writer w = {.fd = -1};
+    if (obj_begin(r, &w, err) < 0)
+        return -1;
+    size_t total = 0;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (!md || !EVP_DigestInit_ex(md, EVP_md5(), NULL))
         abort();
@@ -1455,13 +1535,11 @@ static int complete_upload(struct s3_req *r, const char *upload_id, struct barge
             break;
         }
         _cleanup_free_ char *path = s3_path(r, "uploads/%s/%05ld", upload_id, pn);
-        size_t len = 0;
-        _cleanup_free_ char *bytes = barge_read_file(path, &len);
-        if (!bytes) {
-            rc = barge_error_set_errno(err, BARGE_ERR_IO, "cannot read '%s'", path);
+        if (obj_copy_from(&w, path, err) < 0) {
+            rc = -1;
             break;
         }
-        sb_addn(&data, bytes, len);
+        total += (size_t)barge_json_int(info, "size", 0);
         unsigned char raw[16];
         for (int i = 0; i < 16; i++) {
             unsigned int byte;
@@ -1496,15 +1574,13 @@ static int complete_upload(struct s3_req *r, const char *upload_id, struct barge
     EVP_DigestFinal_ex(md, digest, &dl);
     EVP_MD_CTX_free(md);
     if (rc < 0) {
-        free(data.s);
+        obj_abort(&w);
         return -1;
     }
-    char id[33], hex[33];
-    rc = write_object_file(r, data.s, data.len, id, err);
-    size_t total = data.len;
-    free(data.s);
-    if (rc < 0)
+    if (obj_finish(r, &w, err) < 0)
         return -1;
+    const char *id = w.id;
+    char hex[33];
     md5_hex(digest, hex);
     _cleanup_free_ char *etag = barge_xasprintf("%s-%d", hex, count);
     _cleanup_json_ json_t *doc =
