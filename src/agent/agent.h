@@ -33,6 +33,11 @@ struct barge_agent_config {
     int metadata_port;           /* task metadata endpoint; 0: 51679 */
     int metrics_interval_ms;       /* usage reports to barged (stats.c) */
     const char *metrics_listen;    /* NULL: no /metrics listener */
+    /* Environment files: an S3-compatible endpoint to fetch them from
+     * instead of barged, and its keys (NULL: the task's credentials). */
+    const char *s3_endpoint;
+    const char *s3_access_key;
+    const char *s3_secret_key;
 };
 
 struct barge_agent;

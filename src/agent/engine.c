@@ -21,6 +21,7 @@
 #include "agent/health.h"
 #include "agent/logship.h"
 #include "agent/volumes.h"
+#include "agent/secrets.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -60,6 +61,7 @@ struct runner {
     bool adopted;      /* re-created from a checkpoint */
     bool fargate;      /* a FARGATE task: its size is a hard limit */
     json_t *checkpoint;
+    struct barge_task_env *env; /* files and secrets, while containers are created */
     struct ctr *ctrs;
     size_t n_ctrs;
     /* Ordering, health, restarts, networking (issue 4). */
@@ -236,8 +238,10 @@ static void add_json_strings(struct strv *s, const json_t *arr)
     }
 }
 
-/* Image Env, then the task definition's environment, the later winning. */
-static void build_env(struct strv *env, const json_t *img_cfg, const json_t *cdef)
+/* Image Env, then environment files, then the task definition's environment,
+ * then secrets, the later winning (secrets.h). */
+static void build_env(struct strv *env, const json_t *img_cfg, const json_t *cdef,
+                      const struct barge_task_env *te)
 {
     json_t *merged = json_object();
     size_t i;
@@ -251,17 +255,21 @@ static void build_env(struct strv *env, const json_t *img_cfg, const json_t *cde
         _cleanup_free_ char *k = barge_xstrndup(kv, (size_t)(eq - kv));
         json_object_set_new(merged, k, json_string(eq + 1));
     }
+    const char *cname = barge_json_str(cdef, "name", "");
+    barge_task_env_apply_files(te, cname, merged);
     json_array_foreach(barge_json_array(cdef, "environment"), i, v)
     {
         const char *name = barge_json_str(v, "name", NULL);
         if (name)
             json_object_set_new(merged, name, json_string(barge_json_str(v, "value", "")));
     }
+    barge_task_env_apply_secrets(te, cname, merged);
     const char *k;
     json_object_foreach(merged, k, v)
     {
         strv_add(env, barge_xasprintf("%s=%s", k, json_string_value(v)));
     }
+    barge_json_wipe(merged);
     json_decref(merged);
 }
 
@@ -366,7 +374,7 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
                                "entryPoint",
                                c->name);
     }
-    build_env(&env, img_cfg, cdef);
+    build_env(&env, img_cfg, cdef, r->env);
     add_agent_env(r, c, &env);
     for (size_t i = img->n_layers; i > 0; i--)
         strv_add(&layers, barge_xstrdup(img->layers[i - 1]));
@@ -479,6 +487,8 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
     free(ul);
     free(mounts);
     strv_free(&argv);
+    for (size_t k = 0; k < env.n; k++) /* values may be secrets */
+        explicit_bzero(env.v[k], strlen(env.v[k]));
     strv_free(&env);
     strv_free(&layers);
     strv_free(&cap_add);
@@ -663,7 +673,9 @@ static json_t *effective_defs(const json_t *manifest)
         {
             if (!barge_streq(barge_json_str(d, "name", NULL), barge_json_str(o, "name", NULL)))
                 continue;
-            const char *keys[] = {"command", "cpu", "memory", "memoryReservation"};
+            /* environmentFiles in an override replace the definition's. */
+            const char *keys[] = {"command", "cpu", "memory", "memoryReservation",
+                                  "environmentFiles"};
             for (size_t k = 0; k < BARGE_ARRAY_SIZE(keys); k++)
                 if (json_object_get(o, keys[k]))
                     json_object_set(d, keys[k], json_object_get(o, keys[k]));
@@ -702,6 +714,15 @@ static bool start_task(struct runner *r)
      * the start fails) rather than in reports of their own: each report is a
      * round trip and a durable write in barged, on the launch's critical path. */
     r->pull_started = barge_now();
+    char *why = NULL;
+    if (barge_task_env_resolve(r->e->agent, r->arn, defs, &r->env, &why) < 0) {
+        /* ECS's order: secrets and environment files before any container. */
+        barge_warn("task %s: %s", r->task_id, why);
+        finish(r, "TaskFailedToStart", why);
+        free(why);
+        json_decref(manifest);
+        return false;
+    }
     bool ok = true;
     json_array_foreach(defs, i, d)
     {
@@ -1502,6 +1523,7 @@ static void runner_free(struct runner *r)
     for (size_t i = 0; r->imgs && i < r->n_ctrs; i++)
         barge_image_free(r->imgs[i]);
     free(r->imgs);
+    barge_task_env_free(r->env);
     json_decref(r->defs);
     json_decref(r->td);
     json_decref(r->meta);

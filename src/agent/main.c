@@ -76,6 +76,10 @@ static void usage(FILE *f)
             "                          how often to report container usage (default 20)\n"
             "  --metrics-listen HOST:PORT\n"
             "                          serve Prometheus /metrics there (port 0 picks one)\n"
+            "  --s3-endpoint URL       fetch environment files from this S3-compatible\n"
+            "                          endpoint instead of barged\n"
+            "  --s3-credentials FILE   keys for --s3-endpoint ([barge] section, as for\n"
+            "                          --credentials; default: the task's credentials)\n"
             "  --log-level LEVEL       debug, info, warn or error (default info)\n"
             "  -h, --help              show this help\n");
 }
@@ -264,6 +268,8 @@ int main(int argc, char **argv)
         {"host-ports", required_argument, NULL, 'P'},
         {"metadata-port", required_argument, NULL, 'M'},
         {"clean-network", no_argument, NULL, 'N'},
+        {"s3-endpoint", required_argument, NULL, 'E'},
+        {"s3-credentials", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -275,7 +281,7 @@ int main(int argc, char **argv)
     cfg->stop_timeout = 30;
     cfg->metrics_interval_ms = 20000;
     cfg->attributes = json_array();
-    const char *creds_file = NULL, *log_level = "info";
+    const char *creds_file = NULL, *log_level = "info", *s3_creds_file = NULL;
     bool clean_network = false;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -359,6 +365,12 @@ int main(int argc, char **argv)
         case 'Q':
             cfg->metrics_listen = optarg;
             break;
+        case 'E':
+            cfg->s3_endpoint = optarg;
+            break;
+        case 'T':
+            s3_creds_file = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -387,6 +399,13 @@ int main(int argc, char **argv)
     }
     cfg->access_key = akid;
     cfg->secret_key = secret;
+    char *s3_akid = NULL, *s3_secret = NULL;
+    if (s3_creds_file && read_credentials(s3_creds_file, &s3_akid, &s3_secret) < 0) {
+        fprintf(stderr, "barge-agent: cannot read [barge] keys from '%s'\n", s3_creds_file);
+        return 2;
+    }
+    cfg->s3_access_key = s3_akid;
+    cfg->s3_secret_key = s3_secret;
     if (barge_mkdir_p(cfg->data_dir, 0700) < 0) {
         fprintf(stderr, "barge-agent: cannot create '%s': %s\n", cfg->data_dir, strerror(errno));
         return 1;
@@ -510,6 +529,8 @@ int main(int argc, char **argv)
     free(agent.instance_arn);
     free(akid);
     free(secret);
+    free(s3_akid);
+    free(s3_secret);
     curl_global_cleanup();
     return 0;
 }

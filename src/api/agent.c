@@ -13,12 +13,15 @@
  *                         its awslogs stream (logs.c).
  *   POST /agent/metrics   Bearer token: containers' CPU and memory usage
  *                         (metrics.c).
+ *   POST /agent/credentials  Bearer token: execution credentials for one of
+ *                         the instance's tasks (access.h).
  * Tokens are "<cluster>/<instance id>/<secret>"; only the secret's SHA-256 is
  * stored. */
 #include <openssl/crypto.h>
 #include <string.h>
 #include <time.h>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/ecs.h"
 #include "api/logs.h"
@@ -370,6 +373,17 @@ static int agent_forward(struct barge_http_req *req, json_t *in, json_t **out,
     return fn(req->server, cluster, id, in, out, err);
 }
 
+/* POST /agent/credentials: execution credentials for a task of this
+ * instance, which read what its definition names (access.h). */
+static int task_credentials(struct barge_http_req *req, json_t *in, json_t **out,
+                            struct barge_error **err)
+{
+    _cleanup_free_ char *key = authenticate_agent(req, err);
+    if (!key)
+        return -1;
+    return barge_api_task_credentials_issue(req->server, key, in, out, err);
+}
+
 void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
     _cleanup_error_ struct barge_error *err = NULL;
@@ -397,6 +411,8 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
         r = agent_forward(req, in, &out, barge_logs_agent_put, &err);
     else if (strcmp(req->path, "/agent/metrics") == 0)
         r = agent_forward(req, in, &out, barge_metrics_agent_report, &err);
+    else if (strcmp(req->path, "/agent/credentials") == 0)
+        r = task_credentials(req, in, &out, &err);
     else
         r = barge_error_set(&err, BARGE_ERR_NOT_FOUND, "no agent endpoint '%s'", req->path);
     if (r < 0)

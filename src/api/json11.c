@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/metrics.h"
 #include "api/model.h"
@@ -16,12 +17,16 @@ extern const struct barge_api_service barge_api_ecs;
 extern const struct barge_api_service barge_api_ecr;
 extern const struct barge_api_service barge_api_autoscaling;
 extern const struct barge_api_service barge_api_logs;
+extern const struct barge_api_service barge_api_ssm;
+extern const struct barge_api_service barge_api_secretsmanager;
 
 static const struct barge_api_service *services[] = {
     &barge_api_ecs,
     &barge_api_ecr,
     &barge_api_autoscaling,
     &barge_api_logs,
+    &barge_api_ssm,
+    &barge_api_secretsmanager,
 };
 
 static const struct barge_api_service *find_service(const char *target, const char **op)
@@ -44,31 +49,7 @@ static const struct barge_api_service *find_service(const char *target, const ch
 int barge_api_authenticate(struct barge_http_req *req, const char *signing_name,
                            struct barge_sigv4_identity *who, struct barge_error **err)
 {
-    struct barge_server *srv = req->server;
-    struct barge_kv *hdrs = barge_xcalloc(req->n_headers + 1, sizeof(*hdrs));
-    for (size_t i = 0; i < req->n_headers; i++) {
-        hdrs[i].name = req->headers[i].name;
-        hdrs[i].value = req->headers[i].value;
-    }
-    struct barge_sigv4_request sr = {
-        .method = req->method,
-        .raw_path = req->raw_path,
-        .raw_query = req->raw_query,
-        .headers = hdrs,
-        .n_headers = req->n_headers,
-        .body = req->body,
-        .body_len = req->body_len,
-    };
-    int r = barge_sigv4_verify(&sr, srv->cfg.region, time(NULL), srv->cfg.max_skew_seconds,
-                               barge_server_lookup_key, srv, who, err);
-    free(hdrs);
-    if (r < 0)
-        return -1;
-    if (strcmp(who->service, signing_name) != 0)
-        return barge_error_set(err, BARGE_ERR_AUTH_SIGNATURE,
-                               "Credential should be scoped to correct service: '%s'.",
-                               signing_name);
-    return 0;
+    return barge_api_authenticate_for(req, signing_name, false, who, err);
 }
 
 void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp *resp)
@@ -135,8 +116,8 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
 
 fail:
     if (err->code == BARGE_ERR_INTERNAL || err->code == BARGE_ERR_IO)
-        barge_err("%s %s failed: %s (%s:%d)", svc ? svc->model : "?", op ? op : "?",
-                  err->message, err->file, err->line);
+        barge_err("%s %s failed: %s (%s:%d)", svc ? svc->model : "?", op ? op : "?", err->message,
+                  err->file, err->line);
     else
         barge_debug("%s %s rejected: %s", svc ? svc->model : "?", op ? op : "?", err->message);
     barge_api_error_response(svc, err, resp);

@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/ecs.h"
 #include "api/logs.h"
 #include "api/metrics.h"
+#include "api/secrets.h"
 #include "api/server.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -239,7 +241,8 @@ static const struct barge_http_route routes[] = {
     {"/barge/", barge_api_usage_handle, 4096, NULL},
     {"/metrics", barge_metrics_handle, 16 * 1024 * 1024, NULL},
     {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
-    {"/", barge_api_json11_handle, 16 * 1024 * 1024, NULL},
+    /* AWS JSON 1.1 when X-Amz-Target says so, else S3 (secrets.h). */
+    {"/", barge_api_root_handle, 16 * 1024 * 1024, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -260,10 +263,18 @@ void barge_server_housekeeping(struct barge_server *srv)
         barge_warn("removing old stopped tasks: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
-    if (barge_logs_enforce_retention(srv, &err) < 0)
+    if (barge_logs_enforce_retention(srv, &err) < 0) {
         barge_warn("enforcing log retention: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
     if (srv->registry)
         barge_registry_housekeeping(srv->registry);
+    if (barge_api_secretsmanager_reap(srv, &err) < 0) {
+        barge_warn("removing deleted secrets: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_api_task_credentials_reap(srv, &err) < 0)
+        barge_warn("removing task execution credentials: %s", err->message);
 }
 
 void barge_server_init(struct barge_server *srv)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "api/http.h"
+#include "common/crypto.h"
 #include "common/sigv4.h"
 #include "registry/registry.h"
 #include "store/store.h"
@@ -25,12 +26,20 @@ struct barge_config {
     int registry_gc_interval;    /* seconds between lifecycle + GC runs */
     int registry_gc_grace;       /* seconds an unreferenced blob is kept after its last use */
     int registry_upload_timeout; /* seconds an idle upload is kept */
+    /* Where the master key lives unless BARGE_MASTER_KEY
+     * is set (default <data_dir>/master.key), and the host name under which
+     * S3 buckets are also addressed virtual-host style ("s3.example.com":
+     * bucket.s3.example.com); NULL: path style only. */
+    char *master_key_file;
+    char *s3_host;
 };
 
 struct barge_server {
     struct barge_config cfg;
     struct barge_store *store;
     struct barge_http_server *http;
+    /* Encrypts secret values at rest (SSM parameters, Secrets Manager). */
+    struct barge_crypto_key master_key;
     /* Wakes agents' long-polls when tasks change (see barge_server_notify). */
     pthread_mutex_t notify_lock;
     pthread_cond_t notify_cond;

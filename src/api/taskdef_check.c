@@ -9,6 +9,7 @@
 
 #include "api/taskdef_check.h"
 #include "common/json.h"
+#include "common/secretref.h"
 
 #define MAX_CONTAINERS 10
 
@@ -343,6 +344,49 @@ static int check_dependencies(const json_t *containers, struct barge_error **err
     return 0;
 }
 
+/* A valueFrom must be one of the forms the agent can fetch (secretref.h);
+ * the region and account used here only fill in bare names. */
+static int check_value_from(const char *what, const char *cname, const char *name,
+                            const char *value_from, struct barge_error **err)
+{
+    if (!*value_from)
+        return client_err(err,
+                          "Invalid '%s' setting for container '%s': '%s' needs a valueFrom (a "
+                          "parameter name or ARN, or a secret ARN).",
+                          what, cname, name);
+    struct barge_secret_ref ref;
+    struct barge_error *bad = NULL;
+    if (barge_secret_ref_parse(value_from, "us-east-1", "000000000000", &ref, &bad) < 0) {
+        int r = client_err(err, "Invalid '%s' setting for container '%s': %s.", what, cname,
+                           bad->message);
+        barge_error_free(bad);
+        return r;
+    }
+    barge_secret_ref_release(&ref);
+    return 0;
+}
+
+/* Names in list (objects with "name") must be unique. */
+static int check_unique(const json_t *list, const char *what, const char *cname,
+                        struct barge_error **err)
+{
+    size_t i, j;
+    json_t *a, *b;
+    json_array_foreach((json_t *)list, i, a)
+    {
+        json_array_foreach((json_t *)list, j, b)
+        {
+            if (j < i &&
+                barge_streq(barge_json_str(b, "name", NULL), barge_json_str(a, "name", "")))
+                return client_err(err,
+                                  "Invalid '%s' setting for container '%s': the name '%s' is "
+                                  "used twice.",
+                                  what, cname, barge_json_str(a, "name", ""));
+        }
+    }
+    return 0;
+}
+
 static int check_env(json_t *c, const char *cname, struct barge_error **err)
 {
     json_t *files = barge_json_array(c, "environmentFiles");
@@ -356,38 +400,64 @@ static int check_env(json_t *c, const char *cname, struct barge_error **err)
     json_array_foreach(files, i, f)
     {
         const char *v = barge_json_str(f, "value", "");
-        if (!barge_str_has_prefix(v, "arn:aws:s3:::") || !strchr(v + 13, '/'))
+        char *bucket = NULL, *key = NULL;
+        struct barge_error *bad = NULL;
+        if (barge_s3_object_arn_parse(v, &bucket, &key, &bad) < 0) {
+            barge_error_free(bad);
             return client_err(err,
                               "Invalid 'environmentFiles' setting for container '%s': value "
                               "'%s' must be an S3 object ARN (arn:aws:s3:::bucket/key).",
                               cname, v);
+        }
+        free(bucket);
+        free(key);
+        if (!barge_streq(barge_json_str(f, "type", "s3"), "s3"))
+            return client_err(err,
+                              "Invalid 'environmentFiles' setting for container '%s': type "
+                              "'%s' is not supported; use 's3'.",
+                              cname, barge_json_str(f, "type", ""));
+        json_t *g;
+        json_array_foreach(files, j, g)
+        {
+            if (j < i && barge_streq(barge_json_str(g, "value", NULL), v))
+                return client_err(err,
+                                  "Invalid 'environmentFiles' setting for container '%s': "
+                                  "'%s' is listed twice.",
+                                  cname, v);
+        }
+    }
+    json_array_foreach(barge_json_array(c, "environment"), i, f)
+    {
+        if (!*barge_json_str(f, "name", ""))
+            return client_err(err, "Environment variable name cannot be null or blank.");
     }
     json_t *secrets = barge_json_array(c, "secrets");
     json_t *s, *t;
+    if (check_unique(secrets, "secrets", cname, err) < 0)
+        return -1;
     json_array_foreach(secrets, i, s)
     {
         const char *name = barge_json_str(s, "name", "");
-        if (!*barge_json_str(s, "valueFrom", ""))
-            return client_err(err,
-                              "Invalid 'secrets' setting for container '%s': secret '%s' needs "
-                              "a valueFrom (a parameter name or ARN, or a secret ARN).",
-                              cname, name);
-        json_array_foreach(secrets, j, t)
-        {
-            if (j < i && barge_streq(barge_json_str(t, "name", NULL), name))
-                return client_err(err,
-                                  "Invalid 'secrets' setting for container '%s': the name '%s' "
-                                  "is used twice.",
-                                  cname, name);
-        }
+        if (check_value_from("secrets", cname, name, barge_json_str(s, "valueFrom", ""), err) < 0)
+            return -1;
         json_array_foreach(barge_json_array(c, "environment"), j, t)
         {
             if (barge_streq(barge_json_str(t, "name", NULL), name))
                 return client_err(err,
-                                  "Invalid setting for container '%s': '%s' is both an "
-                                  "environment variable and a secret.",
-                                  cname, name);
+                                  "The secret name must be unique and not shared with any new "
+                                  "or existing environment variables set on the container, "
+                                  "such as '%s'.",
+                                  name);
         }
+    }
+    json_t *options = barge_json_array(barge_json_object(c, "logConfiguration"), "secretOptions");
+    if (check_unique(options, "logConfiguration.secretOptions", cname, err) < 0)
+        return -1;
+    json_array_foreach(options, i, s)
+    {
+        if (check_value_from("logConfiguration.secretOptions", cname, barge_json_str(s, "name", ""),
+                             barge_json_str(s, "valueFrom", ""), err) < 0)
+            return -1;
     }
     return 0;
 }

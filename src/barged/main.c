@@ -16,6 +16,7 @@
 
 #include "api/ecs.h"
 #include "api/model.h"
+#include "api/secrets.h"
 #include "api/server.h"
 #include "api/metrics.h"
 #include "control/control.h"
@@ -119,6 +120,12 @@ static void usage(FILE *f)
             "                        (default 3600)\n"
             "  --registry-upload-timeout SECONDS\n"
             "                        how long an idle blob upload is kept (default 3600)\n"
+            "  --master-key-file PATH\n"
+            "                        the key that encrypts secrets at rest (default\n"
+            "                        DIR/master.key, created on first start; the\n"
+            "                        BARGE_MASTER_KEY variable, 64 hex digits, wins)\n"
+            "  --s3-host NAME        also serve S3 buckets as BUCKET.NAME (virtual-host\n"
+            "                        style); path style always works\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
             "  -h, --help            show this help\n"
@@ -171,6 +178,8 @@ int main(int argc, char **argv)
         {"registry-gc-interval", required_argument, NULL, 'I'},
         {"registry-gc-grace", required_argument, NULL, 'G'},
         {"registry-upload-timeout", required_argument, NULL, 'U'},
+        {"master-key-file", required_argument, NULL, 'K'},
+        {"s3-host", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     struct barge_server srv = {0};
@@ -259,6 +268,12 @@ int main(int argc, char **argv)
         case 'P':
             write_profile = false;
             break;
+        case 'K':
+            cfg->master_key_file = optarg;
+            break;
+        case 'S':
+            cfg->s3_host = optarg;
+            break;
         case 'L':
             log_level = optarg;
             break;
@@ -323,8 +338,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
+    if (barge_server_master_key_init(&srv, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        barge_store_close(srv.store);
+        return 1;
+    }
     /* Parse the API models now rather than on the first request of each. */
-    static const char *models[] = {"ecs", "ecr", "application-autoscaling"};
+    static const char *models[] = {"ecs", "ecr", "application-autoscaling", "logs", "ssm",
+                                   "secretsmanager"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(models); i++)
         barge_model_get(models[i]);
     if (barge_server_registry_init(&srv, &err) < 0) {

@@ -1006,7 +1006,11 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
                *cterm = parts[4];
 
     struct sbuf scope_msg = {0};
-    if (strcmp(cregion, region) != 0) {
+    /* region NULL: a service that serves every region (SSM, Secrets Manager,
+     * S3) takes the scope's region as the one the caller addresses. */
+    if (region ? strcmp(cregion, region) != 0
+               : !*cregion || strlen(cregion) >= sizeof(who->region) ||
+                     strspn(cregion, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(cregion)) {
         _cleanup_free_ char *m =
             barge_xasprintf("Credential should be scoped to a valid region, not '%s'. ", cregion);
         sb_adds(&scope_msg, m);
@@ -1121,4 +1125,20 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
     snprintf(who->region, sizeof(who->region), "%s", cregion);
     snprintf(who->service, sizeof(who->service), "%s", cservice);
     return 0;
+}
+
+void barge_sigv4_signing_key(const char *secret, const char *date8, const char *region,
+                             const char *service, unsigned char out[32])
+{
+    size_t secret_len = strlen(secret);
+    size_t k0_len = 4 + secret_len;
+    unsigned char *k0 = barge_xmalloc(k0_len);
+    memcpy(k0, "AWS4", 4);
+    memcpy(k0 + 4, secret, secret_len);
+    hmac_sha256(k0, k0_len, date8, strlen(date8), out);
+    OPENSSL_cleanse(k0, k0_len);
+    free(k0);
+    hmac_sha256(out, 32, region, strlen(region), out);
+    hmac_sha256(out, 32, service, strlen(service), out);
+    hmac_sha256(out, 32, TERMINATOR, strlen(TERMINATOR), out);
 }

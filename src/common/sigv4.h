@@ -56,7 +56,8 @@ struct barge_sigv4_identity {
 };
 
 /* Verifies req (header form, or the X-Amz-* query form of presigned URLs)
- * against the key found through lookup. region is this endpoint's region;
+ * against the key found through lookup. region is this endpoint's region
+ * (NULL: any well-formed region, for services that serve every region);
  * max_skew_seconds the allowed clock difference (AWS: 900). On success fills
  * *who with the key and the credential scope's region and service (the caller
  * checks the service is the one it serves). Errors carry the codes
@@ -67,6 +68,13 @@ struct barge_sigv4_identity {
 int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region, time_t now,
                        int max_skew_seconds, barge_sigv4_lookup_fn lookup, void *ud,
                        struct barge_sigv4_identity *who, struct barge_error **err);
+
+/* The signing key ("AWS4"+secret → date → region → service →
+ * "aws4_request"), for checks beyond the request itself such as the chunk
+ * signatures of S3's aws-chunked uploads. As good as the secret for a day:
+ * the caller wipes it. */
+void barge_sigv4_signing_key(const char *secret, const char *date8, const char *region,
+                             const char *service, unsigned char out[32]);
 
 /* Hex SHA-256 of data; out must hold 65 bytes. */
 void barge_sha256_hex(const void *data, size_t len, char out[65]);

@@ -1,0 +1,361 @@
+/* Authentication with the per-service region rule, per-task execution
+ * credentials and their policies (see access.h). */
+#include "api/access.h"
+
+#include <fnmatch.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/ecs.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/secretref.h"
+
+/* Long enough for a slow image pull after the secrets were fetched; the
+ * credentials die with the task anyway. */
+#define TASK_CREDENTIALS_TTL 3600
+
+static const char *const any_region_services[] = {"ssm", "secretsmanager", "s3"};
+/* What per-task credentials may ever reach. */
+static const char *const task_key_services[] = {"ssm", "secretsmanager", "s3"};
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+bool barge_api_is_task_key(const struct barge_sigv4_identity *who)
+{
+    return barge_str_has_prefix(who->access_key_id, BARGE_TASK_KEY_PREFIX);
+}
+
+static int load_key(struct barge_server *srv, const char *akid, json_t **doc,
+                    struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0)
+        return -1;
+    int r = barge_store_get(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err);
+    if (r == 0)
+        return barge_error_set(err, BARGE_ERR_AUTH_UNKNOWN_KEY,
+                               "The security token included in the request is invalid.");
+    return r < 0 ? -1 : 0;
+}
+
+/* Whether the task a per-task key belongs to still runs (not STOPPED). */
+static int task_alive(struct barge_server *srv, const json_t *key, bool *alive,
+                      struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *task = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_TASK, barge_json_str(key, "task", ""), &task, err) < 0)
+        return -1;
+    *alive = task && !barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED");
+    return 0;
+}
+
+static char *principal_arn(struct barge_server *srv, const json_t *key)
+{
+    if (barge_json_str(key, "task", NULL)) {
+        const char *t = barge_json_str(key, "task", "");
+        const char *slash = strrchr(t, '/');
+        return barge_xasprintf("arn:aws:sts::%s:assumed-role/%s/%s", srv->cfg.account_id,
+                               barge_json_str(key, "role", "ecsTaskExecutionRole"),
+                               slash ? slash + 1 : t);
+    }
+    return barge_xasprintf("arn:aws:iam::%s:user/%s", srv->cfg.account_id,
+                           barge_json_str(key, "user", "admin"));
+}
+
+int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_name, bool s3,
+                               struct barge_sigv4_identity *who, struct barge_error **err)
+{
+    struct barge_server *srv = req->server;
+    struct barge_kv *hdrs = barge_xcalloc(req->n_headers + 1, sizeof(*hdrs));
+    for (size_t i = 0; i < req->n_headers; i++) {
+        hdrs[i].name = req->headers[i].name;
+        hdrs[i].value = req->headers[i].value;
+    }
+    struct barge_sigv4_request sr = {
+        .method = req->method,
+        .raw_path = req->raw_path,
+        .raw_query = req->raw_query,
+        .headers = hdrs,
+        .n_headers = req->n_headers,
+        .body = req->body,
+        .body_len = req->body_len,
+        .s3 = s3,
+    };
+    bool any_region =
+        in_list(signing_name, any_region_services, BARGE_ARRAY_SIZE(any_region_services));
+    int r = barge_sigv4_verify(&sr, any_region ? NULL : srv->cfg.region, time(NULL),
+                               srv->cfg.max_skew_seconds, barge_server_lookup_key, srv, who, err);
+    free(hdrs);
+    if (r < 0)
+        return -1;
+    if (strcmp(who->service, signing_name) != 0)
+        return barge_error_set(err, BARGE_ERR_AUTH_SIGNATURE,
+                               "Credential should be scoped to correct service: '%s'.",
+                               signing_name);
+    if (!barge_api_is_task_key(who))
+        return 0;
+
+    _cleanup_json_ json_t *key = NULL;
+    if (load_key(srv, who->access_key_id, &key, err) < 0)
+        return -1;
+    bool alive = false;
+    if (barge_json_str(key, "task", NULL) && task_alive(srv, key, &alive, err) < 0)
+        return -1;
+    if (!alive || barge_now() > json_number_value(json_object_get(key, "expiresAt")))
+        return barge_error_set(err, BARGE_ERR_AUTH_EXPIRED,
+                               "The security token included in the request is expired");
+    if (!in_list(signing_name, task_key_services, BARGE_ARRAY_SIZE(task_key_services))) {
+        _cleanup_free_ char *who_arn = principal_arn(srv, key);
+        return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
+                               "User: %s is not authorized to access the '%s' service: task "
+                               "execution credentials only read the task's secrets and "
+                               "environment files",
+                               who_arn, signing_name);
+    }
+    return 0;
+}
+
+int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_identity *who,
+                        const char *action, const char *resource, struct barge_error **err)
+{
+    if (!barge_api_is_task_key(who))
+        return 0;
+    _cleanup_json_ json_t *key = NULL;
+    if (load_key(srv, who->access_key_id, &key, err) < 0)
+        return -1;
+    size_t i;
+    json_t *stmt;
+    json_array_foreach(barge_json_array(key, "policy"), i, stmt)
+    {
+        if (fnmatch(barge_json_str(stmt, "action", ""), action, 0) == 0 &&
+            fnmatch(barge_json_str(stmt, "resource", ""), resource, 0) == 0)
+            return 0;
+    }
+    _cleanup_free_ char *who_arn = principal_arn(srv, key);
+    return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
+                           "User: %s is not authorized to perform: %s on resource: %s because "
+                           "no identity-based policy allows the %s action",
+                           who_arn, action, resource, action);
+}
+
+char *barge_api_caller_arn(struct barge_server *srv, const struct barge_sigv4_identity *who)
+{
+    _cleanup_error_ struct barge_error *err = NULL;
+    _cleanup_json_ json_t *key = NULL;
+    if (load_key(srv, who->access_key_id, &key, &err) < 0)
+        return barge_xasprintf("arn:aws:iam::%s:user/unknown", srv->cfg.account_id);
+    return principal_arn(srv, key);
+}
+
+/* --- per-task credentials ------------------------------------------------ */
+
+/* s with fnmatch's special characters escaped, so that an S3 key like "a*b"
+ * grants only itself. */
+static char *glob_escape(const char *s)
+{
+    char *out = barge_xmalloc(2 * strlen(s) + 1), *o = out;
+    for (; *s; s++) {
+        if (strchr("*?[]\\", *s))
+            *o++ = '\\';
+        *o++ = *s;
+    }
+    *o = '\0';
+    return out;
+}
+
+static void allow(json_t *policy, const char *action, char *resource_owned)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(policy, i, s)
+    {
+        if (barge_streq(barge_json_str(s, "action", NULL), action) &&
+            barge_streq(barge_json_str(s, "resource", NULL), resource_owned)) {
+            free(resource_owned);
+            return;
+        }
+    }
+    json_array_append_new(policy,
+                          json_pack("{s:s, s:s}", "action", action, "resource", resource_owned));
+    free(resource_owned);
+}
+
+static void allow_secret(const struct barge_server *srv, json_t *policy, const char *value_from)
+{
+    struct barge_secret_ref ref;
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (barge_secret_ref_parse(value_from, srv->cfg.region, srv->cfg.account_id, &ref, &err) < 0)
+        return; /* the agent reports the bad reference when it starts the task */
+    if (ref.provider == BARGE_SECRET_SSM) {
+        allow(policy, "ssm:GetParameters", glob_escape(ref.resource));
+        allow(policy, "ssm:GetParameter", glob_escape(ref.resource));
+    } else {
+        _cleanup_free_ char *esc = glob_escape(ref.resource);
+        allow(policy, "secretsmanager:GetSecretValue", barge_xstrdup(esc));
+        /* A partial ARN (the name without AWS's random suffix) names the
+         * secret whose ARN is that plus "-" and six characters. */
+        allow(policy, "secretsmanager:GetSecretValue", barge_xasprintf("%s-??????", esc));
+    }
+    barge_secret_ref_release(&ref);
+}
+
+static void allow_env_files(json_t *policy, const json_t *files)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach((json_t *)files, i, f)
+    {
+        char *bucket = NULL, *key = NULL;
+        _cleanup_error_ struct barge_error *err = NULL;
+        const char *arn = barge_json_str(f, "value", "");
+        if (barge_s3_object_arn_parse(arn, &bucket, &key, &err) < 0)
+            continue;
+        allow(policy, "s3:GetObject", glob_escape(arn));
+        _cleanup_free_ char *barn = barge_xasprintf("arn:aws:s3:::%s", bucket);
+        allow(policy, "s3:GetBucketLocation", glob_escape(barn));
+        free(bucket);
+        free(key);
+    }
+}
+
+json_t *barge_api_task_policy(const struct barge_server *srv, const json_t *task,
+                              const json_t *taskdef)
+{
+    json_t *policy = json_array();
+    size_t i, j;
+    json_t *c, *s;
+    json_array_foreach(barge_json_array(taskdef, "containerDefinitions"), i, c)
+    {
+        json_array_foreach(barge_json_array(c, "secrets"), j, s)
+            allow_secret(srv, policy, barge_json_str(s, "valueFrom", ""));
+        json_array_foreach(
+            barge_json_array(barge_json_object(c, "logConfiguration"), "secretOptions"), j, s)
+            allow_secret(srv, policy, barge_json_str(s, "valueFrom", ""));
+        allow_env_files(policy, barge_json_array(c, "environmentFiles"));
+    }
+    json_array_foreach(barge_json_array(barge_json_object(task, "overrides"), "containerOverrides"),
+                       i, c) allow_env_files(policy, barge_json_array(c, "environmentFiles"));
+    return policy;
+}
+
+static void random_chars(char *out, size_t n, const char *alphabet)
+{
+    size_t alen = strlen(alphabet);
+    unsigned char buf[128];
+    barge_random_bytes(buf, n);
+    for (size_t i = 0; i < n; i++)
+        out[i] = alphabet[buf[i] % alen];
+    out[n] = '\0';
+    explicit_bzero(buf, sizeof(buf));
+}
+
+int barge_api_task_credentials_issue(struct barge_server *srv, const char *instance_key,
+                                     const json_t *in, json_t **out, struct barge_error **err)
+{
+    const char *id = strrchr(instance_key, '/') + 1;
+    _cleanup_free_ char *cluster = barge_xstrndup(instance_key, (size_t)(id - 1 - instance_key));
+    const char *arn = barge_json_str(in, "taskArn", "");
+    const char *slash = strrchr(arn, '/');
+    _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", cluster, slash ? slash + 1 : arn);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *task = NULL, *td = NULL;
+    _cleanup_free_ char *tdkey = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+        return -1;
+    if (!task)
+        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "task '%s' is not known", arn);
+    if (!barge_streq(barge_json_str(task, "_instanceId", NULL), id))
+        return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
+                               "task '%s' does not belong to this instance", arn);
+    if (barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED"))
+        return barge_error_set(err, BARGE_ERR_CONFLICT, "task '%s' is stopped", arn);
+    if (ecs_taskdef_find(tx, srv, barge_json_str(task, "taskDefinitionArn", ""), &td, &tdkey, err) <
+        0)
+        return -1;
+
+    char akid[21], secret[41], token[129];
+    memcpy(akid, BARGE_TASK_KEY_PREFIX, 4);
+    random_chars(akid + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+    random_chars(secret, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    random_chars(token, 128, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    const char *role_arn = barge_json_str(td, "executionRoleArn", NULL);
+    const char *role =
+        role_arn && strrchr(role_arn, '/') ? strrchr(role_arn, '/') + 1 : "ecsTaskExecutionRole";
+    double now = barge_now();
+    json_t *policy = barge_api_task_policy(srv, task, td);
+    _cleanup_json_ json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:o}", "secretAccessKey", secret,
+                  "sessionToken", token, "user", "task-execution", "task", tkey, "taskArn",
+                  barge_json_str(task, "taskArn", ""), "role", role, "createdAt", now, "expiresAt",
+                  now + TASK_CREDENTIALS_TTL, "policy", policy);
+    if (barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_debug("issued execution credentials %s for task %s (%zu grants)", akid, arn,
+                json_array_size(policy));
+    *out = json_pack("{s:s, s:s, s:s, s:f, s:s}", "accessKeyId", akid, "secretAccessKey", secret,
+                     "sessionToken", token, "expiration", now + TASK_CREDENTIALS_TTL, "region",
+                     srv->cfg.region);
+    explicit_bzero(secret, sizeof(secret));
+    explicit_bzero(token, sizeof(token));
+    return 0;
+}
+
+struct reap {
+    struct barge_tx *tx;
+    json_t *doomed;
+};
+
+static int collect_dead(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct reap *r = ud;
+    _cleanup_json_ json_t *task = NULL;
+    if (barge_store_get(r->tx, ECS_KIND_TASK, barge_json_str(doc, "task", ""), &task, err) < 0)
+        return -1;
+    bool dead = !task || barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED") ||
+                barge_now() > json_number_value(json_object_get(doc, "expiresAt"));
+    if (dead)
+        json_array_append_new(r->doomed, json_string(key));
+    return 0;
+}
+
+int barge_api_task_credentials_reap(struct barge_server *srv, struct barge_error **err)
+{
+    _cleanup_json_ json_t *doomed = json_array();
+    {
+        /* Look with a reader first: most of the time there is nothing to do
+         * and the writer lock stays free. */
+        _cleanup_tx_ struct barge_tx *rtx = NULL;
+        struct reap r = {.doomed = doomed};
+        if (barge_store_begin(srv->store, false, &rtx, err) < 0)
+            return -1;
+        r.tx = rtx;
+        if (barge_store_scan(rtx, BARGE_KIND_ACCESS_KEY, BARGE_TASK_KEY_PREFIX, NULL, false, 0,
+                             collect_dead, &r, err) < 0)
+            return -1;
+    }
+    if (json_array_size(doomed) == 0)
+        return 0;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0)
+        return -1;
+    size_t i;
+    json_t *k;
+    json_array_foreach(doomed, i, k)
+    {
+        if (barge_store_del(tx, BARGE_KIND_ACCESS_KEY, json_string_value(k), err) < 0)
+            return -1;
+    }
+    return barge_store_commit(barge_steal(&tx), err);
+}

@@ -1,0 +1,70 @@
+/* Who may do what. Two kinds of access key exist: long-term keys (the admin
+ * key barged creates, "AKIA..."), which may call everything, and per-task
+ * execution credentials ("ASIA...", with a session token), which barged
+ * issues to the agent that runs a task so that it can fetch exactly the
+ * secrets and environment files the task's definition names, and nothing
+ * else. The latter are ECS's "task execution role" in small: the policy is
+ * derived from the task definition when the credentials are issued, they
+ * expire after an hour, and they stop working as soon as the task is STOPPED.
+ *
+ * The agent asks for them over its channel (POST /agent/credentials with its
+ * bearer token, for a task assigned to it) and then calls the public SSM,
+ * Secrets Manager and S3 APIs with SigV4 like any client: the same code paths,
+ * the same checks, the same errors as for a user. */
+#ifndef BARGE_API_ACCESS_H
+#define BARGE_API_ACCESS_H
+
+#include <jansson.h>
+
+#include "api/http.h"
+#include "api/server.h"
+#include "common/sigv4.h"
+
+/* Access key ids of per-task credentials start with this (as AWS's
+ * temporary credentials do). */
+#define BARGE_TASK_KEY_PREFIX "ASIA"
+/* Store kind of access keys (shared with server.c). */
+#define BARGE_KIND_ACCESS_KEY "accesskey"
+
+/* Verifies req's SigV4 signature for signing_name ("ssm", "s3", ...) with
+ * S3's canonicalisation rules when s3 is true. Services that exist in every
+ * region (SSM, Secrets Manager, S3) accept any region in the credential scope
+ * and report it in who->region; others only barged's region. Per-task
+ * credentials are refused once expired or once their task stopped
+ * (ExpiredTokenException) and for any other service (AccessDeniedException). */
+int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_name, bool s3,
+                               struct barge_sigv4_identity *who, struct barge_error **err);
+
+/* Checks that the caller may perform action ("ssm:GetParameters") on
+ * resource (an ARN). Long-term keys may do everything; per-task credentials
+ * only what their policy lists. Denial is an AccessDeniedException worded as
+ * IAM words it. */
+int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_identity *who,
+                        const char *action, const char *resource, struct barge_error **err);
+
+/* True when who holds per-task credentials. */
+bool barge_api_is_task_key(const struct barge_sigv4_identity *who);
+
+/* The caller's ARN as AWS reports it in LastModifiedUser and similar fields
+ * ("arn:aws:iam::ACCOUNT:user/admin"); caller frees. */
+char *barge_api_caller_arn(struct barge_server *srv, const struct barge_sigv4_identity *who);
+
+/* The policy per-task credentials get for task (a stored task document) of
+ * taskdef: read-only access to each secret (secrets and
+ * logConfiguration.secretOptions) and each environment file (definition and
+ * overrides). A JSON array of {action, resource} fnmatch patterns; new
+ * reference. */
+json_t *barge_api_task_policy(const struct barge_server *srv, const json_t *task,
+                              const json_t *taskdef);
+
+/* Serves POST /agent/credentials for the agent of instance_key
+ * ("<cluster>/<instance id>"): in is {taskArn}; *out is {accessKeyId,
+ * secretAccessKey, sessionToken, expiration, region}. The task must be
+ * assigned to that instance and not STOPPED. */
+int barge_api_task_credentials_issue(struct barge_server *srv, const char *instance_key,
+                                     const json_t *in, json_t **out, struct barge_error **err);
+
+/* Removes per-task credentials that expired or whose task stopped. */
+int barge_api_task_credentials_reap(struct barge_server *srv, struct barge_error **err);
+
+#endif
