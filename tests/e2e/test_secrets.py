@@ -233,7 +233,8 @@ def test_overrides_and_log_secret_options(barged, agent, busybox, stores):
                                         Type="SecureString")
     td = register(ecs, busybox,
                   environmentFiles=[{"type": "s3", "value": "arn:aws:s3:::envs/base.env"}],
-                  logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g"},
+                  logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g",
+                                                                "awslogs-create-group": "true"},
                                     "secretOptions": [{"name": "token",
                                                        "valueFrom": "/log/token"}]})
     # an override's environmentFiles replace the definition's; its environment merges
@@ -249,7 +250,8 @@ def test_overrides_and_log_secret_options(barged, agent, busybox, stores):
     assert LOG_SECRET not in env.values()  # log options are not environment
     # a log secret that cannot be resolved stops the task too
     td = register(ecs, busybox, family="badlog",
-                  logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g"},
+                  logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "g",
+                                                                "awslogs-create-group": "true"},
                                     "secretOptions": [{"name": "token",
                                                        "valueFrom": "/log/missing"}]})
     task = wait_task(ecs, "default", run(ecs, td))
