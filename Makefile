@@ -7,6 +7,7 @@ CC       ?= gcc
 SANITIZE ?=
 PYTEST   ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?=
+PYTHON   ?= /usr/bin/python3
 
 # O=DIR puts the build somewhere else (e.g. one per git worktree).
 ifeq ($(SANITIZE),)
@@ -17,7 +18,7 @@ BUILD    := $(if $(O),$(O),build)/sanitize
 OPT      := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS     := libmicrohttpd jansson sqlite3 libcurl openssl libarchive yaml-0.1
+PKGS     := libmicrohttpd jansson sqlite3 libpq libcurl openssl libarchive yaml-0.1
 CPPFLAGS := -Isrc -I$(BUILD)/gen -D_GNU_SOURCE -MMD -MP
 CFLAGS   := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
             -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
@@ -61,8 +62,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libbarge.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# The store's tests also run against a throwaway PostgreSQL cluster (they say
+# so and skip that part when PostgreSQL cannot start).
 unit: setup $(TESTS)
-	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+	@set -e; for t in $(TESTS); do echo "== $$t"; \
+	  case $$t in */test_store) $(PYTHON) tests/e2e/pg_fixture.py -- $$t;; *) $$t;; esac; done
 
 e2e: all $(TESTS)
 	BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
