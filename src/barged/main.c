@@ -75,7 +75,10 @@ static void usage(FILE *f)
             "  --dev                 development mode: everything local, defaults below\n"
             "  --listen HOST:PORT    address to listen on (default 127.0.0.1:4566)\n"
             "  --data-dir DIR        where state lives (default ./barge-data)\n"
-            "  --store URI           store location (default DIR/barge.db; sqlite://PATH)\n"
+            "  --store URI           store location (default DIR/barge.db; sqlite://PATH, or\n"
+            "                        postgres://USER:PASSWORD@HOST/DB for several barged\n"
+            "                        sharing one database: one of them, elected through\n"
+            "                        the database, runs the control loops)\n"
             "  --region NAME         region in ARNs and SigV4 scopes (default us-east-1)\n"
             "  --account-id ID       12-digit account id in ARNs (default 000000000000)\n"
             "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
@@ -121,6 +124,13 @@ static void set_registry_endpoint(struct barge_server *srv, int port)
         h = "127.0.0.1";
     _cleanup_free_ char *ep = barge_xasprintf("%s:%d", h, port);
     barge_registry_set_endpoint(srv->registry, ep);
+}
+
+/* Another barged sharing the store changed something: wake this one's
+ * long-polls and control loop. */
+static void on_store_change(void *ud)
+{
+    barge_server_wake(ud);
 }
 
 static bool valid_account(const char *s)
@@ -273,6 +283,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
+    if (barge_store_subscribe(srv.store, on_store_change, &srv, &err) < 0) {
+        fprintf(stderr, "barged: %s\n", err->message);
+        barge_store_close(srv.store);
+        return 1;
+    }
     /* Parse the API models now rather than on the first request of each. */
     static const char *models[] = {"ecs", "ecr"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(models); i++)
@@ -302,10 +317,10 @@ int main(int argc, char **argv)
         barge_store_close(srv.store);
         return 1;
     }
-    barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port,
-               cfg->region, cfg->store_uri, cfg->dev ? ", dev mode" : "");
+    barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port, cfg->region,
+               barge_store_where(srv.store), cfg->dev ? ", dev mode" : "");
     /* Tests and scripts wait for this line on stdout. */
-    if (barge_control_start(&srv, &control, &err) < 0) {
+    if (barge_leader_start(&srv, &err) < 0 || barge_control_start(&srv, &control, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
@@ -321,7 +336,8 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     while (!stopping) {
-        barge_server_housekeeping(&srv);
+        if (barge_leader_active())
+            barge_server_housekeeping(&srv);
         for (int i = 0; i < 50 && !stopping; i++) {
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -329,6 +345,7 @@ int main(int argc, char **argv)
     }
     barge_info("stopping on signal %d", (int)stopping);
     barge_control_stop();
+    barge_leader_stop();
     if (agent_pid > 0) {
         kill(agent_pid, SIGTERM);
         waitpid(agent_pid, NULL, 0);
