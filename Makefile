@@ -1,5 +1,6 @@
 # barge build. `make` builds the three programs into build/, `make test` runs the
 # unit tests and the e2e suites, `make run` starts barged --dev.
+# `make test-postgres` runs the e2e suites again with the PostgreSQL store.
 # SANITIZE=address,undefined builds everything with those sanitizers into
 # build/sanitize/ and runs the same tests against it.
 
@@ -8,6 +9,8 @@ SANITIZE ?=
 PYTEST   ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?=
 PYTHON   ?= /usr/bin/python3
+# The suites `make test-postgres` runs against PostgreSQL (all by default).
+PG_SUITES ?= tests/e2e
 
 # O=DIR puts the build somewhere else (e.g. one per git worktree).
 ifeq ($(SANITIZE),)
@@ -33,7 +36,7 @@ TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TESTS    := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGRAMS := $(BUILD)/barged $(BUILD)/barge-agent $(BUILD)/barge
 
-.PHONY: all setup test unit e2e run clean format bench
+.PHONY: all setup test unit e2e test-postgres run clean format bench
 all: setup $(PROGRAMS)
 
 setup:
@@ -72,6 +75,12 @@ e2e: all $(TESTS)
 	BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
 test: all unit e2e
+
+# Every barged of these suites gets a fresh database of a PostgreSQL cluster
+# that the harness starts on loopback (tests/e2e/conftest.py).
+test-postgres: all $(TESTS)
+	BARGE_TEST_STORE=postgres BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider \
+	  $(PG_SUITES) $(PYTEST_ARGS)
 
 run: all
 	$(BUILD)/barged --dev
