@@ -26,7 +26,7 @@ CPPFLAGS := -Isrc -I$(BUILD)/gen -D_GNU_SOURCE -MMD -MP
 CFLAGS   := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
             -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDFLAGS  := $(if $(SANITIZE),-fsanitize=$(SANITIZE))
+LDFLAGS  := -Wl,--as-needed $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljsonnet -lpthread -lm
 
 MAINS    := src/barged/main.c src/agent/main.c src/cli/main.c
@@ -93,5 +93,8 @@ format:
 
 clean:
 	rm -rf build
+
+# Keep object files make considers intermediate (the test binaries' objects).
+.SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

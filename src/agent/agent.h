@@ -24,6 +24,7 @@ struct barge_agent_config {
     long long memory;              /* MiB to offer; 0: MemTotal less a reserve */
     const char *runtime;           /* NULL/"auto", "crun", "runc" */
     int stop_timeout;              /* seconds; default for containers without stopTimeout */
+    bool fargate;                  /* enrolled in the Fargate capacity pool */
 };
 
 struct barge_agent;

@@ -45,6 +45,7 @@ struct runner {
     struct ctr *ctrs;
     size_t n_ctrs;
     bool finished;
+    double pull_started, pull_stopped; /* epoch seconds, 0 until known */
     pthread_t thread;
     struct runner *next;
 };
@@ -112,6 +113,7 @@ static json_t *container_report(const struct ctr *c, const char *status)
     return r;
 }
 
+/* Sends the task's state; extra (stolen, may be NULL) adds fields. */
 static void report(struct runner *r, const char *status, const char *stop_code,
                    const char *reason, json_t *extra)
 {
@@ -129,8 +131,14 @@ static void report(struct runner *r, const char *status, const char *stop_code,
         json_object_set_new(rep, "stopCode", json_string(stop_code));
     if (reason)
         json_object_set_new(rep, "stoppedReason", json_string(reason));
-    if (extra)
+    if (r->pull_started > 0)
+        json_object_set_new(rep, "pullStartedAt", json_real(r->pull_started));
+    if (r->pull_stopped > 0)
+        json_object_set_new(rep, "pullStoppedAt", json_real(r->pull_stopped));
+    if (extra) {
         json_object_update(rep, extra);
+        json_decref(extra);
+    }
     barge_agent_report(r->e->agent, rep);
     json_decref(rep);
 }
@@ -498,9 +506,13 @@ static bool start_task(struct runner *r)
             }
         }
     }
+    /* Before anything exists on the host, so that a restarted agent knows
+     * to clean up after a start it did not finish. */
     checkpoint(r, "STARTING");
-    double pull_start = barge_now();
-    report(r, "PENDING", NULL, NULL, json_pack("{s:f}", "pullStartedAt", pull_start));
+    /* The pull times travel with the next report (RUNNING, or STOPPED when
+     * the start fails) rather than in reports of their own: each report is a
+     * round trip and a durable write in barged, on the launch's critical path. */
+    r->pull_started = barge_now();
     struct barge_image **imgs = barge_xcalloc(r->n_ctrs + 1, sizeof(*imgs));
     bool ok = true;
     json_array_foreach(defs, i, d)
@@ -517,13 +529,12 @@ static bool start_task(struct runner *r)
         }
     }
     if (ok) {
-        report(r, "PENDING", NULL, NULL, json_pack("{s:f}", "pullStoppedAt", barge_now()));
+        r->pull_stopped = barge_now();
         json_array_foreach(defs, i, d)
         {
             if (should_stop(r))
                 break;
             _cleanup_error_ struct barge_error *err = NULL;
-            checkpoint(r, "STARTING");
             if (create_container(r, i, td, d, imgs[i], &err) < 0) {
                 const char *msg = err->message;
                 r->ctrs[i].reason = barge_str_has_prefix(msg, "CannotStartContainerError")

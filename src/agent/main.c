@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +62,8 @@ static void usage(FILE *f)
             "  --insecure-registry HOST[:PORT]\n"
             "                          pull from this registry over plain HTTP (repeatable;\n"
             "                          loopback registries always are)\n"
+            "  --capacity fargate      enrol the host in barged's Fargate capacity pool instead\n"
+            "                          of a cluster (it runs FARGATE tasks of every cluster)\n"
             "  --log-level LEVEL       debug, info, warn or error (default info)\n"
             "  -h, --help              show this help\n");
 }
@@ -224,6 +227,8 @@ static int register_instance(struct barge_agent *a, struct barge_agent_client *c
         a->cfg.attributes, "reservedPorts", 22, 2375, 2376, 51678, 51679);
     if (a->cfg.availability_zone)
         json_object_set_new(body, "availabilityZone", json_string(a->cfg.availability_zone));
+    if (a->cfg.fargate)
+        json_object_set_new(body, "capacity", json_string("FARGATE"));
     _cleanup_free_ char *rt = barge_xasprintf("%s (barge-agent %s)",
                                               barge_runtime_name(a->rt), AGENT_VERSION);
     json_object_set_new(body, "runtime", json_string(rt));
@@ -259,6 +264,7 @@ int main(int argc, char **argv)
         {"memory", required_argument, NULL, 'm'},
         {"runtime", required_argument, NULL, 'R'},
         {"stop-timeout", required_argument, NULL, 't'},
+        {"capacity", required_argument, NULL, 'K'},
         {"log-level", required_argument, NULL, 'L'},
         {"insecure-registry", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
@@ -327,6 +333,13 @@ int main(int argc, char **argv)
             break;
         case 't':
             cfg->stop_timeout = atoi(optarg);
+            break;
+        case 'K':
+            if (strcasecmp(optarg, "fargate") != 0) {
+                fprintf(stderr, "barge-agent: --capacity takes 'fargate', not '%s'\n", optarg);
+                return 2;
+            }
+            cfg->fargate = true;
             break;
         case 'L':
             log_level = optarg;
@@ -400,11 +413,11 @@ int main(int argc, char **argv)
             return 2;
         }
         while (register_instance(&agent, client, &err) < 0) {
-            barge_warn("%s; retrying in 2s", err->message);
             if (err->code == BARGE_ERR_ACCESS_DENIED) {
                 fprintf(stderr, "barge-agent: %s\n", err->message);
                 return 1;
             }
+            barge_warn("%s; retrying in 2s", err->message);
             barge_error_free(barge_steal(&err));
             sleep(2);
             if (stop_signal)

@@ -69,8 +69,13 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
         return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cluster = NULL, *doc = NULL;
-    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
-        ecs_cluster_load(tx, srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
+    if (barge_store_begin(srv->store, true, &tx, err) < 0)
+        return -1;
+    /* Hosts enrolled as Fargate capacity belong to no cluster: they join the
+     * pool, which no listing shows and every cluster's FARGATE tasks use. */
+    if (barge_streq(barge_json_str(in, "capacity", NULL), "FARGATE"))
+        cluster = json_pack("{s:s, s:s}", "clusterName", ECS_FARGATE_POOL, "clusterArn", "");
+    else if (ecs_cluster_load(tx, srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
         return -1;
     unsigned char secret[32];
     char hex[65];
@@ -271,14 +276,28 @@ static int submit_state(struct barge_http_req *req, json_t *in, json_t **out,
     if (!key)
         return -1;
     const char *id = strrchr(key, '/') + 1;
-    _cleanup_free_ char *cluster = barge_xstrndup(key, (size_t)(id - 1 - key));
     const char *arn = barge_json_str(in, "taskArn", "");
     const char *slash = strrchr(arn, '/');
-    _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", cluster, slash ? slash + 1 : arn);
+    const char *task_id = slash ? slash + 1 : arn;
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *task = NULL;
+    _cleanup_json_ json_t *task = NULL, *idx = NULL;
+    /* The task's cluster comes from the instance's index: pool instances run
+     * tasks of every cluster. A task no longer indexed was stopped without
+     * the agent (its host was lost); its cluster is in its ARN. */
+    _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", id, task_id);
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
-        barge_store_get(tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+        barge_store_get(tx, ECS_KIND_ITASK, ikey, &idx, err) < 0)
+        return -1;
+    _cleanup_free_ char *cluster = NULL;
+    if (idx) {
+        cluster = barge_xstrdup(barge_json_str(idx, "cluster", ""));
+    } else {
+        const char *c = strstr(arn, ":task/");
+        const char *end = c ? strchr(c + 6, '/') : NULL;
+        cluster = end ? barge_xstrndup(c + 6, (size_t)(end - c - 6)) : barge_xstrdup("");
+    }
+    _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", cluster, task_id);
+    if (barge_store_get(tx, ECS_KIND_TASK, tkey, &task, err) < 0)
         return -1;
     if (!task)
         return barge_error_set(err, BARGE_ERR_NOT_FOUND, "task '%s' is not known", arn);

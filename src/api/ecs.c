@@ -185,6 +185,7 @@ static const struct barge_api_op *const ecs_op_tables[] = {
     ecs_instance_ops,
     ecs_task_ops,
     ecs_service_ops,
+    ecs_capacity_ops,
     NULL,
 };
 

@@ -148,6 +148,35 @@ extern const struct barge_api_op ecs_tag_ops[];
 extern const struct barge_api_op ecs_instance_ops[];
 extern const struct barge_api_op ecs_task_ops[];
 extern const struct barge_api_op ecs_service_ops[];
+extern const struct barge_api_op ecs_capacity_ops[];
+
+/* The instances of barged's Fargate capacity pool live under this pseudo
+ * cluster, which no listing shows ('@' is not allowed in cluster names). */
+#define ECS_FARGATE_POOL "@fargate"
+/* Fargate prices (barged options); per hour, as AWS quotes them. */
+struct barge_prices {
+    double vcpu_hour, gb_hour, storage_gb_hour;
+    double spot_factor; /* FARGATE_SPOT tasks cost this fraction */
+};
+extern struct barge_prices barge_prices;
+/* Records the metered usage of a FARGATE task that stopped. */
+int ecs_usage_record(struct barge_tx *tx, const json_t *task, struct barge_error **err);
+/* GET /barge/v1/usage */
+void barge_api_usage_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+extern const struct barge_api_service barge_api_ecs;
+
+/* Fargate's rules for running td with params (a RunTask or CreateService
+ * input): FARGATE-compatible definition, awsvpc network configuration, a known
+ * platform version. */
+int ecs_fargate_check(const json_t *td, const json_t *params, struct barge_error **err);
+/* Checks a capacityProviderStrategy (providers exist, one base at most, no
+ * mix of Fargate and host groups). */
+int ecs_capacity_check_strategy(struct barge_tx *tx, const struct barge_server *srv,
+                                const json_t *strategy, struct barge_error **err);
+/* The provider of a strategy the next task goes to, given counts
+ * ({provider: tasks}) of the tasks placed so far, which it updates. The
+ * string is borrowed from strategy. */
+const char *ecs_capacity_pick(const json_t *strategy, json_t *counts);
 
 /* Services (ecs_services.c), shared with the service scheduler. */
 #define ECS_KIND_STASK "stask" /* "<cluster>/<service>/<task id>" -> {task, deployment} */

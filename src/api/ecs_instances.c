@@ -555,7 +555,8 @@ int ecs_instance_orphan_tasks(struct barge_tx *tx, const char *instance_id, cons
         if (barge_store_get(tx, ECS_KIND_TASK, tkey, &task, err) < 0)
             return -1;
         if (task && ecs_task_force_stopped(task, reason) &&
-            barge_store_put(tx, ECS_KIND_TASK, tkey, task, err) < 0)
+            (barge_store_put(tx, ECS_KIND_TASK, tkey, task, err) < 0 ||
+             ecs_usage_record(tx, task, err) < 0))
             return -1;
         if (barge_store_del(tx, ECS_KIND_ITASK, barge_json_str(k, "ikey", ""), err) < 0)
             return -1;

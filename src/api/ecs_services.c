@@ -175,12 +175,30 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Placement strategies are not supported with the DAEMON "
                                     "scheduling strategy.");
-    const char *lt = barge_json_str(in, "launchType", "EC2");
-    if (strcmp(lt, "EC2") != 0 || json_array_size(barge_json_array(in, "capacityProviderStrategy")))
+    const char *lt = barge_json_str(in, "launchType", NULL);
+    json_t *strategy_in = barge_json_array(in, "capacityProviderStrategy");
+    if (lt && strcmp(lt, "EC2") != 0 && strcmp(lt, "FARGATE") != 0)
         return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
-                                    "Only launchType EC2 is available in this barge yet; '%s' "
-                                    "was asked for.",
+                                    "launchType '%s' is not available in barge; use EC2 or "
+                                    "FARGATE.",
                                     lt);
+    if (lt && json_array_size(strategy_in))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Specifying both a launchType and capacityProviderStrategy "
+                                    "is not supported.");
+    bool fargate = barge_streq(lt, "FARGATE");
+    size_t si;
+    json_t *sv;
+    json_array_foreach(strategy_in, si, sv)
+    {
+        const char *cp = barge_json_str(sv, "capacityProvider", "");
+        if (strcmp(cp, "FARGATE") == 0 || strcmp(cp, "FARGATE_SPOT") == 0)
+            fargate = true;
+    }
+    if (daemon && fargate)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "The DAEMON scheduling strategy is not supported with "
+                                    "Fargate.");
     const char *ctl = barge_json_str(barge_json_object(in, "deploymentController"), "type", "ECS");
     if (strcmp(ctl, "ECS") != 0)
         return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
@@ -213,6 +231,10 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (r == 0 || strcmp(barge_json_str(td, "status", ""), "ACTIVE") != 0)
         return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
                                     "TaskDefinition '%s' not found or not ACTIVE.", ident);
+    if ((fargate && ecs_fargate_check(td, in, err) < 0) ||
+        (json_array_size(strategy_in) &&
+         ecs_capacity_check_strategy(tx, ctx->srv, strategy_in, err) < 0))
+        return -1;
     const char *cname = barge_json_str(cluster, "clusterName", "");
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, name);
     if (barge_store_get(tx, ECS_KIND_SERVICE, key, &existing, err) < 0)
@@ -230,7 +252,7 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         "serviceArn", arn, "serviceName", name, "clusterArn",
         barge_json_str(cluster, "clusterArn", ""), "loadBalancers", "serviceRegistries",
         "status", "ACTIVE", "desiredCount", daemon ? (json_int_t)0 : json_integer_value(desired),
-        "runningCount", 0, "pendingCount", 0, "launchType", "EC2", "taskDefinition",
+        "runningCount", 0, "pendingCount", 0, "launchType", lt ? lt : "EC2", "taskDefinition",
         barge_json_str(td, "taskDefinitionArn", ""), "deploymentConfiguration", dcfg,
         "deployments", "events", "createdAt", barge_now(), "schedulingStrategy", strategy,
         "deploymentController", "type", "ECS", "createdBy", by, "enableECSManagedTags",
@@ -239,7 +261,14 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         barge_json_bool(in, "enableExecuteCommand", false), "_cluster", cname);
     const char *copy[] = {"placementConstraints", "placementStrategy", "networkConfiguration",
                           "healthCheckGracePeriodSeconds", "loadBalancers", "serviceRegistries",
-                          "platformVersion", "role"};
+                          "platformVersion", "role", "capacityProviderStrategy"};
+    if (json_array_size(strategy_in))
+        json_object_del(svc, "launchType");
+    if (fargate) {
+        json_object_set_new(svc, "platformVersion",
+                            json_string(barge_json_str(in, "platformVersion", "LATEST")));
+        json_object_set_new(svc, "platformFamily", json_string("Linux"));
+    }
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(copy); i++) {
         json_t *v = json_object_get(in, copy[i]);
         if (v)
@@ -318,8 +347,12 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                          barge_json_str(svc, "taskDefinition", NULL)))
             new_deployment = true;
     }
+    json_t *strategy = barge_json_array(in, "capacityProviderStrategy");
+    if (json_array_size(strategy) && ecs_capacity_check_strategy(tx, ctx->srv, strategy, err) < 0)
+        return -1;
     const char *copy[] = {"placementConstraints", "placementStrategy", "networkConfiguration",
-                          "healthCheckGracePeriodSeconds"};
+                          "healthCheckGracePeriodSeconds", "capacityProviderStrategy",
+                          "platformVersion"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(copy); i++) {
         json_t *v = json_object_get(in, copy[i]);
         if (v && !json_equal(v, json_object_get(svc, copy[i]))) {

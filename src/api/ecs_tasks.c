@@ -205,6 +205,46 @@ static int collect_cluster(struct candidates *c, struct barge_error **err)
     return 0;
 }
 
+struct spot_scan {
+    json_t *found;
+};
+
+static int find_spot(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct spot_scan *s = ud;
+    if (!barge_json_bool(doc, "spot", false))
+        return 0;
+    s->found = json_incref(doc);
+    return 1;
+}
+
+/* Asks one FARGATE_SPOT task of the pool to make room, with the two-minute
+ * warning Fargate gives (the agent stops it with a 120 s timeout). */
+static int interrupt_spot(struct candidates *c, struct barge_error **err)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        struct spot_scan s = {NULL};
+        _cleanup_free_ char *prefix =
+            barge_xasprintf("%s/", barge_json_str(c->docs[i], "_id", ""));
+        if (barge_store_scan(c->tx, ECS_KIND_ITASK, prefix, NULL, false, 0, find_spot, &s, err) <
+            0)
+            return -1;
+        if (!s.found)
+            continue;
+        _cleanup_json_ json_t *idx = s.found, *task = NULL;
+        _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", barge_json_str(idx, "cluster", ""),
+                                                    barge_json_str(idx, "task", ""));
+        if (barge_store_get(c->tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+            return -1;
+        if (!task || barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED"))
+            continue;
+        ecs_task_request_stop(task, "SpotInterruption", "Your Spot Task was interrupted.");
+        barge_info("interrupting Spot task %s to make room", barge_json_str(task, "_id", ""));
+        return barge_store_put(c->tx, ECS_KIND_TASK, tkey, task, err);
+    }
+    return 0;
+}
+
 static void candidates_release(struct candidates *c)
 {
     for (size_t i = 0; i < c->n; i++)
@@ -393,6 +433,27 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
     if (started_by)
         json_object_set_new(task, "startedBy", json_string(started_by));
     json_object_set_new(task, "_instanceId", json_string(barge_json_str(instance, "_id", "")));
+    const char *provider = barge_json_str(in, "_provider", NULL);
+    bool pool = barge_json_bool(in, "_pool", false);
+    if (provider)
+        json_object_set_new(task, "capacityProviderName", json_string(provider));
+    if (pool) {
+        /* Fargate tasks run on capacity nobody sees or picks. */
+        json_object_set_new(task, "launchType", json_string("FARGATE"));
+        json_object_del(task, "containerInstanceArn");
+        const char *pv = barge_json_str(in, "platformVersion", "LATEST");
+        json_object_set_new(task, "platformVersion",
+                            json_string(strcmp(pv, "LATEST") == 0 ? "1.4.0" : pv));
+        json_object_set_new(task, "platformFamily", json_string("Linux"));
+        json_t *eph = barge_json_object(td, "ephemeralStorage");
+        json_object_set_new(task, "ephemeralStorage",
+                            json_pack("{s:I}", "sizeInGiB", barge_json_int(eph, "sizeInGiB", 20)));
+        const char *public_ip = barge_json_str(
+            barge_json_object(barge_json_object(in, "networkConfiguration"),
+                              "awsvpcConfiguration"),
+            "assignPublicIp", "DISABLED");
+        json_object_set_new(task, "_assignPublicIp", json_string(public_ip));
+    }
     json_t *ov = overrides ? json_deep_copy(overrides) : json_object();
     if (!json_object_get(ov, "containerOverrides"))
         json_object_set_new(ov, "containerOverrides", json_array());
@@ -430,9 +491,10 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
     for (size_t p = 0; p < req->n_ports; p++)
         json_array_append_new(ports, json_integer(req->ports[p]));
     _cleanup_json_ json_t *idx = json_pack(
-        "{s:s, s:s, s:{s:I, s:I, s:o}, s:b, s:s}", "cluster", cname, "task", id, "reserved", "cpu",
-        (json_int_t)req->cpu, "memory", (json_int_t)req->memory, "ports", ports, "running", false,
-        "group", barge_json_str(in, "group", dflt_group));
+        "{s:s, s:s, s:{s:I, s:I, s:o}, s:b, s:s, s:b}", "cluster", cname, "task", id, "reserved",
+        "cpu", (json_int_t)req->cpu, "memory", (json_int_t)req->memory, "ports", ports, "running",
+        false, "group", barge_json_str(in, "group", dflt_group), "spot",
+        barge_streq(provider, "FARGATE_SPOT"));
     json_t *tags = barge_json_array(in, "tags");
     if (barge_store_put(tx, ECS_KIND_TASK, key, task, err) < 0 ||
         barge_store_put(tx, ECS_KIND_ITASK, ikey, idx, err) < 0 ||
@@ -464,16 +526,16 @@ static int load_runnable_td(struct barge_tx *tx, struct barge_server *srv, const
 
 static int check_run_input(const json_t *in, struct barge_error **err)
 {
-    const char *lt = barge_json_str(in, "launchType", "EC2");
-    if (strcmp(lt, "EC2") != 0)
+    const char *lt = barge_json_str(in, "launchType", NULL);
+    if (lt && strcmp(lt, "EC2") != 0 && strcmp(lt, "FARGATE") != 0)
         return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
-                                    "launchType '%s' is not available in this barge yet; use "
-                                    "EC2 (tasks on registered container instances).",
+                                    "launchType '%s' is not available in barge; use EC2 or "
+                                    "FARGATE.",
                                     lt);
-    if (json_array_size(barge_json_array(in, "capacityProviderStrategy")) > 0)
-        return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
-                                    "capacityProviderStrategy is not available in this barge "
-                                    "yet; use launchType EC2.");
+    if (lt && json_array_size(barge_json_array(in, "capacityProviderStrategy")) > 0)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Specifying both a launchType and capacityProviderStrategy "
+                                    "is not supported.");
     const char *started_by = barge_json_str(in, "startedBy", NULL);
     if (started_by && strlen(started_by) > 128)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
@@ -501,6 +563,76 @@ static json_t *render_task(struct barge_tx *tx, const json_t *task, bool tags,
     return out;
 }
 
+static bool is_fargate_provider(const char *p)
+{
+    return barge_streq(p, "FARGATE") || barge_streq(p, "FARGATE_SPOT");
+}
+
+/* Fargate's rules for a task about to be placed on the pool. */
+int ecs_fargate_check(const json_t *td, const json_t *params, struct barge_error **err)
+{
+    bool compatible = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(td, "compatibilities"), i, c)
+    {
+        if (barge_streq(json_string_value(c), "FARGATE"))
+            compatible = true;
+    }
+    if (!compatible)
+        return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
+                                    "Task definition does not support launch_type FARGATE: "
+                                    "register it with requiresCompatibilities [\"FARGATE\"].");
+    json_t *vpc = barge_json_object(barge_json_object(params, "networkConfiguration"),
+                                    "awsvpcConfiguration");
+    if (!json_array_size(barge_json_array(vpc, "subnets")))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Network Configuration must be provided when networkMode "
+                                    "'awsvpc' is specified (awsvpcConfiguration with subnets).");
+    const char *pv = barge_json_str(params, "platformVersion", "LATEST");
+    if (strcmp(pv, "LATEST") != 0 && strcmp(pv, "1.4.0") != 0 && strcmp(pv, "1.3.0") != 0)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "PlatformUnknownException",
+                                    "The specified platform version '%s' does not exist: use "
+                                    "LATEST, 1.4.0 or 1.3.0.",
+                                    pv);
+    return 0;
+}
+
+/* The parameters of the next task: which capacity provider it goes to (by
+ * the strategy, or the cluster's default, and counts of the tasks placed so
+ * far), whether that is the Fargate pool, and for host-group providers a
+ * constraint to the group's hosts. New reference. */
+static json_t *launch_params(const json_t *cluster, const json_t *td, const json_t *in,
+                             json_t *counts, struct barge_error **err)
+{
+    json_t *params = json_deep_copy(in);
+    const char *lt = barge_json_str(in, "launchType", NULL);
+    json_t *strategy = barge_json_array(in, "capacityProviderStrategy");
+    if (!lt && !json_array_size(strategy))
+        strategy = barge_json_array(cluster, "defaultCapacityProviderStrategy");
+    const char *provider = NULL;
+    if (!lt && json_array_size(strategy))
+        provider = ecs_capacity_pick(strategy, counts);
+    bool pool = barge_streq(lt, "FARGATE") || is_fargate_provider(provider);
+    if (provider)
+        json_object_set_new(params, "_provider", json_string(provider));
+    json_object_set_new(params, "_pool", json_boolean(pool));
+    if (pool && ecs_fargate_check(td, in, err) < 0) {
+        json_decref(params);
+        return NULL;
+    }
+    if (provider && !pool) {
+        json_t *cons = barge_json_array(params, "placementConstraints");
+        if (!cons)
+            json_object_set_new(params, "placementConstraints", cons = json_array());
+        _cleanup_free_ char *expr =
+            barge_xasprintf("attribute:barge.capacity-provider == %s", provider);
+        json_array_append_new(cons, json_pack("{s:s, s:s}", "type", "memberOf", "expression",
+                                              expr));
+    }
+    return params;
+}
+
 /* Places count tasks of td in the cluster and stores them: each placed task's
  * stored document goes to placed, and when one cannot be placed, the reason for
  * each instance goes to failures (ECS's RunTask shape) and placing stops;
@@ -525,12 +657,18 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
         return -1;
     req.group = group;
     req.policy = &policy;
+    bool pool = barge_json_bool(params, "_pool", false);
     struct candidates cand = {.snap = barge_sched_snapshot_new(),
                               .tx = tx,
-                              .cluster = barge_json_str(cluster, "clusterName", "")};
+                              .cluster = pool ? ECS_FARGATE_POOL
+                                              : barge_json_str(cluster, "clusterName", "")};
     int ret = 0;
     if (collect_cluster(&cand, err) < 0) {
         ret = -1;
+    } else if (cand.n == 0 && pool) {
+        ret = barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                   "No Fargate capacity is available: enrol a host with "
+                                   "'barge-agent --capacity fargate' (barged --dev runs one).");
     } else if (cand.n == 0) {
         ret = barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                    "No Container Instances were found in your cluster.");
@@ -566,6 +704,10 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
             }
             if (closest)
                 *closest = barge_xstrdup(barge_sched_verdict_reason(why.reason));
+            /* On-demand Fargate tasks take the room of Spot ones. */
+            if (pool && !barge_streq(barge_json_str(params, "_provider", NULL), "FARGATE_SPOT") &&
+                interrupt_spot(&cand, err) < 0)
+                ret = -1;
             break;
         }
         json_t *task;
@@ -588,7 +730,11 @@ int ecs_task_place_one(struct barge_tx *tx, struct barge_server *srv, const json
     *task = NULL;
     *reason = NULL;
     _cleanup_json_ json_t *placed = json_array(), *failures = json_array();
-    if (place_tasks(tx, srv, cluster, td, params, 1, placed, failures, reason, err) < 0)
+    _cleanup_json_ json_t *counts = json_deep_copy(barge_json_object(params, "_providerCounts"));
+    if (!counts)
+        counts = json_object();
+    _cleanup_json_ json_t *lp = launch_params(cluster, td, params, counts, err);
+    if (!lp || place_tasks(tx, srv, cluster, td, lp, 1, placed, failures, reason, err) < 0)
         return -1;
     if (json_array_size(placed) == 1) {
         free(*reason);
@@ -618,9 +764,21 @@ static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct 
         check_overrides(td, barge_json_object(in, "overrides"), err) < 0)
         return -1;
     _cleanup_json_ json_t *placed = json_array(), *tasks = json_array(),
-                          *failures = json_array();
-    if (place_tasks(tx, ctx->srv, cluster, td, in, count, placed, failures, NULL, err) < 0)
+                          *failures = json_array(), *counts = json_object();
+    json_t *strategy = barge_json_array(in, "capacityProviderStrategy");
+    if (json_array_size(strategy) &&
+        ecs_capacity_check_strategy(tx, ctx->srv, strategy, err) < 0)
         return -1;
+    /* One task at a time: each may go to another capacity provider. */
+    for (json_int_t k = 0; k < count; k++) {
+        _cleanup_json_ json_t *params = launch_params(cluster, td, in, counts, err);
+        size_t before = json_array_size(placed);
+        if (!params ||
+            place_tasks(tx, ctx->srv, cluster, td, params, 1, placed, failures, NULL, err) < 0)
+            return -1;
+        if (json_array_size(placed) == before)
+            break;
+    }
     size_t i;
     json_t *t;
     json_array_foreach(placed, i, t)
@@ -986,7 +1144,7 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
         json_object_set_new(task, "stoppedAt", json_real(now));
         if (!json_object_get(task, "executionStoppedAt"))
             json_object_set_new(task, "executionStoppedAt", json_real(now));
-        if (unindex(tx, task, err) < 0)
+        if (unindex(tx, task, err) < 0 || ecs_usage_record(tx, task, err) < 0)
             return -1;
     } else if (next == lifecycle_index("RUNNING")) {
         /* Flip the index entry so instance counts show the task as running. */

@@ -13,10 +13,12 @@
 
 extern const struct barge_api_service barge_api_ecs;
 extern const struct barge_api_service barge_api_ecr;
+extern const struct barge_api_service barge_api_autoscaling;
 
 static const struct barge_api_service *services[] = {
     &barge_api_ecs,
     &barge_api_ecr,
+    &barge_api_autoscaling,
 };
 
 static const struct barge_api_service *find_service(const char *target, const char **op)

@@ -18,21 +18,36 @@
 
 #define KIND_ACCESS_KEY "accesskey"
 
+/* Access keys are looked up on every request; they are only ever added, so a
+ * key found once is kept in memory. */
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *key_cache; /* access key id -> stored key document */
+
 int barge_server_lookup_key(const char *access_key_id, void *ud,
                             struct barge_sigv4_credentials *out, struct barge_error **err)
 {
     struct barge_server *srv = ud;
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(srv->store, false, &tx, err) < 0)
-        return -1;
-    int r = barge_store_get(tx, KIND_ACCESS_KEY, access_key_id, &doc, err);
-    if (r <= 0)
-        return r;
+    pthread_mutex_lock(&key_lock);
+    json_t *doc = key_cache ? json_incref(json_object_get(key_cache, access_key_id)) : NULL;
+    pthread_mutex_unlock(&key_lock);
+    if (!doc) {
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        if (barge_store_begin(srv->store, false, &tx, err) < 0)
+            return -1;
+        int r = barge_store_get(tx, KIND_ACCESS_KEY, access_key_id, &doc, err);
+        if (r <= 0)
+            return r;
+        pthread_mutex_lock(&key_lock);
+        if (!key_cache)
+            key_cache = json_object();
+        json_object_set(key_cache, access_key_id, doc);
+        pthread_mutex_unlock(&key_lock);
+    }
     out->access_key_id = barge_xstrdup(access_key_id);
     out->secret_access_key = barge_xstrdup(barge_json_str(doc, "secretAccessKey", ""));
     const char *tok = barge_json_str(doc, "sessionToken", NULL);
     out->session_token = tok ? barge_xstrdup(tok) : NULL;
+    json_decref(doc);
     return 1;
 }
 
@@ -242,6 +257,7 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
 
 static const struct barge_http_route routes[] = {
     {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024, NULL},
+    {"/barge/", barge_api_usage_handle, 4096, NULL},
     {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
     {"/", barge_api_json11_handle, 16 * 1024 * 1024, NULL},
     {NULL, NULL, 0, NULL},

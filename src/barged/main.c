@@ -30,6 +30,11 @@ enum {
     OPT_AGENT_TIMEOUT,
     OPT_HOST_GRACE,
     OPT_TASK_STABLE,
+    OPT_AUTOSCALE_INTERVAL,
+    OPT_PRICE_VCPU,
+    OPT_PRICE_GB,
+    OPT_PRICE_STORAGE,
+    OPT_SPOT_FACTOR,
 };
 
 static void on_signal(int sig)
@@ -39,7 +44,7 @@ static void on_signal(int sig)
 
 /* In --dev, barged runs a local barge-agent so that one command gives a
  * working single-host cluster. It is the barge-agent next to this barged. */
-static pid_t start_dev_agent(const struct barge_config *cfg, int port)
+static pid_t start_dev_agent(const struct barge_config *cfg, int port, bool fargate)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -48,20 +53,26 @@ static pid_t start_dev_agent(const struct barge_config *cfg, int port)
     self[n] = '\0';
     _cleanup_free_ char *agent = barge_xasprintf("%s/barge-agent", dirname(self));
     _cleanup_free_ char *server = barge_xasprintf("http://127.0.0.1:%d", port);
-    _cleanup_free_ char *dir = barge_xasprintf("%s/agent", cfg->data_dir);
+    _cleanup_free_ char *dir =
+        barge_xasprintf("%s/%s", cfg->data_dir, fargate ? "fargate-agent" : "agent");
     _cleanup_free_ char *creds = barge_xasprintf("%s/admin-credentials", cfg->data_dir);
     pid_t pid = fork();
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0)
             dup2(devnull, STDOUT_FILENO);
-        execl(agent, agent, "--server", server, "--cluster", "default", "--data-dir", dir,
-              "--credentials", creds, "--region", cfg->region, (char *)NULL);
+        if (fargate)
+            execl(agent, agent, "--server", server, "--capacity", "fargate", "--data-dir", dir,
+                  "--credentials", creds, "--region", cfg->region, (char *)NULL);
+        else
+            execl(agent, agent, "--server", server, "--cluster", "default", "--data-dir", dir,
+                  "--credentials", creds, "--region", cfg->region, (char *)NULL);
         fprintf(stderr, "barged: cannot run '%s': %s\n", agent, strerror(errno));
         _exit(127);
     }
     if (pid > 0)
-        barge_info("started the local agent %s (pid %d)", agent, (int)pid);
+        barge_info("started the local %s %s (pid %d)",
+                   fargate ? "Fargate capacity agent" : "agent", agent, (int)pid);
     return pid;
 }
 
@@ -90,6 +101,11 @@ static void usage(FILE *f)
             "  --task-stable-seconds SECONDS\n"
             "                        how long a task runs before its deployment counts as\n"
             "                        working for the circuit breaker (30)\n"
+            "  --autoscale-interval SECONDS\n"
+            "                        time between service auto scaling passes (15)\n"
+            "  --price-vcpu-hour USD, --price-gb-hour USD, --price-storage-gb-hour USD\n"
+            "                        Fargate prices for metering (us-east-1 Linux/x86 rates)\n"
+            "  --spot-price-factor F FARGATE_SPOT tasks cost F times as much (1.0)\n"
             "  --no-aws-profile      do not write the 'barge' profile into ~/.aws\n"
             "  --registry-host HOST  DNS suffix of the image registry: repository URIs become\n"
             "                        ACCOUNT.dkr.ecr.REGION.HOST/NAME (default: the listener's\n"
@@ -150,6 +166,11 @@ int main(int argc, char **argv)
         {"agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT},
         {"host-grace", required_argument, NULL, OPT_HOST_GRACE},
         {"task-stable-seconds", required_argument, NULL, OPT_TASK_STABLE},
+        {"autoscale-interval", required_argument, NULL, OPT_AUTOSCALE_INTERVAL},
+        {"price-vcpu-hour", required_argument, NULL, OPT_PRICE_VCPU},
+        {"price-gb-hour", required_argument, NULL, OPT_PRICE_GB},
+        {"price-storage-gb-hour", required_argument, NULL, OPT_PRICE_STORAGE},
+        {"spot-price-factor", required_argument, NULL, OPT_SPOT_FACTOR},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
         {"registry-host", required_argument, NULL, 'R'},
         {"registry-gc-interval", required_argument, NULL, 'I'},
@@ -170,7 +191,8 @@ int main(int argc, char **argv)
     cfg->registry_upload_timeout = 3600;
     barge_server_init(&srv);
     const char *log_level = "info", *log_format = "text";
-    struct barge_control_config control = {.host_grace_seconds = 60, .task_stable_seconds = 30};
+    struct barge_control_config control = {
+        .host_grace_seconds = 60, .task_stable_seconds = 30, .autoscale_interval = 15};
     bool write_profile = true;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -199,7 +221,8 @@ int main(int argc, char **argv)
         case OPT_RETENTION:
         case OPT_AGENT_TIMEOUT:
         case OPT_HOST_GRACE:
-        case OPT_TASK_STABLE: {
+        case OPT_TASK_STABLE:
+        case OPT_AUTOSCALE_INTERVAL: {
             char *end;
             long v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < 1 || v > 365L * 86400) {
@@ -212,8 +235,27 @@ int main(int argc, char **argv)
                 ecs_agent_timeout_seconds = (int)v;
             else if (c == OPT_HOST_GRACE)
                 control.host_grace_seconds = (int)v;
-            else
+            else if (c == OPT_TASK_STABLE)
                 control.task_stable_seconds = (int)v;
+            else
+                control.autoscale_interval = (int)v;
+            break;
+        }
+        case OPT_PRICE_VCPU:
+        case OPT_PRICE_GB:
+        case OPT_PRICE_STORAGE:
+        case OPT_SPOT_FACTOR: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (!*optarg || *end || v < 0) {
+                fprintf(stderr, "barged: invalid price '%s'\n", optarg);
+                return 2;
+            }
+            double *dst = c == OPT_PRICE_VCPU      ? &barge_prices.vcpu_hour
+                          : c == OPT_PRICE_GB      ? &barge_prices.gb_hour
+                          : c == OPT_PRICE_STORAGE ? &barge_prices.storage_gb_hour
+                                                   : &barge_prices.spot_factor;
+            *dst = v;
             break;
         }
         case 'P':
@@ -289,7 +331,7 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Parse the API models now rather than on the first request of each. */
-    static const char *models[] = {"ecs", "ecr"};
+    static const char *models[] = {"ecs", "ecr", "application-autoscaling"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(models); i++)
         barge_model_get(models[i]);
     if (barge_server_registry_init(&srv, &err) < 0) {
@@ -324,13 +366,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
-    pid_t agent_pid = -1;
+    pid_t agent_pid = -1, fargate_pid = -1;
     if (cfg->dev) {
         if (barge_server_ensure_cluster(&srv, "default", &err) < 0) {
             fprintf(stderr, "barged: %s\n", err->message);
             return 1;
         }
-        agent_pid = start_dev_agent(cfg, port);
+        agent_pid = start_dev_agent(cfg, port, false);
+        fargate_pid = start_dev_agent(cfg, port, true);
     }
     printf("barged ready on port %d\n", port);
     fflush(stdout);
@@ -346,9 +389,12 @@ int main(int argc, char **argv)
     barge_info("stopping on signal %d", (int)stopping);
     barge_control_stop();
     barge_leader_stop();
-    if (agent_pid > 0) {
-        kill(agent_pid, SIGTERM);
-        waitpid(agent_pid, NULL, 0);
+    pid_t agents[] = {agent_pid, fargate_pid};
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++) {
+        if (agents[i] > 0) {
+            kill(agents[i], SIGTERM);
+            waitpid(agents[i], NULL, 0);
+        }
     }
     barge_http_stop(srv.http);
     barge_registry_free(srv.registry);

@@ -9,6 +9,7 @@
 #include "common/sigv4.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -103,25 +104,79 @@ static void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t
         abort();
 }
 
+/* Derived signing keys, cached: a key is fixed for a (secret, day, region,
+ * service), and deriving it costs four of the five HMACs of a verification.
+ * The cache lives in barged's memory, which holds the secrets anyway. */
+#define KEY_CACHE_SIZE 16
+struct key_cache_entry {
+    char *secret;
+    char date8[9];
+    char region[64];
+    char service[64];
+    unsigned char key[32];
+};
+static struct key_cache_entry key_cache[KEY_CACHE_SIZE];
+static unsigned key_cache_next;
+static pthread_mutex_t key_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool key_cache_get(const char *secret, const char *date8, const char *region,
+                          const char *service, unsigned char key[32])
+{
+    bool hit = false;
+    pthread_mutex_lock(&key_cache_lock);
+    for (size_t i = 0; i < KEY_CACHE_SIZE && !hit; i++) {
+        struct key_cache_entry *e = &key_cache[i];
+        if (e->secret && strcmp(e->date8, date8) == 0 && strcmp(e->region, region) == 0 &&
+            strcmp(e->service, service) == 0 && strcmp(e->secret, secret) == 0) {
+            memcpy(key, e->key, 32);
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock(&key_cache_lock);
+    return hit;
+}
+
+static void key_cache_put(const char *secret, const char *date8, const char *region,
+                          const char *service, const unsigned char key[32])
+{
+    if (strlen(date8) >= sizeof(key_cache[0].date8) || strlen(region) >= 64 ||
+        strlen(service) >= 64)
+        return;
+    pthread_mutex_lock(&key_cache_lock);
+    struct key_cache_entry *e = &key_cache[key_cache_next++ % KEY_CACHE_SIZE];
+    if (e->secret) {
+        OPENSSL_cleanse(e->secret, strlen(e->secret));
+        free(e->secret);
+    }
+    e->secret = barge_xstrdup(secret);
+    strcpy(e->date8, date8);
+    strcpy(e->region, region);
+    strcpy(e->service, service);
+    memcpy(e->key, key, 32);
+    pthread_mutex_unlock(&key_cache_lock);
+}
+
 /* signature = hex(HMAC(kSigning, string_to_sign)) with the key chain
  * "AWS4"+secret → date → region → service → "aws4_request". Every
  * intermediate key is wiped: each is as good as the secret for a day. */
 static void compute_signature(const char *secret, const char *date8, const char *region,
                               const char *service, const char *string_to_sign, char out[65])
 {
-    size_t secret_len = strlen(secret);
-    size_t k0_len = 4 + secret_len;
-    unsigned char *k0 = barge_xmalloc(k0_len);
-    memcpy(k0, "AWS4", 4);
-    memcpy(k0 + 4, secret, secret_len);
-
     unsigned char k[32], sig[32];
-    hmac_sha256(k0, k0_len, date8, strlen(date8), k);
-    OPENSSL_cleanse(k0, k0_len);
-    free(k0);
-    hmac_sha256(k, sizeof(k), region, strlen(region), k);
-    hmac_sha256(k, sizeof(k), service, strlen(service), k);
-    hmac_sha256(k, sizeof(k), TERMINATOR, strlen(TERMINATOR), k);
+    if (!key_cache_get(secret, date8, region, service, k)) {
+        size_t secret_len = strlen(secret);
+        size_t k0_len = 4 + secret_len;
+        unsigned char *k0 = barge_xmalloc(k0_len);
+        memcpy(k0, "AWS4", 4);
+        memcpy(k0 + 4, secret, secret_len);
+        hmac_sha256(k0, k0_len, date8, strlen(date8), k);
+        OPENSSL_cleanse(k0, k0_len);
+        free(k0);
+        hmac_sha256(k, sizeof(k), region, strlen(region), k);
+        hmac_sha256(k, sizeof(k), service, strlen(service), k);
+        hmac_sha256(k, sizeof(k), TERMINATOR, strlen(TERMINATOR), k);
+        key_cache_put(secret, date8, region, service, k);
+    }
     hmac_sha256(k, sizeof(k), string_to_sign, strlen(string_to_sign), sig);
     OPENSSL_cleanse(k, sizeof(k));
     hex_encode(sig, sizeof(sig), out);

@@ -7,10 +7,23 @@
 
 #include "api/server.h"
 
+/* The average utilization (percent of what the service's tasks reserve) of
+ * a service's tasks over the last window_seconds for metric
+ * ("ECSServiceAverageCPUUtilization" or "ECSServiceAverageMemoryUtilization"),
+ * or a negative value when unknown. */
+typedef double (*barge_autoscale_metric_fn)(struct barge_server *srv, const char *cluster,
+                                            const char *service, const char *metric,
+                                            int window_seconds);
+/* Where the scaler reads metrics (the metrics module registers itself). */
+void barge_autoscale_set_metric_source(barge_autoscale_metric_fn fn);
+/* One pass of the scaler over every scalable target. */
+void barge_autoscale_step(struct barge_server *srv);
+
 struct barge_control_config {
     int host_grace_seconds;  /* after an agent counts as disconnected, until its tasks are
                                 replaced */
     int task_stable_seconds; /* a task running this long proves a deployment can work */
+    int autoscale_interval;  /* seconds between scaler passes */
 };
 
 /* Starts the control thread; barge_control_stop ends it. */

@@ -18,7 +18,7 @@
 #include "control/control.h"
 #include "sched/deploy.h"
 
-static struct barge_control_config config = {60, 30};
+static struct barge_control_config config = {60, 30, 15};
 
 /* Everything one pass over a service needs. */
 struct pass {
@@ -245,12 +245,25 @@ static int start_tasks(struct pass *p, int count, const char *target_instance,
         json_pack("{s:s, s:s}", "startedBy", barge_json_str(dep, "id", ""), "group", group);
     if (target_instance)
         json_object_set_new(params, "_targetInstance", json_string(target_instance));
-    const char *placement[] = {"placementStrategy", "placementConstraints"};
+    const char *placement[] = {"placementStrategy", "placementConstraints",
+                               "capacityProviderStrategy", "networkConfiguration",
+                               "platformVersion", "launchType"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(placement); i++) {
-        json_t *v = barge_json_array(p->svc, placement[i]);
-        if (json_array_size(v))
+        json_t *v = json_object_get(p->svc, placement[i]);
+        if (v && !(json_is_array(v) && json_array_size(v) == 0))
             json_object_set(params, placement[i], v);
     }
+    /* Tasks per capacity provider so far, for the strategy's base and weight. */
+    json_t *counts = json_object();
+    size_t ti;
+    json_t *te;
+    json_array_foreach(p->tasks, ti, te)
+    {
+        const char *cp = barge_json_str(json_object_get(te, "doc"), "capacityProviderName", NULL);
+        if (cp && !barge_json_bool(te, "stopped", false))
+            json_object_set_new(counts, cp, json_integer(barge_json_int(counts, cp, 0) + 1));
+    }
+    json_object_set_new(params, "_providerCounts", counts);
     for (int k = 0; k < count; k++) {
         json_t *task = NULL;
         _cleanup_free_ char *reason = NULL;
@@ -282,6 +295,9 @@ static int start_tasks(struct pass *p, int count, const char *target_instance,
             json_decref(task);
             return -1;
         }
+        const char *cp = barge_json_str(task, "capacityProviderName", NULL);
+        if (cp)
+            json_object_set_new(counts, cp, json_integer(barge_json_int(counts, cp, 0) + 1));
         json_array_append_new(started, task);
         p->changed = true;
     }
@@ -697,9 +713,15 @@ static void *control_main(void *ud)
 {
     struct barge_server *srv = ud;
     uint64_t gen = barge_server_generation(srv);
+    int64_t next_scale = 0;
     while (control_running) {
-        if (barge_leader_active())
+        if (barge_leader_active()) {
             barge_control_step(srv);
+            if (barge_monotonic_ms() >= next_scale) {
+                barge_autoscale_step(srv);
+                next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
+            }
+        }
         gen = barge_server_wait(srv, gen, 1000);
         /* Let a burst of reports settle before the next pass. */
         struct timespec ts = {0, 50 * 1000 * 1000};

@@ -452,7 +452,7 @@ static int cmp_str(const void *a, const void *b)
 static bool is_marked(const char *digest, void *ud)
 {
     struct mark *m = ud;
-    return bsearch(&digest, m->digests, m->n, sizeof(char *), cmp_str) != NULL;
+    return m->n > 0 && bsearch(&digest, m->digests, m->n, sizeof(char *), cmp_str) != NULL;
 }
 
 int barge_registry_gc(struct barge_registry *reg, struct barge_registry_gc_stats *stats,
@@ -468,7 +468,8 @@ int barge_registry_gc(struct barge_registry *reg, struct barge_registry_gc_stats
             0)
         goto out;
     barge_store_abort(barge_steal(&tx));
-    qsort(m.digests, m.n, sizeof(char *), cmp_str);
+    if (m.n > 0)
+        qsort(m.digests, m.n, sizeof(char *), cmp_str);
     struct barge_blobstore_sweep_stats ss;
     time_t older_than = time(NULL) - reg->cfg.gc_grace_seconds;
     if (barge_blobstore_sweep(reg->blobs, older_than, is_marked, &m, &ss, err) < 0)

@@ -24,6 +24,21 @@ BIN_DIR = os.environ.get("BARGE_BIN_DIR", os.path.join(REPO, "build"))
 REGION = "us-east-1"
 
 
+SANITIZER_MARKS = ("runtime error:", "AddressSanitizer", "LeakSanitizer")
+
+
+def check_sanitizer_log(path):
+    """Fails the test when a sanitized build reported a problem in its log."""
+    try:
+        text = open(path, errors="replace").read()
+    except OSError:
+        return
+    for mark in SANITIZER_MARKS:
+        i = text.find(mark)
+        if i >= 0:
+            raise AssertionError(f"sanitizer report in {path}:\n{text[max(0, i - 200):i + 2000]}")
+
+
 def binary(name):
     path = os.path.join(BIN_DIR, name)
     if not os.path.exists(path):
@@ -88,7 +103,8 @@ class Barged:
         # seconds rather than minutes.
         args = [binary("barged"), "--data-dir", self.data_dir, "--listen",
                 f"{self.host}:{port}", "--no-aws-profile", "--log-level", "debug",
-                "--agent-timeout", "6", "--host-grace", "2", "--task-stable-seconds", "5"]
+                "--agent-timeout", "6", "--host-grace", "2", "--task-stable-seconds", "5",
+                "--autoscale-interval", "1"]
         if self.store:
             args += ["--store", self.store]
         args += self.extra_args
@@ -141,6 +157,8 @@ class Barged:
             self.proc.stdout.close()
         if getattr(self, "log", None):
             self.log.close()
+            self.log = None
+        check_sanitizer_log(self.log_path)
 
     def restart(self):
         port = self.port
@@ -297,6 +315,7 @@ class Agent:
     def close(self):
         self.kill(signal.SIGKILL)
         cleanup_runtime(self.data_dir)
+        check_sanitizer_log(self.log_path)
 
 
 def cleanup_runtime(data_dir):
