@@ -22,10 +22,14 @@
  * listener thread with LISTEN on its own connection calls the subscriber for
  * other processes' notifications.
  *
- * Connections are pooled, one per transaction in flight; statements are
- * prepared once per connection. A connection found broken is dropped, and a
- * transaction that could not begin on a pooled connection is retried once on
- * a fresh one (after PostgreSQL restarted, every pooled connection is dead). */
+ * Round trips are what a request pays for, so BEGIN (and the write lock)
+ * travels in one pipeline with a transaction's first statement, and a read
+ * transaction's COMMIT is not waited for (its answer is collected by the
+ * connection's next user). Connections are pooled, one per transaction in
+ * flight; statements are prepared once per connection. A connection found
+ * broken is dropped, and a transaction whose first statement failed on a
+ * pooled connection that had died is started over once on a fresh one (after
+ * PostgreSQL restarted, every pooled connection is dead). */
 #include <sys/poll.h>
 
 #include <libpq-fe.h>
@@ -86,6 +90,7 @@ static const char *migrations[] = {
 
 struct conn {
     PGconn *pg;
+    bool closing; /* the COMMIT or ROLLBACK of a read transaction is in flight */
     struct conn *next;
 };
 
@@ -119,6 +124,8 @@ struct pg_tx {
     struct barge_tx base;
     struct pg_store *st;
     struct conn *c;
+    bool pooled; /* c came from the pool (it may have died while idle) */
+    bool begun;  /* BEGIN went out (with the first statement) */
 };
 
 struct pg_lock {
@@ -171,16 +178,25 @@ static int64_t lock_key(const char *schema, const char *name)
     return (int64_t)h;
 }
 
-/* PostgreSQL's message without its trailing newline. */
+/* PostgreSQL's message on one line (log lines are lines). */
 static char *pg_message(PGconn *pg, const PGresult *r)
 {
     const char *m = r ? PQresultErrorMessage(r) : NULL;
     if (!m || !*m)
         m = PQerrorMessage(pg);
-    char *s = barge_xstrdup(m && *m ? m : "unknown error");
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
-        s[--n] = '\0';
+    if (!m || !*m)
+        m = "unknown error";
+    char *s = barge_xmalloc(strlen(m) + 1), *o = s;
+    for (const char *p = m; *p; p++) {
+        bool space = *p == '\n' || *p == '\t' || *p == ' ';
+        if (!space)
+            *o++ = *p;
+        else if (o > s && o[-1] != ' ')
+            *o++ = ' ';
+    }
+    while (o > s && o[-1] == ' ')
+        o--;
+    *o = '\0';
     return s;
 }
 
@@ -263,15 +279,38 @@ static struct conn *conn_open(struct pg_store *st, struct barge_error **err)
     return c;
 }
 
+/* Collects the answer to a read transaction's COMMIT or ROLLBACK; false when
+ * the connection is not fit for another transaction. */
+static bool finish_closing(struct conn *c)
+{
+    c->closing = false;
+    bool ok = true;
+    PGresult *r;
+    while ((r = PQgetResult(c->pg))) {
+        ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    return ok && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
 static struct conn *pool_take(struct pg_store *st, bool *pooled, struct barge_error **err)
 {
-    pthread_mutex_lock(&st->pool_lock);
-    struct conn *c = st->idle;
-    if (c) {
-        st->idle = c->next;
-        st->n_idle--;
-    }
-    pthread_mutex_unlock(&st->pool_lock);
+    struct conn *c;
+    do {
+        pthread_mutex_lock(&st->pool_lock);
+        c = st->idle;
+        if (c) {
+            st->idle = c->next;
+            st->n_idle--;
+        }
+        pthread_mutex_unlock(&st->pool_lock);
+        if (c && c->closing && !finish_closing(c)) {
+            conn_free(c);
+            c = NULL;
+            continue;
+        }
+        break;
+    } while (true);
     *pooled = c != NULL;
     if (!c && !(c = conn_open(st, err)))
         return NULL;
@@ -279,10 +318,12 @@ static struct conn *pool_take(struct pg_store *st, bool *pooled, struct barge_er
     return c;
 }
 
-/* Back to the pool only when it is healthy and outside a transaction. */
+/* Back to the pool only when it is healthy and outside a transaction (or
+ * ending a read transaction). */
 static void pool_give(struct pg_store *st, struct conn *c)
 {
-    if (PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+    if (PQstatus(c->pg) != CONNECTION_OK ||
+        (!c->closing && PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
         conn_free(c);
         return;
     }
@@ -418,41 +459,25 @@ static void pg_close(struct barge_store *base)
     free(st);
 }
 
+/* A transaction takes a connection at once but sends BEGIN only with its
+ * first statement, in one pipeline (BEGIN, for writers the lock, the
+ * statement): one round trip instead of two or three. */
 static int pg_begin(struct barge_store *base, bool write, struct barge_tx **out,
                     struct barge_error **err)
 {
     struct pg_store *st = (struct pg_store *)base;
-    _cleanup_free_ char *sql =
-        write
-            ? barge_xasprintf("BEGIN; SELECT pg_advisory_xact_lock(%lld)", (long long)st->write_key)
-            : barge_xstrdup("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    ExecStatusType want = write ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
-    for (int attempt = 0;; attempt++) {
-        bool pooled;
-        struct conn *c = pool_take(st, &pooled, err);
-        if (!c)
-            return -1;
-        _cleanup_result_ PGresult *r = PQexec(c->pg, sql);
-        if (PQresultStatus(r) == want) {
-            struct pg_tx *tx = barge_xcalloc(1, sizeof(*tx));
-            tx->base.st = base;
-            tx->base.write = write;
-            tx->st = st;
-            tx->c = c;
-            *out = &tx->base;
-            return 0;
-        }
-        bool dead = PQstatus(c->pg) != CONNECTION_OK;
-        if (!dead || !pooled || attempt > 0) {
-            pg_error(err, c->pg, r, "begin");
-            if (!dead)
-                PQclear(PQexec(c->pg, "ROLLBACK"));
-            pool_give(st, c);
-            return -1;
-        }
-        /* A pooled connection that died while idle: try a fresh one. */
-        conn_free(c);
-    }
+    bool pooled;
+    struct conn *c = pool_take(st, &pooled, err);
+    if (!c)
+        return -1;
+    struct pg_tx *tx = barge_xcalloc(1, sizeof(*tx));
+    tx->base.st = base;
+    tx->base.write = write;
+    tx->st = st;
+    tx->c = c;
+    tx->pooled = pooled;
+    *out = &tx->base;
+    return 0;
 }
 
 static void tx_end(struct pg_tx *tx)
@@ -461,9 +486,26 @@ static void tx_end(struct pg_tx *tx)
     free(tx);
 }
 
+/* A read transaction has nothing to make durable: its COMMIT or ROLLBACK is
+ * sent and its answer collected by the connection's next user. */
+static void end_read(struct pg_tx *tx, const char *verb)
+{
+    if (PQstatus(tx->c->pg) == CONNECTION_OK && PQsendQuery(tx->c->pg, verb))
+        tx->c->closing = true;
+    tx_end(tx);
+}
+
 static int pg_commit(struct barge_tx *base, struct barge_error **err)
 {
     struct pg_tx *tx = (struct pg_tx *)base;
+    if (!tx->begun) {
+        tx_end(tx);
+        return 0;
+    }
+    if (!base->write) {
+        end_read(tx, "COMMIT");
+        return 0;
+    }
     int ret = 0;
     _cleanup_result_ PGresult *r = PQexec(tx->c->pg, "COMMIT");
     /* COMMIT of a transaction in which a statement failed answers ROLLBACK. */
@@ -479,14 +521,92 @@ static int pg_commit(struct barge_tx *base, struct barge_error **err)
 static void pg_abort(struct barge_tx *base)
 {
     struct pg_tx *tx = (struct pg_tx *)base;
+    if (!tx->begun) {
+        tx_end(tx);
+        return;
+    }
+    if (!base->write) {
+        end_read(tx, "ROLLBACK");
+        return;
+    }
     if (PQstatus(tx->c->pg) == CONNECTION_OK)
         PQclear(PQexec(tx->c->pg, "ROLLBACK"));
     tx_end(tx);
 }
 
+/* The next result of a pipeline, and whatever else that item returned. */
+static PGresult *pipeline_result(PGconn *pg)
+{
+    PGresult *r = PQgetResult(pg);
+    if (r) {
+        PGresult *more;
+        while ((more = PQgetResult(pg)))
+            PQclear(more);
+    }
+    return r;
+}
+
+/* BEGIN (and the write lock) and the first statement in one round trip.
+ * Returns the first failure among them, else the statement's result. */
+static PGresult *run_pipelined(struct pg_tx *tx, int which, int n, const char *const *params)
+{
+    PGconn *pg = tx->c->pg;
+    bool write = tx->base.write;
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", (long long)tx->st->write_key);
+    const char *kp[] = {key};
+    if (PQenterPipelineMode(pg) != 1)
+        return NULL;
+    bool sent =
+        PQsendQueryParams(pg, write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                          0, NULL, NULL, NULL, NULL, 0) &&
+        (!write ||
+         PQsendQueryParams(pg, "SELECT pg_advisory_xact_lock($1)", 1, NULL, kp, NULL, NULL, 0)) &&
+        PQsendQueryPrepared(pg, stmts[which].name, n, params, NULL, NULL, 0) && PQpipelineSync(pg);
+    PGresult *res[3] = {NULL, NULL, NULL};
+    int items = write ? 3 : 2;
+    if (sent) {
+        for (int i = 0; i < items; i++)
+            res[i] = pipeline_result(pg);
+        PQclear(PQgetResult(pg)); /* PGRES_PIPELINE_SYNC */
+    }
+    PQexitPipelineMode(pg);
+    PGresult *out = res[items - 1];
+    ExecStatusType want[] = {PGRES_COMMAND_OK, PGRES_TUPLES_OK};
+    for (int i = 0; i < items - 1; i++) {
+        if (PQresultStatus(res[i]) != want[i] && out == res[items - 1]) {
+            out = res[i];
+            res[i] = NULL;
+        }
+    }
+    for (int i = 0; i < items; i++)
+        if (res[i] != out)
+            PQclear(res[i]);
+    return out;
+}
+
 static PGresult *run(struct pg_tx *tx, int which, int n, const char *const *params)
 {
-    return PQexecPrepared(tx->c->pg, stmts[which].name, n, params, NULL, NULL, 0);
+    if (tx->begun)
+        return PQexecPrepared(tx->c->pg, stmts[which].name, n, params, NULL, NULL, 0);
+    PGresult *r = run_pipelined(tx, which, n, params);
+    tx->begun = true;
+    ExecStatusType s = PQresultStatus(r);
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK || !tx->pooled ||
+        PQstatus(tx->c->pg) == CONNECTION_OK)
+        return r;
+    /* The pooled connection died while idle (PostgreSQL restarted, an idle
+     * timeout): nothing happened yet, so the transaction starts over once on
+     * a fresh connection. */
+    _cleanup_error_ struct barge_error *ignored = NULL;
+    struct conn *fresh = conn_open(tx->st, &ignored);
+    if (!fresh)
+        return r;
+    PQclear(r);
+    conn_free(tx->c);
+    tx->c = fresh;
+    tx->pooled = false;
+    return run_pipelined(tx, which, n, params);
 }
 
 static json_t *parse_doc(const PGresult *r, int row, int col, const char *kind, const char *key,
