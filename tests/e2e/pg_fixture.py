@@ -47,11 +47,13 @@ def free_port():
 
 class PostgresCluster:
     """fsync=False trades crash safety of the cluster (never crashed in tests:
-    only barged is killed) for speed; bench/api keeps it on."""
+    only barged is killed) for speed; bench/api keeps it on. prefix runs the
+    server under a command (bench/api pins it with taskset)."""
 
-    def __init__(self, fsync=False):
+    def __init__(self, fsync=False, prefix=()):
         self.bin = pg_bin_dir()
         self.fsync = fsync
+        self.prefix = list(prefix)
         self.tmp = None
         self.port = None
         self.started = False
@@ -80,7 +82,7 @@ class PostgresCluster:
         log = os.path.join(self.tmp, "postgres.log")
         for _ in range(5):
             self.port = free_port()
-            p = subprocess.run(self._as_owner([
+            p = subprocess.run(self.prefix + self._as_owner([
                 os.path.join(self.bin, "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "60",
                 "-o", "%s -p %d" % (opts, self.port), "start"]), capture_output=True,
                 timeout=120)
@@ -88,6 +90,14 @@ class PostgresCluster:
                 self.started = True
                 return self
         raise RuntimeError("postgres did not start: " + open(log).read()[-2000:])
+
+    def restart(self):
+        """Stops the server at once (every session ends) and starts it again
+        on the same port."""
+        subprocess.run(self._as_owner([
+            os.path.join(self.bin, "pg_ctl"), "-D", os.path.join(self.tmp, "data"), "-l",
+            os.path.join(self.tmp, "postgres.log"), "-m", "fast", "-w", "-t", "60", "restart"]),
+            check=True, capture_output=True, timeout=120)
 
     def psql(self, sql, db="postgres"):
         return subprocess.run(

@@ -6,7 +6,8 @@ loops; kill -9 of the leader during a deployment leaves the other to finish
 it; a host whose agent and containers are gone gets its tasks replaced on
 the others; a partitioned host (its link down) has its tasks replaced, and
 when the link comes back it stops the stale copies, so a service never runs
-more tasks than maximumPercent allows.
+more tasks than maximumPercent allows; a restart of PostgreSQL itself ends
+every session (and the leadership), and both barged carry on.
 
 Both barged and the test registry listen on the bridge's address, which only
 this test's namespaces can reach; everything is removed afterwards."""
@@ -314,3 +315,23 @@ def test_partition_heals_without_duplicates(cluster, net, images):
     assert max(w.api) <= 6, w.api
     assert max(w.real) <= 6, w.real
     assert sum(running_containers(ag) for ag in cluster.agents) == 3
+
+
+def test_database_restart(cluster, images):
+    a, b = cluster.barged
+    ecs_a, ecs_b = a.client(), b.client()
+    td = register(ecs_a, images.busybox)
+    ecs_a.create_service(cluster="default", serviceName="db", taskDefinition=td, desiredCount=2)
+    wait_for(lambda: steady(ecs_a, "db", 2), what="2 running")
+    postgres().restart()
+    # the pooled connections died with their sessions; the next requests open
+    # fresh ones, and a leader is elected again
+    wait_for(lambda: log_of(a).count("is now the leader") + log_of(b).count("is now the leader")
+             >= 2, timeout=30, what="a leader after the restart")
+    ecs_b.update_service(cluster="default", service="db", desiredCount=3)
+    wait_for(lambda: steady(ecs_a, "db", 3), what="3 running after the restart")
+    assert ecs_b.describe_services(cluster="default", services=["db"])["services"][0][
+        "runningCount"] == 3
+    # and the other way round: changes made through either barged still land
+    ecs_a.update_service(cluster="default", service="db", desiredCount=1)
+    wait_for(lambda: steady(ecs_b, "db", 1), what="scaled in after the restart")
