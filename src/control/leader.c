@@ -121,6 +121,9 @@ int barge_leader_start(struct barge_server *srv, struct barge_error **err)
     /* A first round now, so that a lone barged leads from its first request. */
     int failures = 0;
     elect(&failures);
+    if (!L.held && failures == 0)
+        barge_info("another barged leads the control loops; this one serves the API and "
+                   "stands by");
     if (pthread_create(&L.thread, NULL, election_main, NULL) != 0)
         return barge_error_set_errno(err, BARGE_ERR_INTERNAL, "cannot start the election thread");
     return 0;
