@@ -45,7 +45,10 @@ static void usage(FILE *f)
             "Registers this host with barged as a container instance and runs its tasks.\n"
             "\n"
             "Options:\n"
-            "  --server URL            barged's endpoint (default http://127.0.0.1:4566)\n"
+            "  --server URL[,URL...]   barged's endpoint (default http://127.0.0.1:4566);\n"
+            "                          repeatable: with several barged sharing a database,\n"
+            "                          the agent uses one and moves to the next when it\n"
+            "                          stops answering\n"
             "  --cluster NAME          cluster to join (default 'default')\n"
             "  --data-dir DIR          checkpoint, image cache and logs (default\n"
             "                          /var/lib/barge-agent)\n"
@@ -59,6 +62,9 @@ static void usage(FILE *f)
             "  --memory MIB            memory to offer (default: all but 256 MiB)\n"
             "  --runtime NAME          auto, crun or runc (default auto: the first that works)\n"
             "  --stop-timeout SECONDS  default container stop timeout (default 30)\n"
+            "  --insecure-registry HOST[:PORT]\n"
+            "                          pull from this registry over plain HTTP (repeatable;\n"
+            "                          loopback registries always are)\n"
             "  --capacity fargate      enrol the host in barged's Fargate capacity pool instead\n"
             "                          of a cluster (it runs FARGATE tasks of every cluster)\n"
             "  --bridge NAME           bridge for bridge and awsvpc tasks (default barge0)\n"
@@ -198,6 +204,27 @@ bool barge_agent_registry_credentials(struct barge_agent *a, const char *registr
     return ours;
 }
 
+/* Whether two comma-separated lists of barged endpoints share one: the
+ * registration in the checkpoint then still holds (every barged of a control
+ * plane knows every instance). */
+static bool same_control_plane(const char *saved, const char *servers)
+{
+    _cleanup_free_ char *copy = barge_xstrdup(saved);
+    char *save = NULL;
+    for (char *s = strtok_r(copy, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+        size_t n = strlen(s);
+        for (const char *p = servers; *p;) {
+            size_t len = strcspn(p, ",");
+            if (len == n && strncmp(p, s, n) == 0)
+                return true;
+            p += len;
+            if (*p == ',')
+                p++;
+        }
+    }
+    return false;
+}
+
 static long long detect_memory_mib(void)
 {
     struct sysinfo si;
@@ -270,11 +297,15 @@ int main(int argc, char **argv)
         {"clean-network", no_argument, NULL, 'N'},
         {"s3-endpoint", required_argument, NULL, 'E'},
         {"s3-credentials", required_argument, NULL, 'T'},
+        {"insecure-registry", required_argument, NULL, 'Y'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct barge_agent_config *cfg = &agent.cfg;
     cfg->server = "http://127.0.0.1:4566";
+    _cleanup_free_ char *servers = NULL;
+    _cleanup_free_ const char **insecure = NULL;
+    size_t n_insecure = 0;
     cfg->cluster = "default";
     cfg->data_dir = "/var/lib/barge-agent";
     cfg->region = "us-east-1";
@@ -286,8 +317,17 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 's':
-            cfg->server = optarg;
+        case 's': {
+            char *joined =
+                servers ? barge_xasprintf("%s,%s", servers, optarg) : barge_xstrdup(optarg);
+            free(servers);
+            servers = joined;
+            cfg->server = servers;
+            break;
+        }
+        case 'Y':
+            insecure = barge_xrealloc(insecure, (n_insecure + 1) * sizeof(*insecure));
+            insecure[n_insecure++] = optarg;
             break;
         case 'c':
             cfg->cluster = optarg;
@@ -433,6 +473,8 @@ int main(int argc, char **argv)
         return 1;
     }
     agent.pull.cache_dir = img_dir;
+    agent.pull.insecure_registries = insecure;
+    agent.pull.n_insecure_registries = n_insecure;
     if (barge_agent_state_load(cfg->data_dir, &agent.state, &err) < 0) {
         fprintf(stderr, "barge-agent: %s\n", err->message);
         return 1;
@@ -446,7 +488,7 @@ int main(int argc, char **argv)
         return 0;
     struct barge_agent_client *client = barge_agent_client_new(cfg->server);
     const char *saved_token = barge_json_str(agent.state, "token", NULL);
-    if (saved_token && barge_streq(barge_json_str(agent.state, "server", NULL), cfg->server)) {
+    if (saved_token && same_control_plane(barge_json_str(agent.state, "server", ""), cfg->server)) {
         agent.token = barge_xstrdup(saved_token);
         agent.instance_arn =
             barge_xstrdup(barge_json_str(agent.state, "containerInstanceArn", ""));

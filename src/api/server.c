@@ -150,6 +150,32 @@ static int write_profile(const struct barge_server *srv, const char *akid, const
     return 0;
 }
 
+static int write_credentials(const struct barge_server *srv, const char *akid, const char *secret,
+                             struct barge_error **err)
+{
+    _cleanup_free_ char *path = barge_xasprintf("%s/admin-credentials", srv->cfg.data_dir);
+    _cleanup_free_ char *text = barge_xasprintf(
+        "[barge]\naws_access_key_id = %s\naws_secret_access_key = %s\n", akid, secret);
+    if (barge_write_file_atomic(path, text, strlen(text), 0600) < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", path);
+    return 0;
+}
+
+/* Another barged sharing the store made the key: this one's data directory
+ * gets the file too, for its local agents and scripts. */
+static int copy_credentials(struct barge_server *srv, struct barge_tx *tx, const json_t *meta,
+                            struct barge_error **err)
+{
+    _cleanup_free_ char *path = barge_xasprintf("%s/admin-credentials", srv->cfg.data_dir);
+    if (access(path, F_OK) == 0)
+        return 0;
+    const char *akid = barge_json_str(meta, "accessKeyId", "");
+    _cleanup_json_ json_t *key = NULL;
+    if (barge_store_get(tx, KIND_ACCESS_KEY, akid, &key, err) < 0)
+        return -1;
+    return key ? write_credentials(srv, akid, barge_json_str(key, "secretAccessKey", ""), err) : 0;
+}
+
 int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write_aws_profile,
                                   struct barge_error **err)
 {
@@ -159,7 +185,7 @@ int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write
         barge_store_get(tx, "meta", "admin-key", &existing, err) < 0)
         return -1;
     if (existing)
-        return 0;
+        return copy_credentials(srv, tx, existing, err);
     char akid[21], secret[41];
     memcpy(akid, "AKIA", 4);
     random_chars(akid + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
@@ -173,11 +199,8 @@ int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write
         return -1;
     /* The key is also left in the data directory, readable only by its owner,
      * for scripts and tests that must not touch ~/.aws. */
-    _cleanup_free_ char *path = barge_xasprintf("%s/admin-credentials", srv->cfg.data_dir);
-    _cleanup_free_ char *text = barge_xasprintf(
-        "[barge]\naws_access_key_id = %s\naws_secret_access_key = %s\n", akid, secret);
-    if (barge_write_file_atomic(path, text, strlen(text), 0600) < 0)
-        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", path);
+    if (write_credentials(srv, akid, secret, err) < 0)
+        return -1;
     if (write_aws_profile)
         return write_profile(srv, akid, secret, port, err);
     return 0;
@@ -287,12 +310,18 @@ void barge_server_init(struct barge_server *srv)
     pthread_condattr_destroy(&attr);
 }
 
-void barge_server_notify(struct barge_server *srv)
+void barge_server_wake(struct barge_server *srv)
 {
     pthread_mutex_lock(&srv->notify_lock);
     srv->notify_gen++;
     pthread_cond_broadcast(&srv->notify_cond);
     pthread_mutex_unlock(&srv->notify_lock);
+}
+
+void barge_server_notify(struct barge_server *srv)
+{
+    barge_server_wake(srv);
+    barge_store_notify(srv->store);
 }
 
 uint64_t barge_server_generation(struct barge_server *srv)

@@ -49,8 +49,11 @@ struct barge_server {
 
 /* Initialises the parts of srv that are not configuration. */
 void barge_server_init(struct barge_server *srv);
-/* Tells every waiter that task assignments may have changed. */
+/* Tells every waiter that task assignments may have changed, in this process
+ * and in the other barged sharing the store. */
 void barge_server_notify(struct barge_server *srv);
+/* Wakes the waiters of this process only (for changes other barged made). */
+void barge_server_wake(struct barge_server *srv);
 /* The current notification generation. */
 uint64_t barge_server_generation(struct barge_server *srv);
 /* Waits until the generation differs from seen or timeout_ms pass; returns

@@ -89,7 +89,10 @@ static void usage(FILE *f)
             "  --dev                 development mode: everything local, defaults below\n"
             "  --listen HOST:PORT    address to listen on (default 127.0.0.1:4566)\n"
             "  --data-dir DIR        where state lives (default ./barge-data)\n"
-            "  --store URI           store location (default DIR/barge.db; sqlite://PATH)\n"
+            "  --store URI           store location (default DIR/barge.db; sqlite://PATH, or\n"
+            "                        postgres://USER:PASSWORD@HOST/DB for several barged\n"
+            "                        sharing one database: one of them, elected through\n"
+            "                        the database, runs the control loops)\n"
             "  --region NAME         region in ARNs and SigV4 scopes (default us-east-1)\n"
             "  --account-id ID       12-digit account id in ARNs (default 000000000000)\n"
             "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
@@ -148,6 +151,13 @@ static void set_registry_endpoint(struct barge_server *srv, int port)
         h = "127.0.0.1";
     _cleanup_free_ char *ep = barge_xasprintf("%s:%d", h, port);
     barge_registry_set_endpoint(srv->registry, ep);
+}
+
+/* Another barged sharing the store changed something: wake this one's
+ * long-polls and control loop. */
+static void on_store_change(void *ud)
+{
+    barge_server_wake(ud);
 }
 
 static bool valid_account(const char *s)
@@ -338,7 +348,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
-    if (barge_server_master_key_init(&srv, &err) < 0) {
+    if (barge_server_master_key_init(&srv, &err) < 0 ||
+        barge_store_subscribe(srv.store, on_store_change, &srv, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         barge_store_close(srv.store);
         return 1;
@@ -373,11 +384,11 @@ int main(int argc, char **argv)
         barge_store_close(srv.store);
         return 1;
     }
-    barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port,
-               cfg->region, cfg->store_uri, cfg->dev ? ", dev mode" : "");
+    barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port, cfg->region,
+               barge_store_where(srv.store), cfg->dev ? ", dev mode" : "");
     /* Tests and scripts wait for this line on stdout. */
     barge_autoscale_set_metric_source(barge_metrics_autoscale_metric);
-    if (barge_control_start(&srv, &control, &err) < 0) {
+    if (barge_leader_start(&srv, &err) < 0 || barge_control_start(&srv, &control, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
@@ -394,7 +405,8 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     while (!stopping) {
-        barge_server_housekeeping(&srv);
+        if (barge_leader_active())
+            barge_server_housekeeping(&srv);
         for (int i = 0; i < 50 && !stopping; i++) {
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -402,6 +414,7 @@ int main(int argc, char **argv)
     }
     barge_info("stopping on signal %d", (int)stopping);
     barge_control_stop();
+    barge_leader_stop();
     pid_t agents[] = {agent_pid, fargate_pid};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++) {
         if (agents[i] > 0) {

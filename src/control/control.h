@@ -1,6 +1,7 @@
 /* barged's control loops: the service scheduler and the watch over container
  * instances whose agents went silent. One thread runs them whenever tasks
- * change (barge_server_notify) and at least once a second. */
+ * change (barge_server_notify) and at least once a second, in the one barged
+ * that leads (leader.c) when several share a store. */
 #ifndef BARGE_CONTROL_CONTROL_H
 #define BARGE_CONTROL_CONTROL_H
 
@@ -34,5 +35,17 @@ void barge_control_stop(void);
 
 /* One pass of every loop (exposed for tests and the loop itself). */
 void barge_control_step(struct barge_server *srv);
+
+/* leader.c: of the barged processes sharing a store, the one that runs the
+ * control loops and the housekeeping (see there). barge_leader_start makes a
+ * first attempt before it returns, so a lone barged leads at once. */
+int barge_leader_start(struct barge_server *srv, struct barge_error **err);
+/* Gives the leadership up (if held) so that another barged takes over now. */
+void barge_leader_stop(void);
+/* True while this process leads (always before barge_leader_start). */
+bool barge_leader_active(void);
+/* When this process became the leader (barge_now() time), 0 when it does not
+ * lead. */
+double barge_leader_since(void);
 
 #endif

@@ -634,9 +634,10 @@ static int collect_lost(const char *key, json_t *doc, void *ud, struct barge_err
     if (barge_streq(barge_json_str(doc, "status", NULL), "INACTIVE") || ecs_instance_connected(doc))
         return 0;
     json_t *seen = json_object_get(doc, "_lastSeen");
-    if (!json_is_number(seen) ||
-        barge_now() - json_number_value(seen) <
-            ecs_agent_timeout_seconds + config.host_grace_seconds)
+    /* A new leader (after a failover or a restart of the control plane) first
+     * gives agents the same time to reach it as silence would get. */
+    if (!json_is_number(seen) || barge_now() - fmax(json_number_value(seen), barge_leader_since()) <
+                                     ecs_agent_timeout_seconds + config.host_grace_seconds)
         return 0;
     json_array_append_new(ud, json_pack("{s:s, s:s}", "id", barge_json_str(doc, "_id", ""),
                                          "ec2", barge_json_str(doc, "ec2InstanceId", "")));
@@ -693,6 +694,8 @@ void barge_control_step(struct barge_server *srv)
     json_t *k;
     json_array_foreach(keys, i, k)
     {
+        if (!barge_leader_active())
+            break;
         if (service_pass(srv, json_string_value(k), &changed, &err) < 0) {
             barge_warn("scheduling service %s: %s", json_string_value(k), err->message);
             barge_error_free(barge_steal(&err));
@@ -712,10 +715,12 @@ static void *control_main(void *ud)
     uint64_t gen = barge_server_generation(srv);
     int64_t next_scale = 0;
     while (control_running) {
-        barge_control_step(srv);
-        if (barge_monotonic_ms() >= next_scale) {
-            barge_autoscale_step(srv);
-            next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
+        if (barge_leader_active()) {
+            barge_control_step(srv);
+            if (barge_monotonic_ms() >= next_scale) {
+                barge_autoscale_step(srv);
+                next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
+            }
         }
         gen = barge_server_wait(srv, gen, 1000);
         /* Let a burst of reports settle before the next pass. */

@@ -3,14 +3,20 @@
  * connections and never block the writer. Writers are serialised by a mutex in
  * front of BEGIN IMMEDIATE, because SQLite's busy handler sleeps in coarse
  * steps and would add milliseconds under contention. Connections are pooled so
- * each transaction has one to itself. */
+ * each transaction has one to itself. One barged uses the file at a time:
+ * store-wide locks are lock files (flock) and notifications stay in-process. */
+#include <sys/file.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/json.h"
 #include "common/log.h"
-#include "store/store.h"
+#include "store/backend.h"
 
 enum {
     STMT_GET,
@@ -71,18 +77,26 @@ struct conn {
     struct conn *next;
 };
 
-struct barge_store {
+struct sqlite_store {
+    struct barge_store base;
     char *path;
     pthread_mutex_t pool_lock;
     pthread_mutex_t write_lock;
     struct conn *idle;
 };
 
-struct barge_tx {
-    struct barge_store *st;
+struct sqlite_tx {
+    struct barge_tx base;
+    struct sqlite_store *st;
     struct conn *c;
-    bool write;
 };
+
+struct sqlite_lock {
+    struct barge_store_lock base;
+    int fd;
+};
+
+static const struct store_ops sqlite_ops;
 
 static int db_error(struct barge_error **err, sqlite3 *db, const char *what)
 {
@@ -103,13 +117,12 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-static int conn_open(struct barge_store *st, bool prepare, struct conn **out,
+static int conn_open(struct sqlite_store *st, bool prepare, struct conn **out,
                      struct barge_error **err)
 {
     struct conn *c = barge_xcalloc(1, sizeof(*c));
-    int rc = sqlite3_open_v2(st->path, &c->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        st->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         barge_error_set(err, BARGE_ERR_IO, "store: cannot open '%s': %s", st->path,
                         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -141,7 +154,7 @@ static int conn_open(struct barge_store *st, bool prepare, struct conn **out,
     return 0;
 }
 
-static int migrate(struct barge_store *st, struct barge_error **err)
+static int migrate(struct sqlite_store *st, struct barge_error **err)
 {
     struct conn *c;
     if (conn_open(st, false, &c, err) < 0)
@@ -186,31 +199,9 @@ out_noerr:
     return ret;
 }
 
-int barge_store_open(const char *uri, struct barge_store **out, struct barge_error **err)
+static void sqlite_close(struct barge_store *base)
 {
-    const char *path = uri;
-    if (barge_str_has_prefix(path, "sqlite://"))
-        path += strlen("sqlite://");
-    else if (strstr(uri, "://"))
-        return barge_error_set(err, BARGE_ERR_UNSUPPORTED,
-                               "store: unsupported store '%s' (use a file path or sqlite://PATH)",
-                               uri);
-    struct barge_store *st = barge_xcalloc(1, sizeof(*st));
-    st->path = barge_xstrdup(path);
-    pthread_mutex_init(&st->pool_lock, NULL);
-    pthread_mutex_init(&st->write_lock, NULL);
-    if (migrate(st, err) < 0) {
-        barge_store_close(st);
-        return -1;
-    }
-    *out = st;
-    return 0;
-}
-
-void barge_store_close(struct barge_store *st)
-{
-    if (!st)
-        return;
+    struct sqlite_store *st = (struct sqlite_store *)base;
     while (st->idle) {
         struct conn *c = st->idle;
         st->idle = c->next;
@@ -222,6 +213,22 @@ void barge_store_close(struct barge_store *st)
     free(st);
 }
 
+int barge_store_sqlite_open(const char *path, struct barge_store **out, struct barge_error **err)
+{
+    struct sqlite_store *st = barge_xcalloc(1, sizeof(*st));
+    st->base.ops = &sqlite_ops;
+    st->path = barge_xstrdup(path);
+    st->base.where = st->path;
+    pthread_mutex_init(&st->pool_lock, NULL);
+    pthread_mutex_init(&st->write_lock, NULL);
+    if (migrate(st, err) < 0) {
+        sqlite_close(&st->base);
+        return -1;
+    }
+    *out = &st->base;
+    return 0;
+}
+
 /* Runs a statement without results (the transaction verbs). */
 static int run_stmt(struct conn *c, int which)
 {
@@ -231,7 +238,7 @@ static int run_stmt(struct conn *c, int which)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static struct conn *pool_take(struct barge_store *st, struct barge_error **err)
+static struct conn *pool_take(struct sqlite_store *st, struct barge_error **err)
 {
     pthread_mutex_lock(&st->pool_lock);
     struct conn *c = st->idle;
@@ -244,7 +251,7 @@ static struct conn *pool_take(struct barge_store *st, struct barge_error **err)
     return c;
 }
 
-static void pool_give(struct barge_store *st, struct conn *c)
+static void pool_give(struct sqlite_store *st, struct conn *c)
 {
     pthread_mutex_lock(&st->pool_lock);
     c->next = st->idle;
@@ -252,9 +259,10 @@ static void pool_give(struct barge_store *st, struct conn *c)
     pthread_mutex_unlock(&st->pool_lock);
 }
 
-int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
-                      struct barge_error **err)
+static int sqlite_begin(struct barge_store *base, bool write, struct barge_tx **out,
+                        struct barge_error **err)
 {
+    struct sqlite_store *st = (struct sqlite_store *)base;
     struct conn *c = pool_take(st, err);
     if (!c)
         return -1;
@@ -267,24 +275,26 @@ int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
         pool_give(st, c);
         return -1;
     }
-    struct barge_tx *tx = barge_xcalloc(1, sizeof(*tx));
+    struct sqlite_tx *tx = barge_xcalloc(1, sizeof(*tx));
+    tx->base.st = base;
+    tx->base.write = write;
     tx->st = st;
     tx->c = c;
-    tx->write = write;
-    *out = tx;
+    *out = &tx->base;
     return 0;
 }
 
-static void tx_end(struct barge_tx *tx)
+static void tx_end(struct sqlite_tx *tx)
 {
-    if (tx->write)
+    if (tx->base.write)
         pthread_mutex_unlock(&tx->st->write_lock);
     pool_give(tx->st, tx->c);
     free(tx);
 }
 
-int barge_store_commit(struct barge_tx *tx, struct barge_error **err)
+static int sqlite_commit(struct barge_tx *base, struct barge_error **err)
 {
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
     int ret = 0;
     if (run_stmt(tx->c, STMT_COMMIT) != SQLITE_OK) {
         ret = db_error(err, tx->c->db, "commit");
@@ -294,10 +304,9 @@ int barge_store_commit(struct barge_tx *tx, struct barge_error **err)
     return ret;
 }
 
-void barge_store_abort(struct barge_tx *tx)
+static void sqlite_abort(struct barge_tx *base)
 {
-    if (!tx)
-        return;
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
     run_stmt(tx->c, STMT_ROLLBACK);
     tx_end(tx);
 }
@@ -305,7 +314,7 @@ void barge_store_abort(struct barge_tx *tx)
 /* The connection's cached statement, or, when that one is in the middle of a
  * scan further up the stack (a scan callback reading the store), a fresh one
  * that *tmp owns and the caller finalizes. */
-static sqlite3_stmt *stmt(struct barge_tx *tx, int which, sqlite3_stmt **tmp)
+static sqlite3_stmt *stmt(struct sqlite_tx *tx, int which, sqlite3_stmt **tmp)
 {
     sqlite3_stmt *s = tx->c->stmts[which];
     *tmp = NULL;
@@ -325,9 +334,10 @@ static void finalizep(sqlite3_stmt **s)
 }
 #define _cleanup_stmt_ __attribute__((cleanup(finalizep)))
 
-int barge_store_get(struct barge_tx *tx, const char *kind, const char *key, json_t **out,
-                    struct barge_error **err)
+static int sqlite_get(struct barge_tx *base, const char *kind, const char *key, json_t **out,
+                      struct barge_error **err)
 {
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
     *out = NULL;
     _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
     sqlite3_stmt *s = stmt(tx, STMT_GET, &tmp);
@@ -348,11 +358,10 @@ int barge_store_get(struct barge_tx *tx, const char *kind, const char *key, json
     return 1;
 }
 
-int barge_store_put(struct barge_tx *tx, const char *kind, const char *key, const json_t *doc,
-                    struct barge_error **err)
+static int sqlite_put(struct barge_tx *base, const char *kind, const char *key, const json_t *doc,
+                      struct barge_error **err)
 {
-    if (!tx->write)
-        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: put in a read transaction");
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
     _cleanup_free_ char *text = barge_json_dump(doc);
     _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
     sqlite3_stmt *s = stmt(tx, STMT_PUT, &tmp);
@@ -366,11 +375,10 @@ int barge_store_put(struct barge_tx *tx, const char *kind, const char *key, cons
     return 0;
 }
 
-int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
-                    struct barge_error **err)
+static int sqlite_del(struct barge_tx *base, const char *kind, const char *key,
+                      struct barge_error **err)
 {
-    if (!tx->write)
-        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: delete in a read transaction");
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
     _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
     sqlite3_stmt *s = stmt(tx, STMT_DEL, &tmp);
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
@@ -390,10 +398,11 @@ static char *upper_bound(const char *prefix)
     return barge_xasprintf("%s\xff", prefix ? prefix : "");
 }
 
-int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, const char *after,
-                     bool desc, size_t limit, barge_store_scan_fn fn, void *ud,
-                     struct barge_error **err)
+static int sqlite_scan(struct barge_tx *base, const char *kind, const char *prefix,
+                       const char *after, bool desc, size_t limit, barge_store_scan_fn fn, void *ud,
+                       struct barge_error **err)
 {
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
     _cleanup_free_ char *hi = upper_bound(prefix);
     _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
     sqlite3_stmt *s = stmt(tx, desc ? STMT_SCAN_DESC : STMT_SCAN_ASC, &tmp);
@@ -435,9 +444,10 @@ int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, 
     return 0;
 }
 
-int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix, int64_t *out,
-                      struct barge_error **err)
+static int sqlite_count(struct barge_tx *base, const char *kind, const char *prefix, int64_t *out,
+                        struct barge_error **err)
 {
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
     _cleanup_free_ char *hi = upper_bound(prefix);
     _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
     sqlite3_stmt *s = stmt(tx, STMT_COUNT, &tmp);
@@ -451,11 +461,10 @@ int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix,
     return 0;
 }
 
-int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out,
-                             struct barge_error **err)
+static int sqlite_counter_next(struct barge_tx *base, const char *name, int64_t *out,
+                               struct barge_error **err)
 {
-    if (!tx->write)
-        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: counter in a read transaction");
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
     _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
     sqlite3_stmt *s = stmt(tx, STMT_COUNTER, &tmp);
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
@@ -468,10 +477,11 @@ int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out
 
 /* --- log events ---------------------------------------------------------- */
 
-int barge_store_log_append(struct barge_tx *tx, int64_t group, int64_t stream,
+static int sqlite_log_append(struct barge_tx *btx, int64_t group, int64_t stream,
                            struct barge_store_log_event *events, size_t n, struct barge_error **err)
 {
-    if (!tx->write)
+    struct sqlite_tx *tx = (struct sqlite_tx *)btx;
+    if (!btx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log append in a read transaction");
     for (size_t i = 0; i < n; i++) {
         _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
@@ -492,9 +502,10 @@ int barge_store_log_append(struct barge_tx *tx, int64_t group, int64_t stream,
     return 0;
 }
 
-int barge_store_log_scan(struct barge_tx *tx, const struct barge_store_log_query *q,
+static int sqlite_log_scan(struct barge_tx *btx, const struct barge_store_log_query *q,
                          barge_store_log_fn fn, void *ud, struct barge_error **err)
 {
+    struct sqlite_tx *tx = (struct sqlite_tx *)btx;
     /* The statement depends on how many streams are named, so it is built
      * per call; the indexes on (stream, ts, id) and (grp, ts, id) serve the
      * ordered range either way. */
@@ -558,13 +569,14 @@ int barge_store_log_scan(struct barge_tx *tx, const struct barge_store_log_query
     return ret;
 }
 
-int barge_store_log_expire(struct barge_tx *tx, int64_t group, int64_t before,
+static int sqlite_log_expire(struct barge_tx *btx, int64_t group, int64_t before,
                            struct barge_store_log_removed **out, size_t *n,
                            struct barge_error **err)
 {
+    struct sqlite_tx *tx = (struct sqlite_tx *)btx;
     *out = NULL;
     *n = 0;
-    if (!tx->write)
+    if (!btx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log expiry in a read transaction");
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(tx->c->db,
@@ -608,10 +620,11 @@ fail:
     return db_error(err, tx->c->db, "log expiry");
 }
 
-int barge_store_log_drop(struct barge_tx *tx, int64_t group, int64_t stream,
+static int sqlite_log_drop(struct barge_tx *btx, int64_t group, int64_t stream,
                          struct barge_error **err)
 {
-    if (!tx->write)
+    struct sqlite_tx *tx = (struct sqlite_tx *)btx;
+    if (!btx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log drop in a read transaction");
     sqlite3_stmt *s = NULL;
     const char *sql = stream ? "DELETE FROM log_events WHERE grp = ?1 AND stream = ?2"
@@ -628,9 +641,10 @@ int barge_store_log_drop(struct barge_tx *tx, int64_t group, int64_t stream,
     return 0;
 }
 
-int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
+static int sqlite_log_bounds(struct barge_tx *btx, int64_t stream, int64_t *first, int64_t *last,
                            struct barge_error **err)
 {
+    struct sqlite_tx *tx = (struct sqlite_tx *)btx;
     _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
     sqlite3_stmt *s = stmt(tx, STMT_LOG_BOUNDS, &tmp);
     sqlite3_bind_int64(s, 1, stream);
@@ -644,3 +658,62 @@ int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, 
     sqlite3_reset(s);
     return found;
 }
+/* Two barged on one SQLite file would each think they lead the control loops;
+ * a lock file next to the database makes the second one a follower. flock
+ * ends with the process, like a PostgreSQL session. */
+static int sqlite_lock_try(struct barge_store *base, const char *name,
+                           struct barge_store_lock **out, struct barge_error **err)
+{
+    struct sqlite_store *st = (struct sqlite_store *)base;
+    _cleanup_free_ char *path = barge_xasprintf("%s.%s.lock", st->path, name);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "store: cannot open '%s'", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return 0;
+        errno = e;
+        return barge_error_set_errno(err, BARGE_ERR_IO, "store: cannot lock '%s'", path);
+    }
+    struct sqlite_lock *l = barge_xcalloc(1, sizeof(*l));
+    l->base.st = base;
+    l->fd = fd;
+    *out = &l->base;
+    return 1;
+}
+
+static int sqlite_lock_check(struct barge_store_lock *lock, struct barge_error **err)
+{
+    return 0;
+}
+
+static void sqlite_lock_release(struct barge_store_lock *base)
+{
+    struct sqlite_lock *l = (struct sqlite_lock *)base;
+    close(l->fd);
+    free(l);
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .abort = sqlite_abort,
+    .get = sqlite_get,
+    .put = sqlite_put,
+    .del = sqlite_del,
+    .scan = sqlite_scan,
+    .count = sqlite_count,
+    .counter_next = sqlite_counter_next,
+    .lock_try = sqlite_lock_try,
+    .lock_check = sqlite_lock_check,
+    .lock_release = sqlite_lock_release,
+    .log_append = sqlite_log_append,
+    .log_scan = sqlite_log_scan,
+    .log_expire = sqlite_log_expire,
+    .log_drop = sqlite_log_drop,
+    .log_bounds = sqlite_log_bounds,
+};

@@ -4,8 +4,9 @@
  * (e.g. "family:0000000003"). Every read and write happens inside a
  * transaction; a write transaction is acknowledged only once it is durable.
  *
- * Backends: SQLite (a path, WAL mode) now; PostgreSQL later behind the same
- * functions. This header is the only thing other modules include. */
+ * Backends: SQLite (a path, WAL mode) for one barged, PostgreSQL
+ * (postgres://...) for several barged sharing one database; store.c picks one
+ * by the URI. This header is the only thing other modules include. */
 #ifndef BARGE_STORE_STORE_H
 #define BARGE_STORE_STORE_H
 
@@ -16,13 +17,18 @@
 struct barge_store;
 struct barge_tx;
 
-/* Opens (creating and migrating as needed) the store at uri: a file path for
- * SQLite. The caller owns the store and closes it with barge_store_close. */
+/* Opens (creating and migrating as needed) the store at uri: a file path or
+ * sqlite://PATH for SQLite, postgres://... or postgresql://... (a libpq
+ * connection URI) for PostgreSQL. The caller owns the store and closes it with
+ * barge_store_close. */
 int barge_store_open(const char *uri, struct barge_store **out, struct barge_error **err);
 void barge_store_close(struct barge_store *st);
 
 /* Starts a transaction. A write transaction excludes other writers until it
- * ends; readers never block. The caller ends it with commit or abort. */
+ * ends, also those of other processes sharing the database, and sees every
+ * write committed before it began; a read transaction sees one consistent
+ * snapshot and never blocks. The caller ends it with commit or abort. A thread
+ * must not begin a write transaction while it holds one. */
 int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
                       struct barge_error **err);
 /* Commits and frees tx (also on failure, after rolling back). */
@@ -122,5 +128,41 @@ int barge_store_log_drop(struct barge_tx *tx, int64_t group, int64_t stream,
  * events, 0 when it has none. */
 int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
                            struct barge_error **err);
+
+/* Which backend serves st: "sqlite" or "postgres". */
+const char *barge_store_backend(const struct barge_store *st);
+/* Where st lives, fit for a log line (no password). Borrowed from st. */
+const char *barge_store_where(const struct barge_store *st);
+
+/* Coordination between the processes that share a store (several barged on
+ * one PostgreSQL database). */
+
+/* A store-wide named lock held by one process at a time, e.g. the leadership
+ * of the control loops. With PostgreSQL it is a session advisory lock on a
+ * connection of its own, so it ends when the holder's session ends (a killed
+ * process's connection closes); with SQLite a lock file next to the database. */
+struct barge_store_lock;
+/* Tries to take the lock name. Returns 1 with *out (the caller releases it),
+ * 0 when another holder has it, -1 on error. */
+int barge_store_lock_try(struct barge_store *st, const char *name, struct barge_store_lock **out,
+                         struct barge_error **err);
+/* Confirms, with a round trip to the database, that lock is still held;
+ * returns -1 when it may have been lost (the holder must stop acting on it and
+ * release it). */
+int barge_store_lock_check(struct barge_store_lock *lock, struct barge_error **err);
+/* Gives the lock up and frees it; NULL is fine. */
+void barge_store_lock_release(struct barge_store_lock *lock);
+
+/* Tells the other processes sharing the store that something they may wait
+ * for changed (PostgreSQL NOTIFY; nothing with SQLite, which has one barged).
+ * Never blocks on the database: a notifier thread sends coalesced
+ * notifications. */
+void barge_store_notify(struct barge_store *st);
+/* Calls fn(ud) on a thread of the store whenever another process sharing the
+ * store called barge_store_notify, and whenever notifications may have been
+ * missed (the listening connection was lost). Until barge_store_close. */
+typedef void (*barge_store_notify_fn)(void *ud);
+int barge_store_subscribe(struct barge_store *st, barge_store_notify_fn fn, void *ud,
+                          struct barge_error **err);
 
 #endif

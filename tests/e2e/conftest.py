@@ -1,7 +1,12 @@
 """Shared fixtures for the e2e suites: a real barged on 127.0.0.1 with its own
 data directory, boto3 clients signed with the admin key it generated, and the
 aws CLI pointed at it. Everything started here is stopped here, even when a
-test fails."""
+test fails.
+
+BARGE_TEST_STORE=postgres runs the suites against the PostgreSQL backend:
+every barged then gets a fresh database of a throwaway cluster that the first
+one starts (pg_fixture.py) and the session stops. `make test-postgres` does
+that for the suites that do not need an agent's containers to differ."""
 import configparser
 import json
 import os
@@ -41,12 +46,53 @@ def binary(name):
     return path
 
 
-class Barged:
-    """One barged process and the way to talk to it."""
+_postgres = None
 
-    def __init__(self, data_dir, extra_args=()):
+
+def postgres():
+    """The session's throwaway PostgreSQL cluster, started on first use."""
+    global _postgres
+    if _postgres is None:
+        from pg_fixture import PostgresCluster
+        cluster = PostgresCluster()
+        try:
+            cluster.start()
+        except Exception:
+            cluster.close()
+            raise
+        _postgres = cluster
+    return _postgres
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_postgres():
+    yield
+    global _postgres
+    if _postgres is not None:
+        _postgres.close()
+        _postgres = None
+
+
+def store_for_test():
+    """The store URI for a new barged: None (SQLite in its data directory) or a
+    fresh PostgreSQL database when BARGE_TEST_STORE=postgres."""
+    kind = os.environ.get("BARGE_TEST_STORE", "sqlite")
+    if kind == "postgres":
+        return postgres().new_database()
+    if kind != "sqlite":
+        pytest.fail(f"BARGE_TEST_STORE={kind}: use sqlite or postgres")
+    return None
+
+
+class Barged:
+    """One barged process and the way to talk to it. store is a --store URI
+    (default: store_for_test()); host the address it listens on."""
+
+    def __init__(self, data_dir, extra_args=(), store=None, host="127.0.0.1"):
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        self.store = store or store_for_test()
+        self.host = host
         self.proc = None
         self.port = None
         os.makedirs(data_dir, exist_ok=True)
@@ -56,11 +102,13 @@ class Barged:
         # Short liveness timings so that lost hosts and deployments resolve in
         # seconds rather than minutes.
         args = [binary("barged"), "--data-dir", self.data_dir, "--listen",
-                f"127.0.0.1:{port}", "--log-level", "debug",
+                f"{self.host}:{port}", "--log-level", "debug",
                 "--agent-timeout", "6", "--host-grace", "2", "--task-stable-seconds", "5",
                 "--autoscale-interval", "1", "--autoscale-window", "5"]
         if getattr(self, "no_profile", True):
             args.append("--no-aws-profile")
+        if self.store:
+            args += ["--store", self.store]
         args += self.extra_args
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
@@ -85,7 +133,7 @@ class Barged:
 
     @property
     def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def client(self, service="ecs", **kw):
         cfg = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"})
@@ -220,19 +268,24 @@ class Agent:
     stops the agent and removes every container, mount and cgroup it left, so a
     failing test leaves nothing behind."""
 
-    def __init__(self, barged, data_dir, cluster="default", extra_args=()):
+    def __init__(self, barged, data_dir, cluster="default", extra_args=(), servers=None,
+                 prefix=()):
         self.barged = barged
         self.data_dir = data_dir
         self.cluster = cluster
         self.extra_args = list(extra_args)
+        # several barged endpoints (default: barged's), and a command the agent
+        # runs under (e.g. ip netns exec NS)
+        self.servers = list(servers or [barged.endpoint])
+        self.prefix = list(prefix)
         self.proc = None
         self.instance_arn = None
         os.makedirs(data_dir, exist_ok=True)
         self.log_path = os.path.join(data_dir, "agent.log")
 
     def start(self):
-        args = [binary("barge-agent"), "--server", self.barged.endpoint, "--cluster",
-                self.cluster, "--data-dir", self.data_dir, "--credentials",
+        args = [*self.prefix, binary("barge-agent"), "--server", ",".join(self.servers),
+                "--cluster", self.cluster, "--data-dir", self.data_dir, "--credentials",
                 os.path.join(self.barged.data_dir, "admin-credentials"), "--log-level", "debug",
                 *self.extra_args]
         self.log = open(self.log_path, "ab")

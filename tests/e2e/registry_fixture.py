@@ -68,10 +68,13 @@ def mkimage(out_dir, tag="latest", **opts):
 
 class Registry:
     """docker-registry serving 127.0.0.1:<random port> from a temporary
-    directory. users={"name": "password"} turns on htpasswd basic auth."""
+    directory. users={"name": "password"} turns on htpasswd basic auth; addr
+    is another address of this machine to serve on (agents in network
+    namespaces reach the registry at the address of their bridge)."""
 
-    def __init__(self, users=None):
+    def __init__(self, users=None, addr="127.0.0.1"):
         self.users = users or {}
+        self.addr = addr
         self.tmp = tempfile.mkdtemp(prefix="barge-registry-")
         self.storage = os.path.join(self.tmp, "storage")
         self.images = os.path.join(self.tmp, "images")
@@ -81,7 +84,7 @@ class Registry:
 
     @property
     def host(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.addr, self.port)
 
     def start(self):
         os.makedirs(self.storage)
@@ -101,7 +104,7 @@ class Registry:
                     "version: 0.1\n"
                     "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
                     "storage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\n"
-                    "http:\n  addr: 127.0.0.1:%d\n%s" % (self.storage, self.port, auth))
+                    "http:\n  addr: %s\n%s" % (self.storage, self.host, auth))
             self.log = open(os.path.join(self.tmp, "registry.log"), "ab")
             self.proc = subprocess.Popen([REGISTRY_BIN, "serve", config], stdout=self.log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
@@ -238,6 +241,8 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
             front.requests += 1
             fail = front.fail_first > 0
             front.fail_first -= 1 if fail else 0
+        if "/manifests/" in self.path and front.manifest_delay:
+            time.sleep(front.manifest_delay)
         if fail:
             return self._send(front.fail_status, b'{"errors":[{"code":"UNAVAILABLE",'
                                                  b'"message":"injected failure"}]}',
@@ -261,7 +266,7 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
                                    b'"authentication required"}]}',
                               [("Content-Type", "application/json"),
                                ("WWW-Authenticate", challenge)])
-        conn = http.client.HTTPConnection("127.0.0.1", front.upstream_port, timeout=30)
+        conn = http.client.HTTPConnection(front.upstream_addr, front.upstream_port, timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "range")}
         conn.request(self.command, self.path, headers=headers)
         r = conn.getresponse()
@@ -292,11 +297,14 @@ class Front:
     with a Bearer challenge whose realm is our /token, which hands out tokens
     for user:password (basic auth), and requests with a valid token are
     proxied; token_uses=N makes each token expire after N requests. fail_first=N
-    answers the first N /v2/ requests with fail_status (to exercise retries)."""
+    answers the first N /v2/ requests with fail_status (to exercise retries);
+    manifest_delay=S answers manifest requests S seconds late (a slow pull)."""
 
     def __init__(self, registry, user=None, password=None, fail_first=0, fail_status=503,
-                 token_uses=0):
+                 token_uses=0, manifest_delay=0):
+        self.upstream_addr = registry.addr
         self.upstream_port = registry.port
+        self.manifest_delay = manifest_delay
         self.user, self.password = user, password
         self.fail_first, self.fail_status = fail_first, fail_status
         self.lock = threading.Lock()
@@ -304,10 +312,10 @@ class Front:
         self.token_uses = token_uses
         self.tokens = {}
         self.token_requests = 0
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenHandler)
+        self.server = http.server.ThreadingHTTPServer((registry.addr, 0), _TokenHandler)
         self.server.daemon_threads = True
         self.server.front = self
-        self.host = "127.0.0.1:%d" % self.server.server_address[1]
+        self.host = "%s:%d" % (registry.addr, self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -1,5 +1,10 @@
-/* The SQLite store: documents, ordered scans with prefixes and paging,
- * counters, transactions that roll back, and reopening. */
+/* The store, against SQLite and, when BARGE_TEST_PG_URI names a database
+ * (tests/e2e/pg_fixture.py -- CMD provides one; `make unit` does), against
+ * PostgreSQL too: documents, ordered scans with prefixes and paging, counters,
+ * transactions that roll back, reopening; and what only several processes on
+ * one PostgreSQL database need: writers serialised across store handles,
+ * store-wide locks and notifications. Each PostgreSQL test runs in a schema
+ * of its own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,21 +14,53 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <time.h>
 
 #include "common/json.h"
 #include "store/store.h"
 
 static char dir[64];
-static char path[128];
+static char path[1024]; /* the URI the tests open: a file or a PostgreSQL schema */
+static const char *pg_base;
+static char pg_schema[64];
+static bool on_pg;
+
+static void quiet(void *ud, const char *message)
+{
+}
+
+static void pg_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_base);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQsetNoticeProcessor(c, quiet, NULL);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
 
 static int setup(void **state)
 {
-    strcpy(dir, "/tmp/barge-store-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
+    if (on_pg) {
+        static int n;
+        snprintf(pg_schema, sizeof(pg_schema), "t%d_%d", (int)getpid(), ++n);
+        char sql[128];
+        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", pg_schema);
+        pg_exec(sql);
+        snprintf(path, sizeof(path), "%s%coptions=-csearch_path%%3D%s", pg_base,
+                 strchr(pg_base, '?') ? '&' : '?', pg_schema);
+    } else {
+        strcpy(dir, "/tmp/barge-store-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/t.db", dir);
+    }
     struct barge_store *st = NULL;
     struct barge_error *err = NULL;
     assert_int_equal(barge_store_open(path, &st, &err), 0);
+    assert_string_equal(barge_store_backend(st), on_pg ? "postgres" : "sqlite");
     *state = st;
     return 0;
 }
@@ -31,6 +68,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     barge_store_close(*state);
+    if (on_pg) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", pg_schema);
+        pg_exec(sql);
+        return 0;
+    }
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
@@ -46,6 +89,14 @@ static void put(struct barge_store *st, const char *kind, const char *key, int v
     assert_int_equal(barge_store_put(tx, kind, key, doc, &err), 0);
     json_decref(doc);
     assert_int_equal(barge_store_commit(tx, &err), 0);
+}
+
+static void put_in(struct barge_tx *tx, const char *kind, const char *key, int v)
+{
+    struct barge_error *err = NULL;
+    json_t *doc = json_pack("{s:i}", "v", v);
+    assert_int_equal(barge_store_put(tx, kind, key, doc, &err), 0);
+    json_decref(doc);
 }
 
 static void test_get_put_del(void **state)
@@ -221,6 +272,164 @@ static void test_rejects_other_uris(void **state)
     barge_error_free(err);
 }
 
+/* Keys sort byte-wise in both backends (PostgreSQL: the "C" collation),
+ * whatever the database's locale. */
+static void test_keys_sort_bytewise(void **state)
+{
+    struct barge_store *st = *state;
+    const char *keys[] = {"~", "a", "_", "Z1", "B", "a-b", "a.b", "aB"};
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(keys); i++)
+        put(st, "s", keys[i], (int)i);
+    struct barge_tx *tx;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+    struct collected c = {0};
+    assert_int_equal(barge_store_scan(tx, "s", "", NULL, false, 0, collect, &c, &err), 0);
+    const char *want[] = {"B", "Z1", "_", "a", "a-b", "a.b", "aB", "~"};
+    assert_int_equal(c.n, 8);
+    for (int i = 0; i < 8; i++)
+        assert_string_equal(c.keys[i], want[i]);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(barge_store_scan(tx, "s", "a", NULL, true, 0, collect, &c, &err), 0);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.keys[0], "aB");
+    barge_store_abort(tx);
+}
+
+static void test_lock_is_exclusive(void **state)
+{
+    struct barge_store *st = *state, *st2 = NULL;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_store_open(path, &st2, &err), 0);
+    struct barge_store_lock *l1 = NULL, *l2 = NULL;
+    assert_int_equal(barge_store_lock_try(st, "leader", &l1, &err), 1);
+    assert_int_equal(barge_store_lock_check(l1, &err), 0);
+    assert_int_equal(barge_store_lock_try(st2, "leader", &l2, &err), 0);
+    assert_null(l2);
+    /* other names are other locks */
+    assert_int_equal(barge_store_lock_try(st2, "other", &l2, &err), 1);
+    barge_store_lock_release(l2);
+    barge_store_lock_release(l1);
+    assert_int_equal(barge_store_lock_try(st2, "leader", &l2, &err), 1);
+    assert_int_equal(barge_store_lock_check(l2, &err), 0);
+    barge_store_lock_release(l2);
+    barge_store_close(st2);
+}
+
+struct writer {
+    struct barge_store *st;
+    volatile bool done;
+    int seen;
+};
+
+static void *second_writer(void *ud)
+{
+    struct writer *w = ud;
+    struct barge_tx *tx;
+    struct barge_error *err = NULL;
+    json_t *doc = NULL;
+    assert_int_equal(barge_store_begin(w->st, true, &tx, &err), 0);
+    assert_int_equal(barge_store_get(tx, "k", "shared", &doc, &err), 1);
+    w->seen = (int)barge_json_int(doc, "v", 0);
+    json_decref(doc);
+    put_in(tx, "k", "shared", w->seen + 1);
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+    w->done = true;
+    return NULL;
+}
+
+/* Two store handles are two barged: a write transaction of one waits for the
+ * other's to end and then sees what it wrote. */
+static void test_pg_writers_serialised(void **state)
+{
+    struct barge_store *st = *state;
+    struct barge_error *err = NULL;
+    struct writer w = {0};
+    assert_int_equal(barge_store_open(path, &w.st, &err), 0);
+    put(st, "k", "shared", 1);
+    struct barge_tx *tx;
+    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
+    put_in(tx, "k", "shared", 10);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, second_writer, &w), 0);
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    assert_false(w.done);
+    /* readers are not blocked and see the last commit */
+    struct barge_tx *rtx;
+    json_t *doc;
+    assert_int_equal(barge_store_begin(st, false, &rtx, &err), 0);
+    assert_int_equal(barge_store_get(rtx, "k", "shared", &doc, &err), 1);
+    assert_int_equal(barge_json_int(doc, "v", 0), 1);
+    json_decref(doc);
+    barge_store_abort(rtx);
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+    pthread_join(t, NULL);
+    assert_true(w.done);
+    assert_int_equal(w.seen, 10);
+    barge_store_close(w.st);
+}
+
+struct heard {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int n;
+};
+
+static void on_change(void *ud)
+{
+    struct heard *h = ud;
+    pthread_mutex_lock(&h->lock);
+    h->n++;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static bool wait_heard(struct heard *h, int n)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&h->lock);
+    while (h->n < n && pthread_cond_timedwait(&h->cond, &h->lock, &deadline) == 0)
+        ;
+    bool ok = h->n >= n;
+    pthread_mutex_unlock(&h->lock);
+    return ok;
+}
+
+static void test_pg_notify_reaches_the_other(void **state)
+{
+    struct barge_store *st = *state, *st2 = NULL;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_store_open(path, &st2, &err), 0);
+    struct heard h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    assert_int_equal(barge_store_subscribe(st2, on_change, &h, &err), 0);
+    /* once when listening starts: anything before it may have been missed */
+    assert_true(wait_heard(&h, 1));
+    barge_store_notify(st);
+    assert_true(wait_heard(&h, 2));
+    /* its own notifications do not come back to it */
+    barge_store_notify(st2);
+    struct timespec ts = {0, 500 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&h.lock);
+    assert_int_equal(h.n, 2);
+    pthread_mutex_unlock(&h.lock);
+    barge_store_close(st2);
+}
+
+static void test_pg_password_stays_out_of_messages(void **state)
+{
+    struct barge_store *st = NULL;
+    struct barge_error *err = NULL;
+    assert_int_equal(
+        barge_store_open("postgres://u:sekrit@127.0.0.1:1/x?connect_timeout=2", &st, &err), -1);
+    assert_null(strstr(err->message, "sekrit"));
+    assert_non_null(strstr(err->message, "postgres://u:***@127.0.0.1:1/x"));
+    barge_error_free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,7 +438,23 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_order_prefix_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_scans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_sort_bytewise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_is_exclusive, setup, teardown),
         cmocka_unit_test(test_rejects_other_uris),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest pg_only[] = {
+        cmocka_unit_test_setup_teardown(test_pg_writers_serialised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_notify_reaches_the_other, setup, teardown),
+        cmocka_unit_test(test_pg_password_stays_out_of_messages),
+    };
+    int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+    pg_base = getenv("BARGE_TEST_PG_URI");
+    if (!pg_base || !*pg_base) {
+        printf("postgres: skipped (BARGE_TEST_PG_URI is not set)\n");
+        return failed;
+    }
+    on_pg = true;
+    failed += cmocka_run_group_tests_name("postgres", tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("postgres only", pg_only, NULL, NULL);
+    return failed;
 }

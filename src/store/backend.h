@@ -1,0 +1,71 @@
+/* What a store backend provides to the front (store.c). Only the files of
+ * src/store include this: the rest of barged sees store.h. A backend embeds
+ * struct barge_store, struct barge_tx and struct barge_store_lock as the first
+ * member of its own structs and fills a table of operations; the front checks
+ * what is common to all backends (writes only in write transactions) and
+ * dispatches. */
+#ifndef BARGE_STORE_BACKEND_H
+#define BARGE_STORE_BACKEND_H
+
+#include "store/store.h"
+
+struct store_ops;
+
+struct barge_store {
+    const struct store_ops *ops;
+    const char *where; /* for messages: a path, or a URI without its password */
+};
+
+struct barge_tx {
+    struct barge_store *st;
+    bool write;
+};
+
+struct barge_store_lock {
+    struct barge_store *st;
+};
+
+struct store_ops {
+    const char *name;
+    void (*close)(struct barge_store *st);
+    int (*begin)(struct barge_store *st, bool write, struct barge_tx **out,
+                 struct barge_error **err);
+    int (*commit)(struct barge_tx *tx, struct barge_error **err);
+    void (*abort)(struct barge_tx *tx);
+    int (*get)(struct barge_tx *tx, const char *kind, const char *key, json_t **out,
+               struct barge_error **err);
+    int (*put)(struct barge_tx *tx, const char *kind, const char *key, const json_t *doc,
+               struct barge_error **err);
+    int (*del)(struct barge_tx *tx, const char *kind, const char *key, struct barge_error **err);
+    int (*scan)(struct barge_tx *tx, const char *kind, const char *prefix, const char *after,
+                bool desc, size_t limit, barge_store_scan_fn fn, void *ud,
+                struct barge_error **err);
+    int (*count)(struct barge_tx *tx, const char *kind, const char *prefix, int64_t *out,
+                 struct barge_error **err);
+    int (*counter_next)(struct barge_tx *tx, const char *name, int64_t *out,
+                        struct barge_error **err);
+    int (*lock_try)(struct barge_store *st, const char *name, struct barge_store_lock **out,
+                    struct barge_error **err);
+    int (*lock_check)(struct barge_store_lock *lock, struct barge_error **err);
+    void (*lock_release)(struct barge_store_lock *lock);
+    void (*notify)(struct barge_store *st);
+    int (*subscribe)(struct barge_store *st, barge_store_notify_fn fn, void *ud,
+                     struct barge_error **err);
+    /* Log events; a backend without them leaves these NULL. */
+    int (*log_append)(struct barge_tx *tx, int64_t group, int64_t stream,
+                      struct barge_store_log_event *events, size_t n, struct barge_error **err);
+    int (*log_scan)(struct barge_tx *tx, const struct barge_store_log_query *q,
+                    barge_store_log_fn fn, void *ud, struct barge_error **err);
+    int (*log_expire)(struct barge_tx *tx, int64_t group, int64_t before,
+                      struct barge_store_log_removed **out, size_t *n, struct barge_error **err);
+    int (*log_drop)(struct barge_tx *tx, int64_t group, int64_t stream, struct barge_error **err);
+    int (*log_bounds)(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
+                      struct barge_error **err);
+};
+
+/* The backends' constructors: path is a file path; uri a libpq connection
+ * URI (postgres://...). */
+int barge_store_sqlite_open(const char *path, struct barge_store **out, struct barge_error **err);
+int barge_store_postgres_open(const char *uri, struct barge_store **out, struct barge_error **err);
+
+#endif

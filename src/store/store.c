@@ -1,0 +1,186 @@
+/* The front of the store: picks the backend by the URI and forwards each call
+ * through the backend's table of operations. The checks every backend would
+ * repeat (no writes in a read transaction) live here, so the backends only
+ * talk to their database. */
+#include <string.h>
+
+#include "common/util.h"
+#include "store/backend.h"
+
+int barge_store_open(const char *uri, struct barge_store **out, struct barge_error **err)
+{
+    if (barge_str_has_prefix(uri, "postgres://") || barge_str_has_prefix(uri, "postgresql://"))
+        return barge_store_postgres_open(uri, out, err);
+    if (barge_str_has_prefix(uri, "sqlite://"))
+        return barge_store_sqlite_open(uri + strlen("sqlite://"), out, err);
+    if (strstr(uri, "://"))
+        return barge_error_set(err, BARGE_ERR_UNSUPPORTED,
+                               "store: unsupported store '%s' (use a file path, sqlite://PATH "
+                               "or postgres://...)",
+                               uri);
+    return barge_store_sqlite_open(uri, out, err);
+}
+
+void barge_store_close(struct barge_store *st)
+{
+    if (st)
+        st->ops->close(st);
+}
+
+const char *barge_store_backend(const struct barge_store *st)
+{
+    return st->ops->name;
+}
+
+const char *barge_store_where(const struct barge_store *st)
+{
+    return st->where;
+}
+
+int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
+                      struct barge_error **err)
+{
+    return st->ops->begin(st, write, out, err);
+}
+
+int barge_store_commit(struct barge_tx *tx, struct barge_error **err)
+{
+    return tx->st->ops->commit(tx, err);
+}
+
+void barge_store_abort(struct barge_tx *tx)
+{
+    if (tx)
+        tx->st->ops->abort(tx);
+}
+
+int barge_store_get(struct barge_tx *tx, const char *kind, const char *key, json_t **out,
+                    struct barge_error **err)
+{
+    return tx->st->ops->get(tx, kind, key, out, err);
+}
+
+int barge_store_put(struct barge_tx *tx, const char *kind, const char *key, const json_t *doc,
+                    struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: put in a read transaction");
+    return tx->st->ops->put(tx, kind, key, doc, err);
+}
+
+int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
+                    struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: delete in a read transaction");
+    return tx->st->ops->del(tx, kind, key, err);
+}
+
+int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, const char *after,
+                     bool desc, size_t limit, barge_store_scan_fn fn, void *ud,
+                     struct barge_error **err)
+{
+    return tx->st->ops->scan(tx, kind, prefix, after, desc, limit, fn, ud, err);
+}
+
+int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix, int64_t *out,
+                      struct barge_error **err)
+{
+    return tx->st->ops->count(tx, kind, prefix, out, err);
+}
+
+int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out,
+                             struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: counter in a read transaction");
+    return tx->st->ops->counter_next(tx, name, out, err);
+}
+
+int barge_store_lock_try(struct barge_store *st, const char *name, struct barge_store_lock **out,
+                         struct barge_error **err)
+{
+    *out = NULL;
+    return st->ops->lock_try(st, name, out, err);
+}
+
+int barge_store_lock_check(struct barge_store_lock *lock, struct barge_error **err)
+{
+    return lock->st->ops->lock_check(lock, err);
+}
+
+void barge_store_lock_release(struct barge_store_lock *lock)
+{
+    if (lock)
+        lock->st->ops->lock_release(lock);
+}
+
+void barge_store_notify(struct barge_store *st)
+{
+    if (st && st->ops->notify)
+        st->ops->notify(st);
+}
+
+int barge_store_subscribe(struct barge_store *st, barge_store_notify_fn fn, void *ud,
+                          struct barge_error **err)
+{
+    return st->ops->subscribe ? st->ops->subscribe(st, fn, ud, err) : 0;
+}
+
+/* Log events live in a table of their own; the PostgreSQL backend has none
+ * yet, and says so rather than losing events. */
+static int no_logs(struct barge_tx *tx, struct barge_error **err)
+{
+    return barge_error_set(err, BARGE_ERR_UNSUPPORTED,
+                           "store: the %s store does not keep CloudWatch Logs events yet; run "
+                           "barged with the SQLite store to use the Logs API",
+                           tx->st->ops->name);
+}
+
+int barge_store_log_append(struct barge_tx *tx, int64_t group, int64_t stream,
+                           struct barge_store_log_event *events, size_t n,
+                           struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log append in a read transaction");
+    if (!tx->st->ops->log_append)
+        return no_logs(tx, err);
+    return tx->st->ops->log_append(tx, group, stream, events, n, err);
+}
+
+int barge_store_log_scan(struct barge_tx *tx, const struct barge_store_log_query *q,
+                         barge_store_log_fn fn, void *ud, struct barge_error **err)
+{
+    if (!tx->st->ops->log_scan)
+        return no_logs(tx, err);
+    return tx->st->ops->log_scan(tx, q, fn, ud, err);
+}
+
+int barge_store_log_expire(struct barge_tx *tx, int64_t group, int64_t before,
+                           struct barge_store_log_removed **out, size_t *n,
+                           struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log expiry in a read transaction");
+    if (!tx->st->ops->log_expire)
+        return no_logs(tx, err);
+    return tx->st->ops->log_expire(tx, group, before, out, n, err);
+}
+
+int barge_store_log_drop(struct barge_tx *tx, int64_t group, int64_t stream,
+                         struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log drop in a read transaction");
+    if (!tx->st->ops->log_drop)
+        return no_logs(tx, err);
+    return tx->st->ops->log_drop(tx, group, stream, err);
+}
+
+int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
+                           struct barge_error **err)
+{
+    if (!tx->st->ops->log_bounds)
+        return no_logs(tx, err);
+    return tx->st->ops->log_bounds(tx, stream, first, last, err);
+}
