@@ -12,6 +12,7 @@ every session (and the leadership), and both barged carry on.
 Both barged and the test registry listen on the bridge's address, which only
 this test's namespaces can reach; everything is removed afterwards."""
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -97,7 +98,14 @@ class Cluster:
     def start(self):
         uri = postgres().new_database()
         for name in ("a", "b"):
-            b = Barged(os.path.join(self.tmp, f"barged-{name}"), store=uri, host=self.net.gateway)
+            # Every barged of one store must hold the same master key.
+            key = os.path.join(self.tmp, "master.key")
+            if not os.path.exists(key):
+                with open(key, "w") as f:
+                    f.write(secrets.token_hex(32) + "\n")
+                os.chmod(key, 0o600)
+            b = Barged(os.path.join(self.tmp, f"barged-{name}"), store=uri, host=self.net.gateway,
+                       extra_args=["--master-key-file", os.path.join(self.tmp, "master.key")])
             self.barged.append(b)
             b.start()
         assert leads(self.barged[0]) and not leads(self.barged[1])
