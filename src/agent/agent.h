@@ -31,8 +31,8 @@ struct barge_agent_config {
     const char *bridge_subnet;   /* NULL: the bridge's, or a free private range */
     const char *host_port_range; /* dynamic host ports "lo-hi"; NULL: ip_local_port_range */
     int metadata_port;           /* task metadata endpoint; 0: 51679 */
-    int metrics_interval_ms;       /* usage reports to barged (stats.c) */
-    const char *metrics_listen;    /* NULL: no /metrics listener */
+    int metrics_interval_ms;     /* usage reports to barged (stats.c) */
+    const char *metrics_listen;  /* NULL: no /metrics listener */
     /* Environment files: an S3-compatible endpoint to fetch them from
      * instead of barged, and its keys (NULL: the task's credentials). */
     const char *s3_endpoint;
@@ -86,8 +86,8 @@ struct barge_agent {
     struct barge_engine *engine;
     char *instance_arn;
     char *token;
-    pthread_mutex_t lock; /* guards the checkpoint */
-    json_t *state;        /* {containerInstanceArn, token, tasks: {arn: {...}}} */
+    pthread_mutex_t lock;  /* guards the checkpoint */
+    json_t *state;         /* {containerInstanceArn, token, tasks: {arn: {...}}} */
     json_t *registry_auth; /* the last /agent/registry-auth answer; guarded by lock */
     /* Networking, volumes and the metadata endpoint (network.c). */
     struct barge_net_config net;
@@ -95,8 +95,8 @@ struct barge_agent {
     struct barge_metadata_server *metadata; /* NULL when it could not start */
     char *metadata_bridge_url;              /* "http://10.213.0.1:51679" */
     char *metadata_host_url;                /* "http://127.0.0.1:51679" */
-    struct barge_logship *logship; /* the awslogs driver (logship.h) */
-    struct barge_stats *stats;     /* usage reports and /metrics (stats.h) */
+    struct barge_logship *logship;          /* the awslogs driver (logship.h) */
+    struct barge_stats *stats;              /* usage reports and /metrics (stats.h) */
 };
 
 /* network.c: the bridge network, host ports, task volumes and the metadata

@@ -20,8 +20,8 @@
 #include "agent/deps.h"
 #include "agent/health.h"
 #include "agent/logship.h"
-#include "agent/volumes.h"
 #include "agent/secrets.h"
+#include "agent/volumes.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -55,11 +55,11 @@ struct runner {
     struct barge_engine *e;
     char *arn;
     char *task_id;
-    json_t *manifest;  /* latest manifest; guarded by e->lock */
+    json_t *manifest;   /* latest manifest; guarded by e->lock */
     json_int_t version; /* barged's version of the task we last saw */
-    bool want_stop;    /* barged wants it STOPPED, or no longer lists it */
-    bool adopted;      /* re-created from a checkpoint */
-    bool fargate;      /* a FARGATE task: its size is a hard limit */
+    bool want_stop;     /* barged wants it STOPPED, or no longer lists it */
+    bool adopted;       /* re-created from a checkpoint */
+    bool fargate;       /* a FARGATE task: its size is a hard limit */
     json_t *checkpoint;
     struct barge_task_env *env; /* files and secrets, while containers are created */
     struct ctr *ctrs;
@@ -149,17 +149,18 @@ static void decorate_report(struct runner *r, json_t *rep, const char *status);
 static void publish_snapshot(struct runner *r);
 
 /* Sends the task's state; extra (stolen, may be NULL) adds fields. */
-static void report(struct runner *r, const char *status, const char *stop_code,
-                   const char *reason, json_t *extra)
+static void report(struct runner *r, const char *status, const char *stop_code, const char *reason,
+                   json_t *extra)
 {
     json_t *rep = json_pack("{s:s, s:s, s:[]}", "taskArn", r->arn, "status", status, "containers");
     json_t *list = json_object_get(rep, "containers");
     for (size_t i = 0; i < r->n_ctrs; i++) {
         const struct ctr *c = &r->ctrs[i];
-        const char *cs = c->exited ? "STOPPED" : strcmp(status, "RUNNING") == 0 ? "RUNNING"
-                         : strcmp(status, "STOPPED") == 0                       ? "STOPPED"
-                         : c->created                                            ? "RUNNING"
-                                                                                 : "PENDING";
+        const char *cs = c->exited                        ? "STOPPED"
+                         : strcmp(status, "RUNNING") == 0 ? "RUNNING"
+                         : strcmp(status, "STOPPED") == 0 ? "STOPPED"
+                         : c->created                     ? "RUNNING"
+                                                          : "PENDING";
         json_array_append_new(list, container_report(c, cs));
     }
     if (stop_code)
@@ -191,8 +192,8 @@ static void checkpoint(struct runner *r, const char *phase)
         checkpoint_extra(&r->ctrs[i], c);
         json_array_append_new(ctrs, c);
     }
-    json_t *v = json_pack("{s:s, s:s, s:o}", "taskId", r->task_id, "phase", phase, "containers",
-                          ctrs);
+    json_t *v =
+        json_pack("{s:s, s:s, s:o}", "taskId", r->task_id, "phase", phase, "containers", ctrs);
     barge_agent_checkpoint_task(r->e->agent, r->arn, v);
     json_decref(v);
 }
@@ -415,8 +416,8 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
     if (!mem && (fargate || json_array_size(barge_json_array(td, "containerDefinitions")) == 1))
         mem = atoll(barge_json_str(td, "memory", "0"));
     json_int_t cpu = barge_json_int(cdef, "cpu", 0);
-    uint64_t cpu_quota = fargate ? (uint64_t)atoll(barge_json_str(td, "cpu", "0")) * 100000 / 1024
-                                 : 0;
+    uint64_t cpu_quota =
+        fargate ? (uint64_t)atoll(barge_json_str(td, "cpu", "0")) * 100000 / 1024 : 0;
     _cleanup_free_ char *log_dir = barge_xasprintf("%s/logs/%s", a->cfg.data_dir, r->task_id);
     barge_mkdir_p(log_dir, 0700);
     _cleanup_free_ char *log_path = barge_xasprintf("%s/%s.log", log_dir, c->name);
@@ -425,8 +426,8 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
     const char *user = barge_json_str(cdef, "user", barge_json_str(img_cfg, "User", NULL));
     if (user && !*user)
         user = NULL;
-    const char *cwd = barge_json_str(cdef, "workingDirectory",
-                                     barge_json_str(img_cfg, "WorkingDir", NULL));
+    const char *cwd =
+        barge_json_str(cdef, "workingDirectory", barge_json_str(img_cfg, "WorkingDir", NULL));
     if (cwd && !*cwd)
         cwd = NULL;
     struct barge_runtime_spec spec = {
@@ -596,8 +597,8 @@ static void stop_round(struct runner *r, const size_t *wave, size_t round)
             continue;
         struct barge_runtime_state st;
         _cleanup_error_ struct barge_error *err = NULL;
-        if (barge_runtime_stop(r->e->agent->rt, c->id, SIGTERM, c->stop_timeout * 1000, &st,
-                               &err) < 0) {
+        if (barge_runtime_stop(r->e->agent->rt, c->id, SIGTERM, c->stop_timeout * 1000, &st, &err) <
+            0) {
             barge_warn("task %s: stopping %s: %s", r->task_id, c->name, err->message);
             continue;
         }
@@ -633,8 +634,7 @@ static void finish(struct runner *r, const char *stop_code, const char *reason)
     /* Network and volumes go first: once barged hears STOPPED, the task's
      * host ports may be given to another task. */
     release_resources(r);
-    report(r, "STOPPED", stop_code, reason,
-           json_pack("{s:f}", "executionStoppedAt", barge_now()));
+    report(r, "STOPPED", stop_code, reason, json_pack("{s:f}", "executionStoppedAt", barge_now()));
     cleanup(r);
 }
 
@@ -1579,9 +1579,8 @@ struct barge_engine *barge_engine_new(struct barge_agent *agent)
     if (pipe2(e->wake_pipe, O_CLOEXEC) < 0)
         abort();
     e->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (e->inotify_fd >= 0 &&
-        inotify_add_watch(e->inotify_fd, barge_runtime_exit_dir(agent->rt),
-                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0)
+    if (e->inotify_fd >= 0 && inotify_add_watch(e->inotify_fd, barge_runtime_exit_dir(agent->rt),
+                                                IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0)
         barge_warn("cannot watch '%s' for exits (%s); checking every second instead",
                    barge_runtime_exit_dir(agent->rt), strerror(errno));
     if (pthread_create(&e->watcher, NULL, watch_exits, e) != 0)
@@ -1635,16 +1634,15 @@ void barge_engine_sync(struct barge_engine *e, const json_t *manifests)
                 r->want_stop = true;
             continue;
         }
-        if (stop &&
-            barge_streq(barge_json_str(barge_json_object(m, "task"), "lastStatus", NULL),
-                        "STOPPED"))
+        if (stop && barge_streq(barge_json_str(barge_json_object(m, "task"), "lastStatus", NULL),
+                                "STOPPED"))
             continue;
         r = runner_new(e, arn);
         r->manifest = json_incref(m);
         r->version = barge_json_int(m, "version", 0);
         r->want_stop = stop;
-        r->fargate = barge_streq(
-            barge_json_str(barge_json_object(m, "task"), "launchType", NULL), "FARGATE");
+        r->fargate = barge_streq(barge_json_str(barge_json_object(m, "task"), "launchType", NULL),
+                                 "FARGATE");
         init_containers(r, barge_json_object(m, "taskDefinition"));
         r->next = e->runners;
         e->runners = r;

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
-#include "agent/metadata.h"
 #include "agent/logship.h"
+#include "agent/metadata.h"
 #include "agent/stats.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -144,8 +144,8 @@ void barge_agent_report(struct barge_agent *a, const json_t *rep)
     for (int attempt = 0;; attempt++) {
         _cleanup_error_ struct barge_error *err = NULL;
         _cleanup_json_ json_t *out = NULL;
-        int status = barge_agent_client_post(c, "/agent/state", rep, a->token, NULL, 10, &out,
-                                             &err);
+        int status =
+            barge_agent_client_post(c, "/agent/state", rep, a->token, NULL, 10, &out, &err);
         if (status == 200)
             break;
         if (status >= 400 && status < 500) {
@@ -177,8 +177,8 @@ bool barge_agent_registry_credentials(struct barge_agent *a, const char *registr
         struct barge_agent_client *c = barge_agent_client_new(a->cfg.server);
         _cleanup_json_ json_t *body = json_object(), *out = NULL;
         _cleanup_error_ struct barge_error *err = NULL;
-        int status =
-            barge_agent_client_post(c, "/agent/registry-auth", body, a->token, NULL, 10, &out, &err);
+        int status = barge_agent_client_post(c, "/agent/registry-auth", body, a->token, NULL, 10,
+                                             &out, &err);
         barge_agent_client_free(c);
         if (status == 200) {
             json_decref(a->registry_auth);
@@ -241,18 +241,18 @@ static int register_instance(struct barge_agent *a, struct barge_agent_client *c
     gethostname(host, sizeof(host) - 1);
     struct utsname un;
     uname(&un);
-    _cleanup_json_ json_t *body = json_pack(
-        "{s:s, s:I, s:I, s:s, s:s, s:s, s:O, s:[i,i,i,i,i]}", "cluster", a->cfg.cluster, "cpu",
-        (json_int_t)a->cfg.cpu, "memory", (json_int_t)a->cfg.memory, "hostname", host,
-        "agentVersion", AGENT_VERSION, "architecture",
-        strcmp(un.machine, "aarch64") == 0 ? "arm64" : un.machine, "attributes",
-        a->cfg.attributes, "reservedPorts", 22, 2375, 2376, 51678, 51679);
+    _cleanup_json_ json_t *body =
+        json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:O, s:[i,i,i,i,i]}", "cluster", a->cfg.cluster,
+                  "cpu", (json_int_t)a->cfg.cpu, "memory", (json_int_t)a->cfg.memory, "hostname",
+                  host, "agentVersion", AGENT_VERSION, "architecture",
+                  strcmp(un.machine, "aarch64") == 0 ? "arm64" : un.machine, "attributes",
+                  a->cfg.attributes, "reservedPorts", 22, 2375, 2376, 51678, 51679);
     if (a->cfg.availability_zone)
         json_object_set_new(body, "availabilityZone", json_string(a->cfg.availability_zone));
     if (a->cfg.fargate)
         json_object_set_new(body, "capacity", json_string("FARGATE"));
-    _cleanup_free_ char *rt = barge_xasprintf("%s (barge-agent %s)",
-                                              barge_runtime_name(a->rt), AGENT_VERSION);
+    _cleanup_free_ char *rt =
+        barge_xasprintf("%s (barge-agent %s)", barge_runtime_name(a->rt), AGENT_VERSION);
     json_object_set_new(body, "runtime", json_string(rt));
     _cleanup_json_ json_t *out = NULL;
     int status = barge_agent_client_post(c, "/agent/register", body, NULL, &a->cfg, 30, &out, err);
@@ -490,8 +490,7 @@ int main(int argc, char **argv)
     const char *saved_token = barge_json_str(agent.state, "token", NULL);
     if (saved_token && same_control_plane(barge_json_str(agent.state, "server", ""), cfg->server)) {
         agent.token = barge_xstrdup(saved_token);
-        agent.instance_arn =
-            barge_xstrdup(barge_json_str(agent.state, "containerInstanceArn", ""));
+        agent.instance_arn = barge_xstrdup(barge_json_str(agent.state, "containerInstanceArn", ""));
         barge_info("resuming as %s", agent.instance_arn);
     } else {
         if (!akid) {
@@ -533,8 +532,8 @@ int main(int argc, char **argv)
         _cleanup_json_ json_t *known = barge_engine_known(agent.engine);
         _cleanup_json_ json_t *body = json_pack("{s:O, s:i}", "known", known, "wait", 20);
         _cleanup_json_ json_t *out = NULL;
-        int status = barge_agent_client_post(client, "/agent/poll", body, agent.token, NULL, 40,
-                                             &out, &err);
+        int status =
+            barge_agent_client_post(client, "/agent/poll", body, agent.token, NULL, 40, &out, &err);
         if (status == 200) {
             failures = 0;
             barge_engine_sync(agent.engine, barge_json_array(out, "tasks"));

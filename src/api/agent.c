@@ -64,8 +64,8 @@ static void reply_error(struct barge_http_resp *resp, const struct barge_error *
     default:
         break;
     }
-    json_t *body = json_pack("{s:s, s:s}", "error", barge_errcode_name(err->code), "message",
-                             err->message);
+    json_t *body =
+        json_pack("{s:s, s:s}", "error", barge_errcode_name(err->code), "message", err->message);
     /* The AWS error type, when there is one, lets the agent tell a missing
      * log group from a task barged no longer knows. */
     barge_json_set_str(body, "type", err->type);
@@ -198,12 +198,11 @@ static json_t *manifests(struct barge_server *srv, const char *instance_key,
         if (r < 0)
             goto fail;
         json_t *pub = ecs_public(task);
-        json_t *m = json_pack("{s:s, s:I, s:s, s:o, s:O, s:O}", "taskArn",
-                              barge_json_str(task, "taskArn", ""), "version",
-                              barge_json_int(task, "version", 0), "desiredStatus",
-                              barge_json_str(task, "desiredStatus", ""), "task", pub,
-                              "taskDefinition", td ? td : json_null(), "reserved",
-                              json_object_get(it, "reserved"));
+        json_t *m = json_pack(
+            "{s:s, s:I, s:s, s:o, s:O, s:O}", "taskArn", barge_json_str(task, "taskArn", ""),
+            "version", barge_json_int(task, "version", 0), "desiredStatus",
+            barge_json_str(task, "desiredStatus", ""), "task", pub, "taskDefinition",
+            td ? td : json_null(), "reserved", json_object_get(it, "reserved"));
         json_array_append_new(out, m);
     }
     return out;
@@ -348,9 +347,11 @@ static int registry_auth(struct barge_http_req *req, json_t *in, json_t **out,
         return -1;
     const char *akid = barge_json_str(doc, "_registeredBy", NULL);
     if (!srv->registry || !akid)
-        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "no registry credentials for this instance");
+        return barge_error_set(err, BARGE_ERR_NOT_FOUND,
+                               "no registry credentials for this instance");
     time_t expires = 0;
-    _cleanup_free_ char *token = barge_registry_token_issue(srv->registry, akid, time(NULL), &expires);
+    _cleanup_free_ char *token =
+        barge_registry_token_issue(srv->registry, akid, time(NULL), &expires);
     _cleanup_free_ char *host = barge_registry_host(srv->registry);
     *out = json_pack("{s:[s], s:s, s:s, s:I}", "registries", host, "username", "AWS", "password",
                      token, "expiresAt", (json_int_t)expires);

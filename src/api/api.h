@@ -36,11 +36,11 @@ struct barge_api_op {
 };
 
 struct barge_api_service {
-    const char *model;        /* model file name, "ecs" */
-    const char *message_key;  /* "message", or "Message" for Secrets Manager */
-    const char *invalid_type; /* BARGE_ERR_INVALID: "InvalidParameterException" */
-    const char *client_type;  /* BARGE_ERR_CLIENT and unsupported: "ClientException" */
-    const char *server_type;  /* BARGE_ERR_INTERNAL/IO: "ServerException" */
+    const char *model;          /* model file name, "ecs" */
+    const char *message_key;    /* "message", or "Message" for Secrets Manager */
+    const char *invalid_type;   /* BARGE_ERR_INVALID: "InvalidParameterException" */
+    const char *client_type;    /* BARGE_ERR_CLIENT and unsupported: "ClientException" */
+    const char *server_type;    /* BARGE_ERR_INTERNAL/IO: "ServerException" */
     const char *not_found_type; /* BARGE_ERR_NOT_FOUND without an explicit type */
     /* NULL-terminated list of operation tables (one per API area), each
      * terminated by an entry with a NULL name. */

@@ -3,10 +3,11 @@
  * actions and the activity history. The scaler that acts on them runs in
  * barged's control loop (src/control/autoscale.c). PascalCase members; errors
  * carry "Message". */
+#include "api/autoscaling.h"
+
 #include <string.h>
 
 #include "api/api.h"
-#include "api/autoscaling.h"
 #include "api/ecs.h"
 #include "common/arn.h"
 #include "common/ids.h"
@@ -41,8 +42,9 @@ static int check_target_ids(struct barge_tx *tx, const json_t *in, bool need_ser
 {
     const char *ns = barge_json_str(in, "ServiceNamespace", "");
     if (strcmp(ns, "ecs") != 0)
-        return invalid(err, "Unsupported service namespace '%s': barge scales ECS services "
-                            "(namespace ecs).",
+        return invalid(err,
+                       "Unsupported service namespace '%s': barge scales ECS services "
+                       "(namespace ecs).",
                        ns);
     const char *dim = barge_json_str(in, "ScalableDimension", NULL);
     if (dim && strcmp(dim, AAS_DIMENSION) != 0)
@@ -114,10 +116,10 @@ static int register_scalable_target(struct barge_api_ctx *ctx, json_t *in, json_
             "AWSServiceRoleForApplicationAutoScaling_ECSService",
             ctx->srv->cfg.account_id);
         t = json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:{s:b, s:b, s:b}}", "ServiceNamespace",
-                      "ecs", "ResourceId", rid, "ScalableDimension", AAS_DIMENSION,
-                      "CreationTime", barge_now(), "ScalableTargetARN", arn, "RoleARN", role,
-                      "SuspendedState", "DynamicScalingInSuspended", 0,
-                      "DynamicScalingOutSuspended", 0, "ScheduledScalingSuspended", 0);
+                      "ecs", "ResourceId", rid, "ScalableDimension", AAS_DIMENSION, "CreationTime",
+                      barge_now(), "ScalableTargetARN", arn, "RoleARN", role, "SuspendedState",
+                      "DynamicScalingInSuspended", 0, "DynamicScalingOutSuspended", 0,
+                      "ScheduledScalingSuspended", 0);
     }
     if (min)
         json_object_set(t, "MinCapacity", min);
@@ -127,8 +129,9 @@ static int register_scalable_target(struct barge_api_ctx *ctx, json_t *in, json_
     if (mn < 0 || mx < 0)
         return invalid(err, "MinCapacity and MaxCapacity must not be negative.");
     if (mn > mx)
-        return invalid(err, "Minimum capacity (%lld) cannot be greater than maximum capacity "
-                            "(%lld).",
+        return invalid(err,
+                       "Minimum capacity (%lld) cannot be greater than maximum capacity "
+                       "(%lld).",
                        (long long)mn, (long long)mx);
     json_t *susp = barge_json_object(in, "SuspendedState");
     if (susp)
@@ -290,9 +293,8 @@ static bool keep_policy(const json_t *doc, const json_t *in)
 
 static bool keep_scheduled(const json_t *doc, const json_t *in)
 {
-    return resource_matches(doc, in) &&
-           name_in(barge_json_array(in, "ScheduledActionNames"),
-                   barge_json_str(doc, "ScheduledActionName", ""));
+    return resource_matches(doc, in) && name_in(barge_json_array(in, "ScheduledActionNames"),
+                                                barge_json_str(doc, "ScheduledActionName", ""));
 }
 
 static bool keep_activity(const json_t *doc, const json_t *in)
@@ -303,15 +305,14 @@ static bool keep_activity(const json_t *doc, const json_t *in)
 static int describe_scaling_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                      struct barge_error **err)
 {
-    return list_paged(ctx, in, AAS_KIND_POLICY, "ScalingPolicies", 50, 50, keep_policy, out,
-                      err);
+    return list_paged(ctx, in, AAS_KIND_POLICY, "ScalingPolicies", 50, 50, keep_policy, out, err);
 }
 
 static int describe_scheduled_actions(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                       struct barge_error **err)
 {
-    return list_paged(ctx, in, AAS_KIND_SCHEDULED, "ScheduledActions", 50, 50, keep_scheduled,
-                      out, err);
+    return list_paged(ctx, in, AAS_KIND_SCHEDULED, "ScheduledActions", 50, 50, keep_scheduled, out,
+                      err);
 }
 
 static int describe_scaling_activities(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -352,9 +353,10 @@ static int put_scaling_policy(struct barge_api_ctx *ctx, json_t *in, json_t **ou
         const char *metric = policy_metric(tt);
         if (!metric || (strcmp(metric, "ECSServiceAverageCPUUtilization") != 0 &&
                         strcmp(metric, "ECSServiceAverageMemoryUtilization") != 0))
-            return invalid(err, "Unsupported metric '%s' for an ECS service: use "
-                                "ECSServiceAverageCPUUtilization or "
-                                "ECSServiceAverageMemoryUtilization.",
+            return invalid(err,
+                           "Unsupported metric '%s' for an ECS service: use "
+                           "ECSServiceAverageCPUUtilization or "
+                           "ECSServiceAverageMemoryUtilization.",
                            metric ? metric : "(customized)");
         json_t *tv = json_object_get(tt, "TargetValue");
         if (!json_is_number(tv) || json_number_value(tv) <= 0)
@@ -366,8 +368,9 @@ static int put_scaling_policy(struct barge_api_ctx *ctx, json_t *in, json_t **ou
         if (!json_array_size(barge_json_array(step, "StepAdjustments")))
             return invalid(err, "StepScalingPolicyConfiguration needs StepAdjustments.");
     } else {
-        return invalid(err, "Unsupported policy type '%s' for ECS: use TargetTrackingScaling "
-                            "or StepScaling.",
+        return invalid(err,
+                       "Unsupported policy type '%s' for ECS: use TargetTrackingScaling "
+                       "or StepScaling.",
                        type);
     }
     _cleanup_tx_ struct barge_tx *tx = NULL;
@@ -388,10 +391,10 @@ static int put_scaling_policy(struct barge_api_ctx *ctx, json_t *in, json_t **ou
     _cleanup_free_ char *arn =
         barge_arn_make("autoscaling", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
     const char *keep_arn = p ? barge_json_str(p, "PolicyARN", arn) : arn;
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:[]}", "PolicyARN", keep_arn,
-                            "PolicyName", name, "ServiceNamespace", "ecs", "ResourceId", rid,
-                            "ScalableDimension", AAS_DIMENSION, "PolicyType", type,
-                            "CreationTime", barge_now(), "Alarms");
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:[]}", "PolicyARN", keep_arn, "PolicyName",
+                  name, "ServiceNamespace", "ecs", "ResourceId", rid, "ScalableDimension",
+                  AAS_DIMENSION, "PolicyType", type, "CreationTime", barge_now(), "Alarms");
     if (tt) {
         json_object_set(doc, "TargetTrackingScalingPolicyConfiguration", tt);
         /* Target tracking manages two alarms in CloudWatch; they are named
@@ -403,8 +406,8 @@ static int put_scaling_policy(struct barge_api_ctx *ctx, json_t *in, json_t **ou
             _cleanup_free_ char *an =
                 barge_xasprintf("TargetTracking-%s-%s-%s", rid, suffix[i], aid);
             _cleanup_free_ char *ares = barge_xasprintf("alarm:%s", an);
-            _cleanup_free_ char *aarn = barge_arn_make("cloudwatch", ctx->srv->cfg.region,
-                                                       ctx->srv->cfg.account_id, ares);
+            _cleanup_free_ char *aarn =
+                barge_arn_make("cloudwatch", ctx->srv->cfg.region, ctx->srv->cfg.account_id, ares);
             json_array_append_new(json_object_get(doc, "Alarms"),
                                   json_pack("{s:s, s:s}", "AlarmName", an, "AlarmARN", aarn));
         }
@@ -439,8 +442,7 @@ static int delete_named(struct barge_api_ctx *ctx, json_t *in, const char *kind,
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        check_target_ids(tx, in, false, err) < 0 ||
-        barge_store_get(tx, kind, key, &doc, err) < 0)
+        check_target_ids(tx, in, false, err) < 0 || barge_store_get(tx, kind, key, &doc, err) < 0)
         return -1;
     if (!doc)
         return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "ObjectNotFoundException",
@@ -462,8 +464,8 @@ static int delete_scaling_policy(struct barge_api_ctx *ctx, json_t *in, json_t *
 static int delete_scheduled_action(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                    struct barge_error **err)
 {
-    return delete_named(ctx, in, AAS_KIND_SCHEDULED, "ScheduledActionName", "scheduled action",
-                        out, err);
+    return delete_named(ctx, in, AAS_KIND_SCHEDULED, "ScheduledActionName", "scheduled action", out,
+                        err);
 }
 
 bool barge_aas_schedule_valid(const char *schedule, const char *tz, char **why);
@@ -495,8 +497,9 @@ static int put_scheduled_action(struct barge_api_ctx *ctx, json_t *in, json_t **
     json_int_t mn = barge_json_int(action, "MinCapacity", -1);
     json_int_t mx = barge_json_int(action, "MaxCapacity", -1);
     if (mn >= 0 && mx >= 0 && mn > mx)
-        return invalid(err, "Minimum capacity (%lld) cannot be greater than maximum capacity "
-                            "(%lld).",
+        return invalid(err,
+                       "Minimum capacity (%lld) cannot be greater than maximum capacity "
+                       "(%lld).",
                        (long long)mn, (long long)mx);
     json_t *doc = old ? json_incref(old) : NULL;
     if (!doc) {
@@ -510,8 +513,7 @@ static int put_scheduled_action(struct barge_api_ctx *ctx, json_t *in, json_t **
                         "ScheduledActionARN", arn, "ServiceNamespace", "ecs", "ResourceId", rid,
                         "ScalableDimension", AAS_DIMENSION, "CreationTime", barge_now());
     }
-    const char *fields[] = {"Schedule", "Timezone", "StartTime", "EndTime",
-                            "ScalableTargetAction"};
+    const char *fields[] = {"Schedule", "Timezone", "StartTime", "EndTime", "ScalableTargetAction"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(fields); i++) {
         json_t *v = json_object_get(in, fields[i]);
         if (v)

@@ -1,10 +1,11 @@
 /* The ECS service (AmazonEC2ContainerServiceV20141113): its operation table,
  * built from the per-area tables, and the helpers the areas share. */
+#include "api/ecs.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <string.h>
 
-#include "api/ecs.h"
 #include "common/arn.h"
 #include "common/json.h"
 
@@ -168,8 +169,8 @@ int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const 
         return 0;
     _cleanup_free_ char *prefix = barge_xasprintf("%s!", spec);
     struct latest l = {0};
-    if (barge_store_scan(tx, ECS_KIND_TASKDEF, prefix, NULL, true, 0, take_latest_active, &l,
-                         err) < 0)
+    if (barge_store_scan(tx, ECS_KIND_TASKDEF, prefix, NULL, true, 0, take_latest_active, &l, err) <
+        0)
         return -1;
     if (!l.doc)
         return 0;
@@ -179,14 +180,8 @@ int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const 
 }
 
 static const struct barge_api_op *const ecs_op_tables[] = {
-    ecs_cluster_ops,
-    ecs_taskdef_ops,
-    ecs_tag_ops,
-    ecs_instance_ops,
-    ecs_task_ops,
-    ecs_service_ops,
-    ecs_capacity_ops,
-    NULL,
+    ecs_cluster_ops, ecs_taskdef_ops, ecs_tag_ops,      ecs_instance_ops,
+    ecs_task_ops,    ecs_service_ops, ecs_capacity_ops, NULL,
 };
 
 const struct barge_api_service barge_api_ecs = {

@@ -23,7 +23,6 @@
 /* Tasks per container instance: "<instanceId>/<taskId>" -> {cluster, taskId}. */
 #define ECS_KIND_ITASK "itask"
 
-
 /* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
 char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
 
@@ -73,9 +72,9 @@ bool ecs_instance_connected(const json_t *doc);
  * reservedPorts, agentVersion, hostname...). token_hash (may be NULL) is the
  * SHA-256 of the agent channel token. *out is the stored document (new
  * reference). */
-int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv,
-                          const json_t *cluster_doc, const json_t *info, const char *token_hash,
-                          json_t **out, struct barge_error **err);
+int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster_doc,
+                          const json_t *info, const char *token_hash, json_t **out,
+                          struct barge_error **err);
 
 /* Stops every task on an instance at once (it was deregistered, or its host
  * is lost) and drops them from its index; returns how many. */

@@ -64,8 +64,8 @@ static int create_capacity_provider(struct barge_api_ctx *ctx, json_t *in, json_
                                     "The capacity provider '%s' already exists.", name);
     _cleanup_free_ char *arn = ecs_arn(ctx->srv, "capacity-provider/%s", name);
     doc = json_pack("{s:s, s:s, s:s, s:s, s:O, s:s}", "capacityProviderArn", arn, "name", name,
-                    "status", "ACTIVE", "type", "EC2_AUTOSCALING", "autoScalingGroupProvider",
-                    asg, "updateStatus", "UPDATE_COMPLETE");
+                    "status", "ACTIVE", "type", "EC2_AUTOSCALING", "autoScalingGroupProvider", asg,
+                    "updateStatus", "UPDATE_COMPLETE");
     if (barge_store_put(tx, KIND_PROVIDER, name, doc, err) < 0 ||
         (tags && ecs_tags_add(tx, arn, tags, err) < 0) ||
         barge_store_commit(barge_steal(&tx), err) < 0)
@@ -173,8 +173,8 @@ static int describe_capacity_providers(struct barge_api_ctx *ctx, json_t *in, js
     if (!json_array_size(names)) {
         json_array_append_new(list, builtin_doc(ctx->srv, "FARGATE"));
         json_array_append_new(list, builtin_doc(ctx->srv, "FARGATE_SPOT"));
-        if (barge_store_scan(tx, KIND_PROVIDER, "", NULL, false, 0, collect_provider, list,
-                             err) < 0)
+        if (barge_store_scan(tx, KIND_PROVIDER, "", NULL, false, 0, collect_provider, list, err) <
+            0)
             return -1;
     } else {
         size_t i;
@@ -186,9 +186,8 @@ static int describe_capacity_providers(struct barge_api_ctx *ctx, json_t *in, js
             if (r < 0)
                 return -1;
             if (r == 0) {
-                json_array_append_new(failures, json_pack("{s:s, s:s}", "arn",
-                                                          json_string_value(n), "reason",
-                                                          "MISSING"));
+                json_array_append_new(failures, json_pack("{s:s, s:s}", "arn", json_string_value(n),
+                                                          "reason", "MISSING"));
                 continue;
             }
             json_array_append_new(list, doc);
@@ -220,8 +219,7 @@ int ecs_capacity_check_strategy(struct barge_tx *tx, const struct barge_server *
         if (barge_json_int(s, "weight", 0) < 0 || barge_json_int(s, "weight", 0) > 1000 ||
             barge_json_int(s, "base", 0) < 0 || barge_json_int(s, "base", 0) > 100000)
             return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                        "Invalid base or weight for capacity provider '%s'.",
-                                        name);
+                                        "Invalid base or weight for capacity provider '%s'.", name);
     }
     if (with_base > 1)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",

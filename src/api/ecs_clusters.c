@@ -14,8 +14,8 @@ static int validate_settings(const json_t *settings, struct barge_error **err)
     json_array_foreach(settings, i, s)
     {
         const char *v = barge_json_str(s, "value", NULL);
-        if (!v || (strcmp(v, "enabled") != 0 && strcmp(v, "disabled") != 0 &&
-                   strcmp(v, "enhanced") != 0))
+        if (!v ||
+            (strcmp(v, "enabled") != 0 && strcmp(v, "disabled") != 0 && strcmp(v, "enhanced") != 0))
             return barge_error_set(err, BARGE_ERR_INVALID,
                                    "Invalid value '%s' for cluster setting '%s': use enabled, "
                                    "disabled or enhanced.",
@@ -98,8 +98,7 @@ static int cluster_counts(struct barge_tx *tx, const char *name, struct counts *
     if (barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, NULL, false, 0, count_instance, c, err) <
             0 ||
         barge_store_scan(tx, ECS_KIND_TASK, prefix, NULL, false, 0, count_task, c, err) < 0 ||
-        barge_store_scan(tx, ECS_KIND_SERVICE, prefix, NULL, false, 0, count_service, c, err) <
-            0)
+        barge_store_scan(tx, ECS_KIND_SERVICE, prefix, NULL, false, 0, count_service, c, err) < 0)
         return -1;
     return 0;
 }
@@ -347,8 +346,7 @@ static int update_with(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &doc, err) < 0)
         return -1;
     apply(doc, in);
-    if (barge_store_put(tx, ECS_KIND_CLUSTER, barge_json_str(doc, "clusterName", ""), doc, err) <
-        0)
+    if (barge_store_put(tx, ECS_KIND_CLUSTER, barge_json_str(doc, "clusterName", ""), doc, err) < 0)
         return -1;
     json_t *c = render(tx, doc, INC_ALL, err);
     if (!c)

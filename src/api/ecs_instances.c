@@ -91,11 +91,10 @@ json_t *ecs_instance_render(struct barge_tx *tx, const json_t *doc, bool tags,
                         json_pack("[o, o, o, o]", resource("CPU", cpu), resource("MEMORY", mem),
                                   port_set("PORTS", reserved_ports, NULL),
                                   port_set("PORTS_UDP", NULL, NULL)));
-    json_object_set_new(out, "remainingResources",
-                        json_pack("[o, o, o, o]", resource("CPU", cpu - u.cpu),
-                                  resource("MEMORY", mem - u.memory),
-                                  port_set("PORTS", reserved_ports, &u),
-                                  port_set("PORTS_UDP", NULL, NULL)));
+    json_object_set_new(
+        out, "remainingResources",
+        json_pack("[o, o, o, o]", resource("CPU", cpu - u.cpu), resource("MEMORY", mem - u.memory),
+                  port_set("PORTS", reserved_ports, &u), port_set("PORTS_UDP", NULL, NULL)));
     json_object_set_new(out, "runningTasksCount", json_integer(u.running));
     json_object_set_new(out, "pendingTasksCount", json_integer(u.pending));
     bool active = strcmp(barge_json_str(doc, "status", ""), "INACTIVE") != 0;
@@ -132,9 +131,9 @@ static void set_attribute(json_t *attrs, const char *name, const char *value)
     json_array_append_new(attrs, n);
 }
 
-int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv,
-                          const json_t *cluster_doc, const json_t *info, const char *token_hash,
-                          json_t **out, struct barge_error **err)
+int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster_doc,
+                          const json_t *info, const char *token_hash, json_t **out,
+                          struct barge_error **err)
 {
     const char *cluster = barge_json_str(cluster_doc, "clusterName", "");
     char id[33];
@@ -166,8 +165,8 @@ int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv,
     }
     json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:i, s:{s:s, s:s, s:s}, s:s, s:o, s:f, s:[], s:s, s:{s:I, s:I, s:o}}",
-        "containerInstanceArn", arn, "ec2InstanceId", ec2id, "_id", id, "version", 1,
-        "versionInfo", "agentVersion", barge_json_str(info, "agentVersion", "0.1.0"), "agentHash",
+        "containerInstanceArn", arn, "ec2InstanceId", ec2id, "_id", id, "version", 1, "versionInfo",
+        "agentVersion", barge_json_str(info, "agentVersion", "0.1.0"), "agentHash",
         barge_json_str(info, "agentHash", "barge"), "dockerVersion",
         barge_json_str(info, "runtime", "DockerVersion: 0.0.0 (barge)"), "status", "ACTIVE",
         "attributes", attrs, "registeredAt", barge_now(), "attachments", "_cluster", cluster,
@@ -233,8 +232,7 @@ static int register_container_instance(struct barge_api_ctx *ctx, json_t *in, js
     json_t *tags = barge_json_array(in, "tags");
     if ((tags && ecs_tags_validate(tags, err) < 0) ||
         ecs_instance_register(tx, ctx->srv, cluster, info, NULL, &doc, err) < 0 ||
-        (tags && ecs_tags_add(tx, barge_json_str(doc, "containerInstanceArn", ""), tags, err) <
-                     0))
+        (tags && ecs_tags_add(tx, barge_json_str(doc, "containerInstanceArn", ""), tags, err) < 0))
         return -1;
     json_t *ci = ecs_instance_render(tx, doc, true, err);
     if (!ci)
@@ -476,7 +474,6 @@ static int list_container_instances(struct barge_api_ctx *ctx, json_t *in, json_
     return 0;
 }
 
-
 static int deregister_container_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                          struct barge_error **err)
 {
@@ -504,8 +501,8 @@ static int deregister_container_instance(struct barge_api_ctx *ctx, json_t *in, 
                                     "Container instance '%s' still has %d task(s). Stop them "
                                     "first, or pass force to deregister it anyway.",
                                     ident, u.running + u.pending);
-    if (ecs_instance_orphan_tasks(tx, id, "Container instance deregistration forced by user",
-                                  err) < 0)
+    if (ecs_instance_orphan_tasks(tx, id, "Container instance deregistration forced by user", err) <
+        0)
         return -1;
     json_object_set_new(doc, "status", json_string("INACTIVE"));
     json_object_set_new(doc, "version", json_integer(barge_json_int(doc, "version", 1) + 1));
@@ -542,8 +539,7 @@ int ecs_instance_orphan_tasks(struct barge_tx *tx, const char *instance_id, cons
     _cleanup_json_ json_t *keys = json_array();
     struct orphan_state os = {keys};
     _cleanup_free_ char *prefix = barge_xasprintf("%s/", instance_id);
-    if (barge_store_scan(tx, ECS_KIND_ITASK, prefix, NULL, false, 0, collect_itask, &os, err) <
-        0)
+    if (barge_store_scan(tx, ECS_KIND_ITASK, prefix, NULL, false, 0, collect_itask, &os, err) < 0)
         return -1;
     size_t i;
     json_t *k;
@@ -645,8 +641,9 @@ static int change_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out
                                         "ARN or id).",
                                         name);
         size_t nl = strlen(name);
-        if (nl == 0 || nl > 128 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                "0123456789-_./@") != nl)
+        if (nl == 0 || nl > 128 ||
+            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789-_./@") != nl)
             return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                         "Invalid attribute name '%s': up to 128 letters, "
                                         "numbers, hyphens, underscores, periods, at signs and "
@@ -763,8 +760,8 @@ static int list_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *prefix =
         barge_xasprintf("%s/", barge_json_str(cluster, "clusterName", ""));
     al.out = json_array();
-    if (barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, after, false, 0, list_attrs_one, &al,
-                         err) < 0) {
+    if (barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, after, false, 0, list_attrs_one, &al, err) <
+        0) {
         json_decref(al.out);
         free(al.last);
         return -1;

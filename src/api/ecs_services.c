@@ -27,9 +27,9 @@ void ecs_service_event(json_t *svc, const char *fmt, ...)
     }
     char id[37];
     barge_id_uuid(id);
-    json_array_insert_new(events, 0,
-                          json_pack("{s:s, s:f, s:s}", "id", id, "createdAt", barge_now(),
-                                    "message", msg));
+    json_array_insert_new(
+        events, 0,
+        json_pack("{s:s, s:f, s:s}", "id", id, "createdAt", barge_now(), "message", msg));
     while (json_array_size(events) > MAX_EVENTS)
         json_array_remove(events, json_array_size(events) - 1);
     barge_info("%s", msg);
@@ -250,18 +250,20 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         "{s:s, s:s, s:s, s:[], s:[], s:s, s:I, s:i, s:i, s:s, s:s, s:O, s:[], s:[], s:f, s:s, "
         "s:{s:s}, s:s, s:b, s:s, s:b, s:s}",
         "serviceArn", arn, "serviceName", name, "clusterArn",
-        barge_json_str(cluster, "clusterArn", ""), "loadBalancers", "serviceRegistries",
-        "status", "ACTIVE", "desiredCount", daemon ? (json_int_t)0 : json_integer_value(desired),
+        barge_json_str(cluster, "clusterArn", ""), "loadBalancers", "serviceRegistries", "status",
+        "ACTIVE", "desiredCount", daemon ? (json_int_t)0 : json_integer_value(desired),
         "runningCount", 0, "pendingCount", 0, "launchType", lt ? lt : "EC2", "taskDefinition",
-        barge_json_str(td, "taskDefinitionArn", ""), "deploymentConfiguration", dcfg,
-        "deployments", "events", "createdAt", barge_now(), "schedulingStrategy", strategy,
-        "deploymentController", "type", "ECS", "createdBy", by, "enableECSManagedTags",
+        barge_json_str(td, "taskDefinitionArn", ""), "deploymentConfiguration", dcfg, "deployments",
+        "events", "createdAt", barge_now(), "schedulingStrategy", strategy, "deploymentController",
+        "type", "ECS", "createdBy", by, "enableECSManagedTags",
         barge_json_bool(in, "enableECSManagedTags", false), "propagateTags",
         barge_json_str(in, "propagateTags", "NONE"), "enableExecuteCommand",
         barge_json_bool(in, "enableExecuteCommand", false), "_cluster", cname);
-    const char *copy[] = {"placementConstraints", "placementStrategy", "networkConfiguration",
-                          "healthCheckGracePeriodSeconds", "loadBalancers", "serviceRegistries",
-                          "platformVersion", "role", "capacityProviderStrategy"};
+    const char *copy[] = {"placementConstraints",    "placementStrategy",
+                          "networkConfiguration",    "healthCheckGracePeriodSeconds",
+                          "loadBalancers",           "serviceRegistries",
+                          "platformVersion",         "role",
+                          "capacityProviderStrategy"};
     if (json_array_size(strategy_in))
         json_object_del(svc, "launchType");
     if (fargate) {
@@ -278,10 +280,9 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         json_object_set_new(svc, "placementConstraints", json_array());
     if (!json_object_get(svc, "placementStrategy"))
         json_object_set_new(svc, "placementStrategy", json_array());
-    ecs_service_push_deployment(svc, ecs_deployment_new(svc, barge_json_str(td, "taskDefinitionArn",
-                                                                           ""),
-                                                        barge_json_int(svc, "desiredCount", 0),
-                                                        NULL));
+    ecs_service_push_deployment(svc,
+                                ecs_deployment_new(svc, barge_json_str(td, "taskDefinitionArn", ""),
+                                                   barge_json_int(svc, "desiredCount", 0), NULL));
     if (ecs_tags_drop(tx, arn, err) < 0 || (tags && ecs_tags_add(tx, arn, tags, err) < 0) ||
         barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0) {
         json_decref(svc);
@@ -310,8 +311,7 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
-        load_service(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key, err) <
-            0)
+        load_service(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key, err) < 0)
         return -1;
     bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
     bool new_deployment = barge_json_bool(in, "forceNewDeployment", false);
@@ -350,9 +350,9 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     json_t *strategy = barge_json_array(in, "capacityProviderStrategy");
     if (json_array_size(strategy) && ecs_capacity_check_strategy(tx, ctx->srv, strategy, err) < 0)
         return -1;
-    const char *copy[] = {"placementConstraints", "placementStrategy", "networkConfiguration",
-                          "healthCheckGracePeriodSeconds", "capacityProviderStrategy",
-                          "platformVersion"};
+    const char *copy[] = {"placementConstraints",     "placementStrategy",
+                          "networkConfiguration",     "healthCheckGracePeriodSeconds",
+                          "capacityProviderStrategy", "platformVersion"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(copy); i++) {
         json_t *v = json_object_get(in, copy[i]);
         if (v && !json_equal(v, json_object_get(svc, copy[i]))) {
@@ -389,8 +389,7 @@ static int delete_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *key = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
-        load_service(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key, err) <
-            0)
+        load_service(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key, err) < 0)
         return -1;
     bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
     if (!daemon && barge_json_int(svc, "desiredCount", 0) > 0 &&
@@ -487,8 +486,7 @@ static int list_one(const char *key, json_t *doc, void *ud, struct barge_error *
         return 0;
     if (ls->launch_type && !barge_streq(barge_json_str(doc, "launchType", NULL), ls->launch_type))
         return 0;
-    if (ls->strategy &&
-        !barge_streq(barge_json_str(doc, "schedulingStrategy", NULL), ls->strategy))
+    if (ls->strategy && !barge_streq(barge_json_str(doc, "schedulingStrategy", NULL), ls->strategy))
         return 0;
     if ((int)json_array_size(ls->arns) == ls->max) {
         ls->more = true;
@@ -533,10 +531,7 @@ static int list_services(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 }
 
 const struct barge_api_op ecs_service_ops[] = {
-    {"CreateService", create_service},
-    {"UpdateService", update_service},
-    {"DeleteService", delete_service},
-    {"DescribeServices", describe_services},
-    {"ListServices", list_services},
-    {NULL, NULL},
+    {"CreateService", create_service}, {"UpdateService", update_service},
+    {"DeleteService", delete_service}, {"DescribeServices", describe_services},
+    {"ListServices", list_services},   {NULL, NULL},
 };

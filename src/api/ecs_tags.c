@@ -32,8 +32,7 @@ int ecs_tags_validate(const json_t *tags, struct barge_error **err)
         json_array_foreach(tags, j, u)
         {
             if (j < i && barge_streq(barge_json_str(u, "key", NULL), key))
-                return barge_error_set_type(err, BARGE_ERR_INVALID,
-                                            "InvalidParameterException",
+                return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                             "Tag key '%s' appears more than once.", key);
         }
     }
@@ -59,8 +58,7 @@ static int put_tags(struct barge_tx *tx, const char *arn, json_t *list, struct b
     return barge_store_put(tx, ECS_KIND_TAGS, arn, doc, err);
 }
 
-int ecs_tags_add(struct barge_tx *tx, const char *arn, const json_t *tags,
-                 struct barge_error **err)
+int ecs_tags_add(struct barge_tx *tx, const char *arn, const json_t *tags, struct barge_error **err)
 {
     if (ecs_tags_validate(tags, err) < 0)
         return -1;
@@ -72,8 +70,8 @@ int ecs_tags_add(struct barge_tx *tx, const char *arn, const json_t *tags,
     json_array_foreach(tags, i, t)
     {
         const char *key = barge_json_str(t, "key", "");
-        json_t *entry = json_pack("{s:s, s:s}", "key", key, "value",
-                                  barge_json_str(t, "value", ""));
+        json_t *entry =
+            json_pack("{s:s, s:s}", "key", key, "value", barge_json_str(t, "value", ""));
         bool replaced = false;
         json_array_foreach(cur, j, c)
         {

@@ -55,8 +55,7 @@ static int register_task_definition(struct barge_api_ctx *ctx, json_t *in, json_
     json_object_set_new(td, "registeredBy", json_string(by));
     _cleanup_free_ char *key = ecs_taskdef_key(family, rev);
     if (barge_store_put(tx, ECS_KIND_TASKDEF, key, td, err) < 0 ||
-        family_adjust(tx, family, 1, 1, err) < 0 ||
-        (tags && ecs_tags_add(tx, arn, tags, err) < 0))
+        family_adjust(tx, family, 1, 1, err) < 0 || (tags && ecs_tags_add(tx, arn, tags, err) < 0))
         return -1;
     json_t *all_tags;
     if (ecs_tags_get(tx, arn, &all_tags, err) < 0)
@@ -200,8 +199,8 @@ static int list_task_definition_families(struct barge_api_ctx *ctx, json_t *in, 
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
         return -1;
     ls.items = json_array();
-    if (barge_store_scan(tx, ECS_KIND_FAMILY, barge_json_str(in, "familyPrefix", ""), after,
-                         false, 0, list_family_one, &ls, err) < 0) {
+    if (barge_store_scan(tx, ECS_KIND_FAMILY, barge_json_str(in, "familyPrefix", ""), after, false,
+                         0, list_family_one, &ls, err) < 0) {
         json_decref(ls.items);
         free(ls.last);
         return -1;
@@ -272,9 +271,9 @@ static int delete_task_definitions(struct barge_api_ctx *ctx, json_t *in, json_t
         _cleanup_free_ char *key = NULL;
         struct barge_error *e = NULL;
         if (load_revision(tx, ctx->srv, ident, &td, &key, &e) < 0) {
-            json_array_append_new(failures, json_pack("{s:s, s:s, s:s}", "arn", ident, "reason",
-                                                      "TASK_DEFINITION_NOT_FOUND", "detail",
-                                                      e->message));
+            json_array_append_new(failures,
+                                  json_pack("{s:s, s:s, s:s}", "arn", ident, "reason",
+                                            "TASK_DEFINITION_NOT_FOUND", "detail", e->message));
             barge_error_free(e);
             continue;
         }
@@ -343,14 +342,12 @@ int barge_ecs_taskdefs_reap(struct barge_server *srv, struct barge_error **err)
     struct reap_state rs = {keys};
     struct ref_state refst = {refs};
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
-        barge_store_scan(tx, ECS_KIND_TASKDEF, "", NULL, false, 0, collect_deleting, &rs, err) <
-            0)
+        barge_store_scan(tx, ECS_KIND_TASKDEF, "", NULL, false, 0, collect_deleting, &rs, err) < 0)
         return -1;
     if (json_array_size(keys) == 0)
         return 0;
     if (barge_store_scan(tx, ECS_KIND_TASK, "", NULL, false, 0, collect_refs, &refst, err) < 0 ||
-        barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, collect_refs, &refst, err) <
-            0)
+        barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, collect_refs, &refst, err) < 0)
         return -1;
     size_t i;
     json_t *k;

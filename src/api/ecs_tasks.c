@@ -14,9 +14,8 @@
 
 /* The order in which ECS shows a task's lastStatus; reports never move a task
  * backwards. */
-static const char *const lifecycle[] = {"PROVISIONING", "PENDING",        "ACTIVATING",
-                                        "RUNNING",      "DEACTIVATING",   "STOPPING",
-                                        "DEPROVISIONING", "STOPPED"};
+static const char *const lifecycle[] = {"PROVISIONING", "PENDING",  "ACTIVATING",     "RUNNING",
+                                        "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"};
 
 static int lifecycle_index(const char *status)
 {
@@ -193,8 +192,8 @@ static int collect_cluster(struct candidates *c, struct barge_error **err)
 {
     _cleanup_free_ char *prefix = barge_xasprintf("%s/", c->cluster);
     _cleanup_json_ json_t *docs = json_array();
-    if (barge_store_scan(c->tx, ECS_KIND_INSTANCE, prefix, NULL, false, 0, collect_doc, docs,
-                         err) < 0)
+    if (barge_store_scan(c->tx, ECS_KIND_INSTANCE, prefix, NULL, false, 0, collect_doc, docs, err) <
+        0)
         return -1;
     size_t i;
     json_t *doc;
@@ -225,10 +224,8 @@ static int interrupt_spot(struct candidates *c, struct barge_error **err)
 {
     for (size_t i = 0; i < c->n; i++) {
         struct spot_scan s = {NULL};
-        _cleanup_free_ char *prefix =
-            barge_xasprintf("%s/", barge_json_str(c->docs[i], "_id", ""));
-        if (barge_store_scan(c->tx, ECS_KIND_ITASK, prefix, NULL, false, 0, find_spot, &s, err) <
-            0)
+        _cleanup_free_ char *prefix = barge_xasprintf("%s/", barge_json_str(c->docs[i], "_id", ""));
+        if (barge_store_scan(c->tx, ECS_KIND_ITASK, prefix, NULL, false, 0, find_spot, &s, err) < 0)
             return -1;
         if (!s.found)
             continue;
@@ -484,8 +481,7 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
         json_object_set_new(task, "ephemeralStorage",
                             json_pack("{s:I}", "sizeInGiB", barge_json_int(eph, "sizeInGiB", 20)));
         const char *public_ip = barge_json_str(
-            barge_json_object(barge_json_object(in, "networkConfiguration"),
-                              "awsvpcConfiguration"),
+            barge_json_object(barge_json_object(in, "networkConfiguration"), "awsvpcConfiguration"),
             "assignPublicIp", "DISABLED");
         json_object_set_new(task, "_assignPublicIp", json_string(public_ip));
     }
@@ -501,13 +497,13 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
         barge_id_uuid(cid);
         _cleanup_free_ char *carn = ecs_arn(srv, "container/%s/%s/%s", cname, id, cid);
         _cleanup_free_ char *ccpu = barge_xasprintf("%lld", (long long)barge_json_int(c, "cpu", 0));
-        json_t *entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:s, s:s}", "containerArn",
-                                  carn, "taskArn", arn, "name", barge_json_str(c, "name", ""),
-                                  "image", barge_json_str(c, "image", ""), "lastStatus",
-                                  "PENDING", "networkInterfaces", "healthStatus", "UNKNOWN",
-                                  "cpu", ccpu);
+        json_t *entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:s, s:s}", "containerArn", carn,
+                                  "taskArn", arn, "name", barge_json_str(c, "name", ""), "image",
+                                  barge_json_str(c, "image", ""), "lastStatus", "PENDING",
+                                  "networkInterfaces", "healthStatus", "UNKNOWN", "cpu", ccpu);
         if (json_object_get(c, "memory")) {
-            _cleanup_free_ char *m = barge_xasprintf("%lld", (long long)barge_json_int(c, "memory", 0));
+            _cleanup_free_ char *m =
+                barge_xasprintf("%lld", (long long)barge_json_int(c, "memory", 0));
             json_object_set_new(entry, "memory", json_string(m));
         }
         if (json_object_get(c, "memoryReservation")) {
@@ -520,8 +516,7 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
     json_object_set_new(task, "containers", list);
 
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, id);
-    _cleanup_free_ char *ikey =
-        barge_xasprintf("%s/%s", barge_json_str(instance, "_id", ""), id);
+    _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", barge_json_str(instance, "_id", ""), id);
     json_t *ports = json_array();
     for (size_t p = 0; p < req->n_ports; p++)
         json_array_append_new(ports, json_integer(req->ports[p]));
@@ -618,8 +613,8 @@ int ecs_fargate_check(const json_t *td, const json_t *params, struct barge_error
         return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
                                     "Task definition does not support launch_type FARGATE: "
                                     "register it with requiresCompatibilities [\"FARGATE\"].");
-    json_t *vpc = barge_json_object(barge_json_object(params, "networkConfiguration"),
-                                    "awsvpcConfiguration");
+    json_t *vpc =
+        barge_json_object(barge_json_object(params, "networkConfiguration"), "awsvpcConfiguration");
     if (!json_array_size(barge_json_array(vpc, "subnets")))
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Network Configuration must be provided when networkMode "
@@ -662,8 +657,8 @@ static json_t *launch_params(const json_t *cluster, const json_t *td, const json
             json_object_set_new(params, "placementConstraints", cons = json_array());
         _cleanup_free_ char *expr =
             barge_xasprintf("attribute:barge.capacity-provider == %s", provider);
-        json_array_append_new(cons, json_pack("{s:s, s:s}", "type", "memberOf", "expression",
-                                              expr));
+        json_array_append_new(cons,
+                              json_pack("{s:s, s:s}", "type", "memberOf", "expression", expr));
     }
     return params;
 }
@@ -800,11 +795,10 @@ static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct 
         check_overrides(td, barge_json_object(in, "overrides"), err) < 0 ||
         check_network_configuration(td, in, err) < 0)
         return -1;
-    _cleanup_json_ json_t *placed = json_array(), *tasks = json_array(),
-                          *failures = json_array(), *counts = json_object();
+    _cleanup_json_ json_t *placed = json_array(), *tasks = json_array(), *failures = json_array(),
+                          *counts = json_object();
     json_t *strategy = barge_json_array(in, "capacityProviderStrategy");
-    if (json_array_size(strategy) &&
-        ecs_capacity_check_strategy(tx, ctx->srv, strategy, err) < 0)
+    if (json_array_size(strategy) && ecs_capacity_check_strategy(tx, ctx->srv, strategy, err) < 0)
         return -1;
     /* One task at a time: each may go to another capacity provider. */
     for (json_int_t k = 0; k < count; k++) {
@@ -833,8 +827,7 @@ static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct 
     return 0;
 }
 
-static int start_task(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                      struct barge_error **err)
+static int start_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
 {
     json_t *targets = barge_json_array(in, "containerInstances");
     if (json_array_size(targets) < 1 || json_array_size(targets) > 10)
@@ -959,8 +952,8 @@ static int stop_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
         return -1;
-    int r = task_find(tx, ctx->srv, barge_json_str(cluster, "clusterName", ""), ident, &task,
-                      &key, err);
+    int r = task_find(tx, ctx->srv, barge_json_str(cluster, "clusterName", ""), ident, &task, &key,
+                      err);
     if (r < 0)
         return -1;
     if (r == 0)
@@ -1052,7 +1045,8 @@ static int list_task_one(const char *key, json_t *doc, void *ud, struct barge_er
     if (strcmp(f->desired, "RUNNING") == 0 ? strcmp(desired, "STOPPED") == 0
                                            : strcmp(desired, f->desired) != 0)
         return 0;
-    if ((f->instance_id && !barge_streq(barge_json_str(doc, "_instanceId", NULL), f->instance_id)) ||
+    if ((f->instance_id &&
+         !barge_streq(barge_json_str(doc, "_instanceId", NULL), f->instance_id)) ||
         (f->family && !barge_streq(barge_json_str(doc, "_family", NULL), f->family)) ||
         (f->started_by && !barge_streq(barge_json_str(doc, "startedBy", NULL), f->started_by)) ||
         (f->group && !barge_streq(barge_json_str(doc, "group", NULL), f->group)) ||
@@ -1228,7 +1222,8 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
         json_object_set_new(task, "desiredStatus", json_string("STOPPED"));
         json_object_set_new(task, "stoppingAt", json_real(now));
         const char *code = barge_json_str(rep, "stopCode", "EssentialContainerExited");
-        const char *reason = barge_json_str(rep, "stoppedReason", "Essential container in task exited");
+        const char *reason =
+            barge_json_str(rep, "stoppedReason", "Essential container in task exited");
         json_object_set_new(task, "stopCode", json_string(code));
         json_object_set_new(task, "stoppedReason", json_string(reason));
     }
@@ -1241,8 +1236,8 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
     } else if (next == lifecycle_index("RUNNING")) {
         /* Flip the index entry so instance counts show the task as running. */
         const char *inst = barge_json_str(task, "_instanceId", NULL);
-        _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", inst ? inst : "",
-                                                    barge_json_str(task, "_id", ""));
+        _cleanup_free_ char *ikey =
+            barge_xasprintf("%s/%s", inst ? inst : "", barge_json_str(task, "_id", ""));
         _cleanup_json_ json_t *idx = NULL;
         if (inst && barge_store_get(tx, ECS_KIND_ITASK, ikey, &idx, err) < 0)
             return -1;
@@ -1265,8 +1260,8 @@ static int collect_old(const char *key, json_t *doc, void *ud, struct barge_erro
 {
     struct reap *r = ud;
     json_t *stopped = json_object_get(doc, "stoppedAt");
-    if (barge_streq(barge_json_str(doc, "lastStatus", NULL), "STOPPED") && json_is_number(stopped) &&
-        json_number_value(stopped) < r->cutoff)
+    if (barge_streq(barge_json_str(doc, "lastStatus", NULL), "STOPPED") &&
+        json_is_number(stopped) && json_number_value(stopped) < r->cutoff)
         json_array_append_new(r->keys, json_pack("{s:s, s:s}", "key", key, "arn",
                                                  barge_json_str(doc, "taskArn", "")));
     return 0;
@@ -1297,10 +1292,7 @@ int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err)
 }
 
 const struct barge_api_op ecs_task_ops[] = {
-    {"RunTask", run_task},
-    {"StartTask", start_task},
-    {"StopTask", stop_task},
-    {"DescribeTasks", describe_tasks},
-    {"ListTasks", list_tasks},
-    {NULL, NULL},
+    {"RunTask", run_task},     {"StartTask", start_task},
+    {"StopTask", stop_task},   {"DescribeTasks", describe_tasks},
+    {"ListTasks", list_tasks}, {NULL, NULL},
 };

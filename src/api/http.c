@@ -2,6 +2,8 @@
  * thread, so handlers may block (the agent channel long-polls). The raw request
  * target is captured before libmicrohttpd splits and unescapes it, because
  * SigV4 signs the path and query exactly as they were sent. */
+#include "api/http.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -10,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/http.h"
 #include "common/ids.h"
 #include "common/log.h"
 
@@ -400,8 +401,8 @@ int barge_http_start(const char *listen, const struct barge_http_route *routes, 
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     if (!srv->daemon) {
         free(srv);
-        return barge_error_set(err, BARGE_ERR_IO,
-                               "cannot listen on '%s' (is the address in use?)", listen);
+        return barge_error_set(err, BARGE_ERR_IO, "cannot listen on '%s' (is the address in use?)",
+                               listen);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;

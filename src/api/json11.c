@@ -21,12 +21,8 @@ extern const struct barge_api_service barge_api_ssm;
 extern const struct barge_api_service barge_api_secretsmanager;
 
 static const struct barge_api_service *services[] = {
-    &barge_api_ecs,
-    &barge_api_ecr,
-    &barge_api_autoscaling,
-    &barge_api_logs,
-    &barge_api_ssm,
-    &barge_api_secretsmanager,
+    &barge_api_ecs,  &barge_api_ecr, &barge_api_autoscaling,
+    &barge_api_logs, &barge_api_ssm, &barge_api_secretsmanager,
 };
 
 static const struct barge_api_service *find_service(const char *target, const char **op)

@@ -56,8 +56,7 @@ int barge_metrics_service_utilization(struct barge_server *srv, const char *clus
  * ECSServiceAverageCPUUtilization or ECSServiceAverageMemoryUtilization, or
  * -1 when unknown (no samples, or another metric). */
 double barge_metrics_autoscale_metric(struct barge_server *srv, const char *cluster,
-                                      const char *service, const char *metric,
-                                      int window_seconds);
+                                      const char *service, const char *metric, int window_seconds);
 
 /* Appends the cluster's utilization and reservation to a DescribeClusters
  * statistics list ([{name, value}]): CPUUtilization and MemoryUtilization

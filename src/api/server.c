@@ -1,13 +1,15 @@
 /* barged's process-wide pieces: access keys (kept in the store; the first start
  * creates an admin key and writes it as the AWS profile "barge"), the SigV4
  * key lookup, the route table and the housekeeping loop. */
+#include "api/server.h"
+
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <pthread.h>
-#include <time.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/access.h"
 #include "api/api.h"
@@ -15,7 +17,6 @@
 #include "api/logs.h"
 #include "api/metrics.h"
 #include "api/secrets.h"
-#include "api/server.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -127,8 +128,8 @@ static int write_profile(const struct barge_server *srv, const char *akid, const
         if (barge_mkdir_p(dir, 0700) < 0)
             return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", dir);
     }
-    _cleanup_free_ char *cbody = barge_xasprintf(
-        "aws_access_key_id = %s\naws_secret_access_key = %s\n", akid, secret);
+    _cleanup_free_ char *cbody =
+        barge_xasprintf("aws_access_key_id = %s\naws_secret_access_key = %s\n", akid, secret);
     const char *host = srv->cfg.listen;
     _cleanup_free_ char *hostpart = barge_xstrdup(host);
     char *colon = strrchr(hostpart, ':');
@@ -136,9 +137,9 @@ static int write_profile(const struct barge_server *srv, const char *akid, const
         *colon = '\0';
     if (!*hostpart || strcmp(hostpart, "0.0.0.0") == 0)
         strcpy(hostpart, "127.0.0.1");
-    _cleanup_free_ char *pbody = barge_xasprintf(
-        "region = %s\noutput = json\nendpoint_url = http://%s:%d\n", srv->cfg.region, hostpart,
-        port);
+    _cleanup_free_ char *pbody =
+        barge_xasprintf("region = %s\noutput = json\nendpoint_url = http://%s:%d\n",
+                        srv->cfg.region, hostpart, port);
     if (write_ini_section(creds, "barge", cbody, err) < 0 ||
         write_ini_section(config, "profile barge", pbody, err) < 0)
         return -1;

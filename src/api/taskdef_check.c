@@ -2,12 +2,13 @@
  * taskdef_check.h). The rules and their wording follow ECS's documented
  * behaviour; where ECS's exact message is not documented, the message says what
  * is wrong, with which container and value, and what to do instead. */
+#include "api/taskdef_check.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/taskdef_check.h"
 #include "common/json.h"
 #include "common/secretref.h"
 
@@ -165,13 +166,12 @@ static int check_health(json_t *c, const char *cname, struct barge_error **err)
         }
         json_int_t n = json_integer_value(v);
         if (n < ranges[i].lo || n > ranges[i].hi)
-            return client_err(err,
-                              "Invalid 'healthCheck' setting for container '%s': %s must be "
-                              "between %lld and %lld seconds%s; '%lld' was given.",
-                              cname, ranges[i].name, (long long)ranges[i].lo,
-                              (long long)ranges[i].hi,
-                              strcmp(ranges[i].name, "retries") == 0 ? " (times)" : "",
-                              (long long)n);
+            return client_err(
+                err,
+                "Invalid 'healthCheck' setting for container '%s': %s must be "
+                "between %lld and %lld seconds%s; '%lld' was given.",
+                cname, ranges[i].name, (long long)ranges[i].lo, (long long)ranges[i].hi,
+                strcmp(ranges[i].name, "retries") == 0 ? " (times)" : "", (long long)n);
     }
     return 0;
 }
@@ -216,8 +216,7 @@ static int check_ports(json_t *c, const char *cname, const char *mode, struct ba
                                   "When networkMode=%s, the host ports and container ports in "
                                   "port mappings must match (container '%s': hostPort %lld, "
                                   "containerPort %lld).",
-                                  mode, cname, (long long)port,
-                                  (long long)json_integer_value(cp));
+                                  mode, cname, (long long)port, (long long)json_integer_value(cp));
         }
         if (same_port && cp)
             json_object_set(pm, "hostPort", cp);
@@ -227,8 +226,7 @@ static int check_ports(json_t *c, const char *cname, const char *mode, struct ba
     return 0;
 }
 
-static int check_memory(json_t *c, const char *cname, long long task_mem,
-                        struct barge_error **err)
+static int check_memory(json_t *c, const char *cname, long long task_mem, struct barge_error **err)
 {
     json_t *mem = json_object_get(c, "memory");
     json_t *res = json_object_get(c, "memoryReservation");
@@ -587,8 +585,8 @@ static json_t *required_attributes(const json_t *td)
                                 ? "ecs.capability.secrets.asm.environment-variables"
                                 : "ecs.capability.secrets.ssm.environment-variables");
         }
-        const char *driver = barge_json_str(barge_json_object(c, "logConfiguration"),
-                                            "logDriver", NULL);
+        const char *driver =
+            barge_json_str(barge_json_object(c, "logConfiguration"), "logDriver", NULL);
         if (driver) {
             _cleanup_free_ char *a =
                 barge_xasprintf("com.amazonaws.ecs.capability.logging-driver.%s", driver);
@@ -613,8 +611,9 @@ int barge_taskdef_check(const json_t *input, json_t **out, struct barge_error **
     bool fargate = has_compat(td, "FARGATE");
     const char *mode = barge_json_str(td, "networkMode", NULL);
     if (fargate && !barge_streq(mode, "awsvpc"))
-        return client_err(err, "Fargate only supports network mode 'awsvpc'; this task "
-                               "definition uses '%s'.",
+        return client_err(err,
+                          "Fargate only supports network mode 'awsvpc'; this task "
+                          "definition uses '%s'.",
                           mode ? mode : "bridge");
 
     long long task_cpu = -1, task_mem = -1;
@@ -649,8 +648,7 @@ int barge_taskdef_check(const json_t *input, json_t **out, struct barge_error **
         if (task_cpu < 0)
             return client_err(err, "Fargate requires that 'cpu' be defined at the task level.");
         if (task_mem < 0)
-            return client_err(err,
-                              "Fargate requires that 'memory' be defined at the task level.");
+            return client_err(err, "Fargate requires that 'memory' be defined at the task level.");
         if (!barge_taskdef_fargate_size_valid(task_cpu, task_mem))
             return client_err(err,
                               "No Fargate configuration exists for given values: %lld CPU, %lld "
@@ -703,8 +701,9 @@ int barge_taskdef_check(const json_t *input, json_t **out, struct barge_error **
                                   cname);
         }
         if (!*barge_json_str(c, "image", ""))
-            return client_err(err, "Container.image should not be null or empty (container "
-                                   "'%s').",
+            return client_err(err,
+                              "Container.image should not be null or empty (container "
+                              "'%s').",
                               cname);
         if (!json_object_get(c, "essential"))
             json_object_set_new(c, "essential", json_true());
@@ -713,15 +712,15 @@ int barge_taskdef_check(const json_t *input, json_t **out, struct barge_error **
         if (!json_object_get(c, "cpu"))
             json_object_set_new(c, "cpu", json_integer(0));
         cpu_sum += barge_json_int(c, "cpu", 0);
-        json_int_t mem = barge_json_int(c, "memory", 0), res = barge_json_int(c, "memoryReservation", 0);
+        json_int_t mem = barge_json_int(c, "memory", 0),
+                   res = barge_json_int(c, "memoryReservation", 0);
         reserve_sum += res ? res : mem;
         for (size_t d = 0; d < BARGE_ARRAY_SIZE(container_defaults); d++)
             if (!json_object_get(c, container_defaults[d]))
                 json_object_set_new(c, container_defaults[d], json_array());
         if (fargate && barge_json_bool(c, "privileged", false))
-            return client_err(err,
-                              "Fargate does not support privileged containers (container '%s').",
-                              cname);
+            return client_err(
+                err, "Fargate does not support privileged containers (container '%s').", cname);
         json_t *st = json_object_get(c, "stopTimeout");
         if (st && fargate && (json_integer_value(st) < 2 || json_integer_value(st) > 120))
             return client_err(err,

@@ -47,14 +47,14 @@ static json_t *measure(const json_t *task, double now)
                    extra * barge_prices.storage_gb_hour) *
                   factor;
     const char *group = barge_json_str(task, "group", "");
-    json_t *r = json_pack("{s:s, s:s, s:s, s:b, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, "
-                          "s:b}",
-                          "taskArn", barge_json_str(task, "taskArn", ""), "cluster",
-                          barge_json_str(task, "_cluster", ""), "group", group, "spot", spot,
-                          "start", t0, "stop", t1, "seconds", seconds, "billedSeconds", billed,
-                          "vcpu", vcpu, "memoryGB", gb, "ephemeralStorageGBAbove20", extra,
-                          "vcpuSeconds", vcpu * (double)billed, "gbSeconds",
-                          gb * (double)billed, "cost", cost, "running", !json_is_number(stop));
+    json_t *r =
+        json_pack("{s:s, s:s, s:s, s:b, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, "
+                  "s:b}",
+                  "taskArn", barge_json_str(task, "taskArn", ""), "cluster",
+                  barge_json_str(task, "_cluster", ""), "group", group, "spot", spot, "start", t0,
+                  "stop", t1, "seconds", seconds, "billedSeconds", billed, "vcpu", vcpu, "memoryGB",
+                  gb, "ephemeralStorageGBAbove20", extra, "vcpuSeconds", vcpu * (double)billed,
+                  "gbSeconds", gb * (double)billed, "cost", cost, "running", !json_is_number(stop));
     if (barge_str_has_prefix(group, "service:"))
         json_object_set_new(r, "service", json_string(group + 8));
     return r;
@@ -65,10 +65,9 @@ int ecs_usage_record(struct barge_tx *tx, const json_t *task, struct barge_error
     if (!barge_streq(barge_json_str(task, "launchType", NULL), "FARGATE"))
         return 0;
     _cleanup_json_ json_t *r = measure(task, barge_now());
-    _cleanup_free_ char *key =
-        barge_xasprintf("%s/%017.3f/%s", barge_json_str(task, "_cluster", ""),
-                        json_number_value(json_object_get(r, "stop")),
-                        barge_json_str(task, "_id", ""));
+    _cleanup_free_ char *key = barge_xasprintf(
+        "%s/%017.3f/%s", barge_json_str(task, "_cluster", ""),
+        json_number_value(json_object_get(r, "stop")), barge_json_str(task, "_id", ""));
     return barge_store_put(tx, KIND_USAGE, key, r, err);
 }
 

@@ -5,22 +5,22 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
-#include <unistd.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/ecs.h"
+#include "api/metrics.h"
 #include "api/model.h"
 #include "api/secrets.h"
 #include "api/server.h"
-#include "api/metrics.h"
-#include "control/control.h"
 #include "common/log.h"
+#include "control/control.h"
 
 #define BARGE_VERSION "0.1.0"
 
@@ -74,8 +74,8 @@ static pid_t start_dev_agent(const struct barge_config *cfg, int port, bool farg
         _exit(127);
     }
     if (pid > 0)
-        barge_info("started the local %s %s (pid %d)",
-                   fargate ? "Fargate capacity agent" : "agent", agent, (int)pid);
+        barge_info("started the local %s %s (pid %d)", fargate ? "Fargate capacity agent" : "agent",
+                   agent, (int)pid);
     return pid;
 }
 
@@ -168,11 +168,16 @@ static bool valid_account(const char *s)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dev", no_argument, NULL, 'D'},         {"listen", required_argument, NULL, 'l'},
-        {"data-dir", required_argument, NULL, 'd'}, {"store", required_argument, NULL, 's'},
-        {"region", required_argument, NULL, 'r'}, {"account-id", required_argument, NULL, 'a'},
-        {"max-skew", required_argument, NULL, 'k'}, {"no-aws-profile", no_argument, NULL, 'P'},
-        {"log-level", required_argument, NULL, 'L'}, {"log-format", required_argument, NULL, 'F'},
+        {"dev", no_argument, NULL, 'D'},
+        {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 's'},
+        {"region", required_argument, NULL, 'r'},
+        {"account-id", required_argument, NULL, 'a'},
+        {"max-skew", required_argument, NULL, 'k'},
+        {"no-aws-profile", no_argument, NULL, 'P'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"log-format", required_argument, NULL, 'F'},
         {"stopped-task-retention", required_argument, NULL, OPT_RETENTION},
         {"agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT},
         {"host-grace", required_argument, NULL, OPT_HOST_GRACE},
@@ -183,7 +188,8 @@ int main(int argc, char **argv)
         {"price-gb-hour", required_argument, NULL, OPT_PRICE_GB},
         {"price-storage-gb-hour", required_argument, NULL, OPT_PRICE_STORAGE},
         {"spot-price-factor", required_argument, NULL, OPT_SPOT_FACTOR},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {"registry-host", required_argument, NULL, 'R'},
         {"registry-gc-interval", required_argument, NULL, 'I'},
         {"registry-gc-grace", required_argument, NULL, 'G'},
@@ -355,8 +361,8 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Parse the API models now rather than on the first request of each. */
-    static const char *models[] = {"ecs", "ecr", "application-autoscaling", "logs", "ssm",
-                                   "secretsmanager"};
+    static const char *models[] = {"ecs",  "ecr", "application-autoscaling",
+                                   "logs", "ssm", "secretsmanager"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(models); i++)
         barge_model_get(models[i]);
     if (barge_server_registry_init(&srv, &err) < 0) {

@@ -17,12 +17,11 @@ int barge_cli_cmd_usage(struct barge_cli_app *app, int argc, char **argv)
     const struct barge_cli_opt opts[] = {
         {"cluster", BARGE_CLI_OPT_STR, &cluster, "NAME",
          "only this cluster (default: the config's, or every cluster)", false, NULL},
-        {"service", BARGE_CLI_OPT_STR, &service, "NAME", "only this service's tasks", false,
+        {"service", BARGE_CLI_OPT_STR, &service, "NAME", "only this service's tasks", false, NULL},
+        {"since", BARGE_CLI_OPT_STR, &since, "DURATION",
+         "only tasks running in the last 24h, 30m ...", false, NULL},
+        {"output", BARGE_CLI_OPT_STR, &output, "table|json", "output format (default table)", false,
          NULL},
-        {"since", BARGE_CLI_OPT_STR, &since, "DURATION", "only tasks running in the last 24h, 30m ...",
-         false, NULL},
-        {"output", BARGE_CLI_OPT_STR, &output, "table|json", "output format (default table)",
-         false, NULL},
         {NULL},
     };
     int code;
@@ -32,8 +31,7 @@ int barge_cli_cmd_usage(struct barge_cli_app *app, int argc, char **argv)
         return code;
     struct barge_error *err = NULL;
     if (strcmp(output, "table") != 0 && strcmp(output, "json") != 0) {
-        barge_error_set(&err, BARGE_ERR_INVALID, "--output takes table or json, not '%s'",
-                        output);
+        barge_error_set(&err, BARGE_ERR_INVALID, "--output takes table or json, not '%s'", output);
         return barge_cli_fail(app, err);
     }
     if (!cluster && app->cfg)
@@ -53,8 +51,8 @@ int barge_cli_cmd_usage(struct barge_cli_app *app, int argc, char **argv)
     }
     if (service) {
         _cleanup_free_ char *e = barge_aws_uri_encode(service, false);
-        off += (size_t)snprintf(query + off, sizeof(query) - off, "%sservice=%s", off ? "&" : "",
-                                e);
+        off +=
+            (size_t)snprintf(query + off, sizeof(query) - off, "%sservice=%s", off ? "&" : "", e);
     }
     if (since)
         off += (size_t)snprintf(query + off, sizeof(query) - off, "%ssince=%.0f", off ? "&" : "",
@@ -63,8 +61,7 @@ int barge_cli_cmd_usage(struct barge_cli_app *app, int argc, char **argv)
     if (!c)
         return barge_cli_fail(app, err);
     struct barge_aws_response resp = {0};
-    if (barge_aws_request(c, "GET", "/barge/v1/usage", query, NULL, 0, NULL, 0, &resp, &err) <
-        0)
+    if (barge_aws_request(c, "GET", "/barge/v1/usage", query, NULL, 0, NULL, 0, &resp, &err) < 0)
         return barge_cli_fail(app, err);
     json_error_t jerr;
     _cleanup_json_ json_t *body = json_loads(resp.body ? resp.body : "", 0, &jerr);

@@ -1,7 +1,7 @@
 /* ARN building and parsing (see arn.h). */
-#include <string.h>
-
 #include "common/arn.h"
+
+#include <string.h>
 
 char *barge_arn_make(const char *service, const char *region, const char *account,
                      const char *resource)

@@ -1,9 +1,9 @@
 /* Error values: creation, wrapping with context and release. */
+#include "common/error.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "common/error.h"
 
 static int vset(struct barge_error **err, const char *file, int line, enum barge_errcode code,
                 const char *type, const char *suffix, const char *fmt, va_list ap)

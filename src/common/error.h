@@ -42,14 +42,14 @@ int barge_error_set_at(struct barge_error **err, const char *file, int line,
                        enum barge_errcode code, const char *type, const char *fmt, ...)
     BARGE_PRINTF(6, 7);
 
-#define barge_error_set(err, code, ...)                                                            \
+#define barge_error_set(err, code, ...) \
     barge_error_set_at(err, __FILE__, __LINE__, code, NULL, __VA_ARGS__)
 /* Like barge_error_set, with an explicit AWS error type such as
  * "ClusterNotFoundException". */
-#define barge_error_set_type(err, code, type, ...)                                                 \
+#define barge_error_set_type(err, code, type, ...) \
     barge_error_set_at(err, __FILE__, __LINE__, code, type, __VA_ARGS__)
 /* errno-flavoured: appends ": strerror(errno)" to the message. */
-#define barge_error_set_errno(err, code, ...)                                                      \
+#define barge_error_set_errno(err, code, ...) \
     barge_error_set_errno_at(err, __FILE__, __LINE__, code, __VA_ARGS__)
 int barge_error_set_errno_at(struct barge_error **err, const char *file, int line,
                              enum barge_errcode code, const char *fmt, ...) BARGE_PRINTF(5, 6);

@@ -1,12 +1,12 @@
 /* Random identifiers and clocks (see ids.h). */
+#include "common/ids.h"
+
 #include <sys/random.h>
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-#include "common/ids.h"
 
 void barge_random_bytes(void *buf, size_t n)
 {

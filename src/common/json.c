@@ -1,7 +1,7 @@
 /* JSON helpers (see json.h). */
-#include <stdlib.h>
-
 #include "common/json.h"
+
+#include <stdlib.h>
 
 const char *barge_json_str(const json_t *obj, const char *key, const char *dflt)
 {

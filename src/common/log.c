@@ -1,13 +1,13 @@
 /* The logger behind log.h: formats a line in one buffer and writes it with a
  * single write(2) so lines from different threads never interleave. */
+#include "common/log.h"
+
 #include <sys/time.h>
 
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-#include "common/log.h"
 
 enum barge_log_level barge_log_min_level = BARGE_LOG_INFO;
 static bool log_json;
@@ -58,15 +58,16 @@ void barge_log_write(enum barge_log_level level, const char *file, int line, con
     gmtime_r(&tv.tv_sec, &tm);
     char ts[64];
     snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000) % 1000);
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)(tv.tv_usec / 1000) % 1000);
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
 
     _cleanup_free_ char *out = NULL;
     if (log_json) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "time", ts, "level",
-                              level_names[level], "program", log_program, "msg", msg, "src", base,
-                              "line", line);
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "time", ts, "level", level_names[level],
+                      "program", log_program, "msg", msg, "src", base, "line", line);
         if (log_request_id[0])
             json_object_set_new(o, "requestId", json_string(log_request_id));
         char *dump = json_dumps(o, JSON_COMPACT);

@@ -25,10 +25,10 @@ void barge_log_set_request_id(const char *id);
 void barge_log_write(enum barge_log_level level, const char *file, int line, const char *fmt, ...)
     BARGE_PRINTF(4, 5);
 
-#define barge_log(level, ...)                                                                      \
-    do {                                                                                           \
-        if ((level) >= barge_log_min_level)                                                        \
-            barge_log_write(level, __FILE__, __LINE__, __VA_ARGS__);                               \
+#define barge_log(level, ...)                                        \
+    do {                                                             \
+        if ((level) >= barge_log_min_level)                          \
+            barge_log_write(level, __FILE__, __LINE__, __VA_ARGS__); \
     } while (0)
 
 #define barge_debug(...) barge_log(BARGE_LOG_DEBUG, __VA_ARGS__)

@@ -9,10 +9,10 @@
 #include "common/sigv4.h"
 
 #include <ctype.h>
-#include <pthread.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 

@@ -16,9 +16,9 @@ struct barge_kv {
 
 /* A request as received or about to be sent. */
 struct barge_sigv4_request {
-    const char *method;     /* "POST" */
-    const char *raw_path;   /* as on the wire, percent-encoded: "/", "/bucket/a%20b" */
-    const char *raw_query;  /* without '?', as on the wire; "" or NULL when none */
+    const char *method;             /* "POST" */
+    const char *raw_path;           /* as on the wire, percent-encoded: "/", "/bucket/a%20b" */
+    const char *raw_query;          /* without '?', as on the wire; "" or NULL when none */
     const struct barge_kv *headers; /* every header of the request; names any case */
     size_t n_headers;
     const void *body;
@@ -37,17 +37,16 @@ struct barge_sigv4_credentials {
  * allocated (free with barge_sigv4_headers_free): X-Amz-Date, Authorization,
  * X-Amz-Security-Token when there is a token, and X-Amz-Content-SHA256 for S3.
  * req->headers must already contain Host (and every header to sign). */
-int barge_sigv4_sign(const struct barge_sigv4_request *req, const char *region,
-                     const char *service, const struct barge_sigv4_credentials *creds, time_t now,
-                     struct barge_kv **out, size_t *n_out, struct barge_error **err);
+int barge_sigv4_sign(const struct barge_sigv4_request *req, const char *region, const char *service,
+                     const struct barge_sigv4_credentials *creds, time_t now, struct barge_kv **out,
+                     size_t *n_out, struct barge_error **err);
 void barge_sigv4_headers_free(struct barge_kv *headers, size_t n);
 
 /* Looks up the secret of access_key_id. Returns 1 and fills *out (strings the
  * callee allocates and the caller frees with free()) when known, 0 when not,
  * -1 on error. */
 typedef int (*barge_sigv4_lookup_fn)(const char *access_key_id, void *ud,
-                                     struct barge_sigv4_credentials *out,
-                                     struct barge_error **err);
+                                     struct barge_sigv4_credentials *out, struct barge_error **err);
 
 struct barge_sigv4_identity {
     char access_key_id[129];

@@ -1,4 +1,6 @@
 /* Implementation of the aborting allocators and file helpers of util.h. */
+#include "common/util.h"
+
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -7,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "common/util.h"
 
 static void oom(void)
 {
@@ -134,7 +134,7 @@ int barge_write_file_atomic(const char *path, const void *data, size_t len, int 
     if (rename(tmp, path) < 0)
         goto fail;
     return fsync_dir_of(path);
-fail: {
+fail : {
     int saved = errno;
     if (fd >= 0)
         close(fd);

@@ -47,11 +47,11 @@ static inline void barge_fclosep(FILE **f)
 #define _cleanup_fclose_ __attribute__((cleanup(barge_fclosep)))
 
 /* Moves ownership out of a cleanup variable. */
-#define barge_steal(pp)                                                                            \
-    ({                                                                                             \
-        __typeof__(*(pp)) _stolen = *(pp);                                                         \
-        *(pp) = NULL;                                                                              \
-        _stolen;                                                                                   \
+#define barge_steal(pp)                    \
+    ({                                     \
+        __typeof__(*(pp)) _stolen = *(pp); \
+        *(pp) = NULL;                      \
+        _stolen;                           \
     })
 
 bool barge_str_has_prefix(const char *s, const char *prefix);

@@ -55,8 +55,8 @@ static int load_all(struct barge_tx *tx, const char *kind, const char *prefix, j
 }
 
 /* Sets the service's desired count and records the activity. */
-static int set_desired(struct barge_server *srv, struct barge_tx *tx, const char *rid,
-                       json_t *svc, const char *svc_key, json_int_t desired, const char *cause,
+static int set_desired(struct barge_server *srv, struct barge_tx *tx, const char *rid, json_t *svc,
+                       const char *svc_key, json_int_t desired, const char *cause,
                        struct barge_error **err)
 {
     json_int_t cur = barge_json_int(svc, "desiredCount", 0);
@@ -66,10 +66,11 @@ static int set_desired(struct barge_server *srv, struct barge_tx *tx, const char
     json_t *primary = json_array_get(barge_json_array(svc, "deployments"), 0);
     if (primary)
         json_object_set_new(primary, "desiredCount", json_integer(desired));
-    _cleanup_free_ char *desc = barge_xasprintf("Setting desired count to %lld.", (long long)desired);
-    _cleanup_free_ char *full_cause = barge_xasprintf(
-        "%s changing the desired count from %lld to %lld", cause, (long long)cur,
-        (long long)desired);
+    _cleanup_free_ char *desc =
+        barge_xasprintf("Setting desired count to %lld.", (long long)desired);
+    _cleanup_free_ char *full_cause =
+        barge_xasprintf("%s changing the desired count from %lld to %lld", cause, (long long)cur,
+                        (long long)desired);
     barge_info("autoscaling %s: %s (%s)", rid, desc, cause);
     if (barge_store_put(tx, ECS_KIND_SERVICE, svc_key, svc, err) < 0 ||
         barge_aas_activity_add(tx, rid, desc, full_cause, "Successful", NULL, err) < 0)
@@ -91,15 +92,15 @@ static int scheduled_pass(struct barge_tx *tx, const char *rid, json_t *target, 
     {
         json_t *doc = json_object_get(a, "doc");
         char *why = NULL;
-        struct barge_schedule *s = barge_schedule_parse(barge_json_str(doc, "Schedule", ""),
-                                                        barge_json_str(doc, "Timezone", "UTC"),
-                                                        &why);
+        struct barge_schedule *s = barge_schedule_parse(
+            barge_json_str(doc, "Schedule", ""), barge_json_str(doc, "Timezone", "UTC"), &why);
         free(why);
         if (!s)
             continue;
         json_t *start = json_object_get(doc, "StartTime"), *end = json_object_get(doc, "EndTime");
-        double origin = json_is_number(start) ? json_number_value(start)
-                                              : json_number_value(json_object_get(doc, "CreationTime"));
+        double origin = json_is_number(start)
+                            ? json_number_value(start)
+                            : json_number_value(json_object_get(doc, "CreationTime"));
         double last = json_is_number(json_object_get(doc, "_lastRun"))
                           ? json_number_value(json_object_get(doc, "_lastRun"))
                           : json_number_value(json_object_get(doc, "CreationTime")) - 1;
@@ -118,12 +119,13 @@ static int scheduled_pass(struct barge_tx *tx, const char *rid, json_t *target, 
             json_object_set_new(target, "MinCapacity", json_integer(mn));
         if (mx >= 0)
             json_object_set_new(target, "MaxCapacity", json_integer(mx));
-        _cleanup_free_ char *desc = barge_xasprintf(
-            "Setting min capacity to %lld and max capacity to %lld",
-            (long long)barge_json_int(target, "MinCapacity", 0),
-            (long long)barge_json_int(target, "MaxCapacity", 0));
-        _cleanup_free_ char *cause = barge_xasprintf(
-            "scheduled action name %s was triggered", barge_json_str(doc, "ScheduledActionName", ""));
+        _cleanup_free_ char *desc =
+            barge_xasprintf("Setting min capacity to %lld and max capacity to %lld",
+                            (long long)barge_json_int(target, "MinCapacity", 0),
+                            (long long)barge_json_int(target, "MaxCapacity", 0));
+        _cleanup_free_ char *cause =
+            barge_xasprintf("scheduled action name %s was triggered",
+                            barge_json_str(doc, "ScheduledActionName", ""));
         if (barge_aas_activity_add(tx, rid, desc, cause, "Successful", NULL, err) < 0)
             return -1;
         *target_changed = true;
@@ -134,8 +136,8 @@ static int scheduled_pass(struct barge_tx *tx, const char *rid, json_t *target, 
 /* Target tracking: returns the desired count the policies ask for, or -1. */
 static json_int_t tracking_pass(struct barge_server *srv, struct barge_tx *tx, const char *rid,
                                 const char *cluster, const char *service, const json_t *target,
-                                json_int_t desired, json_int_t running, double now,
-                                char **cause, struct barge_error **err)
+                                json_int_t desired, json_int_t running, double now, char **cause,
+                                struct barge_error **err)
 {
     _cleanup_json_ json_t *policies = NULL;
     _cleanup_free_ char *prefix = barge_xasprintf("%s|", rid);
@@ -153,8 +155,8 @@ static json_int_t tracking_pass(struct barge_server *srv, struct barge_tx *tx, c
         json_t *tt = barge_json_object(doc, "TargetTrackingScalingPolicyConfiguration");
         if (!tt || !metric_source)
             continue;
-        const char *metric = barge_json_str(
-            barge_json_object(tt, "PredefinedMetricSpecification"), "PredefinedMetricType", "");
+        const char *metric = barge_json_str(barge_json_object(tt, "PredefinedMetricSpecification"),
+                                            "PredefinedMetricType", "");
         double value = metric_source(srv, cluster, service, metric, barge_autoscale_window_seconds);
         if (value < 0 || running <= 0)
             continue;
@@ -235,8 +237,8 @@ static int target_pass(struct barge_server *srv, const char *rid, struct barge_e
     json_int_t mx = barge_json_int(target, "MaxCapacity", 0);
     json_int_t desired = barge_json_int(svc, "desiredCount", 0);
     json_int_t running = barge_json_int(svc, "runningCount", 0);
-    json_int_t want = tracking_pass(srv, tx, rid, cluster, service, target, desired, running, now,
-                                    &cause, err);
+    json_int_t want =
+        tracking_pass(srv, tx, rid, cluster, service, target, desired, running, now, &cause, err);
     if (want == -2)
         return -1;
     bool dynamic_blocked = barge_json_bool(susp, "DynamicScalingInSuspended", false) &&

@@ -28,10 +28,10 @@ struct pass {
     json_t *cluster;
     const char *cname;
     const char *sname;
-    json_t *tasks;   /* active tasks: [{key, doc, dep, skey}] */
-    json_t *tds;     /* task definition docs by ARN */
-    json_t *insts;   /* instance docs by id */
-    bool changed;    /* something worth waking agents for */
+    json_t *tasks; /* active tasks: [{key, doc, dep, skey}] */
+    json_t *tds;   /* task definition docs by ARN */
+    json_t *insts; /* instance docs by id */
+    bool changed;  /* something worth waking agents for */
     double now;
 };
 
@@ -102,11 +102,13 @@ static bool in_progress(const json_t *dep)
 static void count_failure(struct pass *p, const json_t *task)
 {
     json_t *dep = primary(p->svc);
-    if (!dep || !barge_streq(barge_json_str(task, "startedBy", NULL), barge_json_str(dep, "id", "")))
+    if (!dep ||
+        !barge_streq(barge_json_str(task, "startedBy", NULL), barge_json_str(dep, "id", "")))
         return;
     if (!in_progress(dep) || barge_json_bool(dep, "_proven", false))
         return;
-    json_object_set_new(dep, "failedTasks", json_integer(barge_json_int(dep, "failedTasks", 0) + 1));
+    json_object_set_new(dep, "failedTasks",
+                        json_integer(barge_json_int(dep, "failedTasks", 0) + 1));
     json_object_set_new(p->svc, "_consecutiveFailures",
                         json_integer(barge_json_int(p->svc, "_consecutiveFailures", 0) + 1));
 }
@@ -128,8 +130,8 @@ struct gather {
 static int collect_stask(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct gather *g = ud;
-    json_array_append_new(g->entries, json_pack("{s:s, s:s}", "skey", key, "task",
-                                                barge_json_str(doc, "task", "")));
+    json_array_append_new(
+        g->entries, json_pack("{s:s, s:s}", "skey", key, "task", barge_json_str(doc, "task", "")));
     return 0;
 }
 
@@ -155,8 +157,7 @@ static int gather_tasks(struct pass *p, struct barge_error **err)
     _cleanup_json_ json_t *entries = json_array();
     struct gather g = {p, entries};
     _cleanup_free_ char *prefix = barge_xasprintf("%s/%s/", p->cname, p->sname);
-    if (barge_store_scan(p->tx, ECS_KIND_STASK, prefix, NULL, false, 0, collect_stask, &g, err) <
-        0)
+    if (barge_store_scan(p->tx, ECS_KIND_STASK, prefix, NULL, false, 0, collect_stask, &g, err) < 0)
         return -1;
     json_int_t grace = barge_json_int(p->svc, "healthCheckGracePeriodSeconds", 0);
     _cleanup_json_ json_t *unhealthy = json_array();
@@ -198,8 +199,8 @@ static int gather_tasks(struct pass *p, struct barge_error **err)
     if (json_array_size(unhealthy)) {
         char ids[2048];
         task_id_list(unhealthy, ids, sizeof(ids));
-        ecs_service_event(p->svc, "has stopped %zu running tasks: %s.",
-                          json_array_size(unhealthy), ids);
+        ecs_service_event(p->svc, "has stopped %zu running tasks: %s.", json_array_size(unhealthy),
+                          ids);
     }
     return 0;
 }
@@ -228,8 +229,8 @@ static void event_once(struct pass *p, const char *msg)
     ecs_service_event(p->svc, "%s", msg);
 }
 
-static int start_tasks(struct pass *p, int count, const char *target_instance,
-                       json_t *started, struct barge_error **err)
+static int start_tasks(struct pass *p, int count, const char *target_instance, json_t *started,
+                       struct barge_error **err)
 {
     json_t *dep = primary(p->svc);
     const char *td_arn = barge_json_str(dep, "taskDefinition", "");
@@ -245,9 +246,9 @@ static int start_tasks(struct pass *p, int count, const char *target_instance,
         json_pack("{s:s, s:s}", "startedBy", barge_json_str(dep, "id", ""), "group", group);
     if (target_instance)
         json_object_set_new(params, "_targetInstance", json_string(target_instance));
-    const char *placement[] = {"placementStrategy", "placementConstraints",
+    const char *placement[] = {"placementStrategy",        "placementConstraints",
                                "capacityProviderStrategy", "networkConfiguration",
-                               "platformVersion", "launchType"};
+                               "platformVersion",          "launchType"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(placement); i++) {
         json_t *v = json_object_get(p->svc, placement[i]);
         if (v && !(json_is_array(v) && json_array_size(v) == 0))
@@ -289,8 +290,8 @@ static int start_tasks(struct pass *p, int count, const char *target_instance,
         const char *id = barge_json_str(task, "_id", "");
         _cleanup_free_ char *skey = barge_xasprintf("%s/%s/%s", p->cname, p->sname, id);
         _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", p->cname, id);
-        _cleanup_json_ json_t *idx = json_pack("{s:s, s:s}", "task", tkey, "deployment",
-                                               barge_json_str(dep, "id", ""));
+        _cleanup_json_ json_t *idx =
+            json_pack("{s:s, s:s}", "task", tkey, "deployment", barge_json_str(dep, "id", ""));
         if (barge_store_put(p->tx, ECS_KIND_STASK, skey, idx, err) < 0) {
             json_decref(task);
             return -1;
@@ -396,8 +397,8 @@ static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
     struct barge_deploy_plan plan;
     barge_deploy_plan(&in, &plan);
     _cleanup_json_ json_t *started = json_array(), *stopped = json_array();
-    _cleanup_free_ char *why =
-        barge_xasprintf("Scaling activity initiated by (deployment %s)", barge_json_str(dep, "id", ""));
+    _cleanup_free_ char *why = barge_xasprintf("Scaling activity initiated by (deployment %s)",
+                                               barge_json_str(dep, "id", ""));
     int ret = 0;
     for (size_t k = 0; k < plan.n_stop && ret == 0; k++) {
         json_t *entry = json_array_get(p->tasks, plan.stop[k]);
@@ -444,8 +445,8 @@ static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
     if (barge_store_scan(p->tx, ECS_KIND_INSTANCE, prefix, NULL, false, 0, collect_inst, &l, err) <
         0)
         return -1;
-    _cleanup_free_ char *why =
-        barge_xasprintf("Scaling activity initiated by (deployment %s)", barge_json_str(dep, "id", ""));
+    _cleanup_free_ char *why = barge_xasprintf("Scaling activity initiated by (deployment %s)",
+                                               barge_json_str(dep, "id", ""));
     bool draining_service = !barge_streq(barge_json_str(p->svc, "status", NULL), "ACTIVE");
     int eligible = 0, healthy_primary = 0;
     size_t i, j;
@@ -553,8 +554,8 @@ static void update_deployments(struct pass *p, bool steady)
                 "ECS deployment circuit breaker: rolling back to the last completed deployment "
                 "(task definition %s).",
                 last);
-            json_t *nd = ecs_deployment_new(p->svc, last, barge_json_int(p->svc, "desiredCount", 0),
-                                            reason);
+            json_t *nd =
+                ecs_deployment_new(p->svc, last, barge_json_int(p->svc, "desiredCount", 0), reason);
             ecs_service_event(p->svc, "(deployment %s) rolling back to %s.", id, last);
             ecs_service_push_deployment(p->svc, nd);
             json_object_set_new(p->svc, "_consecutiveFailures", json_integer(0));
@@ -571,7 +572,8 @@ static void update_deployments(struct pass *p, bool steady)
         json_object_set_new(dep, "rolloutState", json_string("COMPLETED"));
         json_object_set_new(dep, "rolloutStateReason", json_string(reason));
         json_object_set_new(dep, "updatedAt", json_real(p->now));
-        json_object_set(p->svc, "_lastCompletedTaskDefinition", json_object_get(dep, "taskDefinition"));
+        json_object_set(p->svc, "_lastCompletedTaskDefinition",
+                        json_object_get(dep, "taskDefinition"));
         ecs_service_event(p->svc, "(deployment %s) deployment completed.", id);
     }
     if (steady && !was_steady)
@@ -583,8 +585,8 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
                         struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *svc = NULL, *cluster = NULL, *tasks = json_array(),
-                          *tds = json_object(), *insts = json_object();
+    _cleanup_json_ json_t *svc = NULL, *cluster = NULL, *tasks = json_array(), *tds = json_object(),
+                          *insts = json_object();
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
         barge_store_get(tx, ECS_KIND_SERVICE, key, &svc, err) < 0)
         return -1;
@@ -596,9 +598,16 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
     if (!cluster)
         return 0;
     _cleanup_json_ json_t *before = json_deep_copy(svc);
-    struct pass p = {.srv = srv, .tx = tx, .svc = svc, .cluster = cluster, .cname = cname,
-                     .sname = barge_json_str(svc, "serviceName", ""), .tasks = tasks,
-                     .tds = tds, .insts = insts, .now = barge_now()};
+    struct pass p = {.srv = srv,
+                     .tx = tx,
+                     .svc = svc,
+                     .cluster = cluster,
+                     .cname = cname,
+                     .sname = barge_json_str(svc, "serviceName", ""),
+                     .tasks = tasks,
+                     .tds = tds,
+                     .insts = insts,
+                     .now = barge_now()};
     if (gather_tasks(&p, err) < 0)
         return -1;
     bool steady = false;
@@ -639,8 +648,8 @@ static int collect_lost(const char *key, json_t *doc, void *ud, struct barge_err
     if (!json_is_number(seen) || barge_now() - fmax(json_number_value(seen), barge_leader_since()) <
                                      ecs_agent_timeout_seconds + config.host_grace_seconds)
         return 0;
-    json_array_append_new(ud, json_pack("{s:s, s:s}", "id", barge_json_str(doc, "_id", ""),
-                                         "ec2", barge_json_str(doc, "ec2InstanceId", "")));
+    json_array_append_new(ud, json_pack("{s:s, s:s}", "id", barge_json_str(doc, "_id", ""), "ec2",
+                                        barge_json_str(doc, "ec2InstanceId", "")));
     return 0;
 }
 
@@ -656,9 +665,9 @@ static int lost_instances_pass(struct barge_server *srv, bool *changed, struct b
     int n = 0;
     json_array_foreach(lost, i, l)
     {
-        _cleanup_free_ char *reason = barge_xasprintf(
-            "Host EC2 (instance %s) lost contact: its agent stopped responding",
-            barge_json_str(l, "ec2", ""));
+        _cleanup_free_ char *reason =
+            barge_xasprintf("Host EC2 (instance %s) lost contact: its agent stopped responding",
+                            barge_json_str(l, "ec2", ""));
         int r = ecs_instance_orphan_tasks(tx, barge_json_str(l, "id", ""), reason, err);
         if (r < 0)
             return -1;

@@ -2,9 +2,9 @@
  * matters: first drop what costs no health (old or misplaced tasks that are
  * not healthy, and primary tasks beyond desired), then start what the maximum
  * allows, then stop healthy old tasks only as far as the minimum allows. */
-#include <stdlib.h>
-
 #include "sched/deploy.h"
+
+#include <stdlib.h>
 
 int barge_deploy_failure_threshold(int desired)
 {

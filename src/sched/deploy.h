@@ -20,18 +20,18 @@ struct barge_deploy_input {
     int desired;
     int minimum_healthy_percent;
     int maximum_percent;
-    bool primary_frozen; /* a FAILED primary deployment starts nothing */
+    bool primary_frozen;                   /* a FAILED primary deployment starts nothing */
     const struct barge_deploy_task *tasks; /* active tasks (desired RUNNING) only */
     size_t n_tasks;
 };
 
 struct barge_deploy_plan {
-    int start;       /* primary tasks to start now */
-    size_t *stop;    /* indices into input tasks to stop now; owned, free() */
+    int start;    /* primary tasks to start now */
+    size_t *stop; /* indices into input tasks to stop now; owned, free() */
     size_t n_stop;
-    bool stuck;      /* work remains but neither bound lets anything move */
-    bool steady;     /* only primary tasks, desired many, all healthy */
-    int max_total;   /* the bounds, for messages */
+    bool stuck;    /* work remains but neither bound lets anything move */
+    bool steady;   /* only primary tasks, desired many, all healthy */
+    int max_total; /* the bounds, for messages */
     int min_healthy;
 };
 

@@ -4,13 +4,13 @@
  * Times are matched minute by minute in the schedule's time zone; the zone is
  * applied by converting through TZ under a lock, since the C library only
  * knows one zone per process at a time. */
+#include "sched/schedule.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "sched/schedule.h"
 
 enum kind { AT, RATE, CRON };
 
@@ -204,13 +204,15 @@ struct barge_schedule *barge_schedule_parse(const char *schedule, const char *tz
     char *save = NULL;
     for (char *f = strtok_r(body, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
         if (nf == 6)
-            return fail(s, why, "cron() has six fields: minutes hours day-of-month month "
-                                "day-of-week year");
+            return fail(s, why,
+                        "cron() has six fields: minutes hours day-of-month month "
+                        "day-of-week year");
         fields[nf++] = f;
     }
     if (nf != 6)
-        return fail(s, why, "cron() has six fields: minutes hours day-of-month month "
-                            "day-of-week year");
+        return fail(s, why,
+                    "cron() has six fields: minutes hours day-of-month month "
+                    "day-of-week year");
     for (size_t i = 0; i < 6; i++)
         if (strpbrk(fields[i], "LW#"))
             return fail(s, why, "L, W and # are not supported in cron() here");

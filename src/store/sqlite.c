@@ -101,9 +101,9 @@ static const struct store_ops sqlite_ops;
 static int db_error(struct barge_error **err, sqlite3 *db, const char *what)
 {
     int code = sqlite3_errcode(db);
-    enum barge_errcode ec =
-        (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_CANTOPEN) ? BARGE_ERR_IO
-                                                                                 : BARGE_ERR_INTERNAL;
+    enum barge_errcode ec = (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_CANTOPEN)
+                                ? BARGE_ERR_IO
+                                : BARGE_ERR_INTERNAL;
     return barge_error_set(err, ec, "store: %s: %s", what, sqlite3_errmsg(db));
 }
 
@@ -142,8 +142,8 @@ static int conn_open(struct sqlite_store *st, bool prepare, struct conn **out,
     }
     if (prepare) {
         for (int i = 0; i < N_STMT; i++) {
-            if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                   &c->stmts[i], NULL) != SQLITE_OK) {
+            if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[i],
+                                   NULL) != SQLITE_OK) {
                 db_error(err, c->db, "prepare");
                 conn_free(c);
                 return -1;
@@ -172,8 +172,8 @@ static int migrate(struct sqlite_store *st, struct barge_error **err)
     sqlite3_finalize(s);
     if (version > target) {
         barge_error_set(err, BARGE_ERR_CONFLICT,
-                        "store: '%s' has schema version %d, newer than this barged (%d)",
-                        st->path, version, target);
+                        "store: '%s' has schema version %d, newer than this barged (%d)", st->path,
+                        version, target);
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
         goto out_noerr;
     }
@@ -478,7 +478,8 @@ static int sqlite_counter_next(struct barge_tx *base, const char *name, int64_t 
 /* --- log events ---------------------------------------------------------- */
 
 static int sqlite_log_append(struct barge_tx *btx, int64_t group, int64_t stream,
-                           struct barge_store_log_event *events, size_t n, struct barge_error **err)
+                             struct barge_store_log_event *events, size_t n,
+                             struct barge_error **err)
 {
     struct sqlite_tx *tx = (struct sqlite_tx *)btx;
     if (!btx->write)
@@ -503,7 +504,7 @@ static int sqlite_log_append(struct barge_tx *btx, int64_t group, int64_t stream
 }
 
 static int sqlite_log_scan(struct barge_tx *btx, const struct barge_store_log_query *q,
-                         barge_store_log_fn fn, void *ud, struct barge_error **err)
+                           barge_store_log_fn fn, void *ud, struct barge_error **err)
 {
     struct sqlite_tx *tx = (struct sqlite_tx *)btx;
     /* The statement depends on how many streams are named, so it is built
@@ -570,8 +571,8 @@ static int sqlite_log_scan(struct barge_tx *btx, const struct barge_store_log_qu
 }
 
 static int sqlite_log_expire(struct barge_tx *btx, int64_t group, int64_t before,
-                           struct barge_store_log_removed **out, size_t *n,
-                           struct barge_error **err)
+                             struct barge_store_log_removed **out, size_t *n,
+                             struct barge_error **err)
 {
     struct sqlite_tx *tx = (struct sqlite_tx *)btx;
     *out = NULL;
@@ -621,7 +622,7 @@ fail:
 }
 
 static int sqlite_log_drop(struct barge_tx *btx, int64_t group, int64_t stream,
-                         struct barge_error **err)
+                           struct barge_error **err)
 {
     struct sqlite_tx *tx = (struct sqlite_tx *)btx;
     if (!btx->write)
@@ -642,7 +643,7 @@ static int sqlite_log_drop(struct barge_tx *btx, int64_t group, int64_t stream,
 }
 
 static int sqlite_log_bounds(struct barge_tx *btx, int64_t stream, int64_t *first, int64_t *last,
-                           struct barge_error **err)
+                             struct barge_error **err)
 {
     struct sqlite_tx *tx = (struct sqlite_tx *)btx;
     _cleanup_stmt_ sqlite3_stmt *tmp = NULL;

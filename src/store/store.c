@@ -138,8 +138,7 @@ static int no_logs(struct barge_tx *tx, struct barge_error **err)
 }
 
 int barge_store_log_append(struct barge_tx *tx, int64_t group, int64_t stream,
-                           struct barge_store_log_event *events, size_t n,
-                           struct barge_error **err)
+                           struct barge_store_log_event *events, size_t n, struct barge_error **err)
 {
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log append in a read transaction");
