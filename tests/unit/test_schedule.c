@@ -1,20 +1,21 @@
 /* Scheduled-action schedules: at(), rate() and cron() with time zones. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+// clang-format on
 #include <stdlib.h>
 #include <string.h>
-
-#include <cmocka.h>
 
 #include "sched/schedule.h"
 
 /* 2026-11-30 is a Monday. */
 static time_t utc(int y, int mo, int d, int h, int mi)
 {
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-                    .tm_min = mi};
+    struct tm tm = {
+        .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
     return timegm(&tm);
 }
 

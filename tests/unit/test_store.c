@@ -5,18 +5,19 @@
  * one PostgreSQL database need: writers serialised across store handles,
  * store-wide locks and notifications. Each PostgreSQL test runs in a schema
  * of its own. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
 #include <cmocka.h>
+// clang-format on
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/json.h"
 #include "store/store.h"
@@ -187,8 +188,7 @@ static void test_scan_order_prefix_paging(void **state)
     assert_int_equal(c.n, 3);
 
     memset(&c, 0, sizeof(c));
-    assert_int_equal(barge_store_scan(tx, "td", "web!", "web!01", false, 1, collect, &c, &err),
-                     0);
+    assert_int_equal(barge_store_scan(tx, "td", "web!", "web!01", false, 1, collect, &c, &err), 0);
     assert_int_equal(c.n, 1);
     assert_string_equal(c.keys[0], "web!02");
 
@@ -198,8 +198,7 @@ static void test_scan_order_prefix_paging(void **state)
     assert_string_equal(c.keys[2], "web!01");
 
     memset(&c, 0, sizeof(c));
-    assert_int_equal(barge_store_scan(tx, "td", "web!", "web!10", true, 0, collect, &c, &err),
-                     0);
+    assert_int_equal(barge_store_scan(tx, "td", "web!", "web!10", true, 0, collect, &c, &err), 0);
     assert_int_equal(c.n, 2);
 
     int64_t n;

@@ -1,12 +1,13 @@
 /* RegisterTaskDefinition's semantic rules and normal form, and the ARN and
  * unit helpers they use. */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
-
 #include <cmocka.h>
+// clang-format on
+#include <string.h>
 
 #include "api/taskdef_check.h"
 #include "common/arn.h"
@@ -139,7 +140,7 @@ static void test_arn(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_units),  cmocka_unit_test(test_fargate_sizes),
+        cmocka_unit_test(test_units),    cmocka_unit_test(test_fargate_sizes),
         cmocka_unit_test(test_defaults), cmocka_unit_test(test_rules),
         cmocka_unit_test(test_arn),
     };
