@@ -9,6 +9,7 @@
 #define BARGE_API_API_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "api/http.h"
 #include "common/error.h"
@@ -70,5 +71,26 @@ int barge_api_token_decode(const char *token, char **key, struct barge_error **e
  * → InvalidParameterException. */
 int barge_api_max_results(const json_t *input, const char *name, int dflt, int max, int *out,
                           struct barge_error **err);
+
+/* One page of a listing. barge_api_page_init reads the page size from
+ * in[max_field] (see barge_api_max_results) and where to start from
+ * in[token_field]; scans then start after page.after and offer each match to
+ * barge_api_page_add, which takes the item and answers 1 (stop scanning) once
+ * the page was already full; barge_api_page_finish moves the items into
+ * out[field], adds out[token_field] when more remain and frees the page. */
+struct barge_api_page {
+    json_t *items;
+    int max;
+    char *after; /* the key to continue after, or NULL from the start */
+    char *last;  /* the key of the last item taken */
+    bool more;
+};
+int barge_api_page_init(struct barge_api_page *pg, const json_t *in, const char *max_field,
+                        int dflt, int limit, const char *token_field, struct barge_error **err);
+int barge_api_page_add(struct barge_api_page *pg, const char *key, json_t *item);
+void barge_api_page_finish(struct barge_api_page *pg, json_t *out, const char *field,
+                           const char *token_field);
+void barge_api_page_free(struct barge_api_page *pg);
+#define _cleanup_page_ __attribute__((cleanup(barge_api_page_free)))
 
 #endif

@@ -203,41 +203,27 @@ static int list_paged(struct barge_api_ctx *ctx, json_t *in, const char *kind, c
                       bool (*keep)(const json_t *doc, const json_t *in), json_t **out,
                       struct barge_error **err)
 {
-    int max;
-    _cleanup_free_ char *after = NULL;
+    _cleanup_page_ struct barge_api_page pg = {0};
     if (check_target_ids(NULL, in, false, err) < 0 ||
-        barge_api_max_results(in, "MaxResults", max_default, max_limit, &max, err) < 0 ||
-        barge_api_token_decode(barge_json_str(in, "NextToken", NULL), &after, err) < 0)
+        barge_api_page_init(&pg, in, "MaxResults", max_default, max_limit, "NextToken", err) < 0)
         return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *items = json_array();
     struct collect c = {items, NULL};
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        barge_store_scan(tx, kind, "", after, false, 0, collect_all, &c, err) < 0)
+        barge_store_scan(tx, kind, "", pg.after, false, 0, collect_all, &c, err) < 0)
         return -1;
-    json_t *list = json_array();
     size_t i;
     json_t *it;
-    const char *last = NULL;
-    bool more = false;
     json_array_foreach(items, i, it)
     {
         json_t *doc = json_object_get(it, "doc");
-        if (!keep(doc, in))
-            continue;
-        if ((int)json_array_size(list) == max) {
-            more = true;
+        if (keep(doc, in) &&
+            barge_api_page_add(&pg, barge_json_str(it, "key", ""), json_incref(doc)) > 0)
             break;
-        }
-        json_array_append(list, doc);
-        last = barge_json_str(it, "key", NULL);
     }
-    *out = json_pack("{s:o}", field, list);
-    if (more && last) {
-        char *tok = barge_api_token_encode(last);
-        json_object_set_new(*out, "NextToken", json_string(tok));
-        free(tok);
-    }
+    *out = json_object();
+    barge_api_page_finish(&pg, *out, field, "NextToken");
     return 0;
 }
 

@@ -284,52 +284,24 @@ static int describe_clusters(struct barge_api_ctx *ctx, json_t *in, json_t **out
     return 0;
 }
 
-struct list_state {
-    json_t *arns;
-    int max;
-    char *last;
-    bool more;
-};
-
 static int list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    struct list_state *ls = ud;
     if (strcmp(barge_json_str(doc, "status", ""), "ACTIVE") != 0)
         return 0;
-    if ((int)json_array_size(ls->arns) == ls->max) {
-        ls->more = true;
-        return 1;
-    }
-    json_array_append_new(ls->arns, json_string(barge_json_str(doc, "clusterArn", "")));
-    free(ls->last);
-    ls->last = barge_xstrdup(key);
-    return 0;
+    return barge_api_page_add(ud, key, json_string(barge_json_str(doc, "clusterArn", "")));
 }
 
 static int list_clusters(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                          struct barge_error **err)
 {
-    struct list_state ls = {0};
-    _cleanup_free_ char *after = NULL;
-    if (barge_api_max_results(in, "maxResults", 100, 100, &ls.max, err) < 0 ||
-        barge_api_token_decode(barge_json_str(in, "nextToken", NULL), &after, err) < 0)
-        return -1;
+    _cleanup_page_ struct barge_api_page pg = {0};
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+    if (barge_api_page_init(&pg, in, "maxResults", 100, 100, "nextToken", err) < 0 ||
+        barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_CLUSTER, "", pg.after, false, 0, list_one, &pg, err) < 0)
         return -1;
-    ls.arns = json_array();
-    if (barge_store_scan(tx, ECS_KIND_CLUSTER, "", after, false, 0, list_one, &ls, err) < 0) {
-        json_decref(ls.arns);
-        free(ls.last);
-        return -1;
-    }
-    *out = json_pack("{s:o}", "clusterArns", ls.arns);
-    if (ls.more) {
-        char *tok = barge_api_token_encode(ls.last);
-        json_object_set_new(*out, "nextToken", json_string(tok));
-        free(tok);
-    }
-    free(ls.last);
+    *out = json_object();
+    barge_api_page_finish(&pg, *out, "clusterArns", "nextToken");
     return 0;
 }
 

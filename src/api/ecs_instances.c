@@ -294,10 +294,7 @@ static int describe_container_instances(struct barge_api_ctx *ctx, json_t *in, j
 }
 
 struct list_state {
-    json_t *arns;
-    int max;
-    char *last;
-    bool more;
+    struct barge_api_page *pg;
     const char *status;
     /* ListContainerInstances' filter (cluster query language), or NULL */
     const struct barge_cql *filter;
@@ -410,23 +407,16 @@ static int list_one(const char *key, json_t *doc, void *ud, struct barge_error *
 
 static int list_add(struct list_state *ls, const char *key, const json_t *doc)
 {
-    if ((int)json_array_size(ls->arns) == ls->max) {
-        ls->more = true;
-        return 1;
-    }
-    json_array_append_new(ls->arns, json_string(barge_json_str(doc, "containerInstanceArn", "")));
-    free(ls->last);
-    ls->last = barge_xstrdup(key);
-    return 0;
+    return barge_api_page_add(ls->pg, key,
+                              json_string(barge_json_str(doc, "containerInstanceArn", "")));
 }
 
 static int list_container_instances(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                     struct barge_error **err)
 {
-    struct list_state ls = {.status = barge_json_str(in, "status", NULL)};
-    _cleanup_free_ char *after = NULL;
-    if (barge_api_max_results(in, "maxResults", 100, 100, &ls.max, err) < 0 ||
-        barge_api_token_decode(barge_json_str(in, "nextToken", NULL), &after, err) < 0)
+    _cleanup_page_ struct barge_api_page pg = {0};
+    struct list_state ls = {.pg = &pg, .status = barge_json_str(in, "status", NULL)};
+    if (barge_api_page_init(&pg, in, "maxResults", 100, 100, "nextToken", err) < 0)
         return -1;
     struct barge_cql *filter = NULL;
     const char *ftext = barge_json_str(in, "filter", "");
@@ -443,10 +433,9 @@ static int list_container_instances(struct barge_api_ctx *ctx, json_t *in, json_
     ls.tx = tx;
     ls.cluster = barge_json_str(cluster, "clusterName", "");
     _cleanup_free_ char *prefix = barge_xasprintf("%s/", ls.cluster);
-    ls.arns = json_array();
     _cleanup_json_ json_t *matching = json_array();
     ls.matching = matching;
-    int r = barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, after, false, 0, list_one, &ls, err);
+    int r = barge_store_scan(tx, ECS_KIND_INSTANCE, prefix, pg.after, false, 0, list_one, &ls, err);
     size_t i;
     json_t *m;
     json_array_foreach(matching, i, m)
@@ -459,18 +448,10 @@ static int list_container_instances(struct barge_api_ctx *ctx, json_t *in, json_
             break;
     }
     barge_cql_free(filter);
-    if (r < 0) {
-        json_decref(ls.arns);
-        free(ls.last);
+    if (r < 0)
         return -1;
-    }
-    *out = json_pack("{s:o}", "containerInstanceArns", ls.arns);
-    if (ls.more) {
-        char *tok = barge_api_token_encode(ls.last);
-        json_object_set_new(*out, "nextToken", json_string(tok));
-        free(tok);
-    }
-    free(ls.last);
+    *out = json_object();
+    barge_api_page_finish(&pg, *out, "containerInstanceArns", "nextToken");
     return 0;
 }
 

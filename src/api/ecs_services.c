@@ -471,41 +471,31 @@ static int describe_services(struct barge_api_ctx *ctx, json_t *in, json_t **out
     return 0;
 }
 
-struct list_state {
-    json_t *arns;
-    int max;
-    char *last;
-    bool more;
+struct list_filter {
+    struct barge_api_page *pg;
     const char *launch_type, *strategy;
 };
 
 static int list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    struct list_state *ls = ud;
+    struct list_filter *lf = ud;
     if (strcmp(barge_json_str(doc, "status", ""), "ACTIVE") != 0)
         return 0;
-    if (ls->launch_type && !barge_streq(barge_json_str(doc, "launchType", NULL), ls->launch_type))
+    if (lf->launch_type && !barge_streq(barge_json_str(doc, "launchType", NULL), lf->launch_type))
         return 0;
-    if (ls->strategy && !barge_streq(barge_json_str(doc, "schedulingStrategy", NULL), ls->strategy))
+    if (lf->strategy && !barge_streq(barge_json_str(doc, "schedulingStrategy", NULL), lf->strategy))
         return 0;
-    if ((int)json_array_size(ls->arns) == ls->max) {
-        ls->more = true;
-        return 1;
-    }
-    json_array_append_new(ls->arns, json_string(barge_json_str(doc, "serviceArn", "")));
-    free(ls->last);
-    ls->last = barge_xstrdup(key);
-    return 0;
+    return barge_api_page_add(lf->pg, key, json_string(barge_json_str(doc, "serviceArn", "")));
 }
 
 static int list_services(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                          struct barge_error **err)
 {
-    struct list_state ls = {.launch_type = barge_json_str(in, "launchType", NULL),
-                            .strategy = barge_json_str(in, "schedulingStrategy", NULL)};
-    _cleanup_free_ char *after = NULL;
-    if (barge_api_max_results(in, "maxResults", 10, 100, &ls.max, err) < 0 ||
-        barge_api_token_decode(barge_json_str(in, "nextToken", NULL), &after, err) < 0)
+    _cleanup_page_ struct barge_api_page pg = {0};
+    struct list_filter lf = {.pg = &pg,
+                             .launch_type = barge_json_str(in, "launchType", NULL),
+                             .strategy = barge_json_str(in, "schedulingStrategy", NULL)};
+    if (barge_api_page_init(&pg, in, "maxResults", 10, 100, "nextToken", err) < 0)
         return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cluster = NULL;
@@ -514,19 +504,10 @@ static int list_services(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     _cleanup_free_ char *prefix =
         barge_xasprintf("%s/", barge_json_str(cluster, "clusterName", ""));
-    ls.arns = json_array();
-    if (barge_store_scan(tx, ECS_KIND_SERVICE, prefix, after, false, 0, list_one, &ls, err) < 0) {
-        json_decref(ls.arns);
-        free(ls.last);
+    if (barge_store_scan(tx, ECS_KIND_SERVICE, prefix, pg.after, false, 0, list_one, &lf, err) < 0)
         return -1;
-    }
-    *out = json_pack("{s:o}", "serviceArns", ls.arns);
-    if (ls.more) {
-        char *tok = barge_api_token_encode(ls.last);
-        json_object_set_new(*out, "nextToken", json_string(tok));
-        free(tok);
-    }
-    free(ls.last);
+    *out = json_object();
+    barge_api_page_finish(&pg, *out, "serviceArns", "nextToken");
     return 0;
 }
 

@@ -106,106 +106,65 @@ static int describe_task_definition(struct barge_api_ctx *ctx, json_t *in, json_
     return 0;
 }
 
-struct list_state {
-    json_t *items;
-    int max;
-    char *last;
-    bool more;
-    const char *status;     /* taskdefs: ACTIVE / INACTIVE / DELETE_IN_PROGRESS */
-    const char *family_pfx; /* families: name prefix */
+struct list_filter {
+    struct barge_api_page *pg;
+    const char *status; /* taskdefs: ACTIVE / INACTIVE / DELETE_IN_PROGRESS; families: or ALL */
 };
-
-static bool page_full(struct list_state *ls, const char *key)
-{
-    if ((int)json_array_size(ls->items) == ls->max) {
-        ls->more = true;
-        return true;
-    }
-    free(ls->last);
-    ls->last = barge_xstrdup(key);
-    return false;
-}
 
 static int list_td_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    struct list_state *ls = ud;
-    if (strcmp(barge_json_str(doc, "status", ""), ls->status) != 0)
+    struct list_filter *lf = ud;
+    if (strcmp(barge_json_str(doc, "status", ""), lf->status) != 0)
         return 0;
-    if (page_full(ls, key))
-        return 1;
-    json_array_append_new(ls->items, json_string(barge_json_str(doc, "taskDefinitionArn", "")));
-    return 0;
-}
-
-static void finish_list(struct list_state *ls, const char *field, json_t **out)
-{
-    *out = json_pack("{s:o}", field, ls->items);
-    if (ls->more) {
-        char *tok = barge_api_token_encode(ls->last);
-        json_object_set_new(*out, "nextToken", json_string(tok));
-        free(tok);
-    }
-    free(ls->last);
+    return barge_api_page_add(lf->pg, key,
+                              json_string(barge_json_str(doc, "taskDefinitionArn", "")));
 }
 
 static int list_task_definitions(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                  struct barge_error **err)
 {
-    struct list_state ls = {.status = barge_json_str(in, "status", "ACTIVE")};
-    _cleanup_free_ char *after = NULL, *prefix = NULL;
-    if (barge_api_max_results(in, "maxResults", 100, 100, &ls.max, err) < 0 ||
-        barge_api_token_decode(barge_json_str(in, "nextToken", NULL), &after, err) < 0)
+    _cleanup_page_ struct barge_api_page pg = {0};
+    struct list_filter lf = {&pg, barge_json_str(in, "status", "ACTIVE")};
+    _cleanup_free_ char *prefix = NULL;
+    if (barge_api_page_init(&pg, in, "maxResults", 100, 100, "nextToken", err) < 0)
         return -1;
     const char *fam = barge_json_str(in, "familyPrefix", NULL);
     if (fam)
         prefix = barge_xasprintf("%s!", fam);
     bool desc = barge_streq(barge_json_str(in, "sort", "ASC"), "DESC");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_TASKDEF, prefix ? prefix : "", pg.after, desc, 0, list_td_one,
+                         &lf, err) < 0)
         return -1;
-    ls.items = json_array();
-    if (barge_store_scan(tx, ECS_KIND_TASKDEF, prefix ? prefix : "", after, desc, 0, list_td_one,
-                         &ls, err) < 0) {
-        json_decref(ls.items);
-        free(ls.last);
-        return -1;
-    }
-    finish_list(&ls, "taskDefinitionArns", out);
+    *out = json_object();
+    barge_api_page_finish(&pg, *out, "taskDefinitionArns", "nextToken");
     return 0;
 }
 
 static int list_family_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    struct list_state *ls = ud;
+    struct list_filter *lf = ud;
     json_int_t active = barge_json_int(doc, "active", 0);
-    if ((strcmp(ls->status, "ACTIVE") == 0 && active == 0) ||
-        (strcmp(ls->status, "INACTIVE") == 0 && active > 0))
+    if ((strcmp(lf->status, "ACTIVE") == 0 && active == 0) ||
+        (strcmp(lf->status, "INACTIVE") == 0 && active > 0))
         return 0;
-    if (page_full(ls, key))
-        return 1;
-    json_array_append_new(ls->items, json_string(key));
-    return 0;
+    return barge_api_page_add(lf->pg, key, json_string(key));
 }
 
 static int list_task_definition_families(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                          struct barge_error **err)
 {
-    struct list_state ls = {.status = barge_json_str(in, "status", "ALL")};
-    _cleanup_free_ char *after = NULL;
-    if (barge_api_max_results(in, "maxResults", 100, 100, &ls.max, err) < 0 ||
-        barge_api_token_decode(barge_json_str(in, "nextToken", NULL), &after, err) < 0)
-        return -1;
+    _cleanup_page_ struct barge_api_page pg = {0};
+    struct list_filter lf = {&pg, barge_json_str(in, "status", "ALL")};
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+    if (barge_api_page_init(&pg, in, "maxResults", 100, 100, "nextToken", err) < 0 ||
+        barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_FAMILY, barge_json_str(in, "familyPrefix", ""), pg.after,
+                         false, 0, list_family_one, &lf, err) < 0)
         return -1;
-    ls.items = json_array();
-    if (barge_store_scan(tx, ECS_KIND_FAMILY, barge_json_str(in, "familyPrefix", ""), after, false,
-                         0, list_family_one, &ls, err) < 0) {
-        json_decref(ls.items);
-        free(ls.last);
-        return -1;
-    }
-    finish_list(&ls, "families", out);
+    *out = json_object();
+    barge_api_page_finish(&pg, *out, "families", "nextToken");
     return 0;
 }
 

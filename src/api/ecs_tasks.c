@@ -1032,10 +1032,7 @@ static int describe_tasks(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 
 struct task_filter {
     const char *instance_id, *family, *started_by, *group, *desired, *launch_type;
-    json_t *arns;
-    int max;
-    char *last;
-    bool more;
+    struct barge_api_page *pg;
 };
 
 static int list_task_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
@@ -1052,27 +1049,21 @@ static int list_task_one(const char *key, json_t *doc, void *ud, struct barge_er
         (f->group && !barge_streq(barge_json_str(doc, "group", NULL), f->group)) ||
         (f->launch_type && !barge_streq(barge_json_str(doc, "launchType", NULL), f->launch_type)))
         return 0;
-    if ((int)json_array_size(f->arns) == f->max) {
-        f->more = true;
-        return 1;
-    }
-    json_array_append_new(f->arns, json_string(barge_json_str(doc, "taskArn", "")));
-    free(f->last);
-    f->last = barge_xstrdup(key);
-    return 0;
+    return barge_api_page_add(f->pg, key, json_string(barge_json_str(doc, "taskArn", "")));
 }
 
 static int list_tasks(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
 {
+    _cleanup_page_ struct barge_api_page pg = {0};
     struct task_filter f = {
+        .pg = &pg,
         .family = barge_json_str(in, "family", NULL),
         .started_by = barge_json_str(in, "startedBy", NULL),
         .desired = barge_json_str(in, "desiredStatus", "RUNNING"),
         .launch_type = barge_json_str(in, "launchType", NULL),
     };
-    _cleanup_free_ char *after = NULL, *group = NULL, *instance_id = NULL;
-    if (barge_api_max_results(in, "maxResults", 100, 100, &f.max, err) < 0 ||
-        barge_api_token_decode(barge_json_str(in, "nextToken", NULL), &after, err) < 0)
+    _cleanup_free_ char *group = NULL, *instance_id = NULL;
+    if (barge_api_page_init(&pg, in, "maxResults", 100, 100, "nextToken", err) < 0)
         return -1;
     const char *svc = barge_json_str(in, "serviceName", NULL);
     if (svc) {
@@ -1096,19 +1087,10 @@ static int list_tasks(struct barge_api_ctx *ctx, json_t *in, json_t **out, struc
         return -1;
     _cleanup_free_ char *prefix =
         barge_xasprintf("%s/", barge_json_str(cluster, "clusterName", ""));
-    f.arns = json_array();
-    if (barge_store_scan(tx, ECS_KIND_TASK, prefix, after, false, 0, list_task_one, &f, err) < 0) {
-        json_decref(f.arns);
-        free(f.last);
+    if (barge_store_scan(tx, ECS_KIND_TASK, prefix, pg.after, false, 0, list_task_one, &f, err) < 0)
         return -1;
-    }
-    *out = json_pack("{s:o}", "taskArns", f.arns);
-    if (f.more) {
-        char *tok = barge_api_token_encode(f.last);
-        json_object_set_new(*out, "nextToken", json_string(tok));
-        free(tok);
-    }
-    free(f.last);
+    *out = json_object();
+    barge_api_page_finish(&pg, *out, "taskArns", "nextToken");
     return 0;
 }
 

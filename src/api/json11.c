@@ -1,7 +1,6 @@
 /* The AWS JSON 1.1 dispatcher: X-Amz-Target picks the service and operation,
  * SigV4 authenticates, the model validates, the handler serves. Also the
  * paging helpers every List operation shares. */
-#include <openssl/evp.h>
 #include <string.h>
 #include <time.h>
 
@@ -119,73 +118,4 @@ fail:
     barge_api_error_response(svc, err, resp);
     barge_metrics_api_observe(svc ? svc->model : NULL, op_label, resp->status,
                               barge_metrics_clock() - started);
-}
-
-char *barge_api_token_encode(const char *last_key)
-{
-    size_t len = strlen(last_key);
-    char *out = barge_xmalloc(4 * ((len + 2) / 3) + 1);
-    int n = EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)last_key, (int)len);
-    for (int i = 0; i < n; i++) {
-        if (out[i] == '+')
-            out[i] = '-';
-        else if (out[i] == '/')
-            out[i] = '_';
-    }
-    return out;
-}
-
-int barge_api_token_decode(const char *token, char **key, struct barge_error **err)
-{
-    *key = NULL;
-    if (!token)
-        return 0;
-    size_t len = strlen(token);
-    _cleanup_free_ char *std = NULL;
-    if (len == 0 || len % 4 != 0 || len > 4096)
-        goto bad;
-    std = barge_xstrdup(token);
-    for (size_t i = 0; i < len; i++) {
-        if (std[i] == '-')
-            std[i] = '+';
-        else if (std[i] == '_')
-            std[i] = '/';
-    }
-    char *out = barge_xmalloc(len);
-    int n = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)std, (int)len);
-    if (n < 0) {
-        free(out);
-        goto bad;
-    }
-    while (n > 0 && len > 0 && std[len - 1] == '=') {
-        n--;
-        len--;
-    }
-    out[n] = '\0';
-    if (memchr(out, '\0', (size_t)n) || n == 0) {
-        free(out);
-        goto bad;
-    }
-    *key = out;
-    return 0;
-bad:
-    return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                "Invalid nextToken '%s'.", token);
-}
-
-int barge_api_max_results(const json_t *input, const char *name, int dflt, int max, int *out,
-                          struct barge_error **err)
-{
-    json_t *v = json_object_get(input, name);
-    if (!v || json_is_null(v)) {
-        *out = dflt;
-        return 0;
-    }
-    json_int_t n = json_integer_value(v);
-    if (n < 1 || n > max)
-        return barge_error_set(err, BARGE_ERR_INVALID,
-                               "%s must be between 1 and %d; '%lld' was given.", name, max,
-                               (long long)n);
-    *out = (int)n;
-    return 0;
 }
