@@ -164,6 +164,8 @@ int ecs_usage_record(struct barge_tx *tx, const json_t *task, struct barge_error
 void barge_api_usage_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 extern const struct barge_api_service barge_api_ecs;
 
+/* Is name one of the built-in capacity providers FARGATE / FARGATE_SPOT? */
+bool ecs_capacity_is_fargate(const char *name);
 /* Fargate's rules for running td with params (a RunTask or CreateService
  * input): FARGATE-compatible definition, awsvpc network configuration, a known
  * platform version. */

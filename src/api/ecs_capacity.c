@@ -10,7 +10,7 @@
 
 #define KIND_PROVIDER "capacity-provider"
 
-static bool builtin(const char *name)
+bool ecs_capacity_is_fargate(const char *name)
 {
     return barge_streq(name, "FARGATE") || barge_streq(name, "FARGATE_SPOT");
 }
@@ -25,7 +25,7 @@ static json_t *builtin_doc(const struct barge_server *srv, const char *name)
 static int load_provider(struct barge_tx *tx, const struct barge_server *srv, const char *name,
                          json_t **doc, struct barge_error **err)
 {
-    if (builtin(name)) {
+    if (ecs_capacity_is_fargate(name)) {
         *doc = builtin_doc(srv, name);
         return 1;
     }
@@ -80,7 +80,7 @@ static int update_capacity_provider(struct barge_api_ctx *ctx, json_t *in, json_
     const char *name = barge_json_str(in, "name", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    if (builtin(name))
+    if (ecs_capacity_is_fargate(name))
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "The capacity provider '%s' is built in and cannot be "
                                     "updated.",
@@ -126,7 +126,7 @@ static int delete_capacity_provider(struct barge_api_ctx *ctx, json_t *in, json_
     const char *ident = barge_json_str(in, "capacityProvider", "");
     const char *slash = strrchr(ident, '/');
     const char *name = slash ? slash + 1 : ident;
-    if (builtin(name))
+    if (ecs_capacity_is_fargate(name))
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "The capacity provider '%s' is built in and cannot be "
                                     "deleted.",
@@ -228,7 +228,7 @@ int ecs_capacity_check_strategy(struct barge_tx *tx, const struct barge_server *
     bool fargate = false, other = false;
     json_array_foreach((json_t *)strategy, i, s)
     {
-        if (builtin(barge_json_str(s, "capacityProvider", "")))
+        if (ecs_capacity_is_fargate(barge_json_str(s, "capacityProvider", "")))
             fargate = true;
         else
             other = true;

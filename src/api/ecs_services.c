@@ -192,7 +192,7 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     json_array_foreach(strategy_in, si, sv)
     {
         const char *cp = barge_json_str(sv, "capacityProvider", "");
-        if (strcmp(cp, "FARGATE") == 0 || strcmp(cp, "FARGATE_SPOT") == 0)
+        if (ecs_capacity_is_fargate(cp))
             fargate = true;
     }
     if (daemon && fargate)

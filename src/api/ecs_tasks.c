@@ -593,11 +593,6 @@ static json_t *render_task(struct barge_tx *tx, const json_t *task, bool tags,
     return out;
 }
 
-static bool is_fargate_provider(const char *p)
-{
-    return barge_streq(p, "FARGATE") || barge_streq(p, "FARGATE_SPOT");
-}
-
 /* Fargate's rules for a task about to be placed on the pool. */
 int ecs_fargate_check(const json_t *td, const json_t *params, struct barge_error **err)
 {
@@ -643,7 +638,7 @@ static json_t *launch_params(const json_t *cluster, const json_t *td, const json
     const char *provider = NULL;
     if (!lt && json_array_size(strategy))
         provider = ecs_capacity_pick(strategy, counts);
-    bool pool = barge_streq(lt, "FARGATE") || is_fargate_provider(provider);
+    bool pool = barge_streq(lt, "FARGATE") || ecs_capacity_is_fargate(provider);
     if (provider)
         json_object_set_new(params, "_provider", json_string(provider));
     json_object_set_new(params, "_pool", json_boolean(pool));
