@@ -357,5 +357,11 @@ int barge_api_task_credentials_reap(struct barge_server *srv, struct barge_error
         if (barge_store_del(tx, BARGE_KIND_ACCESS_KEY, json_string_value(k), err) < 0)
             return -1;
     }
-    return barge_store_commit(barge_steal(&tx), err);
+    if (barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    json_array_foreach(doomed, i, k)
+    {
+        barge_server_forget_key(json_string_value(k));
+    }
+    return 0;
 }

@@ -21,32 +21,63 @@
 #include "common/json.h"
 #include "common/log.h"
 
-#define KIND_ACCESS_KEY "accesskey"
+/* Access keys are looked up on every request, so a key found is kept in
+ * memory for a while. Entries expire: keys are removed (per-task credentials
+ * when their task stops, by whichever barged reaps them), and with several
+ * barged on one store only the reaping process can forget at once. */
+#define KEY_CACHE_TTL_MS 30000
+#define KEY_CACHE_MAX    4096
 
-/* Access keys are looked up on every request; they are only ever added, so a
- * key found once is kept in memory. */
 static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
-static json_t *key_cache; /* access key id -> stored key document */
+static json_t *key_cache; /* access key id -> {"doc": stored key, "at": ms} */
+
+static json_t *key_cache_get(const char *access_key_id)
+{
+    json_t *doc = NULL;
+    pthread_mutex_lock(&key_lock);
+    json_t *e = key_cache ? json_object_get(key_cache, access_key_id) : NULL;
+    if (e && barge_monotonic_ms() - barge_json_int(e, "at", 0) < KEY_CACHE_TTL_MS)
+        doc = json_incref(json_object_get(e, "doc"));
+    else if (e)
+        json_object_del(key_cache, access_key_id);
+    pthread_mutex_unlock(&key_lock);
+    return doc;
+}
+
+static void key_cache_put(const char *access_key_id, json_t *doc)
+{
+    pthread_mutex_lock(&key_lock);
+    if (!key_cache)
+        key_cache = json_object();
+    if (json_object_size(key_cache) >= KEY_CACHE_MAX)
+        json_object_clear(key_cache);
+    json_object_set_new(
+        key_cache, access_key_id,
+        json_pack("{s:O, s:I}", "doc", doc, "at", (json_int_t)barge_monotonic_ms()));
+    pthread_mutex_unlock(&key_lock);
+}
+
+void barge_server_forget_key(const char *access_key_id)
+{
+    pthread_mutex_lock(&key_lock);
+    if (key_cache)
+        json_object_del(key_cache, access_key_id);
+    pthread_mutex_unlock(&key_lock);
+}
 
 int barge_server_lookup_key(const char *access_key_id, void *ud,
                             struct barge_sigv4_credentials *out, struct barge_error **err)
 {
     struct barge_server *srv = ud;
-    pthread_mutex_lock(&key_lock);
-    json_t *doc = key_cache ? json_incref(json_object_get(key_cache, access_key_id)) : NULL;
-    pthread_mutex_unlock(&key_lock);
+    json_t *doc = key_cache_get(access_key_id);
     if (!doc) {
         _cleanup_tx_ struct barge_tx *tx = NULL;
         if (barge_store_begin(srv->store, false, &tx, err) < 0)
             return -1;
-        int r = barge_store_get(tx, KIND_ACCESS_KEY, access_key_id, &doc, err);
+        int r = barge_store_get(tx, BARGE_KIND_ACCESS_KEY, access_key_id, &doc, err);
         if (r <= 0)
             return r;
-        pthread_mutex_lock(&key_lock);
-        if (!key_cache)
-            key_cache = json_object();
-        json_object_set(key_cache, access_key_id, doc);
-        pthread_mutex_unlock(&key_lock);
+        key_cache_put(access_key_id, doc);
     }
     out->access_key_id = barge_xstrdup(access_key_id);
     out->secret_access_key = barge_xstrdup(barge_json_str(doc, "secretAccessKey", ""));
@@ -172,7 +203,7 @@ static int copy_credentials(struct barge_server *srv, struct barge_tx *tx, const
         return 0;
     const char *akid = barge_json_str(meta, "accessKeyId", "");
     _cleanup_json_ json_t *key = NULL;
-    if (barge_store_get(tx, KIND_ACCESS_KEY, akid, &key, err) < 0)
+    if (barge_store_get(tx, BARGE_KIND_ACCESS_KEY, akid, &key, err) < 0)
         return -1;
     return key ? write_credentials(srv, akid, barge_json_str(key, "secretAccessKey", ""), err) : 0;
 }
@@ -194,7 +225,7 @@ int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write
     _cleanup_json_ json_t *key = json_pack("{s:s, s:s, s:f}", "secretAccessKey", secret, "user",
                                            "admin", "createdAt", barge_now());
     _cleanup_json_ json_t *meta = json_pack("{s:s}", "accessKeyId", akid);
-    if (barge_store_put(tx, KIND_ACCESS_KEY, akid, key, err) < 0 ||
+    if (barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, key, err) < 0 ||
         barge_store_put(tx, "meta", "admin-key", meta, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;

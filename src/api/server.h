@@ -60,6 +60,8 @@ uint64_t barge_server_generation(struct barge_server *srv);
  * the generation. */
 uint64_t barge_server_wait(struct barge_server *srv, uint64_t seen, int timeout_ms);
 
+/* Drops a removed access key from the lookup cache of this process. */
+void barge_server_forget_key(const char *access_key_id);
 /* Looks up an access key in the store for SigV4 (a barge_sigv4_lookup_fn;
  * ud is the struct barge_server). */
 int barge_server_lookup_key(const char *access_key_id, void *ud,
