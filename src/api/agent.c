@@ -226,9 +226,25 @@ static bool stale(const json_t *list, const json_t *known)
     return false;
 }
 
-static int touch_instance(struct barge_server *srv, const char *key, const json_t *in,
-                          struct barge_error **err)
+/* Records that the instance's agent was heard from (_lastSeen, which the
+ * lost-host watch reads). Polls come at least every third of the disconnect
+ * timeout, so a _lastSeen younger than a sixth of it is left alone: most
+ * polls then only read, and the store's writer stays free for real changes
+ * however many agents there are. */
+static int touch_instance(struct barge_server *srv, const char *key, struct barge_error **err)
 {
+    double now = barge_now();
+    {
+        _cleanup_tx_ struct barge_tx *rtx = NULL;
+        _cleanup_json_ json_t *doc = NULL;
+        if (barge_store_begin(srv->store, false, &rtx, err) < 0 ||
+            barge_store_get(rtx, ECS_KIND_INSTANCE, key, &doc, err) < 0)
+            return -1;
+        json_t *seen = json_object_get(doc, "_lastSeen");
+        if (doc && json_is_number(seen) && ecs_instance_connected(doc) &&
+            now - json_number_value(seen) < ecs_agent_timeout_seconds / 6.0)
+            return 0;
+    }
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
@@ -237,13 +253,12 @@ static int touch_instance(struct barge_server *srv, const char *key, const json_
     if (!doc)
         return barge_error_set(err, BARGE_ERR_NOT_FOUND, "instance '%s' vanished", key);
     bool was_connected = ecs_instance_connected(doc);
-    json_object_set_new(doc, "_lastSeen", json_real(barge_now()));
+    json_object_set_new(doc, "_lastSeen", json_real(now));
     if (barge_store_put(tx, ECS_KIND_INSTANCE, key, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     if (!was_connected)
         barge_info("agent of container instance %s connected", key);
-    (void)in;
     return 0;
 }
 
@@ -252,7 +267,7 @@ static int poll_agent(struct barge_http_req *req, json_t *in, json_t **out,
 {
     struct barge_server *srv = req->server;
     _cleanup_free_ char *key = authenticate_agent(req, err);
-    if (!key || touch_instance(srv, key, in, err) < 0)
+    if (!key || touch_instance(srv, key, err) < 0)
         return -1;
     json_int_t wait = barge_json_int(in, "wait", 20);
     if (wait < 0)
