@@ -115,6 +115,36 @@ char *ecs_resource_id(const struct barge_server *srv, const char *ident, const c
     return id;
 }
 
+int ecs_cluster_find(struct barge_tx *tx, const struct barge_server *srv, const char *kind,
+                     const char *type, const char *cluster, const char *ident, json_t **doc,
+                     char **key, struct barge_error **err)
+{
+    *doc = NULL;
+    *key = NULL;
+    _cleanup_free_ char *id = ecs_resource_id(srv, ident, type, err);
+    if (!id)
+        return -1;
+    *key = barge_xasprintf("%s/%s", cluster, id);
+    int r = barge_store_get(tx, kind, *key, doc, err);
+    if (r <= 0) {
+        free(*key);
+        *key = NULL;
+    }
+    return r;
+}
+
+bool ecs_include_tags(const json_t *in)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(barge_json_array(in, "include"), i, v)
+    {
+        if (barge_streq(json_string_value(v), "TAGS"))
+            return true;
+    }
+    return false;
+}
+
 char *ecs_taskdef_key(const char *family, long long revision)
 {
     return barge_xasprintf("%s!%010lld", family, revision);

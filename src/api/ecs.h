@@ -48,6 +48,14 @@ json_t *ecs_public(const json_t *doc);
  * NULL (with err set) for an ARN of another type, region or account. */
 char *ecs_resource_id(const struct barge_server *srv, const char *ident, const char *type,
                       struct barge_error **err);
+/* Loads the document of kind stored as "<cluster>/<id>", ident being the
+ * resource's id or ARN (of resource type type, e.g. "task"). 1 found (*doc,
+ * *key set), 0 not, -1 error (a malformed ARN is InvalidParameterException). */
+int ecs_cluster_find(struct barge_tx *tx, const struct barge_server *srv, const char *kind,
+                     const char *type, const char *cluster, const char *ident, json_t **doc,
+                     char **key, struct barge_error **err);
+/* Does a Describe input's include list ask for TAGS? */
+bool ecs_include_tags(const json_t *in);
 
 /* Resources held on an instance by its tasks that are not STOPPED. */
 struct ecs_usage {

@@ -185,24 +185,6 @@ int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const j
     return 0;
 }
 
-/* Loads an instance of the cluster by ARN or id. 1 found, 0 not, -1 error. */
-static int instance_find(struct barge_tx *tx, struct barge_server *srv, const char *cluster,
-                         const char *ident, json_t **doc, char **key, struct barge_error **err)
-{
-    *doc = NULL;
-    *key = NULL;
-    _cleanup_free_ char *id = ecs_resource_id(srv, ident, "container-instance", err);
-    if (!id)
-        return -1;
-    *key = barge_xasprintf("%s/%s", cluster, id);
-    int r = barge_store_get(tx, ECS_KIND_INSTANCE, *key, doc, err);
-    if (r <= 0) {
-        free(*key);
-        *key = NULL;
-    }
-    return r;
-}
-
 static int register_container_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                        struct barge_error **err)
 {
@@ -254,14 +236,9 @@ static int describe_container_instances(struct barge_api_ctx *ctx, json_t *in, j
                                "containerInstances can name at most 100 instances; %zu were "
                                "given.",
                                json_array_size(idents));
-    bool tags = false;
+    bool tags = ecs_include_tags(in);
     size_t i;
     json_t *v;
-    json_array_foreach(barge_json_array(in, "include"), i, v)
-    {
-        if (barge_streq(json_string_value(v), "TAGS"))
-            tags = true;
-    }
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cluster = NULL, *list = json_array(), *failures = json_array();
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
@@ -273,7 +250,8 @@ static int describe_container_instances(struct barge_api_ctx *ctx, json_t *in, j
         _cleanup_json_ json_t *doc = NULL;
         _cleanup_free_ char *key = NULL;
         struct barge_error *e = NULL;
-        int r = instance_find(tx, ctx->srv, cname, json_string_value(v), &doc, &key, &e);
+        int r = ecs_cluster_find(tx, ctx->srv, ECS_KIND_INSTANCE, "container-instance", cname,
+                                 json_string_value(v), &doc, &key, &e);
         if (r < 0 && e && e->code != BARGE_ERR_INVALID) {
             *err = e;
             return -1;
@@ -465,8 +443,8 @@ static int deregister_container_instance(struct barge_api_ctx *ctx, json_t *in, 
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
         return -1;
-    int r = instance_find(tx, ctx->srv, barge_json_str(cluster, "clusterName", ""), ident, &doc,
-                          &key, err);
+    int r = ecs_cluster_find(tx, ctx->srv, ECS_KIND_INSTANCE, "container-instance",
+                             barge_json_str(cluster, "clusterName", ""), ident, &doc, &key, err);
     if (r < 0)
         return -1;
     if (r == 0 || strcmp(barge_json_str(doc, "status", ""), "INACTIVE") == 0)
@@ -562,8 +540,9 @@ static int update_container_instances_state(struct barge_api_ctx *ctx, json_t *i
         _cleanup_json_ json_t *doc = NULL;
         _cleanup_free_ char *key = NULL;
         struct barge_error *e = NULL;
-        int r = instance_find(tx, ctx->srv, barge_json_str(cluster, "clusterName", ""),
-                              json_string_value(v), &doc, &key, &e);
+        int r = ecs_cluster_find(tx, ctx->srv, ECS_KIND_INSTANCE, "container-instance",
+                                 barge_json_str(cluster, "clusterName", ""), json_string_value(v),
+                                 &doc, &key, &e);
         barge_error_free(e);
         if (r <= 0 || strcmp(barge_json_str(doc, "status", ""), "INACTIVE") == 0) {
             json_array_append_new(failures, json_pack("{s:s, s:s}", "arn", json_string_value(v),
@@ -632,8 +611,9 @@ static int change_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out
                                         name);
         _cleanup_json_ json_t *doc = NULL;
         _cleanup_free_ char *key = NULL;
-        int r = instance_find(tx, ctx->srv, barge_json_str(cluster, "clusterName", ""), target,
-                              &doc, &key, err);
+        int r =
+            ecs_cluster_find(tx, ctx->srv, ECS_KIND_INSTANCE, "container-instance",
+                             barge_json_str(cluster, "clusterName", ""), target, &doc, &key, err);
         if (r < 0)
             return -1;
         if (r == 0)

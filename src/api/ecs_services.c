@@ -427,14 +427,9 @@ static int describe_services(struct barge_api_ctx *ctx, json_t *in, json_t **out
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "services can name at most 10 services; %zu were given.",
                                     json_array_size(idents));
-    bool tags = false;
+    bool tags = ecs_include_tags(in);
     size_t i;
     json_t *v;
-    json_array_foreach(barge_json_array(in, "include"), i, v)
-    {
-        if (barge_streq(json_string_value(v), "TAGS"))
-            tags = true;
-    }
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cluster = NULL, *list = json_array(), *failures = json_array();
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||

@@ -917,23 +917,6 @@ static int start_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struc
     return 0;
 }
 
-static int task_find(struct barge_tx *tx, struct barge_server *srv, const char *cluster,
-                     const char *ident, json_t **doc, char **key, struct barge_error **err)
-{
-    *doc = NULL;
-    *key = NULL;
-    _cleanup_free_ char *id = ecs_resource_id(srv, ident, "task", err);
-    if (!id)
-        return -1;
-    *key = barge_xasprintf("%s/%s", cluster, id);
-    int r = barge_store_get(tx, ECS_KIND_TASK, *key, doc, err);
-    if (r <= 0) {
-        free(*key);
-        *key = NULL;
-    }
-    return r;
-}
-
 static int stop_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
 {
     const char *ident = barge_json_str(in, "task", "");
@@ -947,8 +930,8 @@ static int stop_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
         return -1;
-    int r = task_find(tx, ctx->srv, barge_json_str(cluster, "clusterName", ""), ident, &task, &key,
-                      err);
+    int r = ecs_cluster_find(tx, ctx->srv, ECS_KIND_TASK, "task",
+                             barge_json_str(cluster, "clusterName", ""), ident, &task, &key, err);
     if (r < 0)
         return -1;
     if (r == 0)
@@ -990,14 +973,9 @@ static int describe_tasks(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "tasks can name at most 100 tasks; %zu were given.",
                                     json_array_size(idents));
-    bool tags = false;
+    bool tags = ecs_include_tags(in);
     size_t i;
     json_t *v;
-    json_array_foreach(barge_json_array(in, "include"), i, v)
-    {
-        if (barge_streq(json_string_value(v), "TAGS"))
-            tags = true;
-    }
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cluster = NULL, *list = json_array(), *failures = json_array();
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
@@ -1008,8 +986,9 @@ static int describe_tasks(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         _cleanup_json_ json_t *task = NULL;
         _cleanup_free_ char *key = NULL;
         struct barge_error *e = NULL;
-        int r = task_find(tx, ctx->srv, barge_json_str(cluster, "clusterName", ""),
-                          json_string_value(v), &task, &key, &e);
+        int r = ecs_cluster_find(tx, ctx->srv, ECS_KIND_TASK, "task",
+                                 barge_json_str(cluster, "clusterName", ""), json_string_value(v),
+                                 &task, &key, &e);
         barge_error_free(e);
         if (r <= 0) {
             json_array_append_new(failures, json_pack("{s:s, s:s}", "arn", json_string_value(v),
