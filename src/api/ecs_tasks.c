@@ -377,6 +377,13 @@ static void task_request(const json_t *td, const json_t *containers, const json_
 
 static int check_overrides(const json_t *td, const json_t *overrides, struct barge_error **err)
 {
+    json_t *eph = barge_json_object(overrides, "ephemeralStorage");
+    json_int_t gib = barge_json_int(eph, "sizeInGiB", 0);
+    if (eph && (gib < 21 || gib > 200))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Invalid 'ephemeralStorage' override: sizeInGiB must be "
+                                    "between 21 and 200; '%lld' was given.",
+                                    (long long)gib);
     size_t i;
     json_t *o;
     json_array_foreach(barge_json_array(overrides, "containerOverrides"), i, o)
@@ -477,9 +484,14 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
         json_object_set_new(task, "platformVersion",
                             json_string(strcmp(pv, "LATEST") == 0 ? "1.4.0" : pv));
         json_object_set_new(task, "platformFamily", json_string("Linux"));
-        json_t *eph = barge_json_object(td, "ephemeralStorage");
-        json_object_set_new(task, "ephemeralStorage",
-                            json_pack("{s:I}", "sizeInGiB", barge_json_int(eph, "sizeInGiB", 20)));
+        /* The agent gives the task a filesystem of this size (20 GiB when
+         * neither the run's overrides nor the definition say). */
+        json_t *eph = barge_json_object(overrides, "ephemeralStorage");
+        if (!eph)
+            eph = barge_json_object(td, "ephemeralStorage");
+        json_int_t gib = barge_json_int(eph, "sizeInGiB", 20);
+        json_object_set_new(task, "ephemeralStorage", json_pack("{s:I}", "sizeInGiB", gib));
+        json_object_set_new(task, "fargateEphemeralStorage", json_pack("{s:I}", "sizeInGiB", gib));
         const char *public_ip = barge_json_str(
             barge_json_object(barge_json_object(in, "networkConfiguration"), "awsvpcConfiguration"),
             "assignPublicIp", "DISABLED");
@@ -961,10 +973,14 @@ static int stop_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct
                                     "The referenced task '%s' was not found.", ident);
     if (strcmp(barge_json_str(task, "desiredStatus", ""), "STOPPED") != 0) {
         ecs_task_request_stop(task, "UserInitiated", reason ? reason : "Task stopped by user");
-        /* A task whose host is gone cannot be stopped by an agent. */
+        /* A task whose host is gone cannot be stopped by an agent. Fargate
+         * tasks' hosts are the pool's. */
+        const char *icluster = barge_streq(barge_json_str(task, "launchType", NULL), "FARGATE")
+                                   ? ECS_FARGATE_POOL
+                                   : barge_json_str(task, "_cluster", "");
         _cleanup_json_ json_t *inst = NULL;
-        _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", barge_json_str(task, "_cluster", ""),
-                                                    barge_json_str(task, "_instanceId", ""));
+        _cleanup_free_ char *ikey =
+            barge_xasprintf("%s/%s", icluster, barge_json_str(task, "_instanceId", ""));
         if (barge_store_get(tx, ECS_KIND_INSTANCE, ikey, &inst, err) < 0)
             return -1;
         if (!inst || strcmp(barge_json_str(inst, "status", ""), "INACTIVE") == 0) {
