@@ -286,3 +286,57 @@ def test_ephemeral_storage_survives_an_agent_restart(barged, pool, busybox):
     task = wait_task(ecs, "default", arn, timeout=120)
     assert task["containers"][0]["exitCode"] == 0
     wait_storage_gone(pool, arn)
+
+
+SPOT = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+# traps the interruption's SIGTERM and says so (exit 3: not a SIGKILL's 137)
+SPOT_CMD = ["sh", "-c", "trap 'echo spot warning received; exit 3' TERM; echo up; "
+            "while true; do sleep 0.2; done"]
+
+
+def test_on_demand_task_interrupts_a_spot_task_for_room(barged, agent_factory, busybox):
+    """A pool full of FARGATE_SPOT tasks: another Spot task waits for room,
+    an on-demand task gets it at once from one Spot task, which is stopped
+    with SpotInterruption after its SIGTERM warning."""
+    ecs = barged.client("ecs")
+    ecs.create_cluster(clusterName="default")
+    # room for two tasks of 0.25 vCPU / 512 MiB
+    pool = agent_factory("small-pool", create_cluster=False,
+                         extra_args=["--capacity", "fargate", "--cpu", "512", "--memory", "1024"])
+    spot_td = fargate_td(ecs, busybox, family="spot", command=SPOT_CMD)
+    spots = []
+    for _ in range(2):
+        r = ecs.run_task(cluster="default", taskDefinition=spot_td, networkConfiguration=NET,
+                         capacityProviderStrategy=SPOT)
+        assert r["failures"] == [] and r["tasks"][0]["capacityProviderName"] == "FARGATE_SPOT"
+        spots.append(r["tasks"][0]["taskArn"])
+    for arn in spots:
+        wait_task(ecs, "default", arn, ("RUNNING",), timeout=120)
+        wait_log(pool, arn, "up")  # the trap is set
+    # Spot tasks never interrupt one another
+    r = ecs.run_task(cluster="default", taskDefinition=spot_td, networkConfiguration=NET,
+                     capacityProviderStrategy=SPOT)
+    assert r["tasks"] == [] and r["failures"]
+    assert all(t["desiredStatus"] == "RUNNING"
+               for t in ecs.describe_tasks(cluster="default", tasks=spots)["tasks"])
+    # an on-demand task takes the room of one of them
+    r = ecs.run_task(cluster="default", taskDefinition=fargate_td(ecs, busybox, family="od"),
+                     launchType="FARGATE", networkConfiguration=NET)
+    assert r["failures"] == []
+    od = r["tasks"][0]["taskArn"]
+    wait_task(ecs, "default", od, ("RUNNING",), timeout=120)
+    tasks = ecs.describe_tasks(cluster="default", tasks=spots)["tasks"]
+    hit = [t for t in tasks if t.get("stopCode") == "SpotInterruption"]
+    assert len(hit) == 1, tasks
+    spared = [t for t in tasks if t is not hit[0]][0]
+    stopped = wait_task(ecs, "default", hit[0]["taskArn"], timeout=150)
+    assert stopped["stopCode"] == "SpotInterruption"
+    assert stopped["stoppedReason"] == "Your Spot Task was interrupted."
+    assert stopped["containers"][0]["exitCode"] == 3
+    assert "spot warning received" in log_of(pool, hit[0]["taskArn"])
+    spared = ecs.describe_tasks(cluster="default", tasks=[spared["taskArn"]])["tasks"][0]
+    assert spared["lastStatus"] == "RUNNING" and "stopCode" not in spared
+    for arn in (od, spared["taskArn"]):
+        ecs.stop_task(cluster="default", task=arn)
+    for arn in (od, spared["taskArn"]):
+        wait_task(ecs, "default", arn, timeout=120)
