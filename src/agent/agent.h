@@ -92,6 +92,7 @@ struct barge_agent {
     /* Networking, volumes and the metadata endpoint (network.c). */
     struct barge_net_config net;
     char *volumes_dir;                      /* <data_dir>/volumes */
+    char *taskfs_dir;                       /* <data_dir>/taskfs: Fargate tasks' storage */
     struct barge_metadata_server *metadata; /* NULL when it could not start */
     char *metadata_bridge_url;              /* "http://10.213.0.1:51679" */
     char *metadata_host_url;                /* "http://127.0.0.1:51679" */
@@ -101,8 +102,8 @@ struct barge_agent {
 
 /* network.c: the bridge network, host ports, task volumes and the metadata
  * endpoint. Init picks the subnet and port range and removes what tasks
- * unknown to the checkpoint left behind (networks, volumes); it runs before
- * adoption. */
+ * unknown to the checkpoint left behind (networks, volumes, storage); it runs
+ * before adoption. */
 int barge_agent_network_init(struct barge_agent *a, struct barge_error **err);
 /* Starts the metadata endpoint (needs the engine). A failure is logged:
  * tasks then run without ECS_CONTAINER_METADATA_URI_V4. */

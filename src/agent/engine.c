@@ -55,11 +55,13 @@ struct runner {
     struct barge_engine *e;
     char *arn;
     char *task_id;
-    json_t *manifest;   /* latest manifest; guarded by e->lock */
-    json_int_t version; /* barged's version of the task we last saw */
-    bool want_stop;     /* barged wants it STOPPED, or no longer lists it */
-    bool adopted;       /* re-created from a checkpoint */
-    bool fargate;       /* a FARGATE task: its size is a hard limit */
+    json_t *manifest;       /* latest manifest; guarded by e->lock */
+    json_int_t version;     /* barged's version of the task we last saw */
+    bool want_stop;         /* barged wants it STOPPED, or no longer lists it */
+    bool adopted;           /* re-created from a checkpoint */
+    bool fargate;           /* a FARGATE task: its size is a hard limit */
+    json_int_t storage_gib; /* a FARGATE task's ephemeralStorage */
+    char *taskfs;           /* where that storage is mounted, or NULL */
     json_t *checkpoint;
     struct barge_task_env *env; /* files and secrets, while containers are created */
     struct ctr *ctrs;
@@ -192,8 +194,8 @@ static void checkpoint(struct runner *r, const char *phase)
         checkpoint_extra(&r->ctrs[i], c);
         json_array_append_new(ctrs, c);
     }
-    json_t *v =
-        json_pack("{s:s, s:s, s:o}", "taskId", r->task_id, "phase", phase, "containers", ctrs);
+    json_t *v = json_pack("{s:s, s:s, s:o, s:b}", "taskId", r->task_id, "phase", phase,
+                          "containers", ctrs, "fargate", r->fargate);
     barge_agent_checkpoint_task(r->e->agent, r->arn, v);
     json_decref(v);
 }
@@ -276,8 +278,11 @@ static void build_env(struct strv *env, const json_t *img_cfg, const json_t *cde
 
 /* --- task resources: volumes, network, metadata endpoint (issue 4) ------ */
 
+/* A Fargate task's volumes are on its storage, sharing its quota. */
 static char *task_volume_dir(struct runner *r)
 {
+    if (r->taskfs)
+        return barge_xasprintf("%s/volumes", r->taskfs);
     return barge_xasprintf("%s/tasks/%s", r->e->agent->volumes_dir, r->task_id);
 }
 
@@ -422,6 +427,10 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
     barge_mkdir_p(log_dir, 0700);
     _cleanup_free_ char *log_path = barge_xasprintf("%s/%s.log", log_dir, c->name);
     _cleanup_free_ char *cgroup = barge_xasprintf("/barge/task-%s", r->task_id);
+    /* A Fargate container's directory, with its overlay upper and work
+     * directories, is on the task's storage. */
+    _cleanup_free_ char *dir =
+        r->taskfs ? barge_xasprintf("%s/containers/%s", r->taskfs, c->id) : NULL;
     const char *mode = barge_json_str(td, "networkMode", "bridge");
     const char *user = barge_json_str(cdef, "user", barge_json_str(img_cfg, "User", NULL));
     if (user && !*user)
@@ -432,6 +441,7 @@ static int create_container(struct runner *r, size_t idx, const json_t *td, cons
         cwd = NULL;
     struct barge_runtime_spec spec = {
         .id = c->id,
+        .dir = dir,
         .layers = strv_get(&layers),
         .argv = strv_get(&argv),
         .env = strv_get(&env),
@@ -623,6 +633,10 @@ static void cleanup(struct runner *r)
     _cleanup_free_ char *cg = barge_xasprintf("/barge/task-%s", r->task_id);
     _cleanup_error_ struct barge_error *err = NULL;
     barge_runtime_cgroup_remove(r->e->agent->rt, cg, &err);
+    /* Once no container has its directory there. */
+    _cleanup_error_ struct barge_error *ferr = NULL;
+    if (r->fargate && barge_runtime_taskfs_remove(r->e->agent->taskfs_dir, r->task_id, &ferr) < 0)
+        barge_warn("task %s: %s (retried when the agent restarts)", r->task_id, ferr->message);
     /* Before the task leaves the checkpoint: a restart in between must still
      * know to ship the rest of its output. */
     barge_logship_finish(r->e->agent->logship, r->arn);
@@ -872,6 +886,12 @@ static int setup_task(struct runner *r, struct barge_error **err)
 {
     struct barge_agent *a = r->e->agent;
     if (!r->deps && barge_deps_build(r->defs, &r->deps, err) < 0)
+        return -1;
+    /* Fargate's ephemeral storage: a filesystem of exactly its size for the
+     * containers' writable layers and the task's volumes. */
+    if (r->fargate &&
+        barge_runtime_taskfs_create(a->taskfs_dir, r->task_id, (uint64_t)r->storage_gib << 30,
+                                    &r->taskfs, err) < 0)
         return -1;
     _cleanup_free_ char *task_dir = task_volume_dir(r), *shared = shared_volume_dir(r);
     if (barge_volumes_prepare(barge_json_array(r->td, "volumes"), task_dir, shared, err) < 0)
@@ -1530,6 +1550,7 @@ static void runner_free(struct runner *r)
     json_decref(r->stamps);
     barge_deps_free(r->deps);
     barge_net_task_free(r->net);
+    free(r->taskfs);
     free(r->ctrs);
     json_decref(r->manifest);
     free(r->arn);
@@ -1641,8 +1662,10 @@ void barge_engine_sync(struct barge_engine *e, const json_t *manifests)
         r->manifest = json_incref(m);
         r->version = barge_json_int(m, "version", 0);
         r->want_stop = stop;
-        r->fargate = barge_streq(barge_json_str(barge_json_object(m, "task"), "launchType", NULL),
-                                 "FARGATE");
+        json_t *task = barge_json_object(m, "task");
+        r->fargate = barge_streq(barge_json_str(task, "launchType", NULL), "FARGATE");
+        r->storage_gib =
+            barge_json_int(barge_json_object(task, "ephemeralStorage"), "sizeInGiB", 20);
         init_containers(r, barge_json_object(m, "taskDefinition"));
         r->next = e->runners;
         e->runners = r;
@@ -1690,6 +1713,9 @@ void barge_engine_adopt(struct barge_engine *e, const json_t *tasks)
             adopt_container(&r->ctrs[i], c);
         }
         r->adopted = true;
+        r->fargate = barge_json_bool(t, "fargate", false);
+        if (r->fargate)
+            r->taskfs = barge_runtime_taskfs_path(e->agent->taskfs_dir, r->task_id);
         adopt_network(r);
         if (!barge_streq(barge_json_str(t, "phase", NULL), "RUNNING")) {
             /* It was still starting when the agent died: give up on it

@@ -1,8 +1,8 @@
 /* The agent's side of networking: turns the command line into the net
  * module's configuration (bridge, subnet, dynamic port range, reserved
  * ports), reconciles what tasks unknown to the checkpoint left behind after a
- * crash (their networks and volume directories), and runs the task metadata
- * endpoint on the addresses containers reach.
+ * crash (their networks, volume directories and Fargate storage), and runs
+ * the task metadata endpoint on the addresses containers reach.
  *
  * The bridge subnet is the one already on the bridge when it exists (several
  * agents of one host then share the bridge and host-local's leases), else
@@ -70,6 +70,7 @@ int barge_agent_network_init(struct barge_agent *a, struct barge_error **err)
     n->reserved_ports = barge_agent_reserved_ports;
     n->n_reserved = BARGE_ARRAY_SIZE(barge_agent_reserved_ports);
     a->volumes_dir = barge_xasprintf("%s/volumes", cfg->data_dir);
+    a->taskfs_dir = barge_xasprintf("%s/taskfs", cfg->data_dir);
     if (strlen(n->bridge) > 15 || strchr(n->bridge, '/'))
         return barge_error_set(err, BARGE_ERR_INVALID,
                                "invalid bridge name '%s': at most 15 characters, no '/'",
@@ -100,6 +101,7 @@ int barge_agent_network_init(struct barge_agent *a, struct barge_error **err)
     if (barge_net_reconcile(n, task_known, tasks, &re) < 0)
         barge_warn("leftover task networks: %s", re->message);
     reconcile_volumes(a, tasks);
+    barge_runtime_taskfs_reconcile(a->taskfs_dir, task_known, tasks);
     return 0;
 }
 
@@ -159,6 +161,7 @@ void barge_agent_network_release(struct barge_agent *a)
     free((char *)a->net.state_dir);
     free((char *)a->net.subnet);
     free(a->volumes_dir);
+    free(a->taskfs_dir);
     free(a->metadata_bridge_url);
     free(a->metadata_host_url);
     memset(&a->net, 0, sizeof(a->net));

@@ -103,10 +103,14 @@ struct itask_scan {
 };
 
 /* Records one task of an instance's index in the snapshot: what it holds and
- * its group (read from the task when an older index entry lacks it). */
+ * its group (read from the task when an older index entry lacks it). An
+ * interrupted Spot task holds nothing: its room went to the task that
+ * interrupted it. */
 static int add_itask(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct itask_scan *sc = ud;
+    if (barge_json_bool(doc, "interrupted", false))
+        return 0;
     json_t *res = barge_json_object(doc, "reserved");
     uint16_t ports[BARGE_SCHED_MAX_PORTS];
     size_t n_ports = 0, i;
@@ -205,40 +209,86 @@ static int collect_cluster(struct candidates *c, struct barge_error **err)
     return 0;
 }
 
-struct spot_scan {
-    json_t *found;
-};
-
-static int find_spot(const char *key, json_t *doc, void *ud, struct barge_error **err)
+static int collect_spot(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    struct spot_scan *s = ud;
-    if (!barge_json_bool(doc, "spot", false))
-        return 0;
-    s->found = json_incref(doc);
-    return 1;
+    if (barge_json_bool(doc, "spot", false) && !barge_json_bool(doc, "interrupted", false))
+        json_array_append(ud, doc);
+    return 0;
 }
 
-/* Asks one FARGATE_SPOT task of the pool to make room, with the two-minute
- * warning Fargate gives (the agent stops it with a 120 s timeout). */
-static int interrupt_spot(struct candidates *c, struct barge_error **err)
+/* Adds (or takes away) what a task of the index holds on instance idx. */
+static void snapshot_itask(struct barge_sched_snapshot *snap, size_t idx, const json_t *doc,
+                           bool add)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        struct spot_scan s = {NULL};
-        _cleanup_free_ char *prefix = barge_xasprintf("%s/", barge_json_str(c->docs[i], "_id", ""));
-        if (barge_store_scan(c->tx, ECS_KIND_ITASK, prefix, NULL, false, 0, find_spot, &s, err) < 0)
-            return -1;
-        if (!s.found)
-            continue;
-        _cleanup_json_ json_t *idx = s.found, *task = NULL;
-        _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", barge_json_str(idx, "cluster", ""),
-                                                    barge_json_str(idx, "task", ""));
-        if (barge_store_get(c->tx, ECS_KIND_TASK, tkey, &task, err) < 0)
-            return -1;
-        if (!task || barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED"))
-            continue;
+    json_t *res = barge_json_object(doc, "reserved");
+    uint16_t ports[BARGE_SCHED_MAX_PORTS];
+    size_t n_ports = 0, i;
+    json_t *p;
+    json_array_foreach(barge_json_array(res, "ports"), i, p)
+    {
+        if (n_ports < BARGE_SCHED_MAX_PORTS)
+            ports[n_ports++] = (uint16_t)json_integer_value(p);
+    }
+    void (*apply)(struct barge_sched_snapshot *, size_t, const char *, int64_t, int64_t,
+                  const uint16_t *, size_t, bool) =
+        add ? barge_sched_snapshot_add_task : barge_sched_snapshot_remove_task;
+    apply(snap, idx, barge_json_str(doc, "group", NULL), barge_json_int(res, "cpu", 0),
+          barge_json_int(res, "memory", 0), ports, n_ports, barge_json_bool(doc, "running", false));
+}
+
+/* Asks a Spot task of instance inst's index to stop with Fargate's stop code
+ * and reason, and marks its index entry interrupted so that its room counts
+ * as free. */
+static int interrupt_spot(struct candidates *c, const char *inst, json_t *idx,
+                          struct barge_error **err)
+{
+    _cleanup_json_ json_t *task = NULL;
+    const char *id = barge_json_str(idx, "task", "");
+    _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", barge_json_str(idx, "cluster", ""), id);
+    _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", inst, id);
+    if (barge_store_get(c->tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+        return -1;
+    if (task && !barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED")) {
         ecs_task_request_stop(task, "SpotInterruption", "Your Spot Task was interrupted.");
-        barge_info("interrupting Spot task %s to make room", barge_json_str(task, "_id", ""));
-        return barge_store_put(c->tx, ECS_KIND_TASK, tkey, task, err);
+        barge_info("interrupting Spot task %s to make room", id);
+        if (barge_store_put(c->tx, ECS_KIND_TASK, tkey, task, err) < 0)
+            return -1;
+    }
+    json_object_set_new(idx, "interrupted", json_true());
+    return barge_store_put(c->tx, ECS_KIND_ITASK, ikey, idx, err);
+}
+
+/* On-demand Fargate tasks take the room of Spot ones, as Fargate reclaims
+ * Spot capacity: finds an instance of the pool where req fits once some of
+ * its Spot tasks are gone, interrupts just those (the agent gives them the
+ * two-minute warning: SIGTERM, and SIGKILL only after 120 s) and commits req
+ * there at once. *pick is the instance's index, or -1 when no instance can
+ * make room (then nothing is interrupted). */
+static int make_room(struct candidates *c, const struct barge_sched_request *req, ssize_t *pick,
+                     struct barge_error **err)
+{
+    *pick = -1;
+    for (size_t i = 0; i < c->n && *pick < 0; i++) {
+        _cleanup_json_ json_t *spots = json_array();
+        const char *inst = barge_json_str(c->docs[i], "_id", "");
+        _cleanup_free_ char *prefix = barge_xasprintf("%s/", inst);
+        if (barge_store_scan(c->tx, ECS_KIND_ITASK, prefix, NULL, false, 0, collect_spot, spots,
+                             err) < 0)
+            return -1;
+        size_t taken = 0;
+        while (taken < json_array_size(spots) &&
+               barge_sched_check(c->snap, i, req) != BARGE_SCHED_FITS)
+            snapshot_itask(c->snap, i, json_array_get(spots, taken++), false);
+        if (barge_sched_check(c->snap, i, req) != BARGE_SCHED_FITS) {
+            while (taken > 0)
+                snapshot_itask(c->snap, i, json_array_get(spots, --taken), true);
+            continue;
+        }
+        for (size_t k = 0; k < taken; k++)
+            if (interrupt_spot(c, inst, json_array_get(spots, k), err) < 0)
+                return -1;
+        barge_sched_commit(c->snap, i, req);
+        *pick = (ssize_t)i;
     }
     return 0;
 }
@@ -377,6 +427,13 @@ static void task_request(const json_t *td, const json_t *containers, const json_
 
 static int check_overrides(const json_t *td, const json_t *overrides, struct barge_error **err)
 {
+    json_t *eph = barge_json_object(overrides, "ephemeralStorage");
+    json_int_t gib = barge_json_int(eph, "sizeInGiB", 0);
+    if (eph && (gib < 21 || gib > 200))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Invalid 'ephemeralStorage' override: sizeInGiB must be "
+                                    "between 21 and 200; '%lld' was given.",
+                                    (long long)gib);
     size_t i;
     json_t *o;
     json_array_foreach(barge_json_array(overrides, "containerOverrides"), i, o)
@@ -477,9 +534,14 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
         json_object_set_new(task, "platformVersion",
                             json_string(strcmp(pv, "LATEST") == 0 ? "1.4.0" : pv));
         json_object_set_new(task, "platformFamily", json_string("Linux"));
-        json_t *eph = barge_json_object(td, "ephemeralStorage");
-        json_object_set_new(task, "ephemeralStorage",
-                            json_pack("{s:I}", "sizeInGiB", barge_json_int(eph, "sizeInGiB", 20)));
+        /* The agent gives the task a filesystem of this size (20 GiB when
+         * neither the run's overrides nor the definition say). */
+        json_t *eph = barge_json_object(overrides, "ephemeralStorage");
+        if (!eph)
+            eph = barge_json_object(td, "ephemeralStorage");
+        json_int_t gib = barge_json_int(eph, "sizeInGiB", 20);
+        json_object_set_new(task, "ephemeralStorage", json_pack("{s:I}", "sizeInGiB", gib));
+        json_object_set_new(task, "fargateEphemeralStorage", json_pack("{s:I}", "sizeInGiB", gib));
         const char *public_ip = barge_json_str(
             barge_json_object(barge_json_object(in, "networkConfiguration"), "awsvpcConfiguration"),
             "assignPublicIp", "DISABLED");
@@ -717,6 +779,12 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
         } else {
             pick = barge_sched_place(cand.snap, &req, rnd, &why);
         }
+        if (pick < 0 && pool &&
+            !barge_streq(barge_json_str(params, "_provider", NULL), "FARGATE_SPOT") &&
+            make_room(&cand, &req, &pick, err) < 0) {
+            ret = -1;
+            break;
+        }
         barge_metrics_scheduler_decision(pick >= 0 ? "placed" : "unplaceable");
         if (pick < 0) {
             for (size_t i = 0; i < cand.n; i++) {
@@ -730,10 +798,6 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
             }
             if (closest)
                 *closest = barge_xstrdup(barge_sched_verdict_reason(why.reason));
-            /* On-demand Fargate tasks take the room of Spot ones. */
-            if (pool && !barge_streq(barge_json_str(params, "_provider", NULL), "FARGATE_SPOT") &&
-                interrupt_spot(&cand, err) < 0)
-                ret = -1;
             break;
         }
         json_t *task;
@@ -939,10 +1003,14 @@ static int stop_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct
                                     "The referenced task '%s' was not found.", ident);
     if (strcmp(barge_json_str(task, "desiredStatus", ""), "STOPPED") != 0) {
         ecs_task_request_stop(task, "UserInitiated", reason ? reason : "Task stopped by user");
-        /* A task whose host is gone cannot be stopped by an agent. */
+        /* A task whose host is gone cannot be stopped by an agent. Fargate
+         * tasks' hosts are the pool's. */
+        const char *icluster = barge_streq(barge_json_str(task, "launchType", NULL), "FARGATE")
+                                   ? ECS_FARGATE_POOL
+                                   : barge_json_str(task, "_cluster", "");
         _cleanup_json_ json_t *inst = NULL;
-        _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", barge_json_str(task, "_cluster", ""),
-                                                    barge_json_str(task, "_instanceId", ""));
+        _cleanup_free_ char *ikey =
+            barge_xasprintf("%s/%s", icluster, barge_json_str(task, "_instanceId", ""));
         if (barge_store_get(tx, ECS_KIND_INSTANCE, ikey, &inst, err) < 0)
             return -1;
         if (!inst || strcmp(barge_json_str(inst, "status", ""), "INACTIVE") == 0) {

@@ -251,6 +251,27 @@ int barge_runtime_stats(struct barge_runtime *rt, const char *id, struct barge_r
 int barge_runtime_cgroup_remove(struct barge_runtime *rt, const char *cgroup_path,
                                 struct barge_error **err);
 
+/* ---- Task storage of a fixed size (taskfs.c): an ext4 filesystem in a
+ * sparse file <dir>/<task_id>.img, mounted through a self-clearing loop
+ * device at <dir>/<task_id>. Container directories (spec.dir) and volumes
+ * placed there share its size as a quota. Needs root, /dev/loop-control and
+ * mkfs.ext4. ---- */
+
+/* Where a task's storage is (or would be) mounted; caller frees. */
+char *barge_runtime_taskfs_path(const char *dir, const char *task_id);
+/* Makes and mounts the task's storage of size_bytes, replacing what an
+ * unfinished earlier attempt left; *mountpoint (caller frees) is its path.
+ * On failure nothing is left behind. */
+int barge_runtime_taskfs_create(const char *dir, const char *task_id, uint64_t size_bytes,
+                                char **mountpoint, struct barge_error **err);
+/* Unmounts and deletes the task's storage (the loop device detaches itself);
+ * 0 also when there is none. Whatever was on it must be unmounted first. */
+int barge_runtime_taskfs_remove(const char *dir, const char *task_id, struct barge_error **err);
+/* Removes the storage of every task under dir for which known() is false
+ * (left by a crash), logging what it did. */
+void barge_runtime_taskfs_reconcile(const char *dir, bool (*known)(const char *task_id, void *ud),
+                                    void *ud);
+
 /* ---- Bundle generation, exposed for tests and tools (pure except for
  * reading the rootfs's /etc/passwd and /etc/group). ---- */
 

@@ -4,6 +4,7 @@ in the cluster, each in its own network namespace with its own address and
 its task size as hard limits; capacity provider strategies split tasks by
 base and weight; usage is metered per second with a one-minute minimum."""
 import os
+import subprocess
 import time
 
 import pytest
@@ -152,3 +153,190 @@ def test_usage_is_metered_per_second_with_a_minute_minimum(barged, pool, busybox
                           "--cluster", "default"], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert a.split("/")[-1] in out.stdout and "2 task(s)" in out.stdout
+
+
+def log_of(agent, arn, name="main"):
+    path = os.path.join(agent.data_dir, "logs", arn.split("/")[-1], f"{name}.log")
+    return open(path).read() if os.path.exists(path) else ""
+
+
+def wait_log(agent, arn, text, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = log_of(agent, arn)
+        if text in out:
+            return out
+        time.sleep(0.3)
+    raise AssertionError(f"'{text}' never showed in the log of {arn}: {log_of(agent, arn)}")
+
+
+def df_sizes(log, marker, paths=("/", "/scratch")):
+    """{path: (1K-blocks, used)} from the `df -k PATH...` lines after marker in
+    a container log (k8s-file lines: time stream tag text); df prints a line
+    per path, in order."""
+    lines = [line.split(" ", 3)[-1] for line in log.splitlines()]
+    rows = []
+    for line in lines[lines.index(marker) + 1:]:
+        f = line.split()
+        if len(f) == 6 and f[1].isdigit():
+            rows.append((int(f[1]), int(f[2])))
+        elif line.startswith("end-"):
+            break
+    return dict(zip(paths, rows))
+
+
+def storage_of(pool, arn):
+    """The task's storage as the host shows it: (mounted, loop-attached, image
+    file present)."""
+    tid = arn.split("/")[-1]
+    mnt = os.path.join(pool.data_dir, "taskfs", tid)
+    img = mnt + ".img"
+    mounted = any(line.split()[1] == mnt and line.split()[2] == "ext4"
+                  for line in open("/proc/mounts"))
+    loops = subprocess.run(["losetup", "--list", "--noheadings", "--output", "BACK-FILE"],
+                           capture_output=True, text=True).stdout
+    return mounted, img in loops, os.path.exists(img)
+
+
+def wait_storage_gone(pool, arn, timeout=60):
+    """The agent removes a task's storage right after reporting it STOPPED."""
+    deadline = time.time() + timeout
+    while storage_of(pool, arn) != (False, False, False) and time.time() < deadline:
+        time.sleep(0.2)
+    assert storage_of(pool, arn) == (False, False, False)
+
+
+GiB_K = 1024 * 1024  # a GiB in df -k's blocks
+STORAGE_CMD = ["sh", "-c",
+               "echo start-df; df -k / /scratch; echo end-df; "
+               "dd if=/dev/zero of=/filler bs=1M count=64 2>/dev/null; "
+               "dd if=/dev/zero of=/scratch/filler bs=1M count=32 2>/dev/null; sync; "
+               "echo after-df; df -k / /scratch; echo end-after; "
+               "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+
+
+def storage_td(ecs, image, family, gib=None):
+    kw = {"ephemeralStorage": {"sizeInGiB": gib}} if gib else {}
+    return ecs.register_task_definition(
+        family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
+        memory="512", volumes=[{"name": "scratch"}], containerDefinitions=[{
+            "name": "main", "image": image, "command": STORAGE_CMD,
+            "mountPoints": [{"sourceVolume": "scratch", "containerPath": "/scratch"}]}],
+        **kw)["taskDefinition"]["taskDefinitionArn"]
+
+
+def test_ephemeral_storage_is_the_tasks_quota(barged, pool, busybox):
+    """A FARGATE task's writable layer and volumes share one filesystem of its
+    ephemeralStorage size (20 GiB by default); writes count against it, and
+    the filesystem and its loop device go with the task."""
+    ecs = barged.client("ecs")
+    big = ecs.run_task(cluster="default", taskDefinition=storage_td(ecs, busybox, "eph21", 21),
+                       launchType="FARGATE", networkConfiguration=NET)["tasks"][0]
+    assert big["ephemeralStorage"] == {"sizeInGiB": 21}
+    dflt = ecs.run_task(cluster="default", taskDefinition=storage_td(ecs, busybox, "eph20"),
+                        launchType="FARGATE", networkConfiguration=NET)["tasks"][0]
+    assert dflt["ephemeralStorage"] == {"sizeInGiB": 20}
+    for t, gib in ((big, 21), (dflt, 20)):
+        arn = t["taskArn"]
+        wait_task(ecs, "default", arn, ("RUNNING",), timeout=120)
+        log = wait_log(pool, arn, "end-after")
+        before, after = df_sizes(log, "start-df"), df_sizes(log, "after-df")
+        # the root and the volume are one filesystem of the task's size, less
+        # what ext4 keeps for itself
+        assert before["/"][0] == before["/scratch"][0]
+        assert (gib - 1) * GiB_K < before["/"][0] <= gib * GiB_K, before
+        # 96 MiB written (64 in the writable layer, 32 in the volume)
+        assert after["/"][1] - before["/"][1] >= 90 * 1024, (before, after)
+        assert storage_of(pool, arn) == (True, True, True)
+    assert df_sizes(log_of(pool, big["taskArn"]), "start-df")["/"][0] > 20 * GiB_K
+    for t in (big, dflt):
+        ecs.stop_task(cluster="default", task=t["taskArn"])
+    for t in (big, dflt):
+        wait_task(ecs, "default", t["taskArn"], timeout=120)
+        wait_storage_gone(pool, t["taskArn"])
+    # a run's override wins over the definition
+    arn = ecs.run_task(cluster="default", taskDefinition=storage_td(ecs, busybox, "eph20"),
+                       launchType="FARGATE", networkConfiguration=NET,
+                       overrides={"ephemeralStorage": {"sizeInGiB": 30}})["tasks"][0]["taskArn"]
+    wait_task(ecs, "default", arn, ("RUNNING",), timeout=120)
+    assert 29 * GiB_K < df_sizes(wait_log(pool, arn, "end-df"), "start-df")["/"][0] <= 30 * GiB_K
+    ecs.stop_task(cluster="default", task=arn)
+    wait_task(ecs, "default", arn, timeout=120)
+    wait_storage_gone(pool, arn)
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(cluster="default", taskDefinition=storage_td(ecs, busybox, "eph20"),
+                     launchType="FARGATE", networkConfiguration=NET,
+                     overrides={"ephemeralStorage": {"sizeInGiB": 10}})
+    assert "'10'" in error_message(e)
+
+
+def test_ephemeral_storage_survives_an_agent_restart(barged, pool, busybox):
+    """The storage is the host's: an agent killed with SIGKILL leaves it mounted
+    for the agent that adopts the task, which removes it when the task stops."""
+    ecs = barged.client("ecs")
+    arn = ecs.run_task(cluster="default", taskDefinition=storage_td(ecs, busybox, "adopt", 21),
+                       launchType="FARGATE", networkConfiguration=NET)["tasks"][0]["taskArn"]
+    wait_task(ecs, "default", arn, ("RUNNING",), timeout=120)
+    wait_log(pool, arn, "end-after")
+    pool.kill()
+    assert storage_of(pool, arn) == (True, True, True)
+    pool.start()
+    assert storage_of(pool, arn) == (True, True, True)
+    ecs.stop_task(cluster="default", task=arn)
+    task = wait_task(ecs, "default", arn, timeout=120)
+    assert task["containers"][0]["exitCode"] == 0
+    wait_storage_gone(pool, arn)
+
+
+SPOT = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+# traps the interruption's SIGTERM and says so (exit 3: not a SIGKILL's 137)
+SPOT_CMD = ["sh", "-c", "trap 'echo spot warning received; exit 3' TERM; echo up; "
+            "while true; do sleep 0.2; done"]
+
+
+def test_on_demand_task_interrupts_a_spot_task_for_room(barged, agent_factory, busybox):
+    """A pool full of FARGATE_SPOT tasks: another Spot task waits for room,
+    an on-demand task gets it at once from one Spot task, which is stopped
+    with SpotInterruption after its SIGTERM warning."""
+    ecs = barged.client("ecs")
+    ecs.create_cluster(clusterName="default")
+    # room for two tasks of 0.25 vCPU / 512 MiB
+    pool = agent_factory("small-pool", create_cluster=False,
+                         extra_args=["--capacity", "fargate", "--cpu", "512", "--memory", "1024"])
+    spot_td = fargate_td(ecs, busybox, family="spot", command=SPOT_CMD)
+    spots = []
+    for _ in range(2):
+        r = ecs.run_task(cluster="default", taskDefinition=spot_td, networkConfiguration=NET,
+                         capacityProviderStrategy=SPOT)
+        assert r["failures"] == [] and r["tasks"][0]["capacityProviderName"] == "FARGATE_SPOT"
+        spots.append(r["tasks"][0]["taskArn"])
+    for arn in spots:
+        wait_task(ecs, "default", arn, ("RUNNING",), timeout=120)
+        wait_log(pool, arn, "up")  # the trap is set
+    # Spot tasks never interrupt one another
+    r = ecs.run_task(cluster="default", taskDefinition=spot_td, networkConfiguration=NET,
+                     capacityProviderStrategy=SPOT)
+    assert r["tasks"] == [] and r["failures"]
+    assert all(t["desiredStatus"] == "RUNNING"
+               for t in ecs.describe_tasks(cluster="default", tasks=spots)["tasks"])
+    # an on-demand task takes the room of one of them
+    r = ecs.run_task(cluster="default", taskDefinition=fargate_td(ecs, busybox, family="od"),
+                     launchType="FARGATE", networkConfiguration=NET)
+    assert r["failures"] == []
+    od = r["tasks"][0]["taskArn"]
+    wait_task(ecs, "default", od, ("RUNNING",), timeout=120)
+    tasks = ecs.describe_tasks(cluster="default", tasks=spots)["tasks"]
+    hit = [t for t in tasks if t.get("stopCode") == "SpotInterruption"]
+    assert len(hit) == 1, tasks
+    spared = [t for t in tasks if t is not hit[0]][0]
+    stopped = wait_task(ecs, "default", hit[0]["taskArn"], timeout=150)
+    assert stopped["stopCode"] == "SpotInterruption"
+    assert stopped["stoppedReason"] == "Your Spot Task was interrupted."
+    assert stopped["containers"][0]["exitCode"] == 3
+    assert "spot warning received" in log_of(pool, hit[0]["taskArn"])
+    spared = ecs.describe_tasks(cluster="default", tasks=[spared["taskArn"]])["tasks"][0]
+    assert spared["lastStatus"] == "RUNNING" and "stopCode" not in spared
+    for arn in (od, spared["taskArn"]):
+        ecs.stop_task(cluster="default", task=arn)
+    for arn in (od, spared["taskArn"]):
+        wait_task(ecs, "default", arn, timeout=120)
