@@ -20,6 +20,7 @@
 #include "agent/logship.h"
 #include "agent/metadata.h"
 #include "agent/stats.h"
+#include "agent/tasklogs.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -537,6 +538,13 @@ int main(int argc, char **argv)
         if (status == 200) {
             failures = 0;
             barge_engine_sync(agent.engine, barge_json_array(out, "tasks"));
+            /* Answered here, between polls: a read is one bounded slice of
+             * a local file, and a thread of its own would cost more memory
+             * than the wait costs the next poll. */
+            size_t i;
+            json_t *lr;
+            json_array_foreach(barge_json_array(out, "logRequests"), i, lr)
+                barge_agent_task_logs_answer(&agent, client, lr);
             continue;
         }
         if (status == 410 || status == 401) {
