@@ -2,6 +2,7 @@
 read through barged's GET /barge/v1/task-logs, which has the task's agent
 upload the slice over the agent channel. No logConfiguration needed."""
 import json
+import secrets
 import subprocess
 import time
 import urllib.error
@@ -12,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import REGION, binary, wait_task
+from conftest import REGION, Agent, Barged, binary, postgres, wait_task
 from test_cli_deploy import Project
 
 
@@ -154,3 +155,34 @@ def test_task_of_a_stopped_agent(barged, agent, busybox, tmp_path):
         out.stderr, out.stderr
     status, body = task_logs(barged, task=arn.rsplit("/", 1)[1])
     assert status == 400 and body["__type"] == "TargetNotConnectedException", body
+
+
+def test_agent_polls_another_barged(busybox, tmp_path):
+    """Two barged on one PostgreSQL database: the client asks one, the agent
+    polls only the other, and the request and the reply meet in the store."""
+    uri = postgres().new_database()
+    key = tmp_path / "master.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    key.chmod(0o600)
+    pair = [Barged(str(tmp_path / f"barged-{n}"), store=uri,
+                   extra_args=["--master-key-file", str(key)]) for n in ("a", "b")]
+    agent = None
+    try:
+        for b in pair:
+            b.start()
+        a, b = pair
+        a.client("ecs").create_cluster(clusterName="default")
+        agent = Agent(a, str(tmp_path / "host"), servers=[a.endpoint]).start()
+        ecs = b.client("ecs")
+        td = register(ecs, [{"name": "main", "image": busybox, "memory": 16,
+                             "command": ["sh", "-c", "echo across-the-store"]}], family="ha")
+        arn = run(ecs, td)
+        wait_task(ecs, "default", arn)
+        status, body = task_logs(b, task=arn.rsplit("/", 1)[1])
+        assert status == 200, body
+        assert [e["message"] for e in body["events"]] == ["across-the-store"]
+    finally:
+        if agent:
+            agent.close()
+        for b in pair:
+            b.stop()
