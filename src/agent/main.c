@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -458,6 +459,10 @@ int main(int argc, char **argv)
         return 1;
     }
     cfg->data_dir = abs_data_dir;
+    /* Every task has a runner thread, and glibc would give each thread that
+     * allocates an arena of its own (up to eight per core), each keeping
+     * freed memory: two arenas are plenty for an agent that mostly waits. */
+    mallopt(M_ARENA_MAX, 2);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
