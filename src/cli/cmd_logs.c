@@ -23,10 +23,17 @@ struct source {
     char *container;
 };
 
+/* By time, then (task output, where many lines share a millisecond) in the
+ * order the host wrote them. */
 static int cmp_events(const void *a, const void *b)
 {
-    json_int_t x = barge_json_int(*(json_t *const *)a, "timestamp", 0);
-    json_int_t y = barge_json_int(*(json_t *const *)b, "timestamp", 0);
+    const json_t *ea = *(json_t *const *)a, *eb = *(json_t *const *)b;
+    json_int_t x = barge_json_int(ea, "timestamp", 0);
+    json_int_t y = barge_json_int(eb, "timestamp", 0);
+    if (x != y)
+        return x < y ? -1 : 1;
+    x = barge_json_int(ea, "_seq", 0);
+    y = barge_json_int(eb, "_seq", 0);
     return x < y ? -1 : x > y;
 }
 
@@ -244,6 +251,7 @@ static int logs_task(struct barge_cli_app *app, const char *cluster, const char 
     _cleanup_json_ json_t *seen = json_object();
     long long newest = 0;
     int rc = 0;
+    size_t seq = 0;
     while (rc == 0) {
         _cleanup_json_ json_t *events = json_array();
         bool stopped = true;
@@ -266,6 +274,7 @@ static int logs_task(struct barge_cli_app *app, const char *cluster, const char 
                         barge_xasprintf("%s:%lld:%zu", srcs[s].container, srcs[s].offset, i);
                     json_object_set_new(e, "logStreamName", json_string(stream));
                     json_object_set_new(e, "eventId", json_string(id));
+                    json_object_set_new(e, "_seq", json_integer((json_int_t)seq++));
                     json_array_append(events, e);
                 }
                 /* Read before the agent read the file: STOPPED means the

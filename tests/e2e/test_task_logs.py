@@ -76,7 +76,9 @@ def test_output_of_a_task_without_log_driver(barged, agent, busybox, tmp_path):
     p = Project(barged, tmp_path / "p", busybox)
     out = p.ok("logs", "--task", task_id)
     lines = out.stdout.splitlines()
-    assert sorted(line.split(" ", 3)[3] for line in lines) == ["err-one", "out-one", "out-two"], out
+    shown = [line.split(" ", 3)[3] for line in lines]
+    assert sorted(shown) == ["err-one", "out-one", "out-two"], out
+    assert shown.index("out-one") < shown.index("out-two"), out  # a burst keeps its order
     assert all(line.split(" ")[2] == f"main/{task_id}" for line in lines), out.stdout
 
 
