@@ -2,13 +2,16 @@
 read through barged's GET /barge/v1/task-logs, which has the task's agent
 upload the slice over the agent channel. No logConfiguration needed."""
 import json
+import os
 import secrets
+import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -188,3 +191,40 @@ def test_agent_polls_another_barged(busybox, tmp_path):
             agent.close()
         for b in pair:
             b.stop()
+
+
+def test_requests_do_not_pile_up(barged, agent, busybox):
+    """The client removes its request and reply; housekeeping removes what a
+    client that went away left behind."""
+    db_path = os.path.join(barged.data_dir, "barge.db")
+    if not os.path.exists(db_path):
+        pytest.skip("looks into the SQLite store")
+    ecs = barged.client("ecs")
+    td = register(ecs, [{"name": "main", "image": busybox, "memory": 16,
+                         "command": ["sh", "-c", "echo once"]}], family="once")
+    arn = run(ecs, td)
+    wait_task(ecs, "default", arn)
+    status, body = task_logs(barged, task=arn)
+    assert status == 200 and [e["message"] for e in body["events"]] == ["once"], body
+
+    def left():
+        db = sqlite3.connect(db_path, timeout=30)
+        try:
+            return db.execute("SELECT kind, key FROM objects "
+                              "WHERE kind IN ('logreq', 'logreply')").fetchall()
+        finally:
+            db.close()
+
+    assert left() == []
+    # What a barged killed while its client waited would leave.
+    db = sqlite3.connect(db_path, timeout=30)
+    with db:
+        for kind in ("logreq", "logreply"):
+            db.execute("INSERT INTO objects (kind, key, doc) VALUES (?, ?, ?)",
+                       (kind, "gone/0123", json.dumps({"id": "0123", "sent": True,
+                                                        "created": time.time() - 3600})))
+    db.close()
+    deadline = time.time() + 60
+    while left() and time.time() < deadline:
+        time.sleep(0.5)
+    assert left() == []
