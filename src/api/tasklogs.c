@@ -34,7 +34,7 @@ struct target {
     char *task_id;
     char *container;
     char *instance_id;
-    char *instance_arn;
+    char *agent; /* "the agent of container instance '<arn>'", for messages */
     json_t *task;
 };
 
@@ -43,7 +43,7 @@ static void target_release(struct target *t)
     free(t->task_id);
     free(t->container);
     free(t->instance_id);
-    free(t->instance_arn);
+    free(t->agent);
     json_decref(t->task);
 }
 
@@ -132,13 +132,16 @@ static int locate(struct barge_server *srv, const char *cluster_ident, const cha
     _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", pool ? ECS_FARGATE_POOL : cname, iid);
     if (barge_store_get(tx, ECS_KIND_INSTANCE, ikey, &inst, err) < 0)
         return -1;
-    t->instance_arn = barge_xstrdup(barge_json_str(inst, "containerInstanceArn", iid));
+    /* The pool's hosts are nobody's container instances. */
+    t->agent = pool ? barge_xstrdup("the agent of the FARGATE capacity host")
+                    : barge_xasprintf("the agent of container instance '%s'",
+                                      barge_json_str(inst, "containerInstanceArn", iid));
     if (!inst || barge_streq(barge_json_str(inst, "status", NULL), "INACTIVE") ||
         !ecs_instance_connected(inst))
         return barge_error_set_type(err, BARGE_ERR_CLIENT, "TargetNotConnectedException",
-                                    "the agent of container instance '%s' is not connected, so "
-                                    "the output of task '%s' kept on that host cannot be read",
-                                    t->instance_arn, task_ident);
+                                    "%s is not connected, so the output of task '%s' kept on "
+                                    "that host cannot be read",
+                                    t->agent, task_ident);
     return 0;
 }
 
@@ -190,9 +193,9 @@ static int ask_agent(struct barge_server *srv, const struct target *t, int64_t o
         int64_t left = deadline - barge_monotonic_ms();
         if (left <= 0) {
             ret = barge_error_set_type(err, BARGE_ERR_CLIENT, "TargetNotConnectedException",
-                                       "the agent of container instance '%s' is not connected: "
-                                       "it did not answer within %d seconds",
-                                       t->instance_arn, ANSWER_SECONDS);
+                                       "%s is not connected: it did not answer within %d "
+                                       "seconds",
+                                       t->agent, ANSWER_SECONDS);
             break;
         }
         barge_store_abort(barge_steal(&tx));
@@ -233,9 +236,8 @@ static int serve(struct barge_http_req *req, json_t **body, struct barge_error *
         ret = ask_agent(srv, &t, offset, since, limit, &reply, err);
     if (ret == 0 && barge_json_str(reply, "error", NULL))
         ret = barge_error_set(err, BARGE_ERR_CLIENT,
-                              "the agent of container instance '%s' cannot read the output of "
-                              "container '%s': %s",
-                              t.instance_arn, t.container, barge_json_str(reply, "error", ""));
+                              "%s cannot read the output of container '%s': %s", t.agent,
+                              t.container, barge_json_str(reply, "error", ""));
     if (ret == 0) {
         json_t *events = json_object_get(reply, "events");
         *body = json_pack(

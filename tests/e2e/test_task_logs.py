@@ -18,6 +18,7 @@ from botocore.credentials import Credentials
 
 from conftest import REGION, Agent, Barged, binary, postgres, wait_task
 from test_cli_deploy import Project
+from test_fargate import NET, fargate_td, pool  # noqa: F401 (pool is a fixture)
 
 
 def register(ecs, containers, family="tl"):
@@ -228,3 +229,17 @@ def test_requests_do_not_pile_up(barged, agent, busybox):
     while left() and time.time() < deadline:
         time.sleep(0.5)
     assert left() == []
+
+
+def test_fargate_task(barged, pool, busybox, tmp_path):
+    """A FARGATE task's output is read from the pool host that runs it."""
+    ecs = barged.client("ecs")
+    td = fargate_td(ecs, busybox, family="fgl", command=["sh", "-c", "echo on-the-pool"])
+    r = ecs.run_task(cluster="default", taskDefinition=td, launchType="FARGATE",
+                     networkConfiguration=NET)
+    assert r["failures"] == [], r["failures"]
+    arn = r["tasks"][0]["taskArn"]
+    wait_task(ecs, "default", arn)
+    p = Project(barged, tmp_path / "p", busybox)
+    out = p.ok("logs", "--task", arn)
+    assert out.stdout.rstrip().endswith("on-the-pool"), out.stdout
