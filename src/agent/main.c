@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "agent/logship.h"
 #include "agent/metadata.h"
 #include "agent/stats.h"
+#include "agent/tasklogs.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -457,6 +459,10 @@ int main(int argc, char **argv)
         return 1;
     }
     cfg->data_dir = abs_data_dir;
+    /* Every task has a runner thread, and glibc would give each thread that
+     * allocates an arena of its own (up to eight per core), each keeping
+     * freed memory: two arenas are plenty for an agent that mostly waits. */
+    mallopt(M_ARENA_MAX, 2);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
@@ -537,6 +543,13 @@ int main(int argc, char **argv)
         if (status == 200) {
             failures = 0;
             barge_engine_sync(agent.engine, barge_json_array(out, "tasks"));
+            /* Answered here, between polls: a read is one bounded slice of
+             * a local file, and a thread of its own would cost more memory
+             * than the wait costs the next poll. */
+            size_t i;
+            json_t *lr;
+            json_array_foreach(barge_json_array(out, "logRequests"), i, lr)
+                barge_agent_task_logs_answer(&agent, client, lr);
             continue;
         }
         if (status == 410 || status == 401) {

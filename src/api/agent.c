@@ -4,13 +4,17 @@
  *                         registers the host as a container instance and
  *                         returns a per-instance token.
  *   POST /agent/poll      Bearer token: long-polls for the instance's tasks;
- *                         answers at once when the agent's view is stale,
+ *                         answers at once when the agent's view is stale or
+ *                         a client asks for a task's output (logRequests),
  *                         else when a task changes or after `wait` seconds.
  *                         Each poll is also the instance's heartbeat.
  *   POST /agent/state     Bearer token: a task state change (the shape of
  *                         SubmitTaskStateChange, plus stopCode/stoppedReason).
  *   POST /agent/logs      Bearer token: a batch of a container's output for
  *                         its awslogs stream (logs.c).
+ *   POST /agent/task-logs Bearer token: a slice of a container's log file
+ *                         that a logRequest asked for (tasklogs.h), read
+ *                         from the host whatever the log driver.
  *   POST /agent/metrics   Bearer token: containers' CPU and memory usage
  *                         (metrics.c).
  *   POST /agent/credentials  Bearer token: execution credentials for one of
@@ -27,6 +31,7 @@
 #include "api/logs.h"
 #include "api/metrics.h"
 #include "api/server.h"
+#include "api/tasklogs.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -278,18 +283,25 @@ static int poll_agent(struct barge_http_req *req, json_t *in, json_t **out,
     if (wait > ecs_agent_timeout_seconds / 3)
         wait = ecs_agent_timeout_seconds / 3;
     json_t *known = json_object_get(in, "known");
+    const char *id = strrchr(key, '/') + 1;
     int64_t deadline = barge_monotonic_ms() + wait * 1000;
     for (;;) {
         uint64_t gen = barge_server_generation(srv);
         json_t *list = manifests(srv, key, err);
         if (!list)
             return -1;
+        json_t *logreqs = NULL;
+        if (barge_api_task_logs_pending(srv, id, &logreqs, err) < 0) {
+            json_decref(list);
+            return -1;
+        }
         int64_t left = deadline - barge_monotonic_ms();
-        if (stale(list, known) || left <= 0) {
-            *out = json_pack("{s:o}", "tasks", list);
+        if (stale(list, known) || json_array_size(logreqs) > 0 || left <= 0) {
+            *out = json_pack("{s:o, s:o}", "tasks", list, "logRequests", logreqs);
             return 0;
         }
         json_decref(list);
+        json_decref(logreqs);
         barge_server_wait(srv, gen, (int)left);
     }
 }
@@ -373,8 +385,9 @@ static int registry_auth(struct barge_http_req *req, json_t *in, json_t **out,
     return 0;
 }
 
-/* /agent/logs and /agent/metrics: authenticated here, served by logs.c and
- * metrics.c with the instance's cluster and id. */
+/* /agent/logs, /agent/task-logs and /agent/metrics: authenticated here,
+ * served by logs.c, tasklogs.c and metrics.c with the instance's cluster and
+ * id. */
 static int agent_forward(struct barge_http_req *req, json_t *in, json_t **out,
                          int (*fn)(struct barge_server *srv, const char *cluster,
                                    const char *instance_id, const json_t *in, json_t **out,
@@ -425,6 +438,8 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
         r = registry_auth(req, in, &out, &err);
     else if (strcmp(req->path, "/agent/logs") == 0)
         r = agent_forward(req, in, &out, barge_logs_agent_put, &err);
+    else if (strcmp(req->path, "/agent/task-logs") == 0)
+        r = agent_forward(req, in, &out, barge_api_task_logs_put, &err);
     else if (strcmp(req->path, "/agent/metrics") == 0)
         r = agent_forward(req, in, &out, barge_metrics_agent_report, &err);
     else if (strcmp(req->path, "/agent/credentials") == 0)

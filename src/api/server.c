@@ -17,6 +17,7 @@
 #include "api/logs.h"
 #include "api/metrics.h"
 #include "api/secrets.h"
+#include "api/tasklogs.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -293,6 +294,7 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
 
 static const struct barge_http_route routes[] = {
     {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024, NULL},
+    {"/barge/v1/task-logs", barge_api_task_logs_handle, 4096, NULL},
     {"/barge/", barge_api_usage_handle, 4096, NULL},
     {"/metrics", barge_metrics_handle, 16 * 1024 * 1024, NULL},
     {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
@@ -328,8 +330,12 @@ void barge_server_housekeeping(struct barge_server *srv)
         barge_warn("removing deleted secrets: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
-    if (barge_api_task_credentials_reap(srv, &err) < 0)
+    if (barge_api_task_credentials_reap(srv, &err) < 0) {
         barge_warn("removing task execution credentials: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_api_task_logs_reap(srv, &err) < 0)
+        barge_warn("removing expired task log requests: %s", err->message);
 }
 
 void barge_server_init(struct barge_server *srv)

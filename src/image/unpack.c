@@ -21,13 +21,76 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "image/image.h"
+
+/* libarchive is loaded on the first unpack rather than at start: with what it
+ * pulls in (libxml2, ICU, libstdc++, lzma, bzip2 ...) it is a sixth of an idle
+ * agent's resident set, and a host whose images are cached never needs it. */
+#define ARCHIVE_FUNCS(X)          \
+    X(entry_atime)                \
+    X(entry_atime_is_set)         \
+    X(entry_atime_nsec)           \
+    X(entry_filetype)             \
+    X(entry_gid)                  \
+    X(entry_hardlink)             \
+    X(entry_mtime)                \
+    X(entry_mtime_is_set)         \
+    X(entry_mtime_nsec)           \
+    X(entry_pathname)             \
+    X(entry_pathname_utf8)        \
+    X(entry_perm)                 \
+    X(entry_rdev)                 \
+    X(entry_size)                 \
+    X(entry_symlink)              \
+    X(entry_symlink_utf8)         \
+    X(entry_uid)                  \
+    X(entry_xattr_next)           \
+    X(entry_xattr_reset)          \
+    X(error_string)               \
+    X(read_data_block)            \
+    X(read_free)                  \
+    X(read_new)                   \
+    X(read_next_header)           \
+    X(read_open_fd)               \
+    X(read_support_filter_gzip)   \
+    X(read_support_filter_none)   \
+    X(read_support_filter_zstd)   \
+    X(read_support_format_empty)  \
+    X(read_support_format_gnutar) \
+    X(read_support_format_tar)
+
+static struct {
+#define ARCHIVE_FIELD(name) __typeof__(archive_##name) *name;
+    ARCHIVE_FUNCS(ARCHIVE_FIELD)
+#undef ARCHIVE_FIELD
+} ar;
+static pthread_once_t ar_once = PTHREAD_ONCE_INIT;
+static char ar_missing[512]; /* why loading failed; "" when it did not */
+
+static void ar_load(void)
+{
+    void *h = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(ar_missing, sizeof(ar_missing), "%s", dlerror());
+        return;
+    }
+#define ARCHIVE_SYM(name)                                                                \
+    if (!(*(void **)&ar.name = dlsym(h, "archive_" #name))) {                            \
+        snprintf(ar_missing, sizeof(ar_missing), "libarchive has no archive_%s", #name); \
+        return;                                                                          \
+    }
+    ARCHIVE_FUNCS(ARCHIVE_SYM)
+#undef ARCHIVE_SYM
+}
 
 struct dir_meta {
     char *path; /* relative to the root; "" is the root itself */
@@ -228,8 +291,8 @@ static int set_xattrs(struct archive_entry *e, int fd, int parent, const char *b
     const char *name;
     const void *value;
     size_t size;
-    archive_entry_xattr_reset(e);
-    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+    ar.entry_xattr_reset(e);
+    while (ar.entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
         if (!xattr_allowed(name))
             continue;
         int rc;
@@ -258,11 +321,11 @@ static int set_xattrs(struct archive_entry *e, int fd, int parent, const char *b
 
 static void entry_times(struct archive_entry *e, struct timespec ts[2])
 {
-    ts[1].tv_sec = archive_entry_mtime(e);
-    ts[1].tv_nsec = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
-    if (archive_entry_atime_is_set(e)) {
-        ts[0].tv_sec = archive_entry_atime(e);
-        ts[0].tv_nsec = archive_entry_atime_nsec(e);
+    ts[1].tv_sec = ar.entry_mtime(e);
+    ts[1].tv_nsec = ar.entry_mtime_is_set(e) ? ar.entry_mtime_nsec(e) : 0;
+    if (ar.entry_atime_is_set(e)) {
+        ts[0].tv_sec = ar.entry_atime(e);
+        ts[0].tv_nsec = ar.entry_atime_nsec(e);
     } else {
         ts[0] = ts[1];
     }
@@ -275,12 +338,12 @@ static int write_file_data(struct archive *a, int fd, la_int64_t size, const cha
     size_t len;
     la_int64_t off;
     for (;;) {
-        int r = archive_read_data_block(a, &buf, &len, &off);
+        int r = ar.read_data_block(a, &buf, &len, &off);
         if (r == ARCHIVE_EOF)
             break;
         if (r < ARCHIVE_WARN)
             return barge_error_set(err, BARGE_ERR_IO, "cannot read layer entry '%s': %s", rel,
-                                   archive_error_string(a));
+                                   ar.error_string(a));
         const char *p = buf;
         while (len > 0) {
             /* pwrite at the block's offset leaves the holes of sparse files */
@@ -334,7 +397,7 @@ static int whiteout(struct unpack *u, struct archive_entry *e, const char *rel, 
 static int hardlink(struct unpack *u, struct archive_entry *e, const char *rel, int parent,
                     const char *base, struct barge_error **err)
 {
-    const char *raw = archive_entry_hardlink(e);
+    const char *raw = ar.entry_hardlink(e);
     _cleanup_free_ char *target = clean_name(raw);
     if (!target || !*target)
         return barge_error_set(err, BARGE_ERR_IO,
@@ -368,17 +431,17 @@ static int hardlink(struct unpack *u, struct archive_entry *e, const char *rel, 
 static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entry *e,
                         struct barge_error **err)
 {
-    const char *raw = archive_entry_pathname(e);
+    const char *raw = ar.entry_pathname(e);
     if (!raw)
-        raw = archive_entry_pathname_utf8(e);
+        raw = ar.entry_pathname_utf8(e);
     if (!raw)
         return barge_error_set(err, BARGE_ERR_IO, "layer entry without a usable name");
     _cleanup_free_ char *rel = clean_name(raw);
     if (!rel)
         return barge_error_set(err, BARGE_ERR_IO, "refusing layer entry '%s': it contains '..'",
                                raw);
-    mode_t type = archive_entry_filetype(e);
-    bool is_link = archive_entry_hardlink(e) != NULL;
+    mode_t type = ar.entry_filetype(e);
+    bool is_link = ar.entry_hardlink(e) != NULL;
 
     if (!*rel) {
         /* "./": the layer root's own metadata */
@@ -390,10 +453,9 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
             }
             m = &u->dirs[u->n_dirs++];
             m->path = barge_xstrdup("");
-            m->mode = archive_entry_perm(e);
+            m->mode = ar.entry_perm(e);
             entry_times(e, m->times);
-            if (fchownat(u->root, "", archive_entry_uid(e), archive_entry_gid(e), AT_EMPTY_PATH) <
-                0)
+            if (fchownat(u->root, "", ar.entry_uid(e), ar.entry_gid(e), AT_EMPTY_PATH) < 0)
                 return barge_error_set_errno(err, BARGE_ERR_IO, "cannot chown layer root");
         }
         return 0;
@@ -408,9 +470,9 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
     if (is_link)
         return hardlink(u, e, rel, parent, base, err);
 
-    uid_t uid = (uid_t)archive_entry_uid(e);
-    gid_t gid = (gid_t)archive_entry_gid(e);
-    mode_t perm = archive_entry_perm(e);
+    uid_t uid = (uid_t)ar.entry_uid(e);
+    gid_t gid = (gid_t)ar.entry_gid(e);
+    mode_t perm = ar.entry_perm(e);
     struct timespec ts[2];
     entry_times(e, ts);
 
@@ -422,7 +484,7 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
             openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
             return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", rel);
-        if (write_file_data(a, fd, archive_entry_size(e), rel, err) < 0)
+        if (write_file_data(a, fd, ar.entry_size(e), rel, err) < 0)
             return -1;
         /* chown before chmod: chown clears set-id bits; xattrs after both
          * because chown also drops security.capability */
@@ -461,9 +523,9 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
         return 0;
     }
     case AE_IFLNK: {
-        const char *target = archive_entry_symlink(e);
+        const char *target = ar.entry_symlink(e);
         if (!target)
-            target = archive_entry_symlink_utf8(e);
+            target = ar.entry_symlink_utf8(e);
         if (!target)
             return barge_error_set(err, BARGE_ERR_IO, "symlink '%s' without a target", rel);
         if (clear_existing(u, parent, base, false, rel, err) < 0)
@@ -484,7 +546,7 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
     case AE_IFIFO: {
         if (clear_existing(u, parent, base, false, rel, err) < 0)
             return -1;
-        dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(e);
+        dev_t dev = type == AE_IFIFO ? 0 : ar.entry_rdev(e);
         if (mknodat(parent, base, type | (perm & 0777), dev) < 0)
             return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create device '%s'", rel);
         /* The node was just made by us in our private directory, so following
@@ -536,32 +598,35 @@ static int finish_dirs(struct unpack *u, struct barge_error **err)
 
 int barge_image_layer_unpack(int fd, const char *dir, struct barge_error **err)
 {
+    pthread_once(&ar_once, ar_load);
+    if (ar_missing[0])
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "cannot load libarchive: %s", ar_missing);
     struct unpack u = {.root = -1, .cached_fd = -1};
     u.root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (u.root < 0)
         return barge_error_set_errno(err, BARGE_ERR_IO, "cannot open layer directory '%s'", dir);
 
-    struct archive *a = archive_read_new();
-    archive_read_support_filter_gzip(a);
-    archive_read_support_filter_zstd(a);
-    archive_read_support_filter_none(a);
-    archive_read_support_format_tar(a);
-    archive_read_support_format_gnutar(a);
+    struct archive *a = ar.read_new();
+    ar.read_support_filter_gzip(a);
+    ar.read_support_filter_zstd(a);
+    ar.read_support_filter_none(a);
+    ar.read_support_format_tar(a);
+    ar.read_support_format_gnutar(a);
     /* A zero-byte blob is a valid empty layer. */
-    archive_read_support_format_empty(a);
+    ar.read_support_format_empty(a);
 
     int rc = -1;
-    if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
-        barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", archive_error_string(a));
+    if (ar.read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
+        barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", ar.error_string(a));
         goto out;
     }
     for (;;) {
         struct archive_entry *e;
-        int r = archive_read_next_header(a, &e);
+        int r = ar.read_next_header(a, &e);
         if (r == ARCHIVE_EOF)
             break;
         if (r < ARCHIVE_WARN) {
-            barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", archive_error_string(a));
+            barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", ar.error_string(a));
             goto out;
         }
         if (unpack_entry(&u, a, e, err) < 0)
@@ -569,7 +634,7 @@ int barge_image_layer_unpack(int fd, const char *dir, struct barge_error **err)
     }
     rc = finish_dirs(&u, err);
 out:
-    archive_read_free(a);
+    ar.read_free(a);
     drop_cache(&u);
     for (size_t i = 0; i < u.n_dirs; i++)
         free(u.dirs[i].path);
