@@ -527,18 +527,22 @@ int main(int argc, char **argv)
                             "FILE; barge join-token create makes one) or credentials: pass "
                             "--credentials FILE (barged writes barge-data/admin-credentials) or "
                             "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n");
+            barge_agent_client_free(client);
             return 2;
         }
         while (register_instance(&agent, client, join_token, &err) < 0) {
             if (err->code == BARGE_ERR_ACCESS_DENIED) {
                 fprintf(stderr, "barge-agent: %s\n", err->message);
+                barge_agent_client_free(client);
                 return 1;
             }
             barge_warn("%s; retrying in 2s", err->message);
             barge_error_free(barge_steal(&err));
             sleep(2);
-            if (stop_signal)
+            if (stop_signal) {
+                barge_agent_client_free(client);
                 return 1;
+            }
         }
     }
     agent.logship = barge_logship_new(&agent);
