@@ -73,11 +73,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libbarge.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-# The store's tests also run against a throwaway PostgreSQL cluster (they say
-# so and skip that part when PostgreSQL cannot start).
+# The store's tests (test_store, test_store_logs) also run against a throwaway
+# PostgreSQL cluster (they say so and skip that part when PostgreSQL cannot start).
 unit: setup $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; \
-	  case $$t in */test_store) $(PYTHON) tests/e2e/pg_fixture.py -- $$t;; *) $$t;; esac; done
+	  case $$t in */test_store*) $(PYTHON) tests/e2e/pg_fixture.py -- $$t;; *) $$t;; esac; done
 
 e2e: all $(TESTS)
 	BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider tests/e2e $(PYTEST_ARGS)

@@ -1,9 +1,10 @@
 /* The store, against SQLite and, when BARGE_TEST_PG_URI names a database
  * (tests/e2e/pg_fixture.py -- CMD provides one; `make unit` does), against
  * PostgreSQL too: documents, ordered scans with prefixes and paging, counters,
- * transactions that roll back, reopening, CloudWatch Logs events; and what only several processes
- * on one PostgreSQL database need: writers serialised across store handles, store-wide locks and
- * notifications. Each PostgreSQL test runs in a schema of its own. */
+ * transactions that roll back, reopening; and what only several processes on
+ * one PostgreSQL database need: writers serialised across store handles,
+ * store-wide locks and notifications. Each PostgreSQL test runs in a schema
+ * of its own. */
 // clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
@@ -428,146 +429,6 @@ static void test_pg_password_stays_out_of_messages(void **state)
     barge_error_free(err);
 }
 
-struct seen {
-    int64_t ids[16], streams[16], ts[16];
-    char msgs[16][16];
-    size_t n;
-};
-
-static int collect_log(const struct barge_store_log_event *ev, void *ud, struct barge_error **err)
-{
-    struct seen *s = ud;
-    assert_true(s->n < 16);
-    s->ids[s->n] = ev->id;
-    s->streams[s->n] = ev->stream;
-    s->ts[s->n] = ev->timestamp;
-    snprintf(s->msgs[s->n], sizeof(s->msgs[0]), "%.*s", (int)ev->message_len, ev->message);
-    s->n++;
-    return 0;
-}
-
-static void append(struct barge_store *st, int64_t group, int64_t stream, const int64_t *ts,
-                   const char *const *msgs, size_t n, int64_t *ids)
-{
-    struct barge_tx *tx;
-    struct barge_error *err = NULL;
-    struct barge_store_log_event evs[8] = {{0}};
-    for (size_t i = 0; i < n; i++)
-        evs[i] = (struct barge_store_log_event){.timestamp = ts[i],
-                                                .ingestion = 5000,
-                                                .message = msgs[i],
-                                                .message_len = strlen(msgs[i])};
-    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
-    assert_int_equal(barge_store_log_append(tx, group, stream, evs, n, &err), 0);
-    assert_int_equal(barge_store_commit(tx, &err), 0);
-    for (size_t i = 0; i < n; i++)
-        ids[i] = evs[i].id;
-}
-
-static struct seen log_query(struct barge_store *st, struct barge_store_log_query q)
-{
-    struct barge_tx *tx;
-    struct barge_error *err = NULL;
-    struct seen s = {0};
-    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
-    assert_int_equal(barge_store_log_scan(tx, &q, collect_log, &s, &err), 0);
-    barge_store_abort(tx);
-    return s;
-}
-
-/* Log events: ids in append order and never reused, (timestamp, id) order
- * both ways, time ranges, stream filters, positions and limits, bounds,
- * expiry with what it took, dropping a stream and a group. */
-static void test_log_events(void **state)
-{
-    struct barge_store *st = *state;
-    int64_t a[3], b[2], c[1];
-    append(st, 1, 10, (int64_t[]){300, 100, 200}, (const char *[]){"a300", "a100", "a200"}, 3, a);
-    append(st, 1, 11, (int64_t[]){100, 400}, (const char *[]){"b100", "bé400"}, 2, b);
-    append(st, 2, 20, (int64_t[]){150}, (const char *[]){"c150"}, 1, c);
-    assert_true(a[0] < a[1] && a[1] < a[2] && a[2] < b[0] && b[0] < b[1] && b[1] < c[0]);
-
-    struct barge_store_log_query q = {.group = 1, .start = 0, .end = 1000};
-    struct seen s = log_query(st, q);
-    assert_int_equal(s.n, 5);
-    const char *order[] = {"a100", "b100", "a200", "a300", "bé400"};
-    for (size_t i = 0; i < 5; i++)
-        assert_string_equal(s.msgs[i], order[i]);
-    assert_int_equal(s.ids[0], a[1]);
-    assert_int_equal(s.streams[1], 11);
-
-    /* descending, from a position, at most 2 */
-    q.desc = true;
-    q.has_position = true;
-    q.position_ts = 300;
-    q.position_id = a[0];
-    q.limit = 2;
-    s = log_query(st, q);
-    assert_int_equal(s.n, 2);
-    assert_string_equal(s.msgs[0], "a200");
-    assert_string_equal(s.msgs[1], "b100");
-
-    /* ascending after a position, one stream, a time range */
-    int64_t only[] = {10};
-    q = (struct barge_store_log_query){.group = 1,
-                                       .start = 100,
-                                       .end = 300,
-                                       .streams = only,
-                                       .n_streams = 1,
-                                       .has_position = true,
-                                       .position_ts = 100,
-                                       .position_id = a[1]};
-    s = log_query(st, q);
-    assert_int_equal(s.n, 1);
-    assert_string_equal(s.msgs[0], "a200");
-    q.n_streams = 0;
-    assert_int_equal(log_query(st, q).n, 0);
-
-    struct barge_tx *tx;
-    struct barge_error *err = NULL;
-    int64_t first = 0, last = 0;
-    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
-    assert_int_equal(barge_store_log_bounds(tx, 10, &first, &last, &err), 1);
-    assert_int_equal(first, 100);
-    assert_int_equal(last, 300);
-    assert_int_equal(barge_store_log_bounds(tx, 99, &first, &last, &err), 0);
-    barge_store_abort(tx);
-
-    /* expiry reports per stream what it removed */
-    struct barge_store_log_removed *rm = NULL;
-    size_t n = 0;
-    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
-    assert_int_equal(barge_store_log_expire(tx, 1, 200, &rm, &n, &err), 0);
-    assert_int_equal(barge_store_commit(tx, &err), 0);
-    assert_int_equal(n, 2);
-    int64_t events = 0, bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        events += rm[i].events;
-        bytes += rm[i].bytes;
-    }
-    free(rm);
-    assert_int_equal(events, 2);
-    assert_int_equal(bytes, 8);
-    q = (struct barge_store_log_query){.group = 1, .start = 0, .end = 1000};
-    assert_int_equal(log_query(st, q).n, 3);
-
-    /* the newest event gone, its id is still not handed out again */
-    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
-    assert_int_equal(barge_store_log_drop(tx, 2, 20, &err), 0);
-    assert_int_equal(barge_store_commit(tx, &err), 0);
-    int64_t d[1];
-    append(st, 2, 21, (int64_t[]){150}, (const char *[]){"d150"}, 1, d);
-    assert_true(d[0] > c[0]);
-
-    /* dropping a whole group leaves the others */
-    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
-    assert_int_equal(barge_store_log_drop(tx, 1, 0, &err), 0);
-    assert_int_equal(barge_store_commit(tx, &err), 0);
-    assert_int_equal(log_query(st, q).n, 0);
-    q.group = 2;
-    assert_int_equal(log_query(st, q).n, 1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,7 +439,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_sort_bytewise, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_is_exclusive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_log_events, setup, teardown),
         cmocka_unit_test(test_rejects_other_uris),
     };
     const struct CMUnitTest pg_only[] = {
