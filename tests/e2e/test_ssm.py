@@ -201,5 +201,5 @@ def test_wrong_master_key_refuses_to_start(tmp_path):
     with open(os.path.join(b.data_dir, "master.key"), "w") as f:
         f.write("00" * 32 + "\n")
     with pytest.raises(RuntimeError) as e:
-        Barged(b.data_dir).start()
+        Barged(b.data_dir, store=b.store).start()
     assert "master key" in str(e.value)
