@@ -52,6 +52,9 @@ static void reply_error(struct barge_http_resp *resp, const struct barge_error *
     case BARGE_ERR_AUTH_EXPIRED:
         status = 401;
         break;
+    case BARGE_ERR_ACCESS_DENIED:
+        status = 403;
+        break;
     case BARGE_ERR_NOT_FOUND:
         status = 404;
         break;
@@ -73,6 +76,16 @@ static void reply_error(struct barge_http_resp *resp, const struct barge_error *
     reply(resp, status, body);
 }
 
+/* A host refused for its join token shows in barged's log too: the operator
+ * looks there first. */
+static int refused(const json_t *in, const struct barge_error *err)
+{
+    if (err->code != BARGE_ERR_INTERNAL && err->code != BARGE_ERR_IO)
+        barge_warn("refused to register host %s: %s", barge_json_str(in, "hostname", "?"),
+                   err->message);
+    return -1;
+}
+
 static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
                           struct barge_error **err)
 {
@@ -87,9 +100,10 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
     struct barge_sigv4_identity who;
     if (!join_token && barge_api_authenticate(req, "ecs", &who, err) < 0)
         return -1;
-    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
-        (join_token && barge_api_join_token_check(tx, join_token, &join, err) < 0))
+    if (barge_store_begin(srv->store, true, &tx, err) < 0)
         return -1;
+    if (join_token && barge_api_join_token_check(tx, join_token, &join, err) < 0)
+        return refused(in, *err);
     /* Hosts enrolled as Fargate capacity belong to no cluster: they join the
      * pool, which no listing shows and every cluster's FARGATE tasks use. */
     if (barge_streq(barge_json_str(in, "capacity", NULL), "FARGATE"))
@@ -98,7 +112,7 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
         return -1;
     const char *cname = barge_json_str(cluster, "clusterName", "");
     if (join && barge_api_join_token_use(tx, join, cname, err) < 0)
-        return -1;
+        return refused(in, *err);
     unsigned char secret[32];
     char hex[65];
     barge_random_bytes(secret, sizeof(secret));

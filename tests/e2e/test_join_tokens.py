@@ -131,6 +131,10 @@ def test_bad_tokens_are_refused(barged, hosts):
     refused(hosts("wrong", other), "is for cluster 'other', not 'default'")
     refused(hosts("unknown", rid + "." + "0" * 64), "unknown join token")
     refused(hosts("malformed", "not-a-token"), "malformed join token")
+    # barged's log says so too, for the operator
+    with open(barged.log_path, errors="replace") as f:
+        log = f.read()
+    assert "refused to register host" in log and f"join token '{rid}' was revoked" in log
     rows = listed(barged)
     assert rows[expiring.split(".")[0]]["status"] == "expired"
     assert rows[rid]["status"] == "revoked"
