@@ -15,12 +15,12 @@ PG_SUITES ?= tests/e2e
 # The suites `make test` (and so CI, .ci/run) also runs against PostgreSQL:
 # those that exercise the store most (clusters, task definitions with their
 # families and paging, CloudWatch Logs events, services and their deployments,
-# placement). They add about 4-5 minutes on 2 cores to the 15 of the SQLite
-# run, keeping CI well under its 30. test_ha.py is not listed: it always runs
-# on PostgreSQL.
+# placement, tasks). They add about 5 minutes on 2 cores to the 15 of the
+# SQLite run, keeping CI well under its 30. test_ha.py is not listed: it
+# always runs on PostgreSQL.
 PG_CI_SUITES ?= tests/e2e/test_ecs_clusters.py tests/e2e/test_ecs_taskdefs.py \
                 tests/e2e/test_logs_api.py tests/e2e/test_services.py \
-                tests/e2e/test_placement.py
+                tests/e2e/test_placement.py tests/e2e/test_tasks.py
 
 # O=DIR puts the build somewhere else (e.g. one per git worktree).
 ifeq ($(SANITIZE),)
