@@ -127,8 +127,6 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
     json_object_set_new(
         doc, "_registeredBy",
         json_string(join ? barge_json_str(join, "_createdBy", "") : who.access_key_id));
-    if (join)
-        barge_json_set_str(doc, "_joinToken", barge_json_str(join, "id", ""));
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, barge_json_str(doc, "_id", ""));
     if (barge_store_put(tx, ECS_KIND_INSTANCE, key, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)

@@ -110,14 +110,15 @@ static int cmd_create(struct barge_cli_app *app, int argc, char **argv)
         return barge_cli_fail(app, err);
     if (strcmp(output, "json") == 0)
         return print_json(out);
-    char expires[32];
+    char expires[32], limit[32] = "no use limit";
     format_time(json_object_get(out, "expiresAt"), expires);
+    if (uses)
+        snprintf(limit, sizeof(limit), "%ld use(s)", uses);
     printf("%s\n", barge_json_str(out, "token", ""));
     fprintf(stderr,
             "join token %s: cluster %s, expires %s, %s; give it to barge-agent with "
             "--join-token-file FILE or BARGE_JOIN_TOKEN\n",
-            barge_json_str(out, "id", ""), barge_json_str(out, "cluster", "(any)"), expires,
-            uses ? "limited uses" : "unlimited uses");
+            barge_json_str(out, "id", ""), barge_json_str(out, "cluster", "(any)"), expires, limit);
     return 0;
 }
 
