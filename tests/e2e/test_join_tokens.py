@@ -63,8 +63,15 @@ def hosts(barged, tmp_path):
         return a
 
     yield make
+    # every agent is stopped even when one's log fails the test
+    failures = []
     for a in made:
-        a.close()
+        try:
+            a.close()
+        except AssertionError as e:
+            failures.append(e)
+    if failures:
+        raise failures[0]
 
 
 def refused(agent, message):
