@@ -57,6 +57,10 @@ static void usage(FILE *f)
             "  --credentials FILE      INI file with aws_access_key_id and\n"
             "                          aws_secret_access_key under [barge] (default: the\n"
             "                          AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables)\n"
+            "  --join-token TOKEN      register with a join token (barge join-token create)\n"
+            "                          instead of an access key; ps shows it, so prefer:\n"
+            "  --join-token-file FILE  read the join token from FILE (or the\n"
+            "                          BARGE_JOIN_TOKEN variable)\n"
             "  --region NAME           region barged signs for (default us-east-1)\n"
             "  --availability-zone AZ  the ecs.availability-zone attribute (default REGIONa)\n"
             "  --attribute NAME=VALUE  a custom attribute (repeatable)\n"
@@ -236,8 +240,10 @@ static long long detect_memory_mib(void)
     return mib > 512 ? mib - 256 : mib;
 }
 
+/* Registers with the join token when there is one (barged then wants no
+ * signature), else SigV4-signed with the access key. */
 static int register_instance(struct barge_agent *a, struct barge_agent_client *c,
-                             struct barge_error **err)
+                             const char *join_token, struct barge_error **err)
 {
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
@@ -257,7 +263,8 @@ static int register_instance(struct barge_agent *a, struct barge_agent_client *c
         barge_xasprintf("%s (barge-agent %s)", barge_runtime_name(a->rt), AGENT_VERSION);
     json_object_set_new(body, "runtime", json_string(rt));
     _cleanup_json_ json_t *out = NULL;
-    int status = barge_agent_client_post(c, "/agent/register", body, NULL, &a->cfg, 30, &out, err);
+    int status = barge_agent_client_post(c, "/agent/register", body, join_token,
+                                         join_token ? NULL : &a->cfg, 30, &out, err);
     if (status < 0)
         return -1;
     if (status != 200)
@@ -281,6 +288,8 @@ int main(int argc, char **argv)
         {"cluster", required_argument, NULL, 'c'},
         {"data-dir", required_argument, NULL, 'd'},
         {"credentials", required_argument, NULL, 'C'},
+        {"join-token", required_argument, NULL, 'J'},
+        {"join-token-file", required_argument, NULL, 'j'},
         {"region", required_argument, NULL, 'r'},
         {"availability-zone", required_argument, NULL, 'z'},
         {"attribute", required_argument, NULL, 'a'},
@@ -315,6 +324,7 @@ int main(int argc, char **argv)
     cfg->metrics_interval_ms = 20000;
     cfg->attributes = json_array();
     const char *creds_file = NULL, *log_level = "info", *s3_creds_file = NULL;
+    const char *join_token_arg = NULL, *join_token_file = NULL;
     bool clean_network = false;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -339,6 +349,12 @@ int main(int argc, char **argv)
             break;
         case 'C':
             creds_file = optarg;
+            break;
+        case 'J':
+            join_token_arg = optarg;
+            break;
+        case 'j':
+            join_token_file = optarg;
             break;
         case 'r':
             cfg->region = optarg;
@@ -441,6 +457,19 @@ int main(int argc, char **argv)
     }
     cfg->access_key = akid;
     cfg->secret_key = secret;
+    _cleanup_free_ char *join_token = NULL;
+    if (join_token_file) {
+        if (!(join_token = barge_read_file(join_token_file, NULL))) {
+            fprintf(stderr, "barge-agent: cannot read the join token from '%s': %s\n",
+                    join_token_file, strerror(errno));
+            return 2;
+        }
+        join_token[strcspn(join_token, " \t\r\n")] = '\0';
+    } else if (join_token_arg) {
+        join_token = barge_xstrdup(join_token_arg);
+    } else if (getenv("BARGE_JOIN_TOKEN") && *getenv("BARGE_JOIN_TOKEN")) {
+        join_token = barge_xstrdup(getenv("BARGE_JOIN_TOKEN"));
+    }
     char *s3_akid = NULL, *s3_secret = NULL;
     if (s3_creds_file && read_credentials(s3_creds_file, &s3_akid, &s3_secret) < 0) {
         fprintf(stderr, "barge-agent: cannot read [barge] keys from '%s'\n", s3_creds_file);
@@ -499,22 +528,27 @@ int main(int argc, char **argv)
         agent.instance_arn = barge_xstrdup(barge_json_str(agent.state, "containerInstanceArn", ""));
         barge_info("resuming as %s", agent.instance_arn);
     } else {
-        if (!akid) {
-            fprintf(stderr, "barge-agent: registering needs credentials: pass --credentials "
-                            "FILE (barged writes barge-data/admin-credentials) or set "
-                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n");
+        if (!akid && !join_token) {
+            fprintf(stderr, "barge-agent: registering needs a join token (--join-token-file "
+                            "FILE; barge join-token create makes one) or credentials: pass "
+                            "--credentials FILE (barged writes barge-data/admin-credentials) or "
+                            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n");
+            barge_agent_client_free(client);
             return 2;
         }
-        while (register_instance(&agent, client, &err) < 0) {
+        while (register_instance(&agent, client, join_token, &err) < 0) {
             if (err->code == BARGE_ERR_ACCESS_DENIED) {
                 fprintf(stderr, "barge-agent: %s\n", err->message);
+                barge_agent_client_free(client);
                 return 1;
             }
             barge_warn("%s; retrying in 2s", err->message);
             barge_error_free(barge_steal(&err));
             sleep(2);
-            if (stop_signal)
+            if (stop_signal) {
+                barge_agent_client_free(client);
                 return 1;
+            }
         }
     }
     agent.logship = barge_logship_new(&agent);

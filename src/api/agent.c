@@ -1,8 +1,9 @@
 /* The agent channel: how barge-agent talks to barged. Plain HTTP with JSON
  * bodies under /agent/:
- *   POST /agent/register  SigV4-signed (an access key, like any API call):
- *                         registers the host as a container instance and
- *                         returns a per-instance token.
+ *   POST /agent/register  SigV4-signed (an access key, like any API call),
+ *                         or with a join token as the Bearer token
+ *                         (jointokens.c): registers the host as a container
+ *                         instance and returns a per-instance token.
  *   POST /agent/poll      Bearer token: long-polls for the instance's tasks;
  *                         answers at once when the agent's view is stale or
  *                         a client asks for a task's output (logRequests),
@@ -56,6 +57,9 @@ static void reply_error(struct barge_http_resp *resp, const struct barge_error *
     case BARGE_ERR_AUTH_EXPIRED:
         status = 401;
         break;
+    case BARGE_ERR_ACCESS_DENIED:
+        status = 403;
+        break;
     case BARGE_ERR_NOT_FOUND:
         status = 404;
         break;
@@ -77,23 +81,43 @@ static void reply_error(struct barge_http_resp *resp, const struct barge_error *
     reply(resp, status, body);
 }
 
+/* A host refused for its join token shows in barged's log too: the operator
+ * looks there first. */
+static int refused(const json_t *in, const struct barge_error *err)
+{
+    if (err->code != BARGE_ERR_INTERNAL && err->code != BARGE_ERR_IO)
+        barge_warn("refused to register host %s: %s", barge_json_str(in, "hostname", "?"),
+                   err->message);
+    return -1;
+}
+
 static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
                           struct barge_error **err)
 {
     struct barge_server *srv = req->server;
-    struct barge_sigv4_identity who;
-    if (barge_api_authenticate(req, "ecs", &who, err) < 0)
-        return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *cluster = NULL, *doc = NULL;
+    _cleanup_json_ json_t *cluster = NULL, *doc = NULL, *join = NULL;
+    /* A host holds either an access key or a join token; the token's
+     * creator stands in for the key below (registry credentials). */
+    const char *auth = barge_http_req_header(req, "Authorization");
+    const char *join_token =
+        auth && barge_str_has_prefix(auth, "Bearer ") ? auth + strlen("Bearer ") : NULL;
+    struct barge_sigv4_identity who;
+    if (!join_token && barge_api_authenticate(req, "ecs", &who, err) < 0)
+        return -1;
     if (barge_store_begin(srv->store, true, &tx, err) < 0)
         return -1;
+    if (join_token && barge_api_join_token_check(tx, join_token, &join, err) < 0)
+        return refused(in, *err);
     /* Hosts enrolled as Fargate capacity belong to no cluster: they join the
      * pool, which no listing shows and every cluster's FARGATE tasks use. */
     if (barge_streq(barge_json_str(in, "capacity", NULL), "FARGATE"))
         cluster = json_pack("{s:s, s:s}", "clusterName", ECS_FARGATE_POOL, "clusterArn", "");
     else if (ecs_cluster_load(tx, srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
         return -1;
+    const char *cname = barge_json_str(cluster, "clusterName", "");
+    if (join && barge_api_join_token_use(tx, join, cname, err) < 0)
+        return refused(in, *err);
     unsigned char secret[32];
     char hex[65];
     barge_random_bytes(secret, sizeof(secret));
@@ -105,16 +129,18 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
         return -1;
     json_object_set_new(doc, "_lastSeen", json_real(barge_now()));
     /* Registry tokens for the agent's pulls are issued in this key's name. */
-    json_object_set_new(doc, "_registeredBy", json_string(who.access_key_id));
-    const char *cname = barge_json_str(cluster, "clusterName", "");
+    json_object_set_new(
+        doc, "_registeredBy",
+        json_string(join ? barge_json_str(join, "_createdBy", "") : who.access_key_id));
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, barge_json_str(doc, "_id", ""));
     if (barge_store_put(tx, ECS_KIND_INSTANCE, key, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     _cleanup_free_ char *token =
         barge_xasprintf("%s/%s/%s", cname, barge_json_str(doc, "_id", ""), hex);
-    barge_info("registered container instance %s in cluster %s (host %s)",
-               barge_json_str(doc, "_id", ""), cname, barge_json_str(in, "hostname", "?"));
+    barge_info("registered container instance %s in cluster %s (host %s%s%s)",
+               barge_json_str(doc, "_id", ""), cname, barge_json_str(in, "hostname", "?"),
+               join ? ", join token " : "", join ? barge_json_str(join, "id", "") : "");
     *out = json_pack("{s:s, s:s, s:s}", "containerInstanceArn",
                      barge_json_str(doc, "containerInstanceArn", ""), "clusterArn",
                      barge_json_str(cluster, "clusterArn", ""), "token", token);

@@ -170,6 +170,18 @@ extern struct barge_prices barge_prices;
 int ecs_usage_record(struct barge_tx *tx, const json_t *task, struct barge_error **err);
 /* GET /barge/v1/usage */
 void barge_api_usage_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+/* /barge/v1/join-tokens (jointokens.c) */
+void barge_api_join_tokens_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+/* Finds the join token "<id>.<secret>" and checks that it may register a host
+ * now (known, not revoked, expired or used up); *out is its document (new
+ * reference). The errors say which check failed. */
+int barge_api_join_token_check(struct barge_tx *tx, const char *token, json_t **out,
+                               struct barge_error **err);
+/* Counts one registration into cluster (a name) against the token's document
+ * from barge_api_join_token_check, refusing a cluster it is not for (write
+ * transaction; doc is updated and stored). */
+int barge_api_join_token_use(struct barge_tx *tx, json_t *doc, const char *cluster,
+                             struct barge_error **err);
 extern const struct barge_api_service barge_api_ecs;
 
 /* Is name one of the built-in capacity providers FARGATE / FARGATE_SPOT? */

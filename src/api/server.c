@@ -295,6 +295,7 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
 static const struct barge_http_route routes[] = {
     {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024, NULL},
     {"/barge/v1/task-logs", barge_api_task_logs_handle, 4096, NULL},
+    {"/barge/v1/join-tokens", barge_api_join_tokens_handle, 4096, NULL},
     {"/barge/", barge_api_usage_handle, 4096, NULL},
     {"/metrics", barge_metrics_handle, 16 * 1024 * 1024, NULL},
     {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},

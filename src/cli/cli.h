@@ -248,6 +248,7 @@ int barge_cli_cmd_init(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_run(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_tasks(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_usage(struct barge_cli_app *app, int argc, char **argv);
+int barge_cli_cmd_join_token(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_logs(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_compose(struct barge_cli_app *app, int argc, char **argv);
 

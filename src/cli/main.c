@@ -37,6 +37,7 @@ static const struct command commands[] = {
     {"delete", barge_cli_cmd_delete, "delete the service"},
     {"compose", barge_cli_cmd_compose, "docker-compose import: convert, up"},
     {"usage", barge_cli_cmd_usage, "metered usage and cost of FARGATE tasks"},
+    {"join-token", barge_cli_cmd_join_token, "create, list or revoke tokens hosts join with"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -51,7 +51,7 @@ struct store_ops {
     void (*notify)(struct barge_store *st);
     int (*subscribe)(struct barge_store *st, barge_store_notify_fn fn, void *ud,
                      struct barge_error **err);
-    /* Log events; a backend without them leaves these NULL. */
+    /* Log events. */
     int (*log_append)(struct barge_tx *tx, int64_t group, int64_t stream,
                       struct barge_store_log_event *events, size_t n, struct barge_error **err);
     int (*log_scan)(struct barge_tx *tx, const struct barge_store_log_query *q,

@@ -1,7 +1,8 @@
 /* The PostgreSQL backend of store.h, for several barged sharing one database.
- * The schema is SQLite's: objects(kind, key, doc) and counters, with keys in
- * the "C" collation so that they sort byte-wise as SQLite's do, moved up by
- * the same numbered migrations (kept in barge_schema).
+ * The schema is SQLite's: objects(kind, key, doc), counters and the
+ * CloudWatch Logs events (log_events), with keys in the "C" collation so that
+ * they sort byte-wise as SQLite's do, moved up by the same numbered
+ * migrations (kept in barge_schema).
  *
  * Transactions. Every write transaction starts by taking one
  * transaction-scoped advisory lock, so writers are serialised across all
@@ -58,6 +59,13 @@ enum {
     STMT_SCAN_DESC,
     STMT_COUNT,
     STMT_COUNTER,
+    STMT_LOG_APPEND,
+    STMT_LOG_SCAN_ASC,
+    STMT_LOG_SCAN_DESC,
+    STMT_LOG_EXPIRE,
+    STMT_LOG_DROP_STREAM,
+    STMT_LOG_DROP_GROUP,
+    STMT_LOG_BOUNDS,
     N_STMT
 };
 
@@ -78,6 +86,30 @@ static const struct {
     [STMT_COUNTER] = {"counter", "INSERT INTO counters(name, value) VALUES ($1, 1) "
                                  "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 "
                                  "RETURNING value"},
+    [STMT_LOG_APPEND] = {"log_append", "INSERT INTO log_events(grp, stream, ts, ingest, msg) "
+                                       "VALUES ($1, $2, $3, $4, $5) RETURNING id"},
+    /* A scan without a position passes the smallest (ascending) or largest
+     * (descending) one, and NULL for "every stream" and "no limit", so one
+     * statement serves every query. */
+    [STMT_LOG_SCAN_ASC] = {"log_scan_asc",
+                           "SELECT id, stream, ts, ingest, msg FROM log_events WHERE grp = $1 "
+                           "AND ts >= $2 AND ts < $3 AND (ts, id) > ($4, $5) "
+                           "AND ($6::bigint[] IS NULL OR stream = ANY($6::bigint[])) "
+                           "ORDER BY ts ASC, id ASC LIMIT $7"},
+    [STMT_LOG_SCAN_DESC] = {"log_scan_desc",
+                            "SELECT id, stream, ts, ingest, msg FROM log_events WHERE grp = $1 "
+                            "AND ts >= $2 AND ts < $3 AND (ts, id) < ($4, $5) "
+                            "AND ($6::bigint[] IS NULL OR stream = ANY($6::bigint[])) "
+                            "ORDER BY ts DESC, id DESC LIMIT $7"},
+    /* Deletes and reports per stream what it took, in one statement. */
+    [STMT_LOG_EXPIRE] = {"log_expire",
+                         "WITH gone AS (DELETE FROM log_events WHERE grp = $1 AND ts < $2 "
+                         "RETURNING stream, octet_length(msg) AS bytes) "
+                         "SELECT stream, count(*), sum(bytes) FROM gone GROUP BY stream"},
+    [STMT_LOG_DROP_STREAM] = {"log_drop_stream",
+                              "DELETE FROM log_events WHERE grp = $1 AND stream = $2"},
+    [STMT_LOG_DROP_GROUP] = {"log_drop_group", "DELETE FROM log_events WHERE grp = $1"},
+    [STMT_LOG_BOUNDS] = {"log_bounds", "SELECT min(ts), max(ts) FROM log_events WHERE stream = $1"},
 };
 
 /* Each migration moves the schema one version up, in step with SQLite's
@@ -86,6 +118,12 @@ static const char *migrations[] = {
     "CREATE TABLE objects (kind text COLLATE \"C\" NOT NULL, key text COLLATE \"C\" NOT NULL, "
     "doc text NOT NULL, PRIMARY KEY (kind, key));"
     "CREATE TABLE counters (name text COLLATE \"C\" PRIMARY KEY, value bigint NOT NULL);",
+    /* Log events: ids come from a sequence, which never hands out a number
+     * twice (ids are in eventIds and paging tokens). */
+    "CREATE TABLE log_events (id bigserial PRIMARY KEY, grp bigint NOT NULL, "
+    "stream bigint NOT NULL, ts bigint NOT NULL, ingest bigint NOT NULL, msg text NOT NULL);"
+    "CREATE INDEX log_events_stream ON log_events(stream, ts, id);"
+    "CREATE INDEX log_events_group ON log_events(grp, ts, id);",
 };
 
 struct conn {
@@ -712,6 +750,139 @@ static int pg_counter_next(struct barge_tx *base, const char *name, int64_t *out
     return 0;
 }
 
+/* ---- log events ---- */
+
+static char *int_text(int64_t v)
+{
+    return barge_xasprintf("%lld", (long long)v);
+}
+
+/* One INSERT per event: the events of a call are few (a PutLogEvents batch)
+ * and the round trips on a nearby database are short. */
+static int pg_log_append(struct barge_tx *base, int64_t group, int64_t stream,
+                         struct barge_store_log_event *events, size_t n, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    _cleanup_free_ char *g = int_text(group), *s = int_text(stream);
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *ts = int_text(events[i].timestamp);
+        _cleanup_free_ char *ingest = int_text(events[i].ingestion);
+        _cleanup_free_ char *msg = barge_xstrndup(events[i].message, events[i].message_len);
+        const char *p[] = {g, s, ts, ingest, msg};
+        _cleanup_result_ PGresult *r = run(tx, STMT_LOG_APPEND, 5, p);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+            return pg_error(err, tx->c->pg, r, "log append");
+        events[i].id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        events[i].group = group;
+        events[i].stream = stream;
+    }
+    return 0;
+}
+
+/* The streams as an array literal, {1,2,3}. */
+static char *streams_text(const int64_t *streams, size_t n)
+{
+    char *out = barge_xmalloc(2 + n * 21);
+    size_t len = 0;
+    out[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(out + len, "%s%lld", i ? "," : "", (long long)streams[i]);
+    out[len++] = '}';
+    out[len] = '\0';
+    return out;
+}
+
+/* The whole result is fetched before fn runs, as in pg_scan. */
+static int pg_log_scan(struct barge_tx *base, const struct barge_store_log_query *q,
+                       barge_store_log_fn fn, void *ud, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    if (q->streams && q->n_streams == 0)
+        return 0;
+    int64_t edge = q->desc ? INT64_MAX : INT64_MIN;
+    _cleanup_free_ char *g = int_text(q->group), *start = int_text(q->start),
+                        *end = int_text(q->end);
+    _cleanup_free_ char *pos_ts = int_text(q->has_position ? q->position_ts : edge);
+    _cleanup_free_ char *pos_id = int_text(q->has_position ? q->position_id : edge);
+    _cleanup_free_ char *streams = q->streams ? streams_text(q->streams, q->n_streams) : NULL;
+    _cleanup_free_ char *lim = q->limit ? barge_xasprintf("%zu", q->limit) : NULL;
+    const char *p[] = {g, start, end, pos_ts, pos_id, streams, lim};
+    _cleanup_result_ PGresult *r = run(tx, q->desc ? STMT_LOG_SCAN_DESC : STMT_LOG_SCAN_ASC, 7, p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return pg_error(err, tx->c->pg, r, "log scan");
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        struct barge_store_log_event ev = {
+            .id = strtoll(PQgetvalue(r, i, 0), NULL, 10),
+            .group = q->group,
+            .stream = strtoll(PQgetvalue(r, i, 1), NULL, 10),
+            .timestamp = strtoll(PQgetvalue(r, i, 2), NULL, 10),
+            .ingestion = strtoll(PQgetvalue(r, i, 3), NULL, 10),
+            .message = PQgetvalue(r, i, 4),
+            .message_len = (size_t)PQgetlength(r, i, 4),
+        };
+        int rc = fn(&ev, ud, err);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            break;
+    }
+    return 0;
+}
+
+static int pg_log_expire(struct barge_tx *base, int64_t group, int64_t before,
+                         struct barge_store_log_removed **out, size_t *n, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    *out = NULL;
+    *n = 0;
+    _cleanup_free_ char *g = int_text(group), *b = int_text(before);
+    const char *p[] = {g, b};
+    _cleanup_result_ PGresult *r = run(tx, STMT_LOG_EXPIRE, 2, p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return pg_error(err, tx->c->pg, r, "log expiry");
+    int rows = PQntuples(r);
+    if (rows == 0)
+        return 0;
+    *out = barge_xcalloc((size_t)rows, sizeof(**out));
+    for (int i = 0; i < rows; i++) {
+        (*out)[i].stream = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        (*out)[i].events = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        (*out)[i].bytes = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+    }
+    *n = (size_t)rows;
+    return 0;
+}
+
+static int pg_log_drop(struct barge_tx *base, int64_t group, int64_t stream,
+                       struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    _cleanup_free_ char *g = int_text(group), *s = int_text(stream);
+    const char *p[] = {g, s};
+    _cleanup_result_ PGresult *r =
+        run(tx, stream ? STMT_LOG_DROP_STREAM : STMT_LOG_DROP_GROUP, stream ? 2 : 1, p);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return pg_error(err, tx->c->pg, r, "log drop");
+    return 0;
+}
+
+static int pg_log_bounds(struct barge_tx *base, int64_t stream, int64_t *first, int64_t *last,
+                         struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    _cleanup_free_ char *s = int_text(stream);
+    const char *p[] = {s};
+    _cleanup_result_ PGresult *r = run(tx, STMT_LOG_BOUNDS, 1, p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        return pg_error(err, tx->c->pg, r, "log bounds");
+    if (PQgetisnull(r, 0, 0))
+        return 0;
+    *first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    *last = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    return 1;
+}
+
 /* ---- store-wide locks ---- */
 
 /* The server side of a lock's session notices a vanished holder within
@@ -937,4 +1108,9 @@ static const struct store_ops pg_ops = {
     .lock_release = pg_lock_release,
     .notify = pg_notify,
     .subscribe = pg_subscribe,
+    .log_append = pg_log_append,
+    .log_scan = pg_log_scan,
+    .log_expire = pg_log_expire,
+    .log_drop = pg_log_drop,
+    .log_bounds = pg_log_bounds,
 };

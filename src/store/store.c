@@ -127,31 +127,17 @@ int barge_store_subscribe(struct barge_store *st, barge_store_notify_fn fn, void
     return st->ops->subscribe ? st->ops->subscribe(st, fn, ud, err) : 0;
 }
 
-/* Log events live in a table of their own; the PostgreSQL backend has none
- * yet, and says so rather than losing events. */
-static int no_logs(struct barge_tx *tx, struct barge_error **err)
-{
-    return barge_error_set(err, BARGE_ERR_UNSUPPORTED,
-                           "store: the %s store does not keep CloudWatch Logs events yet; run "
-                           "barged with the SQLite store to use the Logs API",
-                           tx->st->ops->name);
-}
-
 int barge_store_log_append(struct barge_tx *tx, int64_t group, int64_t stream,
                            struct barge_store_log_event *events, size_t n, struct barge_error **err)
 {
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log append in a read transaction");
-    if (!tx->st->ops->log_append)
-        return no_logs(tx, err);
     return tx->st->ops->log_append(tx, group, stream, events, n, err);
 }
 
 int barge_store_log_scan(struct barge_tx *tx, const struct barge_store_log_query *q,
                          barge_store_log_fn fn, void *ud, struct barge_error **err)
 {
-    if (!tx->st->ops->log_scan)
-        return no_logs(tx, err);
     return tx->st->ops->log_scan(tx, q, fn, ud, err);
 }
 
@@ -161,8 +147,6 @@ int barge_store_log_expire(struct barge_tx *tx, int64_t group, int64_t before,
 {
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log expiry in a read transaction");
-    if (!tx->st->ops->log_expire)
-        return no_logs(tx, err);
     return tx->st->ops->log_expire(tx, group, before, out, n, err);
 }
 
@@ -171,15 +155,11 @@ int barge_store_log_drop(struct barge_tx *tx, int64_t group, int64_t stream,
 {
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: log drop in a read transaction");
-    if (!tx->st->ops->log_drop)
-        return no_logs(tx, err);
     return tx->st->ops->log_drop(tx, group, stream, err);
 }
 
 int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
                            struct barge_error **err)
 {
-    if (!tx->st->ops->log_bounds)
-        return no_logs(tx, err);
     return tx->st->ops->log_bounds(tx, stream, first, last, err);
 }

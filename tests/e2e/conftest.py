@@ -269,8 +269,11 @@ class Agent:
     failing test leaves nothing behind."""
 
     def __init__(self, barged, data_dir, cluster="default", extra_args=(), servers=None,
-                 prefix=()):
+                 prefix=(), credentials=True):
         self.barged = barged
+        # without credentials the agent registers with what extra_args give
+        # it (a join token)
+        self.credentials = credentials
         self.data_dir = data_dir
         self.cluster = cluster
         self.extra_args = list(extra_args)
@@ -285,12 +288,17 @@ class Agent:
 
     def start(self):
         args = [*self.prefix, binary("barge-agent"), "--server", ",".join(self.servers),
-                "--cluster", self.cluster, "--data-dir", self.data_dir, "--credentials",
-                os.path.join(self.barged.data_dir, "admin-credentials"), "--log-level", "debug",
+                "--cluster", self.cluster, "--data-dir", self.data_dir, "--log-level", "debug",
                 *self.extra_args]
+        env = dict(os.environ)
+        if self.credentials:
+            args += ["--credentials", os.path.join(self.barged.data_dir, "admin-credentials")]
+        else:
+            for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                env.pop(k, None)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=env)
         deadline = time.time() + 60
         while time.time() < deadline:
             line = self.proc.stdout.readline()

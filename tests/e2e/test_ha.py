@@ -1,13 +1,14 @@
 """Beyond one machine (issue 12): two barged share a PostgreSQL database that
 the harness starts on loopback, three agents run on "hosts" that are network
 namespaces behind a bridge, each in its own availability zone, and every
-agent knows both barged. Shown here: only the elected leader runs the control
-loops; kill -9 of the leader during a deployment leaves the other to finish
-it; a host whose agent and containers are gone gets its tasks replaced on
-the others; a partitioned host (its link down) has its tasks replaced, and
-when the link comes back it stops the stale copies, so a service never runs
-more tasks than maximumPercent allows; a restart of PostgreSQL itself ends
-every session (and the leadership), and both barged carry on.
+agent knows both barged and joined with a join token (no access key on the
+hosts). Shown here: only the elected leader runs the control loops; kill -9 of
+the leader during a deployment leaves the other to finish it; a host whose
+agent and containers are gone gets its tasks replaced on the others; a
+partitioned host (its link down) has its tasks replaced, and when the link
+comes back it stops the stale copies, so a service never runs more tasks than
+maximumPercent allows; a restart of PostgreSQL itself ends every session (and
+the leadership), and both barged carry on.
 
 Both barged and the test registry listen on the bridge's address, which only
 this test's namespaces can reach; everything is removed afterwards."""
@@ -20,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import Agent, Barged, postgres
+from conftest import Agent, Barged, binary, postgres
 from netns_fixture import HostNetwork
 from registry_fixture import Front, Registry
 
@@ -85,6 +86,16 @@ def images(net):
         im.close()
 
 
+def join_token(barged, *args):
+    """A new join token, from `barge join-token create`."""
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=barged.access_key,
+               AWS_SECRET_ACCESS_KEY=barged.secret_key, AWS_REGION="us-east-1")
+    p = subprocess.run([binary("barge"), "--endpoint-url", barged.endpoint, "join-token",
+                        "create", *args], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
 class Cluster:
     """Two barged on one database and three agents, one per host."""
 
@@ -110,13 +121,19 @@ class Cluster:
             b.start()
         assert leads(self.barged[0]) and not leads(self.barged[1])
         self.barged[0].client().create_cluster(clusterName="default")
+        # The hosts hold no access key: they join with a token.
+        token = os.path.join(self.tmp, "join.token")
+        with open(token, "w") as f:
+            f.write(join_token(self.barged[0], "--cluster", "default", "--uses", "3"))
         for i in range(3):
             host = self.net.add_host()
             self.hosts.append(host)
             a = Agent(self.barged[0], os.path.join(self.tmp, f"host{i + 1}"),
                       servers=[b.endpoint for b in self.barged], prefix=host.prefix,
+                      credentials=False,
                       extra_args=["--availability-zone", ZONES[i], "--insecure-registry",
-                                  self.net.gateway, "--stop-timeout", "2"])
+                                  self.net.gateway, "--stop-timeout", "2",
+                                  "--join-token-file", token])
             self.agents.append(a)
             a.start()
         return self

@@ -200,6 +200,10 @@ def test_wrong_master_key_refuses_to_start(tmp_path):
     b.stop()
     with open(os.path.join(b.data_dir, "master.key"), "w") as f:
         f.write("00" * 32 + "\n")
-    with pytest.raises(RuntimeError) as e:
-        Barged(b.data_dir).start()
+    again = Barged(b.data_dir, store=b.store)
+    try:
+        with pytest.raises(RuntimeError) as e:
+            again.start()
+    finally:
+        again.stop()  # had it started, it must not outlive the test
     assert "master key" in str(e.value)

@@ -1,6 +1,8 @@
-/* The store's log event table: appends number events in order, scans follow
- * (timestamp, id) both ways from a position, stream subsets, expiry reports
- * what each stream lost, and drops. */
+/* The store's log event table, against SQLite and, when BARGE_TEST_PG_URI
+ * names a database (tests/e2e/pg_fixture.py -- CMD provides one; `make unit`
+ * does), against PostgreSQL too: appends number events in order and never
+ * reuse a number, scans follow (timestamp, id) both ways from a position,
+ * stream subsets, expiry reports what each stream lost, and drops. */
 /* cmocka.h needs the standard headers first. */
 /* clang-format off */
 #include <setjmp.h>
@@ -13,18 +15,47 @@
 
 #include <cmocka.h>
 /* clang-format on */
+#include <libpq-fe.h>
 
 #include "common/json.h"
 #include "store/store.h"
 
 static char dir[64];
-static char path[128];
+static char path[1024]; /* the URI the tests open: a file or a PostgreSQL schema */
+static const char *pg_base;
+static char pg_schema[64];
+static bool on_pg;
+
+static void quiet(void *ud, const char *message)
+{
+}
+
+static void pg_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_base);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQsetNoticeProcessor(c, quiet, NULL);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
 
 static int setup(void **state)
 {
-    strcpy(dir, "/tmp/barge-store-logs-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/t.db", dir);
+    if (on_pg) {
+        static int n;
+        snprintf(pg_schema, sizeof(pg_schema), "l%d_%d", (int)getpid(), ++n);
+        char sql[128];
+        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", pg_schema);
+        pg_exec(sql);
+        snprintf(path, sizeof(path), "%s%coptions=-csearch_path%%3D%s", pg_base,
+                 strchr(pg_base, '?') ? '&' : '?', pg_schema);
+    } else {
+        strcpy(dir, "/tmp/barge-store-logs-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/t.db", dir);
+    }
     struct barge_store *st = NULL;
     struct barge_error *err = NULL;
     assert_int_equal(barge_store_open(path, &st, &err), 0);
@@ -35,14 +66,21 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     barge_store_close(*state);
+    if (on_pg) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", pg_schema);
+        pg_exec(sql);
+        return 0;
+    }
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
     return 0;
 }
 
-static void append(struct barge_store *st, int64_t group, int64_t stream, const int64_t *ts,
-                   size_t n)
+/* Returns the id of the last event appended. */
+static int64_t append(struct barge_store *st, int64_t group, int64_t stream, const int64_t *ts,
+                      size_t n)
 {
     struct barge_tx *tx;
     struct barge_error *err = NULL;
@@ -60,10 +98,12 @@ static void append(struct barge_store *st, int64_t group, int64_t stream, const 
     for (size_t i = 1; i < n; i++)
         assert_true(evs[i].id > evs[i - 1].id);
     assert_int_equal(barge_store_commit(tx, &err), 0);
+    int64_t last = evs[n - 1].id;
     for (size_t i = 0; i < n; i++)
         free(msgs[i]);
     free(msgs);
     free(evs);
+    return last;
 }
 
 struct collected {
@@ -169,11 +209,33 @@ static void test_expire_drop_bounds(void **state)
     assert_int_equal(barge_store_commit(tx, &err), 0);
 }
 
+/* Ids are in eventIds and paging tokens: removing the newest event must not
+ * free its number for the next append. */
+static void test_ids_never_reused(void **state)
+{
+    struct barge_store *st = *state;
+    int64_t newest = append(st, 1, 10, (int64_t[]){1, 2}, 2);
+    struct barge_tx *tx;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
+    assert_int_equal(barge_store_log_drop(tx, 1, 0, &err), 0);
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+    assert_true(append(st, 1, 10, (int64_t[]){3}, 1) > newest);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_and_positions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expire_drop_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_never_reused, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+    pg_base = getenv("BARGE_TEST_PG_URI");
+    if (!pg_base || !*pg_base) {
+        printf("postgres: skipped (BARGE_TEST_PG_URI is not set)\n");
+        return failed;
+    }
+    on_pg = true;
+    return failed + cmocka_run_group_tests_name("postgres", tests, NULL, NULL);
 }
