@@ -58,6 +58,9 @@ enum {
     STMT_SCAN_DESC,
     STMT_COUNT,
     STMT_COUNTER,
+    STMT_BYTES_PUT,
+    STMT_BYTES_GET,
+    STMT_BYTES_DEL,
     N_STMT
 };
 
@@ -78,6 +81,10 @@ static const struct {
     [STMT_COUNTER] = {"counter", "INSERT INTO counters(name, value) VALUES ($1, 1) "
                                  "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 "
                                  "RETURNING value"},
+    [STMT_BYTES_PUT] = {"bytes_put", "INSERT INTO bytes(name, seq, data) VALUES ($1, $2, $3) "
+                                     "ON CONFLICT (name, seq) DO UPDATE SET data = excluded.data"},
+    [STMT_BYTES_GET] = {"bytes_get", "SELECT data FROM bytes WHERE name = $1 AND seq = $2"},
+    [STMT_BYTES_DEL] = {"bytes_del", "DELETE FROM bytes WHERE name = $1"},
 };
 
 /* Each migration moves the schema one version up, in step with SQLite's
@@ -86,6 +93,9 @@ static const char *migrations[] = {
     "CREATE TABLE objects (kind text COLLATE \"C\" NOT NULL, key text COLLATE \"C\" NOT NULL, "
     "doc text NOT NULL, PRIMARY KEY (kind, key));"
     "CREATE TABLE counters (name text COLLATE \"C\" PRIMARY KEY, value bigint NOT NULL);",
+    /* Byte strings in chunks (store.h). */
+    "CREATE TABLE bytes (name text COLLATE \"C\" NOT NULL, seq bigint NOT NULL, "
+    "data bytea NOT NULL, PRIMARY KEY (name, seq));",
 };
 
 struct conn {
@@ -548,7 +558,8 @@ static PGresult *pipeline_result(PGconn *pg)
 
 /* BEGIN (and the write lock) and the first statement in one round trip.
  * Returns the first failure among them, else the statement's result. */
-static PGresult *run_pipelined(struct pg_tx *tx, int which, int n, const char *const *params)
+static PGresult *run_pipelined(struct pg_tx *tx, int which, int n, const char *const *params,
+                               const int *lengths, const int *formats, int result_format)
 {
     PGconn *pg = tx->c->pg;
     bool write = tx->base.write;
@@ -562,7 +573,8 @@ static PGresult *run_pipelined(struct pg_tx *tx, int which, int n, const char *c
                           0, NULL, NULL, NULL, NULL, 0) &&
         (!write ||
          PQsendQueryParams(pg, "SELECT pg_advisory_xact_lock($1)", 1, NULL, kp, NULL, NULL, 0)) &&
-        PQsendQueryPrepared(pg, stmts[which].name, n, params, NULL, NULL, 0) && PQpipelineSync(pg);
+        PQsendQueryPrepared(pg, stmts[which].name, n, params, lengths, formats, result_format) &&
+        PQpipelineSync(pg);
     PGresult *res[3] = {NULL, NULL, NULL};
     int items = write ? 3 : 2;
     if (sent) {
@@ -585,11 +597,15 @@ static PGresult *run_pipelined(struct pg_tx *tx, int which, int n, const char *c
     return out;
 }
 
-static PGresult *run(struct pg_tx *tx, int which, int n, const char *const *params)
+/* Runs a prepared statement in tx; lengths and formats describe binary
+ * parameters (NULL: all text), result_format 1 asks for binary columns. */
+static PGresult *run_ex(struct pg_tx *tx, int which, int n, const char *const *params,
+                        const int *lengths, const int *formats, int result_format)
 {
     if (tx->begun)
-        return PQexecPrepared(tx->c->pg, stmts[which].name, n, params, NULL, NULL, 0);
-    PGresult *r = run_pipelined(tx, which, n, params);
+        return PQexecPrepared(tx->c->pg, stmts[which].name, n, params, lengths, formats,
+                              result_format);
+    PGresult *r = run_pipelined(tx, which, n, params, lengths, formats, result_format);
     tx->begun = true;
     ExecStatusType s = PQresultStatus(r);
     if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK || !tx->pooled ||
@@ -606,7 +622,12 @@ static PGresult *run(struct pg_tx *tx, int which, int n, const char *const *para
     conn_free(tx->c);
     tx->c = fresh;
     tx->pooled = false;
-    return run_pipelined(tx, which, n, params);
+    return run_pipelined(tx, which, n, params, lengths, formats, result_format);
+}
+
+static PGresult *run(struct pg_tx *tx, int which, int n, const char *const *params)
+{
+    return run_ex(tx, which, n, params, NULL, NULL, 0);
 }
 
 static json_t *parse_doc(const PGresult *r, int row, int col, const char *kind, const char *key,
@@ -709,6 +730,51 @@ static int pg_counter_next(struct barge_tx *base, const char *name, int64_t *out
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
         return pg_error(err, tx->c->pg, r, "counter");
     *out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    return 0;
+}
+
+/* ---- byte strings ---- */
+
+static int pg_bytes_put(struct barge_tx *base, const char *name, int64_t seq, const void *data,
+                        size_t len, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    char seqs[24];
+    snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
+    const char *p[] = {name, seqs, len ? data : ""};
+    const int lengths[] = {0, 0, (int)len};
+    const int formats[] = {0, 0, 1};
+    _cleanup_result_ PGresult *r = run_ex(tx, STMT_BYTES_PUT, 3, p, lengths, formats, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return pg_error(err, tx->c->pg, r, "bytes put");
+    return 0;
+}
+
+static int pg_bytes_get(struct barge_tx *base, const char *name, int64_t seq, void **data,
+                        size_t *len, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    char seqs[24];
+    snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
+    const char *p[] = {name, seqs};
+    _cleanup_result_ PGresult *r = run_ex(tx, STMT_BYTES_GET, 2, p, NULL, NULL, 1);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return pg_error(err, tx->c->pg, r, "bytes get");
+    if (PQntuples(r) == 0)
+        return 0;
+    *len = (size_t)PQgetlength(r, 0, 0);
+    *data = barge_xmalloc(*len ? *len : 1);
+    memcpy(*data, PQgetvalue(r, 0, 0), *len);
+    return 1;
+}
+
+static int pg_bytes_del(struct barge_tx *base, const char *name, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    const char *p[] = {name};
+    _cleanup_result_ PGresult *r = run(tx, STMT_BYTES_DEL, 1, p);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return pg_error(err, tx->c->pg, r, "bytes delete");
     return 0;
 }
 
@@ -922,6 +988,7 @@ static int pg_subscribe(struct barge_store *base, barge_store_notify_fn fn, void
 
 static const struct store_ops pg_ops = {
     .name = "postgres",
+    .shared = true,
     .close = pg_close,
     .begin = pg_begin,
     .commit = pg_commit,
@@ -937,4 +1004,7 @@ static const struct store_ops pg_ops = {
     .lock_release = pg_lock_release,
     .notify = pg_notify,
     .subscribe = pg_subscribe,
+    .bytes_put = pg_bytes_put,
+    .bytes_get = pg_bytes_get,
+    .bytes_del = pg_bytes_del,
 };
