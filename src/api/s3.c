@@ -430,6 +430,64 @@ static int obj_copy_from(struct obj_writer *w, const char *path, struct barge_er
     return 0;
 }
 
+/* With several barged on one store, an object's bytes are also kept in the
+ * store (store.h's byte strings, named "s3/<file id>"), so that any barged can
+ * serve an object whichever one stored it: copied in before the object is
+ * acknowledged, fetched into the local file on a barged that lacks it. */
+static char *shared_name(const char *id)
+{
+    return barge_xasprintf("s3/%s", id);
+}
+
+static int share_object_file(const struct s3_req *r, const char *id, const char *path,
+                             struct barge_error **err)
+{
+    if (!barge_store_shared(r->srv->store))
+        return 0;
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot open '%s'", path);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_free_ char *name = shared_name(id);
+    if (barge_store_begin(r->srv->store, true, &tx, err) < 0 ||
+        barge_store_bytes_from_fd(tx, name, fd, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0) {
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Brings the store's copy of object file id here: 1 done, 0 when the store
+ * has none (or is not shared), -1 on error. */
+static int fetch_object_file(const struct s3_req *r, const char *id, struct barge_error **err)
+{
+    if (!barge_store_shared(r->srv->store))
+        return 0;
+    _cleanup_free_ char *dir = s3_path(r, "objects/%.2s", id);
+    _cleanup_free_ char *tmpdir = s3_path(r, "tmp");
+    if (barge_mkdir_p(dir, 0700) < 0 || barge_mkdir_p(tmpdir, 0700) < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", dir);
+    char rnd[33];
+    barge_id_hex32(rnd);
+    _cleanup_free_ char *tmp = barge_xasprintf("%s/%s", tmpdir, rnd);
+    _cleanup_free_ char *final = object_file(r, id);
+    _cleanup_free_ char *name = shared_name(id);
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", tmp);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    uint64_t size;
+    int got = barge_store_begin(r->srv->store, false, &tx, err) < 0
+                  ? -1
+                  : barge_store_bytes_to_fd(tx, name, fd, &size, err);
+    if (got > 0 && (fsync(fd) < 0 || rename(tmp, final) < 0))
+        got = barge_error_set_errno(err, BARGE_ERR_IO, "cannot store '%s'", final);
+    if (got <= 0)
+        unlink(tmp);
+    return got;
+}
+
 static int obj_finish(const struct s3_req *r, struct obj_writer *w, struct barge_error **err)
 {
     _cleanup_free_ char *dir = s3_path(r, "objects/%.2s", w->id);
@@ -453,7 +511,7 @@ static int obj_finish(const struct s3_req *r, struct obj_writer *w, struct barge
         fsync(dfd);
         close(dfd);
     }
-    return 0;
+    return share_object_file(r, w->id, final, err);
 }
 
 /* A whole object from one buffer. */
@@ -475,6 +533,14 @@ static void remove_object_file(const struct s3_req *r, const char *id)
     _cleanup_free_ char *path = object_file(r, id);
     if (unlink(path) < 0 && errno != ENOENT)
         barge_warn("s3: cannot remove '%s': %s", path, strerror(errno));
+    if (!barge_store_shared(r->srv->store))
+        return;
+    _cleanup_error_ struct barge_error *err = NULL;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_free_ char *name = shared_name(id);
+    if (barge_store_begin(r->srv->store, true, &tx, &err) < 0 ||
+        barge_store_bytes_del(tx, name, &err) < 0 || barge_store_commit(barge_steal(&tx), &err) < 0)
+        barge_warn("s3: cannot remove the store's copy of '%s': %s", id, err->message);
 }
 
 static int load_bucket(struct s3_req *r, struct barge_tx *tx, json_t **doc,
@@ -1115,7 +1181,10 @@ static int copy_object(struct s3_req *r, const char *source, struct barge_error 
         if (!found)
             return s3_err(err, "NoSuchKey", "The specified key does not exist.");
     }
-    _cleanup_free_ char *path = object_file(r, barge_json_str(sdoc, "file", ""));
+    const char *sfile = barge_json_str(sdoc, "file", "");
+    _cleanup_free_ char *path = object_file(r, sfile);
+    if (access(path, F_OK) < 0 && *sfile && fetch_object_file(r, sfile, err) < 0)
+        return -1;
     struct obj_writer w = {.fd = -1};
     if (obj_begin(r, &w, err) < 0 || obj_copy_from(&w, path, err) < 0 || obj_finish(r, &w, err) < 0)
         return -1;
@@ -1201,10 +1270,18 @@ static int get_object(struct s3_req *r, struct barge_error **err)
             return -1;
         if (!found)
             return s3_err(err, "NoSuchKey", "The specified key does not exist.");
-        _cleanup_free_ char *path = object_file(r, barge_json_str(doc, "file", ""));
+        const char *file = barge_json_str(doc, "file", "");
+        _cleanup_free_ char *path = object_file(r, file);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0 && errno != ENOENT)
             return barge_error_set_errno(err, BARGE_ERR_IO, "cannot open '%s'", path);
+        if (fd < 0 && *file) {
+            int got = fetch_object_file(r, file, err);
+            if (got < 0)
+                return -1;
+            if (got > 0)
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+        }
     }
     if (fd < 0)
         return barge_error_set(err, BARGE_ERR_IO, "object '%s/%s' has no data file", r->bucket,

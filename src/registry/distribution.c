@@ -138,7 +138,10 @@ static int commit_upload(struct barge_registry *reg, struct barge_upload *up, co
     pthread_rwlock_rdlock(&reg->gc_lock);
     int r = barge_blobstore_upload_commit(reg->blobs, up, digest, err);
     pthread_rwlock_unlock(&reg->gc_lock);
-    return r;
+    if (r < 0)
+        return -1;
+    /* Acknowledged only once every barged of the store can serve it. */
+    return barge_registry_blob_share(reg, digest, err);
 }
 
 /* Whether a repository exists: 1, 0 (with err set to
@@ -554,6 +557,10 @@ static void serve_blob(struct barge_registry *reg, const struct barge_http_req *
     _cleanup_error_ struct barge_error *err = NULL;
     int fd = -1;
     uint64_t size = 0;
+    if (barge_registry_blob_local(reg, digest, &size, &err) < 0) {
+        dist_from_err(resp, err);
+        return;
+    }
     pthread_rwlock_rdlock(&reg->gc_lock);
     int r = barge_blobstore_open_blob(reg->blobs, digest, &fd, &size, &err);
     pthread_rwlock_unlock(&reg->gc_lock);
@@ -627,7 +634,8 @@ static void serve_uploads(struct barge_registry *reg, const struct barge_http_re
     if (mount && barge_digest_check(mount) == BARGE_DIGEST_OK && from &&
         barge_registry_repo_name_valid(from)) {
         uint64_t size;
-        if (repo_lookup(reg, from, &err) == 1) {
+        if (repo_lookup(reg, from, &err) == 1 &&
+            barge_registry_blob_local(reg, mount, &size, &err) > 0) {
             pthread_rwlock_rdlock(&reg->gc_lock);
             if (barge_blobstore_stat(reg->blobs, mount, &size, &err) > 0) {
                 barge_blobstore_touch(reg->blobs, mount);

@@ -145,7 +145,7 @@ static int check_blobs(struct barge_registry *reg, const struct barge_manifest *
         if (d->foreign)
             continue;
         uint64_t have = 0;
-        int r = barge_blobstore_stat(reg->blobs, d->digest, &have, err);
+        int r = barge_registry_blob_local(reg, d->digest, &have, err);
         if (r < 0)
             return -1;
         if (r == 0)

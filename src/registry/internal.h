@@ -23,4 +23,17 @@ struct barge_registry {
     int64_t next_gc_ms;       /* monotonic time of the next lifecycle + collection */
 };
 
+/* Blobs shared through the store when several barged share it (shared.c). */
+/* Copies a committed local blob into the store (nothing on an unshared one). */
+int barge_registry_blob_share(struct barge_registry *reg, const char *digest,
+                              struct barge_error **err);
+/* Whether the blob is here, fetching it from the store when only the store
+ * has it: 1 with *size, 0 when nowhere, -1 on error. Takes no lock. */
+int barge_registry_blob_local(struct barge_registry *reg, const char *digest, uint64_t *size,
+                              struct barge_error **err);
+/* Removes the store's copies not kept by keep and stored before older_than. */
+int barge_registry_shared_sweep(struct barge_registry *reg, double older_than,
+                                bool (*keep)(const char *digest, void *ud), void *ud,
+                                size_t *removed, struct barge_error **err);
+
 #endif

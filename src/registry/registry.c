@@ -254,7 +254,7 @@ void barge_registry_auth_release(struct barge_registry_auth *a)
 int barge_registry_blob_size(struct barge_registry *reg, const char *digest, uint64_t *size,
                              struct barge_error **err)
 {
-    return barge_blobstore_stat(reg->blobs, digest, size, err);
+    return barge_registry_blob_local(reg, digest, size, err);
 }
 
 /* --- lifecycle policies --- */
@@ -474,9 +474,13 @@ int barge_registry_gc(struct barge_registry *reg, struct barge_registry_gc_stats
     time_t older_than = time(NULL) - reg->cfg.gc_grace_seconds;
     if (barge_blobstore_sweep(reg->blobs, older_than, is_marked, &m, &ss, err) < 0)
         goto out;
+    size_t shared_removed = 0;
+    if (barge_registry_shared_sweep(reg, (double)older_than, is_marked, &m, &shared_removed, err) <
+        0)
+        goto out;
     stats->marked = m.n;
     stats->kept = ss.kept;
-    stats->removed = ss.removed;
+    stats->removed = ss.removed + shared_removed;
     stats->bytes_removed = ss.bytes_removed;
     rc = 0;
 out:

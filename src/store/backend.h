@@ -27,6 +27,7 @@ struct barge_store_lock {
 
 struct store_ops {
     const char *name;
+    bool shared; /* other processes may use the same store */
     void (*close)(struct barge_store *st);
     int (*begin)(struct barge_store *st, bool write, struct barge_tx **out,
                  struct barge_error **err);
@@ -59,6 +60,11 @@ struct store_ops {
     int (*log_expire)(struct barge_tx *tx, int64_t group, int64_t before,
                       struct barge_store_log_removed **out, size_t *n, struct barge_error **err);
     int (*log_drop)(struct barge_tx *tx, int64_t group, int64_t stream, struct barge_error **err);
+    int (*bytes_put)(struct barge_tx *tx, const char *name, int64_t seq, const void *data,
+                     size_t len, struct barge_error **err);
+    int (*bytes_get)(struct barge_tx *tx, const char *name, int64_t seq, void **data, size_t *len,
+                     struct barge_error **err);
+    int (*bytes_del)(struct barge_tx *tx, const char *name, struct barge_error **err);
     int (*log_bounds)(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
                       struct barge_error **err);
 };

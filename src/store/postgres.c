@@ -1,8 +1,8 @@
 /* The PostgreSQL backend of store.h, for several barged sharing one database.
- * The schema is SQLite's: objects(kind, key, doc), counters and the
- * CloudWatch Logs events (log_events), with keys in the "C" collation so that
- * they sort byte-wise as SQLite's do, moved up by the same numbered
- * migrations (kept in barge_schema).
+ * The schema is SQLite's: objects(kind, key, doc), counters, the CloudWatch
+ * Logs events (log_events) and byte strings (bytes), with keys in the "C"
+ * collation so that they sort byte-wise as SQLite's do, moved up by the same
+ * numbered migrations (kept in barge_schema).
  *
  * Transactions. Every write transaction starts by taking one
  * transaction-scoped advisory lock, so writers are serialised across all
@@ -66,6 +66,9 @@ enum {
     STMT_LOG_DROP_STREAM,
     STMT_LOG_DROP_GROUP,
     STMT_LOG_BOUNDS,
+    STMT_BYTES_PUT,
+    STMT_BYTES_GET,
+    STMT_BYTES_DEL,
     N_STMT
 };
 
@@ -110,6 +113,10 @@ static const struct {
                               "DELETE FROM log_events WHERE grp = $1 AND stream = $2"},
     [STMT_LOG_DROP_GROUP] = {"log_drop_group", "DELETE FROM log_events WHERE grp = $1"},
     [STMT_LOG_BOUNDS] = {"log_bounds", "SELECT min(ts), max(ts) FROM log_events WHERE stream = $1"},
+    [STMT_BYTES_PUT] = {"bytes_put", "INSERT INTO bytes(name, seq, data) VALUES ($1, $2, $3) "
+                                     "ON CONFLICT (name, seq) DO UPDATE SET data = excluded.data"},
+    [STMT_BYTES_GET] = {"bytes_get", "SELECT data FROM bytes WHERE name = $1 AND seq = $2"},
+    [STMT_BYTES_DEL] = {"bytes_del", "DELETE FROM bytes WHERE name = $1"},
 };
 
 /* Each migration moves the schema one version up, in step with SQLite's
@@ -124,6 +131,9 @@ static const char *migrations[] = {
     "stream bigint NOT NULL, ts bigint NOT NULL, ingest bigint NOT NULL, msg text NOT NULL);"
     "CREATE INDEX log_events_stream ON log_events(stream, ts, id);"
     "CREATE INDEX log_events_group ON log_events(grp, ts, id);",
+    /* Byte strings in chunks (store.h). */
+    "CREATE TABLE bytes (name text COLLATE \"C\" NOT NULL, seq bigint NOT NULL, "
+    "data bytea NOT NULL, PRIMARY KEY (name, seq));",
 };
 
 struct conn {
@@ -586,7 +596,8 @@ static PGresult *pipeline_result(PGconn *pg)
 
 /* BEGIN (and the write lock) and the first statement in one round trip.
  * Returns the first failure among them, else the statement's result. */
-static PGresult *run_pipelined(struct pg_tx *tx, int which, int n, const char *const *params)
+static PGresult *run_pipelined(struct pg_tx *tx, int which, int n, const char *const *params,
+                               const int *lengths, const int *formats, int result_format)
 {
     PGconn *pg = tx->c->pg;
     bool write = tx->base.write;
@@ -600,7 +611,8 @@ static PGresult *run_pipelined(struct pg_tx *tx, int which, int n, const char *c
                           0, NULL, NULL, NULL, NULL, 0) &&
         (!write ||
          PQsendQueryParams(pg, "SELECT pg_advisory_xact_lock($1)", 1, NULL, kp, NULL, NULL, 0)) &&
-        PQsendQueryPrepared(pg, stmts[which].name, n, params, NULL, NULL, 0) && PQpipelineSync(pg);
+        PQsendQueryPrepared(pg, stmts[which].name, n, params, lengths, formats, result_format) &&
+        PQpipelineSync(pg);
     PGresult *res[3] = {NULL, NULL, NULL};
     int items = write ? 3 : 2;
     if (sent) {
@@ -623,11 +635,15 @@ static PGresult *run_pipelined(struct pg_tx *tx, int which, int n, const char *c
     return out;
 }
 
-static PGresult *run(struct pg_tx *tx, int which, int n, const char *const *params)
+/* Runs a prepared statement in tx; lengths and formats describe binary
+ * parameters (NULL: all text), result_format 1 asks for binary columns. */
+static PGresult *run_ex(struct pg_tx *tx, int which, int n, const char *const *params,
+                        const int *lengths, const int *formats, int result_format)
 {
     if (tx->begun)
-        return PQexecPrepared(tx->c->pg, stmts[which].name, n, params, NULL, NULL, 0);
-    PGresult *r = run_pipelined(tx, which, n, params);
+        return PQexecPrepared(tx->c->pg, stmts[which].name, n, params, lengths, formats,
+                              result_format);
+    PGresult *r = run_pipelined(tx, which, n, params, lengths, formats, result_format);
     tx->begun = true;
     ExecStatusType s = PQresultStatus(r);
     if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK || !tx->pooled ||
@@ -644,7 +660,12 @@ static PGresult *run(struct pg_tx *tx, int which, int n, const char *const *para
     conn_free(tx->c);
     tx->c = fresh;
     tx->pooled = false;
-    return run_pipelined(tx, which, n, params);
+    return run_pipelined(tx, which, n, params, lengths, formats, result_format);
+}
+
+static PGresult *run(struct pg_tx *tx, int which, int n, const char *const *params)
+{
+    return run_ex(tx, which, n, params, NULL, NULL, 0);
 }
 
 static json_t *parse_doc(const PGresult *r, int row, int col, const char *kind, const char *key,
@@ -883,6 +904,51 @@ static int pg_log_bounds(struct barge_tx *base, int64_t stream, int64_t *first, 
     return 1;
 }
 
+/* ---- byte strings ---- */
+
+static int pg_bytes_put(struct barge_tx *base, const char *name, int64_t seq, const void *data,
+                        size_t len, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    char seqs[24];
+    snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
+    const char *p[] = {name, seqs, len ? data : ""};
+    const int lengths[] = {0, 0, (int)len};
+    const int formats[] = {0, 0, 1};
+    _cleanup_result_ PGresult *r = run_ex(tx, STMT_BYTES_PUT, 3, p, lengths, formats, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return pg_error(err, tx->c->pg, r, "bytes put");
+    return 0;
+}
+
+static int pg_bytes_get(struct barge_tx *base, const char *name, int64_t seq, void **data,
+                        size_t *len, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    char seqs[24];
+    snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
+    const char *p[] = {name, seqs};
+    _cleanup_result_ PGresult *r = run_ex(tx, STMT_BYTES_GET, 2, p, NULL, NULL, 1);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return pg_error(err, tx->c->pg, r, "bytes get");
+    if (PQntuples(r) == 0)
+        return 0;
+    *len = (size_t)PQgetlength(r, 0, 0);
+    *data = barge_xmalloc(*len ? *len : 1);
+    memcpy(*data, PQgetvalue(r, 0, 0), *len);
+    return 1;
+}
+
+static int pg_bytes_del(struct barge_tx *base, const char *name, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    const char *p[] = {name};
+    _cleanup_result_ PGresult *r = run(tx, STMT_BYTES_DEL, 1, p);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return pg_error(err, tx->c->pg, r, "bytes delete");
+    return 0;
+}
+
 /* ---- store-wide locks ---- */
 
 /* The server side of a lock's session notices a vanished holder within
@@ -1093,6 +1159,7 @@ static int pg_subscribe(struct barge_store *base, barge_store_notify_fn fn, void
 
 static const struct store_ops pg_ops = {
     .name = "postgres",
+    .shared = true,
     .close = pg_close,
     .begin = pg_begin,
     .commit = pg_commit,
@@ -1113,4 +1180,7 @@ static const struct store_ops pg_ops = {
     .log_expire = pg_log_expire,
     .log_drop = pg_log_drop,
     .log_bounds = pg_log_bounds,
+    .bytes_put = pg_bytes_put,
+    .bytes_get = pg_bytes_get,
+    .bytes_del = pg_bytes_del,
 };

@@ -32,6 +32,9 @@ enum {
     STMT_ROLLBACK,
     STMT_LOG_APPEND,
     STMT_LOG_BOUNDS,
+    STMT_BYTES_PUT,
+    STMT_BYTES_GET,
+    STMT_BYTES_DEL,
     N_STMT
 };
 
@@ -56,6 +59,9 @@ static const char *stmt_sql[N_STMT] = {
                         "VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_LOG_BOUNDS] = "SELECT (SELECT min(ts) FROM log_events WHERE stream = ?1), "
                         "(SELECT max(ts) FROM log_events WHERE stream = ?1)",
+    [STMT_BYTES_PUT] = "INSERT OR REPLACE INTO bytes(name, seq, data) VALUES (?1, ?2, ?3)",
+    [STMT_BYTES_GET] = "SELECT data FROM bytes WHERE name = ?1 AND seq = ?2",
+    [STMT_BYTES_DEL] = "DELETE FROM bytes WHERE name = ?1",
 };
 
 /* Each migration moves the schema one version up; never edit a released one. */
@@ -69,6 +75,9 @@ static const char *migrations[] = {
     "stream INTEGER NOT NULL, ts INTEGER NOT NULL, ingest INTEGER NOT NULL, msg TEXT NOT NULL);"
     "CREATE INDEX log_events_stream ON log_events(stream, ts, id);"
     "CREATE INDEX log_events_group ON log_events(grp, ts, id);",
+    /* Byte strings in chunks (store.h). */
+    "CREATE TABLE bytes (name TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, "
+    "PRIMARY KEY (name, seq)) WITHOUT ROWID;",
 };
 
 struct conn {
@@ -387,6 +396,58 @@ static int sqlite_del(struct barge_tx *base, const char *kind, const char *key,
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return db_error(err, tx->c->db, "delete");
+    return 0;
+}
+
+static int sqlite_bytes_put(struct barge_tx *base, const char *name, int64_t seq, const void *data,
+                            size_t len, struct barge_error **err)
+{
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_BYTES_PUT, &tmp);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, seq);
+    sqlite3_bind_blob64(s, 3, len ? data : "", len, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_error(err, tx->c->db, "bytes put");
+    return 0;
+}
+
+static int sqlite_bytes_get(struct barge_tx *base, const char *name, int64_t seq, void **data,
+                            size_t *len, struct barge_error **err)
+{
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_BYTES_GET, &tmp);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, seq);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(s);
+        return 0;
+    }
+    if (rc != SQLITE_ROW)
+        return db_error(err, tx->c->db, "bytes get");
+    *len = (size_t)sqlite3_column_bytes(s, 0);
+    *data = barge_xmalloc(*len ? *len : 1);
+    if (*len)
+        memcpy(*data, sqlite3_column_blob(s, 0), *len);
+    sqlite3_reset(s);
+    return 1;
+}
+
+static int sqlite_bytes_del(struct barge_tx *base, const char *name, struct barge_error **err)
+{
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_BYTES_DEL, &tmp);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_error(err, tx->c->db, "bytes delete");
     return 0;
 }
 
@@ -717,4 +778,7 @@ static const struct store_ops sqlite_ops = {
     .log_expire = sqlite_log_expire,
     .log_drop = sqlite_log_drop,
     .log_bounds = sqlite_log_bounds,
+    .bytes_put = sqlite_bytes_put,
+    .bytes_get = sqlite_bytes_get,
+    .bytes_del = sqlite_bytes_del,
 };

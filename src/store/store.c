@@ -2,6 +2,7 @@
  * through the backend's table of operations. The checks every backend would
  * repeat (no writes in a read transaction) live here, so the backends only
  * talk to their database. */
+#include <errno.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -162,4 +163,88 @@ int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, 
                            struct barge_error **err)
 {
     return tx->st->ops->log_bounds(tx, stream, first, last, err);
+}
+
+bool barge_store_shared(const struct barge_store *st)
+{
+    return st->ops->shared;
+}
+
+int barge_store_bytes_put(struct barge_tx *tx, const char *name, int64_t seq, const void *data,
+                          size_t len, struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: bytes put in a read transaction");
+    if (len > BARGE_STORE_CHUNK)
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "store: a chunk of %zu bytes is too big",
+                               len);
+    return tx->st->ops->bytes_put(tx, name, seq, data, len, err);
+}
+
+int barge_store_bytes_get(struct barge_tx *tx, const char *name, int64_t seq, void **data,
+                          size_t *len, struct barge_error **err)
+{
+    *data = NULL;
+    *len = 0;
+    return tx->st->ops->bytes_get(tx, name, seq, data, len, err);
+}
+
+int barge_store_bytes_del(struct barge_tx *tx, const char *name, struct barge_error **err)
+{
+    if (!tx->write)
+        return barge_error_set(err, BARGE_ERR_INTERNAL,
+                               "store: bytes delete in a read transaction");
+    return tx->st->ops->bytes_del(tx, name, err);
+}
+
+int barge_store_bytes_from_fd(struct barge_tx *tx, const char *name, int fd,
+                              struct barge_error **err)
+{
+    if (barge_store_bytes_del(tx, name, err) < 0)
+        return -1;
+    _cleanup_free_ char *buf = barge_xmalloc(BARGE_STORE_CHUNK);
+    off_t off = 0;
+    for (int64_t seq = 0;; seq++) {
+        size_t have = 0;
+        while (have < BARGE_STORE_CHUNK) {
+            ssize_t n = pread(fd, buf + have, BARGE_STORE_CHUNK - have, off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return barge_error_set_errno(err, BARGE_ERR_IO, "store: cannot read '%s'", name);
+            if (n == 0)
+                break;
+            have += (size_t)n;
+            off += n;
+        }
+        /* An empty byte string still has its chunk 0, so that it exists. */
+        if ((have > 0 || seq == 0) && barge_store_bytes_put(tx, name, seq, buf, have, err) < 0)
+            return -1;
+        if (have < BARGE_STORE_CHUNK)
+            return 0;
+    }
+}
+
+int barge_store_bytes_to_fd(struct barge_tx *tx, const char *name, int fd, uint64_t *size,
+                            struct barge_error **err)
+{
+    *size = 0;
+    for (int64_t seq = 0;; seq++) {
+        _cleanup_free_ void *data = NULL;
+        size_t len;
+        int r = barge_store_bytes_get(tx, name, seq, &data, &len, err);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return seq > 0;
+        for (size_t done = 0; done < len;) {
+            ssize_t n = write(fd, (char *)data + done, len - done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return barge_error_set_errno(err, BARGE_ERR_IO, "store: cannot write '%s'", name);
+            done += (size_t)n;
+        }
+        *size += len;
+    }
 }

@@ -11,6 +11,7 @@
 #define BARGE_STORE_STORE_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "common/error.h"
 
@@ -128,6 +129,32 @@ int barge_store_log_drop(struct barge_tx *tx, int64_t group, int64_t stream,
  * events, 0 when it has none. */
 int barge_store_log_bounds(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
                            struct barge_error **err);
+
+/* Byte strings kept in the store (a table of their own), for bytes that every
+ * barged sharing a store must reach: image blobs, S3 object contents. A byte
+ * string is named by the caller and written as numbered chunks (0, 1, ...) of
+ * at most BARGE_STORE_CHUNK bytes each, so that no statement carries a whole
+ * image layer. */
+#define BARGE_STORE_CHUNK (1024 * 1024)
+/* Writes chunk seq of name (write transactions only), replacing it. */
+int barge_store_bytes_put(struct barge_tx *tx, const char *name, int64_t seq, const void *data,
+                          size_t len, struct barge_error **err);
+/* Reads chunk seq of name: 1 with *data (the caller frees it) and *len, 0 when
+ * there is no such chunk, -1 on error. */
+int barge_store_bytes_get(struct barge_tx *tx, const char *name, int64_t seq, void **data,
+                          size_t *len, struct barge_error **err);
+/* Removes every chunk of name. */
+int barge_store_bytes_del(struct barge_tx *tx, const char *name, struct barge_error **err);
+/* Copies the file open at fd (from its start) into name's chunks, and the
+ * chunks of name into fd (from its current offset): 1 with *size written, 0
+ * when name has no chunks, -1 on error. */
+int barge_store_bytes_from_fd(struct barge_tx *tx, const char *name, int fd,
+                              struct barge_error **err);
+int barge_store_bytes_to_fd(struct barge_tx *tx, const char *name, int fd, uint64_t *size,
+                            struct barge_error **err);
+/* Whether other processes may share st (PostgreSQL): then what one barged
+ * keeps in local files must also be in the store for the others. */
+bool barge_store_shared(const struct barge_store *st);
 
 /* Which backend serves st: "sqlite" or "postgres". */
 const char *barge_store_backend(const struct barge_store *st);

@@ -131,6 +131,68 @@ static void test_get_put_del(void **state)
     barge_store_abort(tx);
 }
 
+/* Byte strings: chunks of any content (NULs, the largest size), copied from
+ * and to files, replaced, removed, and only written in write transactions. */
+static void test_bytes(void **state)
+{
+    struct barge_store *st = *state;
+    struct barge_tx *tx;
+    struct barge_error *err = NULL;
+    size_t total = 2 * BARGE_STORE_CHUNK + 77;
+    unsigned char *data = malloc(total);
+    for (size_t i = 0; i < total; i++)
+        data[i] = (unsigned char)(i * 7 + i / 3);
+    char src[] = "/tmp/barge-bytes-XXXXXX";
+    int fd = mkstemp(src);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, total), (ssize_t)total);
+
+    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
+    assert_int_equal(barge_store_bytes_from_fd(tx, "blob/a", fd, &err), 0);
+    assert_int_equal(barge_store_bytes_put(tx, "empty", 0, "", 0, &err), 0);
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+    close(fd);
+    unlink(src);
+
+    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+    void *chunk;
+    size_t len;
+    assert_int_equal(barge_store_bytes_get(tx, "blob/a", 2, &chunk, &len, &err), 1);
+    assert_int_equal(len, 77);
+    assert_memory_equal(chunk, data + 2 * BARGE_STORE_CHUNK, 77);
+    free(chunk);
+    assert_int_equal(barge_store_bytes_get(tx, "blob/a", 3, &chunk, &len, &err), 0);
+    assert_int_equal(barge_store_bytes_get(tx, "empty", 0, &chunk, &len, &err), 1);
+    assert_int_equal(len, 0);
+    free(chunk);
+    char dst[] = "/tmp/barge-bytes-XXXXXX";
+    fd = mkstemp(dst);
+    uint64_t size;
+    assert_int_equal(barge_store_bytes_to_fd(tx, "blob/a", fd, &size, &err), 1);
+    assert_int_equal(size, total);
+    unsigned char *back = malloc(total);
+    assert_int_equal(pread(fd, back, total, 0), (ssize_t)total);
+    assert_memory_equal(back, data, total);
+    assert_int_equal(barge_store_bytes_to_fd(tx, "missing", fd, &size, &err), 0);
+    assert_int_equal(size, 0);
+    close(fd);
+    unlink(dst);
+    /* no writes in a read transaction */
+    assert_int_equal(barge_store_bytes_del(tx, "blob/a", &err), -1);
+    barge_error_free(err);
+    err = NULL;
+    barge_store_abort(tx);
+
+    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
+    assert_int_equal(barge_store_bytes_del(tx, "blob/a", &err), 0);
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+    assert_int_equal(barge_store_bytes_get(tx, "blob/a", 0, &chunk, &len, &err), 0);
+    barge_store_abort(tx);
+    free(back);
+    free(data);
+}
+
 static void test_abort_rolls_back(void **state)
 {
     struct barge_store *st = *state;
@@ -439,6 +501,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_sort_bytewise, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_is_exclusive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
         cmocka_unit_test(test_rejects_other_uris),
     };
     const struct CMUnitTest pg_only[] = {
