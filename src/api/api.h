@@ -15,6 +15,7 @@
 #include "common/sigv4.h"
 
 struct barge_server;
+struct barge_model;
 
 /* What a handler knows about the call it serves. */
 struct barge_api_ctx {
@@ -59,6 +60,27 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
  * error). Exposed for the other protocols' handlers. */
 void barge_api_error_response(const struct barge_api_service *service,
                               const struct barge_error *err, struct barge_http_resp *resp);
+
+/* The wire type, HTTP status and message (borrowed; internal details
+ * replaced) of err for service (NULL: generic), for every protocol. */
+void barge_api_error_wire(const struct barge_api_service *service, const struct barge_error *err,
+                          const char **type, int *status, const char **message);
+
+/* The AWS query protocol (query.c): form-encoded POST "/" with Action and
+ * Version, answered in XML, for CloudWatch. The decoder and the encoder are
+ * driven by the service's model: input members from "A.member.1.B" keys
+ * (lists "member.N", maps "entry.N.key/value", honouring locationName and
+ * flattened), scalars converted to the JSON the handlers see everywhere
+ * (timestamps as epoch seconds); output as <OpResponse><OpResult>... with
+ * the operation's resultWrapper. */
+void barge_api_query_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+/* Decodes a form body for operation's input shape into a new object in *out
+ * (not yet validated against the model's constraints). */
+int barge_api_query_decode(const struct barge_model *model, const char *operation, const char *form,
+                           size_t len, json_t **out, struct barge_error **err);
+/* The XML answer (caller frees) to operation with output out (NULL: none). */
+char *barge_api_query_encode(const struct barge_model *model, const char *operation,
+                             const json_t *out, const char *request_id);
 
 /* Paging helpers shared by every List operation: a nextToken is an opaque
  * base64url form of the last key returned. */

@@ -1725,6 +1725,13 @@ void barge_api_root_handle(struct barge_http_req *req, struct barge_http_resp *r
      * sends one. A JSON POST to "/" without it still goes to the JSON
      * dispatcher, which explains what is missing. */
     const char *ct = barge_http_req_header(req, "Content-Type");
+    /* The query protocol (CloudWatch) posts a form to "/". */
+    if (strcmp(req->method, "POST") == 0 && strcmp(req->raw_path, "/") == 0 && ct &&
+        barge_str_has_prefix(ct, "application/x-www-form-urlencoded") &&
+        !barge_http_req_header(req, "X-Amz-Target")) {
+        barge_api_query_handle(req, resp);
+        return;
+    }
     if (barge_http_req_header(req, "X-Amz-Target") ||
         (strcmp(req->method, "POST") == 0 && strcmp(req->raw_path, "/") == 0 && ct &&
          barge_str_has_prefix(ct, "application/x-amz-json")))
