@@ -21,6 +21,22 @@ extern int barge_autoscale_window_seconds;
 /* One pass of the scaler over every scalable target. */
 void barge_autoscale_step(struct barge_server *srv);
 
+/* Runs the Application Auto Scaling step scaling policy policy_arn because
+ * alarm alarm_name is in ALARM, in tx: picks the step for values (the
+ * alarm's evaluated datapoints, a JSON array; empty: taken as at threshold)
+ * aggregated as the policy says, honours Cooldown, min/max and suspension,
+ * sets the service's desired count and records the activity. An ARN that
+ * names no step scaling policy is ignored. */
+int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *tx,
+                                    const char *policy_arn, const char *alarm_name,
+                                    const json_t *values, double threshold,
+                                    struct barge_error **err);
+
+/* alarms.c: one evaluation pass over every CloudWatch metric alarm that is
+ * due (each is evaluated at most once a period, at least once a minute), and
+ * the actions of the alarms whose state changed or that stay in ALARM. */
+void barge_alarms_step(struct barge_server *srv);
+
 struct barge_control_config {
     int host_grace_seconds;  /* after an agent counts as disconnected, until its tasks are
                                 replaced */
