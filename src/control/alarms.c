@@ -189,8 +189,10 @@ static int run_actions(struct barge_server *srv, struct barge_tx *tx, const json
         const char *arn = json_string_value(a);
         if (!barge_str_has_prefix(arn, "arn:aws:autoscaling:") || !barge_streq(state, "ALARM"))
             continue;
-        if (barge_autoscale_run_step_policy(srv, tx, arn, barge_json_str(alarm, "AlarmName", ""),
-                                            values, threshold, err) < 0)
+        if (barge_autoscale_run_step_policy(
+                srv, tx, arn, barge_json_str(alarm, "AlarmName", ""), values, threshold,
+                barge_str_has_prefix(barge_json_str(alarm, "ComparisonOperator", ""), "LessThan"),
+                err) < 0)
             return -1;
     }
     return 0;

@@ -291,7 +291,7 @@ static bool policy_key_of(const char *arn, char **key, char **rid)
 
 int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *tx,
                                     const char *policy_arn, const char *alarm_name,
-                                    const json_t *values, double threshold,
+                                    const json_t *values, double threshold, bool below,
                                     struct barge_error **err)
 {
     _cleanup_free_ char *key = NULL, *rid = NULL, *cluster = NULL, *service = NULL;
@@ -320,7 +320,7 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
     barge_step_aggregate(values, barge_json_str(cfg, "MetricAggregationType", NULL), &value);
     json_int_t cur = barge_json_int(svc, "desiredCount", 0);
     long long want;
-    if (!barge_step_capacity(cfg, value, threshold, (long long)cur, &want)) {
+    if (!barge_step_capacity(cfg, value, threshold, below, (long long)cur, &want)) {
         barge_debug("alarm %s: no step of %s covers %.2f", alarm_name, policy_arn, value);
         return 0;
     }

@@ -23,13 +23,14 @@ void barge_autoscale_step(struct barge_server *srv);
 
 /* Runs the Application Auto Scaling step scaling policy policy_arn because
  * alarm alarm_name is in ALARM, in tx: picks the step for values (the
- * alarm's evaluated datapoints, a JSON array; empty: taken as at threshold)
- * aggregated as the policy says, honours Cooldown, min/max and suspension,
+ * alarm's breaching datapoints, a JSON array; empty: taken as at threshold,
+ * on the side the alarm breaches: below it when below) aggregated as the
+ * policy says, honours Cooldown, min/max and suspension,
  * sets the service's desired count and records the activity. An ARN that
  * names no step scaling policy is ignored. */
 int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *tx,
                                     const char *policy_arn, const char *alarm_name,
-                                    const json_t *values, double threshold,
+                                    const json_t *values, double threshold, bool below,
                                     struct barge_error **err);
 
 /* alarms.c: one evaluation pass over every CloudWatch metric alarm that is

@@ -29,19 +29,19 @@ bool barge_step_aggregate(const json_t *values, const char *aggregation, double 
     return true;
 }
 
-static bool step_covers(const json_t *step, double diff)
+static bool step_covers(const json_t *step, double diff, bool below)
 {
     json_t *lo = json_object_get(step, "MetricIntervalLowerBound");
     json_t *hi = json_object_get(step, "MetricIntervalUpperBound");
     double l = json_is_number(lo) ? json_number_value(lo) : -INFINITY;
     double h = json_is_number(hi) ? json_number_value(hi) : INFINITY;
-    if (diff >= 0)
+    if (diff > 0 || (diff == 0 && !below))
         return l <= diff && diff < h;
     return l < diff && diff <= h;
 }
 
-bool barge_step_capacity(const json_t *config, double value, double threshold, long long current,
-                         long long *out)
+bool barge_step_capacity(const json_t *config, double value, double threshold, bool below,
+                         long long current, long long *out)
 {
     double diff = value - threshold;
     const json_t *step = NULL;
@@ -49,7 +49,7 @@ bool barge_step_capacity(const json_t *config, double value, double threshold, l
     json_t *s;
     json_array_foreach(barge_json_array(config, "StepAdjustments"), i, s)
     {
-        if (step_covers(s, diff)) {
+        if (step_covers(s, diff, below)) {
             step = s;
             break;
         }
