@@ -47,6 +47,15 @@ static void data_date(double t, char out[40])
     snprintf(out, 40, "%s.%03d+0000", base, (int)((t - (double)secs) * 1000) % 1000);
 }
 
+/* A number as CloudWatch (Java) prints it in a StateReason: "50.0", "72.5". */
+static void reason_number(double d, char out[32])
+{
+    if (d == floor(d) && fabs(d) < 1e15)
+        snprintf(out, 32, "%.1f", d);
+    else
+        snprintf(out, 32, "%.15g", d);
+}
+
 static const char *operator_words(const char *op)
 {
     if (barge_streq(op, "GreaterThanOrEqualToThreshold"))
@@ -107,10 +116,11 @@ static void evaluate(const json_t *alarm, const json_t *points, double start, do
             breaching++;
             json_array_append_new(v->breaching, json_real(val));
         }
-        char when[32], iso[40];
+        char when[32], iso[40], num[32];
         reason_date(ts, when);
         data_date(ts, iso);
-        char *grown = barge_xasprintf("%s%s%g (%s)", list, i ? ", " : "", val, when);
+        reason_number(val, num);
+        char *grown = barge_xasprintf("%s%s%s (%s)", list, i ? ", " : "", num, when);
         free(list);
         list = grown;
         json_array_append_new(recent, json_real(val));
@@ -127,6 +137,8 @@ static void evaluate(const json_t *alarm, const json_t *points, double start, do
                   "startDate", sdate, "statistic", stat, "period", period, "recentDatapoints",
                   recent, "threshold", threshold, "evaluatedDatapoints", evaluated);
     const char *words = operator_words(op);
+    char limit[32];
+    reason_number(threshold, limit);
     if (have == 0) {
         if (barge_streq(missing, "ignore")) {
             v->state = NULL;
@@ -153,15 +165,15 @@ static void evaluate(const json_t *alarm, const json_t *points, double start, do
     const char *from = alarm_now ? "OK -> ALARM" : "ALARM -> OK";
     if (m == 1)
         v->reason = barge_xasprintf("Threshold Crossed: 1 datapoint [%s] was %s%s the threshold "
-                                    "(%g).",
-                                    list, alarm_now ? "" : "not ", words, threshold);
+                                    "(%s).",
+                                    list, alarm_now ? "" : "not ", words, limit);
     else
         v->reason = barge_xasprintf(
-            "Threshold Crossed: %d out of the last %d datapoints [%s] %s %s%s the threshold (%g) "
+            "Threshold Crossed: %d out of the last %d datapoints [%s] %s %s%s the threshold (%s) "
             "(minimum %d datapoint%s for %s transition).",
             alarm_now ? breaching : have - breaching, m, list,
             (alarm_now ? breaching : have - breaching) == 1 ? "was" : "were",
-            alarm_now ? "" : "not ", words, threshold, alarm_now ? n : m - n + 1,
+            alarm_now ? "" : "not ", words, limit, alarm_now ? n : m - n + 1,
             (alarm_now ? n : m - n + 1) == 1 ? "" : "s", from);
     free(list);
 }

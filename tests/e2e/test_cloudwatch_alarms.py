@@ -286,7 +286,7 @@ def test_cpu_alarms_scale_out_and_in(tmp_path, agent_factory, busybox, barged):
     wait_for(lambda: state("burner-low")["StateValue"] == "ALARM", 90, "the idle alarm")
     low = state("burner-low")
     assert low["StateReason"].startswith("Threshold Crossed: 2 out of the last 2 datapoints [")
-    assert "were less than the threshold (10)" in low["StateReason"]
+    assert "were less than the threshold (10.0)" in low["StateReason"]
     assert json.loads(low["StateReasonData"])["statistic"] == "Average"
     assert state("burner-high")["StateValue"] == "OK"
     assert desired(ecs, "burner") == 1  # already at the minimum
