@@ -385,8 +385,8 @@ static int set_alarm_state(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     const char *name = barge_json_str(in, "AlarmName", "");
     const char *state = barge_json_str(in, "StateValue", "");
     const char *data = barge_json_str(in, "StateReasonData", NULL);
-    _cleanup_json_ json_t *parsed = NULL;
-    if (data && !json_is_object(parsed = json_loads(data, 0, NULL)))
+    _cleanup_json_ json_t *parsed = data ? json_loads(data, 0, NULL) : NULL;
+    if (data && !json_is_object(parsed))
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidFormat",
                                     "StateReasonData must be a JSON object; '%s' is not.", data);
     _cleanup_tx_ struct barge_tx *tx = NULL;
