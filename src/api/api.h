@@ -43,6 +43,9 @@ struct barge_api_service {
     const char *client_type;    /* BARGE_ERR_CLIENT and unsupported: "ClientException" */
     const char *server_type;    /* BARGE_ERR_INTERNAL/IO: "ServerException" */
     const char *not_found_type; /* BARGE_ERR_NOT_FOUND without an explicit type */
+    /* A former query-protocol service (CloudWatch): JSON and CBOR errors also
+     * carry the query error code in x-amzn-query-error. */
+    bool query_compatible;
     /* NULL-terminated list of operation tables (one per API area), each
      * terminated by an entry with a NULL name. */
     const struct barge_api_op *const *op_tables;
@@ -81,6 +84,17 @@ int barge_api_query_decode(const struct barge_model *model, const char *operatio
 /* The XML answer (caller frees) to operation with output out (NULL: none). */
 char *barge_api_query_encode(const struct barge_model *model, const char *operation,
                              const json_t *out, const char *request_id);
+
+/* Smithy RPC v2 CBOR (cbor.c), which recent SDKs prefer for CloudWatch:
+ * POST /service/<target prefix>/operation/<operation>, CBOR in and out. */
+void barge_api_cbor_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+/* Decodes a CBOR request body (a map; empty: {}) into a new object in *out:
+ * tag 1 timestamps become epoch seconds, byte strings base64 text. */
+int barge_api_cbor_decode(const void *body, size_t len, json_t **out, struct barge_error **err);
+/* The CBOR answer (caller frees; *len bytes) to operation with output out
+ * (NULL: an empty map), typed by the model's output shape. */
+void *barge_api_cbor_encode(const struct barge_model *model, const char *operation,
+                            const json_t *out, size_t *len);
 
 /* Paging helpers shared by every List operation: a nextToken is an opaque
  * base64url form of the last key returned. */

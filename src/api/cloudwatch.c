@@ -2,7 +2,9 @@
  * (PutMetricAlarm, DescribeAlarms, DescribeAlarmsForMetric, DeleteAlarms,
  * SetAlarmState) and the AWS/ECS service and cluster metrics that barged
  * derives from its agents' samples (GetMetricStatistics, ListMetrics). It is
- * served over the query protocol (query.c); the alarms are evaluated, and
+ * served over the query protocol (query.c), JSON 1.0 (json11.c) and Smithy
+ * RPC v2 CBOR (cbor.c), whichever the client's SDK prefers; the alarms are
+ * evaluated, and
  * their Application Auto Scaling actions run, by src/control/alarms.c. */
 #include "api/cloudwatch.h"
 
@@ -602,5 +604,6 @@ const struct barge_api_service barge_api_cloudwatch = {
     .client_type = "InvalidParameterValue",
     .server_type = "InternalServiceError",
     .not_found_type = "ResourceNotFound",
+    .query_compatible = true,
     .op_tables = cloudwatch_op_tables,
 };

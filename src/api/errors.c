@@ -83,5 +83,10 @@ void barge_api_error_response(const struct barge_api_service *svc, const struct 
     json_object_set_new(body, svc ? svc->message_key : "message", json_string(msg));
     char *text = barge_json_dump(body);
     json_decref(body);
+    if (svc && svc->query_compatible) {
+        char *qe = barge_xasprintf("%s;%s", type, status >= 500 ? "Receiver" : "Sender");
+        barge_http_resp_header(resp, "x-amzn-query-error", qe);
+        free(qe);
+    }
     barge_http_resp_set(resp, status, "application/x-amz-json-1.1", text, strlen(text));
 }

@@ -1725,6 +1725,11 @@ void barge_api_root_handle(struct barge_http_req *req, struct barge_http_resp *r
      * sends one. A JSON POST to "/" without it still goes to the JSON
      * dispatcher, which explains what is missing. */
     const char *ct = barge_http_req_header(req, "Content-Type");
+    /* Smithy RPC v2 CBOR says so in a header no S3 client sends. */
+    if (barge_http_req_header(req, "smithy-protocol")) {
+        barge_api_cbor_handle(req, resp);
+        return;
+    }
     /* The query protocol (CloudWatch) posts a form to "/". */
     if (strcmp(req->method, "POST") == 0 && strcmp(req->raw_path, "/") == 0 && ct &&
         barge_str_has_prefix(ct, "application/x-www-form-urlencoded") &&

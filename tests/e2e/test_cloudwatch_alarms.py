@@ -1,10 +1,14 @@
 """CloudWatch metric alarms driving step scaling (issue 11): the CloudWatch
-API subset over the query protocol through boto3 and the aws CLI, the alarm
-evaluator, and step scaling policies run by alarms (SetAlarmState, and a
-CPU-burning service that scales out and back in on two alarms)."""
+API subset through boto3 and the aws CLI (the query protocol) and through a
+recent botocore pinned to each of CloudWatch's protocols (query, JSON 1.0,
+Smithy RPC v2 CBOR), the alarm evaluator, and step scaling policies run by
+alarms (SetAlarmState, and a CPU-burning service that scales out and back in
+on two alarms)."""
 import datetime
+import glob
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -153,6 +157,68 @@ def test_aws_cli_alarms(barged, tmp_path):
     assert p.returncode != 0 and "InvalidParameterValue" in p.stderr
     cli.json("cloudwatch", "delete-alarms", "--alarm-names", "cpu-high")
     assert cli.json("cloudwatch", "describe-alarms")["MetricAlarms"] == []
+
+
+
+
+def new_botocore_python():
+    """A Python whose botocore (pip's, next to Debian's) speaks CloudWatch's
+    three protocols, or None."""
+    for utils in sorted(glob.glob("/root/.pyenv/versions/*/lib/python3*/site-packages/"
+                                  "botocore/utils.py")):
+        if "smithy-rpc-v2-cbor" in open(utils).read():
+            return os.path.join(utils.split("/lib/python3")[0], "bin", "python3")
+    return None
+
+
+# Each run of the client pins one of the protocols.
+NEW_PYTHON = new_botocore_python()
+PROTOCOL_CLIENT = """
+import datetime, sys
+import botocore.model, botocore.session
+botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS = (sys.argv[1],)
+cw = botocore.session.get_session().create_client(
+    "cloudwatch", endpoint_url=sys.argv[2], region_name="us-east-1",
+    aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])
+assert cw.meta.service_model.resolved_protocol == sys.argv[1]
+cw.put_metric_alarm(AlarmName="p", MetricName="CPUUtilization", Namespace="AWS/ECS",
+                    Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=50.5,
+                    ComparisonOperator="GreaterThanThreshold", AlarmActions=[],
+                    Dimensions=[{"Name": "ClusterName", "Value": "default"}])
+a = cw.describe_alarms(AlarmNames=["p"])["MetricAlarms"][0]
+assert a["Threshold"] == 50.5 and a["Period"] == 60 and a["AlarmActions"] == []
+assert isinstance(a["StateUpdatedTimestamp"], datetime.datetime)
+assert a["Dimensions"] == [{"Name": "ClusterName", "Value": "default"}]
+now = datetime.datetime.now(datetime.timezone.utc)
+r = cw.get_metric_statistics(Namespace="AWS/ECS", MetricName="CPUUtilization",
+                             StartTime=now - datetime.timedelta(minutes=5), EndTime=now,
+                             Period=60, Statistics=["Average"])
+assert r["Label"] == "CPUUtilization" and r["Datapoints"] == []
+try:
+    cw.set_alarm_state(AlarmName="nope", StateValue="OK", StateReason="x")
+    raise AssertionError("no error")
+except cw.exceptions.ResourceNotFound as e:
+    assert e.response["Error"]["Message"] == "Alarm nope not found"
+try:
+    cw.put_metric_alarm(AlarmName="p", MetricName="m", Namespace="n", Statistic="Average",
+                        Period=45, EvaluationPeriods=1, Threshold=1.0,
+                        ComparisonOperator="GreaterThanThreshold")
+    raise AssertionError("no error")
+except cw.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidParameterValue", e.response
+cw.delete_alarms(AlarmNames=["p"])
+assert cw.describe_alarms()["MetricAlarms"] == []
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not NEW_PYTHON, reason="no recent botocore next to Debian's")
+@pytest.mark.parametrize("protocol", ["query", "json", "smithy-rpc-v2-cbor"])
+def test_each_protocol(barged, protocol):
+    p = subprocess.run([NEW_PYTHON, "-c", PROTOCOL_CLIENT, protocol, barged.endpoint,
+                        barged.access_key, barged.secret_key],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
 
 
 @pytest.fixture
