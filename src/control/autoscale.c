@@ -312,18 +312,26 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
     }
     double now = barge_now();
     double last = json_number_value(json_object_get(policy, "_lastScaling"));
-    if (now - last < (double)barge_json_int(cfg, "Cooldown", 300))
+    json_int_t cur = barge_json_int(svc, "desiredCount", 0);
+    /* Within the cooldown a scale-in waits. A scale-out counts what the one
+     * that started the cooldown added (it adjusts from the capacity before
+     * it, _cooldownBase) and goes ahead only when it asks for more. */
+    bool cooling = now - last < (double)barge_json_int(cfg, "Cooldown", 300);
+    json_t *base_v = json_object_get(policy, "_cooldownBase");
+    if (cooling && !json_is_integer(base_v))
         return 0;
+    json_int_t base = cooling ? json_integer_value(base_v) : cur;
     /* Without datapoints (an alarm set by SetAlarmState) the breach counts
      * as being at the threshold. */
     double value = threshold;
     barge_step_aggregate(values, barge_json_str(cfg, "MetricAggregationType", NULL), &value);
-    json_int_t cur = barge_json_int(svc, "desiredCount", 0);
     long long want;
-    if (!barge_step_capacity(cfg, value, threshold, below, (long long)cur, &want)) {
+    if (!barge_step_capacity(cfg, value, threshold, below, (long long)base, &want)) {
         barge_debug("alarm %s: no step of %s covers %.2f", alarm_name, policy_arn, value);
         return 0;
     }
+    if (cooling && want <= cur)
+        return 0;
     json_int_t mn = barge_json_int(target, "MinCapacity", 0);
     json_int_t mx = barge_json_int(target, "MaxCapacity", 0);
     if (want < mn)
@@ -338,6 +346,10 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
         barge_xasprintf("monitor alarm %s in state ALARM triggered policy %s", alarm_name,
                         barge_json_str(policy, "PolicyName", ""));
     json_object_set_new(policy, "_lastScaling", json_real(now));
+    if (want > cur)
+        json_object_set_new(policy, "_cooldownBase", json_integer(base));
+    else
+        json_object_del(policy, "_cooldownBase");
     if (barge_store_put(tx, AAS_KIND_POLICY, key, policy, err) < 0)
         return -1;
     return set_desired(srv, tx, rid, svc, svc_key, want, cause, err);

@@ -25,7 +25,8 @@ void barge_autoscale_step(struct barge_server *srv);
  * alarm alarm_name is in ALARM, in tx: picks the step for values (the
  * alarm's breaching datapoints, a JSON array; empty: taken as at threshold,
  * on the side the alarm breaches: below it when below) aggregated as the
- * policy says, honours Cooldown, min/max and suspension,
+ * policy says, honours Cooldown (a scale-out within it goes ahead only
+ * beyond what the one that started it added), min/max and suspension,
  * sets the service's desired count and records the activity. An ARN that
  * names no step scaling policy is ignored. */
 int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *tx,

@@ -250,7 +250,9 @@ def test_set_alarm_state_runs_step_policy(barged, service):
     cw = barged.client("cloudwatch")
     aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=rid, ScalableDimension=DIM,
                                  MinCapacity=1, MaxCapacity=4)
-    arn = step_policy(aas, rid, "out", [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}])
+    arn = step_policy(aas, rid, "out", [
+        {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 10, "ScalingAdjustment": 1},
+        {"MetricIntervalLowerBound": 10, "ScalingAdjustment": 3}])
     # A metric without data, whose missing data keeps the state: what
     # SetAlarmState sets holds, and the evaluator re-runs the action each
     # period while the alarm stays in ALARM.
@@ -260,6 +262,7 @@ def test_set_alarm_state_runs_step_policy(barged, service):
                                         PolicyNames=["out"])["ScalingPolicies"][0]
     assert [a["AlarmName"] for a in pol["Alarms"]] == ["manual"]
     assert pol["Alarms"][0]["AlarmARN"].endswith(":alarm:manual")
+    # Without datapoints the breach sits at the threshold: the first step.
     cw.set_alarm_state(AlarmName="manual", StateValue="ALARM", StateReason="test")
     wait_for(lambda: desired(service) == 2, what="the step policy")
     acts = aas.describe_scaling_activities(ServiceNamespace="ecs")["ScalingActivities"]
@@ -268,28 +271,38 @@ def test_set_alarm_state_runs_step_policy(barged, service):
     assert acts[0]["Description"] == "Setting desired count to 2."
     assert acts[0]["StatusCode"] == "Successful"
     # Within the cooldown (300 s), neither a new ALARM nor the alarm staying
-    # in ALARM over several evaluations scales again.
+    # in ALARM over several evaluations scales again by the same step.
     cw.set_alarm_state(AlarmName="manual", StateValue="OK", StateReason="test")
     cw.set_alarm_state(AlarmName="manual", StateValue="ALARM", StateReason="test")
     time.sleep(25)
     assert desired(service) == 2
     assert cw.describe_alarms(AlarmNames=["manual"])["MetricAlarms"][0]["StateValue"] == "ALARM"
     assert len(aas.describe_scaling_activities(ServiceNamespace="ecs")["ScalingActivities"]) == 1
+    # A larger breach within the cooldown: +3 from the capacity before the
+    # scale-out that started it (1), so 4.
+    cw.set_alarm_state(AlarmName="manual", StateValue="OK", StateReason="test")
+    cw.set_alarm_state(AlarmName="manual", StateValue="ALARM", StateReason="test",
+                       StateReasonData=json.dumps({"recentDatapoints": [95.0]}))
+    wait_for(lambda: desired(service) == 4, what="the larger step")
+    acts = aas.describe_scaling_activities(ServiceNamespace="ecs")["ScalingActivities"]
+    assert acts[0]["Cause"].endswith("changing the desired count from 2 to 4")
 
     # ExactCapacity beyond the maximum is held at the maximum.
+    aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=rid, ScalableDimension=DIM,
+                                 MaxCapacity=6)
     big = step_policy(aas, rid, "exact", [{"MetricIntervalLowerBound": 0,
                                            "ScalingAdjustment": 10}], "ExactCapacity", 0)
     cw.put_metric_alarm(**alarm_args("exact", Namespace="Custom/Test", Period=60,
                                      TreatMissingData="ignore", AlarmActions=[big]))
     cw.set_alarm_state(AlarmName="exact", StateValue="ALARM", StateReason="test")
-    wait_for(lambda: desired(service) == 4, what="the maximum")
+    wait_for(lambda: desired(service) == 6, what="the maximum")
     time.sleep(3)
-    assert desired(service) == 4
+    assert desired(service) == 6
 
     # Suspended scale-in: a negative step does nothing, and does once resumed.
     down = step_policy(aas, rid, "in", [{"MetricIntervalUpperBound": 0,
                                          "ScalingAdjustment": -50}],
-                       "PercentChangeInCapacity", 0, MinAdjustmentMagnitude=3)
+                       "PercentChangeInCapacity", 0, MinAdjustmentMagnitude=4)
     aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=rid, ScalableDimension=DIM,
                                  SuspendedState={"DynamicScalingInSuspended": True})
     cw.delete_alarms(AlarmNames=["exact", "manual"])
@@ -298,16 +311,16 @@ def test_set_alarm_state_runs_step_policy(barged, service):
                                      TreatMissingData="ignore", AlarmActions=[down]))
     cw.set_alarm_state(AlarmName="low", StateValue="ALARM", StateReason="test")
     time.sleep(4)
-    assert desired(service) == 4
+    assert desired(service) == 6
     aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=rid, ScalableDimension=DIM,
                                  SuspendedState={"DynamicScalingInSuspended": False})
     cw.set_alarm_state(AlarmName="low", StateValue="OK", StateReason="test")
     cw.set_alarm_state(AlarmName="low", StateValue="ALARM", StateReason="test")
-    # -50% of 4 is -2, raised to the minimum magnitude of 3: 4 -> 1.
-    wait_for(lambda: desired(service) == 1, what="the scale-in")
+    # -50% of 6 is -3, raised to the minimum magnitude of 4: 6 -> 2.
+    wait_for(lambda: desired(service) == 2, what="the scale-in")
     acts = aas.describe_scaling_activities(ServiceNamespace="ecs")["ScalingActivities"]
     assert acts[0]["Cause"] == ("monitor alarm low in state ALARM triggered policy in "
-                                "changing the desired count from 4 to 1")
+                                "changing the desired count from 6 to 2")
 
 
 def test_cpu_alarms_scale_out_and_in(tmp_path, agent_factory, busybox, barged):
