@@ -3,7 +3,8 @@
  * the metric, ending now: a period's datapoint is its Statistic, a period
  * without samples is missing and counts as TreatMissingData says, and the
  * alarm is in ALARM when DatapointsToAlarm of them breach the threshold.
- * State, StateReason and StateReasonData are worded as CloudWatch words them.
+ * State, StateReason and StateReasonData are worded as CloudWatch words them
+ * and change only with the state.
  * When the state changes (here, or by SetAlarmState) the new state's actions
  * run; while an alarm stays in ALARM its actions run again at every
  * evaluation, as CloudWatch re-invokes Auto Scaling actions, and the policy's
@@ -264,18 +265,17 @@ static int alarm_pass(struct barge_server *srv, const char *name, struct barge_e
     if (due) {
         json_object_set_new(alarm, "_nextEval", json_real(now + (period < 60 ? period : 60)));
         const char *old = barge_json_str(alarm, "StateValue", "");
+        /* As in CloudWatch, the reason is the one of the last transition. */
         if (v.state && !barge_streq(old, v.state)) {
             barge_info("alarm %s: %s -> %s: %s", name, old, v.state, v.reason);
             json_object_set_new(alarm, "StateValue", json_string(v.state));
             json_object_set_new(alarm, "StateTransitionedTimestamp", json_real(now));
-            run = true;
-        }
-        if (v.state) {
             json_object_set_new(alarm, "StateReason", json_string(v.reason));
             char *data = barge_json_dump(v.reason_data);
             json_object_set_new(alarm, "StateReasonData", json_string(data));
             free(data);
             json_object_set_new(alarm, "StateUpdatedTimestamp", json_real(now));
+            run = true;
         }
         run = run || barge_streq(barge_json_str(alarm, "StateValue", ""), "ALARM");
         json_decref(values);

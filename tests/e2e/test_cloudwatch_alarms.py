@@ -88,8 +88,8 @@ def test_alarm_crud_and_errors(barged):
     got = cw.describe_alarms(StateValue="ALARM")["MetricAlarms"]
     assert [x["AlarmName"] for x in got] == ["alarm-1"]
     assert got[0]["StateReason"] == "testing"
-    # An update keeps the state.
-    cw.put_metric_alarm(**alarm_args("alarm-1", Threshold=70.0))
+    # An update keeps the state (and its missing data keeps it after).
+    cw.put_metric_alarm(**alarm_args("alarm-1", Threshold=70.0, TreatMissingData="ignore"))
     got = cw.describe_alarms(AlarmNames=["alarm-1"])["MetricAlarms"][0]
     assert (got["StateValue"], got["Threshold"]) == ("ALARM", 70.0)
     cw.delete_alarms(AlarmNames=["alarm-0", "alarm-2"])
