@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "api/access.h"
 #include "api/api.h"
 #include "api/metrics.h"
 #include "api/model.h"

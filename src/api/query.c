@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/access.h"
 #include "api/api.h"
 #include "api/metrics.h"
 #include "api/model.h"
