@@ -6,7 +6,7 @@
  * State, StateReason and StateReasonData are worded as CloudWatch words them
  * and change only with the state.
  * When the state changes (here, or by SetAlarmState) the new state's actions
- * run; while an alarm stays in ALARM its actions run again at every
+ * run; while an alarm stays in a state its actions run again at every
  * evaluation, as CloudWatch re-invokes Auto Scaling actions, and the policy's
  * cooldown decides whether that scales again. The only actions barged can
  * run are Application Auto Scaling step scaling policies; other ARNs (SNS
@@ -73,6 +73,7 @@ struct verdict {
     char *reason;
     json_t *reason_data;
     json_t *breaching; /* values of the breaching datapoints, for step policies */
+    json_t *calm;      /* and of the others */
 };
 
 static void verdict_release(struct verdict *v)
@@ -80,6 +81,7 @@ static void verdict_release(struct verdict *v)
     free(v->reason);
     json_decref(v->reason_data);
     json_decref(v->breaching);
+    json_decref(v->calm);
 }
 
 /* Evaluates alarm on points (barge_cloudwatch_datapoints of its last
@@ -105,6 +107,7 @@ static void evaluate(const json_t *alarm, const json_t *points, double start, do
     }
     int have = (int)json_array_size(present), breaching = 0;
     v->breaching = json_array();
+    v->calm = json_array();
     _cleanup_json_ json_t *recent = json_array(), *evaluated = json_array();
     char *list = barge_xstrdup("");
     size_t i;
@@ -116,6 +119,8 @@ static void evaluate(const json_t *alarm, const json_t *points, double start, do
         if (barge_alarm_breaches(op, val, threshold)) {
             breaching++;
             json_array_append_new(v->breaching, json_real(val));
+        } else {
+            json_array_append_new(v->calm, json_real(val));
         }
         char when[32], iso[40], num[32];
         reason_date(ts, when);
@@ -188,6 +193,8 @@ static const char *actions_for(const char *state)
     return "InsufficientDataActions";
 }
 
+/* Runs the Application Auto Scaling policies among the actions of the
+ * alarm's state, with values, the datapoints that put it there. */
 static int run_actions(struct barge_server *srv, struct barge_tx *tx, const json_t *alarm,
                        const json_t *values, struct barge_error **err)
 {
@@ -195,17 +202,20 @@ static int run_actions(struct barge_server *srv, struct barge_tx *tx, const json
     if (!barge_json_bool(alarm, "ActionsEnabled", true))
         return 0;
     double threshold = json_number_value(json_object_get(alarm, "Threshold"));
+    /* The side of the threshold the state is on: an alarm on LessThan
+     * breaches below it, and is OK above it. */
+    bool below = barge_str_has_prefix(barge_json_str(alarm, "ComparisonOperator", ""), "LessThan");
+    if (!barge_streq(state, "ALARM"))
+        below = !below;
     size_t i;
     json_t *a;
     json_array_foreach(barge_json_array(alarm, actions_for(state)), i, a)
     {
         const char *arn = json_string_value(a);
-        if (!barge_str_has_prefix(arn, "arn:aws:autoscaling:") || !barge_streq(state, "ALARM"))
+        if (!barge_str_has_prefix(arn, "arn:aws:autoscaling:"))
             continue;
-        if (barge_autoscale_run_step_policy(
-                srv, tx, arn, barge_json_str(alarm, "AlarmName", ""), values, threshold,
-                barge_str_has_prefix(barge_json_str(alarm, "ComparisonOperator", ""), "LessThan"),
-                err) < 0)
+        if (barge_autoscale_run_step_policy(srv, tx, arn, barge_json_str(alarm, "AlarmName", ""),
+                                            state, values, threshold, below, err) < 0)
             return -1;
     }
     return 0;
@@ -277,9 +287,14 @@ static int alarm_pass(struct barge_server *srv, const char *name, struct barge_e
             json_object_set_new(alarm, "StateUpdatedTimestamp", json_real(now));
             run = true;
         }
-        run = run || barge_streq(barge_json_str(alarm, "StateValue", ""), "ALARM");
+        /* CloudWatch invokes Auto Scaling actions again at every evaluation
+         * while the alarm stays in their state. */
+        run = true;
         json_decref(values);
-        values = json_incref(v.breaching);
+        const char *state = barge_json_str(alarm, "StateValue", "");
+        values = json_incref(barge_streq(state, "ALARM") ? v.breaching
+                             : barge_streq(state, "OK")  ? v.calm
+                                                         : NULL);
     }
     if (run && (r = run_actions(srv, tx, alarm, values, err)) < 0)
         goto out;

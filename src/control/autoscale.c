@@ -291,8 +291,8 @@ static bool policy_key_of(const char *arn, char **key, char **rid)
 
 int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *tx,
                                     const char *policy_arn, const char *alarm_name,
-                                    const json_t *values, double threshold, bool below,
-                                    struct barge_error **err)
+                                    const char *state, const json_t *values, double threshold,
+                                    bool below, struct barge_error **err)
 {
     _cleanup_free_ char *key = NULL, *rid = NULL, *cluster = NULL, *service = NULL;
     if (!policy_key_of(policy_arn, &key, &rid) ||
@@ -343,7 +343,7 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
         (want < cur && barge_json_bool(susp, "DynamicScalingInSuspended", false)) || want == cur)
         return 0;
     _cleanup_free_ char *cause =
-        barge_xasprintf("monitor alarm %s in state ALARM triggered policy %s", alarm_name,
+        barge_xasprintf("monitor alarm %s in state %s triggered policy %s", alarm_name, state,
                         barge_json_str(policy, "PolicyName", ""));
     json_object_set_new(policy, "_lastScaling", json_real(now));
     if (want > cur)

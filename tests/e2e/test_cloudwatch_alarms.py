@@ -322,6 +322,17 @@ def test_set_alarm_state_runs_step_policy(barged, service):
     assert acts[0]["Cause"] == ("monitor alarm low in state ALARM triggered policy in "
                                 "changing the desired count from 6 to 2")
 
+    # A policy among the OKActions runs when the alarm turns OK.
+    up = step_policy(aas, rid, "when-ok", [{"MetricIntervalUpperBound": 0,
+                                            "ScalingAdjustment": 1}])
+    cw.put_metric_alarm(**alarm_args("calm", Namespace="Custom/Test", Period=60,
+                                     TreatMissingData="ignore", OKActions=[up]))
+    cw.set_alarm_state(AlarmName="calm", StateValue="OK", StateReason="test")
+    wait_for(lambda: desired(service) == 3, what="the OK action")
+    acts = aas.describe_scaling_activities(ServiceNamespace="ecs")["ScalingActivities"]
+    assert acts[0]["Cause"] == ("monitor alarm calm in state OK triggered policy when-ok "
+                                "changing the desired count from 2 to 3")
+
 
 def test_cpu_alarms_scale_out_and_in(tmp_path, agent_factory, busybox, barged):
     rid = "service/default/burner"
