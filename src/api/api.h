@@ -16,6 +16,7 @@
 #include "common/sigv4.h"
 
 struct barge_server;
+struct barge_model;
 
 /* What a handler knows about the call it serves. */
 struct barge_api_ctx {
@@ -43,6 +44,9 @@ struct barge_api_service {
     const char *client_type;    /* BARGE_ERR_CLIENT and unsupported: "ClientException" */
     const char *server_type;    /* BARGE_ERR_INTERNAL/IO: "ServerException" */
     const char *not_found_type; /* BARGE_ERR_NOT_FOUND without an explicit type */
+    /* A former query-protocol service (CloudWatch): JSON and CBOR errors also
+     * carry the query error code in x-amzn-query-error. */
+    bool query_compatible;
     /* NULL-terminated list of operation tables (one per API area), each
      * terminated by an entry with a NULL name. */
     const struct barge_api_op *const *op_tables;
@@ -60,6 +64,38 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
  * error). Exposed for the other protocols' handlers. */
 void barge_api_error_response(const struct barge_api_service *service,
                               const struct barge_error *err, struct barge_http_resp *resp);
+
+/* The wire type, HTTP status and message (borrowed; internal details
+ * replaced) of err for service (NULL: generic), for every protocol. */
+void barge_api_error_wire(const struct barge_api_service *service, const struct barge_error *err,
+                          const char **type, int *status, const char **message);
+
+/* The AWS query protocol (query.c): form-encoded POST "/" with Action and
+ * Version, answered in XML, for CloudWatch. The decoder and the encoder are
+ * driven by the service's model: input members from "A.member.1.B" keys
+ * (lists "member.N", maps "entry.N.key/value", honouring locationName and
+ * flattened), scalars converted to the JSON the handlers see everywhere
+ * (timestamps as epoch seconds); output as <OpResponse><OpResult>... with
+ * the operation's resultWrapper. */
+void barge_api_query_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+/* Decodes a form body for operation's input shape into a new object in *out
+ * (not yet validated against the model's constraints). */
+int barge_api_query_decode(const struct barge_model *model, const char *operation, const char *form,
+                           size_t len, json_t **out, struct barge_error **err);
+/* The XML answer (caller frees) to operation with output out (NULL: none). */
+char *barge_api_query_encode(const struct barge_model *model, const char *operation,
+                             const json_t *out, const char *request_id);
+
+/* Smithy RPC v2 CBOR (cbor.c), which recent SDKs prefer for CloudWatch:
+ * POST /service/<target prefix>/operation/<operation>, CBOR in and out. */
+void barge_api_cbor_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+/* Decodes a CBOR request body (a map; empty: {}) into a new object in *out:
+ * tag 1 timestamps become epoch seconds, byte strings base64 text. */
+int barge_api_cbor_decode(const void *body, size_t len, json_t **out, struct barge_error **err);
+/* The CBOR answer (caller frees; *len bytes) to operation with output out
+ * (NULL: an empty map), typed by the model's output shape. */
+void *barge_api_cbor_encode(const struct barge_model *model, const char *operation,
+                            const json_t *out, size_t *len);
 
 /* Paging helpers shared by every List operation: a nextToken is an opaque
  * base64url form of the last key returned. */

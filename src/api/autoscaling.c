@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/cloudwatch.h"
 #include "api/ecs.h"
 #include "common/arn.h"
 #include "common/ids.h"
@@ -288,10 +289,45 @@ static bool keep_activity(const json_t *doc, const json_t *in)
     return resource_matches(doc, in);
 }
 
+/* A step scaling policy's Alarms are the CloudWatch alarms whose
+ * AlarmActions name it. */
+static int add_alarm_of(const char *key, json_t *alarm, void *ud, struct barge_error **err)
+{
+    json_t *policy = ud;
+    const char *arn = barge_json_str(policy, "PolicyARN", "");
+    size_t i;
+    json_t *a;
+    json_array_foreach(barge_json_array(alarm, "AlarmActions"), i, a)
+    {
+        if (barge_streq(json_string_value(a), arn)) {
+            json_array_append_new(json_object_get(policy, "Alarms"),
+                                  json_pack("{s:s, s:s}", "AlarmName", key, "AlarmARN",
+                                            barge_json_str(alarm, "AlarmArn", "")));
+            break;
+        }
+    }
+    return 0;
+}
+
 static int describe_scaling_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                      struct barge_error **err)
 {
-    return list_paged(ctx, in, AAS_KIND_POLICY, "ScalingPolicies", 50, 50, keep_policy, out, err);
+    if (list_paged(ctx, in, AAS_KIND_POLICY, "ScalingPolicies", 50, 50, keep_policy, out, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+        return -1;
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(*out, "ScalingPolicies"), i, p)
+    {
+        if (!barge_streq(barge_json_str(p, "PolicyType", NULL), "StepScaling"))
+            continue;
+        json_object_set_new(p, "Alarms", json_array());
+        if (barge_store_scan(tx, CW_KIND_ALARM, "", NULL, false, 0, add_alarm_of, p, err) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 static int describe_scheduled_actions(struct barge_api_ctx *ctx, json_t *in, json_t **out,

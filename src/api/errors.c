@@ -51,8 +51,8 @@ static const char *service_type(const struct barge_api_service *svc, enum barge_
     }
 }
 
-void barge_api_error_response(const struct barge_api_service *svc, const struct barge_error *err,
-                              struct barge_http_resp *resp)
+void barge_api_error_wire(const struct barge_api_service *svc, const struct barge_error *err,
+                          const char **type, int *status, const char **message)
 {
     const struct errmap *m = &table[0];
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(table); i++) {
@@ -61,19 +61,32 @@ void barge_api_error_response(const struct barge_api_service *svc, const struct 
             break;
         }
     }
-    const char *type = err->type ? err->type : m->type ? m->type : service_type(svc, err->code);
-    int status = m->status;
+    *type = err->type ? err->type : m->type ? m->type : service_type(svc, err->code);
+    *status = m->status;
     /* A service's own fault type is always a 500; anything else a handler names is 400. */
-    if (err->type && svc && strcmp(err->type, svc->server_type) != 0 && status == 500)
-        status = 400;
+    if (err->type && svc && strcmp(err->type, svc->server_type) != 0 && *status == 500)
+        *status = 400;
     /* Internal details stay in the log, not on the wire. */
-    const char *msg = status == 500 ? "An internal error occurred; see the barged log for the "
-                                      "request id."
-                                    : err->message;
+    *message = *status == 500 ? "An internal error occurred; see the barged log for the "
+                                "request id."
+                              : err->message;
+}
+
+void barge_api_error_response(const struct barge_api_service *svc, const struct barge_error *err,
+                              struct barge_http_resp *resp)
+{
+    const char *type, *msg;
+    int status;
+    barge_api_error_wire(svc, err, &type, &status, &msg);
     json_t *body = json_object();
     json_object_set_new(body, "__type", json_string(type));
     json_object_set_new(body, svc ? svc->message_key : "message", json_string(msg));
     char *text = barge_json_dump(body);
     json_decref(body);
+    if (svc && svc->query_compatible) {
+        char *qe = barge_xasprintf("%s;%s", type, status >= 500 ? "Receiver" : "Sender");
+        barge_http_resp_header(resp, "x-amzn-query-error", qe);
+        free(qe);
+    }
     barge_http_resp_set(resp, status, "application/x-amz-json-1.1", text, strlen(text));
 }

@@ -388,6 +388,114 @@ double barge_metrics_autoscale_metric(struct barge_server *srv, const char *clus
     return -1;
 }
 
+/* --- CloudWatch's AWS/ECS metrics ------------------------------------------- */
+
+/* CPU units and memory MiB a task used in [from, to) (our clock), measured
+ * from the last sample before the interval (when there is one) to the last
+ * inside it; false without samples enough for a rate. */
+static bool task_usage_between_locked(const struct task_hist *t, double from, double to,
+                                      double *cpu_units, double *mem_mib)
+{
+    size_t first = t->n, last = 0;
+    double mem = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        double r = nth(t, i)->received;
+        if (r < from || r >= to)
+            continue;
+        if (first == t->n)
+            first = i;
+        last = i;
+        mem += (double)nth(t, i)->memory;
+    }
+    if (first == t->n)
+        return false;
+    *mem_mib = mem / (double)(last - first + 1) / (1024.0 * 1024.0);
+    size_t a = first > 0 ? first - 1 : first;
+    double dt = nth(t, last)->agent_time - nth(t, a)->agent_time;
+    if (a == last || dt <= 0)
+        return false;
+    uint64_t c0 = nth(t, a)->cpu_ns, c1 = nth(t, last)->cpu_ns;
+    *cpu_units = (c1 >= c0 ? (double)(c1 - c0) : 0) / (dt * 1e9) * 1024.0;
+    return true;
+}
+
+struct dp_bucket {
+    double used, reserved, sum, min, max;
+    int count;
+};
+
+struct dp_scan {
+    const char *cluster, *group;
+    bool cpu;
+    double from; /* our clock */
+    int period;
+    size_t n;
+    struct dp_bucket *b;
+};
+
+static int dp_task(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct dp_scan *d = ud;
+    if (d->group && !barge_streq(barge_json_str(doc, "group", NULL), d->group))
+        return 0;
+    double res = d->cpu ? reserved(doc, "cpu", 1024) : reserved(doc, "memory", 0);
+    if (res <= 0)
+        return 0;
+    const char *slash = strrchr(key, '/');
+    pthread_mutex_lock(&M.lock);
+    struct task_hist *t = find_task_locked(d->cluster, slash ? slash + 1 : key);
+    for (size_t i = 0; t && i < d->n; i++) {
+        double from = d->from + (double)i * d->period, cpu, mem;
+        if (!task_usage_between_locked(t, from, from + d->period, &cpu, &mem))
+            continue;
+        double used = d->cpu ? cpu : mem, task_pct = pct(used, res);
+        struct dp_bucket *b = &d->b[i];
+        b->min = b->count ? fmin(b->min, task_pct) : task_pct;
+        b->max = b->count ? fmax(b->max, task_pct) : task_pct;
+        b->used += used;
+        b->reserved += res;
+        b->sum += task_pct;
+        b->count++;
+    }
+    pthread_mutex_unlock(&M.lock);
+    return 0;
+}
+
+int barge_metrics_ecs_datapoints(struct barge_server *srv, const char *metric, const char *cluster,
+                                 const char *service, double start, double end, int period,
+                                 json_t **out, struct barge_error **err)
+{
+    *out = json_array();
+    bool cpu = barge_streq(metric, "CPUUtilization");
+    if ((!cpu && !barge_streq(metric, "MemoryUtilization")) || period <= 0 || end <= start)
+        return 0;
+    _cleanup_free_ char *group = service ? barge_xasprintf("service:%s", service) : NULL;
+    struct dp_scan d = {.cluster = cluster,
+                        .group = group,
+                        .cpu = cpu,
+                        .from = start + (barge_metrics_clock() - barge_now()),
+                        .period = period,
+                        .n = (size_t)ceil((end - start) / period)};
+    d.b = barge_xcalloc(d.n, sizeof(*d.b));
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", cluster);
+    int r = barge_store_begin(srv->store, false, &tx, err);
+    if (r == 0)
+        r = barge_store_scan(tx, ECS_KIND_TASK, prefix, NULL, false, 0, dp_task, &d, err);
+    for (size_t i = 0; r == 0 && i < d.n; i++) {
+        const struct dp_bucket *b = &d.b[i];
+        if (!b->count)
+            continue;
+        json_array_append_new(*out,
+                              json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:s}", "Timestamp",
+                                        start + (double)i * period, "SampleCount", (double)b->count,
+                                        "Average", pct(b->used, b->reserved), "Sum", b->sum,
+                                        "Minimum", b->min, "Maximum", b->max, "Unit", "Percent"));
+    }
+    free(d.b);
+    return r;
+}
+
 struct registered {
     double cpu, memory;
 };

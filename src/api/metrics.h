@@ -58,6 +58,18 @@ int barge_metrics_service_utilization(struct barge_server *srv, const char *clus
 double barge_metrics_autoscale_metric(struct barge_server *srv, const char *cluster,
                                       const char *service, const char *metric, int window_seconds);
 
+/* CloudWatch's AWS/ECS metric ("CPUUtilization" or "MemoryUtilization") of
+ * service in cluster (service NULL: the whole cluster) as ECS computes it,
+ * per period seconds from start to end (epoch seconds): for each period that
+ * has samples, {Timestamp (its start), SampleCount (tasks measured), Average
+ * (used over reserved, in percent, summed over the tasks), Sum, Minimum and
+ * Maximum (of the tasks' own percentages), Unit "Percent"}, oldest first, in
+ * a new array in *out (empty for another metric). Only what the in-memory
+ * history still holds is there. */
+int barge_metrics_ecs_datapoints(struct barge_server *srv, const char *metric, const char *cluster,
+                                 const char *service, double start, double end, int period,
+                                 json_t **out, struct barge_error **err);
+
 /* Appends the cluster's utilization and reservation to a DescribeClusters
  * statistics list ([{name, value}]): CPUUtilization and MemoryUtilization
  * (when any task has samples), CPUReservation and MemoryReservation, each

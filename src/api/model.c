@@ -125,6 +125,7 @@ struct barge_model {
     size_t n_shapes;
     struct operation *ops; /* sorted by name */
     size_t n_ops;
+    json_t *raw; /* the model as loaded, for the query protocol's codec */
 };
 
 /* ---- a small growable string, for messages ---- */
@@ -445,6 +446,7 @@ static struct barge_model *model_load(const char *service, const char *text, siz
         }
     }
     qsort(m->ops, m->n_ops, sizeof(*m->ops), op_cmp);
+    m->raw = json_incref(root);
     return m;
 }
 
@@ -452,8 +454,9 @@ static struct slot {
     const char *service;
     struct barge_model *model; /* published with release, read with acquire */
 } slots[] = {
-    {"ecs", NULL},  {"ssm", NULL}, {"secretsmanager", NULL},
-    {"logs", NULL}, {"ecr", NULL}, {"application-autoscaling", NULL},
+    {"ecs", NULL},        {"ssm", NULL}, {"secretsmanager", NULL},
+    {"logs", NULL},       {"ecr", NULL}, {"application-autoscaling", NULL},
+    {"cloudwatch", NULL},
 };
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -498,6 +501,11 @@ const char *barge_model_target_prefix(const struct barge_model *m)
 const char *barge_model_signing_name(const struct barge_model *m)
 {
     return m->signing_name;
+}
+
+const json_t *barge_model_raw(const struct barge_model *m)
+{
+    return m->raw;
 }
 
 static const struct operation *find_op(const struct barge_model *m, const char *name)

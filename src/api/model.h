@@ -11,7 +11,7 @@
 struct barge_model;
 
 /* The model of a service by its file name ("ecs", "ssm", "secretsmanager",
- * "logs", "ecr", "application-autoscaling"), parsed on first use
+ * "logs", "ecr", "application-autoscaling", "cloudwatch"), parsed on first use
  * (thread-safe); NULL when there is no such model. Lives for the process. */
 const struct barge_model *barge_model_get(const char *service);
 
@@ -20,6 +20,10 @@ const struct barge_model *barge_model_get(const char *service);
 const char *barge_model_target_prefix(const struct barge_model *m);
 const char *barge_model_signing_name(const struct barge_model *m);
 bool barge_model_has_operation(const struct barge_model *m, const char *operation);
+/* The model's JSON as data/models/<service>.json has it (metadata,
+ * operations, shapes), for protocol codecs that walk shapes themselves;
+ * borrowed, lives for the process. */
+const json_t *barge_model_raw(const struct barge_model *m);
 
 /* Checks input (a JSON object, the request body) against the input shape of
  * operation: JSON types per shape type (structure, list, map, string, integer,

@@ -35,6 +35,7 @@ __asm__(EMBED("barge_model_logs_json", "data/models/logs.json"));
 __asm__(EMBED("barge_model_ecr_json", "data/models/ecr.json"));
 __asm__(EMBED("barge_model_application_autoscaling_json",
               "data/models/application-autoscaling.json"));
+__asm__(EMBED("barge_model_cloudwatch_json", "data/models/cloudwatch.json"));
 
 extern const char barge_model_ecs_json[];
 extern const uint64_t barge_model_ecs_json_len;
@@ -48,6 +49,8 @@ extern const char barge_model_ecr_json[];
 extern const uint64_t barge_model_ecr_json_len;
 extern const char barge_model_application_autoscaling_json[];
 extern const uint64_t barge_model_application_autoscaling_json_len;
+extern const char barge_model_cloudwatch_json[];
+extern const uint64_t barge_model_cloudwatch_json_len;
 
 static const struct {
     const char *service;
@@ -61,6 +64,7 @@ static const struct {
     {"ecr", barge_model_ecr_json, &barge_model_ecr_json_len},
     {"application-autoscaling", barge_model_application_autoscaling_json,
      &barge_model_application_autoscaling_json_len},
+    {"cloudwatch", barge_model_cloudwatch_json, &barge_model_cloudwatch_json_len},
 };
 
 const char *barge_model_embedded_get(const char *service, size_t *len)

@@ -30,6 +30,7 @@
 #include "api/access.h"
 #include "api/api.h"
 #include "api/secrets.h"
+#include "api/xml.h"
 #include "common/crypto.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -55,84 +56,17 @@ struct s3_req {
 
 /* --- text helpers -------------------------------------------------------- */
 
-struct sbuf {
-    char *s;
-    size_t len, cap;
-};
-
-static void sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->s = barge_xrealloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_add(struct sbuf *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) BARGE_PRINTF(2, 3);
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    _cleanup_free_ char *s = barge_xvasprintf(fmt, ap);
-    va_end(ap);
-    sb_add(b, s);
-}
-
-static void sb_xml(struct sbuf *b, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            sb_add(b, "&amp;");
-            break;
-        case '<':
-            sb_add(b, "&lt;");
-            break;
-        case '>':
-            sb_add(b, "&gt;");
-            break;
-        case '"':
-            sb_add(b, "&quot;");
-            break;
-        case '\'':
-            sb_add(b, "&apos;");
-            break;
-        default:
-            if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
-                sb_printf(b, "&#%d;", *s);
-            else
-                sb_addn(b, s, 1);
-        }
-    }
-}
-
-/* <tag>escaped value</tag> */
-static void sb_elem(struct sbuf *b, const char *tag, const char *value)
-{
-    sb_printf(b, "<%s>", tag);
-    sb_xml(b, value);
-    sb_printf(b, "</%s>", tag);
-}
-
 /* URL-encodes s as S3's encoding-type=url does (keeps '/'). */
 static char *url_encode(const char *s)
 {
-    struct sbuf b = {0};
-    sb_add(&b, "");
+    struct barge_xml b = {0};
+    barge_xml_add(&b, "");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
             strchr("-_.~/", *p))
-            sb_addn(&b, (const char *)p, 1);
+            barge_xml_addn(&b, (const char *)p, 1);
         else
-            sb_printf(&b, "%%%02X", *p);
+            barge_xml_printf(&b, "%%%02X", *p);
     }
     return b.s;
 }
@@ -180,11 +114,11 @@ static char *xml_next(const char *xml, const char *tag, const char **pos)
     if (!z)
         return NULL;
     *pos = z + strlen(close);
-    struct sbuf b = {0};
-    sb_add(&b, "");
+    struct barge_xml b = {0};
+    barge_xml_add(&b, "");
     for (const char *p = a; p < z; p++) {
         if (*p != '&') {
-            sb_addn(&b, p, 1);
+            barge_xml_addn(&b, p, 1);
             continue;
         }
         static const char *ents[][2] = {
@@ -193,7 +127,7 @@ static char *xml_next(const char *xml, const char *tag, const char **pos)
         for (size_t i = 0; i < BARGE_ARRAY_SIZE(ents) && !done; i++) {
             size_t n = strlen(ents[i][0]);
             if ((size_t)(z - p) >= n && strncmp(p, ents[i][0], n) == 0) {
-                sb_add(&b, ents[i][1]);
+                barge_xml_add(&b, ents[i][1]);
                 p += n - 1;
                 done = true;
             }
@@ -203,13 +137,13 @@ static char *xml_next(const char *xml, const char *tag, const char **pos)
             long c = semi ? strtol(p + 2 + (p[2] == 'x'), NULL, p[2] == 'x' ? 16 : 10) : -1;
             if (c > 0 && c < 128) {
                 char ch = (char)c;
-                sb_addn(&b, &ch, 1);
+                barge_xml_addn(&b, &ch, 1);
                 p = semi;
                 done = true;
             }
         }
         if (!done)
-            sb_addn(&b, p, 1);
+            barge_xml_addn(&b, p, 1);
     }
     return b.s;
 }
@@ -280,21 +214,21 @@ static void reply_error(struct s3_req *r, const struct barge_error *err)
                   err->file, err->line);
     else
         barge_debug("s3 %s %s rejected: %s %s", r->http->method, r->http->path, code, err->message);
-    struct sbuf b = {0};
-    sb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>");
-    sb_elem(&b, "Code", code);
-    sb_elem(&b, "Message", msg);
+    struct barge_xml b = {0};
+    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>");
+    barge_xml_elem(&b, "Code", code);
+    barge_xml_elem(&b, "Message", msg);
     if (r->key)
-        sb_elem(&b, "Key", r->key);
+        barge_xml_elem(&b, "Key", r->key);
     if (r->bucket && (strcmp(code, "NoSuchBucket") == 0 || strcmp(code, "BucketNotEmpty") == 0 ||
                       strcmp(code, "BucketAlreadyOwnedByYou") == 0))
-        sb_elem(&b, "BucketName", r->bucket);
-    sb_elem(&b, "RequestId", r->http->request_id);
-    sb_add(&b, "</Error>");
+        barge_xml_elem(&b, "BucketName", r->bucket);
+    barge_xml_elem(&b, "RequestId", r->http->request_id);
+    barge_xml_add(&b, "</Error>");
     barge_http_resp_set(r->resp, status, "application/xml", b.s, b.len);
 }
 
-static void reply_xml(struct s3_req *r, int status, struct sbuf *b)
+static void reply_xml(struct s3_req *r, int status, struct barge_xml *b)
 {
     barge_http_resp_set(r->resp, status, "application/xml", b->s, b->len);
     b->s = NULL;
@@ -601,7 +535,7 @@ static bool bucket_name_valid(const char *b)
 static int list_buckets(struct s3_req *r, struct barge_error **err);
 
 struct bucket_list {
-    struct sbuf *b;
+    struct barge_xml *b;
     const char *prefix;
 };
 
@@ -612,11 +546,11 @@ static int add_bucket(const char *key, json_t *doc, void *ud, struct barge_error
         return 0;
     char ts[32];
     time_iso(json_number_value(json_object_get(doc, "created")), ts);
-    sb_add(l->b, "<Bucket>");
-    sb_elem(l->b, "Name", key);
-    sb_elem(l->b, "CreationDate", ts);
-    sb_elem(l->b, "BucketRegion", barge_json_str(doc, "region", ""));
-    sb_add(l->b, "</Bucket>");
+    barge_xml_add(l->b, "<Bucket>");
+    barge_xml_elem(l->b, "Name", key);
+    barge_xml_elem(l->b, "CreationDate", ts);
+    barge_xml_elem(l->b, "BucketRegion", barge_json_str(doc, "region", ""));
+    barge_xml_add(l->b, "</Bucket>");
     return 0;
 }
 
@@ -626,18 +560,19 @@ static int list_buckets(struct s3_req *r, struct barge_error **err)
         return -1;
     _cleanup_free_ char *prefix = barge_http_req_query(r->http, "prefix");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    struct sbuf b = {0};
-    sb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"" XMLNS
-               "\">");
-    sb_printf(&b, "<Owner><ID>%s</ID><DisplayName>barge</DisplayName></Owner><Buckets>",
-              r->srv->cfg.account_id);
+    struct barge_xml b = {0};
+    barge_xml_add(
+        &b,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"" XMLNS "\">");
+    barge_xml_printf(&b, "<Owner><ID>%s</ID><DisplayName>barge</DisplayName></Owner><Buckets>",
+                     r->srv->cfg.account_id);
     struct bucket_list l = {&b, prefix};
     if (barge_store_begin(r->srv->store, false, &tx, err) < 0 ||
         barge_store_scan(tx, KIND_BUCKET, "", NULL, false, 0, add_bucket, &l, err) < 0) {
         free(b.s);
         return -1;
     }
-    sb_add(&b, "</Buckets></ListAllMyBucketsResult>");
+    barge_xml_add(&b, "</Buckets></ListAllMyBucketsResult>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -738,13 +673,13 @@ static int bucket_location(struct s3_req *r, struct barge_error **err)
     if (barge_store_begin(r->srv->store, false, &tx, err) < 0 || load_bucket(r, tx, &doc, err) < 0)
         return -1;
     const char *region = barge_json_str(doc, "region", "");
-    struct sbuf b = {0};
-    sb_add(&b,
-           "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"" XMLNS "\">");
+    struct barge_xml b = {0};
+    barge_xml_add(
+        &b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"" XMLNS "\">");
     /* us-east-1 is the empty constraint, for historical reasons. */
     if (strcmp(region, "us-east-1") != 0)
-        sb_xml(&b, region);
-    sb_add(&b, "</LocationConstraint>");
+        barge_xml_text(&b, region);
+    barge_xml_add(&b, "</LocationConstraint>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -759,21 +694,21 @@ struct listing {
     bool url;
     bool owner;
     const char *account;
-    struct sbuf *contents;
-    struct sbuf *prefixes;
+    struct barge_xml *contents;
+    struct barge_xml *prefixes;
     int count;
     char *last;    /* token of the last entry returned: "K<key>" or "P<prefix>" */
     char *last_cp; /* the last common prefix returned */
     bool truncated;
 };
 
-static void add_key_elem(struct listing *l, struct sbuf *b, const char *tag, const char *v)
+static void add_key_elem(struct listing *l, struct barge_xml *b, const char *tag, const char *v)
 {
     if (l->url) {
         _cleanup_free_ char *e = url_encode(v);
-        sb_elem(b, tag, e);
+        barge_xml_elem(b, tag, e);
     } else {
-        sb_elem(b, tag, v);
+        barge_xml_elem(b, tag, v);
     }
 }
 
@@ -803,17 +738,17 @@ static int list_entry(const char *skey, json_t *doc, void *ud, struct barge_erro
     l->last = barge_xasprintf("K%s", key);
     char ts[32];
     time_iso(json_number_value(json_object_get(doc, "lastModified")), ts);
-    sb_add(l->contents, "<Contents>");
+    barge_xml_add(l->contents, "<Contents>");
     add_key_elem(l, l->contents, "Key", key);
-    sb_elem(l->contents, "LastModified", ts);
+    barge_xml_elem(l->contents, "LastModified", ts);
     _cleanup_free_ char *etag = barge_xasprintf("\"%s\"", barge_json_str(doc, "etag", ""));
-    sb_elem(l->contents, "ETag", etag);
-    sb_printf(l->contents, "<Size>%lld</Size><StorageClass>STANDARD</StorageClass>",
-              (long long)barge_json_int(doc, "size", 0));
+    barge_xml_elem(l->contents, "ETag", etag);
+    barge_xml_printf(l->contents, "<Size>%lld</Size><StorageClass>STANDARD</StorageClass>",
+                     (long long)barge_json_int(doc, "size", 0));
     if (l->owner)
-        sb_printf(l->contents, "<Owner><ID>%s</ID><DisplayName>barge</DisplayName></Owner>",
-                  l->account);
-    sb_add(l->contents, "</Contents>");
+        barge_xml_printf(l->contents, "<Owner><ID>%s</ID><DisplayName>barge</DisplayName></Owner>",
+                         l->account);
+    barge_xml_add(l->contents, "</Contents>");
     return 0;
 }
 
@@ -862,9 +797,9 @@ static int list_objects(struct s3_req *r, bool v2, struct barge_error **err)
     _cleanup_json_ json_t *doc = NULL;
     if (barge_store_begin(r->srv->store, false, &tx, err) < 0 || load_bucket(r, tx, &doc, err) < 0)
         return -1;
-    struct sbuf contents = {0}, prefixes = {0};
-    sb_add(&contents, "");
-    sb_add(&prefixes, "");
+    struct barge_xml contents = {0}, prefixes = {0};
+    barge_xml_add(&contents, "");
+    barge_xml_add(&prefixes, "");
     struct listing l = {.bucket = r->bucket,
                         .prefix = prefix ? prefix : "",
                         .delimiter = delim,
@@ -885,46 +820,46 @@ static int list_objects(struct s3_req *r, bool v2, struct barge_error **err)
         free(l.last_cp);
         return -1;
     }
-    struct sbuf b = {0};
-    sb_add(&b,
-           "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"" XMLNS "\">");
-    sb_elem(&b, "Name", r->bucket);
+    struct barge_xml b = {0};
+    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"" XMLNS
+                      "\">");
+    barge_xml_elem(&b, "Name", r->bucket);
     add_key_elem(&l, &b, "Prefix", l.prefix);
     if (delim)
         add_key_elem(&l, &b, "Delimiter", delim);
-    sb_printf(&b, "<MaxKeys>%d</MaxKeys>", max);
+    barge_xml_printf(&b, "<MaxKeys>%d</MaxKeys>", max);
     if (enc)
-        sb_elem(&b, "EncodingType", enc);
-    sb_printf(&b, "<IsTruncated>%s</IsTruncated>", l.truncated ? "true" : "false");
+        barge_xml_elem(&b, "EncodingType", enc);
+    barge_xml_printf(&b, "<IsTruncated>%s</IsTruncated>", l.truncated ? "true" : "false");
     if (v2) {
-        sb_printf(&b, "<KeyCount>%d</KeyCount>", l.count);
+        barge_xml_printf(&b, "<KeyCount>%d</KeyCount>", l.count);
         if (token)
-            sb_elem(&b, "ContinuationToken", token);
+            barge_xml_elem(&b, "ContinuationToken", token);
         if (start)
             add_key_elem(&l, &b, "StartAfter", start);
         if (l.truncated && l.last) {
             _cleanup_free_ char *next = barge_api_token_encode(l.last);
-            sb_elem(&b, "NextContinuationToken", next);
+            barge_xml_elem(&b, "NextContinuationToken", next);
         }
     } else {
         add_key_elem(&l, &b, "Marker", start ? start : "");
         if (l.truncated && l.last && delim)
             add_key_elem(&l, &b, "NextMarker", l.last + 1);
     }
-    sb_add(&b, contents.s);
+    barge_xml_add(&b, contents.s);
     if (prefixes.len) {
         /* Each common prefix is its own element. */
         const char *p = prefixes.s;
         const char *pos = NULL;
         char *one;
         while ((one = xml_next(p, "Prefix", &pos))) {
-            sb_add(&b, "<CommonPrefixes>");
-            sb_elem(&b, "Prefix", one);
-            sb_add(&b, "</CommonPrefixes>");
+            barge_xml_add(&b, "<CommonPrefixes>");
+            barge_xml_elem(&b, "Prefix", one);
+            barge_xml_add(&b, "</CommonPrefixes>");
             free(one);
         }
     }
-    sb_add(&b, "</ListBucketResult>");
+    barge_xml_add(&b, "</ListBucketResult>");
     free(contents.s);
     free(prefixes.s);
     free(l.last);
@@ -1200,12 +1135,12 @@ static int copy_object(struct s3_req *r, const char *source, struct barge_error 
         return -1;
     char ts[32];
     time_iso(now, ts);
-    struct sbuf b = {0};
-    sb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult>");
+    struct barge_xml b = {0};
+    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult>");
     _cleanup_free_ char *etag = barge_xasprintf("\"%s\"", barge_json_str(doc, "etag", ""));
-    sb_elem(&b, "ETag", etag);
-    sb_elem(&b, "LastModified", ts);
-    sb_add(&b, "</CopyObjectResult>");
+    barge_xml_elem(&b, "ETag", etag);
+    barge_xml_elem(&b, "LastModified", ts);
+    barge_xml_add(&b, "</CopyObjectResult>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -1398,8 +1333,9 @@ static int delete_objects(struct s3_req *r, struct barge_error **err)
     const char *qpos = NULL;
     _cleanup_free_ char *quiet = xml_next(r->http->body, "Quiet", &qpos);
     bool is_quiet = quiet && strcmp(quiet, "true") == 0;
-    struct sbuf b = {0};
-    sb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult xmlns=\"" XMLNS "\">");
+    struct barge_xml b = {0};
+    barge_xml_add(&b,
+                  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult xmlns=\"" XMLNS "\">");
     const char *pos = NULL;
     char *obj;
     int count = 0;
@@ -1420,16 +1356,16 @@ static int delete_objects(struct s3_req *r, struct barge_error **err)
         one.resp = &scratch;
         struct barge_error *e = NULL;
         if (delete_object(&one, &e) < 0) {
-            sb_add(&b, "<Error>");
-            sb_elem(&b, "Key", key);
-            sb_elem(&b, "Code", error_code(e, false));
-            sb_elem(&b, "Message", e->message);
-            sb_add(&b, "</Error>");
+            barge_xml_add(&b, "<Error>");
+            barge_xml_elem(&b, "Key", key);
+            barge_xml_elem(&b, "Code", error_code(e, false));
+            barge_xml_elem(&b, "Message", e->message);
+            barge_xml_add(&b, "</Error>");
             barge_error_free(e);
         } else if (!is_quiet) {
-            sb_add(&b, "<Deleted>");
-            sb_elem(&b, "Key", key);
-            sb_add(&b, "</Deleted>");
+            barge_xml_add(&b, "<Deleted>");
+            barge_xml_elem(&b, "Key", key);
+            barge_xml_add(&b, "</Deleted>");
         }
         for (size_t i = 0; i < scratch.n_headers; i++) {
             free(scratch.headers[i].name);
@@ -1439,7 +1375,7 @@ static int delete_objects(struct s3_req *r, struct barge_error **err)
         free(scratch.body);
         free(key);
     }
-    sb_add(&b, "</DeleteResult>");
+    barge_xml_add(&b, "</DeleteResult>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -1498,13 +1434,13 @@ static int create_upload(struct s3_req *r, struct barge_error **err)
         rmdir(dir);
         return -1;
     }
-    struct sbuf b = {0};
-    sb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult "
-               "xmlns=\"" XMLNS "\">");
-    sb_elem(&b, "Bucket", r->bucket);
-    sb_elem(&b, "Key", r->key);
-    sb_elem(&b, "UploadId", id);
-    sb_add(&b, "</InitiateMultipartUploadResult>");
+    struct barge_xml b = {0};
+    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult "
+                      "xmlns=\"" XMLNS "\">");
+    barge_xml_elem(&b, "Bucket", r->bucket);
+    barge_xml_elem(&b, "Key", r->key);
+    barge_xml_elem(&b, "UploadId", id);
+    barge_xml_add(&b, "</InitiateMultipartUploadResult>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -1678,16 +1614,16 @@ static int complete_upload(struct s3_req *r, const char *upload_id, struct barge
             return -1;
     }
     remove_upload_dir(r, upload_id);
-    struct sbuf b = {0};
-    sb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult "
-               "xmlns=\"" XMLNS "\">");
+    struct barge_xml b = {0};
+    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult "
+                      "xmlns=\"" XMLNS "\">");
     _cleanup_free_ char *loc = barge_xasprintf("/%s/%s", r->bucket, r->key);
-    sb_elem(&b, "Location", loc);
-    sb_elem(&b, "Bucket", r->bucket);
-    sb_elem(&b, "Key", r->key);
+    barge_xml_elem(&b, "Location", loc);
+    barge_xml_elem(&b, "Bucket", r->bucket);
+    barge_xml_elem(&b, "Key", r->key);
     _cleanup_free_ char *quoted = barge_xasprintf("\"%s\"", etag);
-    sb_elem(&b, "ETag", quoted);
-    sb_add(&b, "</CompleteMultipartUploadResult>");
+    barge_xml_elem(&b, "ETag", quoted);
+    barge_xml_add(&b, "</CompleteMultipartUploadResult>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -1866,6 +1802,18 @@ void barge_api_root_handle(struct barge_http_req *req, struct barge_http_resp *r
      * sends one. A JSON POST to "/" without it still goes to the JSON
      * dispatcher, which explains what is missing. */
     const char *ct = barge_http_req_header(req, "Content-Type");
+    /* Smithy RPC v2 CBOR says so in a header no S3 client sends. */
+    if (barge_http_req_header(req, "smithy-protocol")) {
+        barge_api_cbor_handle(req, resp);
+        return;
+    }
+    /* The query protocol (CloudWatch) posts a form to "/". */
+    if (strcmp(req->method, "POST") == 0 && strcmp(req->raw_path, "/") == 0 && ct &&
+        barge_str_has_prefix(ct, "application/x-www-form-urlencoded") &&
+        !barge_http_req_header(req, "X-Amz-Target")) {
+        barge_api_query_handle(req, resp);
+        return;
+    }
     if (barge_http_req_header(req, "X-Amz-Target") ||
         (strcmp(req->method, "POST") == 0 && strcmp(req->raw_path, "/") == 0 && ct &&
          barge_str_has_prefix(ct, "application/x-amz-json")))

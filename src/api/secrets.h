@@ -18,7 +18,9 @@ int barge_server_master_key_init(struct barge_server *srv, struct barge_error **
 int barge_api_secretsmanager_reap(struct barge_server *srv, struct barge_error **err);
 
 /* The HTTP handler for everything under "/" that is not another route: AWS
- * JSON 1.1 when X-Amz-Target is present, else S3 (REST-XML). */
+ * JSON 1.1 when X-Amz-Target is present, Smithy RPC v2 CBOR when
+ * smithy-protocol is, the query protocol (CloudWatch) for a form posted to
+ * "/", else S3 (REST-XML). */
 void barge_api_root_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 
 /* The S3 REST-XML handler (path style, and virtual-host style under

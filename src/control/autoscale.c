@@ -5,7 +5,9 @@
  * reserve) and sets the service's desired count within [min, max]. It scales
  * out as soon as the metric is above target (after ScaleOutCooldown) and in
  * only after several consecutive low readings (after ScaleInCooldown), and
- * records every change as a scaling activity. */
+ * records every change as a scaling activity. Step scaling policies act only
+ * when a CloudWatch alarm in ALARM names them (control/alarms.c calls
+ * barge_autoscale_run_step_policy). */
 #include <math.h>
 #include <string.h>
 
@@ -16,6 +18,7 @@
 #include "common/log.h"
 #include "control/control.h"
 #include "sched/schedule.h"
+#include "sched/stepscale.h"
 
 /* Consecutive low readings before scaling in. */
 #define SCALE_IN_READINGS 3
@@ -270,6 +273,86 @@ static int target_pass(struct barge_server *srv, const char *rid, struct barge_e
         set_desired(srv, tx, rid, svc, svc_key, want, cause ? cause : "a scaling policy", err) < 0)
         return -1;
     return barge_store_commit(barge_steal(&tx), err);
+}
+
+/* "arn:...:scalingPolicy:<id>:resource/ecs/<resource id>:policyName/<name>"
+ * -> the policy's store key "<resource id>|<name>" and its resource id. */
+static bool policy_key_of(const char *arn, char **key, char **rid)
+{
+    const char *res = strstr(arn, ":resource/ecs/");
+    const char *pn = res ? strstr(res, ":policyName/") : NULL;
+    if (!res || !pn || !barge_str_has_prefix(arn, "arn:") || !strstr(arn, ":scalingPolicy:"))
+        return false;
+    res += strlen(":resource/ecs/");
+    *rid = barge_xstrndup(res, (size_t)(pn - res));
+    *key = barge_xasprintf("%s|%s", *rid, pn + strlen(":policyName/"));
+    return true;
+}
+
+int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *tx,
+                                    const char *policy_arn, const char *alarm_name,
+                                    const char *state, const json_t *values, double threshold,
+                                    bool below, struct barge_error **err)
+{
+    _cleanup_free_ char *key = NULL, *rid = NULL, *cluster = NULL, *service = NULL;
+    if (!policy_key_of(policy_arn, &key, &rid) ||
+        !barge_aas_parse_resource(rid, &cluster, &service))
+        return 0;
+    _cleanup_json_ json_t *policy = NULL, *target = NULL, *svc = NULL;
+    _cleanup_free_ char *svc_key = barge_xasprintf("%s/%s", cluster, service);
+    if (barge_store_get(tx, AAS_KIND_POLICY, key, &policy, err) < 0 ||
+        barge_store_get(tx, AAS_KIND_TARGET, rid, &target, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_SERVICE, svc_key, &svc, err) < 0)
+        return -1;
+    json_t *cfg = barge_json_object(policy, "StepScalingPolicyConfiguration");
+    if (!policy || !cfg || !barge_streq(barge_json_str(policy, "PolicyARN", NULL), policy_arn) ||
+        !target || !svc || !barge_streq(barge_json_str(svc, "status", NULL), "ACTIVE")) {
+        barge_debug("alarm %s: no step scaling policy %s to run", alarm_name, policy_arn);
+        return 0;
+    }
+    double now = barge_now();
+    double last = json_number_value(json_object_get(policy, "_lastScaling"));
+    json_int_t cur = barge_json_int(svc, "desiredCount", 0);
+    /* Within the cooldown a scale-in waits. A scale-out counts what the one
+     * that started the cooldown added (it adjusts from the capacity before
+     * it, _cooldownBase) and goes ahead only when it asks for more. */
+    bool cooling = now - last < (double)barge_json_int(cfg, "Cooldown", 300);
+    json_t *base_v = json_object_get(policy, "_cooldownBase");
+    if (cooling && !json_is_integer(base_v))
+        return 0;
+    json_int_t base = cooling ? json_integer_value(base_v) : cur;
+    /* Without datapoints (an alarm set by SetAlarmState) the breach counts
+     * as being at the threshold. */
+    double value = threshold;
+    barge_step_aggregate(values, barge_json_str(cfg, "MetricAggregationType", NULL), &value);
+    long long want;
+    if (!barge_step_capacity(cfg, value, threshold, below, (long long)base, &want)) {
+        barge_debug("alarm %s: no step of %s covers %.2f", alarm_name, policy_arn, value);
+        return 0;
+    }
+    if (cooling && want <= cur)
+        return 0;
+    json_int_t mn = barge_json_int(target, "MinCapacity", 0);
+    json_int_t mx = barge_json_int(target, "MaxCapacity", 0);
+    if (want < mn)
+        want = mn;
+    if (want > mx)
+        want = mx;
+    json_t *susp = barge_json_object(target, "SuspendedState");
+    if ((want > cur && barge_json_bool(susp, "DynamicScalingOutSuspended", false)) ||
+        (want < cur && barge_json_bool(susp, "DynamicScalingInSuspended", false)) || want == cur)
+        return 0;
+    _cleanup_free_ char *cause =
+        barge_xasprintf("monitor alarm %s in state %s triggered policy %s", alarm_name, state,
+                        barge_json_str(policy, "PolicyName", ""));
+    json_object_set_new(policy, "_lastScaling", json_real(now));
+    if (want > cur)
+        json_object_set_new(policy, "_cooldownBase", json_integer(base));
+    else
+        json_object_del(policy, "_cooldownBase");
+    if (barge_store_put(tx, AAS_KIND_POLICY, key, policy, err) < 0)
+        return -1;
+    return set_desired(srv, tx, rid, svc, svc_key, want, cause, err);
 }
 
 static int collect_key(const char *key, json_t *doc, void *ud, struct barge_error **err)

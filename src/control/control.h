@@ -21,6 +21,24 @@ extern int barge_autoscale_window_seconds;
 /* One pass of the scaler over every scalable target. */
 void barge_autoscale_step(struct barge_server *srv);
 
+/* Runs the Application Auto Scaling step scaling policy policy_arn because
+ * alarm alarm_name is in state (one of whose actions it is), in tx: picks
+ * the step for values (the datapoints that put the alarm in that state, a
+ * JSON array; empty: taken as at threshold, on the side of it the state is
+ * on: below it when below) aggregated as the policy says, honours Cooldown (a scale-out within it
+ * goes ahead only beyond what the one that started it added), min/max and suspension, sets the
+ * service's desired count and records the activity. An ARN that names no step scaling policy is
+ * ignored. */
+int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *tx,
+                                    const char *policy_arn, const char *alarm_name,
+                                    const char *state, const json_t *values, double threshold,
+                                    bool below, struct barge_error **err);
+
+/* alarms.c: one evaluation pass over every CloudWatch metric alarm that is
+ * due (each is evaluated at most once a period, at least once a minute), and
+ * the Auto Scaling actions of the state each is in. */
+void barge_alarms_step(struct barge_server *srv);
+
 struct barge_control_config {
     int host_grace_seconds;  /* after an agent counts as disconnected, until its tasks are
                                 replaced */

@@ -726,6 +726,9 @@ static void *control_main(void *ud)
     while (control_running) {
         if (barge_leader_active()) {
             barge_control_step(srv);
+            /* Alarms keep their own time (each is due once a period); a
+             * SetAlarmState wakes the loop so that its actions run now. */
+            barge_alarms_step(srv);
             if (barge_monotonic_ms() >= next_scale) {
                 barge_autoscale_step(srv);
                 next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;

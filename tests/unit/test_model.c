@@ -129,6 +129,7 @@ static void test_load_all(void **state)
         {"ecr", "AmazonEC2ContainerRegistry_V20150921", "ecr", "GetAuthorizationToken"},
         {"application-autoscaling", "AnyScaleFrontendService", "application-autoscaling",
          "RegisterScalableTarget"},
+        {"cloudwatch", "GraniteServiceVersion20100801", "monitoring", "PutMetricAlarm"},
     };
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
         const struct barge_model *m = barge_model_get(models[i].service);
