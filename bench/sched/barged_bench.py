@@ -33,6 +33,7 @@ import json
 import os
 import queue
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -325,6 +326,7 @@ def part3(args, srv):
     arns = [[] for _ in sims]
     lock = threading.Lock()
     errors = []
+    cpu0 = api.proc_cpu_seconds(srv.proc.pid)
     t0 = time.monotonic()
     done = [0]
 
@@ -366,6 +368,7 @@ def part3(args, srv):
     if errors:
         raise RuntimeError(f"{srv.name}: seeding: {errors[0]}")
     seed_s = time.monotonic() - t0
+    seed_cpu = 100 * (api.proc_cpu_seconds(srv.proc.pid) - cpu0) / seed_s
     rss_full = rss_kib(srv.proc.pid)
     # DescribeTasks of 10 random tasks of a random cluster, signed beforehand
     # so that only barged's side is timed.
@@ -392,7 +395,7 @@ def part3(args, srv):
         sim.stop()
     conn.close()
     return {"tasks": sum(len(a) for a in arns), "seed_s": seed_s,
-            "seed_rate": sum(len(a) for a in arns) / seed_s, "rss0": rss0,
+            "seed_rate": sum(len(a) for a in arns) / seed_s, "seed_cpu": seed_cpu, "rss0": rss0,
             "rss_full": rss_full, "rss_after": rss_after,
             "p50": 1000 * percentile(lat, 50), "p99": 1000 * percentile(lat, 99),
             "max": 1000 * max(lat), "calls": len(lat)}
@@ -449,12 +452,13 @@ def report(results, args):
         rows = []
         for name, r in p3:
             rows.append([name, f"{r['tasks']:,}", f"{r['seed_s']:.0f}", f"{r['seed_rate']:,.0f}",
+                         f"{r['seed_cpu']:.0f}",
                          f"{r['rss0'] / 1024:.1f}", f"{r['rss_full'] / 1024:.1f}",
                          f"{r['rss_after'] / 1024:.1f}",
                          "yes" if r["rss_after"] < 512 * 1024 else "NO",
                          f"{r['p50']:.2f}", f"{r['p99']:.2f}", f"{r['max']:.1f}",
                          ratio(base["p99"], r["p99"]) if base and name != "barged" else ""])
-        lines += table(["server", "tasks", "seed s", "seed tasks/s", "RSS0 MiB",
+        lines += table(["server", "tasks", "seed s", "seed tasks/s", "seed srv cpu%", "RSS0 MiB",
                         "RSS MiB", "RSS+DT MiB", "<512", "DT p50 ms", "DT p99 ms", "DT max ms",
                         "pg/sqlite p99"], rows)
         lines += ["RSS0 = barged just started; RSS = after seeding; RSS+DT = after the "
@@ -518,7 +522,8 @@ def run(args, parts):
         if have_pg:
             try:
                 new_db, version = pg_cluster(args, fsync=part == "2", tmp=tmp)
-                stores.append(("barged-pg", new_db, "PostgreSQL " + version.split()[-1]))
+                m = re.search(r"\(PostgreSQL\) (\S+)", version)
+                stores.append(("barged-pg", new_db, "PostgreSQL " + (m.group(1) if m else "?")))
             except Exception as e:
                 if args.postgres == "yes":
                     raise
