@@ -560,6 +560,7 @@ def run(args, parts):
     if args.out:
         with open(args.out, "a") as f:
             f.write(text)
+        log(f"wrote {args.out}")
     return 0
 
 
