@@ -15,14 +15,14 @@ Part 3 (a big store): barged's resident memory (VmRSS) with no tasks and with
 --tasks (100,000) tasks in the store, and the latency of DescribeTasks of 10
 random existing tasks (--describe-calls, 1,000 calls, p50/p99). The tasks go in
 through the API: RunTask with count 10 on --agents simulated instances with
-ample CPU and memory, the simulator reporting each task PENDING and RUNNING.
-Those instances do not long-poll (see bench/README.md): barged runs with a long
---agent-timeout so that they stay connected after registering.
+ample CPU and memory, spread over --clusters (50) clusters, each task reported
+RUNNING by its instance. The stores are on a tmpfs and the instances do not
+long-poll (barged runs with a long --agent-timeout); bench/sched/README.md
+says why that measures the same thing.
 
-Each part runs against barged with SQLite and, when PostgreSQL is available,
+Each part runs against barged with SQLite and, when PostgreSQL is installed,
 barged with a throwaway PostgreSQL cluster, printing the ratio to SQLite.
-Started by bench/sched/run, which passes the table of part 1 on; see
-bench/sched/run --help.
+bench/sched/run runs it after part 1 (place_bench.c); see its --help.
 """
 
 import argparse
