@@ -99,11 +99,19 @@ bool ecs_task_force_stopped(json_t *task, const char *reason);
 int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *report,
                           struct barge_error **err);
 
-/* Places and stores one task of td in the cluster, as RunTask does; params
- * holds startedBy, group, overrides and tags. Returns 1 with *task (the stored
- * document, new reference), 0 with *reason (ECS's failure reason of the closest
- * instance, caller frees) when nothing fits, -1 on error. */
-int ecs_task_place_one(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+/* What the placements of one write transaction share: the snapshots of the
+ * cluster's instances and tasks, read once and updated with every task placed
+ * through it. Use it only within tx; the caller frees it (NULL is fine). */
+struct ecs_placement;
+struct ecs_placement *ecs_placement_new(struct barge_tx *tx);
+void ecs_placement_free(struct ecs_placement *pl);
+
+/* Places and stores one task of td in the cluster, as RunTask does, in pl's
+ * transaction; params holds startedBy, group, overrides and tags. Returns 1
+ * with *task (the stored document, new reference), 0 with *reason (ECS's
+ * failure reason of the closest instance, caller frees) when nothing fits, -1
+ * on error. */
+int ecs_task_place_one(struct ecs_placement *pl, struct barge_server *srv, const json_t *cluster,
                        const json_t *td, const json_t *params, json_t **task, char **reason,
                        struct barge_error **err);
 

@@ -299,6 +299,55 @@ static void candidates_release(struct candidates *c)
         json_decref(c->docs[i]);
     free(c->docs);
     barge_sched_snapshot_free(c->snap);
+    memset(c, 0, sizeof(*c));
+}
+
+/* The snapshots placements of one transaction share: the cluster's
+ * instances and the Fargate pool, each read from the store when first needed
+ * and then kept up to date by committing every placement into it. Reading
+ * them once per task made placing N tasks cost N reads of every instance and
+ * of every task on it. */
+struct ecs_placement {
+    struct barge_tx *tx;
+    struct candidates cand[2]; /* [0] the cluster's instances, [1] the pool */
+    bool built[2];
+};
+
+struct ecs_placement *ecs_placement_new(struct barge_tx *tx)
+{
+    struct ecs_placement *pl = barge_xcalloc(1, sizeof(*pl));
+    pl->tx = tx;
+    return pl;
+}
+
+void ecs_placement_free(struct ecs_placement *pl)
+{
+    if (!pl)
+        return;
+    for (size_t i = 0; i < 2; i++)
+        if (pl->built[i])
+            candidates_release(&pl->cand[i]);
+    free(pl);
+}
+
+/* The snapshot of the cluster (or of the pool), built on first use. */
+static struct candidates *placement_candidates(struct ecs_placement *pl, const json_t *cluster,
+                                               bool pool, struct barge_error **err)
+{
+    struct candidates *c = &pl->cand[pool];
+    if (pl->built[pool])
+        return c;
+    *c = (struct candidates){.snap = barge_sched_snapshot_new(),
+                             .tx = pl->tx,
+                             .cluster = pool ? ECS_FARGATE_POOL
+                                             : barge_json_str(cluster, "clusterName", "")};
+    pl->built[pool] = true;
+    if (collect_cluster(c, err) < 0) {
+        candidates_release(c);
+        pl->built[pool] = false;
+        return NULL;
+    }
+    return c;
 }
 
 /* The placement policy of a task: params' placementStrategy and
@@ -727,7 +776,7 @@ static json_t *launch_params(const json_t *cluster, const json_t *td, const json
  * (caller frees). params holds the RunTask members that shape a task
  * (overrides, startedBy, group, tags) and place it (placementStrategy,
  * placementConstraints: a service passes its own). */
-static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+static int place_tasks(struct ecs_placement *pl, struct barge_server *srv, const json_t *cluster,
                        const json_t *td, const json_t *params, json_int_t count, json_t *placed,
                        json_t *failures, char **closest, struct barge_error **err)
 {
@@ -745,18 +794,15 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
     req.group = group;
     req.policy = &policy;
     bool pool = barge_json_bool(params, "_pool", false);
-    struct candidates cand = {.snap = barge_sched_snapshot_new(),
-                              .tx = tx,
-                              .cluster = pool ? ECS_FARGATE_POOL
-                                              : barge_json_str(cluster, "clusterName", "")};
+    struct candidates *cand = placement_candidates(pl, cluster, pool, err);
     int ret = 0;
-    if (collect_cluster(&cand, err) < 0) {
+    if (!cand) {
         ret = -1;
-    } else if (cand.n == 0 && pool) {
+    } else if (cand->n == 0 && pool) {
         ret = barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                    "No Fargate capacity is available: enrol a host with "
                                    "'barge-agent --capacity fargate' (barged --dev runs one).");
-    } else if (cand.n == 0) {
+    } else if (cand->n == 0) {
         ret = barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                    "No Container Instances were found in your cluster.");
     }
@@ -768,32 +814,32 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
         struct barge_sched_failure why;
         ssize_t pick;
         if (target) {
-            pick = barge_sched_snapshot_find(cand.snap, target);
+            pick = barge_sched_snapshot_find(cand->snap, target);
             why.closest = pick;
             why.reason = pick < 0 ? BARGE_SCHED_NOT_ELIGIBLE
-                                  : barge_sched_check(cand.snap, (size_t)pick, &req);
+                                  : barge_sched_check(cand->snap, (size_t)pick, &req);
             if (why.reason == BARGE_SCHED_FITS)
-                barge_sched_commit(cand.snap, (size_t)pick, &req);
+                barge_sched_commit(cand->snap, (size_t)pick, &req);
             else
                 pick = -1;
         } else {
-            pick = barge_sched_place(cand.snap, &req, rnd, &why);
+            pick = barge_sched_place(cand->snap, &req, rnd, &why);
         }
         if (pick < 0 && pool &&
             !barge_streq(barge_json_str(params, "_provider", NULL), "FARGATE_SPOT") &&
-            make_room(&cand, &req, &pick, err) < 0) {
+            make_room(cand, &req, &pick, err) < 0) {
             ret = -1;
             break;
         }
         barge_metrics_scheduler_decision(pick >= 0 ? "placed" : "unplaceable");
         if (pick < 0) {
-            for (size_t i = 0; i < cand.n; i++) {
+            for (size_t i = 0; i < cand->n; i++) {
                 if (target && (ssize_t)i != why.closest)
                     continue;
-                enum barge_sched_verdict v = barge_sched_check(cand.snap, i, &req);
+                enum barge_sched_verdict v = barge_sched_check(cand->snap, i, &req);
                 json_array_append_new(
                     failures, json_pack("{s:s, s:s}", "arn",
-                                        barge_json_str(cand.docs[i], "containerInstanceArn", ""),
+                                        barge_json_str(cand->docs[i], "containerInstanceArn", ""),
                                         "reason", barge_sched_verdict_reason(v)));
             }
             if (closest)
@@ -801,19 +847,18 @@ static int place_tasks(struct barge_tx *tx, struct barge_server *srv, const json
             break;
         }
         json_t *task;
-        if (create_task(srv, tx, params, cluster, td, cand.docs[pick], &req, containers, &task,
+        if (create_task(srv, pl->tx, params, cluster, td, cand->docs[pick], &req, containers, &task,
                         err) < 0) {
             ret = -1;
             break;
         }
         json_array_append_new(placed, task);
     }
-    candidates_release(&cand);
     barge_sched_policy_release(&policy);
     return ret;
 }
 
-int ecs_task_place_one(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+int ecs_task_place_one(struct ecs_placement *pl, struct barge_server *srv, const json_t *cluster,
                        const json_t *td, const json_t *params, json_t **task, char **reason,
                        struct barge_error **err)
 {
@@ -824,7 +869,7 @@ int ecs_task_place_one(struct barge_tx *tx, struct barge_server *srv, const json
     if (!counts)
         counts = json_object();
     _cleanup_json_ json_t *lp = launch_params(cluster, td, params, counts, err);
-    if (!lp || place_tasks(tx, srv, cluster, td, lp, 1, placed, failures, reason, err) < 0)
+    if (!lp || place_tasks(pl, srv, cluster, td, lp, 1, placed, failures, reason, err) < 0)
         return -1;
     if (json_array_size(placed) == 1) {
         free(*reason);
@@ -860,15 +905,19 @@ static int run_task(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct 
     if (json_array_size(strategy) && ecs_capacity_check_strategy(tx, ctx->srv, strategy, err) < 0)
         return -1;
     /* One task at a time: each may go to another capacity provider. */
+    struct ecs_placement *pl = ecs_placement_new(tx);
     for (json_int_t k = 0; k < count; k++) {
         _cleanup_json_ json_t *params = launch_params(cluster, td, in, counts, err);
         size_t before = json_array_size(placed);
         if (!params ||
-            place_tasks(tx, ctx->srv, cluster, td, params, 1, placed, failures, NULL, err) < 0)
+            place_tasks(pl, ctx->srv, cluster, td, params, 1, placed, failures, NULL, err) < 0) {
+            ecs_placement_free(pl);
             return -1;
+        }
         if (json_array_size(placed) == before)
             break;
     }
+    ecs_placement_free(pl);
     size_t i;
     json_t *t;
     json_array_foreach(placed, i, t)

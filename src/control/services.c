@@ -265,14 +265,17 @@ static int start_tasks(struct pass *p, int count, const char *target_instance, j
             json_object_set_new(counts, cp, json_integer(barge_json_int(counts, cp, 0) + 1));
     }
     json_object_set_new(params, "_providerCounts", counts);
+    struct ecs_placement *pl = ecs_placement_new(p->tx);
+    int ret = 0;
     for (int k = 0; k < count; k++) {
         json_t *task = NULL;
         _cleanup_free_ char *reason = NULL;
         struct barge_error *e = NULL;
-        int r = ecs_task_place_one(p->tx, p->srv, p->cluster, td, params, &task, &reason, &e);
+        int r = ecs_task_place_one(pl, p->srv, p->cluster, td, params, &task, &reason, &e);
         if (r < 0 && e->code != BARGE_ERR_INVALID) {
             *err = e;
-            return -1;
+            ret = -1;
+            break;
         }
         if (r <= 0) {
             _cleanup_free_ char *tail = e ? NULL : placement_message(reason);
@@ -294,7 +297,8 @@ static int start_tasks(struct pass *p, int count, const char *target_instance, j
             json_pack("{s:s, s:s}", "task", tkey, "deployment", barge_json_str(dep, "id", ""));
         if (barge_store_put(p->tx, ECS_KIND_STASK, skey, idx, err) < 0) {
             json_decref(task);
-            return -1;
+            ret = -1;
+            break;
         }
         const char *cp = barge_json_str(task, "capacityProviderName", NULL);
         if (cp)
@@ -302,7 +306,8 @@ static int start_tasks(struct pass *p, int count, const char *target_instance, j
         json_array_append_new(started, task);
         p->changed = true;
     }
-    return 0;
+    ecs_placement_free(pl);
+    return ret;
 }
 
 static int stop_task_at(struct pass *p, json_t *entry, const char *reason, json_t *stopped,

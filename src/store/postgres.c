@@ -717,33 +717,49 @@ static int pg_del(struct barge_tx *base, const char *kind, const char *key,
     return 0;
 }
 
-/* The whole result is fetched before fn runs, so fn may use the transaction
- * (the connection) for further reads. */
+/* Rows of a scan come in pages: libpq holds a whole result in memory, and
+ * the housekeeping's scan of every task (the stopped-task reaper) made barged
+ * jump from about 30 to 160 MiB every few seconds at 100,000 tasks. */
+#define SCAN_PAGE 256
+
+/* Each page, the rows after the last key of the one before, is fetched before
+ * fn runs on its rows, so fn may use the transaction (the connection) for
+ * further reads. Reads run at REPEATABLE READ and writers hold the write
+ * lock, so the pages are of one state of the store. */
 static int pg_scan(struct barge_tx *base, const char *kind, const char *prefix, const char *after,
                    bool desc, size_t limit, barge_store_scan_fn fn, void *ud,
                    struct barge_error **err)
 {
     struct pg_tx *tx = (struct pg_tx *)base;
     _cleanup_free_ char *hi = barge_xasprintf("%s" KEY_MAX, prefix ? prefix : "");
-    _cleanup_free_ char *lim = limit ? barge_xasprintf("%zu", limit) : NULL;
-    const char *p[] = {kind, prefix ? prefix : "", hi, after ? after : desc ? hi : "", lim};
-    _cleanup_result_ PGresult *r = run(tx, desc ? STMT_SCAN_DESC : STMT_SCAN_ASC, 5, p);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return pg_error(err, tx->c->pg, r, "scan");
-    int n = PQntuples(r);
-    for (int i = 0; i < n; i++) {
-        const char *key = PQgetvalue(r, i, 0);
-        json_t *doc = parse_doc(r, i, 1, kind, key, err);
-        if (!doc)
-            return -1;
-        int rc = fn(key, doc, ud, err);
-        json_decref(doc);
-        if (rc < 0)
-            return -1;
-        if (rc > 0)
-            break;
+    _cleanup_free_ char *last = after ? barge_xstrdup(after) : NULL;
+    size_t left = limit;
+    for (;;) {
+        size_t want = limit && left < SCAN_PAGE ? left : SCAN_PAGE;
+        char lim[24];
+        snprintf(lim, sizeof(lim), "%zu", want);
+        const char *p[] = {kind, prefix ? prefix : "", hi, last ? last : desc ? hi : "", lim};
+        _cleanup_result_ PGresult *r = run(tx, desc ? STMT_SCAN_DESC : STMT_SCAN_ASC, 5, p);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            return pg_error(err, tx->c->pg, r, "scan");
+        int n = PQntuples(r);
+        for (int i = 0; i < n; i++) {
+            const char *key = PQgetvalue(r, i, 0);
+            json_t *doc = parse_doc(r, i, 1, kind, key, err);
+            if (!doc)
+                return -1;
+            int rc = fn(key, doc, ud, err);
+            json_decref(doc);
+            if (rc < 0)
+                return -1;
+            if (rc > 0)
+                return 0;
+        }
+        if ((size_t)n < want || (limit && (left -= want) == 0))
+            return 0;
+        free(last);
+        last = barge_xstrdup(PQgetvalue(r, n - 1, 0));
     }
-    return 0;
 }
 
 static int pg_count(struct barge_tx *base, const char *kind, const char *prefix, int64_t *out,

@@ -324,10 +324,11 @@ class Agent:
 
     def close(self):
         self.kill(signal.SIGKILL)
-        # Task networks first (CNI DEL needs their namespaces), then the
-        # containers and mounts.
-        subprocess.run([binary("barge-agent"), "--data-dir", self.data_dir, "--clean-network",
-                        *self.extra_args], capture_output=True, timeout=120)
+        # Task networks first (CNI DEL needs their namespaces; the host's
+        # bridge and NAT rules are in the agent's namespace, hence the prefix),
+        # then the containers and mounts.
+        subprocess.run([*self.prefix, binary("barge-agent"), "--data-dir", self.data_dir,
+                        "--clean-network", *self.extra_args], capture_output=True, timeout=120)
         cleanup_runtime(self.data_dir)
         check_sanitizer_log(self.log_path)
 

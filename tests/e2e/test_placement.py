@@ -2,13 +2,15 @@
 ListContainerInstances' filter over instances registered with
 RegisterContainerInstance, RunTask's and StartTask's placement strategies and
 constraints (and the task definition's) over real agents in three
-availability zones, and the errors that point into a bad expression."""
+availability zones, each on a host of its own (a network namespace,
+netns_hosts.py), and the errors that point into a bad expression."""
 import collections
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import AwsCli, error_code, error_message
+from netns_hosts import hbarged, host_agents, host_net, host_registry  # noqa: F401 (fixtures)
 
 SLEEPER = ["sh", "-c", "trap 'exit 143' TERM; while true; do sleep 0.2; done"]
 
@@ -147,14 +149,15 @@ def instance_of(tasks):
     return collections.Counter(t["containerInstanceArn"] for t in tasks)
 
 
-def test_placement_over_three_zones(barged, agent_factory, busybox):
-    ecs = barged.client("ecs")
+def test_placement_over_three_zones(hbarged, host_agents, host_registry):
+    ecs = hbarged.client("ecs")
+    busybox = host_registry
     hosts = {
-        "a": agent_factory("host-a", extra_args=["--availability-zone", "us-east-1a",
-                                                 "--attribute", "stack=blue"]),
-        "b": agent_factory("host-b", extra_args=["--availability-zone", "us-east-1b",
-                                                 "--attribute", "stack=green"]),
-        "c": agent_factory("host-c", extra_args=["--availability-zone", "us-east-1c"]),
+        "a": host_agents("host-a", extra_args=["--availability-zone", "us-east-1a",
+                                               "--attribute", "stack=blue"]),
+        "b": host_agents("host-b", extra_args=["--availability-zone", "us-east-1b",
+                                               "--attribute", "stack=green"]),
+        "c": host_agents("host-c", extra_args=["--availability-zone", "us-east-1c"]),
     }
     arn = {k: a.instance_arn for k, a in hosts.items()}
     td = register_td(ecs, busybox)
@@ -221,3 +224,57 @@ def test_placement_over_three_zones(barged, agent_factory, busybox):
     assert listed(ecs, "default", "attribute:ecs.availability-zone in "
                                   "[us-east-1a, us-east-1c]") == sorted([arn["a"], arn["c"]])
     ecs.stop_task(cluster="default", task=db["taskArn"])
+
+
+def sim_instance(barged, cluster, memory, cpu=1024):
+    """A container instance registered over the agent channel, as barge-agent
+    registers, without containers: registering counts as its first heartbeat,
+    so it takes tasks until --agent-timeout passes."""
+    import json
+    import urllib.request
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = json.dumps({"cluster": cluster, "cpu": cpu, "memory": memory,
+                       "hostname": "sim", "agentVersion": "test"}).encode()
+    req = AWSRequest(method="POST", url=barged.endpoint + "/agent/register", data=body,
+                     headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(barged.access_key, barged.secret_key), "ecs",
+              "us-east-1").add_auth(req)
+    p = req.prepare()
+    r = urllib.request.Request(p.url, data=p.body, method="POST", headers=dict(p.headers))
+    with urllib.request.urlopen(r, timeout=30) as resp:
+        return json.loads(resp.read())["containerInstanceArn"]
+
+
+def test_tasks_placed_together_count_each_other(barged, busybox):
+    """RunTask and a service place many tasks in one transaction on one
+    snapshot of the cluster: each placement must see the ones before it."""
+    import time
+    ecs = barged.client("ecs")
+    td = register_td(ecs, busybox, memory=30)
+    ecs.create_cluster(clusterName="batch")
+    arns = [sim_instance(barged, "batch", memory=100) for _ in range(3)]
+    r = ecs.run_task(cluster="batch", taskDefinition=td, count=10)
+    assert len(r["tasks"]) == 9
+    assert sorted(instance_of(r["tasks"]).values()) == [3, 3, 3]
+    assert {f["reason"] for f in r["failures"]} == {"RESOURCE:MEMORY"}
+    assert sorted(f["arn"] for f in r["failures"]) == sorted(arns)
+    # the next call reads the cluster again and finds it full
+    r = ecs.run_task(cluster="batch", taskDefinition=td, count=1)
+    assert r["tasks"] == [] and {f["reason"] for f in r["failures"]} == {"RESOURCE:MEMORY"}
+    # a service of 7 on two instances with room for 3 each starts 6
+    ecs.create_cluster(clusterName="svc")
+    two = [sim_instance(barged, "svc", memory=100) for _ in range(2)]
+    ecs.create_service(cluster="svc", serviceName="s", taskDefinition=td, desiredCount=7)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        s = ecs.describe_services(cluster="svc", services=["s"])["services"][0]
+        if any("was unable to place a task" in e["message"] for e in s["events"]):
+            break
+        time.sleep(0.2)
+    tasks = ecs.describe_tasks(cluster="svc", tasks=ecs.list_tasks(
+        cluster="svc", serviceName="s")["taskArns"])["tasks"]
+    assert instance_of(tasks) == {two[0]: 3, two[1]: 3}
+    assert any(e["message"].endswith("has insufficient memory available.") for e in s["events"])

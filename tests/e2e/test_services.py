@@ -1,7 +1,11 @@
 """Services (issue 6): the service scheduler keeps N tasks running on real
 agents, replaces failed ones, rolls deployments within minimumHealthyPercent
 and maximumPercent, trips the circuit breaker and rolls back, follows
-instances for DAEMON services, drains, and replaces tasks of lost hosts."""
+instances for DAEMON services, drains, and replaces tasks of lost hosts.
+
+The tests with several agents run each agent on a host of its own (a network
+namespace, netns_hosts.py) with its own availability zone and attributes; a
+lost host is one whose link goes down."""
 import subprocess
 import threading
 import time
@@ -10,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import AwsCli, error_code, error_message, wait_task
+from netns_hosts import hbarged, host_agents, host_net, host_registry  # noqa: F401 (fixtures)
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 
@@ -199,25 +204,25 @@ def test_service_api_errors(barged, agent, busybox):
     assert len(page["serviceArns"]) == 2 and page["nextToken"]
 
 
-def test_daemon_follows_instances(barged, agent_factory, busybox):
-    ecs = barged.client("ecs")
-    a1 = agent_factory("h1")
-    td = register(ecs, busybox)
+def test_daemon_follows_instances(hbarged, host_agents, host_registry):
+    ecs = hbarged.client("ecs")
+    a1 = host_agents("h1", extra_args=["--availability-zone", "us-east-1a"])
+    td = register(ecs, host_registry)
     ecs.create_service(cluster="default", serviceName="d", taskDefinition=td,
                        schedulingStrategy="DAEMON")
     wait_for(lambda: stable(ecs, "d", 1), what="one daemon task")
-    a2 = agent_factory("h2", create_cluster=False)
+    a2 = host_agents("h2", create_cluster=False, extra_args=["--availability-zone", "us-east-1b"])
     s = wait_for(lambda: stable(ecs, "d", 2), what="daemon on the new instance")
     assert s["desiredCount"] == 2
     hosts = {t["containerInstanceArn"] for t in running_tasks(ecs, "d")}
     assert hosts == {a1.instance_arn, a2.instance_arn}
 
 
-def test_draining_moves_tasks_off(barged, agent_factory, busybox):
-    ecs = barged.client("ecs")
-    a1 = agent_factory("h1")
-    a2 = agent_factory("h2", create_cluster=False)
-    td = register(ecs, busybox)
+def test_draining_moves_tasks_off(hbarged, host_agents, host_registry):
+    ecs = hbarged.client("ecs")
+    a1 = host_agents("h1", extra_args=["--availability-zone", "us-east-1a"])
+    a2 = host_agents("h2", create_cluster=False, extra_args=["--availability-zone", "us-east-1b"])
+    td = register(ecs, host_registry)
     ecs.create_service(cluster="default", serviceName="dr", taskDefinition=td, desiredCount=4)
     wait_for(lambda: stable(ecs, "dr", 4), what="4 running")
     ecs.update_container_instances_state(cluster="default", containerInstances=[a1.instance_arn],
@@ -231,18 +236,19 @@ def test_draining_moves_tasks_off(barged, agent_factory, busybox):
     wait_for(moved, timeout=120, what="tasks off the draining instance")
 
 
-def test_lost_host_tasks_are_rescheduled(barged, agent_factory, busybox):
-    ecs = barged.client("ecs")
-    a1 = agent_factory("h1")
-    a2 = agent_factory("h2", create_cluster=False)
-    td = register(ecs, busybox)
+def test_lost_host_tasks_are_rescheduled(hbarged, host_agents, host_net, host_registry):
+    ecs = hbarged.client("ecs")
+    a1 = host_agents("h1", extra_args=["--availability-zone", "us-east-1a"])
+    a2 = host_agents("h2", create_cluster=False, extra_args=["--availability-zone", "us-east-1b"])
+    td = register(ecs, host_registry)
     ecs.create_service(cluster="default", serviceName="lost", taskDefinition=td, desiredCount=2)
     wait_for(lambda: stable(ecs, "lost", 2), what="2 running")
     on_a1 = [t["taskArn"] for t in running_tasks(ecs, "lost")
              if t["containerInstanceArn"] == a1.instance_arn]
     assert on_a1, "the default spread placement should have used both hosts"
-    # the host stops heartbeating (its agent is gone; containers may run on)
-    a1.kill()
+    # the host drops off the network: its agent and containers run on, but
+    # its heartbeat no longer reaches barged
+    host_net.partition(a1.host)
     wait_for(lambda: not ecs.describe_container_instances(
         cluster="default", containerInstances=[a1.instance_arn]
     )["containerInstances"][0]["agentConnected"], what="disconnected")
@@ -261,15 +267,15 @@ def test_lost_host_tasks_are_rescheduled(barged, agent_factory, busybox):
         assert t["lastStatus"] == "STOPPED"
 
 
-def test_service_spreads_and_honours_member_of(barged, agent_factory, busybox):
-    ecs = barged.client("ecs")
-    a = agent_factory("h1", extra_args=["--availability-zone", "us-east-1a",
-                                        "--attribute", "tier=web"])
-    b = agent_factory("h2", create_cluster=False,
-                      extra_args=["--availability-zone", "us-east-1b", "--attribute", "tier=web"])
-    c = agent_factory("h3", create_cluster=False,
-                      extra_args=["--availability-zone", "us-east-1b", "--attribute", "tier=db"])
-    td = register(ecs, busybox)
+def test_service_spreads_and_honours_member_of(hbarged, host_agents, host_registry):
+    ecs = hbarged.client("ecs")
+    a = host_agents("h1", extra_args=["--availability-zone", "us-east-1a",
+                                      "--attribute", "tier=web"])
+    b = host_agents("h2", create_cluster=False,
+                    extra_args=["--availability-zone", "us-east-1b", "--attribute", "tier=web"])
+    c = host_agents("h3", create_cluster=False,
+                    extra_args=["--availability-zone", "us-east-1b", "--attribute", "tier=db"])
+    td = register(ecs, host_registry)
     ecs.create_service(cluster="default", serviceName="sp", taskDefinition=td, desiredCount=4)
     wait_for(lambda: stable(ecs, "sp", 4), what="4 running")
     zones = {}
@@ -282,3 +288,8 @@ def test_service_spreads_and_honours_member_of(barged, agent_factory, busybox):
     wait_for(lambda: stable(ecs, "mo", 3), what="3 running")
     hosts = {t["containerInstanceArn"] for t in running_tasks(ecs, "mo")}
     assert c.instance_arn not in hosts and hosts <= {a.instance_arn, b.instance_arn}
+    ecs.create_service(cluster="default", serviceName="di", taskDefinition=td, desiredCount=3,
+                       placementConstraints=[{"type": "distinctInstance"}])
+    wait_for(lambda: stable(ecs, "di", 3), what="3 running on distinct instances")
+    hosts = [t["containerInstanceArn"] for t in running_tasks(ecs, "di")]
+    assert sorted(hosts) == sorted([a.instance_arn, b.instance_arn, c.instance_arn])

@@ -269,6 +269,75 @@ static void test_scan_order_prefix_paging(void **state)
     barge_store_abort(tx);
 }
 
+struct walk {
+    int n, first, last, stop_at;
+    bool ordered;
+    struct barge_tx *tx; /* reads a document per row when set */
+};
+
+static int walk_row(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct walk *w = ud;
+    int v = (int)barge_json_int(doc, "v", -1);
+    if (w->n == 0)
+        w->first = v;
+    else if (abs(v - w->last) != 1)
+        w->ordered = false;
+    w->last = v;
+    w->n++;
+    if (w->tx) {
+        json_t *other = NULL;
+        if (barge_store_get(w->tx, "many", "m0000", &other, err) < 0)
+            return -1;
+        json_decref(other);
+    }
+    return w->n == w->stop_at ? 1 : 0;
+}
+
+/* Scans longer than the PostgreSQL backend's page of rows: every row once,
+ * in order, across pages, with limits, starting points and early stops that
+ * fall inside and at the edges of pages, and reads between rows. */
+static void test_long_scans(void **state)
+{
+    struct barge_store *st = *state;
+    struct barge_tx *tx;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
+    for (int i = 0; i < 1000; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "m%04d", i);
+        put_in(tx, "many", key, i);
+    }
+    put_in(tx, "many!", "m0500", -1); /* another kind, same keys */
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+    struct {
+        const char *after;
+        bool desc;
+        size_t limit;
+        int stop_at, n, first, last;
+    } cases[] = {
+        {NULL, false, 0, 0, 1000, 0, 999},      {NULL, true, 0, 0, 1000, 999, 0},
+        {NULL, false, 256, 0, 256, 0, 255},     {NULL, false, 257, 0, 257, 0, 256},
+        {NULL, false, 600, 0, 600, 0, 599},     {"m0255", false, 0, 0, 744, 256, 999},
+        {"m0700", true, 300, 0, 300, 699, 400}, {NULL, false, 0, 513, 513, 0, 512},
+        {"m0999", false, 0, 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(cases); i++) {
+        struct walk w = {.ordered = true, .stop_at = cases[i].stop_at, .tx = i == 0 ? tx : NULL};
+        assert_int_equal(barge_store_scan(tx, "many", "m", cases[i].after, cases[i].desc,
+                                          cases[i].limit, walk_row, &w, &err),
+                         0);
+        assert_int_equal(w.n, cases[i].n);
+        assert_true(w.ordered);
+        if (w.n) {
+            assert_int_equal(w.first, cases[i].first);
+            assert_int_equal(w.last, cases[i].last);
+        }
+    }
+    barge_store_abort(tx);
+}
+
 struct nested {
     struct barge_tx *tx;
     int outer, inner;
@@ -498,6 +567,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_order_prefix_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_scans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_scans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_sort_bytewise, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_is_exclusive, setup, teardown),
