@@ -57,6 +57,8 @@ struct barge_api_service {
 int barge_api_authenticate(struct barge_http_req *req, const char *signing_name,
                            struct barge_sigv4_identity *who, struct barge_error **err);
 
+/* The operation of svc called name (NULL name: none), or NULL. */
+const struct barge_api_op *barge_api_find_op(const struct barge_api_service *svc, const char *name);
 /* The HTTP handler for "POST /" requests carrying X-Amz-Target. */
 void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 

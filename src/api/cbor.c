@@ -436,13 +436,7 @@ void barge_api_cbor_handle(struct barge_http_req *req, struct barge_http_resp *r
     struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = op};
     if (barge_api_authenticate(req, barge_model_signing_name(model), &ctx.who, &err) < 0)
         goto fail;
-    const struct barge_api_op *handler = NULL;
-    for (const struct barge_api_op *const *t = svc->op_tables; *t && !handler; t++)
-        for (const struct barge_api_op *o = *t; o->name; o++)
-            if (strcmp(o->name, op) == 0) {
-                handler = o;
-                break;
-            }
+    const struct barge_api_op *handler = barge_api_find_op(svc, op);
     if (!handler) {
         barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
                         barge_model_has_operation(model, op)

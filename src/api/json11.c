@@ -51,6 +51,15 @@ int barge_api_authenticate(struct barge_http_req *req, const char *signing_name,
     return barge_api_authenticate_for(req, signing_name, false, who, err);
 }
 
+const struct barge_api_op *barge_api_find_op(const struct barge_api_service *svc, const char *name)
+{
+    for (const struct barge_api_op *const *t = svc->op_tables; name && *t; t++)
+        for (const struct barge_api_op *o = *t; o->name; o++)
+            if (strcmp(o->name, name) == 0)
+                return o;
+    return NULL;
+}
+
 void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
     struct barge_server *srv = req->server;
@@ -76,13 +85,7 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
     if (barge_api_authenticate(req, barge_model_signing_name(model), &ctx.who, &err) < 0)
         goto fail;
 
-    const struct barge_api_op *handler = NULL;
-    for (const struct barge_api_op *const *t = svc->op_tables; *t && !handler; t++)
-        for (const struct barge_api_op *o = *t; o->name; o++)
-            if (strcmp(o->name, op) == 0) {
-                handler = o;
-                break;
-            }
+    const struct barge_api_op *handler = barge_api_find_op(svc, op);
     if (!handler) {
         if (barge_model_has_operation(model, op))
             barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,

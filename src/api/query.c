@@ -483,13 +483,7 @@ void barge_api_query_handle(struct barge_http_req *req, struct barge_http_resp *
     struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = action};
     if (barge_api_authenticate(req, barge_model_signing_name(model), &ctx.who, &err) < 0)
         goto fail;
-    const struct barge_api_op *handler = NULL;
-    for (const struct barge_api_op *const *t = svc->op_tables; *t && !handler && action; t++)
-        for (const struct barge_api_op *o = *t; o->name; o++)
-            if (strcmp(o->name, action) == 0) {
-                handler = o;
-                break;
-            }
+    const struct barge_api_op *handler = barge_api_find_op(svc, action);
     if (!handler) {
         if (barge_model_has_operation(model, action))
             barge_error_set_type(&err, BARGE_ERR_UNKNOWN_OP, "InvalidAction",
