@@ -102,6 +102,19 @@ struct itask_scan {
     size_t idx;
 };
 
+/* The host ports a reservation holds (at most BARGE_SCHED_MAX_PORTS). */
+static size_t reserved_ports(const json_t *res, uint16_t ports[BARGE_SCHED_MAX_PORTS])
+{
+    size_t n = 0, i;
+    json_t *p;
+    json_array_foreach(barge_json_array(res, "ports"), i, p)
+    {
+        if (n < BARGE_SCHED_MAX_PORTS)
+            ports[n++] = (uint16_t)json_integer_value(p);
+    }
+    return n;
+}
+
 /* Records one task of an instance's index in the snapshot: what it holds and
  * its group (read from the task when an older index entry lacks it). An
  * interrupted Spot task holds nothing: its room went to the task that
@@ -113,13 +126,7 @@ static int add_itask(const char *key, json_t *doc, void *ud, struct barge_error 
         return 0;
     json_t *res = barge_json_object(doc, "reserved");
     uint16_t ports[BARGE_SCHED_MAX_PORTS];
-    size_t n_ports = 0, i;
-    json_t *p;
-    json_array_foreach(barge_json_array(res, "ports"), i, p)
-    {
-        if (n_ports < BARGE_SCHED_MAX_PORTS)
-            ports[n_ports++] = (uint16_t)json_integer_value(p);
-    }
+    size_t n_ports = reserved_ports(res, ports);
     _cleanup_json_ json_t *task = NULL;
     const char *group = barge_json_str(doc, "group", NULL);
     if (!group) {
@@ -222,13 +229,7 @@ static void snapshot_itask(struct barge_sched_snapshot *snap, size_t idx, const 
 {
     json_t *res = barge_json_object(doc, "reserved");
     uint16_t ports[BARGE_SCHED_MAX_PORTS];
-    size_t n_ports = 0, i;
-    json_t *p;
-    json_array_foreach(barge_json_array(res, "ports"), i, p)
-    {
-        if (n_ports < BARGE_SCHED_MAX_PORTS)
-            ports[n_ports++] = (uint16_t)json_integer_value(p);
-    }
+    size_t n_ports = reserved_ports(res, ports);
     void (*apply)(struct barge_sched_snapshot *, size_t, const char *, int64_t, int64_t,
                   const uint16_t *, size_t, bool) =
         add ? barge_sched_snapshot_add_task : barge_sched_snapshot_remove_task;
