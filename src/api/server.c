@@ -310,9 +310,14 @@ const struct barge_http_route *barge_server_routes(void)
 }
 
 /* Housekeeping that is not urgent enough for its own loop. */
-void barge_server_housekeeping(struct barge_server *srv)
+void barge_server_housekeeping(struct barge_server *srv, bool leader)
 {
     _cleanup_error_ struct barge_error *err = NULL;
+    /* This process's own files: uploads in progress and cached blobs. */
+    if (srv->registry)
+        barge_registry_housekeeping(srv->registry, leader);
+    if (!leader)
+        return;
     if (barge_ecs_taskdefs_reap(srv, &err) < 0) {
         barge_warn("purging deleted task definitions: %s", err->message);
         barge_error_free(barge_steal(&err));
@@ -325,8 +330,6 @@ void barge_server_housekeeping(struct barge_server *srv)
         barge_warn("enforcing log retention: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
-    if (srv->registry)
-        barge_registry_housekeeping(srv->registry);
     if (barge_api_secretsmanager_reap(srv, &err) < 0) {
         barge_warn("removing deleted secrets: %s", err->message);
         barge_error_free(barge_steal(&err));

@@ -82,8 +82,10 @@ int barge_server_registry_init(struct barge_server *srv, struct barge_error **er
 /* The HTTP routes barged serves (a static table). */
 const struct barge_http_route *barge_server_routes(void);
 
-/* Periodic housekeeping (purging deleted task definitions, registry lifecycle
- * policies and garbage collection, ...). */
-void barge_server_housekeeping(struct barge_server *srv);
+/* Periodic housekeeping: in every barged, the registry's idle uploads and
+ * local blob files; in the leader also the store-wide work (purging deleted
+ * task definitions, old stopped tasks, registry lifecycle policies and the
+ * store's blob copies, ...). */
+void barge_server_housekeeping(struct barge_server *srv, bool leader);
 
 #endif

@@ -411,8 +411,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     while (!stopping) {
-        if (barge_leader_active())
-            barge_server_housekeeping(&srv);
+        barge_server_housekeeping(&srv, barge_leader_active());
         for (int i = 0; i < 50 && !stopping; i++) {
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);

@@ -455,8 +455,8 @@ static bool is_marked(const char *digest, void *ud)
     return m->n > 0 && bsearch(&digest, m->digests, m->n, sizeof(char *), cmp_str) != NULL;
 }
 
-int barge_registry_gc(struct barge_registry *reg, struct barge_registry_gc_stats *stats,
-                      struct barge_error **err)
+int barge_registry_gc(struct barge_registry *reg, bool shared,
+                      struct barge_registry_gc_stats *stats, struct barge_error **err)
 {
     memset(stats, 0, sizeof(*stats));
     struct mark m = {0};
@@ -475,8 +475,8 @@ int barge_registry_gc(struct barge_registry *reg, struct barge_registry_gc_stats
     if (barge_blobstore_sweep(reg->blobs, older_than, is_marked, &m, &ss, err) < 0)
         goto out;
     size_t shared_removed = 0;
-    if (barge_registry_shared_sweep(reg, (double)older_than, is_marked, &m, &shared_removed, err) <
-        0)
+    if (shared && barge_registry_shared_sweep(reg, (double)older_than, is_marked, &m,
+                                              &shared_removed, err) < 0)
         goto out;
     stats->marked = m.n;
     stats->kept = ss.kept;
@@ -491,7 +491,7 @@ out:
     return rc;
 }
 
-void barge_registry_housekeeping(struct barge_registry *reg)
+void barge_registry_housekeeping(struct barge_registry *reg, bool leader)
 {
     barge_blobstore_uploads_expire(reg->blobs, (int64_t)reg->cfg.upload_timeout_seconds * 1000);
     int64_t now = barge_monotonic_ms();
@@ -499,12 +499,13 @@ void barge_registry_housekeeping(struct barge_registry *reg)
         return;
     reg->next_gc_ms = now + (int64_t)reg->cfg.gc_interval_seconds * 1000;
     _cleanup_error_ struct barge_error *err = NULL;
-    if (barge_registry_lifecycle_run(reg, &err) < 0) {
+    if (leader && barge_registry_lifecycle_run(reg, &err) < 0) {
         barge_warn("registry lifecycle policies: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
+    /* Every barged sweeps its own files; the store's copies are the leader's. */
     struct barge_registry_gc_stats st;
-    if (barge_registry_gc(reg, &st, &err) < 0) {
+    if (barge_registry_gc(reg, leader, &st, &err) < 0) {
         barge_warn("registry garbage collection: %s", err->message);
         return;
     }

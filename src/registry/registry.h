@@ -152,11 +152,14 @@ struct barge_registry_gc_stats {
     size_t marked, kept, removed;
     uint64_t bytes_removed;
 };
-int barge_registry_gc(struct barge_registry *reg, struct barge_registry_gc_stats *stats,
-                      struct barge_error **err);
-/* Called from barged's housekeeping loop: drops idle uploads, and every
- * gc_interval_seconds runs lifecycle policies and the collector. */
-void barge_registry_housekeeping(struct barge_registry *reg);
+/* shared: also collect the store's copies of blobs (shared.c); only the
+ * leader does, while every barged sweeps its own files. */
+int barge_registry_gc(struct barge_registry *reg, bool shared,
+                      struct barge_registry_gc_stats *stats, struct barge_error **err);
+/* Called from every barged's housekeeping loop: drops idle uploads, and every
+ * gc_interval_seconds runs the collector (and, in the leader, lifecycle
+ * policies and the collection of the store's copies). */
+void barge_registry_housekeeping(struct barge_registry *reg, bool leader);
 
 /* The distribution API (distribution.c), as the callbacks of a streaming
  * route (see http.h): start authenticates and parses the request and takes

@@ -90,6 +90,7 @@ def test_damaged_store_copy_is_refused(pair):
 
 
 def test_collector_removes_unreferenced_store_copies(pair):
+    """The leader collects the store's copies; every barged its own files."""
     uri, a, b = pair
     a.ecr.create_repository(repositoryName="gc")
     manifest, cd, ld = a.image("gc", b"kept layer")
@@ -98,6 +99,9 @@ def test_collector_removes_unreferenced_store_copies(pair):
     assert _count_bytes(uri, stray) == 1
     wait_for(lambda: _count_bytes(uri, stray) == 0, timeout=60,
              what="the store's copy of the stray blob to go")
+    # b is not the leader, yet it sweeps its own files too
+    wait_for(lambda: not os.path.exists(b.blob_path(stray)), timeout=60,
+             what="the follower's file of the stray blob to go")
     assert _count_bytes(uri, ld) == 1 and _count_bytes(uri, cd) == 1
 
 
