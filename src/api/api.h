@@ -57,6 +57,11 @@ struct barge_api_service {
 int barge_api_authenticate(struct barge_http_req *req, const char *signing_name,
                            struct barge_sigv4_identity *who, struct barge_error **err);
 
+/* A document's AWS TagList under "tags" (taglist.c): merge sets or replaces
+ * the tags of add (a TagList); remove drops those whose Key is in keys (a list
+ * of strings). */
+void barge_api_tags_merge(json_t *doc, const json_t *add);
+void barge_api_tags_remove(json_t *doc, const json_t *keys);
 /* The operation of svc called name (NULL name: none), or NULL. */
 const struct barge_api_op *barge_api_find_op(const struct barge_api_service *svc, const char *name);
 /* The HTTP handler for "POST /" requests carrying X-Amz-Target. */

@@ -99,36 +99,6 @@ static int validate_tags(const json_t *tags, struct barge_error **err)
     return 0;
 }
 
-/* Merges tags into doc's tag list (a tag with the same Key is replaced). */
-static void merge_tags(json_t *doc, const json_t *tags)
-{
-    json_t *cur = barge_json_array(doc, "tags");
-    if (!cur) {
-        cur = json_array();
-        json_object_set_new(doc, "tags", cur);
-    }
-    size_t i, j;
-    json_t *t, *c;
-    json_array_foreach(tags, i, t)
-    {
-        const char *k = barge_json_str(t, "Key", "");
-        bool replaced = false;
-        json_array_foreach(cur, j, c)
-        {
-            if (strcmp(barge_json_str(c, "Key", ""), k) == 0) {
-                json_array_set_new(
-                    cur, j,
-                    json_pack("{s:s, s:s}", "Key", k, "Value", barge_json_str(t, "Value", "")));
-                replaced = true;
-                break;
-            }
-        }
-        if (!replaced)
-            json_array_append_new(
-                cur, json_pack("{s:s, s:s}", "Key", k, "Value", barge_json_str(t, "Value", "")));
-    }
-}
-
 static int check_mutability(const json_t *in, struct barge_error **err)
 {
     const char *m = barge_json_str(in, "imageTagMutability", "MUTABLE");
@@ -181,7 +151,7 @@ static int create_repository(struct barge_api_ctx *ctx, json_t *in, json_t **out
     if (filters)
         json_object_set(doc, "imageTagMutabilityExclusionFilters", filters);
     if (tags)
-        merge_tags(doc, tags);
+        barge_api_tags_merge(doc, tags);
     if (barge_store_put(tx, BARGE_REGISTRY_KIND_REPO, name, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
@@ -858,7 +828,7 @@ static int tag_resource(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (validate_tags(tags, err) < 0 || barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         repo_by_arn(ctx, tx, barge_json_str(in, "resourceArn", ""), &repo, err) < 0)
         return -1;
-    merge_tags(repo, tags);
+    barge_api_tags_merge(repo, tags);
     if (validate_tags(barge_json_array(repo, "tags"), err) < 0 ||
         barge_store_put(tx, BARGE_REGISTRY_KIND_REPO, barge_json_str(repo, "repositoryName", ""),
                         repo, err) < 0 ||
@@ -876,19 +846,7 @@ static int untag_resource(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         repo_by_arn(ctx, tx, barge_json_str(in, "resourceArn", ""), &repo, err) < 0)
         return -1;
-    json_t *cur = barge_json_array(repo, "tags");
-    size_t i;
-    json_t *k;
-    json_array_foreach(barge_json_array(in, "tagKeys"), i, k)
-    {
-        for (size_t j = 0; j < json_array_size(cur);) {
-            if (barge_streq(barge_json_str(json_array_get(cur, j), "Key", NULL),
-                            json_string_value(k)))
-                json_array_remove(cur, j);
-            else
-                j++;
-        }
-    }
+    barge_api_tags_remove(repo, barge_json_array(in, "tagKeys"));
     if (barge_store_put(tx, BARGE_REGISTRY_KIND_REPO, barge_json_str(repo, "repositoryName", ""),
                         repo, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)

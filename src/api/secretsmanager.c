@@ -395,32 +395,6 @@ static int check_tags(const json_t *tags, struct barge_error **err)
     return 0;
 }
 
-static void merge_tags(json_t *doc, const json_t *add)
-{
-    json_t *cur = barge_json_array(doc, "tags");
-    if (!cur)
-        json_object_set_new(doc, "tags", cur = json_array());
-    size_t i, j;
-    json_t *t, *c;
-    json_array_foreach((json_t *)add, i, t)
-    {
-        const char *k = barge_json_str(t, "Key", "");
-        json_t *entry = json_pack("{s:s, s:s}", "Key", k, "Value", barge_json_str(t, "Value", ""));
-        bool replaced = false;
-        json_array_foreach(cur, j, c)
-        {
-            if (barge_streq(barge_json_str(c, "Key", NULL), k)) {
-                json_array_set(cur, j, entry);
-                replaced = true;
-                break;
-            }
-        }
-        if (!replaced)
-            json_array_append(cur, entry);
-        json_decref(entry);
-    }
-}
-
 static void random_suffix(char out[7])
 {
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -476,7 +450,7 @@ static int create(struct barge_api_ctx *ctx, const json_t *in, const char *name,
     barge_json_set_str(doc, "type", barge_json_str(in, "Type", NULL));
     json_t *tags = barge_json_array(in, "Tags");
     if (tags)
-        merge_tags(doc, tags);
+        barge_api_tags_merge(doc, tags);
     if ((v && add_version(ctx, doc, vid, v, NULL, &created, err) < 0) ||
         save(&tx, key, doc, err) < 0)
         return -1;
@@ -963,7 +937,7 @@ static int tag_resource(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         load(ctx, tx, "secretsmanager:TagResource", barge_json_str(in, "SecretId", ""), &doc, &key,
              err) < 0)
         return -1;
-    merge_tags(doc, tags);
+    barge_api_tags_merge(doc, tags);
     if (json_array_size(barge_json_array(doc, "tags")) > MAX_TAGS)
         return invalid_param(err, "A secret can have at most %d tags.", MAX_TAGS);
     if (save(&tx, key, doc, err) < 0)
@@ -982,19 +956,7 @@ static int untag_resource(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         load(ctx, tx, "secretsmanager:UntagResource", barge_json_str(in, "SecretId", ""), &doc,
              &key, err) < 0)
         return -1;
-    json_t *cur = barge_json_array(doc, "tags");
-    size_t i, j;
-    json_t *k, *t;
-    json_array_foreach(barge_json_array(in, "TagKeys"), i, k)
-    {
-        json_array_foreach(cur, j, t)
-        {
-            if (barge_streq(barge_json_str(t, "Key", NULL), json_string_value(k))) {
-                json_array_remove(cur, j);
-                break;
-            }
-        }
-    }
+    barge_api_tags_remove(doc, barge_json_array(in, "TagKeys"));
     if (save(&tx, key, doc, err) < 0)
         return -1;
     *out = json_object();

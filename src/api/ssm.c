@@ -269,33 +269,6 @@ static int check_tags(const json_t *tags, struct barge_error **err)
     return 0;
 }
 
-/* Sets or replaces the tags named in add (a TagList) on doc. */
-static void merge_tags(json_t *doc, const json_t *add)
-{
-    json_t *cur = barge_json_array(doc, "tags");
-    if (!cur)
-        json_object_set_new(doc, "tags", cur = json_array());
-    size_t i, j;
-    json_t *t, *c;
-    json_array_foreach((json_t *)add, i, t)
-    {
-        const char *k = barge_json_str(t, "Key", "");
-        json_t *entry = json_pack("{s:s, s:s}", "Key", k, "Value", barge_json_str(t, "Value", ""));
-        bool replaced = false;
-        json_array_foreach(cur, j, c)
-        {
-            if (barge_streq(barge_json_str(c, "Key", NULL), k)) {
-                json_array_set(cur, j, entry);
-                replaced = true;
-                break;
-            }
-        }
-        if (!replaced)
-            json_array_append(cur, entry);
-        json_decref(entry);
-    }
-}
-
 static int check_value(const char *value, const char *pattern, const char *tier,
                        struct barge_error **err)
 {
@@ -414,7 +387,7 @@ static int put_parameter(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         doc = json_pack("{s:s, s:s, s:[], s:[], s:I}", "name", name, "region", ctx->who.region,
                         "history", "tags", "version", (json_int_t)0);
         if (tags)
-            merge_tags(doc, tags);
+            barge_api_tags_merge(doc, tags);
     }
     json_int_t version = barge_json_int(doc, "version", 0) + 1;
     double now = barge_now();
@@ -1040,7 +1013,7 @@ static int add_tags(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct 
     if (check_tags(tags, err) < 0 ||
         tag_target(ctx, in, "ssm:AddTagsToResource", true, &tx, &doc, &name, err) < 0)
         return -1;
-    merge_tags(doc, tags);
+    barge_api_tags_merge(doc, tags);
     if (json_array_size(barge_json_array(doc, "tags")) > MAX_TAGS)
         return barge_error_set_type(err, BARGE_ERR_LIMIT, "TooManyTagsError",
                                     "A parameter can have at most %d tags.", MAX_TAGS);
@@ -1055,19 +1028,7 @@ static int remove_tags(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *name = NULL;
     if (tag_target(ctx, in, "ssm:RemoveTagsFromResource", true, &tx, &doc, &name, err) < 0)
         return -1;
-    json_t *cur = barge_json_array(doc, "tags");
-    size_t i, j;
-    json_t *k, *t;
-    json_array_foreach(barge_json_array(in, "TagKeys"), i, k)
-    {
-        json_array_foreach(cur, j, t)
-        {
-            if (barge_streq(barge_json_str(t, "Key", NULL), json_string_value(k))) {
-                json_array_remove(cur, j);
-                break;
-            }
-        }
-    }
+    barge_api_tags_remove(doc, barge_json_array(in, "TagKeys"));
     return save_tags(ctx, &tx, name, doc, out, err);
 }
 
