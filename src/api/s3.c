@@ -980,6 +980,20 @@ static int check_checksums(struct s3_req *r, const char *data, size_t len, const
     return 0;
 }
 
+/* The request's payload (see payload()) with its MD5 and its checksums
+ * checked; the checksums' values go to doc. */
+static int checked_payload(struct s3_req *r, const char **data, size_t *len, char **owned,
+                           unsigned char md5[16], json_t *doc, struct barge_error **err)
+{
+    _cleanup_json_ json_t *trailers = NULL;
+    if (payload(r, data, len, owned, &trailers, err) < 0)
+        return -1;
+    unsigned int n = 0;
+    if (!EVP_Digest(*data, *len, md5, &n, EVP_md5(), NULL))
+        abort();
+    return check_checksums(r, *data, *len, trailers, md5, doc, err);
+}
+
 /* The metadata an upload carries in its headers. */
 static void take_metadata(struct s3_req *r, json_t *doc)
 {
@@ -1059,15 +1073,9 @@ static int put_object(struct s3_req *r, struct barge_error **err)
     const char *data;
     size_t len;
     _cleanup_free_ char *owned = NULL;
-    _cleanup_json_ json_t *trailers = NULL;
-    if (payload(r, &data, &len, &owned, &trailers, err) < 0)
-        return -1;
     unsigned char md5[16];
-    unsigned int n = 0;
-    if (!EVP_Digest(data, len, md5, &n, EVP_md5(), NULL))
-        abort();
     _cleanup_json_ json_t *doc = json_object();
-    if (check_checksums(r, data, len, trailers, md5, doc, err) < 0)
+    if (checked_payload(r, &data, &len, &owned, md5, doc, err) < 0)
         return -1;
     char id[33], etag[33];
     if (write_object_file(r, data, len, id, err) < 0)
@@ -1467,15 +1475,9 @@ static int upload_part(struct s3_req *r, const char *upload_id, const char *part
     const char *data;
     size_t len;
     _cleanup_free_ char *owned = NULL;
-    _cleanup_json_ json_t *trailers = NULL;
-    if (payload(r, &data, &len, &owned, &trailers, err) < 0)
-        return -1;
     unsigned char md5[16];
-    unsigned int n = 0;
-    if (!EVP_Digest(data, len, md5, &n, EVP_md5(), NULL))
-        abort();
     _cleanup_json_ json_t *scratch = json_object();
-    if (check_checksums(r, data, len, trailers, md5, scratch, err) < 0)
+    if (checked_payload(r, &data, &len, &owned, md5, scratch, err) < 0)
         return -1;
     _cleanup_free_ char *path = s3_path(r, "uploads/%s/%05ld", upload_id, part);
     if (barge_write_file_atomic(path, data, len, 0600) < 0)
