@@ -381,11 +381,10 @@ static int share_object_file(const struct s3_req *r, const char *id, const char 
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return barge_error_set_errno(err, BARGE_ERR_IO, "cannot open '%s'", path);
-    _cleanup_tx_ struct barge_tx *tx = NULL;
+    /* The object's document, written after this, is what makes the chunks
+     * visible. */
     _cleanup_free_ char *name = shared_name(id);
-    if (barge_store_begin(r->srv->store, true, &tx, err) < 0 ||
-        barge_store_bytes_from_fd(tx, name, fd, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0) {
+    if (barge_store_bytes_write_fd(r->srv->store, name, fd, err) < 0) {
         unlink(path);
         return -1;
     }

@@ -25,6 +25,28 @@ static char *bytes_name(const char *digest)
     return barge_xasprintf("ecr-blob/%s", digest);
 }
 
+/* Refreshes the store's record of digest when it has one: 1 when it did, 0
+ * when the store has no copy yet. One write transaction, so a collection
+ * cannot remove the copy between the look and the refresh. */
+static int refresh(struct barge_registry *reg, const char *digest, uint64_t size, bool create,
+                   struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(reg->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, KIND_SHARED_BLOB, digest, &doc, err) < 0)
+        return -1;
+    if (!doc && !create)
+        return 0;
+    /* Stored again: its grace period starts anew, as a local blob's does. */
+    _cleanup_json_ json_t *fresh =
+        json_pack("{s:I, s:f}", "size", (json_int_t)size, "storedAt", barge_now());
+    if (barge_store_put(tx, KIND_SHARED_BLOB, digest, fresh, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    return 1;
+}
+
 int barge_registry_blob_share(struct barge_registry *reg, const char *digest,
                               struct barge_error **err)
 {
@@ -36,23 +58,18 @@ int barge_registry_blob_share(struct barge_registry *reg, const char *digest,
     if (r <= 0)
         return r < 0 ? -1 : barge_error_set(err, BARGE_ERR_INTERNAL, "blob '%s' vanished", digest);
     _cleanup_close_ int bfd = fd;
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
+    r = refresh(reg, digest, size, false, err);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    /* The chunks go in first, in short transactions of their own; the
+     * record that makes them visible (and collectable) comes last. Two barged
+     * sharing one digest at once write the same bytes. */
     _cleanup_free_ char *name = bytes_name(digest);
-    if (barge_store_begin(reg->store, true, &tx, err) < 0 ||
-        barge_store_get(tx, KIND_SHARED_BLOB, digest, &doc, err) < 0)
+    if (barge_store_bytes_write_fd(reg->store, name, bfd, err) < 0 ||
+        refresh(reg, digest, size, true, err) < 0)
         return -1;
-    if (!doc && barge_store_bytes_from_fd(tx, name, bfd, err) < 0)
-        return -1;
-    /* Stored again: its grace period starts anew, as a local blob's does. */
-    _cleanup_json_ json_t *fresh =
-        json_pack("{s:I, s:f}", "size", (json_int_t)size, "storedAt", barge_now());
-    if (barge_store_put(tx, KIND_SHARED_BLOB, digest, fresh, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
-        return -1;
-    if (!doc)
-        barge_debug("registry: blob '%s' (%llu bytes) shared through the store", digest,
-                    (unsigned long long)size);
+    barge_debug("registry: blob '%s' (%llu bytes) shared through the store", digest,
+                (unsigned long long)size);
     return 0;
 }
 

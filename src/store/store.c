@@ -197,11 +197,9 @@ int barge_store_bytes_del(struct barge_tx *tx, const char *name, struct barge_er
     return tx->st->ops->bytes_del(tx, name, err);
 }
 
-int barge_store_bytes_from_fd(struct barge_tx *tx, const char *name, int fd,
-                              struct barge_error **err)
+int barge_store_bytes_write_fd(struct barge_store *st, const char *name, int fd,
+                               struct barge_error **err)
 {
-    if (barge_store_bytes_del(tx, name, err) < 0)
-        return -1;
     _cleanup_free_ char *buf = barge_xmalloc(BARGE_STORE_CHUNK);
     off_t off = 0;
     for (int64_t seq = 0;; seq++) {
@@ -217,9 +215,20 @@ int barge_store_bytes_from_fd(struct barge_tx *tx, const char *name, int fd,
             have += (size_t)n;
             off += n;
         }
-        /* An empty byte string still has its chunk 0, so that it exists. */
-        if ((have > 0 || seq == 0) && barge_store_bytes_put(tx, name, seq, buf, have, err) < 0)
-            return -1;
+        /* One short write transaction a chunk: the store's writer lock is
+         * never held for a whole image layer. An empty byte string still
+         * has its chunk 0, so that it exists. */
+        if (have > 0 || seq == 0) {
+            struct barge_tx *tx = NULL;
+            if (barge_store_begin(st, true, &tx, err) < 0)
+                return -1;
+            if (barge_store_bytes_put(tx, name, seq, buf, have, err) < 0) {
+                barge_store_abort(tx);
+                return -1;
+            }
+            if (barge_store_commit(tx, err) < 0)
+                return -1;
+        }
         if (have < BARGE_STORE_CHUNK)
             return 0;
     }

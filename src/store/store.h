@@ -145,11 +145,14 @@ int barge_store_bytes_get(struct barge_tx *tx, const char *name, int64_t seq, vo
                           size_t *len, struct barge_error **err);
 /* Removes every chunk of name. */
 int barge_store_bytes_del(struct barge_tx *tx, const char *name, struct barge_error **err);
-/* Copies the file open at fd (from its start) into name's chunks, and the
- * chunks of name into fd (from its current offset): 1 with *size written, 0
- * when name has no chunks, -1 on error. */
-int barge_store_bytes_from_fd(struct barge_tx *tx, const char *name, int fd,
-                              struct barge_error **err);
+/* Copies the file open at fd (from its start) into name's chunks, each in a
+ * write transaction of its own, so that a large file never holds the
+ * writer lock for long. Not atomic: callers publish the bytes with a document
+ * written after this returns, and readers go by that document. */
+int barge_store_bytes_write_fd(struct barge_store *st, const char *name, int fd,
+                               struct barge_error **err);
+/* Copies the chunks of name into fd (from its current offset): 1 with *size
+ * written, 0 when name has no chunks, -1 on error. */
 int barge_store_bytes_to_fd(struct barge_tx *tx, const char *name, int fd, uint64_t *size,
                             struct barge_error **err);
 /* Whether other processes may share st (PostgreSQL): then what one barged
