@@ -269,6 +269,10 @@ static int alarm_pass(struct barge_server *srv, const char *name, struct barge_e
         r = barge_store_get(tx, CW_KIND_ALARM, name, &alarm, err);
     if (r < 0 || !alarm)
         goto out;
+    /* A SetAlarmState between the read and now pushed the next evaluation
+     * out: its state holds, and this evaluation's verdict is stale. */
+    if (due && now < json_number_value(json_object_get(alarm, "_nextEval")))
+        due = false;
     bool run = barge_json_bool(alarm, "_actionsDue", false);
     values = run ? reported_values(alarm) : NULL;
     json_object_del(alarm, "_actionsDue");
