@@ -36,6 +36,7 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "image/image.h"
 
 #define MAX_WAIT_SECONDS 30
 
@@ -97,8 +98,7 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
     struct barge_server *srv = req->server;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cluster = NULL, *doc = NULL, *join = NULL;
-    /* A host holds either an access key or a join token; the token's
-     * creator stands in for the key below (registry credentials). */
+    /* A host holds either an access key or a join token. */
     const char *auth = barge_http_req_header(req, "Authorization");
     const char *join_token =
         auth && barge_str_has_prefix(auth, "Bearer ") ? auth + strlen("Bearer ") : NULL;
@@ -128,10 +128,6 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
     if (ecs_instance_register(tx, srv, cluster, in, hash, &doc, err) < 0)
         return -1;
     json_object_set_new(doc, "_lastSeen", json_real(barge_now()));
-    /* Registry tokens for the agent's pulls are issued in this key's name. */
-    json_object_set_new(
-        doc, "_registeredBy",
-        json_string(join ? barge_json_str(join, "_createdBy", "") : who.access_key_id));
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, barge_json_str(doc, "_id", ""));
     if (barge_store_put(tx, ECS_KIND_INSTANCE, key, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
@@ -384,8 +380,78 @@ static int submit_state(struct barge_http_req *req, json_t *in, json_t **out,
     return 0;
 }
 
+/* Whether image names repository repo of barged's own registry. */
+static bool image_in_repo(const char *image, const char *host, const char *repo)
+{
+    struct barge_image_ref ref;
+    _cleanup_error_ struct barge_error *e = NULL;
+    if (!image || barge_image_ref_parse(image, &ref, &e) < 0)
+        return false;
+    bool match = barge_streq(ref.domain, host) && barge_streq(ref.repository, repo);
+    barge_image_ref_release(&ref);
+    return match;
+}
+
+struct pull_check {
+    struct barge_server *srv;
+    struct barge_tx *tx;
+    const char *host, *repo;
+    bool allowed;
+};
+
+/* Whether an indexed task (not yet stopped) of the instance runs an image of
+ * the repository. */
+static int check_itask(const char *key, json_t *it, void *ud, struct barge_error **err)
+{
+    struct pull_check *pc = ud;
+    _cleanup_free_ char *tkey =
+        barge_xasprintf("%s/%s", barge_json_str(it, "cluster", ""), barge_json_str(it, "task", ""));
+    _cleanup_json_ json_t *task = NULL, *td = NULL;
+    _cleanup_free_ char *tdkey = NULL;
+    if (barge_store_get(pc->tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+        return -1;
+    if (!task)
+        return 0;
+    if (ecs_taskdef_find(pc->tx, pc->srv, barge_json_str(task, "taskDefinitionArn", ""), &td,
+                         &tdkey, err) < 0)
+        return -1;
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(td, "containerDefinitions"), i, c)
+    {
+        if (image_in_repo(barge_json_str(c, "image", NULL), pc->host, pc->repo)) {
+            pc->allowed = true;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int barge_api_instance_may_pull(const char *instance, const char *repo, void *ud,
+                                struct barge_error **err)
+{
+    struct barge_server *srv = ud;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_INSTANCE, instance, &doc, err) < 0)
+        return -1;
+    if (!doc || barge_streq(barge_json_str(doc, "status", ""), "INACTIVE"))
+        return 0;
+    if (!repo)
+        return 1;
+    _cleanup_free_ char *host = barge_registry_host(srv->registry);
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", barge_json_str(doc, "_id", ""));
+    struct pull_check pc = {.srv = srv, .tx = tx, .host = host, .repo = repo};
+    if (barge_store_scan(tx, ECS_KIND_ITASK, prefix, NULL, false, 0, check_itask, &pc, err) < 0)
+        return -1;
+    return pc.allowed;
+}
+
 /* Credentials for pulling from barged's own registry, so task definitions can
- * name images the way ECR users do and agents log in by themselves. */
+ * name images the way ECR users do and agents log in by themselves. The token
+ * names the instance, not a key: it only pulls, and only the repositories of
+ * the tasks assigned to the instance at the time of each pull. */
 static int registry_auth(struct barge_http_req *req, json_t *in, json_t **out,
                          struct barge_error **err)
 {
@@ -393,18 +459,12 @@ static int registry_auth(struct barge_http_req *req, json_t *in, json_t **out,
     _cleanup_free_ char *key = authenticate_agent(req, err);
     if (!key)
         return -1;
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
-        barge_store_get(tx, ECS_KIND_INSTANCE, key, &doc, err) < 0)
-        return -1;
-    const char *akid = barge_json_str(doc, "_registeredBy", NULL);
-    if (!srv->registry || !akid)
+    if (!srv->registry)
         return barge_error_set(err, BARGE_ERR_NOT_FOUND,
                                "no registry credentials for this instance");
     time_t expires = 0;
     _cleanup_free_ char *token =
-        barge_registry_token_issue(srv->registry, akid, time(NULL), &expires);
+        barge_registry_pull_token_issue(srv->registry, key, time(NULL), &expires);
     _cleanup_free_ char *host = barge_registry_host(srv->registry);
     *out = json_pack("{s:[s], s:s, s:s, s:I}", "registries", host, "username", "AWS", "password",
                      token, "expiresAt", (json_int_t)expires);

@@ -251,6 +251,7 @@ int barge_server_registry_init(struct barge_server *srv, struct barge_error **er
         .gc_grace_seconds = srv->cfg.registry_gc_grace,
         .upload_timeout_seconds = srv->cfg.registry_upload_timeout,
         .lookup = barge_server_lookup_key,
+        .instance_may_pull = barge_api_instance_may_pull,
         .lookup_ud = srv,
     };
     return barge_registry_new(&rc, srv->store, &srv->registry, err);

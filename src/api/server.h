@@ -64,6 +64,12 @@ uint64_t barge_server_wait(struct barge_server *srv, uint64_t seen, int timeout_
 void barge_server_forget_key(const char *access_key_id);
 /* Looks up an access key in the store for SigV4 (a barge_sigv4_lookup_fn;
  * ud is the struct barge_server). */
+/* The registry's instance_may_pull (registry.h): whether a container
+ * instance (store key "<cluster>/<id>") is registered and, with repo, whether
+ * a task assigned to it and not yet stopped runs an image of repository repo
+ * of barged's own registry. ud is the server. */
+int barge_api_instance_may_pull(const char *instance, const char *repo, void *ud,
+                                struct barge_error **err);
 int barge_server_lookup_key(const char *access_key_id, void *ud,
                             struct barge_sigv4_credentials *out, struct barge_error **err);
 

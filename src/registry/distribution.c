@@ -185,6 +185,42 @@ static int digest_ok(const char *digest, struct barge_http_resp *resp)
     }
 }
 
+/* A container instance's pull token only reads, and only the repositories
+ * its tasks use: one host's token must not overwrite the images every host
+ * runs, nor read another host's. 1 when allowed, else 0 with resp filled
+ * (403 DENIED, or 500). */
+static int instance_allowed(struct barge_registry *reg, const struct barge_http_req *req,
+                            const struct dist_req *dr, struct barge_http_resp *resp)
+{
+    bool read = method_is(req, "GET") || method_is(req, "HEAD");
+    if (read && (dr->path.route == BARGE_REG_BASE || dr->path.route == BARGE_REG_TOKEN))
+        return 1;
+    bool repo_read = read && (dr->path.route == BARGE_REG_MANIFEST ||
+                              dr->path.route == BARGE_REG_BLOB || dr->path.route == BARGE_REG_TAGS);
+    if (!repo_read) {
+        dist_error(resp, 403, "DENIED",
+                   "requested access to the resource is denied: a container instance's registry "
+                   "token only pulls",
+                   NULL);
+        return 0;
+    }
+    _cleanup_error_ struct barge_error *err = NULL;
+    int r = reg->cfg.instance_may_pull(dr->auth.instance, dr->path.name, reg->cfg.lookup_ud, &err);
+    if (r < 0) {
+        dist_from_err(resp, err);
+        return 0;
+    }
+    if (r == 0) {
+        _cleanup_free_ char *msg = barge_xasprintf(
+            "requested access to the resource is denied: no task of container instance '%s' "
+            "uses repository '%s'",
+            dr->auth.instance, dr->path.name);
+        dist_error(resp, 403, "DENIED", msg, json_pack("{s:s}", "name", dr->path.name));
+        return 0;
+    }
+    return 1;
+}
+
 /* Sets up the upload side of a request in start. */
 static enum barge_http_body_mode start_upload(struct barge_registry *reg,
                                               struct barge_http_req *req, struct dist_req *dr,
@@ -291,6 +327,8 @@ enum barge_http_body_mode barge_registry_http_start(struct barge_registry *reg,
                    json_pack("{s:s}", "name", dr->path.name));
         return BARGE_HTTP_BODY_REFUSE;
     }
+    if (dr->auth.instance && !instance_allowed(reg, req, dr, resp))
+        return BARGE_HTTP_BODY_REFUSE;
     if (dr->path.route == BARGE_REG_UPLOADS || dr->path.route == BARGE_REG_UPLOAD) {
         enum barge_http_body_mode mode = start_upload(reg, req, dr, resp);
         if (mode == BARGE_HTTP_BODY_REFUSE)

@@ -13,7 +13,8 @@
 #include "registry/lifecycle.h"
 #include "registry/ref.h"
 
-#define TOKEN_VERSION "b1"
+#define TOKEN_VERSION      "b1"
+#define PULL_TOKEN_VERSION "p1" /* same length as TOKEN_VERSION */
 
 static void hex_encode(const unsigned char *in, size_t n, char *out)
 {
@@ -134,7 +135,8 @@ char *barge_registry_repo_uri(const struct barge_registry *reg, const char *name
     return barge_xasprintf("%s/%s", host, name);
 }
 
-/* Tokens: "b1.<access key id>.<expiry>.<hex HMAC-SHA256 of the rest>". */
+/* Tokens: "b1.<access key id>.<expiry>.<hex HMAC-SHA256 of the rest>", and
+ * pull tokens "p1.<container instance>.<expiry>.<mac>". */
 static void token_mac(const struct barge_registry *reg, const char *body, char out[65])
 {
     unsigned char mac[32];
@@ -144,15 +146,27 @@ static void token_mac(const struct barge_registry *reg, const char *body, char o
     hex_encode(mac, sizeof(mac), out);
 }
 
-char *barge_registry_token_issue(struct barge_registry *reg, const char *access_key_id, time_t now,
-                                 time_t *expires)
+static char *token_issue(struct barge_registry *reg, const char *version, const char *subject,
+                         time_t now, time_t *expires)
 {
     *expires = now + BARGE_REGISTRY_TOKEN_TTL;
     _cleanup_free_ char *body =
-        barge_xasprintf(TOKEN_VERSION ".%s.%lld", access_key_id, (long long)*expires);
+        barge_xasprintf("%s.%s.%lld", version, subject, (long long)*expires);
     char mac[65];
     token_mac(reg, body, mac);
     return barge_xasprintf("%s.%s", body, mac);
+}
+
+char *barge_registry_token_issue(struct barge_registry *reg, const char *access_key_id, time_t now,
+                                 time_t *expires)
+{
+    return token_issue(reg, TOKEN_VERSION, access_key_id, now, expires);
+}
+
+char *barge_registry_pull_token_issue(struct barge_registry *reg, const char *instance, time_t now,
+                                      time_t *expires)
+{
+    return token_issue(reg, PULL_TOKEN_VERSION, instance, now, expires);
 }
 
 /* 1 when the key still exists (a deleted key's tokens die with it). */
@@ -175,24 +189,36 @@ static int token_verify(struct barge_registry *reg, const char *token, time_t no
                         struct barge_registry_auth *out, struct barge_error **err)
 {
     const char *last = strrchr(token, '.');
-    if (!barge_str_has_prefix(token, TOKEN_VERSION ".") || !last || strlen(last + 1) != 64)
+    bool pull = barge_str_has_prefix(token, PULL_TOKEN_VERSION ".");
+    if ((!pull && !barge_str_has_prefix(token, TOKEN_VERSION ".")) || !last ||
+        strlen(last + 1) != 64)
         return 0;
     _cleanup_free_ char *body = barge_xstrndup(token, (size_t)(last - token));
     char mac[65];
     token_mac(reg, body, mac);
     if (CRYPTO_memcmp(mac, last + 1, 64) != 0)
         return 0;
-    const char *key = body + strlen(TOKEN_VERSION ".");
-    const char *dot = strrchr(key, '.');
-    if (!dot || dot == key || (size_t)(dot - key) >= sizeof(out->access_key_id))
+    const char *subject = body + strlen(TOKEN_VERSION ".");
+    const char *dot = strrchr(subject, '.');
+    if (!dot || dot == subject || (!pull && (size_t)(dot - subject) >= sizeof(out->access_key_id)))
         return 0;
     char *end;
     long long expires = strtoll(dot + 1, &end, 10);
     if (*end || expires <= (long long)now)
         return 0;
-    memcpy(out->access_key_id, key, (size_t)(dot - key));
-    out->access_key_id[dot - key] = '\0';
-    int r = key_exists(reg, out->access_key_id, NULL, err);
+    _cleanup_free_ char *who = barge_xstrndup(subject, (size_t)(dot - subject));
+    int r;
+    if (pull) {
+        /* A deregistered instance's tokens die with it. */
+        r = reg->cfg.instance_may_pull
+                ? reg->cfg.instance_may_pull(who, NULL, reg->cfg.lookup_ud, err)
+                : 0;
+        if (r == 1)
+            out->instance = barge_steal(&who);
+    } else {
+        strcpy(out->access_key_id, who);
+        r = key_exists(reg, out->access_key_id, NULL, err);
+    }
     if (r == 1) {
         out->token = barge_xstrdup(token);
         out->expires = (time_t)expires;
@@ -249,6 +275,8 @@ void barge_registry_auth_release(struct barge_registry_auth *a)
 {
     free(a->token);
     a->token = NULL;
+    free(a->instance);
+    a->instance = NULL;
 }
 
 int barge_registry_blob_size(struct barge_registry *reg, const char *digest, uint64_t *size,

@@ -16,7 +16,9 @@
  * Credentials: clients log in with basic auth, user "AWS" and the password
  * from GetAuthorizationToken (an HMAC-signed, expiring token naming the access
  * key it was issued to), or an access key id and its secret; bearer tokens
- * from /v2/token carry the same signed token.
+ * from /v2/token carry the same signed token. Agents get pull tokens instead
+ * (barge_registry_pull_token_issue), which name their container instance and
+ * only read the repositories its tasks use.
  *
  * Garbage collection is mark-and-sweep: every blob an image refers to is
  * marked, and the others are removed once unused for a grace period. A lock
@@ -54,7 +56,11 @@ struct barge_registry_config {
     int upload_timeout_seconds; /* an idle upload is dropped after this long */
     /* Access keys, to check basic-auth key pairs and that a token's key still exists. */
     barge_sigv4_lookup_fn lookup;
-    void *lookup_ud;
+    /* Whether a container instance (its store key) may pull repository repo
+     * now, or with repo NULL whether it is still registered: 1, 0, or -1. */
+    int (*instance_may_pull)(const char *instance, const char *repo, void *ud,
+                             struct barge_error **err);
+    void *lookup_ud; /* passed to lookup and instance_may_pull */
 };
 
 struct barge_registry;
@@ -83,11 +89,17 @@ const struct barge_registry_config *barge_registry_config(const struct barge_reg
  * Caller frees. */
 char *barge_registry_token_issue(struct barge_registry *reg, const char *access_key_id, time_t now,
                                  time_t *expires);
+/* A pull-only token for a container instance (its store key
+ * "<cluster>/<id>"), valid until *expires while the instance stays
+ * registered. Caller frees. */
+char *barge_registry_pull_token_issue(struct barge_registry *reg, const char *instance, time_t now,
+                                      time_t *expires);
 /* Who a request comes from, by its Authorization header. */
 struct barge_registry_auth {
-    char access_key_id[129];
-    char *token;    /* the token presented (owned), or NULL for a key pair */
-    time_t expires; /* the token's expiry */
+    char access_key_id[129]; /* empty for a pull token */
+    char *instance;          /* a pull token's container instance (owned), or NULL */
+    char *token;             /* the token presented (owned), or NULL for a key pair */
+    time_t expires;          /* the token's expiry */
 };
 /* Checks an Authorization header value (Basic or Bearer). Returns 1 and fills
  * out when it is valid, 0 when absent or invalid, -1 on error. Release out
