@@ -884,6 +884,34 @@ static bool list_has(const char *semicolon_list, const char *name)
     return false;
 }
 
+/* Every x-amz-* header must be signed, as S3 requires of all requests: one
+ * outside the signature (x-amz-acl, x-amz-copy-source, x-amz-content-sha256,
+ * x-amz-security-token ...) could be added or changed by whoever relays a
+ * signed request, or uses a presigned URL, without the signature noticing.
+ * The presigned form's X-Amz-* query parameters are in the canonical query
+ * and so always signed. */
+static int check_amz_headers_signed(const struct barge_sigv4_request *req,
+                                    const char *signed_headers, struct barge_error **err)
+{
+    struct sbuf names = {0};
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *name = req->headers[i].name;
+        if (strncasecmp(name, "x-amz-", 6) != 0 || list_has(signed_headers, name))
+            continue;
+        _cleanup_free_ char *lname = lower_dup(name);
+        if (names.len)
+            sb_adds(&names, "', '");
+        sb_adds(&names, lname);
+    }
+    if (!names.len)
+        return 0;
+    _cleanup_free_ char *list = sb_steal(&names);
+    return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
+                           "There were headers present in the request which were not signed: "
+                           "'%s'",
+                           list);
+}
+
 static bool is_hex64(const char *s)
 {
     if (strlen(s) != 64)
@@ -967,6 +995,8 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
     if (!list_has(a.signed_headers, "host"))
         return barge_error_set(err, BARGE_ERR_AUTH_SIGNATURE,
                                "'Host' must be a 'SignedHeader' in the AWS Authorization.");
+    if (check_amz_headers_signed(req, a.signed_headers, err) < 0)
+        return -1;
     if (strcmp(a.algorithm, ALGORITHM) != 0)
         return barge_error_set(err, BARGE_ERR_AUTH_INCOMPLETE,
                                "Unsupported AWS 'algorithm': '%s' (only " ALGORITHM " for now).",
@@ -1054,11 +1084,9 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
     /* The payload hash: what the client announced, when it signed the
      * announcement (S3 clients always do, botocore does for unsigned payloads);
      * else the constant UNSIGNED-PAYLOAD for S3 presigned URLs, else the hash
-     * of the bytes received. An announcement outside SignedHeaders is ignored:
-     * the signer did not see it (e.g. added by whoever uses a presigned URL). */
-    _cleanup_free_ char *announced = list_has(a.signed_headers, "x-amz-content-sha256")
-                                         ? header_get(req, "x-amz-content-sha256")
-                                         : NULL;
+     * of the bytes received. (An announcement present is signed: see
+     * check_amz_headers_signed.) */
+    _cleanup_free_ char *announced = header_get(req, "x-amz-content-sha256");
     /* Large S3 uploads are often UNSIGNED-PAYLOAD: hash only when it counts. */
     bool announced_hash = announced && is_hex64(announced);
     char body_hash[65] = "";

@@ -7,6 +7,8 @@ import json
 import urllib.error
 import urllib.request
 
+import boto3
+import botocore.config
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -121,3 +123,47 @@ def test_instance_registry_token_pulls_only_its_tasks_repositories(barged):
     ecs.deregister_container_instance(cluster="one", containerInstance=arn_a, force=True)
     status, _, body = v2(barged, "GET", "apps/mine/tags/list", pw)
     assert status == 401 and body["errors"][0]["code"] == "UNAUTHORIZED", body
+
+
+def test_unsigned_amz_headers_are_refused(barged):
+    """A correctly signed request with an x-amz-* header added after signing
+    is refused, on the JSON APIs and on S3; botocore's own requests, which
+    sign every x-amz-* header they send, still pass."""
+    ecs = barged.client("ecs")
+    s3 = boto3.client("s3", endpoint_url=barged.endpoint, region_name=REGION,
+                      aws_access_key_id=barged.access_key,
+                      aws_secret_access_key=barged.secret_key,
+                      config=botocore.config.Config(s3={"addressing_style": "path"},
+                                                    signature_version="s3v4"))
+    ecs.list_clusters()
+    s3.create_bucket(Bucket="signed")
+    s3.put_object(Bucket="signed", Key="k", Body=b"v", ACL="private")
+
+    body = json.dumps({}).encode()
+    hdrs = {"Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters"}
+    url, data, signed_hdrs = signed(barged, "POST", "/", body, hdrs)
+    status, _, out = http("POST", url, data, signed_hdrs)
+    assert status == 200, out
+    status, _, out = http("POST", url, data, dict(signed_hdrs, **{"X-Amz-Meta-Extra": "1"}))
+    assert status == 400, out
+    assert out["__type"] == "AccessDeniedException", out
+    assert "not signed: 'x-amz-meta-extra'" in out["message"]
+
+    # S3: an ACL slipped into a signed PutObject
+    url, data, signed_hdrs = signed(barged, "PUT", "/signed/k2", b"v", service="s3",
+                                    headers={"X-Amz-Content-SHA256": hashlib.sha256(b"v")
+                                             .hexdigest()})
+    status, _, out = http("PUT", url, data, dict(signed_hdrs, **{"x-amz-acl": "public-read"}))
+    assert status == 403, out
+    assert b"<Code>AccessDenied</Code>" in out and b"x-amz-acl" in out, out
+    assert "Contents" not in s3.list_objects_v2(Bucket="signed", Prefix="k2")
+    status, _, out = http("PUT", url, data, signed_hdrs)
+    assert status == 200, out
+
+    # a presigned URL takes no x-amz-* header its signer did not see
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "signed", "Key": "k"},
+                                    ExpiresIn=300)
+    assert http("GET", url)[0] == 200
+    status, _, out = http("GET", url, headers={"X-Amz-Security-Token": "x"})
+    assert status == 403 and b"AccessDenied" in out, out

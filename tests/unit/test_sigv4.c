@@ -452,11 +452,48 @@ static void test_reject_tampering(void **state)
     expect_error(&q, v->region, SIGV4_VECTOR_TIME, known_keys, BARGE_ERR_AUTH_SIGNATURE,
                  MSG_MISMATCH);
 
-    /* Headers outside SignedHeaders are free to change. */
+    /* Headers outside SignedHeaders are free to change, but for x-amz-*. */
     req_from_vector(&q, v);
     req_set(&q, "User-Agent", "something else");
     req_set(&q, "X-Forwarded-For", "10.0.0.1");
+    req_set(&q, "X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793");
     expect_ok(&q, v->region, SIGV4_VECTOR_TIME, known_keys, NULL);
+}
+
+/* Every x-amz-* header present must be in SignedHeaders, whatever its case;
+ * the error names each one that is not. */
+static void test_reject_unsigned_amz_headers(void **state)
+{
+    const struct sigv4_vector *v = vector("json11_post");
+    struct req q;
+
+    req_from_vector(&q, v);
+    req_set(&q, "X-Amz-Meta-Owner", "mallory");
+    expect_error(&q, v->region, SIGV4_VECTOR_TIME, known_keys, BARGE_ERR_ACCESS_DENIED,
+                 "There were headers present in the request which were not signed: "
+                 "'x-amz-meta-owner'");
+
+    req_from_vector(&q, v);
+    req_set(&q, "x-amz-security-token", "unsigned");
+    req_set(&q, "X-AMZ-Content-SHA256", "UNSIGNED-PAYLOAD");
+    expect_error(&q, v->region, SIGV4_VECTOR_TIME, known_keys, BARGE_ERR_ACCESS_DENIED,
+                 "There were headers present in the request which were not signed: "
+                 "'x-amz-security-token', 'x-amz-content-sha256'");
+
+    /* x-amz-date outside the signature: the time the server checked is not
+     * the one signed. */
+    struct req s;
+    req_blank(&s, "POST", "/", "", false);
+    sign_into(&s, "us-east-1", "ecs", known_keys[0].akid, known_keys[0].secret, NULL,
+              SIGV4_VECTOR_TIME);
+    expect_ok(&s, "us-east-1", SIGV4_VECTOR_TIME, known_keys, NULL);
+    char auth[512];
+    snprintf(auth, sizeof(auth), "%s", req_get(&s, "Authorization"));
+    replace(auth, sizeof(auth), ";x-amz-date", "");
+    req_set(&s, "Authorization", auth);
+    expect_error(&s, "us-east-1", SIGV4_VECTOR_TIME, known_keys, BARGE_ERR_ACCESS_DENIED,
+                 "There were headers present in the request which were not signed: "
+                 "'x-amz-date'");
 }
 
 static void test_reject_wrong_secret_and_unknown_key(void **state)
@@ -768,10 +805,17 @@ static void test_presigned(void **state)
     expect_error(&q, v->region, SIGV4_VECTOR_TIME, known_keys, BARGE_ERR_AUTH_SIGNATURE,
                  MSG_MISMATCH);
 
-    /* A hash announcement the URL's signer never saw changes nothing. */
+    /* Whoever uses the URL adds no x-amz-* header its signer never saw. */
     req_from_vector(&q, v);
     req_set(&q, "X-Amz-Content-SHA256", "UNSIGNED-PAYLOAD");
-    expect_ok(&q, v->region, SIGV4_VECTOR_TIME, known_keys, NULL);
+    expect_error(&q, v->region, SIGV4_VECTOR_TIME, known_keys, BARGE_ERR_ACCESS_DENIED,
+                 "There were headers present in the request which were not signed: "
+                 "'x-amz-content-sha256'");
+    req_from_vector(&q, v);
+    req_set(&q, "x-amz-acl", "public-read");
+    expect_error(&q, v->region, SIGV4_VECTOR_TIME, known_keys, BARGE_ERR_ACCESS_DENIED,
+                 "There were headers present in the request which were not signed: "
+                 "'x-amz-acl'");
 
     /* Basic auth in front of a presigned URL is not a second SigV4 scheme. */
     req_from_vector(&q, v);
@@ -819,6 +863,7 @@ int main(void)
         cmocka_unit_test(test_sign_then_verify),
         cmocka_unit_test(test_verify_repeated_header),
         cmocka_unit_test(test_reject_tampering),
+        cmocka_unit_test(test_reject_unsigned_amz_headers),
         cmocka_unit_test(test_reject_wrong_secret_and_unknown_key),
         cmocka_unit_test(test_reject_skew),
         cmocka_unit_test(test_reject_scope),
