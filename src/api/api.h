@@ -47,6 +47,9 @@ struct barge_api_service {
     /* A former query-protocol service (CloudWatch): JSON and CBOR errors also
      * carry the query error code in x-amzn-query-error. */
     bool query_compatible;
+    /* The largest request body the service takes (0: the route's limit);
+     * larger ones are refused before they are read or parsed. */
+    size_t max_request;
     /* NULL-terminated list of operation tables (one per API area), each
      * terminated by an entry with a NULL name. */
     const struct barge_api_op *const *op_tables;
@@ -66,6 +69,10 @@ void barge_api_tags_remove(json_t *doc, const json_t *keys);
 const struct barge_api_op *barge_api_find_op(const struct barge_api_service *svc, const char *name);
 /* The HTTP handler for "POST /" requests carrying X-Amz-Target. */
 void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+/* Called once the headers of such a request are in: refuses (filling resp)
+ * a body its Content-Length shows is larger than the service takes. */
+enum barge_http_body_mode barge_api_json11_start(struct barge_http_req *req,
+                                                 struct barge_http_resp *resp);
 
 /* Fills resp with the wire form of err for service (NULL: a generic JSON
  * error). Exposed for the other protocols' handlers. */

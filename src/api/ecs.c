@@ -221,5 +221,7 @@ const struct barge_api_service barge_api_ecs = {
     .client_type = "ClientException",
     .server_type = "ServerException",
     .not_found_type = "ClientException",
+    /* Its largest requests are task definitions (64 KiB) and their tags. */
+    .max_request = 1024 * 1024,
     .op_tables = ecs_op_tables,
 };

@@ -45,6 +45,42 @@ static const struct barge_api_service *find_service(const char *target, const ch
     return NULL;
 }
 
+/* Whether a body of len bytes is more than svc takes: then err says so. */
+static bool too_large(const struct barge_api_service *svc, unsigned long long len,
+                      struct barge_error **err)
+{
+    if (!svc->max_request || len <= svc->max_request)
+        return false;
+    barge_error_set_type(err, BARGE_ERR_CLIENT, svc->client_type,
+                         "request body of '%llu' bytes is larger than the '%zu' bytes this API "
+                         "accepts",
+                         len, svc->max_request);
+    return true;
+}
+
+/* Oversized bodies get 413, in the service's error format. */
+static void too_large_response(const struct barge_api_service *svc, const struct barge_error *err,
+                               struct barge_http_resp *resp)
+{
+    barge_debug("%s request refused: %s", svc->model, err->message);
+    barge_api_error_response(svc, err, resp);
+    resp->status = 413;
+}
+
+enum barge_http_body_mode barge_api_json11_start(struct barge_http_req *req,
+                                                 struct barge_http_resp *resp)
+{
+    const char *target = barge_http_req_header(req, "X-Amz-Target");
+    const char *cl = barge_http_req_header(req, "Content-Length");
+    const char *op;
+    const struct barge_api_service *svc = target ? find_service(target, &op) : NULL;
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (!svc || !cl || !too_large(svc, strtoull(cl, NULL, 10), &err))
+        return BARGE_HTTP_BODY_BUFFER;
+    too_large_response(svc, err, resp);
+    return BARGE_HTTP_BODY_REFUSE;
+}
+
 int barge_api_authenticate(struct barge_http_req *req, const char *signing_name,
                            struct barge_sigv4_identity *who, struct barge_error **err)
 {
@@ -79,6 +115,11 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
     if (!svc) {
         barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", target);
         goto fail;
+    }
+    /* A body sent without Content-Length is only measured once in. */
+    if (too_large(svc, req->body_len, &err)) {
+        too_large_response(svc, err, resp);
+        return;
     }
     const struct barge_model *model = barge_model_get(svc->model);
     struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = op};

@@ -290,6 +290,12 @@ static const struct barge_http_stream registry_stream = {
     .done = registry_done,
 };
 
+/* The AWS APIs' bodies are measured against their service's limit as soon as
+ * the headers are in (S3's, and the other protocols', take the route's). */
+static const struct barge_http_stream root_stream = {
+    .start = barge_api_json11_start,
+};
+
 /* Manifests are the only bodies the registry buffers; ECR caps them at 4 MiB. */
 void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 
@@ -301,7 +307,7 @@ static const struct barge_http_route routes[] = {
     {"/metrics", barge_metrics_handle, 16 * 1024 * 1024, NULL},
     {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
     /* AWS JSON 1.1 when X-Amz-Target says so, else S3 (secrets.h). */
-    {"/", barge_api_root_handle, 16 * 1024 * 1024, NULL},
+    {"/", barge_api_root_handle, 16 * 1024 * 1024, &root_stream},
     {NULL, NULL, 0, NULL},
 };
 

@@ -602,6 +602,11 @@ int barge_taskdef_check(const json_t *input, json_t **out, struct barge_error **
 {
     _cleanup_json_ json_t *td = json_deep_copy(input);
     json_object_del(td, "tags");
+    /* Measured compact, so that a client's indentation does not count. */
+    size_t len = json_dumpb(td, NULL, 0, JSON_COMPACT);
+    if (len > BARGE_TASKDEF_MAX_BYTES)
+        return client_err(err, "Actual length: '%zu'. Max allowed length is '%d' bytes.", len,
+                          BARGE_TASKDEF_MAX_BYTES);
     const char *family = barge_json_str(td, "family", "");
     if (!name_ok(family))
         return client_err(err,

@@ -16,6 +16,10 @@
  * with ECS's wording and the offending container and value named. */
 int barge_taskdef_check(const json_t *input, json_t **out, struct barge_error **err);
 
+/* ECS's limit on a task definition: its JSON (the request without its tags)
+ * may take 64 KiB. */
+#define BARGE_TASKDEF_MAX_BYTES 65536
+
 /* Parses task-level cpu ("1024", "1 vCPU", "0.25 vcpu") into CPU units or
  * memory ("2048", "2GB", "2 GB") into MiB. Returns -1 when malformed. */
 long long barge_taskdef_cpu_units(const char *s);

@@ -3,20 +3,23 @@ barged's registry, unsigned x-amz-* headers, the size of task definitions and
 who may read /metrics. Each test talks to a real barged over HTTP."""
 import base64
 import hashlib
+import http.client
 import json
 import urllib.error
 import urllib.request
 
 import boto3
 import botocore.config
+import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 REGION = "us-east-1"
 
 
-def http(method, url, body=None, headers=None):
+def request(method, url, body=None, headers=None):
     """(status, headers, parsed JSON body or raw bytes) of one request."""
     r = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -46,13 +49,13 @@ def register_instance(barged, cluster):
                        "agentVersion": "test"}).encode()
     url, data, hdrs = signed(barged, "POST", "/agent/register", body,
                              {"Content-Type": "application/json"})
-    status, _, out = http("POST", url, data, hdrs)
+    status, _, out = request("POST", url, data, hdrs)
     assert status == 200, out
     return out["containerInstanceArn"], out["token"]
 
 
 def registry_password(barged, instance_token):
-    status, _, out = http("POST", barged.endpoint + "/agent/registry-auth", b"{}",
+    status, _, out = request("POST", barged.endpoint + "/agent/registry-auth", b"{}",
                           {"Authorization": "Bearer " + instance_token,
                            "Content-Type": "application/json"})
     assert status == 200, out
@@ -62,7 +65,7 @@ def registry_password(barged, instance_token):
 def v2(barged, method, path, password, body=None, headers=None, basic=False):
     auth = ("Basic " + base64.b64encode(f"AWS:{password}".encode()).decode()) if basic \
         else "Bearer " + password
-    return http(method, barged.endpoint + "/v2/" + path, body,
+    return request(method, barged.endpoint + "/v2/" + path, body,
                 dict(headers or {}, Authorization=auth))
 
 
@@ -143,9 +146,9 @@ def test_unsigned_amz_headers_are_refused(barged):
     hdrs = {"Content-Type": "application/x-amz-json-1.1",
             "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters"}
     url, data, signed_hdrs = signed(barged, "POST", "/", body, hdrs)
-    status, _, out = http("POST", url, data, signed_hdrs)
+    status, _, out = request("POST", url, data, signed_hdrs)
     assert status == 200, out
-    status, _, out = http("POST", url, data, dict(signed_hdrs, **{"X-Amz-Meta-Extra": "1"}))
+    status, _, out = request("POST", url, data, dict(signed_hdrs, **{"X-Amz-Meta-Extra": "1"}))
     assert status == 400, out
     assert out["__type"] == "AccessDeniedException", out
     assert "not signed: 'x-amz-meta-extra'" in out["message"]
@@ -154,16 +157,61 @@ def test_unsigned_amz_headers_are_refused(barged):
     url, data, signed_hdrs = signed(barged, "PUT", "/signed/k2", b"v", service="s3",
                                     headers={"X-Amz-Content-SHA256": hashlib.sha256(b"v")
                                              .hexdigest()})
-    status, _, out = http("PUT", url, data, dict(signed_hdrs, **{"x-amz-acl": "public-read"}))
+    status, _, out = request("PUT", url, data, dict(signed_hdrs, **{"x-amz-acl": "public-read"}))
     assert status == 403, out
     assert b"<Code>AccessDenied</Code>" in out and b"x-amz-acl" in out, out
     assert "Contents" not in s3.list_objects_v2(Bucket="signed", Prefix="k2")
-    status, _, out = http("PUT", url, data, signed_hdrs)
+    status, _, out = request("PUT", url, data, signed_hdrs)
     assert status == 200, out
 
     # a presigned URL takes no x-amz-* header its signer did not see
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "signed", "Key": "k"},
                                     ExpiresIn=300)
-    assert http("GET", url)[0] == 200
-    status, _, out = http("GET", url, headers={"X-Amz-Security-Token": "x"})
+    assert request("GET", url)[0] == 200
+    status, _, out = request("GET", url, headers={"X-Amz-Security-Token": "x"})
     assert status == 403 and b"AccessDenied" in out, out
+
+
+def test_task_definition_size_is_capped(barged):
+    """ECS takes task definitions of up to 64 KiB of JSON; a larger one is a
+    ClientException naming both sizes, and nothing is stored."""
+    ecs = barged.client("ecs")
+
+    def register(family, value_bytes):
+        env = [{"name": f"V{i}", "value": "x" * 1000} for i in range(value_bytes // 1000)]
+        return ecs.register_task_definition(family=family, containerDefinitions=[
+            {"name": "main", "image": "busybox", "memory": 16, "environment": env}])
+
+    assert register("fits", 60000)["taskDefinition"]["revision"] == 1
+    with pytest.raises(ClientError) as e:
+        register("huge", 70000)
+    assert e.value.response["Error"]["Code"] == "ClientException"
+    msg = e.value.response["Error"]["Message"]
+    assert "Max allowed length is '65536' bytes" in msg, msg
+    actual = int(msg.split("'")[1])
+    assert 70000 < actual < 75000, msg
+    assert ecs.list_task_definitions(familyPrefix="huge")["taskDefinitionArns"] == []
+    assert ecs.list_task_definition_families(familyPrefix="huge")["families"] == []
+
+
+def test_oversized_ecs_request_is_refused_before_parsing(barged):
+    """A body far beyond anything the ECS API takes gets 413 and a ClientException
+    saying how large it was and what the limit is, whether its Content-Length
+    announces it or it comes chunked."""
+    hdrs = {"Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition"}
+    body = b'{"family": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    status, _, out = request("POST", barged.endpoint + "/", body, hdrs)
+    assert status == 413, out
+    assert out["__type"] == "ClientException", out
+    assert f"'{len(body)}' bytes" in out["message"] and "'1048576' bytes" in out["message"]
+
+    conn = http.client.HTTPConnection("127.0.0.1", barged.port, timeout=30)
+    conn.request("POST", "/", body=iter([body[:1 << 20], body[1 << 20:]]),
+                 headers=hdrs, encode_chunked=True)
+    resp = conn.getresponse()
+    out = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 413 and out["__type"] == "ClientException", out
+    assert "'1048576' bytes" in out["message"]
+    assert barged.client("ecs").list_task_definition_families()["families"] == []
