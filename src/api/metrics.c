@@ -735,19 +735,6 @@ static bool is_metrics_path(const char *path)
 void barge_metrics_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
     if (!is_metrics_path(req->path)) {
-        /* Not ours: the next route that matches serves it. */
-        bool after_self = false;
-        for (const struct barge_http_route *r = barge_server_routes(); r->handler; r++) {
-            if (r->handler == barge_metrics_handle) {
-                after_self = true;
-                continue;
-            }
-            /* Only a buffered route can take a request this route buffered. */
-            if (after_self && !r->stream && barge_str_has_prefix(req->path, r->prefix)) {
-                r->handler(req, resp);
-                return;
-            }
-        }
         barge_http_resp_set(resp, 404, "text/plain", barge_xstrdup("not found\n"), 10);
         return;
     }

@@ -78,9 +78,8 @@ int barge_metrics_ecs_datapoints(struct barge_server *srv, const char *metric, c
 int barge_metrics_cluster_statistics(struct barge_tx *tx, const char *cluster, json_t *stats,
                                      struct barge_error **err);
 
-/* GET /metrics. Any other path under the prefix goes to the next buffered
- * route after this one in the server's table that matches it (a bucket
- * called "metrics-x" is S3's). */
+/* GET /metrics, on the listener of --metrics-listen (server.h); any other
+ * path is 404. */
 void barge_metrics_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 
 #endif

@@ -304,7 +304,6 @@ static const struct barge_http_route routes[] = {
     {"/barge/v1/task-logs", barge_api_task_logs_handle, 4096, NULL},
     {"/barge/v1/join-tokens", barge_api_join_tokens_handle, 4096, NULL},
     {"/barge/", barge_api_usage_handle, 4096, NULL},
-    {"/metrics", barge_metrics_handle, 16 * 1024 * 1024, NULL},
     {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
     /* AWS JSON 1.1 when X-Amz-Target says so, else S3 (secrets.h). */
     {"/", barge_api_root_handle, 16 * 1024 * 1024, &root_stream},
@@ -314,6 +313,19 @@ static const struct barge_http_route routes[] = {
 const struct barge_http_route *barge_server_routes(void)
 {
     return routes;
+}
+
+/* /metrics has a listener of its own (--metrics-listen): Prometheus scrapes
+ * without AWS credentials, and what it shows (clusters, services, task
+ * counts, API traffic) is not for whoever reaches the API port. */
+static const struct barge_http_route metrics_routes[] = {
+    {"/metrics", barge_metrics_handle, 0, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+const struct barge_http_route *barge_server_metrics_routes(void)
+{
+    return metrics_routes;
 }
 
 /* Housekeeping that is not urgent enough for its own loop. */

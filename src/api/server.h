@@ -32,12 +32,14 @@ struct barge_config {
      * bucket.s3.example.com); NULL: path style only. */
     char *master_key_file;
     char *s3_host;
+    char *metrics_listen; /* --metrics-listen HOST:PORT for /metrics, or NULL: not served */
 };
 
 struct barge_server {
     struct barge_config cfg;
     struct barge_store *store;
     struct barge_http_server *http;
+    struct barge_http_server *metrics_http; /* the /metrics listener, or NULL */
     /* Encrypts secret values at rest (SSM parameters, Secrets Manager). */
     struct barge_crypto_key master_key;
     /* Wakes agents' long-polls when tasks change (see barge_server_notify). */
@@ -87,6 +89,8 @@ int barge_server_registry_init(struct barge_server *srv, struct barge_error **er
 
 /* The HTTP routes barged serves (a static table). */
 const struct barge_http_route *barge_server_routes(void);
+/* The routes of the --metrics-listen listener: GET /metrics only. */
+const struct barge_http_route *barge_server_metrics_routes(void);
 
 /* Periodic housekeeping: in every barged, the registry's idle uploads and
  * local blob files; in the leader also the store-wide work (purging deleted

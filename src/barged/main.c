@@ -38,6 +38,7 @@ enum {
     OPT_PRICE_GB,
     OPT_PRICE_STORAGE,
     OPT_SPOT_FACTOR,
+    OPT_METRICS_LISTEN,
 };
 
 static void on_signal(int sig)
@@ -129,6 +130,10 @@ static void usage(FILE *f)
             "                        BARGE_MASTER_KEY variable, 64 hex digits, wins)\n"
             "  --s3-host NAME        also serve S3 buckets as BUCKET.NAME (virtual-host\n"
             "                        style); path style always works\n"
+            "  --metrics-listen HOST:PORT\n"
+            "                        serve Prometheus /metrics on this address, without\n"
+            "                        authentication (port 0 picks one; default: not served;\n"
+            "                        keep it on loopback or a network only scrapers reach)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
             "  -h, --help            show this help\n"
@@ -196,6 +201,7 @@ int main(int argc, char **argv)
         {"registry-upload-timeout", required_argument, NULL, 'U'},
         {"master-key-file", required_argument, NULL, 'K'},
         {"s3-host", required_argument, NULL, 'S'},
+        {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {NULL, 0, NULL, 0},
     };
     struct barge_server srv = {0};
@@ -289,6 +295,9 @@ int main(int argc, char **argv)
             break;
         case 'S':
             cfg->s3_host = optarg;
+            break;
+        case OPT_METRICS_LISTEN:
+            cfg->metrics_listen = optarg;
             break;
         case 'L':
             log_level = optarg;
@@ -390,8 +399,18 @@ int main(int argc, char **argv)
         barge_store_close(srv.store);
         return 1;
     }
+    if (cfg->metrics_listen && barge_http_start(cfg->metrics_listen, barge_server_metrics_routes(),
+                                                &srv, &srv.metrics_http, &err) < 0) {
+        fprintf(stderr, "barged: --metrics-listen: %s\n", err->message);
+        barge_http_stop(srv.http);
+        barge_registry_free(srv.registry);
+        barge_store_close(srv.store);
+        return 1;
+    }
     barge_info("listening on %s (port %d), region %s, store %s%s", cfg->listen, port, cfg->region,
                barge_store_where(srv.store), cfg->dev ? ", dev mode" : "");
+    if (srv.metrics_http)
+        barge_info("serving /metrics on port %d", barge_http_port(srv.metrics_http));
     /* Tests and scripts wait for this line on stdout. */
     barge_autoscale_set_metric_source(barge_metrics_autoscale_metric);
     if (barge_leader_start(&srv, &err) < 0 || barge_control_start(&srv, &control, &err) < 0) {
@@ -427,6 +446,8 @@ int main(int argc, char **argv)
             waitpid(agents[i], NULL, 0);
         }
     }
+    if (srv.metrics_http)
+        barge_http_stop(srv.metrics_http);
     barge_http_stop(srv.http);
     barge_registry_free(srv.registry);
     barge_store_close(srv.store);

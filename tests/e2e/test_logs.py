@@ -10,7 +10,15 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import AwsCli, error_code, wait_task
+from conftest import AwsCli, Barged, error_code, wait_task
+
+
+@pytest.fixture
+def barged(tmp_path):
+    """barged with its /metrics listener (--metrics-listen)."""
+    b = Barged(str(tmp_path / "data"), extra_args=["--metrics-listen", "127.0.0.1:0"]).start()
+    yield b
+    b.stop()
 
 SLEEPER = "trap 'exit 143' TERM; while true; do sleep 0.2; done"
 
@@ -216,8 +224,9 @@ def metric(text, name, **labels):
     return total if found else None
 
 
-def agent_metrics_port(agent):
-    for line in open(agent.log_path):
+def metrics_port(proc):
+    """The port barged or barge-agent said it serves /metrics on."""
+    for line in open(proc.log_path):
         m = re.search(r"serving /metrics on port (\d+)", line)
         if m:
             port = int(m.group(1))
@@ -270,13 +279,14 @@ def test_non_blocking_drops_are_counted(barged, agent_factory, busybox):
     burst = [m for m in msgs if m.startswith("burst")]
     assert burst and burst[-1].startswith(f"burst line {n} ")
     assert len(burst) < n
-    port = agent_metrics_port(agent)
+    port = metrics_port(agent)
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     dropped = metric(text, "barge_agent_log_lines_dropped_total", task=task_id, container="main")
     assert dropped is not None and dropped >= n - len(burst) - 5
     deadline = time.time() + 30
     while time.time() < deadline:
-        text = urllib.request.urlopen(barged.endpoint + "/metrics", timeout=10).read().decode()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port(barged)}/metrics",
+                                      timeout=10).read().decode()
         if (metric(text, "barge_log_lines_dropped_total") or 0) > 0:
             break
         time.sleep(0.5)

@@ -1,7 +1,8 @@
 """Utilization metrics (issue 8): agents report containers' CPU and memory
 from their cgroups, barged turns them into ECS's service and cluster
-utilization, and both serve Prometheus /metrics that a strict text-format
-parser (and prometheus_client's) accepts."""
+utilization, and both serve Prometheus /metrics (on listeners of their own,
+--metrics-listen) that a strict text-format parser (and prometheus_client's)
+accepts."""
 import math
 import re
 import time
@@ -9,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import wait_task
+from conftest import Barged, wait_task
 
 BURNER = "trap 'exit 143' TERM; while :; do :; done"
 SLEEPER = "trap 'exit 143' TERM; while true; do sleep 0.2; done"
@@ -100,6 +101,24 @@ def scrape(url):
         return r.read().decode()
 
 
+@pytest.fixture
+def barged(tmp_path):
+    """barged with its /metrics listener."""
+    b = Barged(str(tmp_path / "data"), extra_args=["--metrics-listen", "127.0.0.1:0"]).start()
+    yield b
+    b.stop()
+
+
+def metrics_url(barged):
+    port = None
+    for line in open(barged.log_path):
+        m = re.search(r"serving /metrics on port (\d+)", line)
+        if m:
+            port = int(m.group(1))
+    assert port, "barged did not say where /metrics is"
+    return f"http://127.0.0.1:{port}/metrics"
+
+
 def agent_port(agent):
     port = None
     for line in open(agent.log_path):
@@ -146,7 +165,7 @@ def test_cpu_burner_service_utilization(barged, agent_factory, busybox):
     deadline = time.time() + 60
     cpu = None
     while time.time() < deadline:
-        fams = parse_strict(scrape(barged.endpoint + "/metrics"))
+        fams = parse_strict(scrape(metrics_url(barged)))
         cpu = value(fams, "barge_group_cpu_utilization_percent", cluster="default",
                     group="service:burner")
         if cpu is not None and cpu > 70:
@@ -202,7 +221,7 @@ def test_barged_metrics_parse(barged, agent, busybox):
     with pytest.raises(Exception):
         logs.create_log_group(logGroupName="g")
     ecs.list_clusters()
-    text = scrape(barged.endpoint + "/metrics")
+    text = scrape(metrics_url(barged))
     fams = parse_strict(text)
     client = parse_with_client(text)
     assert "barge_api_request_duration_seconds" in client
@@ -232,11 +251,11 @@ def test_barged_metrics_parse(barged, agent, busybox):
                                              "memory": 10 ** 7}]
     )["taskDefinition"]["taskDefinitionArn"]
     assert ecs.run_task(cluster="default", taskDefinition=big)["failures"]
-    fams = parse_strict(scrape(barged.endpoint + "/metrics"))
+    fams = parse_strict(scrape(metrics_url(barged)))
     assert value(fams, "barge_scheduler_decisions_total", decision="unplaceable") == 1
 
-    # Only GET /metrics is ours.
-    req = urllib.request.Request(barged.endpoint + "/metrics", method="POST", data=b"")
+    # Only GET /metrics is served there.
+    req = urllib.request.Request(metrics_url(barged), method="POST", data=b"")
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 405

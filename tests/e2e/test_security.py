@@ -5,6 +5,7 @@ import base64
 import hashlib
 import http.client
 import json
+import re
 import urllib.error
 import urllib.request
 
@@ -15,6 +16,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+
+from conftest import Barged
 
 REGION = "us-east-1"
 
@@ -215,3 +218,30 @@ def test_oversized_ecs_request_is_refused_before_parsing(barged):
     assert resp.status == 413 and out["__type"] == "ClientException", out
     assert "'1048576' bytes" in out["message"]
     assert barged.client("ecs").list_task_definition_families()["families"] == []
+
+
+def test_metrics_not_served_on_the_api_port(barged, tmp_path):
+    """/metrics is not on the API listener, where anyone reaching the port
+    could read it; --metrics-listen serves it on an address of its own."""
+    for method in ("GET", "HEAD"):
+        status, _, _ = request(method, barged.endpoint + "/metrics")
+        assert status in (403, 404), (method, status)
+    status, _, body = request("GET", barged.endpoint + "/metrics")
+    assert b"barge_api_requests_total" not in body and b"barge_tasks" not in body
+    assert b"<Code>AccessDenied</Code>" in body, body
+
+    b = Barged(str(tmp_path / "with-metrics"),
+               extra_args=["--metrics-listen", "127.0.0.1:0"]).start()
+    try:
+        port = None
+        for line in open(b.log_path):
+            m = re.search(r"serving /metrics on port (\d+)", line)
+            if m:
+                port = int(m.group(1))
+        assert port and port != b.port
+        status, hdrs, body = request("GET", f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and b"barge_api_requests_total" in body
+        assert request("GET", f"http://127.0.0.1:{port}/other")[0] == 404
+        assert request("GET", b.endpoint + "/metrics")[0] == 403
+    finally:
+        b.stop()
