@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 // clang-format on
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/taskdef_check.h"
@@ -117,6 +118,36 @@ static void test_rules(void **state)
                 "sizeInGiB");
 }
 
+/* 64 KiB of compact JSON: the exact boundary, which a client's indentation
+ * does not move. */
+static void test_size_limit(void **state)
+{
+    const char *head = "{\"family\":\"big\",\"containerDefinitions\":[{\"name\":\"main\","
+                       "\"image\":\"busybox\",\"memory\":16,\"command\":[\"";
+    const char *tail = "\"]}]}";
+    size_t fill = BARGE_TASKDEF_MAX_BYTES - strlen(head) - strlen(tail);
+    char *text = malloc(BARGE_TASKDEF_MAX_BYTES + 2);
+    assert_non_null(text);
+    memcpy(text, head, strlen(head));
+    memset(text + strlen(head), 'x', fill);
+    strcpy(text + strlen(head) + fill, tail);
+    assert_int_equal(strlen(text), BARGE_TASKDEF_MAX_BYTES);
+    json_decref(check_ok(text));
+
+    json_error_t jerr;
+    json_t *in = json_loads(text, 0, &jerr);
+    char *indented = json_dumps(in, JSON_INDENT(8));
+    assert_true(strlen(indented) > BARGE_TASKDEF_MAX_BYTES);
+    json_decref(check_ok(indented));
+    free(indented);
+    json_decref(in);
+
+    /* A byte more. */
+    memmove(text + strlen(head) + 1, text + strlen(head), strlen(text) - strlen(head) + 1);
+    check_fails(text, "Actual length: '65537'. Max allowed length is '65536' bytes.");
+    free(text);
+}
+
 static void test_arn(void **state)
 {
     struct barge_arn a;
@@ -142,7 +173,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_units),    cmocka_unit_test(test_fargate_sizes),
         cmocka_unit_test(test_defaults), cmocka_unit_test(test_rules),
-        cmocka_unit_test(test_arn),
+        cmocka_unit_test(test_arn),      cmocka_unit_test(test_size_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
