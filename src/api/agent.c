@@ -392,37 +392,28 @@ static bool image_in_repo(const char *image, const char *host, const char *repo)
     return match;
 }
 
-struct pull_check {
-    struct barge_server *srv;
-    struct barge_tx *tx;
-    const char *host, *repo;
-    bool allowed;
-};
-
-/* Whether an indexed task (not yet stopped) of the instance runs an image of
- * the repository. */
-static int check_itask(const char *key, json_t *it, void *ud, struct barge_error **err)
+/* Whether a task (an index entry of the instance) runs an image of the
+ * repository: 1, 0, or -1. */
+static int task_uses_repo(struct barge_tx *tx, struct barge_server *srv, const json_t *it,
+                          const char *host, const char *repo, struct barge_error **err)
 {
-    struct pull_check *pc = ud;
     _cleanup_free_ char *tkey =
         barge_xasprintf("%s/%s", barge_json_str(it, "cluster", ""), barge_json_str(it, "task", ""));
     _cleanup_json_ json_t *task = NULL, *td = NULL;
     _cleanup_free_ char *tdkey = NULL;
-    if (barge_store_get(pc->tx, ECS_KIND_TASK, tkey, &task, err) < 0)
+    if (barge_store_get(tx, ECS_KIND_TASK, tkey, &task, err) < 0)
         return -1;
     if (!task)
         return 0;
-    if (ecs_taskdef_find(pc->tx, pc->srv, barge_json_str(task, "taskDefinitionArn", ""), &td,
-                         &tdkey, err) < 0)
+    if (ecs_taskdef_find(tx, srv, barge_json_str(task, "taskDefinitionArn", ""), &td, &tdkey, err) <
+        0)
         return -1;
     size_t i;
     json_t *c;
     json_array_foreach(barge_json_array(td, "containerDefinitions"), i, c)
     {
-        if (image_in_repo(barge_json_str(c, "image", NULL), pc->host, pc->repo)) {
-            pc->allowed = true;
+        if (image_in_repo(barge_json_str(c, "image", NULL), host, repo))
             return 1;
-        }
     }
     return 0;
 }
@@ -440,12 +431,22 @@ int barge_api_instance_may_pull(const char *instance, const char *repo, void *ud
         return 0;
     if (!repo)
         return 1;
-    _cleanup_free_ char *host = barge_registry_host(srv->registry);
+    /* The tasks the instance has been given and has not yet seen stop. */
+    _cleanup_json_ json_t *itasks = json_array();
+    struct work w = {itasks};
     _cleanup_free_ char *prefix = barge_xasprintf("%s/", barge_json_str(doc, "_id", ""));
-    struct pull_check pc = {.srv = srv, .tx = tx, .host = host, .repo = repo};
-    if (barge_store_scan(tx, ECS_KIND_ITASK, prefix, NULL, false, 0, check_itask, &pc, err) < 0)
+    if (barge_store_scan(tx, ECS_KIND_ITASK, prefix, NULL, false, 0, collect_work, &w, err) < 0)
         return -1;
-    return pc.allowed;
+    _cleanup_free_ char *host = barge_registry_host(srv->registry);
+    size_t i;
+    json_t *it;
+    json_array_foreach(itasks, i, it)
+    {
+        int r = task_uses_repo(tx, srv, it, host, repo, err);
+        if (r != 0)
+            return r;
+    }
+    return 0;
 }
 
 /* Credentials for pulling from barged's own registry, so task definitions can
