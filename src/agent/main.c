@@ -71,6 +71,11 @@ static void usage(FILE *f)
             "  --insecure-registry HOST[:PORT]\n"
             "                          pull from this registry over plain HTTP (repeatable;\n"
             "                          loopback registries always are)\n"
+            "  --max-layer-size SIZE   refuse an image layer that unpacks to more than SIZE\n"
+            "                          bytes (K, M, G, T suffixes; default 8G)\n"
+            "  --min-free-space SIZE   refuse to unpack a layer when the data directory's\n"
+            "                          filesystem would have less than SIZE free (default\n"
+            "                          256M)\n"
             "  --capacity fargate      enrol the host in barged's Fargate capacity pool instead\n"
             "                          of a cluster (it runs FARGATE tasks of every cluster)\n"
             "  --bridge NAME           bridge for bridge and awsvpc tasks (default barge0)\n"
@@ -94,6 +99,29 @@ static void usage(FILE *f)
             "                          --credentials; default: the task's credentials)\n"
             "  --log-level LEVEL       debug, info, warn or error (default info)\n"
             "  -h, --help              show this help\n");
+}
+
+/* "64M", "8G", "1048576": a byte count with an optional binary suffix.
+ * Returns 0, or -1 for anything else (zero included). */
+static int parse_size(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno || end == text || *text == '-')
+        return -1;
+    unsigned shift = 0;
+    if (*end) {
+        const char *units = "KMGT";
+        const char *u = strchr(units, *end == 'k' ? 'K' : *end);
+        if (!u || end[1])
+            return -1;
+        shift = 10 * (unsigned)(u - units + 1);
+    }
+    if (n == 0 || n > (UINT64_MAX >> shift))
+        return -1;
+    *out = (uint64_t)n << shift;
+    return 0;
 }
 
 /* Reads the [barge] keys of an INI credentials file. */
@@ -309,6 +337,8 @@ int main(int argc, char **argv)
         {"s3-endpoint", required_argument, NULL, 'E'},
         {"s3-credentials", required_argument, NULL, 'T'},
         {"insecure-registry", required_argument, NULL, 'Y'},
+        {"max-layer-size", required_argument, NULL, 'X'},
+        {"min-free-space", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -340,6 +370,15 @@ int main(int argc, char **argv)
         case 'Y':
             insecure = barge_xrealloc(insecure, (n_insecure + 1) * sizeof(*insecure));
             insecure[n_insecure++] = optarg;
+            break;
+        case 'X':
+        case 'F':
+            if (parse_size(optarg, c == 'X' ? &agent.pull.max_layer_bytes
+                                            : &agent.pull.min_free_bytes) < 0) {
+                fprintf(stderr, "barge-agent: --%s wants a size such as 512M or 8G, not '%s'\n",
+                        c == 'X' ? "max-layer-size" : "min-free-space", optarg);
+                return 2;
+            }
             break;
         case 'c':
             cfg->cluster = optarg;

@@ -119,7 +119,7 @@ static int unpack(const struct scratch *s, const struct tent *ents, size_t n, in
                   struct barge_error **err)
 {
     int fd = make_tar(ents, n, filter);
-    int rc = barge_image_layer_unpack(fd, s->layer, err);
+    int rc = barge_image_layer_unpack(fd, s->layer, NULL, NULL, err);
     close(fd);
     return rc;
 }
@@ -243,7 +243,7 @@ static void test_empty_layer(void **state)
     struct barge_error *err = NULL;
     /* a zero-byte blob and an empty tarball are both valid layers */
     int fd = memfd_create("empty", MFD_CLOEXEC);
-    assert_int_equal(barge_image_layer_unpack(fd, s.layer, &err), 0);
+    assert_int_equal(barge_image_layer_unpack(fd, s.layer, NULL, NULL, &err), 0);
     close(fd);
     assert_int_equal(unpack(&s, NULL, 0, F_GZIP, &err), 0);
     assert_null(err);
@@ -260,7 +260,7 @@ static void test_garbage_layer(void **state)
     assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
     lseek(fd, 0, SEEK_SET);
     struct barge_error *err = NULL;
-    assert_int_equal(barge_image_layer_unpack(fd, s.layer, &err), -1);
+    assert_int_equal(barge_image_layer_unpack(fd, s.layer, NULL, NULL, &err), -1);
     assert_non_null(err);
     barge_error_free(err);
     close(fd);
@@ -441,10 +441,10 @@ static void test_mount_rootfs(void **state)
     };
     struct barge_error *err = NULL;
     int fd = make_tar(base, 3, F_NONE);
-    assert_int_equal(barge_image_layer_unpack(fd, l1, &err), 0);
+    assert_int_equal(barge_image_layer_unpack(fd, l1, NULL, NULL, &err), 0);
     close(fd);
     fd = make_tar(top, 3, F_NONE);
-    assert_int_equal(barge_image_layer_unpack(fd, l2, &err), 0);
+    assert_int_equal(barge_image_layer_unpack(fd, l2, NULL, NULL, &err), 0);
     close(fd);
 
     char *layers[] = {l1, l2};
