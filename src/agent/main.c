@@ -24,6 +24,7 @@
 #include "agent/tasklogs.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/pidlock.h"
 
 #define AGENT_VERSION "0.1.0"
 
@@ -527,6 +528,25 @@ int main(int argc, char **argv)
         return 1;
     }
     cfg->data_dir = abs_data_dir;
+    /* One agent per data directory: two would both adopt, stop and clean up
+     * the same containers and networks. Held until the process ends. */
+    _cleanup_free_ char *lock_path = barge_xasprintf("%s/agent.lock", cfg->data_dir);
+    pid_t holder;
+    int lock_fd = barge_pidlock_take(lock_path, &holder);
+    if (lock_fd < 0) {
+        if (errno == EWOULDBLOCK) {
+            char who[64] = "a process whose pid is not written yet";
+            if (holder > 0)
+                snprintf(who, sizeof(who), "pid %ld", (long)holder);
+            fprintf(stderr,
+                    "barge-agent: the data directory '%s' is in use by another barge-agent "
+                    "(%s); stop it first or give this one another --data-dir\n",
+                    cfg->data_dir, who);
+        } else {
+            fprintf(stderr, "barge-agent: cannot lock '%s': %s\n", lock_path, strerror(errno));
+        }
+        return 1;
+    }
     /* Every task has a runner thread, and glibc would give each thread that
      * allocates an arena of its own (up to eight per core), each keeping
      * freed memory: two arenas are plenty for an agent that mostly waits. */
@@ -659,5 +679,6 @@ int main(int argc, char **argv)
     free(s3_akid);
     free(s3_secret);
     curl_global_cleanup();
+    close(lock_fd); /* last: the directory is ours until everything is let go */
     return 0;
 }
