@@ -626,11 +626,12 @@ static int check_space(const char *dir, uint64_t need, uint64_t keep, struct bar
     if (statvfs(dir, &vfs) < 0)
         return barge_error_set_errno(err, BARGE_ERR_IO, "cannot stat the filesystem of '%s'", dir);
     uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-    if (avail < need + keep)
+    if (keep > avail || need > avail - keep)
         return barge_error_set(err, BARGE_ERR_LIMIT,
                                "not enough free space to unpack into '%s': %llu bytes free, "
-                               "%llu must stay free",
-                               dir, (unsigned long long)avail, (unsigned long long)(need + keep));
+                               "%llu wanted for the layer and %llu to stay free",
+                               dir, (unsigned long long)avail, (unsigned long long)need,
+                               (unsigned long long)keep);
     return 0;
 }
 
