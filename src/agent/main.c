@@ -620,6 +620,7 @@ int main(int argc, char **argv)
         barge_info("serving /metrics on port %d", barge_stats_port(agent.stats));
         printf("barge-agent metrics on port %d\n", barge_stats_port(agent.stats));
     }
+    barge_agent_client_stop_aware(client);
     agent.engine = barge_engine_new(&agent);
     barge_agent_metadata_start(&agent);
     barge_engine_adopt(agent.engine, json_object_get(agent.state, "tasks"));
@@ -654,6 +655,8 @@ int main(int argc, char **argv)
                 sleep(1);
             break;
         }
+        if (stop_signal)
+            break;
         if (failures++ % 10 == 0)
             barge_warn("polling barged: %s", err ? err->message : "server error");
         barge_error_free(barge_steal(&err));

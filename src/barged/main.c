@@ -50,6 +50,7 @@ static void on_signal(int sig)
  * working single-host cluster: the barge-agent next to this barged, one for
  * the cluster 'default' and one for the Fargate capacity pool. */
 struct dev_agent {
+    bool fargate;
     pid_t pid;
     bool adopted; /* left running by an earlier barged: not our child */
     char *dir;
@@ -139,12 +140,15 @@ static int adopt_dev_agent(struct dev_agent *a, const char *server)
     return 0;
 }
 
-static void start_dev_agent(const struct barge_config *cfg, int port, bool fargate,
-                            struct dev_agent *a)
+static void start_dev_agent(const struct barge_config *cfg, int port, struct dev_agent *a)
 {
+    bool fargate = a->fargate;
     a->pid = -1;
-    a->dir = barge_xasprintf("%s/%s", cfg->data_dir, fargate ? "fargate-agent" : "agent");
-    a->lock = barge_xasprintf("%s/agent.lock", a->dir);
+    a->adopted = false;
+    if (!a->dir) {
+        a->dir = barge_xasprintf("%s/%s", cfg->data_dir, fargate ? "fargate-agent" : "agent");
+        a->lock = barge_xasprintf("%s/agent.lock", a->dir);
+    }
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n < 0)
@@ -173,6 +177,27 @@ static void start_dev_agent(const struct barge_config *cfg, int port, bool farga
         barge_info("started the local %s %s (pid %d)", fargate ? "Fargate capacity agent" : "agent",
                    agent, (int)pid);
     a->pid = pid;
+}
+
+/* Starts a local agent again when it is gone: it crashed, or it was an
+ * adopted one that was on its way out (an earlier barged had asked it to
+ * stop and was killed while waiting). */
+static void supervise_dev_agent(const struct barge_config *cfg, int port, struct dev_agent *a)
+{
+    bool gone;
+    if (a->pid <= 0) {
+        gone = true;
+    } else if (a->adopted) {
+        pid_t holder = barge_pidlock_holder(a->lock);
+        gone = holder == 0 || (holder > 0 && holder != a->pid);
+    } else {
+        gone = waitpid(a->pid, NULL, WNOHANG) == a->pid;
+    }
+    if (!gone)
+        return;
+    barge_warn("the local %s agent on '%s' is gone; starting another",
+               a->fargate ? "Fargate capacity" : "cluster", a->dir);
+    start_dev_agent(cfg, port, a);
 }
 
 /* Stops a local agent; its containers keep running for the next one. */
@@ -508,20 +533,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
-    struct dev_agent agents[2] = {{.pid = -1}, {.pid = -1}};
+    struct dev_agent agents[2] = {{.pid = -1}, {.fargate = true, .pid = -1}};
     if (cfg->dev) {
         if (barge_server_ensure_cluster(&srv, "default", &err) < 0) {
             fprintf(stderr, "barged: %s\n", err->message);
             return 1;
         }
-        start_dev_agent(cfg, port, false, &agents[0]);
-        start_dev_agent(cfg, port, true, &agents[1]);
+        for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
+            start_dev_agent(cfg, port, &agents[i]);
     }
     printf("barged ready on port %d\n", port);
     fflush(stdout);
 
     while (!stopping) {
         barge_server_housekeeping(&srv, barge_leader_active());
+        for (size_t i = 0; cfg->dev && i < BARGE_ARRAY_SIZE(agents); i++)
+            supervise_dev_agent(cfg, port, &agents[i]);
         for (int i = 0; i < 50 && !stopping; i++) {
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);

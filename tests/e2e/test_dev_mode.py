@@ -131,6 +131,14 @@ def test_dev_restart_keeps_one_agent_per_directory_and_tasks(tmp_path, busybox):
         b.start()
         third = {d: agent_pids(d) for d in dirs}
         assert all(len(p) == 1 and p != second[d] for d, p in third.items()), third
+
+        # a local agent that dies is started again
+        os.kill(third[dirs[0]][0], signal.SIGKILL)
+        deadline = time.time() + 30
+        while len(agent_pids(dirs[0])) != 1 or agent_pids(dirs[0]) == third[dirs[0]]:
+            assert time.time() < deadline, "the dead local agent was not replaced"
+            time.sleep(0.5)
+        assert agent_pids(dirs[1]) == third[dirs[1]]
     finally:
         b.stop()
         for d in dirs:
