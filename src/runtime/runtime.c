@@ -1000,8 +1000,17 @@ int barge_runtime_stop(struct barge_runtime *rt, const char *id, int signal, int
         int sig = s.status == BARGE_RUNTIME_CREATED ? SIGKILL : (signal ? signal : m.stop_signal);
         struct barge_error *e = NULL;
         if (kill_meta(&m, sig, &e) < 0) {
-            /* It may have exited between our look and the signal. */
+            /* It may have exited between our look and the signal. Its conmon
+             * may still be on the way to writing the exit file then: wait for
+             * conmon rather than take the exit for one without a code. */
             state_of(rt, &m, &s);
+            if (s.status != BARGE_RUNTIME_EXITED) {
+                _cleanup_free_ char *st = runtime_status(&m);
+                if (st && strcmp(st, "stopped") == 0) {
+                    wait_exit(&m, barge_monotonic_ms() + (timeout_ms < 0 ? 0 : timeout_ms));
+                    state_of(rt, &m, &s);
+                }
+            }
             if (s.status != BARGE_RUNTIME_EXITED) {
                 rc = -1;
                 if (err && !*err)
