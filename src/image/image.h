@@ -99,7 +99,9 @@ struct barge_image {
  * reason); codes: BARGE_ERR_INVALID (bad reference or manifest),
  * BARGE_ERR_NOT_FOUND (no such repository, tag or platform),
  * BARGE_ERR_ACCESS_DENIED (authentication refused), BARGE_ERR_IO (network,
- * disk, digest mismatch, unsafe layer). */
+ * disk, digest or diff_id mismatch, unsafe layer), BARGE_ERR_LIMIT (a layer
+ * past max_layer_bytes, a disk short of min_free_bytes). A layer that fails
+ * leaves nothing in the cache. */
 int barge_image_pull(const struct barge_image_pull_opts *opts, const char *reference,
                      struct barge_image **out, struct barge_error **err);
 void barge_image_free(struct barge_image *img);
