@@ -46,6 +46,9 @@ struct barge_agent;
 struct barge_agent_client;
 struct barge_agent_client *barge_agent_client_new(const char *server);
 void barge_agent_client_free(struct barge_agent_client *c);
+/* Requests through c end within a second once the agent is stopping: for the
+ * long poll, which would otherwise hold a stopping agent for its whole wait. */
+void barge_agent_client_stop_aware(struct barge_agent_client *c);
 /* POSTs body (borrowed) to path with either SigV4 (creds non-NULL) or the
  * bearer token; returns the HTTP status (and *out the parsed body, new
  * reference, may be NULL) or -1 when barged could not be reached. */

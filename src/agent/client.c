@@ -23,6 +23,7 @@ struct barge_agent_client {
     char **servers;
     size_t n_servers;
     char *all; /* for messages */
+    bool stop_aware;
 };
 
 /* Shared by every client, so that one thread's discovery that a barged is
@@ -94,6 +95,19 @@ static char *host_of(const char *url)
     return barge_xstrndup(p, n);
 }
 
+void barge_agent_client_stop_aware(struct barge_agent_client *c)
+{
+    c->stop_aware = true;
+}
+
+/* curl calls it about once a second, also while waiting for an answer. */
+static int abort_when_stopping(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                               curl_off_t ulnow)
+{
+    (void)ud, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return barge_agent_stopping() ? 1 : 0;
+}
+
 /* One attempt against one endpoint: the HTTP status, or -1 (err set) when
  * the endpoint could not be reached. */
 static int post_once(struct barge_agent_client *c, const char *server, const char *path,
@@ -141,6 +155,10 @@ static int post_once(struct barge_agent_client *c, const char *server, const cha
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+    if (c->stop_aware) {
+        curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, abort_when_stopping);
+        curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+    }
     CURLcode rc = curl_easy_perform(c->curl);
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {

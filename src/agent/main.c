@@ -24,6 +24,7 @@
 #include "agent/tasklogs.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/pidlock.h"
 
 #define AGENT_VERSION "0.1.0"
 
@@ -71,6 +72,11 @@ static void usage(FILE *f)
             "  --insecure-registry HOST[:PORT]\n"
             "                          pull from this registry over plain HTTP (repeatable;\n"
             "                          loopback registries always are)\n"
+            "  --max-layer-size SIZE   refuse an image layer that unpacks to more than SIZE\n"
+            "                          bytes (K, M, G, T suffixes; default 8G)\n"
+            "  --min-free-space SIZE   refuse to unpack a layer when the data directory's\n"
+            "                          filesystem would have less than SIZE free (default\n"
+            "                          256M)\n"
             "  --capacity fargate      enrol the host in barged's Fargate capacity pool instead\n"
             "                          of a cluster (it runs FARGATE tasks of every cluster)\n"
             "  --bridge NAME           bridge for bridge and awsvpc tasks (default barge0)\n"
@@ -94,6 +100,29 @@ static void usage(FILE *f)
             "                          --credentials; default: the task's credentials)\n"
             "  --log-level LEVEL       debug, info, warn or error (default info)\n"
             "  -h, --help              show this help\n");
+}
+
+/* "64M", "8G", "1048576": a byte count with an optional binary suffix.
+ * Returns 0, or -1 for anything else (zero included). */
+static int parse_size(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno || end == text || *text == '-')
+        return -1;
+    unsigned shift = 0;
+    if (*end) {
+        const char *units = "KMGT";
+        const char *u = strchr(units, *end == 'k' ? 'K' : *end);
+        if (!u || end[1])
+            return -1;
+        shift = 10 * (unsigned)(u - units + 1);
+    }
+    if (n == 0 || n > (UINT64_MAX >> shift))
+        return -1;
+    *out = (uint64_t)n << shift;
+    return 0;
 }
 
 /* Reads the [barge] keys of an INI credentials file. */
@@ -309,6 +338,8 @@ int main(int argc, char **argv)
         {"s3-endpoint", required_argument, NULL, 'E'},
         {"s3-credentials", required_argument, NULL, 'T'},
         {"insecure-registry", required_argument, NULL, 'Y'},
+        {"max-layer-size", required_argument, NULL, 'X'},
+        {"min-free-space", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -340,6 +371,15 @@ int main(int argc, char **argv)
         case 'Y':
             insecure = barge_xrealloc(insecure, (n_insecure + 1) * sizeof(*insecure));
             insecure[n_insecure++] = optarg;
+            break;
+        case 'X':
+        case 'F':
+            if (parse_size(optarg, c == 'X' ? &agent.pull.max_layer_bytes
+                                            : &agent.pull.min_free_bytes) < 0) {
+                fprintf(stderr, "barge-agent: --%s wants a size such as 512M or 8G, not '%s'\n",
+                        c == 'X' ? "max-layer-size" : "min-free-space", optarg);
+                return 2;
+            }
             break;
         case 'c':
             cfg->cluster = optarg;
@@ -488,6 +528,25 @@ int main(int argc, char **argv)
         return 1;
     }
     cfg->data_dir = abs_data_dir;
+    /* One agent per data directory: two would both adopt, stop and clean up
+     * the same containers and networks. Held until the process ends. */
+    _cleanup_free_ char *lock_path = barge_xasprintf("%s/agent.lock", cfg->data_dir);
+    pid_t holder;
+    int lock_fd = barge_pidlock_take(lock_path, &holder);
+    if (lock_fd < 0) {
+        if (errno == EWOULDBLOCK) {
+            char who[64] = "a process whose pid is not written yet";
+            if (holder > 0)
+                snprintf(who, sizeof(who), "pid %ld", (long)holder);
+            fprintf(stderr,
+                    "barge-agent: the data directory '%s' is in use by another barge-agent "
+                    "(%s); stop it first or give this one another --data-dir\n",
+                    cfg->data_dir, who);
+        } else {
+            fprintf(stderr, "barge-agent: cannot lock '%s': %s\n", lock_path, strerror(errno));
+        }
+        return 1;
+    }
     /* Every task has a runner thread, and glibc would give each thread that
      * allocates an arena of its own (up to eight per core), each keeping
      * freed memory: two arenas are plenty for an agent that mostly waits. */
@@ -561,6 +620,7 @@ int main(int argc, char **argv)
         barge_info("serving /metrics on port %d", barge_stats_port(agent.stats));
         printf("barge-agent metrics on port %d\n", barge_stats_port(agent.stats));
     }
+    barge_agent_client_stop_aware(client);
     agent.engine = barge_engine_new(&agent);
     barge_agent_metadata_start(&agent);
     barge_engine_adopt(agent.engine, json_object_get(agent.state, "tasks"));
@@ -595,6 +655,8 @@ int main(int argc, char **argv)
                 sleep(1);
             break;
         }
+        if (stop_signal)
+            break;
         if (failures++ % 10 == 0)
             barge_warn("polling barged: %s", err ? err->message : "server error");
         barge_error_free(barge_steal(&err));
@@ -620,5 +682,6 @@ int main(int argc, char **argv)
     free(s3_akid);
     free(s3_secret);
     curl_global_cleanup();
+    close(lock_fd); /* last: the directory is ours until everything is let go */
     return 0;
 }

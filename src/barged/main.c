@@ -20,6 +20,7 @@
 #include "api/secrets.h"
 #include "api/server.h"
 #include "common/log.h"
+#include "common/pidlock.h"
 #include "control/control.h"
 
 #define BARGE_VERSION "0.1.0"
@@ -46,30 +47,129 @@ static void on_signal(int sig)
     stopping = sig;
 }
 
-/* In --dev, barged runs a local barge-agent so that one command gives a
- * working single-host cluster. It is the barge-agent next to this barged. */
-static pid_t start_dev_agent(const struct barge_config *cfg, int port, bool fargate)
+/* In --dev, barged runs local barge-agents so that one command gives a
+ * working single-host cluster: the barge-agent next to this barged, one for
+ * the cluster 'default' and one for the Fargate capacity pool. */
+struct dev_agent {
+    bool fargate;
+    pid_t pid;
+    bool adopted; /* left running by an earlier barged: not our child */
+    char *dir;
+    char *lock; /* the agent's pid lock in dir (see barge-agent) */
+};
+
+/* The --server argument of pid when it is a barge-agent, else NULL. The
+ * caller frees it. */
+static char *agent_server_of(pid_t pid)
 {
+    _cleanup_free_ char *path = barge_xasprintf("/proc/%ld/cmdline", (long)pid);
+    size_t len;
+    _cleanup_free_ char *cmd = barge_read_file(path, &len);
+    if (!cmd || len == 0)
+        return NULL;
+    const char *argv0 = strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd;
+    if (strcmp(argv0, "barge-agent") != 0)
+        return NULL;
+    for (size_t off = 0; off < len;) {
+        const char *arg = cmd + off;
+        off += strlen(arg) + 1;
+        if (strcmp(arg, "--server") == 0 && off < len)
+            return barge_xstrdup(cmd + off);
+    }
+    return barge_xstrdup("");
+}
+
+/* Waits until nobody holds lock, up to timeout_ms; returns whether so. */
+static bool wait_lock_free(const char *lock, int timeout_ms)
+{
+    for (int waited = 0;; waited += 100) {
+        pid_t holder = barge_pidlock_holder(lock);
+        if (holder == 0)
+            return true;
+        if (waited >= timeout_ms)
+            return false;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* An agent of an earlier barged may still run on a's directory: killing
+ * barged with -9 leaves its agents behind. One that talks to this barged's
+ * endpoint is adopted, so a restart of the control plane goes unnoticed by
+ * its tasks. One that talks to another endpoint (barged came back on another
+ * port) is stopped; its containers keep running and the agent started next
+ * adopts them. Returns 1 when adopted, 0 when a new agent is to be started,
+ * -1 when the directory stays held. */
+static int adopt_dev_agent(struct dev_agent *a, const char *server)
+{
+    pid_t holder = barge_pidlock_holder(a->lock);
+    if (holder == 0)
+        return 0;
+    if (holder < 0 && errno == EAGAIN) {
+        /* an agent just starting: give it a moment to write its pid */
+        struct timespec ts = {0, 500 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        holder = barge_pidlock_holder(a->lock);
+    }
+    if (holder <= 0) {
+        barge_err("cannot tell who holds '%s': %s", a->lock, strerror(errno));
+        return -1;
+    }
+    _cleanup_free_ char *its_server = agent_server_of(holder);
+    if (!its_server) {
+        barge_err("'%s' is held by pid %ld, which is not a barge-agent; not starting one there",
+                  a->dir, (long)holder);
+        return -1;
+    }
+    if (strcmp(its_server, server) == 0) {
+        barge_info("adopted the local agent already running on '%s' (pid %ld)", a->dir,
+                   (long)holder);
+        a->pid = holder;
+        a->adopted = true;
+        return 1;
+    }
+    barge_info("stopping the local agent on '%s' (pid %ld): it talks to '%s', not '%s'", a->dir,
+               (long)holder, its_server, server);
+    kill(holder, SIGTERM);
+    if (!wait_lock_free(a->lock, 30000)) {
+        kill(holder, SIGKILL);
+        if (!wait_lock_free(a->lock, 5000)) {
+            barge_err("the local agent on '%s' (pid %ld) does not go away", a->dir, (long)holder);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void start_dev_agent(const struct barge_config *cfg, int port, struct dev_agent *a)
+{
+    bool fargate = a->fargate;
+    a->pid = -1;
+    a->adopted = false;
+    if (!a->dir) {
+        a->dir = barge_xasprintf("%s/%s", cfg->data_dir, fargate ? "fargate-agent" : "agent");
+        a->lock = barge_xasprintf("%s/agent.lock", a->dir);
+    }
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n < 0)
-        return -1;
+        return;
     self[n] = '\0';
     _cleanup_free_ char *agent = barge_xasprintf("%s/barge-agent", dirname(self));
     _cleanup_free_ char *server = barge_xasprintf("http://127.0.0.1:%d", port);
-    _cleanup_free_ char *dir =
-        barge_xasprintf("%s/%s", cfg->data_dir, fargate ? "fargate-agent" : "agent");
     _cleanup_free_ char *creds = barge_xasprintf("%s/admin-credentials", cfg->data_dir);
+    if (adopt_dev_agent(a, server) != 0)
+        return;
     pid_t pid = fork();
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0)
             dup2(devnull, STDOUT_FILENO);
         if (fargate)
-            execl(agent, agent, "--server", server, "--capacity", "fargate", "--data-dir", dir,
+            execl(agent, agent, "--server", server, "--capacity", "fargate", "--data-dir", a->dir,
                   "--credentials", creds, "--region", cfg->region, (char *)NULL);
         else
-            execl(agent, agent, "--server", server, "--cluster", "default", "--data-dir", dir,
+            execl(agent, agent, "--server", server, "--cluster", "default", "--data-dir", a->dir,
                   "--credentials", creds, "--region", cfg->region, (char *)NULL);
         fprintf(stderr, "barged: cannot run '%s': %s\n", agent, strerror(errno));
         _exit(127);
@@ -77,7 +177,42 @@ static pid_t start_dev_agent(const struct barge_config *cfg, int port, bool farg
     if (pid > 0)
         barge_info("started the local %s %s (pid %d)", fargate ? "Fargate capacity agent" : "agent",
                    agent, (int)pid);
-    return pid;
+    a->pid = pid;
+}
+
+/* Starts a local agent again when it is gone: it crashed, or it was an
+ * adopted one that was on its way out (an earlier barged had asked it to
+ * stop and was killed while waiting). */
+static void supervise_dev_agent(const struct barge_config *cfg, int port, struct dev_agent *a)
+{
+    bool gone;
+    if (a->pid <= 0) {
+        gone = true;
+    } else if (a->adopted) {
+        pid_t holder = barge_pidlock_holder(a->lock);
+        gone = holder == 0 || (holder > 0 && holder != a->pid);
+    } else {
+        gone = waitpid(a->pid, NULL, WNOHANG) == a->pid;
+    }
+    if (!gone)
+        return;
+    barge_warn("the local %s agent on '%s' is gone; starting another",
+               a->fargate ? "Fargate capacity" : "cluster", a->dir);
+    start_dev_agent(cfg, port, a);
+}
+
+/* Stops a local agent; its containers keep running for the next one. */
+static void stop_dev_agent(struct dev_agent *a)
+{
+    if (a->pid > 0) {
+        kill(a->pid, SIGTERM);
+        if (a->adopted)
+            wait_lock_free(a->lock, 30000);
+        else
+            waitpid(a->pid, NULL, 0);
+    }
+    free(a->dir);
+    free(a->lock);
 }
 
 static void usage(FILE *f)
@@ -417,20 +552,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
-    pid_t agent_pid = -1, fargate_pid = -1;
+    struct dev_agent agents[2] = {{.pid = -1}, {.fargate = true, .pid = -1}};
     if (cfg->dev) {
         if (barge_server_ensure_cluster(&srv, "default", &err) < 0) {
             fprintf(stderr, "barged: %s\n", err->message);
             return 1;
         }
-        agent_pid = start_dev_agent(cfg, port, false);
-        fargate_pid = start_dev_agent(cfg, port, true);
+        for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
+            start_dev_agent(cfg, port, &agents[i]);
     }
     printf("barged ready on port %d\n", port);
     fflush(stdout);
 
     while (!stopping) {
         barge_server_housekeeping(&srv, barge_leader_active());
+        for (size_t i = 0; cfg->dev && i < BARGE_ARRAY_SIZE(agents); i++)
+            supervise_dev_agent(cfg, port, &agents[i]);
         for (int i = 0; i < 50 && !stopping; i++) {
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -439,13 +576,8 @@ int main(int argc, char **argv)
     barge_info("stopping on signal %d", (int)stopping);
     barge_control_stop();
     barge_leader_stop();
-    pid_t agents[] = {agent_pid, fargate_pid};
-    for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++) {
-        if (agents[i] > 0) {
-            kill(agents[i], SIGTERM);
-            waitpid(agents[i], NULL, 0);
-        }
-    }
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
+        stop_dev_agent(&agents[i]);
     if (srv.metrics_http)
         barge_http_stop(srv.metrics_http);
     barge_http_stop(srv.http);

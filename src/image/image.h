@@ -61,7 +61,17 @@ struct barge_image_pull_opts {
      * first back-off delay in milliseconds, doubled each time (0: 500). */
     int max_attempts;
     int retry_delay_ms;
+    /* Limits on unpacking (see struct barge_image_unpack_limits); zeros take
+     * the defaults below. */
+    uint64_t max_layer_bytes;
+    uint64_t min_free_bytes;
 };
+
+/* A compressed layer can expand a thousandfold (a gzip of zeros), so the
+ * bytes a layer unpacks to are capped, and the disk under the cache must keep
+ * some room while it unpacks. */
+#define BARGE_IMAGE_MAX_LAYER_BYTES_DEFAULT (8ULL << 30)   /* 8 GiB */
+#define BARGE_IMAGE_MIN_FREE_BYTES_DEFAULT  (256ULL << 20) /* 256 MiB */
 
 /* A pulled image. Every member is owned by the struct. */
 struct barge_image {
@@ -89,21 +99,36 @@ struct barge_image {
  * reason); codes: BARGE_ERR_INVALID (bad reference or manifest),
  * BARGE_ERR_NOT_FOUND (no such repository, tag or platform),
  * BARGE_ERR_ACCESS_DENIED (authentication refused), BARGE_ERR_IO (network,
- * disk, digest mismatch, unsafe layer). */
+ * disk, digest or diff_id mismatch, unsafe layer), BARGE_ERR_LIMIT (a layer
+ * past max_layer_bytes, a disk short of min_free_bytes). A layer that fails
+ * leaves nothing in the cache. */
 int barge_image_pull(const struct barge_image_pull_opts *opts, const char *reference,
                      struct barge_image **out, struct barge_error **err);
 void barge_image_free(struct barge_image *img);
 
+struct barge_image_unpack_limits {
+    /* Most bytes the uncompressed tar stream may have; 0: no limit. */
+    uint64_t max_bytes;
+    /* Free bytes the filesystem of dir must keep, checked before unpacking
+     * (with room for the compressed size on top) and as it goes; 0: no check. */
+    uint64_t min_free;
+};
+
 /* Unpacks one layer tarball (uncompressed, gzip or zstd) from the open file
- * descriptor fd into the existing, empty directory dir. OCI whiteouts become
+ * descriptor fd into the existing, empty directory dir, within limits (NULL:
+ * none). When diff_id is not NULL it receives "sha256:<hex>" of the whole
+ * uncompressed tar stream (what an image config lists in rootfs.diff_ids). OCI whiteouts become
  * overlayfs whiteouts (".wh.name" a 0/0 character device "name"; ".wh..wh..opq"
  * the xattr trusted.overlay.opaque=y on its directory). Ownership, modes,
  * xattrs, devices and timestamps are preserved. Entries with a ".."
  * component, writes through a symlink and hard links to anything outside dir
  * are refused with BARGE_ERR_IO; absolute names are taken as relative to dir.
- * The caller owns fd (read from its current offset) and, on failure, removes
+ * A stream past limits->max_bytes or a disk short of limits->min_free fails
+ * with BARGE_ERR_LIMIT. The caller owns fd (read from its current offset) and, on failure, removes
  * what was written. Thread-safe: never uses the working directory. */
-int barge_image_layer_unpack(int fd, const char *dir, struct barge_error **err);
+int barge_image_layer_unpack(int fd, const char *dir,
+                             const struct barge_image_unpack_limits *limits, char diff_id[72],
+                             struct barge_error **err);
 
 /* Removes path recursively without following symlinks; a missing path is not
  * an error. Returns 0 or -1 with errno set. */

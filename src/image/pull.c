@@ -386,9 +386,11 @@ static void fsync_dir(const char *path)
     }
 }
 
-/* Downloads, verifies and unpacks one layer, then renames it into place. */
-static int fetch_layer(struct pull *p, const char *digest, json_int_t size, const char *final,
-                       struct barge_error **err)
+/* Downloads, verifies and unpacks one layer, checks that its uncompressed
+ * stream is the diff_id the image config names, then renames it into place
+ * with the diff_id beside it ("<final>.diff_id") for later pulls to check. */
+static int fetch_layer(struct pull *p, const char *digest, json_int_t size, const char *diff_id,
+                       const char *final, struct barge_error **err)
 {
     char rnd[33];
     barge_id_hex32(rnd);
@@ -398,6 +400,7 @@ static int fetch_layer(struct pull *p, const char *digest, json_int_t size, cons
                                                (long)getpid(), rnd, digest + 7);
     _cleanup_free_ char *path = barge_xasprintf("blobs/%s", digest);
     _cleanup_free_ char *layers = barge_xasprintf("%s/layers", p->opts->cache_dir);
+    _cleanup_free_ char *sidecar = barge_xasprintf("%s.diff_id", final);
     int rc = -1;
     int fd = open(blob, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -431,8 +434,26 @@ static int fetch_layer(struct pull *p, const char *digest, json_int_t size, cons
         barge_error_set_errno(err, BARGE_ERR_IO, "cannot prepare unpacking of layer '%s'", digest);
         goto out;
     }
-    if (barge_image_layer_unpack(fd, dir, err) < 0) {
+    struct barge_image_unpack_limits limits = {
+        .max_bytes = p->opts->max_layer_bytes ? p->opts->max_layer_bytes
+                                              : BARGE_IMAGE_MAX_LAYER_BYTES_DEFAULT,
+        .min_free =
+            p->opts->min_free_bytes ? p->opts->min_free_bytes : BARGE_IMAGE_MIN_FREE_BYTES_DEFAULT,
+    };
+    char unpacked[72];
+    if (barge_image_layer_unpack(fd, dir, &limits, unpacked, err) < 0) {
         barge_error_wrap(err, "failed to pull '%s': layer '%s'", p->image, digest);
+        goto out_dir;
+    }
+    if (strcmp(unpacked, diff_id) != 0) {
+        barge_error_set(err, BARGE_ERR_IO,
+                        "failed to pull '%s': layer '%s' failed diff_id verification: the image "
+                        "config lists '%s', the layer unpacks to '%s'",
+                        p->image, digest, diff_id, unpacked);
+        goto out_dir;
+    }
+    if (barge_write_file_atomic(sidecar, diff_id, strlen(diff_id), 0644) < 0) {
+        barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", sidecar);
         goto out_dir;
     }
     /* Contents on disk before the name: a crash after the rename must not
@@ -463,15 +484,35 @@ out:
     return rc;
 }
 
+/* A cached layer's recorded diff_id must be the one this image's config
+ * names: the compressed digest fixes the content, so a config naming another
+ * is wrong about it. Layers cached before diff_ids were recorded pass. */
+static int check_cached_diff_id(struct pull *p, const char *digest, const char *diff_id,
+                                const char *final, struct barge_error **err)
+{
+    _cleanup_free_ char *sidecar = barge_xasprintf("%s.diff_id", final);
+    _cleanup_free_ char *known = barge_read_file(sidecar, NULL);
+    if (known && strcmp(known, diff_id) != 0)
+        return barge_error_set(err, BARGE_ERR_IO,
+                               "failed to pull '%s': layer '%s' failed diff_id verification: the "
+                               "image config lists '%s', the layer unpacks to '%s'",
+                               p->image, digest, diff_id, known);
+    return 0;
+}
+
 /* Makes sure layers/<hex> exists, fetching it unless another thread is. */
-static int ensure_layer(struct pull *p, const char *digest, json_int_t size, char **out,
-                        struct barge_error **err)
+static int ensure_layer(struct pull *p, const char *digest, json_int_t size, const char *diff_id,
+                        char **out, struct barge_error **err)
 {
     char *final = cache_path(p, "layers", digest);
     pthread_mutex_lock(&inflight_lock);
     for (;;) {
         if (is_dir(final)) {
             pthread_mutex_unlock(&inflight_lock);
+            if (check_cached_diff_id(p, digest, diff_id, final, err) < 0) {
+                free(final);
+                return -1;
+            }
             reg_progress(&p->client, "layer %s already present", digest);
             *out = final;
             return 0;
@@ -486,7 +527,7 @@ static int ensure_layer(struct pull *p, const char *digest, json_int_t size, cha
     inflight_head = mine;
     pthread_mutex_unlock(&inflight_lock);
 
-    int rc = fetch_layer(p, digest, size, final, err);
+    int rc = fetch_layer(p, digest, size, diff_id, final, err);
     inflight_remove(final);
     if (rc < 0) {
         free(final);
@@ -596,6 +637,13 @@ int barge_image_pull(const struct barge_image_pull_opts *opts, const char *refer
     reg_progress(&p.client, "resolved to %s", digest);
     if (fetch_config(&p, cfg_digest, &config, err) < 0)
         goto out;
+    json_t *diff_ids = barge_json_array(barge_json_object(config, "rootfs"), "diff_ids");
+    if (json_array_size(diff_ids) != json_array_size(layers)) {
+        barge_error_set(err, BARGE_ERR_INVALID,
+                        "failed to pull '%s': image config '%s' lists %zu diff_ids for %zu layers",
+                        p.image, cfg_digest, json_array_size(diff_ids), json_array_size(layers));
+        goto out;
+    }
 
     img = barge_xcalloc(1, sizeof(*img));
     img->reference = barge_xstrdup(p.image);
@@ -613,6 +661,14 @@ int barge_image_pull(const struct barge_image_pull_opts *opts, const char *refer
         const char *ld = barge_json_str(l, "digest", NULL);
         const char *mt = barge_json_str(l, "mediaType", NULL);
         json_int_t size = barge_json_int(l, "size", 0);
+        const char *diff_id = json_string_value(json_array_get(diff_ids, i));
+        if (!valid_digest(diff_id)) {
+            barge_error_set(err, BARGE_ERR_INVALID,
+                            "failed to pull '%s': image config has no valid sha256 diff_id for "
+                            "layer %zu",
+                            p.image, i);
+            goto out;
+        }
         if (!valid_digest(ld)) {
             barge_error_set(err, BARGE_ERR_INVALID,
                             "failed to pull '%s': layer %zu has no valid sha256 digest", p.image,
@@ -625,7 +681,7 @@ int barge_image_pull(const struct barge_image_pull_opts *opts, const char *refer
                             p.image, ld, mt);
             goto out;
         }
-        if (ensure_layer(&p, ld, size, &img->layers[img->n_layers], err) < 0)
+        if (ensure_layer(&p, ld, size, diff_id, &img->layers[img->n_layers], err) < 0)
             goto out;
         img->n_layers++;
         img->size += size > 0 ? (uint64_t)size : 0;

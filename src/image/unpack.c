@@ -15,6 +15,7 @@
  * thread (a temporary name the caller renames into place afterwards), so
  * nothing else changes it under our feet. */
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
@@ -25,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,12 +62,14 @@
     X(read_free)                  \
     X(read_new)                   \
     X(read_next_header)           \
+    X(read_open)                  \
     X(read_open_fd)               \
     X(read_support_filter_gzip)   \
     X(read_support_filter_none)   \
     X(read_support_filter_zstd)   \
     X(read_support_format_empty)  \
     X(read_support_format_gnutar) \
+    X(read_support_format_raw)    \
     X(read_support_format_tar)
 
 static struct {
@@ -596,45 +600,200 @@ static int finish_dirs(struct unpack *u, struct barge_error **err)
     return 0;
 }
 
-int barge_image_layer_unpack(int fd, const char *dir, struct barge_error **err)
+/* The uncompressed tar stream, as the tar reader pulls it: a second archive
+ * in raw format undoes the compression, and every block it yields is hashed
+ * (for the diff_id) and counted (for the cap) on its way to the tar reader.
+ * Counting the stream rather than trusting entry sizes bounds what can land
+ * on disk, since every byte written comes out of it. */
+struct stream {
+    struct archive *raw;
+    EVP_MD_CTX *sha;
+    const struct barge_image_unpack_limits *limits;
+    const char *dir;
+    uint64_t bytes;
+    uint64_t next_space_check;
+    bool eof;
+    struct barge_error *err; /* why the stream stopped, when it was us */
+};
+
+/* Checked this often as the stream goes: often enough that a filling disk is
+ * noticed with room to spare, seldom enough to cost nothing. */
+#define SPACE_CHECK_EVERY (16u << 20)
+
+static int check_space(const char *dir, uint64_t need, uint64_t keep, struct barge_error **err)
+{
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot stat the filesystem of '%s'", dir);
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    if (keep > avail || need > avail - keep)
+        return barge_error_set(err, BARGE_ERR_LIMIT,
+                               "not enough free space to unpack into '%s': %llu bytes free, "
+                               "%llu wanted for the layer and %llu to stay free",
+                               dir, (unsigned long long)avail, (unsigned long long)need,
+                               (unsigned long long)keep);
+    return 0;
+}
+
+static la_ssize_t stream_read(struct archive *inner, void *ud, const void **buf)
+{
+    (void)inner;
+    struct stream *s = ud;
+    if (s->eof || s->err)
+        return s->err ? -1 : 0;
+    size_t len;
+    la_int64_t off;
+    int r = ar.read_data_block(s->raw, buf, &len, &off);
+    if (r == ARCHIVE_EOF) {
+        s->eof = true;
+        return 0;
+    }
+    if (r < ARCHIVE_WARN) {
+        barge_error_set(&s->err, BARGE_ERR_IO, "cannot decompress layer: %s",
+                        ar.error_string(s->raw));
+        return -1;
+    }
+    s->bytes += len;
+    if (s->limits && s->limits->max_bytes && s->bytes > s->limits->max_bytes) {
+        barge_error_set(&s->err, BARGE_ERR_LIMIT,
+                        "unpacks to more than %llu bytes, the most a layer may have",
+                        (unsigned long long)s->limits->max_bytes);
+        return -1;
+    }
+    if (s->limits && s->limits->min_free && s->bytes >= s->next_space_check) {
+        s->next_space_check = s->bytes + SPACE_CHECK_EVERY;
+        if (check_space(s->dir, 0, s->limits->min_free, &s->err) < 0)
+            return -1;
+    }
+    EVP_DigestUpdate(s->sha, *buf, len);
+    return (la_ssize_t)len;
+}
+
+/* Reports the stream's own error in place of whatever the tar reader made of
+ * the failed read: "unpacks to more than N bytes" rather than "truncated". */
+static int stream_error(struct stream *s, struct barge_error **err)
+{
+    if (err) {
+        barge_error_free(*err);
+        *err = s->err;
+    } else {
+        barge_error_free(s->err);
+    }
+    s->err = NULL;
+    return -1;
+}
+
+/* What the tar reader left unread (the zero blocks that end an archive, and
+ * any padding after them) belongs to the diff_id too. */
+static int stream_drain(struct stream *s)
+{
+    const void *buf;
+    while (!s->eof && !s->err)
+        if (stream_read(NULL, s, &buf) < 0)
+            return -1;
+    return s->err ? -1 : 0;
+}
+
+int barge_image_layer_unpack(int fd, const char *dir,
+                             const struct barge_image_unpack_limits *limits, char diff_id[72],
+                             struct barge_error **err)
 {
     pthread_once(&ar_once, ar_load);
     if (ar_missing[0])
         return barge_error_set(err, BARGE_ERR_INTERNAL, "cannot load libarchive: %s", ar_missing);
+    if (limits && limits->min_free) {
+        /* the compressed size is a floor for what the layer will take */
+        struct stat st;
+        off_t here = lseek(fd, 0, SEEK_CUR);
+        uint64_t need = fstat(fd, &st) == 0 && here >= 0 && st.st_size > here
+                            ? (uint64_t)(st.st_size - here)
+                            : 0;
+        if (check_space(dir, need, limits->min_free, err) < 0)
+            return -1;
+    }
     struct unpack u = {.root = -1, .cached_fd = -1};
     u.root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (u.root < 0)
         return barge_error_set_errno(err, BARGE_ERR_IO, "cannot open layer directory '%s'", dir);
 
+    struct stream s = {.limits = limits, .dir = dir, .next_space_check = SPACE_CHECK_EVERY};
+    s.sha = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL);
+    s.raw = ar.read_new();
+    ar.read_support_filter_gzip(s.raw);
+    ar.read_support_filter_zstd(s.raw);
+    ar.read_support_filter_none(s.raw);
+    ar.read_support_format_raw(s.raw);
+    /* A zero-byte blob is a valid empty layer. */
+    ar.read_support_format_empty(s.raw);
+
     struct archive *a = ar.read_new();
-    ar.read_support_filter_gzip(a);
-    ar.read_support_filter_zstd(a);
     ar.read_support_filter_none(a);
     ar.read_support_format_tar(a);
     ar.read_support_format_gnutar(a);
-    /* A zero-byte blob is a valid empty layer. */
     ar.read_support_format_empty(a);
 
     int rc = -1;
-    if (ar.read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
-        barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", ar.error_string(a));
+    struct archive_entry *raw_entry;
+    if (ar.read_open_fd(s.raw, fd, 64 * 1024) != ARCHIVE_OK) {
+        barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", ar.error_string(s.raw));
+        goto out;
+    }
+    int r = ar.read_next_header(s.raw, &raw_entry);
+    if (r == ARCHIVE_EOF) {
+        s.eof = true; /* the empty blob */
+    } else if (r < ARCHIVE_WARN) {
+        barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", ar.error_string(s.raw));
+        goto out;
+    }
+    if (ar.read_open(a, &s, NULL, stream_read, NULL) != ARCHIVE_OK) {
+        if (s.err)
+            stream_error(&s, err);
+        else
+            barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", ar.error_string(a));
         goto out;
     }
     for (;;) {
         struct archive_entry *e;
-        int r = ar.read_next_header(a, &e);
+        r = ar.read_next_header(a, &e);
         if (r == ARCHIVE_EOF)
             break;
         if (r < ARCHIVE_WARN) {
-            barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", ar.error_string(a));
+            if (s.err)
+                stream_error(&s, err);
+            else
+                barge_error_set(err, BARGE_ERR_IO, "cannot read layer: %s", ar.error_string(a));
             goto out;
         }
-        if (unpack_entry(&u, a, e, err) < 0)
+        if (unpack_entry(&u, a, e, err) < 0) {
+            /* a failed read of file data may have been the stream's doing */
+            if (s.err)
+                stream_error(&s, err);
             goto out;
+        }
+    }
+    if (stream_drain(&s) < 0) {
+        stream_error(&s, err);
+        goto out;
     }
     rc = finish_dirs(&u, err);
+    if (rc == 0 && diff_id) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        EVP_DigestFinal_ex(s.sha, md, &n);
+        static const char hex[] = "0123456789abcdef";
+        memcpy(diff_id, "sha256:", 7);
+        for (unsigned int i = 0; i < 32; i++) {
+            diff_id[7 + 2 * i] = hex[md[i] >> 4];
+            diff_id[8 + 2 * i] = hex[md[i] & 15];
+        }
+        diff_id[71] = '\0';
+    }
 out:
     ar.read_free(a);
+    ar.read_free(s.raw);
+    EVP_MD_CTX_free(s.sha);
+    barge_error_free(s.err);
     drop_cache(&u);
     for (size_t i = 0; i < u.n_dirs; i++)
         free(u.dirs[i].path);

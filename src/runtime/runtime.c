@@ -855,6 +855,19 @@ static double mtime_of(const char *path)
     return (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
 }
 
+/* conmon's exit file (written by temporary name and rename, so it is whole
+ * when it is there). Returns true and fills s when it is there. */
+static bool read_exit_file(const char *path, struct barge_runtime_state *s)
+{
+    _cleanup_free_ char *code = barge_read_file(path, NULL);
+    if (!code)
+        return false;
+    s->status = BARGE_RUNTIME_EXITED;
+    s->exit_code = atoi(code);
+    s->finished_at = mtime_of(path);
+    return true;
+}
+
 static void state_of(struct barge_runtime *rt, const struct meta *m, struct barge_runtime_state *s)
 {
     memset(s, 0, sizeof(*s));
@@ -867,11 +880,12 @@ static void state_of(struct barge_runtime *rt, const struct meta *m, struct barg
     _cleanup_free_ char *oom_path = barge_xasprintf("%s/oom", m->dir);
     s->oom_killed = access(oom_path, F_OK) == 0;
 
-    _cleanup_free_ char *code = barge_read_file(exit_path, NULL);
-    if (code) {
-        s->status = BARGE_RUNTIME_EXITED;
-        s->exit_code = atoi(code);
-        s->finished_at = mtime_of(exit_path);
+    /* The exit file is looked at again once conmon is seen gone: conmon
+     * writes it and then exits, and both may happen between the first look
+     * and the liveness check (a preempted agent thread is enough). Without
+     * the second look such a container counted as exited without a code. */
+    if (read_exit_file(exit_path, s)) {
+        /* exited, with its code */
     } else if (conmon_alive(m->conmon_pid, m->id)) {
         s->status = BARGE_RUNTIME_RUNNING;
         if (m->started_at == 0) {
@@ -880,6 +894,8 @@ static void state_of(struct barge_runtime *rt, const struct meta *m, struct barg
             s->status =
                 st && strcmp(st, "created") == 0 ? BARGE_RUNTIME_CREATED : BARGE_RUNTIME_RUNNING;
         }
+    } else if (read_exit_file(exit_path, s)) {
+        /* conmon wrote it and left since the first look */
     } else {
         /* conmon is gone without writing the exit file (killed, or the
          * machine rebooted): only the runtime knows now. */
@@ -984,8 +1000,17 @@ int barge_runtime_stop(struct barge_runtime *rt, const char *id, int signal, int
         int sig = s.status == BARGE_RUNTIME_CREATED ? SIGKILL : (signal ? signal : m.stop_signal);
         struct barge_error *e = NULL;
         if (kill_meta(&m, sig, &e) < 0) {
-            /* It may have exited between our look and the signal. */
+            /* It may have exited between our look and the signal. Its conmon
+             * may still be on the way to writing the exit file then: wait for
+             * conmon rather than take the exit for one without a code. */
             state_of(rt, &m, &s);
+            if (s.status != BARGE_RUNTIME_EXITED) {
+                _cleanup_free_ char *st = runtime_status(&m);
+                if (st && strcmp(st, "stopped") == 0) {
+                    wait_exit(&m, barge_monotonic_ms() + (timeout_ms < 0 ? 0 : timeout_ms));
+                    state_of(rt, &m, &s);
+                }
+            }
             if (s.status != BARGE_RUNTIME_EXITED) {
                 rc = -1;
                 if (err && !*err)

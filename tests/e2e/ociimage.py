@@ -87,12 +87,12 @@ class Layout:
         return d
 
     def add_image(self, layers, tag="latest", labels=None, cmd=("/bin/sh",)):
-        """layers: list of (blob bytes, uncompressed tar bytes, media type).
-        Returns a dict with the manifest digest and the blob digests."""
+        """layers: list of (blob bytes, uncompressed tar bytes or its
+        "sha256:..." diff_id, media type). Returns a dict with the manifest digest and the blob digests."""
         descs, diff_ids = [], []
         for blob, raw, mt in layers:
             descs.append({"mediaType": mt, "digest": self.blob(blob), "size": len(blob)})
-            diff_ids.append(sha256(raw))
+            diff_ids.append(raw if isinstance(raw, str) else sha256(raw))
         config = {
             "created": "2024-01-01T00:00:00Z",
             "architecture": "amd64",

@@ -2,10 +2,11 @@
 agent in the cluster 'default' and a local Fargate capacity pool, and writes
 the 'barge' AWS profile."""
 import os
+import signal
 import subprocess
 import time
 
-from conftest import Barged, cleanup_runtime, wait_task
+from conftest import Barged, binary, cleanup_runtime, wait_task
 
 
 def test_dev_mode_runs_a_task_and_a_fargate_task(tmp_path, busybox):
@@ -53,3 +54,109 @@ def test_dev_mode_runs_a_task_and_a_fargate_task(tmp_path, busybox):
             cleanup_runtime(str(tmp_path / "data" / d))
         if env_home is not None:
             os.environ["HOME"] = env_home
+
+
+def agent_pids(data_dir):
+    """pids of the barge-agent processes whose --data-dir is data_dir."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if (os.path.basename(argv[0]) == b"barge-agent" and b"--data-dir" in argv
+                and argv[argv.index(b"--data-dir") + 1] == data_dir.encode()):
+            pids.append(int(pid))
+    return pids
+
+
+def lock_holder(agent_dir):
+    with open(os.path.join(agent_dir, "agent.lock")) as f:
+        return int(f.read())
+
+
+def test_dev_restart_keeps_one_agent_per_directory_and_tasks(tmp_path, busybox):
+    data = str(tmp_path / "data")
+    dirs = [os.path.join(data, d) for d in ("agent", "fargate-agent")]
+    b = Barged(data, extra_args=["--dev"])
+    try:
+        b.start()
+        ecs = b.client("ecs")
+        deadline = time.time() + 60
+        while not ecs.list_container_instances(cluster="default")["containerInstanceArns"]:
+            assert time.time() < deadline, "the local agent never registered"
+            time.sleep(0.5)
+        td = ecs.register_task_definition(family="dev", containerDefinitions=[{
+            "name": "m", "image": busybox, "memory": 16,
+            "command": ["sh", "-c", "trap 'exit 143' TERM; while true; do sleep 0.2; done"]}]
+        )["taskDefinition"]["taskDefinitionArn"]
+        arn = ecs.run_task(cluster="default", taskDefinition=td)["tasks"][0]["taskArn"]
+        wait_task(ecs, "default", arn, statuses=("RUNNING",))
+        first = {d: agent_pids(d) for d in dirs}
+        assert all(len(p) == 1 for p in first.values()), first
+
+        # kill -9 leaves the agents running; the next barged on the same
+        # endpoint adopts them rather than starting second ones
+        b.kill(signal.SIGKILL)
+        b.start(port=b.port)
+        assert {d: agent_pids(d) for d in dirs} == first
+        assert all(lock_holder(d) == first[d][0] for d in dirs)
+        with open(b.log_path) as f:
+            log = f.read()
+        assert "adopted the local agent already running" in log
+        assert "in use by another barge-agent" not in log
+        ecs = b.client("ecs")
+        assert ecs.describe_tasks(cluster="default", tasks=[arn])["tasks"][0][
+            "lastStatus"] == "RUNNING"
+
+        # a clean stop takes the (adopted) agents down and the next barged
+        # starts new ones, which adopt the running container
+        b.restart()
+        second = {d: agent_pids(d) for d in dirs}
+        assert all(len(p) == 1 and p != first[d] for d, p in second.items()), second
+
+        # the task lived through both restarts, and the new agent runs it
+        ecs = b.client("ecs")
+        assert ecs.describe_tasks(cluster="default", tasks=[arn])["tasks"][0][
+            "lastStatus"] == "RUNNING"
+        ecs.stop_task(cluster="default", task=arn)
+        task = wait_task(ecs, "default", arn)
+        assert task["containers"][0]["exitCode"] == 143
+
+        # kill -9 again, and back on another port: the stale agents cannot
+        # reach it, so they are replaced, one per directory
+        b.kill(signal.SIGKILL)
+        b.start()
+        third = {d: agent_pids(d) for d in dirs}
+        assert all(len(p) == 1 and p != second[d] for d, p in third.items()), third
+
+        # a local agent that dies is started again
+        os.kill(third[dirs[0]][0], signal.SIGKILL)
+        deadline = time.time() + 30
+        while len(agent_pids(dirs[0])) != 1 or agent_pids(dirs[0]) == third[dirs[0]]:
+            assert time.time() < deadline, "the dead local agent was not replaced"
+            time.sleep(0.5)
+        assert agent_pids(dirs[1]) == third[dirs[1]]
+    finally:
+        b.stop()
+        for d in dirs:
+            for pid in agent_pids(d):
+                os.kill(pid, signal.SIGKILL)
+            cleanup_runtime(d)
+
+
+def test_second_agent_on_a_data_directory_is_refused(barged, agent):
+    holder = lock_holder(agent.data_dir)
+    assert holder == agent.proc.pid
+    r = subprocess.run([binary("barge-agent"), "--server", barged.endpoint,
+                        "--data-dir", agent.data_dir, "--credentials",
+                        os.path.join(barged.data_dir, "admin-credentials")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert ("the data directory '%s' is in use by another barge-agent (pid %d)"
+            % (agent.data_dir, holder)) in r.stderr
+    # the first agent is untouched and still the only one there
+    assert agent.proc.poll() is None
+    assert agent_pids(agent.data_dir) == [agent.proc.pid]

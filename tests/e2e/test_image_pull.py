@@ -6,16 +6,21 @@ images, an OCI index, layers with whiteouts, uncompressed layers, the layer
 cache (reuse, offline by digest, concurrent pulls), digest verification,
 missing images, basic auth, bearer tokens and retries."""
 
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
 import stat
 import subprocess
+import tarfile
 import tempfile
 
 import pytest
 
+import ociimage
+from conftest import wait_task
 from registry_fixture import (REPO_ROOT, Front, TokenFront, auth_registry,  # noqa: F401
                               free_port, registry, token_registry)
 
@@ -300,3 +305,137 @@ def test_server_errors_are_retried(registry, images, cache):
         rep = pull(front.host, ref, cache, expect_error="registry answered 503")
         assert "UNAVAILABLE: injected failure" in rep["error"]
         assert front.requests == 3 + 3  # HEAD and GET of the manifest, 3 attempts each
+
+
+def zeros_layer(size):
+    """(gzip blob, diff_id) of a tar holding one file of size zero bytes:
+    200 MiB of zeros compress to about 200 KiB. Streamed, never held whole."""
+    raw_sha = hashlib.sha256()
+    out = io.BytesIO()
+    gz = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9, mtime=0)
+
+    class Tee:
+        def write(self, b):
+            raw_sha.update(b)
+            gz.write(b)
+            return len(b)
+
+    class Zeros:
+        def __init__(self):
+            self.left = size
+
+        def read(self, n=-1):
+            n = self.left if n < 0 else min(n, self.left)
+            self.left -= n
+            return bytes(n)
+
+    with tarfile.open(fileobj=Tee(), mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        ti = tarfile.TarInfo("zeros")
+        ti.size = size
+        ti.mode = 0o644
+        tf.addfile(ti, Zeros())
+    gz.close()
+    return out.getvalue(), "sha256:" + raw_sha.hexdigest()
+
+
+def push_layout(reg, name, layers):
+    """Pushes an image of the given (blob, raw or diff_id, media type) layers;
+    returns its reference and the layer digests."""
+    d = tempfile.mkdtemp(prefix="barge-oci-")
+    try:
+        lay = ociimage.Layout(d)
+        info = lay.add_image(layers)
+        lay.close()
+        return reg.push(d, "latest", name), [desc["digest"] for desc in info["layers"]]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def assert_nothing_left(cache, digest):
+    assert not os.path.exists(os.path.join(cache, "layers", digest.split(":")[1]))
+    assert os.listdir(os.path.join(cache, "tmp")) == []
+
+
+def test_decompression_bomb_is_refused(registry, cache):
+    blob, diff_id = zeros_layer(200 << 20)
+    assert len(blob) < 1 << 20
+    ref, (digest,) = push_layout(registry, "bomb",
+                                 [(blob, diff_id, ociimage.MT_LAYER_GZIP)])
+    rep = pull(registry.host, ref, cache, max_layer_bytes=64 << 20,
+               expect_error="unpacks to more than 67108864 bytes")
+    assert digest in rep["error"] and ref in rep["error"]
+    assert rep["code"] == "limit"
+    assert_nothing_left(cache, digest)
+    # under a cap it fits, the same layer unpacks (and its diff_id checks out)
+    img = pull(registry.host, ref, cache, max_layer_bytes=256 << 20)["image"]
+    assert os.path.getsize(os.path.join(img["layers"][0], "zeros")) == 200 << 20
+
+
+def test_short_disk_is_refused(registry, images, cache):
+    rep = pull(registry.host, images["busybox"], cache, min_free_bytes=1 << 60,
+               expect_error="not enough free space to unpack")
+    assert rep["code"] == "limit"
+    assert os.listdir(os.path.join(cache, "layers")) == []
+    assert os.listdir(os.path.join(cache, "tmp")) == []
+
+
+def test_wrong_diff_id_is_refused(registry, cache):
+    blob, raw = ociimage.busybox_layer()
+    wrong = ociimage.sha256(raw + b"\0" * 1024)
+    ref, (digest,) = push_layout(registry, "wrongdiff",
+                                 [(blob, wrong, ociimage.MT_LAYER_GZIP)])
+    rep = pull(registry.host, ref, cache, expect_error="failed diff_id verification")
+    assert wrong in rep["error"] and ociimage.sha256(raw) in rep["error"]
+    assert digest in rep["error"]
+    assert_nothing_left(cache, digest)
+
+    # the right diff_id pulls; a config naming another for the cached layer
+    # is still refused
+    good, _ = push_layout(registry, "rightdiff", [(blob, raw, ociimage.MT_LAYER_GZIP)])
+    pull(registry.host, good, cache)
+    rep = pull(registry.host, ref, cache, expect_error="failed diff_id verification")
+    assert wrong in rep["error"]
+
+
+def test_config_without_diff_ids_is_refused(registry, cache):
+    blob, raw = ociimage.busybox_layer()
+    d = os.path.join(registry.images, "nodiffs")
+    lay = ociimage.Layout(d)  # the registry fixture removes its images dir
+    info = lay.add_image([(blob, raw, ociimage.MT_LAYER_GZIP),
+                          (blob, raw, ociimage.MT_LAYER_GZIP)])
+    # a second manifest that lists the layer twice against a one-entry config
+    cfg = json.loads(open(os.path.join(d, "blobs", "sha256",
+                                       info["config"]["digest"].split(":")[1])).read())
+    cfg["rootfs"]["diff_ids"] = cfg["rootfs"]["diff_ids"][:1]
+    cbytes = json.dumps(cfg).encode()
+    manifest = {"schemaVersion": 2, "mediaType": ociimage.MT_MANIFEST,
+                "config": {"mediaType": ociimage.MT_CONFIG, "digest": lay.blob(cbytes),
+                           "size": len(cbytes)},
+                "layers": info["layers"]}
+    mbytes = json.dumps(manifest).encode()
+    lay.index["manifests"] = [{"mediaType": ociimage.MT_MANIFEST, "digest": lay.blob(mbytes),
+                               "size": len(mbytes),
+                               "annotations": {"org.opencontainers.image.ref.name": "latest"}}]
+    lay.close()
+    ref = registry.push(d, "latest", "nodiffs")
+    rep = pull(registry.host, ref, cache, expect_error="lists 1 diff_ids for 2 layers")
+    assert os.listdir(os.path.join(cache, "layers")) == []
+
+
+def test_bomb_becomes_the_stopped_reason(test_registry, agent_factory, barged):
+    blob, diff_id = zeros_layer(200 << 20)
+    ref, (digest,) = push_layout(test_registry, "agentbomb",
+                                 [(blob, diff_id, ociimage.MT_LAYER_GZIP)])
+    agent = agent_factory(extra_args=["--max-layer-size", "64M"])
+    ecs = barged.client("ecs")
+    td = ecs.register_task_definition(family="bomb", containerDefinitions=[
+        {"name": "m", "image": ref, "memory": 16, "command": ["true"]}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    arn = ecs.run_task(cluster="default", taskDefinition=td)["tasks"][0]["taskArn"]
+    task = wait_task(ecs, "default", arn)
+    assert task["stopCode"] == "TaskFailedToStart"
+    reason = task["stoppedReason"]
+    assert reason.startswith("CannotPullContainerError: "), reason
+    assert "layer '%s'" % digest in reason and "unpacks to more than 67108864 bytes" in reason
+    cache = os.path.join(agent.data_dir, "images")
+    assert_nothing_left(cache, digest)

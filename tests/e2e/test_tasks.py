@@ -327,3 +327,27 @@ def test_run_task_from_barged_registry_by_tag_and_digest(barged, agent, tmp_path
         assert task["containers"][0]["exitCode"] == 0, _json.dumps(task, default=str)
         log = os.path.join(agent.data_dir, "logs", arn.split("/")[-1], "main.log")
         assert "from the barge registry" in open(log).read()
+
+
+def test_every_short_task_keeps_its_exit_code(barged, agent, busybox):
+    # Many containers exiting at once: each exit wakes every task's runner,
+    # so runners look at containers whose conmon is just writing the exit
+    # file and leaving. None may come out without its exit code.
+    ecs = barged.client("ecs")
+    td = register(ecs, busybox, family="short", command=["sh", "-c", "exit 3"])
+    arns = []
+    for _ in range(6):
+        arns += run(ecs, td, count=10)
+    stopped = {}
+    deadline = time.time() + 120
+    while len(stopped) < len(arns):
+        assert time.time() < deadline, "tasks never stopped: %d of %d" % (len(stopped), len(arns))
+        pending = [a for a in arns if a not in stopped]
+        for i in range(0, len(pending), 100):
+            for t in ecs.describe_tasks(cluster="default", tasks=pending[i:i + 100])["tasks"]:
+                if t["lastStatus"] == "STOPPED":
+                    stopped[t["taskArn"]] = t
+        time.sleep(0.5)
+    lost = {a: t["containers"][0].get("exitCode") for a, t in stopped.items()
+            if t["containers"][0].get("exitCode") != 3}
+    assert lost == {}, "%d of %d tasks lost their exit code" % (len(lost), len(arns))

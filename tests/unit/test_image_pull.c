@@ -10,6 +10,7 @@
  *   BARGE_TEST_EXPECT_ERROR   the pull must fail with this in its message
  *   BARGE_TEST_THREADS    pull the image this many times at once (default 1)
  *   BARGE_TEST_ARCH / BARGE_TEST_VARIANT   platform to pick from an index
+ *   BARGE_TEST_MAX_LAYER_BYTES / BARGE_TEST_MIN_FREE_BYTES   unpacking limits
  *
  * It prints one JSON line to stdout with what was pulled (or the error) and
  * the progress lines of the pull(s), for the Python side to check further. */
@@ -66,6 +67,12 @@ static json_t *describe(const struct barge_image *img)
                      (json_int_t)img->size);
 }
 
+static uint64_t env_u64(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
 static void test_pull(void **state)
 {
     const char *registry = getenv("BARGE_TEST_REGISTRY");
@@ -98,6 +105,8 @@ static void test_pull(void **state)
             .variant = getenv("BARGE_TEST_VARIANT"),
             .max_attempts = 3,
             .retry_delay_ms = 50,
+            .max_layer_bytes = env_u64("BARGE_TEST_MAX_LAYER_BYTES"),
+            .min_free_bytes = env_u64("BARGE_TEST_MIN_FREE_BYTES"),
         };
         assert_int_equal(pthread_create(&tids[i], NULL, pull_thread, &runs[i]), 0);
     }

@@ -13,6 +13,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <string.h>
 
 /* cmocka.h needs these three before it */
@@ -119,7 +120,7 @@ static int unpack(const struct scratch *s, const struct tent *ents, size_t n, in
                   struct barge_error **err)
 {
     int fd = make_tar(ents, n, filter);
-    int rc = barge_image_layer_unpack(fd, s->layer, err);
+    int rc = barge_image_layer_unpack(fd, s->layer, NULL, NULL, err);
     close(fd);
     return rc;
 }
@@ -243,10 +244,106 @@ static void test_empty_layer(void **state)
     struct barge_error *err = NULL;
     /* a zero-byte blob and an empty tarball are both valid layers */
     int fd = memfd_create("empty", MFD_CLOEXEC);
-    assert_int_equal(barge_image_layer_unpack(fd, s.layer, &err), 0);
+    assert_int_equal(barge_image_layer_unpack(fd, s.layer, NULL, NULL, &err), 0);
     close(fd);
     assert_int_equal(unpack(&s, NULL, 0, F_GZIP, &err), 0);
     assert_null(err);
+    scratch_free(&s);
+}
+
+/* "sha256:<hex>" of what fd holds, read from the start. */
+static void sha256_of_fd(int fd, char out[72])
+{
+    EVP_MD_CTX *sha = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
+    char buf[8192];
+    ssize_t n;
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        EVP_DigestUpdate(sha, buf, (size_t)n);
+    unsigned char md[32];
+    EVP_DigestFinal_ex(sha, md, NULL);
+    EVP_MD_CTX_free(sha);
+    strcpy(out, "sha256:");
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 7 + 2 * i, "%02x", md[i]);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+}
+
+static void test_diff_id_and_size_cap(void **state)
+{
+    static char big[300 * 1024];
+    memset(big, 'z', sizeof(big) - 1);
+    const struct tent ents[] = {
+        {.name = "d", .type = AE_IFDIR},
+        {.name = "d/big", .type = AE_IFREG, .data = big},
+    };
+    /* the diff_id is the digest of the uncompressed tar, whatever the
+     * compression it came in */
+    int plain = make_tar(ents, 2, F_NONE);
+    char want[72];
+    sha256_of_fd(plain, want);
+    off_t tar_size = lseek(plain, 0, SEEK_END);
+    assert_int_equal(lseek(plain, 0, SEEK_SET), 0);
+    for (int filter = F_NONE; filter <= F_ZSTD; filter++) {
+        struct scratch s;
+        scratch_new(&s);
+        int fd = filter == F_NONE ? dup(plain) : make_tar(ents, 2, filter);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        char got[72] = "";
+        struct barge_error *err = NULL;
+        /* a cap of exactly the tar's size lets it through */
+        struct barge_image_unpack_limits fits = {.max_bytes = (uint64_t)tar_size};
+        assert_int_equal(barge_image_layer_unpack(fd, s.layer, &fits, got, &err), 0);
+        assert_string_equal(got, want);
+        close(fd);
+        scratch_free(&s);
+
+        /* one byte less does not, whatever was written by then */
+        scratch_new(&s);
+        fd = filter == F_NONE ? dup(plain) : make_tar(ents, 2, filter);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        struct barge_image_unpack_limits tight = {.max_bytes = (uint64_t)tar_size - 1};
+        assert_int_equal(barge_image_layer_unpack(fd, s.layer, &tight, got, &err), -1);
+        assert_int_equal(err->code, BARGE_ERR_LIMIT);
+        char needle[64];
+        snprintf(needle, sizeof(needle), "unpacks to more than %lld bytes",
+                 (long long)tar_size - 1);
+        assert_non_null(strstr(err->message, needle));
+        barge_error_free(err);
+        close(fd);
+        scratch_free(&s);
+    }
+    close(plain);
+
+    /* the empty blob is the empty stream */
+    struct scratch s;
+    scratch_new(&s);
+    int fd = memfd_create("empty", MFD_CLOEXEC);
+    char got[72];
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_image_layer_unpack(fd, s.layer, NULL, got, &err), 0);
+    assert_string_equal(got,
+                        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    close(fd);
+    scratch_free(&s);
+}
+
+static void test_short_disk_refused(void **state)
+{
+    struct scratch s;
+    scratch_new(&s);
+    const struct tent ents[] = {{.name = "f", .type = AE_IFREG, .data = "x"}};
+    int fd = make_tar(ents, 1, F_GZIP);
+    struct barge_error *err = NULL;
+    struct barge_image_unpack_limits limits = {.min_free = UINT64_MAX / 2};
+    assert_int_equal(barge_image_layer_unpack(fd, s.layer, &limits, NULL, &err), -1);
+    assert_int_equal(err->code, BARGE_ERR_LIMIT);
+    assert_non_null(strstr(err->message, "not enough free space"));
+    barge_error_free(err);
+    close(fd);
+    /* refused before anything was written */
+    assert_int_equal(access(path_in(s.layer, "f"), F_OK), -1);
     scratch_free(&s);
 }
 
@@ -260,7 +357,7 @@ static void test_garbage_layer(void **state)
     assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
     lseek(fd, 0, SEEK_SET);
     struct barge_error *err = NULL;
-    assert_int_equal(barge_image_layer_unpack(fd, s.layer, &err), -1);
+    assert_int_equal(barge_image_layer_unpack(fd, s.layer, NULL, NULL, &err), -1);
     assert_non_null(err);
     barge_error_free(err);
     close(fd);
@@ -441,10 +538,10 @@ static void test_mount_rootfs(void **state)
     };
     struct barge_error *err = NULL;
     int fd = make_tar(base, 3, F_NONE);
-    assert_int_equal(barge_image_layer_unpack(fd, l1, &err), 0);
+    assert_int_equal(barge_image_layer_unpack(fd, l1, NULL, NULL, &err), 0);
     close(fd);
     fd = make_tar(top, 3, F_NONE);
-    assert_int_equal(barge_image_layer_unpack(fd, l2, &err), 0);
+    assert_int_equal(barge_image_layer_unpack(fd, l2, NULL, NULL, &err), 0);
     close(fd);
 
     char *layers[] = {l1, l2};
@@ -570,6 +667,8 @@ int main(void)
         cmocka_unit_test(test_basic_gzip),
         cmocka_unit_test(test_basic_zstd),
         cmocka_unit_test(test_empty_layer),
+        cmocka_unit_test(test_diff_id_and_size_cap),
+        cmocka_unit_test(test_short_disk_refused),
         cmocka_unit_test(test_garbage_layer),
         cmocka_unit_test(test_dotdot_refused),
         cmocka_unit_test(test_symlink_parent_refused),
