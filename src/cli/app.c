@@ -407,7 +407,8 @@ int barge_cli_app_init(struct barge_cli_app *app, bool need_config, struct barge
     const char *path = app->config_given ? app->config_path : getenv("ECSPRESSO_CONFIG");
     if (!path || !*path)
         path = find_config();
-    if (path && (app->config_given || need_config || access(path, F_OK) == 0)) {
+    if (path && !app->config_is_output &&
+        (app->config_given || need_config || access(path, F_OK) == 0)) {
         app->jsonnet_json = true;
         int rc = barge_cli_config_load(app, path, &app->cfg, err);
         app->jsonnet_json = false;

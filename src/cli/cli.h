@@ -97,6 +97,7 @@ struct barge_cli_app {
     /* global options, borrowed from argv */
     const char *config_path;
     bool config_given;
+    bool config_is_output; /* init: --config names the file to write, not to read */
     bool debug;
     bool no_color;
     json_t *envfiles;
@@ -169,6 +170,9 @@ void barge_cli_out(struct barge_cli_app *app, const char *fmt, ...) BARGE_PRINTF
 /* Draws the live one-line status on a terminal; does nothing otherwise. */
 void barge_cli_progress(struct barge_cli_app *app, const char *fmt, ...) BARGE_PRINTF(2, 3);
 void barge_cli_progress_clear(struct barge_cli_app *app);
+/* Whole seconds as Go prints a time.Duration ("10m0s", "1h0m0s", "45s");
+ * caller frees. */
+char *barge_cli_fmt_duration(double seconds);
 /* "2006/01/02 15:04:05" in local time for epoch seconds; out[20]. */
 void barge_cli_fmt_time(double epoch, char out[20]);
 /* ANSI colour codes, or "" when colour is off for that stream. */

@@ -64,6 +64,7 @@ int barge_cli_cmd_init(struct barge_cli_app *app, int argc, char **argv)
         {NULL},
     };
     int code;
+    app->config_is_output = true;
     if (barge_cli_start(app, "barge init (--service NAME | --task-definition FAMILY:REV) [options]",
                         "Write ecspresso.yml and the definitions from an existing service.", opts,
                         argc, argv, false, 0, NULL, NULL, &code) < 0)

@@ -1,0 +1,90 @@
+"""ecspresso parity of the barge CLI (issue 19): scale without --tasks, render
+filling in what barge resolved, diff of a service still to be created, init
+writing the config named by --config, appspec and --assume-role-arn. None of
+these needs a task to run, so barged alone serves them."""
+import json
+import os
+
+from test_cli_deploy import Project
+
+CONFIG = """\
+cluster: default
+service: web
+service_definition: ecs-service-def.json
+task_definition: ecs-task-def.json
+"""
+
+TASKDEF = """\
+{"family": "web",
+ "containerDefinitions": [{"name": "app", "image": "{{ must_env `IMAGE` }}", "memory": 16,
+                           "portMappings": [{"containerPort": 80}]}]}
+"""
+
+SERVICEDEF = """\
+{"desiredCount": 2, "launchType": "EC2",
+ "tags": [{"key": "team", "value": "core"}]}
+"""
+
+
+def project(barged, tmp_path, config=CONFIG, servicedef=SERVICEDEF):
+    barged.client("ecs").create_cluster(clusterName="default")
+    p = Project(barged, tmp_path / "web", "busybox:latest")
+    p.write("ecspresso.yml", config)
+    p.write("ecs-task-def.json", TASKDEF)
+    p.write("ecs-service-def.json", servicedef)
+    return p
+
+
+def describe(barged):
+    return barged.client("ecs").describe_services(cluster="default",
+                                                  services=["web"])["services"][0]
+
+
+def test_scale_without_tasks_keeps_the_count(barged, tmp_path):
+    p = project(barged, tmp_path)
+    p.ok("deploy", "--no-wait")
+    out = p.ok("scale", "--no-wait")
+    assert "desired count: unchanged" in out.stderr
+    assert describe(barged)["desiredCount"] == 2
+    p.ok("scale", "--tasks", "3", "--no-wait")
+    assert describe(barged)["desiredCount"] == 3
+
+
+def test_render_shows_what_barge_resolved(barged, tmp_path):
+    p = project(barged, tmp_path)
+    # The region comes from the environment, the timeout is the default.
+    out = p.ok("render", "config", env={"AWS_REGION": "eu-west-1"})
+    assert out.stdout == ("region: eu-west-1\n" + CONFIG + "timeout: 10m0s\n")
+    out = p.ok("render", "config", "--jsonnet", "--timeout", "90s",
+               env={"AWS_REGION": "eu-west-1"})
+    doc = json.loads(out.stdout)
+    assert doc["region"] == "eu-west-1" and doc["timeout"] == "1m30s"
+    assert doc["cluster"] == "default"
+    # serviceName is the config's, as for deploy.
+    sd = json.loads(p.ok("render", "servicedef").stdout)
+    assert sd["serviceName"] == "web" and sd["desiredCount"] == 2
+
+
+def test_diff_of_a_new_service_shows_the_definition(barged, tmp_path):
+    p = project(barged, tmp_path)
+    out = p.ok("diff")
+    assert "service web will be created" in out.stderr
+    head, _, rest = out.stdout.partition("+++ ecs-service-def.json\n")
+    assert head.endswith("--- /dev/null\n")
+    svc = rest.split("--- ")[0]
+    # The user's own fields, launchType included, and no ECS defaults.
+    assert '+  "launchType": "EC2",' in svc and '+  "desiredCount": 2,' in svc
+    assert "deploymentConfiguration" not in svc and "propagateTags" not in svc
+
+
+def test_init_writes_the_config_named_by_config(barged, tmp_path):
+    p = project(barged, tmp_path)
+    p.ok("deploy", "--no-wait")
+    q = Project(barged, tmp_path / "other", "busybox:latest")
+    out = q.ok("init", "--service", "web", "--config", "deploy/web.yml")
+    assert "save config to deploy/web.yml" in out.stderr
+    assert "save task definition to deploy/ecs-task-def.json" in out.stderr
+    assert "service_definition: ecs-service-def.json" in q.read("deploy/web.yml")
+    assert json.loads(q.read("deploy/ecs-task-def.json"))["family"] == "web"
+    # What it wrote is a config the other commands read: nothing to change.
+    assert q.ok("diff", "--config", "deploy/web.yml").stdout == ""
