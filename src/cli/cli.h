@@ -255,6 +255,7 @@ int barge_cli_cmd_usage(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_join_token(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_logs(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_compose(struct barge_cli_app *app, int argc, char **argv);
+int barge_cli_cmd_appspec(struct barge_cli_app *app, int argc, char **argv);
 
 /* Parses a command's options plus the global ones; prints help and returns
  * 1 (with *exit_code 0) on --help, -1 (with *exit_code 2 and a message) on a

@@ -35,6 +35,7 @@ static const struct command commands[] = {
     {"tasks", barge_cli_cmd_tasks, "list, find or stop the service's tasks"},
     {"logs", barge_cli_cmd_logs, "show the service's container logs, or one task's (--task)"},
     {"delete", barge_cli_cmd_delete, "delete the service"},
+    {"appspec", barge_cli_cmd_appspec, "print the CodeDeploy AppSpec for the service"},
     {"compose", barge_cli_cmd_compose, "docker-compose import: convert, up"},
     {"usage", barge_cli_cmd_usage, "metered usage and cost of FARGATE tasks"},
     {"join-token", barge_cli_cmd_join_token, "create, list or revoke tokens hosts join with"},

@@ -88,3 +88,58 @@ def test_init_writes_the_config_named_by_config(barged, tmp_path):
     assert json.loads(q.read("deploy/ecs-task-def.json"))["family"] == "web"
     # What it wrote is a config the other commands read: nothing to change.
     assert q.ok("diff", "--config", "deploy/web.yml").stdout == ""
+
+
+def test_appspec(barged, tmp_path):
+    p = project(barged, tmp_path, config=CONFIG + """\
+appspec:
+  Hooks:
+    - BeforeInstall: "CheckBeforeInstall"
+    - AfterAllowTraffic: "CheckAfterTraffic"
+""")
+    p.ok("deploy", "--no-wait")
+    # Without a load balancer CodeDeploy has nothing to shift.
+    out = p.run("appspec", check=False)
+    assert "appspec requires loadBalancers" in out.stderr
+    p.ok("register")
+    p.write("ecs-service-def.json", """\
+{"desiredCount": 2, "launchType": "FARGATE", "platformVersion": "1.4.0",
+ "loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/tg/1",
+                    "containerName": "app", "containerPort": 80}],
+ "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-1"],
+                                                  "securityGroups": ["sg-1"],
+                                                  "assignPublicIp": "DISABLED"}}}
+""")
+    arn = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:%d"
+    out = p.ok("appspec")
+    assert out.stdout == f"""\
+version: "0.0"
+Resources:
+- TargetService:
+    Type: AWS::ECS::Service
+    Properties:
+      TaskDefinition: {arn % 2}
+      LoadBalancerInfo:
+        ContainerName: app
+        ContainerPort: 80
+      PlatformVersion: 1.4.0
+      NetworkConfiguration:
+        AwsvpcConfiguration:
+          Subnets:
+          - subnet-1
+          SecurityGroups:
+          - sg-1
+          AssignPublicIp: DISABLED
+Hooks:
+- BeforeInstall: CheckBeforeInstall
+- AfterAllowTraffic: CheckAfterTraffic
+"""
+    out = p.ok("appspec", "--task-definition", "current")
+    assert f"TaskDefinition: {arn % 1}\n" in out.stdout
+    out = p.ok("appspec", "--task-definition", arn % 2)
+    assert f"TaskDefinition: {arn % 2}\n" in out.stdout
+    # The running service has no load balancer.
+    out = p.run("appspec", "--no-update-service", check=False)
+    assert out.returncode == 1 and "appspec requires loadBalancers" in out.stderr
+    out = p.run("appspec", "--task-definition", "web:1", check=False)
+    assert out.returncode == 1 and "not 'web:1'" in out.stderr
