@@ -104,6 +104,7 @@ struct barge_cli_app {
     json_t *ext_str_list, *ext_code_list;
     const char *timeout_opt;
     const char *profile, *region_opt, *endpoint_url;
+    const char *assume_role_arn;
 
     /* derived */
     json_t *ext_str, *ext_code; /* {name: value} */
@@ -157,6 +158,16 @@ int barge_cli_load_servicedef(struct barge_cli_app *app, json_t **out, struct ba
  * managed elsewhere, e.g. by Terraform), so diff and deploy leave them be. */
 void barge_cli_ignore_tags(struct barge_cli_app *app, json_t *obj);
 bool barge_cli_tag_ignored(struct barge_cli_app *app, const char *key);
+
+/* STS AssumeRole of arn with the credentials found; its temporary
+ * credentials replace them for every client (--assume-role-arn). An
+ * endpoint that does not serve STS (barged today) is an error that says so
+ * (BARGE_ERR_UNSUPPORTED). */
+int barge_cli_assume_role(struct barge_cli_app *app, const char *arn, struct barge_error **err);
+/* The credentials in an AssumeRole answer (XML, HTTP status); on an error
+ * answer, the error it reports. The strings are the caller's. */
+int barge_cli_sts_parse_credentials(const char *xml, long status, char **akid, char **secret,
+                                    char **token, struct barge_error **err);
 
 /* ---- output ---- */
 

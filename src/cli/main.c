@@ -71,8 +71,9 @@ static int cmd_version(struct barge_cli_app *app, int argc, char **argv)
  * does not mistake "x.yml" for the command. */
 static bool takes_value(const char *arg)
 {
-    static const char *const names[] = {"--config",  "--envfile", "--ext-str",      "--ext-code",
-                                        "--timeout", "--profile", "--endpoint-url", "--region"};
+    static const char *const names[] = {"--config",       "--envfile", "--ext-str",
+                                        "--ext-code",     "--timeout", "--profile",
+                                        "--endpoint-url", "--region",  "--assume-role-arn"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(names); i++)
         if (strcmp(arg, names[i]) == 0)
             return true;
