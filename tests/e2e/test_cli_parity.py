@@ -88,6 +88,11 @@ def test_init_writes_the_config_named_by_config(barged, tmp_path):
     assert json.loads(q.read("deploy/ecs-task-def.json"))["family"] == "web"
     # What it wrote is a config the other commands read: nothing to change.
     assert q.ok("diff", "--config", "deploy/web.yml").stdout == ""
+    # $ECSPRESSO_CONFIG names it as well as --config does.
+    r = Project(barged, tmp_path / "third", "busybox:latest")
+    out = r.ok("init", "--service", "web", env={"ECSPRESSO_CONFIG": "svc.yml"})
+    assert "save config to svc.yml" in out.stderr
+    assert r.ok("diff", env={"ECSPRESSO_CONFIG": "svc.yml"}).stdout == ""
 
 
 def test_appspec(barged, tmp_path):
