@@ -36,6 +36,8 @@ int barge_cli_parse(struct barge_cli_app *app, const char *usage, const char *su
          "endpoint for every API (default: $AWS_ENDPOINT_URL_<SERVICE>, $AWS_ENDPOINT_URL, the "
          "profile's)",
          false, NULL},
+        {"assume-role-arn", BARGE_CLI_OPT_STR, &app->assume_role_arn, "ARN",
+         "call AWS as this role (STS AssumeRole; $ECSPRESSO_ASSUME_ROLE_ARN)", false, NULL},
         {"color", BARGE_CLI_OPT_BOOL, &opt_color, NULL,
          "colour on a terminal (never with NO_COLOR set)", true, NULL},
         {NULL},
@@ -407,7 +409,8 @@ int barge_cli_app_init(struct barge_cli_app *app, bool need_config, struct barge
     const char *path = app->config_given ? app->config_path : getenv("ECSPRESSO_CONFIG");
     if (!path || !*path)
         path = find_config();
-    if (path && (app->config_given || need_config || access(path, F_OK) == 0)) {
+    if (path && !app->config_is_output &&
+        (app->config_given || need_config || access(path, F_OK) == 0)) {
         app->jsonnet_json = true;
         int rc = barge_cli_config_load(app, path, &app->cfg, err);
         app->jsonnet_json = false;
@@ -435,6 +438,10 @@ int barge_cli_app_init(struct barge_cli_app *app, bool need_config, struct barge
         .preferred_profile = "barge",
     };
     if (barge_aws_config_load(&ao, &app->aws, err) < 0)
+        return -1;
+    const char *role =
+        app->assume_role_arn ? app->assume_role_arn : getenv("ECSPRESSO_ASSUME_ROLE_ARN");
+    if (role && *role && barge_cli_assume_role(app, role, err) < 0)
         return -1;
     barge_cli_logl(app, BARGE_CLI_DEBUG, "AWS profile %s, region %s, credentials from %s",
                    app->aws->profile ? app->aws->profile : "(none)",

@@ -97,12 +97,14 @@ struct barge_cli_app {
     /* global options, borrowed from argv */
     const char *config_path;
     bool config_given;
+    bool config_is_output; /* init: --config names the file to write, not to read */
     bool debug;
     bool no_color;
     json_t *envfiles;
     json_t *ext_str_list, *ext_code_list;
     const char *timeout_opt;
     const char *profile, *region_opt, *endpoint_url;
+    const char *assume_role_arn;
 
     /* derived */
     json_t *ext_str, *ext_code; /* {name: value} */
@@ -157,6 +159,16 @@ int barge_cli_load_servicedef(struct barge_cli_app *app, json_t **out, struct ba
 void barge_cli_ignore_tags(struct barge_cli_app *app, json_t *obj);
 bool barge_cli_tag_ignored(struct barge_cli_app *app, const char *key);
 
+/* STS AssumeRole of arn with the credentials found; its temporary
+ * credentials replace them for every client (--assume-role-arn). An
+ * endpoint that does not serve STS (barged today) is an error that says so
+ * (BARGE_ERR_UNSUPPORTED). */
+int barge_cli_assume_role(struct barge_cli_app *app, const char *arn, struct barge_error **err);
+/* The credentials in an AssumeRole answer (XML, HTTP status); on an error
+ * answer, the error it reports. The strings are the caller's. */
+int barge_cli_sts_parse_credentials(const char *xml, long status, char **akid, char **secret,
+                                    char **token, struct barge_error **err);
+
 /* ---- output ---- */
 
 /* ecspresso's log line on stderr: "2006/01/02 15:04:05 <service>/<cluster>
@@ -169,6 +181,9 @@ void barge_cli_out(struct barge_cli_app *app, const char *fmt, ...) BARGE_PRINTF
 /* Draws the live one-line status on a terminal; does nothing otherwise. */
 void barge_cli_progress(struct barge_cli_app *app, const char *fmt, ...) BARGE_PRINTF(2, 3);
 void barge_cli_progress_clear(struct barge_cli_app *app);
+/* Whole seconds as Go prints a time.Duration ("10m0s", "1h0m0s", "45s");
+ * caller frees. */
+char *barge_cli_fmt_duration(double seconds);
 /* "2006/01/02 15:04:05" in local time for epoch seconds; out[20]. */
 void barge_cli_fmt_time(double epoch, char out[20]);
 /* ANSI colour codes, or "" when colour is off for that stream. */
@@ -251,6 +266,7 @@ int barge_cli_cmd_usage(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_join_token(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_logs(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_compose(struct barge_cli_app *app, int argc, char **argv);
+int barge_cli_cmd_appspec(struct barge_cli_app *app, int argc, char **argv);
 
 /* Parses a command's options plus the global ones; prints help and returns
  * 1 (with *exit_code 0) on --help, -1 (with *exit_code 2 and a message) on a

@@ -441,23 +441,21 @@ int barge_cli_cmd_scale(struct barge_cli_app *app, int argc, char **argv)
     const struct barge_cli_opt opts[] = {
         {"dry-run", BARGE_CLI_OPT_BOOL, &o.dry_run, NULL, "show what would change, change nothing",
          false, NULL},
-        {"tasks", BARGE_CLI_OPT_INT, &o.tasks, "N", "desired count", false, NULL},
+        {"tasks", BARGE_CLI_OPT_INT, &o.tasks, "N", "desired count (default: unchanged)", false,
+         NULL},
         {"wait", BARGE_CLI_OPT_BOOL, &o.wait, NULL, "wait for the service to be stable", true,
          NULL},
         SCALING_OPTS(o),
         {NULL},
     };
     int code;
-    if (barge_cli_start(app, "barge scale --tasks N [options]",
+    if (barge_cli_start(app, "barge scale [--tasks N] [options]",
                         "Change the service's desired count and wait until it is stable.", opts,
                         argc, argv, true, 0, NULL, NULL, &code) < 0)
         return code;
+    /* Without --tasks the desired count stays as it is (ecspresso 2): scale
+     * then only applies the auto scaling flags, or waits. */
     struct barge_error *err = NULL;
-    if (o.tasks < 0 && !o.suspend_auto_scaling && !o.resume_auto_scaling &&
-        o.auto_scaling_min < 0 && o.auto_scaling_max < 0) {
-        barge_error_set(&err, BARGE_ERR_INVALID, "--tasks is required");
-        return barge_cli_fail(app, err);
-    }
     if (deploy(app, &o, "scale", &err) < 0)
         return barge_cli_fail(app, err);
     return 0;

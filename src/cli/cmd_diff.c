@@ -65,7 +65,11 @@ int barge_cli_cmd_diff(struct barge_cli_app *app, int argc, char **argv)
         _cleanup_json_ json_t *local = NULL;
         if (barge_cli_load_servicedef(app, &local, &err) < 0)
             return barge_cli_fail(app, err);
-        _cleanup_json_ json_t *l = barge_cli_service_for_diff(local, local);
+        /* A service to be created is shown as the user wrote it (what
+         * CreateService gets), not narrowed to what UpdateService can change
+         * nor padded with ECS's defaults. */
+        _cleanup_json_ json_t *l =
+            svc ? barge_cli_service_for_diff(local, local) : json_deep_copy(local);
         barge_cli_ignore_tags(app, l);
         _cleanup_free_ char *lt = barge_cli_json_api_dump(l);
         _cleanup_free_ char *rt = NULL;
@@ -117,6 +121,40 @@ int barge_cli_cmd_diff(struct barge_cli_app *app, int argc, char **argv)
     return 0;
 }
 
+/* The config as barge resolved it, as ecspresso's render prints its Config:
+ * the region from the environment or profile when the file has none, the
+ * cluster and timeout defaults filled in, in ecspresso's key order, other
+ * keys as written. */
+static json_t *resolved_config(struct barge_cli_app *app)
+{
+    static const char *const order[] = {
+        "required_version", "region",  "cluster", "service",        "service_definition",
+        "task_definition",  "plugins", "appspec", "filter_command", "timeout"};
+    const json_t *doc = app->cfg->doc;
+    json_t *c = json_object();
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(order); i++) {
+        const char *k = order[i];
+        json_t *v = json_object_get(doc, k);
+        if (strcmp(k, "region") == 0 && app->aws->region)
+            json_object_set_new(c, k, json_string(app->aws->region));
+        else if (strcmp(k, "cluster") == 0)
+            json_object_set_new(c, k, json_string(app->cfg->cluster));
+        else if (strcmp(k, "timeout") == 0) {
+            _cleanup_free_ char *t = barge_cli_fmt_duration(app->timeout);
+            json_object_set_new(c, k, json_string(t));
+        } else if (v && !json_is_null(v) && !(json_is_array(v) && json_array_size(v) == 0))
+            json_object_set(c, k, v);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)doc, k, v)
+    {
+        if (!json_object_get(c, k) && !json_is_null(v))
+            json_object_set(c, k, v);
+    }
+    return c;
+}
+
 int barge_cli_cmd_render(struct barge_cli_app *app, int argc, char **argv)
 {
     bool jsonnet = false;
@@ -144,7 +182,7 @@ int barge_cli_cmd_render(struct barge_cli_app *app, int argc, char **argv)
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *t = pos[i];
         if (strcmp(t, "config") == 0) {
-            json_t *doc = app->cfg->doc;
+            _cleanup_json_ json_t *doc = resolved_config(app);
             _cleanup_free_ char *text =
                 jsonnet ? barge_cli_json_api_dump(doc) : barge_cli_yaml_emit(doc);
             barge_cli_out(app, "%s", text);
@@ -154,6 +192,9 @@ int barge_cli_cmd_render(struct barge_cli_app *app, int argc, char **argv)
                 rc = barge_cli_fail(app, err);
                 break;
             }
+            /* As ecspresso reads it: the service's name is the config's. */
+            if (app->cfg->service)
+                json_object_set_new(def, "serviceName", json_string(app->cfg->service));
             _cleanup_free_ char *text = barge_cli_json_api_dump(def);
             barge_cli_out(app, "%s", text);
         } else if (strcmp(t, "task-definition") == 0 || strcmp(t, "taskdef") == 0) {

@@ -64,6 +64,7 @@ int barge_cli_cmd_init(struct barge_cli_app *app, int argc, char **argv)
         {NULL},
     };
     int code;
+    app->config_is_output = true;
     if (barge_cli_start(app, "barge init (--service NAME | --task-definition FAMILY:REV) [options]",
                         "Write ecspresso.yml and the definitions from an existing service.", opts,
                         argc, argv, false, 0, NULL, NULL, &code) < 0)
@@ -75,7 +76,9 @@ int barge_cli_cmd_init(struct barge_cli_app *app, int argc, char **argv)
                         "required");
         return barge_cli_fail(app, err);
     }
-    const char *config_path = app->config_given ? app->config_path : NULL;
+    const char *config_path = app->config_given ? app->config_path : getenv("ECSPRESSO_CONFIG");
+    if (config_path && !*config_path)
+        config_path = NULL;
     _cleanup_free_ char *cfg_name =
         config_path ? barge_xstrdup(config_path)
                     : barge_xstrdup(jsonnet ? "ecspresso.jsonnet" : "ecspresso.yml");

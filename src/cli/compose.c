@@ -822,10 +822,102 @@ static const char *const known[] = {
     "log_opt",
     "container_name",
     "stdin_open",
+    "volumes_from",
 };
 
+/* volumes_from: "svc", "svc:ro", "container:name[:ro|rw]" (v1/v2). ECS can
+ * only take volumes from another container of the same task, that is from
+ * another compose service. */
+static int volumes_from(struct ctx *c, const char *svc, const json_t *s, const json_t *services,
+                        json_t *cdef)
+{
+    json_t *vf = json_object_get(s, "volumes_from");
+    if (!vf)
+        return 0;
+    if (!json_is_array(vf))
+        return fail(c, "service '%s': volumes_from must be a list", svc);
+    json_t *out = json_array();
+    json_object_set_new(cdef, "volumesFrom", out);
+    size_t i;
+    json_t *e;
+    json_array_foreach(vf, i, e)
+    {
+        const char *spec = json_string_value(e);
+        if (!spec || !*spec)
+            return fail(c, "service '%s': volumes_from entries must be strings", svc);
+        _cleanup_free_ char *copy = barge_xstrdup(spec);
+        char *src = copy;
+        if (barge_str_has_prefix(src, "container:"))
+            src += strlen("container:");
+        char *mode = strchr(src, ':');
+        if (mode)
+            *mode++ = '\0';
+        if (mode && strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0)
+            return fail(c, "service '%s': volumes_from '%s': mode '%s' is not ro or rw", svc, spec,
+                        mode);
+        if (!json_object_get(services, src))
+            return fail(c,
+                        "service '%s': volumes_from '%s': '%s' is not a service of this file "
+                        "(an ECS container takes volumes only from its own task)",
+                        svc, spec, src);
+        if (strcmp(src, svc) == 0)
+            return fail(c, "service '%s': volumes_from '%s' names the service itself", svc, spec);
+        json_array_append_new(out, json_pack("{s:s, s:b}", "sourceContainer", src, "readOnly",
+                                             mode && strcmp(mode, "ro") == 0));
+    }
+    return 0;
+}
+
+/* logging (and v1's log_driver/log_opt) become logConfiguration; ECS needs
+ * a driver and string options, so anything else is refused rather than
+ * dropped. */
+static int logging(struct ctx *c, const char *svc, const json_t *s, json_t *cdef)
+{
+    json_t *lg = json_object_get(s, "logging");
+    const char *what = lg ? "logging" : "log_driver";
+    json_t *driver = lg ? NULL : json_object_get(s, "log_driver");
+    json_t *opt = lg ? NULL : json_object_get(s, "log_opt");
+    if (lg) {
+        if (!json_is_object(lg))
+            return fail(c, "service '%s': logging must be a mapping with driver and options", svc);
+        const char *k;
+        json_t *v;
+        json_object_foreach(lg, k, v)
+        {
+            if (strcmp(k, "driver") != 0 && strcmp(k, "options") != 0)
+                return fail(c, "service '%s': logging.%s is not a logging key (driver, options)",
+                            svc, k);
+        }
+        driver = json_object_get(lg, "driver");
+        opt = json_object_get(lg, "options");
+    }
+    if (!driver && !opt)
+        return 0;
+    if (!driver)
+        return fail(c, "service '%s': %s options need a driver (ECS requires logDriver)", svc,
+                    lg ? "logging" : "log_opt");
+    if (!json_is_string(driver) || !*json_string_value(driver))
+        return fail(c, "service '%s': %s%s must be a driver name", svc, what, lg ? ".driver" : "");
+    json_t *lc = json_pack("{s:s}", "logDriver", json_string_value(driver));
+    json_object_set_new(cdef, "logConfiguration", lc);
+    if (!opt || json_is_null(opt))
+        return 0;
+    const char *optname = lg ? "logging.options" : "log_opt";
+    if (!json_is_object(opt))
+        return fail(c, "service '%s': %s must be a mapping", svc, optname);
+    const char *k;
+    json_t *v;
+    json_object_foreach(opt, k, v)
+    {
+        if (json_is_object(v) || json_is_array(v))
+            return fail(c, "service '%s': %s.%s must be a string", svc, optname, k);
+    }
+    json_object_set_new(lc, "options", kv_map(opt));
+    return 0;
+}
+
 static json_t *container(struct ctx *c, const char *name, const json_t *s, json_t *task_volumes,
-                         const json_t *top_volumes)
+                         const json_t *top_volumes, const json_t *services)
 {
     const char *k;
     json_t *v;
@@ -963,15 +1055,9 @@ static json_t *container(struct ctx *c, const char *name, const json_t *s, json_
     }
     if ((v = json_object_get(s, "labels")))
         json_object_set_new(cdef, "dockerLabels", kv_map(v));
-    json_t *lg = json_object_get(s, "logging");
-    const char *driver =
-        lg ? barge_json_str(lg, "driver", NULL) : barge_json_str(s, "log_driver", NULL);
-    if (driver) {
-        json_t *lc = json_pack("{s:s}", "logDriver", driver);
-        json_t *opt = lg ? json_object_get(lg, "options") : json_object_get(s, "log_opt");
-        if (opt)
-            json_object_set_new(lc, "options", kv_map(opt));
-        json_object_set_new(cdef, "logConfiguration", lc);
+    if (volumes_from(c, name, s, services, cdef) < 0 || logging(c, name, s, cdef) < 0) {
+        json_decref(cdef);
+        return NULL;
     }
     static const struct {
         const char *from, *to;
@@ -1288,25 +1374,59 @@ int barge_cli_compose_convert(const struct barge_cli_compose_opts *opts, json_t 
     }
     const char *k;
     json_t *v;
-    json_object_foreach(doc, k, v)
-    {
-        if (strcmp(k, "version") != 0 && strcmp(k, "services") != 0 && strcmp(k, "volumes") != 0 &&
-            strcmp(k, "name") != 0 && strncmp(k, "x-", 2) != 0)
-            warn(&c, "top-level '%s' is not supported; ignored", k);
-    }
     json_t *services = json_object_get(doc, "services");
+    const char *version = barge_json_str(doc, "version", NULL);
+    /* Version 1 files have neither a version nor a services key: every
+     * top-level key is a service. */
+    bool v1 = !services && (!json_object_get(doc, "version") || barge_streq(version, "1"));
+    if (v1) {
+        json_object_del(doc, "version");
+        services = doc;
+        json_object_foreach(doc, k, v)
+        {
+            if (!json_is_object(v)) {
+                barge_error_set(err, BARGE_ERR_INVALID,
+                                "'%s': top-level '%s' is not a service (a version 1 file has "
+                                "only services; later versions put them under services:)",
+                                opts->files[0], k);
+                goto out;
+            }
+        }
+    } else {
+        json_object_foreach(doc, k, v)
+        {
+            if (strcmp(k, "version") != 0 && strcmp(k, "services") != 0 &&
+                strcmp(k, "volumes") != 0 && strcmp(k, "name") != 0 && strncmp(k, "x-", 2) != 0)
+                warn(&c, "top-level '%s' is not supported; ignored", k);
+        }
+    }
     if (!json_is_object(services) || !json_object_size(services)) {
         barge_error_set(err, BARGE_ERR_INVALID, "'%s' has no services", opts->files[0]);
         goto out;
     }
-    *project = project_name(&c, doc);
+    json_t *top_volumes = v1 ? NULL : json_object_get(doc, "volumes");
+    json_object_foreach(top_volumes, k, v)
+    {
+        /* A volume made outside the project has no ECS counterpart: a task
+         * definition's volumes are made for (or with) the task. */
+        json_t *ext = json_object_get(v, "external");
+        if (ext && !json_is_false(ext) && !json_is_null(ext)) {
+            barge_error_set(err, BARGE_ERR_UNSUPPORTED,
+                            "volume '%s' is external: barge cannot mount a volume created "
+                            "outside the task; remove 'external' to let the task create it, or "
+                            "use a host path",
+                            k);
+            goto out;
+        }
+    }
+    *project = project_name(&c, v1 ? NULL : doc);
     td = json_pack("{s:s, s:[]}", "family", *project, "containerDefinitions");
     sd = json_object();
     json_t *task_volumes = json_array();
     json_int_t replicas = 0;
     json_object_foreach(services, k, v)
     {
-        json_t *cdef = container(&c, k, v, task_volumes, json_object_get(doc, "volumes"));
+        json_t *cdef = container(&c, k, v, task_volumes, top_volumes, services);
         if (!cdef) {
             json_decref(task_volumes);
             goto out;

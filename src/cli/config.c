@@ -214,7 +214,7 @@ int barge_cli_config_load(struct barge_cli_app *app, const char *path,
             known = known || strcmp(k, known_keys[i]) == 0;
         if (!known)
             barge_cli_logl(app, BARGE_CLI_WARN, "unknown field \"%s\" in config '%s'", k, path);
-        else if (strcmp(k, "appspec") == 0 || strcmp(k, "codedeploy") == 0)
+        else if (strcmp(k, "codedeploy") == 0)
             barge_cli_logl(app, BARGE_CLI_WARN,
                            "config '%s': \"%s\" is for CodeDeploy, which barge does not use; "
                            "ignored",

@@ -35,6 +35,7 @@ static const struct command commands[] = {
     {"tasks", barge_cli_cmd_tasks, "list, find or stop the service's tasks"},
     {"logs", barge_cli_cmd_logs, "show the service's container logs, or one task's (--task)"},
     {"delete", barge_cli_cmd_delete, "delete the service"},
+    {"appspec", barge_cli_cmd_appspec, "print the CodeDeploy AppSpec for the service"},
     {"compose", barge_cli_cmd_compose, "docker-compose import: convert, up"},
     {"usage", barge_cli_cmd_usage, "metered usage and cost of FARGATE tasks"},
     {"join-token", barge_cli_cmd_join_token, "create, list or revoke tokens hosts join with"},
@@ -70,8 +71,9 @@ static int cmd_version(struct barge_cli_app *app, int argc, char **argv)
  * does not mistake "x.yml" for the command. */
 static bool takes_value(const char *arg)
 {
-    static const char *const names[] = {"--config",  "--envfile", "--ext-str",      "--ext-code",
-                                        "--timeout", "--profile", "--endpoint-url", "--region"};
+    static const char *const names[] = {"--config",       "--envfile", "--ext-str",
+                                        "--ext-code",     "--timeout", "--profile",
+                                        "--endpoint-url", "--region",  "--assume-role-arn"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(names); i++)
         if (strcmp(arg, names[i]) == 0)
             return true;

@@ -174,7 +174,7 @@ static char *fmt_elapsed(double s)
     return barge_xasprintf("%ld:%02ld", t / 60, t % 60);
 }
 
-static char *fmt_duration(double s)
+char *barge_cli_fmt_duration(double s)
 {
     long t = (long)s;
     if (t >= 3600)
@@ -353,7 +353,7 @@ int barge_cli_wait_stable(struct barge_cli_app *app, const json_t *before, const
         double elapsed = barge_cli_now_mono() - start;
         if (elapsed > app->timeout) {
             barge_cli_progress_clear(app);
-            _cleanup_free_ char *t = fmt_duration(app->timeout);
+            _cleanup_free_ char *t = barge_cli_fmt_duration(app->timeout);
             return barge_error_set(err, BARGE_ERR_IO,
                                    "failed to wait for service stable: timed out after %s", t);
         }

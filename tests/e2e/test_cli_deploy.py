@@ -380,7 +380,8 @@ def test_init_and_render_round_trip(barged, agent, busybox, tmp_path):
     assert sd["tags"] == [{"key": "team", "value": "core"}]
     # What init wrote is what render reads and what runs: no diff.
     assert q.ok("render", "taskdef").stdout == q.read("ecs-task-def.json")
-    assert q.ok("render", "servicedef").stdout == q.read("ecs-service-def.json")
+    rendered = json.loads(q.ok("render", "servicedef").stdout)
+    assert rendered.pop("serviceName") == "web" and rendered == sd
     assert q.ok("render", "config").stdout == q.read("ecspresso.yml")
     assert q.ok("diff").stdout == ""
     # ...and deploying it unchanged keeps the revision's content.

@@ -302,12 +302,91 @@ static void test_errors_and_sizes(void **state)
     json_decref(v);
 }
 
+/* A version 1 file: services at the top, log_driver/log_opt, volumes_from. */
+static void test_version1_and_volumes_from(void **state)
+{
+    char *f = write_file("v1.yml", "web:\n"
+                                   "  image: nginx\n"
+                                   "  volumes_from: [data:ro, 'container:logs']\n"
+                                   "  log_driver: syslog\n"
+                                   "  log_opt: {tag: web}\n"
+                                   "data:\n"
+                                   "  image: busybox\n"
+                                   "  volumes: [/srv]\n"
+                                   "logs:\n"
+                                   "  image: busybox\n");
+    json_t *td, *sd;
+    convert(f, NULL, &td, &sd);
+    assert_int_equal(json_array_size(json_object_get(td, "containerDefinitions")), 3);
+    json_t *web = container(td, "web");
+    json_t *vf = json_object_get(web, "volumesFrom");
+    assert_int_equal(json_array_size(vf), 2);
+    assert_string_equal(barge_json_str(json_array_get(vf, 0), "sourceContainer", ""), "data");
+    assert_true(barge_json_bool(json_array_get(vf, 0), "readOnly", false));
+    assert_string_equal(barge_json_str(json_array_get(vf, 1), "sourceContainer", ""), "logs");
+    assert_false(barge_json_bool(json_array_get(vf, 1), "readOnly", true));
+    json_t *lc = json_object_get(web, "logConfiguration");
+    assert_string_equal(barge_json_str(lc, "logDriver", ""), "syslog");
+    assert_string_equal(barge_json_str(json_object_get(lc, "options"), "tag", ""), "web");
+    assert_false(warned("not supported"));
+    json_decref(td);
+    json_decref(sd);
+    json_decref(warnings);
+    free(f);
+}
+
+static void expect_refusal(const char *text, const char *message)
+{
+    char *f = write_file("refused.yml", text);
+    const char *files[] = {f};
+    struct barge_cli_compose_opts o = {files, 1, NULL, NULL, NULL, NULL};
+    json_t *td = NULL, *sd = NULL;
+    char *project = NULL;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_cli_compose_convert(&o, &td, &sd, &project, &err), -1);
+    assert_null(td);
+    if (!strstr(err->message, message))
+        fail_msg("'%s' does not say '%s'", err->message, message);
+    barge_error_free(err);
+    free(f);
+}
+
+static void test_refusals(void **state)
+{
+    expect_refusal("services:\n  db:\n    image: postgres\n    volumes: ['pg:/var/lib/pg']\n"
+                   "volumes:\n  pg:\n    external: true\n",
+                   "volume 'pg' is external");
+    expect_refusal("version: '2'\nservices:\n  db:\n    image: postgres\n"
+                   "volumes:\n  pg:\n    external: {name: shared}\n",
+                   "volume 'pg' is external");
+    expect_refusal("services:\n  web:\n    image: nginx\n    logging: syslog\n",
+                   "logging must be a mapping");
+    expect_refusal("services:\n  web:\n    image: nginx\n    logging: {driver: [a]}\n",
+                   "logging.driver must be a driver name");
+    expect_refusal("services:\n  web:\n    image: nginx\n    logging: {options: {tag: x}}\n",
+                   "need a driver");
+    expect_refusal("services:\n  web:\n    image: nginx\n"
+                   "    logging: {driver: syslog, options: [tag=x]}\n",
+                   "logging.options must be a mapping");
+    expect_refusal("services:\n  web:\n    image: nginx\n"
+                   "    logging: {driver: syslog, options: {tag: {a: b}}}\n",
+                   "logging.options.tag must be a string");
+    expect_refusal("services:\n  web:\n    image: nginx\n    logging: {drvier: syslog}\n",
+                   "logging.drvier is not a logging key");
+    expect_refusal("services:\n  web:\n    image: nginx\n    volumes_from: [db]\n",
+                   "'db' is not a service of this file");
+    expect_refusal("services:\n  web:\n    image: nginx\n  db:\n    image: pg\n"
+                   "    volumes_from: ['web:rx']\n",
+                   "mode 'rx' is not ro or rw");
+    expect_refusal("web:\n  image: nginx\nlogs: 3\n", "top-level 'logs' is not a service");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_services),
-        cmocka_unit_test(test_ecs_params),
-        cmocka_unit_test(test_errors_and_sizes),
+        cmocka_unit_test(test_services),         cmocka_unit_test(test_ecs_params),
+        cmocka_unit_test(test_errors_and_sizes), cmocka_unit_test(test_version1_and_volumes_from),
+        cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
