@@ -164,6 +164,7 @@ extern const struct barge_api_op ecs_instance_ops[];
 extern const struct barge_api_op ecs_task_ops[];
 extern const struct barge_api_op ecs_service_ops[];
 extern const struct barge_api_op ecs_capacity_ops[];
+extern const struct barge_api_op ecs_account_ops[];
 
 /* The instances of barged's Fargate capacity pool live under this pseudo
  * cluster, which no listing shows ('@' is not allowed in cluster names). */
