@@ -369,6 +369,7 @@ static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
         dt[i].deployment = idx < 0 ? 1000 : idx;
         dt[i].healthy = task_healthy(p, task, err);
         dt[i].must_move = instance_draining(p, task, err);
+        dt[i].protected = ecs_task_protected(task, p->now);
         json_t *started = json_object_get(task, "startedAt");
         if (idx == 0 && dt[i].healthy && json_is_number(started) &&
             p->now - json_number_value(started) >= config.task_stable_seconds &&
@@ -414,6 +415,12 @@ static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
         ret = start_tasks(p, plan.start, NULL, started, err);
     if (ret == 0) {
         report_started_stopped(p, started, stopped);
+        if (plan.protected_kept > 0) {
+            _cleanup_free_ char *msg = barge_xasprintf(
+                "was unable to scale in due to (reason: %d tasks under protection).",
+                plan.protected_kept);
+            event_once(p, msg);
+        }
         if (plan.stuck)
             event_once(p, "was unable to stop or start tasks during a deployment because of the "
                           "service deployment configuration. Update the minimumHealthyPercent "
