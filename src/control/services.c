@@ -358,6 +358,7 @@ static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
 {
     json_t *dep = primary(p->svc);
     json_t *dcfg = barge_json_object(p->svc, "deploymentConfiguration");
+    bool draining = !barge_streq(barge_json_str(p->svc, "status", NULL), "ACTIVE");
     size_t n = json_array_size(p->tasks);
     struct barge_deploy_task *dt = barge_xcalloc(n + 1, sizeof(*dt));
     size_t i;
@@ -369,7 +370,8 @@ static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
         dt[i].deployment = idx < 0 ? 1000 : idx;
         dt[i].healthy = task_healthy(p, task, err);
         dt[i].must_move = instance_draining(p, task, err);
-        dt[i].protected = ecs_task_protected(task, p->now);
+        /* Protection holds off scale-in and deployments, not a deletion. */
+        dt[i].protected = draining ? false : ecs_task_protected(task, p->now);
         json_t *started = json_object_get(task, "startedAt");
         if (idx == 0 && dt[i].healthy && json_is_number(started) &&
             p->now - json_number_value(started) >= config.task_stable_seconds &&

@@ -60,6 +60,11 @@ def test_scale_in_keeps_protected_tasks(barged, agent, busybox):
     assert desired_status(ecs, keep[0]) == "RUNNING"
     assert protection(ecs, [keep[0]])[keep[0]]["protectionEnabled"] is True
 
+    # protection does not hold off deleting the service
+    ecs.delete_service(cluster="default", service="p", force=True)
+    wait_for(lambda: describe(ecs, "p")["status"] == "INACTIVE", what="INACTIVE")
+    assert desired_status(ecs, keep[0]) == "STOPPED"
+
 
 def test_deployment_waits_for_protected_old_task(barged, agent, busybox):
     ecs = barged.client("ecs")
