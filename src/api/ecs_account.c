@@ -19,7 +19,7 @@ struct setting_rule {
     const char *name;
     const char *dflt;      /* AWS's default for an account that never set it */
     const char *values[4]; /* the accepted values, NULL-terminated */
-    bool default_only;     /* only PutAccountSettingDefault may set it */
+    bool default_only;     /* only for the root user (the account default) */
     bool read_only;        /* set by AWS (GuardDuty), never through the API */
 };
 
@@ -94,8 +94,8 @@ static int check_value(const struct setting_rule *r, const char *value, bool as_
                                     r->name);
     if (r->default_only && !as_default)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                    "The '%s' setting can only be changed with "
-                                    "PutAccountSettingDefault.",
+                                    "The '%s' setting can only be changed for the root user: "
+                                    "use PutAccountSettingDefault.",
                                     r->name);
     for (size_t i = 0; r->values[i]; i++)
         if (strcmp(r->values[i], value) == 0)

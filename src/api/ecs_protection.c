@@ -11,7 +11,8 @@
 
 #define DEFAULT_MINUTES 120
 #define MAX_MINUTES     2880
-#define MAX_TASKS       10
+#define MAX_UPDATE      10  /* tasks per UpdateTaskProtection */
+#define MAX_GET         100 /* tasks per GetTaskProtection */
 
 bool ecs_task_protected(const json_t *task, double now)
 {
@@ -37,14 +38,14 @@ static json_t *failure(const char *arn, const char *reason, const char *detail)
     return f;
 }
 
-static int check_tasks(const json_t *tasks, bool required, struct barge_error **err)
+static int check_tasks(const json_t *tasks, bool required, size_t max, struct barge_error **err)
 {
     if (required && json_array_size(tasks) == 0)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "tasks must name at least one task.");
-    if (json_array_size(tasks) > MAX_TASKS)
+    if (json_array_size(tasks) > max)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                    "tasks can name at most %d tasks; %zu were given.", MAX_TASKS,
+                                    "tasks can name at most %zu tasks; %zu were given.", max,
                                     json_array_size(tasks));
     return 0;
 }
@@ -66,7 +67,7 @@ static int get_task_protection(struct barge_api_ctx *ctx, json_t *in, json_t **o
                                struct barge_error **err)
 {
     json_t *idents = json_object_get(in, "tasks");
-    if (check_tasks(idents, false, err) < 0)
+    if (check_tasks(idents, false, MAX_GET, err) < 0)
         return -1;
     double now = barge_now();
     _cleanup_tx_ struct barge_tx *tx = NULL;
@@ -106,7 +107,7 @@ static int update_task_protection(struct barge_api_ctx *ctx, json_t *in, json_t 
                                   struct barge_error **err)
 {
     json_t *idents = json_object_get(in, "tasks");
-    if (check_tasks(idents, true, err) < 0)
+    if (check_tasks(idents, true, MAX_UPDATE, err) < 0)
         return -1;
     bool enable = json_is_true(json_object_get(in, "protectionEnabled"));
     json_t *jmin = json_object_get(in, "expiresInMinutes");

@@ -59,6 +59,9 @@ def test_caller_is_the_default_principal(ecs, barged):
     # the root user's setting is the account default
     ecs.put_account_setting(name="tagResourceAuthorization", value="off", principalArn=ROOT)
     assert effective(barged, ROLE, "tagResourceAuthorization")["value"] == "off"
+    # root-only settings may be set naming the root user
+    ecs.put_account_setting(name="fargateTaskRetirementWaitPeriod", value="14", principalArn=ROOT)
+    assert effective(barged, ROLE, "fargateTaskRetirementWaitPeriod")["value"] == "14"
 
 
 def test_effective_settings_cover_every_name_and_page(ecs):
@@ -98,7 +101,9 @@ def test_settings_survive_a_restart(barged):
     ("put_account_setting", {"name": "containerInsights", "value": "maybe"},
      ["maybe", "containerInsights", "enabled"]),
     ("put_account_setting", {"name": "fargateFIPSMode", "value": "enabled"},
-     ["fargateFIPSMode", "PutAccountSettingDefault"]),
+     ["fargateFIPSMode", "root user"]),
+    ("put_account_setting", {"name": "fargateTaskRetirementWaitPeriod", "value": "14",
+                             "principalArn": ALICE}, ["fargateTaskRetirementWaitPeriod"]),
     ("put_account_setting_default", {"name": "guardDutyActivate", "value": "on"},
      ["guardDutyActivate", "read-only"]),
     ("put_account_setting_default", {"name": "fargateTaskRetirementWaitPeriod", "value": "3"},

@@ -116,6 +116,11 @@ def test_protection_failures_and_errors(barged, agent, busybox):
     with pytest.raises(ClientError) as e:
         ecs.update_task_protection(cluster="default", tasks=[solo] * 11, protectionEnabled=True)
     assert error_code(e) == "InvalidParameterException"
+    # GetTaskProtection takes up to 100
+    assert len(ecs.get_task_protection(cluster="default", tasks=[ghost] * 100)["failures"]) == 100
+    with pytest.raises(ClientError) as e:
+        ecs.get_task_protection(cluster="default", tasks=[ghost] * 101)
+    assert error_code(e) == "InvalidParameterException" and "100" in error_message(e)
     with pytest.raises(ClientError) as e:
         ecs.get_task_protection(cluster="nope", tasks=[solo])
     assert error_code(e) == "ClusterNotFoundException"
