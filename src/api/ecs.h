@@ -124,6 +124,9 @@ int ecs_placement_validate(const json_t *params, struct barge_error **err);
  * reason, as StopTask does; the caller stores it. */
 void ecs_task_request_stop(json_t *task, const char *stop_code, const char *reason);
 
+/* Is the task under scale-in protection (UpdateTaskProtection) at now? */
+bool ecs_task_protected(const json_t *task, double now);
+
 /* Removes STOPPED tasks older than the configured retention. */
 int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
 
@@ -164,6 +167,9 @@ extern const struct barge_api_op ecs_instance_ops[];
 extern const struct barge_api_op ecs_task_ops[];
 extern const struct barge_api_op ecs_service_ops[];
 extern const struct barge_api_op ecs_capacity_ops[];
+extern const struct barge_api_op ecs_account_ops[];
+extern const struct barge_api_op ecs_protection_ops[];
+extern const struct barge_api_op ecs_agent_ops[];
 
 /* The instances of barged's Fargate capacity pool live under this pseudo
  * cluster, which no listing shows ('@' is not allowed in cluster names). */

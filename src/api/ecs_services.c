@@ -48,11 +48,16 @@ json_t *ecs_deployment_new(const json_t *svc, const char *td_arn, json_int_t des
     double now = barge_now();
     _cleanup_free_ char *why =
         reason ? barge_xstrdup(reason) : barge_xasprintf("ECS deployment %s in progress.", id);
-    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:f, s:f, s:s, s:s, s:s}", "id", id,
-                     "status", "PRIMARY", "taskDefinition", td_arn, "desiredCount", desired,
-                     "pendingCount", 0, "runningCount", 0, "failedTasks", 0, "createdAt", now,
-                     "updatedAt", now, "launchType", barge_json_str(svc, "launchType", "EC2"),
-                     "rolloutState", "IN_PROGRESS", "rolloutStateReason", why);
+    json_t *dep =
+        json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:f, s:f, s:s, s:s, s:s}", "id", id,
+                  "status", "PRIMARY", "taskDefinition", td_arn, "desiredCount", desired,
+                  "pendingCount", 0, "runningCount", 0, "failedTasks", 0, "createdAt", now,
+                  "updatedAt", now, "launchType", barge_json_str(svc, "launchType", "EC2"),
+                  "rolloutState", "IN_PROGRESS", "rolloutStateReason", why);
+    json_t *sc = json_object_get(svc, "_serviceConnect");
+    if (sc)
+        json_object_set(dep, "serviceConnectConfiguration", sc);
+    return dep;
 }
 
 /* Makes dep the PRIMARY deployment; the former primary becomes ACTIVE and
@@ -146,6 +151,37 @@ static json_t *render_service(struct barge_tx *tx, const json_t *svc, bool tags,
         json_object_set_new(out, "tags", t);
     }
     return out;
+}
+
+/* Records what a CreateService or UpdateService input's
+ * serviceConnectConfiguration says (cfg NULL: nothing to change): the
+ * configuration, with the namespace filled in from the cluster's
+ * serviceConnectDefaults when it names none, goes to the next deployments;
+ * the namespace (in "_namespace") is what ListServicesByNamespace matches.
+ * Returns 1 when it changed, 0 when not, -1 on error. */
+static int set_service_connect(json_t *svc, const json_t *cluster, const json_t *cfg,
+                               struct barge_error **err)
+{
+    if (!cfg || json_equal(cfg, json_object_get(svc, "_serviceConnect")))
+        return 0;
+    _cleanup_json_ json_t *copy = json_deep_copy(cfg);
+    if (json_is_true(json_object_get(cfg, "enabled"))) {
+        const char *ns = barge_json_str(cfg, "namespace", NULL);
+        if (!ns)
+            ns = barge_json_str(barge_json_object(cluster, "serviceConnectDefaults"), "namespace",
+                                NULL);
+        if (!ns || !*ns)
+            return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                        "serviceConnectConfiguration.namespace is required: "
+                                        "cluster '%s' has no serviceConnectDefaults namespace.",
+                                        barge_json_str(cluster, "clusterName", ""));
+        json_object_set_new(copy, "namespace", json_string(ns));
+        json_object_set_new(svc, "_namespace", json_string(ns));
+    } else {
+        json_object_del(svc, "_namespace");
+    }
+    json_object_set(svc, "_serviceConnect", copy);
+    return 1;
 }
 
 static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -280,6 +316,11 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         json_object_set_new(svc, "placementConstraints", json_array());
     if (!json_object_get(svc, "placementStrategy"))
         json_object_set_new(svc, "placementStrategy", json_array());
+    if (set_service_connect(svc, cluster, json_object_get(in, "serviceConnectConfiguration"), err) <
+        0) {
+        json_decref(svc);
+        return -1;
+    }
     ecs_service_push_deployment(svc,
                                 ecs_deployment_new(svc, barge_json_str(td, "taskDefinitionArn", ""),
                                                    barge_json_int(svc, "desiredCount", 0), NULL));
@@ -361,6 +402,12 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                 new_deployment = true;
         }
     }
+    int sc =
+        set_service_connect(svc, cluster, json_object_get(in, "serviceConnectConfiguration"), err);
+    if (sc < 0)
+        return -1;
+    if (sc > 0)
+        new_deployment = true;
     if (new_deployment) {
         const char *arn = td ? barge_json_str(td, "taskDefinitionArn", "")
                              : barge_json_str(svc, "taskDefinition", "");
@@ -506,8 +553,71 @@ static int list_services(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     return 0;
 }
 
+struct ns_filter {
+    struct barge_api_page *pg;
+    const char *ns;
+    bool known; /* some service or cluster uses the namespace */
+};
+
+static int ns_service(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct ns_filter *f = ud;
+    if (!barge_streq(barge_json_str(doc, "_namespace", NULL), f->ns))
+        return 0;
+    f->known = true;
+    if (!barge_streq(barge_json_str(doc, "status", NULL), "ACTIVE"))
+        return 0;
+    return barge_api_page_add(f->pg, key, json_string(barge_json_str(doc, "serviceArn", "")));
+}
+
+static int ns_cluster(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct ns_filter *f = ud;
+    const char *ns =
+        barge_json_str(barge_json_object(doc, "serviceConnectDefaults"), "namespace", NULL);
+    if (barge_streq(ns, f->ns) && barge_streq(barge_json_str(doc, "status", NULL), "ACTIVE")) {
+        f->known = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* Services of every cluster whose Service Connect namespace is the one asked
+ * for. barge has no Cloud Map: a namespace exists while a cluster's defaults
+ * or a service name it; any other is a NamespaceNotFoundException. */
+static int list_services_by_namespace(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                      struct barge_error **err)
+{
+    _cleanup_page_ struct barge_api_page pg = {0};
+    struct ns_filter f = {.pg = &pg, .ns = barge_json_str(in, "namespace", "")};
+    if (!*f.ns)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "namespace must not be empty.");
+    if (barge_api_page_init(&pg, in, "maxResults", 10, 100, "nextToken", err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_SERVICE, "", pg.after, false, 0, ns_service, &f, err) < 0)
+        return -1;
+    if (!f.known && !pg.after &&
+        barge_store_scan(tx, ECS_KIND_CLUSTER, "", NULL, false, 0, ns_cluster, &f, err) < 0)
+        return -1;
+    if (!f.known && !pg.after)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NamespaceNotFoundException",
+                                    "Namespace '%s' was not found: no cluster's "
+                                    "serviceConnectDefaults and no service use it.",
+                                    f.ns);
+    *out = json_object();
+    barge_api_page_finish(&pg, *out, "serviceArns", "nextToken");
+    return 0;
+}
+
 const struct barge_api_op ecs_service_ops[] = {
-    {"CreateService", create_service}, {"UpdateService", update_service},
-    {"DeleteService", delete_service}, {"DescribeServices", describe_services},
-    {"ListServices", list_services},   {NULL, NULL},
+    {"CreateService", create_service},
+    {"UpdateService", update_service},
+    {"DeleteService", delete_service},
+    {"DescribeServices", describe_services},
+    {"ListServices", list_services},
+    {"ListServicesByNamespace", list_services_by_namespace},
+    {NULL, NULL},
 };

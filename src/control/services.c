@@ -358,6 +358,7 @@ static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
 {
     json_t *dep = primary(p->svc);
     json_t *dcfg = barge_json_object(p->svc, "deploymentConfiguration");
+    bool draining = !barge_streq(barge_json_str(p->svc, "status", NULL), "ACTIVE");
     size_t n = json_array_size(p->tasks);
     struct barge_deploy_task *dt = barge_xcalloc(n + 1, sizeof(*dt));
     size_t i;
@@ -369,6 +370,8 @@ static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
         dt[i].deployment = idx < 0 ? 1000 : idx;
         dt[i].healthy = task_healthy(p, task, err);
         dt[i].must_move = instance_draining(p, task, err);
+        /* Protection holds off scale-in and deployments, not a deletion. */
+        dt[i].protected = draining ? false : ecs_task_protected(task, p->now);
         json_t *started = json_object_get(task, "startedAt");
         if (idx == 0 && dt[i].healthy && json_is_number(started) &&
             p->now - json_number_value(started) >= config.task_stable_seconds &&
@@ -414,6 +417,12 @@ static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
         ret = start_tasks(p, plan.start, NULL, started, err);
     if (ret == 0) {
         report_started_stopped(p, started, stopped);
+        if (plan.protected_kept > 0) {
+            _cleanup_free_ char *msg = barge_xasprintf(
+                "was unable to scale in due to (reason: %d tasks under protection).",
+                plan.protected_kept);
+            event_once(p, msg);
+        }
         if (plan.stuck)
             event_once(p, "was unable to stop or start tasks during a deployment because of the "
                           "service deployment configuration. Update the minimumHealthyPercent "

@@ -31,6 +31,7 @@ void barge_deploy_plan(const struct barge_deploy_input *in, struct barge_deploy_
     p->n_stop = 0;
     p->stop = barge_xcalloc(n + 1, sizeof(size_t));
     p->stuck = false;
+    p->protected_kept = 0;
     bool *stopped = barge_xcalloc(n + 1, sizeof(bool));
     int desired = in->desired < 0 ? 0 : in->desired;
     p->max_total = (int)((long long)desired * in->maximum_percent / 100);
@@ -51,15 +52,19 @@ void barge_deploy_plan(const struct barge_deploy_input *in, struct barge_deploy_
     /* 1. Old or misplaced tasks that are not healthy cost nothing to stop. */
     for (size_t i = 0; i < n; i++) {
         const struct barge_deploy_task *t = &in->tasks[i];
-        if ((t->deployment != 0 || t->must_move) && !t->healthy)
-            stop_task(p, stopped, i);
+        if ((t->deployment != 0 || t->must_move) && !t->healthy) {
+            if (t->protected)
+                p->protected_kept++;
+            else
+                stop_task(p, stopped, i);
+        }
     }
     /* 2. Scale-in of the primary: the unhealthy first. */
     int excess = primary - desired;
     for (int pass = 0; pass < 2 && excess > 0; pass++) {
         for (size_t i = n; i > 0 && excess > 0; i--) {
             const struct barge_deploy_task *t = &in->tasks[i - 1];
-            if (t->deployment != 0 || t->must_move || stopped[i - 1])
+            if (t->deployment != 0 || t->must_move || stopped[i - 1] || t->protected)
                 continue;
             if (pass == 0 && t->healthy)
                 continue;
@@ -70,6 +75,8 @@ void barge_deploy_plan(const struct barge_deploy_input *in, struct barge_deploy_
             excess--;
         }
     }
+    if (excess > 0)
+        p->protected_kept += excess;
     /* 3. Start primary tasks up to desired, within the maximum. */
     int total = (int)n - (int)p->n_stop;
     int need = desired - primary;
@@ -83,6 +90,10 @@ void barge_deploy_plan(const struct barge_deploy_input *in, struct barge_deploy_
         const struct barge_deploy_task *t = &in->tasks[i];
         if (stopped[i] || !t->healthy || (t->deployment == 0 && !t->must_move))
             continue;
+        if (t->protected) {
+            p->protected_kept++;
+            continue;
+        }
         stop_task(p, stopped, i);
         can_stop--;
     }
@@ -93,8 +104,8 @@ void barge_deploy_plan(const struct barge_deploy_input *in, struct barge_deploy_
     bool work = old_left || (need > 0 && !in->primary_frozen);
     /* Stuck: nothing moves although work remains and no started task can
      * become healthy to unblock it (none is pending). */
-    p->stuck = work && p->start == 0 && p->n_stop == 0 && primary_healthy == primary &&
-               healthy <= p->min_healthy;
+    p->stuck = work && p->protected_kept == 0 && p->start == 0 && p->n_stop == 0 &&
+               primary_healthy == primary && healthy <= p->min_healthy;
     p->steady = !old_left && primary == desired && primary_healthy == desired && p->n_stop == 0;
     free(stopped);
 }

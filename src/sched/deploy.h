@@ -2,7 +2,9 @@
  * Pure: a snapshot of a service's tasks in, a plan out. The plan honours
  * ECS's bounds: at most maximumPercent of desiredCount (rounded down) tasks
  * exist at once, and at least minimumHealthyPercent (rounded up) stay healthy
- * while old tasks are replaced. */
+ * while old tasks are replaced. Tasks under scale-in protection are never
+ * chosen: scale-in takes unprotected ones instead, and a deployment waits for
+ * the protection of old tasks to end. */
 #ifndef BARGE_SCHED_DEPLOY_H
 #define BARGE_SCHED_DEPLOY_H
 
@@ -14,6 +16,7 @@ struct barge_deploy_task {
     int deployment; /* 0 is the primary (newest) deployment; larger are older */
     bool healthy;   /* RUNNING and, when it has health checks, HEALTHY */
     bool must_move; /* on a DRAINING instance: to be replaced elsewhere */
+    bool protected; /* scale-in protection (UpdateTaskProtection): never stopped */
 };
 
 struct barge_deploy_input {
@@ -29,9 +32,10 @@ struct barge_deploy_plan {
     int start;    /* primary tasks to start now */
     size_t *stop; /* indices into input tasks to stop now; owned, free() */
     size_t n_stop;
-    bool stuck;    /* work remains but neither bound lets anything move */
-    bool steady;   /* only primary tasks, desired many, all healthy */
-    int max_total; /* the bounds, for messages */
+    bool stuck;         /* work remains but neither bound lets anything move */
+    int protected_kept; /* tasks that would have been stopped but are protected */
+    bool steady;        /* only primary tasks, desired many, all healthy */
+    int max_total;      /* the bounds, for messages */
     int min_healthy;
 };
 
