@@ -128,6 +128,8 @@ void barge_agent_report(struct barge_agent *a, const json_t *report);
  * username and password (newly allocated) to pull from it. */
 bool barge_agent_registry_credentials(struct barge_agent *a, const char *registry, char **user,
                                       char **password);
+/* Records that SIGINT/SIGTERM arrived (async-signal-safe). */
+void barge_agent_request_stop(int sig);
 /* True once SIGINT/SIGTERM arrived. */
 bool barge_agent_stopping(void);
 

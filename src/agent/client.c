@@ -9,6 +9,7 @@
  * next ones at once and makes the first that answers the current one for
  * every client of the process. */
 #include <curl/curl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -101,6 +102,20 @@ void barge_agent_client_stop_aware(struct barge_agent_client *c)
 }
 
 /* curl calls it about once a second, also while waiting for an answer. */
+/* The agent's stop request: set from its signal handler, read by long transfers
+ * and loops that must end promptly on SIGTERM. */
+static volatile sig_atomic_t stop_requested;
+
+void barge_agent_request_stop(int sig)
+{
+    stop_requested = sig;
+}
+
+bool barge_agent_stopping(void)
+{
+    return stop_requested != 0;
+}
+
 static int abort_when_stopping(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                                curl_off_t ulnow)
 {

@@ -28,17 +28,11 @@
 
 #define AGENT_VERSION "0.1.0"
 
-static volatile sig_atomic_t stop_signal;
 static struct barge_agent agent;
 
 static void on_signal(int sig)
 {
-    stop_signal = sig;
-}
-
-bool barge_agent_stopping(void)
-{
-    return stop_signal != 0;
+    barge_agent_request_stop(sig);
 }
 
 static void usage(FILE *f)
@@ -604,7 +598,7 @@ int main(int argc, char **argv)
             barge_warn("%s; retrying in 2s", err->message);
             barge_error_free(barge_steal(&err));
             sleep(2);
-            if (stop_signal) {
+            if (barge_agent_stopping()) {
                 barge_agent_client_free(client);
                 return 1;
             }
@@ -628,7 +622,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int failures = 0;
-    while (!stop_signal) {
+    while (!barge_agent_stopping()) {
         _cleanup_json_ json_t *known = barge_engine_known(agent.engine);
         _cleanup_json_ json_t *body = json_pack("{s:O, s:i}", "known", known, "wait", 20);
         _cleanup_json_ json_t *out = NULL;
@@ -651,11 +645,11 @@ int main(int argc, char **argv)
                       barge_json_str(out, "message", "?"));
             _cleanup_json_ json_t *none = json_array();
             barge_engine_sync(agent.engine, none);
-            while (!barge_engine_idle(agent.engine) && !stop_signal)
+            while (!barge_engine_idle(agent.engine) && !barge_agent_stopping())
                 sleep(1);
             break;
         }
-        if (stop_signal)
+        if (barge_agent_stopping())
             break;
         if (failures++ % 10 == 0)
             barge_warn("polling barged: %s", err ? err->message : "server error");
