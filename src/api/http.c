@@ -25,9 +25,11 @@
 struct conn_state;
 
 /* Per connection (libmicrohttpd's socket context): whether a request is in
- * progress and since when the connection has been waiting for one. */
+ * progress, whether the last one left the connection open, and since when
+ * the connection has been waiting for the next. */
 struct sock_state {
     unsigned open_requests;
+    bool closing;
     int64_t waiting_since_ms;
 };
 
@@ -64,6 +66,7 @@ struct conn_state {
     bool refused;   /* start answered already: early_resp is the answer */
     bool stream_stopped;
     bool handled;
+    bool http10;
     bool suspended; /* counted in n_suspended */
     bool parked;    /* in the parked list */
     struct conn_state *park_prev, *park_next;
@@ -301,6 +304,11 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (ss) {
         ss->open_requests--;
         ss->waiting_since_ms = barge_monotonic_ms();
+        /* libmicrohttpd closes after this request in these cases (HTTP/1.0
+         * counted as closing, whatever its headers say). */
+        const char *c = barge_http_req_header(&cs->req, "Connection");
+        ss->closing = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || cs->http10 ||
+                      (c && strcasestr(c, "close"));
     }
     if (cs->started && cs->route->stream->done) {
         barge_log_set_request_id(cs->req.request_id);
@@ -320,9 +328,10 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* libmicrohttpd closes a connection whose request line it cannot split into
  * method, target and version without a word; HTTP wants a 400. So when a
- * connection closes between requests, neither by its client nor for a
- * timeout nor because the server stops, the 400 is written here (the socket
- * is still open and, with MHD_USE_TURBO, not shut down). */
+ * connection closes while it waits for a request (the last one kept it
+ * open), neither by its client nor for a timeout nor because the server
+ * stops, the 400 is written here (the socket is still open and, with
+ * MHD_USE_TURBO, not shut down). */
 static void notify_connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
                                  enum MHD_ConnectionNotificationCode code)
 {
@@ -349,7 +358,7 @@ static void notify_connection_cb(void *cls, struct MHD_Connection *conn, void **
     bool stopping = srv->stopping;
     pthread_mutex_unlock(&srv->park_lock);
     char peek;
-    if (ss->open_requests == 0 && !timed_out && fd && !stopping &&
+    if (ss->open_requests == 0 && !ss->closing && !timed_out && fd && !stopping &&
         recv(fd->connect_fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
         (errno == EAGAIN || errno == EWOULDBLOCK)) {
         static const char bad[] = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
@@ -414,9 +423,10 @@ static void client_addr(struct MHD_Connection *conn, char *addr, size_t len)
 
 /* First call for a request: its headers are in, no body yet. */
 static void headers_in(struct barge_http_server *srv, struct MHD_Connection *conn,
-                       struct conn_state *cs, const char *method)
+                       struct conn_state *cs, const char *method, const char *version)
 {
     cs->headers_done = true;
+    cs->http10 = strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
     /* The client got past the header timeout: from now on it is idle. */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->idle_timeout);
     cs->req.method = method;
@@ -488,7 +498,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         return MHD_NO;
 
     if (!cs->headers_done) {
-        headers_in(srv, conn, cs, method);
+        headers_in(srv, conn, cs, method, version);
         return MHD_YES;
     }
 

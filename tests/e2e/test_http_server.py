@@ -193,6 +193,16 @@ def test_garbage_request_lines_get_400(barged):
     s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
     assert read_answer(s).startswith(b"HTTP/1.1 400 ")
     s.close()
+    # A request that closes its connection gets its answer and nothing more.
+    for closing in (b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    b"GET /x HTTP/1.0\r\n\r\n"):
+        s = connect(barged)
+        s.sendall(closing)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        assert data.count(b"HTTP/1.") == 1 and b" 400 " not in data, data
 
 
 def test_many_long_polls_do_not_hold_threads(barged):
