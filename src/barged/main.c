@@ -481,15 +481,17 @@ int main(int argc, char **argv)
     barge_info("stopping on signal %d", (int)stopping);
     barge_control_stop();
     barge_leader_stop();
+    /* The local agents stop together, and stopping the listener answers their
+     * parked polls at once: otherwise each would finish its wait first. */
     pid_t agents[] = {agent_pid, fargate_pid};
-    for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++) {
-        if (agents[i] > 0) {
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
+        if (agents[i] > 0)
             kill(agents[i], SIGTERM);
-            waitpid(agents[i], NULL, 0);
-        }
-    }
     barge_server_set_http(&srv, NULL);
     barge_http_stop(http);
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
+        if (agents[i] > 0)
+            waitpid(agents[i], NULL, 0);
     barge_registry_free(srv.registry);
     barge_store_close(srv.store);
     return 0;

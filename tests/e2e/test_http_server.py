@@ -12,7 +12,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import REGION, Agent, Barged
+from conftest import REGION, Agent, Barged, cleanup_runtime
 
 
 def connect(barged, source="127.0.0.1", timeout=30):
@@ -249,3 +249,24 @@ def test_sigterm_with_agents_polling_and_a_service(tmp_path, busybox):
     finally:
         b.stop()
         agent.close()
+
+
+def test_sigterm_in_dev_mode(tmp_path):
+    """barged --dev stops its two local agents with it, promptly, although
+    both are long-polling (20 s polls)."""
+    b = Barged(str(tmp_path / "data"), extra_args=["--dev", "--agent-timeout", "60"])
+    try:
+        b.start()
+        ecs = b.client("ecs")
+        deadline = time.time() + 60
+        while not ecs.list_container_instances(cluster="default")["containerInstanceArns"]:
+            assert time.time() < deadline, "the local agent never registered"
+            time.sleep(0.3)
+        time.sleep(1)  # its next poll is parked
+        b.proc.send_signal(signal.SIGTERM)
+        b.proc.wait(timeout=5)
+        assert b.proc.returncode == 0
+    finally:
+        b.stop()
+        for d in ("agent", "fargate-agent"):
+            cleanup_runtime(str(tmp_path / "data" / d))
