@@ -209,9 +209,8 @@ static void free_headers(struct barge_http_header *h, size_t n)
     free(h);
 }
 
-/* Takes cs off the parked list and hands it back to libmicrohttpd, which
- * runs its access callback again. park_lock held. */
-static void unpark_locked(struct barge_http_server *srv, struct conn_state *cs)
+/* Takes cs off the parked list. park_lock held. */
+static void unlink_locked(struct barge_http_server *srv, struct conn_state *cs)
 {
     if (cs->park_prev)
         cs->park_prev->park_next = cs->park_next;
@@ -221,15 +220,26 @@ static void unpark_locked(struct barge_http_server *srv, struct conn_state *cs)
         cs->park_next->park_prev = cs->park_prev;
     cs->park_prev = cs->park_next = NULL;
     cs->parked = false;
+}
+
+/* Takes cs off the parked list and hands it back to libmicrohttpd, which
+ * runs its access callback again. park_lock held. */
+static void unpark_locked(struct barge_http_server *srv, struct conn_state *cs)
+{
+    unlink_locked(srv, cs);
     MHD_resume_connection(cs->conn);
 }
 
-/* The request runs (or ends) after a suspension. */
+/* The request runs (or ends) after a suspension. A request ending while
+ * still parked (libmicrohttpd does not end suspended connections, but the
+ * list must never point at a freed request) leaves the list too. */
 static void unsuspended(struct conn_state *cs)
 {
     if (!cs->suspended)
         return;
     pthread_mutex_lock(&cs->http->park_lock);
+    if (cs->parked)
+        unlink_locked(cs->http, cs);
     cs->suspended = false;
     cs->http->n_suspended--;
     pthread_mutex_unlock(&cs->http->park_lock);
