@@ -31,6 +31,13 @@ struct sock_state {
     unsigned open_requests;
     bool closing;
     int64_t waiting_since_ms;
+    /* Until its first request's headers are in, a connection is on the
+     * server's list of those with a header deadline. */
+    int fd;
+    int64_t header_deadline;
+    bool had_headers; /* the connection's own thread only */
+    bool listed;      /* park_lock */
+    struct sock_state *prev, *next;
 };
 
 struct barge_http_server {
@@ -38,6 +45,7 @@ struct barge_http_server {
     const struct barge_http_route *routes;
     void *server;
     int port;
+    unsigned header_timeout;
     unsigned idle_timeout;
     /* Parked requests: a list (park_lock), the earliest deadline the timer
      * thread sleeps towards, and how many are suspended (parked, or resumed
@@ -45,6 +53,9 @@ struct barge_http_server {
     pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
     struct conn_state *parked;
+    /* Connections waiting for their first headers, newest first: their
+     * deadlines come in the order of the list. */
+    struct sock_state *new_conns, *new_conns_tail;
     int64_t next_deadline;
     size_t n_suspended;
     bool stopping;
@@ -157,6 +168,24 @@ static struct sock_state *sock_state(struct MHD_Connection *conn)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
+}
+
+/* Takes ss off the list of connections with a header deadline. park_lock
+ * held. */
+static void unlist_locked(struct barge_http_server *srv, struct sock_state *ss)
+{
+    if (!ss->listed)
+        return;
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        srv->new_conns = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
+    else
+        srv->new_conns_tail = ss->prev;
+    ss->prev = ss->next = NULL;
+    ss->listed = false;
 }
 
 static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -294,6 +323,21 @@ static void *timer_main(void *ud)
             else if (cs->park_deadline < next)
                 next = cs->park_deadline;
         }
+        /* libmicrohttpd's timeout only counts silence, so a client that
+         * trickles its headers would keep its connection: past the header
+         * deadline the socket is shut down, which libmicrohttpd notices and
+         * closes. The socket is still open here: a connection leaves the
+         * list (notify_connection_cb) before libmicrohttpd closes it. */
+        struct sock_state *ss;
+        while ((ss = srv->new_conns_tail) && ss->header_deadline <= now) {
+            shutdown(ss->fd, SHUT_RDWR);
+            unlist_locked(srv, ss);
+        }
+        if (ss && ss->header_deadline < next)
+            next = ss->header_deadline;
+        /* Deadlines close together are served by one wakeup. */
+        if (next < now + 50)
+            next = now + 50;
         srv->next_deadline = next;
         struct timespec ts = {.tv_sec = (time_t)(next / 1000),
                               .tv_nsec = (long)(next % 1000) * 1000000L};
@@ -346,27 +390,43 @@ static void notify_connection_cb(void *cls, struct MHD_Connection *conn, void **
                                  enum MHD_ConnectionNotificationCode code)
 {
     struct barge_http_server *srv = cls;
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         struct sock_state *ss = barge_xcalloc(1, sizeof(*ss));
         ss->waiting_since_ms = barge_monotonic_ms();
+        ss->fd = fd ? fd->connect_fd : -1;
+        ss->header_deadline = ss->waiting_since_ms + (int64_t)srv->header_timeout * 1000;
         *socket_context = ss;
+        if (ss->fd < 0)
+            return;
+        pthread_mutex_lock(&srv->park_lock);
+        ss->next = srv->new_conns;
+        if (srv->new_conns)
+            srv->new_conns->prev = ss;
+        else
+            srv->new_conns_tail = ss;
+        srv->new_conns = ss;
+        ss->listed = true;
+        if (ss->header_deadline < srv->next_deadline)
+            pthread_cond_signal(&srv->park_cond);
+        pthread_mutex_unlock(&srv->park_lock);
         return;
     }
     struct sock_state *ss = *socket_context;
     *socket_context = NULL;
     if (!ss)
         return;
+    pthread_mutex_lock(&srv->park_lock);
+    unlist_locked(srv, ss);
+    bool stopping = srv->stopping;
+    pthread_mutex_unlock(&srv->park_lock);
     const union MHD_ConnectionInfo *to =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_TIMEOUT);
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     /* Timeouts are counted in whole seconds: one closer than a second to its
      * timeout may be one. */
     int64_t waited = barge_monotonic_ms() - ss->waiting_since_ms;
     bool timed_out = to && waited >= ((int64_t)to->connection_timeout - 1) * 1000;
-    pthread_mutex_lock(&srv->park_lock);
-    bool stopping = srv->stopping;
-    pthread_mutex_unlock(&srv->park_lock);
     char peek;
     if (ss->open_requests == 0 && !ss->closing && !timed_out && fd && !stopping &&
         recv(fd->connect_fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
@@ -439,6 +499,13 @@ static void headers_in(struct barge_http_server *srv, struct MHD_Connection *con
     cs->http10 = strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
     /* The client got past the header timeout: from now on it is idle. */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->idle_timeout);
+    struct sock_state *ss = sock_state(conn);
+    if (ss && !ss->had_headers) {
+        ss->had_headers = true;
+        pthread_mutex_lock(&srv->park_lock);
+        unlist_locked(srv, ss);
+        pthread_mutex_unlock(&srv->park_lock);
+    }
     cs->req.method = method;
     cs->req.server = srv->server;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, header_cb, &cs->req);
@@ -613,6 +680,7 @@ int barge_http_start(const char *listen, const struct barge_http_route *routes, 
     struct barge_http_server *srv = barge_xcalloc(1, sizeof(*srv));
     srv->routes = routes;
     srv->server = server;
+    srv->header_timeout = l.header_timeout;
     srv->idle_timeout = l.idle_timeout;
     pthread_mutex_init(&srv->park_lock, NULL);
     pthread_condattr_t attr;

@@ -128,8 +128,8 @@ def test_half_open_and_idle_connections_leave_room_for_clients(barged, tmp_path)
 
 def test_header_timeout_closes_half_open_connections_not_parked_polls(tmp_path):
     """With --header-timeout 1 and --idle-timeout 1, connections that do not
-    finish their headers are closed, while a long poll parked for longer
-    than both is answered."""
+    finish their headers (silent or trickling) are closed, while a long poll
+    parked for longer than both is answered."""
     b = Barged(str(tmp_path / "data"),
                extra_args=["--header-timeout", "1", "--idle-timeout", "1"]).start()
     try:
@@ -145,6 +145,24 @@ def test_header_timeout_closes_half_open_connections_not_parked_polls(tmp_path):
         assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["tasks"] == []
         close_all(half_open + silent + [poll])
+        # A client that trickles its headers a byte at a time is not silent,
+        # but its headers are late all the same.
+        slow = connect(b)
+        slow.setblocking(False)
+        closed = False
+        for byte in b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 100:
+            try:
+                slow.send(bytes([byte]))
+                closed = slow.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+            if closed:
+                break
+            time.sleep(0.2)
+        slow.close()
+        assert closed, "a connection trickling its headers was kept for 20 s"
     finally:
         b.stop()
 
