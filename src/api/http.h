@@ -101,8 +101,8 @@ struct barge_http_route {
 /* Connection handling; 0 in a field picks its default. */
 struct barge_http_limits {
     unsigned threads;         /* worker threads (default: 2 per CPU, at least 4) */
-    unsigned header_timeout;  /* seconds a new connection may stay silent before its first
-                                 request's headers are in (default 10) */
+    unsigned header_timeout;  /* seconds a new connection has to send its first request's
+                                 headers (default 10) */
     unsigned idle_timeout;    /* seconds a connection may stay silent once it sent a request's
                                  headers (default 60); parked requests never time out */
     unsigned max_connections; /* open connections in all (default 16384) */
