@@ -142,7 +142,8 @@ static void usage(FILE *f)
             "  --idle-timeout SECONDS\n"
             "                        close a connection silent for this long after a\n"
             "                        request (default 60; agents' long polls are exempt)\n"
-            "  --max-connections N   open connections in all (default 16384)\n"
+            "  --max-connections N   open connections in all (default 16384, or the open\n"
+            "                        file limit less 512 when that is lower)\n"
             "  --max-connections-per-client N\n"
             "                        open connections from one IP address (default 512)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
@@ -177,16 +178,22 @@ static void on_store_change(void *ud)
 }
 
 /* Every connection is a descriptor: allow as many as the hard limit does,
- * so that thousands of idle clients fit. */
-static void raise_fd_limit(void)
+ * so that thousands of idle clients fit. Returns the limit now in force. */
+static rlim_t raise_fd_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            barge_warn("cannot raise the open file limit to %llu: %s",
-                       (unsigned long long)rl.rlim_max, strerror(errno));
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return RLIM_INFINITY;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            barge_warn("cannot raise the open file limit to %llu: %s", (unsigned long long)want,
+                       strerror(errno));
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
     }
+    return rl.rlim_cur;
 }
 
 static bool valid_account(const char *s)
@@ -432,7 +439,11 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    raise_fd_limit();
+    /* Connections beyond the descriptors left would fail to be accepted:
+     * the default keeps some for the store, the registry and the agents. */
+    rlim_t fds = raise_fd_limit();
+    if (!http_limits.max_connections && fds != RLIM_INFINITY && fds < 16384 + 512)
+        http_limits.max_connections = fds > 1024 ? (unsigned)(fds - 512) : (unsigned)fds / 2;
     struct barge_http_server *http = NULL;
     if (barge_http_start(cfg->listen, barge_server_routes(), &srv, &http_limits, &http, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
