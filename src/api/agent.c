@@ -289,43 +289,48 @@ static int touch_instance(struct barge_server *srv, const char *key, struct barg
     return 0;
 }
 
+/* Answers when the instance's manifests differ from what the agent knows or
+ * a log request waits for it, else parks the request until something changes
+ * or the wait is over (then this runs again). Returns 1 when parked. */
 static int poll_agent(struct barge_http_req *req, json_t *in, json_t **out,
                       struct barge_error **err)
 {
     struct barge_server *srv = req->server;
     _cleanup_free_ char *key = authenticate_agent(req, err);
-    if (!key || touch_instance(srv, key, err) < 0)
+    if (!key)
         return -1;
-    json_int_t wait = barge_json_int(in, "wait", 20);
-    if (wait < 0)
-        wait = 0;
-    if (wait > MAX_WAIT_SECONDS)
-        wait = MAX_WAIT_SECONDS;
-    /* The poll is the heartbeat: answer well within the disconnect timeout. */
-    if (wait > ecs_agent_timeout_seconds / 3)
-        wait = ecs_agent_timeout_seconds / 3;
+    if (!req->wait_deadline_ms) {
+        if (touch_instance(srv, key, err) < 0)
+            return -1;
+        json_int_t wait = barge_json_int(in, "wait", 20);
+        if (wait < 0)
+            wait = 0;
+        if (wait > MAX_WAIT_SECONDS)
+            wait = MAX_WAIT_SECONDS;
+        /* The poll is the heartbeat: answer well within the disconnect timeout. */
+        if (wait > ecs_agent_timeout_seconds / 3)
+            wait = ecs_agent_timeout_seconds / 3;
+        req->wait_deadline_ms = barge_monotonic_ms() + wait * 1000;
+    }
     json_t *known = json_object_get(in, "known");
     const char *id = strrchr(key, '/') + 1;
-    int64_t deadline = barge_monotonic_ms() + wait * 1000;
-    for (;;) {
-        uint64_t gen = barge_server_generation(srv);
-        json_t *list = manifests(srv, key, err);
-        if (!list)
-            return -1;
-        json_t *logreqs = NULL;
-        if (barge_api_task_logs_pending(srv, id, &logreqs, err) < 0) {
-            json_decref(list);
-            return -1;
-        }
-        int64_t left = deadline - barge_monotonic_ms();
-        if (stale(list, known) || json_array_size(logreqs) > 0 || left <= 0) {
-            *out = json_pack("{s:o, s:o}", "tasks", list, "logRequests", logreqs);
-            return 0;
-        }
+    uint64_t gen = barge_server_generation(srv);
+    json_t *list = manifests(srv, key, err);
+    if (!list)
+        return -1;
+    json_t *logreqs = NULL;
+    if (barge_api_task_logs_pending(srv, id, &logreqs, err) < 0) {
         json_decref(list);
-        json_decref(logreqs);
-        barge_server_wait(srv, gen, (int)left);
+        return -1;
     }
+    if (stale(list, known) || json_array_size(logreqs) > 0 ||
+        !barge_server_park(req, gen, req->wait_deadline_ms)) {
+        *out = json_pack("{s:o, s:o}", "tasks", list, "logRequests", logreqs);
+        return 0;
+    }
+    json_decref(list);
+    json_decref(logreqs);
+    return 1;
 }
 
 static int submit_state(struct barge_http_req *req, json_t *in, json_t **out,
@@ -535,6 +540,8 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
         r = barge_error_set(&err, BARGE_ERR_NOT_FOUND, "no agent endpoint '%s'", req->path);
     if (r < 0)
         goto fail;
+    if (r > 0 && strcmp(req->path, "/agent/poll") == 0)
+        return; /* parked: this runs again */
     reply(resp, 200, barge_steal(&out));
     return;
 fail:

@@ -1,30 +1,72 @@
-/* The HTTP server behind http.h, on libmicrohttpd. Each connection has its own
- * thread, so handlers may block (the agent channel long-polls). The raw request
- * target is captured before libmicrohttpd splits and unescapes it, because
- * SigV4 signs the path and query exactly as they were sent. */
+/* The HTTP server behind http.h, on libmicrohttpd in epoll mode with a pool
+ * of worker threads. A connection holds a thread only while its handler runs:
+ * long polls are parked (suspended in libmicrohttpd) and resumed when woken or
+ * at their deadline by a timer thread, so idle and waiting clients cost a
+ * socket and a little memory each. The raw request target is captured before
+ * libmicrohttpd splits and unescapes it, because SigV4 signs the path and
+ * query exactly as they were sent. */
 #include "api/http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/ids.h"
 #include "common/log.h"
+
+struct conn_state;
+
+/* Per connection (libmicrohttpd's socket context): whether a request is in
+ * progress, whether the last one left the connection open, and since when
+ * the connection has been waiting for the next. */
+struct sock_state {
+    unsigned open_requests;
+    bool closing;
+    int64_t waiting_since_ms;
+    /* Until its first request's headers are in, a connection is on the
+     * server's list of those with a header deadline. */
+    int fd;
+    int64_t header_deadline;
+    bool had_headers; /* the connection's own thread only */
+    bool listed;      /* park_lock */
+    struct sock_state *prev, *next;
+};
 
 struct barge_http_server {
     struct MHD_Daemon *daemon;
     const struct barge_http_route *routes;
     void *server;
     int port;
+    unsigned header_timeout;
+    unsigned idle_timeout;
+    /* Parked requests: a list (park_lock), the earliest deadline the timer
+     * thread sleeps towards, and how many are suspended (parked, or resumed
+     * and not yet run again: libmicrohttpd must not stop with any). */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+    struct conn_state *parked;
+    /* Connections waiting for their first headers, newest first: their
+     * deadlines come in the order of the list. */
+    struct sock_state *new_conns, *new_conns_tail;
+    int64_t next_deadline;
+    size_t n_suspended;
+    bool stopping;
+    pthread_t timer;
 };
 
 /* Per-request state, created by the URI callback and freed on completion. */
 struct conn_state {
-    struct barge_http_req req;
+    struct barge_http_req req; /* first: a req is its conn_state */
+    struct MHD_Connection *conn;
+    struct barge_http_server *http;
     char *raw_target;
     const struct barge_http_route *route;
     size_t body_cap;
@@ -35,6 +77,11 @@ struct conn_state {
     bool refused;   /* start answered already: early_resp is the answer */
     bool stream_stopped;
     bool handled;
+    bool http10;
+    bool suspended; /* counted in n_suspended */
+    bool parked;    /* in the parked list */
+    struct conn_state *park_prev, *park_next;
+    int64_t park_deadline;
     struct barge_http_resp early_resp;
     char addr[INET6_ADDRSTRLEN];
 };
@@ -116,9 +163,39 @@ void barge_http_resp_set(struct barge_http_resp *resp, int status, const char *c
     resp->body_len = len;
 }
 
+static struct sock_state *sock_state(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Takes ss off the list of connections with a header deadline. park_lock
+ * held. */
+static void unlist_locked(struct barge_http_server *srv, struct sock_state *ss)
+{
+    if (!ss->listed)
+        return;
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        srv->new_conns = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
+    else
+        srv->new_conns_tail = ss->prev;
+    ss->prev = ss->next = NULL;
+    ss->listed = false;
+}
+
 static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct conn_state *cs = barge_xcalloc(1, sizeof(*cs));
+    cs->conn = conn;
+    cs->http = cls;
+    struct sock_state *ss = sock_state(conn);
+    if (ss)
+        ss->open_requests++;
     cs->raw_target = barge_xstrdup(uri);
     char *q = strchr(cs->raw_target, '?');
     if (q) {
@@ -161,12 +238,132 @@ static void free_headers(struct barge_http_header *h, size_t n)
     free(h);
 }
 
+/* Takes cs off the parked list. park_lock held. */
+static void unlink_locked(struct barge_http_server *srv, struct conn_state *cs)
+{
+    if (cs->park_prev)
+        cs->park_prev->park_next = cs->park_next;
+    else
+        srv->parked = cs->park_next;
+    if (cs->park_next)
+        cs->park_next->park_prev = cs->park_prev;
+    cs->park_prev = cs->park_next = NULL;
+    cs->parked = false;
+}
+
+/* Takes cs off the parked list and hands it back to libmicrohttpd, which
+ * runs its access callback again. park_lock held. */
+static void unpark_locked(struct barge_http_server *srv, struct conn_state *cs)
+{
+    unlink_locked(srv, cs);
+    MHD_resume_connection(cs->conn);
+}
+
+/* The request runs (or ends) after a suspension. A request ending while
+ * still parked (libmicrohttpd does not end suspended connections, but the
+ * list must never point at a freed request) leaves the list too. */
+static void unsuspended(struct conn_state *cs)
+{
+    if (!cs->suspended)
+        return;
+    pthread_mutex_lock(&cs->http->park_lock);
+    if (cs->parked)
+        unlink_locked(cs->http, cs);
+    cs->suspended = false;
+    cs->http->n_suspended--;
+    pthread_mutex_unlock(&cs->http->park_lock);
+}
+
+bool barge_http_req_park(struct barge_http_req *req, int64_t deadline_ms)
+{
+    struct conn_state *cs = (struct conn_state *)req;
+    struct barge_http_server *srv = cs->http;
+    pthread_mutex_lock(&srv->park_lock);
+    if (srv->stopping) {
+        pthread_mutex_unlock(&srv->park_lock);
+        return false;
+    }
+    MHD_suspend_connection(cs->conn);
+    cs->suspended = cs->parked = true;
+    srv->n_suspended++;
+    cs->park_deadline = deadline_ms;
+    cs->park_prev = NULL;
+    cs->park_next = srv->parked;
+    if (srv->parked)
+        srv->parked->park_prev = cs;
+    srv->parked = cs;
+    if (deadline_ms < srv->next_deadline)
+        pthread_cond_signal(&srv->park_cond);
+    pthread_mutex_unlock(&srv->park_lock);
+    return true;
+}
+
+void barge_http_resume_parked(struct barge_http_server *srv)
+{
+    if (!srv)
+        return;
+    pthread_mutex_lock(&srv->park_lock);
+    while (srv->parked)
+        unpark_locked(srv, srv->parked);
+    pthread_mutex_unlock(&srv->park_lock);
+}
+
+/* Resumes parked requests at their deadlines. */
+static void *timer_main(void *ud)
+{
+    struct barge_http_server *srv = ud;
+    pthread_mutex_lock(&srv->park_lock);
+    while (!srv->stopping) {
+        int64_t now = barge_monotonic_ms();
+        int64_t next = now + 60 * 1000;
+        for (struct conn_state *cs = srv->parked, *n; cs; cs = n) {
+            n = cs->park_next;
+            if (cs->park_deadline <= now)
+                unpark_locked(srv, cs);
+            else if (cs->park_deadline < next)
+                next = cs->park_deadline;
+        }
+        /* libmicrohttpd's timeout only counts silence, so a client that
+         * trickles its headers would keep its connection: past the header
+         * deadline the socket is shut down, which libmicrohttpd notices and
+         * closes. The socket is still open here: a connection leaves the
+         * list (notify_connection_cb) before libmicrohttpd closes it. */
+        struct sock_state *ss;
+        while ((ss = srv->new_conns_tail) && ss->header_deadline <= now) {
+            shutdown(ss->fd, SHUT_RDWR);
+            unlist_locked(srv, ss);
+        }
+        if (ss && ss->header_deadline < next)
+            next = ss->header_deadline;
+        /* Deadlines close together are served by one wakeup. */
+        if (next < now + 50)
+            next = now + 50;
+        srv->next_deadline = next;
+        struct timespec ts = {.tv_sec = (time_t)(next / 1000),
+                              .tv_nsec = (long)(next % 1000) * 1000000L};
+        pthread_cond_timedwait(&srv->park_cond, &srv->park_lock, &ts);
+    }
+    pthread_mutex_unlock(&srv->park_lock);
+    return NULL;
+}
+
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct conn_state *cs = *con_cls;
     if (!cs)
         return;
+    unsuspended(cs);
+    struct sock_state *ss = sock_state(conn);
+    if (ss) {
+        ss->open_requests--;
+        ss->waiting_since_ms = barge_monotonic_ms();
+        /* libmicrohttpd closes after this request in these cases (HTTP/1.0
+         * counted as closing, whatever its headers say). */
+        const char *c = barge_http_req_header(&cs->req, "Connection");
+        ss->closing = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || cs->http10 ||
+                      (c && strcasestr(c, "close"));
+    }
     if (cs->started && cs->route->stream->done) {
         barge_log_set_request_id(cs->req.request_id);
         cs->route->stream->done(&cs->req, cs->handled);
@@ -177,9 +374,70 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     free_headers(cs->req.headers, cs->req.n_headers);
     free(cs->req.body);
     free(cs->req.path);
+    free(cs->req.wait_key);
     free(cs->raw_target);
     free(cs);
     *con_cls = NULL;
+}
+
+/* libmicrohttpd closes a connection whose request line it cannot split into
+ * method, target and version without a word; HTTP wants a 400. So when a
+ * connection closes while it waits for a request (the last one kept it
+ * open), neither by its client nor for a timeout nor because the server
+ * stops, the 400 is written here (the socket is still open and, with
+ * MHD_USE_TURBO, not shut down). */
+static void notify_connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+                                 enum MHD_ConnectionNotificationCode code)
+{
+    struct barge_http_server *srv = cls;
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct sock_state *ss = barge_xcalloc(1, sizeof(*ss));
+        ss->waiting_since_ms = barge_monotonic_ms();
+        ss->fd = fd ? fd->connect_fd : -1;
+        ss->header_deadline = ss->waiting_since_ms + (int64_t)srv->header_timeout * 1000;
+        *socket_context = ss;
+        if (ss->fd < 0)
+            return;
+        pthread_mutex_lock(&srv->park_lock);
+        ss->next = srv->new_conns;
+        if (srv->new_conns)
+            srv->new_conns->prev = ss;
+        else
+            srv->new_conns_tail = ss;
+        srv->new_conns = ss;
+        ss->listed = true;
+        if (ss->header_deadline < srv->next_deadline)
+            pthread_cond_signal(&srv->park_cond);
+        pthread_mutex_unlock(&srv->park_lock);
+        return;
+    }
+    struct sock_state *ss = *socket_context;
+    *socket_context = NULL;
+    if (!ss)
+        return;
+    pthread_mutex_lock(&srv->park_lock);
+    unlist_locked(srv, ss);
+    bool stopping = srv->stopping;
+    pthread_mutex_unlock(&srv->park_lock);
+    const union MHD_ConnectionInfo *to =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_TIMEOUT);
+    /* Timeouts are counted in whole seconds: one closer than a second to its
+     * timeout may be one. */
+    int64_t waited = barge_monotonic_ms() - ss->waiting_since_ms;
+    bool timed_out = to && waited >= ((int64_t)to->connection_timeout - 1) * 1000;
+    char peek;
+    if (ss->open_requests == 0 && !ss->closing && !timed_out && fd && !stopping &&
+        recv(fd->connect_fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+        (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        static const char bad[] = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+                                  "Content-Type: text/plain\r\nContent-Length: 23\r\n\r\n"
+                                  "malformed request line\n";
+        if (send(fd->connect_fd, bad, sizeof(bad) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            barge_debug("cannot answer a malformed request: %s", strerror(errno));
+    }
+    free(ss);
 }
 
 static enum MHD_Result send_plain(struct MHD_Connection *conn, unsigned status, const char *msg)
@@ -235,9 +493,19 @@ static void client_addr(struct MHD_Connection *conn, char *addr, size_t len)
 
 /* First call for a request: its headers are in, no body yet. */
 static void headers_in(struct barge_http_server *srv, struct MHD_Connection *conn,
-                       struct conn_state *cs, const char *method)
+                       struct conn_state *cs, const char *method, const char *version)
 {
     cs->headers_done = true;
+    cs->http10 = strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
+    /* The client got past the header timeout: from now on it is idle. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->idle_timeout);
+    struct sock_state *ss = sock_state(conn);
+    if (ss && !ss->had_headers) {
+        ss->had_headers = true;
+        pthread_mutex_lock(&srv->park_lock);
+        unlist_locked(srv, ss);
+        pthread_mutex_unlock(&srv->park_lock);
+    }
     cs->req.method = method;
     cs->req.server = srv->server;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, header_cb, &cs->req);
@@ -307,7 +575,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         return MHD_NO;
 
     if (!cs->headers_done) {
-        headers_in(srv, conn, cs, method);
+        headers_in(srv, conn, cs, method, version);
         return MHD_YES;
     }
 
@@ -326,11 +594,20 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (!cs->req.body)
         cs->req.body = barge_xcalloc(1, 1);
 
+    unsuspended(cs);
     struct barge_http_resp resp = {.status = 200, .fd = -1};
     barge_log_set_request_id(cs->req.request_id);
     cs->route->handler(&cs->req, &resp);
-    cs->handled = true;
     barge_log_set_request_id(NULL);
+    if (cs->suspended) {
+        /* Parked: the handler answers on a later run. */
+        free_headers(resp.headers, resp.n_headers);
+        free(resp.body);
+        if (resp.fd >= 0)
+            close(resp.fd);
+        return MHD_YES;
+    }
+    cs->handled = true;
     return send_resp(conn, cs, &resp);
 }
 
@@ -381,25 +658,56 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct 
 }
 
 int barge_http_start(const char *listen, const struct barge_http_route *routes, void *server,
-                     struct barge_http_server **out, struct barge_error **err)
+                     const struct barge_http_limits *limits, struct barge_http_server **out,
+                     struct barge_error **err)
 {
     struct sockaddr_storage ss;
     if (parse_listen(listen, &ss, err) < 0)
         return -1;
+    struct barge_http_limits l = limits ? *limits : (struct barge_http_limits){0};
+    if (!l.threads) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        l.threads = cpus > 2 ? (unsigned)cpus * 2 : 4;
+    }
+    if (!l.header_timeout)
+        l.header_timeout = 10;
+    if (!l.idle_timeout)
+        l.idle_timeout = 60;
+    if (!l.max_connections)
+        l.max_connections = 16384;
+    if (!l.max_per_client)
+        l.max_per_client = 512;
     struct barge_http_server *srv = barge_xcalloc(1, sizeof(*srv));
     srv->routes = routes;
     srv->server = server;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    srv->header_timeout = l.header_timeout;
+    srv->idle_timeout = l.idle_timeout;
+    pthread_mutex_init(&srv->park_lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->park_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    srv->next_deadline = INT64_MAX;
+    /* The connection timeout is the header timeout; headers_in lengthens it
+     * to the idle timeout once a request's headers are in. */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)600, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
-    if (!srv->daemon) {
+        MHD_OPTION_THREAD_POOL_SIZE, l.threads, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
+        srv, MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+        l.header_timeout, MHD_OPTION_CONNECTION_LIMIT, l.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, l.max_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
+    if (!srv->daemon || pthread_create(&srv->timer, NULL, timer_main, srv) != 0) {
+        if (srv->daemon)
+            MHD_stop_daemon(srv->daemon);
+        pthread_cond_destroy(&srv->park_cond);
+        pthread_mutex_destroy(&srv->park_lock);
         free(srv);
         return barge_error_set(err, BARGE_ERR_IO, "cannot listen on '%s' (is the address in use?)",
                                listen);
@@ -419,6 +727,26 @@ void barge_http_stop(struct barge_http_server *srv)
 {
     if (!srv)
         return;
+    pthread_mutex_lock(&srv->park_lock);
+    srv->stopping = true;
+    while (srv->parked)
+        unpark_locked(srv, srv->parked);
+    pthread_cond_signal(&srv->park_cond);
+    pthread_mutex_unlock(&srv->park_lock);
+    pthread_join(srv->timer, NULL);
+    /* libmicrohttpd must not stop while connections are suspended: let the
+     * resumed ones run (they answer at once now) for up to a second. */
+    for (int i = 0; i < 100; i++) {
+        pthread_mutex_lock(&srv->park_lock);
+        size_t n = srv->n_suspended;
+        pthread_mutex_unlock(&srv->park_lock);
+        if (n == 0)
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(srv->daemon);
+    pthread_cond_destroy(&srv->park_cond);
+    pthread_mutex_destroy(&srv->park_lock);
     free(srv);
 }

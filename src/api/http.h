@@ -1,6 +1,8 @@
-/* The HTTP server: one libmicrohttpd listener (thread per connection, so a
- * handler may block, e.g. for the agent channel's long-poll) that buffers the
- * request, routes it by path and headers and sends the response a handler built.
+/* The HTTP server: one libmicrohttpd listener (epoll, a small pool of worker
+ * threads) that buffers the request, routes it by path and headers and sends
+ * the response a handler built. Handlers run on the pool's threads, so they
+ * must not wait for long: a long poll parks its request instead
+ * (barge_http_req_park) and is run again when woken.
  *
  * Routes: "POST /" with X-Amz-Target goes to the AWS JSON 1.1 dispatcher
  * (json11.c); "/v2/..." to the registry; "/agent/..." to the agent channel;
@@ -9,6 +11,9 @@
 #define BARGE_API_HTTP_H
 
 #include <sys/types.h>
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "common/error.h"
 
@@ -30,6 +35,11 @@ struct barge_http_req {
     const char *remote_addr;
     void *server;    /* the struct barge_server serving this request */
     void *stream_ud; /* a streaming route's per-request state (see below) */
+    /* What a parked handler keeps between its runs (0 and NULL on the first
+     * run): its deadline (barge_monotonic_ms) and a string it owns, freed
+     * with the request. */
+    int64_t wait_deadline_ms;
+    char *wait_key;
 };
 
 struct barge_http_resp {
@@ -88,15 +98,39 @@ struct barge_http_route {
     const struct barge_http_stream *stream; /* NULL: every body is buffered */
 };
 
+/* Connection handling; 0 in a field picks its default. */
+struct barge_http_limits {
+    unsigned threads;         /* worker threads (default: 2 per CPU, at least 4) */
+    unsigned header_timeout;  /* seconds a new connection has to send its first request's
+                                 headers (default 10) */
+    unsigned idle_timeout;    /* seconds a connection may stay silent once it sent a request's
+                                 headers (default 60); parked requests never time out */
+    unsigned max_connections; /* open connections in all (default 16384) */
+    unsigned max_per_client;  /* open connections from one IP address (default 512) */
+};
+
 /* Starts listening on host:port ("127.0.0.1:4566"; port 0 picks one).
  * routes is a NULL-handler-terminated array tried in order; the first route
  * whose prefix matches the path serves the request. server is passed to
- * handlers in req->server. */
+ * handlers in req->server. limits may be NULL (defaults). */
 int barge_http_start(const char *listen, const struct barge_http_route *routes, void *server,
-                     struct barge_http_server **out, struct barge_error **err);
+                     const struct barge_http_limits *limits, struct barge_http_server **out,
+                     struct barge_error **err);
 /* The port actually bound. */
 int barge_http_port(const struct barge_http_server *srv);
+/* Answers parked requests (their handlers run once more and must answer),
+ * then closes every connection and the listener. */
 void barge_http_stop(struct barge_http_server *srv);
+
+/* Long polls. Called by a handler (on a non-streaming route) instead of
+ * filling resp: the request is parked without holding a thread until
+ * barge_http_resume_parked or deadline_ms (barge_monotonic_ms) passes; then
+ * the handler runs again with the same req and a fresh resp. Returns false,
+ * parking nothing, when the server is stopping: the handler answers now. */
+bool barge_http_req_park(struct barge_http_req *req, int64_t deadline_ms);
+/* Runs the handlers of every parked request again (they re-check what they
+ * wait for). Any thread. */
+void barge_http_resume_parked(struct barge_http_server *srv);
 
 /* Percent-decodes s (plus signs stay as they are); the caller frees the result. */
 char *barge_http_unescape(const char *s, size_t len);

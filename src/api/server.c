@@ -376,6 +376,16 @@ void barge_server_wake(struct barge_server *srv)
     pthread_mutex_lock(&srv->notify_lock);
     srv->notify_gen++;
     pthread_cond_broadcast(&srv->notify_cond);
+    /* Requests parked before the increment are in the list by now (see
+     * barge_server_park); later ones see the new generation. */
+    barge_http_resume_parked(srv->http);
+    pthread_mutex_unlock(&srv->notify_lock);
+}
+
+void barge_server_set_http(struct barge_server *srv, struct barge_http_server *http)
+{
+    pthread_mutex_lock(&srv->notify_lock);
+    srv->http = http;
     pthread_mutex_unlock(&srv->notify_lock);
 }
 
@@ -411,6 +421,17 @@ uint64_t barge_server_wait(struct barge_server *srv, uint64_t seen, int timeout_
     uint64_t g = srv->notify_gen;
     pthread_mutex_unlock(&srv->notify_lock);
     return g;
+}
+
+bool barge_server_park(struct barge_http_req *req, uint64_t seen, int64_t deadline_ms)
+{
+    struct barge_server *srv = req->server;
+    bool parked = false;
+    pthread_mutex_lock(&srv->notify_lock);
+    if (srv->notify_gen == seen && barge_monotonic_ms() < deadline_ms)
+        parked = barge_http_req_park(req, deadline_ms);
+    pthread_mutex_unlock(&srv->notify_lock);
+    return parked;
 }
 
 int barge_server_ensure_cluster(struct barge_server *srv, const char *name,

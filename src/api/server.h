@@ -38,7 +38,7 @@ struct barge_config {
 struct barge_server {
     struct barge_config cfg;
     struct barge_store *store;
-    struct barge_http_server *http;
+    struct barge_http_server *http; /* set with barge_server_set_http */
     struct barge_http_server *metrics_http; /* the /metrics listener, or NULL */
     /* Encrypts secret values at rest (SSM parameters, Secrets Manager). */
     struct barge_crypto_key master_key;
@@ -56,11 +56,21 @@ void barge_server_init(struct barge_server *srv);
 void barge_server_notify(struct barge_server *srv);
 /* Wakes the waiters of this process only (for changes other barged made). */
 void barge_server_wake(struct barge_server *srv);
+/* Sets (or, with NULL, clears before stopping it) the listener whose parked
+ * requests barge_server_wake resumes. */
+void barge_server_set_http(struct barge_server *srv, struct barge_http_server *http);
 /* The current notification generation. */
 uint64_t barge_server_generation(struct barge_server *srv);
 /* Waits until the generation differs from seen or timeout_ms pass; returns
- * the generation. */
+ * the generation. For background threads: handlers park instead. */
 uint64_t barge_server_wait(struct barge_server *srv, uint64_t seen, int timeout_ms);
+/* For a long-polling handler (req->server is the struct barge_server): parks
+ * req until the generation differs from seen or deadline_ms
+ * (barge_monotonic_ms) passes, then its handler runs again
+ * (barge_http_req_park). Returns false without parking when the generation
+ * moved already, the deadline passed or the server is stopping: the handler
+ * answers now. */
+bool barge_server_park(struct barge_http_req *req, uint64_t seen, int64_t deadline_ms);
 
 /* Drops a removed access key from the lookup cache of this process. */
 void barge_server_forget_key(const char *access_key_id);

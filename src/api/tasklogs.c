@@ -155,55 +155,59 @@ static int remove_pair(struct barge_server *srv, const char *key, struct barge_e
     return barge_store_commit(barge_steal(&tx), err);
 }
 
-/* Stores the request, wakes the polls and waits for the reply (*out, new
- * reference). */
-static int ask_agent(struct barge_server *srv, const struct target *t, int64_t offset,
+/* On the first run stores the request and wakes the polls; then answers with
+ * the agent's reply (*out, new reference) or parks req until the reply may
+ * be in (returns 1: this runs again). */
+static int ask_agent(struct barge_http_req *req, const struct target *t, int64_t offset,
                      int64_t since, int64_t limit, json_t **out, struct barge_error **err)
 {
-    unsigned char raw[16];
-    char id[33];
-    barge_random_bytes(raw, sizeof(raw));
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(id + 2 * i, 3, "%02x", raw[i]);
-    _cleanup_free_ char *key = barge_xasprintf("%s/%s", t->instance_id, id);
-    _cleanup_json_ json_t *doc =
-        json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f}", "id", id, "taskId", t->task_id,
-                  "container", t->container, "offset", (json_int_t)offset, "since",
-                  (json_int_t)since, "limit", (json_int_t)limit, "created", barge_now());
-    {
+    struct barge_server *srv = req->server;
+    if (!req->wait_key) {
+        unsigned char raw[16];
+        char id[33];
+        barge_random_bytes(raw, sizeof(raw));
+        for (size_t i = 0; i < sizeof(raw); i++)
+            snprintf(id + 2 * i, 3, "%02x", raw[i]);
+        _cleanup_free_ char *key = barge_xasprintf("%s/%s", t->instance_id, id);
+        _cleanup_json_ json_t *doc =
+            json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f}", "id", id, "taskId", t->task_id,
+                      "container", t->container, "offset", (json_int_t)offset, "since",
+                      (json_int_t)since, "limit", (json_int_t)limit, "created", barge_now());
         _cleanup_tx_ struct barge_tx *tx = NULL;
         if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
             barge_store_put(tx, KIND_REQ, key, doc, err) < 0 ||
             barge_store_commit(barge_steal(&tx), err) < 0)
             return -1;
+        req->wait_key = barge_steal(&key);
+        req->wait_deadline_ms = barge_monotonic_ms() + ANSWER_SECONDS * 1000;
+        barge_server_notify(srv);
     }
-    barge_server_notify(srv);
-    int64_t deadline = barge_monotonic_ms() + ANSWER_SECONDS * 1000;
     int ret = 0;
     for (;;) {
         uint64_t gen = barge_server_generation(srv);
         _cleanup_tx_ struct barge_tx *tx = NULL;
         if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
-            barge_store_get(tx, KIND_REPLY, key, out, err) < 0) {
+            barge_store_get(tx, KIND_REPLY, req->wait_key, out, err) < 0) {
             ret = -1;
             break;
         }
         if (*out)
             break;
-        int64_t left = deadline - barge_monotonic_ms();
-        if (left <= 0) {
+        barge_store_abort(barge_steal(&tx));
+        if (barge_server_park(req, gen, req->wait_deadline_ms))
+            return 1;
+        /* Not parked: a change to look at, else the deadline (or shutdown). */
+        if (barge_server_generation(srv) == gen) {
             ret = barge_error_set_type(err, BARGE_ERR_CLIENT, "TargetNotConnectedException",
                                        "%s is not connected: it did not answer within %d "
                                        "seconds",
                                        t->agent, ANSWER_SECONDS);
             break;
         }
-        barge_store_abort(barge_steal(&tx));
-        barge_server_wait(srv, gen, (int)left);
     }
     _cleanup_error_ struct barge_error *derr = NULL;
-    if (remove_pair(srv, key, &derr) < 0)
-        barge_warn("removing log request %s: %s", key, derr->message);
+    if (remove_pair(srv, req->wait_key, &derr) < 0)
+        barge_warn("removing log request %s: %s", req->wait_key, derr->message);
     return ret;
 }
 
@@ -233,7 +237,7 @@ static int serve(struct barge_http_req *req, json_t **body, struct barge_error *
     int ret = locate(srv, cluster && *cluster ? cluster : NULL, task,
                      container && *container ? container : NULL, &t, err);
     if (ret == 0)
-        ret = ask_agent(srv, &t, offset, since, limit, &reply, err);
+        ret = ask_agent(req, &t, offset, since, limit, &reply, err);
     if (ret == 0 && barge_json_str(reply, "error", NULL))
         ret = barge_error_set(err, BARGE_ERR_CLIENT,
                               "%s cannot read the output of container '%s': %s", t.agent,
@@ -261,8 +265,11 @@ void barge_api_task_logs_handle(struct barge_http_req *req, struct barge_http_re
                         req->path);
         goto fail;
     }
-    if (barge_api_authenticate(req, "ecs", &who, &err) < 0 || serve(req, &body, &err) < 0)
+    int r;
+    if (barge_api_authenticate(req, "ecs", &who, &err) < 0 || (r = serve(req, &body, &err)) < 0)
         goto fail;
+    if (r > 0)
+        return; /* parked until the agent answers */
     char *text = barge_json_dump(body);
     json_decref(body);
     barge_http_resp_set(resp, 200, "application/json", text, strlen(text));

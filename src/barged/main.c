@@ -1,6 +1,7 @@
 /* barged: the control plane. Parses the command line, opens the store, makes
  * sure an admin key exists, serves the APIs and runs the housekeeping loop until
  * SIGINT or SIGTERM. */
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -40,6 +41,11 @@ enum {
     OPT_PRICE_STORAGE,
     OPT_SPOT_FACTOR,
     OPT_METRICS_LISTEN,
+    OPT_HTTP_THREADS,
+    OPT_HEADER_TIMEOUT,
+    OPT_IDLE_TIMEOUT,
+    OPT_MAX_CONNECTIONS,
+    OPT_MAX_PER_CLIENT,
 };
 
 static void on_signal(int sig)
@@ -269,6 +275,17 @@ static void usage(FILE *f)
             "                        serve Prometheus /metrics on this address, without\n"
             "                        authentication (port 0 picks one; default: not served;\n"
             "                        keep it on loopback or a network only scrapers reach)\n"
+            "  --http-threads N      HTTP worker threads (default 2 per CPU, at least 4)\n"
+            "  --header-timeout SECONDS\n"
+            "                        close a new connection whose first request headers\n"
+            "                        are not complete after this long (default 10)\n"
+            "  --idle-timeout SECONDS\n"
+            "                        close a connection silent for this long after a\n"
+            "                        request (default 60; agents' long polls are exempt)\n"
+            "  --max-connections N   open connections in all (default 16384, or the open\n"
+            "                        file limit less 512 when that is lower)\n"
+            "  --max-connections-per-client N\n"
+            "                        open connections from one IP address (default 512)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
             "  -h, --help            show this help\n"
@@ -300,6 +317,25 @@ static void on_store_change(void *ud)
     barge_server_wake(ud);
 }
 
+/* Every connection is a descriptor: allow as many as the hard limit does,
+ * so that thousands of idle clients fit. Returns the limit now in force. */
+static rlim_t raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return RLIM_INFINITY;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            barge_warn("cannot raise the open file limit to %llu: %s", (unsigned long long)want,
+                       strerror(errno));
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    return rl.rlim_cur;
+}
+
 static bool valid_account(const char *s)
 {
     return strlen(s) == 12 && strspn(s, "0123456789") == 12;
@@ -328,6 +364,11 @@ int main(int argc, char **argv)
         {"price-gb-hour", required_argument, NULL, OPT_PRICE_GB},
         {"price-storage-gb-hour", required_argument, NULL, OPT_PRICE_STORAGE},
         {"spot-price-factor", required_argument, NULL, OPT_SPOT_FACTOR},
+        {"http-threads", required_argument, NULL, OPT_HTTP_THREADS},
+        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"max-connections-per-client", required_argument, NULL, OPT_MAX_PER_CLIENT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"registry-host", required_argument, NULL, 'R'},
@@ -355,8 +396,10 @@ int main(int argc, char **argv)
     struct barge_control_config control = {
         .host_grace_seconds = 60, .task_stable_seconds = 30, .autoscale_interval = 15};
     bool write_profile = true;
+    struct barge_http_limits http_limits = {0};
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int option_index = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, &option_index)) != -1) {
         switch (c) {
         case 'D':
             cfg->dev = true;
@@ -403,6 +446,27 @@ int main(int argc, char **argv)
                 barge_autoscale_window_seconds = (int)v;
             else
                 control.autoscale_interval = (int)v;
+            break;
+        }
+        case OPT_HTTP_THREADS:
+        case OPT_HEADER_TIMEOUT:
+        case OPT_IDLE_TIMEOUT:
+        case OPT_MAX_CONNECTIONS:
+        case OPT_MAX_PER_CLIENT: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            long max = c == OPT_HTTP_THREADS ? 1024 : c == OPT_MAX_CONNECTIONS ? 1000000 : 86400;
+            if (!*optarg || *end || v < 1 || v > max) {
+                fprintf(stderr, "barged: --%s must be a number from 1 to %ld, not '%s'\n",
+                        opts[option_index].name, max, optarg);
+                return 2;
+            }
+            unsigned *dst = c == OPT_HTTP_THREADS      ? &http_limits.threads
+                            : c == OPT_HEADER_TIMEOUT  ? &http_limits.header_timeout
+                            : c == OPT_IDLE_TIMEOUT    ? &http_limits.idle_timeout
+                            : c == OPT_MAX_CONNECTIONS ? &http_limits.max_connections
+                                                       : &http_limits.max_per_client;
+            *dst = (unsigned)v;
             break;
         }
         case OPT_PRICE_VCPU:
@@ -519,25 +583,34 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    if (barge_http_start(cfg->listen, barge_server_routes(), &srv, &srv.http, &err) < 0) {
+    /* Connections beyond the descriptors left would fail to be accepted:
+     * the default keeps some for the store, the registry and the agents. */
+    rlim_t fds = raise_fd_limit();
+    if (!http_limits.max_connections && fds != RLIM_INFINITY && fds < 16384 + 512)
+        http_limits.max_connections = fds > 1024 ? (unsigned)(fds - 512) : (unsigned)fds / 2;
+    struct barge_http_server *http = NULL;
+    if (barge_http_start(cfg->listen, barge_server_routes(), &srv, &http_limits, &http, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         barge_registry_free(srv.registry);
         barge_store_close(srv.store);
         return 1;
     }
-    int port = barge_http_port(srv.http);
+    barge_server_set_http(&srv, http);
+    int port = barge_http_port(http);
     set_registry_endpoint(&srv, port);
     if (barge_server_ensure_admin_key(&srv, port, write_profile, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
-        barge_http_stop(srv.http);
+        barge_server_set_http(&srv, NULL);
+        barge_http_stop(http);
         barge_registry_free(srv.registry);
         barge_store_close(srv.store);
         return 1;
     }
     if (cfg->metrics_listen && barge_http_start(cfg->metrics_listen, barge_server_metrics_routes(),
-                                                &srv, &srv.metrics_http, &err) < 0) {
+                                                &srv, NULL, &srv.metrics_http, &err) < 0) {
         fprintf(stderr, "barged: --metrics-listen: %s\n", err->message);
-        barge_http_stop(srv.http);
+        barge_server_set_http(&srv, NULL);
+        barge_http_stop(http);
         barge_registry_free(srv.registry);
         barge_store_close(srv.store);
         return 1;
@@ -576,11 +649,17 @@ int main(int argc, char **argv)
     barge_info("stopping on signal %d", (int)stopping);
     barge_control_stop();
     barge_leader_stop();
+    /* The local agents stop together, and stopping the listener answers their
+     * parked polls at once: otherwise each would finish its wait first. */
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
-        stop_dev_agent(&agents[i]);
+        if (agents[i].pid > 0)
+            kill(agents[i].pid, SIGTERM);
+    barge_server_set_http(&srv, NULL);
+    barge_http_stop(http);
     if (srv.metrics_http)
         barge_http_stop(srv.metrics_http);
-    barge_http_stop(srv.http);
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
+        stop_dev_agent(&agents[i]);
     barge_registry_free(srv.registry);
     barge_store_close(srv.store);
     return 0;
