@@ -32,6 +32,9 @@ struct barge_config {
      * bucket.s3.example.com); NULL: path style only. */
     char *master_key_file;
     char *s3_host;
+    /* The address load balancer listeners bind (--lb-address, default
+     * 127.0.0.1), which is also their DNSName. */
+    char *lb_address;
 };
 
 struct barge_server {

@@ -38,6 +38,7 @@ enum {
     OPT_PRICE_GB,
     OPT_PRICE_STORAGE,
     OPT_SPOT_FACTOR,
+    OPT_LB_ADDRESS,
 };
 
 static void on_signal(int sig)
@@ -129,6 +130,8 @@ static void usage(FILE *f)
             "                        BARGE_MASTER_KEY variable, 64 hex digits, wins)\n"
             "  --s3-host NAME        also serve S3 buckets as BUCKET.NAME (virtual-host\n"
             "                        style); path style always works\n"
+            "  --lb-address ADDR     the address load balancer listeners bind (default\n"
+            "                        127.0.0.1); HAProxy runs them\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
             "  -h, --help            show this help\n"
@@ -196,6 +199,7 @@ int main(int argc, char **argv)
         {"registry-upload-timeout", required_argument, NULL, 'U'},
         {"master-key-file", required_argument, NULL, 'K'},
         {"s3-host", required_argument, NULL, 'S'},
+        {"lb-address", required_argument, NULL, OPT_LB_ADDRESS},
         {NULL, 0, NULL, 0},
     };
     struct barge_server srv = {0};
@@ -289,6 +293,9 @@ int main(int argc, char **argv)
             break;
         case 'S':
             cfg->s3_host = optarg;
+            break;
+        case OPT_LB_ADDRESS:
+            cfg->lb_address = optarg;
             break;
         case 'L':
             log_level = optarg;
