@@ -236,3 +236,110 @@ def test_api_crud_and_errors(barged, elb):
     with pytest.raises(ClientError) as e:
         elb.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
     assert error_code(e) == "TargetGroupNotFound"
+
+
+class Load:
+    """Sends requests through port one after another until stopped; counts
+    what came back from whom and every failed request."""
+
+    def __init__(self, port):
+        self.port = port
+        self.failures = []
+        self.seen = []
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            try:
+                status, body = get(self.port)
+                self.seen.append(body)
+                if status != 200:
+                    self.failures.append(status)
+            except Exception as e:  # any failed request counts
+                self.failures.append(repr(e))
+
+    def count(self):
+        return len(self.seen) + len(self.failures)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=30)
+
+
+def test_traffic_draining_and_health(barged, elb, backends):
+    a, b = backends
+    port = free_port()
+    lb, tg, _ = make_stack(elb, port, a.port)
+    arn = tg["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1"},
+                                                       {"Id": "127.0.0.1", "Port": b.port}])
+    wait_for(lambda: len(haproxy_pids(barged.data_dir)) == 1, what="haproxy running")
+    states = health(elb, arn)
+    assert set(states) == {("127.0.0.1", a.port), ("127.0.0.1", b.port)}
+    wait_for(lambda: all(h["State"] == "healthy" for h in health(elb, arn).values()),
+             what="both targets healthy")
+    assert {get(port)[1] for _ in range(20)} == {"a", "b"}
+
+    # Deregistering b under constant load: it drains, leaves, and can then be
+    # stopped without a single request failing.
+    load = Load(port)
+    wait_for(lambda: load.count() > 20, what="load running")
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1", "Port": b.port}])
+    wait_for(lambda: ("127.0.0.1", b.port) not in health(elb, arn), what="b deregistered")
+    b.stop()
+    after = load.count()
+    wait_for(lambda: load.count() > after + 50, what="more requests")
+    load.stop()
+    assert load.failures == []
+    assert load.seen[-50:] == ["a"] * 50
+
+    # A target that answers its health check with an unexpected code, then one
+    # that stopped answering at all, are taken out as unhealthy.
+    a.failing = True
+    wait_for(lambda: health(elb, arn)[("127.0.0.1", a.port)]["State"] == "unhealthy",
+             what="a unhealthy")
+    assert health(elb, arn)[("127.0.0.1", a.port)]["Reason"] == "Target.ResponseCodeMismatch"
+    c = Backend("c")
+    try:
+        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1", "Port": c.port}])
+        assert health(elb, arn)[("127.0.0.1", c.port)]["State"] == "initial"
+        wait_for(lambda: health(elb, arn)[("127.0.0.1", c.port)]["State"] == "healthy",
+                 what="c healthy")
+        assert get(port)[1] == "c"
+        c.stop()
+        wait_for(lambda: health(elb, arn)[("127.0.0.1", c.port)]["State"] == "unhealthy",
+                 what="c unhealthy")
+        assert health(elb, arn)[("127.0.0.1", c.port)]["Reason"] in (
+            "Target.FailedHealthChecks", "Target.Timeout")
+    finally:
+        try:
+            c.stop()
+        except Exception:
+            pass
+
+    # Without its last listener, the load balancer's HAProxy goes.
+    elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    wait_for(lambda: haproxy_pids(barged.data_dir) == [], what="haproxy stopped")
+
+
+def test_haproxy_follows_barged(barged, elb, backends):
+    a, _ = backends
+    port = free_port()
+    _, tg, _ = make_stack(elb, port, a.port, name="keep")
+    elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    pids = wait_for(lambda: haproxy_pids(barged.data_dir), what="haproxy running")
+    wait_for(lambda: health(elb, tg["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
+             "healthy", what="a healthy")
+    # A killed barged leaves its load balancer serving; the next one takes
+    # the HAProxy over (a new process replaces the old one gracefully).
+    barged.kill()
+    assert get(port)[1] == "a"
+    barged.start()
+    wait_for(lambda: haproxy_pids(barged.data_dir) not in ([], pids), what="haproxy taken over")
+    wait_for(lambda: len(haproxy_pids(barged.data_dir)) == 1, what="old haproxy gone")
+    assert get(port)[1] == "a"
+    # A barged that stops stops its HAProxy.
+    barged.stop()
+    assert haproxy_pids(barged.data_dir) == []
