@@ -343,3 +343,25 @@ def test_haproxy_follows_barged(barged, elb, backends):
     # A barged that stops stops its HAProxy.
     barged.stop()
     assert haproxy_pids(barged.data_dir) == []
+
+
+def test_network_load_balancer(barged, elb, backends):
+    a, _ = backends
+    port = free_port()
+    lb = elb.create_load_balancer(Name="tcp", Type="network")["LoadBalancers"][0]
+    tg = elb.create_target_group(Name="tcp-tg", Protocol="TCP", Port=a.port, TargetType="ip",
+                                 HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                 HealthyThresholdCount=2,
+                                 UnhealthyThresholdCount=2)["TargetGroups"][0]
+    with pytest.raises(ClientError) as e:
+        elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                            DefaultActions=[{"Type": "forward",
+                                             "TargetGroupArn": tg["TargetGroupArn"]}])
+    assert error_code(e) == "ValidationError" and "'HTTP'" in error_message(e)
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=port,
+                        DefaultActions=[{"Type": "forward",
+                                         "TargetGroupArn": tg["TargetGroupArn"]}])
+    elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(elb, tg["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
+             "healthy", what="a healthy")
+    assert get(port) == (200, "a")
