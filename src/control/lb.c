@@ -35,8 +35,9 @@
 struct lb_proc {
     char *name;
     pid_t pid;
-    char *shape;     /* the configuration without servers it was started with */
-    json_t *servers; /* {backend: {server: {"drain": bool}}} as it runs now */
+    char *shape;      /* the configuration without servers it was started with */
+    json_t *servers;  /* {backend: {server: {"drain": bool}}} as it runs now */
+    int64_t retry_at; /* after an exit, no new start before (monotonic ms) */
     struct lb_proc *next;
 };
 
@@ -538,10 +539,18 @@ void barge_lb_step(struct barge_server *srv)
     {
         struct lb_proc *p = find_proc(name);
         _cleanup_free_ char *shape = barge_haproxy_config(spec, false);
-        if (!p || !alive(p->pid) || strcmp(p->shape, shape) != 0) {
-            if (p && !alive(p->pid))
-                barge_warn("load balancer %s: HAProxy %d has exited; starting it again", name,
-                           (int)p->pid);
+        if (p && p->pid > 0 && !alive(p->pid)) {
+            /* Reaped: forget the pid before the system reuses it. A port
+             * another program holds makes HAProxy exit at once; retrying
+             * every few seconds keeps the log readable. */
+            barge_warn("load balancer %s: HAProxy %d has exited (see %s/lb/%s.log)", name,
+                       (int)p->pid, srv->cfg.data_dir, name);
+            p->pid = 0;
+            p->retry_at = barge_monotonic_ms() + 5000;
+        }
+        if (p && p->pid == 0 && barge_monotonic_ms() < p->retry_at)
+            continue;
+        if (!p || p->pid == 0 || strcmp(p->shape, shape) != 0) {
             start_proc(srv, name, spec, shape);
         } else {
             apply_servers(p, spec);
