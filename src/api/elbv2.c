@@ -1,7 +1,8 @@
 /* The part of Elastic Load Balancing v2 that puts a stable address in front
  * of a set of targets: load balancers (application and network), target
  * groups with their health checks, listeners that forward to one target
- * group, target registration and health. Served over the query protocol
+ * group, rules that send some paths or host names to another, target
+ * registration and health. Served over the query protocol
  * (query.c). What is stored here is the desired state; src/control/lb.c makes
  * HAProxy (src/net/haproxy.c) match it, and DescribeTargetHealth reads the
  * running HAProxy's view of each target. */
@@ -199,6 +200,34 @@ static bool listed(const json_t *list, const char *s)
     return false;
 }
 
+/* "listener-rule/app/LB/LBID/LID/RID": the store key "LB/LID/RID". */
+static char *rule_key(const char *arn)
+{
+    _cleanup_free_ char *lb = arn_part(arn, "listener-rule", 2);
+    _cleanup_free_ char *lid = arn_part(arn, "listener-rule", 4);
+    _cleanup_free_ char *rid = arn_part(arn, "listener-rule", 5);
+    return lb && lid && rid ? barge_xasprintf("%s/%s/%s", lb, lid, rid) : NULL;
+}
+
+/* Deletes the rules whose keys start with "<prefix>/" (a load balancer's
+ * name or a listener's key). */
+static int delete_rules(struct barge_tx *tx, const char *prefix, struct barge_error **err)
+{
+    _cleanup_free_ char *p = barge_xasprintf("%s/", prefix);
+    _cleanup_json_ json_t *rules = scan_all(tx, ELB_KIND_RULE, p, err);
+    if (!rules)
+        return -1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rules, i, r)
+    {
+        _cleanup_free_ char *key = rule_key(barge_json_str(r, "RuleArn", ""));
+        if (key && barge_store_del(tx, ELB_KIND_RULE, key, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- load balancers ---- */
 
 static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -318,7 +347,7 @@ static int delete_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **
         if (key && barge_store_del(tx, ELB_KIND_LISTENER, key, err) < 0)
             return -1;
     }
-    if (barge_store_del(tx, ELB_KIND_LB, name, err) < 0 ||
+    if (delete_rules(tx, name, err) < 0 || barge_store_del(tx, ELB_KIND_LB, name, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
@@ -456,19 +485,33 @@ static int create_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     return 0;
 }
 
-/* The ARNs of the load balancers whose listeners forward to tg_arn. */
-static json_t *tg_load_balancers(const json_t *listeners, const char *tg_arn)
+/* The ARNs of the load balancers whose listeners or rules (users, from
+ * scan_users) forward to tg_arn. */
+static json_t *tg_load_balancers(const json_t *users, const char *tg_arn)
 {
     json_t *arns = json_array();
     size_t i;
     json_t *l;
-    json_array_foreach((json_t *)listeners, i, l)
+    json_array_foreach((json_t *)users, i, l)
     {
-        if (barge_streq(barge_json_str(l, "_tg", ""), tg_arn) &&
-            !listed(arns, barge_json_str(l, "LoadBalancerArn", "")))
-            json_array_append_new(arns, json_string(barge_json_str(l, "LoadBalancerArn", "")));
+        const char *lb = barge_json_str(l, "LoadBalancerArn", barge_json_str(l, "_lb", ""));
+        if (barge_streq(barge_json_str(l, "_tg", ""), tg_arn) && !listed(arns, lb))
+            json_array_append_new(arns, json_string(lb));
     }
     return arns;
+}
+
+/* Every listener and rule: what forwards to target groups. */
+static json_t *scan_users(struct barge_tx *tx, struct barge_error **err)
+{
+    json_t *all = scan_all(tx, ELB_KIND_LISTENER, "", err);
+    _cleanup_json_ json_t *rules = all ? scan_all(tx, ELB_KIND_RULE, "", err) : NULL;
+    if (!rules) {
+        json_decref(all);
+        return NULL;
+    }
+    json_array_extend(all, rules);
+    return all;
 }
 
 static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -486,7 +529,7 @@ static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t 
             return -1;
     }
     _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_TG, "", err);
-    _cleanup_json_ json_t *listeners = all ? scan_all(tx, ELB_KIND_LISTENER, "", err) : NULL;
+    _cleanup_json_ json_t *listeners = all ? scan_users(tx, err) : NULL;
     if (!listeners)
         return -1;
     json_t *found = json_array();
@@ -539,7 +582,7 @@ static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
         return -1;
     _cleanup_json_ json_t *doc = load_tg(tx, arn, err);
-    _cleanup_json_ json_t *listeners = doc ? scan_all(tx, ELB_KIND_LISTENER, "", err) : NULL;
+    _cleanup_json_ json_t *listeners = doc ? scan_users(tx, err) : NULL;
     if (!listeners)
         return -1;
     size_t i;
@@ -559,27 +602,50 @@ static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
 
 /* ---- listeners ---- */
 
+/* The target group of actions, which must be one forward action (borrowed
+ * from actions), or NULL with err set. */
+static const char *forward_target(const json_t *actions, struct barge_error **err)
+{
+    if (json_array_size(actions) != 1) {
+        invalid(err, "barge supports exactly one action (forward); %zu were given",
+                json_array_size(actions));
+        return NULL;
+    }
+    json_t *action = json_array_get(actions, 0);
+    const char *atype = barge_json_str(action, "Type", "");
+    if (strcmp(atype, "forward") != 0) {
+        invalid(err, "Action type '%s' is not supported by barge: use 'forward'", atype);
+        return NULL;
+    }
+    const char *tg_arn = barge_json_str(action, "TargetGroupArn", NULL);
+    json_t *fwd_groups =
+        barge_json_array(barge_json_object(action, "ForwardConfig"), "TargetGroups");
+    if (json_array_size(fwd_groups) > 1) {
+        invalid(err, "Forwarding to several target groups is not supported by barge yet");
+        return NULL;
+    }
+    if (!tg_arn && json_array_size(fwd_groups) == 1)
+        tg_arn = barge_json_str(json_array_get(fwd_groups, 0), "TargetGroupArn", NULL);
+    if (!tg_arn)
+        invalid(err, "A target group ARN must be specified for the forward action");
+    return tg_arn;
+}
+
+/* The wire form of a forward action to tg_arn. */
+static json_t *forward_action(const char *tg_arn)
+{
+    return json_pack("[{s:s, s:s, s:{s:[{s:s, s:i}]}}]", "Type", "forward", "TargetGroupArn",
+                     tg_arn, "ForwardConfig", "TargetGroups", "TargetGroupArn", tg_arn, "Weight",
+                     1);
+}
+
 static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                            struct barge_error **err)
 {
     const char *lb_arn = barge_json_str(in, "LoadBalancerArn", "");
-    json_t *actions = barge_json_array(in, "DefaultActions");
-    if (json_array_size(actions) != 1)
-        return invalid(err, "barge supports exactly one default action (forward); %zu were given",
-                       json_array_size(actions));
-    json_t *action = json_array_get(actions, 0);
-    const char *atype = barge_json_str(action, "Type", "");
-    if (strcmp(atype, "forward") != 0)
-        return invalid(err, "Action type '%s' is not supported by barge: use 'forward'", atype);
-    const char *tg_arn = barge_json_str(action, "TargetGroupArn", NULL);
-    json_t *fwd_groups =
-        barge_json_array(barge_json_object(action, "ForwardConfig"), "TargetGroups");
-    if (!tg_arn && json_array_size(fwd_groups) == 1)
-        tg_arn = barge_json_str(json_array_get(fwd_groups, 0), "TargetGroupArn", NULL);
-    else if (json_array_size(fwd_groups) > 1)
-        return invalid(err, "Forwarding to several target groups is not supported by barge yet");
+    const char *tg_arn = forward_target(barge_json_array(in, "DefaultActions"), err);
     if (!tg_arn)
-        return invalid(err, "A target group ARN must be specified for the forward action");
+        return -1;
 
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
@@ -630,11 +696,9 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         barge_xasprintf("listener/%s/%s/%s/%s", network ? "net" : "app", lb_name, lb_id, id);
     _cleanup_free_ char *arn =
         barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
-    _cleanup_json_ json_t *doc =
-        json_pack("{s:s, s:s, s:I, s:s, s:[{s:s, s:s, s:{s:[{s:s, s:i}]}}], s:s}", "ListenerArn",
-                  arn, "LoadBalancerArn", lb_arn, "Port", port, "Protocol", proto, "DefaultActions",
-                  "Type", "forward", "TargetGroupArn", tg_arn, "ForwardConfig", "TargetGroups",
-                  "TargetGroupArn", tg_arn, "Weight", 1, "_tg", tg_arn);
+    _cleanup_json_ json_t *doc = json_pack(
+        "{s:s, s:s, s:I, s:s, s:o, s:s}", "ListenerArn", arn, "LoadBalancerArn", lb_arn, "Port",
+        port, "Protocol", proto, "DefaultActions", forward_action(tg_arn), "_tg", tg_arn);
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lb_name, id);
     if (barge_store_put(tx, ELB_KIND_LISTENER, key, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
@@ -699,7 +763,7 @@ static int delete_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     if (!doc || !barge_streq(barge_json_str(doc, "ListenerArn", ""), arn))
         return typed(err, BARGE_ERR_NOT_FOUND, "ListenerNotFound", "Listener '%s' not found", arn);
-    if (barge_store_del(tx, ELB_KIND_LISTENER, key, err) < 0 ||
+    if (delete_rules(tx, key, err) < 0 || barge_store_del(tx, ELB_KIND_LISTENER, key, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
@@ -877,7 +941,7 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
     _cleanup_json_ json_t *tg = load_tg(tx, arn, err);
     if (!tg)
         return -1;
-    _cleanup_json_ json_t *listeners = scan_all(tx, ELB_KIND_LISTENER, "", err);
+    _cleanup_json_ json_t *listeners = scan_users(tx, err);
     if (!listeners)
         return -1;
     barge_store_abort(barge_steal(&tx));
@@ -931,6 +995,263 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
     return 0;
 }
 
+/* ---- rules ---- */
+
+/* A condition's values: Values, or the field's own config. */
+static json_t *condition_values(const json_t *c, const char *config)
+{
+    json_t *v = barge_json_array(c, "Values");
+    if (json_array_size(v))
+        return v;
+    return barge_json_array(barge_json_object(c, config), "Values");
+}
+
+/* Checks the conditions (path-pattern and host-header, each at most once)
+ * and returns them in the form ELB answers with. */
+static json_t *read_conditions(const json_t *in, struct barge_error **err)
+{
+    json_t *out = json_array();
+    bool seen_path = false, seen_host = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(in, "Conditions"), i, c)
+    {
+        const char *field = barge_json_str(c, "Field", "");
+        bool path = !strcmp(field, "path-pattern");
+        if (!path && strcmp(field, "host-header") != 0) {
+            invalid(err,
+                    "Condition field '%s' is not supported by barge: use 'path-pattern' or "
+                    "'host-header'",
+                    field);
+            goto fail;
+        }
+        if (path ? seen_path : seen_host) {
+            invalid(err, "Condition field '%s' can be given only once per rule", field);
+            goto fail;
+        }
+        if (path)
+            seen_path = true;
+        else
+            seen_host = true;
+        const char *config = path ? "PathPatternConfig" : "HostHeaderConfig";
+        json_t *values = condition_values(c, config);
+        if (!json_array_size(values) || json_array_size(values) > 5) {
+            invalid(err, "Condition field '%s' needs between 1 and 5 values", field);
+            goto fail;
+        }
+        size_t j;
+        json_t *v;
+        json_array_foreach(values, j, v)
+        {
+            const char *text = json_string_value(v);
+            size_t n = text ? strlen(text) : 0;
+            bool ok = n >= 1 && n <= 128 && (!path || text[0] == '/' || text[0] == '*');
+            for (size_t k = 0; ok && k < n; k++)
+                ok = isalnum((unsigned char)text[k]) ||
+                     strchr(path ? "_-.$/~@:+&*?" : "-.*?", text[k]);
+            if (!ok) {
+                invalid(err, "Condition value '%s' is not a valid %s", text ? text : "",
+                        path ? "path pattern (1-128 characters among A-Z a-z 0-9 _ - . $ / ~ @ : "
+                               "+ & * ?, starting with '/')"
+                             : "host name pattern (1-128 characters among A-Z a-z 0-9 - . * ?)");
+                goto fail;
+            }
+        }
+        json_array_append_new(out, json_pack("{s:s, s:O, s:{s:O}}", "Field", field, "Values",
+                                             values, config, "Values", values));
+    }
+    if (!json_array_size(out)) {
+        invalid(err, "A rule needs at least one condition");
+        goto fail;
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
+static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    const char *listener_arn = barge_json_str(in, "ListenerArn", "");
+    json_int_t priority = barge_json_int(in, "Priority", 0);
+    const char *tg_arn = forward_target(barge_json_array(in, "Actions"), err);
+    if (!tg_arn)
+        return -1;
+    _cleanup_json_ json_t *conditions = read_conditions(in, err);
+    if (!conditions)
+        return -1;
+    _cleanup_free_ char *lkey = listener_key(listener_arn);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *listener = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        (lkey && barge_store_get(tx, ELB_KIND_LISTENER, lkey, &listener, err) < 0))
+        return -1;
+    if (!listener || !barge_streq(barge_json_str(listener, "ListenerArn", ""), listener_arn))
+        return typed(err, BARGE_ERR_NOT_FOUND, "ListenerNotFound", "Listener '%s' not found",
+                     listener_arn);
+    if (!barge_streq(barge_json_str(listener, "Protocol", ""), "HTTP"))
+        return invalid(err, "Rules with conditions need an HTTP listener; '%s' is %s", listener_arn,
+                       barge_json_str(listener, "Protocol", ""));
+    _cleanup_json_ json_t *tg = load_tg(tx, tg_arn, err);
+    if (!tg)
+        return -1;
+    if (!barge_streq(barge_json_str(tg, "Protocol", ""), "HTTP"))
+        return typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
+                     "Listener protocol 'HTTP' is not compatible with target group protocol '%s'",
+                     barge_json_str(tg, "Protocol", ""));
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", lkey);
+    _cleanup_json_ json_t *rules = scan_all(tx, ELB_KIND_RULE, prefix, err);
+    if (!rules)
+        return -1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rules, i, r)
+    {
+        if (barge_json_int(r, "_priority", 0) == priority)
+            return typed(err, BARGE_ERR_CONFLICT, "PriorityInUse",
+                         "Priority '%lld' is currently in use", (long long)priority);
+    }
+    if (json_array_size(rules) >= 100)
+        return typed(err, BARGE_ERR_LIMIT, "TooManyRules", "A listener can have at most 100 rules");
+    _cleanup_free_ char *lb_name = arn_part(listener_arn, "listener", 2);
+    _cleanup_free_ char *lb_id = arn_part(listener_arn, "listener", 3);
+    _cleanup_free_ char *lid = arn_part(listener_arn, "listener", 4);
+    _cleanup_free_ char *id = new_id();
+    _cleanup_free_ char *res =
+        barge_xasprintf("listener-rule/app/%s/%s/%s/%s", lb_name, lb_id, lid, id);
+    _cleanup_free_ char *arn =
+        barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
+    _cleanup_free_ char *prio = barge_xasprintf("%lld", (long long)priority);
+    _cleanup_json_ json_t *doc =
+        json_pack("{s:s, s:s, s:O, s:o, s:b, s:I, s:s, s:s, s:s}", "RuleArn", arn, "Priority", prio,
+                  "Conditions", conditions, "Actions", forward_action(tg_arn), "IsDefault", 0,
+                  "_priority", priority, "_tg", tg_arn, "_lb",
+                  barge_json_str(listener, "LoadBalancerArn", ""), "_listener", listener_arn);
+    _cleanup_free_ char *key = barge_xasprintf("%s/%s", lkey, id);
+    if (barge_store_put(tx, ELB_KIND_RULE, key, doc, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    *out = json_pack("{s:[o]}", "Rules", public_doc(doc));
+    return 0;
+}
+
+static int by_priority(const void *a, const void *b)
+{
+    json_int_t x = barge_json_int(*(json_t *const *)a, "_priority", 0);
+    json_int_t y = barge_json_int(*(json_t *const *)b, "_priority", 0);
+    return x < y ? -1 : x > y;
+}
+
+/* The listener's rules by priority, then its default rule. */
+static json_t *listener_rules(struct barge_tx *tx, const json_t *listener, struct barge_error **err)
+{
+    const char *larn = barge_json_str(listener, "ListenerArn", "");
+    _cleanup_free_ char *lkey = listener_key(larn);
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", lkey ? lkey : "");
+    json_t *rules = scan_all(tx, ELB_KIND_RULE, prefix, err);
+    if (!rules)
+        return NULL;
+    size_t n = json_array_size(rules);
+    json_t **items = barge_xcalloc(n ? n : 1, sizeof(*items));
+    for (size_t i = 0; i < n; i++)
+        items[i] = json_incref(json_array_get(rules, i));
+    qsort(items, n, sizeof(*items), by_priority);
+    json_array_clear(rules);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(rules, items[i]);
+    free(items);
+    /* The default rule's ARN: the listener's, as a rule named "default". */
+    const char *tail = strstr(larn, ":listener/");
+    _cleanup_free_ char *default_arn =
+        tail ? barge_xasprintf("%.*s:listener-rule/%s/default", (int)(tail - larn), larn,
+                               tail + strlen(":listener/"))
+             : barge_xstrdup(larn);
+    json_array_append_new(rules,
+                          json_pack("{s:s, s:s, s:[], s:O, s:b}", "RuleArn", default_arn,
+                                    "Priority", "default", "Conditions", "Actions",
+                                    json_object_get(listener, "DefaultActions"), "IsDefault", 1));
+    return rules;
+}
+
+static int describe_rules(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                          struct barge_error **err)
+{
+    const char *larn = barge_json_str(in, "ListenerArn", NULL);
+    json_t *arns = barge_json_array(in, "RuleArns");
+    if (!larn && !json_array_size(arns))
+        return invalid(err, "You must specify either listener ARNs or rule ARNs");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+        return -1;
+    json_t *found = json_array();
+    *out = json_pack("{s:o}", "Rules", found);
+    _cleanup_json_ json_t *listeners = NULL;
+    if (larn) {
+        _cleanup_free_ char *lkey = listener_key(larn);
+        json_t *l = NULL;
+        if (lkey && barge_store_get(tx, ELB_KIND_LISTENER, lkey, &l, err) < 0)
+            return -1;
+        if (!l || !barge_streq(barge_json_str(l, "ListenerArn", ""), larn)) {
+            json_decref(l);
+            return typed(err, BARGE_ERR_NOT_FOUND, "ListenerNotFound", "Listener '%s' not found",
+                         larn);
+        }
+        listeners = json_pack("[o]", l);
+    } else {
+        listeners = scan_all(tx, ELB_KIND_LISTENER, "", err);
+        if (!listeners)
+            return -1;
+    }
+    size_t i, j;
+    json_t *l, *r, *v;
+    json_array_foreach(listeners, i, l)
+    {
+        _cleanup_json_ json_t *rules = listener_rules(tx, l, err);
+        if (!rules)
+            return -1;
+        json_array_foreach(rules, j, r)
+        {
+            if (!json_array_size(arns) || listed(arns, barge_json_str(r, "RuleArn", "")))
+                json_array_append_new(found, public_doc(r));
+        }
+    }
+    json_array_foreach(arns, i, v)
+    {
+        bool hit = false;
+        json_array_foreach(found, j, r) hit |=
+            barge_streq(barge_json_str(r, "RuleArn", ""), json_string_value(v));
+        if (!hit)
+            return typed(err, BARGE_ERR_NOT_FOUND, "RuleNotFound",
+                         "One or more rules not found: '%s'", json_string_value(v));
+    }
+    return 0;
+}
+
+static int delete_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    const char *arn = barge_json_str(in, "RuleArn", "");
+    if (barge_str_has_suffix(arn, "/default"))
+        return typed(err, BARGE_ERR_CONFLICT, "OperationNotPermitted",
+                     "Default rule '%s' cannot be deleted", arn);
+    _cleanup_free_ char *key = rule_key(arn);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        (key && barge_store_get(tx, ELB_KIND_RULE, key, &doc, err) < 0))
+        return -1;
+    if (!doc || !barge_streq(barge_json_str(doc, "RuleArn", ""), arn))
+        return typed(err, BARGE_ERR_NOT_FOUND, "RuleNotFound", "Rule '%s' not found", arn);
+    if (barge_store_del(tx, ELB_KIND_RULE, key, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    *out = json_object();
+    return 0;
+}
+
 static const struct barge_api_op elbv2_ops[] = {
     {"CreateLoadBalancer", create_load_balancer},
     {"DescribeLoadBalancers", describe_load_balancers},
@@ -944,6 +1265,9 @@ static const struct barge_api_op elbv2_ops[] = {
     {"RegisterTargets", register_targets},
     {"DeregisterTargets", deregister_targets},
     {"DescribeTargetHealth", describe_target_health},
+    {"CreateRule", create_rule},
+    {"DescribeRules", describe_rules},
+    {"DeleteRule", delete_rule},
     {NULL, NULL},
 };
 

@@ -11,6 +11,10 @@
 #define ELB_KIND_LB       "elb-lb"
 #define ELB_KIND_TG       "elb-tg"
 #define ELB_KIND_LISTENER "elb-listener"
+/* Rules by "<load balancer name>/<listener id>/<rule id>": "_priority",
+ * "_tg" (the forward target), "_lb" and "_listener" (the ARNs of the load
+ * balancer and the listener). */
+#define ELB_KIND_RULE "elb-rule"
 
 /* Where the HAProxy of load balancer name keeps its files (under the data
  * directory); the caller owns the strings. */

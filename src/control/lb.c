@@ -150,7 +150,7 @@ static void stop_proc(struct barge_server *srv, struct lb_proc *p, bool wait)
 /* ---- the desired state ---- */
 
 struct snapshot {
-    json_t *lbs, *tgs, *listeners;
+    json_t *lbs, *tgs, *listeners, *rules;
 };
 
 static int collect(const char *key, json_t *doc, void *ud, struct barge_error **err)
@@ -167,10 +167,13 @@ static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct ba
     s->lbs = json_array();
     s->tgs = json_array();
     s->listeners = json_array();
+    s->rules = json_array();
     if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
         barge_store_scan(tx, ELB_KIND_LB, "", NULL, false, 0, collect, s->lbs, err) < 0 ||
         barge_store_scan(tx, ELB_KIND_TG, "", NULL, false, 0, collect, s->tgs, err) < 0 ||
-        barge_store_scan(tx, ELB_KIND_LISTENER, "", NULL, false, 0, collect, s->listeners, err) < 0)
+        barge_store_scan(tx, ELB_KIND_LISTENER, "", NULL, false, 0, collect, s->listeners, err) <
+            0 ||
+        barge_store_scan(tx, ELB_KIND_RULE, "", NULL, false, 0, collect, s->rules, err) < 0)
         return -1;
     return 0;
 }
@@ -180,6 +183,7 @@ static void snapshot_release(struct snapshot *s)
     json_decref(s->lbs);
     json_decref(s->tgs);
     json_decref(s->listeners);
+    json_decref(s->rules);
 }
 
 static const json_t *tg_by_arn(const struct snapshot *s, const char *arn)
@@ -223,6 +227,61 @@ static json_t *backend_of(const json_t *tg)
     return json_pack("{s:o, s:o}", "check", check, "servers", servers);
 }
 
+static int by_priority(const void *a, const void *b)
+{
+    json_int_t x = barge_json_int(*(json_t *const *)a, "_priority", 0);
+    json_int_t y = barge_json_int(*(json_t *const *)b, "_priority", 0);
+    return x < y ? -1 : x > y;
+}
+
+/* The values of the rule's condition on field ([] when it has none). */
+static json_t *condition(const json_t *rule, const char *field)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(rule, "Conditions"), i, c)
+    {
+        if (barge_streq(barge_json_str(c, "Field", ""), field))
+            return json_incref(barge_json_array(c, "Values"));
+    }
+    return json_array();
+}
+
+/* The listener's rules in priority order as the spec has them
+ * ({"backend", "paths", "hosts"}); the backends they use join backends. */
+static json_t *listener_rules(const struct snapshot *s, const json_t *listener, json_t *backends)
+{
+    json_t *mine = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(s->rules, i, r)
+    {
+        if (barge_streq(barge_json_str(r, "_listener", ""),
+                        barge_json_str(listener, "ListenerArn", "")))
+            json_array_append(mine, r);
+    }
+    size_t n = json_array_size(mine);
+    json_t **items = barge_xcalloc(n ? n : 1, sizeof(*items));
+    for (i = 0; i < n; i++)
+        items[i] = json_array_get(mine, i);
+    qsort(items, n, sizeof(*items), by_priority);
+    json_t *out = json_array();
+    for (i = 0; i < n; i++) {
+        const json_t *tg = tg_by_arn(s, barge_json_str(items[i], "_tg", ""));
+        if (!tg)
+            continue;
+        _cleanup_free_ char *be = barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
+        if (!json_object_get(backends, be))
+            json_object_set_new(backends, be, backend_of(tg));
+        json_array_append_new(out, json_pack("{s:s, s:o, s:o}", "backend", be, "paths",
+                                             condition(items[i], "path-pattern"), "hosts",
+                                             condition(items[i], "host-header")));
+    }
+    free(items);
+    json_decref(mine);
+    return out;
+}
+
 /* {lb name: spec} for every load balancer with a listener. */
 static json_t *desired(struct barge_server *srv, const struct snapshot *s)
 {
@@ -242,11 +301,11 @@ static json_t *desired(struct barge_server *srv, const struct snapshot *s)
                 continue;
             _cleanup_free_ char *be =
                 barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
-            json_array_append_new(
-                listeners,
-                json_pack("{s:I, s:s}", "port", barge_json_int(l, "Port", 0), "backend", be));
             if (!json_object_get(backends, be))
                 json_object_set_new(backends, be, backend_of(tg));
+            json_array_append_new(listeners, json_pack("{s:I, s:s, s:o}", "port",
+                                                       barge_json_int(l, "Port", 0), "backend", be,
+                                                       "rules", listener_rules(s, l, backends)));
         }
         if (!json_array_size(listeners)) {
             json_decref(listeners);
@@ -313,6 +372,9 @@ static int command(const char *sock, const char *name, struct barge_error **err,
 static void apply_servers(struct lb_proc *p, const json_t *spec)
 {
     const char *sock = barge_json_str(spec, "socket", "");
+    /* A process just started has no socket yet: the next pass applies. */
+    if (access(sock, F_OK) != 0)
+        return;
     const char *be, *sname;
     json_t *b, *srv;
     json_object_foreach(barge_json_object(spec, "backends"), be, b)

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -41,6 +42,31 @@ static void append_codes(FILE *b, const char *codes)
         p = *end == ',' ? end + 1 : end + strlen(end);
     }
     fputs(")$", b);
+}
+
+/* ELB's wildcard patterns (* any run of characters, ? one character) as
+ * anchored regexes, each in single quotes (HAProxy takes their text as is;
+ * the API admits no quote in a pattern). Host names match in lower case. */
+static void append_patterns(FILE *b, const json_t *patterns, bool host)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach((json_t *)patterns, i, p)
+    {
+        fputs(" '^", b);
+        for (const char *c = json_string_value(p); c && *c; c++) {
+            if (*c == '*')
+                fputs(".*", b);
+            else if (*c == '?')
+                fputc('.', b);
+            else if (strchr(".$+^()[]{}|\\", *c))
+                fprintf(b, "\\%c", *c);
+            else if (*c != '\'')
+                fputc(host ? tolower((unsigned char)*c) : *c, b);
+        }
+        fputs("$'", b);
+    }
+    fputs("\n", b);
 }
 
 char *barge_haproxy_server_args(const json_t *backend, const json_t *srv)
@@ -88,10 +114,31 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
     json_t *l;
     json_array_foreach(barge_json_array(spec, "listeners"), i, l)
     {
-        fprintf(b, "frontend l%lld\n    bind %s:%lld\n    default_backend %s\n",
-                (long long)barge_json_int(l, "port", 0),
+        fprintf(b, "frontend l%lld\n    bind %s:%lld\n", (long long)barge_json_int(l, "port", 0),
                 barge_json_str(spec, "address", "127.0.0.1"),
-                (long long)barge_json_int(l, "port", 0), barge_json_str(l, "backend", ""));
+                (long long)barge_json_int(l, "port", 0));
+        size_t k;
+        json_t *rule;
+        json_array_foreach(barge_json_array(l, "rules"), k, rule)
+        {
+            json_t *paths = barge_json_array(rule, "paths");
+            json_t *hosts = barge_json_array(rule, "hosts");
+            if (json_array_size(paths)) {
+                fprintf(b, "    acl r%zu_path path -m reg", k);
+                append_patterns(b, paths, false);
+            }
+            if (json_array_size(hosts)) {
+                fprintf(b, "    acl r%zu_host req.hdr(host),lower,field(1,:) -m reg", k);
+                append_patterns(b, hosts, true);
+            }
+            fprintf(b, "    use_backend %s if", barge_json_str(rule, "backend", ""));
+            if (json_array_size(paths))
+                fprintf(b, " r%zu_path", k);
+            if (json_array_size(hosts))
+                fprintf(b, " r%zu_host", k);
+            fputs("\n", b);
+        }
+        fprintf(b, "    default_backend %s\n", barge_json_str(l, "backend", ""));
     }
     const char *name;
     json_t *be;

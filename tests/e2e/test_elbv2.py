@@ -365,3 +365,74 @@ def test_network_load_balancer(barged, elb, backends):
     wait_for(lambda: health(elb, tg["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
              "healthy", what="a healthy")
     assert get(port) == (200, "a")
+
+
+def get_host(port, path, host):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.read().decode()
+
+
+def test_rules_route_by_path_and_host(barged, elb, backends):
+    a, b = backends
+    port = free_port()
+    lb, tg_a, listener = make_stack(elb, port, a.port, name="rules")
+    tg_b = elb.create_target_group(Name="rules-b", Protocol="HTTP", Port=b.port, TargetType="ip",
+                                   HealthCheckPath="/health", HealthCheckIntervalSeconds=5,
+                                   HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2
+                                   )["TargetGroups"][0]
+    larn = listener["ListenerArn"]
+    fwd_b = [{"Type": "forward", "TargetGroupArn": tg_b["TargetGroupArn"]}]
+    by_path = elb.create_rule(ListenerArn=larn, Priority=10, Actions=fwd_b, Conditions=[
+        {"Field": "path-pattern", "Values": ["/b/*", "/x.y?"]}])["Rules"][0]
+    assert by_path["Priority"] == "10" and by_path["IsDefault"] is False
+    assert by_path["Conditions"][0]["PathPatternConfig"]["Values"] == ["/b/*", "/x.y?"]
+    elb.create_rule(ListenerArn=larn, Priority=20, Actions=fwd_b, Conditions=[
+        {"Field": "host-header", "HostHeaderConfig": {"Values": ["API.example.com"]}}])
+    with pytest.raises(ClientError) as e:
+        elb.create_rule(ListenerArn=larn, Priority=10, Actions=fwd_b, Conditions=[
+            {"Field": "path-pattern", "Values": ["/c"]}])
+    assert error_code(e) == "PriorityInUse"
+    with pytest.raises(ClientError) as e:
+        elb.create_rule(ListenerArn=larn, Priority=30, Actions=fwd_b, Conditions=[
+            {"Field": "path-pattern", "Values": ["/it's"]}])
+    assert error_code(e) == "ValidationError" and "'/it's'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.create_rule(ListenerArn=larn, Priority=30, Actions=fwd_b, Conditions=[
+            {"Field": "source-ip", "Values": ["10.0.0.0/8"]}])
+    assert error_code(e) == "ValidationError" and "'source-ip'" in error_message(e)
+    rules = elb.describe_rules(ListenerArn=larn)["Rules"]
+    assert [r["Priority"] for r in rules] == ["10", "20", "default"]
+    assert rules[-1]["IsDefault"] and rules[-1]["Actions"][0]["TargetGroupArn"] == tg_a[
+        "TargetGroupArn"]
+    with pytest.raises(ClientError) as e:
+        elb.delete_rule(RuleArn=rules[-1]["RuleArn"])
+    assert error_code(e) == "OperationNotPermitted"
+    assert elb.describe_target_groups(TargetGroupArns=[tg_b["TargetGroupArn"]])[
+        "TargetGroups"][0]["LoadBalancerArns"] == [lb["LoadBalancerArn"]]
+    with pytest.raises(ClientError) as e:
+        elb.delete_target_group(TargetGroupArn=tg_b["TargetGroupArn"])
+    assert error_code(e) == "ResourceInUse"
+
+    elb.register_targets(TargetGroupArn=tg_a["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    elb.register_targets(TargetGroupArn=tg_b["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    for tg in (tg_a, tg_b):
+        wait_for(lambda: [h["State"] for h in health(elb, tg["TargetGroupArn"]).values()] ==
+                 ["healthy"], what="targets healthy")
+    assert get(port, "/")[1] == "a"
+    assert get(port, "/b/thing")[1] == "b"
+    assert get(port, "/x.yz")[1] == "b"
+    assert get(port, "/xayz")[1] == "a"  # '.' is a literal dot
+    assert get(port, "/b")[1] == "a"
+    assert get_host(port, "/", "api.EXAMPLE.com:80") == "b"
+    assert get_host(port, "/", "www.example.com") == "a"
+
+    elb.delete_rule(RuleArn=by_path["RuleArn"])
+    wait_for(lambda: get(port, "/b/thing")[1] == "a", what="rule gone from haproxy")
+    assert [r["Priority"] for r in elb.describe_rules(ListenerArn=larn)["Rules"]] == [
+        "20", "default"]
+    elb.delete_listener(ListenerArn=larn)
+    with pytest.raises(ClientError) as e:
+        elb.describe_rules(ListenerArn=larn)
+    assert error_code(e) == "ListenerNotFound"
+    elb.delete_target_group(TargetGroupArn=tg_b["TargetGroupArn"])

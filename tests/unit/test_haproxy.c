@@ -55,6 +55,29 @@ static void test_config(void **state)
     json_decref(s);
 }
 
+static void test_rules(void **state)
+{
+    (void)state;
+    json_t *s = spec();
+    json_t *l = json_array_get(json_object_get(s, "listeners"), 0);
+    json_object_set_new(l, "rules",
+                        json_loads("[{\"backend\": \"tg-b\", \"paths\": [\"/b/*\", \"/v1.0?\"],"
+                                   "  \"hosts\": [\"API.example.com\"]},"
+                                   " {\"backend\": \"tg-c\", \"paths\": [], \"hosts\": [\"*.c\"]}]",
+                                   0, NULL));
+    char *text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text,
+                           "    acl r0_path path -m reg '^/b/.*$' '^/v1\\.0.$'\n"
+                           "    acl r0_host req.hdr(host),lower,field(1,:) -m reg "
+                           "'^api\\.example\\.com$'\n"
+                           "    use_backend tg-b if r0_path r0_host\n"
+                           "    acl r1_host req.hdr(host),lower,field(1,:) -m reg '^.*\\.c$'\n"
+                           "    use_backend tg-c if r1_host\n"
+                           "    default_backend tg-app\n"));
+    free(text);
+    json_decref(s);
+}
+
 static void test_tcp_and_no_check(void **state)
 {
     (void)state;
@@ -79,6 +102,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_rules),
         cmocka_unit_test(test_tcp_and_no_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
