@@ -228,6 +228,14 @@ static int delete_rules(struct barge_tx *tx, const char *prefix, struct barge_er
     return 0;
 }
 
+/* The TagList of a Create call, kept for the tag calls to come (a new
+ * reference). */
+static json_t *tags_of(const json_t *in)
+{
+    json_t *tags = json_object_get(in, "Tags");
+    return tags ? json_incref(tags) : json_array();
+}
+
 /* ---- load balancers ---- */
 
 static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -258,13 +266,13 @@ static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **
     _cleanup_free_ char *arn =
         barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
     _cleanup_json_ json_t *doc =
-        json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:{s:s}, s:s, s:s, s:[], s:s, s:[], s:O}",
+        json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:{s:s}, s:s, s:s, s:[], s:s, s:[], s:o}",
                   "LoadBalancerArn", arn, "LoadBalancerName", name, "DNSName",
                   ctx->srv->cfg.lb_address ? ctx->srv->cfg.lb_address : "127.0.0.1", "CreatedTime",
                   barge_now(), "Scheme", barge_json_str(in, "Scheme", "internet-facing"), "Type",
                   type, "State", "Code", "active", "IpAddressType", "ipv4", "VpcId", "vpc-barge",
                   "AvailabilityZones", "CanonicalHostedZoneId", "ZBARGE", "SecurityGroups", "_tags",
-                  json_object_get(in, "Tags") ? json_object_get(in, "Tags") : json_array());
+                  tags_of(in));
     if (barge_store_put(tx, ELB_KIND_LB, name, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
@@ -462,7 +470,7 @@ static int create_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     _cleanup_free_ char *arn =
         barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
     _cleanup_json_ json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:s, s:[], s:s, s:[], s:O}",
+        "{s:s, s:s, s:s, s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:s, s:[], s:s, s:[], s:o}",
         "TargetGroupArn", arn, "TargetGroupName", name, "Protocol", proto, "Port",
         barge_json_int(in, "Port", 0), "TargetType", type, "HealthCheckProtocol", hc_proto,
         "HealthCheckEnabled", barge_json_bool(in, "HealthCheckEnabled", true),
@@ -470,7 +478,7 @@ static int create_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
         "HealthyThresholdCount", barge_json_int(in, "HealthyThresholdCount", 5),
         "UnhealthyThresholdCount", barge_json_int(in, "UnhealthyThresholdCount", 2),
         "HealthCheckPort", hc_port, "LoadBalancerArns", "VpcId", "vpc-barge", "_targets", "_tags",
-        json_object_get(in, "Tags") ? json_object_get(in, "Tags") : json_array());
+        tags_of(in));
     if (hc_http) {
         json_object_set_new(doc, "HealthCheckPath", json_string(path ? path : "/"));
         json_object_set_new(doc, "Matcher", json_pack("{s:s}", "HttpCode", codes));
