@@ -236,6 +236,44 @@ static json_t *tags_of(const json_t *in)
     return tags ? json_incref(tags) : json_array();
 }
 
+/* Cuts the list out[field] to the page that Marker and PageSize (default
+ * and at most 400) ask for; a NextMarker names the last item returned by its
+ * arn_field. */
+static int paginate(json_t *out, const char *field, const char *arn_field, const json_t *in,
+                    struct barge_error **err)
+{
+    json_t *all = json_object_get(out, field);
+    size_t size = (size_t)barge_json_int(in, "PageSize", 400), start = 0;
+    const char *marker = barge_json_str(in, "Marker", NULL);
+    if (marker) {
+        _cleanup_error_ struct barge_error *derr = NULL;
+        _cleanup_free_ char *after = NULL;
+        if (barge_api_token_decode(marker, &after, &derr) < 0)
+            return invalid(err, "Invalid Marker '%s'", marker);
+        bool hit = false;
+        for (size_t i = 0; i < json_array_size(all) && !hit; i++) {
+            if (barge_streq(barge_json_str(json_array_get(all, i), arn_field, ""), after)) {
+                start = i + 1;
+                hit = true;
+            }
+        }
+        if (!hit)
+            return invalid(err, "Marker '%s' does not name an item of this listing any more",
+                           marker);
+    }
+    json_t *page = json_array();
+    for (size_t i = start; i < json_array_size(all) && json_array_size(page) < size; i++)
+        json_array_append(page, json_array_get(all, i));
+    if (start + json_array_size(page) < json_array_size(all)) {
+        char *next = barge_api_token_encode(
+            barge_json_str(json_array_get(page, json_array_size(page) - 1), arn_field, ""));
+        json_object_set_new(out, "NextMarker", json_string(next));
+        free(next);
+    }
+    json_object_set_new(out, field, page);
+    return 0;
+}
+
 /* ---- load balancers ---- */
 
 static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -323,7 +361,7 @@ static int describe_load_balancers(struct barge_api_ctx *ctx, json_t *in, json_t
             return typed(err, BARGE_ERR_NOT_FOUND, "LoadBalancerNotFound",
                          "Load balancers '[%s]' not found", json_string_value(v));
     }
-    return 0;
+    return paginate(*out, "LoadBalancers", "LoadBalancerArn", in, err);
 }
 
 static int delete_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -579,7 +617,7 @@ static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t 
             return typed(err, BARGE_ERR_NOT_FOUND, "TargetGroupNotFound",
                          "One or more target groups not found: '%s'", json_string_value(v));
     }
-    return 0;
+    return paginate(*out, "TargetGroups", "TargetGroupArn", in, err);
 }
 
 static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -754,7 +792,7 @@ static int describe_listeners(struct barge_api_ctx *ctx, json_t *in, json_t **ou
             return typed(err, BARGE_ERR_NOT_FOUND, "ListenerNotFound",
                          "One or more listeners not found: '%s'", json_string_value(v));
     }
-    return 0;
+    return paginate(*out, "Listeners", "ListenerArn", in, err);
 }
 
 static int delete_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -1234,7 +1272,7 @@ static int describe_rules(struct barge_api_ctx *ctx, json_t *in, json_t **out,
             return typed(err, BARGE_ERR_NOT_FOUND, "RuleNotFound",
                          "One or more rules not found: '%s'", json_string_value(v));
     }
-    return 0;
+    return paginate(*out, "Rules", "RuleArn", in, err);
 }
 
 static int delete_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,

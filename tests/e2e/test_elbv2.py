@@ -152,6 +152,16 @@ def test_api_crud_and_errors(barged, elb):
     with pytest.raises(ClientError) as e:
         elb.describe_load_balancers(Names=["nope"])
     assert error_code(e) == "LoadBalancerNotFound"
+    first = elb.describe_load_balancers(PageSize=1)
+    assert [x["LoadBalancerName"] for x in first["LoadBalancers"]] == ["api-lb"]
+    rest = elb.describe_load_balancers(PageSize=1, Marker=first["NextMarker"])
+    assert [x["LoadBalancerName"] for x in rest["LoadBalancers"]] == ["api-nlb"]
+    assert "NextMarker" not in rest
+    assert [x["LoadBalancerName"] for p in elb.get_paginator("describe_load_balancers").paginate(
+        PaginationConfig={"PageSize": 1}) for x in p["LoadBalancers"]] == ["api-lb", "api-nlb"]
+    with pytest.raises(ClientError) as e:
+        elb.describe_load_balancers(Marker="bogus!")
+    assert error_code(e) == "ValidationError" and "'bogus!'" in error_message(e)
 
     tg = elb.create_target_group(Name="api-tg", Protocol="HTTP", Port=8080, TargetType="ip",
                                  HealthCheckPath="/ping",
@@ -161,6 +171,8 @@ def test_api_crud_and_errors(barged, elb):
             tg["HealthyThresholdCount"], tg["UnhealthyThresholdCount"]) == (30, 5, 5, 2)
     assert tg["HealthCheckPort"] == "traffic-port" and tg["TargetType"] == "ip"
     inst = elb.create_target_group(Name="api-inst", Protocol="TCP", Port=80)["TargetGroups"][0]
+    assert [x["TargetGroupName"] for p in elb.get_paginator("describe_target_groups").paginate(
+        PaginationConfig={"PageSize": 1}) for x in p["TargetGroups"]] == ["api-inst", "api-tg"]
     assert inst["TargetType"] == "instance" and inst["HealthCheckProtocol"] == "TCP"
     assert "HealthCheckPath" not in inst
     with pytest.raises(ClientError) as e:
