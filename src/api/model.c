@@ -391,7 +391,8 @@ static struct barge_model *model_load(const char *service, const char *text, siz
     json_t *md = json_object_get(root, "metadata");
     json_t *shapes = json_object_get(root, "shapes");
     json_t *ops = json_object_get(root, "operations");
-    const char *prefix = json_string_value(json_object_get(md, "targetPrefix"));
+    /* Query-only services (elbv2) have no JSON target prefix. */
+    const char *prefix = barge_json_str(md, "targetPrefix", "");
     const char *signing = json_string_value(json_object_get(md, "signingName"));
     if (!signing)
         signing = json_string_value(json_object_get(md, "endpointPrefix"));
@@ -454,9 +455,9 @@ static struct slot {
     const char *service;
     struct barge_model *model; /* published with release, read with acquire */
 } slots[] = {
-    {"ecs", NULL},        {"ssm", NULL}, {"secretsmanager", NULL},
-    {"logs", NULL},       {"ecr", NULL}, {"application-autoscaling", NULL},
-    {"cloudwatch", NULL},
+    {"ecs", NULL},        {"ssm", NULL},   {"secretsmanager", NULL},
+    {"logs", NULL},       {"ecr", NULL},   {"application-autoscaling", NULL},
+    {"cloudwatch", NULL}, {"elbv2", NULL},
 };
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -16,8 +16,9 @@
 #include "common/log.h"
 
 extern const struct barge_api_service barge_api_cloudwatch;
+extern const struct barge_api_service barge_api_elbv2;
 
-static const struct barge_api_service *services[] = {&barge_api_cloudwatch};
+static const struct barge_api_service *services[] = {&barge_api_cloudwatch, &barge_api_elbv2};
 
 struct codec {
     const json_t *shapes;

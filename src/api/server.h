@@ -33,12 +33,15 @@ struct barge_config {
     char *master_key_file;
     char *s3_host;
     char *metrics_listen; /* --metrics-listen HOST:PORT for /metrics, or NULL: not served */
+    /* The address load balancer listeners bind (--lb-address, default
+     * 127.0.0.1), which is also their DNSName. */
+    char *lb_address;
 };
 
 struct barge_server {
     struct barge_config cfg;
     struct barge_store *store;
-    struct barge_http_server *http; /* set with barge_server_set_http */
+    struct barge_http_server *http;         /* set with barge_server_set_http */
     struct barge_http_server *metrics_http; /* the /metrics listener, or NULL */
     /* Encrypts secret values at rest (SSM parameters, Secrets Manager). */
     struct barge_crypto_key master_key;

@@ -46,6 +46,7 @@ enum {
     OPT_IDLE_TIMEOUT,
     OPT_MAX_CONNECTIONS,
     OPT_MAX_PER_CLIENT,
+    OPT_LB_ADDRESS,
 };
 
 static void on_signal(int sig)
@@ -286,6 +287,8 @@ static void usage(FILE *f)
             "                        file limit less 512 when that is lower)\n"
             "  --max-connections-per-client N\n"
             "                        open connections from one IP address (default 512)\n"
+            "  --lb-address ADDR     the address load balancer listeners bind (default\n"
+            "                        127.0.0.1); HAProxy runs them\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
             "  -h, --help            show this help\n"
@@ -378,6 +381,7 @@ int main(int argc, char **argv)
         {"master-key-file", required_argument, NULL, 'K'},
         {"s3-host", required_argument, NULL, 'S'},
         {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+        {"lb-address", required_argument, NULL, OPT_LB_ADDRESS},
         {NULL, 0, NULL, 0},
     };
     struct barge_server srv = {0};
@@ -497,6 +501,9 @@ int main(int argc, char **argv)
             break;
         case OPT_METRICS_LISTEN:
             cfg->metrics_listen = optarg;
+            break;
+        case OPT_LB_ADDRESS:
+            cfg->lb_address = optarg;
             break;
         case 'L':
             log_level = optarg;

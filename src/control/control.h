@@ -39,6 +39,11 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
  * the Auto Scaling actions of the state each is in. */
 void barge_alarms_step(struct barge_server *srv);
 
+/* lb.c: one pass that brings the HAProxy processes of the load balancers
+ * in line with the store; barge_lb_stop_all stops them (barged exiting). */
+void barge_lb_step(struct barge_server *srv);
+void barge_lb_stop_all(struct barge_server *srv);
+
 struct barge_control_config {
     int host_grace_seconds;  /* after an agent counts as disconnected, until its tasks are
                                 replaced */

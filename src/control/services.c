@@ -743,6 +743,7 @@ static void *control_main(void *ud)
             /* Alarms keep their own time (each is due once a period); a
              * SetAlarmState wakes the loop so that its actions run now. */
             barge_alarms_step(srv);
+            barge_lb_step(srv);
             if (barge_monotonic_ms() >= next_scale) {
                 barge_autoscale_step(srv);
                 next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
@@ -774,4 +775,5 @@ void barge_control_stop(void)
     control_running = false;
     barge_server_notify(control_srv);
     pthread_join(control_thread, NULL);
+    barge_lb_stop_all(control_srv);
 }

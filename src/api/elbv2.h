@@ -1,0 +1,27 @@
+/* Elastic Load Balancing v2: what the API (elbv2.c) stores and the data
+ * plane (src/control/lb.c, src/net/haproxy.c) reads. */
+#ifndef BARGE_API_ELBV2_H
+#define BARGE_API_ELBV2_H
+
+#include "api/server.h"
+
+/* Load balancers by name; target groups by name, their targets inside the
+ * document under "_targets" ([{Id, Port, State: "registered"|"draining",
+ * Since}]); listeners by "<load balancer name>/<listener id>". */
+#define ELB_KIND_LB       "elb-lb"
+#define ELB_KIND_TG       "elb-tg"
+#define ELB_KIND_LISTENER "elb-listener"
+/* Rules by "<load balancer name>/<listener id>/<rule id>": "_priority",
+ * "_tg" (the forward target), "_lb" and "_listener" (the ARNs of the load
+ * balancer and the listener). */
+#define ELB_KIND_RULE "elb-rule"
+
+/* Where the HAProxy of load balancer name keeps its files (under the data
+ * directory); the caller owns the strings. */
+char *barge_elb_dir(const struct barge_server *srv);
+char *barge_elb_socket(const struct barge_server *srv, const char *lb_name);
+/* The HAProxy backend and server names of a target group and a target. */
+char *barge_elb_backend_name(const char *tg_name);
+char *barge_elb_server_name(const char *id, json_int_t port);
+
+#endif

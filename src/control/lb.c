@@ -1,0 +1,655 @@
+/* Keeps one HAProxy process per load balancer that has listeners in step
+ * with the store (src/api/elbv2.c). A pass builds each load balancer's
+ * description (listeners, target groups, targets), starts HAProxy where none
+ * runs, replaces it (-sf: the old one finishes its connections) when
+ * listeners or health checks changed, and otherwise applies target changes
+ * through the admin socket: a new target is added with its health down, so
+ * that it takes traffic only once its checks pass; a deregistered one is
+ * drained and its deregistration completes (it leaves the store, then
+ * HAProxy) when it has no connection left or after the deregistration delay.
+ *
+ * barged stopping stops its HAProxy processes. A barged that was killed
+ * leaves them serving; the next one finds them through their pid files and
+ * takes over with -sf, so traffic is not cut then either. */
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/elbv2.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "control/control.h"
+#include "net/haproxy.h"
+
+/* ELB's default deregistration delay. */
+#define DEREGISTRATION_DELAY 300
+
+struct lb_proc {
+    char *name;
+    pid_t pid;
+    char *shape;      /* the configuration without servers it was started with */
+    json_t *servers;  /* {backend: {server: {"drain": bool}}} as it runs now */
+    int64_t retry_at; /* after an exit, no new start before (monotonic ms) */
+    struct lb_proc *next;
+};
+
+static struct lb_proc *procs;
+static pthread_mutex_t procs_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool adopted;    /* the pid files of a previous barged were looked at */
+static json_t *stale;   /* {lb name: pid} of HAProxy left by a killed barged */
+static json_t *retired; /* [pid]: replaced processes still finishing */
+
+static void reap_retired(void)
+{
+    for (size_t i = 0; i < json_array_size(retired);) {
+        pid_t pid = (pid_t)json_integer_value(json_array_get(retired, i));
+        if (waitpid(pid, NULL, WNOHANG) != 0)
+            json_array_remove(retired, i);
+        else
+            i++;
+    }
+}
+
+static bool alive(pid_t pid)
+{
+    int status;
+    return pid > 0 && waitpid(pid, &status, WNOHANG) == 0;
+}
+
+static char *path_of(struct barge_server *srv, const char *name, const char *ext)
+{
+    _cleanup_free_ char *dir = barge_elb_dir(srv);
+    return barge_xasprintf("%s/%s.%s", dir, name, ext);
+}
+
+/* A pid file's process, when it is still an HAProxy running cfg_path. */
+static pid_t stale_pid(const char *pid_path, const char *cfg_path)
+{
+    _cleanup_free_ char *text = barge_read_file(pid_path, NULL);
+    pid_t pid = text ? (pid_t)atoi(text) : 0;
+    if (pid <= 0)
+        return 0;
+    _cleanup_free_ char *cmd_path = barge_xasprintf("/proc/%d/cmdline", (int)pid);
+    size_t len = 0;
+    _cleanup_free_ char *cmd = barge_read_file(cmd_path, &len);
+    if (!cmd)
+        return 0;
+    bool haproxy = false, ours = false;
+    for (size_t off = 0; off < len; off += strlen(cmd + off) + 1) {
+        haproxy |= barge_str_has_suffix(cmd + off, "haproxy") && off == 0;
+        ours |= barge_streq(cmd + off, cfg_path);
+    }
+    return haproxy && ours ? pid : 0;
+}
+
+static void adopt_previous(struct barge_server *srv)
+{
+    stale = json_object();
+    retired = json_array();
+    _cleanup_free_ char *dir = barge_elb_dir(srv);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!barge_str_has_suffix(e->d_name, ".pid"))
+            continue;
+        _cleanup_free_ char *name = barge_xstrndup(e->d_name, strlen(e->d_name) - 4);
+        _cleanup_free_ char *pid_path = path_of(srv, name, "pid");
+        _cleanup_free_ char *cfg_path = path_of(srv, name, "cfg");
+        pid_t pid = stale_pid(pid_path, cfg_path);
+        if (pid > 0) {
+            barge_info("load balancer %s: taking over HAProxy %d of a previous barged", name,
+                       (int)pid);
+            json_object_set_new(stale, name, json_integer(pid));
+        }
+    }
+    closedir(d);
+}
+
+static struct lb_proc *find_proc(const char *name)
+{
+    for (struct lb_proc *p = procs; p; p = p->next)
+        if (barge_streq(p->name, name))
+            return p;
+    return NULL;
+}
+
+static void proc_free(struct lb_proc *p)
+{
+    free(p->name);
+    free(p->shape);
+    json_decref(p->servers);
+    free(p);
+}
+
+static void stop_proc(struct barge_server *srv, struct lb_proc *p, bool wait)
+{
+    if (alive(p->pid)) {
+        kill(p->pid, SIGTERM);
+        if (wait)
+            waitpid(p->pid, NULL, 0);
+        else
+            json_array_append_new(retired, json_integer(p->pid));
+    }
+    const char *const exts[] = {"pid", "cfg", "sock"};
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(exts); i++) {
+        _cleanup_free_ char *path = path_of(srv, p->name, exts[i]);
+        unlink(path);
+    }
+}
+
+/* ---- the desired state ---- */
+
+struct snapshot {
+    json_t *lbs, *tgs, *listeners, *rules;
+};
+
+static int collect(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    json_array_append(ud, doc);
+    return 0;
+}
+
+static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    s->lbs = json_array();
+    s->tgs = json_array();
+    s->listeners = json_array();
+    s->rules = json_array();
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, ELB_KIND_LB, "", NULL, false, 0, collect, s->lbs, err) < 0 ||
+        barge_store_scan(tx, ELB_KIND_TG, "", NULL, false, 0, collect, s->tgs, err) < 0 ||
+        barge_store_scan(tx, ELB_KIND_LISTENER, "", NULL, false, 0, collect, s->listeners, err) <
+            0 ||
+        barge_store_scan(tx, ELB_KIND_RULE, "", NULL, false, 0, collect, s->rules, err) < 0)
+        return -1;
+    return 0;
+}
+
+static void snapshot_release(struct snapshot *s)
+{
+    json_decref(s->lbs);
+    json_decref(s->tgs);
+    json_decref(s->listeners);
+    json_decref(s->rules);
+}
+
+static const json_t *tg_by_arn(const struct snapshot *s, const char *arn)
+{
+    size_t i;
+    json_t *tg;
+    json_array_foreach(s->tgs, i, tg)
+    {
+        if (barge_streq(barge_json_str(tg, "TargetGroupArn", ""), arn))
+            return tg;
+    }
+    return NULL;
+}
+
+static json_t *backend_of(const json_t *tg)
+{
+    const char *hc_port = barge_json_str(tg, "HealthCheckPort", "traffic-port");
+    json_t *check = json_pack("{s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "enabled",
+                              barge_json_bool(tg, "HealthCheckEnabled", true), "protocol",
+                              barge_json_str(tg, "HealthCheckProtocol", "HTTP"), "path",
+                              barge_json_str(tg, "HealthCheckPath", "/"), "interval",
+                              barge_json_int(tg, "HealthCheckIntervalSeconds", 30), "timeout",
+                              barge_json_int(tg, "HealthCheckTimeoutSeconds", 5), "rise",
+                              barge_json_int(tg, "HealthyThresholdCount", 5), "fall",
+                              barge_json_int(tg, "UnhealthyThresholdCount", 2), "codes",
+                              barge_json_str(barge_json_object(tg, "Matcher"), "HttpCode", "200"));
+    if (strcmp(hc_port, "traffic-port") != 0)
+        json_object_set_new(check, "port", json_integer(atoi(hc_port)));
+    json_t *servers = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(barge_json_array(tg, "_targets"), i, t)
+    {
+        _cleanup_free_ char *name =
+            barge_elb_server_name(barge_json_str(t, "Id", ""), barge_json_int(t, "Port", 0));
+        json_object_set_new(servers, name,
+                            json_pack("{s:s, s:I, s:b}", "addr", barge_json_str(t, "Id", ""),
+                                      "port", barge_json_int(t, "Port", 0), "drain",
+                                      barge_streq(barge_json_str(t, "State", ""), "draining")));
+    }
+    return json_pack("{s:o, s:o}", "check", check, "servers", servers);
+}
+
+static int by_priority(const void *a, const void *b)
+{
+    json_int_t x = barge_json_int(*(json_t *const *)a, "_priority", 0);
+    json_int_t y = barge_json_int(*(json_t *const *)b, "_priority", 0);
+    return x < y ? -1 : x > y;
+}
+
+/* The values of the rule's condition on field ([] when it has none). */
+static json_t *condition(const json_t *rule, const char *field)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(rule, "Conditions"), i, c)
+    {
+        if (barge_streq(barge_json_str(c, "Field", ""), field))
+            return json_incref(barge_json_array(c, "Values"));
+    }
+    return json_array();
+}
+
+/* The listener's rules in priority order as the spec has them
+ * ({"backend", "paths", "hosts"}); the backends they use join backends. */
+static json_t *listener_rules(const struct snapshot *s, const json_t *listener, json_t *backends)
+{
+    json_t *mine = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(s->rules, i, r)
+    {
+        if (barge_streq(barge_json_str(r, "_listener", ""),
+                        barge_json_str(listener, "ListenerArn", "")))
+            json_array_append(mine, r);
+    }
+    size_t n = json_array_size(mine);
+    json_t **items = barge_xcalloc(n ? n : 1, sizeof(*items));
+    for (i = 0; i < n; i++)
+        items[i] = json_array_get(mine, i);
+    qsort(items, n, sizeof(*items), by_priority);
+    json_t *out = json_array();
+    for (i = 0; i < n; i++) {
+        const json_t *tg = tg_by_arn(s, barge_json_str(items[i], "_tg", ""));
+        if (!tg)
+            continue;
+        _cleanup_free_ char *be = barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
+        if (!json_object_get(backends, be))
+            json_object_set_new(backends, be, backend_of(tg));
+        json_array_append_new(out, json_pack("{s:s, s:o, s:o}", "backend", be, "paths",
+                                             condition(items[i], "path-pattern"), "hosts",
+                                             condition(items[i], "host-header")));
+    }
+    free(items);
+    json_decref(mine);
+    return out;
+}
+
+/* {lb name: spec} for every load balancer with a listener. */
+static json_t *desired(struct barge_server *srv, const struct snapshot *s)
+{
+    json_t *out = json_object();
+    size_t i, j;
+    json_t *lb, *l;
+    json_array_foreach(s->lbs, i, lb)
+    {
+        const char *name = barge_json_str(lb, "LoadBalancerName", "");
+        const char *arn = barge_json_str(lb, "LoadBalancerArn", "");
+        json_t *listeners = json_array();
+        json_t *backends = json_object();
+        json_array_foreach(s->listeners, j, l)
+        {
+            const json_t *tg = tg_by_arn(s, barge_json_str(l, "_tg", ""));
+            if (!barge_streq(barge_json_str(l, "LoadBalancerArn", ""), arn) || !tg)
+                continue;
+            _cleanup_free_ char *be =
+                barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
+            if (!json_object_get(backends, be))
+                json_object_set_new(backends, be, backend_of(tg));
+            json_array_append_new(listeners, json_pack("{s:I, s:s, s:o}", "port",
+                                                       barge_json_int(l, "Port", 0), "backend", be,
+                                                       "rules", listener_rules(s, l, backends)));
+        }
+        if (!json_array_size(listeners)) {
+            json_decref(listeners);
+            json_decref(backends);
+            continue;
+        }
+        _cleanup_free_ char *sock = barge_elb_socket(srv, name);
+        json_object_set_new(
+            out, name,
+            json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "name", name, "address",
+                      srv->cfg.lb_address ? srv->cfg.lb_address : "127.0.0.1", "socket", sock,
+                      "mode",
+                      barge_streq(barge_json_str(lb, "Type", ""), "network") ? "tcp" : "http",
+                      "listeners", listeners, "backends", backends));
+    }
+    return out;
+}
+
+/* ---- applying it ---- */
+
+static json_t *running_servers(const json_t *spec)
+{
+    json_t *out = json_object();
+    const char *be, *sname;
+    json_t *b, *srv;
+    json_object_foreach(barge_json_object(spec, "backends"), be, b)
+    {
+        json_t *servers = json_object();
+        json_object_foreach(barge_json_object(b, "servers"), sname, srv)
+        {
+            json_object_set_new(servers, sname,
+                                json_pack("{s:b}", "drain", barge_json_bool(srv, "drain", false)));
+        }
+        json_object_set_new(out, be, servers);
+    }
+    return out;
+}
+
+static int command(const char *sock, const char *name, struct barge_error **err, const char *fmt,
+                   ...) BARGE_PRINTF(4, 5);
+static int command(const char *sock, const char *name, struct barge_error **err, const char *fmt,
+                   ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *cmd = barge_xvasprintf(fmt, ap);
+    va_end(ap);
+    _cleanup_free_ char *reply = NULL;
+    if (barge_haproxy_command(sock, cmd, &reply, err) < 0)
+        return -1;
+    /* The admin socket answers in words: nothing, or one of these, is success. */
+    const char *r = reply;
+    while (*r == '\n' || *r == ' ')
+        r++;
+    if (*r && !barge_str_has_prefix(r, "New server registered") &&
+        !barge_str_has_prefix(r, "Server deleted"))
+        return barge_error_set(err, BARGE_ERR_IO, "load balancer %s: '%s' failed: %.200s", name,
+                               cmd, r);
+    barge_debug("load balancer %s: %s", name, cmd);
+    return 0;
+}
+
+/* Brings p's servers in line with spec through the admin socket. */
+static void apply_servers(struct lb_proc *p, const json_t *spec)
+{
+    const char *sock = barge_json_str(spec, "socket", "");
+    /* A process just started has no socket yet: the next pass applies. */
+    if (access(sock, F_OK) != 0)
+        return;
+    const char *be, *sname;
+    json_t *b, *srv;
+    json_object_foreach(barge_json_object(spec, "backends"), be, b)
+    {
+        json_t *have = json_object_get(p->servers, be);
+        json_object_foreach(barge_json_object(b, "servers"), sname, srv)
+        {
+            _cleanup_error_ struct barge_error *err = NULL;
+            json_t *cur = json_object_get(have, sname);
+            bool drain = barge_json_bool(srv, "drain", false);
+            if (!cur) {
+                if (drain)
+                    continue;
+                _cleanup_free_ char *args = barge_haproxy_server_args(b, srv);
+                bool check = barge_json_bool(json_object_get(b, "check"), "enabled", true);
+                if (command(sock, p->name, &err, "add server %s/%s %s", be, sname, args) < 0 ||
+                    (check && command(sock, p->name, &err, "enable health %s/%s", be, sname) < 0) ||
+                    (check &&
+                     command(sock, p->name, &err, "set server %s/%s health down", be, sname) < 0) ||
+                    command(sock, p->name, &err, "enable server %s/%s", be, sname) < 0) {
+                    barge_warn("%s", err->message);
+                    continue;
+                }
+                json_object_set_new(have, sname, json_pack("{s:b}", "drain", false));
+            } else if (barge_json_bool(cur, "drain", false) != drain) {
+                if (command(sock, p->name, &err, "set server %s/%s state %s", be, sname,
+                            drain ? "drain" : "ready") < 0) {
+                    barge_warn("%s", err->message);
+                    continue;
+                }
+                json_object_set_new(cur, "drain", json_boolean(drain));
+            }
+        }
+        /* Servers whose targets left the store: out of rotation, then gone
+         * (HAProxy refuses while a connection is open; a later pass tries
+         * again). */
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(have, tmp, k, v)
+        {
+            if (json_object_get(barge_json_object(b, "servers"), k))
+                continue;
+            _cleanup_error_ struct barge_error *err = NULL;
+            if (command(sock, p->name, &err, "set server %s/%s state maint", be, k) < 0 ||
+                command(sock, p->name, &err, "del server %s/%s", be, k) < 0) {
+                barge_debug("%s", err->message);
+                continue;
+            }
+            json_object_del(have, k);
+        }
+    }
+}
+
+static void start_proc(struct barge_server *srv, const char *name, const json_t *spec,
+                       const char *shape)
+{
+    struct lb_proc *p = find_proc(name);
+    pid_t old = p && alive(p->pid) ? p->pid : 0;
+    if (!old)
+        old = (pid_t)barge_json_int(stale, name, 0);
+    _cleanup_free_ char *cfg_path = path_of(srv, name, "cfg");
+    _cleanup_free_ char *log_path = path_of(srv, name, "log");
+    _cleanup_free_ char *pid_path = path_of(srv, name, "pid");
+    _cleanup_free_ char *config = barge_haproxy_config(spec, true);
+    _cleanup_error_ struct barge_error *err = NULL;
+    pid_t pid = barge_haproxy_start(cfg_path, config, log_path, old, &err);
+    if (pid < 0) {
+        barge_warn("load balancer %s: %s", name, err->message);
+        return;
+    }
+    barge_info("load balancer %s: HAProxy %d serves it%s", name, (int)pid,
+               old ? " (taking over from the previous one)" : "");
+    json_object_del(stale, name);
+    if (old && p && old == p->pid)
+        json_array_append_new(retired, json_integer(old));
+    _cleanup_free_ char *pid_text = barge_xasprintf("%d\n", (int)pid);
+    if (barge_write_file_atomic(pid_path, pid_text, strlen(pid_text), 0600) < 0)
+        barge_warn("load balancer %s: cannot write '%s': %s", name, pid_path, strerror(errno));
+    if (!p) {
+        p = barge_xcalloc(1, sizeof(*p));
+        p->name = barge_xstrdup(name);
+        p->next = procs;
+        procs = p;
+    }
+    p->pid = pid;
+    free(p->shape);
+    p->shape = barge_xstrdup(shape);
+    json_decref(p->servers);
+    p->servers = running_servers(spec);
+}
+
+/* Completes the deregistration of draining targets that HAProxy no longer
+ * serves anything through (or whose delay is over): they leave the store. */
+static void finish_draining(struct barge_server *srv, const struct snapshot *s, json_t *want)
+{
+    _cleanup_json_ json_t *stats = json_object(); /* {lb name: show stat} */
+    size_t i;
+    json_t *tg;
+    double now = barge_now();
+    json_array_foreach(s->tgs, i, tg)
+    {
+        _cleanup_json_ json_t *done = json_array();
+        const char *tg_name = barge_json_str(tg, "TargetGroupName", "");
+        _cleanup_free_ char *be = barge_elb_backend_name(tg_name);
+        size_t j;
+        json_t *t;
+        json_array_foreach(barge_json_array(tg, "_targets"), j, t)
+        {
+            if (!barge_streq(barge_json_str(t, "State", ""), "draining"))
+                continue;
+            _cleanup_free_ char *sname =
+                barge_elb_server_name(barge_json_str(t, "Id", ""), barge_json_int(t, "Port", 0));
+            bool busy = false;
+            const char *lb_name;
+            json_t *spec;
+            json_object_foreach(want, lb_name, spec)
+            {
+                if (!json_object_get(barge_json_object(spec, "backends"), be))
+                    continue;
+                struct lb_proc *p = find_proc(lb_name);
+                json_t *have = p ? json_object_get(json_object_get(p->servers, be), sname) : NULL;
+                if (!have)
+                    continue;
+                if (!barge_json_bool(have, "drain", false)) {
+                    busy = true; /* not drained yet */
+                    continue;
+                }
+                json_t *st = json_object_get(stats, lb_name);
+                if (!st) {
+                    _cleanup_error_ struct barge_error *err = NULL;
+                    st = barge_haproxy_servers(barge_json_str(spec, "socket", ""), &err);
+                    if (!st)
+                        st = json_object();
+                    json_object_set_new(stats, lb_name, st);
+                }
+                json_t *row = json_object_get(json_object_get(st, be), sname);
+                if (!row || atoi(barge_json_str(row, "scur", "1")) > 0 ||
+                    atoi(barge_json_str(row, "qcur", "1")) > 0)
+                    busy = true;
+            }
+            double since = json_number_value(json_object_get(t, "Since"));
+            if (!busy || now - since >= DEREGISTRATION_DELAY)
+                json_array_append(done, t);
+        }
+        if (!json_array_size(done))
+            continue;
+        _cleanup_error_ struct barge_error *err = NULL;
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        _cleanup_json_ json_t *cur = NULL;
+        if (barge_store_begin(srv->store, true, &tx, &err) < 0 ||
+            barge_store_get(tx, ELB_KIND_TG, tg_name, &cur, &err) < 0) {
+            barge_warn("target group %s: %s", tg_name, err->message);
+            continue;
+        }
+        json_t *targets = barge_json_array(cur, "_targets");
+        bool changed = false;
+        for (size_t k = 0; k < json_array_size(targets);) {
+            json_t *x = json_array_get(targets, k);
+            bool gone = false;
+            size_t d;
+            json_t *y;
+            json_array_foreach(done, d, y)
+            {
+                gone |= barge_streq(barge_json_str(x, "Id", ""), barge_json_str(y, "Id", "")) &&
+                        barge_json_int(x, "Port", 0) == barge_json_int(y, "Port", 0) &&
+                        barge_streq(barge_json_str(x, "State", ""), "draining");
+            }
+            if (gone) {
+                json_array_remove(targets, k);
+                changed = true;
+            } else {
+                k++;
+            }
+        }
+        if (changed && (barge_store_put(tx, ELB_KIND_TG, tg_name, cur, &err) < 0 ||
+                        barge_store_commit(barge_steal(&tx), &err) < 0)) {
+            barge_warn("target group %s: %s", tg_name, err->message);
+            continue;
+        }
+        if (changed) {
+            barge_info("target group %s: %zu target(s) deregistered", tg_name,
+                       json_array_size(done));
+            barge_server_wake(srv);
+        }
+    }
+}
+
+void barge_lb_step(struct barge_server *srv)
+{
+    _cleanup_error_ struct barge_error *err = NULL;
+    struct snapshot s = {0};
+    if (load_snapshot(srv, &s, &err) < 0) {
+        barge_warn("load balancers: %s", err->message);
+        snapshot_release(&s);
+        return;
+    }
+    pthread_mutex_lock(&procs_lock);
+    if (!adopted) {
+        adopted = true;
+        adopt_previous(srv);
+    }
+    reap_retired();
+    _cleanup_json_ json_t *want = desired(srv, &s);
+    if (json_object_size(want)) {
+        _cleanup_free_ char *dir = barge_elb_dir(srv);
+        barge_mkdir_p(dir, 0700);
+    }
+    /* Load balancers that lost their last listener, or were deleted. */
+    for (struct lb_proc **pp = &procs; *pp;) {
+        struct lb_proc *p = *pp;
+        if (json_object_get(want, p->name)) {
+            pp = &p->next;
+            continue;
+        }
+        barge_info("load balancer %s: stopping HAProxy %d", p->name, (int)p->pid);
+        stop_proc(srv, p, false);
+        *pp = p->next;
+        proc_free(p);
+    }
+    const char *name;
+    json_t *spec;
+    json_object_foreach(want, name, spec)
+    {
+        struct lb_proc *p = find_proc(name);
+        _cleanup_free_ char *shape = barge_haproxy_config(spec, false);
+        if (p && p->pid > 0 && !alive(p->pid)) {
+            /* Reaped: forget the pid before the system reuses it. A port
+             * another program holds makes HAProxy exit at once; retrying
+             * every few seconds keeps the log readable. */
+            barge_warn("load balancer %s: HAProxy %d has exited (see %s/lb/%s.log)", name,
+                       (int)p->pid, srv->cfg.data_dir, name);
+            p->pid = 0;
+            p->retry_at = barge_monotonic_ms() + 5000;
+        }
+        if (p && p->pid == 0 && barge_monotonic_ms() < p->retry_at)
+            continue;
+        if (!p || p->pid == 0 || strcmp(p->shape, shape) != 0) {
+            start_proc(srv, name, spec, shape);
+        } else {
+            apply_servers(p, spec);
+        }
+    }
+    /* HAProxy left by a killed barged for load balancers that are gone. */
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(stale, tmp, k, v)
+    {
+        kill((pid_t)json_integer_value(v), SIGTERM);
+        json_object_del(stale, k);
+    }
+    finish_draining(srv, &s, want);
+    pthread_mutex_unlock(&procs_lock);
+    snapshot_release(&s);
+}
+
+void barge_lb_stop_all(struct barge_server *srv)
+{
+    pthread_mutex_lock(&procs_lock);
+    while (procs) {
+        struct lb_proc *p = procs;
+        procs = p->next;
+        barge_info("load balancer %s: stopping HAProxy %d", p->name, (int)p->pid);
+        stop_proc(srv, p, true);
+        proc_free(p);
+    }
+    for (size_t i = 0; i < json_array_size(retired); i++) {
+        pid_t pid = (pid_t)json_integer_value(json_array_get(retired, i));
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+    json_decref(retired);
+    json_decref(stale);
+    retired = stale = NULL;
+    adopted = false;
+    pthread_mutex_unlock(&procs_lock);
+}

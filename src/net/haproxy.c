@@ -1,0 +1,336 @@
+/* HAProxy as the data plane of barged's load balancers. Each load balancer
+ * is one `haproxy -db` process whose configuration barged writes: a frontend
+ * per listener bound to a real port, a backend per target group with the
+ * group's health check, a server per registered target. Targets come and go
+ * through the admin socket (`add server`, `set server ... state drain`, `del
+ * server`), so no connection is cut; a changed listener or health check needs
+ * a new configuration, which a new process takes over with -sf (the old one
+ * stops accepting and finishes what it serves). */
+#include "net/haproxy.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "common/util.h"
+
+/* The HTTP codes of an ELB matcher ("200", "200,202", "200-299") as a regex
+ * that HAProxy's `http-check expect rstatus` reads. */
+static void append_codes(FILE *b, const char *codes)
+{
+    fputs("^(", b);
+    bool first = true;
+    const char *p = codes;
+    while (*p) {
+        char *end;
+        long lo = strtol(p, &end, 10), hi = lo;
+        if (*end == '-')
+            hi = strtol(end + 1, &end, 10);
+        for (long c = lo; c <= hi && c < 1000; c++) {
+            fprintf(b, "%s%ld", first ? "" : "|", c);
+            first = false;
+        }
+        p = *end == ',' ? end + 1 : end + strlen(end);
+    }
+    fputs(")$", b);
+}
+
+/* ELB's wildcard patterns (* any run of characters, ? one character) as
+ * anchored regexes, each in single quotes (HAProxy takes their text as is;
+ * the API admits no quote in a pattern). Host names match in lower case. */
+static void append_patterns(FILE *b, const json_t *patterns, bool host)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach((json_t *)patterns, i, p)
+    {
+        fputs(" '^", b);
+        for (const char *c = json_string_value(p); c && *c; c++) {
+            if (*c == '*')
+                fputs(".*", b);
+            else if (*c == '?')
+                fputc('.', b);
+            else if (strchr(".$+^()[]{}|\\", *c))
+                fprintf(b, "\\%c", *c);
+            else if (*c != '\'')
+                fputc(host ? tolower((unsigned char)*c) : *c, b);
+        }
+        fputs("$'", b);
+    }
+    fputs("\n", b);
+}
+
+char *barge_haproxy_server_args(const json_t *backend, const json_t *srv)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *b = open_memstream(&text, &size);
+    fprintf(b, "%s:%lld", barge_json_str(srv, "addr", ""),
+            (long long)barge_json_int(srv, "port", 0));
+    const json_t *check = json_object_get(backend, "check");
+    if (barge_json_bool(check, "enabled", true)) {
+        fprintf(b, " check inter %llds rise %lld fall %lld",
+                (long long)barge_json_int(check, "interval", 30),
+                (long long)barge_json_int(check, "rise", 5),
+                (long long)barge_json_int(check, "fall", 2));
+        json_int_t port = barge_json_int(check, "port", 0);
+        if (port > 0)
+            fprintf(b, " port %lld", (long long)port);
+    }
+    fclose(b);
+    return text;
+}
+
+char *barge_haproxy_config(const json_t *spec, bool servers)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *b = open_memstream(&text, &size);
+    const char *mode = barge_json_str(spec, "mode", "http");
+    fprintf(b,
+            "# written by barged for load balancer %s\n"
+            "global\n"
+            "    stats socket %s mode 600 level admin expose-fd listeners\n"
+            "    maxconn 4096\n"
+            "defaults\n"
+            "    mode %s\n"
+            "    timeout connect 5s\n"
+            "    timeout client 60s\n"
+            "    timeout server 60s\n"
+            "    timeout http-request 60s\n"
+            "    retries 3\n"
+            "    option redispatch\n",
+            barge_json_str(spec, "name", ""), barge_json_str(spec, "socket", ""), mode);
+    size_t i;
+    json_t *l;
+    json_array_foreach(barge_json_array(spec, "listeners"), i, l)
+    {
+        fprintf(b, "frontend l%lld\n    bind %s:%lld\n", (long long)barge_json_int(l, "port", 0),
+                barge_json_str(spec, "address", "127.0.0.1"),
+                (long long)barge_json_int(l, "port", 0));
+        size_t k;
+        json_t *rule;
+        json_array_foreach(barge_json_array(l, "rules"), k, rule)
+        {
+            json_t *paths = barge_json_array(rule, "paths");
+            json_t *hosts = barge_json_array(rule, "hosts");
+            if (json_array_size(paths)) {
+                fprintf(b, "    acl r%zu_path path -m reg", k);
+                append_patterns(b, paths, false);
+            }
+            if (json_array_size(hosts)) {
+                fprintf(b, "    acl r%zu_host req.hdr(host),lower,field(1,:) -m reg", k);
+                append_patterns(b, hosts, true);
+            }
+            fprintf(b, "    use_backend %s if", barge_json_str(rule, "backend", ""));
+            if (json_array_size(paths))
+                fprintf(b, " r%zu_path", k);
+            if (json_array_size(hosts))
+                fprintf(b, " r%zu_host", k);
+            fputs("\n", b);
+        }
+        fprintf(b, "    default_backend %s\n", barge_json_str(l, "backend", ""));
+    }
+    const char *name;
+    json_t *be;
+    json_object_foreach(barge_json_object(spec, "backends"), name, be)
+    {
+        fprintf(b, "backend %s\n    balance roundrobin\n", name);
+        const json_t *check = json_object_get(be, "check");
+        if (barge_json_bool(check, "enabled", true)) {
+            fprintf(b, "    timeout check %llds\n", (long long)barge_json_int(check, "timeout", 5));
+            if (barge_streq(barge_json_str(check, "protocol", "HTTP"), "HTTP")) {
+                fprintf(b, "    option httpchk GET %s\n    http-check expect rstatus ",
+                        barge_json_str(check, "path", "/"));
+                append_codes(b, barge_json_str(check, "codes", "200"));
+                fputs("\n", b);
+            }
+        }
+        if (!servers)
+            continue;
+        const char *sname;
+        json_t *srv;
+        json_object_foreach(barge_json_object(be, "servers"), sname, srv)
+        {
+            _cleanup_free_ char *args = barge_haproxy_server_args(be, srv);
+            fprintf(b, "    server %s %s%s\n", sname, args,
+                    barge_json_bool(srv, "drain", false) ? " weight 0" : "");
+        }
+    }
+    fclose(b);
+    return text;
+}
+
+pid_t barge_haproxy_start(const char *path, const char *config, const char *log_path, pid_t old_pid,
+                          struct barge_error **err)
+{
+    if (barge_write_file_atomic(path, config, strlen(config), 0600) < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", path);
+    int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot open '%s'", log_path);
+    char old[24];
+    snprintf(old, sizeof(old), "%d", (int)old_pid);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(log);
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot start haproxy");
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        dup2(log, 1);
+        dup2(log, 2);
+        /* Its own process group: a terminal's ^C for barged is barged's to
+         * handle, and barged stops its load balancers itself. */
+        setpgid(0, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (old_pid > 0)
+            execlp("haproxy", "haproxy", "-db", "-f", path, "-sf", old, (char *)NULL);
+        else
+            execlp("haproxy", "haproxy", "-db", "-f", path, (char *)NULL);
+        dprintf(2, "cannot run haproxy: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(log);
+    return pid;
+}
+
+int barge_haproxy_command(const char *sock, const char *cmd, char **reply, struct barge_error **err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(sock) >= sizeof(sa.sun_path))
+        return barge_error_set(err, BARGE_ERR_INTERNAL, "socket path '%s' is too long", sock);
+    strcpy(sa.sun_path, sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "socket");
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        barge_error_set_errno(err, BARGE_ERR_IO, "cannot reach haproxy at '%s'", sock);
+        close(fd);
+        return -1;
+    }
+    _cleanup_free_ char *line = barge_xasprintf("%s\n", cmd);
+    size_t off = 0, len = strlen(line);
+    while (off < len) {
+        ssize_t n = write(fd, line + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            barge_error_set_errno(err, BARGE_ERR_IO, "writing to '%s'", sock);
+            close(fd);
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    char *text = NULL;
+    size_t size = 0;
+    FILE *b = open_memstream(&text, &size);
+    char chunk[4096];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            barge_error_set_errno(err, BARGE_ERR_IO, "reading from '%s'", sock);
+            fclose(b);
+            free(text);
+            close(fd);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        fwrite(chunk, 1, (size_t)n, b);
+    }
+    close(fd);
+    fclose(b);
+    *reply = text;
+    return 0;
+}
+
+/* Splits one CSV line of `show stat` (no quoting in these fields) into a JSON
+ * array of strings. */
+static json_t *csv_fields(const char *line, size_t len)
+{
+    json_t *a = json_array();
+    const char *p = line, *end = line + len;
+    while (p <= end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        if (!c)
+            c = end;
+        json_array_append_new(a, json_stringn(p, (size_t)(c - p)));
+        p = c + 1;
+    }
+    return a;
+}
+
+static int column(const json_t *header, const char *name)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach((json_t *)header, i, h)
+    {
+        if (barge_streq(json_string_value(h), name))
+            return (int)i;
+    }
+    return -1;
+}
+
+json_t *barge_haproxy_servers(const char *sock, struct barge_error **err)
+{
+    _cleanup_free_ char *text = NULL;
+    if (barge_haproxy_command(sock, "show stat", &text, err) < 0)
+        return NULL;
+    if (strncmp(text, "# ", 2) != 0) {
+        barge_error_set(err, BARGE_ERR_IO, "haproxy answered 'show stat' with '%.80s'", text);
+        return NULL;
+    }
+    json_t *out = json_object();
+    _cleanup_json_ json_t *header = NULL;
+    const char *p = text + 2;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 0) {
+            json_t *f = csv_fields(p, len);
+            if (!header) {
+                header = f;
+            } else {
+                const char *px = json_string_value(json_array_get(f, 0));
+                const char *sv = json_string_value(json_array_get(f, 1));
+                if (px && sv && strcmp(sv, "FRONTEND") != 0 && strcmp(sv, "BACKEND") != 0) {
+                    json_t *be = json_object_get(out, px);
+                    if (!be) {
+                        be = json_object();
+                        json_object_set_new(out, px, be);
+                    }
+                    json_t *s = json_object();
+                    const char *const keep[] = {"status", "check_status", "scur", "qcur"};
+                    for (size_t k = 0; k < BARGE_ARRAY_SIZE(keep); k++) {
+                        int col = column(header, keep[k]);
+                        json_t *v = col >= 0 ? json_array_get(f, (size_t)col) : NULL;
+                        json_object_set_new(s, keep[k], json_string(v ? json_string_value(v) : ""));
+                    }
+                    json_object_set_new(be, sv, s);
+                }
+                json_decref(f);
+            }
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    return out;
+}

@@ -1,0 +1,43 @@
+/* The load balancers' data plane: one HAProxy process per load balancer,
+ * configured from a JSON description and changed at run time through its
+ * admin socket (see haproxy.c). */
+#ifndef BARGE_NET_HAPROXY_H
+#define BARGE_NET_HAPROXY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+/* The HAProxy configuration for spec, without (servers false) or with its
+ * servers. spec:
+ *   {"name", "address", "socket", "mode": "http"|"tcp",
+ *    "listeners": [{"port", "backend"}],
+ *    "backends": {name: {"mode", "check": {"enabled", "path", "port", "interval",
+ *                 "timeout", "rise", "fall", "codes"},
+ *                 "servers": {server name: {"addr", "port", "drain"}}}}}
+ * The caller owns the string. */
+char *barge_haproxy_config(const json_t *spec, bool servers);
+
+/* The arguments of a server line (and of `add server`) for srv in backend. The
+ * caller owns the string. */
+char *barge_haproxy_server_args(const json_t *backend, const json_t *srv);
+
+/* Writes config to path and starts `haproxy -db -f path`, asking old_pid (if
+ * > 0) to finish its connections and stop once the new process listens. Its
+ * output goes to log_path. Returns the new pid, or -1 with err set. */
+pid_t barge_haproxy_start(const char *path, const char *config, const char *log_path,
+                          pid_t old_pid, struct barge_error **err);
+
+/* Sends one command to the admin socket at sock and returns the answer in
+ * *reply (owned by the caller), or -1 with err set. */
+int barge_haproxy_command(const char *sock, const char *cmd, char **reply,
+                          struct barge_error **err);
+
+/* The servers of the running process as {backend: {server: {"status",
+ * "check_status", "scur", "qcur"}}} from `show stat`, or NULL with err set.
+ * The caller owns the result. */
+json_t *barge_haproxy_servers(const char *sock, struct barge_error **err);
+
+#endif

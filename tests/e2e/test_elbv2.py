@@ -1,0 +1,450 @@
+"""Elastic Load Balancing v2 on HAProxy (issue 17, first slice): the API
+subset through boto3's elbv2 client (the query protocol), and real HTTP
+traffic through the HAProxy that barged runs for each load balancer, to two
+python http.server backends on 127.0.0.1."""
+import http.server
+import os
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import Barged, error_code, error_message
+
+pytestmark = pytest.mark.skipif(
+    subprocess.run(["sh", "-c", "command -v haproxy"], capture_output=True).returncode != 0,
+    reason="haproxy is not installed (scripts/setup installs it)")
+
+
+def wait_for(pred, timeout=60, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Backend:
+    """An HTTP server in this process that answers with its name; /health
+    answers 200 until failing is set."""
+
+    def __init__(self, name):
+        outer = self
+        self.failing = False
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                code = 500 if (self.path == "/health" and outer.failing) else 200
+                body = name.encode()
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def elb(barged):
+    return barged.client("elbv2")
+
+
+@pytest.fixture
+def backends():
+    made = [Backend("a"), Backend("b")]
+    yield made
+    for b in made:
+        try:
+            b.stop()
+        except Exception:
+            pass
+
+
+def haproxy_pids(data_dir):
+    """The HAProxy processes that run a configuration under data_dir."""
+    out = subprocess.run(["pgrep", "-a", "haproxy"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if data_dir in line]
+
+
+def get(port, path="/"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return r.status, r.read().decode()
+
+
+def make_stack(elb, lb_port, target_port, name="web", interval=5, **tg):
+    lb = elb.create_load_balancer(Name=name, Type="application",
+                                  Scheme="internal")["LoadBalancers"][0]
+    group = elb.create_target_group(
+        Name=name + "-tg", Protocol="HTTP", Port=target_port, TargetType="ip",
+        HealthCheckPath="/health", HealthCheckIntervalSeconds=interval,
+        HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2, UnhealthyThresholdCount=2,
+        Matcher={"HttpCode": "200-299"}, **tg)["TargetGroups"][0]
+    listener = elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=lb_port,
+        DefaultActions=[{"Type": "forward",
+                         "TargetGroupArn": group["TargetGroupArn"]}])["Listeners"][0]
+    return lb, group, listener
+
+
+def health(elb, tg_arn):
+    d = elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    return {(t["Target"]["Id"], t["Target"]["Port"]): t["TargetHealth"] for t in d}
+
+
+def test_api_crud_and_errors(barged, elb):
+    lb = elb.create_load_balancer(Name="api-lb", Scheme="internal",
+                                  Tags=[{"Key": "team", "Value": "a"}])["LoadBalancers"][0]
+    assert lb["LoadBalancerName"] == "api-lb"
+    assert lb["Type"] == "application" and lb["Scheme"] == "internal"
+    assert lb["State"]["Code"] == "active"
+    assert lb["DNSName"] == "127.0.0.1"
+    assert lb["LoadBalancerArn"].startswith(
+        "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/api-lb/")
+    net = elb.create_load_balancer(Name="api-nlb", Type="network")["LoadBalancers"][0]
+    assert net["Type"] == "network" and net["Scheme"] == "internet-facing"
+    assert "/net/api-nlb/" in net["LoadBalancerArn"]
+
+    with pytest.raises(ClientError) as e:
+        elb.create_load_balancer(Name="api-lb")
+    assert error_code(e) == "DuplicateLoadBalancerName"
+    with pytest.raises(ClientError) as e:
+        elb.create_load_balancer(Name="-bad")
+    assert error_code(e) == "ValidationError" and "'-bad'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.create_load_balancer(Name="gw", Type="gateway")
+    assert error_code(e) == "ValidationError" and "'gateway'" in error_message(e)
+
+    names = [x["LoadBalancerName"] for x in elb.describe_load_balancers()["LoadBalancers"]]
+    assert names == ["api-lb", "api-nlb"]
+    assert [x["LoadBalancerName"] for x in elb.describe_load_balancers(
+        LoadBalancerArns=[net["LoadBalancerArn"]])["LoadBalancers"]] == ["api-nlb"]
+    with pytest.raises(ClientError) as e:
+        elb.describe_load_balancers(Names=["nope"])
+    assert error_code(e) == "LoadBalancerNotFound"
+    first = elb.describe_load_balancers(PageSize=1)
+    assert [x["LoadBalancerName"] for x in first["LoadBalancers"]] == ["api-lb"]
+    rest = elb.describe_load_balancers(PageSize=1, Marker=first["NextMarker"])
+    assert [x["LoadBalancerName"] for x in rest["LoadBalancers"]] == ["api-nlb"]
+    assert "NextMarker" not in rest
+    assert [x["LoadBalancerName"] for p in elb.get_paginator("describe_load_balancers").paginate(
+        PaginationConfig={"PageSize": 1}) for x in p["LoadBalancers"]] == ["api-lb", "api-nlb"]
+    with pytest.raises(ClientError) as e:
+        elb.describe_load_balancers(Marker="bogus!")
+    assert error_code(e) == "ValidationError" and "'bogus!'" in error_message(e)
+
+    tg = elb.create_target_group(Name="api-tg", Protocol="HTTP", Port=8080, TargetType="ip",
+                                 HealthCheckPath="/ping",
+                                 Matcher={"HttpCode": "200,202"})["TargetGroups"][0]
+    assert tg["HealthCheckPath"] == "/ping" and tg["Matcher"] == {"HttpCode": "200,202"}
+    assert (tg["HealthCheckIntervalSeconds"], tg["HealthCheckTimeoutSeconds"],
+            tg["HealthyThresholdCount"], tg["UnhealthyThresholdCount"]) == (30, 5, 5, 2)
+    assert tg["HealthCheckPort"] == "traffic-port" and tg["TargetType"] == "ip"
+    inst = elb.create_target_group(Name="api-inst", Protocol="TCP", Port=80)["TargetGroups"][0]
+    assert [x["TargetGroupName"] for p in elb.get_paginator("describe_target_groups").paginate(
+        PaginationConfig={"PageSize": 1}) for x in p["TargetGroups"]] == ["api-inst", "api-tg"]
+    assert inst["TargetType"] == "instance" and inst["HealthCheckProtocol"] == "TCP"
+    assert "HealthCheckPath" not in inst
+    with pytest.raises(ClientError) as e:
+        elb.create_target_group(Name="api-tg", Protocol="HTTP", Port=8080)
+    assert error_code(e) == "DuplicateTargetGroupName"
+    with pytest.raises(ClientError) as e:
+        elb.create_target_group(Name="m", Protocol="HTTP", Port=80, Matcher={"HttpCode": "600"})
+    assert error_code(e) == "ValidationError" and "'600'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.create_target_group(Name="t", Protocol="HTTP", Port=80,
+                                HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=5)
+    assert error_code(e) == "ValidationError"
+
+    # Listeners: protocol rules, one port per listener.
+    with pytest.raises(ClientError) as e:
+        elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=18080,
+                            DefaultActions=[{"Type": "forward",
+                                             "TargetGroupArn": inst["TargetGroupArn"]}])
+    assert error_code(e) == "IncompatibleProtocols"
+    port = free_port()
+    lis = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                              DefaultActions=[{"Type": "forward",
+                                               "TargetGroupArn": tg["TargetGroupArn"]}]
+                              )["Listeners"][0]
+    assert lis["Port"] == port and lis["DefaultActions"][0]["TargetGroupArn"] == tg[
+        "TargetGroupArn"]
+    with pytest.raises(ClientError) as e:
+        elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                            DefaultActions=[{"Type": "forward",
+                                             "TargetGroupArn": tg["TargetGroupArn"]}])
+    assert error_code(e) == "DuplicateListener"
+    assert [x["ListenerArn"] for x in elb.describe_listeners(
+        LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]] == [lis["ListenerArn"]]
+    assert elb.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"][0][
+        "LoadBalancerArns"] == [lb["LoadBalancerArn"]]
+
+    # Targets.
+    with pytest.raises(ClientError) as e:
+        elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "not-an-ip"}])
+    assert error_code(e) == "ValidationError" and "'not-an-ip'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.register_targets(TargetGroupArn=inst["TargetGroupArn"], Targets=[{"Id": "i-1"}])
+    assert error_code(e) == "InvalidTarget"
+    missing = tg["TargetGroupArn"].replace("/api-tg/", "/gone/")
+    with pytest.raises(ClientError) as e:
+        elb.register_targets(TargetGroupArn=missing, Targets=[{"Id": "127.0.0.1"}])
+    assert error_code(e) == "TargetGroupNotFound"
+    with pytest.raises(ClientError) as e:
+        elb.deregister_targets(TargetGroupArn=tg["TargetGroupArn"],
+                               Targets=[{"Id": "127.0.0.9"}])
+    assert error_code(e) == "InvalidTarget"
+    with pytest.raises(ClientError) as e:
+        elb.describe_target_health(TargetGroupArn=missing)
+    assert error_code(e) == "TargetGroupNotFound"
+    assert health(elb, inst["TargetGroupArn"]) == {}
+
+    # Deleting: a target group in use cannot go; a load balancer takes its
+    # listeners with it; all of it survives a restart of barged.
+    with pytest.raises(ClientError) as e:
+        elb.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
+    assert error_code(e) == "ResourceInUse"
+    barged.restart()
+    elb = barged.client("elbv2")
+    assert len(elb.describe_load_balancers()["LoadBalancers"]) == 2
+    elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])  # gone already: fine
+    with pytest.raises(ClientError) as e:
+        elb.describe_listeners(ListenerArns=[lis["ListenerArn"]])
+    assert error_code(e) == "ListenerNotFound"
+    elb.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
+    assert [x["TargetGroupName"] for x in elb.describe_target_groups()["TargetGroups"]] == [
+        "api-inst"]
+    with pytest.raises(ClientError) as e:
+        elb.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
+    assert error_code(e) == "TargetGroupNotFound"
+
+
+class Load:
+    """Sends requests through port one after another until stopped; counts
+    what came back from whom and every failed request."""
+
+    def __init__(self, port):
+        self.port = port
+        self.failures = []
+        self.seen = []
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            try:
+                status, body = get(self.port)
+                self.seen.append(body)
+                if status != 200:
+                    self.failures.append(status)
+            except Exception as e:  # any failed request counts
+                self.failures.append(repr(e))
+
+    def count(self):
+        return len(self.seen) + len(self.failures)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=30)
+
+
+def test_traffic_draining_and_health(barged, elb, backends):
+    a, b = backends
+    port = free_port()
+    lb, tg, _ = make_stack(elb, port, a.port)
+    arn = tg["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1"},
+                                                       {"Id": "127.0.0.1", "Port": b.port}])
+    wait_for(lambda: len(haproxy_pids(barged.data_dir)) == 1, what="haproxy running")
+    states = health(elb, arn)
+    assert set(states) == {("127.0.0.1", a.port), ("127.0.0.1", b.port)}
+    wait_for(lambda: all(h["State"] == "healthy" for h in health(elb, arn).values()),
+             what="both targets healthy")
+    assert {get(port)[1] for _ in range(20)} == {"a", "b"}
+
+    # Deregistering b under constant load: it drains, leaves, and can then be
+    # stopped without a single request failing.
+    load = Load(port)
+    wait_for(lambda: load.count() > 20, what="load running")
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1", "Port": b.port}])
+    wait_for(lambda: ("127.0.0.1", b.port) not in health(elb, arn), what="b deregistered")
+    b.stop()
+    after = load.count()
+    wait_for(lambda: load.count() > after + 50, what="more requests")
+    load.stop()
+    assert load.failures == []
+    assert load.seen[-50:] == ["a"] * 50
+
+    # A target that answers its health check with an unexpected code, then one
+    # that stopped answering at all, are taken out as unhealthy.
+    a.failing = True
+    wait_for(lambda: health(elb, arn)[("127.0.0.1", a.port)]["State"] == "unhealthy",
+             what="a unhealthy")
+    assert health(elb, arn)[("127.0.0.1", a.port)]["Reason"] == "Target.ResponseCodeMismatch"
+    c = Backend("c")
+    try:
+        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1", "Port": c.port}])
+        assert health(elb, arn)[("127.0.0.1", c.port)]["State"] == "initial"
+        wait_for(lambda: health(elb, arn)[("127.0.0.1", c.port)]["State"] == "healthy",
+                 what="c healthy")
+        assert get(port)[1] == "c"
+        c.stop()
+        wait_for(lambda: health(elb, arn)[("127.0.0.1", c.port)]["State"] == "unhealthy",
+                 what="c unhealthy")
+        assert health(elb, arn)[("127.0.0.1", c.port)]["Reason"] in (
+            "Target.FailedHealthChecks", "Target.Timeout")
+    finally:
+        try:
+            c.stop()
+        except Exception:
+            pass
+
+    # Without its last listener, the load balancer's HAProxy goes.
+    elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    wait_for(lambda: haproxy_pids(barged.data_dir) == [], what="haproxy stopped")
+
+
+def test_haproxy_follows_barged(barged, elb, backends):
+    a, _ = backends
+    port = free_port()
+    _, tg, _ = make_stack(elb, port, a.port, name="keep")
+    elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    pids = wait_for(lambda: haproxy_pids(barged.data_dir), what="haproxy running")
+    wait_for(lambda: health(elb, tg["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
+             "healthy", what="a healthy")
+    # A killed barged leaves its load balancer serving; the next one takes
+    # the HAProxy over (a new process replaces the old one gracefully).
+    barged.kill()
+    assert get(port)[1] == "a"
+    barged.start()
+    wait_for(lambda: haproxy_pids(barged.data_dir) not in ([], pids), what="haproxy taken over")
+    wait_for(lambda: len(haproxy_pids(barged.data_dir)) == 1, what="old haproxy gone")
+    assert get(port)[1] == "a"
+    # A barged that stops stops its HAProxy.
+    barged.stop()
+    assert haproxy_pids(barged.data_dir) == []
+
+
+def test_network_load_balancer(barged, elb, backends):
+    a, _ = backends
+    port = free_port()
+    lb = elb.create_load_balancer(Name="tcp", Type="network")["LoadBalancers"][0]
+    tg = elb.create_target_group(Name="tcp-tg", Protocol="TCP", Port=a.port, TargetType="ip",
+                                 HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                 HealthyThresholdCount=2,
+                                 UnhealthyThresholdCount=2)["TargetGroups"][0]
+    with pytest.raises(ClientError) as e:
+        elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                            DefaultActions=[{"Type": "forward",
+                                             "TargetGroupArn": tg["TargetGroupArn"]}])
+    assert error_code(e) == "ValidationError" and "'HTTP'" in error_message(e)
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=port,
+                        DefaultActions=[{"Type": "forward",
+                                         "TargetGroupArn": tg["TargetGroupArn"]}])
+    elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(elb, tg["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
+             "healthy", what="a healthy")
+    assert get(port) == (200, "a")
+
+
+def get_host(port, path, host):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.read().decode()
+
+
+def test_rules_route_by_path_and_host(barged, elb, backends):
+    a, b = backends
+    port = free_port()
+    lb, tg_a, listener = make_stack(elb, port, a.port, name="rules")
+    tg_b = elb.create_target_group(Name="rules-b", Protocol="HTTP", Port=b.port, TargetType="ip",
+                                   HealthCheckPath="/health", HealthCheckIntervalSeconds=5,
+                                   HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2
+                                   )["TargetGroups"][0]
+    larn = listener["ListenerArn"]
+    fwd_b = [{"Type": "forward", "TargetGroupArn": tg_b["TargetGroupArn"]}]
+    by_path = elb.create_rule(ListenerArn=larn, Priority=10, Actions=fwd_b, Conditions=[
+        {"Field": "path-pattern", "Values": ["/b/*", "/x.y?"]}])["Rules"][0]
+    assert by_path["Priority"] == "10" and by_path["IsDefault"] is False
+    assert by_path["Conditions"][0]["PathPatternConfig"]["Values"] == ["/b/*", "/x.y?"]
+    elb.create_rule(ListenerArn=larn, Priority=20, Actions=fwd_b, Conditions=[
+        {"Field": "host-header", "HostHeaderConfig": {"Values": ["API.example.com"]}}])
+    with pytest.raises(ClientError) as e:
+        elb.create_rule(ListenerArn=larn, Priority=10, Actions=fwd_b, Conditions=[
+            {"Field": "path-pattern", "Values": ["/c"]}])
+    assert error_code(e) == "PriorityInUse"
+    with pytest.raises(ClientError) as e:
+        elb.create_rule(ListenerArn=larn, Priority=30, Actions=fwd_b, Conditions=[
+            {"Field": "path-pattern", "Values": ["/it's"]}])
+    assert error_code(e) == "ValidationError" and "'/it's'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.create_rule(ListenerArn=larn, Priority=30, Actions=fwd_b, Conditions=[
+            {"Field": "source-ip", "Values": ["10.0.0.0/8"]}])
+    assert error_code(e) == "ValidationError" and "'source-ip'" in error_message(e)
+    rules = elb.describe_rules(ListenerArn=larn)["Rules"]
+    assert [r["Priority"] for r in rules] == ["10", "20", "default"]
+    assert rules[-1]["IsDefault"] and rules[-1]["Actions"][0]["TargetGroupArn"] == tg_a[
+        "TargetGroupArn"]
+    with pytest.raises(ClientError) as e:
+        elb.delete_rule(RuleArn=rules[-1]["RuleArn"])
+    assert error_code(e) == "OperationNotPermitted"
+    assert elb.describe_target_groups(TargetGroupArns=[tg_b["TargetGroupArn"]])[
+        "TargetGroups"][0]["LoadBalancerArns"] == [lb["LoadBalancerArn"]]
+    with pytest.raises(ClientError) as e:
+        elb.delete_target_group(TargetGroupArn=tg_b["TargetGroupArn"])
+    assert error_code(e) == "ResourceInUse"
+
+    elb.register_targets(TargetGroupArn=tg_a["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    elb.register_targets(TargetGroupArn=tg_b["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    for tg in (tg_a, tg_b):
+        wait_for(lambda: [h["State"] for h in health(elb, tg["TargetGroupArn"]).values()] ==
+                 ["healthy"], what="targets healthy")
+    assert get(port, "/")[1] == "a"
+    assert get(port, "/b/thing")[1] == "b"
+    assert get(port, "/x.yz")[1] == "b"
+    assert get(port, "/xayz")[1] == "a"  # '.' is a literal dot
+    assert get(port, "/b")[1] == "a"
+    assert get_host(port, "/", "api.EXAMPLE.com:80") == "b"
+    assert get_host(port, "/", "www.example.com") == "a"
+
+    elb.delete_rule(RuleArn=by_path["RuleArn"])
+    wait_for(lambda: get(port, "/b/thing")[1] == "a", what="rule gone from haproxy")
+    assert [r["Priority"] for r in elb.describe_rules(ListenerArn=larn)["Rules"]] == [
+        "20", "default"]
+    elb.delete_listener(ListenerArn=larn)
+    with pytest.raises(ClientError) as e:
+        elb.describe_rules(ListenerArn=larn)
+    assert error_code(e) == "ListenerNotFound"
+    elb.delete_target_group(TargetGroupArn=tg_b["TargetGroupArn"])
