@@ -392,6 +392,9 @@ static struct barge_model *model_load(const char *service, const char *text, siz
     json_t *shapes = json_object_get(root, "shapes");
     json_t *ops = json_object_get(root, "operations");
     const char *prefix = json_string_value(json_object_get(md, "targetPrefix"));
+    /* Query-only services (STS, IAM) have no JSON target prefix. */
+    if (!prefix && barge_streq(json_string_value(json_object_get(md, "protocol")), "query"))
+        prefix = "";
     const char *signing = json_string_value(json_object_get(md, "signingName"));
     if (!signing)
         signing = json_string_value(json_object_get(md, "endpointPrefix"));
@@ -456,7 +459,7 @@ static struct slot {
 } slots[] = {
     {"ecs", NULL},        {"ssm", NULL}, {"secretsmanager", NULL},
     {"logs", NULL},       {"ecr", NULL}, {"application-autoscaling", NULL},
-    {"cloudwatch", NULL},
+    {"cloudwatch", NULL}, {"sts", NULL}, {"iam", NULL},
 };
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -36,6 +36,8 @@ __asm__(EMBED("barge_model_ecr_json", "data/models/ecr.json"));
 __asm__(EMBED("barge_model_application_autoscaling_json",
               "data/models/application-autoscaling.json"));
 __asm__(EMBED("barge_model_cloudwatch_json", "data/models/cloudwatch.json"));
+__asm__(EMBED("barge_model_sts_json", "data/models/sts.json"));
+__asm__(EMBED("barge_model_iam_json", "data/models/iam.json"));
 
 extern const char barge_model_ecs_json[];
 extern const uint64_t barge_model_ecs_json_len;
@@ -51,6 +53,10 @@ extern const char barge_model_application_autoscaling_json[];
 extern const uint64_t barge_model_application_autoscaling_json_len;
 extern const char barge_model_cloudwatch_json[];
 extern const uint64_t barge_model_cloudwatch_json_len;
+extern const char barge_model_sts_json[];
+extern const uint64_t barge_model_sts_json_len;
+extern const char barge_model_iam_json[];
+extern const uint64_t barge_model_iam_json_len;
 
 static const struct {
     const char *service;
@@ -65,6 +71,8 @@ static const struct {
     {"application-autoscaling", barge_model_application_autoscaling_json,
      &barge_model_application_autoscaling_json_len},
     {"cloudwatch", barge_model_cloudwatch_json, &barge_model_cloudwatch_json_len},
+    {"sts", barge_model_sts_json, &barge_model_sts_json_len},
+    {"iam", barge_model_iam_json, &barge_model_iam_json_len},
 };
 
 const char *barge_model_embedded_get(const char *service, size_t *len)
