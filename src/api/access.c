@@ -433,12 +433,14 @@ int barge_api_caller(struct barge_server *srv, const struct barge_sigv4_identity
         uid = derived;
     }
     *out = json_pack("{s:s, s:s, s:b}", "arn", arn, "userId", uid, "session", is_session(key));
+    if (barge_json_str(key, "roleArn", NULL))
+        json_object_set_new(*out, "roleArn", json_string(barge_json_str(key, "roleArn", "")));
     return 0;
 }
 
 int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_identity *issuer,
-                            const char *arn, const char *user_id, double duration, json_t **out,
-                            struct barge_error **err)
+                            const char *arn, const char *user_id, const char *role_arn,
+                            double duration, json_t **out, struct barge_error **err)
 {
     char akid[21], secret[41];
     memcpy(akid, BARGE_TASK_KEY_PREFIX, 4);
@@ -455,6 +457,8 @@ int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_i
         json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:f, s:f}", "sts", true, "sealedSecret", sealed,
                   "sessionToken", token, "arn", arn, "userId", user_id, "issuedBy",
                   issuer->access_key_id, "createdAt", now, "expiresAt", now + duration);
+    if (role_arn)
+        json_object_set_new(doc, "roleArn", json_string(role_arn));
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
         barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err) < 0 ||
