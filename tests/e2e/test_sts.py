@@ -100,7 +100,10 @@ def test_assume_role_credentials_work_everywhere(barged):
     temp_client(barged, "s3", creds).create_bucket(Bucket="role-bucket")
     assert temp_client(barged, "iam", creds).get_role(RoleName="deployer")["Role"]
     # The secret never reaches the store or the log in plaintext.
-    for name in ("barge.db", "barged.log"):
+    # (sqlite's write-ahead log included).
+    files = [n for n in os.listdir(barged.data_dir) if n.startswith(("barge.db", "barged.log"))]
+    assert "barge.db" in files
+    for name in files:
         path = os.path.join(barged.data_dir, name)
         assert creds["SecretAccessKey"].encode() not in open(path, "rb").read()
 
@@ -230,3 +233,21 @@ def test_aws_cli(barged, awscli):
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["Arn"] == \
         "arn:aws:sts::000000000000:assumed-role/cli-role/from-cli"
+
+
+def test_role_chaining_is_limited_to_an_hour(barged):
+    make_role(barged, name="first")
+    make_role(barged, name="second", MaxSessionDuration=7200)
+    sts = barged.client("sts")
+    first = sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/first",
+                            RoleSessionName="one")["Credentials"]
+    chained = temp_client(barged, "sts", first)
+    arn = "arn:aws:iam::000000000000:role/second"
+    # The admin key may take the role's whole MaxSessionDuration, a session not.
+    sts.assume_role(RoleArn=arn, RoleSessionName="direct", DurationSeconds=7200)
+    with pytest.raises(ClientError) as e:
+        chained.assume_role(RoleArn=arn, RoleSessionName="two", DurationSeconds=7200)
+    assert error_code(e) == "ValidationError" and "role chaining" in str(e.value)
+    second = chained.assume_role(RoleArn=arn, RoleSessionName="two")["Credentials"]
+    assert temp_client(barged, "sts", second).get_caller_identity()["Arn"] == \
+        "arn:aws:sts::000000000000:assumed-role/second/two"
