@@ -15,8 +15,12 @@
 /* Long enough for a slow image pull after the secrets were fetched; the
  * credentials die with the task anyway. */
 #define TASK_CREDENTIALS_TTL 3600
+/* Expired STS sessions are kept this long, so that their use is answered
+ * ExpiredToken rather than as an unknown key. */
+#define SESSION_REAP_GRACE 86400
 
-static const char *const any_region_services[] = {"ssm", "secretsmanager", "s3"};
+/* IAM and STS are global: clients sign them for us-east-1 or their own region. */
+static const char *const any_region_services[] = {"ssm", "secretsmanager", "s3", "iam", "sts"};
 /* What per-task credentials may ever reach. */
 static const char *const task_key_services[] = {"ssm", "secretsmanager", "s3"};
 
@@ -59,8 +63,15 @@ static int task_alive(struct barge_server *srv, const json_t *key, bool *alive,
     return 0;
 }
 
+static bool is_session(const json_t *key)
+{
+    return json_is_true(json_object_get(key, "sts"));
+}
+
 static char *principal_arn(struct barge_server *srv, const json_t *key)
 {
+    if (barge_json_str(key, "arn", NULL))
+        return barge_xstrdup(barge_json_str(key, "arn", ""));
     if (barge_json_str(key, "task", NULL)) {
         const char *t = barge_json_str(key, "task", "");
         const char *slash = strrchr(t, '/');
@@ -108,12 +119,15 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
     _cleanup_json_ json_t *key = NULL;
     if (load_key(srv, who->access_key_id, &key, err) < 0)
         return -1;
-    bool alive = false;
+    bool alive = is_session(key);
     if (barge_json_str(key, "task", NULL) && task_alive(srv, key, &alive, err) < 0)
         return -1;
     if (!alive || barge_now() > json_number_value(json_object_get(key, "expiresAt")))
         return barge_error_set(err, BARGE_ERR_AUTH_EXPIRED,
                                "The security token included in the request is expired");
+    /* Policies are not evaluated yet: STS sessions act as the admin key. */
+    if (is_session(key))
+        return 0;
     if (!in_list(signing_name, task_key_services, BARGE_ARRAY_SIZE(task_key_services))) {
         _cleanup_free_ char *who_arn = principal_arn(srv, key);
         return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
@@ -133,6 +147,8 @@ int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_ident
     _cleanup_json_ json_t *key = NULL;
     if (load_key(srv, who->access_key_id, &key, err) < 0)
         return -1;
+    if (is_session(key))
+        return 0;
     size_t i;
     json_t *stmt;
     json_array_foreach(barge_json_array(key, "policy"), i, stmt)
@@ -321,6 +337,11 @@ static int collect_dead(const char *key, json_t *doc, void *ud, struct barge_err
 {
     struct reap *r = ud;
     _cleanup_json_ json_t *task = NULL;
+    if (is_session(doc)) {
+        if (barge_now() > json_number_value(json_object_get(doc, "expiresAt")) + SESSION_REAP_GRACE)
+            json_array_append_new(r->doomed, json_string(key));
+        return 0;
+    }
     if (barge_store_get(r->tx, ECS_KIND_TASK, barge_json_str(doc, "task", ""), &task, err) < 0)
         return -1;
     bool dead = !task || barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED") ||
@@ -363,5 +384,91 @@ int barge_api_task_credentials_reap(struct barge_server *srv, struct barge_error
     {
         barge_server_forget_key(json_string_value(k));
     }
+    return 0;
+}
+
+/* --- STS sessions -------------------------------------------------------- */
+
+static char *session_aad(const char *akid)
+{
+    return barge_xasprintf("barge|sts-secret|%s", akid);
+}
+
+char *barge_api_key_secret(const struct barge_server *srv, const char *akid, const json_t *doc)
+{
+    const char *sealed = barge_json_str(doc, "sealedSecret", NULL);
+    if (!sealed)
+        return barge_xstrdup(barge_json_str(doc, "secretAccessKey", ""));
+    _cleanup_free_ char *aad = session_aad(akid);
+    _cleanup_error_ struct barge_error *err = NULL;
+    char *plain = NULL;
+    size_t len = 0;
+    if (barge_crypto_open(&srv->master_key, sealed, aad, &plain, &len, &err) < 0) {
+        barge_warn("access key %s: %s", akid, err->message);
+        return NULL;
+    }
+    return plain;
+}
+
+int barge_api_caller(struct barge_server *srv, const struct barge_sigv4_identity *who, json_t **out,
+                     struct barge_error **err)
+{
+    _cleanup_json_ json_t *key = NULL;
+    if (load_key(srv, who->access_key_id, &key, err) < 0)
+        return -1;
+    _cleanup_free_ char *arn = principal_arn(srv, key);
+    const char *uid = barge_json_str(key, "userId", NULL);
+    char derived[22];
+    if (!uid) {
+        /* Long-term keys have no stored user id: a stable one is derived
+         * from the user's name, as IAM's never changes. */
+        char hash[65];
+        _cleanup_free_ char *name =
+            barge_xasprintf("%s|%s", srv->cfg.account_id, barge_json_str(key, "user", "admin"));
+        barge_sha256_hex(name, strlen(name), hash);
+        memcpy(derived, "AIDA", 4);
+        for (size_t i = 0; i < 17; i++)
+            derived[4 + i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[(unsigned char)hash[i] % 32];
+        derived[21] = '\0';
+        uid = derived;
+    }
+    *out = json_pack("{s:s, s:s, s:b}", "arn", arn, "userId", uid, "session", is_session(key));
+    if (barge_json_str(key, "roleArn", NULL))
+        json_object_set_new(*out, "roleArn", json_string(barge_json_str(key, "roleArn", "")));
+    return 0;
+}
+
+int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_identity *issuer,
+                            const char *arn, const char *user_id, const char *role_arn,
+                            double duration, json_t **out, struct barge_error **err)
+{
+    char akid[21], secret[41];
+    memcpy(akid, BARGE_TASK_KEY_PREFIX, 4);
+    random_chars(akid + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+    random_chars(secret, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    unsigned char raw[96];
+    barge_random_bytes(raw, sizeof(raw));
+    _cleanup_free_ char *token = barge_base64_encode(raw, sizeof(raw));
+    explicit_bzero(raw, sizeof(raw));
+    _cleanup_free_ char *aad = session_aad(akid);
+    _cleanup_free_ char *sealed = barge_crypto_seal(&srv->master_key, secret, strlen(secret), aad);
+    double now = barge_now();
+    _cleanup_json_ json_t *doc =
+        json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:f, s:f}", "sts", true, "sealedSecret", sealed,
+                  "sessionToken", token, "arn", arn, "userId", user_id, "issuedBy",
+                  issuer->access_key_id, "createdAt", now, "expiresAt", now + duration);
+    if (role_arn)
+        json_object_set_new(doc, "roleArn", json_string(role_arn));
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0) {
+        explicit_bzero(secret, sizeof(secret));
+        return -1;
+    }
+    barge_info("issued STS session %s for %s until %.0f", akid, arn, now + duration);
+    *out = json_pack("{s:s, s:s, s:s, s:f}", "AccessKeyId", akid, "SecretAccessKey", secret,
+                     "SessionToken", token, "Expiration", now + duration);
+    explicit_bzero(secret, sizeof(secret));
     return 0;
 }

@@ -64,7 +64,28 @@ json_t *barge_api_task_policy(const struct barge_server *srv, const json_t *task
 int barge_api_task_credentials_issue(struct barge_server *srv, const char *instance_key,
                                      const json_t *in, json_t **out, struct barge_error **err);
 
-/* Removes per-task credentials that expired or whose task stopped. */
+/* The secret of the stored access key doc of akid: STS sessions keep it
+ * sealed under the master key. Caller wipes and frees (barge_crypto_free_str);
+ * NULL when it cannot be opened (logged). */
+char *barge_api_key_secret(const struct barge_server *srv, const char *akid, const json_t *doc);
+
+/* Who signed the request: *out is {arn, userId, session, roleArn} (new
+ * reference), session telling whether the key is temporary STS credentials,
+ * roleArn present for those of an assumed role. */
+int barge_api_caller(struct barge_server *srv, const struct barge_sigv4_identity *who, json_t **out,
+                     struct barge_error **err);
+
+/* Issues STS temporary credentials ("ASIA..." with a session token) for the
+ * principal arn/user_id (of the assumed role role_arn, or NULL), valid for duration seconds, by the
+ * caller issuer. The secret is stored sealed under the master key. *out is STS's Credentials
+ * {AccessKeyId, SecretAccessKey, SessionToken, Expiration}. They are verified on every service like
+ * any key and act with the admin's rights (policies are not evaluated yet). */
+int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_identity *issuer,
+                            const char *arn, const char *user_id, const char *role_arn,
+                            double duration, json_t **out, struct barge_error **err);
+
+/* Removes per-task credentials that expired or whose task stopped, and STS
+ * sessions a day after they expired. */
 int barge_api_task_credentials_reap(struct barge_server *srv, struct barge_error **err);
 
 #endif

@@ -5,6 +5,7 @@
  * and writes the events. A service is stored under "<cluster>/<name>". */
 #include <string.h>
 
+#include "api/access.h"
 #include "api/ecs.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -253,6 +254,9 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cluster = NULL, *td = NULL, *existing = NULL;
     _cleanup_free_ char *tdkey = NULL;
+    _cleanup_json_ json_t *caller = NULL;
+    if (barge_api_caller(ctx->srv, &ctx->who, &caller, err) < 0)
+        return -1;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
         return -1;
@@ -281,7 +285,11 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                     "already exists in cluster '%s'.",
                                     name, cname);
     _cleanup_free_ char *arn = ecs_arn(ctx->srv, "service/%s/%s", cname, name);
-    _cleanup_free_ char *by = barge_xasprintf("arn:aws:iam::%s:root", ctx->srv->cfg.account_id);
+    /* ECS names an assumed role as the creator; long-term keys are the account's. */
+    _cleanup_free_ char *by =
+        barge_json_str(caller, "roleArn", NULL)
+            ? barge_xstrdup(barge_json_str(caller, "roleArn", ""))
+            : barge_xasprintf("arn:aws:iam::%s:root", ctx->srv->cfg.account_id);
     json_t *svc = json_pack(
         "{s:s, s:s, s:s, s:[], s:[], s:s, s:I, s:i, s:i, s:s, s:s, s:O, s:[], s:[], s:f, s:s, "
         "s:{s:s}, s:s, s:b, s:s, s:b, s:s}",

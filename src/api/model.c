@@ -391,8 +391,10 @@ static struct barge_model *model_load(const char *service, const char *text, siz
     json_t *md = json_object_get(root, "metadata");
     json_t *shapes = json_object_get(root, "shapes");
     json_t *ops = json_object_get(root, "operations");
-    /* Query-only services (elbv2) have no JSON target prefix. */
-    const char *prefix = barge_json_str(md, "targetPrefix", "");
+    const char *prefix = json_string_value(json_object_get(md, "targetPrefix"));
+    /* Query-only services (elbv2, STS, IAM) have no JSON target prefix. */
+    if (!prefix && barge_streq(json_string_value(json_object_get(md, "protocol")), "query"))
+        prefix = "";
     const char *signing = json_string_value(json_object_get(md, "signingName"));
     if (!signing)
         signing = json_string_value(json_object_get(md, "endpointPrefix"));
@@ -457,7 +459,8 @@ static struct slot {
 } slots[] = {
     {"ecs", NULL},        {"ssm", NULL},   {"secretsmanager", NULL},
     {"logs", NULL},       {"ecr", NULL},   {"application-autoscaling", NULL},
-    {"cloudwatch", NULL}, {"elbv2", NULL},
+    {"cloudwatch", NULL}, {"elbv2", NULL}, {"sts", NULL},
+    {"iam", NULL},
 };
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 

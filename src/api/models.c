@@ -37,6 +37,8 @@ __asm__(EMBED("barge_model_application_autoscaling_json",
               "data/models/application-autoscaling.json"));
 __asm__(EMBED("barge_model_cloudwatch_json", "data/models/cloudwatch.json"));
 __asm__(EMBED("barge_model_elbv2_json", "data/models/elbv2.json"));
+__asm__(EMBED("barge_model_sts_json", "data/models/sts.json"));
+__asm__(EMBED("barge_model_iam_json", "data/models/iam.json"));
 
 extern const char barge_model_ecs_json[];
 extern const uint64_t barge_model_ecs_json_len;
@@ -54,6 +56,10 @@ extern const char barge_model_cloudwatch_json[];
 extern const uint64_t barge_model_cloudwatch_json_len;
 extern const char barge_model_elbv2_json[];
 extern const uint64_t barge_model_elbv2_json_len;
+extern const char barge_model_sts_json[];
+extern const uint64_t barge_model_sts_json_len;
+extern const char barge_model_iam_json[];
+extern const uint64_t barge_model_iam_json_len;
 
 static const struct {
     const char *service;
@@ -69,6 +75,8 @@ static const struct {
      &barge_model_application_autoscaling_json_len},
     {"cloudwatch", barge_model_cloudwatch_json, &barge_model_cloudwatch_json_len},
     {"elbv2", barge_model_elbv2_json, &barge_model_elbv2_json_len},
+    {"sts", barge_model_sts_json, &barge_model_sts_json_len},
+    {"iam", barge_model_iam_json, &barge_model_iam_json_len},
 };
 
 const char *barge_model_embedded_get(const char *service, size_t *len)

@@ -17,8 +17,11 @@
 
 extern const struct barge_api_service barge_api_cloudwatch;
 extern const struct barge_api_service barge_api_elbv2;
+extern const struct barge_api_service barge_api_sts;
+extern const struct barge_api_service barge_api_iam;
 
-static const struct barge_api_service *services[] = {&barge_api_cloudwatch, &barge_api_elbv2};
+static const struct barge_api_service *services[] = {&barge_api_cloudwatch, &barge_api_elbv2,
+                                                     &barge_api_sts, &barge_api_iam};
 
 struct codec {
     const json_t *shapes;
@@ -422,6 +425,11 @@ static void error_response(const struct barge_api_service *svc, const struct bar
     /* Query services name input they cannot read as an invalid value. */
     if (err->code == BARGE_ERR_SERIALIZATION && svc)
         type = svc->client_type;
+    /* Query services name a bad or expired token in their own words. */
+    if (err->code == BARGE_ERR_AUTH_UNKNOWN_KEY)
+        type = "InvalidClientTokenId";
+    else if (err->code == BARGE_ERR_AUTH_EXPIRED)
+        type = "ExpiredToken";
     const char *ns = model ? barge_json_str(json_object_get(barge_model_raw(model), "metadata"),
                                             "xmlNamespace", "")
                            : "";

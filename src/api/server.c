@@ -81,7 +81,7 @@ int barge_server_lookup_key(const char *access_key_id, void *ud,
         key_cache_put(access_key_id, doc);
     }
     out->access_key_id = barge_xstrdup(access_key_id);
-    out->secret_access_key = barge_xstrdup(barge_json_str(doc, "secretAccessKey", ""));
+    out->secret_access_key = barge_api_key_secret(srv, access_key_id, doc);
     const char *tok = barge_json_str(doc, "sessionToken", NULL);
     out->session_token = tok ? barge_xstrdup(tok) : NULL;
     json_decref(doc);

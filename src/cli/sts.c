@@ -1,10 +1,10 @@
 /* --assume-role-arn: STS AssumeRole with the credentials barge found, whose
  * temporary credentials then sign every later call, as ecspresso's global
  * flag does. STS speaks the query protocol: a signed form POST answered in
- * XML, of which only a few fixed elements are read. barged does not serve
- * STS yet, and an endpoint that does not is reported as such rather than
- * passed over: the user asked for a role and must not silently get another
- * identity. */
+ * XML, of which only a few fixed elements are read. barged serves STS; an
+ * endpoint that does not (an older barged, a proxy) is reported as such
+ * rather than passed over: the user asked for a role and must not silently
+ * get another identity. */
 #include <string.h>
 #include <time.h>
 
@@ -105,7 +105,7 @@ int barge_cli_assume_role(struct barge_cli_app *app, const char *arn, struct bar
         if ((*err)->code == BARGE_ERR_UNSUPPORTED)
             return barge_error_wrap(err,
                                     "--assume-role-arn '%s': %s does not serve STS, so the "
-                                    "role cannot be assumed (barged has no STS yet)",
+                                    "role cannot be assumed",
                                     arn, endpoint);
         return barge_error_wrap(err, "--assume-role-arn '%s'", arn);
     }

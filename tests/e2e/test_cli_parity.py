@@ -150,81 +150,35 @@ Hooks:
     assert out.returncode == 1 and "not 'web:1'" in out.stderr
 
 
-class FakeAWS:
-    """Stands in for AWS's STS and ECS endpoints (barged has no STS yet,
-    issue 18): AssumeRole answers fixed credentials, every ECS call is
-    refused; both record what they were sent, which is what is checked."""
-
-    def __init__(self):
-        import http.server
-        import threading
-        calls = self.calls = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                n = int(self.headers["Content-Length"])
-                calls.append((dict(self.headers), self.rfile.read(n).decode()))
-                if self.headers.get("X-Amz-Target"):
-                    ctype = "application/x-amz-json-1.1"
-                    body = b'{"__type": "AccessDeniedException", "message": "not here"}'
-                    self.send_response(400)
-                else:
-                    ctype = "text/xml"
-                    body = (b"<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/"
-                            b"2011-06-15/\"><AssumeRoleResult><Credentials>"
-                            b"<AccessKeyId>ASIAASSUMED000000000</AccessKeyId>"
-                            b"<SecretAccessKey>assumed/secret+key</SecretAccessKey>"
-                            b"<SessionToken>FwoGZXIvYXdz&amp;token</SessionToken>"
-                            b"<Expiration>2030-01-01T00:00:00Z</Expiration>"
-                            b"</Credentials></AssumeRoleResult></AssumeRoleResponse>")
-                    self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_assume_role_arn(barged, tmp_path):
-    import urllib.parse
+    import sqlite3
     p = project(barged, tmp_path)
     role = "arn:aws:iam::000000000000:role/deployer"
-    # barged does not serve STS: the flag fails and says so, instead of
-    # going on as the caller's own identity.
+    # A role that does not exist: STS refuses, and barge does not go on as
+    # the caller's own identity.
     out = p.run("status", "--assume-role-arn", role, check=False)
     assert out.returncode == 1
-    assert f"--assume-role-arn '{role}': {barged.endpoint} does not serve STS" in out.stderr
-    assert "UnknownOperationException" in out.stderr
+    assert f"--assume-role-arn '{role}': AssumeRole: AccessDenied" in out.stderr
     out = p.run("status", env={"ECSPRESSO_ASSUME_ROLE_ARN": role}, check=False)
-    assert out.returncode == 1 and "does not serve STS" in out.stderr
-    # Where STS answers, its credentials sign the calls that follow.
-    fake = FakeAWS()
-    try:
-        env = {"AWS_ENDPOINT_URL_STS": fake.url, "AWS_ENDPOINT_URL_ECS": fake.url,
-               "AWS_ACCESS_KEY_ID": "AKIDCALLER0000000000",
-               "AWS_SECRET_ACCESS_KEY": "caller-secret"}
-        out = p.run("status", "--assume-role-arn", role, env=env, check=False)
-        assert out.returncode == 1 and "AccessDeniedException: not here" in out.stderr
-        (sts_headers, body), (ecs_headers, _) = fake.calls[:2]
-        form = urllib.parse.parse_qs(body)
-        assert form["Action"] == ["AssumeRole"] and form["RoleArn"] == [role]
-        assert form["RoleSessionName"][0].startswith("barge-")
-        assert "Credential=AKIDCALLER0000000000/" in sts_headers["Authorization"]
-        assert "/sts/aws4_request" in sts_headers["Authorization"]
-        assert "X-Amz-Security-Token" not in sts_headers
-        assert ecs_headers["X-Amz-Target"] == "AmazonEC2ContainerServiceV20141113.DescribeServices"
-        assert "Credential=ASIAASSUMED000000000/" in ecs_headers["Authorization"]
-        assert ecs_headers["X-Amz-Security-Token"] == "FwoGZXIvYXdz&token"
-    finally:
-        fake.close()
+    assert out.returncode == 1 and "AccessDenied" in out.stderr
+    assert "does not serve STS" not in out.stderr
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+        "Action": "sts:AssumeRole"}]}
+    barged.client("iam").create_role(RoleName="deployer",
+                                     AssumeRolePolicyDocument=json.dumps(trust))
+    # The deploy's calls are signed with the role's temporary key: ECS
+    # records the assumed role as the service's creator.
+    p.ok("deploy", "--no-wait", "--assume-role-arn", role)
+    assert describe(barged)["createdBy"] == role
+    p.ok("status", env={"ECSPRESSO_ASSUME_ROLE_ARN": role})
+    db = sqlite3.connect(os.path.join(barged.data_dir, "barge.db"), timeout=30)
+    sessions = [json.loads(d) for (d,) in db.execute(
+        "SELECT doc FROM objects WHERE kind = 'accesskey' AND key LIKE 'ASIA%'")]
+    db.close()
+    assert len(sessions) == 2
+    for s in sessions:
+        assert s["issuedBy"] == barged.access_key and s["roleArn"] == role
+        assert s["arn"].startswith("arn:aws:sts::000000000000:assumed-role/deployer/barge-")
+    # Without the flag, the caller's own key creates as the account.
+    barged.client("ecs").delete_service(cluster="default", service="web", force=True)

@@ -1,0 +1,28 @@
+/* The small part of IAM that STS needs: roles (CreateRole, GetRole,
+ * DeleteRole, ListRoles) with their trust policy stored as given. Policies
+ * are not evaluated: temporary credentials of any role act with the rights
+ * of the admin key. */
+#ifndef BARGE_API_IAM_H
+#define BARGE_API_IAM_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "store/store.h"
+
+/* Store kind of roles, keyed by the role name in lower case (IAM names are
+ * unique regardless of case). */
+#define BARGE_KIND_IAM_ROLE "iamrole"
+
+/* Loads the role called name (any case) into *out (new reference; NULL when
+ * there is none). Returns 0, or -1 with err set. */
+int barge_api_iam_role_get(struct barge_tx *tx, const char *name, json_t **out,
+                           struct barge_error **err);
+
+/* A random IAM unique id: prefix ("AROA", "AIDA") and 17 characters. Caller
+ * frees. */
+char *barge_api_iam_unique_id(const char *prefix);
+
+extern const struct barge_api_service barge_api_iam;
+
+#endif
