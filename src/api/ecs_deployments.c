@@ -272,10 +272,18 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
             json_object_set_new(rec, "statusReason",
                                 json_string(barge_json_str(dep, "rolloutStateReason", "")));
         }
+        /* The circuit breaker's count is the failed deployment's. */
         json_decref(cb);
         cb = json_incref(json_object_get(rec, "deploymentCircuitBreaker"));
-        if (barge_json_bool(dep, "_circuitBreaker", false))
-            json_object_set_new(cb, "status", json_string("TRIGGERED"));
+        json_array_foreach(deps, i, d)
+        {
+            if (barge_json_bool(dep, "_circuitBreaker", false) &&
+                barge_streq(barge_json_str(d, "_sd", NULL), id) &&
+                !barge_json_bool(d, "_rollback", false)) {
+                json_decref(cb);
+                cb = circuit_breaker(svc, d, true);
+            }
+        }
     } else if (strcmp(status, "STOPPED") == 0) {
         json_object_set_new(rec, "statusReason",
                             json_string(barge_json_str(dep, "rolloutStateReason", "")));

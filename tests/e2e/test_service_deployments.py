@@ -196,3 +196,26 @@ def test_errors(barged, agent, busybox):
     assert code == "InvalidParameterException" and "'ABORT'" in msg
     code, msg = fails(barged, "StopServiceDeployment", {"serviceDeploymentArn": "x"})
     assert code == "InvalidParameterException" and "'x'" in msg
+
+
+def test_circuit_breaker_rollback_is_recorded(barged, agent, busybox):
+    ecs = barged.client("ecs")
+    good = register(ecs, busybox)
+    ecs.create_service(cluster="default", serviceName="cb", taskDefinition=good, desiredCount=1,
+                       deploymentConfiguration={
+                           "deploymentCircuitBreaker": {"enable": True, "rollback": True}})
+    first = wait_for(lambda: status_is(barged, "cb", 0, "SUCCESSFUL"), what="SUCCESSFUL")[0]
+    assert deployment(barged, first["serviceDeploymentArn"])["deploymentCircuitBreaker"][
+        "status"] == "MONITORING_COMPLETE"
+    bad = register(ecs, busybox, command=["sh", "-c", "exit 1"])
+    ecs.update_service(cluster="default", service="cb", taskDefinition=bad)
+    arn = deployments(barged, "cb")[0]["serviceDeploymentArn"]
+    assert deployment(barged, arn)["deploymentCircuitBreaker"]["status"] == "MONITORING"
+    d = wait_for(lambda: (lambda x: x["status"] == "ROLLBACK_SUCCESSFUL" and x)(
+        deployment(barged, arn)), timeout=180, what="ROLLBACK_SUCCESSFUL")
+    cb = d["deploymentCircuitBreaker"]
+    assert cb["status"] == "TRIGGERED"
+    assert cb["failureCount"] >= cb["threshold"] == 3
+    assert d["rollback"]["serviceRevisionArn"] == first["targetServiceRevisionArn"]
+    assert "circuit breaker" in d["rollback"]["reason"]
+    assert describe(ecs, "cb")["taskDefinition"] == good
