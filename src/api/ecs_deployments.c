@@ -39,8 +39,10 @@ static char *record_key(const json_t *svc, const char *id)
                            barge_json_str(svc, "serviceName", ""), id);
 }
 
-static const char *dep_revision_arn(const json_t *svc, const json_t *dep, char **buf,
-                                    const struct barge_server *srv)
+/* The ARN of the service revision dep deploys (in *buf, caller frees), or
+ * NULL when it has none (a deployment older than the history). */
+static const char *dep_revision_arn(const struct barge_server *srv, const json_t *svc,
+                                    const json_t *dep, char **buf)
 {
     const char *rev = barge_json_str(dep, "_revision", NULL);
     if (!rev)
@@ -54,7 +56,7 @@ static json_t *revision_summary(const struct barge_server *srv, const json_t *sv
                                 const json_t *dep, json_int_t requested)
 {
     _cleanup_free_ char *arn = NULL;
-    if (!dep_revision_arn(svc, dep, &arn, srv))
+    if (!dep_revision_arn(srv, svc, dep, &arn))
         return NULL;
     return json_pack("{s:s, s:I, s:I, s:I}", "arn", arn, "requestedTaskCount", requested,
                      "runningTaskCount", barge_json_int(dep, "runningCount", 0), "pendingTaskCount",
@@ -76,10 +78,9 @@ static int store_revision(struct barge_tx *tx, const struct barge_server *srv, c
         "{s:s, s:s, s:s, s:s, s:f, s:b}", "serviceRevisionArn", arn, "serviceArn",
         barge_json_str(svc, "serviceArn", ""), "clusterArn", barge_json_str(svc, "clusterArn", ""),
         "taskDefinition", td_arn, "createdAt", barge_now(), "guardDutyEnabled", 0);
-    const char *copy[] = {"launchType",           "capacityProviderStrategy",
-                          "platformVersion",      "platformFamily",
-                          "loadBalancers",        "serviceRegistries",
-                          "networkConfiguration", "volumeConfigurations"};
+    const char *copy[] = {
+        "launchType",    "capacityProviderStrategy", "platformVersion",     "platformFamily",
+        "loadBalancers", "serviceRegistries",        "networkConfiguration"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(copy); i++) {
         json_t *v = json_object_get(svc, copy[i]);
         if (v)
@@ -179,14 +180,13 @@ int ecs_service_deployment_open(struct barge_tx *tx, const struct barge_server *
     }
     double now = barge_now();
     _cleanup_json_ json_t *rec = json_pack(
-        "{s:s, s:s, s:s, s:f, s:f, s:f, s:o, s:o*, s:s, s:O, s:o, s:s}", "serviceDeploymentArn",
-        arn, "serviceArn", barge_json_str(svc, "serviceArn", ""), "clusterArn",
+        "{s:s, s:s, s:s, s:f, s:f, s:f, s:o, s:o*, s:s, s:O, s:o}", "serviceDeploymentArn", arn,
+        "serviceArn", barge_json_str(svc, "serviceArn", ""), "clusterArn",
         barge_json_str(svc, "clusterArn", ""), "createdAt", now, "startedAt", now, "updatedAt", now,
         "sourceServiceRevisions", sources, "targetServiceRevision",
         revision_summary(srv, svc, dep, barge_json_int(dep, "desiredCount", 0)), "status",
         "IN_PROGRESS", "deploymentConfiguration", json_object_get(svc, "deploymentConfiguration"),
-        "deploymentCircuitBreaker", circuit_breaker(svc, dep, false), "lifecycleStage",
-        "RECONCILE_SERVICE");
+        "deploymentCircuitBreaker", circuit_breaker(svc, dep, false));
     const char *last = barge_json_str(svc, "_lastCompletedRevision", NULL);
     if (last)
         json_object_set_new(rec, "_sourceRevision", json_string(last));
@@ -266,7 +266,7 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
             _cleanup_free_ char *rev = NULL;
             json_t *rb = json_pack("{s:s, s:f}", "reason",
                                    barge_json_str(dep, "rolloutStateReason", ""), "startedAt", now);
-            if (dep_revision_arn(svc, dep, &rev, srv))
+            if (dep_revision_arn(srv, svc, dep, &rev))
                 json_object_set_new(rb, "serviceRevisionArn", json_string(rev));
             json_object_set_new(rec, "rollback", rb);
             json_object_set_new(rec, "statusReason",
@@ -275,10 +275,10 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
         /* The circuit breaker's count is the failed deployment's. */
         json_decref(cb);
         cb = json_incref(json_object_get(rec, "deploymentCircuitBreaker"));
+        bool tripped = barge_json_bool(dep, "_circuitBreaker", false);
         json_array_foreach(deps, i, d)
         {
-            if (barge_json_bool(dep, "_circuitBreaker", false) &&
-                barge_streq(barge_json_str(d, "_sd", NULL), id) &&
+            if (tripped && barge_streq(barge_json_str(d, "_sd", NULL), id) &&
                 !barge_json_bool(d, "_rollback", false)) {
                 json_decref(cb);
                 cb = circuit_breaker(svc, d, true);
@@ -316,7 +316,7 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
         json_array_foreach(deps, j, d)
         {
             _cleanup_free_ char *arn = NULL;
-            if (dep_revision_arn(svc, d, &arn, srv) &&
+            if (dep_revision_arn(srv, svc, d, &arn) &&
                 barge_streq(arn, barge_json_str(src, "arn", NULL))) {
                 running += barge_json_int(d, "runningCount", 0);
                 pending += barge_json_int(d, "pendingCount", 0);
@@ -325,10 +325,8 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
         json_object_set_new(src, "runningTaskCount", json_integer(running));
         json_object_set_new(src, "pendingTaskCount", json_integer(pending));
     }
-    if (ecs_service_deployment_finished(rec)) {
+    if (ecs_service_deployment_finished(rec))
         json_object_set_new(rec, "finishedAt", json_real(now));
-        json_object_set_new(rec, "lifecycleStage", json_string("CLEAN_UP"));
-    }
     return barge_store_put(tx, ECS_KIND_SDEPLOY, key, rec, err);
 }
 

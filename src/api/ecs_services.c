@@ -142,6 +142,15 @@ static json_t *render_service(struct barge_tx *tx, const json_t *svc, bool tags,
                               struct barge_error **err)
 {
     json_t *out = ecs_public(svc);
+    /* The scheduler's and the deployment history's notes on each deployment
+     * stay inside too. */
+    size_t i;
+    json_t *d;
+    json_array_foreach(barge_json_array(out, "deployments"), i, d)
+    {
+        json_t *copy = ecs_public(d);
+        json_array_set_new(barge_json_array(out, "deployments"), i, copy);
+    }
     if (tags) {
         json_t *t;
         if (ecs_tags_get(tx, barge_json_str(svc, "serviceArn", ""), &t, err) < 0) {

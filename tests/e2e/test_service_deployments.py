@@ -97,6 +97,10 @@ def test_history_of_two_deployments(barged, agent, busybox):
         [first["serviceDeploymentArn"]]
     assert "nextToken" not in rest
 
+    # what the history notes on the service's deployments stays inside barged
+    raw = call(barged, "DescribeServices", {"services": ["h"]})["services"][0]
+    assert [k for d in raw["deployments"] for k in d if k.startswith("_")] == []
+
     # the history is stored, not kept in memory
     barged.restart()
     assert deployment(barged, second["serviceDeploymentArn"]) == second
