@@ -143,6 +143,15 @@ static json_t *render_service(struct barge_tx *tx, const json_t *svc, bool tags,
                               struct barge_error **err)
 {
     json_t *out = ecs_public(svc);
+    /* The scheduler's and the deployment history's notes on each deployment
+     * stay inside too. */
+    size_t i;
+    json_t *d;
+    json_array_foreach(barge_json_array(out, "deployments"), i, d)
+    {
+        json_t *copy = ecs_public(d);
+        json_array_set_new(barge_json_array(out, "deployments"), i, copy);
+    }
     if (tags) {
         json_t *t;
         if (ecs_tags_get(tx, barge_json_str(svc, "serviceArn", ""), &t, err) < 0) {
@@ -333,6 +342,7 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                 ecs_deployment_new(svc, barge_json_str(td, "taskDefinitionArn", ""),
                                                    barge_json_int(svc, "desiredCount", 0), NULL));
     if (ecs_tags_drop(tx, arn, err) < 0 || (tags && ecs_tags_add(tx, arn, tags, err) < 0) ||
+        ecs_service_deployment_open(tx, ctx->srv, svc, err) < 0 ||
         barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0) {
         json_decref(svc);
         return -1;
@@ -421,6 +431,8 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                              : barge_json_str(svc, "taskDefinition", "");
         ecs_service_push_deployment(
             svc, ecs_deployment_new(svc, arn, barge_json_int(svc, "desiredCount", 0), NULL));
+        if (ecs_service_deployment_open(tx, ctx->srv, svc, err) < 0)
+            return -1;
     }
     if (barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0)
         return -1;

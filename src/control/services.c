@@ -571,6 +571,8 @@ static void update_deployments(struct pass *p, bool steady)
             json_t *nd =
                 ecs_deployment_new(p->svc, last, barge_json_int(p->svc, "desiredCount", 0), reason);
             ecs_service_event(p->svc, "(deployment %s) rolling back to %s.", id, last);
+            ecs_service_deployment_rollback(
+                dep, nd, barge_json_str(p->svc, "_lastCompletedRevision", NULL), true);
             ecs_service_push_deployment(p->svc, nd);
             json_object_set_new(p->svc, "_consecutiveFailures", json_integer(0));
             json_object_del(p->svc, "_throttleUntil");
@@ -629,6 +631,8 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
     if ((daemon ? daemon_pass(&p, &steady, err) : replica_pass(&p, &steady, err)) < 0)
         return -1;
     update_deployments(&p, steady);
+    if (ecs_service_deployment_sync(tx, srv, svc, err) < 0)
+        return -1;
     if (!barge_streq(barge_json_str(svc, "status", NULL), "ACTIVE") &&
         barge_json_int(svc, "runningCount", 0) + barge_json_int(svc, "pendingCount", 0) == 0) {
         json_object_set_new(svc, "status", json_string("INACTIVE"));

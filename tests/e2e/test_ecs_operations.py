@@ -21,9 +21,8 @@ NOT_IMPLEMENTED = {
     "UpdateServicePrimaryTaskSet",
     # ECS Exec
     "ExecuteCommand",
-    # service deployment history and control
-    "ContinueServiceDeployment", "DescribeServiceDeployments", "DescribeServiceRevisions",
-    "ListServiceDeployments", "StopServiceDeployment",
+    # lifecycle hooks of blue/green deployments
+    "ContinueServiceDeployment",
     # daemons
     "CreateDaemon", "DeleteDaemon", "DeleteDaemonTaskDefinition", "DescribeDaemon",
     "DescribeDaemonDeployments", "DescribeDaemonRevisions", "DescribeDaemonTaskDefinition",
