@@ -86,30 +86,25 @@ static int read_string(struct reader *r, unsigned major, unsigned info, char **s
         r->p += n;
         return 0;
     }
-    char *acc = barge_xstrdup("");
-    size_t total = 0;
+    struct barge_buf acc = {0};
     while (r->p < r->end && *r->p != 0xff) {
         unsigned head = *r->p++;
         char *chunk;
         size_t clen;
         if (head >> 5 != major || (head & 31) == 31 ||
             read_string(r, major, head & 31, &chunk, &clen, err) < 0) {
-            free(acc);
+            barge_buf_release(&acc);
             return (*err) ? -1 : bad(err, "bad string chunk");
         }
-        acc = barge_xrealloc(acc, total + clen + 1);
-        memcpy(acc + total, chunk, clen);
-        total += clen;
-        acc[total] = '\0';
+        barge_buf_addn(&acc, chunk, clen);
         free(chunk);
     }
     if (r->p >= r->end) {
-        free(acc);
+        barge_buf_release(&acc);
         return bad(err, "unterminated string");
     }
     r->p++;
-    *s = acc;
-    *len = total;
+    *s = barge_buf_steal(&acc, len);
     return 0;
 }
 
@@ -253,19 +248,13 @@ int barge_api_cbor_decode(const void *body, size_t len, json_t **out, struct bar
 /* --- encoding --------------------------------------------------------------- */
 
 struct writer {
-    unsigned char *p;
-    size_t len, cap;
+    struct barge_buf out;
     const json_t *shapes;
 };
 
 static void put_bytes(struct writer *w, const void *b, size_t n)
 {
-    if (w->len + n > w->cap) {
-        w->cap = (w->len + n) * 2 + 64;
-        w->p = barge_xrealloc(w->p, w->cap);
-    }
-    memcpy(w->p + w->len, b, n);
-    w->len += n;
+    barge_buf_addn(&w->out, b, n);
 }
 
 static void put_head(struct writer *w, unsigned major, uint64_t v)
@@ -378,8 +367,7 @@ void *barge_api_cbor_encode(const struct barge_model *model, const char *operati
     const json_t *shape = json_object_get(w.shapes, barge_json_str(op, "output", ""));
     _cleanup_json_ json_t *empty = json_object();
     encode(&w, shape, out ? out : empty);
-    *len = w.len;
-    return w.p;
+    return barge_buf_steal(&w.out, len);
 }
 
 /* --- the handler -------------------------------------------------------------- */
@@ -401,7 +389,7 @@ static void error_response(const struct barge_api_service *svc, const struct bar
         barge_http_resp_header(resp, "x-amzn-query-error", query_error);
     }
     barge_http_resp_header(resp, "smithy-protocol", "rpc-v2-cbor");
-    barge_http_resp_set(resp, status, "application/cbor", (char *)w.p, w.len);
+    barge_http_resp_set(resp, status, "application/cbor", w.out.data, w.out.len);
 }
 
 void barge_api_cbor_handle(struct barge_http_req *req, struct barge_http_resp *resp)

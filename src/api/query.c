@@ -302,19 +302,19 @@ int barge_api_query_decode(const struct barge_model *model, const char *operatio
     return 0;
 }
 
-static void add_number(struct barge_xml *b, double d)
+static void add_number(struct barge_buf *b, double d)
 {
     char text[40];
     snprintf(text, sizeof(text), "%.15g", d);
     if (strtod(text, NULL) != d)
         snprintf(text, sizeof(text), "%.17g", d);
-    barge_xml_add(b, text);
+    barge_buf_adds(b, text);
 }
 
-static void encode(const struct codec *c, struct barge_xml *b, const json_t *shape,
+static void encode(const struct codec *c, struct barge_buf *b, const json_t *shape,
                    const json_t *v);
 
-static void encode_member(const struct codec *c, struct barge_xml *b, const char *tag,
+static void encode_member(const struct codec *c, struct barge_buf *b, const char *tag,
                           const json_t *ref, const json_t *v)
 {
     const json_t *shape = shape_of(c, ref);
@@ -323,18 +323,18 @@ static void encode_member(const struct codec *c, struct barge_xml *b, const char
         json_t *item;
         json_array_foreach((json_t *)v, i, item)
         {
-            barge_xml_printf(b, "<%s>", tag);
+            barge_buf_addf(b, "<%s>", tag);
             encode(c, b, shape_of(c, json_object_get(shape, "member")), item);
-            barge_xml_printf(b, "</%s>", tag);
+            barge_buf_addf(b, "</%s>", tag);
         }
         return;
     }
-    barge_xml_printf(b, "<%s>", tag);
+    barge_buf_addf(b, "<%s>", tag);
     encode(c, b, shape, v);
-    barge_xml_printf(b, "</%s>", tag);
+    barge_buf_addf(b, "</%s>", tag);
 }
 
-static void encode(const struct codec *c, struct barge_xml *b, const json_t *shape, const json_t *v)
+static void encode(const struct codec *c, struct barge_buf *b, const json_t *shape, const json_t *v)
 {
     const char *t = type_of(shape);
     if (!strcmp(t, "structure")) {
@@ -360,13 +360,13 @@ static void encode(const struct codec *c, struct barge_xml *b, const json_t *sha
         json_t *item;
         json_object_foreach((json_t *)v, k, item)
         {
-            barge_xml_add(b, "<entry>");
+            barge_buf_adds(b, "<entry>");
             barge_xml_elem(b, barge_json_str(json_object_get(shape, "key"), "locationName", "key"),
                            k);
             encode_member(c, b,
                           barge_json_str(json_object_get(shape, "value"), "locationName", "value"),
                           json_object_get(shape, "value"), item);
-            barge_xml_add(b, "</entry>");
+            barge_buf_adds(b, "</entry>");
         }
     } else if (!strcmp(t, "timestamp") && json_is_number(v)) {
         double when = json_number_value(v);
@@ -375,11 +375,11 @@ static void encode(const struct codec *c, struct barge_xml *b, const json_t *sha
         gmtime_r(&secs, &tm);
         char text[40];
         strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
-        barge_xml_printf(b, "%s.%03dZ", text, (int)((when - (double)secs) * 1000) % 1000);
+        barge_buf_addf(b, "%s.%03dZ", text, (int)((when - (double)secs) * 1000) % 1000);
     } else if (json_is_boolean(v)) {
-        barge_xml_add(b, json_is_true(v) ? "true" : "false");
+        barge_buf_adds(b, json_is_true(v) ? "true" : "false");
     } else if (json_is_integer(v)) {
-        barge_xml_printf(b, "%lld", (long long)json_integer_value(v));
+        barge_buf_addf(b, "%lld", (long long)json_integer_value(v));
     } else if (json_is_real(v)) {
         add_number(b, json_real_value(v));
     } else if (json_is_string(v)) {
@@ -396,19 +396,19 @@ char *barge_api_query_encode(const struct barge_model *model, const char *operat
     const char *ns = barge_json_str(json_object_get(raw, "metadata"), "xmlNamespace", "");
     const char *wrapper = barge_json_str(op, "resultWrapper", NULL);
     const json_t *shape = json_object_get(c.shapes, barge_json_str(op, "output", ""));
-    struct barge_xml b = {0};
-    barge_xml_printf(&b, "<%sResponse xmlns=\"", operation);
+    struct barge_buf b = {0};
+    barge_buf_addf(&b, "<%sResponse xmlns=\"", operation);
     barge_xml_text(&b, ns);
-    barge_xml_add(&b, "\">");
+    barge_buf_adds(&b, "\">");
     if (wrapper && shape) {
-        barge_xml_printf(&b, "<%s>", wrapper);
+        barge_buf_addf(&b, "<%s>", wrapper);
         encode(&c, &b, shape, out);
-        barge_xml_printf(&b, "</%s>", wrapper);
+        barge_buf_addf(&b, "</%s>", wrapper);
     }
-    barge_xml_add(&b, "<ResponseMetadata>");
+    barge_buf_adds(&b, "<ResponseMetadata>");
     barge_xml_elem(&b, "RequestId", request_id);
-    barge_xml_printf(&b, "</ResponseMetadata></%sResponse>\n", operation);
-    return b.s;
+    barge_buf_addf(&b, "</ResponseMetadata></%sResponse>\n", operation);
+    return b.data;
 }
 
 static void error_response(const struct barge_api_service *svc, const struct barge_model *model,
@@ -424,17 +424,17 @@ static void error_response(const struct barge_api_service *svc, const struct bar
     const char *ns = model ? barge_json_str(json_object_get(barge_model_raw(model), "metadata"),
                                             "xmlNamespace", "")
                            : "";
-    struct barge_xml b = {0};
-    barge_xml_add(&b, "<ErrorResponse xmlns=\"");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "<ErrorResponse xmlns=\"");
     barge_xml_text(&b, ns);
-    barge_xml_add(&b, "\"><Error>");
+    barge_buf_adds(&b, "\"><Error>");
     barge_xml_elem(&b, "Type", status >= 500 ? "Receiver" : "Sender");
     barge_xml_elem(&b, "Code", type);
     barge_xml_elem(&b, "Message", msg);
-    barge_xml_add(&b, "</Error>");
+    barge_buf_adds(&b, "</Error>");
     barge_xml_elem(&b, "RequestId", request_id);
-    barge_xml_add(&b, "</ErrorResponse>\n");
-    barge_http_resp_set(resp, status, "text/xml", b.s, b.len);
+    barge_buf_adds(&b, "</ErrorResponse>\n");
+    barge_http_resp_set(resp, status, "text/xml", b.data, b.len);
 }
 
 static const struct barge_api_service *find_service(const char *version)

@@ -293,34 +293,12 @@ static bool parse_date(const char *v, double *when, bool *by_day)
 
 /* --- Java regular expressions as POSIX extended ones ---------------------- */
 
-struct sbuf {
-    char *s;
-    size_t n, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->s = barge_xrealloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->n, s, n + 1);
-    b->n += n;
-}
-
-static void sb_addc(struct sbuf *b, char c)
-{
-    char s[2] = {c, '\0'};
-    sb_add(b, s);
-}
-
 /* Returns the POSIX form of a Java pattern anchored at both ends, or NULL with
  * *why naming the unsupported construct. */
 static char *java_to_posix(const char *src, int *cflags, const char **why)
 {
-    struct sbuf b = {0};
-    sb_add(&b, "^(");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "^(");
     if (strncmp(src, "(?i)", 4) == 0) {
         *cflags |= REG_ICASE;
         src += 4;
@@ -332,11 +310,11 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             if (c == '\\' && s[1]) {
                 char x = *++s;
                 if (x == 'd')
-                    sb_add(&b, "0-9");
+                    barge_buf_adds(&b, "0-9");
                 else if (x == 'w')
-                    sb_add(&b, "A-Za-z0-9_");
+                    barge_buf_adds(&b, "A-Za-z0-9_");
                 else if (x == 's')
-                    sb_add(&b, "[:space:]");
+                    barge_buf_adds(&b, "[:space:]");
                 else if (x == 'D' || x == 'W' || x == 'S' || x == 'p' || x == 'P') {
                     *why = "negated or named classes inside [...]";
                     goto bad;
@@ -346,14 +324,14 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 } else if (x == '-')
                     bracket_dash = true; /* a literal '-' goes last */
                 else
-                    sb_addc(&b, x);
+                    barge_buf_addc(&b, x);
             } else if (c == ']') {
                 if (bracket_dash)
-                    sb_addc(&b, '-');
-                sb_addc(&b, ']');
+                    barge_buf_addc(&b, '-');
+                barge_buf_addc(&b, ']');
                 in_bracket = bracket_dash = false;
             } else {
-                sb_addc(&b, c);
+                barge_buf_addc(&b, c);
             }
             continue;
         }
@@ -366,21 +344,21 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             }
             s++;
             if (x == 'd')
-                sb_add(&b, "[0-9]");
+                barge_buf_adds(&b, "[0-9]");
             else if (x == 'D')
-                sb_add(&b, "[^0-9]");
+                barge_buf_adds(&b, "[^0-9]");
             else if (x == 'w')
-                sb_add(&b, "[A-Za-z0-9_]");
+                barge_buf_adds(&b, "[A-Za-z0-9_]");
             else if (x == 'W')
-                sb_add(&b, "[^A-Za-z0-9_]");
+                barge_buf_adds(&b, "[^A-Za-z0-9_]");
             else if (x == 's')
-                sb_add(&b, "[[:space:]]");
+                barge_buf_adds(&b, "[[:space:]]");
             else if (x == 'S')
-                sb_add(&b, "[^[:space:]]");
+                barge_buf_adds(&b, "[^[:space:]]");
             else if (x == 't')
-                sb_addc(&b, '\t');
+                barge_buf_addc(&b, '\t');
             else if (x == 'n')
-                sb_addc(&b, '\n');
+                barge_buf_addc(&b, '\n');
             else if (isdigit((unsigned char)x)) {
                 *why = "back references";
                 goto bad;
@@ -388,18 +366,18 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 *why = "this escape sequence";
                 goto bad;
             } else {
-                sb_addc(&b, '\\');
-                sb_addc(&b, x);
+                barge_buf_addc(&b, '\\');
+                barge_buf_addc(&b, x);
             }
             break;
         }
         case '[':
             in_bracket = true;
-            sb_addc(&b, '[');
+            barge_buf_addc(&b, '[');
             if (s[1] == '^')
-                sb_addc(&b, *++s);
+                barge_buf_addc(&b, *++s);
             if (s[1] == ']')
-                sb_addc(&b, *++s);
+                barge_buf_addc(&b, *++s);
             break;
         case '(':
             if (s[1] == '?') {
@@ -409,13 +387,13 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 }
                 s += 2;
             }
-            sb_addc(&b, '(');
+            barge_buf_addc(&b, '(');
             break;
         case '*':
         case '+':
         case '?':
         case '}':
-            sb_addc(&b, c);
+            barge_buf_addc(&b, c);
             /* A lazy quantifier finds a whole-value match exactly when the
              * greedy one does. */
             if (s[1] == '?')
@@ -426,17 +404,17 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             }
             break;
         default:
-            sb_addc(&b, c);
+            barge_buf_addc(&b, c);
         }
     }
     if (in_bracket) {
         *why = "an unclosed '['";
         goto bad;
     }
-    sb_add(&b, ")$");
-    return b.s;
+    barge_buf_adds(&b, ")$");
+    return b.data;
 bad:
-    free(b.s);
+    free(b.data);
     return NULL;
 }
 
