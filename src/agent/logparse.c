@@ -7,68 +7,17 @@
 #include "agent/logparse.h"
 
 #include <string.h>
-#include <time.h>
+
+#include "common/isotime.h"
 
 /* --- records ------------------------------------------------------------- */
 
-static int digits(const char *s, size_t n, int *out)
-{
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 int barge_logparse_rfc3339(const char *s, size_t len, int64_t *ms)
 {
-    int year, mon, day, hour, min, sec;
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-        s[16] != ':' || digits(s, 4, &year) < 0 || digits(s + 5, 2, &mon) < 0 ||
-        digits(s + 8, 2, &day) < 0 || digits(s + 11, 2, &hour) < 0 || digits(s + 14, 2, &min) < 0 ||
-        digits(s + 17, 2, &sec) < 0)
+    struct barge_isotime t;
+    if (barge_isotime_parse(s, len, &t) < 0 || !t.has_time || !t.has_zone)
         return -1;
-    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
-        return -1;
-    size_t i = 19;
-    int64_t frac_ms = 0;
-    if (i < len && s[i] == '.') {
-        i++;
-        size_t start = i;
-        int scale = 100;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            frac_ms += (s[i] - '0') * scale;
-            scale /= 10;
-            i++;
-        }
-        if (i == start)
-            return -1;
-    }
-    int offset = 0;
-    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else if (i + 6 <= len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-        int oh, om;
-        if (digits(s + i + 1, 2, &oh) < 0 || digits(s + i + 4, 2, &om) < 0)
-            return -1;
-        offset = (oh * 60 + om) * 60 * (s[i] == '-' ? -1 : 1);
-        i += 6;
-    } else {
-        return -1;
-    }
-    if (i != len)
-        return -1;
-    struct tm tm = {.tm_year = year - 1900,
-                    .tm_mon = mon - 1,
-                    .tm_mday = day,
-                    .tm_hour = hour,
-                    .tm_min = min,
-                    .tm_sec = sec};
-    time_t t = timegm(&tm);
-    *ms = ((int64_t)t - offset) * 1000 + frac_ms;
+    *ms = t.sec * 1000 + t.nsec / 1000000;
     return 0;
 }
 

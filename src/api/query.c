@@ -6,12 +6,12 @@
  * would be under JSON 1.1 (timestamps as epoch seconds). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api/api.h"
 #include "api/metrics.h"
 #include "api/model.h"
 #include "api/xml.h"
+#include "common/isotime.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -54,25 +54,11 @@ static bool parse_time(const char *s, double *out)
         *out = epoch;
         return true;
     }
-    struct tm tm = {0};
-    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!p)
+    struct barge_isotime t;
+    if (barge_isotime_parse(s, strlen(s), &t) < 0 || !t.has_time || !t.has_zone)
         return false;
-    double frac = 0;
-    if (*p == '.') {
-        frac = strtod(p, &end);
-        p = end;
-    }
-    if (*p == 'Z' && !p[1]) {
-        *out = (double)timegm(&tm) + frac;
-        return true;
-    }
-    if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-        int off = atoi(p + 1) * 3600 + atoi(p + 4) * 60;
-        *out = (double)timegm(&tm) + frac - (*p == '+' ? off : -off);
-        return true;
-    }
-    return false;
+    *out = barge_isotime_epoch(&t);
+    return true;
 }
 
 static int bad_value(const struct codec *c, const char *value, const char *what,
@@ -369,13 +355,8 @@ static void encode(const struct codec *c, struct barge_buf *b, const json_t *sha
             barge_buf_adds(b, "</entry>");
         }
     } else if (!strcmp(t, "timestamp") && json_is_number(v)) {
-        double when = json_number_value(v);
-        time_t secs = (time_t)when;
-        struct tm tm;
-        gmtime_r(&secs, &tm);
-        char text[40];
-        strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
-        barge_buf_addf(b, "%s.%03dZ", text, (int)((when - (double)secs) * 1000) % 1000);
+        char text[BARGE_ISOTIME_MAX];
+        barge_buf_adds(b, barge_isotime_format(json_number_value(v), 3, "Z", text));
     } else if (json_is_boolean(v)) {
         barge_buf_adds(b, json_is_true(v) ? "true" : "false");
     } else if (json_is_integer(v)) {

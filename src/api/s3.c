@@ -33,6 +33,7 @@
 #include "api/xml.h"
 #include "common/crypto.h"
 #include "common/ids.h"
+#include "common/isotime.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -69,17 +70,6 @@ static char *url_encode(const char *s)
             barge_buf_addf(&b, "%%%02X", *p);
     }
     return b.data;
-}
-
-static void time_iso(double t, char out[32])
-{
-    time_t s = (time_t)t;
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    int ms = (int)((t - (double)s) * 1000);
-    char base[24];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%.19s.%03dZ", base, ms < 0 ? 0 : ms > 999 ? 999 : ms);
 }
 
 static void time_http(double t, char out[40])
@@ -543,8 +533,8 @@ static int add_bucket(const char *key, json_t *doc, void *ud, struct barge_error
     struct bucket_list *l = ud;
     if (l->prefix && !barge_str_has_prefix(key, l->prefix))
         return 0;
-    char ts[32];
-    time_iso(json_number_value(json_object_get(doc, "created")), ts);
+    char ts[BARGE_ISOTIME_MAX];
+    barge_isotime_format(json_number_value(json_object_get(doc, "created")), 3, "Z", ts);
     barge_buf_adds(l->b, "<Bucket>");
     barge_xml_elem(l->b, "Name", key);
     barge_xml_elem(l->b, "CreationDate", ts);
@@ -735,8 +725,8 @@ static int list_entry(const char *skey, json_t *doc, void *ud, struct barge_erro
         return 0;
     }
     l->last = barge_xasprintf("K%s", key);
-    char ts[32];
-    time_iso(json_number_value(json_object_get(doc, "lastModified")), ts);
+    char ts[BARGE_ISOTIME_MAX];
+    barge_isotime_format(json_number_value(json_object_get(doc, "lastModified")), 3, "Z", ts);
     barge_buf_adds(l->contents, "<Contents>");
     add_key_elem(l, l->contents, "Key", key);
     barge_xml_elem(l->contents, "LastModified", ts);
@@ -1140,8 +1130,8 @@ static int copy_object(struct s3_req *r, const char *source, struct barge_error 
         take_metadata(r, doc);
     if (commit_object(r, doc, err) < 0)
         return -1;
-    char ts[32];
-    time_iso(now, ts);
+    char ts[BARGE_ISOTIME_MAX];
+    barge_isotime_format(now, 3, "Z", ts);
     struct barge_buf b = {0};
     barge_buf_adds(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult>");
     _cleanup_free_ char *etag = barge_xasprintf("\"%s\"", barge_json_str(doc, "etag", ""));

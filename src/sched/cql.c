@@ -13,7 +13,8 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
+
+#include "common/isotime.h"
 
 enum subject {
     SUBJ_AGENT_CONNECTED,
@@ -239,55 +240,15 @@ static int read_value(struct parser *p, char **out)
     return 1;
 }
 
-static bool all_chars(const char *s, const char *tmpl)
-{
-    for (; *tmpl; s++, tmpl++) {
-        if (*tmpl == '#' ? !isdigit((unsigned char)*s) : *s != *tmpl)
-            return false;
-    }
-    return true;
-}
-
-static int num2(const char *s)
-{
-    return (s[0] - '0') * 10 + (s[1] - '0');
-}
-
 /* 2018-06-18T22:28:28+00:00, 2018-06-18T22:28:28Z, 2018-06-18T22:28:28 and
- * 2018-06-18, all UTC unless an offset says otherwise. */
+ * 2018-06-18, all UTC unless an offset says otherwise; whole seconds only. */
 static bool parse_date(const char *v, double *when, bool *by_day)
 {
-    if (strlen(v) < 10 || !all_chars(v, "####-##-##"))
+    struct barge_isotime t;
+    if (barge_isotime_parse(v, strlen(v), &t) < 0 || t.has_fraction)
         return false;
-    struct tm tm = {0};
-    tm.tm_year = num2(v) * 100 + num2(v + 2) - 1900;
-    tm.tm_mon = num2(v + 5) - 1;
-    tm.tm_mday = num2(v + 8);
-    const char *r = v + 10;
-    long offset = 0;
-    *by_day = *r == '\0';
-    if (*r) {
-        if (strlen(r) < 9 || !all_chars(r, "T##:##:##"))
-            return false;
-        tm.tm_hour = num2(r + 1);
-        tm.tm_min = num2(r + 4);
-        tm.tm_sec = num2(r + 7);
-        r += 9;
-        if (*r == 'Z') {
-            r++;
-        } else if (*r == '+' || *r == '-') {
-            if (strlen(r) != 6 || !all_chars(r + 1, "##:##"))
-                return false;
-            offset = (num2(r + 1) * 3600L + num2(r + 4) * 60L) * (*r == '-' ? -1 : 1);
-            r += 6;
-        }
-        if (*r)
-            return false;
-    }
-    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60)
-        return false;
-    *when = (double)timegm(&tm) - (double)offset;
+    *when = barge_isotime_epoch(&t);
+    *by_day = !t.has_time;
     return true;
 }
 
