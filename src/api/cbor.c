@@ -12,10 +12,9 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/metrics.h"
 #include "api/model.h"
+#include "api/pipeline.h"
 #include "common/json.h"
-#include "common/log.h"
 
 extern const struct barge_api_service barge_api_cloudwatch;
 
@@ -392,67 +391,61 @@ static void error_response(const struct barge_api_service *svc, const struct bar
     barge_http_resp_set(resp, status, "application/cbor", w.out.data, w.out.len);
 }
 
-void barge_api_cbor_handle(struct barge_http_req *req, struct barge_http_resp *resp)
+/* /service/<target prefix>/operation/<operation> */
+static int proto_route(struct barge_api_call *call, struct barge_error **err)
 {
-    struct barge_server *srv = req->server;
-    _cleanup_error_ struct barge_error *err = NULL;
-    _cleanup_json_ json_t *input = NULL, *out = NULL;
-    const struct barge_api_service *svc = NULL;
-    const char *op = NULL, *op_label = NULL;
-    double started = barge_metrics_clock();
-
-    /* /service/<target prefix>/operation/<operation> */
+    const struct barge_http_req *req = call->req;
     const char *path = req->path ? req->path : "";
     const char *ops = strstr(path, "/operation/");
-    if (strcmp(req->method, "POST") != 0 || !barge_str_has_prefix(path, "/service/") || !ops) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
-                        "expected a POST to /service/<service>/operation/<operation>");
-        goto fail;
-    }
+    if (strcmp(req->method, "POST") != 0 || !barge_str_has_prefix(path, "/service/") || !ops)
+        return barge_error_set(err, BARGE_ERR_UNKNOWN_OP,
+                               "expected a POST to /service/<service>/operation/<operation>");
     size_t plen = (size_t)(ops - (path + 9));
-    for (size_t i = 0; i < BARGE_ARRAY_SIZE(services) && !svc; i++) {
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(services) && !call->svc; i++) {
         const char *prefix = barge_model_target_prefix(barge_model_get(services[i]->model));
         if (strlen(prefix) == plen && memcmp(prefix, path + 9, plen) == 0)
-            svc = services[i];
+            call->svc = services[i];
     }
-    op = ops + strlen("/operation/");
-    if (!svc) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", path);
-        goto fail;
-    }
-    const struct barge_model *model = barge_model_get(svc->model);
-    struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = op};
-    if (barge_api_authenticate(req, barge_model_signing_name(model), &ctx.who, &err) < 0)
-        goto fail;
-    const struct barge_api_op *handler = barge_api_find_op(svc, op);
-    if (!handler) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
-                        barge_model_has_operation(model, op)
-                            ? "operation '%s' is not implemented by barge"
-                            : "unknown operation '%s'",
-                        op);
-        goto fail;
-    }
-    op_label = handler->name;
-    if (barge_api_cbor_decode(req->body, req->body_len, &input, &err) < 0 ||
-        barge_model_validate_input(model, op, input, &err) < 0 ||
-        handler->handler(&ctx, input, &out, &err) < 0)
-        goto fail;
+    call->op = ops + strlen("/operation/");
+    if (!call->svc)
+        return barge_error_set(err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", path);
+    return 0;
+}
+
+static void proto_unknown_op(const struct barge_api_call *call, struct barge_error **err)
+{
+    barge_error_set(err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", call->op);
+}
+
+static int proto_decode(const struct barge_api_call *call, json_t **input, struct barge_error **err)
+{
+    return barge_api_cbor_decode(call->req->body, call->req->body_len, input, err);
+}
+
+static void proto_encode(const struct barge_api_call *call, const json_t *out,
+                         struct barge_http_resp *resp)
+{
     size_t len;
-    void *body = barge_api_cbor_encode(model, op, out, &len);
+    void *body = barge_api_cbor_encode(call->model, call->op, out, &len);
     barge_http_resp_header(resp, "smithy-protocol", "rpc-v2-cbor");
     barge_http_resp_set(resp, 200, "application/cbor", body, len);
-    barge_debug("%s %s ok", svc->model, op);
-    barge_metrics_api_observe(svc->model, op_label, resp->status, barge_metrics_clock() - started);
-    return;
+}
 
-fail:
-    if (err->code == BARGE_ERR_INTERNAL || err->code == BARGE_ERR_IO)
-        barge_err("%s %s failed: %s (%s:%d)", svc ? svc->model : "?", op ? op : "?", err->message,
-                  err->file, err->line);
-    else
-        barge_debug("%s %s rejected: %s", svc ? svc->model : "?", op ? op : "?", err->message);
-    error_response(svc, err, resp);
-    barge_metrics_api_observe(svc ? svc->model : NULL, op_label, resp->status,
-                              barge_metrics_clock() - started);
+static void proto_error(const struct barge_api_call *call, const struct barge_error *err,
+                        struct barge_http_resp *resp)
+{
+    error_response(call->svc, err, resp);
+}
+
+static const struct barge_api_protocol cbor = {
+    .route = proto_route,
+    .unknown_op = proto_unknown_op,
+    .decode = proto_decode,
+    .encode = proto_encode,
+    .error = proto_error,
+};
+
+void barge_api_cbor_handle(struct barge_http_req *req, struct barge_http_resp *resp)
+{
+    barge_api_pipeline_run(&cbor, req, resp);
 }

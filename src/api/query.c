@@ -8,12 +8,11 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/metrics.h"
 #include "api/model.h"
+#include "api/pipeline.h"
 #include "api/xml.h"
 #include "common/isotime.h"
 #include "common/json.h"
-#include "common/log.h"
 
 extern const struct barge_api_service barge_api_cloudwatch;
 
@@ -441,59 +440,55 @@ static char *form_value(const json_t *pairs, const char *name)
     return NULL;
 }
 
+static int proto_route(struct barge_api_call *call, struct barge_error **err)
+{
+    const struct barge_http_req *req = call->req;
+    _cleanup_json_ json_t *pairs = parse_form(req->body ? req->body : "", req->body_len);
+    _cleanup_free_ char *version = form_value(pairs, "Version");
+    call->op = call->data = form_value(pairs, "Action");
+    call->svc = find_service(version);
+    if (!call->svc)
+        return barge_error_set(err, BARGE_ERR_UNKNOWN_OP, "unknown API version '%s'",
+                               version ? version : "");
+    return 0;
+}
+
+static void proto_unknown_op(const struct barge_api_call *call, struct barge_error **err)
+{
+    barge_error_set_type(err, BARGE_ERR_UNKNOWN_OP, "InvalidAction",
+                         "The action %s is not valid for this web service.",
+                         call->op ? call->op : "(none)");
+}
+
+static int proto_decode(const struct barge_api_call *call, json_t **input, struct barge_error **err)
+{
+    return barge_api_query_decode(call->model, call->op, call->req->body, call->req->body_len,
+                                  input, err);
+}
+
+static void proto_encode(const struct barge_api_call *call, const json_t *out,
+                         struct barge_http_resp *resp)
+{
+    char *text = barge_api_query_encode(call->model, call->op, out, call->req->request_id);
+    barge_http_resp_set(resp, 200, "text/xml", text, strlen(text));
+}
+
+static void proto_error(const struct barge_api_call *call, const struct barge_error *err,
+                        struct barge_http_resp *resp)
+{
+    error_response(call->svc, call->model, err, call->req->request_id, resp);
+}
+
+static const struct barge_api_protocol query = {
+    .route = proto_route,
+    .unknown_op = proto_unknown_op,
+    .unknown_op_type = "InvalidAction",
+    .decode = proto_decode,
+    .encode = proto_encode,
+    .error = proto_error,
+};
+
 void barge_api_query_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
-    struct barge_server *srv = req->server;
-    _cleanup_error_ struct barge_error *err = NULL;
-    _cleanup_json_ json_t *input = NULL, *out = NULL;
-    const struct barge_api_service *svc = NULL;
-    const struct barge_model *model = NULL;
-    const char *op_label = NULL;
-    double started = barge_metrics_clock();
-    _cleanup_json_ json_t *pairs = parse_form(req->body ? req->body : "", req->body_len);
-    _cleanup_free_ char *action = form_value(pairs, "Action");
-    _cleanup_free_ char *version = form_value(pairs, "Version");
-
-    svc = find_service(version);
-    if (!svc) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown API version '%s'",
-                        version ? version : "");
-        goto fail;
-    }
-    model = barge_model_get(svc->model);
-    struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = action};
-    if (barge_api_authenticate(req, barge_model_signing_name(model), &ctx.who, &err) < 0)
-        goto fail;
-    const struct barge_api_op *handler = barge_api_find_op(svc, action);
-    if (!handler) {
-        if (barge_model_has_operation(model, action))
-            barge_error_set_type(&err, BARGE_ERR_UNKNOWN_OP, "InvalidAction",
-                                 "operation '%s' is not implemented by barge", action);
-        else
-            barge_error_set_type(&err, BARGE_ERR_UNKNOWN_OP, "InvalidAction",
-                                 "The action %s is not valid for this web service.",
-                                 action ? action : "(none)");
-        goto fail;
-    }
-    op_label = handler->name;
-    if (barge_api_query_decode(model, action, req->body, req->body_len, &input, &err) < 0 ||
-        barge_model_validate_input(model, action, input, &err) < 0 ||
-        handler->handler(&ctx, input, &out, &err) < 0)
-        goto fail;
-    char *text = barge_api_query_encode(model, action, out, req->request_id);
-    barge_http_resp_set(resp, 200, "text/xml", text, strlen(text));
-    barge_debug("%s %s ok", svc->model, action);
-    barge_metrics_api_observe(svc->model, op_label, resp->status, barge_metrics_clock() - started);
-    return;
-
-fail:
-    if (err->code == BARGE_ERR_INTERNAL || err->code == BARGE_ERR_IO)
-        barge_err("%s %s failed: %s (%s:%d)", svc ? svc->model : "?", action ? action : "?",
-                  err->message, err->file, err->line);
-    else
-        barge_debug("%s %s rejected: %s", svc ? svc->model : "?", action ? action : "?",
-                    err->message);
-    error_response(svc, model, err, req->request_id, resp);
-    barge_metrics_api_observe(svc ? svc->model : NULL, op_label, resp->status,
-                              barge_metrics_clock() - started);
+    barge_api_pipeline_run(&query, req, resp);
 }
