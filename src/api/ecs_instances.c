@@ -13,17 +13,6 @@
 #include "common/json.h"
 #include "sched/cql.h"
 
-/* An agent that has not polled for this long is shown as disconnected
- * (barged --agent-timeout). */
-int ecs_agent_timeout_seconds = 60;
-
-bool ecs_instance_connected(const json_t *doc)
-{
-    json_t *seen = json_object_get(doc, "_lastSeen");
-    return json_is_number(seen) &&
-           barge_now() - json_number_value(seen) < ecs_agent_timeout_seconds;
-}
-
 static int add_usage(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct ecs_usage *u = ud;
