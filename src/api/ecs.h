@@ -68,11 +68,6 @@ int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const j
                           const json_t *info, const char *token_hash, json_t **out,
                           struct barge_error **err);
 
-/* Stops every task on an instance at once (it was deregistered, or its host
- * is lost) and drops them from its index; returns how many. */
-int ecs_instance_orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
-                              struct barge_error **err);
-
 /* Applies what an agent reports about a task (status, timestamps, containers'
  * states, exit codes, bindings, stop code and reason) to the stored task,
  * never moving it backwards in the lifecycle. */
@@ -144,14 +139,6 @@ extern const struct barge_api_op ecs_capacity_ops[];
 /* The instances of barged's Fargate capacity pool live under this pseudo
  * cluster, which no listing shows ('@' is not allowed in cluster names). */
 #define ECS_FARGATE_POOL "@fargate"
-/* Fargate prices (barged options); per hour, as AWS quotes them. */
-struct barge_prices {
-    double vcpu_hour, gb_hour, storage_gb_hour;
-    double spot_factor; /* FARGATE_SPOT tasks cost this fraction */
-};
-extern struct barge_prices barge_prices;
-/* Records the metered usage of a FARGATE task that stopped. */
-int ecs_usage_record(struct barge_tx *tx, const json_t *task, struct barge_error **err);
 /* GET /barge/v1/usage */
 void barge_api_usage_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 /* /barge/v1/join-tokens (jointokens.c) */

@@ -9,7 +9,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "common/error.h"
 #include "common/util.h"
+#include "store/store.h"
 
 /* Store kinds. Keys: cluster name; "family!%010d" revision; family name;
  * tagged resource ARN. */
@@ -24,6 +26,8 @@
 /* Tasks per container instance: "<instanceId>/<taskId>" -> {cluster, taskId}. */
 #define ECS_KIND_ITASK "itask"
 
+/* Fargate usage records: "<cluster>/<stop time>/<task id>". */
+#define ECS_KIND_USAGE "usage"
 /* Services: "<cluster>/<service>/<task id>" -> {task, deployment}. */
 #define ECS_KIND_STASK "stask"
 
@@ -56,5 +60,23 @@ void ecs_service_push_deployment(json_t *svc, json_t *dep);
 extern int ecs_agent_timeout_seconds;
 /* True when the instance's agent polled recently. */
 bool ecs_instance_connected(const json_t *doc);
+/* Stops every task on an instance at once (it was deregistered, or its host
+ * is lost) and drops them from its index; returns how many. */
+int ecs_instance_orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
+                              struct barge_error **err);
+
+/* ---- Fargate metering (usage.c) ---- */
+
+/* Fargate prices (barged options); per hour, as AWS quotes them. */
+struct barge_prices {
+    double vcpu_hour, gb_hour, storage_gb_hour;
+    double spot_factor; /* FARGATE_SPOT tasks cost this fraction */
+};
+extern struct barge_prices barge_prices;
+/* The usage record of a FARGATE task, measured up to now when it still runs
+ * (new reference). */
+json_t *ecs_usage_measure(const json_t *task, double now);
+/* Records the metered usage of a FARGATE task that stopped. */
+int ecs_usage_record(struct barge_tx *tx, const json_t *task, struct barge_error **err);
 
 #endif

@@ -1,5 +1,6 @@
 /* The ECS domain layer (src/ecs/): task, service and container-instance state
  * changes on stored documents, usable without the API framework. */
+#include <math.h>
 #include <string.h>
 
 /* cmocka.h needs these first; keep clang-format from sorting it above them. */
@@ -82,12 +83,40 @@ static void test_instance_connected(void **state)
     json_decref(inst);
 }
 
+static void test_usage_measure(void **state)
+{
+    (void)state;
+    /* 30 s of a 1 vCPU / 2 GB task with 30 GiB of storage: billed a minute. */
+    json_t *task =
+        json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:s, s:{s:i}}", "taskArn", "arn:t", "_cluster",
+                  "c", "cpu", "1024", "memory", "2048", "pullStartedAt", 1000.0, "stoppedAt",
+                  1030.0, "group", "service:web", "ephemeralStorage", "sizeInGiB", 30);
+    json_t *r = ecs_usage_measure(task, 5000);
+    assert_int_equal(barge_json_int(r, "seconds", 0), 30);
+    assert_int_equal(barge_json_int(r, "billedSeconds", 0), 60);
+    assert_string_equal(barge_json_str(r, "service", ""), "web");
+    assert_false(json_is_true(json_object_get(r, "running")));
+    double want = (60.0 / 3600.0) * (1 * barge_prices.vcpu_hour + 2 * barge_prices.gb_hour +
+                                     10 * barge_prices.storage_gb_hour);
+    assert_true(fabs(json_number_value(json_object_get(r, "cost")) - want) < 1e-12);
+    json_decref(r);
+
+    /* Still running: measured up to now. */
+    json_object_del(task, "stoppedAt");
+    r = ecs_usage_measure(task, 1100);
+    assert_int_equal(barge_json_int(r, "seconds", 0), 100);
+    assert_true(json_is_true(json_object_get(r, "running")));
+    json_decref(r);
+    json_decref(task);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_task_stop),
         cmocka_unit_test(test_service_events_and_deployments),
         cmocka_unit_test(test_instance_connected),
+        cmocka_unit_test(test_usage_measure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
