@@ -12,9 +12,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 
 #include "agent/agent.h"
+#include "common/awsapi.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/sigv4.h"
@@ -30,22 +30,6 @@ struct barge_agent_client {
 /* Shared by every client, so that one thread's discovery that a barged is
  * gone spares the others the attempt. */
 static atomic_size_t current;
-
-struct buf {
-    char *data;
-    size_t len;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    b->data = barge_xrealloc(b->data, b->len + n + 1);
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
 
 struct barge_agent_client *barge_agent_client_new(const char *servers)
 {
@@ -87,21 +71,11 @@ void barge_agent_client_free(struct barge_agent_client *c)
     free(c);
 }
 
-/* "host[:port]" of the server URL, as the Host header carries it. */
-static char *host_of(const char *url)
-{
-    const char *p = strstr(url, "://");
-    p = p ? p + 3 : url;
-    size_t n = strcspn(p, "/");
-    return barge_xstrndup(p, n);
-}
-
 void barge_agent_client_stop_aware(struct barge_agent_client *c)
 {
     c->stop_aware = true;
 }
 
-/* curl calls it about once a second, also while waiting for an answer. */
 /* The agent's stop request: set from its signal handler, read by long transfers
  * and loops that must end promptly on SIGTERM. */
 static volatile sig_atomic_t stop_requested;
@@ -116,13 +90,6 @@ bool barge_agent_stopping(void)
     return stop_requested != 0;
 }
 
-static int abort_when_stopping(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                               curl_off_t ulnow)
-{
-    (void)ud, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    return barge_agent_stopping() ? 1 : 0;
-}
-
 /* One attempt against one endpoint: the HTTP status, or -1 (err set) when
  * the endpoint could not be reached. */
 static int post_once(struct barge_agent_client *c, const char *server, const char *path,
@@ -130,66 +97,40 @@ static int post_once(struct barge_agent_client *c, const char *server, const cha
                      long timeout_s, json_t **out, struct barge_error **err)
 {
     _cleanup_free_ char *url = barge_xasprintf("%s%s", server, path);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    if (token) {
-        _cleanup_free_ char *h = barge_xasprintf("Authorization: Bearer %s", token);
-        hdrs = curl_slist_append(hdrs, h);
-    } else if (sigv4) {
-        _cleanup_free_ char *host = host_of(server);
-        struct barge_kv in_hdrs[] = {{"Host", host}, {"Content-Type", "application/json"}};
-        struct barge_sigv4_request sr = {.method = "POST",
-                                         .raw_path = path,
-                                         .raw_query = "",
-                                         .headers = in_hdrs,
-                                         .n_headers = 2,
-                                         .body = text,
-                                         .body_len = strlen(text)};
+    _cleanup_free_ char *peer = barge_xasprintf("barged at '%s'", server);
+    _cleanup_free_ char *bearer = token ? barge_xasprintf("Bearer %s", token) : NULL;
+    struct barge_kv hdrs[] = {{"Content-Type", "application/json"}, {"Authorization", bearer}};
+    struct barge_httpc_request rq = {
+        .method = "POST",
+        .url = url,
+        .headers = hdrs,
+        .n_headers = token ? 2 : 1,
+        .body = text,
+        .body_len = strlen(text),
+        .timeout_s = timeout_s,
+        .connect_timeout_s = 5,
+        .peer = peer,
+        .abort_if = c->stop_aware ? barge_agent_stopping : NULL,
+    };
+    struct barge_httpc_response resp;
+    int r;
+    if (!token && sigv4) {
         struct barge_sigv4_credentials creds = {sigv4->access_key, sigv4->secret_key, NULL};
-        struct barge_kv *add = NULL;
-        size_t n_add = 0;
-        if (barge_sigv4_sign(&sr, sigv4->region, "ecs", &creds, time(NULL), &add, &n_add, err) <
-            0) {
-            curl_slist_free_all(hdrs);
-            return -1;
-        }
-        for (size_t i = 0; i < n_add; i++) {
-            _cleanup_free_ char *h = barge_xasprintf("%s: %s", add[i].name, add[i].value);
-            hdrs = curl_slist_append(hdrs, h);
-        }
-        barge_sigv4_headers_free(add, n_add);
+        struct barge_aws_signer signer = {
+            .region = sigv4->region, .service = "ecs", .creds = &creds};
+        r = barge_aws_perform(c->curl, &rq, &signer, &resp, err);
+    } else {
+        r = barge_httpc_perform(c->curl, &rq, &resp, err);
     }
-    struct buf resp = {0};
-    curl_easy_reset(c->curl);
-    curl_easy_setopt(c->curl, CURLOPT_URL, url);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, timeout_s);
-    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-    if (c->stop_aware) {
-        curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, abort_when_stopping);
-        curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
-    }
-    CURLcode rc = curl_easy_perform(c->curl);
-    curl_slist_free_all(hdrs);
-    if (rc != CURLE_OK) {
-        free(resp.data);
-        barge_error_set(err, BARGE_ERR_IO, "cannot reach barged at '%s': %s", server,
-                        curl_easy_strerror(rc));
+    if (r < 0)
         return -1;
-    }
-    long status = 0;
-    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (out && resp.data) {
+    if (out && resp.len) {
         json_error_t jerr;
-        *out = json_loads(resp.data, 0, &jerr);
+        *out = json_loads(resp.body, 0, &jerr);
     }
-    free(resp.data);
-    return (int)status;
+    int status = (int)resp.status;
+    barge_httpc_response_release(&resp);
+    return status;
 }
 
 int barge_agent_client_post(struct barge_agent_client *c, const char *path, const json_t *body,

@@ -7,68 +7,17 @@
 #include "agent/logparse.h"
 
 #include <string.h>
-#include <time.h>
+
+#include "common/isotime.h"
 
 /* --- records ------------------------------------------------------------- */
 
-static int digits(const char *s, size_t n, int *out)
-{
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 int barge_logparse_rfc3339(const char *s, size_t len, int64_t *ms)
 {
-    int year, mon, day, hour, min, sec;
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-        s[16] != ':' || digits(s, 4, &year) < 0 || digits(s + 5, 2, &mon) < 0 ||
-        digits(s + 8, 2, &day) < 0 || digits(s + 11, 2, &hour) < 0 || digits(s + 14, 2, &min) < 0 ||
-        digits(s + 17, 2, &sec) < 0)
+    struct barge_isotime t;
+    if (barge_isotime_parse(s, len, &t) < 0 || !t.has_time || !t.has_zone)
         return -1;
-    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
-        return -1;
-    size_t i = 19;
-    int64_t frac_ms = 0;
-    if (i < len && s[i] == '.') {
-        i++;
-        size_t start = i;
-        int scale = 100;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            frac_ms += (s[i] - '0') * scale;
-            scale /= 10;
-            i++;
-        }
-        if (i == start)
-            return -1;
-    }
-    int offset = 0;
-    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else if (i + 6 <= len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-        int oh, om;
-        if (digits(s + i + 1, 2, &oh) < 0 || digits(s + i + 4, 2, &om) < 0)
-            return -1;
-        offset = (oh * 60 + om) * 60 * (s[i] == '-' ? -1 : 1);
-        i += 6;
-    } else {
-        return -1;
-    }
-    if (i != len)
-        return -1;
-    struct tm tm = {.tm_year = year - 1900,
-                    .tm_mon = mon - 1,
-                    .tm_mday = day,
-                    .tm_hour = hour,
-                    .tm_min = min,
-                    .tm_sec = sec};
-    time_t t = timegm(&tm);
-    *ms = ((int64_t)t - offset) * 1000 + frac_ms;
+    *ms = t.sec * 1000 + t.nsec / 1000000;
     return 0;
 }
 
@@ -107,73 +56,52 @@ int barge_logparse_k8s_record(const char *line, size_t len, struct barge_logpars
 
 /* --- regular expressions ---------------------------------------------------- */
 
-struct sbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2 + 64;
-        b->p = barge_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
 char *barge_logparse_regex_translate(const char *re)
 {
-    struct sbuf b = {0};
-    sb_add(&b, "", 0);
+    struct barge_buf b = {0};
+    barge_buf_addn(&b, "", 0);
     bool in_bracket = false;
     for (const char *s = re; *s; s++) {
         if (in_bracket) {
             if (*s == ']') {
                 in_bracket = false;
-                sb_add(&b, s, 1);
+                barge_buf_addn(&b, s, 1);
             } else if (*s == '\\' && s[1]) {
                 s++;
                 switch (*s) {
                 case 'd':
-                    sb_str(&b, "0-9");
+                    barge_buf_adds(&b, "0-9");
                     break;
                 case 's':
-                    sb_str(&b, "[:space:]");
+                    barge_buf_adds(&b, "[:space:]");
                     break;
                 case 'w':
-                    sb_str(&b, "[:alnum:]_");
+                    barge_buf_adds(&b, "[:alnum:]_");
                     break;
                 case 't':
-                    sb_str(&b, "\t");
+                    barge_buf_adds(&b, "\t");
                     break;
                 default:
-                    sb_add(&b, s, 1); /* in a bracket, the character itself */
+                    barge_buf_addn(&b, s, 1); /* in a bracket, the character itself */
                 }
             } else {
-                sb_add(&b, s, 1);
+                barge_buf_addn(&b, s, 1);
             }
             continue;
         }
         if (*s == '[') {
             in_bracket = true;
-            sb_add(&b, s, 1);
+            barge_buf_addn(&b, s, 1);
             /* A leading ^ or ] belongs to the bracket's syntax. */
             if (s[1] == '^') {
-                sb_add(&b, ++s, 1);
+                barge_buf_addn(&b, ++s, 1);
             }
             if (s[1] == ']')
-                sb_add(&b, ++s, 1);
+                barge_buf_addn(&b, ++s, 1);
             continue;
         }
         if (*s == '(' && s[1] == '?' && s[2] == ':') {
-            sb_str(&b, "(");
+            barge_buf_adds(&b, "(");
             s += 2;
             continue;
         }
@@ -181,34 +109,34 @@ char *barge_logparse_regex_translate(const char *re)
             s++;
             switch (*s) {
             case 'd':
-                sb_str(&b, "[0-9]");
+                barge_buf_adds(&b, "[0-9]");
                 break;
             case 'D':
-                sb_str(&b, "[^0-9]");
+                barge_buf_adds(&b, "[^0-9]");
                 break;
             case 's':
-                sb_str(&b, "[[:space:]]");
+                barge_buf_adds(&b, "[[:space:]]");
                 break;
             case 'S':
-                sb_str(&b, "[^[:space:]]");
+                barge_buf_adds(&b, "[^[:space:]]");
                 break;
             case 'w':
-                sb_str(&b, "[[:alnum:]_]");
+                barge_buf_adds(&b, "[[:alnum:]_]");
                 break;
             case 'W':
-                sb_str(&b, "[^[:alnum:]_]");
+                barge_buf_adds(&b, "[^[:alnum:]_]");
                 break;
             case 't':
-                sb_str(&b, "\t");
+                barge_buf_adds(&b, "\t");
                 break;
             default:
-                sb_add(&b, s - 1, 2);
+                barge_buf_addn(&b, s - 1, 2);
             }
             continue;
         }
-        sb_add(&b, s, 1);
+        barge_buf_addn(&b, s, 1);
     }
-    return b.p;
+    return b.data;
 }
 
 char *barge_logparse_datetime_regex(const char *fmt, struct barge_error **err)
@@ -242,13 +170,13 @@ char *barge_logparse_datetime_regex(const char *fmt, struct barge_error **err)
         {'z', "[+-][0-9]{4}"},
         {'Z', "[A-Z]{1,4}T"},
     };
-    struct sbuf b = {0};
-    sb_str(&b, "^");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "^");
     for (const char *s = fmt; *s; s++) {
         if (*s == '%') {
             s++;
             if (*s == '%') {
-                sb_str(&b, "%");
+                barge_buf_adds(&b, "%");
                 continue;
             }
             const char *re = NULL;
@@ -256,23 +184,23 @@ char *barge_logparse_datetime_regex(const char *fmt, struct barge_error **err)
                 if (map[i].d == *s)
                     re = map[i].re;
             if (!re) {
-                free(b.p);
+                free(b.data);
                 barge_error_set(err, BARGE_ERR_INVALID,
                                 "awslogs-datetime-format '%s': unsupported directive '%%%c'", fmt,
                                 *s ? *s : ' ');
                 return NULL;
             }
-            sb_str(&b, re);
+            barge_buf_adds(&b, re);
         } else if (strchr(".[]{}()\\*+?|^$", *s)) {
             char esc[4] = {'[', *s, ']', 0};
             if (*s == '\\' || *s == '^' || *s == ']')
                 esc[0] = '\\', esc[2] = 0;
-            sb_str(&b, esc);
+            barge_buf_adds(&b, esc);
         } else {
-            sb_add(&b, s, 1);
+            barge_buf_addn(&b, s, 1);
         }
     }
-    return b.p;
+    return b.data;
 }
 
 int barge_logparse_compile(const char *datetime, const char *pattern, regex_t *re,
@@ -325,8 +253,8 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 
 char *barge_logparse_utf8_clean(const char *s, size_t len, size_t *out_len)
 {
-    struct sbuf b = {0};
-    sb_add(&b, "", 0);
+    struct barge_buf b = {0};
+    barge_buf_addn(&b, "", 0);
     size_t i = 0, run = 0;
     while (i < len) {
         size_t n = utf8_seq((const unsigned char *)s + i, len - i);
@@ -334,14 +262,14 @@ char *barge_logparse_utf8_clean(const char *s, size_t len, size_t *out_len)
             i += n;
             continue;
         }
-        sb_add(&b, s + run, i - run);
-        sb_str(&b, "\xef\xbf\xbd");
+        barge_buf_addn(&b, s + run, i - run);
+        barge_buf_adds(&b, "\xef\xbf\xbd");
         i++;
         run = i;
     }
-    sb_add(&b, s + run, len - run);
+    barge_buf_addn(&b, s + run, len - run);
     *out_len = b.len;
-    return b.p;
+    return b.data;
 }
 
 /* --- events ---------------------------------------------------------------- */
@@ -385,12 +313,12 @@ struct barge_logparse_assembler {
     size_t max_event;
     /* The line being joined from partial records. */
     bool line_active;
-    struct sbuf line;
+    struct barge_buf line;
     int64_t line_ts;
     uint64_t line_start, line_end;
     /* The multi-line event being grouped. */
     bool ev_active;
-    struct sbuf ev;
+    struct barge_buf ev;
     int64_t ev_ts;
     uint64_t ev_start, ev_end;
 };
@@ -408,8 +336,8 @@ void barge_logparse_assembler_free(struct barge_logparse_assembler *a)
 {
     if (!a)
         return;
-    free(a->line.p);
-    free(a->ev.p);
+    free(a->line.data);
+    free(a->ev.data);
     free(a);
 }
 
@@ -452,7 +380,7 @@ static void flush_event(struct barge_logparse_assembler *a, struct barge_logpars
 {
     if (!a->ev_active)
         return;
-    emit(a, a->ev_ts, a->ev.p, a->ev.len, a->ev_start, a->ev_end, out);
+    emit(a, a->ev_ts, a->ev.data, a->ev.len, a->ev_start, a->ev_end, out);
     a->ev_active = false;
     a->ev.len = 0;
 }
@@ -474,10 +402,10 @@ static void take_line(struct barge_logparse_assembler *a, const char *raw, size_
         a->ev_ts = ts;
         a->ev_start = start;
         a->ev.len = 0;
-        sb_add(&a->ev, text, len);
+        barge_buf_addn(&a->ev, text, len);
     } else {
-        sb_add(&a->ev, "\n", 1);
-        sb_add(&a->ev, text, len);
+        barge_buf_addn(&a->ev, "\n", 1);
+        barge_buf_addn(&a->ev, text, len);
     }
     a->ev_end = end;
     if (a->ev.len >= a->max_event)
@@ -494,14 +422,14 @@ void barge_logparse_assembler_feed(struct barge_logparse_assembler *a,
         a->line_start = start;
         a->line.len = 0;
     }
-    sb_add(&a->line, r->text, r->len);
+    barge_buf_addn(&a->line, r->text, r->len);
     a->line_end = end;
     /* A line without end would grow without bound: past one event's worth,
      * it is cut at this record (a boundary a restart can resume from). */
     if (r->partial && a->line.len < a->max_event)
         return;
     a->line_active = false;
-    take_line(a, a->line.p, a->line.len, a->line_ts, a->line_start, end, out);
+    take_line(a, a->line.data, a->line.len, a->line_ts, a->line_start, end, out);
 }
 
 void barge_logparse_assembler_flush(struct barge_logparse_assembler *a,
@@ -509,7 +437,7 @@ void barge_logparse_assembler_flush(struct barge_logparse_assembler *a,
 {
     if (a->line_active) {
         a->line_active = false;
-        take_line(a, a->line.p, a->line.len, a->line_ts, a->line_start, a->line_end, out);
+        take_line(a, a->line.data, a->line.len, a->line_ts, a->line_start, a->line_end, out);
     }
     flush_event(a, out);
 }

@@ -18,30 +18,19 @@
 #include <time.h>
 
 #include "common/ids.h"
+#include "common/isotime.h"
 #include "common/json.h"
 #include "common/log.h"
 
 #define MAX_ADDRESSES 4
-
-void barge_metadata_time(double epoch, char out[40])
-{
-    time_t secs = (time_t)epoch;
-    long nanos = (long)((epoch - (double)secs) * 1e9);
-    if (nanos < 0 || nanos > 999999999)
-        nanos = 0;
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%09dZ", (int)nanos);
-}
 
 static void set_time(json_t *obj, const char *key, const json_t *from, const char *from_key)
 {
     json_t *v = json_object_get(from, from_key);
     if (!json_is_number(v) || json_number_value(v) <= 0)
         return;
-    char buf[40];
-    barge_metadata_time(json_number_value(v), buf);
+    char buf[BARGE_ISOTIME_MAX];
+    barge_isotime_format(json_number_value(v), 9, "Z", buf);
     json_object_set_new(obj, key, json_string(buf));
 }
 
@@ -177,8 +166,8 @@ static json_t *clock_drift(void)
 {
     struct timex tx = {0};
     int state = adjtimex(&tx);
-    char now[40];
-    barge_metadata_time(barge_now(), now);
+    char now[BARGE_ISOTIME_MAX];
+    barge_isotime_format(barge_now(), 9, "Z", now);
     return json_pack("{s:f, s:s, s:s}", "ClockErrorBound", (double)tx.maxerror / 1000.0,
                      "ReferenceTimestamp", now, "ClockSynchronizationStatus",
                      state == TIME_ERROR || state < 0 ? "NOT_SYNCHRONIZED" : "SYNCHRONIZED");
@@ -228,10 +217,10 @@ json_t *barge_metadata_stats_doc(const char *name, const char *id,
                                  const struct barge_metadata_sample *cur,
                                  const struct barge_metadata_sample *prev)
 {
-    char read[40], preread[40];
-    barge_metadata_time(cur->read_at, read);
+    char read[BARGE_ISOTIME_MAX], preread[BARGE_ISOTIME_MAX];
+    barge_isotime_format(cur->read_at, 9, "Z", read);
     if (prev)
-        barge_metadata_time(prev->read_at, preread);
+        barge_isotime_format(prev->read_at, 9, "Z", preread);
     else
         snprintf(preread, sizeof(preread), "0001-01-01T00:00:00Z");
     const struct barge_runtime_stats *st = &cur->stats;

@@ -57,9 +57,6 @@ json_t *barge_metadata_stats_doc(const char *name, const char *id,
 /* {"eth0": {rx_bytes, rx_packets, rx_errors, rx_dropped, tx_...}} from the
  * text of /proc/<pid>/net/dev, loopback left out. New reference. */
 json_t *barge_metadata_parse_net_dev(const char *text);
-/* RFC 3339 with nanoseconds, UTC, as ECS writes times:
- * "2020-10-02T00:15:07.620912337Z"; out holds 40 bytes. */
-void barge_metadata_time(double epoch, char out[40]);
 
 /* The server. */
 struct barge_metadata_ops {

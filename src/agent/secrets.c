@@ -9,11 +9,11 @@
  * external S3 endpoint, the keys configured for it). */
 #include "agent/secrets.h"
 
-#include <curl/curl.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/arn.h"
+#include "common/awsapi.h"
 #include "common/crypto.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -117,27 +117,6 @@ static void creds_release(struct aws_creds *c)
     memset(c, 0, sizeof(*c));
 }
 
-struct buf {
-    char *data;
-    size_t len;
-    bool too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n > MAX_RESPONSE_BYTES) {
-        b->too_big = true;
-        return 0;
-    }
-    b->data = barge_xrealloc(b->data, b->len + n + 1);
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 /* One SigV4-signed request to endpoint (a base URL). target non-NULL makes it
  * an AWS JSON 1.1 POST of body; else a GET of raw_path (S3). Returns the HTTP
  * status with the response in *out (newly allocated, NUL-terminated; may
@@ -149,74 +128,34 @@ static int aws_call(const char *endpoint, const struct aws_creds *creds, const c
 {
     *out = NULL;
     *out_len = 0;
-    const char *p = strstr(endpoint, "://");
-    p = p ? p + 3 : endpoint;
-    _cleanup_free_ char *host = barge_xstrndup(p, strcspn(p, "/"));
     size_t elen = strlen(endpoint);
     while (elen > 0 && endpoint[elen - 1] == '/')
         elen--;
-    const char *path = target ? "/" : raw_path;
-    _cleanup_free_ char *url = barge_xasprintf("%.*s%s", (int)elen, endpoint, path);
-    struct barge_kv in_hdrs[3] = {{"Host", host}};
-    size_t n_in = 1;
-    if (target) {
-        in_hdrs[n_in++] = (struct barge_kv){"Content-Type", "application/x-amz-json-1.1"};
-        in_hdrs[n_in++] = (struct barge_kv){"X-Amz-Target", target};
-    }
-    struct barge_sigv4_request sr = {.method = target ? "POST" : "GET",
-                                     .raw_path = path,
-                                     .raw_query = "",
-                                     .headers = in_hdrs,
-                                     .n_headers = n_in,
-                                     .body = body,
-                                     .body_len = body ? strlen(body) : 0,
-                                     .s3 = !target};
+    _cleanup_free_ char *url =
+        barge_xasprintf("%.*s%s", (int)elen, endpoint, target ? "/" : raw_path);
+    _cleanup_free_ char *peer = barge_xasprintf("'%s'", endpoint);
+    struct barge_kv hdrs[] = {{"Content-Type", "application/x-amz-json-1.1"},
+                              {"X-Amz-Target", target}};
+    struct barge_httpc_request rq = {
+        .method = target ? "POST" : "GET",
+        .url = url,
+        .headers = target ? hdrs : NULL,
+        .n_headers = target ? 2 : 0,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .max_response = MAX_RESPONSE_BYTES,
+        .sensitive = true,
+        .peer = peer,
+    };
     struct barge_sigv4_credentials c = {creds->access_key, creds->secret_key, creds->token};
-    struct barge_kv *add = NULL;
-    size_t n_add = 0;
-    if (barge_sigv4_sign(&sr, region, service, &c, time(NULL), &add, &n_add, err) < 0)
+    struct barge_aws_signer signer = {
+        .region = region, .service = service, .creds = &c, .s3 = !target};
+    struct barge_httpc_response resp;
+    if (barge_aws_perform(NULL, &rq, &signer, &resp, err) < 0)
         return -1;
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
-    for (size_t i = 1; i < n_in; i++) {
-        _cleanup_free_ char *h = barge_xasprintf("%s: %s", in_hdrs[i].name, in_hdrs[i].value);
-        hdrs = curl_slist_append(hdrs, h);
-    }
-    for (size_t i = 0; i < n_add; i++) {
-        _cleanup_free_ char *h = barge_xasprintf("%s: %s", add[i].name, add[i].value);
-        hdrs = curl_slist_append(hdrs, h);
-    }
-    barge_sigv4_headers_free(add, n_add);
-    CURL *curl = curl_easy_init();
-    if (!curl)
-        abort();
-    struct buf resp = {0};
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    if (target) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(curl);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    curl_slist_free_all(hdrs);
-    if (rc != CURLE_OK) {
-        barge_crypto_free(resp.data, resp.len);
-        if (resp.too_big)
-            return barge_error_set(err, BARGE_ERR_IO, "the response is larger than %d bytes",
-                                   MAX_RESPONSE_BYTES);
-        return barge_error_set(err, BARGE_ERR_IO, "cannot reach '%s': %s", endpoint,
-                               curl_easy_strerror(rc));
-    }
-    *out = resp.data ? resp.data : barge_xstrdup("");
+    *out = resp.body;
     *out_len = resp.len;
-    return (int)status;
+    return (int)resp.status;
 }
 
 /* "Type: message" of an AWS JSON error body, or of an S3 XML one. */

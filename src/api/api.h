@@ -1,9 +1,10 @@
 /* The AWS JSON 1.1 API framework shared by every JSON service barged serves
  * (ECS, and later SSM, Secrets Manager, Logs, ECR, Application Auto Scaling).
- * One dispatcher (json11.c) authenticates the request with SigV4, finds the
- * service by the X-Amz-Target prefix, validates the body against botocore's
- * model and calls the operation's handler; one table (errors.c) turns a
- * struct barge_error into the service's wire error. Each API area is one file
+ * One pipeline (pipeline.c) serves every RPC protocol (JSON 1.1 in json11.c,
+ * the query protocol in query.c, RPC v2 CBOR in cbor.c): it authenticates the
+ * request with SigV4, validates the input against botocore's model and calls
+ * the operation's handler; one table (errors.c) turns a struct barge_error
+ * into the service's wire error. Each API area is one file
  * that defines a struct barge_api_service. */
 #ifndef BARGE_API_API_H
 #define BARGE_API_API_H

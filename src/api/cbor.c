@@ -12,10 +12,9 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/metrics.h"
 #include "api/model.h"
+#include "api/pipeline.h"
 #include "common/json.h"
-#include "common/log.h"
 
 extern const struct barge_api_service barge_api_cloudwatch;
 
@@ -86,30 +85,25 @@ static int read_string(struct reader *r, unsigned major, unsigned info, char **s
         r->p += n;
         return 0;
     }
-    char *acc = barge_xstrdup("");
-    size_t total = 0;
+    struct barge_buf acc = {0};
     while (r->p < r->end && *r->p != 0xff) {
         unsigned head = *r->p++;
         char *chunk;
         size_t clen;
         if (head >> 5 != major || (head & 31) == 31 ||
             read_string(r, major, head & 31, &chunk, &clen, err) < 0) {
-            free(acc);
+            barge_buf_release(&acc);
             return (*err) ? -1 : bad(err, "bad string chunk");
         }
-        acc = barge_xrealloc(acc, total + clen + 1);
-        memcpy(acc + total, chunk, clen);
-        total += clen;
-        acc[total] = '\0';
+        barge_buf_addn(&acc, chunk, clen);
         free(chunk);
     }
     if (r->p >= r->end) {
-        free(acc);
+        barge_buf_release(&acc);
         return bad(err, "unterminated string");
     }
     r->p++;
-    *s = acc;
-    *len = total;
+    *s = barge_buf_steal(&acc, len);
     return 0;
 }
 
@@ -253,19 +247,13 @@ int barge_api_cbor_decode(const void *body, size_t len, json_t **out, struct bar
 /* --- encoding --------------------------------------------------------------- */
 
 struct writer {
-    unsigned char *p;
-    size_t len, cap;
+    struct barge_buf out;
     const json_t *shapes;
 };
 
 static void put_bytes(struct writer *w, const void *b, size_t n)
 {
-    if (w->len + n > w->cap) {
-        w->cap = (w->len + n) * 2 + 64;
-        w->p = barge_xrealloc(w->p, w->cap);
-    }
-    memcpy(w->p + w->len, b, n);
-    w->len += n;
+    barge_buf_addn(&w->out, b, n);
 }
 
 static void put_head(struct writer *w, unsigned major, uint64_t v)
@@ -378,8 +366,7 @@ void *barge_api_cbor_encode(const struct barge_model *model, const char *operati
     const json_t *shape = json_object_get(w.shapes, barge_json_str(op, "output", ""));
     _cleanup_json_ json_t *empty = json_object();
     encode(&w, shape, out ? out : empty);
-    *len = w.len;
-    return w.p;
+    return barge_buf_steal(&w.out, len);
 }
 
 /* --- the handler -------------------------------------------------------------- */
@@ -401,70 +388,64 @@ static void error_response(const struct barge_api_service *svc, const struct bar
         barge_http_resp_header(resp, "x-amzn-query-error", query_error);
     }
     barge_http_resp_header(resp, "smithy-protocol", "rpc-v2-cbor");
-    barge_http_resp_set(resp, status, "application/cbor", (char *)w.p, w.len);
+    barge_http_resp_set(resp, status, "application/cbor", w.out.data, w.out.len);
 }
+
+/* /service/<target prefix>/operation/<operation> */
+static int proto_route(struct barge_api_call *call, struct barge_error **err)
+{
+    const struct barge_http_req *req = call->req;
+    const char *path = req->path ? req->path : "";
+    const char *ops = strstr(path, "/operation/");
+    if (strcmp(req->method, "POST") != 0 || !barge_str_has_prefix(path, "/service/") || !ops)
+        return barge_error_set(err, BARGE_ERR_UNKNOWN_OP,
+                               "expected a POST to /service/<service>/operation/<operation>");
+    size_t plen = (size_t)(ops - (path + 9));
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(services) && !call->svc; i++) {
+        const char *prefix = barge_model_target_prefix(barge_model_get(services[i]->model));
+        if (strlen(prefix) == plen && memcmp(prefix, path + 9, plen) == 0)
+            call->svc = services[i];
+    }
+    call->op = ops + strlen("/operation/");
+    if (!call->svc)
+        return barge_error_set(err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", path);
+    return 0;
+}
+
+static void proto_unknown_op(const struct barge_api_call *call, struct barge_error **err)
+{
+    barge_error_set(err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", call->op);
+}
+
+static int proto_decode(const struct barge_api_call *call, json_t **input, struct barge_error **err)
+{
+    return barge_api_cbor_decode(call->req->body, call->req->body_len, input, err);
+}
+
+static void proto_encode(const struct barge_api_call *call, const json_t *out,
+                         struct barge_http_resp *resp)
+{
+    size_t len;
+    void *body = barge_api_cbor_encode(call->model, call->op, out, &len);
+    barge_http_resp_header(resp, "smithy-protocol", "rpc-v2-cbor");
+    barge_http_resp_set(resp, 200, "application/cbor", body, len);
+}
+
+static void proto_error(const struct barge_api_call *call, const struct barge_error *err,
+                        struct barge_http_resp *resp)
+{
+    error_response(call->svc, err, resp);
+}
+
+static const struct barge_api_protocol cbor = {
+    .route = proto_route,
+    .unknown_op = proto_unknown_op,
+    .decode = proto_decode,
+    .encode = proto_encode,
+    .error = proto_error,
+};
 
 void barge_api_cbor_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
-    struct barge_server *srv = req->server;
-    _cleanup_error_ struct barge_error *err = NULL;
-    _cleanup_json_ json_t *input = NULL, *out = NULL;
-    const struct barge_api_service *svc = NULL;
-    const char *op = NULL, *op_label = NULL;
-    double started = barge_metrics_clock();
-
-    /* /service/<target prefix>/operation/<operation> */
-    const char *path = req->path ? req->path : "";
-    const char *ops = strstr(path, "/operation/");
-    if (strcmp(req->method, "POST") != 0 || !barge_str_has_prefix(path, "/service/") || !ops) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
-                        "expected a POST to /service/<service>/operation/<operation>");
-        goto fail;
-    }
-    size_t plen = (size_t)(ops - (path + 9));
-    for (size_t i = 0; i < BARGE_ARRAY_SIZE(services) && !svc; i++) {
-        const char *prefix = barge_model_target_prefix(barge_model_get(services[i]->model));
-        if (strlen(prefix) == plen && memcmp(prefix, path + 9, plen) == 0)
-            svc = services[i];
-    }
-    op = ops + strlen("/operation/");
-    if (!svc) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", path);
-        goto fail;
-    }
-    const struct barge_model *model = barge_model_get(svc->model);
-    struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = op};
-    if (barge_api_authenticate(req, barge_model_signing_name(model), &ctx.who, &err) < 0)
-        goto fail;
-    const struct barge_api_op *handler = barge_api_find_op(svc, op);
-    if (!handler) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
-                        barge_model_has_operation(model, op)
-                            ? "operation '%s' is not implemented by barge"
-                            : "unknown operation '%s'",
-                        op);
-        goto fail;
-    }
-    op_label = handler->name;
-    if (barge_api_cbor_decode(req->body, req->body_len, &input, &err) < 0 ||
-        barge_model_validate_input(model, op, input, &err) < 0 ||
-        handler->handler(&ctx, input, &out, &err) < 0)
-        goto fail;
-    size_t len;
-    void *body = barge_api_cbor_encode(model, op, out, &len);
-    barge_http_resp_header(resp, "smithy-protocol", "rpc-v2-cbor");
-    barge_http_resp_set(resp, 200, "application/cbor", body, len);
-    barge_debug("%s %s ok", svc->model, op);
-    barge_metrics_api_observe(svc->model, op_label, resp->status, barge_metrics_clock() - started);
-    return;
-
-fail:
-    if (err->code == BARGE_ERR_INTERNAL || err->code == BARGE_ERR_IO)
-        barge_err("%s %s failed: %s (%s:%d)", svc ? svc->model : "?", op ? op : "?", err->message,
-                  err->file, err->line);
-    else
-        barge_debug("%s %s rejected: %s", svc ? svc->model : "?", op ? op : "?", err->message);
-    error_response(svc, err, resp);
-    barge_metrics_api_observe(svc ? svc->model : NULL, op_label, resp->status,
-                              barge_metrics_clock() - started);
+    barge_api_pipeline_run(&cbor, req, resp);
 }

@@ -8,20 +8,8 @@
 
 #include "api/api.h"
 #include "api/server.h"
+#include "ecs/ecs.h"
 #include "store/store.h"
-
-/* Store kinds. Keys: cluster name; "family!%010d" revision; family name;
- * tagged resource ARN. */
-#define ECS_KIND_CLUSTER "cluster"
-#define ECS_KIND_TASKDEF "taskdef"
-#define ECS_KIND_FAMILY  "family"
-#define ECS_KIND_TAGS    "tags"
-/* Keys "<cluster>/<id>" so a cluster's members are one prefix scan away. */
-#define ECS_KIND_INSTANCE "instance"
-#define ECS_KIND_TASK     "task"
-#define ECS_KIND_SERVICE  "service"
-/* Tasks per container instance: "<instanceId>/<taskId>" -> {cluster, taskId}. */
-#define ECS_KIND_ITASK "itask"
 
 /* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
 char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
@@ -70,10 +58,6 @@ int ecs_instance_usage(struct barge_tx *tx, const char *instance_id, struct ecs_
  * resources, task counts, agentConnected, and tags when asked. New reference. */
 json_t *ecs_instance_render(struct barge_tx *tx, const json_t *doc, bool tags,
                             struct barge_error **err);
-/* Seconds without a poll after which an agent counts as disconnected. */
-extern int ecs_agent_timeout_seconds;
-/* True when the instance's agent polled recently. */
-bool ecs_instance_connected(const json_t *doc);
 
 /* Creates an ACTIVE container instance in the cluster from what its agent
  * says about the host (info: cpu, memory, availabilityZone, attributes,
@@ -83,15 +67,6 @@ bool ecs_instance_connected(const json_t *doc);
 int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster_doc,
                           const json_t *info, const char *token_hash, json_t **out,
                           struct barge_error **err);
-
-/* Stops every task on an instance at once (it was deregistered, or its host
- * is lost) and drops them from its index; returns how many. */
-int ecs_instance_orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
-                              struct barge_error **err);
-
-/* Marks a task STOPPED at once (its host is gone); returns false when it was
- * already STOPPED. */
-bool ecs_task_force_stopped(json_t *task, const char *reason);
 
 /* Applies what an agent reports about a task (status, timestamps, containers'
  * states, exit codes, bindings, stop code and reason) to the stored task,
@@ -119,10 +94,6 @@ int ecs_task_place_one(struct ecs_placement *pl, struct barge_server *srv, const
  * and UpdateService receive them); an invalid one is an
  * InvalidParameterException pointing at the problem. */
 int ecs_placement_validate(const json_t *params, struct barge_error **err);
-
-/* Asks for a task to stop (desiredStatus STOPPED) with a stop code and
- * reason, as StopTask does; the caller stores it. */
-void ecs_task_request_stop(json_t *task, const char *stop_code, const char *reason);
 
 /* Is the task under scale-in protection (UpdateTaskProtection) at now? */
 bool ecs_task_protected(const json_t *task, double now);
@@ -174,14 +145,6 @@ extern const struct barge_api_op ecs_agent_ops[];
 /* The instances of barged's Fargate capacity pool live under this pseudo
  * cluster, which no listing shows ('@' is not allowed in cluster names). */
 #define ECS_FARGATE_POOL "@fargate"
-/* Fargate prices (barged options); per hour, as AWS quotes them. */
-struct barge_prices {
-    double vcpu_hour, gb_hour, storage_gb_hour;
-    double spot_factor; /* FARGATE_SPOT tasks cost this fraction */
-};
-extern struct barge_prices barge_prices;
-/* Records the metered usage of a FARGATE task that stopped. */
-int ecs_usage_record(struct barge_tx *tx, const json_t *task, struct barge_error **err);
 /* GET /barge/v1/usage */
 void barge_api_usage_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 /* /barge/v1/join-tokens (jointokens.c) */
@@ -212,16 +175,6 @@ int ecs_capacity_check_strategy(struct barge_tx *tx, const struct barge_server *
  * ({provider: tasks}) of the tasks placed so far, which it updates. The
  * string is borrowed from strategy. */
 const char *ecs_capacity_pick(const json_t *strategy, json_t *counts);
-
-/* Services (ecs_services.c), shared with the service scheduler. */
-#define ECS_KIND_STASK "stask" /* "<cluster>/<service>/<task id>" -> {task, deployment} */
-/* Prepends an event "(service NAME) <message>" (newest first, at most 100). */
-void ecs_service_event(json_t *svc, const char *fmt, ...) BARGE_PRINTF(2, 3);
-/* A new PRIMARY deployment (new reference); reason NULL gives ECS's default. */
-json_t *ecs_deployment_new(const json_t *svc, const char *td_arn, json_int_t desired,
-                           const char *reason);
-/* Makes dep (reference stolen) the PRIMARY deployment of svc. */
-void ecs_service_push_deployment(json_t *svc, json_t *dep);
 
 /* Service deployment history (ecs_deployments.c). Keys
  * "<cluster>/<service>/<id>", ids ordered by creation time. */

@@ -13,17 +13,6 @@
 #include "common/json.h"
 #include "sched/cql.h"
 
-/* An agent that has not polled for this long is shown as disconnected
- * (barged --agent-timeout). */
-int ecs_agent_timeout_seconds = 60;
-
-bool ecs_instance_connected(const json_t *doc)
-{
-    json_t *seen = json_object_get(doc, "_lastSeen");
-    return json_is_number(seen) &&
-           barge_now() - json_number_value(seen) < ecs_agent_timeout_seconds;
-}
-
 static int add_usage(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct ecs_usage *u = ud;
@@ -477,46 +466,6 @@ static int deregister_container_instance(struct barge_api_ctx *ctx, json_t *in, 
     barge_server_notify(ctx->srv);
     *out = json_pack("{s:o}", "containerInstance", ci);
     return 0;
-}
-
-struct orphan_state {
-    json_t *keys;
-};
-
-static int collect_itask(const char *key, json_t *doc, void *ud, struct barge_error **err)
-{
-    struct orphan_state *os = ud;
-    json_array_append_new(os->keys, json_pack("{s:s, s:s, s:s}", "ikey", key, "cluster",
-                                              barge_json_str(doc, "cluster", ""), "task",
-                                              barge_json_str(doc, "task", "")));
-    return 0;
-}
-
-int ecs_instance_orphan_tasks(struct barge_tx *tx, const char *instance_id, const char *reason,
-                              struct barge_error **err)
-{
-    _cleanup_json_ json_t *keys = json_array();
-    struct orphan_state os = {keys};
-    _cleanup_free_ char *prefix = barge_xasprintf("%s/", instance_id);
-    if (barge_store_scan(tx, ECS_KIND_ITASK, prefix, NULL, false, 0, collect_itask, &os, err) < 0)
-        return -1;
-    size_t i;
-    json_t *k;
-    json_array_foreach(keys, i, k)
-    {
-        _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", barge_json_str(k, "cluster", ""),
-                                                    barge_json_str(k, "task", ""));
-        _cleanup_json_ json_t *task = NULL;
-        if (barge_store_get(tx, ECS_KIND_TASK, tkey, &task, err) < 0)
-            return -1;
-        if (task && ecs_task_force_stopped(task, reason) &&
-            (barge_store_put(tx, ECS_KIND_TASK, tkey, task, err) < 0 ||
-             ecs_usage_record(tx, task, err) < 0))
-            return -1;
-        if (barge_store_del(tx, ECS_KIND_ITASK, barge_json_str(k, "ikey", ""), err) < 0)
-            return -1;
-    }
-    return (int)json_array_size(keys);
 }
 
 static int update_container_instances_state(struct barge_api_ctx *ctx, json_t *in, json_t **out,

@@ -25,11 +25,6 @@ static int lifecycle_index(const char *status)
     return -1;
 }
 
-static void bump_version(json_t *task)
-{
-    json_object_set_new(task, "version", json_integer(barge_json_int(task, "version", 0) + 1));
-}
-
 static json_t *find_by_name(json_t *list, const char *key, const char *name)
 {
     size_t i;
@@ -49,40 +44,6 @@ static int unindex(struct barge_tx *tx, const json_t *task, struct barge_error *
         return 0;
     _cleanup_free_ char *ikey = barge_xasprintf("%s/%s", inst, barge_json_str(task, "_id", ""));
     return barge_store_del(tx, ECS_KIND_ITASK, ikey, err);
-}
-
-void ecs_task_request_stop(json_t *task, const char *stop_code, const char *reason)
-{
-    if (barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED"))
-        return;
-    json_object_set_new(task, "desiredStatus", json_string("STOPPED"));
-    json_object_set_new(task, "stopCode", json_string(stop_code));
-    json_object_set_new(task, "stoppedReason", json_string(reason));
-    json_object_set_new(task, "stoppingAt", json_real(barge_now()));
-    bump_version(task);
-}
-
-bool ecs_task_force_stopped(json_t *task, const char *reason)
-{
-    if (barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED"))
-        return false;
-    double now = barge_now();
-    json_object_set_new(task, "lastStatus", json_string("STOPPED"));
-    json_object_set_new(task, "desiredStatus", json_string("STOPPED"));
-    if (!json_object_get(task, "stoppedReason"))
-        json_object_set_new(task, "stoppedReason", json_string(reason));
-    if (!json_object_get(task, "stoppingAt"))
-        json_object_set_new(task, "stoppingAt", json_real(now));
-    json_object_set_new(task, "stoppedAt", json_real(now));
-    json_object_set_new(task, "executionStoppedAt", json_real(now));
-    size_t i;
-    json_t *c;
-    json_array_foreach(barge_json_array(task, "containers"), i, c)
-    {
-        json_object_set_new(c, "lastStatus", json_string("STOPPED"));
-    }
-    bump_version(task);
-    return true;
 }
 
 /* --- placement -------------------------------------------------------- */
@@ -1321,7 +1282,7 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
                 return -1;
         }
     }
-    bump_version(task);
+    ecs_task_bump_version(task);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "api/api.h"
 #include "api/ecs.h"
 #include "common/ids.h"
+#include "common/isotime.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -28,14 +29,6 @@
 #define PATH            "/barge/v1/join-tokens"
 #define DEFAULT_TTL     (24 * 3600)
 #define MAX_TTL         (365 * 24 * 3600)
-
-static void format_time(double t, char out[32])
-{
-    time_t s = (time_t)t;
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* What a token's document says about its use now. */
 static const char *token_status(const json_t *doc, double now)
@@ -203,8 +196,8 @@ int barge_api_join_token_check(struct barge_tx *tx, const char *token, json_t **
     if (strcmp(status, "revoked") == 0)
         return barge_error_set(err, BARGE_ERR_AUTH_UNKNOWN_KEY, "join token '%s' was revoked", id);
     if (strcmp(status, "expired") == 0) {
-        char when[32];
-        format_time(json_number_value(json_object_get(doc, "expiresAt")), when);
+        char when[BARGE_ISOTIME_MAX];
+        barge_isotime_format(json_number_value(json_object_get(doc, "expiresAt")), 0, "Z", when);
         return barge_error_set(err, BARGE_ERR_AUTH_EXPIRED,
                                "join token '%s' expired at %s; create a new one", id, when);
     }

@@ -1,14 +1,12 @@
-/* The AWS JSON 1.1 dispatcher: X-Amz-Target picks the service and operation,
- * SigV4 authenticates, the model validates, the handler serves. Also the
- * paging helpers every List operation shares. */
+/* The AWS JSON 1.1 protocol: X-Amz-Target picks the service and operation,
+ * the body is the input as JSON and the answer the output as JSON; the steps
+ * in between are the shared pipeline's (pipeline.c). */
 #include <string.h>
-#include <time.h>
 
 #include "api/access.h"
 #include "api/api.h"
-#include "api/metrics.h"
 #include "api/model.h"
-#include "api/server.h"
+#include "api/pipeline.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -96,74 +94,68 @@ const struct barge_api_op *barge_api_find_op(const struct barge_api_service *svc
     return NULL;
 }
 
+static int proto_route(struct barge_api_call *call, struct barge_error **err)
+{
+    const char *target = barge_http_req_header(call->req, "X-Amz-Target");
+    if (strcmp(call->req->method, "POST") != 0 || !target)
+        return barge_error_set(err, BARGE_ERR_UNKNOWN_OP,
+                               "expected a POST with an X-Amz-Target header naming the operation");
+    call->svc = find_service(target, &call->op);
+    if (!call->svc)
+        return barge_error_set(err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", target);
+    return 0;
+}
+
+static void proto_unknown_op(const struct barge_api_call *call, struct barge_error **err)
+{
+    barge_error_set(err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'",
+                    barge_http_req_header(call->req, "X-Amz-Target"));
+}
+
+static int proto_decode(const struct barge_api_call *call, json_t **input, struct barge_error **err)
+{
+    const struct barge_http_req *req = call->req;
+    json_error_t jerr;
+    *input = req->body_len == 0 ? json_object() : json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!*input)
+        return barge_error_set(err, BARGE_ERR_SERIALIZATION, "request body is not valid JSON: %s",
+                               jerr.text);
+    return 0;
+}
+
+static void proto_encode(const struct barge_api_call *call, const json_t *out,
+                         struct barge_http_resp *resp)
+{
+    (void)call;
+    /* operations with no output answer {} */
+    char *text = out ? barge_json_dump(out) : barge_xstrdup("{}");
+    barge_http_resp_set(resp, 200, "application/x-amz-json-1.1", text, strlen(text));
+}
+
+static void proto_error(const struct barge_api_call *call, const struct barge_error *err,
+                        struct barge_http_resp *resp)
+{
+    barge_api_error_response(call->svc, err, resp);
+}
+
+static const struct barge_api_protocol json11 = {
+    .route = proto_route,
+    .unknown_op = proto_unknown_op,
+    .decode = proto_decode,
+    .encode = proto_encode,
+    .error = proto_error,
+};
+
 void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
-    struct barge_server *srv = req->server;
-    _cleanup_error_ struct barge_error *err = NULL;
-    _cleanup_json_ json_t *input = NULL, *out = NULL;
-    const struct barge_api_service *svc = NULL;
-    const char *op = NULL, *op_label = NULL; /* op_label: only known operations */
-    const char *target = barge_http_req_header(req, "X-Amz-Target");
-    double started = barge_metrics_clock();
-
-    if (strcmp(req->method, "POST") != 0 || !target) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
-                        "expected a POST with an X-Amz-Target header naming the operation");
-        goto fail;
-    }
-    svc = find_service(target, &op);
-    if (!svc) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", target);
-        goto fail;
-    }
     /* A body sent without Content-Length is only measured once in. */
-    if (too_large(svc, req->body_len, &err)) {
+    const char *target = barge_http_req_header(req, "X-Amz-Target");
+    const char *op;
+    const struct barge_api_service *svc = target ? find_service(target, &op) : NULL;
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (svc && too_large(svc, req->body_len, &err)) {
         too_large_response(svc, err, resp);
         return;
     }
-    const struct barge_model *model = barge_model_get(svc->model);
-    struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = op};
-    if (barge_api_authenticate(req, barge_model_signing_name(model), &ctx.who, &err) < 0)
-        goto fail;
-
-    const struct barge_api_op *handler = barge_api_find_op(svc, op);
-    if (!handler) {
-        if (barge_model_has_operation(model, op))
-            barge_error_set(&err, BARGE_ERR_UNKNOWN_OP,
-                            "operation '%s' is not implemented by barge", op);
-        else
-            barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown operation '%s'", target);
-        goto fail;
-    }
-    op_label = handler->name;
-
-    json_error_t jerr;
-    input = req->body_len == 0 ? json_object() : json_loadb(req->body, req->body_len, 0, &jerr);
-    if (!input) {
-        barge_error_set(&err, BARGE_ERR_SERIALIZATION, "request body is not valid JSON: %s",
-                        jerr.text);
-        goto fail;
-    }
-    if (barge_model_validate_input(model, op, input, &err) < 0)
-        goto fail;
-
-    if (handler->handler(&ctx, input, &out, &err) < 0)
-        goto fail;
-    if (!out)
-        out = json_object(); /* operations with no output answer {} */
-    char *text = barge_json_dump(out);
-    barge_http_resp_set(resp, 200, "application/x-amz-json-1.1", text, strlen(text));
-    barge_debug("%s %s ok", svc->model, op);
-    barge_metrics_api_observe(svc->model, op_label, resp->status, barge_metrics_clock() - started);
-    return;
-
-fail:
-    if (err->code == BARGE_ERR_INTERNAL || err->code == BARGE_ERR_IO)
-        barge_err("%s %s failed: %s (%s:%d)", svc ? svc->model : "?", op ? op : "?", err->message,
-                  err->file, err->line);
-    else
-        barge_debug("%s %s rejected: %s", svc ? svc->model : "?", op ? op : "?", err->message);
-    barge_api_error_response(svc, err, resp);
-    barge_metrics_api_observe(svc ? svc->model : NULL, op_label, resp->status,
-                              barge_metrics_clock() - started);
+    barge_api_pipeline_run(&json11, req, resp);
 }

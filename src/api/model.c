@@ -128,59 +128,13 @@ struct barge_model {
     json_t *raw; /* the model as loaded, for the query protocol's codec */
 };
 
-/* ---- a small growable string, for messages ---- */
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = barge_xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_adds(struct buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-BARGE_PRINTF(2, 3) static void buf_addf(struct buf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof(tmp)) {
-        buf_add(b, tmp, (size_t)n);
-        return;
-    }
-    va_start(ap, fmt);
-    char *big = barge_xvasprintf(fmt, ap);
-    va_end(ap);
-    buf_adds(b, big);
-    free(big);
-}
-
 /* Whole numbers without a fraction or exponent, others in the shortest text
  * that reads back as the same double. */
-static void buf_add_double(struct buf *b, double d)
+static void buf_add_double(struct barge_buf *b, double d)
 {
     char tmp[40];
     if (d == (double)(long long)d && d > -1e15 && d < 1e15) {
-        buf_addf(b, "%lld", (long long)d);
+        barge_buf_addf(b, "%lld", (long long)d);
         return;
     }
     for (int prec = 1; prec <= 17; prec++) {
@@ -188,7 +142,7 @@ static void buf_add_double(struct buf *b, double d)
         if (strtod(tmp, NULL) == d)
             break;
     }
-    buf_adds(b, tmp);
+    barge_buf_adds(b, tmp);
 }
 
 /* ---- loading ---- */
@@ -265,13 +219,13 @@ static void read_limits(struct shape *s, const json_t *def)
 static int load_enum(struct loader *l, struct shape *s, const json_t *list, const char *name)
 {
     size_t n = json_array_size(list);
-    struct buf text = {0};
+    struct barge_buf text = {0};
     s->enums = barge_xcalloc(n, sizeof(*s->enums));
-    buf_adds(&text, "[");
+    barge_buf_adds(&text, "[");
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(list, i);
         if (!json_is_string(v)) {
-            free(text.p);
+            free(text.data);
             return barge_error_set(l->err, BARGE_ERR_INTERNAL,
                                    "model '%s': enum of '%s' holds a non-string", l->service, name);
         }
@@ -279,12 +233,12 @@ static int load_enum(struct loader *l, struct shape *s, const json_t *list, cons
         s->enums[i].s = barge_xstrndup(json_string_value(v), len);
         s->enums[i].len = len;
         if (i)
-            buf_adds(&text, ", ");
-        buf_add(&text, s->enums[i].s, len);
+            barge_buf_adds(&text, ", ");
+        barge_buf_addn(&text, s->enums[i].s, len);
     }
-    buf_adds(&text, "]");
+    barge_buf_adds(&text, "]");
     s->n_enums = n;
-    s->enum_text = text.p;
+    s->enum_text = text.data;
     qsort(s->enums, n, sizeof(*s->enums), enum_cmp);
     return 0;
 }
@@ -537,11 +491,11 @@ struct vctx {
     size_t depth;
     size_t violations;
     bool serialization;
-    struct buf msg; /* the joined violations, or the serialization message */
+    struct barge_buf msg; /* the joined violations, or the serialization message */
     struct frame frames[MAX_DEPTH];
 };
 
-static void add_escaped(struct buf *b, const char *s, size_t n, size_t limit, bool *full)
+static void add_escaped(struct barge_buf *b, const char *s, size_t n, size_t limit, bool *full)
 {
     /* NUL would end the C string of the message early; show it instead. */
     while (n && !*full) {
@@ -552,38 +506,38 @@ static void add_escaped(struct buf *b, const char *s, size_t n, size_t limit, bo
             size_t room = limit > b->len ? limit - b->len : 0;
             while (room && ((unsigned char)s[room] & 0xC0) == 0x80)
                 room--;
-            buf_add(b, s, room);
+            barge_buf_addn(b, s, room);
             *full = true;
             return;
         }
-        buf_add(b, s, seg);
+        barge_buf_addn(b, s, seg);
         if (!nul)
             return;
-        buf_adds(b, "\\u0000");
+        barge_buf_adds(b, "\\u0000");
         s += seg + 1;
         n -= seg + 1;
     }
 }
 
-static void add_path(struct buf *b, const struct vctx *c)
+static void add_path(struct barge_buf *b, const struct vctx *c)
 {
     for (size_t i = 0; i < c->depth; i++) {
         const struct frame *f = &c->frames[i];
         switch (f->kind) {
         case F_MEMBER:
             if (i)
-                buf_add(b, ".", 1);
-            buf_adds(b, f->s);
+                barge_buf_addn(b, ".", 1);
+            barge_buf_adds(b, f->s);
             break;
         case F_INDEX:
-            buf_addf(b, ".%zu.member", f->len + 1);
+            barge_buf_addf(b, ".%zu.member", f->len + 1);
             break;
         case F_KEY: {
             bool full = false;
-            buf_add(b, ".", 1);
+            barge_buf_addn(b, ".", 1);
             add_escaped(b, f->s, f->len, b->len + RENDER_LIMIT, &full);
             if (full)
-                buf_adds(b, "...");
+                barge_buf_adds(b, "...");
             break;
         }
         }
@@ -594,7 +548,8 @@ static const struct shape *struct_member_shape(const struct shape *s, const char
 
 /* Appends v in Java's toString manner ('[a, b]', '{k=v}'), stopping at limit
  * (an absolute length of b) and hiding sensitive shapes. s may be NULL. */
-static void render(struct buf *b, const struct shape *s, const json_t *v, size_t limit, bool *full)
+static void render(struct barge_buf *b, const struct shape *s, const json_t *v, size_t limit,
+                   bool *full)
 {
     if (*full)
         return;
@@ -603,7 +558,7 @@ static void render(struct buf *b, const struct shape *s, const json_t *v, size_t
         return;
     }
     if (s && s->sensitive) {
-        buf_adds(b, "***");
+        barge_buf_adds(b, "***");
         return;
     }
     switch (json_typeof(v)) {
@@ -611,35 +566,35 @@ static void render(struct buf *b, const struct shape *s, const json_t *v, size_t
         add_escaped(b, json_string_value(v), json_string_length(v), limit, full);
         break;
     case JSON_INTEGER:
-        buf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        barge_buf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
     case JSON_REAL:
         buf_add_double(b, json_real_value(v));
         break;
     case JSON_TRUE:
-        buf_adds(b, "true");
+        barge_buf_adds(b, "true");
         break;
     case JSON_FALSE:
-        buf_adds(b, "false");
+        barge_buf_adds(b, "false");
         break;
     case JSON_NULL:
-        buf_adds(b, "null");
+        barge_buf_adds(b, "null");
         break;
     case JSON_ARRAY: {
         const struct shape *ms = s && s->type == T_LIST ? s->member : NULL;
-        buf_add(b, "[", 1);
+        barge_buf_addn(b, "[", 1);
         for (size_t i = 0; i < json_array_size(v) && !*full; i++) {
             if (i)
-                buf_adds(b, ", ");
+                barge_buf_adds(b, ", ");
             render(b, ms, json_array_get(v, i), limit, full);
         }
         if (!*full)
-            buf_add(b, "]", 1);
+            barge_buf_addn(b, "]", 1);
         break;
     }
     case JSON_OBJECT: {
         bool first = true;
-        buf_add(b, "{", 1);
+        barge_buf_addn(b, "{", 1);
         for (void *it = json_object_iter((json_t *)v); it && !*full;
              it = json_object_iter_next((json_t *)v, it)) {
             const char *k = json_object_iter_key(it);
@@ -654,14 +609,14 @@ static void render(struct buf *b, const struct shape *s, const json_t *v, size_t
                     continue;
             }
             if (!first)
-                buf_adds(b, ", ");
+                barge_buf_adds(b, ", ");
             first = false;
             add_escaped(b, k, klen, limit, full);
-            buf_add(b, "=", 1);
+            barge_buf_addn(b, "=", 1);
             render(b, vs, json_object_iter_value(it), limit, full);
         }
         if (!*full)
-            buf_add(b, "}", 1);
+            barge_buf_addn(b, "}", 1);
         break;
     }
     }
@@ -674,24 +629,24 @@ static void violation(struct vctx *c, const struct shape *s, const json_t *v,
 {
     if (++c->violations > MAX_REPORTED)
         return;
-    struct buf *b = &c->msg;
+    struct barge_buf *b = &c->msg;
     if (c->violations > 1)
-        buf_adds(b, "; ");
+        barge_buf_adds(b, "; ");
     if (!v || json_is_null(v)) {
-        buf_adds(b, "Value null");
+        barge_buf_adds(b, "Value null");
     } else if (s && s->sensitive) {
         /* AWS drops the value of a sensitive member altogether. */
-        buf_adds(b, "Value");
+        barge_buf_adds(b, "Value");
     } else {
         bool full = false;
-        buf_adds(b, "Value '");
+        barge_buf_adds(b, "Value '");
         render(b, s, v, b->len + RENDER_LIMIT, &full);
-        buf_adds(b, full ? "...'" : "'");
+        barge_buf_adds(b, full ? "...'" : "'");
     }
-    buf_adds(b, " at '");
+    barge_buf_adds(b, " at '");
     add_path(b, c);
-    buf_adds(b, "' failed to satisfy constraint: ");
-    buf_adds(b, constraint);
+    barge_buf_adds(b, "' failed to satisfy constraint: ");
+    barge_buf_adds(b, constraint);
 }
 
 static const char *article(const char *word)
@@ -703,27 +658,27 @@ static const char *article(const char *word)
  * deserialising, before any constraint is looked at. */
 static int type_error(struct vctx *c, const struct shape *s, const json_t *v, const char *detail)
 {
-    struct buf *b = &c->msg;
+    struct barge_buf *b = &c->msg;
     b->len = 0;
     c->serialization = true;
     if (detail) {
-        buf_adds(b, detail);
+        barge_buf_adds(b, detail);
     } else if (json_is_object(v)) {
-        buf_adds(b, "Start of structure or map found where not expected");
+        barge_buf_adds(b, "Start of structure or map found where not expected");
     } else if (json_is_array(v)) {
-        buf_adds(b, "Start of list found where not expected");
+        barge_buf_adds(b, "Start of list found where not expected");
     } else {
         const char *token = json_is_string(v)    ? "STRING_VALUE"
                             : json_is_number(v)  ? "NUMBER_VALUE"
                             : json_is_boolean(v) ? "BOOLEAN_VALUE"
                                                  : "NULL_VALUE";
         const char *target = type_names[s->type].java_name;
-        buf_addf(b, "%s can not be converted to %s %s", token, article(target), target);
+        barge_buf_addf(b, "%s can not be converted to %s %s", token, article(target), target);
     }
     if (c->depth) {
-        buf_adds(b, " at '");
+        barge_buf_adds(b, " at '");
         add_path(b, c);
-        buf_adds(b, "'");
+        barge_buf_adds(b, "'");
     }
     return -1;
 }
@@ -830,19 +785,19 @@ static void check_int_range(struct vctx *c, const struct shape *s, const json_t 
 
 static void check_double_range(struct vctx *c, const struct shape *s, const json_t *v, double d)
 {
-    struct buf text = {0};
+    struct barge_buf text = {0};
     if (s->has_min && d < s->dmin) {
-        buf_adds(&text, "Member must have value greater than or equal to ");
+        barge_buf_adds(&text, "Member must have value greater than or equal to ");
         buf_add_double(&text, s->dmin);
-        violation(c, s, v, text.p);
+        violation(c, s, v, text.data);
         text.len = 0;
     }
     if (s->has_max && d > s->dmax) {
-        buf_adds(&text, "Member must have value less than or equal to ");
+        barge_buf_adds(&text, "Member must have value less than or equal to ");
         buf_add_double(&text, s->dmax);
-        violation(c, s, v, text.p);
+        violation(c, s, v, text.data);
     }
-    free(text.p);
+    free(text.data);
 }
 
 static bool digits(const char **p, int n, int *out)
@@ -1077,11 +1032,11 @@ int barge_model_validate_input(const struct barge_model *m, const char *operatio
             return barge_error_set(err, BARGE_ERR_SERIALIZATION, "the request body is not JSON");
         struct vctx c;
         c.depth = 0;
-        c.msg = (struct buf){0};
+        c.msg = (struct barge_buf){0};
         static const struct shape any_structure = {.type = T_STRUCTURE};
         type_error(&c, &any_structure, input, NULL);
-        barge_error_set(err, BARGE_ERR_SERIALIZATION, "%s", c.msg.p);
-        free(c.msg.p);
+        barge_error_set(err, BARGE_ERR_SERIALIZATION, "%s", c.msg.data);
+        free(c.msg.data);
         return -1;
     }
     if (!op->input)
@@ -1092,15 +1047,15 @@ int barge_model_validate_input(const struct barge_model *m, const char *operatio
     c.depth = 0;
     c.violations = 0;
     c.serialization = false;
-    c.msg = (struct buf){0};
+    c.msg = (struct barge_buf){0};
     check(&c, op->input, input);
     int ret = 0;
     if (c.serialization) {
-        ret = barge_error_set(err, BARGE_ERR_SERIALIZATION, "%s", c.msg.p);
+        ret = barge_error_set(err, BARGE_ERR_SERIALIZATION, "%s", c.msg.data);
     } else if (c.violations) {
         ret = barge_error_set(err, BARGE_ERR_INVALID, "%zu validation error%s detected: %s",
-                              c.violations, c.violations == 1 ? "" : "s", c.msg.p);
+                              c.violations, c.violations == 1 ? "" : "s", c.msg.data);
     }
-    free(c.msg.p);
+    free(c.msg.data);
     return ret;
 }

@@ -6,14 +6,13 @@
  * would be under JSON 1.1 (timestamps as epoch seconds). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api/api.h"
-#include "api/metrics.h"
 #include "api/model.h"
+#include "api/pipeline.h"
 #include "api/xml.h"
+#include "common/isotime.h"
 #include "common/json.h"
-#include "common/log.h"
 
 extern const struct barge_api_service barge_api_cloudwatch;
 extern const struct barge_api_service barge_api_elbv2;
@@ -58,25 +57,11 @@ static bool parse_time(const char *s, double *out)
         *out = epoch;
         return true;
     }
-    struct tm tm = {0};
-    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!p)
+    struct barge_isotime t;
+    if (barge_isotime_parse(s, strlen(s), &t) < 0 || !t.has_time || !t.has_zone)
         return false;
-    double frac = 0;
-    if (*p == '.') {
-        frac = strtod(p, &end);
-        p = end;
-    }
-    if (*p == 'Z' && !p[1]) {
-        *out = (double)timegm(&tm) + frac;
-        return true;
-    }
-    if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-        int off = atoi(p + 1) * 3600 + atoi(p + 4) * 60;
-        *out = (double)timegm(&tm) + frac - (*p == '+' ? off : -off);
-        return true;
-    }
-    return false;
+    *out = barge_isotime_epoch(&t);
+    return true;
 }
 
 static int bad_value(const struct codec *c, const char *value, const char *what,
@@ -306,19 +291,19 @@ int barge_api_query_decode(const struct barge_model *model, const char *operatio
     return 0;
 }
 
-static void add_number(struct barge_xml *b, double d)
+static void add_number(struct barge_buf *b, double d)
 {
     char text[40];
     snprintf(text, sizeof(text), "%.15g", d);
     if (strtod(text, NULL) != d)
         snprintf(text, sizeof(text), "%.17g", d);
-    barge_xml_add(b, text);
+    barge_buf_adds(b, text);
 }
 
-static void encode(const struct codec *c, struct barge_xml *b, const json_t *shape,
+static void encode(const struct codec *c, struct barge_buf *b, const json_t *shape,
                    const json_t *v);
 
-static void encode_member(const struct codec *c, struct barge_xml *b, const char *tag,
+static void encode_member(const struct codec *c, struct barge_buf *b, const char *tag,
                           const json_t *ref, const json_t *v)
 {
     const json_t *shape = shape_of(c, ref);
@@ -327,18 +312,18 @@ static void encode_member(const struct codec *c, struct barge_xml *b, const char
         json_t *item;
         json_array_foreach((json_t *)v, i, item)
         {
-            barge_xml_printf(b, "<%s>", tag);
+            barge_buf_addf(b, "<%s>", tag);
             encode(c, b, shape_of(c, json_object_get(shape, "member")), item);
-            barge_xml_printf(b, "</%s>", tag);
+            barge_buf_addf(b, "</%s>", tag);
         }
         return;
     }
-    barge_xml_printf(b, "<%s>", tag);
+    barge_buf_addf(b, "<%s>", tag);
     encode(c, b, shape, v);
-    barge_xml_printf(b, "</%s>", tag);
+    barge_buf_addf(b, "</%s>", tag);
 }
 
-static void encode(const struct codec *c, struct barge_xml *b, const json_t *shape, const json_t *v)
+static void encode(const struct codec *c, struct barge_buf *b, const json_t *shape, const json_t *v)
 {
     const char *t = type_of(shape);
     if (!strcmp(t, "structure")) {
@@ -364,26 +349,21 @@ static void encode(const struct codec *c, struct barge_xml *b, const json_t *sha
         json_t *item;
         json_object_foreach((json_t *)v, k, item)
         {
-            barge_xml_add(b, "<entry>");
+            barge_buf_adds(b, "<entry>");
             barge_xml_elem(b, barge_json_str(json_object_get(shape, "key"), "locationName", "key"),
                            k);
             encode_member(c, b,
                           barge_json_str(json_object_get(shape, "value"), "locationName", "value"),
                           json_object_get(shape, "value"), item);
-            barge_xml_add(b, "</entry>");
+            barge_buf_adds(b, "</entry>");
         }
     } else if (!strcmp(t, "timestamp") && json_is_number(v)) {
-        double when = json_number_value(v);
-        time_t secs = (time_t)when;
-        struct tm tm;
-        gmtime_r(&secs, &tm);
-        char text[40];
-        strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
-        barge_xml_printf(b, "%s.%03dZ", text, (int)((when - (double)secs) * 1000) % 1000);
+        char text[BARGE_ISOTIME_MAX];
+        barge_buf_adds(b, barge_isotime_format(json_number_value(v), 3, "Z", text));
     } else if (json_is_boolean(v)) {
-        barge_xml_add(b, json_is_true(v) ? "true" : "false");
+        barge_buf_adds(b, json_is_true(v) ? "true" : "false");
     } else if (json_is_integer(v)) {
-        barge_xml_printf(b, "%lld", (long long)json_integer_value(v));
+        barge_buf_addf(b, "%lld", (long long)json_integer_value(v));
     } else if (json_is_real(v)) {
         add_number(b, json_real_value(v));
     } else if (json_is_string(v)) {
@@ -400,19 +380,19 @@ char *barge_api_query_encode(const struct barge_model *model, const char *operat
     const char *ns = barge_json_str(json_object_get(raw, "metadata"), "xmlNamespace", "");
     const char *wrapper = barge_json_str(op, "resultWrapper", NULL);
     const json_t *shape = json_object_get(c.shapes, barge_json_str(op, "output", ""));
-    struct barge_xml b = {0};
-    barge_xml_printf(&b, "<%sResponse xmlns=\"", operation);
+    struct barge_buf b = {0};
+    barge_buf_addf(&b, "<%sResponse xmlns=\"", operation);
     barge_xml_text(&b, ns);
-    barge_xml_add(&b, "\">");
+    barge_buf_adds(&b, "\">");
     if (wrapper && shape) {
-        barge_xml_printf(&b, "<%s>", wrapper);
+        barge_buf_addf(&b, "<%s>", wrapper);
         encode(&c, &b, shape, out);
-        barge_xml_printf(&b, "</%s>", wrapper);
+        barge_buf_addf(&b, "</%s>", wrapper);
     }
-    barge_xml_add(&b, "<ResponseMetadata>");
+    barge_buf_adds(&b, "<ResponseMetadata>");
     barge_xml_elem(&b, "RequestId", request_id);
-    barge_xml_printf(&b, "</ResponseMetadata></%sResponse>\n", operation);
-    return b.s;
+    barge_buf_addf(&b, "</ResponseMetadata></%sResponse>\n", operation);
+    return b.data;
 }
 
 static void error_response(const struct barge_api_service *svc, const struct barge_model *model,
@@ -433,17 +413,17 @@ static void error_response(const struct barge_api_service *svc, const struct bar
     const char *ns = model ? barge_json_str(json_object_get(barge_model_raw(model), "metadata"),
                                             "xmlNamespace", "")
                            : "";
-    struct barge_xml b = {0};
-    barge_xml_add(&b, "<ErrorResponse xmlns=\"");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "<ErrorResponse xmlns=\"");
     barge_xml_text(&b, ns);
-    barge_xml_add(&b, "\"><Error>");
+    barge_buf_adds(&b, "\"><Error>");
     barge_xml_elem(&b, "Type", status >= 500 ? "Receiver" : "Sender");
     barge_xml_elem(&b, "Code", type);
     barge_xml_elem(&b, "Message", msg);
-    barge_xml_add(&b, "</Error>");
+    barge_buf_adds(&b, "</Error>");
     barge_xml_elem(&b, "RequestId", request_id);
-    barge_xml_add(&b, "</ErrorResponse>\n");
-    barge_http_resp_set(resp, status, "text/xml", b.s, b.len);
+    barge_buf_adds(&b, "</ErrorResponse>\n");
+    barge_http_resp_set(resp, status, "text/xml", b.data, b.len);
 }
 
 static const struct barge_api_service *find_service(const char *version)
@@ -469,59 +449,55 @@ static char *form_value(const json_t *pairs, const char *name)
     return NULL;
 }
 
+static int proto_route(struct barge_api_call *call, struct barge_error **err)
+{
+    const struct barge_http_req *req = call->req;
+    _cleanup_json_ json_t *pairs = parse_form(req->body ? req->body : "", req->body_len);
+    _cleanup_free_ char *version = form_value(pairs, "Version");
+    call->op = call->data = form_value(pairs, "Action");
+    call->svc = find_service(version);
+    if (!call->svc)
+        return barge_error_set(err, BARGE_ERR_UNKNOWN_OP, "unknown API version '%s'",
+                               version ? version : "");
+    return 0;
+}
+
+static void proto_unknown_op(const struct barge_api_call *call, struct barge_error **err)
+{
+    barge_error_set_type(err, BARGE_ERR_UNKNOWN_OP, "InvalidAction",
+                         "The action %s is not valid for this web service.",
+                         call->op ? call->op : "(none)");
+}
+
+static int proto_decode(const struct barge_api_call *call, json_t **input, struct barge_error **err)
+{
+    return barge_api_query_decode(call->model, call->op, call->req->body, call->req->body_len,
+                                  input, err);
+}
+
+static void proto_encode(const struct barge_api_call *call, const json_t *out,
+                         struct barge_http_resp *resp)
+{
+    char *text = barge_api_query_encode(call->model, call->op, out, call->req->request_id);
+    barge_http_resp_set(resp, 200, "text/xml", text, strlen(text));
+}
+
+static void proto_error(const struct barge_api_call *call, const struct barge_error *err,
+                        struct barge_http_resp *resp)
+{
+    error_response(call->svc, call->model, err, call->req->request_id, resp);
+}
+
+static const struct barge_api_protocol query = {
+    .route = proto_route,
+    .unknown_op = proto_unknown_op,
+    .unknown_op_type = "InvalidAction",
+    .decode = proto_decode,
+    .encode = proto_encode,
+    .error = proto_error,
+};
+
 void barge_api_query_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
-    struct barge_server *srv = req->server;
-    _cleanup_error_ struct barge_error *err = NULL;
-    _cleanup_json_ json_t *input = NULL, *out = NULL;
-    const struct barge_api_service *svc = NULL;
-    const struct barge_model *model = NULL;
-    const char *op_label = NULL;
-    double started = barge_metrics_clock();
-    _cleanup_json_ json_t *pairs = parse_form(req->body ? req->body : "", req->body_len);
-    _cleanup_free_ char *action = form_value(pairs, "Action");
-    _cleanup_free_ char *version = form_value(pairs, "Version");
-
-    svc = find_service(version);
-    if (!svc) {
-        barge_error_set(&err, BARGE_ERR_UNKNOWN_OP, "unknown API version '%s'",
-                        version ? version : "");
-        goto fail;
-    }
-    model = barge_model_get(svc->model);
-    struct barge_api_ctx ctx = {.srv = srv, .http = req, .service = svc, .operation = action};
-    if (barge_api_authenticate(req, barge_model_signing_name(model), &ctx.who, &err) < 0)
-        goto fail;
-    const struct barge_api_op *handler = barge_api_find_op(svc, action);
-    if (!handler) {
-        if (barge_model_has_operation(model, action))
-            barge_error_set_type(&err, BARGE_ERR_UNKNOWN_OP, "InvalidAction",
-                                 "operation '%s' is not implemented by barge", action);
-        else
-            barge_error_set_type(&err, BARGE_ERR_UNKNOWN_OP, "InvalidAction",
-                                 "The action %s is not valid for this web service.",
-                                 action ? action : "(none)");
-        goto fail;
-    }
-    op_label = handler->name;
-    if (barge_api_query_decode(model, action, req->body, req->body_len, &input, &err) < 0 ||
-        barge_model_validate_input(model, action, input, &err) < 0 ||
-        handler->handler(&ctx, input, &out, &err) < 0)
-        goto fail;
-    char *text = barge_api_query_encode(model, action, out, req->request_id);
-    barge_http_resp_set(resp, 200, "text/xml", text, strlen(text));
-    barge_debug("%s %s ok", svc->model, action);
-    barge_metrics_api_observe(svc->model, op_label, resp->status, barge_metrics_clock() - started);
-    return;
-
-fail:
-    if (err->code == BARGE_ERR_INTERNAL || err->code == BARGE_ERR_IO)
-        barge_err("%s %s failed: %s (%s:%d)", svc ? svc->model : "?", action ? action : "?",
-                  err->message, err->file, err->line);
-    else
-        barge_debug("%s %s rejected: %s", svc ? svc->model : "?", action ? action : "?",
-                    err->message);
-    error_response(svc, model, err, req->request_id, resp);
-    barge_metrics_api_observe(svc ? svc->model : NULL, op_label, resp->status,
-                              barge_metrics_clock() - started);
+    barge_api_pipeline_run(&query, req, resp);
 }

@@ -33,6 +33,7 @@
 #include "api/xml.h"
 #include "common/crypto.h"
 #include "common/ids.h"
+#include "common/isotime.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -59,27 +60,16 @@ struct s3_req {
 /* URL-encodes s as S3's encoding-type=url does (keeps '/'). */
 static char *url_encode(const char *s)
 {
-    struct barge_xml b = {0};
-    barge_xml_add(&b, "");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
             strchr("-_.~/", *p))
-            barge_xml_addn(&b, (const char *)p, 1);
+            barge_buf_addn(&b, (const char *)p, 1);
         else
-            barge_xml_printf(&b, "%%%02X", *p);
+            barge_buf_addf(&b, "%%%02X", *p);
     }
-    return b.s;
-}
-
-static void time_iso(double t, char out[32])
-{
-    time_t s = (time_t)t;
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    int ms = (int)((t - (double)s) * 1000);
-    char base[24];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%.19s.%03dZ", base, ms < 0 ? 0 : ms > 999 ? 999 : ms);
+    return b.data;
 }
 
 static void time_http(double t, char out[40])
@@ -114,11 +104,11 @@ static char *xml_next(const char *xml, const char *tag, const char **pos)
     if (!z)
         return NULL;
     *pos = z + strlen(close);
-    struct barge_xml b = {0};
-    barge_xml_add(&b, "");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "");
     for (const char *p = a; p < z; p++) {
         if (*p != '&') {
-            barge_xml_addn(&b, p, 1);
+            barge_buf_addn(&b, p, 1);
             continue;
         }
         static const char *ents[][2] = {
@@ -127,7 +117,7 @@ static char *xml_next(const char *xml, const char *tag, const char **pos)
         for (size_t i = 0; i < BARGE_ARRAY_SIZE(ents) && !done; i++) {
             size_t n = strlen(ents[i][0]);
             if ((size_t)(z - p) >= n && strncmp(p, ents[i][0], n) == 0) {
-                barge_xml_add(&b, ents[i][1]);
+                barge_buf_adds(&b, ents[i][1]);
                 p += n - 1;
                 done = true;
             }
@@ -137,15 +127,15 @@ static char *xml_next(const char *xml, const char *tag, const char **pos)
             long c = semi ? strtol(p + 2 + (p[2] == 'x'), NULL, p[2] == 'x' ? 16 : 10) : -1;
             if (c > 0 && c < 128) {
                 char ch = (char)c;
-                barge_xml_addn(&b, &ch, 1);
+                barge_buf_addn(&b, &ch, 1);
                 p = semi;
                 done = true;
             }
         }
         if (!done)
-            barge_xml_addn(&b, p, 1);
+            barge_buf_addn(&b, p, 1);
     }
-    return b.s;
+    return b.data;
 }
 
 /* --- responses ----------------------------------------------------------- */
@@ -214,8 +204,8 @@ static void reply_error(struct s3_req *r, const struct barge_error *err)
                   err->file, err->line);
     else
         barge_debug("s3 %s %s rejected: %s %s", r->http->method, r->http->path, code, err->message);
-    struct barge_xml b = {0};
-    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>");
     barge_xml_elem(&b, "Code", code);
     barge_xml_elem(&b, "Message", msg);
     if (r->key)
@@ -224,14 +214,14 @@ static void reply_error(struct s3_req *r, const struct barge_error *err)
                       strcmp(code, "BucketAlreadyOwnedByYou") == 0))
         barge_xml_elem(&b, "BucketName", r->bucket);
     barge_xml_elem(&b, "RequestId", r->http->request_id);
-    barge_xml_add(&b, "</Error>");
-    barge_http_resp_set(r->resp, status, "application/xml", b.s, b.len);
+    barge_buf_adds(&b, "</Error>");
+    barge_http_resp_set(r->resp, status, "application/xml", b.data, b.len);
 }
 
-static void reply_xml(struct s3_req *r, int status, struct barge_xml *b)
+static void reply_xml(struct s3_req *r, int status, struct barge_buf *b)
 {
-    barge_http_resp_set(r->resp, status, "application/xml", b->s, b->len);
-    b->s = NULL;
+    barge_http_resp_set(r->resp, status, "application/xml", b->data, b->len);
+    b->data = NULL;
 }
 
 static void reply_empty(struct s3_req *r, int status)
@@ -534,7 +524,7 @@ static bool bucket_name_valid(const char *b)
 static int list_buckets(struct s3_req *r, struct barge_error **err);
 
 struct bucket_list {
-    struct barge_xml *b;
+    struct barge_buf *b;
     const char *prefix;
 };
 
@@ -543,13 +533,13 @@ static int add_bucket(const char *key, json_t *doc, void *ud, struct barge_error
     struct bucket_list *l = ud;
     if (l->prefix && !barge_str_has_prefix(key, l->prefix))
         return 0;
-    char ts[32];
-    time_iso(json_number_value(json_object_get(doc, "created")), ts);
-    barge_xml_add(l->b, "<Bucket>");
+    char ts[BARGE_ISOTIME_MAX];
+    barge_isotime_format(json_number_value(json_object_get(doc, "created")), 3, "Z", ts);
+    barge_buf_adds(l->b, "<Bucket>");
     barge_xml_elem(l->b, "Name", key);
     barge_xml_elem(l->b, "CreationDate", ts);
     barge_xml_elem(l->b, "BucketRegion", barge_json_str(doc, "region", ""));
-    barge_xml_add(l->b, "</Bucket>");
+    barge_buf_adds(l->b, "</Bucket>");
     return 0;
 }
 
@@ -559,19 +549,19 @@ static int list_buckets(struct s3_req *r, struct barge_error **err)
         return -1;
     _cleanup_free_ char *prefix = barge_http_req_query(r->http, "prefix");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    struct barge_xml b = {0};
-    barge_xml_add(
+    struct barge_buf b = {0};
+    barge_buf_adds(
         &b,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"" XMLNS "\">");
-    barge_xml_printf(&b, "<Owner><ID>%s</ID><DisplayName>barge</DisplayName></Owner><Buckets>",
-                     r->srv->cfg.account_id);
+    barge_buf_addf(&b, "<Owner><ID>%s</ID><DisplayName>barge</DisplayName></Owner><Buckets>",
+                   r->srv->cfg.account_id);
     struct bucket_list l = {&b, prefix};
     if (barge_store_begin(r->srv->store, false, &tx, err) < 0 ||
         barge_store_scan(tx, KIND_BUCKET, "", NULL, false, 0, add_bucket, &l, err) < 0) {
-        free(b.s);
+        free(b.data);
         return -1;
     }
-    barge_xml_add(&b, "</Buckets></ListAllMyBucketsResult>");
+    barge_buf_adds(&b, "</Buckets></ListAllMyBucketsResult>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -672,13 +662,13 @@ static int bucket_location(struct s3_req *r, struct barge_error **err)
     if (barge_store_begin(r->srv->store, false, &tx, err) < 0 || load_bucket(r, tx, &doc, err) < 0)
         return -1;
     const char *region = barge_json_str(doc, "region", "");
-    struct barge_xml b = {0};
-    barge_xml_add(
+    struct barge_buf b = {0};
+    barge_buf_adds(
         &b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"" XMLNS "\">");
     /* us-east-1 is the empty constraint, for historical reasons. */
     if (strcmp(region, "us-east-1") != 0)
         barge_xml_text(&b, region);
-    barge_xml_add(&b, "</LocationConstraint>");
+    barge_buf_adds(&b, "</LocationConstraint>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -693,15 +683,15 @@ struct listing {
     bool url;
     bool owner;
     const char *account;
-    struct barge_xml *contents;
-    struct barge_xml *prefixes;
+    struct barge_buf *contents;
+    struct barge_buf *prefixes;
     int count;
     char *last;    /* token of the last entry returned: "K<key>" or "P<prefix>" */
     char *last_cp; /* the last common prefix returned */
     bool truncated;
 };
 
-static void add_key_elem(struct listing *l, struct barge_xml *b, const char *tag, const char *v)
+static void add_key_elem(struct listing *l, struct barge_buf *b, const char *tag, const char *v)
 {
     if (l->url) {
         _cleanup_free_ char *e = url_encode(v);
@@ -735,19 +725,19 @@ static int list_entry(const char *skey, json_t *doc, void *ud, struct barge_erro
         return 0;
     }
     l->last = barge_xasprintf("K%s", key);
-    char ts[32];
-    time_iso(json_number_value(json_object_get(doc, "lastModified")), ts);
-    barge_xml_add(l->contents, "<Contents>");
+    char ts[BARGE_ISOTIME_MAX];
+    barge_isotime_format(json_number_value(json_object_get(doc, "lastModified")), 3, "Z", ts);
+    barge_buf_adds(l->contents, "<Contents>");
     add_key_elem(l, l->contents, "Key", key);
     barge_xml_elem(l->contents, "LastModified", ts);
     _cleanup_free_ char *etag = barge_xasprintf("\"%s\"", barge_json_str(doc, "etag", ""));
     barge_xml_elem(l->contents, "ETag", etag);
-    barge_xml_printf(l->contents, "<Size>%lld</Size><StorageClass>STANDARD</StorageClass>",
-                     (long long)barge_json_int(doc, "size", 0));
+    barge_buf_addf(l->contents, "<Size>%lld</Size><StorageClass>STANDARD</StorageClass>",
+                   (long long)barge_json_int(doc, "size", 0));
     if (l->owner)
-        barge_xml_printf(l->contents, "<Owner><ID>%s</ID><DisplayName>barge</DisplayName></Owner>",
-                         l->account);
-    barge_xml_add(l->contents, "</Contents>");
+        barge_buf_addf(l->contents, "<Owner><ID>%s</ID><DisplayName>barge</DisplayName></Owner>",
+                       l->account);
+    barge_buf_adds(l->contents, "</Contents>");
     return 0;
 }
 
@@ -796,9 +786,9 @@ static int list_objects(struct s3_req *r, bool v2, struct barge_error **err)
     _cleanup_json_ json_t *doc = NULL;
     if (barge_store_begin(r->srv->store, false, &tx, err) < 0 || load_bucket(r, tx, &doc, err) < 0)
         return -1;
-    struct barge_xml contents = {0}, prefixes = {0};
-    barge_xml_add(&contents, "");
-    barge_xml_add(&prefixes, "");
+    struct barge_buf contents = {0}, prefixes = {0};
+    barge_buf_adds(&contents, "");
+    barge_buf_adds(&prefixes, "");
     struct listing l = {.bucket = r->bucket,
                         .prefix = prefix ? prefix : "",
                         .delimiter = delim,
@@ -813,25 +803,25 @@ static int list_objects(struct s3_req *r, bool v2, struct barge_error **err)
                       : barge_store_scan(tx, KIND_OBJECT, scan_prefix, after, false, 0, list_entry,
                                          &l, err);
     if (rc < 0) {
-        free(contents.s);
-        free(prefixes.s);
+        free(contents.data);
+        free(prefixes.data);
         free(l.last);
         free(l.last_cp);
         return -1;
     }
-    struct barge_xml b = {0};
-    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"" XMLNS
-                      "\">");
+    struct barge_buf b = {0};
+    barge_buf_adds(
+        &b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"" XMLNS "\">");
     barge_xml_elem(&b, "Name", r->bucket);
     add_key_elem(&l, &b, "Prefix", l.prefix);
     if (delim)
         add_key_elem(&l, &b, "Delimiter", delim);
-    barge_xml_printf(&b, "<MaxKeys>%d</MaxKeys>", max);
+    barge_buf_addf(&b, "<MaxKeys>%d</MaxKeys>", max);
     if (enc)
         barge_xml_elem(&b, "EncodingType", enc);
-    barge_xml_printf(&b, "<IsTruncated>%s</IsTruncated>", l.truncated ? "true" : "false");
+    barge_buf_addf(&b, "<IsTruncated>%s</IsTruncated>", l.truncated ? "true" : "false");
     if (v2) {
-        barge_xml_printf(&b, "<KeyCount>%d</KeyCount>", l.count);
+        barge_buf_addf(&b, "<KeyCount>%d</KeyCount>", l.count);
         if (token)
             barge_xml_elem(&b, "ContinuationToken", token);
         if (start)
@@ -845,22 +835,22 @@ static int list_objects(struct s3_req *r, bool v2, struct barge_error **err)
         if (l.truncated && l.last && delim)
             add_key_elem(&l, &b, "NextMarker", l.last + 1);
     }
-    barge_xml_add(&b, contents.s);
+    barge_buf_adds(&b, contents.data);
     if (prefixes.len) {
         /* Each common prefix is its own element. */
-        const char *p = prefixes.s;
+        const char *p = prefixes.data;
         const char *pos = NULL;
         char *one;
         while ((one = xml_next(p, "Prefix", &pos))) {
-            barge_xml_add(&b, "<CommonPrefixes>");
+            barge_buf_adds(&b, "<CommonPrefixes>");
             barge_xml_elem(&b, "Prefix", one);
-            barge_xml_add(&b, "</CommonPrefixes>");
+            barge_buf_adds(&b, "</CommonPrefixes>");
             free(one);
         }
     }
-    barge_xml_add(&b, "</ListBucketResult>");
-    free(contents.s);
-    free(prefixes.s);
+    barge_buf_adds(&b, "</ListBucketResult>");
+    free(contents.data);
+    free(prefixes.data);
     free(l.last);
     free(l.last_cp);
     reply_xml(r, 200, &b);
@@ -1140,14 +1130,14 @@ static int copy_object(struct s3_req *r, const char *source, struct barge_error 
         take_metadata(r, doc);
     if (commit_object(r, doc, err) < 0)
         return -1;
-    char ts[32];
-    time_iso(now, ts);
-    struct barge_xml b = {0};
-    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult>");
+    char ts[BARGE_ISOTIME_MAX];
+    barge_isotime_format(now, 3, "Z", ts);
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult>");
     _cleanup_free_ char *etag = barge_xasprintf("\"%s\"", barge_json_str(doc, "etag", ""));
     barge_xml_elem(&b, "ETag", etag);
     barge_xml_elem(&b, "LastModified", ts);
-    barge_xml_add(&b, "</CopyObjectResult>");
+    barge_buf_adds(&b, "</CopyObjectResult>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -1340,9 +1330,9 @@ static int delete_objects(struct s3_req *r, struct barge_error **err)
     const char *qpos = NULL;
     _cleanup_free_ char *quiet = xml_next(r->http->body, "Quiet", &qpos);
     bool is_quiet = quiet && strcmp(quiet, "true") == 0;
-    struct barge_xml b = {0};
-    barge_xml_add(&b,
-                  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult xmlns=\"" XMLNS "\">");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult xmlns=\"" XMLNS
+                       "\">");
     const char *pos = NULL;
     char *obj;
     int count = 0;
@@ -1354,7 +1344,7 @@ static int delete_objects(struct s3_req *r, struct barge_error **err)
             continue;
         if (++count > 1000) {
             free(key);
-            free(b.s);
+            free(b.data);
             return s3_err(err, "MalformedXML", "At most 1000 objects can be deleted at once.");
         }
         struct s3_req one = *r;
@@ -1363,16 +1353,16 @@ static int delete_objects(struct s3_req *r, struct barge_error **err)
         one.resp = &scratch;
         struct barge_error *e = NULL;
         if (delete_object(&one, &e) < 0) {
-            barge_xml_add(&b, "<Error>");
+            barge_buf_adds(&b, "<Error>");
             barge_xml_elem(&b, "Key", key);
             barge_xml_elem(&b, "Code", error_code(e, false));
             barge_xml_elem(&b, "Message", e->message);
-            barge_xml_add(&b, "</Error>");
+            barge_buf_adds(&b, "</Error>");
             barge_error_free(e);
         } else if (!is_quiet) {
-            barge_xml_add(&b, "<Deleted>");
+            barge_buf_adds(&b, "<Deleted>");
             barge_xml_elem(&b, "Key", key);
-            barge_xml_add(&b, "</Deleted>");
+            barge_buf_adds(&b, "</Deleted>");
         }
         for (size_t i = 0; i < scratch.n_headers; i++) {
             free(scratch.headers[i].name);
@@ -1382,7 +1372,7 @@ static int delete_objects(struct s3_req *r, struct barge_error **err)
         free(scratch.body);
         free(key);
     }
-    barge_xml_add(&b, "</DeleteResult>");
+    barge_buf_adds(&b, "</DeleteResult>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -1441,13 +1431,13 @@ static int create_upload(struct s3_req *r, struct barge_error **err)
         rmdir(dir);
         return -1;
     }
-    struct barge_xml b = {0};
-    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult "
-                      "xmlns=\"" XMLNS "\">");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult "
+                       "xmlns=\"" XMLNS "\">");
     barge_xml_elem(&b, "Bucket", r->bucket);
     barge_xml_elem(&b, "Key", r->key);
     barge_xml_elem(&b, "UploadId", id);
-    barge_xml_add(&b, "</InitiateMultipartUploadResult>");
+    barge_buf_adds(&b, "</InitiateMultipartUploadResult>");
     reply_xml(r, 200, &b);
     return 0;
 }
@@ -1615,16 +1605,16 @@ static int complete_upload(struct s3_req *r, const char *upload_id, struct barge
             return -1;
     }
     remove_upload_dir(r, upload_id);
-    struct barge_xml b = {0};
-    barge_xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult "
-                      "xmlns=\"" XMLNS "\">");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult "
+                       "xmlns=\"" XMLNS "\">");
     _cleanup_free_ char *loc = barge_xasprintf("/%s/%s", r->bucket, r->key);
     barge_xml_elem(&b, "Location", loc);
     barge_xml_elem(&b, "Bucket", r->bucket);
     barge_xml_elem(&b, "Key", r->key);
     _cleanup_free_ char *quoted = barge_xasprintf("\"%s\"", etag);
     barge_xml_elem(&b, "ETag", quoted);
-    barge_xml_add(&b, "</CompleteMultipartUploadResult>");
+    barge_buf_adds(&b, "</CompleteMultipartUploadResult>");
     reply_xml(r, 200, &b);
     return 0;
 }

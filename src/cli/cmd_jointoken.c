@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "common/awsapi.h"
+#include "common/isotime.h"
 #include "common/json.h"
 
 #define PATH "/barge/v1/join-tokens"
@@ -40,14 +41,6 @@ static int call(struct barge_cli_app *app, const char *method, const char *path,
         return -1;
     }
     return 0;
-}
-
-static void format_time(const json_t *t, char out[32])
-{
-    time_t s = (time_t)json_number_value(t);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static int print_json(const json_t *v)
@@ -110,8 +103,8 @@ static int cmd_create(struct barge_cli_app *app, int argc, char **argv)
         return barge_cli_fail(app, err);
     if (strcmp(output, "json") == 0)
         return print_json(out);
-    char expires[32], limit[32] = "no use limit";
-    format_time(json_object_get(out, "expiresAt"), expires);
+    char expires[BARGE_ISOTIME_MAX], limit[32] = "no use limit";
+    barge_isotime_format(json_number_value(json_object_get(out, "expiresAt")), 0, "Z", expires);
     if (uses)
         snprintf(limit, sizeof(limit), "%ld use(s)", uses);
     printf("%s\n", barge_json_str(out, "token", ""));
@@ -148,8 +141,8 @@ static int cmd_list(struct barge_cli_app *app, int argc, char **argv)
     json_t *t;
     json_array_foreach(json_object_get(out, "joinTokens"), i, t)
     {
-        char expires[32], uses[24];
-        format_time(json_object_get(t, "expiresAt"), expires);
+        char expires[BARGE_ISOTIME_MAX], uses[24];
+        barge_isotime_format(json_number_value(json_object_get(t, "expiresAt")), 0, "Z", expires);
         json_int_t max = barge_json_int(t, "maxUses", 0);
         if (max)
             snprintf(uses, sizeof(uses), "%lld/%lld", (long long)barge_json_int(t, "uses", 0),

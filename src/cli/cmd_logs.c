@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "common/awsapi.h"
+#include "common/isotime.h"
 #include "common/json.h"
 
 struct source {
@@ -46,11 +47,9 @@ static int parse_since(const char *s, long long *ms, struct barge_error **err)
         *ms = ((long long)time(NULL) - (long long)secs) * 1000;
         return 0;
     }
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (end && (*end == 'Z' || *end == '\0')) {
-        *ms = (long long)timegm(&tm) * 1000;
+    struct barge_isotime t;
+    if (barge_isotime_parse(s, strlen(s), &t) == 0 && t.has_time) {
+        *ms = (long long)t.sec * 1000 + t.nsec / 1000000;
         return 0;
     }
     return barge_error_set(err, BARGE_ERR_INVALID,

@@ -5,94 +5,35 @@
  * serves) get their credentials from ECR GetAuthorizationToken, as ECS
  * agents do. Nothing is downloaded but the manifest's headers. */
 #include <ctype.h>
-#include <curl/curl.h>
 #include <string.h>
 #include <strings.h>
 
 #include "cli/cli.h"
+#include "common/httpc.h"
 #include "common/json.h"
 #include "image/image.h"
 
-struct resp {
-    long status;
-    char *body;
-    size_t len;
-    char *www_authenticate;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+static int http(const char *method, const char *url, const char *auth,
+                struct barge_httpc_response *r, struct barge_error **err)
 {
-    struct resp *r = ud;
-    size_t n = size * nmemb;
-    if (r->len + n > 1 << 20)
-        return 0;
-    r->body = barge_xrealloc(r->body, r->len + n + 1);
-    memcpy(r->body + r->len, ptr, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct resp *r = ud;
-    size_t n = size * nmemb;
-    if (n > 17 && strncasecmp(ptr, "WWW-Authenticate:", 17) == 0) {
-        const char *v = ptr + 17;
-        while (*v == ' ')
-            v++;
-        size_t vl = n - (size_t)(v - ptr);
-        while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
-            vl--;
-        free(r->www_authenticate);
-        r->www_authenticate = barge_xstrndup(v, vl);
-    }
-    return n;
-}
-
-static int http(const char *method, const char *url, const char *auth, struct resp *r,
-                struct barge_error **err)
-{
-    memset(r, 0, sizeof(*r));
-    CURL *c = curl_easy_init();
-    if (!c)
-        abort();
-    struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "Accept: application/vnd.oci.image.index.v1+json, "
-                             "application/vnd.oci.image.manifest.v1+json, "
-                             "application/vnd.docker.distribution.manifest.list.v2+json, "
-                             "application/vnd.docker.distribution.manifest.v2+json");
-    if (auth) {
-        _cleanup_free_ char *a = barge_xasprintf("Authorization: %s", auth);
-        h = curl_slist_append(h, a);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(h);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK)
-        return barge_error_set(err, BARGE_ERR_IO, "cannot reach the registry: %s",
-                               curl_easy_strerror(rc));
-    return 0;
-}
-
-static void resp_release(struct resp *r)
-{
-    free(r->body);
-    free(r->www_authenticate);
+    struct barge_kv hdrs[] = {
+        {"Accept", "application/vnd.oci.image.index.v1+json, "
+                   "application/vnd.oci.image.manifest.v1+json, "
+                   "application/vnd.docker.distribution.manifest.list.v2+json, "
+                   "application/vnd.docker.distribution.manifest.v2+json"},
+        {"Authorization", auth},
+    };
+    struct barge_httpc_request rq = {
+        .method = method,
+        .url = url,
+        .headers = hdrs,
+        .n_headers = auth ? 2 : 1,
+        .timeout_s = 30,
+        .max_response = 1 << 20,
+        .keep_header = "WWW-Authenticate",
+        .peer = "the registry",
+    };
+    return barge_httpc_perform(NULL, &rq, r, err);
 }
 
 /* The value of param in a challenge such as Bearer realm="x",service="y". */
@@ -169,22 +110,22 @@ int barge_cli_image_check(struct barge_cli_app *app, const char *reference,
     _cleanup_free_ char *basic = ecr_auth(app, domain);
     _cleanup_free_ char *auth = basic ? barge_xstrdup(basic) : NULL;
     int rc = -1;
-    struct resp r;
+    struct barge_httpc_response r;
     for (int attempt = 0; attempt < 3; attempt++) {
         if (http("HEAD", url, auth, &r, err) < 0)
             break;
         if (r.status == 405) {
-            resp_release(&r);
+            barge_httpc_response_release(&r);
             if (http("GET", url, auth, &r, err) < 0)
                 break;
         }
         if (r.status == 200) {
             rc = 0;
-            resp_release(&r);
+            barge_httpc_response_release(&r);
             break;
         }
-        if (r.status == 401 && r.www_authenticate && attempt < 2) {
-            const char *ch = r.www_authenticate;
+        if (r.status == 401 && r.header && attempt < 2) {
+            const char *ch = r.header;
             if (strncasecmp(ch, "Bearer", 6) == 0) {
                 _cleanup_free_ char *realm = challenge_param(ch, "realm");
                 _cleanup_free_ char *service = challenge_param(ch, "service");
@@ -196,8 +137,8 @@ int barge_cli_image_check(struct barge_cli_app *app, const char *reference,
                 _cleanup_free_ char *turl =
                     barge_xasprintf("%s%sservice=%s&scope=%s", realm ? realm : "",
                                     realm && strchr(realm, '?') ? "&" : "?", es, esc);
-                struct resp tr;
-                resp_release(&r);
+                struct barge_httpc_response tr;
+                barge_httpc_response_release(&r);
                 if (!realm || http("GET", turl, basic, &tr, err) < 0) {
                     if (!realm)
                         barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
@@ -211,18 +152,18 @@ int barge_cli_image_check(struct barge_cli_app *app, const char *reference,
                 if (tr.status != 200 || !tok) {
                     barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
                                     "the registry refused a token (HTTP %ld)", tr.status);
-                    resp_release(&tr);
+                    barge_httpc_response_release(&tr);
                     break;
                 }
                 free(auth);
                 auth = barge_xasprintf("Bearer %s", tok);
-                resp_release(&tr);
+                barge_httpc_response_release(&tr);
                 continue;
             }
             if (strncasecmp(ch, "Basic", 5) == 0 && basic && (!auth || strcmp(auth, basic) != 0)) {
                 free(auth);
                 auth = barge_xstrdup(basic);
-                resp_release(&r);
+                barge_httpc_response_release(&r);
                 continue;
             }
         }
@@ -234,7 +175,7 @@ int barge_cli_image_check(struct barge_cli_app *app, const char *reference,
         else
             barge_error_set(err, BARGE_ERR_IO, "%s: the registry answered HTTP %ld", reference,
                             r.status);
-        resp_release(&r);
+        barge_httpc_response_release(&r);
         break;
     }
     barge_image_ref_release(&ref);

@@ -233,18 +233,9 @@ int barge_cli_yaml_parse(const char *text, size_t len, const char *name, json_t 
 
 /* ---- emitter ---- */
 
-struct sink {
-    char *buf;
-    size_t len;
-};
-
 static int write_handler(void *data, unsigned char *buffer, size_t size)
 {
-    struct sink *s = data;
-    s->buf = barge_xrealloc(s->buf, s->len + size + 1);
-    memcpy(s->buf + s->len, buffer, size);
-    s->len += size;
-    s->buf[s->len] = '\0';
+    barge_buf_addn(data, buffer, size);
     return 1;
 }
 
@@ -339,7 +330,7 @@ static void emit_value(yaml_emitter_t *em, const json_t *v)
 char *barge_cli_yaml_emit(const json_t *doc)
 {
     yaml_emitter_t em;
-    struct sink sink = {0};
+    struct barge_buf sink = {0};
     yaml_event_t ev;
     yaml_emitter_initialize(&em);
     yaml_emitter_set_output(&em, write_handler, &sink);
@@ -356,5 +347,5 @@ char *barge_cli_yaml_emit(const json_t *doc)
     yaml_stream_end_event_initialize(&ev);
     emit(&em, &ev);
     yaml_emitter_delete(&em);
-    return sink.buf ? sink.buf : barge_xstrdup("");
+    return barge_buf_steal(&sink, NULL);
 }

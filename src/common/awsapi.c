@@ -4,7 +4,6 @@
 #include "common/awsapi.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -313,8 +312,6 @@ struct barge_aws_client {
     const struct barge_aws_config *cfg;
     const struct service_info *si;
     char *endpoint; /* scheme://host[:port][/base] */
-    char *host;     /* host[:port] as the Host header carries it */
-    char *base_path;
     CURL *curl;
 };
 
@@ -329,20 +326,15 @@ struct barge_aws_client *barge_aws_client_new(const struct barge_aws_config *cfg
     char *ep = barge_aws_endpoint(cfg, service, err);
     if (!ep)
         return NULL;
-    const char *p = strstr(ep, "://");
-    if (!p) {
+    if (!strstr(ep, "://")) {
         barge_error_set(err, BARGE_ERR_INVALID, "invalid endpoint URL '%s'", ep);
         free(ep);
         return NULL;
     }
-    p += 3;
-    size_t hn = strcspn(p, "/");
     struct barge_aws_client *c = barge_xcalloc(1, sizeof(*c));
     c->cfg = cfg;
     c->si = si;
     c->endpoint = ep;
-    c->host = barge_xstrndup(p, hn);
-    c->base_path = barge_xstrdup(p + hn);
     c->curl = curl_easy_init();
     if (!c->curl)
         abort();
@@ -355,8 +347,6 @@ void barge_aws_client_free(struct barge_aws_client *c)
         return;
     curl_easy_cleanup(c->curl);
     free(c->endpoint);
-    free(c->host);
-    free(c->base_path);
     free(c);
 }
 
@@ -376,17 +366,6 @@ void barge_aws_response_release(struct barge_aws_response *r)
     memset(r, 0, sizeof(*r));
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct barge_aws_response *r = ud;
-    size_t n = size * nmemb;
-    r->body = barge_xrealloc(r->body, r->len + n + 1);
-    memcpy(r->body + r->len, ptr, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
-}
-
 char *barge_aws_uri_encode(const char *s, bool keep_slash)
 {
     size_t n = strlen(s);
@@ -402,6 +381,48 @@ char *barge_aws_uri_encode(const char *s, bool keep_slash)
     return out;
 }
 
+int barge_aws_perform(CURL *curl, const struct barge_httpc_request *rq,
+                      const struct barge_aws_signer *s, struct barge_httpc_response *out,
+                      struct barge_error **err)
+{
+    memset(out, 0, sizeof(*out));
+    const char *p = strstr(rq->url, "://");
+    p = p ? p + 3 : rq->url;
+    size_t hn = strcspn(p, "/?");
+    _cleanup_free_ char *host = barge_xstrndup(p, hn);
+    p += hn;
+    size_t pn = strcspn(p, "?");
+    _cleanup_free_ char *path = pn ? barge_xstrndup(p, pn) : barge_xstrdup("/");
+    const char *query = p[pn] == '?' ? p + pn + 1 : "";
+
+    /* Host is signed but left to curl to send, as it derives the same value. */
+    size_t nh = rq->n_headers + 1;
+    _cleanup_free_ struct barge_kv *in = barge_xcalloc(nh, sizeof(*in));
+    in[0] = (struct barge_kv){"Host", host};
+    memcpy(in + 1, rq->headers, rq->n_headers * sizeof(*in));
+    struct barge_sigv4_request sr = {.method = rq->method,
+                                     .raw_path = path,
+                                     .raw_query = query,
+                                     .headers = in,
+                                     .n_headers = nh,
+                                     .body = rq->body,
+                                     .body_len = rq->body_len,
+                                     .s3 = s->s3};
+    struct barge_kv *add = NULL;
+    size_t n_add = 0;
+    if (barge_sigv4_sign(&sr, s->region, s->service, s->creds, time(NULL), &add, &n_add, err) < 0)
+        return -1;
+    _cleanup_free_ struct barge_kv *all = barge_xcalloc(rq->n_headers + n_add, sizeof(*all));
+    memcpy(all, rq->headers, rq->n_headers * sizeof(*all));
+    memcpy(all + rq->n_headers, add, n_add * sizeof(*all));
+    struct barge_httpc_request signed_rq = *rq;
+    signed_rq.headers = all;
+    signed_rq.n_headers = rq->n_headers + n_add;
+    int r = barge_httpc_perform(curl, &signed_rq, out, err);
+    barge_sigv4_headers_free(add, n_add);
+    return r;
+}
+
 int barge_aws_request(struct barge_aws_client *c, const char *method, const char *raw_path,
                       const char *raw_query, const struct barge_kv *headers, size_t n_headers,
                       const void *body, size_t body_len, struct barge_aws_response *out,
@@ -412,69 +433,34 @@ int barge_aws_request(struct barge_aws_client *c, const char *method, const char
         return barge_error_set(err, BARGE_ERR_AUTH_MISSING,
                                "no AWS credentials: set AWS_ACCESS_KEY_ID and "
                                "AWS_SECRET_ACCESS_KEY, or use --profile");
-    const char *region = c->si->global || !c->cfg->region ? "us-east-1" : c->cfg->region;
-    _cleanup_free_ char *path = barge_xasprintf("%s%s", c->base_path, raw_path);
-    size_t nh = n_headers + 1;
-    struct barge_kv *all = barge_xcalloc(nh, sizeof(*all));
-    all[0] = (struct barge_kv){"Host", c->host};
-    for (size_t i = 0; i < n_headers; i++)
-        all[i + 1] = headers[i];
-    struct barge_sigv4_request sr = {.method = method,
-                                     .raw_path = path,
-                                     .raw_query = raw_query ? raw_query : "",
-                                     .headers = all,
-                                     .n_headers = nh,
-                                     .body = body,
-                                     .body_len = body_len,
-                                     .s3 = strcmp(c->si->name, "s3") == 0};
     struct barge_sigv4_credentials creds = {c->cfg->access_key_id, c->cfg->secret_access_key,
                                             c->cfg->session_token};
-    struct barge_kv *add = NULL;
-    size_t n_add = 0;
-    if (barge_sigv4_sign(&sr, region, c->si->signing_name, &creds, time(NULL), &add, &n_add, err) <
-        0) {
-        free(all);
-        return -1;
-    }
-    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
-    for (size_t i = 1; i < nh; i++) {
-        _cleanup_free_ char *h = barge_xasprintf("%s: %s", all[i].name, all[i].value);
-        hl = curl_slist_append(hl, h);
-    }
-    for (size_t i = 0; i < n_add; i++) {
-        _cleanup_free_ char *h = barge_xasprintf("%s: %s", add[i].name, add[i].value);
-        hl = curl_slist_append(hl, h);
-    }
-    barge_sigv4_headers_free(add, n_add);
-    free(all);
+    struct barge_aws_signer signer = {
+        .region = c->si->global || !c->cfg->region ? "us-east-1" : c->cfg->region,
+        .service = c->si->signing_name,
+        .creds = &creds,
+        .s3 = strcmp(c->si->name, "s3") == 0,
+    };
     _cleanup_free_ char *url = raw_query && *raw_query
                                    ? barge_xasprintf("%s%s?%s", c->endpoint, raw_path, raw_query)
                                    : barge_xasprintf("%s%s", c->endpoint, raw_path);
-    curl_easy_reset(c->curl);
-    curl_easy_setopt(c->curl, CURLOPT_URL, url);
-    curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c->curl, CURLOPT_NOBODY, 1L);
-    if (body) {
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
-    }
-    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(c->curl);
-    curl_slist_free_all(hl);
-    if (rc != CURLE_OK) {
-        barge_aws_response_release(out);
-        return barge_error_set(err, BARGE_ERR_IO, "cannot reach '%s': %s", c->endpoint,
-                               curl_easy_strerror(rc));
-    }
-    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &out->status);
-    if (!out->body)
-        out->body = barge_xstrdup("");
+    _cleanup_free_ char *peer = barge_xasprintf("'%s'", c->endpoint);
+    struct barge_httpc_request rq = {
+        .method = method,
+        .url = url,
+        .headers = headers,
+        .n_headers = n_headers,
+        .body = body,
+        .body_len = body_len,
+        .peer = peer,
+    };
+    struct barge_httpc_response resp;
+    if (barge_aws_perform(c->curl, &rq, &signer, &resp, err) < 0)
+        return -1;
+    out->status = resp.status;
+    out->body = resp.body;
+    out->len = resp.len;
+    free(resp.header);
     return 0;
 }
 

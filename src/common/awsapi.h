@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "common/error.h"
+#include "common/httpc.h"
 #include "common/sigv4.h"
 
 /* What the caller was told on its command line; every member may be NULL. */
@@ -99,6 +100,21 @@ void barge_aws_response_release(struct barge_aws_response *r);
 int barge_aws_request(struct barge_aws_client *c, const char *method, const char *raw_path,
                       const char *raw_query, const struct barge_kv *headers, size_t n_headers,
                       const void *body, size_t body_len, struct barge_aws_response *out,
+                      struct barge_error **err);
+
+/* Who signs a request, for barge_aws_perform. */
+struct barge_aws_signer {
+    const char *region;
+    const char *service; /* the signing name: "ecs", "ssm", "s3", ... */
+    const struct barge_sigv4_credentials *creds;
+    bool s3; /* S3's rules: unsigned-payload hash header, no double encoding */
+};
+
+/* Signs rq with SigV4 (its URL's host, path and query, its headers and body;
+ * the path and query must be percent-encoded as on the wire) and performs it
+ * with barge_httpc_perform, whose contract it shares. */
+int barge_aws_perform(CURL *curl, const struct barge_httpc_request *rq,
+                      const struct barge_aws_signer *s, struct barge_httpc_response *out,
                       struct barge_error **err);
 
 /* Percent-encodes s the way SigV4 wants URI components (RFC 3986 unreserved

@@ -10,13 +10,7 @@
 
 static void put(struct barge_prom *p, const char *s, size_t n)
 {
-    if (p->len + n + 1 > p->cap) {
-        p->cap = (p->len + n + 1) * 2 + 256;
-        p->buf = barge_xrealloc(p->buf, p->cap);
-    }
-    memcpy(p->buf + p->len, s, n);
-    p->len += n;
-    p->buf[p->len] = '\0';
+    barge_buf_addn(&p->out, s, n);
 }
 
 static void puts_(struct barge_prom *p, const char *s)
@@ -104,14 +98,7 @@ void barge_prom_sample(struct barge_prom *p, const char *name, const char *const
 
 char *barge_prom_finish(struct barge_prom *p, size_t *len)
 {
-    if (!p->buf)
-        put(p, "", 0);
-    char *out = p->buf;
-    if (len)
-        *len = p->len;
-    p->buf = NULL;
-    p->len = p->cap = 0;
-    return out;
+    return barge_buf_steal(&p->out, len);
 }
 
 void barge_prom_histogram_init(struct barge_prom_histogram *h, const double *bounds,

@@ -12,8 +12,7 @@
 #define BARGE_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 struct barge_prom {
-    char *buf;
-    size_t len, cap;
+    struct barge_buf out;
 };
 
 /* Starts a family: "# HELP name help" and "# TYPE name type" (type is

@@ -144,6 +144,57 @@ fail : {
 }
 }
 
+void barge_buf_addn(struct barge_buf *b, const void *p, size_t n)
+{
+    if (!b->data) /* fresh, or its data was stolen with barge_steal() */
+        b->len = b->cap = 0;
+    if (b->cap - b->len <= n) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap - b->len <= n)
+            cap *= 2;
+        b->data = barge_xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void barge_buf_adds(struct barge_buf *b, const char *s)
+{
+    barge_buf_addn(b, s, strlen(s));
+}
+
+void barge_buf_addc(struct barge_buf *b, char c)
+{
+    barge_buf_addn(b, &c, 1);
+}
+
+void barge_buf_addf(struct barge_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *s = barge_xvasprintf(fmt, ap);
+    va_end(ap);
+    barge_buf_adds(b, s);
+}
+
+char *barge_buf_steal(struct barge_buf *b, size_t *len_out)
+{
+    if (len_out)
+        *len_out = b->len;
+    char *s = b->data ? b->data : barge_xstrdup("");
+    memset(b, 0, sizeof(*b));
+    return s;
+}
+
+void barge_buf_release(struct barge_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
 char *barge_read_file(const char *path, size_t *len_out)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -54,6 +54,24 @@ static inline void barge_fclosep(FILE **f)
         _stolen;                           \
     })
 
+/* A growable byte string. Zero-initialise it; after any add, data is
+ * NUL-terminated (the NUL is not counted in len), so text users can read it as
+ * a C string while binary users (CBOR, HTTP bodies) use data/len. */
+struct barge_buf {
+    char *data;
+    size_t len, cap;
+};
+
+void barge_buf_addn(struct barge_buf *b, const void *p, size_t n);
+void barge_buf_adds(struct barge_buf *b, const char *s);
+void barge_buf_addc(struct barge_buf *b, char c);
+void barge_buf_addf(struct barge_buf *b, const char *fmt, ...) BARGE_PRINTF(2, 3);
+/* Returns the contents (never NULL: "" when empty), which the caller frees,
+ * and leaves b empty. *len_out (optional) receives the length. */
+char *barge_buf_steal(struct barge_buf *b, size_t *len_out);
+/* Frees the contents and leaves b empty. */
+void barge_buf_release(struct barge_buf *b);
+
 bool barge_str_has_prefix(const char *s, const char *prefix);
 bool barge_str_has_suffix(const char *s, const char *suffix);
 bool barge_streq(const char *a, const char *b);

@@ -17,6 +17,7 @@
 
 #include "api/cloudwatch.h"
 #include "common/ids.h"
+#include "common/isotime.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "control/control.h"
@@ -35,17 +36,6 @@ static void reason_date(double t, char out[32])
     struct tm tm;
     gmtime_r(&secs, &tm);
     strftime(out, 32, "%d/%m/%y %H:%M:%S", &tm);
-}
-
-/* "2026-11-29T03:40:00.000+0000", as in StateReasonData. */
-static void data_date(double t, char out[40])
-{
-    time_t secs = (time_t)t;
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[24];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 40, "%s.%03d+0000", base, (int)((t - (double)secs) * 1000) % 1000);
 }
 
 /* A number as CloudWatch (Java) prints it in a StateReason: "50.0", "72.5". */
@@ -122,9 +112,9 @@ static void evaluate(const json_t *alarm, const json_t *points, double start, do
         } else {
             json_array_append_new(v->calm, json_real(val));
         }
-        char when[32], iso[40], num[32];
+        char when[32], iso[BARGE_ISOTIME_MAX], num[32];
         reason_date(ts, when);
-        data_date(ts, iso);
+        barge_isotime_format(ts, 3, "+0000", iso);
         reason_number(val, num);
         char *grown = barge_xasprintf("%s%s%s (%s)", list, i ? ", " : "", num, when);
         free(list);
@@ -135,9 +125,9 @@ static void evaluate(const json_t *alarm, const json_t *points, double start, do
                                         json_object_get(p, "SampleCount"), "value", val));
     }
     int unknown = m - have;
-    char qdate[40], sdate[40];
-    data_date(now, qdate);
-    data_date(start, sdate);
+    char qdate[BARGE_ISOTIME_MAX], sdate[BARGE_ISOTIME_MAX];
+    barge_isotime_format(now, 3, "+0000", qdate);
+    barge_isotime_format(start, 3, "+0000", sdate);
     v->reason_data =
         json_pack("{s:s, s:s, s:s, s:s, s:i, s:O, s:f, s:O}", "version", "1.0", "queryDate", qdate,
                   "startDate", sdate, "statistic", stat, "period", period, "recentDatapoints",

@@ -12,11 +12,11 @@
 #include <string.h>
 
 #include "api/autoscaling.h"
-#include "api/ecs.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "control/control.h"
+#include "ecs/ecs.h"
 #include "sched/schedule.h"
 #include "sched/stepscale.h"
 

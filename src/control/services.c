@@ -16,6 +16,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "control/control.h"
+#include "ecs/ecs.h"
 #include "sched/deploy.h"
 
 static struct barge_control_config config = {60, 30, 15};

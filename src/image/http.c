@@ -84,13 +84,13 @@ void reg_progress(struct reg_client *c, const char *fmt, ...)
 
 static void clear_response(struct reg_response *r)
 {
-    free(r->body);
+    barge_buf_release(&r->body);
     free(r->content_type);
     free(r->digest);
     free(r->www_authenticate);
     free(r->location);
-    r->body = r->content_type = r->digest = r->www_authenticate = r->location = NULL;
-    r->len = r->cap = r->received = 0;
+    r->content_type = r->digest = r->www_authenticate = r->location = NULL;
+    r->received = 0;
     r->status = 0;
     r->too_large = false;
     r->io_errno = 0;
@@ -118,13 +118,7 @@ static void reset_response(struct reg_response *r)
 
 static void append(struct reg_response *r, const char *p, size_t n)
 {
-    if (r->len + n + 1 > r->cap) {
-        r->cap = (r->len + n + 1) * 2;
-        r->body = barge_xrealloc(r->body, r->cap);
-    }
-    memcpy(r->body + r->len, p, n);
-    r->len += n;
-    r->body[r->len] = '\0';
+    barge_buf_addn(&r->body, p, n);
 }
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
@@ -159,7 +153,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
     size_t limit = r->limit ? r->limit : 64 * 1024;
     if (status < 200 || status >= 300)
         limit = 64 * 1024;
-    if (r->len + n > limit) {
+    if (r->body.len + n > limit) {
         r->too_large = true;
         return 0;
     }
@@ -423,7 +417,8 @@ static int fetch_token(struct reg_client *c, const char *challenge, struct barge
                              c->domain, c->repository,
                              c->opts->username ? " the credentials" : " anonymous access", answer);
     } else {
-        _cleanup_json_ json_t *doc = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+        _cleanup_json_ json_t *doc =
+            json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
         const char *tok = barge_json_str(doc, "token", NULL);
         if (!tok || !*tok)
             tok = barge_json_str(doc, "access_token", NULL);
@@ -467,7 +462,8 @@ int reg_request(struct reg_client *c, const char *method, const char *path, cons
 char *reg_answer(const struct reg_response *r)
 {
     /* The distribution spec's error document: {"errors":[{"code","message"}]} */
-    _cleanup_json_ json_t *doc = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+    _cleanup_json_ json_t *doc =
+        r->body.data ? json_loadb(r->body.data, r->body.len, 0, NULL) : NULL;
     json_t *errors = barge_json_array(doc, "errors");
     _cleanup_free_ char *details = NULL;
     size_t i;
@@ -481,16 +477,16 @@ char *reg_answer(const struct reg_response *r)
         free(details);
         details = next;
     }
-    if (!details && r->body && r->len) {
+    if (!details && r->body.len) {
         /* a short plain-text body is worth quoting, trimmed to one line */
-        size_t n = strcspn(r->body, "\r\n");
+        size_t n = strcspn(r->body.data, "\r\n");
         if (n > 200)
             n = 200;
         bool printable = true;
         for (size_t k = 0; k < n; k++)
-            printable &= isprint((unsigned char)r->body[k]) != 0;
+            printable &= isprint((unsigned char)r->body.data[k]) != 0;
         if (printable && n)
-            details = barge_xstrndup(r->body, n);
+            details = barge_xstrndup(r->body.data, n);
     }
     if (!details)
         details = barge_xstrdup(barge_json_str(doc, "details", "no details"));

@@ -24,14 +24,13 @@ struct reg_client {
 
 /* What came back. Set fd (>= 0) to stream a 2xx body into a file (at most
  * limit bytes when limit is set); otherwise it is kept in body
- * (NUL-terminated), up to limit bytes (0: 64 KiB). sha holds the SHA-256 of
- * the received body. */
+ * (body.data NUL-terminated, NULL when empty), up to limit bytes (0: 64 KiB). sha holds the SHA-256
+ * of the received body. */
 struct reg_response {
     int fd;
     size_t limit;
     long status;
-    char *body;
-    size_t len, cap;
+    struct barge_buf body;
     uint64_t received;
     char *content_type;
     char *digest; /* Docker-Content-Digest */

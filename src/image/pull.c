@@ -141,7 +141,7 @@ static int registry_error(struct pull *p, const char *what, struct reg_response 
                           struct barge_error **err)
 {
     _cleanup_free_ char *answer = reg_answer(r);
-    bool name_unknown = r->body && strstr(r->body, "NAME_UNKNOWN");
+    bool name_unknown = r->body.data && strstr(r->body.data, "NAME_UNKNOWN");
     if (r->status == 401 || r->status == 403 || name_unknown)
         return barge_error_set(err,
                                r->status == 404 ? BARGE_ERR_NOT_FOUND : BARGE_ERR_ACCESS_DENIED,
@@ -211,7 +211,7 @@ static json_t *fetch_manifest(struct pull *p, const char *ref, const char *expec
         goto out;
     }
     json_error_t jerr;
-    doc = json_loadb(r.body ? r.body : "", r.len, 0, &jerr);
+    doc = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &jerr);
     if (!json_is_object(doc)) {
         barge_error_set(err, BARGE_ERR_INVALID, "failed to pull '%s': manifest is not JSON: %s",
                         p->image, jerr.text);
@@ -219,7 +219,7 @@ static json_t *fetch_manifest(struct pull *p, const char *ref, const char *expec
         doc = NULL;
         goto out;
     }
-    cache_write_blob(p, got, r.body ? r.body : "", r.len);
+    cache_write_blob(p, got, r.body.data ? r.body.data : "", r.body.len);
     snprintf(digest_out, 72, "%s", got);
 out:
     reg_response_release(&r);
@@ -319,12 +319,9 @@ static int fetch_config(struct pull *p, const char *digest, json_t **out, struct
                                    "expected '%s', got '%s'",
                                    p->image, digest, got);
         }
-        cache_write_blob(p, digest, r.body ? r.body : "", r.len);
-        len = r.len;
-        data = barge_steal(&r.body);
+        cache_write_blob(p, digest, r.body.data ? r.body.data : "", r.body.len);
+        data = barge_buf_steal(&r.body, &len);
         reg_response_release(&r);
-        if (!data)
-            data = barge_xstrdup("");
     }
     json_error_t jerr;
     *out = json_loadb(data, len, 0, &jerr);

@@ -22,12 +22,7 @@ static const char *const default_env[] = {
     NULL,
 };
 
-struct sbuf {
-    char *data;
-    size_t len;
-};
-
-static void sbuf_read(int *fd, struct sbuf *b)
+static void read_available(int *fd, struct barge_buf *b)
 {
     char chunk[4096];
     for (;;) {
@@ -36,10 +31,7 @@ static void sbuf_read(int *fd, struct sbuf *b)
             size_t n = (size_t)r;
             if (b->len + n > OUTPUT_MAX)
                 n = OUTPUT_MAX - b->len;
-            b->data = barge_xrealloc(b->data, b->len + n + 1);
-            memcpy(b->data + b->len, chunk, n);
-            b->len += n;
-            b->data[b->len] = '\0';
+            barge_buf_addn(b, chunk, n);
             continue;
         }
         if (r < 0 && errno == EINTR)
@@ -123,7 +115,7 @@ int barge_netp_run(const char *const *argv, const char *const *envp, const char 
         close(in_fd);
         in_fd = -1;
     }
-    struct sbuf o = {0}, er = {0};
+    struct barge_buf o = {0}, er = {0};
     int64_t deadline = barge_monotonic_ms() + timeout_ms;
     while (out_fd >= 0 || err_fd >= 0) {
         struct pollfd p[3];
@@ -156,9 +148,9 @@ int barge_netp_run(const char *const *argv, const char *const *envp, const char 
             }
         }
         if (i_out >= 0 && p[i_out].revents)
-            sbuf_read(&out_fd, &o);
+            read_available(&out_fd, &o);
         if (i_err >= 0 && p[i_err].revents)
-            sbuf_read(&err_fd, &er);
+            read_available(&err_fd, &er);
     }
     if (in_fd >= 0)
         close(in_fd);
@@ -172,8 +164,8 @@ int barge_netp_run(const char *const *argv, const char *const *envp, const char 
         w = waitpid(pid, &ws, 0);
     while (w < 0 && errno == EINTR);
     res->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : 255;
-    res->out = o.data ? o.data : barge_xstrdup("");
-    res->err = er.data ? er.data : barge_xstrdup("");
+    res->out = barge_buf_steal(&o, NULL);
+    res->err = barge_buf_steal(&er, NULL);
     return 0;
 }
 

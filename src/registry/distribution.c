@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/isotime.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "registry/internal.h"
@@ -375,10 +376,8 @@ static void serve_token(struct barge_registry *reg, struct dist_req *dr,
     _cleanup_free_ char *token =
         dr->auth.token ? barge_xstrdup(dr->auth.token)
                        : barge_registry_token_issue(reg, dr->auth.access_key_id, now, &expires);
-    char issued[32];
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(issued, sizeof(issued), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char issued[BARGE_ISOTIME_MAX];
+    barge_isotime_format((double)now, 0, "Z", issued);
     json_t *body = json_pack("{s:s, s:s, s:I, s:s}", "token", token, "access_token", token,
                              "expires_in", (json_int_t)(expires - now), "issued_at", issued);
     char *text = barge_json_dump(body);

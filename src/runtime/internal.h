@@ -12,21 +12,17 @@
 
 /* ---- proc.c ---- */
 
-/* Output captured from a child, capped so that a chatty process cannot make
- * us grow without bound; bytes past the cap are read and dropped. */
-struct barge_rt_buf {
-    char *data; /* NUL-terminated, NULL until something was read */
-    size_t len;
-    size_t cap_max;
-};
-
 struct barge_rt_child {
     pid_t pid;
     int pidfd;  /* readable once the child has exited */
     int out_fd; /* read end of the child's stdout (and stderr when merged), or -1 */
     int err_fd; /* read end of the child's stderr, or -1 */
-    struct barge_rt_buf out;
-    struct barge_rt_buf err;
+    /* Output captured from the child (data NULL until something was read),
+     * capped at cap bytes each so that a chatty process cannot make us grow
+     * without bound; bytes past the cap are read and dropped. */
+    struct barge_buf out;
+    struct barge_buf err;
+    size_t cap;
     bool reaped;
     int status; /* exit code, or 128+N for signal N, once reaped */
 };

@@ -52,27 +52,23 @@ int barge_rt_pidfd_wait(int pidfd, int64_t deadline_ms)
     }
 }
 
-static void buf_append(struct barge_rt_buf *b, const char *data, size_t n)
+static void buf_append(struct barge_buf *b, size_t max, const char *data, size_t n)
 {
-    size_t max = b->cap_max ? b->cap_max : DEFAULT_CAP;
     if (b->len >= max)
         return;
     if (n > max - b->len)
         n = max - b->len;
-    b->data = barge_xrealloc(b->data, b->len + n + 1);
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = '\0';
+    barge_buf_addn(b, data, n);
 }
 
 /* Reads what is available; closes the descriptor at end of file. */
-static void pump(int *fd, struct barge_rt_buf *b)
+static void pump(int *fd, struct barge_buf *b, size_t max)
 {
     char chunk[4096];
     while (*fd >= 0) {
         ssize_t r = read(*fd, chunk, sizeof(chunk));
         if (r > 0) {
-            buf_append(b, chunk, (size_t)r);
+            buf_append(b, max, chunk, (size_t)r);
             continue;
         }
         if (r < 0 && errno == EINTR)
@@ -111,7 +107,7 @@ int barge_rt_child_spawn(struct barge_rt_child *c, const struct barge_rt_spawn_o
     memset(c, 0, sizeof(*c));
     c->pid = -1;
     c->pidfd = c->out_fd = c->err_fd = -1;
-    c->out.cap_max = c->err.cap_max = o->cap ? o->cap : DEFAULT_CAP;
+    c->cap = o->cap ? o->cap : DEFAULT_CAP;
 
     int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, pass = -1;
     posix_spawn_file_actions_t fa;
@@ -250,15 +246,15 @@ int barge_rt_child_wait(struct barge_rt_child *c, int64_t deadline_ms, struct ba
                 continue;
             return barge_error_set_errno(err, BARGE_ERR_INTERNAL, "poll");
         }
-        pump(&c->out_fd, &c->out);
-        pump(&c->err_fd, &c->err);
+        pump(&c->out_fd, &c->out, c->cap);
+        pump(&c->err_fd, &c->err, c->cap);
         if (p[0].revents) {
             if (reap(c, err) < 0)
                 return -1;
             /* What the child wrote before exiting is in the pipes already;
              * anything its own children write later is not ours to wait for. */
-            pump(&c->out_fd, &c->out);
-            pump(&c->err_fd, &c->err);
+            pump(&c->out_fd, &c->out, c->cap);
+            pump(&c->err_fd, &c->err, c->cap);
             return 1;
         }
         if (r == 0)
@@ -281,10 +277,8 @@ void barge_rt_child_release(struct barge_rt_child *c)
     if (c->err_fd >= 0)
         close(c->err_fd);
     c->pidfd = c->out_fd = c->err_fd = -1;
-    free(c->out.data);
-    free(c->err.data);
-    c->out.data = c->err.data = NULL;
-    c->out.len = c->err.len = 0;
+    barge_buf_release(&c->out);
+    barge_buf_release(&c->err);
 }
 
 int barge_rt_run(const char *const *argv, int64_t deadline_ms, int *status, bool *timed_out,

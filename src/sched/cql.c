@@ -13,7 +13,8 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
+
+#include "common/isotime.h"
 
 enum subject {
     SUBJ_AGENT_CONNECTED,
@@ -239,88 +240,26 @@ static int read_value(struct parser *p, char **out)
     return 1;
 }
 
-static bool all_chars(const char *s, const char *tmpl)
-{
-    for (; *tmpl; s++, tmpl++) {
-        if (*tmpl == '#' ? !isdigit((unsigned char)*s) : *s != *tmpl)
-            return false;
-    }
-    return true;
-}
-
-static int num2(const char *s)
-{
-    return (s[0] - '0') * 10 + (s[1] - '0');
-}
-
 /* 2018-06-18T22:28:28+00:00, 2018-06-18T22:28:28Z, 2018-06-18T22:28:28 and
- * 2018-06-18, all UTC unless an offset says otherwise. */
+ * 2018-06-18, all UTC unless an offset says otherwise; whole seconds only. */
 static bool parse_date(const char *v, double *when, bool *by_day)
 {
-    if (strlen(v) < 10 || !all_chars(v, "####-##-##"))
+    struct barge_isotime t;
+    if (barge_isotime_parse(v, strlen(v), &t) < 0 || t.has_fraction)
         return false;
-    struct tm tm = {0};
-    tm.tm_year = num2(v) * 100 + num2(v + 2) - 1900;
-    tm.tm_mon = num2(v + 5) - 1;
-    tm.tm_mday = num2(v + 8);
-    const char *r = v + 10;
-    long offset = 0;
-    *by_day = *r == '\0';
-    if (*r) {
-        if (strlen(r) < 9 || !all_chars(r, "T##:##:##"))
-            return false;
-        tm.tm_hour = num2(r + 1);
-        tm.tm_min = num2(r + 4);
-        tm.tm_sec = num2(r + 7);
-        r += 9;
-        if (*r == 'Z') {
-            r++;
-        } else if (*r == '+' || *r == '-') {
-            if (strlen(r) != 6 || !all_chars(r + 1, "##:##"))
-                return false;
-            offset = (num2(r + 1) * 3600L + num2(r + 4) * 60L) * (*r == '-' ? -1 : 1);
-            r += 6;
-        }
-        if (*r)
-            return false;
-    }
-    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60)
-        return false;
-    *when = (double)timegm(&tm) - (double)offset;
+    *when = barge_isotime_epoch(&t);
+    *by_day = !t.has_time;
     return true;
 }
 
 /* --- Java regular expressions as POSIX extended ones ---------------------- */
 
-struct sbuf {
-    char *s;
-    size_t n, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->s = barge_xrealloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->n, s, n + 1);
-    b->n += n;
-}
-
-static void sb_addc(struct sbuf *b, char c)
-{
-    char s[2] = {c, '\0'};
-    sb_add(b, s);
-}
-
 /* Returns the POSIX form of a Java pattern anchored at both ends, or NULL with
  * *why naming the unsupported construct. */
 static char *java_to_posix(const char *src, int *cflags, const char **why)
 {
-    struct sbuf b = {0};
-    sb_add(&b, "^(");
+    struct barge_buf b = {0};
+    barge_buf_adds(&b, "^(");
     if (strncmp(src, "(?i)", 4) == 0) {
         *cflags |= REG_ICASE;
         src += 4;
@@ -332,11 +271,11 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             if (c == '\\' && s[1]) {
                 char x = *++s;
                 if (x == 'd')
-                    sb_add(&b, "0-9");
+                    barge_buf_adds(&b, "0-9");
                 else if (x == 'w')
-                    sb_add(&b, "A-Za-z0-9_");
+                    barge_buf_adds(&b, "A-Za-z0-9_");
                 else if (x == 's')
-                    sb_add(&b, "[:space:]");
+                    barge_buf_adds(&b, "[:space:]");
                 else if (x == 'D' || x == 'W' || x == 'S' || x == 'p' || x == 'P') {
                     *why = "negated or named classes inside [...]";
                     goto bad;
@@ -346,14 +285,14 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 } else if (x == '-')
                     bracket_dash = true; /* a literal '-' goes last */
                 else
-                    sb_addc(&b, x);
+                    barge_buf_addc(&b, x);
             } else if (c == ']') {
                 if (bracket_dash)
-                    sb_addc(&b, '-');
-                sb_addc(&b, ']');
+                    barge_buf_addc(&b, '-');
+                barge_buf_addc(&b, ']');
                 in_bracket = bracket_dash = false;
             } else {
-                sb_addc(&b, c);
+                barge_buf_addc(&b, c);
             }
             continue;
         }
@@ -366,21 +305,21 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             }
             s++;
             if (x == 'd')
-                sb_add(&b, "[0-9]");
+                barge_buf_adds(&b, "[0-9]");
             else if (x == 'D')
-                sb_add(&b, "[^0-9]");
+                barge_buf_adds(&b, "[^0-9]");
             else if (x == 'w')
-                sb_add(&b, "[A-Za-z0-9_]");
+                barge_buf_adds(&b, "[A-Za-z0-9_]");
             else if (x == 'W')
-                sb_add(&b, "[^A-Za-z0-9_]");
+                barge_buf_adds(&b, "[^A-Za-z0-9_]");
             else if (x == 's')
-                sb_add(&b, "[[:space:]]");
+                barge_buf_adds(&b, "[[:space:]]");
             else if (x == 'S')
-                sb_add(&b, "[^[:space:]]");
+                barge_buf_adds(&b, "[^[:space:]]");
             else if (x == 't')
-                sb_addc(&b, '\t');
+                barge_buf_addc(&b, '\t');
             else if (x == 'n')
-                sb_addc(&b, '\n');
+                barge_buf_addc(&b, '\n');
             else if (isdigit((unsigned char)x)) {
                 *why = "back references";
                 goto bad;
@@ -388,18 +327,18 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 *why = "this escape sequence";
                 goto bad;
             } else {
-                sb_addc(&b, '\\');
-                sb_addc(&b, x);
+                barge_buf_addc(&b, '\\');
+                barge_buf_addc(&b, x);
             }
             break;
         }
         case '[':
             in_bracket = true;
-            sb_addc(&b, '[');
+            barge_buf_addc(&b, '[');
             if (s[1] == '^')
-                sb_addc(&b, *++s);
+                barge_buf_addc(&b, *++s);
             if (s[1] == ']')
-                sb_addc(&b, *++s);
+                barge_buf_addc(&b, *++s);
             break;
         case '(':
             if (s[1] == '?') {
@@ -409,13 +348,13 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 }
                 s += 2;
             }
-            sb_addc(&b, '(');
+            barge_buf_addc(&b, '(');
             break;
         case '*':
         case '+':
         case '?':
         case '}':
-            sb_addc(&b, c);
+            barge_buf_addc(&b, c);
             /* A lazy quantifier finds a whole-value match exactly when the
              * greedy one does. */
             if (s[1] == '?')
@@ -426,17 +365,17 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             }
             break;
         default:
-            sb_addc(&b, c);
+            barge_buf_addc(&b, c);
         }
     }
     if (in_bracket) {
         *why = "an unclosed '['";
         goto bad;
     }
-    sb_add(&b, ")$");
-    return b.s;
+    barge_buf_adds(&b, ")$");
+    return b.data;
 bad:
-    free(b.s);
+    free(b.data);
     return NULL;
 }
 

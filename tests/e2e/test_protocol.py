@@ -3,6 +3,7 @@ requests signed by botocore's own signer (and deliberately broken)."""
 import datetime
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from unittest import mock
 
@@ -147,3 +148,44 @@ def test_garbage_does_not_crash(barged):
             status, _, body = send(barged, op, None, raw_body=p)
             assert status in (200, 400), (p[:40], body)
     assert send(barged, "ListClusters", {})[0] == 200
+
+
+def send_query(barged, form):
+    """A CloudWatch query-protocol call (form in, XML out), SigV4-signed."""
+    data = urllib.parse.urlencode(form).encode()
+    req = AWSRequest(method="POST", url=barged.endpoint + "/", data=data,
+                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(Credentials(barged.access_key, barged.secret_key), "monitoring",
+              "us-east-1").add_auth(req)
+    prepared = req.prepare()
+    r = urllib.request.Request(prepared.url, data=prepared.body, method="POST",
+                               headers=dict(prepared.headers))
+    try:
+        with urllib.request.urlopen(r, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_unknown_operation_per_protocol(barged):
+    """Routing failures keep each protocol's own error shape and words."""
+    status, _, body = send(barged, "FlyToTheMoon", {})
+    assert status == 400
+    assert body["message"] == f"unknown operation '{TARGET}FlyToTheMoon'"
+
+    status, text = send_query(barged, {"Action": "FlyToTheMoon", "Version": "2010-08-01"})
+    assert status == 400
+    assert "<Code>InvalidAction</Code>" in text
+    assert "<Message>The action FlyToTheMoon is not valid for this web service.</Message>" in text
+
+    status, text = send_query(barged, {"Version": "2010-08-01"})
+    assert status == 400
+    assert "<Message>The action (none) is not valid for this web service.</Message>" in text
+
+    status, text = send_query(barged, {"Action": "DescribeAlarms", "Version": "1999-01-01"})
+    assert status == 400
+    assert "unknown API version &apos;1999-01-01&apos;" in text
+
+    status, text = send_query(barged, {"Action": "DescribeAlarms", "Version": "2010-08-01"})
+    assert status == 200
+    assert "<DescribeAlarmsResponse" in text

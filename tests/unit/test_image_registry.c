@@ -83,14 +83,14 @@ static void test_answer(void **state)
 {
     char body[] = "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"requested access to the "
                   "resource is denied\"},{\"code\":\"X\",\"message\":\"y\"}]}";
-    struct reg_response r = {.status = 403, .body = body, .len = strlen(body)};
+    struct reg_response r = {.status = 403, .body = {body, strlen(body), 0}};
     char *a = reg_answer(&r);
     assert_string_equal(a, "registry answered 403: DENIED: requested access to the resource is "
                            "denied; X: y");
     free(a);
 
     char text[] = "Service Unavailable\nmore lines";
-    r = (struct reg_response){.status = 503, .body = text, .len = strlen(text)};
+    r = (struct reg_response){.status = 503, .body = {text, strlen(text), 0}};
     a = reg_answer(&r);
     assert_string_equal(a, "registry answered 503: Service Unavailable");
     free(a);
