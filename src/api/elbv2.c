@@ -1041,6 +1041,111 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
     return 0;
 }
 
+/* ---- target group attributes ---- */
+
+/* The attributes barge honours, with ELB's defaults. The values stay in the
+ * target group's "_attributes" ({key: value string}). */
+static const struct {
+    const char *key;
+    const char *value;
+} tg_attribute_defaults[] = {
+    {"deregistration_delay.timeout_seconds", "300"},
+    {"stickiness.enabled", "false"},
+};
+
+json_int_t barge_elb_deregistration_delay(const json_t *tg)
+{
+    const char *v = barge_json_str(barge_json_object(tg, "_attributes"),
+                                   "deregistration_delay.timeout_seconds", "300");
+    return atoll(v);
+}
+
+static json_t *tg_attributes(const json_t *tg)
+{
+    json_t *list = json_array();
+    json_t *mine = barge_json_object(tg, "_attributes");
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(tg_attribute_defaults); i++) {
+        const char *key = tg_attribute_defaults[i].key;
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s}", "Key", key, "Value",
+                                        barge_json_str(mine, key, tg_attribute_defaults[i].value)));
+    }
+    return list;
+}
+
+/* Checks one Modify attribute; 0 when barge can honour it. */
+static int check_tg_attribute(const char *key, const char *value, struct barge_error **err)
+{
+    if (barge_streq(key, "deregistration_delay.timeout_seconds")) {
+        char *end;
+        long n = strtol(value, &end, 10);
+        if (!*value || *end || n < 0 || n > 3600)
+            return invalid(err,
+                           "Attribute 'deregistration_delay.timeout_seconds' value '%s' must be "
+                           "an integer from 0 to 3600",
+                           value);
+        return 0;
+    }
+    if (barge_streq(key, "stickiness.enabled")) {
+        if (!barge_streq(value, "false"))
+            return invalid(err,
+                           "Attribute 'stickiness.enabled' value '%s' is not supported by barge: "
+                           "only 'false'",
+                           value);
+        return 0;
+    }
+    return invalid(err, "Target group attribute key '%s' is not recognized by barge", key);
+}
+
+static int describe_target_group_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                            struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    if (!tg)
+        return -1;
+    *out = json_pack("{s:o}", "Attributes", tg_attributes(tg));
+    return 0;
+}
+
+static int modify_target_group_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                          struct barge_error **err)
+{
+    json_t *attrs = barge_json_array(in, "Attributes");
+    size_t i;
+    json_t *a;
+    json_array_foreach(attrs, i, a)
+    {
+        if (check_tg_attribute(barge_json_str(a, "Key", ""), barge_json_str(a, "Value", ""), err) <
+            0)
+            return -1;
+    }
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    if (!tg)
+        return -1;
+    json_t *mine = barge_json_object(tg, "_attributes");
+    if (!mine) {
+        mine = json_object();
+        json_object_set_new(tg, "_attributes", mine);
+    }
+    json_array_foreach(attrs, i, a)
+    {
+        json_object_set_new(mine, barge_json_str(a, "Key", ""),
+                            json_string(barge_json_str(a, "Value", "")));
+    }
+    if (barge_store_put(tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    *out = json_pack("{s:o}", "Attributes", tg_attributes(tg));
+    return 0;
+}
+
 /* ---- rules ---- */
 
 /* A condition's values: Values, or the field's own config. */
@@ -1311,6 +1416,8 @@ static const struct barge_api_op elbv2_ops[] = {
     {"RegisterTargets", register_targets},
     {"DeregisterTargets", deregister_targets},
     {"DescribeTargetHealth", describe_target_health},
+    {"DescribeTargetGroupAttributes", describe_target_group_attributes},
+    {"ModifyTargetGroupAttributes", modify_target_group_attributes},
     {"CreateRule", create_rule},
     {"DescribeRules", describe_rules},
     {"DeleteRule", delete_rule},

@@ -23,5 +23,8 @@ char *barge_elb_socket(const struct barge_server *srv, const char *lb_name);
 /* The HAProxy backend and server names of a target group and a target. */
 char *barge_elb_backend_name(const char *tg_name);
 char *barge_elb_server_name(const char *id, json_int_t port);
+/* The target group's deregistration_delay.timeout_seconds attribute, in
+ * seconds (ELB's 300 by default). */
+json_int_t barge_elb_deregistration_delay(const json_t *tg);
 
 #endif

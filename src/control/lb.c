@@ -6,7 +6,7 @@
  * through the admin socket: a new target is added with its health down, so
  * that it takes traffic only once its checks pass; a deregistered one is
  * drained and its deregistration completes (it leaves the store, then
- * HAProxy) when it has no connection left or after the deregistration delay.
+ * HAProxy) when it has no connection left or after the target group's deregistration delay.
  *
  * barged stopping stops its HAProxy processes. A barged that was killed
  * leaves them serving; the next one finds them through their pid files and
@@ -28,9 +28,6 @@
 #include "common/log.h"
 #include "control/control.h"
 #include "net/haproxy.h"
-
-/* ELB's default deregistration delay. */
-#define DEREGISTRATION_DELAY 300
 
 struct lb_proc {
     char *name;
@@ -517,7 +514,7 @@ static void finish_draining(struct barge_server *srv, const struct snapshot *s, 
                     busy = true;
             }
             double since = json_number_value(json_object_get(t, "Since"));
-            if (!busy || now - since >= DEREGISTRATION_DELAY)
+            if (!busy || now - since >= (double)barge_elb_deregistration_delay(tg))
                 json_array_append(done, t);
         }
         if (!json_array_size(done))
