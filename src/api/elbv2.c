@@ -969,6 +969,9 @@ static json_t *target_health(const json_t *tg, const json_t *t, bool in_use, con
         return health("initial", "Elb.InitialHealthChecking", "Initial health checking");
     if (barge_str_has_prefix(status, "UP"))
         return health("healthy", NULL, NULL);
+    /* Down while its checks pass: still short of the healthy threshold. */
+    if (!strcmp(check, "L7OK") || !strcmp(check, "L4OK") || !strcmp(check, "L6OK"))
+        return health("initial", "Elb.InitialHealthChecking", "Initial health checking");
     if (!strcmp(check, "L7STS"))
         return health("unhealthy", "Target.ResponseCodeMismatch",
                       "Health checks failed with a response code that does not match");
@@ -1039,6 +1042,55 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
                                         "TargetHealth", h));
     }
     return 0;
+}
+
+json_t *barge_elb_tg_find(struct barge_tx *tx, const char *arn, bool *in_use,
+                          struct barge_error **err)
+{
+    json_t *tg = load_tg(tx, arn, err);
+    if (!tg)
+        return NULL;
+    _cleanup_json_ json_t *users = scan_users(tx, err);
+    if (!users) {
+        json_decref(tg);
+        return NULL;
+    }
+    _cleanup_json_ json_t *lbs = tg_load_balancers(users, arn);
+    *in_use = json_array_size(lbs) > 0;
+    return tg;
+}
+
+json_t *barge_elb_target_states(struct barge_server *srv, struct barge_tx *tx, const json_t *tg,
+                                struct barge_error **err)
+{
+    const char *arn = barge_json_str(tg, "TargetGroupArn", "");
+    _cleanup_json_ json_t *users = scan_users(tx, err);
+    if (!users)
+        return NULL;
+    _cleanup_json_ json_t *lbs = tg_load_balancers(users, arn);
+    _cleanup_json_ json_t *stats = NULL;
+    if (json_array_size(lbs)) {
+        _cleanup_free_ char *lb_name =
+            arn_part(json_string_value(json_array_get(lbs, 0)), "loadbalancer", 2);
+        _cleanup_free_ char *sock = barge_elb_socket(srv, lb_name ? lb_name : "");
+        _cleanup_error_ struct barge_error *herr = NULL;
+        stats = barge_haproxy_servers(sock, &herr);
+    }
+    _cleanup_free_ char *backend =
+        barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
+    json_t *be = json_object_get(stats, backend);
+    json_t *out = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(barge_json_array(tg, "_targets"), i, t)
+    {
+        _cleanup_free_ char *sname =
+            barge_elb_server_name(barge_json_str(t, "Id", ""), barge_json_int(t, "Port", 0));
+        _cleanup_json_ json_t *h =
+            target_health(tg, t, json_array_size(lbs) > 0, json_object_get(be, sname));
+        json_object_set_new(out, sname, json_string(barge_json_str(h, "State", "")));
+    }
+    return out;
 }
 
 /* ---- target group attributes ---- */

@@ -1,0 +1,194 @@
+"""Services behind load balancers (issue 17): a service's tasks are
+registered in its target group once RUNNING, a rolling deployment under
+constant load through the listener loses no request (old tasks are
+deregistered and drained before they stop), and a task that fails the target
+group's health checks is replaced. Real agent, real containers (busybox
+httpd), real HAProxy."""
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError
+
+import nethelpers
+from conftest import error_code, error_message
+
+pytestmark = pytest.mark.skipif(
+    subprocess.run(["sh", "-c", "command -v haproxy"], capture_output=True).returncode != 0,
+    reason="haproxy is not installed (scripts/setup installs it)")
+
+# httpd serves the revision's name at /, "ok" at /health, and /cgi-bin/fail
+# removes /health, so that the task that answers it starts failing its checks.
+FAIL_CGI = r"#!/bin/sh\nrm -f /www/health\necho Content-Type: text/plain\necho\necho bye\n"
+
+
+def httpd(body):
+    return ("trap 'exit 143' TERM; mkdir -p /www/cgi-bin && "
+            f"echo {body} > /www/index.html && echo ok > /www/health && "
+            f"printf '{FAIL_CGI}' > /www/cgi-bin/fail && chmod +x /www/cgi-bin/fail && "
+            "httpd -p 80 -h /www && while true; do sleep 0.2; done")
+
+
+@pytest.fixture(scope="module")
+def scope(tmp_path_factory):
+    n = (os.getpid() + 97) % 250
+    return nethelpers.Scope(f"bargelb{n}", f"10.215.{n}.0/24", tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def agent(agent_factory, scope):
+    return agent_factory(extra_args=scope.agent_args)
+
+
+def wait_for(pred, timeout=90, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def get(port, path="/"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return r.status, r.read().decode().strip()
+
+
+class Load:
+    """Requests through the listener one after another until stopped."""
+
+    def __init__(self, port):
+        self.port = port
+        self.failures = []
+        self.seen = []
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            try:
+                status, body = get(self.port)
+                self.seen.append(body)
+                if status != 200:
+                    self.failures.append(status)
+            except Exception as e:  # any failed request counts
+                self.failures.append(repr(e))
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=30)
+
+
+def register(ecs, image, body):
+    return ecs.register_task_definition(
+        family="web", containerDefinitions=[{
+            "name": "web", "image": image, "memory": 32, "command": ["sh", "-c", httpd(body)],
+            "portMappings": [{"containerPort": 80}]}])["taskDefinition"]["taskDefinitionArn"]
+
+
+def stable(ecs, td):
+    s = ecs.describe_services(cluster="default", services=["web"])["services"][0]
+    return (len(s["deployments"]) == 1 and s["deployments"][0]["rolloutState"] == "COMPLETED"
+            and s["taskDefinition"] == td and s["runningCount"] == 2)
+
+
+def healthy_targets(elb, arn):
+    d = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return [t for t in d if t["TargetHealth"]["State"] == "healthy"]
+
+
+def test_service_behind_load_balancer(barged, agent, busybox):
+    ecs, elb = barged.client("ecs"), barged.client("elbv2")
+    port = free_port()
+    lb = elb.create_load_balancer(Name="web", Type="application",
+                                  Scheme="internal")["LoadBalancers"][0]
+    tg = elb.create_target_group(
+        Name="web-tg", Protocol="HTTP", Port=80, TargetType="ip", HealthCheckPath="/health",
+        HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+        UnhealthyThresholdCount=2)["TargetGroups"][0]
+    arn = tg["TargetGroupArn"]
+    elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "5"}])
+    v1 = register(ecs, busybox, "v1")
+    v2 = register(ecs, busybox, "v2")
+
+    def create(**kw):
+        args = dict(cluster="default", serviceName="web", taskDefinition=v1, desiredCount=2,
+                    healthCheckGracePeriodSeconds=10,
+                    loadBalancers=[{"targetGroupArn": arn, "containerName": "web",
+                                    "containerPort": 80}])
+        args.update(kw)
+        return ecs.create_service(**args)["service"]
+
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": arn}])
+    unused = elb.create_target_group(Name="unused-tg", Protocol="HTTP", Port=80,
+                                     TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+
+    # As ECS: the target group must exist and be used by a load balancer, the
+    # container must exist and map the port.
+    for lbs, needle in (
+            ([{"targetGroupArn": arn, "containerName": "nope", "containerPort": 80}],
+             "The container nope does not exist"),
+            ([{"targetGroupArn": arn, "containerName": "web", "containerPort": 8080}],
+             "did not have a container port 8080"),
+            ([{"targetGroupArn": unused, "containerName": "web", "containerPort": 80}],
+             "does not have an associated load balancer"),
+            ([{"targetGroupArn": arn.replace("web-tg", "gone"), "containerName": "web",
+               "containerPort": 80}], "does not exist")):
+        with pytest.raises(ClientError) as e:
+            create(loadBalancers=lbs)
+        assert error_code(e) == "InvalidParameterException"
+        assert needle in error_message(e)
+
+    create()
+    wait_for(lambda: stable(ecs, v1), what="service stable on v1")
+    wait_for(lambda: len(healthy_targets(elb, arn)) == 2, what="two healthy targets")
+    assert get(port)[1] == "v1"
+
+    # The headline: a rolling deployment under constant load loses nothing.
+    load = Load(port)
+    try:
+        wait_for(lambda: len(load.seen) > 20, what="load running")
+        ecs.update_service(cluster="default", service="web", taskDefinition=v2)
+        wait_for(lambda: stable(ecs, v2), what="service stable on v2")
+        wait_for(lambda: load.seen[-10:] == ["v2"] * 10, what="only v2 answering")
+    finally:
+        load.stop()
+    assert load.failures == []
+    assert "v1" in load.seen and "v2" in load.seen
+    assert len(elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]) == 2
+
+    # A task that starts failing the target group's checks is replaced.
+    assert get(port, "/cgi-bin/fail")[1] == "bye"
+    reason = f"Task failed ELB health checks in (target-group {arn})"
+
+    def replaced():
+        arns = ecs.list_tasks(cluster="default", serviceName="web",
+                              desiredStatus="STOPPED")["taskArns"]
+        tasks = ecs.describe_tasks(cluster="default", tasks=arns)["tasks"] if arns else []
+        return [t for t in tasks if t.get("stoppedReason") == reason]
+
+    wait_for(replaced, what="unhealthy task replaced")
+    wait_for(lambda: len(healthy_targets(elb, arn)) == 2, what="two healthy targets again")
+    assert get(port)[1] == "v2"
+
+    ecs.update_service(cluster="default", service="web", desiredCount=0)
+    ecs.delete_service(cluster="default", service="web")
+    wait_for(lambda: not ecs.list_tasks(cluster="default", serviceName="web")["taskArns"],
+             what="tasks stopped")
+    assert elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []
