@@ -371,6 +371,7 @@ static int stop_or_drain(struct pass *p, json_t *task, const char *tkey, const c
         json_object_set_new(task, "_drainUntil", json_real(p->now + (double)delay));
         json_object_set_new(task, "_drainCode", json_string(code));
         json_object_set_new(task, "_drainReason", json_string(reason));
+        p->draining++;
     }
     p->changed = true;
     return barge_store_put(p->tx, ECS_KIND_TASK, tkey, task, err);
