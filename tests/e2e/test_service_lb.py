@@ -173,7 +173,16 @@ def test_service_behind_load_balancer(barged, agent, busybox):
     assert "v1" in load.seen and "v2" in load.seen
     assert len(elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]) == 2
 
-    # A task that starts failing the target group's checks is replaced.
+    # UpdateService checks loadBalancers too.
+    with pytest.raises(ClientError) as e:
+        ecs.update_service(cluster="default", service="web", loadBalancers=[
+            {"targetGroupArn": arn, "containerName": "web", "containerPort": 81}])
+    assert error_code(e) == "InvalidParameterException"
+    assert "did not have a container port 81" in error_message(e)
+
+    # A task that starts failing the target group's checks is replaced, but
+    # not within healthCheckGracePeriodSeconds of its start.
+    ecs.update_service(cluster="default", service="web", healthCheckGracePeriodSeconds=3600)
     assert get(port, "/cgi-bin/fail")[1] == "bye"
     reason = f"Task failed ELB health checks in (target-group {arn})"
 
@@ -183,6 +192,12 @@ def test_service_behind_load_balancer(barged, agent, busybox):
         tasks = ecs.describe_tasks(cluster="default", tasks=arns)["tasks"] if arns else []
         return [t for t in tasks if t.get("stoppedReason") == reason]
 
+    wait_for(lambda: any(t["TargetHealth"]["State"] == "unhealthy" for t in
+                         elb.describe_target_health(TargetGroupArn=arn)[
+                             "TargetHealthDescriptions"]), what="a target unhealthy")
+    time.sleep(3)  # several scheduler passes (not a timing assertion)
+    assert not replaced()
+    ecs.update_service(cluster="default", service="web", healthCheckGracePeriodSeconds=0)
     wait_for(replaced, what="unhealthy task replaced")
     wait_for(lambda: len(healthy_targets(elb, arn)) == 2, what="two healthy targets again")
     assert get(port)[1] == "v2"
