@@ -245,11 +245,6 @@ static int check_load_balancers(struct barge_tx *tx, const json_t *lbs, const js
                               "incompatible with the awsvpc network mode specified in the task "
                               "definition.",
                               arn, type);
-        if (!barge_streq(type, "ip"))
-            return lb_invalid(err,
-                              "The target group %s has target type '%s': barge registers "
-                              "service tasks in 'ip' target groups only.",
-                              arn, type);
         const json_t *container = NULL;
         size_t j;
         json_t *c;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/ecs.h"
 #include "common/arn.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -829,16 +830,14 @@ static json_t *read_targets(const json_t *in, const json_t *tg, struct barge_err
     json_array_foreach(barge_json_array(in, "Targets"), i, t)
     {
         const char *id = barge_json_str(t, "Id", "");
-        if (barge_streq(barge_json_str(tg, "TargetType", ""), "instance")) {
-            typed(err, BARGE_ERR_INVALID, "InvalidTarget",
-                  "Instance target '%s' cannot be registered: barge supports ip targets only "
-                  "for now (create the target group with TargetType 'ip')",
-                  id);
+        bool instance = barge_streq(barge_json_str(tg, "TargetType", ""), "instance");
+        if (instance && !json_object_get(t, "Port") && !json_object_get(tg, "Port")) {
+            invalid(err, "A port must be given for instance target '%s'", id);
             json_decref(list);
             return NULL;
         }
         struct in_addr a;
-        if (inet_pton(AF_INET, id, &a) != 1) {
+        if (!instance && inet_pton(AF_INET, id, &a) != 1) {
             invalid(err, "The IP address '%s' is not a valid IPv4 address", id);
             json_decref(list);
             return NULL;
@@ -848,6 +847,35 @@ static json_t *read_targets(const json_t *in, const json_t *tg, struct barge_err
                                         barge_json_int(t, "Port", barge_json_int(tg, "Port", 0))));
     }
     return list;
+}
+
+static int collect_ec2_id(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    if (!barge_streq(barge_json_str(doc, "status", ""), "INACTIVE"))
+        json_array_append_new(ud, json_string(barge_json_str(doc, "ec2InstanceId", "")));
+    return 0;
+}
+
+/* Instance targets must name registered container instances (their EC2
+ * instance ids): the data plane sends their traffic to the instance's host. */
+static int check_instances(struct barge_tx *tx, const json_t *targets, struct barge_error **err)
+{
+    _cleanup_json_ json_t *ids = json_array();
+    if (barge_store_scan(tx, ECS_KIND_INSTANCE, "", NULL, false, 0, collect_ec2_id, ids, err) < 0)
+        return -1;
+    size_t i;
+    json_t *t;
+    json_array_foreach((json_t *)targets, i, t)
+    {
+        if (!listed(ids, barge_json_str(t, "Id", "")))
+            return typed(err, BARGE_ERR_INVALID, "InvalidTarget",
+                         "The following targets are not valid instances: '%s' (barge knows "
+                         "the EC2 instance ids of its ACTIVE container instances)",
+                         barge_json_str(t, "Id", ""));
+    }
+    return 0;
 }
 
 static json_t *find_target(const json_t *targets, const json_t *t, size_t *at)
@@ -876,6 +904,9 @@ static int change_targets(struct barge_api_ctx *ctx, json_t *in, bool add, struc
         return -1;
     _cleanup_json_ json_t *want = read_targets(in, tg, err);
     if (!want)
+        return -1;
+    if (add && barge_streq(barge_json_str(tg, "TargetType", ""), "instance") &&
+        check_instances(tx, want, err) < 0)
         return -1;
     json_t *targets = barge_json_array(tg, "_targets");
     if (!targets) {

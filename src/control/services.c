@@ -210,12 +210,15 @@ static const char *target_state(struct pass *p, const char *arn, const char *id,
 }
 
 /* Where the load balancer reaches containerPort port of the task's
- * container cname: the host port that maps it (on the host's address, as
- * HAProxy runs on barged's host), or the task's own address in awsvpc mode.
- * *addr is the caller's. */
+ * container cname: the host port that maps it, on the address barged sees
+ * the task's host at (HAProxy runs on barged's host) or, for an instance
+ * target group, as the container instance's EC2 id; or the task's own
+ * address in awsvpc mode. *addr is the caller's. */
 static bool task_address(struct pass *p, const json_t *task, const char *cname, json_int_t port,
-                         char **addr, json_int_t *host_port)
+                         bool instance, char **addr, json_int_t *host_port)
 {
+    _cleanup_error_ struct barge_error *err = NULL;
+    json_t *inst = instance_for(p, barge_json_str(task, "_instanceId", ""), &err);
     size_t i, j;
     json_t *c, *b;
     json_array_foreach(barge_json_array(task, "containers"), i, c)
@@ -228,16 +231,22 @@ static bool task_address(struct pass *p, const json_t *task, const char *cname, 
                 barge_json_int(b, "hostPort", 0) <= 0)
                 continue;
             const char *ip = barge_json_str(b, "bindIP", "");
-            const char *host = p->srv->cfg.lb_address && strcmp(p->srv->cfg.lb_address, "0.0.0.0")
-                                   ? p->srv->cfg.lb_address
-                                   : "127.0.0.1";
+            const char *host = barge_json_str(inst, "_address", "127.0.0.1");
             struct in_addr a;
+            if (inet_pton(AF_INET, host, &a) != 1)
+                host = "127.0.0.1";
             bool any = !*ip || !strcmp(ip, "0.0.0.0") || inet_pton(AF_INET, ip, &a) != 1;
-            *addr = barge_xstrdup(any ? host : ip);
+            if (instance && !barge_json_str(inst, "ec2InstanceId", NULL))
+                return false;
+            *addr = barge_xstrdup(instance ? barge_json_str(inst, "ec2InstanceId", "")
+                                  : any    ? host
+                                           : ip);
             *host_port = barge_json_int(b, "hostPort", 0);
             return true;
         }
     }
+    if (instance)
+        return false;
     json_array_foreach(barge_json_array(task, "attachments"), i, c)
     {
         json_array_foreach(barge_json_array(c, "details"), j, b)
@@ -274,9 +283,13 @@ static int register_task(struct pass *p, json_t *task, const char *tkey, struct 
     {
         _cleanup_free_ char *addr = NULL;
         json_int_t port = 0;
+        json_t *tg = tg_for(p, barge_json_str(lb, "targetGroupArn", ""), err);
+        if (!tg && *err)
+            return -1;
+        bool instance = barge_streq(barge_json_str(tg, "TargetType", NULL), "instance");
         /* Its bindings not reported yet: a later pass registers it. */
         if (!task_address(p, task, barge_json_str(lb, "containerName", ""),
-                          barge_json_int(lb, "containerPort", 0), &addr, &port))
+                          barge_json_int(lb, "containerPort", 0), instance, &addr, &port))
             return 0;
         json_array_append_new(targets, json_pack("{s:s, s:s, s:I}", "tg",
                                                  barge_json_str(lb, "targetGroupArn", ""), "id",

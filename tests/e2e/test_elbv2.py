@@ -231,6 +231,11 @@ def test_api_crud_and_errors(barged, elb):
         elb.describe_target_health(TargetGroupArn=missing)
     assert error_code(e) == "TargetGroupNotFound"
     assert health(elb, inst["TargetGroupArn"]) == {}
+    with pytest.raises(ClientError) as e:  # no such container instance
+        elb.register_targets(TargetGroupArn=inst["TargetGroupArn"],
+                             Targets=[{"Id": "i-0123456789abcdef0", "Port": 80}])
+    assert error_code(e) == "InvalidTarget"
+    assert "'i-0123456789abcdef0'" in error_message(e)
 
     # Deleting: a target group in use cannot go; a load balancer takes its
     # listeners with it; all of it survives a restart of barged.

@@ -207,3 +207,34 @@ def test_service_behind_load_balancer(barged, agent, busybox):
     wait_for(lambda: not ecs.list_tasks(cluster="default", serviceName="web")["taskArns"],
              what="tasks stopped")
     assert elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []
+
+
+def test_instance_target_group(barged, agent, busybox):
+    """An instance target group: the task is registered as its container
+    instance's EC2 id and host port, and traffic reaches it."""
+    ecs, elb = barged.client("ecs"), barged.client("elbv2")
+    port = free_port()
+    lb = elb.create_load_balancer(Name="inst", Type="application",
+                                  Scheme="internal")["LoadBalancers"][0]
+    arn = elb.create_target_group(
+        Name="inst-tg", Protocol="HTTP", Port=80, TargetType="instance",
+        HealthCheckPath="/health", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+        HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": arn}])
+    ecs.create_service(cluster="default", serviceName="web", taskDefinition=register(
+        ecs, busybox, "inst"), desiredCount=1, loadBalancers=[
+            {"targetGroupArn": arn, "containerName": "web", "containerPort": 80}])
+    ec2_id = ecs.describe_container_instances(
+        cluster="default", containerInstances=[agent.instance_arn]
+    )["containerInstances"][0]["ec2InstanceId"]
+    [target] = wait_for(lambda: healthy_targets(elb, arn), what="a healthy target")
+    assert target["Target"]["Id"] == ec2_id
+    task = ecs.describe_tasks(cluster="default", tasks=ecs.list_tasks(
+        cluster="default", serviceName="web")["taskArns"])["tasks"][0]
+    assert target["Target"]["Port"] == task["containers"][0]["networkBindings"][0]["hostPort"]
+    assert get(port) == (200, "inst")
+    ecs.delete_service(cluster="default", service="web", force=True)
+    wait_for(lambda: not ecs.list_tasks(cluster="default", serviceName="web")["taskArns"],
+             what="tasks stopped")
+    assert elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []
