@@ -24,12 +24,15 @@ pytestmark = pytest.mark.skipif(
 # httpd serves the revision's name at /, "ok" at /health, and /cgi-bin/fail
 # removes /health, so that the task that answers it starts failing its checks.
 FAIL_CGI = r"#!/bin/sh\nrm -f /www/health\necho Content-Type: text/plain\necho\necho bye\n"
+# /cgi-bin/slow keeps its request open for a while.
+SLOW_CGI = r"#!/bin/sh\nsleep 30\necho Content-Type: text/plain\necho\necho slow\n"
 
 
 def httpd(body):
     return ("trap 'exit 143' TERM; mkdir -p /www/cgi-bin && "
             f"echo {body} > /www/index.html && echo ok > /www/health && "
-            f"printf '{FAIL_CGI}' > /www/cgi-bin/fail && chmod +x /www/cgi-bin/fail && "
+            f"printf '{FAIL_CGI}' > /www/cgi-bin/fail && printf '{SLOW_CGI}' > /www/cgi-bin/slow "
+            "&& chmod +x /www/cgi-bin/fail /www/cgi-bin/slow && "
             "httpd -p 80 -h /www && while true; do sleep 0.2; done")
 
 
@@ -202,9 +205,30 @@ def test_service_behind_load_balancer(barged, agent, busybox):
     wait_for(lambda: len(healthy_targets(elb, arn)) == 2, what="two healthy targets again")
     assert get(port)[1] == "v2"
 
+    # Scale-in drains: the task that holds a request open stays DEACTIVATING
+    # (to be stopped) until the deregistration delay is over.
+    def slow_request():
+        try:
+            get(port, "/cgi-bin/slow")
+        except Exception:
+            pass  # its task is stopped under it
+
+    threading.Thread(target=slow_request, daemon=True).start()
+    time.sleep(0.5)  # lets the request reach a task (not a timing assertion)
     ecs.update_service(cluster="default", service="web", desiredCount=0)
+
+    def tasks(desired):
+        arns = ecs.list_tasks(cluster="default", serviceName="web",
+                              desiredStatus=desired)["taskArns"]
+        return ecs.describe_tasks(cluster="default", tasks=arns)["tasks"] if arns else []
+
+    [draining] = wait_for(lambda: [t for t in tasks("STOPPED")
+                                   if t["lastStatus"] == "DEACTIVATING"], what="a task draining")
+    assert draining["desiredStatus"] == "STOPPED"
+    assert draining["stoppedReason"].startswith("Scaling activity initiated by")
+    assert tasks("RUNNING") == []
     ecs.delete_service(cluster="default", service="web")
-    wait_for(lambda: not ecs.list_tasks(cluster="default", serviceName="web")["taskArns"],
+    wait_for(lambda: all(t["lastStatus"] == "STOPPED" for t in tasks("STOPPED")),
              what="tasks stopped")
     assert elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []
 
@@ -235,6 +259,7 @@ def test_instance_target_group(barged, agent, busybox):
     assert target["Target"]["Port"] == task["containers"][0]["networkBindings"][0]["hostPort"]
     assert get(port) == (200, "inst")
     ecs.delete_service(cluster="default", service="web", force=True)
-    wait_for(lambda: not ecs.list_tasks(cluster="default", serviceName="web")["taskArns"],
-             what="tasks stopped")
-    assert elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []
+    wait_for(lambda: elb.describe_target_health(TargetGroupArn=arn)[
+        "TargetHealthDescriptions"] == [], what="target deregistered")
+    wait_for(lambda: ecs.describe_tasks(cluster="default", tasks=[task["taskArn"]])[
+        "tasks"][0]["lastStatus"] == "STOPPED", what="task stopped")
