@@ -128,6 +128,10 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
     if (ecs_instance_register(tx, srv, cluster, in, hash, &doc, err) < 0)
         return -1;
     json_object_set_new(doc, "_lastSeen", json_real(barge_now()));
+    /* Where barged's host reaches the host: load balancers (which run there)
+     * send traffic to its tasks' host ports at this address. */
+    if (req->remote_addr && *req->remote_addr)
+        json_object_set_new(doc, "_address", json_string(req->remote_addr));
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", cname, barge_json_str(doc, "_id", ""));
     if (barge_store_put(tx, ECS_KIND_INSTANCE, key, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)

@@ -3,10 +3,12 @@
  * task definition, deployment configuration) and open deployments; the
  * service scheduler (src/control/services.c) makes it so, keeps the counts
  * and writes the events. A service is stored under "<cluster>/<name>". */
+#include <stdarg.h>
 #include <string.h>
 
 #include "api/access.h"
 #include "api/ecs.h"
+#include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -123,6 +125,89 @@ static int set_service_connect(json_t *svc, const json_t *cluster, const json_t 
     return 1;
 }
 
+static int lb_invalid(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
+static int lb_invalid(struct barge_error **err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *msg = barge_xvasprintf(fmt, ap);
+    va_end(ap);
+    return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException", "%s", msg);
+}
+
+/* Checks a service's loadBalancers against the task definition td as ECS
+ * does: each names an existing target group that a load balancer uses, and
+ * a container of td with a port mapping for containerPort. */
+static int check_load_balancers(struct barge_tx *tx, const json_t *lbs, const json_t *td,
+                                struct barge_error **err)
+{
+    if (json_array_size(lbs) > 5)
+        return lb_invalid(err, "A service can have at most 5 loadBalancers; %zu were given.",
+                          json_array_size(lbs));
+    bool awsvpc = barge_streq(barge_json_str(td, "networkMode", NULL), "awsvpc");
+    size_t i;
+    json_t *lb;
+    json_array_foreach((json_t *)lbs, i, lb)
+    {
+        const char *arn = barge_json_str(lb, "targetGroupArn", NULL);
+        const char *cname = barge_json_str(lb, "containerName", NULL);
+        if (!arn)
+            return lb_invalid(err,
+                              "loadBalancers[%zu]: targetGroupArn is required (barge has no "
+                              "Classic Load Balancers, so loadBalancerName is not supported).",
+                              i);
+        if (!cname || !json_object_get(lb, "containerPort"))
+            return lb_invalid(err,
+                              "loadBalancers[%zu]: containerName and containerPort are required "
+                              "with a target group.",
+                              i);
+        json_int_t port = barge_json_int(lb, "containerPort", 0);
+        bool in_use = false;
+        _cleanup_error_ struct barge_error *tg_err = NULL;
+        _cleanup_json_ json_t *tg = barge_elb_tg_find(tx, arn, &in_use, &tg_err);
+        if (!tg) {
+            if (tg_err->code != BARGE_ERR_NOT_FOUND && tg_err->code != BARGE_ERR_INVALID) {
+                *err = barge_steal(&tg_err);
+                return -1;
+            }
+            return lb_invalid(err, "The target group '%s' does not exist.", arn);
+        }
+        if (!in_use)
+            return lb_invalid(err,
+                              "The target group with targetGroupArn %s does not have an "
+                              "associated load balancer.",
+                              arn);
+        const char *type = barge_json_str(tg, "TargetType", "instance");
+        if (awsvpc && !barge_streq(type, "ip"))
+            return lb_invalid(err,
+                              "The provided target group %s has target type %s, which is "
+                              "incompatible with the awsvpc network mode specified in the task "
+                              "definition.",
+                              arn, type);
+        const json_t *container = NULL;
+        size_t j;
+        json_t *c;
+        json_array_foreach(barge_json_array(td, "containerDefinitions"), j, c)
+        {
+            if (barge_streq(barge_json_str(c, "name", NULL), cname))
+                container = c;
+        }
+        if (!container)
+            return lb_invalid(err, "The container %s does not exist in the task definition.",
+                              cname);
+        bool mapped = false;
+        json_t *pm;
+        json_array_foreach(barge_json_array(container, "portMappings"), j, pm)
+        {
+            mapped |= barge_json_int(pm, "containerPort", -1) == port;
+        }
+        if (!mapped)
+            return lb_invalid(err, "The container %s did not have a container port %lld defined.",
+                              cname, (long long)port);
+    }
+    return 0;
+}
+
 static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                           struct barge_error **err)
 {
@@ -209,6 +294,8 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (r == 0 || strcmp(barge_json_str(td, "status", ""), "ACTIVE") != 0)
         return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
                                     "TaskDefinition '%s' not found or not ACTIVE.", ident);
+    if (check_load_balancers(tx, barge_json_array(in, "loadBalancers"), td, err) < 0)
+        return -1;
     if ((fargate && ecs_fargate_check(td, in, err) < 0) ||
         (json_array_size(strategy_in) &&
          ecs_capacity_check_strategy(tx, ctx->srv, strategy_in, err) < 0))
@@ -338,6 +425,23 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     json_t *strategy = barge_json_array(in, "capacityProviderStrategy");
     if (json_array_size(strategy) && ecs_capacity_check_strategy(tx, ctx->srv, strategy, err) < 0)
         return -1;
+    /* The load balancers (new or kept) must fit the task definition (new or
+     * kept). */
+    json_t *lbs_in = barge_json_array(in, "loadBalancers");
+    json_t *lbs = lbs_in ? lbs_in : barge_json_array(svc, "loadBalancers");
+    if (json_array_size(lbs) && (lbs_in || td)) {
+        _cleanup_json_ json_t *cur_td = NULL;
+        _cleanup_free_ char *cur_key = NULL;
+        if (!td && ecs_taskdef_find(tx, ctx->srv, barge_json_str(svc, "taskDefinition", ""),
+                                    &cur_td, &cur_key, err) < 0)
+            return -1;
+        if (check_load_balancers(tx, lbs, td ? td : cur_td, err) < 0)
+            return -1;
+    }
+    if (lbs_in && !json_equal(lbs_in, json_object_get(svc, "loadBalancers"))) {
+        json_object_set(svc, "loadBalancers", lbs_in);
+        new_deployment = true;
+    }
     const char *copy[] = {"placementConstraints",     "placementStrategy",
                           "networkConfiguration",     "healthCheckGracePeriodSeconds",
                           "capacityProviderStrategy", "platformVersion"};

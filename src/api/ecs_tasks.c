@@ -655,6 +655,18 @@ static json_t *render_task(struct barge_tx *tx, const json_t *task, bool tags,
                            struct barge_error **err)
 {
     json_t *out = ecs_public(task);
+    /* A service task draining from its load balancers before it stops (see
+     * src/control/services.c): its agent keeps it running meanwhile, and ECS
+     * shows it as DEACTIVATING, to be stopped. */
+    if (json_object_get(task, "_drainUntil") &&
+        !barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED")) {
+        json_object_set_new(out, "desiredStatus", json_string("STOPPED"));
+        if (barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING"))
+            json_object_set_new(out, "lastStatus", json_string("DEACTIVATING"));
+        json_object_set_new(out, "stopCode", json_string(barge_json_str(task, "_drainCode", "")));
+        json_object_set_new(out, "stoppedReason",
+                            json_string(barge_json_str(task, "_drainReason", "")));
+    }
     if (tags) {
         json_t *t;
         if (ecs_tags_get(tx, barge_json_str(task, "taskArn", ""), &t, err) < 0) {
@@ -1091,7 +1103,8 @@ struct task_filter {
 static int list_task_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct task_filter *f = ud;
-    const char *desired = barge_json_str(doc, "desiredStatus", "");
+    const char *desired =
+        json_object_get(doc, "_drainUntil") ? "STOPPED" : barge_json_str(doc, "desiredStatus", "");
     if (strcmp(f->desired, "RUNNING") == 0 ? strcmp(desired, "STOPPED") == 0
                                            : strcmp(desired, f->desired) != 0)
         return 0;

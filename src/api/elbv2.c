@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/ecs.h"
 #include "common/arn.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -829,16 +830,14 @@ static json_t *read_targets(const json_t *in, const json_t *tg, struct barge_err
     json_array_foreach(barge_json_array(in, "Targets"), i, t)
     {
         const char *id = barge_json_str(t, "Id", "");
-        if (barge_streq(barge_json_str(tg, "TargetType", ""), "instance")) {
-            typed(err, BARGE_ERR_INVALID, "InvalidTarget",
-                  "Instance target '%s' cannot be registered: barge supports ip targets only "
-                  "for now (create the target group with TargetType 'ip')",
-                  id);
+        bool instance = barge_streq(barge_json_str(tg, "TargetType", ""), "instance");
+        if (instance && !json_object_get(t, "Port") && !json_object_get(tg, "Port")) {
+            invalid(err, "A port must be given for instance target '%s'", id);
             json_decref(list);
             return NULL;
         }
         struct in_addr a;
-        if (inet_pton(AF_INET, id, &a) != 1) {
+        if (!instance && inet_pton(AF_INET, id, &a) != 1) {
             invalid(err, "The IP address '%s' is not a valid IPv4 address", id);
             json_decref(list);
             return NULL;
@@ -848,6 +847,35 @@ static json_t *read_targets(const json_t *in, const json_t *tg, struct barge_err
                                         barge_json_int(t, "Port", barge_json_int(tg, "Port", 0))));
     }
     return list;
+}
+
+static int collect_ec2_id(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    if (!barge_streq(barge_json_str(doc, "status", ""), "INACTIVE"))
+        json_array_append_new(ud, json_string(barge_json_str(doc, "ec2InstanceId", "")));
+    return 0;
+}
+
+/* Instance targets must name registered container instances (their EC2
+ * instance ids): the data plane sends their traffic to the instance's host. */
+static int check_instances(struct barge_tx *tx, const json_t *targets, struct barge_error **err)
+{
+    _cleanup_json_ json_t *ids = json_array();
+    if (barge_store_scan(tx, ECS_KIND_INSTANCE, "", NULL, false, 0, collect_ec2_id, ids, err) < 0)
+        return -1;
+    size_t i;
+    json_t *t;
+    json_array_foreach((json_t *)targets, i, t)
+    {
+        if (!listed(ids, barge_json_str(t, "Id", "")))
+            return typed(err, BARGE_ERR_INVALID, "InvalidTarget",
+                         "The following targets are not valid instances: '%s' (barge knows "
+                         "the EC2 instance ids of its ACTIVE container instances)",
+                         barge_json_str(t, "Id", ""));
+    }
+    return 0;
 }
 
 static json_t *find_target(const json_t *targets, const json_t *t, size_t *at)
@@ -876,6 +904,9 @@ static int change_targets(struct barge_api_ctx *ctx, json_t *in, bool add, struc
         return -1;
     _cleanup_json_ json_t *want = read_targets(in, tg, err);
     if (!want)
+        return -1;
+    if (add && barge_streq(barge_json_str(tg, "TargetType", ""), "instance") &&
+        check_instances(tx, want, err) < 0)
         return -1;
     json_t *targets = barge_json_array(tg, "_targets");
     if (!targets) {
@@ -969,6 +1000,9 @@ static json_t *target_health(const json_t *tg, const json_t *t, bool in_use, con
         return health("initial", "Elb.InitialHealthChecking", "Initial health checking");
     if (barge_str_has_prefix(status, "UP"))
         return health("healthy", NULL, NULL);
+    /* Down while its checks pass: still short of the healthy threshold. */
+    if (!strcmp(check, "L7OK") || !strcmp(check, "L4OK") || !strcmp(check, "L6OK"))
+        return health("initial", "Elb.InitialHealthChecking", "Initial health checking");
     if (!strcmp(check, "L7STS"))
         return health("unhealthy", "Target.ResponseCodeMismatch",
                       "Health checks failed with a response code that does not match");
@@ -1038,6 +1072,160 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
                                         strcmp(hc_port, "traffic-port") ? hc_port : port_text,
                                         "TargetHealth", h));
     }
+    return 0;
+}
+
+json_t *barge_elb_tg_find(struct barge_tx *tx, const char *arn, bool *in_use,
+                          struct barge_error **err)
+{
+    json_t *tg = load_tg(tx, arn, err);
+    if (!tg)
+        return NULL;
+    _cleanup_json_ json_t *users = scan_users(tx, err);
+    if (!users) {
+        json_decref(tg);
+        return NULL;
+    }
+    _cleanup_json_ json_t *lbs = tg_load_balancers(users, arn);
+    *in_use = json_array_size(lbs) > 0;
+    return tg;
+}
+
+json_t *barge_elb_target_states(struct barge_server *srv, struct barge_tx *tx, const json_t *tg,
+                                struct barge_error **err)
+{
+    const char *arn = barge_json_str(tg, "TargetGroupArn", "");
+    _cleanup_json_ json_t *users = scan_users(tx, err);
+    if (!users)
+        return NULL;
+    _cleanup_json_ json_t *lbs = tg_load_balancers(users, arn);
+    _cleanup_json_ json_t *stats = NULL;
+    if (json_array_size(lbs)) {
+        _cleanup_free_ char *lb_name =
+            arn_part(json_string_value(json_array_get(lbs, 0)), "loadbalancer", 2);
+        _cleanup_free_ char *sock = barge_elb_socket(srv, lb_name ? lb_name : "");
+        _cleanup_error_ struct barge_error *herr = NULL;
+        stats = barge_haproxy_servers(sock, &herr);
+    }
+    _cleanup_free_ char *backend =
+        barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
+    json_t *be = json_object_get(stats, backend);
+    json_t *out = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(barge_json_array(tg, "_targets"), i, t)
+    {
+        _cleanup_free_ char *sname =
+            barge_elb_server_name(barge_json_str(t, "Id", ""), barge_json_int(t, "Port", 0));
+        _cleanup_json_ json_t *h =
+            target_health(tg, t, json_array_size(lbs) > 0, json_object_get(be, sname));
+        json_object_set_new(out, sname, json_string(barge_json_str(h, "State", "")));
+    }
+    return out;
+}
+
+/* ---- target group attributes ---- */
+
+/* The attributes barge honours, with ELB's defaults. The values stay in the
+ * target group's "_attributes" ({key: value string}). */
+static const struct {
+    const char *key;
+    const char *value;
+} tg_attribute_defaults[] = {
+    {"deregistration_delay.timeout_seconds", "300"},
+    {"stickiness.enabled", "false"},
+};
+
+json_int_t barge_elb_deregistration_delay(const json_t *tg)
+{
+    const char *v = barge_json_str(barge_json_object(tg, "_attributes"),
+                                   "deregistration_delay.timeout_seconds", "300");
+    return atoll(v);
+}
+
+static json_t *tg_attributes(const json_t *tg)
+{
+    json_t *list = json_array();
+    json_t *mine = barge_json_object(tg, "_attributes");
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(tg_attribute_defaults); i++) {
+        const char *key = tg_attribute_defaults[i].key;
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s}", "Key", key, "Value",
+                                        barge_json_str(mine, key, tg_attribute_defaults[i].value)));
+    }
+    return list;
+}
+
+/* Checks one Modify attribute; 0 when barge can honour it. */
+static int check_tg_attribute(const char *key, const char *value, struct barge_error **err)
+{
+    if (barge_streq(key, "deregistration_delay.timeout_seconds")) {
+        char *end;
+        long n = strtol(value, &end, 10);
+        if (!*value || *end || n < 0 || n > 3600)
+            return invalid(err,
+                           "Attribute 'deregistration_delay.timeout_seconds' value '%s' must be "
+                           "an integer from 0 to 3600",
+                           value);
+        return 0;
+    }
+    if (barge_streq(key, "stickiness.enabled")) {
+        if (!barge_streq(value, "false"))
+            return invalid(err,
+                           "Attribute 'stickiness.enabled' value '%s' is not supported by barge: "
+                           "only 'false'",
+                           value);
+        return 0;
+    }
+    return invalid(err, "Target group attribute key '%s' is not recognized by barge", key);
+}
+
+static int describe_target_group_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                            struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    if (!tg)
+        return -1;
+    *out = json_pack("{s:o}", "Attributes", tg_attributes(tg));
+    return 0;
+}
+
+static int modify_target_group_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                          struct barge_error **err)
+{
+    json_t *attrs = barge_json_array(in, "Attributes");
+    size_t i;
+    json_t *a;
+    json_array_foreach(attrs, i, a)
+    {
+        if (check_tg_attribute(barge_json_str(a, "Key", ""), barge_json_str(a, "Value", ""), err) <
+            0)
+            return -1;
+    }
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    if (!tg)
+        return -1;
+    json_t *mine = barge_json_object(tg, "_attributes");
+    if (!mine) {
+        mine = json_object();
+        json_object_set_new(tg, "_attributes", mine);
+    }
+    json_array_foreach(attrs, i, a)
+    {
+        json_object_set_new(mine, barge_json_str(a, "Key", ""),
+                            json_string(barge_json_str(a, "Value", "")));
+    }
+    if (barge_store_put(tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    *out = json_pack("{s:o}", "Attributes", tg_attributes(tg));
     return 0;
 }
 
@@ -1311,6 +1499,8 @@ static const struct barge_api_op elbv2_ops[] = {
     {"RegisterTargets", register_targets},
     {"DeregisterTargets", deregister_targets},
     {"DescribeTargetHealth", describe_target_health},
+    {"DescribeTargetGroupAttributes", describe_target_group_attributes},
+    {"ModifyTargetGroupAttributes", modify_target_group_attributes},
     {"CreateRule", create_rule},
     {"DescribeRules", describe_rules},
     {"DeleteRule", delete_rule},

@@ -5,6 +5,8 @@
 
 #include "api/server.h"
 
+struct barge_tx;
+
 /* Load balancers by name; target groups by name, their targets inside the
  * document under "_targets" ([{Id, Port, State: "registered"|"draining",
  * Since}]); listeners by "<load balancer name>/<listener id>". */
@@ -23,5 +25,18 @@ char *barge_elb_socket(const struct barge_server *srv, const char *lb_name);
 /* The HAProxy backend and server names of a target group and a target. */
 char *barge_elb_backend_name(const char *tg_name);
 char *barge_elb_server_name(const char *id, json_int_t port);
+/* The target group's deregistration_delay.timeout_seconds attribute, in
+ * seconds (ELB's 300 by default). */
+json_int_t barge_elb_deregistration_delay(const json_t *tg);
+/* The target group with arn, which the caller owns (NULL with err set, of
+ * code BARGE_ERR_NOT_FOUND when there is none); *in_use tells whether a
+ * listener or rule of a load balancer forwards to it. */
+json_t *barge_elb_tg_find(struct barge_tx *tx, const char *arn, bool *in_use,
+                          struct barge_error **err);
+/* {server name (barge_elb_server_name): TargetHealth State} of tg's targets
+ * as DescribeTargetHealth reports them, read from HAProxy; the caller owns
+ * it. */
+json_t *barge_elb_target_states(struct barge_server *srv, struct barge_tx *tx, const json_t *tg,
+                                struct barge_error **err);
 
 #endif

@@ -6,7 +6,7 @@
  * through the admin socket: a new target is added with its health down, so
  * that it takes traffic only once its checks pass; a deregistered one is
  * drained and its deregistration completes (it leaves the store, then
- * HAProxy) when it has no connection left or after the deregistration delay.
+ * HAProxy) when it has no connection left or after the target group's deregistration delay.
  *
  * barged stopping stops its HAProxy processes. A barged that was killed
  * leaves them serving; the next one finds them through their pid files and
@@ -22,15 +22,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/ecs.h"
 #include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "control/control.h"
 #include "net/haproxy.h"
-
-/* ELB's default deregistration delay. */
-#define DEREGISTRATION_DELAY 300
 
 struct lb_proc {
     char *name;
@@ -151,6 +149,7 @@ static void stop_proc(struct barge_server *srv, struct lb_proc *p, bool wait)
 
 struct snapshot {
     json_t *lbs, *tgs, *listeners, *rules;
+    json_t *hosts; /* {EC2 instance id: address}: where instance targets are */
 };
 
 static int collect(const char *key, json_t *doc, void *ud, struct barge_error **err)
@@ -161,6 +160,16 @@ static int collect(const char *key, json_t *doc, void *ud, struct barge_error **
     return 0;
 }
 
+static int collect_host(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    const char *addr = barge_json_str(doc, "_address", NULL);
+    if (addr)
+        json_object_set_new(ud, barge_json_str(doc, "ec2InstanceId", ""), json_string(addr));
+    return 0;
+}
+
 static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
@@ -168,7 +177,10 @@ static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct ba
     s->tgs = json_array();
     s->listeners = json_array();
     s->rules = json_array();
+    s->hosts = json_object();
     if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_INSTANCE, "", NULL, false, 0, collect_host, s->hosts, err) <
+            0 ||
         barge_store_scan(tx, ELB_KIND_LB, "", NULL, false, 0, collect, s->lbs, err) < 0 ||
         barge_store_scan(tx, ELB_KIND_TG, "", NULL, false, 0, collect, s->tgs, err) < 0 ||
         barge_store_scan(tx, ELB_KIND_LISTENER, "", NULL, false, 0, collect, s->listeners, err) <
@@ -184,6 +196,7 @@ static void snapshot_release(struct snapshot *s)
     json_decref(s->tgs);
     json_decref(s->listeners);
     json_decref(s->rules);
+    json_decref(s->hosts);
 }
 
 static const json_t *tg_by_arn(const struct snapshot *s, const char *arn)
@@ -198,8 +211,9 @@ static const json_t *tg_by_arn(const struct snapshot *s, const char *arn)
     return NULL;
 }
 
-static json_t *backend_of(const json_t *tg)
+static json_t *backend_of(const struct snapshot *s, const json_t *tg)
 {
+    bool instance = barge_streq(barge_json_str(tg, "TargetType", ""), "instance");
     const char *hc_port = barge_json_str(tg, "HealthCheckPort", "traffic-port");
     json_t *check = json_pack("{s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "enabled",
                               barge_json_bool(tg, "HealthCheckEnabled", true), "protocol",
@@ -217,11 +231,15 @@ static json_t *backend_of(const json_t *tg)
     json_t *t;
     json_array_foreach(barge_json_array(tg, "_targets"), i, t)
     {
+        const char *addr = instance ? barge_json_str(s->hosts, barge_json_str(t, "Id", ""), NULL)
+                                    : barge_json_str(t, "Id", "");
+        if (!addr)
+            continue; /* an instance whose address barged does not know */
         _cleanup_free_ char *name =
             barge_elb_server_name(barge_json_str(t, "Id", ""), barge_json_int(t, "Port", 0));
         json_object_set_new(servers, name,
-                            json_pack("{s:s, s:I, s:b}", "addr", barge_json_str(t, "Id", ""),
-                                      "port", barge_json_int(t, "Port", 0), "drain",
+                            json_pack("{s:s, s:I, s:b}", "addr", addr, "port",
+                                      barge_json_int(t, "Port", 0), "drain",
                                       barge_streq(barge_json_str(t, "State", ""), "draining")));
     }
     return json_pack("{s:o, s:o}", "check", check, "servers", servers);
@@ -272,7 +290,7 @@ static json_t *listener_rules(const struct snapshot *s, const json_t *listener, 
             continue;
         _cleanup_free_ char *be = barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
         if (!json_object_get(backends, be))
-            json_object_set_new(backends, be, backend_of(tg));
+            json_object_set_new(backends, be, backend_of(s, tg));
         json_array_append_new(out, json_pack("{s:s, s:o, s:o}", "backend", be, "paths",
                                              condition(items[i], "path-pattern"), "hosts",
                                              condition(items[i], "host-header")));
@@ -302,7 +320,7 @@ static json_t *desired(struct barge_server *srv, const struct snapshot *s)
             _cleanup_free_ char *be =
                 barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
             if (!json_object_get(backends, be))
-                json_object_set_new(backends, be, backend_of(tg));
+                json_object_set_new(backends, be, backend_of(s, tg));
             json_array_append_new(listeners, json_pack("{s:I, s:s, s:o}", "port",
                                                        barge_json_int(l, "Port", 0), "backend", be,
                                                        "rules", listener_rules(s, l, backends)));
@@ -517,7 +535,7 @@ static void finish_draining(struct barge_server *srv, const struct snapshot *s, 
                     busy = true;
             }
             double since = json_number_value(json_object_get(t, "Since"));
-            if (!busy || now - since >= DEREGISTRATION_DELAY)
+            if (!busy || now - since >= (double)barge_elb_deregistration_delay(tg))
                 json_array_append(done, t);
         }
         if (!json_array_size(done))

@@ -6,12 +6,15 @@
  * counts, rollout states and events of the service document up to date.
  * Each service is handled in one write transaction, so an UpdateService
  * racing with the scheduler is never lost. */
+#include <arpa/inet.h>
+
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
 
 #include "api/ecs.h"
+#include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -29,10 +32,14 @@ struct pass {
     json_t *cluster;
     const char *cname;
     const char *sname;
-    json_t *tasks; /* active tasks: [{key, doc, dep, skey}] */
-    json_t *tds;   /* task definition docs by ARN */
-    json_t *insts; /* instance docs by id */
-    bool changed;  /* something worth waking agents for */
+    json_t *tasks;     /* active tasks: [{key, doc, dep, skey}] */
+    json_t *tds;       /* task definition docs by ARN */
+    json_t *insts;     /* instance docs by id */
+    json_t *tgs;       /* target group docs by ARN (null: gone) */
+    json_t *tgs_dirty; /* [ARN] of the ones changed */
+    json_t *lb_states; /* {target group ARN: {server: TargetHealth state}} */
+    int draining;      /* tasks deregistering before they stop */
+    bool changed;      /* something worth waking agents for */
     double now;
 };
 
@@ -123,6 +130,323 @@ static bool stopped_by_itself(const json_t *task)
             strstr(barge_json_str(task, "stoppedReason", ""), "health checks"));
 }
 
+/* ---- load balancers (the service's loadBalancers) ---- */
+
+/* The target group with arn as this pass sees it (borrowed; NULL when it is
+ * gone). Changes are written back by save_target_groups. */
+static json_t *tg_for(struct pass *p, const char *arn, struct barge_error **err)
+{
+    json_t *tg = json_object_get(p->tgs, arn);
+    if (tg)
+        return json_is_null(tg) ? NULL : tg;
+    bool in_use = false;
+    _cleanup_error_ struct barge_error *e = NULL;
+    tg = barge_elb_tg_find(p->tx, arn, &in_use, &e);
+    if (!tg && e->code != BARGE_ERR_NOT_FOUND && e->code != BARGE_ERR_INVALID) {
+        *err = barge_steal(&e);
+        return NULL;
+    }
+    json_object_set_new(p->tgs, arn, tg ? tg : json_null());
+    return tg;
+}
+
+static int save_target_groups(struct pass *p, struct barge_error **err)
+{
+    size_t i;
+    json_t *arn;
+    json_array_foreach(p->tgs_dirty, i, arn)
+    {
+        json_t *tg = json_object_get(p->tgs, json_string_value(arn));
+        if (json_is_object(tg) &&
+            barge_store_put(p->tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg,
+                            err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static json_t *tg_target(json_t *tg, const char *id, json_int_t port)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(barge_json_array(tg, "_targets"), i, t)
+    {
+        if (barge_streq(barge_json_str(t, "Id", ""), id) && barge_json_int(t, "Port", 0) == port)
+            return t;
+    }
+    return NULL;
+}
+
+static void mark_dirty(struct pass *p, const char *arn)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(p->tgs_dirty, i, v)
+    {
+        if (barge_streq(json_string_value(v), arn))
+            return;
+    }
+    json_array_append_new(p->tgs_dirty, json_string(arn));
+}
+
+/* The TargetHealth state of a target ("" when it cannot be read; "unused"
+ * when its group is gone). */
+static const char *target_state(struct pass *p, const char *arn, const char *id, json_int_t port)
+{
+    json_t *states = json_object_get(p->lb_states, arn);
+    if (!states) {
+        _cleanup_error_ struct barge_error *err = NULL;
+        json_t *tg = tg_for(p, arn, &err);
+        if (!tg && !err)
+            return "unused";
+        states = tg ? barge_elb_target_states(p->srv, p->tx, tg, &err) : NULL;
+        if (!states) {
+            barge_warn("service %s: target health in '%s': %s", p->sname, arn, err->message);
+            return "";
+        }
+        json_object_set_new(p->lb_states, arn, states);
+    }
+    _cleanup_free_ char *sname = barge_elb_server_name(id, port);
+    return barge_json_str(states, sname, "");
+}
+
+/* Where the load balancer reaches containerPort port of the task's
+ * container cname: the host port that maps it, on the address barged sees
+ * the task's host at (HAProxy runs on barged's host) or, for an instance
+ * target group, as the container instance's EC2 id; or the task's own
+ * address in awsvpc mode. *addr is the caller's. */
+static bool task_address(struct pass *p, const json_t *task, const char *cname, json_int_t port,
+                         bool instance, char **addr, json_int_t *host_port)
+{
+    _cleanup_error_ struct barge_error *err = NULL;
+    json_t *inst = instance_for(p, barge_json_str(task, "_instanceId", ""), &err);
+    size_t i, j;
+    json_t *c, *b;
+    json_array_foreach(barge_json_array(task, "containers"), i, c)
+    {
+        if (!barge_streq(barge_json_str(c, "name", NULL), cname))
+            continue;
+        json_array_foreach(barge_json_array(c, "networkBindings"), j, b)
+        {
+            if (barge_json_int(b, "containerPort", -1) != port ||
+                barge_json_int(b, "hostPort", 0) <= 0)
+                continue;
+            const char *ip = barge_json_str(b, "bindIP", "");
+            const char *host = barge_json_str(inst, "_address", "127.0.0.1");
+            struct in_addr a;
+            if (inet_pton(AF_INET, host, &a) != 1)
+                host = "127.0.0.1";
+            bool any = !*ip || !strcmp(ip, "0.0.0.0") || inet_pton(AF_INET, ip, &a) != 1;
+            if (instance && !barge_json_str(inst, "ec2InstanceId", NULL))
+                return false;
+            *addr = barge_xstrdup(instance ? barge_json_str(inst, "ec2InstanceId", "")
+                                  : any    ? host
+                                           : ip);
+            *host_port = barge_json_int(b, "hostPort", 0);
+            return true;
+        }
+    }
+    if (instance)
+        return false;
+    json_array_foreach(barge_json_array(task, "attachments"), i, c)
+    {
+        json_array_foreach(barge_json_array(c, "details"), j, b)
+        {
+            if (barge_streq(barge_json_str(b, "name", NULL), "privateIPv4Address") &&
+                *barge_json_str(b, "value", "")) {
+                *addr = barge_xstrdup(barge_json_str(b, "value", ""));
+                *host_port = port;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Registers a RUNNING task (healthy, when it has container health checks)
+ * in the service's target groups once; "_lbTargets" remembers where. */
+static int register_task(struct pass *p, json_t *task, const char *tkey, struct barge_error **err)
+{
+    json_t *lbs = barge_json_array(p->svc, "loadBalancers");
+    if (!json_array_size(lbs) || json_object_get(task, "_lbTargets") ||
+        !barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING"))
+        return 0;
+    json_t *td = td_for(p, barge_json_str(task, "taskDefinitionArn", ""), err);
+    if (!td)
+        return -1;
+    if (has_health_checks(td) &&
+        !barge_streq(barge_json_str(task, "healthStatus", NULL), "HEALTHY"))
+        return 0;
+    _cleanup_json_ json_t *targets = json_array();
+    size_t i;
+    json_t *lb;
+    json_array_foreach(lbs, i, lb)
+    {
+        _cleanup_free_ char *addr = NULL;
+        json_int_t port = 0;
+        json_t *tg = tg_for(p, barge_json_str(lb, "targetGroupArn", ""), err);
+        if (!tg && *err)
+            return -1;
+        bool instance = barge_streq(barge_json_str(tg, "TargetType", NULL), "instance");
+        /* Its bindings not reported yet: a later pass registers it. */
+        if (!task_address(p, task, barge_json_str(lb, "containerName", ""),
+                          barge_json_int(lb, "containerPort", 0), instance, &addr, &port))
+            return 0;
+        json_array_append_new(targets, json_pack("{s:s, s:s, s:I}", "tg",
+                                                 barge_json_str(lb, "targetGroupArn", ""), "id",
+                                                 addr, "port", port));
+    }
+    json_t *t;
+    json_array_foreach(targets, i, t)
+    {
+        const char *arn = barge_json_str(t, "tg", "");
+        json_t *tg = tg_for(p, arn, err);
+        if (!tg) {
+            if (*err)
+                return -1;
+            continue; /* deleted since CreateService */
+        }
+        const char *id = barge_json_str(t, "id", "");
+        json_int_t port = barge_json_int(t, "port", 0);
+        json_t *cur = tg_target(tg, id, port);
+        if (!cur) {
+            json_t *list = barge_json_array(tg, "_targets");
+            if (!list) {
+                list = json_array();
+                json_object_set_new(tg, "_targets", list);
+            }
+            cur = json_pack("{s:s, s:I}", "Id", id, "Port", port);
+            json_array_append_new(list, cur);
+        }
+        json_object_set_new(cur, "State", json_string("registered"));
+        json_object_set_new(cur, "Since", json_real(p->now));
+        mark_dirty(p, arn);
+        barge_info("service %s: task %s registered as %s:%lld in %s", p->sname,
+                   barge_json_str(task, "_id", ""), id, (long long)port,
+                   barge_json_str(tg, "TargetGroupName", ""));
+    }
+    json_object_set(task, "_lbTargets", targets);
+    p->changed = true;
+    return barge_store_put(p->tx, ECS_KIND_TASK, tkey, task, err);
+}
+
+/* Starts the deregistration of the task's targets that are still
+ * registered; the longest deregistration delay among its target groups. */
+static json_int_t deregister_task(struct pass *p, const json_t *task, struct barge_error **err)
+{
+    json_int_t delay = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(barge_json_array(task, "_lbTargets"), i, t)
+    {
+        const char *arn = barge_json_str(t, "tg", "");
+        json_t *tg = tg_for(p, arn, err);
+        json_t *cur =
+            tg ? tg_target(tg, barge_json_str(t, "id", ""), barge_json_int(t, "port", 0)) : NULL;
+        if (!cur)
+            continue;
+        json_int_t d = barge_elb_deregistration_delay(tg);
+        delay = d > delay ? d : delay;
+        if (barge_streq(barge_json_str(cur, "State", ""), "draining"))
+            continue;
+        json_object_set_new(cur, "State", json_string("draining"));
+        json_object_set_new(cur, "Since", json_real(p->now));
+        mark_dirty(p, arn);
+    }
+    return delay;
+}
+
+/* Whether all of a draining task's targets have left their groups. */
+static bool deregistered(struct pass *p, const json_t *task, struct barge_error **err)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(barge_json_array(task, "_lbTargets"), i, t)
+    {
+        json_t *tg = tg_for(p, barge_json_str(t, "tg", ""), err);
+        if (tg && tg_target(tg, barge_json_str(t, "id", ""), barge_json_int(t, "port", 0)))
+            return false;
+    }
+    return true;
+}
+
+/* Stops a service task; one registered with load balancers is first
+ * deregistered, and stopped once its targets have drained or the
+ * deregistration delay is over (ECS's connection draining). */
+static int stop_or_drain(struct pass *p, json_t *task, const char *tkey, const char *code,
+                         const char *reason, struct barge_error **err)
+{
+    if (!json_array_size(barge_json_array(task, "_lbTargets"))) {
+        ecs_task_request_stop(task, code, reason);
+    } else if (!json_object_get(task, "_drainUntil")) {
+        json_int_t delay = deregister_task(p, task, err);
+        if (*err)
+            return -1;
+        json_object_set_new(task, "_drainUntil", json_real(p->now + (double)delay));
+        json_object_set_new(task, "_drainCode", json_string(code));
+        json_object_set_new(task, "_drainReason", json_string(reason));
+        p->draining++;
+    }
+    p->changed = true;
+    return barge_store_put(p->tx, ECS_KIND_TASK, tkey, task, err);
+}
+
+/* A draining task: stopped when its drain is over. */
+static int drain_step(struct pass *p, json_t *task, const char *tkey, struct barge_error **err)
+{
+    double until = json_number_value(json_object_get(task, "_drainUntil"));
+    bool done = p->now >= until || deregistered(p, task, err);
+    if (*err)
+        return -1;
+    if (!done) {
+        p->draining++;
+        return 0;
+    }
+    ecs_task_request_stop(task, barge_json_str(task, "_drainCode", "ServiceSchedulerInitiated"),
+                          barge_json_str(task, "_drainReason", ""));
+    p->changed = true;
+    return barge_store_put(p->tx, ECS_KIND_TASK, tkey, task, err);
+}
+
+/* The target group of the task's first target that failed its load
+ * balancer's health checks, or NULL. */
+static const char *failed_target_group(struct pass *p, const json_t *task)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(barge_json_array(task, "_lbTargets"), i, t)
+    {
+        const char *arn = barge_json_str(t, "tg", "");
+        if (barge_streq(
+                target_state(p, arn, barge_json_str(t, "id", ""), barge_json_int(t, "port", 0)),
+                "unhealthy"))
+            return arn;
+    }
+    return NULL;
+}
+
+/* A task behind load balancers counts as healthy once it is registered and
+ * every target group sees it healthy (or cannot tell: checks disabled, or no
+ * load balancer uses the group any more). */
+static bool targets_healthy(struct pass *p, const json_t *task)
+{
+    if (!json_array_size(barge_json_array(p->svc, "loadBalancers")))
+        return true;
+    json_t *targets = barge_json_array(task, "_lbTargets");
+    if (!targets)
+        return false;
+    size_t i;
+    json_t *t;
+    json_array_foreach(targets, i, t)
+    {
+        const char *s = target_state(p, barge_json_str(t, "tg", ""), barge_json_str(t, "id", ""),
+                                     barge_json_int(t, "port", 0));
+        if (strcmp(s, "healthy") != 0 && strcmp(s, "unavailable") != 0 && strcmp(s, "unused") != 0)
+            return false;
+    }
+    return true;
+}
+
 struct gather {
     struct pass *p;
     json_t *entries;
@@ -171,6 +495,12 @@ static int gather_tasks(struct pass *p, struct barge_error **err)
         if (barge_store_get(p->tx, ECS_KIND_TASK, tkey, &task, err) < 0)
             return -1;
         bool gone = !task || barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED");
+        /* A task that stopped, or is being stopped, leaves its groups. */
+        if (gone || barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED")) {
+            deregister_task(p, task, err);
+            if (*err)
+                return -1;
+        }
         if (gone) {
             if (task && stopped_by_itself(task))
                 count_failure(p, task);
@@ -182,18 +512,28 @@ static int gather_tasks(struct pass *p, struct barge_error **err)
         }
         if (barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED"))
             continue;
-        json_t *started = json_object_get(task, "startedAt");
-        bool running = barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING");
-        if (running && barge_streq(barge_json_str(task, "healthStatus", NULL), "UNHEALTHY") &&
-            json_is_number(started) && p->now - json_number_value(started) >= grace) {
-            ecs_task_request_stop(task, "ServiceSchedulerInitiated",
-                                  "Task failed container health checks");
-            if (barge_store_put(p->tx, ECS_KIND_TASK, tkey, task, err) < 0)
+        if (json_object_get(task, "_drainUntil")) {
+            if (drain_step(p, task, tkey, err) < 0)
                 return -1;
-            json_array_append(unhealthy, task);
-            p->changed = true;
             continue;
         }
+        json_t *started = json_object_get(task, "startedAt");
+        bool running = barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING");
+        bool past_grace = json_is_number(started) && p->now - json_number_value(started) >= grace;
+        const char *failed_tg = running && past_grace ? failed_target_group(p, task) : NULL;
+        if (running && past_grace &&
+            (barge_streq(barge_json_str(task, "healthStatus", NULL), "UNHEALTHY") || failed_tg)) {
+            _cleanup_free_ char *why =
+                failed_tg ? barge_xasprintf("Task failed ELB health checks in (target-group %s)",
+                                            failed_tg)
+                          : barge_xstrdup("Task failed container health checks");
+            if (stop_or_drain(p, task, tkey, "ServiceSchedulerInitiated", why, err) < 0)
+                return -1;
+            json_array_append(unhealthy, task);
+            continue;
+        }
+        if (register_task(p, task, tkey, err) < 0)
+            return -1;
         json_array_append_new(p->tasks, json_pack("{s:s, s:O, s:s}", "key", tkey, "doc", task,
                                                   "skey", barge_json_str(e, "skey", "")));
     }
@@ -315,11 +655,10 @@ static int stop_task_at(struct pass *p, json_t *entry, const char *reason, json_
                         struct barge_error **err)
 {
     json_t *task = json_object_get(entry, "doc");
-    ecs_task_request_stop(task, "ServiceSchedulerInitiated", reason);
-    if (barge_store_put(p->tx, ECS_KIND_TASK, barge_json_str(entry, "key", ""), task, err) < 0)
+    if (stop_or_drain(p, task, barge_json_str(entry, "key", ""), "ServiceSchedulerInitiated",
+                      reason, err) < 0)
         return -1;
     json_array_append(stopped, task);
-    p->changed = true;
     return 0;
 }
 
@@ -342,9 +681,10 @@ static bool task_healthy(struct pass *p, const json_t *task, struct barge_error 
     if (!barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING"))
         return false;
     json_t *td = td_for(p, barge_json_str(task, "taskDefinitionArn", ""), err);
-    if (td && has_health_checks(td))
-        return barge_streq(barge_json_str(task, "healthStatus", NULL), "HEALTHY");
-    return true;
+    if (td && has_health_checks(td) &&
+        !barge_streq(barge_json_str(task, "healthStatus", NULL), "HEALTHY"))
+        return false;
+    return targets_healthy(p, task);
 }
 
 static bool instance_draining(struct pass *p, const json_t *task, struct barge_error **err)
@@ -603,7 +943,8 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *svc = NULL, *cluster = NULL, *tasks = json_array(), *tds = json_object(),
-                          *insts = json_object();
+                          *insts = json_object(), *tgs = json_object(), *tgs_dirty = json_array(),
+                          *lb_states = json_object();
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
         barge_store_get(tx, ECS_KIND_SERVICE, key, &svc, err) < 0)
         return -1;
@@ -624,6 +965,9 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
                      .tasks = tasks,
                      .tds = tds,
                      .insts = insts,
+                     .tgs = tgs,
+                     .tgs_dirty = tgs_dirty,
+                     .lb_states = lb_states,
                      .now = barge_now()};
     if (gather_tasks(&p, err) < 0)
         return -1;
@@ -631,15 +975,17 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
     bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
     if ((daemon ? daemon_pass(&p, &steady, err) : replica_pass(&p, &steady, err)) < 0)
         return -1;
-    update_deployments(&p, steady);
+    update_deployments(&p, steady && p.draining == 0);
+    if (save_target_groups(&p, err) < 0)
+        return -1;
     if (ecs_service_deployment_sync(tx, srv, svc, err) < 0)
         return -1;
-    if (!barge_streq(barge_json_str(svc, "status", NULL), "ACTIVE") &&
+    if (!barge_streq(barge_json_str(svc, "status", NULL), "ACTIVE") && p.draining == 0 &&
         barge_json_int(svc, "runningCount", 0) + barge_json_int(svc, "pendingCount", 0) == 0) {
         json_object_set_new(svc, "status", json_string("INACTIVE"));
         ecs_service_event(svc, "was deleted.");
     }
-    if (json_equal(before, svc) && !p.changed)
+    if (json_equal(before, svc) && !p.changed && !json_array_size(tgs_dirty))
         return 0;
     if (barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)

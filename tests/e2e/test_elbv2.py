@@ -46,11 +46,14 @@ class Backend:
     def __init__(self, name):
         outer = self
         self.failing = False
+        self.release = threading.Event()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
+                if self.path == "/slow":
+                    outer.release.wait(60)
                 code = 500 if (self.path == "/health" and outer.failing) else 200
                 body = name.encode()
                 self.send_response(code)
@@ -228,6 +231,11 @@ def test_api_crud_and_errors(barged, elb):
         elb.describe_target_health(TargetGroupArn=missing)
     assert error_code(e) == "TargetGroupNotFound"
     assert health(elb, inst["TargetGroupArn"]) == {}
+    with pytest.raises(ClientError) as e:  # no such container instance
+        elb.register_targets(TargetGroupArn=inst["TargetGroupArn"],
+                             Targets=[{"Id": "i-0123456789abcdef0", "Port": 80}])
+    assert error_code(e) == "InvalidTarget"
+    assert "'i-0123456789abcdef0'" in error_message(e)
 
     # Deleting: a target group in use cannot go; a load balancer takes its
     # listeners with it; all of it survives a restart of barged.
@@ -334,6 +342,51 @@ def test_traffic_draining_and_health(barged, elb, backends):
     # Without its last listener, the load balancer's HAProxy goes.
     elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
     wait_for(lambda: haproxy_pids(barged.data_dir) == [], what="haproxy stopped")
+
+
+def test_deregistration_delay_attribute(barged, elb, backends):
+    a, _ = backends
+    port = free_port()
+    _, tg, _ = make_stack(elb, port, a.port)
+    arn = tg["TargetGroupArn"]
+    attrs = elb.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    assert {"Key": "deregistration_delay.timeout_seconds", "Value": "300"} in attrs
+    for bad in ("3601", "-1", "soon"):
+        with pytest.raises(ClientError) as e:
+            elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+                {"Key": "deregistration_delay.timeout_seconds", "Value": bad}])
+        assert error_code(e) == "ValidationError"
+        assert f"'{bad}'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+            {"Key": "no_such.attribute", "Value": "1"}])
+    assert error_code(e) == "ValidationError"
+    assert "'no_such.attribute'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.describe_target_group_attributes(TargetGroupArn=arn + "x")
+    assert error_code(e) == "TargetGroupNotFound"
+    out = elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "1"}])["Attributes"]
+    assert {"Key": "deregistration_delay.timeout_seconds", "Value": "1"} in out
+    attrs = elb.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    assert {"Key": "deregistration_delay.timeout_seconds", "Value": "1"} in attrs
+
+    # A request still in flight keeps a draining target only for the delay
+    # (300 s by default), not until it completes.
+    elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(elb, arn).get(("127.0.0.1", a.port), {}).get("State") == "healthy",
+             what="a healthy")
+    slow = threading.Thread(target=lambda: get(port, "/slow"), daemon=True)
+    try:
+        slow.start()
+        time.sleep(0.5)  # let the request reach a (not a timing assertion)
+        elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1"}])
+        wait_for(lambda: ("127.0.0.1", a.port) not in health(elb, arn), timeout=30,
+                 what="a deregistered while its request is still open")
+        assert slow.is_alive()
+    finally:
+        a.release.set()
+        slow.join(timeout=10)
 
 
 def test_haproxy_follows_barged(barged, elb, backends):
