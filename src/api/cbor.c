@@ -448,6 +448,7 @@ void barge_api_cbor_handle(struct barge_http_req *req, struct barge_http_resp *r
     op_label = handler->name;
     if (barge_api_cbor_decode(req->body, req->body_len, &input, &err) < 0 ||
         barge_model_validate_input(model, op, input, &err) < 0 ||
+        barge_api_policy_check(&ctx, input, &err) < 0 ||
         handler->handler(&ctx, input, &out, &err) < 0)
         goto fail;
     size_t len;

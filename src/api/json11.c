@@ -144,7 +144,8 @@ void barge_api_json11_handle(struct barge_http_req *req, struct barge_http_resp 
                         jerr.text);
         goto fail;
     }
-    if (barge_model_validate_input(model, op, input, &err) < 0)
+    if (barge_model_validate_input(model, op, input, &err) < 0 ||
+        barge_api_policy_check(&ctx, input, &err) < 0)
         goto fail;
 
     if (handler->handler(&ctx, input, &out, &err) < 0)

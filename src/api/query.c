@@ -506,6 +506,7 @@ void barge_api_query_handle(struct barge_http_req *req, struct barge_http_resp *
     op_label = handler->name;
     if (barge_api_query_decode(model, action, req->body, req->body_len, &input, &err) < 0 ||
         barge_model_validate_input(model, action, input, &err) < 0 ||
+        barge_api_policy_check(&ctx, input, &err) < 0 ||
         handler->handler(&ctx, input, &out, &err) < 0)
         goto fail;
     char *text = barge_api_query_encode(model, action, out, req->request_id);

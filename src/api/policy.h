@@ -1,0 +1,38 @@
+/* IAM identity policy documents: validation when they are stored and
+ * evaluation on each request. Pure functions, no I/O. */
+#ifndef BARGE_API_POLICY_H
+#define BARGE_API_POLICY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "common/error.h"
+
+enum barge_policy_decision {
+    BARGE_POLICY_IMPLICIT_DENY, /* no statement allows it */
+    BARGE_POLICY_ALLOW,
+    BARGE_POLICY_EXPLICIT_DENY,
+};
+
+/* Checks that text is an identity policy barge can evaluate: a JSON object
+ * with an optional Version and one statement or a non-empty list of them,
+ * each with Effect Allow or Deny, Action or NotAction, Resource or
+ * NotResource (strings or lists of strings) and no Principal. Returns 0, or
+ * -1 with a MalformedPolicyDocument error naming what is wrong. */
+int barge_policy_validate(const char *text, struct barge_error **err);
+
+/* IAM's wildcard match: '*' any run of characters, '?' one; fold ignores
+ * ASCII case. */
+bool barge_policy_match(const char *pattern, const char *s, bool fold);
+
+/* The decision of the policies docs (a JSON array of policy documents as
+ * text, already validated) for action ("ssm:GetParameter") on resource (an
+ * ARN, or NULL when the request names none barge can tell). An explicit Deny
+ * wins over any Allow. With no resource only statements whose Resource
+ * includes "*" allow, while a Deny matching the action always applies.
+ * Statements with a Condition are not evaluated: such an Allow never
+ * applies and such a Deny always does. */
+enum barge_policy_decision barge_policy_evaluate(const json_t *docs, const char *action,
+                                                 const char *resource);
+
+#endif
