@@ -165,8 +165,7 @@ static int principal_policies(struct barge_server *srv, const json_t *key, json_
     /* A role re-created under the same name is another role. */
     if (role_arn && doc && !barge_streq(barge_json_str(doc, "Arn", NULL), role_arn))
         json_decref(barge_steal(&doc));
-    *docs = barge_api_iam_policies(doc);
-    return 0;
+    return barge_api_iam_policies(tx, doc, docs, err);
 }
 
 /* Applies the decision of docs on action and resource (NULL: unknown) for

@@ -52,16 +52,31 @@ int barge_api_iam_user_get(struct barge_tx *tx, const char *name, json_t **out,
     return barge_store_get(tx, BARGE_KIND_IAM_USER, key, out, err) < 0 ? -1 : 0;
 }
 
-json_t *barge_api_iam_policies(const json_t *doc)
+int barge_api_iam_policies(struct barge_tx *tx, const json_t *doc, json_t **out,
+                           struct barge_error **err)
 {
-    json_t *out = json_array();
+    *out = json_array();
     const char *name;
     json_t *text;
     json_object_foreach(barge_json_object(doc, "_policies"), name, text)
     {
-        json_array_append(out, text);
+        json_array_append(*out, text);
     }
-    return out;
+    size_t i;
+    json_t *arn;
+    json_array_foreach(barge_json_array(doc, "_attached"), i, arn)
+    {
+        const char *slash = strrchr(json_string_value(arn), '/');
+        _cleanup_free_ char *key = lower(slash ? slash + 1 : "");
+        _cleanup_json_ json_t *pol = NULL;
+        if (barge_store_get(tx, BARGE_KIND_IAM_POLICY, key, &pol, err) < 0) {
+            json_decref(barge_steal(out));
+            return -1;
+        }
+        if (pol && barge_streq(barge_json_str(pol, "Arn", NULL), json_string_value(arn)))
+            json_array_append(*out, json_object_get(pol, "_document"));
+    }
+    return 0;
 }
 
 /* IAM names: letters, digits and +=,.@_- */
@@ -91,6 +106,7 @@ static json_t *role_out(const json_t *doc)
 {
     json_t *r = json_deep_copy(doc);
     json_object_del(r, "_policies");
+    json_object_del(r, "_attached");
     const char *pol = barge_json_str(doc, "AssumeRolePolicyDocument", NULL);
     if (pol) {
         _cleanup_free_ char *enc = barge_aws_uri_encode(pol, false);
@@ -188,7 +204,8 @@ static int delete_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     if (!doc)
         return not_found(name, err);
-    if (json_object_size(barge_json_object(doc, "_policies")))
+    if (json_object_size(barge_json_object(doc, "_policies")) ||
+        json_array_size(barge_json_array(doc, "_attached")))
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
                                     "Cannot delete entity, must delete policies first.");
     if (barge_store_del(tx, BARGE_KIND_IAM_ROLE, key, err) < 0 ||
@@ -247,6 +264,7 @@ static json_t *user_out(const json_t *doc)
     json_t *u = json_deep_copy(doc);
     json_object_del(u, "_policies");
     json_object_del(u, "_keys");
+    json_object_del(u, "_attached");
     return u;
 }
 
@@ -516,7 +534,8 @@ static int delete_user(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (json_array_size(barge_json_array(doc, "_keys")))
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
                                     "Cannot delete entity, must delete access keys first.");
-    if (json_object_size(barge_json_object(doc, "_policies")))
+    if (json_object_size(barge_json_object(doc, "_policies")) ||
+        json_array_size(barge_json_array(doc, "_attached")))
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
                                     "Cannot delete entity, must delete policies first.");
     if (barge_store_del(tx, BARGE_KIND_IAM_USER, key, err) < 0 ||
@@ -646,6 +665,288 @@ static int list_access_keys(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     return 0;
 }
 
+/* --- managed policies ---------------------------------------------------- */
+
+/* A customer managed policy: its document (one version, "v1") under
+ * "_document", attachments counted in AttachmentCount. Stored by name in
+ * lower case, as its name is unique in the account whatever its path. */
+
+static json_t *policy_out(const json_t *doc)
+{
+    json_t *p = json_deep_copy(doc);
+    json_object_del(p, "_document");
+    return p;
+}
+
+/* The policy named by arn, which must be one of this account's. */
+static int policy_load(struct barge_api_ctx *ctx, struct barge_tx *tx, const char *arn,
+                       json_t **doc, struct barge_error **err)
+{
+    _cleanup_free_ char *prefix =
+        barge_xasprintf("arn:aws:iam::%s:policy/", ctx->srv->cfg.account_id);
+    const char *slash = strrchr(arn, '/');
+    *doc = NULL;
+    if (barge_str_has_prefix(arn, prefix) && slash) {
+        _cleanup_free_ char *key = lower(slash + 1);
+        if (barge_store_get(tx, BARGE_KIND_IAM_POLICY, key, doc, err) < 0)
+            return -1;
+        if (*doc && !barge_streq(barge_json_str(*doc, "Arn", NULL), arn))
+            json_decref(barge_steal(doc));
+    }
+    if (!*doc)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "Policy %s does not exist or is not attachable.", arn);
+    return 0;
+}
+
+static int policy_save(struct barge_tx *tx, const json_t *doc, struct barge_error **err)
+{
+    _cleanup_free_ char *key = lower(barge_json_str(doc, "PolicyName", ""));
+    return barge_store_put(tx, BARGE_KIND_IAM_POLICY, key, doc, err);
+}
+
+static int create_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                         struct barge_error **err)
+{
+    const char *name = barge_json_str(in, "PolicyName", "");
+    const char *path = barge_json_str(in, "Path", "/");
+    const char *text = barge_json_str(in, "PolicyDocument", "");
+    if (!name_ok(name))
+        return name_invalid(err, name, "policyName");
+    if (!path_ok(path))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
+                                    "1 validation error detected: Value '%s' at 'path' failed to "
+                                    "satisfy constraint: Member must begin and end with '/'",
+                                    path);
+    if (barge_policy_validate(text, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *old = NULL;
+    _cleanup_free_ char *key = lower(name);
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, BARGE_KIND_IAM_POLICY, key, &old, err) < 0)
+        return -1;
+    if (old)
+        return barge_error_set_type(err, BARGE_ERR_EXISTS, "EntityAlreadyExists",
+                                    "A policy called %s already exists. Duplicate names are not "
+                                    "allowed.",
+                                    name);
+    _cleanup_free_ char *id = barge_api_iam_unique_id("ANPA");
+    _cleanup_free_ char *arn =
+        barge_xasprintf("arn:aws:iam::%s:policy%s%s", ctx->srv->cfg.account_id, path, name);
+    double now = barge_now();
+    _cleanup_json_ json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b, s:f, s:f, s:s}", "PolicyName", name,
+                  "PolicyId", id, "Arn", arn, "Path", path, "DefaultVersionId", "v1",
+                  "AttachmentCount", 0, "PermissionsBoundaryUsageCount", 0, "IsAttachable", true,
+                  "CreateDate", now, "UpdateDate", now, "_document", text);
+    if (barge_json_str(in, "Description", NULL))
+        json_object_set(doc, "Description", json_object_get(in, "Description"));
+    if (json_array_size(barge_json_array(in, "Tags")))
+        json_object_set(doc, "Tags", barge_json_array(in, "Tags"));
+    if (policy_save(tx, doc, err) < 0 || barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    *out = json_pack("{s:o}", "Policy", policy_out(doc));
+    return 0;
+}
+
+static int get_managed_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
+        return -1;
+    *out = json_pack("{s:o}", "Policy", policy_out(doc));
+    return 0;
+}
+
+static int get_policy_version(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    const char *version = barge_json_str(in, "VersionId", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
+        return -1;
+    if (strcmp(version, "v1") != 0)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "Policy %s version %s does not exist or is not attachable.",
+                                    barge_json_str(doc, "Arn", ""), version);
+    _cleanup_free_ char *enc = barge_aws_uri_encode(barge_json_str(doc, "_document", ""), false);
+    *out =
+        json_pack("{s:{s:s, s:s, s:b, s:O}}", "PolicyVersion", "Document", enc, "VersionId", "v1",
+                  "IsDefaultVersion", true, "CreateDate", json_object_get(doc, "CreateDate"));
+    return 0;
+}
+
+static int delete_managed_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                 struct barge_error **err)
+{
+    (void)out;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
+        return -1;
+    if (barge_json_int(doc, "AttachmentCount", 0) > 0)
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
+                                    "Cannot delete a policy attached to entities.");
+    _cleanup_free_ char *key = lower(barge_json_str(doc, "PolicyName", ""));
+    if (barge_store_del(tx, BARGE_KIND_IAM_POLICY, key, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    return 0;
+}
+
+struct policy_listing {
+    struct barge_api_page *pg;
+    const char *prefix;
+    bool only_attached;
+};
+
+static int collect_policy(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)err;
+    struct policy_listing *l = ud;
+    if (!barge_str_has_prefix(barge_json_str(doc, "Path", "/"), l->prefix) ||
+        (l->only_attached && barge_json_int(doc, "AttachmentCount", 0) == 0))
+        return 0;
+    return barge_api_page_add(l->pg, key, policy_out(doc));
+}
+
+static int list_managed_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                 struct barge_error **err)
+{
+    _cleanup_page_ struct barge_api_page pg;
+    if (barge_api_page_init(&pg, in, "MaxItems", 100, 1000, "Marker", err) < 0)
+        return -1;
+    *out = json_object();
+    /* barge has no AWS managed policies: Scope "AWS" lists nothing. */
+    if (!barge_streq(barge_json_str(in, "Scope", "All"), "AWS")) {
+        struct policy_listing l = {.pg = &pg,
+                                   .prefix = barge_json_str(in, "PathPrefix", "/"),
+                                   .only_attached =
+                                       json_is_true(json_object_get(in, "OnlyAttached"))};
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+            barge_store_scan(tx, BARGE_KIND_IAM_POLICY, "", pg.after, false, 0, collect_policy, &l,
+                             err) < 0)
+            return -1;
+    }
+    json_object_set_new(*out, "IsTruncated", json_boolean(pg.more));
+    barge_api_page_finish(&pg, *out, "Policies", "Marker");
+    return 0;
+}
+
+static int attach(struct barge_api_ctx *ctx, const struct entity *e, json_t *in, bool on,
+                  struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *arn = barge_json_str(in, "PolicyArn", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL, *pol = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        entity_load(tx, e, name, &doc, err) < 0 || policy_load(ctx, tx, arn, &pol, err) < 0)
+        return -1;
+    json_t *list = json_object_get(doc, "_attached");
+    if (!json_is_array(list)) {
+        list = json_array();
+        json_object_set_new(doc, "_attached", list);
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a)
+    {
+        if (barge_streq(json_string_value(a), arn))
+            break;
+    }
+    bool attached = i < json_array_size(list);
+    if (on == attached)
+        return on ? barge_store_commit(barge_steal(&tx), err)
+                  : barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                         "Policy %s was not found.", arn);
+    if (on)
+        json_array_append_new(list, json_string(arn));
+    else
+        json_array_remove(list, i);
+    json_object_set_new(pol, "AttachmentCount",
+                        json_integer(barge_json_int(pol, "AttachmentCount", 0) + (on ? 1 : -1)));
+    if (policy_save(tx, pol, err) < 0)
+        return -1;
+    return entity_save(&tx, e, doc, err);
+}
+
+static int list_attached(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+                         json_t **out, struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *prefix = barge_json_str(in, "PathPrefix", "/");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        entity_load(tx, e, name, &doc, err) < 0)
+        return -1;
+    json_t *list = json_array();
+    *out = json_pack("{s:o, s:b}", "AttachedPolicies", list, "IsTruncated", false);
+    size_t i;
+    json_t *a;
+    json_array_foreach(barge_json_array(doc, "_attached"), i, a)
+    {
+        _cleanup_json_ json_t *pol = NULL;
+        _cleanup_error_ struct barge_error *gone = NULL;
+        if (policy_load(ctx, tx, json_string_value(a), &pol, &gone) < 0 ||
+            !barge_str_has_prefix(barge_json_str(pol, "Path", "/"), prefix))
+            continue;
+        json_array_append_new(list, json_pack("{s:s, s:s}", "PolicyName",
+                                              barge_json_str(pol, "PolicyName", ""), "PolicyArn",
+                                              json_string_value(a)));
+    }
+    return 0;
+}
+
+static int attach_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return attach(ctx, &user_entity, in, true, err);
+}
+
+static int detach_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return attach(ctx, &user_entity, in, false, err);
+}
+
+static int attach_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return attach(ctx, &role_entity, in, true, err);
+}
+
+static int detach_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return attach(ctx, &role_entity, in, false, err);
+}
+
+static int list_attached_user_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                       struct barge_error **err)
+{
+    return list_attached(ctx, &user_entity, in, out, err);
+}
+
+static int list_attached_role_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                       struct barge_error **err)
+{
+    return list_attached(ctx, &role_entity, in, out, err);
+}
+
 static const struct barge_api_op iam_ops[] = {
     {"CreateRole", create_role},
     {"GetRole", get_role},
@@ -666,6 +967,17 @@ static const struct barge_api_op iam_ops[] = {
     {"GetRolePolicy", get_role_policy},
     {"DeleteRolePolicy", delete_role_policy},
     {"ListRolePolicies", list_role_policies},
+    {"CreatePolicy", create_policy},
+    {"GetPolicy", get_managed_policy},
+    {"GetPolicyVersion", get_policy_version},
+    {"DeletePolicy", delete_managed_policy},
+    {"ListPolicies", list_managed_policies},
+    {"AttachUserPolicy", attach_user_policy},
+    {"DetachUserPolicy", detach_user_policy},
+    {"AttachRolePolicy", attach_role_policy},
+    {"DetachRolePolicy", detach_role_policy},
+    {"ListAttachedUserPolicies", list_attached_user_policies},
+    {"ListAttachedRolePolicies", list_attached_role_policies},
     {NULL, NULL},
 };
 

@@ -259,3 +259,54 @@ def test_barged_own_endpoints_need_their_actions(barged):
     barged.client("iam").put_user_policy(UserName="ecs-only", PolicyName="usage",
                                          PolicyDocument=policy(allow("barge:GetUsage")))
     assert signed_get(barged, "/barge/v1/usage", key)[0] == 200
+
+
+def test_managed_policies(barged):
+    iam = barged.client("iam")
+    doc = policy(allow("ecs:ListClusters"))
+    pol = iam.create_policy(PolicyName="ListEcs", Path="/team/", PolicyDocument=doc,
+                            Description="list clusters")["Policy"]
+    assert pol["Arn"] == f"arn:aws:iam::{ACCOUNT}:policy/team/ListEcs"
+    assert pol["DefaultVersionId"] == "v1" and pol["AttachmentCount"] == 0
+    with pytest.raises(ClientError) as e:
+        iam.create_policy(PolicyName="listecs", PolicyDocument=doc)
+    assert error_code(e) == "EntityAlreadyExists"
+    with pytest.raises(ClientError) as e:
+        iam.create_policy(PolicyName="bad", PolicyDocument=policy({"Effect": "Allow"}))
+    assert error_code(e) == "MalformedPolicyDocument"
+    version = iam.get_policy_version(PolicyArn=pol["Arn"], VersionId="v1")["PolicyVersion"]
+    assert version["Document"] == json.loads(doc) and version["IsDefaultVersion"]
+
+    key = make_user(barged, "managed")
+    role = iam.create_role(RoleName="managed-role", AssumeRolePolicyDocument=TRUST)["Role"]
+    creds = barged.client("sts").assume_role(RoleArn=role["Arn"],
+                                             RoleSessionName="mr")["Credentials"]
+    denied(lambda: client(barged, "ecs", key).list_clusters())
+    denied(lambda: client(barged, "ecs", creds).list_clusters())
+    iam.attach_user_policy(UserName="managed", PolicyArn=pol["Arn"])
+    iam.attach_role_policy(RoleName="managed-role", PolicyArn=pol["Arn"])
+    client(barged, "ecs", key).list_clusters()
+    client(barged, "ecs", creds).list_clusters()
+    denied(lambda: client(barged, "ecs", key).create_cluster(clusterName="no"))
+    assert iam.list_attached_user_policies(UserName="managed")["AttachedPolicies"] == \
+        [{"PolicyName": "ListEcs", "PolicyArn": pol["Arn"]}]
+    assert iam.list_attached_role_policies(RoleName="managed-role")["AttachedPolicies"]
+    assert iam.get_policy(PolicyArn=pol["Arn"])["Policy"]["AttachmentCount"] == 2
+    assert [p["PolicyName"] for p in iam.list_policies(OnlyAttached=True)["Policies"]] == \
+        ["ListEcs"]
+    with pytest.raises(ClientError) as e:
+        iam.delete_policy(PolicyArn=pol["Arn"])
+    assert error_code(e) == "DeleteConflict"
+    with pytest.raises(ClientError) as e:
+        iam.attach_user_policy(UserName="managed",
+                               PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/Nope")
+    assert error_code(e) == "NoSuchEntity"
+
+    iam.detach_user_policy(UserName="managed", PolicyArn=pol["Arn"])
+    denied(lambda: client(barged, "ecs", key).list_clusters())
+    iam.detach_role_policy(RoleName="managed-role", PolicyArn=pol["Arn"])
+    with pytest.raises(ClientError) as e:
+        iam.detach_role_policy(RoleName="managed-role", PolicyArn=pol["Arn"])
+    assert error_code(e) == "NoSuchEntity"
+    iam.delete_policy(PolicyArn=pol["Arn"])
+    assert iam.list_policies(Scope="Local")["Policies"] == []
