@@ -111,6 +111,8 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
     free(hdrs);
     if (r < 0)
         return -1;
+    snprintf(who->source_ip, sizeof(who->source_ip), "%s",
+             req->remote_addr ? req->remote_addr : "");
     if (strcmp(who->service, signing_name) != 0)
         return barge_error_set(err, BARGE_ERR_AUTH_SIGNATURE,
                                "Credential should be scoped to correct service: '%s'.",
@@ -171,14 +173,22 @@ static int principal_policies(struct barge_server *srv, const json_t *key, json_
 /* Applies the decision of docs on action and resource (NULL: unknown) for
  * the principal of key; type is the wire error type to use (NULL: the
  * service's AccessDeniedException). */
-static int decide(struct barge_server *srv, const json_t *key, const json_t *docs,
-                  const char *action, const char *resource, const char *type,
-                  struct barge_error **err)
+static int decide(struct barge_server *srv, const struct barge_sigv4_identity *who,
+                  const json_t *key, const json_t *docs, const char *action, const char *resource,
+                  const char *type, struct barge_error **err)
 {
-    enum barge_policy_decision d = barge_policy_evaluate(docs, action, resource);
+    _cleanup_free_ char *who_arn = principal_arn(srv, key);
+    /* A role session's aws:PrincipalArn is the role's. */
+    const char *role_arn = barge_json_str(key, "roleArn", NULL);
+    struct barge_policy_context c = {
+        .source_ip = who->source_ip[0] ? who->source_ip : NULL,
+        .principal_arn = role_arn ? role_arn : who_arn,
+        .username = role_arn ? NULL : barge_json_str(key, "iamUser", NULL),
+        .region = who->region[0] ? who->region : NULL,
+    };
+    enum barge_policy_decision d = barge_policy_evaluate(docs, action, resource, &c);
     if (d == BARGE_POLICY_ALLOW)
         return 0;
-    _cleanup_free_ char *who_arn = principal_arn(srv, key);
     _cleanup_free_ char *why =
         d == BARGE_POLICY_EXPLICIT_DENY
             ? barge_xstrdup("with an explicit deny in an identity-based policy")
@@ -203,7 +213,7 @@ int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_ident
         _cleanup_json_ json_t *docs = NULL;
         if (principal_policies(srv, key, &docs, err) < 0)
             return -1;
-        return docs ? decide(srv, key, docs, action, resource, NULL, err) : 0;
+        return docs ? decide(srv, who, key, docs, action, resource, NULL, err) : 0;
     }
     size_t i;
     json_t *stmt;
@@ -329,7 +339,8 @@ int barge_api_policy_check(const struct barge_api_ctx *ctx, const json_t *input,
     _cleanup_free_ char *action = barge_xasprintf("%s:%s", action_prefix(model), ctx->operation);
     _cleanup_free_ char *resource = request_resource(ctx, input);
     bool query = strcmp(model, "iam") == 0 || strcmp(model, "elbv2") == 0;
-    return decide(ctx->srv, key, docs, action, resource, query ? "AccessDenied" : NULL, err);
+    return decide(ctx->srv, &ctx->who, key, docs, action, resource, query ? "AccessDenied" : NULL,
+                  err);
 }
 
 char *barge_api_caller_arn(struct barge_server *srv, const struct barge_sigv4_identity *who)

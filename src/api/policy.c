@@ -2,8 +2,12 @@
  * the evaluation every request of a non-admin principal goes through. */
 #include "api/policy.h"
 
+#include <arpa/inet.h>
+
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/json.h"
 #include "common/util.h"
@@ -85,8 +89,17 @@ static int check_statement(const json_t *st, struct barge_error **err)
     if (!string_or_list(res ? res : nres))
         return malformed(err, "Syntax errors in policy: Resource must be a string or a list of "
                               "strings.");
-    if (json_object_get(st, "Condition") && !json_is_object(json_object_get(st, "Condition")))
+    const json_t *cond = json_object_get(st, "Condition");
+    if (cond && !json_is_object(cond))
         return malformed(err, "Syntax errors in policy: Condition must be an object.");
+    json_object_foreach((json_t *)cond, key, v)
+    {
+        if (!json_is_object(v))
+            return barge_error_set_type(err, BARGE_ERR_INVALID, "MalformedPolicyDocument",
+                                        "Syntax errors in policy: Condition operator '%s' must "
+                                        "map condition keys to values.",
+                                        key);
+    }
     if (json_object_get(st, "Sid") && !json_is_string(json_object_get(st, "Sid")))
         return malformed(err, "Syntax errors in policy: Sid must be a string.");
     return 0;
@@ -185,15 +198,140 @@ static bool has_star(const json_t *v)
     return false;
 }
 
-static bool statement_applies(const json_t *st, bool deny, const char *action, const char *resource)
+/* --- conditions --------------------------------------------------------- */
+
+enum cond { COND_FALSE, COND_TRUE, COND_UNKNOWN };
+
+static const char *context_value(const struct barge_policy_context *c, const char *key)
+{
+    if (strcasecmp(key, "aws:SourceIp") == 0)
+        return c->source_ip;
+    if (strcasecmp(key, "aws:PrincipalArn") == 0)
+        return c->principal_arn;
+    if (strcasecmp(key, "aws:username") == 0)
+        return c->username;
+    if (strcasecmp(key, "aws:RequestedRegion") == 0)
+        return c->region;
+    return NULL;
+}
+
+static bool context_knows(const char *key)
+{
+    static const char *const keys[] = {"aws:SourceIp", "aws:PrincipalArn", "aws:username",
+                                       "aws:RequestedRegion"};
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(keys); i++)
+        if (strcasecmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ip inside cidr ("10.0.0.0/8", "2001:db8::/32" or a bare address)? */
+static bool ip_in(const char *ip, const char *cidr)
+{
+    char net[64];
+    snprintf(net, sizeof(net), "%s", cidr);
+    char *slash = strchr(net, '/');
+    long bits = -1;
+    if (slash) {
+        *slash = '\0';
+        bits = strtol(slash + 1, NULL, 10);
+    }
+    unsigned char a[16], b[16];
+    int fam = strchr(net, ':') ? AF_INET6 : AF_INET;
+    /* An IPv4 client may arrive as an IPv4-mapped IPv6 address. */
+    if (fam == AF_INET && barge_str_has_prefix(ip, "::ffff:"))
+        ip += strlen("::ffff:");
+    if (inet_pton(fam, net, a) != 1 || inet_pton(fam, ip, b) != 1)
+        return false;
+    long max = fam == AF_INET ? 32 : 128;
+    if (bits < 0 || bits > max)
+        bits = max;
+    for (long i = 0; i < bits; i++) {
+        unsigned char m = (unsigned char)(0x80 >> (i % 8));
+        if ((a[i / 8] & m) != (b[i / 8] & m))
+            return false;
+    }
+    return true;
+}
+
+static bool value_matches(const char *op, const char *want, const char *have)
+{
+    if (strcmp(op, "StringEquals") == 0 || strcmp(op, "StringNotEquals") == 0)
+        return strcmp(want, have) == 0;
+    if (strcmp(op, "StringEqualsIgnoreCase") == 0 || strcmp(op, "StringNotEqualsIgnoreCase") == 0)
+        return strcasecmp(want, have) == 0;
+    if (strcmp(op, "StringLike") == 0 || strcmp(op, "StringNotLike") == 0)
+        return barge_policy_match(want, have, false);
+    return ip_in(have, want); /* IpAddress, NotIpAddress */
+}
+
+static enum cond condition_holds(const json_t *cond, const struct barge_policy_context *c)
+{
+    static const char *const ops[] = {"StringEquals",
+                                      "StringNotEquals",
+                                      "StringEqualsIgnoreCase",
+                                      "StringNotEqualsIgnoreCase",
+                                      "StringLike",
+                                      "StringNotLike",
+                                      "IpAddress",
+                                      "NotIpAddress",
+                                      "Null"};
+    const char *op;
+    json_t *keys;
+    json_object_foreach((json_t *)cond, op, keys)
+    {
+        bool known = false;
+        for (size_t i = 0; i < BARGE_ARRAY_SIZE(ops) && !known; i++)
+            known = strcmp(op, ops[i]) == 0;
+        if (!known || !json_is_object(keys))
+            return COND_UNKNOWN;
+        bool negated = strstr(op, "Not") != NULL;
+        const char *key;
+        json_t *want;
+        json_object_foreach(keys, key, want)
+        {
+            if (!context_knows(key))
+                return COND_UNKNOWN;
+            const char *have = context_value(c, key);
+            if (strcmp(op, "Null") == 0) {
+                const char *w = json_is_string(want) ? json_string_value(want) : NULL;
+                bool is_true = json_is_true(want) || barge_streq(w, "true");
+                if (is_true != (have == NULL))
+                    return COND_FALSE;
+                continue;
+            }
+            if (!have)
+                return COND_UNKNOWN;
+            bool any = false;
+            size_t n = json_is_array(want) ? json_array_size(want) : 1;
+            for (size_t i = 0; i < n && !any; i++) {
+                const char *w =
+                    json_string_value(json_is_array(want) ? json_array_get(want, i) : want);
+                any = w && value_matches(op, w, have);
+            }
+            if (any == negated)
+                return COND_FALSE;
+        }
+    }
+    return COND_TRUE;
+}
+
+static bool statement_applies(const json_t *st, bool deny, const char *action, const char *resource,
+                              const struct barge_policy_context *c)
 {
     const json_t *act = json_object_get(st, "Action");
     bool action_ok = act ? any_matches(act, action, true)
                          : !any_matches(json_object_get(st, "NotAction"), action, true);
     if (!action_ok)
         return false;
-    if (json_object_get(st, "Condition"))
-        return deny;
+    const json_t *cond = json_object_get(st, "Condition");
+    if (cond) {
+        enum cond holds = condition_holds(cond, c);
+        if (holds == COND_UNKNOWN)
+            return deny;
+        if (holds == COND_FALSE)
+            return false;
+    }
     const json_t *res = json_object_get(st, "Resource");
     if (!resource)
         return deny || (res && has_star(res));
@@ -202,7 +340,8 @@ static bool statement_applies(const json_t *st, bool deny, const char *action, c
 }
 
 enum barge_policy_decision barge_policy_evaluate(const json_t *docs, const char *action,
-                                                 const char *resource)
+                                                 const char *resource,
+                                                 const struct barge_policy_context *context)
 {
     bool allowed = false;
     size_t i;
@@ -217,7 +356,7 @@ enum barge_policy_decision barge_policy_evaluate(const json_t *docs, const char 
             if (!json_is_object(st))
                 continue;
             bool deny = barge_streq(barge_json_str(st, "Effect", NULL), "Deny");
-            if (!statement_applies(st, deny, action, resource))
+            if (!statement_applies(st, deny, action, resource, context))
                 continue;
             if (deny)
                 return BARGE_POLICY_EXPLICIT_DENY;

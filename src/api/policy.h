@@ -25,14 +25,26 @@ int barge_policy_validate(const char *text, struct barge_error **err);
  * ASCII case. */
 bool barge_policy_match(const char *pattern, const char *s, bool fold);
 
+/* What Condition blocks can test: the global keys aws:SourceIp,
+ * aws:PrincipalArn, aws:username and aws:RequestedRegion (NULL: absent). */
+struct barge_policy_context {
+    const char *source_ip;
+    const char *principal_arn;
+    const char *username;
+    const char *region;
+};
+
 /* The decision of the policies docs (a JSON array of policy documents as
  * text, already validated) for action ("ssm:GetParameter") on resource (an
- * ARN, or NULL when the request names none barge can tell). An explicit Deny
- * wins over any Allow. With no resource only statements whose Resource
- * includes "*" allow, while a Deny matching the action always applies.
- * Statements with a Condition are not evaluated: such an Allow never
- * applies and such a Deny always does. */
+ * ARN, or NULL when the request names none barge can tell) in context. An
+ * explicit Deny wins over any Allow. With no resource only statements whose
+ * Resource includes "*" allow, while a Deny matching the action always
+ * applies. Conditions support the String(Not)Equals(IgnoreCase),
+ * String(Not)Like, (Not)IpAddress and Null operators on the context's keys;
+ * a statement with any other operator or key, or an absent key, is judged
+ * conservatively: such an Allow does not apply and such a Deny does. */
 enum barge_policy_decision barge_policy_evaluate(const json_t *docs, const char *action,
-                                                 const char *resource);
+                                                 const char *resource,
+                                                 const struct barge_policy_context *context);
 
 #endif

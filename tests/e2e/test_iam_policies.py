@@ -310,3 +310,25 @@ def test_managed_policies(barged):
     assert error_code(e) == "NoSuchEntity"
     iam.delete_policy(PolicyArn=pol["Arn"])
     assert iam.list_policies(Scope="Local")["Policies"] == []
+
+
+def test_source_ip_conditions(barged):
+    # Every test client connects from 127.0.0.1.
+    key = make_user(
+        barged, "from-here",
+        {**allow("ecs:ListClusters"), "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}},
+        {**allow("ecs:CreateCluster"), "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}},
+        {**allow("ecs:DescribeClusters"),
+         "Condition": {"StringEquals": {"aws:username": "from-here"}}},
+        {**allow("ecs:ListServices"), "Condition": {"StringEquals": {"ecs:cluster": "x"}}})
+    ecs = client(barged, "ecs", key)
+    ecs.list_clusters()
+    ecs.describe_clusters(clusters=["default"])
+    denied(lambda: ecs.create_cluster(clusterName="elsewhere"))
+    # A condition key barge does not evaluate never allows.
+    denied(lambda: ecs.list_services(cluster="default"))
+    with pytest.raises(ClientError) as e:
+        barged.client("iam").put_user_policy(
+            UserName="from-here", PolicyName="bad",
+            PolicyDocument=policy({**allow("*"), "Condition": {"IpAddress": "10.0.0.0/8"}}))
+    assert error_code(e) == "MalformedPolicyDocument"

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +64,8 @@ static void test_validate(void **state)
 static enum barge_policy_decision eval(const char *doc, const char *action, const char *res)
 {
     json_t *docs = json_pack("[s]", doc);
-    enum barge_policy_decision d = barge_policy_evaluate(docs, action, res);
+    struct barge_policy_context c = {.source_ip = "10.1.2.3", .username = "ci"};
+    enum barge_policy_decision d = barge_policy_evaluate(docs, action, res, &c);
     json_decref(docs);
     return d;
 }
@@ -85,11 +87,43 @@ static void test_evaluate(void **state)
     assert_int_equal(eval(doc, "ecs:ListClusters", NULL), BARGE_POLICY_ALLOW);
     assert_int_equal(eval(doc, "ssm:GetParameter", NULL), BARGE_POLICY_IMPLICIT_DENY);
     assert_int_equal(eval(doc, "ssm:DeleteParameters", NULL), BARGE_POLICY_EXPLICIT_DENY);
-    /* A conditional Allow never applies. */
-    assert_int_equal(eval(doc, "logs:GetLogEvents", "arn:l"), BARGE_POLICY_IMPLICIT_DENY);
+    /* The context's source address (10.1.2.3) is inside 10.0.0.0/8. */
+    assert_int_equal(eval(doc, "logs:GetLogEvents", "arn:l"), BARGE_POLICY_ALLOW);
     assert_int_equal(eval("{\"Statement\":{\"Effect\":\"Allow\",\"NotAction\":\"iam:*\","
                           "\"Resource\":\"*\"}}",
                           "iam:CreateUser", "arn:u"),
+                     BARGE_POLICY_IMPLICIT_DENY);
+}
+
+static enum barge_policy_decision cond(const char *condition)
+{
+    char doc[1024];
+    snprintf(doc, sizeof(doc),
+             "{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\","
+             "\"Condition\":%s}}",
+             condition);
+    return eval(doc, "ecs:ListClusters", "arn:x");
+}
+
+static void test_conditions(void **state)
+{
+    (void)state;
+    assert_int_equal(cond("{\"IpAddress\":{\"aws:SourceIp\":[\"192.168.0.0/16\",\"10.1.2.3\"]}}"),
+                     BARGE_POLICY_ALLOW);
+    assert_int_equal(cond("{\"IpAddress\":{\"aws:SourceIp\":\"10.1.3.0/24\"}}"),
+                     BARGE_POLICY_IMPLICIT_DENY);
+    assert_int_equal(cond("{\"NotIpAddress\":{\"aws:SourceIp\":\"10.1.3.0/24\"}}"),
+                     BARGE_POLICY_ALLOW);
+    assert_int_equal(cond("{\"StringEquals\":{\"aws:username\":\"ci\"},"
+                          "\"StringLike\":{\"aws:SourceIp\":\"10.*\"}}"),
+                     BARGE_POLICY_ALLOW);
+    assert_int_equal(cond("{\"StringEquals\":{\"aws:username\":\"other\"}}"),
+                     BARGE_POLICY_IMPLICIT_DENY);
+    assert_int_equal(cond("{\"Null\":{\"aws:PrincipalArn\":\"true\"}}"), BARGE_POLICY_ALLOW);
+    /* Keys and operators barge does not know: an Allow never applies. */
+    assert_int_equal(cond("{\"StringEquals\":{\"ecs:cluster\":\"x\"}}"),
+                     BARGE_POLICY_IMPLICIT_DENY);
+    assert_int_equal(cond("{\"DateLessThan\":{\"aws:CurrentTime\":\"2100-01-01\"}}"),
                      BARGE_POLICY_IMPLICIT_DENY);
 }
 
@@ -99,6 +133,7 @@ int main(void)
         cmocka_unit_test(test_match),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_evaluate),
+        cmocka_unit_test(test_conditions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
