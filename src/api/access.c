@@ -164,8 +164,11 @@ static int principal_policies(struct barge_server *srv, const json_t *key, json_
                      : barge_api_iam_user_get(tx, user, &doc, err);
     if (r < 0)
         return -1;
-    /* A role re-created under the same name is another role. */
+    /* A role or user re-created under the same name is another principal. */
     if (role_arn && doc && !barge_streq(barge_json_str(doc, "Arn", NULL), role_arn))
+        json_decref(barge_steal(&doc));
+    if (!role_arn && doc &&
+        !barge_streq(barge_json_str(doc, "UserId", NULL), barge_json_str(key, "userId", NULL)))
         json_decref(barge_steal(&doc));
     return barge_api_iam_policies(tx, doc, docs, err);
 }

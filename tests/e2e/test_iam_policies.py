@@ -332,3 +332,16 @@ def test_source_ip_conditions(barged):
             UserName="from-here", PolicyName="bad",
             PolicyDocument=policy({**allow("*"), "Condition": {"IpAddress": "10.0.0.0/8"}}))
     assert error_code(e) == "MalformedPolicyDocument"
+
+
+def test_a_recreated_user_is_another_principal(barged):
+    iam = barged.client("iam")
+    key = make_user(barged, "again", allow("ecs:ListClusters"))
+    sess = client(barged, "sts", key).get_session_token()["Credentials"]
+    client(barged, "ecs", sess).list_clusters()
+    iam.delete_access_key(UserName="again", AccessKeyId=key["AccessKeyId"])
+    iam.delete_user_policy(UserName="again", PolicyName="p")
+    iam.delete_user(UserName="again")
+    make_user(barged, "again", allow("ecs:ListClusters"))
+    # The old user's session does not inherit the new user's rights.
+    denied(lambda: client(barged, "ecs", sess).list_clusters())
