@@ -634,6 +634,32 @@ static int delete_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out
     return 0;
 }
 
+static int update_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                             struct barge_error **err)
+{
+    (void)out;
+    _cleanup_free_ char *name = NULL;
+    const char *akid = barge_json_str(in, "AccessKeyId", "");
+    if (target_user(ctx, in, &name, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL, *key = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        entity_load(tx, &user_entity, name, &doc, err) < 0 ||
+        barge_store_get(tx, BARGE_KIND_ACCESS_KEY, akid, &key, err) < 0)
+        return -1;
+    if (!key ||
+        !barge_streq(barge_json_str(key, "iamUser", NULL), barge_json_str(doc, "UserName", NULL)))
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "The Access Key with id %s cannot be found.", akid);
+    json_object_set(key, "status", json_object_get(in, "Status"));
+    if (barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, key, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_server_forget_key(akid);
+    return 0;
+}
+
 static int list_access_keys(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                             struct barge_error **err)
 {
@@ -959,6 +985,7 @@ static const struct barge_api_op iam_ops[] = {
     {"CreateAccessKey", create_access_key},
     {"DeleteAccessKey", delete_access_key},
     {"ListAccessKeys", list_access_keys},
+    {"UpdateAccessKey", update_access_key},
     {"PutUserPolicy", put_user_policy},
     {"GetUserPolicy", get_user_policy},
     {"DeleteUserPolicy", delete_user_policy},

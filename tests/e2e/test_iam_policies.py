@@ -90,6 +90,16 @@ def test_users_and_access_keys(barged):
             data = open(os.path.join(barged.data_dir, name), "rb").read()
             assert key["SecretAccessKey"].encode() not in data
 
+    # An Inactive key is refused like an unknown one, until reactivated.
+    iam.update_access_key(UserName="ci", AccessKeyId=key["AccessKeyId"], Status="Inactive")
+    assert "Inactive" in [k["Status"] for k in iam.list_access_keys(UserName="ci")
+                          ["AccessKeyMetadata"]]
+    with pytest.raises(ClientError) as e:
+        client(barged, "sts", key).get_caller_identity()
+    assert error_code(e) == "InvalidClientTokenId"
+    iam.update_access_key(UserName="ci", AccessKeyId=key["AccessKeyId"], Status="Active")
+    client(barged, "sts", key).get_caller_identity()
+
     with pytest.raises(ClientError) as e:
         iam.delete_user(UserName="ci")
     assert error_code(e) == "DeleteConflict"
