@@ -52,6 +52,38 @@ int barge_api_iam_user_get(struct barge_tx *tx, const char *name, json_t **out,
     return barge_store_get(tx, BARGE_KIND_IAM_USER, key, out, err) < 0 ? -1 : 0;
 }
 
+/* The AWS managed policies barge knows, by the part of their ARN after
+ * "arn:aws:iam::aws:policy/": those CDK and ECS setups attach most. */
+static const struct {
+    const char *tail;
+    const char *document;
+} aws_policies[] = {
+    {"AdministratorAccess",
+     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\","
+     "\"Resource\":\"*\"}]}"},
+    {"PowerUserAccess",
+     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"NotAction\":[\"iam:*\","
+     "\"organizations:*\",\"account:*\"],\"Resource\":\"*\"}]}"},
+    {"service-role/AmazonECSTaskExecutionRolePolicy",
+     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":["
+     "\"ecr:GetAuthorizationToken\",\"ecr:BatchCheckLayerAvailability\","
+     "\"ecr:GetDownloadUrlForLayer\",\"ecr:BatchGetImage\",\"logs:CreateLogStream\","
+     "\"logs:PutLogEvents\"],\"Resource\":\"*\"}]}"},
+};
+
+#define AWS_POLICY_PREFIX "arn:aws:iam::aws:policy/"
+
+/* The document of the AWS managed policy arn, or NULL. */
+static const char *aws_policy_document(const char *arn)
+{
+    if (!barge_str_has_prefix(arn, AWS_POLICY_PREFIX))
+        return NULL;
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(aws_policies); i++)
+        if (strcmp(arn + strlen(AWS_POLICY_PREFIX), aws_policies[i].tail) == 0)
+            return aws_policies[i].document;
+    return NULL;
+}
+
 int barge_api_iam_policies(struct barge_tx *tx, const json_t *doc, json_t **out,
                            struct barge_error **err)
 {
@@ -66,6 +98,11 @@ int barge_api_iam_policies(struct barge_tx *tx, const json_t *doc, json_t **out,
     json_t *arn;
     json_array_foreach(barge_json_array(doc, "_attached"), i, arn)
     {
+        const char *builtin = aws_policy_document(json_string_value(arn));
+        if (builtin) {
+            json_array_append_new(*out, json_string(builtin));
+            continue;
+        }
         const char *slash = strrchr(json_string_value(arn), '/');
         _cleanup_free_ char *key = lower(slash ? slash + 1 : "");
         _cleanup_json_ json_t *pol = NULL;
@@ -701,6 +738,7 @@ static json_t *policy_out(const json_t *doc)
 {
     json_t *p = json_deep_copy(doc);
     json_object_del(p, "_document");
+    json_object_del(p, "_aws");
     return p;
 }
 
@@ -711,7 +749,19 @@ static int policy_load(struct barge_api_ctx *ctx, struct barge_tx *tx, const cha
     _cleanup_free_ char *prefix =
         barge_xasprintf("arn:aws:iam::%s:policy/", ctx->srv->cfg.account_id);
     const char *slash = strrchr(arn, '/');
+    const char *builtin = aws_policy_document(arn);
     *doc = NULL;
+    if (builtin) {
+        /* Not stored: attachments to it are not counted. */
+        _cleanup_free_ char *path =
+            barge_xstrndup(arn + strlen(AWS_POLICY_PREFIX) - 1,
+                           (size_t)(slash + 1 - (arn + strlen(AWS_POLICY_PREFIX) - 1)));
+        *doc = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:f, s:f, s:s, s:b}", "PolicyName",
+                         slash + 1, "Arn", arn, "Path", path, "DefaultVersionId", "v1",
+                         "AttachmentCount", 0, "IsAttachable", true, "CreateDate", 0.0,
+                         "UpdateDate", 0.0, "_document", builtin, "_aws", true);
+        return 0;
+    }
     if (barge_str_has_prefix(arn, prefix) && slash) {
         _cleanup_free_ char *key = lower(slash + 1);
         if (barge_store_get(tx, BARGE_KIND_IAM_POLICY, key, doc, err) < 0)
@@ -817,6 +867,10 @@ static int delete_managed_policy(struct barge_api_ctx *ctx, json_t *in, json_t *
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
         return -1;
+    if (json_is_true(json_object_get(doc, "_aws")))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidInput",
+                                    "AWS managed policy %s cannot be deleted.",
+                                    barge_json_str(doc, "Arn", ""));
     if (barge_json_int(doc, "AttachmentCount", 0) > 0)
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
                                     "Cannot delete a policy attached to entities.");
@@ -900,7 +954,7 @@ static int attach(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
         json_array_remove(list, i);
     json_object_set_new(pol, "AttachmentCount",
                         json_integer(barge_json_int(pol, "AttachmentCount", 0) + (on ? 1 : -1)));
-    if (policy_save(tx, pol, err) < 0)
+    if (!json_is_true(json_object_get(pol, "_aws")) && policy_save(tx, pol, err) < 0)
         return -1;
     return entity_save(&tx, e, doc, err);
 }

@@ -321,6 +321,20 @@ def test_managed_policies(barged):
     iam.delete_policy(PolicyArn=pol["Arn"])
     assert iam.list_policies(Scope="Local")["Policies"] == []
 
+    # The AWS managed policies barge knows can be attached too.
+    admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+    assert iam.get_policy(PolicyArn=admin)["Policy"]["PolicyName"] == "AdministratorAccess"
+    iam.attach_user_policy(UserName="managed", PolicyArn=admin)
+    client(barged, "ecs", key).create_cluster(clusterName="now-allowed")
+    execution = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+    assert iam.get_policy(PolicyArn=execution)["Policy"]["Path"] == "/service-role/"
+    iam.attach_role_policy(RoleName="managed-role", PolicyArn=execution)
+    client(barged, "ecr", creds).get_authorization_token()
+    denied(lambda: client(barged, "ecs", creds).list_clusters())
+    with pytest.raises(ClientError) as e:
+        iam.delete_policy(PolicyArn=admin)
+    assert error_code(e) == "InvalidInput"
+
 
 def test_source_ip_conditions(barged):
     # Every test client connects from 127.0.0.1.
