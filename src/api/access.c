@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include "api/ecs.h"
+#include "api/iam.h"
+#include "api/policy.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -109,6 +111,8 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
     free(hdrs);
     if (r < 0)
         return -1;
+    snprintf(who->source_ip, sizeof(who->source_ip), "%s",
+             req->remote_addr ? req->remote_addr : "");
     if (strcmp(who->service, signing_name) != 0)
         return barge_error_set(err, BARGE_ERR_AUTH_SIGNATURE,
                                "Credential should be scoped to correct service: '%s'.",
@@ -125,7 +129,8 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
     if (!alive || barge_now() > json_number_value(json_object_get(key, "expiresAt")))
         return barge_error_set(err, BARGE_ERR_AUTH_EXPIRED,
                                "The security token included in the request is expired");
-    /* Policies are not evaluated yet: STS sessions act as the admin key. */
+    /* Sessions' identity policies are evaluated per operation
+     * (barge_api_policy_check). */
     if (is_session(key))
         return 0;
     if (!in_list(signing_name, task_key_services, BARGE_ARRAY_SIZE(task_key_services))) {
@@ -139,16 +144,80 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
     return 0;
 }
 
+/* The identity policies that bind the principal of the stored key doc: a
+ * new array in *docs, or NULL for the admin key and its sessions, which may
+ * do everything. Sessions of a role get the role's policies; an IAM user's
+ * keys and sessions the user's. A principal deleted since gets none. */
+static int principal_policies(struct barge_server *srv, const json_t *key, json_t **docs,
+                              struct barge_error **err)
+{
+    *docs = NULL;
+    const char *role_arn = barge_json_str(key, "roleArn", NULL);
+    const char *user = barge_json_str(key, "iamUser", NULL);
+    if (!role_arn && !user)
+        return 0;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0)
+        return -1;
+    int r = role_arn ? barge_api_iam_role_get(tx, strrchr(role_arn, '/') + 1, &doc, err)
+                     : barge_api_iam_user_get(tx, user, &doc, err);
+    if (r < 0)
+        return -1;
+    /* A role or user re-created under the same name is another principal. */
+    if (role_arn && doc && !barge_streq(barge_json_str(doc, "Arn", NULL), role_arn))
+        json_decref(barge_steal(&doc));
+    if (!role_arn && doc &&
+        !barge_streq(barge_json_str(doc, "UserId", NULL), barge_json_str(key, "userId", NULL)))
+        json_decref(barge_steal(&doc));
+    return barge_api_iam_policies(tx, doc, docs, err);
+}
+
+/* Applies the decision of docs on action and resource (NULL: unknown) for
+ * the principal of key; type is the wire error type to use (NULL: the
+ * service's AccessDeniedException). */
+static int decide(struct barge_server *srv, const struct barge_sigv4_identity *who,
+                  const json_t *key, const json_t *docs, const char *action, const char *resource,
+                  const char *type, struct barge_error **err)
+{
+    _cleanup_free_ char *who_arn = principal_arn(srv, key);
+    /* A role session's aws:PrincipalArn is the role's. */
+    const char *role_arn = barge_json_str(key, "roleArn", NULL);
+    struct barge_policy_context c = {
+        .source_ip = who->source_ip[0] ? who->source_ip : NULL,
+        .principal_arn = role_arn ? role_arn : who_arn,
+        .username = role_arn ? NULL : barge_json_str(key, "iamUser", NULL),
+        .region = who->region[0] ? who->region : NULL,
+    };
+    enum barge_policy_decision d = barge_policy_evaluate(docs, action, resource, &c);
+    if (d == BARGE_POLICY_ALLOW)
+        return 0;
+    _cleanup_free_ char *why =
+        d == BARGE_POLICY_EXPLICIT_DENY
+            ? barge_xstrdup("with an explicit deny in an identity-based policy")
+            : barge_xasprintf("because no identity-based policy allows the %s action", action);
+    const char *res = resource ? resource : "*";
+    if (type)
+        return barge_error_set_type(err, BARGE_ERR_ACCESS_DENIED, type,
+                                    "User: %s is not authorized to perform: %s on resource: %s %s",
+                                    who_arn, action, res, why);
+    return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
+                           "User: %s is not authorized to perform: %s on resource: %s %s", who_arn,
+                           action, res, why);
+}
+
 int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_identity *who,
                         const char *action, const char *resource, struct barge_error **err)
 {
-    if (!barge_api_is_task_key(who))
-        return 0;
     _cleanup_json_ json_t *key = NULL;
     if (load_key(srv, who->access_key_id, &key, err) < 0)
         return -1;
-    if (is_session(key))
-        return 0;
+    if (!barge_json_str(key, "task", NULL)) {
+        _cleanup_json_ json_t *docs = NULL;
+        if (principal_policies(srv, key, &docs, err) < 0)
+            return -1;
+        return docs ? decide(srv, who, key, docs, action, resource, NULL, err) : 0;
+    }
     size_t i;
     json_t *stmt;
     json_array_foreach(barge_json_array(key, "policy"), i, stmt)
@@ -162,6 +231,119 @@ int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_ident
                            "User: %s is not authorized to perform: %s on resource: %s because "
                            "no identity-based policy allows the %s action",
                            who_arn, action, resource, action);
+}
+
+/* --- the check every API request passes --------------------------------- */
+
+/* IAM's service prefix of a model. */
+static const char *action_prefix(const char *model)
+{
+    if (strcmp(model, "elbv2") == 0)
+        return "elasticloadbalancing";
+    return model;
+}
+
+static bool has(const json_t *in, const char *field)
+{
+    return json_object_get(in, field) != NULL;
+}
+
+/* SSM and Secrets Manager check the parameter or secret a request names
+ * themselves, with its exact ARN (barge_api_authorize). */
+static bool checked_by_handler(const char *model, const json_t *in)
+{
+    if (strcmp(model, "ssm") == 0)
+        return has(in, "Name") || has(in, "Names") || has(in, "Path");
+    if (strcmp(model, "secretsmanager") == 0)
+        return has(in, "SecretId") || has(in, "Name");
+    return false;
+}
+
+/* name, or the part of an ARN after its last '/'. */
+static const char *base_name(const char *s)
+{
+    return barge_str_has_prefix(s, "arn:") && strrchr(s, '/') ? strrchr(s, '/') + 1 : s;
+}
+
+static char *arn_or(const char *value, const char *fmt_prefix, const char *suffix)
+{
+    if (barge_str_has_prefix(value, "arn:"))
+        return barge_xstrdup(value);
+    return barge_xasprintf("%s%s", fmt_prefix, suffix);
+}
+
+static char *ecs_resource(const char *op, const char *base, const json_t *in)
+{
+    const char *cluster = barge_json_str(in, "cluster", NULL);
+    const char *service = barge_json_str(in, "service", barge_json_str(in, "serviceName", NULL));
+    const char *td = barge_json_str(in, "taskDefinition", NULL);
+    if (service) {
+        _cleanup_free_ char *tail =
+            barge_xasprintf("%s/%s", cluster ? base_name(cluster) : "default", service);
+        _cleanup_free_ char *pre = barge_xasprintf("%sservice/", base);
+        return arn_or(service, pre, tail);
+    }
+    if (td &&
+        (strcmp(op, "DescribeTaskDefinition") == 0 || strcmp(op, "DeregisterTaskDefinition") == 0 ||
+         strcmp(op, "RunTask") == 0 || strcmp(op, "StartTask") == 0)) {
+        _cleanup_free_ char *pre = barge_xasprintf("%stask-definition/", base);
+        return arn_or(td, pre, td);
+    }
+    const char *name = barge_json_str(in, "clusterName", cluster);
+    if (name) {
+        _cleanup_free_ char *pre = barge_xasprintf("%scluster/", base);
+        return arn_or(name, pre, name);
+    }
+    return NULL;
+}
+
+/* The ARN of the resource a request names, where barge can tell; NULL
+ * otherwise. */
+static char *request_resource(const struct barge_api_ctx *ctx, const json_t *in)
+{
+    const char *model = ctx->service->model;
+    const char *acct = ctx->srv->cfg.account_id;
+    _cleanup_free_ char *base = barge_xasprintf("arn:aws:%s:%s:%s:", model, ctx->who.region, acct);
+    if (strcmp(model, "ecs") == 0)
+        return ecs_resource(ctx->operation, base, in);
+    if (strcmp(model, "logs") == 0 && barge_json_str(in, "logGroupName", NULL)) {
+        const char *stream = barge_json_str(in, "logStreamName", NULL);
+        if (stream)
+            return barge_xasprintf("%slog-group:%s:log-stream:%s", base,
+                                   barge_json_str(in, "logGroupName", ""), stream);
+        return barge_xasprintf("%slog-group:%s", base, barge_json_str(in, "logGroupName", ""));
+    }
+    if (strcmp(model, "ecr") == 0 && barge_json_str(in, "repositoryName", NULL))
+        return barge_xasprintf("%srepository/%s", base, barge_json_str(in, "repositoryName", ""));
+    if (strcmp(model, "iam") == 0 && barge_json_str(in, "UserName", NULL))
+        return barge_xasprintf("arn:aws:iam::%s:user/%s", acct, barge_json_str(in, "UserName", ""));
+    if (strcmp(model, "iam") == 0 && barge_json_str(in, "RoleName", NULL))
+        return barge_xasprintf("arn:aws:iam::%s:role/%s", acct, barge_json_str(in, "RoleName", ""));
+    return NULL;
+}
+
+int barge_api_policy_check(const struct barge_api_ctx *ctx, const json_t *input,
+                           struct barge_error **err)
+{
+    const char *model = ctx->service->model;
+    /* Every principal may ask who it is and assume roles that trust it. */
+    if (strcmp(model, "sts") == 0)
+        return 0;
+    _cleanup_json_ json_t *key = NULL, *docs = NULL;
+    if (load_key(ctx->srv, ctx->who.access_key_id, &key, err) < 0)
+        return -1;
+    /* Execution credentials are checked per secret by the handlers. */
+    if (barge_json_str(key, "task", NULL))
+        return 0;
+    if (principal_policies(ctx->srv, key, &docs, err) < 0)
+        return -1;
+    if (!docs || checked_by_handler(model, input))
+        return 0;
+    _cleanup_free_ char *action = barge_xasprintf("%s:%s", action_prefix(model), ctx->operation);
+    _cleanup_free_ char *resource = request_resource(ctx, input);
+    bool query = strcmp(model, "iam") == 0 || strcmp(model, "elbv2") == 0;
+    return decide(ctx->srv, &ctx->who, key, docs, action, resource, query ? "AccessDenied" : NULL,
+                  err);
 }
 
 char *barge_api_caller_arn(struct barge_server *srv, const struct barge_sigv4_identity *who)
@@ -435,6 +617,8 @@ int barge_api_caller(struct barge_server *srv, const struct barge_sigv4_identity
     *out = json_pack("{s:s, s:s, s:b}", "arn", arn, "userId", uid, "session", is_session(key));
     if (barge_json_str(key, "roleArn", NULL))
         json_object_set_new(*out, "roleArn", json_string(barge_json_str(key, "roleArn", "")));
+    if (barge_json_str(key, "iamUser", NULL))
+        json_object_set_new(*out, "iamUser", json_string(barge_json_str(key, "iamUser", "")));
     return 0;
 }
 
@@ -459,6 +643,12 @@ int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_i
                   issuer->access_key_id, "createdAt", now, "expiresAt", now + duration);
     if (role_arn)
         json_object_set_new(doc, "roleArn", json_string(role_arn));
+    /* A user's session has the user's rights (unless it is a role's). */
+    _cleanup_json_ json_t *ikey = NULL;
+    if (load_key(srv, issuer->access_key_id, &ikey, err) < 0)
+        return -1;
+    if (!role_arn && barge_json_str(ikey, "iamUser", NULL))
+        json_object_set_new(doc, "iamUser", json_string(barge_json_str(ikey, "iamUser", "")));
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
         barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err) < 0 ||
@@ -469,6 +659,34 @@ int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_i
     barge_info("issued STS session %s for %s until %.0f", akid, arn, now + duration);
     *out = json_pack("{s:s, s:s, s:s, s:f}", "AccessKeyId", akid, "SecretAccessKey", secret,
                      "SessionToken", token, "Expiration", now + duration);
+    explicit_bzero(secret, sizeof(secret));
+    return 0;
+}
+
+/* --- IAM users' access keys ---------------------------------------------- */
+
+int barge_api_user_key_create(struct barge_server *srv, struct barge_tx *tx, const json_t *user,
+                              json_t **out, struct barge_error **err)
+{
+    char akid[21], secret[41];
+    memcpy(akid, "AKIA", 4);
+    random_chars(akid + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+    random_chars(secret, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    _cleanup_free_ char *aad = session_aad(akid);
+    _cleanup_free_ char *sealed = barge_crypto_seal(&srv->master_key, secret, strlen(secret), aad);
+    double now = barge_now();
+    const char *name = barge_json_str(user, "UserName", "");
+    _cleanup_json_ json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "sealedSecret", sealed, "iamUser", name, "arn",
+                  barge_json_str(user, "Arn", ""), "userId", barge_json_str(user, "UserId", ""),
+                  "status", "Active", "createdAt", now);
+    if (barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err) < 0) {
+        explicit_bzero(secret, sizeof(secret));
+        return -1;
+    }
+    barge_info("created access key %s for IAM user %s", akid, name);
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:f}", "UserName", name, "AccessKeyId", akid, "Status",
+                     "Active", "SecretAccessKey", secret, "CreateDate", now);
     explicit_bzero(secret, sizeof(secret));
     return 0;
 }

@@ -36,9 +36,10 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
                                struct barge_sigv4_identity *who, struct barge_error **err);
 
 /* Checks that the caller may perform action ("ssm:GetParameters") on
- * resource (an ARN). Long-term keys may do everything; per-task credentials
- * only what their policy lists. Denial is an AccessDeniedException worded as
- * IAM words it. */
+ * resource (an ARN). The admin key and its sessions may do everything;
+ * per-task credentials only what their policy lists; IAM users' keys and
+ * sessions, and sessions of assumed roles, what their identity policies
+ * allow. Denial is an AccessDeniedException worded as IAM words it. */
 int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_identity *who,
                         const char *action, const char *resource, struct barge_error **err);
 
@@ -79,10 +80,18 @@ int barge_api_caller(struct barge_server *srv, const struct barge_sigv4_identity
  * principal arn/user_id (of the assumed role role_arn, or NULL), valid for duration seconds, by the
  * caller issuer. The secret is stored sealed under the master key. *out is STS's Credentials
  * {AccessKeyId, SecretAccessKey, SessionToken, Expiration}. They are verified on every service like
- * any key and act with the admin's rights (policies are not evaluated yet). */
+ * any key and act with the identity policies of the role (or of the issuer, an IAM user or the
+ * admin key). */
 int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_identity *issuer,
                             const char *arn, const char *user_id, const char *role_arn,
                             double duration, json_t **out, struct barge_error **err);
+
+/* Creates a long-term access key ("AKIA...") for the stored IAM user doc in
+ * tx (the caller commits), its secret sealed under the master key. *out is
+ * IAM's AccessKey {UserName, AccessKeyId, Status, SecretAccessKey,
+ * CreateDate}, the only place the secret is ever shown; new reference. */
+int barge_api_user_key_create(struct barge_server *srv, struct barge_tx *tx, const json_t *user,
+                              json_t **out, struct barge_error **err);
 
 /* Removes per-task credentials that expired or whose task stopped, and STS
  * sessions a day after they expired. */

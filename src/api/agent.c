@@ -103,7 +103,8 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
     const char *join_token =
         auth && barge_str_has_prefix(auth, "Bearer ") ? auth + strlen("Bearer ") : NULL;
     struct barge_sigv4_identity who;
-    if (!join_token && barge_api_authenticate(req, "ecs", &who, err) < 0)
+    if (!join_token && (barge_api_authenticate(req, "ecs", &who, err) < 0 ||
+                        barge_api_authorize(srv, &who, "barge:RegisterHost", "*", err) < 0))
         return -1;
     if (barge_store_begin(srv->store, true, &tx, err) < 0)
         return -1;

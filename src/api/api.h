@@ -61,6 +61,15 @@ struct barge_api_service {
 int barge_api_authenticate(struct barge_http_req *req, const char *signing_name,
                            struct barge_sigv4_identity *who, struct barge_error **err);
 
+/* Evaluates the identity policies of the caller (IAM users, assumed roles;
+ * never the admin key) for the operation about to be served with input:
+ * action "<service prefix>:<operation>" on the resource the input names
+ * (see access.c). Every protocol's dispatcher calls it once, after the
+ * input is validated and before the handler. Returns 0, or -1 with an
+ * AccessDenied(Exception) in err. */
+int barge_api_policy_check(const struct barge_api_ctx *ctx, const json_t *input,
+                           struct barge_error **err);
+
 /* A document's AWS TagList under "tags" (taglist.c): merge sets or replaces
  * the tags of add (a TagList); remove drops those whose Key is in keys (a list
  * of strings). */

@@ -7,12 +7,16 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "api/access.h"
+#include "api/policy.h"
 #include "api/server.h"
 #include "common/awsapi.h"
 #include "common/ids.h"
 #include "common/json.h"
 
 #define DEFAULT_MAX_SESSION 3600
+/* IAM's quota of access keys per user. */
+#define MAX_KEYS_PER_USER 2
 
 static char *lower(const char *s)
 {
@@ -41,6 +45,77 @@ int barge_api_iam_role_get(struct barge_tx *tx, const char *name, json_t **out,
     return barge_store_get(tx, BARGE_KIND_IAM_ROLE, key, out, err) < 0 ? -1 : 0;
 }
 
+int barge_api_iam_user_get(struct barge_tx *tx, const char *name, json_t **out,
+                           struct barge_error **err)
+{
+    _cleanup_free_ char *key = lower(name);
+    return barge_store_get(tx, BARGE_KIND_IAM_USER, key, out, err) < 0 ? -1 : 0;
+}
+
+/* The AWS managed policies barge knows, by the part of their ARN after
+ * "arn:aws:iam::aws:policy/": those CDK and ECS setups attach most. */
+static const struct {
+    const char *tail;
+    const char *document;
+} aws_policies[] = {
+    {"AdministratorAccess",
+     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\","
+     "\"Resource\":\"*\"}]}"},
+    {"PowerUserAccess",
+     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"NotAction\":[\"iam:*\","
+     "\"organizations:*\",\"account:*\"],\"Resource\":\"*\"}]}"},
+    {"service-role/AmazonECSTaskExecutionRolePolicy",
+     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":["
+     "\"ecr:GetAuthorizationToken\",\"ecr:BatchCheckLayerAvailability\","
+     "\"ecr:GetDownloadUrlForLayer\",\"ecr:BatchGetImage\",\"logs:CreateLogStream\","
+     "\"logs:PutLogEvents\"],\"Resource\":\"*\"}]}"},
+};
+
+#define AWS_POLICY_PREFIX "arn:aws:iam::aws:policy/"
+
+/* The document of the AWS managed policy arn, or NULL. */
+static const char *aws_policy_document(const char *arn)
+{
+    if (!barge_str_has_prefix(arn, AWS_POLICY_PREFIX))
+        return NULL;
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(aws_policies); i++)
+        if (strcmp(arn + strlen(AWS_POLICY_PREFIX), aws_policies[i].tail) == 0)
+            return aws_policies[i].document;
+    return NULL;
+}
+
+int barge_api_iam_policies(struct barge_tx *tx, const json_t *doc, json_t **out,
+                           struct barge_error **err)
+{
+    *out = json_array();
+    const char *name;
+    json_t *text;
+    json_object_foreach(barge_json_object(doc, "_policies"), name, text)
+    {
+        json_array_append(*out, text);
+    }
+    size_t i;
+    json_t *arn;
+    json_array_foreach(barge_json_array(doc, "_attached"), i, arn)
+    {
+        const char *builtin = aws_policy_document(json_string_value(arn));
+        if (builtin) {
+            json_array_append_new(*out, json_string(builtin));
+            continue;
+        }
+        const char *slash = strrchr(json_string_value(arn), '/');
+        _cleanup_free_ char *key = lower(slash ? slash + 1 : "");
+        _cleanup_json_ json_t *pol = NULL;
+        if (barge_store_get(tx, BARGE_KIND_IAM_POLICY, key, &pol, err) < 0) {
+            json_decref(barge_steal(out));
+            return -1;
+        }
+        if (pol && barge_streq(barge_json_str(pol, "Arn", NULL), json_string_value(arn)))
+            json_array_append(*out, json_object_get(pol, "_document"));
+    }
+    return 0;
+}
+
 /* IAM names: letters, digits and +=,.@_- */
 static bool name_ok(const char *s)
 {
@@ -67,6 +142,8 @@ static bool path_ok(const char *s)
 static json_t *role_out(const json_t *doc)
 {
     json_t *r = json_deep_copy(doc);
+    json_object_del(r, "_policies");
+    json_object_del(r, "_attached");
     const char *pol = barge_json_str(doc, "AssumeRolePolicyDocument", NULL);
     if (pol) {
         _cleanup_free_ char *enc = barge_aws_uri_encode(pol, false);
@@ -164,6 +241,10 @@ static int delete_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     if (!doc)
         return not_found(name, err);
+    if (json_object_size(barge_json_object(doc, "_policies")) ||
+        json_array_size(barge_json_array(doc, "_attached")))
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
+                                    "Cannot delete entity, must delete policies first.");
     if (barge_store_del(tx, BARGE_KIND_IAM_ROLE, key, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
@@ -202,9 +283,783 @@ static int list_roles(struct barge_api_ctx *ctx, json_t *in, json_t **out, struc
     return 0;
 }
 
+/* --- users, access keys and inline policies ----------------------------- */
+
+/* What users and roles share: inline policies under "_policies" (name ->
+ * document text, as given), which never appear in their wire form. */
+struct entity {
+    const char *kind;
+    const char *name_field; /* "UserName" */
+    const char *label;      /* "user" */
+};
+
+static const struct entity user_entity = {BARGE_KIND_IAM_USER, "UserName", "user"};
+static const struct entity role_entity = {BARGE_KIND_IAM_ROLE, "RoleName", "role"};
+
+static json_t *user_out(const json_t *doc)
+{
+    json_t *u = json_deep_copy(doc);
+    json_object_del(u, "_policies");
+    json_object_del(u, "_keys");
+    json_object_del(u, "_attached");
+    return u;
+}
+
+static int entity_load(struct barge_tx *tx, const struct entity *e, const char *name, json_t **doc,
+                       struct barge_error **err)
+{
+    _cleanup_free_ char *key = lower(name);
+    if (barge_store_get(tx, e->kind, key, doc, err) < 0)
+        return -1;
+    if (!*doc)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "The %s with name %s cannot be found.", e->label, name);
+    return 0;
+}
+
+static int entity_save(struct barge_tx **tx, const struct entity *e, const json_t *doc,
+                       struct barge_error **err)
+{
+    _cleanup_free_ char *key = lower(barge_json_str(doc, e->name_field, ""));
+    if (barge_store_put(*tx, e->kind, key, doc, err) < 0)
+        return -1;
+    return barge_store_commit(barge_steal(tx), err);
+}
+
+static int name_invalid(struct barge_error **err, const char *value, const char *field)
+{
+    return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
+                                "1 validation error detected: Value '%s' at '%s' failed to "
+                                "satisfy constraint: Member must satisfy regular expression "
+                                "pattern: [\\w+=,.@-]+",
+                                value, field);
+}
+
+/* The user a call is about: UserName, or the caller's own when absent. */
+static int target_user(struct barge_api_ctx *ctx, const json_t *in, char **name,
+                       struct barge_error **err)
+{
+    const char *given = barge_json_str(in, "UserName", NULL);
+    if (given) {
+        *name = barge_xstrdup(given);
+        return 0;
+    }
+    _cleanup_json_ json_t *who = NULL;
+    if (barge_api_caller(ctx->srv, &ctx->who, &who, err) < 0)
+        return -1;
+    if (!barge_json_str(who, "iamUser", NULL))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
+                                    "UserName is required: the caller '%s' is not an IAM user",
+                                    barge_json_str(who, "arn", ""));
+    *name = barge_xstrdup(barge_json_str(who, "iamUser", ""));
+    return 0;
+}
+
+static int put_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+                      struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *pname = barge_json_str(in, "PolicyName", "");
+    const char *text = barge_json_str(in, "PolicyDocument", "");
+    if (!name_ok(pname))
+        return name_invalid(err, pname, "policyName");
+    if (barge_policy_validate(text, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        entity_load(tx, e, name, &doc, err) < 0)
+        return -1;
+    json_t *pols = json_object_get(doc, "_policies");
+    if (!json_is_object(pols)) {
+        pols = json_object();
+        json_object_set_new(doc, "_policies", pols);
+    }
+    json_object_set_new(pols, pname, json_string(text));
+    return entity_save(&tx, e, doc, err);
+}
+
+static int get_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in, json_t **out,
+                      struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *pname = barge_json_str(in, "PolicyName", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        entity_load(tx, e, name, &doc, err) < 0)
+        return -1;
+    const char *text = barge_json_str(barge_json_object(doc, "_policies"), pname, NULL);
+    if (!text)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "The %s policy with name %s cannot be found.", e->label, pname);
+    _cleanup_free_ char *enc = barge_aws_uri_encode(text, false);
+    *out = json_pack("{s:s, s:s, s:s}", e->name_field, barge_json_str(doc, e->name_field, ""),
+                     "PolicyName", pname, "PolicyDocument", enc);
+    return 0;
+}
+
+static int delete_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+                         struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *pname = barge_json_str(in, "PolicyName", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        entity_load(tx, e, name, &doc, err) < 0)
+        return -1;
+    if (json_object_del(json_object_get(doc, "_policies"), pname) < 0)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "The %s policy with name %s cannot be found.", e->label, pname);
+    return entity_save(&tx, e, doc, err);
+}
+
+static int list_policies(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+                         json_t **out, struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        entity_load(tx, e, name, &doc, err) < 0)
+        return -1;
+    json_t *names = json_array();
+    const char *pname;
+    json_t *v;
+    json_object_foreach(barge_json_object(doc, "_policies"), pname, v)
+    {
+        json_array_append_new(names, json_string(pname));
+    }
+    *out = json_pack("{s:o, s:b}", "PolicyNames", names, "IsTruncated", false);
+    return 0;
+}
+
+static int put_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                           struct barge_error **err)
+{
+    (void)out;
+    return put_policy(ctx, &user_entity, in, err);
+}
+
+static int get_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                           struct barge_error **err)
+{
+    return get_policy(ctx, &user_entity, in, out, err);
+}
+
+static int delete_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return delete_policy(ctx, &user_entity, in, err);
+}
+
+static int list_user_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    return list_policies(ctx, &user_entity, in, out, err);
+}
+
+static int put_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                           struct barge_error **err)
+{
+    (void)out;
+    return put_policy(ctx, &role_entity, in, err);
+}
+
+static int get_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                           struct barge_error **err)
+{
+    return get_policy(ctx, &role_entity, in, out, err);
+}
+
+static int delete_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return delete_policy(ctx, &role_entity, in, err);
+}
+
+static int list_role_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    return list_policies(ctx, &role_entity, in, out, err);
+}
+
+static int create_user(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    const char *name = barge_json_str(in, "UserName", "");
+    const char *path = barge_json_str(in, "Path", "/");
+    if (!name_ok(name))
+        return name_invalid(err, name, "userName");
+    if (!path_ok(path))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
+                                    "1 validation error detected: Value '%s' at 'path' failed to "
+                                    "satisfy constraint: Member must begin and end with '/' and "
+                                    "contain only printable ASCII characters",
+                                    path);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *old = NULL;
+    _cleanup_free_ char *key = lower(name);
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, BARGE_KIND_IAM_USER, key, &old, err) < 0)
+        return -1;
+    if (old)
+        return barge_error_set_type(err, BARGE_ERR_EXISTS, "EntityAlreadyExists",
+                                    "User with name %s already exists.", name);
+    _cleanup_free_ char *id = barge_api_iam_unique_id("AIDA");
+    _cleanup_free_ char *arn =
+        barge_xasprintf("arn:aws:iam::%s:user%s%s", ctx->srv->cfg.account_id, path, name);
+    _cleanup_json_ json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:f}", "Path", path, "UserName", name, "UserId", id, "Arn",
+                  arn, "CreateDate", barge_now());
+    if (json_array_size(barge_json_array(in, "Tags")))
+        json_object_set(doc, "Tags", barge_json_array(in, "Tags"));
+    if (entity_save(&tx, &user_entity, doc, err) < 0)
+        return -1;
+    *out = json_pack("{s:o}", "User", user_out(doc));
+    return 0;
+}
+
+static int get_user(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+{
+    const char *name = barge_json_str(in, "UserName", NULL);
+    if (!name) {
+        /* The admin key has no IAM user: it is answered as barged's
+         * built-in one, as AWS answers the root user. */
+        _cleanup_json_ json_t *who = NULL;
+        if (barge_api_caller(ctx->srv, &ctx->who, &who, err) < 0)
+            return -1;
+        if (!barge_json_str(who, "iamUser", NULL)) {
+            const char *arn = barge_json_str(who, "arn", "");
+            *out = json_pack("{s:{s:s, s:s, s:s, s:s, s:f}}", "User", "Path", "/", "UserName",
+                             strrchr(arn, '/') ? strrchr(arn, '/') + 1 : arn, "UserId",
+                             barge_json_str(who, "userId", ""), "Arn", arn, "CreateDate", 0.0);
+            return 0;
+        }
+        name = barge_json_str(who, "iamUser", "");
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        _cleanup_json_ json_t *doc = NULL;
+        if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+            entity_load(tx, &user_entity, name, &doc, err) < 0)
+            return -1;
+        *out = json_pack("{s:o}", "User", user_out(doc));
+        return 0;
+    }
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        entity_load(tx, &user_entity, name, &doc, err) < 0)
+        return -1;
+    *out = json_pack("{s:o}", "User", user_out(doc));
+    return 0;
+}
+
+static int delete_user(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    (void)out;
+    const char *name = barge_json_str(in, "UserName", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    _cleanup_free_ char *key = lower(name);
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        entity_load(tx, &user_entity, name, &doc, err) < 0)
+        return -1;
+    if (json_array_size(barge_json_array(doc, "_keys")))
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
+                                    "Cannot delete entity, must delete access keys first.");
+    if (json_object_size(barge_json_object(doc, "_policies")) ||
+        json_array_size(barge_json_array(doc, "_attached")))
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
+                                    "Cannot delete entity, must delete policies first.");
+    if (barge_store_del(tx, BARGE_KIND_IAM_USER, key, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    return 0;
+}
+
+static int collect_user(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)err;
+    struct listing *l = ud;
+    if (!barge_str_has_prefix(barge_json_str(doc, "Path", "/"), l->prefix))
+        return 0;
+    return barge_api_page_add(l->pg, key, user_out(doc));
+}
+
+static int list_users(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+{
+    _cleanup_page_ struct barge_api_page pg;
+    if (barge_api_page_init(&pg, in, "MaxItems", 100, 1000, "Marker", err) < 0)
+        return -1;
+    struct listing l = {.pg = &pg, .prefix = barge_json_str(in, "PathPrefix", "/")};
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, BARGE_KIND_IAM_USER, "", pg.after, false, 0, collect_user, &l, err) <
+            0)
+        return -1;
+    *out = json_object();
+    json_object_set_new(*out, "IsTruncated", json_boolean(pg.more));
+    barge_api_page_finish(&pg, *out, "Users", "Marker");
+    return 0;
+}
+
+static int create_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                             struct barge_error **err)
+{
+    _cleanup_free_ char *name = NULL;
+    if (target_user(ctx, in, &name, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        entity_load(tx, &user_entity, name, &doc, err) < 0)
+        return -1;
+    json_t *keys = json_object_get(doc, "_keys");
+    if (!json_is_array(keys)) {
+        keys = json_array();
+        json_object_set_new(doc, "_keys", keys);
+    }
+    if (json_array_size(keys) >= MAX_KEYS_PER_USER)
+        return barge_error_set_type(err, BARGE_ERR_LIMIT, "LimitExceeded",
+                                    "Cannot exceed quota for AccessKeysPerUser: %d",
+                                    MAX_KEYS_PER_USER);
+    json_t *key = NULL;
+    if (barge_api_user_key_create(ctx->srv, tx, doc, &key, err) < 0)
+        return -1;
+    json_array_append_new(keys, json_string(barge_json_str(key, "AccessKeyId", "")));
+    if (entity_save(&tx, &user_entity, doc, err) < 0) {
+        json_decref(key);
+        return -1;
+    }
+    *out = json_pack("{s:o}", "AccessKey", key);
+    return 0;
+}
+
+static int delete_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                             struct barge_error **err)
+{
+    (void)out;
+    _cleanup_free_ char *name = NULL;
+    const char *akid = barge_json_str(in, "AccessKeyId", "");
+    if (target_user(ctx, in, &name, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        entity_load(tx, &user_entity, name, &doc, err) < 0)
+        return -1;
+    json_t *keys = barge_json_array(doc, "_keys");
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        if (barge_streq(json_string_value(k), akid))
+            break;
+    }
+    if (i >= json_array_size(keys))
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "The Access Key with id %s cannot be found.", akid);
+    json_array_remove(keys, i);
+    if (barge_store_del(tx, BARGE_KIND_ACCESS_KEY, akid, err) < 0 ||
+        entity_save(&tx, &user_entity, doc, err) < 0)
+        return -1;
+    barge_server_forget_key(akid);
+    return 0;
+}
+
+static int update_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                             struct barge_error **err)
+{
+    (void)out;
+    _cleanup_free_ char *name = NULL;
+    const char *akid = barge_json_str(in, "AccessKeyId", "");
+    if (target_user(ctx, in, &name, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL, *key = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        entity_load(tx, &user_entity, name, &doc, err) < 0 ||
+        barge_store_get(tx, BARGE_KIND_ACCESS_KEY, akid, &key, err) < 0)
+        return -1;
+    if (!key ||
+        !barge_streq(barge_json_str(key, "iamUser", NULL), barge_json_str(doc, "UserName", NULL)))
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "The Access Key with id %s cannot be found.", akid);
+    json_object_set(key, "status", json_object_get(in, "Status"));
+    if (barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, key, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_server_forget_key(akid);
+    return 0;
+}
+
+static int list_access_keys(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                            struct barge_error **err)
+{
+    _cleanup_free_ char *name = NULL;
+    if (target_user(ctx, in, &name, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        entity_load(tx, &user_entity, name, &doc, err) < 0)
+        return -1;
+    json_t *meta = json_array();
+    *out = json_pack("{s:o, s:b}", "AccessKeyMetadata", meta, "IsTruncated", false);
+    size_t i;
+    json_t *k;
+    json_array_foreach(barge_json_array(doc, "_keys"), i, k)
+    {
+        _cleanup_json_ json_t *key = NULL;
+        if (barge_store_get(tx, BARGE_KIND_ACCESS_KEY, json_string_value(k), &key, err) < 0)
+            return -1;
+        if (!key)
+            continue;
+        json_array_append_new(meta, json_pack("{s:s, s:s, s:s, s:O}", "UserName",
+                                              barge_json_str(doc, "UserName", ""), "AccessKeyId",
+                                              json_string_value(k), "Status",
+                                              barge_json_str(key, "status", "Active"), "CreateDate",
+                                              json_object_get(key, "createdAt")));
+    }
+    return 0;
+}
+
+/* --- managed policies ---------------------------------------------------- */
+
+/* A customer managed policy: its document (one version, "v1") under
+ * "_document", attachments counted in AttachmentCount. Stored by name in
+ * lower case, as its name is unique in the account whatever its path. */
+
+static json_t *policy_out(const json_t *doc)
+{
+    json_t *p = json_deep_copy(doc);
+    json_object_del(p, "_document");
+    json_object_del(p, "_aws");
+    return p;
+}
+
+/* The policy named by arn, which must be one of this account's. */
+static int policy_load(struct barge_api_ctx *ctx, struct barge_tx *tx, const char *arn,
+                       json_t **doc, struct barge_error **err)
+{
+    _cleanup_free_ char *prefix =
+        barge_xasprintf("arn:aws:iam::%s:policy/", ctx->srv->cfg.account_id);
+    const char *slash = strrchr(arn, '/');
+    const char *builtin = aws_policy_document(arn);
+    *doc = NULL;
+    if (builtin) {
+        /* Not stored: attachments to it are not counted. */
+        _cleanup_free_ char *path =
+            barge_xstrndup(arn + strlen(AWS_POLICY_PREFIX) - 1,
+                           (size_t)(slash + 1 - (arn + strlen(AWS_POLICY_PREFIX) - 1)));
+        *doc = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:f, s:f, s:s, s:b}", "PolicyName",
+                         slash + 1, "Arn", arn, "Path", path, "DefaultVersionId", "v1",
+                         "AttachmentCount", 0, "IsAttachable", true, "CreateDate", 0.0,
+                         "UpdateDate", 0.0, "_document", builtin, "_aws", true);
+        return 0;
+    }
+    if (barge_str_has_prefix(arn, prefix) && slash) {
+        _cleanup_free_ char *key = lower(slash + 1);
+        if (barge_store_get(tx, BARGE_KIND_IAM_POLICY, key, doc, err) < 0)
+            return -1;
+        if (*doc && !barge_streq(barge_json_str(*doc, "Arn", NULL), arn))
+            json_decref(barge_steal(doc));
+    }
+    if (!*doc)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "Policy %s does not exist or is not attachable.", arn);
+    return 0;
+}
+
+static int policy_save(struct barge_tx *tx, const json_t *doc, struct barge_error **err)
+{
+    _cleanup_free_ char *key = lower(barge_json_str(doc, "PolicyName", ""));
+    return barge_store_put(tx, BARGE_KIND_IAM_POLICY, key, doc, err);
+}
+
+static int create_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                         struct barge_error **err)
+{
+    const char *name = barge_json_str(in, "PolicyName", "");
+    const char *path = barge_json_str(in, "Path", "/");
+    const char *text = barge_json_str(in, "PolicyDocument", "");
+    if (!name_ok(name))
+        return name_invalid(err, name, "policyName");
+    if (!path_ok(path))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
+                                    "1 validation error detected: Value '%s' at 'path' failed to "
+                                    "satisfy constraint: Member must begin and end with '/'",
+                                    path);
+    if (barge_policy_validate(text, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *old = NULL;
+    _cleanup_free_ char *key = lower(name);
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, BARGE_KIND_IAM_POLICY, key, &old, err) < 0)
+        return -1;
+    if (old)
+        return barge_error_set_type(err, BARGE_ERR_EXISTS, "EntityAlreadyExists",
+                                    "A policy called %s already exists. Duplicate names are not "
+                                    "allowed.",
+                                    name);
+    _cleanup_free_ char *id = barge_api_iam_unique_id("ANPA");
+    _cleanup_free_ char *arn =
+        barge_xasprintf("arn:aws:iam::%s:policy%s%s", ctx->srv->cfg.account_id, path, name);
+    double now = barge_now();
+    _cleanup_json_ json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b, s:f, s:f, s:s}", "PolicyName", name,
+                  "PolicyId", id, "Arn", arn, "Path", path, "DefaultVersionId", "v1",
+                  "AttachmentCount", 0, "PermissionsBoundaryUsageCount", 0, "IsAttachable", true,
+                  "CreateDate", now, "UpdateDate", now, "_document", text);
+    if (barge_json_str(in, "Description", NULL))
+        json_object_set(doc, "Description", json_object_get(in, "Description"));
+    if (json_array_size(barge_json_array(in, "Tags")))
+        json_object_set(doc, "Tags", barge_json_array(in, "Tags"));
+    if (policy_save(tx, doc, err) < 0 || barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    *out = json_pack("{s:o}", "Policy", policy_out(doc));
+    return 0;
+}
+
+static int get_managed_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
+        return -1;
+    *out = json_pack("{s:o}", "Policy", policy_out(doc));
+    return 0;
+}
+
+static int get_policy_version(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    const char *version = barge_json_str(in, "VersionId", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
+        return -1;
+    if (strcmp(version, "v1") != 0)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                    "Policy %s version %s does not exist or is not attachable.",
+                                    barge_json_str(doc, "Arn", ""), version);
+    _cleanup_free_ char *enc = barge_aws_uri_encode(barge_json_str(doc, "_document", ""), false);
+    *out =
+        json_pack("{s:{s:s, s:s, s:b, s:O}}", "PolicyVersion", "Document", enc, "VersionId", "v1",
+                  "IsDefaultVersion", true, "CreateDate", json_object_get(doc, "CreateDate"));
+    return 0;
+}
+
+static int delete_managed_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                 struct barge_error **err)
+{
+    (void)out;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
+        return -1;
+    if (json_is_true(json_object_get(doc, "_aws")))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidInput",
+                                    "AWS managed policy %s cannot be deleted.",
+                                    barge_json_str(doc, "Arn", ""));
+    if (barge_json_int(doc, "AttachmentCount", 0) > 0)
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
+                                    "Cannot delete a policy attached to entities.");
+    _cleanup_free_ char *key = lower(barge_json_str(doc, "PolicyName", ""));
+    if (barge_store_del(tx, BARGE_KIND_IAM_POLICY, key, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    return 0;
+}
+
+struct policy_listing {
+    struct barge_api_page *pg;
+    const char *prefix;
+    bool only_attached;
+};
+
+static int collect_policy(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)err;
+    struct policy_listing *l = ud;
+    if (!barge_str_has_prefix(barge_json_str(doc, "Path", "/"), l->prefix) ||
+        (l->only_attached && barge_json_int(doc, "AttachmentCount", 0) == 0))
+        return 0;
+    return barge_api_page_add(l->pg, key, policy_out(doc));
+}
+
+static int list_managed_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                 struct barge_error **err)
+{
+    _cleanup_page_ struct barge_api_page pg;
+    if (barge_api_page_init(&pg, in, "MaxItems", 100, 1000, "Marker", err) < 0)
+        return -1;
+    *out = json_object();
+    /* barge has no AWS managed policies: Scope "AWS" lists nothing. */
+    if (!barge_streq(barge_json_str(in, "Scope", "All"), "AWS")) {
+        struct policy_listing l = {.pg = &pg,
+                                   .prefix = barge_json_str(in, "PathPrefix", "/"),
+                                   .only_attached =
+                                       json_is_true(json_object_get(in, "OnlyAttached"))};
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+            barge_store_scan(tx, BARGE_KIND_IAM_POLICY, "", pg.after, false, 0, collect_policy, &l,
+                             err) < 0)
+            return -1;
+    }
+    json_object_set_new(*out, "IsTruncated", json_boolean(pg.more));
+    barge_api_page_finish(&pg, *out, "Policies", "Marker");
+    return 0;
+}
+
+static int attach(struct barge_api_ctx *ctx, const struct entity *e, json_t *in, bool on,
+                  struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *arn = barge_json_str(in, "PolicyArn", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL, *pol = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
+        entity_load(tx, e, name, &doc, err) < 0 || policy_load(ctx, tx, arn, &pol, err) < 0)
+        return -1;
+    json_t *list = json_object_get(doc, "_attached");
+    if (!json_is_array(list)) {
+        list = json_array();
+        json_object_set_new(doc, "_attached", list);
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a)
+    {
+        if (barge_streq(json_string_value(a), arn))
+            break;
+    }
+    bool attached = i < json_array_size(list);
+    if (on == attached)
+        return on ? barge_store_commit(barge_steal(&tx), err)
+                  : barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                         "Policy %s was not found.", arn);
+    if (on)
+        json_array_append_new(list, json_string(arn));
+    else
+        json_array_remove(list, i);
+    json_object_set_new(pol, "AttachmentCount",
+                        json_integer(barge_json_int(pol, "AttachmentCount", 0) + (on ? 1 : -1)));
+    if (!json_is_true(json_object_get(pol, "_aws")) && policy_save(tx, pol, err) < 0)
+        return -1;
+    return entity_save(&tx, e, doc, err);
+}
+
+static int list_attached(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+                         json_t **out, struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *prefix = barge_json_str(in, "PathPrefix", "/");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        entity_load(tx, e, name, &doc, err) < 0)
+        return -1;
+    json_t *list = json_array();
+    *out = json_pack("{s:o, s:b}", "AttachedPolicies", list, "IsTruncated", false);
+    size_t i;
+    json_t *a;
+    json_array_foreach(barge_json_array(doc, "_attached"), i, a)
+    {
+        _cleanup_json_ json_t *pol = NULL;
+        _cleanup_error_ struct barge_error *gone = NULL;
+        if (policy_load(ctx, tx, json_string_value(a), &pol, &gone) < 0 ||
+            !barge_str_has_prefix(barge_json_str(pol, "Path", "/"), prefix))
+            continue;
+        json_array_append_new(list, json_pack("{s:s, s:s}", "PolicyName",
+                                              barge_json_str(pol, "PolicyName", ""), "PolicyArn",
+                                              json_string_value(a)));
+    }
+    return 0;
+}
+
+static int attach_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return attach(ctx, &user_entity, in, true, err);
+}
+
+static int detach_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return attach(ctx, &user_entity, in, false, err);
+}
+
+static int attach_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return attach(ctx, &role_entity, in, true, err);
+}
+
+static int detach_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                              struct barge_error **err)
+{
+    (void)out;
+    return attach(ctx, &role_entity, in, false, err);
+}
+
+static int list_attached_user_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                       struct barge_error **err)
+{
+    return list_attached(ctx, &user_entity, in, out, err);
+}
+
+static int list_attached_role_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                       struct barge_error **err)
+{
+    return list_attached(ctx, &role_entity, in, out, err);
+}
+
 static const struct barge_api_op iam_ops[] = {
-    {"CreateRole", create_role}, {"GetRole", get_role}, {"DeleteRole", delete_role},
-    {"ListRoles", list_roles},   {NULL, NULL},
+    {"CreateRole", create_role},
+    {"GetRole", get_role},
+    {"DeleteRole", delete_role},
+    {"ListRoles", list_roles},
+    {"CreateUser", create_user},
+    {"GetUser", get_user},
+    {"DeleteUser", delete_user},
+    {"ListUsers", list_users},
+    {"CreateAccessKey", create_access_key},
+    {"DeleteAccessKey", delete_access_key},
+    {"ListAccessKeys", list_access_keys},
+    {"UpdateAccessKey", update_access_key},
+    {"PutUserPolicy", put_user_policy},
+    {"GetUserPolicy", get_user_policy},
+    {"DeleteUserPolicy", delete_user_policy},
+    {"ListUserPolicies", list_user_policies},
+    {"PutRolePolicy", put_role_policy},
+    {"GetRolePolicy", get_role_policy},
+    {"DeleteRolePolicy", delete_role_policy},
+    {"ListRolePolicies", list_role_policies},
+    {"CreatePolicy", create_policy},
+    {"GetPolicy", get_managed_policy},
+    {"GetPolicyVersion", get_policy_version},
+    {"DeletePolicy", delete_managed_policy},
+    {"ListPolicies", list_managed_policies},
+    {"AttachUserPolicy", attach_user_policy},
+    {"DetachUserPolicy", detach_user_policy},
+    {"AttachRolePolicy", attach_role_policy},
+    {"DetachRolePolicy", detach_role_policy},
+    {"ListAttachedUserPolicies", list_attached_user_policies},
+    {"ListAttachedRolePolicies", list_attached_role_policies},
+    {NULL, NULL},
 };
 
 static const struct barge_api_op *const iam_op_tables[] = {iam_ops, NULL};

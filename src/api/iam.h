@@ -1,7 +1,7 @@
-/* The small part of IAM that STS needs: roles (CreateRole, GetRole,
- * DeleteRole, ListRoles) with their trust policy stored as given. Policies
- * are not evaluated: temporary credentials of any role act with the rights
- * of the admin key. */
+/* A subset of IAM: roles (CreateRole, GetRole, DeleteRole, ListRoles) with
+ * their trust policy stored as given, users with long-term access keys, and
+ * inline and managed identity policies of users and roles, which barged evaluates on
+ * every request of their keys and sessions (access.c). */
 #ifndef BARGE_API_IAM_H
 #define BARGE_API_IAM_H
 
@@ -13,10 +13,22 @@
 /* Store kind of roles, keyed by the role name in lower case (IAM names are
  * unique regardless of case). */
 #define BARGE_KIND_IAM_ROLE "iamrole"
+/* Store kinds of users and customer managed policies, keyed likewise. */
+#define BARGE_KIND_IAM_USER   "iamuser"
+#define BARGE_KIND_IAM_POLICY "iampolicy"
 
 /* Loads the role called name (any case) into *out (new reference; NULL when
  * there is none). Returns 0, or -1 with err set. */
 int barge_api_iam_role_get(struct barge_tx *tx, const char *name, json_t **out,
+                           struct barge_error **err);
+
+/* The policy documents (text) of the stored user or role doc, inline and
+ * attached managed ones, as a new JSON array in *out. */
+int barge_api_iam_policies(struct barge_tx *tx, const json_t *doc, json_t **out,
+                           struct barge_error **err);
+
+/* Loads the user called name (any case) like barge_api_iam_role_get. */
+int barge_api_iam_user_get(struct barge_tx *tx, const char *name, json_t **out,
                            struct barge_error **err);
 
 /* A random IAM unique id: prefix ("AROA", "AIDA") and 17 characters. Caller

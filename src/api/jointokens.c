@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/ecs.h"
 #include "common/ids.h"
@@ -142,7 +143,8 @@ void barge_api_join_tokens_handle(struct barge_http_req *req, struct barge_http_
     _cleanup_error_ struct barge_error *err = NULL;
     _cleanup_json_ json_t *in = NULL, *out = NULL;
     struct barge_sigv4_identity who;
-    if (barge_api_authenticate(req, "ecs", &who, &err) < 0)
+    if (barge_api_authenticate(req, "ecs", &who, &err) < 0 ||
+        barge_api_authorize(req->server, &who, "barge:ManageJoinTokens", "*", &err) < 0)
         goto fail;
     int r;
     const char *path = req->raw_path;

@@ -34,6 +34,7 @@ void barge_api_pipeline_run(const struct barge_api_protocol *p, struct barge_htt
     op_label = handler->name;
     if (p->decode(&call, &input, &err) < 0 ||
         barge_model_validate_input(call.model, call.op, input, &err) < 0 ||
+        barge_api_policy_check(&ctx, input, &err) < 0 ||
         handler->handler(&ctx, input, &out, &err) < 0)
         goto fail;
     p->encode(&call, out, resp);

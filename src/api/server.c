@@ -80,6 +80,11 @@ int barge_server_lookup_key(const char *access_key_id, void *ud,
             return r;
         key_cache_put(access_key_id, doc);
     }
+    /* An IAM user's key made Inactive (UpdateAccessKey) is as if unknown. */
+    if (barge_streq(barge_json_str(doc, "status", NULL), "Inactive")) {
+        json_decref(doc);
+        return 0;
+    }
     out->access_key_id = barge_xstrdup(access_key_id);
     out->secret_access_key = barge_api_key_secret(srv, access_key_id, doc);
     const char *tok = barge_json_str(doc, "sessionToken", NULL);

@@ -1,9 +1,9 @@
 /* STS over the query protocol: GetCallerIdentity, AssumeRole (of the roles
  * iam.c keeps) and GetSessionToken. The temporary credentials they hand out
  * are access keys like any other (access.c): every service verifies them with
- * SigV4 and their session token, and refuses them once expired. Trust and
- * identity policies are not evaluated yet, so a session acts with the rights
- * of the admin key whatever role it assumed. */
+ * SigV4 and their session token, and refuses them once expired. A role's
+ * session has the rights of the role's identity policies, a user's those of
+ * the user, the admin's all; trust policies are not evaluated yet. */
 #include <ctype.h>
 #include <string.h>
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/ecs.h"
 #include "api/server.h"
@@ -266,7 +267,9 @@ void barge_api_task_logs_handle(struct barge_http_req *req, struct barge_http_re
         goto fail;
     }
     int r;
-    if (barge_api_authenticate(req, "ecs", &who, &err) < 0 || (r = serve(req, &body, &err)) < 0)
+    if (barge_api_authenticate(req, "ecs", &who, &err) < 0 ||
+        barge_api_authorize(req->server, &who, "barge:GetTaskLogs", "*", &err) < 0 ||
+        (r = serve(req, &body, &err)) < 0)
         goto fail;
     if (r > 0)
         return; /* parked until the agent answers */

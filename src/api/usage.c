@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/ecs.h"
 #include "common/ids.h"
@@ -62,6 +63,7 @@ void barge_api_usage_handle(struct barge_http_req *req, struct barge_http_resp *
         goto fail;
     }
     if (barge_api_authenticate(req, "ecs", &who, &err) < 0 ||
+        barge_api_authorize(srv, &who, "barge:GetUsage", "*", &err) < 0 ||
         barge_store_begin(srv->store, false, &tx, &err) < 0 ||
         barge_store_scan(tx, ECS_KIND_USAGE, prefix, NULL, false, 0, add_record, &q, &err) < 0 ||
         barge_store_scan(tx, ECS_KIND_TASK, prefix, NULL, false, 0, add_running, &q, &err) < 0)

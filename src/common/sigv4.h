@@ -52,6 +52,8 @@ struct barge_sigv4_identity {
     char access_key_id[129];
     char region[64];
     char service[64];
+    /* The client's address, filled by the API layer (for aws:SourceIp). */
+    char source_ip[64];
 };
 
 /* Verifies req (header form, or the X-Amz-* query form of presigned URLs)

@@ -167,6 +167,11 @@ def test_assume_role_arn(barged, tmp_path):
         "Action": "sts:AssumeRole"}]}
     barged.client("iam").create_role(RoleName="deployer",
                                      AssumeRolePolicyDocument=json.dumps(trust))
+    # Deny by default: the role may do what its policy allows, here anything.
+    barged.client("iam").put_role_policy(
+        RoleName="deployer", PolicyName="all", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
     # The deploy's calls are signed with the role's temporary key: ECS
     # records the assumed role as the service's creator.
     p.ok("deploy", "--no-wait", "--assume-role-arn", role)

@@ -27,9 +27,16 @@ def temp_client(barged, service, creds, token=True):
                         config=cfg)
 
 
+ALL = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
 def make_role(barged, name="deployer", **kw):
-    return barged.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=TRUST,
-                                            **kw)["Role"]
+    """A role whose sessions may do anything (roles deny by default)."""
+    iam = barged.client("iam")
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST, **kw)["Role"]
+    iam.put_role_policy(RoleName=name, PolicyName="all", PolicyDocument=ALL)
+    return role
 
 
 def test_caller_identity_of_the_admin_key(barged):
@@ -67,6 +74,11 @@ def test_iam_roles(barged):
     names = [r["RoleName"] for r in page["Roles"] + rest["Roles"]]
     assert sorted(names) == ["deployer", "r0", "r1", "r2"] and not rest["IsTruncated"]
     assert [r["RoleName"] for r in iam.list_roles(PathPrefix="/ci/")["Roles"]] == ["deployer"]
+    # A role with policies cannot be deleted.
+    with pytest.raises(ClientError) as e:
+        iam.delete_role(RoleName="deployer")
+    assert error_code(e) == "DeleteConflict"
+    iam.delete_role_policy(RoleName="deployer", PolicyName="all")
     iam.delete_role(RoleName="deployer")
     with pytest.raises(ClientError) as e:
         iam.get_role(RoleName="deployer")
