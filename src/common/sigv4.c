@@ -430,17 +430,20 @@ static bool is_py_space(unsigned char c)
 /* Appends value trimmed, with inner whitespace runs collapsed to one space. */
 static void add_trimmed(struct sbuf *b, const char *value)
 {
-    bool pending_space = false, any = false;
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-        if (is_py_space(*p)) {
-            pending_space = any;
-            continue;
+    bool any = false;
+    const unsigned char *p = (const unsigned char *)value;
+    while (*p) {
+        const unsigned char *word = p;
+        while (*p && !is_py_space(*p))
+            p++;
+        if (p > word) {
+            if (any)
+                sb_addc(b, ' ');
+            sb_addn(b, (const char *)word, (size_t)(p - word));
+            any = true;
         }
-        if (pending_space)
-            sb_addc(b, ' ');
-        pending_space = false;
-        any = true;
-        sb_addc(b, (char)*p);
+        while (*p && is_py_space(*p))
+            p++;
     }
 }
 
