@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 // clang-format on
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +134,57 @@ static void test_bad_json_is_an_error(void **state)
     doc_cache_free(c);
 }
 
+struct racer {
+    struct doc_cache *c;
+    unsigned seed;
+    int wrong;
+};
+
+/* Threads reading one key whose stored text keeps changing between two
+ * versions: every read must answer the version it was given. */
+static void *race(void *ud)
+{
+    struct racer *r = ud;
+    static const char *texts[] = {"{\"status\":\"ACTIVE\",\"x\":[1,2,3]}",
+                                  "{\"status\":\"INACTIVE\",\"x\":[1,2,3]}"};
+    static const char *want[] = {"ACTIVE", "INACTIVE"};
+    for (int i = 0; i < 20000; i++) {
+        r->seed = r->seed * 1103515245u + 12345u;
+        unsigned v = (r->seed >> 16) & 1;
+        bool shared = (r->seed >> 17) & 1;
+        json_error_t jerr;
+        json_t *doc =
+            doc_cache_parse(r->c, "taskdef", "web!1", texts[v], strlen(texts[v]), shared, &jerr);
+        if (!doc || strcmp(status(doc), want[v]) != 0 ||
+            json_array_size(json_object_get(doc, "x")) != 3)
+            r->wrong++;
+        if (doc && !shared)
+            json_object_set_new(doc, "status", json_string("CHANGED"));
+        json_decref(doc);
+    }
+    return NULL;
+}
+
+static void test_concurrent_readers(void **state)
+{
+    struct doc_cache *c = doc_cache_new();
+    doc_cache_add_kind(c, "taskdef");
+    struct racer r[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        r[i] = (struct racer){c, (unsigned)i * 7919u + 1u, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, race, &r[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(r[i].wrong, 0);
+    }
+    unsigned long hits, misses;
+    doc_cache_stats(c, &hits, &misses);
+    assert_int_equal(hits + misses, 4 * 20000);
+    doc_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_shared_reads_get_the_cached_document),
         cmocka_unit_test(test_other_kinds_and_large_documents_are_not_cached),
         cmocka_unit_test(test_bad_json_is_an_error),
+        cmocka_unit_test(test_concurrent_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
