@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/arn.h"
@@ -153,20 +154,26 @@ char *ecs_taskdef_key(const char *family, long long revision)
 struct latest {
     json_t *doc;
     char *key;
+    bool shared;       /* keep the store's shared document instead of a copy */
+    const char *exact; /* take only this key */
 };
 
 static int take_latest_active(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct latest *l = ud;
-    if (strcmp(barge_json_str(doc, "status", ""), "ACTIVE") != 0)
+    if (l->exact ? strcmp(key, l->exact) != 0
+                 : strcmp(barge_json_str(doc, "status", ""), "ACTIVE") != 0)
         return 0;
-    l->doc = json_incref(doc);
+    /* doc is shared with other readers (the store caches task definitions) */
+    l->doc = l->shared ? json_incref(doc) : json_deep_copy(doc);
+    if (!l->doc)
+        abort();
     l->key = barge_xstrdup(key);
     return 1;
 }
 
-int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
-                     json_t **doc, char **key, struct barge_error **err)
+static int taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                        bool shared, json_t **doc, char **key, struct barge_error **err)
 {
     *doc = NULL;
     *key = NULL;
@@ -179,6 +186,8 @@ int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const 
     } else {
         spec = barge_xstrdup(ident);
     }
+    struct latest l = {.shared = shared};
+    _cleanup_free_ char *prefix = NULL;
     char *colon = strchr(spec, ':');
     if (colon) {
         *colon = '\0';
@@ -187,26 +196,46 @@ int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const 
         if (colon[1] == '\0' || *end || rev < 1 || !ecs_name_valid(spec))
             return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
                                         "Invalid revision number. Number: '%s'.", colon + 1);
-        *key = ecs_taskdef_key(spec, rev);
-        int r = barge_store_get(tx, ECS_KIND_TASKDEF, *key, doc, err);
-        if (r <= 0) {
-            free(*key);
-            *key = NULL;
+        prefix = ecs_taskdef_key(spec, rev);
+        if (!shared) {
+            int r = barge_store_get(tx, ECS_KIND_TASKDEF, prefix, doc, err);
+            if (r > 0)
+                *key = barge_steal(&prefix);
+            return r;
         }
-        return r;
+        /* The exact key sorts first among the keys it prefixes. */
+        l.exact = prefix;
+        if (barge_store_scan(tx, ECS_KIND_TASKDEF, prefix, NULL, false, 1, take_latest_active, &l,
+                             err) < 0)
+            return -1;
+    } else {
+        if (!ecs_name_valid(spec))
+            return 0;
+        prefix = barge_xasprintf("%s!", spec);
+        if (barge_store_scan(tx, ECS_KIND_TASKDEF, prefix, NULL, true, 0, take_latest_active, &l,
+                             err) < 0)
+            return -1;
     }
-    if (!ecs_name_valid(spec))
-        return 0;
-    _cleanup_free_ char *prefix = barge_xasprintf("%s!", spec);
-    struct latest l = {0};
-    if (barge_store_scan(tx, ECS_KIND_TASKDEF, prefix, NULL, true, 0, take_latest_active, &l, err) <
-        0)
-        return -1;
     if (!l.doc)
         return 0;
     *doc = l.doc;
     *key = l.key;
     return 1;
+}
+
+int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                     json_t **doc, char **key, struct barge_error **err)
+{
+    return taskdef_find(tx, srv, ident, false, doc, key, err);
+}
+
+int ecs_taskdef_find_shared(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                            const json_t **doc, char **key, struct barge_error **err)
+{
+    json_t *d = NULL;
+    int r = taskdef_find(tx, srv, ident, true, &d, key, err);
+    *doc = d;
+    return r;
 }
 
 static const struct barge_api_op *const ecs_op_tables[] = {

@@ -110,6 +110,11 @@ char *ecs_taskdef_key(const char *family, long long revision);
  * A malformed identifier is a ClientException. */
 int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
                      json_t **doc, char **key, struct barge_error **err);
+/* The same for readers that only read the document (e.g. to answer it): *doc
+ * may be the store's cached document, shared with other threads, so it must
+ * never be changed; release it with json_decref((json_t *)doc). */
+int ecs_taskdef_find_shared(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                            const json_t **doc, char **key, struct barge_error **err);
 
 /* Tags of a resource as an ECS tag list [{key, value}] (new reference; empty
  * when none). */

@@ -79,16 +79,19 @@ static int describe_task_definition(struct barge_api_ctx *ctx, json_t *in, json_
 {
     const char *ident = barge_json_str(in, "taskDefinition", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *td = NULL;
     _cleanup_free_ char *key = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
         return -1;
-    int r = ecs_taskdef_find(tx, ctx->srv, ident, &td, &key, err);
+    /* The answer only reads td, so it can hold the store's cached document
+     * rather than a copy; nothing may change it after this. */
+    const json_t *shared = NULL;
+    int r = ecs_taskdef_find_shared(tx, ctx->srv, ident, &shared, &key, err);
     if (r < 0)
         return -1;
     if (r == 0)
         return not_found(err, ident);
-    *out = json_pack("{s:O}", "taskDefinition", td);
+    json_t *td = (json_t *)shared;
+    *out = json_pack("{s:o}", "taskDefinition", td);
     size_t i;
     json_t *v;
     json_array_foreach(barge_json_array(in, "include"), i, v)

@@ -11,8 +11,8 @@
 #include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -85,23 +85,57 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* SHA-256, fetched once: OpenSSL 3 looks the algorithm up again on every
+ * EVP_sha256() digest or HMAC() call, which cost more than hashing a
+ * request's few hundred bytes. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* SHA-256 of a followed by b. Fails only when OpenSSL itself is broken (no
+ * SHA-256, no memory); there is no sensible way to go on signing then. */
+static void sha256_two(const void *a, size_t a_len, const void *b, size_t b_len,
+                       unsigned char out[32])
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int out_len = 0;
+    if (!sha256_md || !ctx || !EVP_DigestInit_ex(ctx, sha256_md, NULL) ||
+        !EVP_DigestUpdate(ctx, a, a_len) || !EVP_DigestUpdate(ctx, b, b_len) ||
+        !EVP_DigestFinal_ex(ctx, out, &out_len) || out_len != 32)
+        abort();
+    EVP_MD_CTX_free(ctx);
+}
+
 void barge_sha256_hex(const void *data, size_t len, char out[65])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    /* EVP_Digest only fails when OpenSSL itself is broken (no SHA-256, no
-     * memory); there is no sensible way to go on signing then. */
-    if (!EVP_Digest(data ? data : "", len, md, &md_len, EVP_sha256(), NULL) || md_len != 32)
-        abort();
+    unsigned char md[32];
+    sha256_two(data ? data : "", len, "", 0, md);
     hex_encode(md, 32, out);
 }
 
+/* HMAC-SHA256 (RFC 2104) over the fetched digest. */
 static void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
                         unsigned char out[32])
 {
-    unsigned int out_len = 0;
-    if (!HMAC(EVP_sha256(), key, (int)key_len, msg, msg_len, out, &out_len) || out_len != 32)
-        abort();
+    unsigned char k[64] = {0}, pad[64], inner[32];
+    if (key_len > sizeof(k))
+        sha256_two(key, key_len, "", 0, k);
+    else
+        memcpy(k, key, key_len);
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] = k[i] ^ 0x36;
+    sha256_two(pad, sizeof(pad), msg, msg_len, inner);
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] = k[i] ^ 0x5c;
+    sha256_two(pad, sizeof(pad), inner, sizeof(inner), out);
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(inner, sizeof(inner));
 }
 
 /* Derived signing keys, cached: a key is fixed for a (secret, day, region,
@@ -396,17 +430,20 @@ static bool is_py_space(unsigned char c)
 /* Appends value trimmed, with inner whitespace runs collapsed to one space. */
 static void add_trimmed(struct sbuf *b, const char *value)
 {
-    bool pending_space = false, any = false;
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-        if (is_py_space(*p)) {
-            pending_space = any;
-            continue;
+    bool any = false;
+    const unsigned char *p = (const unsigned char *)value;
+    while (*p) {
+        const unsigned char *word = p;
+        while (*p && !is_py_space(*p))
+            p++;
+        if (p > word) {
+            if (any)
+                sb_addc(b, ' ');
+            sb_addn(b, (const char *)word, (size_t)(p - word));
+            any = true;
         }
-        if (pending_space)
-            sb_addc(b, ' ');
-        pending_space = false;
-        any = true;
-        sb_addc(b, (char)*p);
+        while (*p && is_py_space(*p))
+            p++;
     }
 }
 

@@ -9,11 +9,14 @@
 
 #include "store/store.h"
 
+struct doc_cache;
+
 struct store_ops;
 
 struct barge_store {
     const struct store_ops *ops;
-    const char *where; /* for messages: a path, or a URI without its password */
+    const char *where;      /* for messages: a path, or a URI without its password */
+    struct doc_cache *docs; /* parsed documents (store.c owns it); NULL until a kind is cached */
 };
 
 struct barge_tx {
@@ -68,6 +71,12 @@ struct store_ops {
     int (*log_bounds)(struct barge_tx *tx, int64_t stream, int64_t *first, int64_t *last,
                       struct barge_error **err);
 };
+
+/* Parses a document's stored text for a backend's get (shared false: the
+ * caller may change it) and scan (shared true: see barge_store_scan), through
+ * the parsed-document cache for the kinds it holds. */
+json_t *barge_store_parse(struct barge_store *st, const char *kind, const char *key,
+                          const char *text, size_t len, bool shared, json_error_t *jerr);
 
 /* The backends' constructors: path is a file path; uri a libpq connection
  * URI (postgres://...). */

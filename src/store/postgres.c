@@ -668,11 +668,12 @@ static PGresult *run(struct pg_tx *tx, int which, int n, const char *const *para
     return run_ex(tx, which, n, params, NULL, NULL, 0);
 }
 
-static json_t *parse_doc(const PGresult *r, int row, int col, const char *kind, const char *key,
-                         struct barge_error **err)
+static json_t *parse_doc(struct pg_tx *tx, const PGresult *r, int row, int col, const char *kind,
+                         const char *key, bool shared, struct barge_error **err)
 {
     json_error_t jerr;
-    json_t *doc = json_loadb(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col), 0, &jerr);
+    json_t *doc = barge_store_parse(tx->base.st, kind, key, PQgetvalue(r, row, col),
+                                    (size_t)PQgetlength(r, row, col), shared, &jerr);
     if (!doc)
         barge_error_set(err, BARGE_ERR_INTERNAL, "store: corrupt %s '%s': %s", kind, key,
                         jerr.text);
@@ -690,7 +691,7 @@ static int pg_get(struct barge_tx *base, const char *kind, const char *key, json
         return pg_error(err, tx->c->pg, r, "get");
     if (PQntuples(r) == 0)
         return 0;
-    *out = parse_doc(r, 0, 0, kind, key, err);
+    *out = parse_doc(tx, r, 0, 0, kind, key, false, err);
     return *out ? 1 : -1;
 }
 
@@ -745,7 +746,7 @@ static int pg_scan(struct barge_tx *base, const char *kind, const char *prefix, 
         int n = PQntuples(r);
         for (int i = 0; i < n; i++) {
             const char *key = PQgetvalue(r, i, 0);
-            json_t *doc = parse_doc(r, i, 1, kind, key, err);
+            json_t *doc = parse_doc(tx, r, i, 1, kind, key, true, err);
             if (!doc)
                 return -1;
             int rc = fn(key, doc, ud, err);

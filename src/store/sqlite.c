@@ -359,7 +359,8 @@ static int sqlite_get(struct barge_tx *base, const char *kind, const char *key, 
         return db_error(err, tx->c->db, "get");
     json_error_t jerr;
     const char *text = (const char *)sqlite3_column_text(s, 0);
-    *out = json_loadb(text, (size_t)sqlite3_column_bytes(s, 0), 0, &jerr);
+    *out = barge_store_parse(base->st, kind, key, text, (size_t)sqlite3_column_bytes(s, 0), false,
+                             &jerr);
     sqlite3_reset(s);
     if (!*out)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: corrupt %s '%s': %s", kind, key,
@@ -481,8 +482,9 @@ static int sqlite_scan(struct barge_tx *base, const char *kind, const char *pref
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *key = (const char *)sqlite3_column_text(s, 0);
         json_error_t jerr;
-        json_t *doc = json_loadb((const char *)sqlite3_column_text(s, 1),
-                                 (size_t)sqlite3_column_bytes(s, 1), 0, &jerr);
+        json_t *doc =
+            barge_store_parse(base->st, kind, key, (const char *)sqlite3_column_text(s, 1),
+                              (size_t)sqlite3_column_bytes(s, 1), true, &jerr);
         if (!doc) {
             barge_error_set(err, BARGE_ERR_INTERNAL, "store: corrupt %s '%s': %s", kind, key,
                             jerr.text);

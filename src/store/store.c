@@ -7,6 +7,7 @@
 
 #include "common/util.h"
 #include "store/backend.h"
+#include "store/doc_cache.h"
 
 int barge_store_open(const char *uri, struct barge_store **out, struct barge_error **err)
 {
@@ -24,8 +25,31 @@ int barge_store_open(const char *uri, struct barge_store **out, struct barge_err
 
 void barge_store_close(struct barge_store *st)
 {
-    if (st)
-        st->ops->close(st);
+    if (!st)
+        return;
+    struct doc_cache *docs = st->docs;
+    st->ops->close(st);
+    doc_cache_free(docs);
+}
+
+void barge_store_cache_kind(struct barge_store *st, const char *kind)
+{
+    if (!st->docs)
+        st->docs = doc_cache_new();
+    doc_cache_add_kind(st->docs, kind);
+}
+
+void barge_store_cache_stats(struct barge_store *st, unsigned long *hits, unsigned long *misses)
+{
+    *hits = *misses = 0;
+    if (st->docs)
+        doc_cache_stats(st->docs, hits, misses);
+}
+
+json_t *barge_store_parse(struct barge_store *st, const char *kind, const char *key,
+                          const char *text, size_t len, bool shared, json_error_t *jerr)
+{
+    return doc_cache_parse(st->docs, kind, key, text, len, shared, jerr);
 }
 
 const char *barge_store_backend(const struct barge_store *st)

@@ -25,6 +25,15 @@ struct barge_tx;
 int barge_store_open(const char *uri, struct barge_store **out, struct barge_error **err);
 void barge_store_close(struct barge_store *st);
 
+/* Keeps the parsed form of kind's documents in memory (see doc_cache.h), for
+ * kinds that are read far more often than written. A read still goes to the
+ * database and the cached form is used only when the stored text is
+ * unchanged, so writes by other barged sharing the database are always seen.
+ * Call before the store is used by other threads. */
+void barge_store_cache_kind(struct barge_store *st, const char *kind);
+/* How many parses of cached kinds the cache answered, and how many it did not. */
+void barge_store_cache_stats(struct barge_store *st, unsigned long *hits, unsigned long *misses);
+
 /* Starts a transaction. A write transaction excludes other writers until it
  * ends, also those of other processes sharing the database, and sees every
  * write committed before it began; a read transaction sees one consistent
@@ -56,7 +65,9 @@ int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
 /* Calls fn for each document of kind whose key starts with prefix and sorts
  * after `after` (NULL: from the start), in key order (descending when desc),
  * at most limit documents (0: no limit). fn returns 0 to go on, 1 to stop, -1
- * on error (with err set). doc is borrowed for the call. */
+ * on error (with err set). doc is borrowed for the call. For a kind cached
+ * with barge_store_cache_kind, doc may be shared with other readers: fn must
+ * not change it, and keeps a changeable copy with json_deep_copy. */
 typedef int (*barge_store_scan_fn)(const char *key, json_t *doc, void *ud,
                                    struct barge_error **err);
 int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, const char *after,

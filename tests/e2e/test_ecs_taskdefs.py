@@ -235,3 +235,64 @@ def test_task_definition_tags(ecs):
     arn = register(ecs)["taskDefinition"]["taskDefinitionArn"]
     ecs.tag_resource(resourceArn=arn, tags=[{"key": "x", "value": "y"}])
     assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "x", "value": "y"}]
+
+
+def test_two_barged_on_one_store_see_each_others_changes(tmp_path):
+    """barged keeps parsed task definitions in memory; with two barged on one
+    PostgreSQL store, a revision one of them deregisters or deletes must show
+    its new status through the other at once, for every way of reading it."""
+    import os
+    import secrets
+
+    from conftest import Barged, postgres
+
+    uri = postgres().new_database()
+    key = tmp_path / "master.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    os.chmod(key, 0o600)
+    servers = [Barged(str(tmp_path / name), store=uri,
+                      extra_args=["--master-key-file", str(key)]) for name in ("a", "b")]
+    try:
+        for b in servers:
+            b.start()
+        ea, eb = servers[0].client(), servers[1].client()
+        register(ea, family="shared")
+        register(ea, family="shared")
+        # read both revisions through b, twice, by every form
+        for _ in range(2):
+            assert eb.describe_task_definition(taskDefinition="shared")[
+                "taskDefinition"]["revision"] == 2
+            for ident in ("shared:2", TD_ARN + "shared:2"):
+                assert eb.describe_task_definition(taskDefinition=ident)[
+                    "taskDefinition"]["status"] == "ACTIVE"
+            assert eb.list_task_definitions(familyPrefix="shared")["taskDefinitionArns"] == [
+                TD_ARN + "shared:1", TD_ARN + "shared:2"]
+
+        ea.deregister_task_definition(taskDefinition="shared:2")
+        assert eb.describe_task_definition(taskDefinition="shared")[
+            "taskDefinition"]["revision"] == 1
+        td = eb.describe_task_definition(taskDefinition="shared:2")["taskDefinition"]
+        assert td["status"] == "INACTIVE" and "deregisteredAt" in td
+        assert eb.list_task_definitions(familyPrefix="shared")["taskDefinitionArns"] == [
+            TD_ARN + "shared:1"]
+        assert eb.list_task_definitions(familyPrefix="shared", status="INACTIVE")[
+            "taskDefinitionArns"] == [TD_ARN + "shared:2"]
+
+        status, _ = ecs_raw(servers[0], "DeleteTaskDefinitions", {"taskDefinitions": ["shared:2"]})
+        assert status == 200
+        assert eb.describe_task_definition(taskDefinition=TD_ARN + "shared:2")[
+            "taskDefinition"]["status"] == "DELETE_IN_PROGRESS"
+        assert eb.list_task_definitions(familyPrefix="shared", status="DELETE_IN_PROGRESS")[
+            "taskDefinitionArns"] == [TD_ARN + "shared:2"]
+        # and a change made through b shows through a, which cached it too
+        assert ea.describe_task_definition(taskDefinition="shared:1")[
+            "taskDefinition"]["status"] == "ACTIVE"
+        eb.deregister_task_definition(taskDefinition="shared:1")
+        assert ea.describe_task_definition(taskDefinition="shared:1")[
+            "taskDefinition"]["status"] == "INACTIVE"
+        with pytest.raises(ClientError) as e:
+            ea.describe_task_definition(taskDefinition="shared")
+        assert error_code(e) == "ClientException"
+    finally:
+        for b in servers:
+            b.stop()

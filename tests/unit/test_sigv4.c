@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 // clang-format on
+#include <openssl/hmac.h>
 #include <string.h>
 
 #include "common/sigv4.h"
@@ -852,10 +853,32 @@ static void test_presigned(void **state)
                  MSG_MISMATCH);
 }
 
+/* The signing key chain against OpenSSL's own HMAC, also for a secret longer
+ * than SHA-256's block (HMAC hashes such a key first). */
+static void test_signing_key_matches_openssl_hmac(void **state)
+{
+    const char *secrets[] = {
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "a-secret-longer-than-sixty-four-bytes-0123456789-0123456789-0123456789"};
+    for (size_t i = 0; i < 2; i++) {
+        char k0[128];
+        snprintf(k0, sizeof(k0), "AWS4%s", secrets[i]);
+        unsigned char want[32], got[32];
+        unsigned int len = 0;
+        HMAC(EVP_sha256(), k0, (int)strlen(k0), (const unsigned char *)"20150830", 8, want, &len);
+        HMAC(EVP_sha256(), want, 32, (const unsigned char *)"us-east-1", 9, want, &len);
+        HMAC(EVP_sha256(), want, 32, (const unsigned char *)"ecs", 3, want, &len);
+        HMAC(EVP_sha256(), want, 32, (const unsigned char *)"aws4_request", 12, want, &len);
+        barge_sigv4_signing_key(secrets[i], "20150830", "us-east-1", "ecs", got);
+        assert_memory_equal(got, want, 32);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_hex),
+        cmocka_unit_test(test_signing_key_matches_openssl_hmac),
         cmocka_unit_test(test_sign_matches_botocore),
         cmocka_unit_test(test_sign_requires_host),
         cmocka_unit_test(test_sign_header_rules),

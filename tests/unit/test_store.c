@@ -560,6 +560,84 @@ static void test_pg_password_stays_out_of_messages(void **state)
     barge_error_free(err);
 }
 
+struct first_doc {
+    json_t *doc;
+};
+
+static int keep_first(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct first_doc *f = ud;
+    f->doc = json_deep_copy(doc);
+    return 1;
+}
+
+/* A cached kind: reads use the cached parse only while the stored text is
+ * unchanged, so a change made through another handle on the same database
+ * (another barged) is seen at once by get and scan; copies from get are the
+ * caller's own. */
+static void test_cached_kind_sees_every_change(void **state)
+{
+    struct barge_store *st = *state, *st2 = NULL;
+    struct barge_error *err = NULL;
+    barge_store_cache_kind(st, "td");
+    assert_int_equal(barge_store_open(path, &st2, &err), 0);
+    struct barge_tx *tx = NULL;
+    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
+    json_t *doc = json_pack("{s:s, s:s}", "status", "ACTIVE", "family", "web");
+    assert_int_equal(barge_store_put(tx, "td", "web!1", doc, &err), 0);
+    json_decref(doc);
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+
+    for (int round = 0; round < 2; round++) {
+        json_t *got = NULL;
+        assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+        assert_int_equal(barge_store_get(tx, "td", "web!1", &got, &err), 1);
+        assert_string_equal(barge_json_str(got, "status", ""), "ACTIVE");
+        json_object_set_new(got, "status", json_string("CHANGED BY A READER"));
+        json_decref(got);
+        struct first_doc f = {0};
+        assert_int_equal(barge_store_scan(tx, "td", "web!", NULL, false, 0, keep_first, &f, &err),
+                         0);
+        assert_string_equal(barge_json_str(f.doc, "status", ""), "ACTIVE");
+        json_decref(f.doc);
+        barge_store_abort(tx);
+    }
+    unsigned long hits, misses;
+    barge_store_cache_stats(st, &hits, &misses);
+    assert_true(hits >= 2);
+
+    /* the other handle deregisters it */
+    assert_int_equal(barge_store_begin(st2, true, &tx, &err), 0);
+    doc = json_pack("{s:s, s:s}", "status", "INACTIVE", "family", "web");
+    assert_int_equal(barge_store_put(tx, "td", "web!1", doc, &err), 0);
+    json_decref(doc);
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+
+    json_t *got = NULL;
+    struct first_doc f = {0};
+    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+    assert_int_equal(barge_store_get(tx, "td", "web!1", &got, &err), 1);
+    assert_string_equal(barge_json_str(got, "status", ""), "INACTIVE");
+    assert_int_equal(barge_store_scan(tx, "td", "web!", NULL, false, 0, keep_first, &f, &err), 0);
+    assert_string_equal(barge_json_str(f.doc, "status", ""), "INACTIVE");
+    json_decref(got);
+    json_decref(f.doc);
+    barge_store_abort(tx);
+
+    /* and deletes it */
+    assert_int_equal(barge_store_begin(st2, true, &tx, &err), 0);
+    assert_int_equal(barge_store_del(tx, "td", "web!1", &err), 0);
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+    assert_int_equal(barge_store_get(tx, "td", "web!1", &got, &err), 0);
+    f.doc = NULL;
+    assert_int_equal(barge_store_scan(tx, "td", "web!", NULL, false, 0, keep_first, &f, &err), 0);
+    assert_null(f.doc);
+    barge_store_abort(tx);
+    barge_store_close(st2);
+    barge_error_free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys_sort_bytewise, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_is_exclusive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cached_kind_sees_every_change, setup, teardown),
         cmocka_unit_test(test_rejects_other_uris),
     };
     const struct CMUnitTest pg_only[] = {
