@@ -315,6 +315,59 @@ static void sb_addc(struct sbuf *b, char c)
     sb_add(b, s);
 }
 
+/* glibc's regcomp copies a repeated piece once per repetition ({m,n} n
+ * times, + twice), so nested repetitions grow the compiled pattern
+ * exponentially: (((a+)+)+)... or (a{1,100}){1,100} take minutes and
+ * gigabytes. java_to_posix estimates that size as regcomp would build it and
+ * refuses patterns past MAX_RE_SIZE pieces, far beyond what a placement
+ * constraint needs. */
+#define MAX_RE_SIZE 4000
+
+struct re_size {
+    double *level; /* the size of each open group so far; [0] the whole */
+    size_t depth;
+    double last; /* the size of the last piece, which a quantifier repeats */
+};
+
+static void re_piece(struct re_size *z)
+{
+    z->level[z->depth] += 1;
+    z->last = 1;
+}
+
+static void re_open(struct re_size *z)
+{
+    z->level[++z->depth] = 0;
+    z->last = 0;
+}
+
+static void re_close(struct re_size *z)
+{
+    if (z->depth == 0) {
+        re_piece(z);
+        return;
+    }
+    double group = z->level[z->depth--];
+    z->level[z->depth] += group;
+    z->last = group;
+}
+
+static void re_repeat(struct re_size *z, double times)
+{
+    if (times > 1) {
+        z->level[z->depth] += z->last * (times - 1);
+        z->last *= times;
+    }
+}
+
+static double re_total(const struct re_size *z)
+{
+    double sum = 0;
+    for (size_t i = 0; i <= z->depth; i++)
+        sum += z->level[i];
+    return sum;
+}
+
 /* Returns the POSIX form of a Java pattern anchored at both ends, or NULL with
  * *why naming the unsupported construct. */
 static char *java_to_posix(const char *src, int *cflags, const char **why)
@@ -325,6 +378,8 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
         *cflags |= REG_ICASE;
         src += 4;
     }
+    _cleanup_free_ double *levels = barge_xcalloc(strlen(src) + 1, sizeof(*levels));
+    struct re_size z = {.level = levels};
     bool in_bracket = false, bracket_dash = false;
     for (const char *s = src; *s; s++) {
         char c = *s;
@@ -365,6 +420,7 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 goto bad;
             }
             s++;
+            re_piece(&z);
             if (x == 'd')
                 sb_add(&b, "[0-9]");
             else if (x == 'D')
@@ -394,6 +450,7 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             break;
         }
         case '[':
+            re_piece(&z);
             in_bracket = true;
             sb_addc(&b, '[');
             if (s[1] == '^')
@@ -409,12 +466,56 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 }
                 s += 2;
             }
+            re_open(&z);
             sb_addc(&b, '(');
             break;
-        case '*':
+        case ')':
+            re_close(&z);
+            sb_addc(&b, c);
+            break;
+        case '|':
+            z.last = 0;
+            sb_addc(&b, c);
+            break;
+        case '{': {
+            /* A counted repetition {m}, {m,} or {m,n}; anything else is left
+             * to regcomp to judge. */
+            const char *q = s + 1;
+            char *end;
+            if (!isdigit((unsigned char)*q)) {
+                re_piece(&z);
+                sb_addc(&b, c);
+                break;
+            }
+            double times = (double)strtoul(q, &end, 10);
+            q = end;
+            if (*q == ',') {
+                q++;
+                if (isdigit((unsigned char)*q)) {
+                    times = fmax(times, (double)strtoul(q, &end, 10));
+                    q = end;
+                } else {
+                    times += 1; /* {m,}: m copies and a starred one */
+                }
+            }
+            if (*q != '}') {
+                re_piece(&z);
+                sb_addc(&b, c);
+                break;
+            }
+            re_repeat(&z, times);
+            for (; s < q; s++)
+                sb_addc(&b, *s);
+            c = '}';
+            goto quantifier;
+        }
         case '+':
+            re_repeat(&z, 2);
+            /* fall through */
+        case '*':
         case '?':
         case '}':
+quantifier:
             sb_addc(&b, c);
             /* A lazy quantifier finds a whole-value match exactly when the
              * greedy one does. */
@@ -426,11 +527,16 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             }
             break;
         default:
+            re_piece(&z);
             sb_addc(&b, c);
         }
     }
     if (in_bracket) {
         *why = "an unclosed '['";
+        goto bad;
+    }
+    if (re_total(&z) > MAX_RE_SIZE) {
+        *why = "nested repetitions this large";
         goto bad;
     }
     sb_add(&b, ")$");
