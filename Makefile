@@ -56,12 +56,12 @@ PROGRAMS := $(BUILD)/barged $(BUILD)/barge-agent $(BUILD)/barge
 # $(FUZZ_BUILD)/crash-<target>-*. Longer runs: `make fuzz-ci FUZZ_SECONDS=600`,
 # or run one binary by hand (README.md, Tests).
 FUZZ_CC      ?= clang
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 12
 FUZZ_BUILD   := $(if $(O),$(O),build)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-# The library's flags, less two clang-only warnings on idioms gcc accepts
+# The library's warnings, less two clang-only ones on idioms gcc accepts
 # ({NULL} sentinels, SQL split over adjacent literals in arrays).
-FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(FUZZ_SAN) -Wall -Wextra -Werror -Wshadow \
+FUZZ_CFLAGS  := -std=gnu11 -gline-tables-only -O1 $(FUZZ_SAN) -Wall -Wextra -Werror -Wshadow \
                 -Wno-unused-parameter -Wno-missing-field-initializers -Wno-string-concatenation \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
