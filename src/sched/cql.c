@@ -316,29 +316,46 @@ static void sb_addc(struct sbuf *b, char c)
 }
 
 /* glibc's regcomp copies a repeated piece once per repetition ({m,n} n
- * times, + twice), so nested repetitions grow the compiled pattern
- * exponentially: (((a+)+)+)... or (a{1,100}){1,100} take minutes and
- * gigabytes. java_to_posix estimates that size as regcomp would build it and
- * refuses patterns past MAX_RE_SIZE pieces, far beyond what a placement
+ * times, + twice) and walks the empty paths of nested repetitions over and
+ * over, so such patterns compile for minutes into gigabytes:
+ * (((((a*)+)+)+)+)+, (((){1,15}){1,15}){1,15} or (a{1,100}){1,100}.
+ * java_to_posix follows the pattern as regcomp builds it and refuses one
+ * that repeats an empty group, nests repetitions more than MAX_RE_NESTING
+ * deep or is larger than MAX_RE_SIZE nodes, all far beyond what a placement
  * constraint needs. */
-#define MAX_RE_SIZE 4000
+#define MAX_RE_SIZE    4000
+#define MAX_RE_NESTING 3
 
 struct re_size {
-    double *level; /* the size of each open group so far; [0] the whole */
+    /* per open group ([0]: the whole pattern): its size so far and how deep
+     * the repetitions inside it nest */
+    double *size;
+    int *nesting;
+    size_t *atoms; /* characters and classes, which an empty group lacks */
     size_t depth;
     double last; /* the size of the last piece, which a quantifier repeats */
+    int last_nesting;
+    size_t last_atoms;
 };
 
 static void re_piece(struct re_size *z)
 {
-    z->level[z->depth] += 1;
+    z->size[z->depth] += 1;
+    z->atoms[z->depth] += 1;
     z->last = 1;
+    z->last_nesting = 0;
+    z->last_atoms = 1;
 }
 
 static void re_open(struct re_size *z)
 {
-    z->level[++z->depth] = 0;
+    z->depth++;
+    z->size[z->depth] = 0;
+    z->nesting[z->depth] = 0;
+    z->atoms[z->depth] = 0;
     z->last = 0;
+    z->last_nesting = 0;
+    z->last_atoms = 0;
 }
 
 static void re_close(struct re_size *z)
@@ -347,24 +364,38 @@ static void re_close(struct re_size *z)
         re_piece(z);
         return;
     }
-    double group = z->level[z->depth--];
-    z->level[z->depth] += group;
+    double group = z->size[z->depth] + 1; /* and the group's own node */
+    int nesting = z->nesting[z->depth];
+    size_t atoms = z->atoms[z->depth];
+    z->depth--;
+    z->size[z->depth] += group;
+    z->atoms[z->depth] += atoms;
     z->last = group;
+    z->last_nesting = nesting;
+    z->last_atoms = atoms;
 }
 
-static void re_repeat(struct re_size *z, double times)
+/* A quantifier repeating the last piece times times (1 for * and ?).
+ * Returns what makes the pattern unsupported, or NULL. */
+static const char *re_repeat(struct re_size *z, double times)
 {
-    if (times > 1) {
-        z->level[z->depth] += z->last * (times - 1);
-        z->last *= times;
-    }
+    if (z->last_atoms == 0)
+        return "repeating an empty group";
+    if (times > 1)
+        z->size[z->depth] += z->last * (times - 1);
+    z->size[z->depth] += 1;
+    z->last = z->last * fmax(times, 1) + 1;
+    z->last_nesting++;
+    if (z->last_nesting > z->nesting[z->depth])
+        z->nesting[z->depth] = z->last_nesting;
+    return z->last_nesting > MAX_RE_NESTING ? "repetitions nested this deep" : NULL;
 }
 
 static double re_total(const struct re_size *z)
 {
     double sum = 0;
     for (size_t i = 0; i <= z->depth; i++)
-        sum += z->level[i];
+        sum += z->size[i];
     return sum;
 }
 
@@ -378,8 +409,11 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
         *cflags |= REG_ICASE;
         src += 4;
     }
-    _cleanup_free_ double *levels = barge_xcalloc(strlen(src) + 1, sizeof(*levels));
-    struct re_size z = {.level = levels};
+    _cleanup_free_ double *sizes = barge_xcalloc(strlen(src) + 1, sizeof(*sizes));
+    _cleanup_free_ int *nestings = barge_xcalloc(strlen(src) + 1, sizeof(*nestings));
+    _cleanup_free_ size_t *atoms = barge_xcalloc(strlen(src) + 1, sizeof(*atoms));
+    struct re_size z = {.size = sizes, .nesting = nestings, .atoms = atoms};
+    double times = 1;
     bool in_bracket = false, bracket_dash = false;
     for (const char *s = src; *s; s++) {
         char c = *s;
@@ -475,6 +509,8 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             break;
         case '|':
             z.last = 0;
+            z.last_nesting = 0;
+            z.last_atoms = 0;
             sb_addc(&b, c);
             break;
         case '{': {
@@ -487,7 +523,7 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 sb_addc(&b, c);
                 break;
             }
-            double times = (double)strtoul(q, &end, 10);
+            times = (double)strtoul(q, &end, 10);
             q = end;
             if (*q == ',') {
                 q++;
@@ -503,19 +539,20 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 sb_addc(&b, c);
                 break;
             }
-            re_repeat(&z, times);
             for (; s < q; s++)
                 sb_addc(&b, *s);
             c = '}';
-            goto quantifier;
+            goto repeat;
         }
         case '+':
-            re_repeat(&z, 2);
-            /* fall through */
         case '*':
         case '?':
+            times = c == '+' ? 2 : 1;
+repeat:
+            if ((*why = re_repeat(&z, times)))
+                goto bad;
+            /* fall through */
         case '}':
-quantifier:
             sb_addc(&b, c);
             /* A lazy quantifier finds a whole-value match exactly when the
              * greedy one does. */
