@@ -514,27 +514,25 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             sb_addc(&b, c);
             break;
         case '{': {
-            /* A counted repetition {m}, {m,} or {m,n}; anything else is left
-             * to regcomp to judge. */
+            /* A counted repetition {m}, {m,}, {m,n} or glibc's {,n};
+             * anything else is left to regcomp to judge. */
             const char *q = s + 1;
             char *end;
-            if (!isdigit((unsigned char)*q)) {
-                re_piece(&z);
-                sb_addc(&b, c);
-                break;
-            }
-            times = (double)strtoul(q, &end, 10);
-            q = end;
+            bool digits = isdigit((unsigned char)*q);
+            times = digits ? (double)strtoul(q, &end, 10) : 0;
+            if (digits)
+                q = end;
             if (*q == ',') {
                 q++;
                 if (isdigit((unsigned char)*q)) {
                     times = fmax(times, (double)strtoul(q, &end, 10));
                     q = end;
+                    digits = true;
                 } else {
                     times += 1; /* {m,}: m copies and a starred one */
                 }
             }
-            if (*q != '}') {
+            if (!digits || *q != '}') {
                 re_piece(&z);
                 sb_addc(&b, c);
                 break;

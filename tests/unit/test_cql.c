@@ -380,6 +380,9 @@ static void test_regex_size(void **state)
     rejects("attribute:a =~ \"x(()){1,15}\"",
             "unsupported regular expression 'x(()){1,15}': barge does not support repeating an "
             "empty group at position 16 in 'attribute:a =~ \"x(()){1,15}\"'");
+    rejects("attribute:a =~ \"x(){,15}\"",
+            "unsupported regular expression 'x(){,15}': barge does not support repeating an "
+            "empty group at position 16 in 'attribute:a =~ \"x(){,15}\"'");
 }
 
 static void test_version_cmp(void **state)
