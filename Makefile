@@ -1,6 +1,7 @@
 # barge build. `make` builds the three programs into build/, `make test` runs the
-# unit tests, the e2e suites, and the store-heavy ones again with the PostgreSQL
-# store (e2e-postgres), `make run` starts barged --dev.
+# unit tests, a short fuzzing run (fuzz-ci, below), the e2e suites, and the
+# store-heavy ones again with the PostgreSQL store (e2e-postgres), `make run`
+# starts barged --dev.
 # `make test-postgres` runs every e2e suite again with the PostgreSQL store.
 # SANITIZE=address,undefined builds everything with those sanitizers into
 # build/sanitize/ and runs the same tests against it.
@@ -47,7 +48,33 @@ TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TESTS    := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGRAMS := $(BUILD)/barged $(BUILD)/barge-agent $(BUILD)/barge
 
-.PHONY: all setup test unit e2e e2e-postgres test-postgres run clean format bench
+# Fuzzing (tests/fuzz/): one libFuzzer target per input parser. `make fuzz`
+# builds them with clang, libFuzzer, ASan and UBSan into $(FUZZ_BUILD)/, over
+# a copy of the library compiled by clang with coverage instrumentation (the
+# gcc objects above cannot carry it). `make fuzz-ci` (part of `make test`)
+# replays each committed corpus, then fuzzes each target for FUZZ_SECONDS and
+# fails on any crash, leak or undefined behaviour; crashing inputs land in
+# $(FUZZ_BUILD)/crash-<target>-*. Longer runs: `make fuzz-ci FUZZ_SECONDS=600`,
+# or run one binary by hand (README.md, Tests).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 12
+FUZZ_BUILD   := $(if $(O),$(O),build)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# The library's warnings, less two clang-only ones on idioms gcc accepts
+# ({NULL} sentinels, SQL split over adjacent literals in arrays).
+FUZZ_CFLAGS  := -std=gnu11 -gline-tables-only -O1 $(FUZZ_SAN) -Wall -Wextra -Werror -Wshadow \
+                -Wno-unused-parameter -Wno-missing-field-initializers -Wno-string-concatenation \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZERS      := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+# The same targets built by $(CC) with a plain main (tests/fuzz/replay.c) that
+# runs each corpus file once: `make unit` replays the corpus as regression
+# tests without clang, and under SANITIZE= too.
+REPLAYS      := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%)
+
+.PHONY: all setup test unit e2e e2e-postgres test-postgres run clean format bench fuzz fuzz-ci
 all: setup $(PROGRAMS)
 
 setup:
@@ -78,14 +105,16 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libbarge.a
 
 # The store's tests (test_store, test_store_logs) also run against a throwaway
 # PostgreSQL cluster (they say so and skip that part when PostgreSQL cannot start).
-unit: setup $(TESTS)
+unit: setup $(TESTS) $(REPLAYS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; \
 	  case $$t in */test_store*) $(PYTHON) tests/e2e/pg_fixture.py -- $$t;; *) $$t;; esac; done
+	@set -e; for n in $(FUZZ_NAMES); do echo "== $(BUILD)/tests/fuzz_$$n tests/fuzz/corpus/$$n"; \
+	  $(BUILD)/tests/fuzz_$$n tests/fuzz/corpus/$$n; done
 
 e2e: all $(TESTS)
 	BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
-test: all unit e2e e2e-postgres
+test: all unit fuzz-ci e2e e2e-postgres
 
 # Every barged of these suites gets a fresh database of a PostgreSQL cluster
 # that the harness starts on loopback (tests/e2e/conftest.py).
@@ -97,6 +126,41 @@ test-postgres: all $(TESTS)
 	BARGE_TEST_STORE=postgres BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider \
 	  $(PG_SUITES) $(PYTEST_ARGS)
 
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) -Isrc -D_GNU_SOURCE -MMD -MP $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/obj/src/api/models.o: $(wildcard data/models/*.json)
+
+$(FUZZ_BUILD)/libbarge.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libbarge.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o \
+                       $(BUILD)/libbarge.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: setup $(FUZZERS)
+
+# -rss_limit_mb and -timeout catch blow-ups; leak detection is on (ASan).
+fuzz-ci: fuzz
+	@set -e; for n in $(FUZZ_NAMES); do \
+	  echo "== fuzz_$$n: replay tests/fuzz/corpus/$$n, then $(FUZZ_SECONDS) s of fuzzing"; \
+	  rm -rf $(FUZZ_BUILD)/corpus/$$n; mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	  $(FUZZ_BUILD)/fuzz_$$n -runs=0 -artifact_prefix=$(FUZZ_BUILD)/crash-$$n- \
+	    tests/fuzz/corpus/$$n 2>$(FUZZ_BUILD)/fuzz_$$n.log || { tail -n 60 $(FUZZ_BUILD)/fuzz_$$n.log; exit 1; }; \
+	  $(FUZZ_BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$n- -print_final_stats=1 \
+	    $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n 2>$(FUZZ_BUILD)/fuzz_$$n.log \
+	    || { tail -n 60 $(FUZZ_BUILD)/fuzz_$$n.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_BUILD)/fuzz_$$n.log || true; \
+	done
+
 run: all
 	$(BUILD)/barged --dev
 
@@ -104,7 +168,7 @@ bench: all
 	@./bench/run
 
 format:
-	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c)
+	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c)
 
 clean:
 	rm -rf build
@@ -112,4 +176,4 @@ clean:
 # Keep object files make considers intermediate (the test binaries' objects).
 .SECONDARY:
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)

@@ -80,7 +80,10 @@ static int read_string(struct reader *r, unsigned major, unsigned info, char **s
     if (!indef) {
         if (n > (uint64_t)(r->end - r->p))
             return bad(err, "truncated string");
-        *s = barge_xstrndup((const char *)r->p, (size_t)n);
+        /* not strndup: a text or byte string may hold NUL bytes */
+        *s = barge_xmalloc((size_t)n + 1);
+        memcpy(*s, r->p, (size_t)n);
+        (*s)[n] = '\0';
         *len = (size_t)n;
         r->p += n;
         return 0;

@@ -254,6 +254,90 @@ static bool parse_date(const char *v, double *when, bool *by_day)
 
 /* --- Java regular expressions as POSIX extended ones ---------------------- */
 
+/* glibc's regcomp copies a repeated piece once per repetition ({m,n} n
+ * times, + twice) and walks the empty paths of nested repetitions over and
+ * over, so such patterns compile for minutes into gigabytes:
+ * (((((a*)+)+)+)+)+, (((){1,15}){1,15}){1,15} or (a{1,100}){1,100}.
+ * java_to_posix follows the pattern as regcomp builds it and refuses one
+ * that repeats an empty group, nests repetitions more than MAX_RE_NESTING
+ * deep or is larger than MAX_RE_SIZE nodes, all far beyond what a placement
+ * constraint needs. */
+#define MAX_RE_SIZE    4000
+#define MAX_RE_NESTING 3
+
+struct re_size {
+    /* per open group ([0]: the whole pattern): its size so far and how deep
+     * the repetitions inside it nest */
+    double *size;
+    int *nesting;
+    size_t *atoms; /* characters and classes, which an empty group lacks */
+    size_t depth;
+    double last; /* the size of the last piece, which a quantifier repeats */
+    int last_nesting;
+    size_t last_atoms;
+};
+
+static void re_piece(struct re_size *z)
+{
+    z->size[z->depth] += 1;
+    z->atoms[z->depth] += 1;
+    z->last = 1;
+    z->last_nesting = 0;
+    z->last_atoms = 1;
+}
+
+static void re_open(struct re_size *z)
+{
+    z->depth++;
+    z->size[z->depth] = 0;
+    z->nesting[z->depth] = 0;
+    z->atoms[z->depth] = 0;
+    z->last = 0;
+    z->last_nesting = 0;
+    z->last_atoms = 0;
+}
+
+static void re_close(struct re_size *z)
+{
+    if (z->depth == 0) {
+        re_piece(z);
+        return;
+    }
+    double group = z->size[z->depth] + 1; /* and the group's own node */
+    int nesting = z->nesting[z->depth];
+    size_t atoms = z->atoms[z->depth];
+    z->depth--;
+    z->size[z->depth] += group;
+    z->atoms[z->depth] += atoms;
+    z->last = group;
+    z->last_nesting = nesting;
+    z->last_atoms = atoms;
+}
+
+/* A quantifier repeating the last piece times times (1 for * and ?).
+ * Returns what makes the pattern unsupported, or NULL. */
+static const char *re_repeat(struct re_size *z, double times)
+{
+    if (z->last_atoms == 0)
+        return "repeating an empty group";
+    if (times > 1)
+        z->size[z->depth] += z->last * (times - 1);
+    z->size[z->depth] += 1;
+    z->last = z->last * fmax(times, 1) + 1;
+    z->last_nesting++;
+    if (z->last_nesting > z->nesting[z->depth])
+        z->nesting[z->depth] = z->last_nesting;
+    return z->last_nesting > MAX_RE_NESTING ? "repetitions nested this deep" : NULL;
+}
+
+static double re_total(const struct re_size *z)
+{
+    double sum = 0;
+    for (size_t i = 0; i <= z->depth; i++)
+        sum += z->size[i];
+    return sum;
+}
+
 /* Returns the POSIX form of a Java pattern anchored at both ends, or NULL with
  * *why naming the unsupported construct. */
 static char *java_to_posix(const char *src, int *cflags, const char **why)
@@ -264,6 +348,11 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
         *cflags |= REG_ICASE;
         src += 4;
     }
+    _cleanup_free_ double *sizes = barge_xcalloc(strlen(src) + 1, sizeof(*sizes));
+    _cleanup_free_ int *nestings = barge_xcalloc(strlen(src) + 1, sizeof(*nestings));
+    _cleanup_free_ size_t *atoms = barge_xcalloc(strlen(src) + 1, sizeof(*atoms));
+    struct re_size z = {.size = sizes, .nesting = nestings, .atoms = atoms};
+    double times = 1;
     bool in_bracket = false, bracket_dash = false;
     for (const char *s = src; *s; s++) {
         char c = *s;
@@ -304,6 +393,7 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 goto bad;
             }
             s++;
+            re_piece(&z);
             if (x == 'd')
                 barge_buf_adds(&b, "[0-9]");
             else if (x == 'D')
@@ -333,6 +423,7 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             break;
         }
         case '[':
+            re_piece(&z);
             in_bracket = true;
             barge_buf_addc(&b, '[');
             if (s[1] == '^')
@@ -348,11 +439,56 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
                 }
                 s += 2;
             }
+            re_open(&z);
             barge_buf_addc(&b, '(');
             break;
-        case '*':
+        case ')':
+            re_close(&z);
+            barge_buf_addc(&b, c);
+            break;
+        case '|':
+            z.last = 0;
+            z.last_nesting = 0;
+            z.last_atoms = 0;
+            barge_buf_addc(&b, c);
+            break;
+        case '{': {
+            /* A counted repetition {m}, {m,}, {m,n} or glibc's {,n};
+             * anything else is left to regcomp to judge. */
+            const char *q = s + 1;
+            char *end;
+            bool digits = isdigit((unsigned char)*q);
+            times = digits ? (double)strtoul(q, &end, 10) : 0;
+            if (digits)
+                q = end;
+            if (*q == ',') {
+                q++;
+                if (isdigit((unsigned char)*q)) {
+                    times = fmax(times, (double)strtoul(q, &end, 10));
+                    q = end;
+                    digits = true;
+                } else {
+                    times += 1; /* {m,}: m copies and a starred one */
+                }
+            }
+            if (!digits || *q != '}') {
+                re_piece(&z);
+                barge_buf_addc(&b, c);
+                break;
+            }
+            for (; s < q; s++)
+                barge_buf_addc(&b, *s);
+            c = '}';
+            goto repeat;
+        }
         case '+':
+        case '*':
         case '?':
+            times = c == '+' ? 2 : 1;
+repeat:
+            if ((*why = re_repeat(&z, times)))
+                goto bad;
+            /* fall through */
         case '}':
             barge_buf_addc(&b, c);
             /* A lazy quantifier finds a whole-value match exactly when the
@@ -365,11 +501,16 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             }
             break;
         default:
+            re_piece(&z);
             barge_buf_addc(&b, c);
         }
     }
     if (in_bracket) {
         *why = "an unclosed '['";
+        goto bad;
+    }
+    if (re_total(&z) > MAX_RE_SIZE) {
+        *why = "nested repetitions this large";
         goto bad;
     }
     barge_buf_adds(&b, ")$");

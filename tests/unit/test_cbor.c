@@ -60,6 +60,22 @@ static void test_decode(void **state)
     expect((const unsigned char *)"", 0, "{}");
 }
 
+/* Strings are counted, not NUL-terminated: a NUL inside one is kept, and
+ * nothing past the string's length is read. */
+static void test_decode_nul_in_strings(void **state)
+{
+    static const unsigned char b[] = {0xa2, 0x61, 't',  0x63, 'a',  0x00, 'b', /* text */
+                                      0x61, 'b',  0x43, 'a',  0x00, 'b'};      /* bytes */
+    json_t *out = NULL;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_api_cbor_decode(b, sizeof(b), &out, &err), 0);
+    const json_t *t = json_object_get(out, "t");
+    assert_int_equal(json_string_length(t), 3);
+    assert_memory_equal(json_string_value(t), "a\0b", 3);
+    assert_string_equal(json_string_value(json_object_get(out, "b")), "YQBi");
+    json_decref(out);
+}
+
 static void test_decode_errors(void **state)
 {
     static const struct {
@@ -134,6 +150,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_decode_nul_in_strings),
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_encode),
     };

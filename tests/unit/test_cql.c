@@ -349,6 +349,42 @@ static void test_limits(void **state)
     barge_error_free(err);
 }
 
+/* regcomp copies a repeated piece per repetition and walks nested empty
+ * paths again and again, so some small patterns would compile for minutes
+ * into gigabytes: they are refused up front, while ordinary repetitions
+ * still work. */
+static void test_regex_size(void **state)
+{
+    HOLDS("attribute:ecs.instance-type =~ '(t2(\\.[a-z]{2,10}){1,3}){1,2}'");
+    HOLDS("attribute:cores =~ '(\\d{1,3})+'");
+    HOLDS("attribute:cores =~ '1{1,}6{0,2}'");
+    HOLDS("attribute:ecs.instance-type =~ (t2\\.s{1}m{1}a{1}l{2})+");
+    HOLDS("attribute:ecs.instance-type =~ '((x|)t2.small)*'");
+    char text[200] = "attribute:a =~ ";
+    for (int i = 0; i < 16; i++)
+        strcat(text, "(");
+    strcat(text, "a");
+    for (int i = 0; i < 16; i++)
+        strcat(text, ")+");
+    struct barge_cql *q = NULL;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_cql_parse(text, &q, &err), -1);
+    assert_non_null(strstr(err->message, "barge does not support repetitions nested this deep"));
+    barge_error_free(err);
+    rejects("attribute:a =~ '((((a*)+)+)+)+'",
+            "unsupported regular expression '((((a*)+)+)+)+': barge does not support repetitions "
+            "nested this deep at position 16 in 'attribute:a =~ '((((a*)+)+)+)+''");
+    rejects("attribute:a =~ \"(a{1,200}){200}\"",
+            "unsupported regular expression '(a{1,200}){200}': barge does not support nested "
+            "repetitions this large at position 16 in 'attribute:a =~ \"(a{1,200}){200}\"'");
+    rejects("attribute:a =~ \"x(()){1,15}\"",
+            "unsupported regular expression 'x(()){1,15}': barge does not support repeating an "
+            "empty group at position 16 in 'attribute:a =~ \"x(()){1,15}\"'");
+    rejects("attribute:a =~ \"x(){,15}\"",
+            "unsupported regular expression 'x(){,15}': barge does not support repeating an "
+            "empty group at position 16 in 'attribute:a =~ \"x(){,15}\"'");
+}
+
 static void test_version_cmp(void **state)
 {
     assert_true(barge_cql_version_cmp("1.10.0", "1.9.2") > 0);
@@ -369,7 +405,7 @@ int main(void)
         cmocka_unit_test(test_registered_at), cmocka_unit_test(test_task_group),
         cmocka_unit_test(test_precedence),    cmocka_unit_test(test_uses_tasks),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_version_cmp),
+        cmocka_unit_test(test_regex_size),    cmocka_unit_test(test_version_cmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
