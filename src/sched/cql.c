@@ -258,8 +258,10 @@ static bool parse_date(const char *v, double *when, bool *by_day)
  * times, + twice) and walks the empty paths of nested repetitions over and
  * over, so such patterns compile for minutes into gigabytes:
  * (((((a*)+)+)+)+)+, (((){1,15}){1,15}){1,15} or (a{1,100}){1,100}.
+ * Empty alternatives do the same: ((x|||||){1,15}){1,15} took gigabytes.
  * java_to_posix follows the pattern as regcomp builds it and refuses one
- * that repeats an empty group, nests repetitions more than MAX_RE_NESTING
+ * that repeats what can match nothing (an empty group, a group with an empty
+ * alternative, a starred piece), nests repetitions more than MAX_RE_NESTING
  * deep or is larger than MAX_RE_SIZE nodes, all far beyond what a placement
  * constraint needs. */
 #define MAX_RE_SIZE    4000
@@ -271,10 +273,16 @@ struct re_size {
     double *size;
     int *nesting;
     size_t *atoms; /* characters and classes, which an empty group lacks */
+    /* per open group: whether an alternative that ended can match nothing,
+     * whether the current one can so far, and (for a group) whether what
+     * came before it in its parent could */
+    bool *alt_null, *cur_null, *open_null;
     size_t depth;
     double last; /* the size of the last piece, which a quantifier repeats */
     int last_nesting;
     size_t last_atoms;
+    bool last_null;   /* the last piece can match nothing */
+    bool before_last; /* cur_null of its group before the last piece */
 };
 
 static void re_piece(struct re_size *z)
@@ -284,11 +292,17 @@ static void re_piece(struct re_size *z)
     z->last = 1;
     z->last_nesting = 0;
     z->last_atoms = 1;
+    z->before_last = z->cur_null[z->depth];
+    z->cur_null[z->depth] = false;
+    z->last_null = false;
 }
 
 static void re_open(struct re_size *z)
 {
+    z->open_null[z->depth + 1] = z->cur_null[z->depth];
     z->depth++;
+    z->alt_null[z->depth] = false;
+    z->cur_null[z->depth] = true;
     z->size[z->depth] = 0;
     z->nesting[z->depth] = 0;
     z->atoms[z->depth] = 0;
@@ -299,14 +313,14 @@ static void re_open(struct re_size *z)
 
 static void re_close(struct re_size *z)
 {
-    if (z->depth == 0) {
-        re_piece(z);
-        return;
-    }
     double group = z->size[z->depth] + 1; /* and the group's own node */
     int nesting = z->nesting[z->depth];
     size_t atoms = z->atoms[z->depth];
+    bool null = z->alt_null[z->depth] || z->cur_null[z->depth];
+    z->before_last = z->open_null[z->depth];
     z->depth--;
+    z->cur_null[z->depth] = z->before_last && null;
+    z->last_null = null;
     z->size[z->depth] += group;
     z->atoms[z->depth] += atoms;
     z->last = group;
@@ -314,12 +328,31 @@ static void re_close(struct re_size *z)
     z->last_atoms = atoms;
 }
 
-/* A quantifier repeating the last piece times times (1 for * and ?).
+/* '|' in the current group. */
+static void re_alternative(struct re_size *z)
+{
+    z->size[z->depth] += 1;
+    z->alt_null[z->depth] = z->alt_null[z->depth] || z->cur_null[z->depth];
+    z->cur_null[z->depth] = true;
+    z->last = 0;
+    z->last_nesting = 0;
+    z->last_atoms = 0;
+    z->last_null = false;
+}
+
+/* A quantifier repeating the last piece times times (1 for * and ?);
+ * optional: it may match the piece no times at all.
  * Returns what makes the pattern unsupported, or NULL. */
-static const char *re_repeat(struct re_size *z, double times)
+static const char *re_repeat(struct re_size *z, double times, bool optional)
 {
     if (z->last_atoms == 0)
         return "repeating an empty group";
+    if (z->last_null)
+        return "repeating what can match nothing";
+    if (optional) {
+        z->cur_null[z->depth] = z->before_last;
+        z->last_null = true;
+    }
     if (times > 1)
         z->size[z->depth] += z->last * (times - 1);
     z->size[z->depth] += 1;
@@ -351,8 +384,16 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
     _cleanup_free_ double *sizes = barge_xcalloc(strlen(src) + 1, sizeof(*sizes));
     _cleanup_free_ int *nestings = barge_xcalloc(strlen(src) + 1, sizeof(*nestings));
     _cleanup_free_ size_t *atoms = barge_xcalloc(strlen(src) + 1, sizeof(*atoms));
-    struct re_size z = {.size = sizes, .nesting = nestings, .atoms = atoms};
+    _cleanup_free_ bool *nulls = barge_xcalloc(3 * (strlen(src) + 2), sizeof(*nulls));
+    struct re_size z = {.size = sizes,
+                        .nesting = nestings,
+                        .atoms = atoms,
+                        .alt_null = nulls,
+                        .cur_null = nulls + strlen(src) + 2,
+                        .open_null = nulls + 2 * (strlen(src) + 2)};
+    z.cur_null[0] = true;
     double times = 1;
+    bool optional = false;
     bool in_bracket = false, bracket_dash = false;
     for (const char *s = src; *s; s++) {
         char c = *s;
@@ -443,13 +484,16 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             barge_buf_addc(&b, '(');
             break;
         case ')':
+            /* (one would close the group the pattern is wrapped in) */
+            if (z.depth == 0) {
+                *why = "an unmatched ')'";
+                goto bad;
+            }
             re_close(&z);
             barge_buf_addc(&b, c);
             break;
         case '|':
-            z.last = 0;
-            z.last_nesting = 0;
-            z.last_atoms = 0;
+            re_alternative(&z);
             barge_buf_addc(&b, c);
             break;
         case '{': {
@@ -459,6 +503,7 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             char *end;
             bool digits = isdigit((unsigned char)*q);
             times = digits ? (double)strtoul(q, &end, 10) : 0;
+            optional = times == 0;
             if (digits)
                 q = end;
             if (*q == ',') {
@@ -485,8 +530,9 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
         case '*':
         case '?':
             times = c == '+' ? 2 : 1;
+            optional = c != '+';
 repeat:
-            if ((*why = re_repeat(&z, times)))
+            if ((*why = re_repeat(&z, times, optional)))
                 goto bad;
             /* fall through */
         case '}':

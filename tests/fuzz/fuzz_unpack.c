@@ -77,8 +77,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fd < 0 || write(fd, data, size) != (ssize_t)size || lseek(fd, 0, SEEK_SET) != 0)
         abort();
 
+    /* A small cap, so that a bomb among the inputs meets the limit early. */
+    struct barge_image_unpack_limits limits = {.max_bytes = 64u << 20};
+    char diff_id[72];
     struct barge_error *err = NULL;
-    if (barge_image_layer_unpack(fd, root, &err) < 0) {
+    if (barge_image_layer_unpack(fd, root, &limits, diff_id, &err) < 0) {
         if (!err || !err->message)
             abort();
         barge_error_free(err);
