@@ -1491,6 +1491,9 @@ static void *run(void *ud)
             if (started < 0)
                 break; /* could not start: reported and cleaned up */
             if (started > 0) {
+                /* Once: start_ready() has nothing left to start after this,
+                 * and later reports (health, restarts) say RUNNING. */
+                r->reported_running = true;
                 checkpoint(r, "RUNNING");
                 report(r, "RUNNING", NULL, NULL, NULL);
             }

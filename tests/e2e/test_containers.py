@@ -300,3 +300,27 @@ def test_agent_restart_keeps_checking_health(barged, agent, busybox):
     wait_for(ecs, arn, lambda t: t.get("healthStatus") == "UNHEALTHY", what="UNHEALTHY")
     ecs.stop_task(cluster="default", task=arn)
     wait_task(ecs, "default", arn)
+
+
+def test_running_task_reports_only_changes(barged, agent, busybox):
+    """A running task whose state stays the same sends barged nothing: the
+    agent once re-sent RUNNING on every wake of the task's runner (each
+    second, and on every change barged announced, its own reports
+    included), a storm of state reports with a few tasks."""
+    ecs = barged.client("ecs")
+    td = register(ecs, [
+        {"name": "app", "image": busybox, "memory": 32, "command": ["sh", "-c", FOREVER],
+         "healthCheck": {"command": ["CMD", "true"], "interval": 5, "retries": 1}}],
+        family="quiet")
+    arn = run_task(ecs, td)
+    wait_for(ecs, arn, lambda t: t.get("healthStatus") == "HEALTHY", what="task HEALTHY")
+
+    def reports():
+        with open(barged.log_path, errors="replace") as f:
+            return sum(1 for line in f if f"task {arn} is " in line)
+
+    before = reports()
+    time.sleep(5)  # nothing changes in the task meanwhile
+    assert reports() - before <= 1
+    ecs.stop_task(cluster="default", task=arn)
+    wait_task(ecs, "default", arn)
