@@ -4,9 +4,10 @@
 #ifndef BARGE_NET_HAPROXY_H
 #define BARGE_NET_HAPROXY_H
 
+#include <sys/types.h>
+
 #include <jansson.h>
 #include <stdbool.h>
-#include <sys/types.h>
 
 #include "common/error.h"
 
@@ -27,8 +28,8 @@ char *barge_haproxy_server_args(const json_t *backend, const json_t *srv);
 /* Writes config to path and starts `haproxy -db -f path`, asking old_pid (if
  * > 0) to finish its connections and stop once the new process listens. Its
  * output goes to log_path. Returns the new pid, or -1 with err set. */
-pid_t barge_haproxy_start(const char *path, const char *config, const char *log_path,
-                          pid_t old_pid, struct barge_error **err);
+pid_t barge_haproxy_start(const char *path, const char *config, const char *log_path, pid_t old_pid,
+                          struct barge_error **err);
 
 /* Sends one command to the admin socket at sock and returns the answer in
  * *reply (owned by the caller), or -1 with err set. */
