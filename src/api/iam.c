@@ -137,6 +137,8 @@ static bool path_ok(const char *s)
     return true;
 }
 
+/* --- roles and users ------------------------------------------------------ */
+
 /* The wire form of a stored role: IAM answers policy documents URL-encoded
  * (botocore decodes them back). New reference. */
 static json_t *role_out(const json_t *doc)
@@ -152,150 +154,6 @@ static json_t *role_out(const json_t *doc)
     return r;
 }
 
-static int not_found(const char *name, struct barge_error **err)
-{
-    return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
-                                "The role with name %s cannot be found.", name);
-}
-
-static int create_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                       struct barge_error **err)
-{
-    const char *name = barge_json_str(in, "RoleName", "");
-    const char *path = barge_json_str(in, "Path", "/");
-    const char *policy = barge_json_str(in, "AssumeRolePolicyDocument", "");
-    if (!name_ok(name))
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
-                                    "1 validation error detected: Value '%s' at 'roleName' failed "
-                                    "to satisfy constraint: Member must satisfy regular expression "
-                                    "pattern: [\\w+=,.@-]+",
-                                    name);
-    if (!path_ok(path))
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
-                                    "1 validation error detected: Value '%s' at 'path' failed to "
-                                    "satisfy constraint: Member must begin and end with '/' and "
-                                    "contain only printable ASCII characters",
-                                    path);
-    json_error_t jerr;
-    _cleanup_json_ json_t *parsed = json_loads(policy, 0, &jerr);
-    if (!json_is_object(parsed))
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "MalformedPolicyDocument",
-                                    "AssumeRolePolicyDocument is not a JSON object: %s",
-                                    parsed ? "not an object" : jerr.text);
-    if (!json_is_array(json_object_get(parsed, "Statement")) &&
-        !json_is_object(json_object_get(parsed, "Statement")))
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "MalformedPolicyDocument",
-                                    "AssumeRolePolicyDocument has no Statement");
-
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *old = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        barge_api_iam_role_get(tx, name, &old, err) < 0)
-        return -1;
-    if (old)
-        return barge_error_set_type(err, BARGE_ERR_EXISTS, "EntityAlreadyExists",
-                                    "Role with name %s already exists.", name);
-    _cleanup_free_ char *id = barge_api_iam_unique_id("AROA");
-    _cleanup_free_ char *arn =
-        barge_xasprintf("arn:aws:iam::%s:role%s%s", ctx->srv->cfg.account_id, path, name);
-    _cleanup_json_ json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:s, s:f, s:s, s:I}", "Path", path, "RoleName", name, "RoleId", id, "Arn",
-        arn, "CreateDate", barge_now(), "AssumeRolePolicyDocument", policy, "MaxSessionDuration",
-        barge_json_int(in, "MaxSessionDuration", DEFAULT_MAX_SESSION));
-    const char *desc = barge_json_str(in, "Description", NULL);
-    if (desc)
-        json_object_set_new(doc, "Description", json_string(desc));
-    if (json_array_size(barge_json_array(in, "Tags")))
-        json_object_set(doc, "Tags", barge_json_array(in, "Tags"));
-    _cleanup_free_ char *key = lower(name);
-    if (barge_store_put(tx, BARGE_KIND_IAM_ROLE, key, doc, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
-        return -1;
-    *out = json_pack("{s:o}", "Role", role_out(doc));
-    return 0;
-}
-
-static int get_role(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
-{
-    const char *name = barge_json_str(in, "RoleName", "");
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        barge_api_iam_role_get(tx, name, &doc, err) < 0)
-        return -1;
-    if (!doc)
-        return not_found(name, err);
-    *out = json_pack("{s:o}", "Role", role_out(doc));
-    return 0;
-}
-
-static int delete_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                       struct barge_error **err)
-{
-    const char *name = barge_json_str(in, "RoleName", "");
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    _cleanup_free_ char *key = lower(name);
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        barge_api_iam_role_get(tx, name, &doc, err) < 0)
-        return -1;
-    if (!doc)
-        return not_found(name, err);
-    if (json_object_size(barge_json_object(doc, "_policies")) ||
-        json_array_size(barge_json_array(doc, "_attached")))
-        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
-                                    "Cannot delete entity, must delete policies first.");
-    if (barge_store_del(tx, BARGE_KIND_IAM_ROLE, key, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
-        return -1;
-    *out = json_object();
-    return 0;
-}
-
-struct listing {
-    struct barge_api_page *pg;
-    const char *prefix;
-};
-
-static int collect_role(const char *key, json_t *doc, void *ud, struct barge_error **err)
-{
-    (void)err;
-    struct listing *l = ud;
-    if (!barge_str_has_prefix(barge_json_str(doc, "Path", "/"), l->prefix))
-        return 0;
-    return barge_api_page_add(l->pg, key, role_out(doc));
-}
-
-static int list_roles(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
-{
-    _cleanup_page_ struct barge_api_page pg;
-    if (barge_api_page_init(&pg, in, "MaxItems", 100, 1000, "Marker", err) < 0)
-        return -1;
-    struct listing l = {.pg = &pg, .prefix = barge_json_str(in, "PathPrefix", "/")};
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        barge_store_scan(tx, BARGE_KIND_IAM_ROLE, "", pg.after, false, 0, collect_role, &l, err) <
-            0)
-        return -1;
-    *out = json_object();
-    json_object_set_new(*out, "IsTruncated", json_boolean(pg.more));
-    barge_api_page_finish(&pg, *out, "Roles", "Marker");
-    return 0;
-}
-
-/* --- users, access keys and inline policies ----------------------------- */
-
-/* What users and roles share: inline policies under "_policies" (name ->
- * document text, as given), which never appear in their wire form. */
-struct entity {
-    const char *kind;
-    const char *name_field; /* "UserName" */
-    const char *label;      /* "user" */
-};
-
-static const struct entity user_entity = {BARGE_KIND_IAM_USER, "UserName", "user"};
-static const struct entity role_entity = {BARGE_KIND_IAM_ROLE, "RoleName", "role"};
-
 static json_t *user_out(const json_t *doc)
 {
     json_t *u = json_deep_copy(doc);
@@ -304,6 +162,25 @@ static json_t *user_out(const json_t *doc)
     json_object_del(u, "_attached");
     return u;
 }
+
+/* What users and roles share: stored by name in lower case, inline policies
+ * under "_policies" (name -> document text, as given) and attached managed
+ * policies under "_attached" (ARNs), which never appear in their wire form.
+ * The operations on both differ only in these names. */
+struct entity {
+    const char *kind;
+    const char *name_field; /* "UserName" */
+    const char *id_field;   /* "UserId" */
+    const char *id_prefix;  /* "AIDA" */
+    const char *label;      /* "user", also in its ARN */
+    const char *title;      /* "User", its answer's member */
+    json_t *(*out)(const json_t *doc);
+};
+
+static const struct entity user_entity = {
+    BARGE_KIND_IAM_USER, "UserName", "UserId", "AIDA", "user", "User", user_out};
+static const struct entity role_entity = {
+    BARGE_KIND_IAM_ROLE, "RoleName", "RoleId", "AROA", "role", "Role", role_out};
 
 static int entity_load(struct barge_tx *tx, const struct entity *e, const char *name, json_t **doc,
                        struct barge_error **err)
@@ -317,6 +194,18 @@ static int entity_load(struct barge_tx *tx, const struct entity *e, const char *
     return 0;
 }
 
+/* Begins a transaction (a writable one if write) and loads the entity
+ * called name in it. */
+static int entity_open(struct barge_api_ctx *ctx, bool write, const struct entity *e,
+                       const char *name, struct barge_tx **tx, json_t **doc,
+                       struct barge_error **err)
+{
+    if (barge_store_begin(ctx->srv->store, write, tx, err) < 0)
+        return -1;
+    return entity_load(*tx, e, name, doc, err);
+}
+
+/* Stores doc and commits tx. */
 static int entity_save(struct barge_tx **tx, const struct entity *e, const json_t *doc,
                        struct barge_error **err)
 {
@@ -324,6 +213,24 @@ static int entity_save(struct barge_tx **tx, const struct entity *e, const json_
     if (barge_store_put(*tx, e->kind, key, doc, err) < 0)
         return -1;
     return barge_store_commit(barge_steal(tx), err);
+}
+
+/* doc's member field, made an empty array (or object) when it is not one
+ * yet. Borrowed. */
+static json_t *member(json_t *doc, const char *field, bool array)
+{
+    json_t *m = json_object_get(doc, field);
+    if (array ? !json_is_array(m) : !json_is_object(m)) {
+        m = array ? json_array() : json_object();
+        json_object_set_new(doc, field, m);
+    }
+    return m;
+}
+
+static void set_tags(json_t *doc, const json_t *in)
+{
+    if (json_array_size(barge_json_array(in, "Tags")))
+        json_object_set(doc, "Tags", barge_json_array(in, "Tags"));
 }
 
 static int name_invalid(struct barge_error **err, const char *value, const char *field)
@@ -335,156 +242,84 @@ static int name_invalid(struct barge_error **err, const char *value, const char 
                                 value, field);
 }
 
-/* The user a call is about: UserName, or the caller's own when absent. */
-static int target_user(struct barge_api_ctx *ctx, const json_t *in, char **name,
-                       struct barge_error **err)
+/* Checks the name (at name_member) and the path of an entity to be
+ * created. */
+static int entity_check(const char *name, const char *name_member, const char *path,
+                        struct barge_error **err)
 {
-    const char *given = barge_json_str(in, "UserName", NULL);
-    if (given) {
-        *name = barge_xstrdup(given);
-        return 0;
-    }
-    _cleanup_json_ json_t *who = NULL;
-    if (barge_api_caller(ctx->srv, &ctx->who, &who, err) < 0)
-        return -1;
-    if (!barge_json_str(who, "iamUser", NULL))
+    if (!name_ok(name))
+        return name_invalid(err, name, name_member);
+    if (!path_ok(path))
         return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
-                                    "UserName is required: the caller '%s' is not an IAM user",
-                                    barge_json_str(who, "arn", ""));
-    *name = barge_xstrdup(barge_json_str(who, "iamUser", ""));
+                                    "1 validation error detected: Value '%s' at 'path' failed to "
+                                    "satisfy constraint: Member must begin and end with '/' and "
+                                    "contain only printable ASCII characters",
+                                    path);
     return 0;
 }
 
-static int put_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
-                      struct barge_error **err)
-{
-    const char *name = barge_json_str(in, e->name_field, "");
-    const char *pname = barge_json_str(in, "PolicyName", "");
-    const char *text = barge_json_str(in, "PolicyDocument", "");
-    if (!name_ok(pname))
-        return name_invalid(err, pname, "policyName");
-    if (barge_policy_validate(text, err) < 0)
-        return -1;
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        entity_load(tx, e, name, &doc, err) < 0)
-        return -1;
-    json_t *pols = json_object_get(doc, "_policies");
-    if (!json_is_object(pols)) {
-        pols = json_object();
-        json_object_set_new(doc, "_policies", pols);
-    }
-    json_object_set_new(pols, pname, json_string(text));
-    return entity_save(&tx, e, doc, err);
-}
-
-static int get_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in, json_t **out,
-                      struct barge_error **err)
-{
-    const char *name = barge_json_str(in, e->name_field, "");
-    const char *pname = barge_json_str(in, "PolicyName", "");
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        entity_load(tx, e, name, &doc, err) < 0)
-        return -1;
-    const char *text = barge_json_str(barge_json_object(doc, "_policies"), pname, NULL);
-    if (!text)
-        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
-                                    "The %s policy with name %s cannot be found.", e->label, pname);
-    _cleanup_free_ char *enc = barge_aws_uri_encode(text, false);
-    *out = json_pack("{s:s, s:s, s:s}", e->name_field, barge_json_str(doc, e->name_field, ""),
-                     "PolicyName", pname, "PolicyDocument", enc);
-    return 0;
-}
-
-static int delete_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+/* Begins a writable transaction in which to create the entity called name
+ * at path, which must not exist yet; *doc is its new document. */
+static int entity_create(struct barge_api_ctx *ctx, const struct entity *e, const char *name,
+                         const char *path, struct barge_tx **tx, json_t **doc,
                          struct barge_error **err)
 {
-    const char *name = barge_json_str(in, e->name_field, "");
-    const char *pname = barge_json_str(in, "PolicyName", "");
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        entity_load(tx, e, name, &doc, err) < 0)
+    _cleanup_json_ json_t *old = NULL;
+    _cleanup_free_ char *key = lower(name);
+    if (barge_store_begin(ctx->srv->store, true, tx, err) < 0 ||
+        barge_store_get(*tx, e->kind, key, &old, err) < 0)
         return -1;
-    if (json_object_del(json_object_get(doc, "_policies"), pname) < 0)
-        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
-                                    "The %s policy with name %s cannot be found.", e->label, pname);
-    return entity_save(&tx, e, doc, err);
-}
-
-static int list_policies(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
-                         json_t **out, struct barge_error **err)
-{
-    const char *name = barge_json_str(in, e->name_field, "");
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        entity_load(tx, e, name, &doc, err) < 0)
-        return -1;
-    json_t *names = json_array();
-    const char *pname;
-    json_t *v;
-    json_object_foreach(barge_json_object(doc, "_policies"), pname, v)
-    {
-        json_array_append_new(names, json_string(pname));
-    }
-    *out = json_pack("{s:o, s:b}", "PolicyNames", names, "IsTruncated", false);
+    if (old)
+        return barge_error_set_type(err, BARGE_ERR_EXISTS, "EntityAlreadyExists",
+                                    "%s with name %s already exists.", e->title, name);
+    _cleanup_free_ char *id = barge_api_iam_unique_id(e->id_prefix);
+    _cleanup_free_ char *arn =
+        barge_xasprintf("arn:aws:iam::%s:%s%s%s", ctx->srv->cfg.account_id, e->label, path, name);
+    *doc = json_pack("{s:s, s:s, s:s, s:s, s:f}", "Path", path, e->name_field, name, e->id_field,
+                     id, "Arn", arn, "CreateDate", barge_now());
     return 0;
 }
 
-static int put_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                           struct barge_error **err)
+/* Answers doc in its wire form, as the member named after its kind. */
+static int entity_answer(const struct entity *e, const json_t *doc, json_t **out)
 {
-    (void)out;
-    return put_policy(ctx, &user_entity, in, err);
+    *out = json_pack("{s:o}", e->title, e->out(doc));
+    return 0;
 }
 
-static int get_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                           struct barge_error **err)
+static int create_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
 {
-    return get_policy(ctx, &user_entity, in, out, err);
-}
-
-static int delete_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                              struct barge_error **err)
-{
-    (void)out;
-    return delete_policy(ctx, &user_entity, in, err);
-}
-
-static int list_user_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                              struct barge_error **err)
-{
-    return list_policies(ctx, &user_entity, in, out, err);
-}
-
-static int put_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                           struct barge_error **err)
-{
-    (void)out;
-    return put_policy(ctx, &role_entity, in, err);
-}
-
-static int get_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                           struct barge_error **err)
-{
-    return get_policy(ctx, &role_entity, in, out, err);
-}
-
-static int delete_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                              struct barge_error **err)
-{
-    (void)out;
-    return delete_policy(ctx, &role_entity, in, err);
-}
-
-static int list_role_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                              struct barge_error **err)
-{
-    return list_policies(ctx, &role_entity, in, out, err);
+    const char *name = barge_json_str(in, "RoleName", "");
+    const char *path = barge_json_str(in, "Path", "/");
+    const char *policy = barge_json_str(in, "AssumeRolePolicyDocument", "");
+    if (entity_check(name, "roleName", path, err) < 0)
+        return -1;
+    json_error_t jerr;
+    _cleanup_json_ json_t *parsed = json_loads(policy, 0, &jerr);
+    if (!json_is_object(parsed))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "MalformedPolicyDocument",
+                                    "AssumeRolePolicyDocument is not a JSON object: %s",
+                                    parsed ? "not an object" : jerr.text);
+    if (!json_is_array(json_object_get(parsed, "Statement")) &&
+        !json_is_object(json_object_get(parsed, "Statement")))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "MalformedPolicyDocument",
+                                    "AssumeRolePolicyDocument has no Statement");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (entity_create(ctx, &role_entity, name, path, &tx, &doc, err) < 0)
+        return -1;
+    json_object_set_new(doc, "AssumeRolePolicyDocument", json_string(policy));
+    json_object_set_new(
+        doc, "MaxSessionDuration",
+        json_integer(barge_json_int(in, "MaxSessionDuration", DEFAULT_MAX_SESSION)));
+    const char *desc = barge_json_str(in, "Description", NULL);
+    if (desc)
+        json_object_set_new(doc, "Description", json_string(desc));
+    set_tags(doc, in);
+    if (entity_save(&tx, &role_entity, doc, err) < 0)
+        return -1;
+    return entity_answer(&role_entity, doc, out);
 }
 
 static int create_user(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -492,81 +327,61 @@ static int create_user(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 {
     const char *name = barge_json_str(in, "UserName", "");
     const char *path = barge_json_str(in, "Path", "/");
-    if (!name_ok(name))
-        return name_invalid(err, name, "userName");
-    if (!path_ok(path))
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
-                                    "1 validation error detected: Value '%s' at 'path' failed to "
-                                    "satisfy constraint: Member must begin and end with '/' and "
-                                    "contain only printable ASCII characters",
-                                    path);
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *old = NULL;
-    _cleanup_free_ char *key = lower(name);
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        barge_store_get(tx, BARGE_KIND_IAM_USER, key, &old, err) < 0)
+    _cleanup_json_ json_t *doc = NULL;
+    if (entity_check(name, "userName", path, err) < 0 ||
+        entity_create(ctx, &user_entity, name, path, &tx, &doc, err) < 0)
         return -1;
-    if (old)
-        return barge_error_set_type(err, BARGE_ERR_EXISTS, "EntityAlreadyExists",
-                                    "User with name %s already exists.", name);
-    _cleanup_free_ char *id = barge_api_iam_unique_id("AIDA");
-    _cleanup_free_ char *arn =
-        barge_xasprintf("arn:aws:iam::%s:user%s%s", ctx->srv->cfg.account_id, path, name);
-    _cleanup_json_ json_t *doc =
-        json_pack("{s:s, s:s, s:s, s:s, s:f}", "Path", path, "UserName", name, "UserId", id, "Arn",
-                  arn, "CreateDate", barge_now());
-    if (json_array_size(barge_json_array(in, "Tags")))
-        json_object_set(doc, "Tags", barge_json_array(in, "Tags"));
+    set_tags(doc, in);
     if (entity_save(&tx, &user_entity, doc, err) < 0)
         return -1;
-    *out = json_pack("{s:o}", "User", user_out(doc));
-    return 0;
+    return entity_answer(&user_entity, doc, out);
+}
+
+static int get_entity(struct barge_api_ctx *ctx, const struct entity *e, const char *name,
+                      json_t **out, struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (entity_open(ctx, false, e, name, &tx, &doc, err) < 0)
+        return -1;
+    return entity_answer(e, doc, out);
+}
+
+static int get_role(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+{
+    return get_entity(ctx, &role_entity, barge_json_str(in, "RoleName", ""), out, err);
 }
 
 static int get_user(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
 {
     const char *name = barge_json_str(in, "UserName", NULL);
-    if (!name) {
-        /* The admin key has no IAM user: it is answered as barged's
-         * built-in one, as AWS answers the root user. */
-        _cleanup_json_ json_t *who = NULL;
-        if (barge_api_caller(ctx->srv, &ctx->who, &who, err) < 0)
-            return -1;
-        if (!barge_json_str(who, "iamUser", NULL)) {
-            const char *arn = barge_json_str(who, "arn", "");
-            *out = json_pack("{s:{s:s, s:s, s:s, s:s, s:f}}", "User", "Path", "/", "UserName",
-                             strrchr(arn, '/') ? strrchr(arn, '/') + 1 : arn, "UserId",
-                             barge_json_str(who, "userId", ""), "Arn", arn, "CreateDate", 0.0);
-            return 0;
-        }
-        name = barge_json_str(who, "iamUser", "");
-        _cleanup_tx_ struct barge_tx *tx = NULL;
-        _cleanup_json_ json_t *doc = NULL;
-        if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-            entity_load(tx, &user_entity, name, &doc, err) < 0)
-            return -1;
-        *out = json_pack("{s:o}", "User", user_out(doc));
-        return 0;
-    }
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        entity_load(tx, &user_entity, name, &doc, err) < 0)
+    if (name)
+        return get_entity(ctx, &user_entity, name, out, err);
+    /* The admin key has no IAM user: it is answered as barged's built-in
+     * one, as AWS answers the root user. */
+    _cleanup_json_ json_t *who = NULL;
+    if (barge_api_caller(ctx->srv, &ctx->who, &who, err) < 0)
         return -1;
-    *out = json_pack("{s:o}", "User", user_out(doc));
+    if (barge_json_str(who, "iamUser", NULL))
+        return get_entity(ctx, &user_entity, barge_json_str(who, "iamUser", ""), out, err);
+    const char *arn = barge_json_str(who, "arn", "");
+    *out = json_pack("{s:{s:s, s:s, s:s, s:s, s:f}}", "User", "Path", "/", "UserName",
+                     strrchr(arn, '/') ? strrchr(arn, '/') + 1 : arn, "UserId",
+                     barge_json_str(who, "userId", ""), "Arn", arn, "CreateDate", 0.0);
     return 0;
 }
 
-static int delete_user(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                       struct barge_error **err)
+/* Deletes the entity named in in, which must have no access keys and no
+ * policies left. */
+static int delete_entity(struct barge_api_ctx *ctx, const struct entity *e, const json_t *in,
+                         struct barge_error **err)
 {
-    (void)out;
-    const char *name = barge_json_str(in, "UserName", "");
+    const char *name = barge_json_str(in, e->name_field, "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
     _cleanup_free_ char *key = lower(name);
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        entity_load(tx, &user_entity, name, &doc, err) < 0)
+    if (entity_open(ctx, true, e, name, &tx, &doc, err) < 0)
         return -1;
     if (json_array_size(barge_json_array(doc, "_keys")))
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
@@ -575,54 +390,112 @@ static int delete_user(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         json_array_size(barge_json_array(doc, "_attached")))
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
                                     "Cannot delete entity, must delete policies first.");
-    if (barge_store_del(tx, BARGE_KIND_IAM_USER, key, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
+    if (barge_store_del(tx, e->kind, key, err) < 0)
         return -1;
+    return barge_store_commit(barge_steal(&tx), err);
+}
+
+static int delete_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    if (delete_entity(ctx, &role_entity, in, err) < 0)
+        return -1;
+    *out = json_object();
     return 0;
 }
 
-static int collect_user(const char *key, json_t *doc, void *ud, struct barge_error **err)
+static int delete_user(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    (void)out;
+    return delete_entity(ctx, &user_entity, in, err);
+}
+
+/* A page of the documents of one kind whose Path starts with PathPrefix. */
+struct listing {
+    struct barge_api_page *pg;
+    const char *prefix;
+    bool only_attached; /* only those with an AttachmentCount */
+    json_t *(*out)(const json_t *doc);
+};
+
+static int collect(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     (void)err;
     struct listing *l = ud;
-    if (!barge_str_has_prefix(barge_json_str(doc, "Path", "/"), l->prefix))
+    if (!barge_str_has_prefix(barge_json_str(doc, "Path", "/"), l->prefix) ||
+        (l->only_attached && barge_json_int(doc, "AttachmentCount", 0) == 0))
         return 0;
-    return barge_api_page_add(l->pg, key, user_out(doc));
+    return barge_api_page_add(l->pg, key, l->out(doc));
 }
 
-static int list_users(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+/* Answers a page of the documents of kind (none if kind is NULL) selected
+ * by l as the member called member. */
+static int list_stored(struct barge_api_ctx *ctx, const json_t *in, const char *kind,
+                       struct listing *l, const char *member, json_t **out,
+                       struct barge_error **err)
 {
     _cleanup_page_ struct barge_api_page pg;
     if (barge_api_page_init(&pg, in, "MaxItems", 100, 1000, "Marker", err) < 0)
         return -1;
-    struct listing l = {.pg = &pg, .prefix = barge_json_str(in, "PathPrefix", "/")};
+    l->pg = &pg;
+    l->prefix = barge_json_str(in, "PathPrefix", "/");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        barge_store_scan(tx, BARGE_KIND_IAM_USER, "", pg.after, false, 0, collect_user, &l, err) <
-            0)
+    if (kind && (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+                 barge_store_scan(tx, kind, "", pg.after, false, 0, collect, l, err) < 0))
         return -1;
     *out = json_object();
     json_object_set_new(*out, "IsTruncated", json_boolean(pg.more));
-    barge_api_page_finish(&pg, *out, "Users", "Marker");
+    barge_api_page_finish(&pg, *out, member, "Marker");
     return 0;
+}
+
+static int list_roles(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+{
+    struct listing l = {.out = role_out};
+    return list_stored(ctx, in, BARGE_KIND_IAM_ROLE, &l, "Roles", out, err);
+}
+
+static int list_users(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+{
+    struct listing l = {.out = user_out};
+    return list_stored(ctx, in, BARGE_KIND_IAM_USER, &l, "Users", out, err);
+}
+
+/* --- access keys ---------------------------------------------------------- */
+
+/* Begins a transaction and loads the user a call is about: UserName, or the
+ * caller's own when absent. */
+static int target_user_open(struct barge_api_ctx *ctx, const json_t *in, bool write,
+                            struct barge_tx **tx, json_t **doc, struct barge_error **err)
+{
+    const char *given = barge_json_str(in, "UserName", NULL);
+    if (given)
+        return entity_open(ctx, write, &user_entity, given, tx, doc, err);
+    _cleanup_json_ json_t *who = NULL;
+    if (barge_api_caller(ctx->srv, &ctx->who, &who, err) < 0)
+        return -1;
+    if (!barge_json_str(who, "iamUser", NULL))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError",
+                                    "UserName is required: the caller '%s' is not an IAM user",
+                                    barge_json_str(who, "arn", ""));
+    return entity_open(ctx, write, &user_entity, barge_json_str(who, "iamUser", ""), tx, doc, err);
+}
+
+static int key_not_found(const char *akid, struct barge_error **err)
+{
+    return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                "The Access Key with id %s cannot be found.", akid);
 }
 
 static int create_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                              struct barge_error **err)
 {
-    _cleanup_free_ char *name = NULL;
-    if (target_user(ctx, in, &name, err) < 0)
-        return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        entity_load(tx, &user_entity, name, &doc, err) < 0)
+    if (target_user_open(ctx, in, true, &tx, &doc, err) < 0)
         return -1;
-    json_t *keys = json_object_get(doc, "_keys");
-    if (!json_is_array(keys)) {
-        keys = json_array();
-        json_object_set_new(doc, "_keys", keys);
-    }
+    json_t *keys = member(doc, "_keys", true);
     if (json_array_size(keys) >= MAX_KEYS_PER_USER)
         return barge_error_set_type(err, BARGE_ERR_LIMIT, "LimitExceeded",
                                     "Cannot exceed quota for AccessKeysPerUser: %d",
@@ -643,14 +516,10 @@ static int delete_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out
                              struct barge_error **err)
 {
     (void)out;
-    _cleanup_free_ char *name = NULL;
     const char *akid = barge_json_str(in, "AccessKeyId", "");
-    if (target_user(ctx, in, &name, err) < 0)
-        return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        entity_load(tx, &user_entity, name, &doc, err) < 0)
+    if (target_user_open(ctx, in, true, &tx, &doc, err) < 0)
         return -1;
     json_t *keys = barge_json_array(doc, "_keys");
     size_t i;
@@ -661,8 +530,7 @@ static int delete_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out
             break;
     }
     if (i >= json_array_size(keys))
-        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
-                                    "The Access Key with id %s cannot be found.", akid);
+        return key_not_found(akid, err);
     json_array_remove(keys, i);
     if (barge_store_del(tx, BARGE_KIND_ACCESS_KEY, akid, err) < 0 ||
         entity_save(&tx, &user_entity, doc, err) < 0)
@@ -675,20 +543,15 @@ static int update_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out
                              struct barge_error **err)
 {
     (void)out;
-    _cleanup_free_ char *name = NULL;
     const char *akid = barge_json_str(in, "AccessKeyId", "");
-    if (target_user(ctx, in, &name, err) < 0)
-        return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL, *key = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        entity_load(tx, &user_entity, name, &doc, err) < 0 ||
+    if (target_user_open(ctx, in, true, &tx, &doc, err) < 0 ||
         barge_store_get(tx, BARGE_KIND_ACCESS_KEY, akid, &key, err) < 0)
         return -1;
     if (!key ||
         !barge_streq(barge_json_str(key, "iamUser", NULL), barge_json_str(doc, "UserName", NULL)))
-        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
-                                    "The Access Key with id %s cannot be found.", akid);
+        return key_not_found(akid, err);
     json_object_set(key, "status", json_object_get(in, "Status"));
     if (barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, key, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
@@ -700,13 +563,9 @@ static int update_access_key(struct barge_api_ctx *ctx, json_t *in, json_t **out
 static int list_access_keys(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                             struct barge_error **err)
 {
-    _cleanup_free_ char *name = NULL;
-    if (target_user(ctx, in, &name, err) < 0)
-        return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        entity_load(tx, &user_entity, name, &doc, err) < 0)
+    if (target_user_open(ctx, in, false, &tx, &doc, err) < 0)
         return -1;
     json_t *meta = json_array();
     *out = json_pack("{s:o, s:b}", "AccessKeyMetadata", meta, "IsTruncated", false);
@@ -725,6 +584,85 @@ static int list_access_keys(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                               barge_json_str(key, "status", "Active"), "CreateDate",
                                               json_object_get(key, "createdAt")));
     }
+    return 0;
+}
+
+/* --- inline policies of users and roles ----------------------------------- */
+
+static int inline_not_found(const struct entity *e, const char *pname, struct barge_error **err)
+{
+    return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                "The %s policy with name %s cannot be found.", e->label, pname);
+}
+
+static int put_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in, json_t **out,
+                      struct barge_error **err)
+{
+    (void)out;
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *pname = barge_json_str(in, "PolicyName", "");
+    const char *text = barge_json_str(in, "PolicyDocument", "");
+    if (!name_ok(pname))
+        return name_invalid(err, pname, "policyName");
+    if (barge_policy_validate(text, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (entity_open(ctx, true, e, name, &tx, &doc, err) < 0)
+        return -1;
+    json_object_set_new(member(doc, "_policies", false), pname, json_string(text));
+    return entity_save(&tx, e, doc, err);
+}
+
+static int get_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in, json_t **out,
+                      struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *pname = barge_json_str(in, "PolicyName", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (entity_open(ctx, false, e, name, &tx, &doc, err) < 0)
+        return -1;
+    const char *text = barge_json_str(barge_json_object(doc, "_policies"), pname, NULL);
+    if (!text)
+        return inline_not_found(e, pname, err);
+    _cleanup_free_ char *enc = barge_aws_uri_encode(text, false);
+    *out = json_pack("{s:s, s:s, s:s}", e->name_field, barge_json_str(doc, e->name_field, ""),
+                     "PolicyName", pname, "PolicyDocument", enc);
+    return 0;
+}
+
+static int delete_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+                         json_t **out, struct barge_error **err)
+{
+    (void)out;
+    const char *name = barge_json_str(in, e->name_field, "");
+    const char *pname = barge_json_str(in, "PolicyName", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (entity_open(ctx, true, e, name, &tx, &doc, err) < 0)
+        return -1;
+    if (json_object_del(json_object_get(doc, "_policies"), pname) < 0)
+        return inline_not_found(e, pname, err);
+    return entity_save(&tx, e, doc, err);
+}
+
+static int list_policies(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+                         json_t **out, struct barge_error **err)
+{
+    const char *name = barge_json_str(in, e->name_field, "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (entity_open(ctx, false, e, name, &tx, &doc, err) < 0)
+        return -1;
+    json_t *names = json_array();
+    const char *pname;
+    json_t *v;
+    json_object_foreach(barge_json_object(doc, "_policies"), pname, v)
+    {
+        json_array_append_new(names, json_string(pname));
+    }
+    *out = json_pack("{s:o, s:b}", "PolicyNames", names, "IsTruncated", false);
     return 0;
 }
 
@@ -781,6 +719,16 @@ static int policy_save(struct barge_tx *tx, const json_t *doc, struct barge_erro
     return barge_store_put(tx, BARGE_KIND_IAM_POLICY, key, doc, err);
 }
 
+/* Begins a transaction (a writable one if write) and loads the policy named
+ * by the call's PolicyArn in it. */
+static int policy_open(struct barge_api_ctx *ctx, const json_t *in, bool write,
+                       struct barge_tx **tx, json_t **doc, struct barge_error **err)
+{
+    if (barge_store_begin(ctx->srv->store, write, tx, err) < 0)
+        return -1;
+    return policy_load(ctx, *tx, barge_json_str(in, "PolicyArn", ""), doc, err);
+}
+
 static int create_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                          struct barge_error **err)
 {
@@ -818,8 +766,7 @@ static int create_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                   "CreateDate", now, "UpdateDate", now, "_document", text);
     if (barge_json_str(in, "Description", NULL))
         json_object_set(doc, "Description", json_object_get(in, "Description"));
-    if (json_array_size(barge_json_array(in, "Tags")))
-        json_object_set(doc, "Tags", barge_json_array(in, "Tags"));
+    set_tags(doc, in);
     if (policy_save(tx, doc, err) < 0 || barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     *out = json_pack("{s:o}", "Policy", policy_out(doc));
@@ -831,8 +778,7 @@ static int get_managed_policy(struct barge_api_ctx *ctx, json_t *in, json_t **ou
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
+    if (policy_open(ctx, in, false, &tx, &doc, err) < 0)
         return -1;
     *out = json_pack("{s:o}", "Policy", policy_out(doc));
     return 0;
@@ -844,8 +790,7 @@ static int get_policy_version(struct barge_api_ctx *ctx, json_t *in, json_t **ou
     const char *version = barge_json_str(in, "VersionId", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
+    if (policy_open(ctx, in, false, &tx, &doc, err) < 0)
         return -1;
     if (strcmp(version, "v1") != 0)
         return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
@@ -864,8 +809,7 @@ static int delete_managed_policy(struct barge_api_ctx *ctx, json_t *in, json_t *
     (void)out;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        policy_load(ctx, tx, barge_json_str(in, "PolicyArn", ""), &doc, err) < 0)
+    if (policy_open(ctx, in, true, &tx, &doc, err) < 0)
         return -1;
     if (json_is_true(json_object_get(doc, "_aws")))
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidInput",
@@ -881,46 +825,17 @@ static int delete_managed_policy(struct barge_api_ctx *ctx, json_t *in, json_t *
     return 0;
 }
 
-struct policy_listing {
-    struct barge_api_page *pg;
-    const char *prefix;
-    bool only_attached;
-};
-
-static int collect_policy(const char *key, json_t *doc, void *ud, struct barge_error **err)
-{
-    (void)err;
-    struct policy_listing *l = ud;
-    if (!barge_str_has_prefix(barge_json_str(doc, "Path", "/"), l->prefix) ||
-        (l->only_attached && barge_json_int(doc, "AttachmentCount", 0) == 0))
-        return 0;
-    return barge_api_page_add(l->pg, key, policy_out(doc));
-}
-
 static int list_managed_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                  struct barge_error **err)
 {
-    _cleanup_page_ struct barge_api_page pg;
-    if (barge_api_page_init(&pg, in, "MaxItems", 100, 1000, "Marker", err) < 0)
-        return -1;
-    *out = json_object();
+    struct listing l = {.only_attached = json_is_true(json_object_get(in, "OnlyAttached")),
+                        .out = policy_out};
     /* barge has no AWS managed policies: Scope "AWS" lists nothing. */
-    if (!barge_streq(barge_json_str(in, "Scope", "All"), "AWS")) {
-        struct policy_listing l = {.pg = &pg,
-                                   .prefix = barge_json_str(in, "PathPrefix", "/"),
-                                   .only_attached =
-                                       json_is_true(json_object_get(in, "OnlyAttached"))};
-        _cleanup_tx_ struct barge_tx *tx = NULL;
-        if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-            barge_store_scan(tx, BARGE_KIND_IAM_POLICY, "", pg.after, false, 0, collect_policy, &l,
-                             err) < 0)
-            return -1;
-    }
-    json_object_set_new(*out, "IsTruncated", json_boolean(pg.more));
-    barge_api_page_finish(&pg, *out, "Policies", "Marker");
-    return 0;
+    bool aws = barge_streq(barge_json_str(in, "Scope", "All"), "AWS");
+    return list_stored(ctx, in, aws ? NULL : BARGE_KIND_IAM_POLICY, &l, "Policies", out, err);
 }
 
+/* Attaches (on) or detaches the policy PolicyArn to or from an entity. */
 static int attach(struct barge_api_ctx *ctx, const struct entity *e, json_t *in, bool on,
                   struct barge_error **err)
 {
@@ -928,14 +843,10 @@ static int attach(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
     const char *arn = barge_json_str(in, "PolicyArn", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL, *pol = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        entity_load(tx, e, name, &doc, err) < 0 || policy_load(ctx, tx, arn, &pol, err) < 0)
+    if (entity_open(ctx, true, e, name, &tx, &doc, err) < 0 ||
+        policy_load(ctx, tx, arn, &pol, err) < 0)
         return -1;
-    json_t *list = json_object_get(doc, "_attached");
-    if (!json_is_array(list)) {
-        list = json_array();
-        json_object_set_new(doc, "_attached", list);
-    }
+    json_t *list = member(doc, "_attached", true);
     size_t i;
     json_t *a;
     json_array_foreach(list, i, a)
@@ -966,8 +877,7 @@ static int list_attached(struct barge_api_ctx *ctx, const struct entity *e, json
     const char *prefix = barge_json_str(in, "PathPrefix", "/");
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        entity_load(tx, e, name, &doc, err) < 0)
+    if (entity_open(ctx, false, e, name, &tx, &doc, err) < 0)
         return -1;
     json_t *list = json_array();
     *out = json_pack("{s:o, s:b}", "AttachedPolicies", list, "IsTruncated", false);
@@ -987,45 +897,42 @@ static int list_attached(struct barge_api_ctx *ctx, const struct entity *e, json
     return 0;
 }
 
-static int attach_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                              struct barge_error **err)
+static int attach_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+                         json_t **out, struct barge_error **err)
 {
     (void)out;
-    return attach(ctx, &user_entity, in, true, err);
+    return attach(ctx, e, in, true, err);
 }
 
-static int detach_user_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                              struct barge_error **err)
+static int detach_policy(struct barge_api_ctx *ctx, const struct entity *e, json_t *in,
+                         json_t **out, struct barge_error **err)
 {
     (void)out;
-    return attach(ctx, &user_entity, in, false, err);
+    return attach(ctx, e, in, false, err);
 }
 
-static int attach_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                              struct barge_error **err)
-{
-    (void)out;
-    return attach(ctx, &role_entity, in, true, err);
-}
+/* The handler of an operation that is fn on the users or on the roles. */
+#define ENTITY_OP(handler, fn, entity)                                      \
+    static int handler(struct barge_api_ctx *ctx, json_t *in, json_t **out, \
+                       struct barge_error **err)                            \
+    {                                                                       \
+        return fn(ctx, &entity, in, out, err);                              \
+    }
 
-static int detach_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                              struct barge_error **err)
-{
-    (void)out;
-    return attach(ctx, &role_entity, in, false, err);
-}
-
-static int list_attached_user_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                                       struct barge_error **err)
-{
-    return list_attached(ctx, &user_entity, in, out, err);
-}
-
-static int list_attached_role_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                                       struct barge_error **err)
-{
-    return list_attached(ctx, &role_entity, in, out, err);
-}
+ENTITY_OP(put_user_policy, put_policy, user_entity)
+ENTITY_OP(get_user_policy, get_policy, user_entity)
+ENTITY_OP(delete_user_policy, delete_policy, user_entity)
+ENTITY_OP(list_user_policies, list_policies, user_entity)
+ENTITY_OP(put_role_policy, put_policy, role_entity)
+ENTITY_OP(get_role_policy, get_policy, role_entity)
+ENTITY_OP(delete_role_policy, delete_policy, role_entity)
+ENTITY_OP(list_role_policies, list_policies, role_entity)
+ENTITY_OP(attach_user_policy, attach_policy, user_entity)
+ENTITY_OP(detach_user_policy, detach_policy, user_entity)
+ENTITY_OP(attach_role_policy, attach_policy, role_entity)
+ENTITY_OP(detach_role_policy, detach_policy, role_entity)
+ENTITY_OP(list_attached_user_policies, list_attached, user_entity)
+ENTITY_OP(list_attached_role_policies, list_attached, role_entity)
 
 static const struct barge_api_op iam_ops[] = {
     {"CreateRole", create_role},
