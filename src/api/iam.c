@@ -830,7 +830,8 @@ static int list_managed_policies(struct barge_api_ctx *ctx, json_t *in, json_t *
 {
     struct listing l = {.only_attached = json_is_true(json_object_get(in, "OnlyAttached")),
                         .out = policy_out};
-    /* barge has no AWS managed policies: Scope "AWS" lists nothing. */
+    /* The three AWS managed policies barge knows are not listed: Scope "AWS"
+     * lists nothing. */
     bool aws = barge_streq(barge_json_str(in, "Scope", "All"), "AWS");
     return list_stored(ctx, in, aws ? NULL : BARGE_KIND_IAM_POLICY, &l, "Policies", out, err);
 }
