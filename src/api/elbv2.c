@@ -218,10 +218,9 @@ static json_t *scan_under(struct barge_tx *tx, const char *kind, const char *own
 
 /* ELB fails a Describe that names something missing: the first of asked
  * (strings) that no document of all has as its field, in the message
- * "<before><name><after>". */
+ * "<msg[0]><name><msg[1]>". */
 static int check_found(const json_t *asked, const json_t *all, const char *field,
-                       const char *not_found, const char *before, const char *after,
-                       struct barge_error **err)
+                       const char *not_found, const char *const msg[2], struct barge_error **err)
 {
     size_t i, j;
     json_t *v, *doc;
@@ -231,8 +230,8 @@ static int check_found(const json_t *asked, const json_t *all, const char *field
         json_array_foreach((json_t *)all, j, doc) hit |=
             barge_streq(barge_json_str(doc, field, ""), json_string_value(v));
         if (!hit)
-            return typed(err, BARGE_ERR_NOT_FOUND, not_found, "%s%s%s", before,
-                         json_string_value(v), after);
+            return typed(err, BARGE_ERR_NOT_FOUND, not_found, "%s%s%s", msg[0],
+                         json_string_value(v), msg[1]);
     }
     return 0;
 }
@@ -343,6 +342,99 @@ static int paginate(json_t *out, const char *field, const char *arn_field, const
     return 0;
 }
 
+/* What a Describe call lists, and how it asks for some: by ARN (arns_param,
+ * matched against arn_field) and, where name_field is set, by "Names". */
+struct listing {
+    const char *field; /* the list in the answer */
+    const char *arns_param;
+    const char *arn_field;
+    const char *name_field;
+    const char *not_found;       /* the error for an ARN or name that is missing */
+    const char *missing_arn[2];  /* its message, around the ARN */
+    const char *missing_name[2]; /* and around the name */
+};
+
+static const struct listing lb_listing = {
+    .field = "LoadBalancers",
+    .arns_param = "LoadBalancerArns",
+    .arn_field = "LoadBalancerArn",
+    .name_field = "LoadBalancerName",
+    .not_found = "LoadBalancerNotFound",
+    .missing_arn = {"Load balancer '", "' not found"},
+    .missing_name = {"Load balancers '[", "]' not found"},
+};
+
+static const struct listing tg_listing = {
+    .field = "TargetGroups",
+    .arns_param = "TargetGroupArns",
+    .arn_field = "TargetGroupArn",
+    .name_field = "TargetGroupName",
+    .not_found = "TargetGroupNotFound",
+    .missing_arn = {"One or more target groups not found: '", "'"},
+    .missing_name = {"One or more target groups not found: '", "'"},
+};
+
+static const struct listing listener_listing = {
+    .field = "Listeners",
+    .arns_param = "ListenerArns",
+    .arn_field = "ListenerArn",
+    .not_found = "ListenerNotFound",
+    .missing_arn = {"One or more listeners not found: '", "'"},
+};
+
+static const struct listing rule_listing = {
+    .field = "Rules",
+    .arns_param = "RuleArns",
+    .arn_field = "RuleArn",
+    .not_found = "RuleNotFound",
+    .missing_arn = {"One or more rules not found: '", "'"},
+};
+
+/* Whether the Describe call in asks for doc: all when it names none. */
+static bool asked_for(const struct listing *l, const json_t *in, const json_t *doc)
+{
+    json_t *arns = barge_json_array(in, l->arns_param);
+    json_t *names = l->name_field ? barge_json_array(in, "Names") : NULL;
+    return (!json_array_size(arns) || listed(arns, barge_json_str(doc, l->arn_field, ""))) &&
+           (!json_array_size(names) || listed(names, barge_json_str(doc, l->name_field, "")));
+}
+
+/* Starts the answer of a Describe call in *out; returns its (borrowed) list. */
+static json_t *start_listing(const struct listing *l, json_t **out)
+{
+    json_t *found = json_array();
+    *out = json_pack("{s:o}", l->field, found);
+    return found;
+}
+
+/* Ends the answer out of the Describe call in: an error when it names
+ * something missing from all, else the list cut to the page asked for. */
+static int end_listing(const struct listing *l, const json_t *in, const json_t *all, json_t *out,
+                       struct barge_error **err)
+{
+    if (check_found(barge_json_array(in, l->arns_param), all, l->arn_field, l->not_found,
+                    l->missing_arn, err) < 0 ||
+        (l->name_field && check_found(barge_json_array(in, "Names"), all, l->name_field,
+                                      l->not_found, l->missing_name, err) < 0))
+        return -1;
+    return paginate(out, l->field, l->arn_field, in, err);
+}
+
+/* Answers a Describe call with the documents of all that it asks for. */
+static int answer_listing(const struct listing *l, const json_t *in, const json_t *all,
+                          json_t **out, struct barge_error **err)
+{
+    json_t *found = start_listing(l, out);
+    size_t i;
+    json_t *doc;
+    json_array_foreach((json_t *)all, i, doc)
+    {
+        if (asked_for(l, in, doc))
+            json_array_append_new(found, public_doc(doc));
+    }
+    return end_listing(l, in, all, *out, err);
+}
+
 /* ---- load balancers ---- */
 
 static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -388,31 +480,13 @@ static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **
 static int describe_load_balancers(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                    struct barge_error **err)
 {
-    json_t *arns = barge_json_array(in, "LoadBalancerArns");
-    json_t *names = barge_json_array(in, "Names");
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
         return -1;
     _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LB, "", err);
     if (!all)
         return -1;
-    json_t *found = json_array();
-    *out = json_pack("{s:o}", "LoadBalancers", found);
-    size_t i;
-    json_t *doc;
-    json_array_foreach(all, i, doc)
-    {
-        if ((json_array_size(arns) && !listed(arns, barge_json_str(doc, "LoadBalancerArn", ""))) ||
-            (json_array_size(names) && !listed(names, barge_json_str(doc, "LoadBalancerName", ""))))
-            continue;
-        json_array_append_new(found, public_doc(doc));
-    }
-    if (check_found(arns, all, "LoadBalancerArn", "LoadBalancerNotFound", "Load balancer '",
-                    "' not found", err) < 0 ||
-        check_found(names, all, "LoadBalancerName", "LoadBalancerNotFound", "Load balancers '[",
-                    "]' not found", err) < 0)
-        return -1;
-    return paginate(*out, "LoadBalancers", "LoadBalancerArn", in, err);
+    return answer_listing(&lb_listing, in, all, out, err);
 }
 
 static int delete_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -598,11 +672,28 @@ static json_t *scan_users(struct barge_tx *tx, struct barge_error **err)
     return all;
 }
 
+/* Begins a transaction (write or read) and loads the target group that the
+ * call in names by TargetGroupArn. */
+static json_t *begin_tg(struct barge_api_ctx *ctx, const json_t *in, bool write,
+                        struct barge_tx **tx, struct barge_error **err)
+{
+    if (barge_store_begin(ctx->srv->store, write, tx, err) < 0)
+        return NULL;
+    return load_tg(*tx, barge_json_str(in, "TargetGroupArn", ""), err);
+}
+
+/* The ARNs of the load balancers that forward to tg_arn (a new reference),
+ * or NULL with err set. */
+static json_t *scan_tg_load_balancers(struct barge_tx *tx, const char *tg_arn,
+                                      struct barge_error **err)
+{
+    _cleanup_json_ json_t *users = scan_users(tx, err);
+    return users ? tg_load_balancers(users, tg_arn) : NULL;
+}
+
 static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                   struct barge_error **err)
 {
-    json_t *arns = barge_json_array(in, "TargetGroupArns");
-    json_t *names = barge_json_array(in, "Names");
     const char *lb_arn = barge_json_str(in, "LoadBalancerArn", NULL);
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
@@ -616,18 +707,13 @@ static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t 
     _cleanup_json_ json_t *listeners = all ? scan_users(tx, err) : NULL;
     if (!listeners)
         return -1;
-    json_t *found = json_array();
-    *out = json_pack("{s:o}", "TargetGroups", found);
+    json_t *found = start_listing(&tg_listing, out);
     size_t i;
     json_t *doc;
     json_array_foreach(all, i, doc)
     {
-        const char *arn = barge_json_str(doc, "TargetGroupArn", "");
-        json_t *lbs = tg_load_balancers(listeners, arn);
-        if ((json_array_size(arns) && !listed(arns, arn)) ||
-            (json_array_size(names) &&
-             !listed(names, barge_json_str(doc, "TargetGroupName", ""))) ||
-            (lb_arn && !listed(lbs, lb_arn))) {
+        json_t *lbs = tg_load_balancers(listeners, barge_json_str(doc, "TargetGroupArn", ""));
+        if (!asked_for(&tg_listing, in, doc) || (lb_arn && !listed(lbs, lb_arn))) {
             json_decref(lbs);
             continue;
         }
@@ -635,12 +721,7 @@ static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t 
         json_object_set_new(pub, "LoadBalancerArns", lbs);
         json_array_append_new(found, pub);
     }
-    if (check_found(arns, all, "TargetGroupArn", "TargetGroupNotFound",
-                    "One or more target groups not found: '", "'", err) < 0 ||
-        check_found(names, all, "TargetGroupName", "TargetGroupNotFound",
-                    "One or more target groups not found: '", "'", err) < 0)
-        return -1;
-    return paginate(*out, "TargetGroups", "TargetGroupArn", in, err);
+    return end_listing(&tg_listing, in, all, *out, err);
 }
 
 static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -648,9 +729,7 @@ static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
 {
     const char *arn = barge_json_str(in, "TargetGroupArn", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *doc = load_tg(tx, arn, err);
+    _cleanup_json_ json_t *doc = begin_tg(ctx, in, true, &tx, err);
     _cleanup_json_ json_t *listeners = doc ? scan_users(tx, err) : NULL;
     if (!listeners)
         return -1;
@@ -793,20 +872,7 @@ static int describe_listeners(struct barge_api_ctx *ctx, json_t *in, json_t **ou
            : scan_all(tx, ELB_KIND_LISTENER, "", err);
     if (!all)
         return -1;
-    json_t *found = json_array();
-    *out = json_pack("{s:o}", "Listeners", found);
-    size_t i;
-    json_t *doc;
-    json_array_foreach(all, i, doc)
-    {
-        if (json_array_size(arns) && !listed(arns, barge_json_str(doc, "ListenerArn", "")))
-            continue;
-        json_array_append_new(found, public_doc(doc));
-    }
-    if (check_found(arns, all, "ListenerArn", "ListenerNotFound",
-                    "One or more listeners not found: '", "'", err) < 0)
-        return -1;
-    return paginate(*out, "Listeners", "ListenerArn", in, err);
+    return answer_listing(&listener_listing, in, all, out, err);
 }
 
 static int delete_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -911,9 +977,7 @@ static int change_targets(struct barge_api_ctx *ctx, json_t *in, json_t **out, b
                           struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    _cleanup_json_ json_t *tg = begin_tg(ctx, in, true, &tx, err);
     if (!tg)
         return -1;
     _cleanup_json_ json_t *want = read_targets(in, tg, err);
@@ -1043,15 +1107,11 @@ static json_t *backend_stats(struct barge_server *srv, const json_t *tg, const j
 static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                   struct barge_error **err)
 {
-    const char *arn = barge_json_str(in, "TargetGroupArn", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, arn, err);
-    if (!tg)
-        return -1;
-    _cleanup_json_ json_t *listeners = scan_users(tx, err);
-    if (!listeners)
+    _cleanup_json_ json_t *tg = begin_tg(ctx, in, false, &tx, err);
+    _cleanup_json_ json_t *lbs =
+        tg ? scan_tg_load_balancers(tx, barge_json_str(in, "TargetGroupArn", ""), err) : NULL;
+    if (!lbs)
         return -1;
     barge_store_abort(barge_steal(&tx));
     _cleanup_json_ json_t *asked = NULL;
@@ -1060,7 +1120,6 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
         if (!asked)
             return -1;
     }
-    _cleanup_json_ json_t *lbs = tg_load_balancers(listeners, arn);
     _cleanup_json_ json_t *be = backend_stats(ctx->srv, tg, lbs, true);
     json_t *list = json_array();
     *out = json_pack("{s:o}", "TargetHealthDescriptions", list);
@@ -1097,12 +1156,11 @@ json_t *barge_elb_tg_find(struct barge_tx *tx, const char *arn, bool *in_use,
     json_t *tg = load_tg(tx, arn, err);
     if (!tg)
         return NULL;
-    _cleanup_json_ json_t *users = scan_users(tx, err);
-    if (!users) {
+    _cleanup_json_ json_t *lbs = scan_tg_load_balancers(tx, arn, err);
+    if (!lbs) {
         json_decref(tg);
         return NULL;
     }
-    _cleanup_json_ json_t *lbs = tg_load_balancers(users, arn);
     *in_use = json_array_size(lbs) > 0;
     return tg;
 }
@@ -1110,11 +1168,10 @@ json_t *barge_elb_tg_find(struct barge_tx *tx, const char *arn, bool *in_use,
 json_t *barge_elb_target_states(struct barge_server *srv, struct barge_tx *tx, const json_t *tg,
                                 struct barge_error **err)
 {
-    const char *arn = barge_json_str(tg, "TargetGroupArn", "");
-    _cleanup_json_ json_t *users = scan_users(tx, err);
-    if (!users)
+    _cleanup_json_ json_t *lbs =
+        scan_tg_load_balancers(tx, barge_json_str(tg, "TargetGroupArn", ""), err);
+    if (!lbs)
         return NULL;
-    _cleanup_json_ json_t *lbs = tg_load_balancers(users, arn);
     _cleanup_json_ json_t *be = backend_stats(srv, tg, lbs, false);
     json_t *out = json_object();
     size_t i;
@@ -1190,9 +1247,7 @@ static int describe_target_group_attributes(struct barge_api_ctx *ctx, json_t *i
                                             struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    _cleanup_json_ json_t *tg = begin_tg(ctx, in, false, &tx, err);
     if (!tg)
         return -1;
     *out = json_pack("{s:o}", "Attributes", tg_attributes(tg));
@@ -1212,9 +1267,7 @@ static int modify_target_group_attributes(struct barge_api_ctx *ctx, json_t *in,
             return -1;
     }
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    _cleanup_json_ json_t *tg = begin_tg(ctx, in, true, &tx, err);
     if (!tg)
         return -1;
     json_t *mine = barge_json_object(tg, "_attributes");
@@ -1418,8 +1471,6 @@ static int describe_rules(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
         return -1;
-    json_t *found = json_array();
-    *out = json_pack("{s:o}", "Rules", found);
     _cleanup_json_ json_t *listeners = NULL;
     if (larn) {
         json_t *l = load_listener(tx, larn, err);
@@ -1431,23 +1482,17 @@ static int describe_rules(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         if (!listeners)
             return -1;
     }
-    size_t i, j;
-    json_t *l, *r;
+    _cleanup_json_ json_t *all = json_array();
+    size_t i;
+    json_t *l;
     json_array_foreach(listeners, i, l)
     {
         _cleanup_json_ json_t *rules = listener_rules(tx, l, err);
         if (!rules)
             return -1;
-        json_array_foreach(rules, j, r)
-        {
-            if (!json_array_size(arns) || listed(arns, barge_json_str(r, "RuleArn", "")))
-                json_array_append_new(found, public_doc(r));
-        }
+        json_array_extend(all, rules);
     }
-    if (check_found(arns, found, "RuleArn", "RuleNotFound", "One or more rules not found: '", "'",
-                    err) < 0)
-        return -1;
-    return paginate(*out, "Rules", "RuleArn", in, err);
+    return answer_listing(&rule_listing, in, all, out, err);
 }
 
 static int delete_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
