@@ -114,19 +114,14 @@ static char *arn_part(const char *arn, const char *kind, size_t i)
     return out;
 }
 
-/* The stored document with arn (of kind, its name at index name_at), or NULL
- * with err set to not_found. */
-static json_t *load_by_arn(struct barge_tx *tx, const char *store_kind, const char *arn_kind,
-                           size_t name_at, const char *arn_field, const char *arn,
-                           const char *not_found, const char *what, struct barge_error **err)
+/* The document stored under key whose arn_field is arn, or NULL with err set
+ * to not_found ("<what> '<arn>' not found"), as it is when key is NULL. */
+static json_t *load_keyed(struct barge_tx *tx, const char *store_kind, const char *key,
+                          const char *arn_field, const char *arn, const char *not_found,
+                          const char *what, struct barge_error **err)
 {
-    _cleanup_free_ char *name = arn_part(arn, arn_kind, name_at);
     json_t *doc = NULL;
-    if (!name) {
-        invalid(err, "'%s' is not a valid %s ARN", arn ? arn : "", what);
-        return NULL;
-    }
-    if (barge_store_get(tx, store_kind, name, &doc, err) < 0)
+    if (key && barge_store_get(tx, store_kind, key, &doc, err) < 0)
         return NULL;
     if (!doc || !barge_streq(barge_json_str(doc, arn_field, ""), arn)) {
         json_decref(doc);
@@ -134,6 +129,20 @@ static json_t *load_by_arn(struct barge_tx *tx, const char *store_kind, const ch
         return NULL;
     }
     return doc;
+}
+
+/* The stored document with arn (of kind, its name at index name_at), or NULL
+ * with err set: not_found, or ValidationError for what is not such an ARN. */
+static json_t *load_by_arn(struct barge_tx *tx, const char *store_kind, const char *arn_kind,
+                           size_t name_at, const char *arn_field, const char *arn,
+                           const char *not_found, const char *what, struct barge_error **err)
+{
+    _cleanup_free_ char *name = arn_part(arn, arn_kind, name_at);
+    if (!name) {
+        invalid(err, "'%s' is not a valid %s ARN", arn ? arn : "", what);
+        return NULL;
+    }
+    return load_keyed(tx, store_kind, name, arn_field, arn, not_found, what, err);
 }
 
 static json_t *load_lb(struct barge_tx *tx, const char *arn, struct barge_error **err)
@@ -156,6 +165,29 @@ static char *listener_key(const char *arn)
     return lb && id ? barge_xasprintf("%s/%s", lb, id) : NULL;
 }
 
+static json_t *load_listener(struct barge_tx *tx, const char *arn, struct barge_error **err)
+{
+    _cleanup_free_ char *key = listener_key(arn);
+    return load_keyed(tx, ELB_KIND_LISTENER, key, "ListenerArn", arn, "ListenerNotFound",
+                      "Listener", err);
+}
+
+/* An ARN of this region and account for the ELB resource res. */
+static char *elb_arn(const struct barge_api_ctx *ctx, const char *res)
+{
+    return barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id,
+                          res);
+}
+
+/* Puts doc at key and commits the write (stealing *tx). */
+static int save(struct barge_tx **tx, const char *kind, const char *key, const json_t *doc,
+                struct barge_error **err)
+{
+    if (barge_store_put(*tx, kind, key, doc, err) < 0)
+        return -1;
+    return barge_store_commit(barge_steal(tx), err);
+}
+
 static int collect(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     (void)key;
@@ -173,6 +205,35 @@ static json_t *scan_all(struct barge_tx *tx, const char *kind, const char *prefi
         return NULL;
     }
     return all;
+}
+
+/* The documents of kind that belong to owner (a load balancer's name or a
+ * listener's key): their keys start with "<owner>/". */
+static json_t *scan_under(struct barge_tx *tx, const char *kind, const char *owner,
+                          struct barge_error **err)
+{
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", owner);
+    return scan_all(tx, kind, prefix, err);
+}
+
+/* ELB fails a Describe that names something missing: the first of asked
+ * (strings) that no document of all has as its field, in the message
+ * "<msg[0]><name><msg[1]>". */
+static int check_found(const json_t *asked, const json_t *all, const char *field,
+                       const char *not_found, const char *const msg[2], struct barge_error **err)
+{
+    size_t i, j;
+    json_t *v, *doc;
+    json_array_foreach((json_t *)asked, i, v)
+    {
+        bool hit = false;
+        json_array_foreach((json_t *)all, j, doc) hit |=
+            barge_streq(barge_json_str(doc, field, ""), json_string_value(v));
+        if (!hit)
+            return typed(err, BARGE_ERR_NOT_FOUND, not_found, "%s%s%s", msg[0],
+                         json_string_value(v), msg[1]);
+    }
+    return 0;
 }
 
 /* A document without the fields only barged reads (those starting with '_'). */
@@ -210,23 +271,29 @@ static char *rule_key(const char *arn)
     return lb && lid && rid ? barge_xasprintf("%s/%s/%s", lb, lid, rid) : NULL;
 }
 
-/* Deletes the rules whose keys start with "<prefix>/" (a load balancer's
- * name or a listener's key). */
-static int delete_rules(struct barge_tx *tx, const char *prefix, struct barge_error **err)
+/* Deletes the documents of kind that belong to owner (see scan_under), each
+ * at the key that key_of makes of its arn_field. */
+static int delete_under(struct barge_tx *tx, const char *kind, const char *owner,
+                        const char *arn_field, char *(*key_of)(const char *arn),
+                        struct barge_error **err)
 {
-    _cleanup_free_ char *p = barge_xasprintf("%s/", prefix);
-    _cleanup_json_ json_t *rules = scan_all(tx, ELB_KIND_RULE, p, err);
-    if (!rules)
+    _cleanup_json_ json_t *docs = scan_under(tx, kind, owner, err);
+    if (!docs)
         return -1;
     size_t i;
-    json_t *r;
-    json_array_foreach(rules, i, r)
+    json_t *d;
+    json_array_foreach(docs, i, d)
     {
-        _cleanup_free_ char *key = rule_key(barge_json_str(r, "RuleArn", ""));
-        if (key && barge_store_del(tx, ELB_KIND_RULE, key, err) < 0)
+        _cleanup_free_ char *key = key_of(barge_json_str(d, arn_field, ""));
+        if (key && barge_store_del(tx, kind, key, err) < 0)
             return -1;
     }
     return 0;
+}
+
+static int delete_rules(struct barge_tx *tx, const char *owner, struct barge_error **err)
+{
+    return delete_under(tx, ELB_KIND_RULE, owner, "RuleArn", rule_key, err);
 }
 
 /* The TagList of a Create call, kept for the tag calls to come (a new
@@ -275,6 +342,99 @@ static int paginate(json_t *out, const char *field, const char *arn_field, const
     return 0;
 }
 
+/* What a Describe call lists, and how it asks for some: by ARN (arns_param,
+ * matched against arn_field) and, where name_field is set, by "Names". */
+struct listing {
+    const char *field; /* the list in the answer */
+    const char *arns_param;
+    const char *arn_field;
+    const char *name_field;
+    const char *not_found;       /* the error for an ARN or name that is missing */
+    const char *missing_arn[2];  /* its message, around the ARN */
+    const char *missing_name[2]; /* and around the name */
+};
+
+static const struct listing lb_listing = {
+    .field = "LoadBalancers",
+    .arns_param = "LoadBalancerArns",
+    .arn_field = "LoadBalancerArn",
+    .name_field = "LoadBalancerName",
+    .not_found = "LoadBalancerNotFound",
+    .missing_arn = {"Load balancer '", "' not found"},
+    .missing_name = {"Load balancers '[", "]' not found"},
+};
+
+static const struct listing tg_listing = {
+    .field = "TargetGroups",
+    .arns_param = "TargetGroupArns",
+    .arn_field = "TargetGroupArn",
+    .name_field = "TargetGroupName",
+    .not_found = "TargetGroupNotFound",
+    .missing_arn = {"One or more target groups not found: '", "'"},
+    .missing_name = {"One or more target groups not found: '", "'"},
+};
+
+static const struct listing listener_listing = {
+    .field = "Listeners",
+    .arns_param = "ListenerArns",
+    .arn_field = "ListenerArn",
+    .not_found = "ListenerNotFound",
+    .missing_arn = {"One or more listeners not found: '", "'"},
+};
+
+static const struct listing rule_listing = {
+    .field = "Rules",
+    .arns_param = "RuleArns",
+    .arn_field = "RuleArn",
+    .not_found = "RuleNotFound",
+    .missing_arn = {"One or more rules not found: '", "'"},
+};
+
+/* Whether the Describe call in asks for doc: all when it names none. */
+static bool asked_for(const struct listing *l, const json_t *in, const json_t *doc)
+{
+    json_t *arns = barge_json_array(in, l->arns_param);
+    json_t *names = l->name_field ? barge_json_array(in, "Names") : NULL;
+    return (!json_array_size(arns) || listed(arns, barge_json_str(doc, l->arn_field, ""))) &&
+           (!json_array_size(names) || listed(names, barge_json_str(doc, l->name_field, "")));
+}
+
+/* Starts the answer of a Describe call in *out; returns its (borrowed) list. */
+static json_t *start_listing(const struct listing *l, json_t **out)
+{
+    json_t *found = json_array();
+    *out = json_pack("{s:o}", l->field, found);
+    return found;
+}
+
+/* Ends the answer out of the Describe call in: an error when it names
+ * something missing from all, else the list cut to the page asked for. */
+static int end_listing(const struct listing *l, const json_t *in, const json_t *all, json_t *out,
+                       struct barge_error **err)
+{
+    if (check_found(barge_json_array(in, l->arns_param), all, l->arn_field, l->not_found,
+                    l->missing_arn, err) < 0 ||
+        (l->name_field && check_found(barge_json_array(in, "Names"), all, l->name_field,
+                                      l->not_found, l->missing_name, err) < 0))
+        return -1;
+    return paginate(out, l->field, l->arn_field, in, err);
+}
+
+/* Answers a Describe call with the documents of all that it asks for. */
+static int answer_listing(const struct listing *l, const json_t *in, const json_t *all,
+                          json_t **out, struct barge_error **err)
+{
+    json_t *found = start_listing(l, out);
+    size_t i;
+    json_t *doc;
+    json_array_foreach((json_t *)all, i, doc)
+    {
+        if (asked_for(l, in, doc))
+            json_array_append_new(found, public_doc(doc));
+    }
+    return end_listing(l, in, all, *out, err);
+}
+
 /* ---- load balancers ---- */
 
 static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -302,8 +462,7 @@ static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **
     _cleanup_free_ char *id = new_id();
     _cleanup_free_ char *res = barge_xasprintf("loadbalancer/%s/%s/%s",
                                                !strcmp(type, "network") ? "net" : "app", name, id);
-    _cleanup_free_ char *arn =
-        barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
+    _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_json_ json_t *doc =
         json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:{s:s}, s:s, s:s, s:[], s:s, s:[], s:o}",
                   "LoadBalancerArn", arn, "LoadBalancerName", name, "DNSName",
@@ -312,8 +471,7 @@ static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **
                   type, "State", "Code", "active", "IpAddressType", "ipv4", "VpcId", "vpc-barge",
                   "AvailabilityZones", "CanonicalHostedZoneId", "ZBARGE", "SecurityGroups", "_tags",
                   tags_of(in));
-    if (barge_store_put(tx, ELB_KIND_LB, name, doc, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
+    if (save(&tx, ELB_KIND_LB, name, doc, err) < 0)
         return -1;
     *out = json_pack("{s:[o]}", "LoadBalancers", public_doc(doc));
     return 0;
@@ -322,47 +480,13 @@ static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **
 static int describe_load_balancers(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                    struct barge_error **err)
 {
-    json_t *arns = barge_json_array(in, "LoadBalancerArns");
-    json_t *names = barge_json_array(in, "Names");
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
         return -1;
     _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LB, "", err);
     if (!all)
         return -1;
-    json_t *found = json_array();
-    *out = json_pack("{s:o}", "LoadBalancers", found);
-    size_t i;
-    json_t *doc, *v;
-    json_array_foreach(all, i, doc)
-    {
-        if ((json_array_size(arns) && !listed(arns, barge_json_str(doc, "LoadBalancerArn", ""))) ||
-            (json_array_size(names) && !listed(names, barge_json_str(doc, "LoadBalancerName", ""))))
-            continue;
-        json_array_append_new(found, public_doc(doc));
-    }
-    /* Naming one that does not exist is an error, as ELB has it. */
-    json_array_foreach(arns, i, v)
-    {
-        bool hit = false;
-        size_t j;
-        json_array_foreach(all, j, doc) hit |=
-            barge_streq(barge_json_str(doc, "LoadBalancerArn", ""), json_string_value(v));
-        if (!hit)
-            return typed(err, BARGE_ERR_NOT_FOUND, "LoadBalancerNotFound",
-                         "Load balancer '%s' not found", json_string_value(v));
-    }
-    json_array_foreach(names, i, v)
-    {
-        bool hit = false;
-        size_t j;
-        json_array_foreach(all, j, doc) hit |=
-            barge_streq(barge_json_str(doc, "LoadBalancerName", ""), json_string_value(v));
-        if (!hit)
-            return typed(err, BARGE_ERR_NOT_FOUND, "LoadBalancerNotFound",
-                         "Load balancers '[%s]' not found", json_string_value(v));
-    }
-    return paginate(*out, "LoadBalancers", "LoadBalancerArn", in, err);
+    return answer_listing(&lb_listing, in, all, out, err);
 }
 
 static int delete_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -382,19 +506,8 @@ static int delete_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **
         return 0;
     }
     const char *name = barge_json_str(doc, "LoadBalancerName", "");
-    _cleanup_free_ char *prefix = barge_xasprintf("%s/", name);
-    _cleanup_json_ json_t *listeners = scan_all(tx, ELB_KIND_LISTENER, prefix, err);
-    if (!listeners)
-        return -1;
-    size_t i;
-    json_t *l;
-    json_array_foreach(listeners, i, l)
-    {
-        _cleanup_free_ char *key = listener_key(barge_json_str(l, "ListenerArn", ""));
-        if (key && barge_store_del(tx, ELB_KIND_LISTENER, key, err) < 0)
-            return -1;
-    }
-    if (delete_rules(tx, name, err) < 0 || barge_store_del(tx, ELB_KIND_LB, name, err) < 0 ||
+    if (delete_under(tx, ELB_KIND_LISTENER, name, "ListenerArn", listener_key, err) < 0 ||
+        delete_rules(tx, name, err) < 0 || barge_store_del(tx, ELB_KIND_LB, name, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
@@ -506,8 +619,7 @@ static int create_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
                      "A target group with the same name '%s' exists", name);
     _cleanup_free_ char *id = new_id();
     _cleanup_free_ char *res = barge_xasprintf("targetgroup/%s/%s", name, id);
-    _cleanup_free_ char *arn =
-        barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
+    _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_json_ json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:s, s:[], s:s, s:[], s:o}",
         "TargetGroupArn", arn, "TargetGroupName", name, "Protocol", proto, "Port",
@@ -525,8 +637,7 @@ static int create_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     if (http)
         json_object_set_new(doc, "ProtocolVersion", json_string("HTTP1"));
     json_object_set_new(doc, "IpAddressType", json_string("ipv4"));
-    if (barge_store_put(tx, ELB_KIND_TG, name, doc, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
+    if (save(&tx, ELB_KIND_TG, name, doc, err) < 0)
         return -1;
     *out = json_pack("{s:[o]}", "TargetGroups", public_doc(doc));
     return 0;
@@ -561,11 +672,28 @@ static json_t *scan_users(struct barge_tx *tx, struct barge_error **err)
     return all;
 }
 
+/* Begins a transaction (write or read) and loads the target group that the
+ * call in names by TargetGroupArn. */
+static json_t *begin_tg(struct barge_api_ctx *ctx, const json_t *in, bool write,
+                        struct barge_tx **tx, struct barge_error **err)
+{
+    if (barge_store_begin(ctx->srv->store, write, tx, err) < 0)
+        return NULL;
+    return load_tg(*tx, barge_json_str(in, "TargetGroupArn", ""), err);
+}
+
+/* The ARNs of the load balancers that forward to tg_arn (a new reference),
+ * or NULL with err set. */
+static json_t *scan_tg_load_balancers(struct barge_tx *tx, const char *tg_arn,
+                                      struct barge_error **err)
+{
+    _cleanup_json_ json_t *users = scan_users(tx, err);
+    return users ? tg_load_balancers(users, tg_arn) : NULL;
+}
+
 static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                   struct barge_error **err)
 {
-    json_t *arns = barge_json_array(in, "TargetGroupArns");
-    json_t *names = barge_json_array(in, "Names");
     const char *lb_arn = barge_json_str(in, "LoadBalancerArn", NULL);
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
@@ -579,18 +707,13 @@ static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t 
     _cleanup_json_ json_t *listeners = all ? scan_users(tx, err) : NULL;
     if (!listeners)
         return -1;
-    json_t *found = json_array();
-    *out = json_pack("{s:o}", "TargetGroups", found);
+    json_t *found = start_listing(&tg_listing, out);
     size_t i;
-    json_t *doc, *v;
+    json_t *doc;
     json_array_foreach(all, i, doc)
     {
-        const char *arn = barge_json_str(doc, "TargetGroupArn", "");
-        json_t *lbs = tg_load_balancers(listeners, arn);
-        if ((json_array_size(arns) && !listed(arns, arn)) ||
-            (json_array_size(names) &&
-             !listed(names, barge_json_str(doc, "TargetGroupName", ""))) ||
-            (lb_arn && !listed(lbs, lb_arn))) {
+        json_t *lbs = tg_load_balancers(listeners, barge_json_str(doc, "TargetGroupArn", ""));
+        if (!asked_for(&tg_listing, in, doc) || (lb_arn && !listed(lbs, lb_arn))) {
             json_decref(lbs);
             continue;
         }
@@ -598,27 +721,7 @@ static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t 
         json_object_set_new(pub, "LoadBalancerArns", lbs);
         json_array_append_new(found, pub);
     }
-    json_array_foreach(arns, i, v)
-    {
-        bool hit = false;
-        size_t j;
-        json_array_foreach(all, j, doc) hit |=
-            barge_streq(barge_json_str(doc, "TargetGroupArn", ""), json_string_value(v));
-        if (!hit)
-            return typed(err, BARGE_ERR_NOT_FOUND, "TargetGroupNotFound",
-                         "One or more target groups not found: '%s'", json_string_value(v));
-    }
-    json_array_foreach(names, i, v)
-    {
-        bool hit = false;
-        size_t j;
-        json_array_foreach(all, j, doc) hit |=
-            barge_streq(barge_json_str(doc, "TargetGroupName", ""), json_string_value(v));
-        if (!hit)
-            return typed(err, BARGE_ERR_NOT_FOUND, "TargetGroupNotFound",
-                         "One or more target groups not found: '%s'", json_string_value(v));
-    }
-    return paginate(*out, "TargetGroups", "TargetGroupArn", in, err);
+    return end_listing(&tg_listing, in, all, *out, err);
 }
 
 static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -626,9 +729,7 @@ static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
 {
     const char *arn = barge_json_str(in, "TargetGroupArn", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *doc = load_tg(tx, arn, err);
+    _cleanup_json_ json_t *doc = begin_tg(ctx, in, true, &tx, err);
     _cleanup_json_ json_t *listeners = doc ? scan_users(tx, err) : NULL;
     if (!listeners)
         return -1;
@@ -741,14 +842,12 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *id = new_id();
     _cleanup_free_ char *res =
         barge_xasprintf("listener/%s/%s/%s/%s", network ? "net" : "app", lb_name, lb_id, id);
-    _cleanup_free_ char *arn =
-        barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
+    _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_json_ json_t *doc = json_pack(
         "{s:s, s:s, s:I, s:s, s:o, s:s}", "ListenerArn", arn, "LoadBalancerArn", lb_arn, "Port",
         port, "Protocol", proto, "DefaultActions", forward_action(tg_arn), "_tg", tg_arn);
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lb_name, id);
-    if (barge_store_put(tx, ELB_KIND_LISTENER, key, doc, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
+    if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
     *out = json_pack("{s:[o]}", "Listeners", public_doc(doc));
@@ -768,32 +867,12 @@ static int describe_listeners(struct barge_api_ctx *ctx, json_t *in, json_t **ou
     _cleanup_json_ json_t *lb = lb_arn ? load_lb(tx, lb_arn, err) : NULL;
     if (lb_arn && !lb)
         return -1;
-    _cleanup_free_ char *prefix =
-        lb ? barge_xasprintf("%s/", barge_json_str(lb, "LoadBalancerName", "")) : NULL;
-    _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LISTENER, prefix ? prefix : "", err);
+    _cleanup_json_ json_t *all =
+        lb ? scan_under(tx, ELB_KIND_LISTENER, barge_json_str(lb, "LoadBalancerName", ""), err)
+           : scan_all(tx, ELB_KIND_LISTENER, "", err);
     if (!all)
         return -1;
-    json_t *found = json_array();
-    *out = json_pack("{s:o}", "Listeners", found);
-    size_t i;
-    json_t *doc, *v;
-    json_array_foreach(all, i, doc)
-    {
-        if (json_array_size(arns) && !listed(arns, barge_json_str(doc, "ListenerArn", "")))
-            continue;
-        json_array_append_new(found, public_doc(doc));
-    }
-    json_array_foreach(arns, i, v)
-    {
-        bool hit = false;
-        size_t j;
-        json_array_foreach(all, j, doc) hit |=
-            barge_streq(barge_json_str(doc, "ListenerArn", ""), json_string_value(v));
-        if (!hit)
-            return typed(err, BARGE_ERR_NOT_FOUND, "ListenerNotFound",
-                         "One or more listeners not found: '%s'", json_string_value(v));
-    }
-    return paginate(*out, "Listeners", "ListenerArn", in, err);
+    return answer_listing(&listener_listing, in, all, out, err);
 }
 
 static int delete_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -804,12 +883,11 @@ static int delete_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (!key)
         return invalid(err, "'%s' is not a valid listener ARN", arn);
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        barge_store_get(tx, ELB_KIND_LISTENER, key, &doc, err) < 0)
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
         return -1;
-    if (!doc || !barge_streq(barge_json_str(doc, "ListenerArn", ""), arn))
-        return typed(err, BARGE_ERR_NOT_FOUND, "ListenerNotFound", "Listener '%s' not found", arn);
+    _cleanup_json_ json_t *doc = load_listener(tx, arn, err);
+    if (!doc)
+        return -1;
     if (delete_rules(tx, key, err) < 0 || barge_store_del(tx, ELB_KIND_LISTENER, key, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
@@ -894,12 +972,12 @@ static json_t *find_target(const json_t *targets, const json_t *t, size_t *at)
     return NULL;
 }
 
-static int change_targets(struct barge_api_ctx *ctx, json_t *in, bool add, struct barge_error **err)
+/* RegisterTargets (add) and DeregisterTargets. */
+static int change_targets(struct barge_api_ctx *ctx, json_t *in, json_t **out, bool add,
+                          struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    _cleanup_json_ json_t *tg = begin_tg(ctx, in, true, &tx, err);
     if (!tg)
         return -1;
     _cleanup_json_ json_t *want = read_targets(in, tg, err);
@@ -945,29 +1023,23 @@ static int change_targets(struct barge_api_ctx *ctx, json_t *in, bool add, struc
             }
         }
     }
-    if (barge_store_put(tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
+    if (save(&tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
+    *out = json_object();
     return 0;
 }
 
 static int register_targets(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                             struct barge_error **err)
 {
-    if (change_targets(ctx, in, true, err) < 0)
-        return -1;
-    *out = json_object();
-    return 0;
+    return change_targets(ctx, in, out, true, err);
 }
 
 static int deregister_targets(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                               struct barge_error **err)
 {
-    if (change_targets(ctx, in, false, err) < 0)
-        return -1;
-    *out = json_object();
-    return 0;
+    return change_targets(ctx, in, out, false, err);
 }
 
 static json_t *health(const char *state, const char *reason, const char *desc)
@@ -1011,18 +1083,35 @@ static json_t *target_health(const json_t *tg, const json_t *t, bool in_use, con
     return health("unhealthy", "Target.FailedHealthChecks", "Health checks failed");
 }
 
+/* The `show stat` rows ({server name: row}) of tg's servers in the HAProxy
+ * of the first of lbs, the load balancers that forward to tg (a new
+ * reference), or NULL. A failed read is logged when log_failure. */
+static json_t *backend_stats(struct barge_server *srv, const json_t *tg, const json_t *lbs,
+                             bool log_failure)
+{
+    if (!json_array_size(lbs))
+        return NULL;
+    _cleanup_free_ char *lb_name =
+        arn_part(json_string_value(json_array_get(lbs, 0)), "loadbalancer", 2);
+    _cleanup_free_ char *sock = barge_elb_socket(srv, lb_name ? lb_name : "");
+    _cleanup_error_ struct barge_error *herr = NULL;
+    _cleanup_json_ json_t *stats = barge_haproxy_servers(sock, &herr);
+    if (!stats && log_failure)
+        barge_debug("reading target health of '%s': %s", barge_json_str(tg, "TargetGroupArn", ""),
+                    herr->message);
+    _cleanup_free_ char *backend =
+        barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
+    return json_incref(json_object_get(stats, backend));
+}
+
 static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                   struct barge_error **err)
 {
-    const char *arn = barge_json_str(in, "TargetGroupArn", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, arn, err);
-    if (!tg)
-        return -1;
-    _cleanup_json_ json_t *listeners = scan_users(tx, err);
-    if (!listeners)
+    _cleanup_json_ json_t *tg = begin_tg(ctx, in, false, &tx, err);
+    _cleanup_json_ json_t *lbs =
+        tg ? scan_tg_load_balancers(tx, barge_json_str(in, "TargetGroupArn", ""), err) : NULL;
+    if (!lbs)
         return -1;
     barge_store_abort(barge_steal(&tx));
     _cleanup_json_ json_t *asked = NULL;
@@ -1031,21 +1120,7 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
         if (!asked)
             return -1;
     }
-    /* The HAProxy of the first load balancer that forwards to the group. */
-    _cleanup_json_ json_t *stats = NULL;
-    _cleanup_json_ json_t *lbs = tg_load_balancers(listeners, arn);
-    if (json_array_size(lbs)) {
-        _cleanup_free_ char *lb_name =
-            arn_part(json_string_value(json_array_get(lbs, 0)), "loadbalancer", 2);
-        _cleanup_free_ char *sock = barge_elb_socket(ctx->srv, lb_name ? lb_name : "");
-        _cleanup_error_ struct barge_error *herr = NULL;
-        stats = barge_haproxy_servers(sock, &herr);
-        if (!stats)
-            barge_debug("reading target health of '%s': %s", arn, herr->message);
-    }
-    _cleanup_free_ char *backend =
-        barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
-    json_t *be = json_object_get(stats, backend);
+    _cleanup_json_ json_t *be = backend_stats(ctx->srv, tg, lbs, true);
     json_t *list = json_array();
     *out = json_pack("{s:o}", "TargetHealthDescriptions", list);
     json_t *targets = barge_json_array(tg, "_targets");
@@ -1081,12 +1156,11 @@ json_t *barge_elb_tg_find(struct barge_tx *tx, const char *arn, bool *in_use,
     json_t *tg = load_tg(tx, arn, err);
     if (!tg)
         return NULL;
-    _cleanup_json_ json_t *users = scan_users(tx, err);
-    if (!users) {
+    _cleanup_json_ json_t *lbs = scan_tg_load_balancers(tx, arn, err);
+    if (!lbs) {
         json_decref(tg);
         return NULL;
     }
-    _cleanup_json_ json_t *lbs = tg_load_balancers(users, arn);
     *in_use = json_array_size(lbs) > 0;
     return tg;
 }
@@ -1094,22 +1168,11 @@ json_t *barge_elb_tg_find(struct barge_tx *tx, const char *arn, bool *in_use,
 json_t *barge_elb_target_states(struct barge_server *srv, struct barge_tx *tx, const json_t *tg,
                                 struct barge_error **err)
 {
-    const char *arn = barge_json_str(tg, "TargetGroupArn", "");
-    _cleanup_json_ json_t *users = scan_users(tx, err);
-    if (!users)
+    _cleanup_json_ json_t *lbs =
+        scan_tg_load_balancers(tx, barge_json_str(tg, "TargetGroupArn", ""), err);
+    if (!lbs)
         return NULL;
-    _cleanup_json_ json_t *lbs = tg_load_balancers(users, arn);
-    _cleanup_json_ json_t *stats = NULL;
-    if (json_array_size(lbs)) {
-        _cleanup_free_ char *lb_name =
-            arn_part(json_string_value(json_array_get(lbs, 0)), "loadbalancer", 2);
-        _cleanup_free_ char *sock = barge_elb_socket(srv, lb_name ? lb_name : "");
-        _cleanup_error_ struct barge_error *herr = NULL;
-        stats = barge_haproxy_servers(sock, &herr);
-    }
-    _cleanup_free_ char *backend =
-        barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
-    json_t *be = json_object_get(stats, backend);
+    _cleanup_json_ json_t *be = backend_stats(srv, tg, lbs, false);
     json_t *out = json_object();
     size_t i;
     json_t *t;
@@ -1184,9 +1247,7 @@ static int describe_target_group_attributes(struct barge_api_ctx *ctx, json_t *i
                                             struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    _cleanup_json_ json_t *tg = begin_tg(ctx, in, false, &tx, err);
     if (!tg)
         return -1;
     *out = json_pack("{s:o}", "Attributes", tg_attributes(tg));
@@ -1206,9 +1267,7 @@ static int modify_target_group_attributes(struct barge_api_ctx *ctx, json_t *in,
             return -1;
     }
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(in, "TargetGroupArn", ""), err);
+    _cleanup_json_ json_t *tg = begin_tg(ctx, in, true, &tx, err);
     if (!tg)
         return -1;
     json_t *mine = barge_json_object(tg, "_attributes");
@@ -1221,8 +1280,7 @@ static int modify_target_group_attributes(struct barge_api_ctx *ctx, json_t *in,
         json_object_set_new(mine, barge_json_str(a, "Key", ""),
                             json_string(barge_json_str(a, "Value", "")));
     }
-    if (barge_store_put(tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
+    if (save(&tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
     *out = json_pack("{s:o}", "Attributes", tg_attributes(tg));
@@ -1317,13 +1375,11 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     _cleanup_free_ char *lkey = listener_key(listener_arn);
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *listener = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        (lkey && barge_store_get(tx, ELB_KIND_LISTENER, lkey, &listener, err) < 0))
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
         return -1;
-    if (!listener || !barge_streq(barge_json_str(listener, "ListenerArn", ""), listener_arn))
-        return typed(err, BARGE_ERR_NOT_FOUND, "ListenerNotFound", "Listener '%s' not found",
-                     listener_arn);
+    _cleanup_json_ json_t *listener = load_listener(tx, listener_arn, err);
+    if (!listener)
+        return -1;
     if (!barge_streq(barge_json_str(listener, "Protocol", ""), "HTTP"))
         return invalid(err, "Rules with conditions need an HTTP listener; '%s' is %s", listener_arn,
                        barge_json_str(listener, "Protocol", ""));
@@ -1334,8 +1390,7 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
                      "Listener protocol 'HTTP' is not compatible with target group protocol '%s'",
                      barge_json_str(tg, "Protocol", ""));
-    _cleanup_free_ char *prefix = barge_xasprintf("%s/", lkey);
-    _cleanup_json_ json_t *rules = scan_all(tx, ELB_KIND_RULE, prefix, err);
+    _cleanup_json_ json_t *rules = scan_under(tx, ELB_KIND_RULE, lkey, err);
     if (!rules)
         return -1;
     size_t i;
@@ -1354,8 +1409,7 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *id = new_id();
     _cleanup_free_ char *res =
         barge_xasprintf("listener-rule/app/%s/%s/%s/%s", lb_name, lb_id, lid, id);
-    _cleanup_free_ char *arn =
-        barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
+    _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_free_ char *prio = barge_xasprintf("%lld", (long long)priority);
     _cleanup_json_ json_t *doc =
         json_pack("{s:s, s:s, s:O, s:o, s:b, s:I, s:s, s:s, s:s}", "RuleArn", arn, "Priority", prio,
@@ -1363,8 +1417,7 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                   "_priority", priority, "_tg", tg_arn, "_lb",
                   barge_json_str(listener, "LoadBalancerArn", ""), "_listener", listener_arn);
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lkey, id);
-    if (barge_store_put(tx, ELB_KIND_RULE, key, doc, err) < 0 ||
-        barge_store_commit(barge_steal(&tx), err) < 0)
+    if (save(&tx, ELB_KIND_RULE, key, doc, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
     *out = json_pack("{s:[o]}", "Rules", public_doc(doc));
@@ -1383,8 +1436,7 @@ static json_t *listener_rules(struct barge_tx *tx, const json_t *listener, struc
 {
     const char *larn = barge_json_str(listener, "ListenerArn", "");
     _cleanup_free_ char *lkey = listener_key(larn);
-    _cleanup_free_ char *prefix = barge_xasprintf("%s/", lkey ? lkey : "");
-    json_t *rules = scan_all(tx, ELB_KIND_RULE, prefix, err);
+    json_t *rules = scan_under(tx, ELB_KIND_RULE, lkey ? lkey : "", err);
     if (!rules)
         return NULL;
     size_t n = json_array_size(rules);
@@ -1419,48 +1471,28 @@ static int describe_rules(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
         return -1;
-    json_t *found = json_array();
-    *out = json_pack("{s:o}", "Rules", found);
     _cleanup_json_ json_t *listeners = NULL;
     if (larn) {
-        _cleanup_free_ char *lkey = listener_key(larn);
-        json_t *l = NULL;
-        if (lkey && barge_store_get(tx, ELB_KIND_LISTENER, lkey, &l, err) < 0)
+        json_t *l = load_listener(tx, larn, err);
+        if (!l)
             return -1;
-        if (!l || !barge_streq(barge_json_str(l, "ListenerArn", ""), larn)) {
-            json_decref(l);
-            return typed(err, BARGE_ERR_NOT_FOUND, "ListenerNotFound", "Listener '%s' not found",
-                         larn);
-        }
         listeners = json_pack("[o]", l);
     } else {
         listeners = scan_all(tx, ELB_KIND_LISTENER, "", err);
         if (!listeners)
             return -1;
     }
-    size_t i, j;
-    json_t *l, *r, *v;
+    _cleanup_json_ json_t *all = json_array();
+    size_t i;
+    json_t *l;
     json_array_foreach(listeners, i, l)
     {
         _cleanup_json_ json_t *rules = listener_rules(tx, l, err);
         if (!rules)
             return -1;
-        json_array_foreach(rules, j, r)
-        {
-            if (!json_array_size(arns) || listed(arns, barge_json_str(r, "RuleArn", "")))
-                json_array_append_new(found, public_doc(r));
-        }
+        json_array_extend(all, rules);
     }
-    json_array_foreach(arns, i, v)
-    {
-        bool hit = false;
-        json_array_foreach(found, j, r) hit |=
-            barge_streq(barge_json_str(r, "RuleArn", ""), json_string_value(v));
-        if (!hit)
-            return typed(err, BARGE_ERR_NOT_FOUND, "RuleNotFound",
-                         "One or more rules not found: '%s'", json_string_value(v));
-    }
-    return paginate(*out, "Rules", "RuleArn", in, err);
+    return answer_listing(&rule_listing, in, all, out, err);
 }
 
 static int delete_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -1472,12 +1504,12 @@ static int delete_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                      "Default rule '%s' cannot be deleted", arn);
     _cleanup_free_ char *key = rule_key(arn);
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
-        (key && barge_store_get(tx, ELB_KIND_RULE, key, &doc, err) < 0))
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
         return -1;
-    if (!doc || !barge_streq(barge_json_str(doc, "RuleArn", ""), arn))
-        return typed(err, BARGE_ERR_NOT_FOUND, "RuleNotFound", "Rule '%s' not found", arn);
+    _cleanup_json_ json_t *doc =
+        load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", arn, "RuleNotFound", "Rule", err);
+    if (!doc)
+        return -1;
     if (barge_store_del(tx, ELB_KIND_RULE, key, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
