@@ -241,15 +241,19 @@ static int deployment_failed(const json_t *svc, const char *id, const json_t *de
     json_array_foreach(json_object_get(svc, "events"), i, ev)
     {
         const char *m = strstr(barge_json_str(ev, "message", ""), tag);
-        if (!reason && m) {
+        if (!reason && m)
             reason = barge_xstrdup(m + strlen(tag));
-            size_t n = strlen(reason);
-            if (n > 0 && reason[n - 1] == '.')
-                reason[n - 1] = '\0';
-        }
     }
     if (!reason)
         reason = barge_xstrdup(dep ? "the deployment failed" : "the deployment was replaced");
+    /* The deployment's own reason and the service event say the same in two
+     * forms; print one, whichever the last DescribeServices showed. */
+    static const char cb_prefix[] = "ECS deployment circuit breaker: ";
+    if (barge_str_has_prefix(reason, cb_prefix))
+        memmove(reason, reason + strlen(cb_prefix), strlen(reason + strlen(cb_prefix)) + 1);
+    size_t rn = strlen(reason);
+    if (rn > 0 && reason[rn - 1] == '.')
+        reason[rn - 1] = '\0';
     bool rolled_back = primary && dep != primary;
     _cleanup_free_ char *back = barge_cli_td_name(barge_json_str(primary, "taskDefinition", NULL));
     if (rolled_back)
