@@ -399,7 +399,8 @@ int barge_aws_perform(CURL *curl, const struct barge_httpc_request *rq,
     size_t nh = rq->n_headers + 1;
     _cleanup_free_ struct barge_kv *in = barge_xcalloc(nh, sizeof(*in));
     in[0] = (struct barge_kv){"Host", host};
-    memcpy(in + 1, rq->headers, rq->n_headers * sizeof(*in));
+    if (rq->n_headers) /* headers may be NULL then, which memcpy must not get */
+        memcpy(in + 1, rq->headers, rq->n_headers * sizeof(*in));
     struct barge_sigv4_request sr = {.method = rq->method,
                                      .raw_path = path,
                                      .raw_query = query,
