@@ -414,7 +414,8 @@ int barge_aws_perform(CURL *curl, const struct barge_httpc_request *rq,
     if (barge_sigv4_sign(&sr, s->region, s->service, s->creds, time(NULL), &add, &n_add, err) < 0)
         return -1;
     _cleanup_free_ struct barge_kv *all = barge_xcalloc(rq->n_headers + n_add, sizeof(*all));
-    memcpy(all, rq->headers, rq->n_headers * sizeof(*all));
+    if (rq->n_headers)
+        memcpy(all, rq->headers, rq->n_headers * sizeof(*all));
     memcpy(all + rq->n_headers, add, n_add * sizeof(*all));
     struct barge_httpc_request signed_rq = *rq;
     signed_rq.headers = all;
