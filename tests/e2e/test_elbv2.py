@@ -3,8 +3,6 @@ subset through boto3's elbv2 client (the query protocol), and real HTTP
 traffic through the HAProxy that barged runs for each load balancer, to two
 python http.server backends on 127.0.0.1."""
 import http.server
-import os
-import socket
 import socketserver
 import subprocess
 import threading
@@ -14,7 +12,8 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Barged, error_code, error_message
+from conftest import error_code, error_message
+from lbtraffic import Load, free_port, get
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["sh", "-c", "command -v haproxy"], capture_output=True).returncode != 0,
@@ -29,14 +28,6 @@ def wait_for(pred, timeout=60, what="condition"):
             return v
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Backend:
@@ -98,11 +89,6 @@ def haproxy_pids(data_dir):
     """The HAProxy processes that run a configuration under data_dir."""
     out = subprocess.run(["pgrep", "-a", "haproxy"], capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in out.splitlines() if data_dir in line]
-
-
-def get(port, path="/"):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return r.status, r.read().decode()
 
 
 def make_stack(elb, lb_port, target_port, name="web", interval=5, **tg):
@@ -256,36 +242,6 @@ def test_api_crud_and_errors(barged, elb):
     with pytest.raises(ClientError) as e:
         elb.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
     assert error_code(e) == "TargetGroupNotFound"
-
-
-class Load:
-    """Sends requests through port one after another until stopped; counts
-    what came back from whom and every failed request."""
-
-    def __init__(self, port):
-        self.port = port
-        self.failures = []
-        self.seen = []
-        self.running = True
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while self.running:
-            try:
-                status, body = get(self.port)
-                self.seen.append(body)
-                if status != 200:
-                    self.failures.append(status)
-            except Exception as e:  # any failed request counts
-                self.failures.append(repr(e))
-
-    def count(self):
-        return len(self.seen) + len(self.failures)
-
-    def stop(self):
-        self.running = False
-        self.thread.join(timeout=30)
 
 
 def test_traffic_draining_and_health(barged, elb, backends):

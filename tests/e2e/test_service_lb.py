@@ -5,17 +5,16 @@ deregistered and drained before they stop), and a task that fails the target
 group's health checks is replaced. Real agent, real containers (busybox
 httpd), real HAProxy."""
 import os
-import socket
 import subprocess
 import threading
 import time
-import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
 
 import nethelpers
 from conftest import error_code, error_message
+from lbtraffic import Load, free_port, get
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["sh", "-c", "command -v haproxy"], capture_output=True).returncode != 0,
@@ -55,45 +54,6 @@ def wait_for(pred, timeout=90, what="condition"):
             return v
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def get(port, path="/"):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return r.status, r.read().decode().strip()
-
-
-class Load:
-    """Requests through the listener one after another until stopped."""
-
-    def __init__(self, port):
-        self.port = port
-        self.failures = []
-        self.seen = []
-        self.running = True
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while self.running:
-            try:
-                status, body = get(self.port)
-                self.seen.append(body)
-                if status != 200:
-                    self.failures.append(status)
-            except Exception as e:  # any failed request counts
-                self.failures.append(repr(e))
-
-    def stop(self):
-        self.running = False
-        self.thread.join(timeout=30)
 
 
 def register(ecs, image, body):
