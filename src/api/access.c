@@ -39,13 +39,20 @@ bool barge_api_is_task_key(const struct barge_sigv4_identity *who)
     return barge_str_has_prefix(who->access_key_id, BARGE_TASK_KEY_PREFIX);
 }
 
-static int load_key(struct barge_server *srv, const char *akid, json_t **doc,
+/* The stored key akid. fresh: read from the store (expiry and revocation
+ * checks); else SigV4's lookup has just read it, and the cache's copy does. */
+static int load_key(struct barge_server *srv, const char *akid, bool fresh, json_t **doc,
                     struct barge_error **err)
 {
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(srv->store, false, &tx, err) < 0)
-        return -1;
-    int r = barge_store_get(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err);
+    int r;
+    if (fresh) {
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        if (barge_store_begin(srv->store, false, &tx, err) < 0)
+            return -1;
+        r = barge_store_get(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err);
+    } else {
+        r = barge_server_key_doc(srv, akid, doc, err);
+    }
     if (r == 0)
         return barge_error_set(err, BARGE_ERR_AUTH_UNKNOWN_KEY,
                                "The security token included in the request is invalid.");
@@ -121,7 +128,7 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
         return 0;
 
     _cleanup_json_ json_t *key = NULL;
-    if (load_key(srv, who->access_key_id, &key, err) < 0)
+    if (load_key(srv, who->access_key_id, true, &key, err) < 0)
         return -1;
     bool alive = is_session(key);
     if (barge_json_str(key, "task", NULL) && task_alive(srv, key, &alive, err) < 0)
@@ -210,7 +217,7 @@ int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_ident
                         const char *action, const char *resource, struct barge_error **err)
 {
     _cleanup_json_ json_t *key = NULL;
-    if (load_key(srv, who->access_key_id, &key, err) < 0)
+    if (load_key(srv, who->access_key_id, true, &key, err) < 0)
         return -1;
     if (!barge_json_str(key, "task", NULL)) {
         _cleanup_json_ json_t *docs = NULL;
@@ -330,7 +337,7 @@ int barge_api_policy_check(const struct barge_api_ctx *ctx, const json_t *input,
     if (strcmp(model, "sts") == 0)
         return 0;
     _cleanup_json_ json_t *key = NULL, *docs = NULL;
-    if (load_key(ctx->srv, ctx->who.access_key_id, &key, err) < 0)
+    if (load_key(ctx->srv, ctx->who.access_key_id, false, &key, err) < 0)
         return -1;
     /* Execution credentials are checked per secret by the handlers. */
     if (barge_json_str(key, "task", NULL))
@@ -350,7 +357,7 @@ char *barge_api_caller_arn(struct barge_server *srv, const struct barge_sigv4_id
 {
     _cleanup_error_ struct barge_error *err = NULL;
     _cleanup_json_ json_t *key = NULL;
-    if (load_key(srv, who->access_key_id, &key, &err) < 0)
+    if (load_key(srv, who->access_key_id, true, &key, &err) < 0)
         return barge_xasprintf("arn:aws:iam::%s:user/unknown", srv->cfg.account_id);
     return principal_arn(srv, key);
 }
@@ -596,7 +603,7 @@ int barge_api_caller(struct barge_server *srv, const struct barge_sigv4_identity
                      struct barge_error **err)
 {
     _cleanup_json_ json_t *key = NULL;
-    if (load_key(srv, who->access_key_id, &key, err) < 0)
+    if (load_key(srv, who->access_key_id, true, &key, err) < 0)
         return -1;
     _cleanup_free_ char *arn = principal_arn(srv, key);
     const char *uid = barge_json_str(key, "userId", NULL);
@@ -645,7 +652,7 @@ int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_i
         json_object_set_new(doc, "roleArn", json_string(role_arn));
     /* A user's session has the user's rights (unless it is a role's). */
     _cleanup_json_ json_t *ikey = NULL;
-    if (load_key(srv, issuer->access_key_id, &ikey, err) < 0)
+    if (load_key(srv, issuer->access_key_id, true, &ikey, err) < 0)
         return -1;
     if (!role_arn && barge_json_str(ikey, "iamUser", NULL))
         json_object_set_new(doc, "iamUser", json_string(barge_json_str(ikey, "iamUser", "")));

@@ -66,20 +66,29 @@ void barge_server_forget_key(const char *access_key_id)
     pthread_mutex_unlock(&key_lock);
 }
 
+int barge_server_key_doc(struct barge_server *srv, const char *access_key_id, json_t **doc,
+                         struct barge_error **err)
+{
+    *doc = key_cache_get(access_key_id);
+    if (*doc)
+        return 1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0)
+        return -1;
+    int r = barge_store_get(tx, BARGE_KIND_ACCESS_KEY, access_key_id, doc, err);
+    if (r > 0)
+        key_cache_put(access_key_id, *doc);
+    return r;
+}
+
 int barge_server_lookup_key(const char *access_key_id, void *ud,
                             struct barge_sigv4_credentials *out, struct barge_error **err)
 {
     struct barge_server *srv = ud;
-    json_t *doc = key_cache_get(access_key_id);
-    if (!doc) {
-        _cleanup_tx_ struct barge_tx *tx = NULL;
-        if (barge_store_begin(srv->store, false, &tx, err) < 0)
-            return -1;
-        int r = barge_store_get(tx, BARGE_KIND_ACCESS_KEY, access_key_id, &doc, err);
-        if (r <= 0)
-            return r;
-        key_cache_put(access_key_id, doc);
-    }
+    json_t *doc = NULL;
+    int r = barge_server_key_doc(srv, access_key_id, &doc, err);
+    if (r <= 0)
+        return r;
     /* An IAM user's key made Inactive (UpdateAccessKey) is as if unknown. */
     if (barge_streq(barge_json_str(doc, "status", NULL), "Inactive")) {
         json_decref(doc);

@@ -77,14 +77,19 @@ bool barge_server_park(struct barge_http_req *req, uint64_t seen, int64_t deadli
 
 /* Drops a removed access key from the lookup cache of this process. */
 void barge_server_forget_key(const char *access_key_id);
-/* Looks up an access key in the store for SigV4 (a barge_sigv4_lookup_fn;
- * ud is the struct barge_server). */
 /* The registry's instance_may_pull (registry.h): whether a container
  * instance (store key "<cluster>/<id>") is registered and, with repo, whether
  * a task assigned to it and not yet stopped runs an image of repository repo
  * of barged's own registry. ud is the server. */
 int barge_api_instance_may_pull(const char *instance, const char *repo, void *ud,
                                 struct barge_error **err);
+/* The stored document of an access key, through the same short-lived cache
+ * SigV4's lookup uses: 1 with *doc (a new reference), 0 when there is no such
+ * key, -1 with err. */
+int barge_server_key_doc(struct barge_server *srv, const char *access_key_id, json_t **doc,
+                         struct barge_error **err);
+/* Looks up an access key in the store for SigV4 (a barge_sigv4_lookup_fn;
+ * ud is the struct barge_server). */
 int barge_server_lookup_key(const char *access_key_id, void *ud,
                             struct barge_sigv4_credentials *out, struct barge_error **err);
 
