@@ -1,5 +1,5 @@
 /* A subset of IAM: roles (CreateRole, GetRole, DeleteRole, ListRoles) with
- * their trust policy stored as given, users with long-term access keys, and
+ * their trust policy (checked by AssumeRole), users with long-term access keys, and
  * inline and managed identity policies of users and roles, which barged evaluates on
  * every request of their keys and sessions (access.c). */
 #ifndef BARGE_API_IAM_H

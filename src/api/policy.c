@@ -212,13 +212,15 @@ static const char *context_value(const struct barge_policy_context *c, const cha
         return c->username;
     if (strcasecmp(key, "aws:RequestedRegion") == 0)
         return c->region;
+    if (strcasecmp(key, "sts:ExternalId") == 0)
+        return c->external_id;
     return NULL;
 }
 
 static bool context_knows(const char *key)
 {
     static const char *const keys[] = {"aws:SourceIp", "aws:PrincipalArn", "aws:username",
-                                       "aws:RequestedRegion"};
+                                       "aws:RequestedRegion", "sts:ExternalId"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(keys); i++)
         if (strcasecmp(key, keys[i]) == 0)
             return true;
@@ -362,6 +364,87 @@ enum barge_policy_decision barge_policy_evaluate(const json_t *docs, const char 
                 return BARGE_POLICY_EXPLICIT_DENY;
             allowed = true;
         }
+    }
+    return allowed ? BARGE_POLICY_ALLOW : BARGE_POLICY_IMPLICIT_DENY;
+}
+
+/* --- trust policies ----------------------------------------------------- */
+
+/* Calls fn on v (a string or a list of strings) until it answers true. */
+static bool any_string(const json_t *v,
+                       bool (*fn)(const char *, const struct barge_trust_principal *),
+                       const struct barge_trust_principal *p)
+{
+    if (json_is_string(v))
+        return fn(json_string_value(v), p);
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        if (json_is_string(e) && fn(json_string_value(e), p))
+            return true;
+    }
+    return false;
+}
+
+static bool aws_principal_is(const char *name, const struct barge_trust_principal *p)
+{
+    if (!p->arn)
+        return false;
+    if (strcmp(name, "*") == 0)
+        return true;
+    if (p->account && (strcmp(name, p->account) == 0 ||
+                       (barge_str_has_prefix(name, "arn:aws:iam::") &&
+                        strncmp(name + 13, p->account, strlen(p->account)) == 0 &&
+                        strcmp(name + 13 + strlen(p->account), ":root") == 0)))
+        return true;
+    return strcmp(name, p->arn) == 0 || barge_streq(name, p->role_arn);
+}
+
+static bool service_principal_is(const char *name, const struct barge_trust_principal *p)
+{
+    return p->service && strcmp(name, p->service) == 0;
+}
+
+static bool principal_named(const json_t *principal, const struct barge_trust_principal *p)
+{
+    if (json_is_string(principal))
+        return strcmp(json_string_value(principal), "*") == 0;
+    return any_string(json_object_get(principal, "AWS"), aws_principal_is, p) ||
+           any_string(json_object_get(principal, "Service"), service_principal_is, p);
+}
+
+enum barge_policy_decision
+barge_policy_trust_evaluate(const char *text, const char *action,
+                            const struct barge_trust_principal *principal,
+                            const struct barge_policy_context *context)
+{
+    _cleanup_json_ json_t *doc = json_loads(text, 0, NULL);
+    json_t *stmts = json_object_get(doc, "Statement");
+    size_t n = json_is_array(stmts) ? json_array_size(stmts) : 1;
+    bool allowed = false;
+    for (size_t j = 0; j < n; j++) {
+        const json_t *st = json_is_array(stmts) ? json_array_get(stmts, j) : stmts;
+        if (!json_is_object(st))
+            continue;
+        bool deny = barge_streq(barge_json_str(st, "Effect", NULL), "Deny");
+        const json_t *act = json_object_get(st, "Action");
+        bool action_ok = act ? any_matches(act, action, true)
+                             : json_object_get(st, "NotAction") &&
+                                   !any_matches(json_object_get(st, "NotAction"), action, true);
+        if (!action_ok)
+            continue;
+        const json_t *who = json_object_get(st, "Principal");
+        bool named = who ? principal_named(who, principal) : deny;
+        if (!named)
+            continue;
+        const json_t *cond = json_object_get(st, "Condition");
+        enum cond holds = cond ? condition_holds(cond, context) : COND_TRUE;
+        if (holds == COND_FALSE || (holds == COND_UNKNOWN && !deny))
+            continue;
+        if (deny)
+            return BARGE_POLICY_EXPLICIT_DENY;
+        allowed = true;
     }
     return allowed ? BARGE_POLICY_ALLOW : BARGE_POLICY_IMPLICIT_DENY;
 }

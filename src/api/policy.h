@@ -32,6 +32,7 @@ struct barge_policy_context {
     const char *principal_arn;
     const char *username;
     const char *region;
+    const char *external_id; /* sts:ExternalId, AssumeRole's only */
 };
 
 /* The decision of the policies docs (a JSON array of policy documents as
@@ -46,5 +47,30 @@ struct barge_policy_context {
 enum barge_policy_decision barge_policy_evaluate(const json_t *docs, const char *action,
                                                  const char *resource,
                                                  const struct barge_policy_context *context);
+
+/* Who asks to assume a role, as a trust policy's Principal names it: an
+ * IAM user or the admin (arn "arn:aws:iam::ACCOUNT:user/NAME"), a session
+ * (arn "arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION" with role_arn the
+ * role's ARN), or an AWS service (service "ecs-tasks.amazonaws.com", arn
+ * NULL). account is the caller's account id. */
+struct barge_trust_principal {
+    const char *arn;
+    const char *role_arn;
+    const char *account;
+    const char *service;
+};
+
+/* The decision of the trust policy text (a role's AssumeRolePolicyDocument)
+ * on action ("sts:AssumeRole") by principal in context. A statement applies
+ * when its Action matches and its Principal names the caller: "*", {"AWS":
+ * "*"}, the account ("ACCOUNT" or "arn:aws:iam::ACCOUNT:root"), the user's
+ * or session's ARN, the role ARN for its sessions, or {"Service": name} for
+ * a service. Conditions are evaluated as in barge_policy_evaluate, with
+ * sts:ExternalId too; NotPrincipal and unknown conditions never allow and
+ * always deny. An explicit Deny wins. */
+enum barge_policy_decision
+barge_policy_trust_evaluate(const char *text, const char *action,
+                            const struct barge_trust_principal *principal,
+                            const struct barge_policy_context *context);
 
 #endif

@@ -10,6 +10,7 @@
 #include "api/access.h"
 #include "api/api.h"
 #include "api/iam.h"
+#include "api/policy.h"
 #include "api/server.h"
 #include "common/json.h"
 
@@ -71,6 +72,36 @@ static bool session_name_ok(const char *s)
     return true;
 }
 
+static int not_authorized(struct barge_error **err, const json_t *who, const char *role_arn)
+{
+    return barge_error_set_type(err, BARGE_ERR_ACCESS_DENIED, "AccessDenied",
+                                "User: %s is not authorized to perform: sts:AssumeRole on "
+                                "resource: %s",
+                                barge_json_str(who, "arn", ""), role_arn);
+}
+
+/* Whether the trust policy of role names the caller who (barge_api_caller's
+ * answer). */
+static bool trusted(struct barge_api_ctx *ctx, const json_t *role, const json_t *who,
+                    const char *external_id)
+{
+    const char *role_arn = barge_json_str(who, "roleArn", NULL);
+    struct barge_trust_principal p = {
+        .arn = barge_json_str(who, "arn", ""),
+        .role_arn = role_arn,
+        .account = ctx->srv->cfg.account_id,
+    };
+    struct barge_policy_context c = {
+        .source_ip = ctx->who.source_ip[0] ? ctx->who.source_ip : NULL,
+        .principal_arn = role_arn ? role_arn : p.arn,
+        .username = barge_json_str(who, "iamUser", NULL),
+        .region = ctx->who.region[0] ? ctx->who.region : NULL,
+        .external_id = external_id,
+    };
+    return barge_policy_trust_evaluate(barge_json_str(role, "AssumeRolePolicyDocument", "{}"),
+                                       "sts:AssumeRole", &p, &c) == BARGE_POLICY_ALLOW;
+}
+
 static int assume_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                        struct barge_error **err)
 {
@@ -100,11 +131,15 @@ static int assume_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
             return -1;
     }
     /* The ARN must match with its path, as IAM compares it. */
-    if (!role || !barge_streq(barge_json_str(role, "Arn", NULL), arn))
-        return barge_error_set_type(err, BARGE_ERR_ACCESS_DENIED, "AccessDenied",
-                                    "User: %s is not authorized to perform: sts:AssumeRole on "
-                                    "resource: %s",
-                                    barge_json_str(who, "arn", ""), arn);
+    if (!role || !barge_streq(barge_json_str(role, "Arn", NULL), arn) ||
+        !trusted(ctx, role, who, barge_json_str(in, "ExternalId", NULL)))
+        return not_authorized(err, who, arn);
+    _cleanup_error_ struct barge_error *denied = NULL;
+    if (barge_api_authorize(ctx->srv, &ctx->who, "sts:AssumeRole", arn, &denied) < 0) {
+        if (denied->code != BARGE_ERR_ACCESS_DENIED)
+            return barge_error_set(err, denied->code, "%s", denied->message);
+        return not_authorized(err, who, arn);
+    }
     json_int_t duration = barge_json_int(in, "DurationSeconds", DEFAULT_ROLE_DURATION);
     json_int_t max = barge_json_int(role, "MaxSessionDuration", DEFAULT_ROLE_DURATION);
     if (json_is_true(json_object_get(who, "session")) && duration > CHAINED_MAX_DURATION)

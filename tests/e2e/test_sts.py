@@ -263,3 +263,54 @@ def test_role_chaining_is_limited_to_an_hour(barged):
     second = chained.assume_role(RoleArn=arn, RoleSessionName="two")["Credentials"]
     assert temp_client(barged, "sts", second).get_caller_identity()["Arn"] == \
         "arn:aws:sts::000000000000:assumed-role/second/two"
+
+
+def test_trust_policies_and_identity_policies_both_decide(barged):
+    iam = barged.client("iam")
+    acct = "000000000000"
+
+    def trust(principal, **extra):
+        return json.dumps({"Version": "2012-10-17", "Statement": [dict({
+            "Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}, **extra)]})
+
+    iam.create_user(UserName="ci")
+    key = iam.create_access_key(UserName="ci")["AccessKey"]
+    ci_sts = temp_client(barged, "sts", key, token=None)
+    ci_arn = f"arn:aws:iam::{acct}:user/ci"
+    only_ci = iam.create_role(RoleName="only-ci",
+                              AssumeRolePolicyDocument=trust({"AWS": ci_arn}))["Role"]
+    tasks = iam.create_role(RoleName="tasks", AssumeRolePolicyDocument=trust(
+        {"Service": "ecs-tasks.amazonaws.com"}))["Role"]
+    external = iam.create_role(RoleName="external", AssumeRolePolicyDocument=trust(
+        {"AWS": f"arn:aws:iam::{acct}:root"},
+        Condition={"StringEquals": {"sts:ExternalId": "s3cret"}}))["Role"]
+
+    # The admin is not named by these trust policies.
+    for role in (only_ci, tasks):
+        with pytest.raises(ClientError) as e:
+            barged.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="s1")
+        assert error_code(e) == "AccessDenied"
+        assert e.value.response["Error"]["Message"] == (
+            f"User: arn:aws:iam::{acct}:user/admin is not authorized to perform: "
+            f"sts:AssumeRole on resource: {role['Arn']}")
+    # The trusted user still needs sts:AssumeRole in its own policies.
+    with pytest.raises(ClientError) as e:
+        ci_sts.assume_role(RoleArn=only_ci["Arn"], RoleSessionName="s1")
+    assert error_code(e) == "AccessDenied" and ci_arn in str(e.value)
+    iam.put_user_policy(UserName="ci", PolicyName="assume", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Resource": only_ci["Arn"]}]}))
+    got = ci_sts.assume_role(RoleArn=only_ci["Arn"], RoleSessionName="s1")
+    assert got["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{acct}:assumed-role/only-ci/s1"
+    # Allowed for one role only: the external one is refused by the identity policy.
+    with pytest.raises(ClientError) as e:
+        ci_sts.assume_role(RoleArn=external["Arn"], RoleSessionName="s1", ExternalId="s3cret")
+    assert error_code(e) == "AccessDenied"
+
+    # The account's root principal trusts the admin, with the right external id only.
+    sts = barged.client("sts")
+    for bad in ({}, {"ExternalId": "guess"}):
+        with pytest.raises(ClientError) as e:
+            sts.assume_role(RoleArn=external["Arn"], RoleSessionName="s1", **bad)
+        assert error_code(e) == "AccessDenied"
+    sts.assume_role(RoleArn=external["Arn"], RoleSessionName="s1", ExternalId="s3cret")

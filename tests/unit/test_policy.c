@@ -127,13 +127,84 @@ static void test_conditions(void **state)
                      BARGE_POLICY_IMPLICIT_DENY);
 }
 
+static const struct barge_trust_principal user = {.arn = "arn:aws:iam::000000000000:user/ci",
+                                                  .account = "000000000000"};
+static const struct barge_trust_principal session = {
+    .arn = "arn:aws:sts::000000000000:assumed-role/deployer/s1",
+    .role_arn = "arn:aws:iam::000000000000:role/deployer",
+    .account = "000000000000"};
+static const struct barge_trust_principal ecs_tasks = {.service = "ecs-tasks.amazonaws.com"};
+
+static enum barge_policy_decision trust(const char *principal, const char *extra,
+                                        const struct barge_trust_principal *p,
+                                        const char *external_id)
+{
+    char doc[1024];
+    snprintf(doc, sizeof(doc),
+             "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+             "\"Principal\":%s,\"Action\":\"sts:AssumeRole\"%s}]}",
+             principal, extra);
+    struct barge_policy_context c = {.external_id = external_id};
+    return barge_policy_trust_evaluate(doc, "sts:AssumeRole", p, &c);
+}
+
+static void test_trust(void **state)
+{
+    (void)state;
+    const char *root = "{\"AWS\":\"arn:aws:iam::000000000000:root\"}";
+    assert_int_equal(trust(root, "", &user, NULL), BARGE_POLICY_ALLOW);
+    assert_int_equal(trust(root, "", &session, NULL), BARGE_POLICY_ALLOW);
+    assert_int_equal(trust("{\"AWS\":\"000000000000\"}", "", &user, NULL), BARGE_POLICY_ALLOW);
+    /* Another account's root, and a service, are not the account. */
+    assert_int_equal(trust("{\"AWS\":\"arn:aws:iam::111111111111:root\"}", "", &user, NULL),
+                     BARGE_POLICY_IMPLICIT_DENY);
+    assert_int_equal(trust(root, "", &ecs_tasks, NULL), BARGE_POLICY_IMPLICIT_DENY);
+    /* A user's ARN names that user only; a role's ARN its sessions. */
+    const char *ci = "{\"AWS\":[\"arn:aws:iam::000000000000:user/ci\"]}";
+    assert_int_equal(trust(ci, "", &user, NULL), BARGE_POLICY_ALLOW);
+    assert_int_equal(trust(ci, "", &session, NULL), BARGE_POLICY_IMPLICIT_DENY);
+    assert_int_equal(
+        trust("{\"AWS\":\"arn:aws:iam::000000000000:role/deployer\"}", "", &session, NULL),
+        BARGE_POLICY_ALLOW);
+    assert_int_equal(trust("{\"AWS\":\"arn:aws:iam::000000000000:user/other\"}", "", &user, NULL),
+                     BARGE_POLICY_IMPLICIT_DENY);
+    /* Service principals. */
+    const char *svc = "{\"Service\":[\"ecs-tasks.amazonaws.com\"]}";
+    assert_int_equal(trust(svc, "", &ecs_tasks, NULL), BARGE_POLICY_ALLOW);
+    assert_int_equal(trust(svc, "", &user, NULL), BARGE_POLICY_IMPLICIT_DENY);
+    assert_int_equal(trust("{\"Service\":\"lambda.amazonaws.com\"}", "", &ecs_tasks, NULL),
+                     BARGE_POLICY_IMPLICIT_DENY);
+    assert_int_equal(trust("\"*\"", "", &ecs_tasks, NULL), BARGE_POLICY_ALLOW);
+    assert_int_equal(trust("{\"AWS\":\"*\"}", "", &user, NULL), BARGE_POLICY_ALLOW);
+    /* sts:ExternalId. */
+    const char *ext = ",\"Condition\":{\"StringEquals\":{\"sts:ExternalId\":\"s3cret\"}}";
+    assert_int_equal(trust(root, ext, &user, "s3cret"), BARGE_POLICY_ALLOW);
+    assert_int_equal(trust(root, ext, &user, "guess"), BARGE_POLICY_IMPLICIT_DENY);
+    assert_int_equal(trust(root, ext, &user, NULL), BARGE_POLICY_IMPLICIT_DENY);
+    /* Another action is not granted, and an explicit Deny wins. */
+    assert_int_equal(
+        barge_policy_trust_evaluate("{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":\"*\","
+                                    "\"Action\":\"sts:TagSession\"}}",
+                                    "sts:AssumeRole", &user, &(struct barge_policy_context){0}),
+        BARGE_POLICY_IMPLICIT_DENY);
+    assert_int_equal(
+        barge_policy_trust_evaluate("{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\","
+                                    "\"Action\":\"sts:*\"},{\"Effect\":\"Deny\",\"Principal\":"
+                                    "{\"AWS\":\"arn:aws:iam::000000000000:user/ci\"},\"Action\":"
+                                    "\"sts:AssumeRole\"}]}",
+                                    "sts:AssumeRole", &user, &(struct barge_policy_context){0}),
+        BARGE_POLICY_EXPLICIT_DENY);
+    assert_int_equal(barge_policy_trust_evaluate("not json", "sts:AssumeRole", &user,
+                                                 &(struct barge_policy_context){0}),
+                     BARGE_POLICY_IMPLICIT_DENY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_match),
-        cmocka_unit_test(test_validate),
-        cmocka_unit_test(test_evaluate),
-        cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_match),    cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_evaluate), cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_trust),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
