@@ -76,6 +76,9 @@ bool barge_engine_idle(struct barge_engine *e);
 /* The metadata endpoint's snapshot of the task owning a container's token
  * (see metadata.h); new reference, NULL when the token is unknown. */
 json_t *barge_engine_metadata(struct barge_engine *e, const char *token);
+/* The container credentials endpoint's answer for the task role credentials
+ * id (see metadata.h), with its HTTP status; new reference. */
+json_t *barge_engine_task_credentials(struct barge_engine *e, const char *id, unsigned *status);
 /* Stops accepting work and waits for runners to pause (containers keep
  * running). */
 void barge_engine_shutdown(struct barge_engine *e);
@@ -99,8 +102,10 @@ struct barge_agent {
     struct barge_metadata_server *metadata; /* NULL when it could not start */
     char *metadata_bridge_url;              /* "http://10.213.0.1:51679" */
     char *metadata_host_url;                /* "http://127.0.0.1:51679" */
-    struct barge_logship *logship;          /* the awslogs driver (logship.h) */
-    struct barge_stats *stats;              /* usage reports and /metrics (stats.h) */
+    int credentials_port; /* the host's route to the credentials endpoint goes to this port of
+                           * 127.0.0.1 (0: none of ours); guarded by lock */
+    struct barge_logship *logship; /* the awslogs driver (logship.h) */
+    struct barge_stats *stats;     /* usage reports and /metrics (stats.h) */
 };
 
 /* network.c: the bridge network, host ports, task volumes and the metadata

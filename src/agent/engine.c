@@ -20,6 +20,7 @@
 #include "agent/deps.h"
 #include "agent/health.h"
 #include "agent/logship.h"
+#include "agent/metadata.h"
 #include "agent/secrets.h"
 #include "agent/volumes.h"
 #include "common/ids.h"
@@ -75,6 +76,12 @@ struct runner {
     bool reported_running;
     enum barge_health_status reported_task_health;
     struct barge_net_task *net;
+    /* Task role: the id in AWS_CONTAINER_CREDENTIALS_RELATIVE_URI ("" without
+     * a role), and barged's last answer with when it came (guarded by
+     * e->lock; it holds the secret). */
+    char creds_id[37];
+    json_t *role_creds;
+    double role_creds_at;
     json_t *meta;             /* the metadata endpoint's snapshot; guarded by e->lock */
     json_t *stamps;           /* pullStartedAt... as reported, for the snapshot */
     const char *known_status; /* as last reported */
@@ -196,6 +203,8 @@ static void checkpoint(struct runner *r, const char *phase)
     }
     json_t *v = json_pack("{s:s, s:s, s:o, s:b}", "taskId", r->task_id, "phase", phase,
                           "containers", ctrs, "fargate", r->fargate);
+    if (r->creds_id[0])
+        json_object_set_new(v, "credentialsId", json_string(r->creds_id));
     barge_agent_checkpoint_task(r->e->agent, r->arn, v);
     json_decref(v);
 }
@@ -309,6 +318,9 @@ static void add_agent_env(struct runner *r, const struct ctr *c, struct strv *en
                                                    : a->metadata_bridge_url;
     if (base && c->token[0])
         strv_add(env, barge_xasprintf("ECS_CONTAINER_METADATA_URI_V4=%s/v4/%s", base, c->token));
+    if (r->creds_id[0])
+        strv_add(env, barge_xasprintf("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/%s",
+                                      r->creds_id));
 }
 
 /* The network side of a container's spec: the task's namespace, extraHosts,
@@ -721,6 +733,12 @@ static bool start_task(struct runner *r)
     json_t *defs = r->defs;
     size_t i;
     json_t *d;
+    /* ECS's agent serves task role credentials from its own endpoint. */
+    const char *role =
+        barge_json_str(barge_json_object(barge_json_object(manifest, "task"), "overrides"),
+                       "taskRoleArn", barge_json_str(r->td, "taskRoleArn", NULL));
+    if (role && r->e->agent->metadata)
+        barge_id_uuid(r->creds_id);
     /* Before anything exists on the host, so that a restarted agent knows
      * to clean up after a start it did not finish. */
     checkpoint(r, "STARTING");
@@ -882,6 +900,35 @@ static uint16_t *ports_to_avoid(struct runner *r, size_t *n)
     return out;
 }
 
+/* The host's route to the credentials endpoint, for host-mode tasks; it
+ * stays until the agent stops. */
+static int host_route(struct barge_agent *a, struct barge_error **err)
+{
+    int port = barge_metadata_server_port(a->metadata);
+    pthread_mutex_lock(&a->lock);
+    int rc = 0;
+    if (a->credentials_port != port) {
+        rc = barge_net_credentials_route_add(NULL, "127.0.0.1", port, err);
+        if (rc == 0)
+            a->credentials_port = port;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+/* Makes 169.254.170.2:80 reach the metadata endpoint from the task's
+ * containers: in its namespace, or (host mode) in the host's. */
+static int route_credentials(struct runner *r, struct barge_error **err)
+{
+    struct barge_agent *a = r->e->agent;
+    int port = barge_metadata_server_port(a->metadata);
+    if (r->net->netns_path && r->net->gateway)
+        return barge_net_credentials_route_add(r->net->netns_path, r->net->gateway, port, err);
+    if (r->net->netns_path)
+        return 0; /* mode none: no network at all */
+    return host_route(a, err);
+}
+
 static int setup_task(struct runner *r, struct barge_error **err)
 {
     struct barge_agent *a = r->e->agent;
@@ -933,6 +980,8 @@ static int setup_task(struct runner *r, struct barge_error **err)
     free(avoid);
     free(maps);
     r->deps_since = barge_now();
+    if (rc == 0 && r->creds_id[0])
+        rc = route_credentials(r, err);
     return rc;
 }
 
@@ -1463,6 +1512,73 @@ json_t *barge_engine_metadata(struct barge_engine *e, const char *token)
     return out;
 }
 
+/* ECS's answer to an unknown or stopped task's credentials id. */
+static json_t *credentials_error(unsigned *status, unsigned code, const char *type,
+                                 const char *message)
+{
+    *status = code;
+    return json_pack("{s:s, s:s, s:i}", "code", type, "message", message, "HTTPErrorCode",
+                     (int)code);
+}
+
+static struct runner *runner_by_creds(struct barge_engine *e, const char *id)
+{
+    for (struct runner *r = e->runners; r; r = r->next)
+        if (r->creds_id[0] && strcmp(r->creds_id, id) == 0 && !r->finished)
+            return r;
+    return NULL;
+}
+
+json_t *barge_engine_task_credentials(struct barge_engine *e, const char *id, unsigned *status)
+{
+    _cleanup_free_ char *arn = NULL;
+    json_t *creds = NULL;
+    pthread_mutex_lock(&e->lock);
+    struct runner *r = runner_by_creds(e, id);
+    if (r) {
+        arn = barge_xstrdup(r->arn);
+        double expires = json_number_value(json_object_get(r->role_creds, "expiration"));
+        if (r->role_creds &&
+            barge_metadata_credentials_fresh(r->role_creds_at, expires, barge_now()))
+            creds = json_deep_copy(r->role_creds);
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (!arn)
+        return credentials_error(status, 400, "InvalidIdInRequest",
+                                 "CredentialsV2Request: Credentials not found");
+    if (!creds) {
+        struct barge_agent_client *c = barge_agent_client_new(e->agent->cfg.server);
+        _cleanup_json_ json_t *body = json_pack("{s:s, s:b}", "taskArn", arn, "taskRole", true);
+        _cleanup_error_ struct barge_error *err = NULL;
+        double asked = barge_now();
+        int code = barge_agent_client_post(c, "/agent/credentials", body, e->agent->token, NULL, 30,
+                                           &creds, &err);
+        barge_agent_client_free(c);
+        if (code != 200) {
+            _cleanup_free_ char *why = barge_xasprintf(
+                "barged refused the task role credentials (%d): %s", code,
+                code < 0 ? err->message : barge_json_str(creds, "message", "no message"));
+            json_decref(creds);
+            barge_warn("task %s: %s", strrchr(arn, '/') + 1, why);
+            return credentials_error(status, 500, "InternalError", why);
+        }
+        pthread_mutex_lock(&e->lock);
+        if ((r = runner_by_creds(e, id))) {
+            if (r->role_creds)
+                barge_json_wipe(r->role_creds);
+            json_decref(r->role_creds);
+            r->role_creds = json_deep_copy(creds);
+            r->role_creds_at = asked;
+        }
+        pthread_mutex_unlock(&e->lock);
+    }
+    json_t *doc = barge_metadata_credentials_doc(creds);
+    barge_json_wipe(creds);
+    json_decref(creds);
+    *status = 200;
+    return doc;
+}
+
 static void *run(void *ud)
 {
     struct runner *r = ud;
@@ -1547,6 +1663,9 @@ static void runner_free(struct runner *r)
         barge_image_free(r->imgs[i]);
     free(r->imgs);
     barge_task_env_free(r->env);
+    if (r->role_creds)
+        barge_json_wipe(r->role_creds);
+    json_decref(r->role_creds);
     json_decref(r->defs);
     json_decref(r->td);
     json_decref(r->meta);
@@ -1696,6 +1815,7 @@ void barge_engine_adopt(struct barge_engine *e, const json_t *tasks)
 {
     const char *arn;
     json_t *t;
+    bool host_route_wanted = false;
     pthread_mutex_lock(&e->lock);
     json_object_foreach((json_t *)tasks, arn, t)
     {
@@ -1717,6 +1837,9 @@ void barge_engine_adopt(struct barge_engine *e, const json_t *tasks)
         }
         r->adopted = true;
         r->fargate = barge_json_bool(t, "fargate", false);
+        const char *cid = barge_json_str(t, "credentialsId", NULL);
+        if (cid && strlen(cid) == 36)
+            memcpy(r->creds_id, cid, 37);
         if (r->fargate)
             r->taskfs = barge_runtime_taskfs_path(e->agent->taskfs_dir, r->task_id);
         adopt_network(r);
@@ -1727,11 +1850,17 @@ void barge_engine_adopt(struct barge_engine *e, const json_t *tasks)
             for (size_t k = 0; k < r->n_ctrs; k++)
                 r->ctrs[k].created = true;
         }
+        /* The agent's stop removed the host's route of its host-mode
+         * tasks. */
+        host_route_wanted |= r->creds_id[0] && r->net && !r->net->netns_path;
         r->next = e->runners;
         e->runners = r;
         runner_start(r);
     }
     pthread_mutex_unlock(&e->lock);
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (host_route_wanted && e->agent->metadata && host_route(e->agent, &err) < 0)
+        barge_warn("host-mode tasks get no credentials: %s", err->message);
 }
 
 bool barge_engine_idle(struct barge_engine *e)

@@ -34,6 +34,21 @@ static void set_time(json_t *obj, const char *key, const json_t *from, const cha
     json_object_set_new(obj, key, json_string(buf));
 }
 
+json_t *barge_metadata_credentials_doc(const json_t *creds)
+{
+    char exp[BARGE_ISOTIME_MAX];
+    barge_isotime_format(json_number_value(json_object_get(creds, "expiration")), 0, "Z", exp);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "RoleArn", barge_json_str(creds, "roleArn", ""),
+                     "AccessKeyId", barge_json_str(creds, "accessKeyId", ""), "SecretAccessKey",
+                     barge_json_str(creds, "secretAccessKey", ""), "Token",
+                     barge_json_str(creds, "sessionToken", ""), "Expiration", exp);
+}
+
+bool barge_metadata_credentials_fresh(double issued, double expires, double now)
+{
+    return now >= issued && now < issued + (expires - issued) / 2;
+}
+
 static json_int_t int_of(const json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
@@ -407,6 +422,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
                       json_pack("{s:s}", "error", "only GET is served"));
+    if (barge_str_has_prefix(url, "/v2/credentials/")) {
+        unsigned status = MHD_HTTP_NOT_FOUND;
+        json_t *body = s->ops.credentials(s->ops.ud, url + strlen("/v2/credentials/"), &status);
+        return answer(conn, status, body);
+    }
     if (!barge_str_has_prefix(url, "/v4/"))
         return answer(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
     const char *tok = url + 4;

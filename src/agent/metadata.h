@@ -11,6 +11,13 @@
  *   /v4/<token>/stats       Docker-style stats of the container
  *   /v4/<token>/task/stats  {runtime id: stats} for the task's containers
  *
+ * The same server answers the container credentials endpoint of tasks with a
+ * task role: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/<id> in
+ * their containers, which SDKs fetch from http://169.254.170.2 (a DNAT rule
+ * brings that here, net.h):
+ *   /v2/credentials/<id>    {RoleArn, AccessKeyId, SecretAccessKey, Token,
+ *                           Expiration}, the task role's session
+ *
  * The engine describes a task as a snapshot (below); the functions that turn
  * a snapshot into ECS's documents are pure and unit-tested. */
 #ifndef BARGE_AGENT_METADATA_H
@@ -58,12 +65,24 @@ json_t *barge_metadata_stats_doc(const char *name, const char *id,
  * text of /proc/<pid>/net/dev, loopback left out. New reference. */
 json_t *barge_metadata_parse_net_dev(const char *text);
 
+/* ECS's credentials document from barged's task role answer {roleArn,
+ * accessKeyId, secretAccessKey, sessionToken, expiration (epoch seconds)}.
+ * New reference (it holds the secret). */
+json_t *barge_metadata_credentials_doc(const json_t *creds);
+/* Whether credentials issued at issued and expiring at expires are still
+ * worth handing out at now: until half their lifetime is gone, so that a
+ * client refreshing near Expiration always gets new ones in time. */
+bool barge_metadata_credentials_fresh(double issued, double expires, double now);
+
 /* The server. */
 struct barge_metadata_ops {
     /* The snapshot of the task owning token (its "self" set), new
      * reference, or NULL when the token is unknown. Called from the
      * server's threads. */
     json_t *(*snapshot)(void *ud, const char *token);
+    /* The answer to /v2/credentials/<id> and its HTTP status in *status;
+     * new reference. Called from the server's threads. */
+    json_t *(*credentials)(void *ud, const char *id, unsigned *status);
     void *ud;
 };
 

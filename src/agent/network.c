@@ -111,6 +111,15 @@ static json_t *metadata_snapshot(void *ud, const char *token)
     return a->engine ? barge_engine_metadata(a->engine, token) : NULL;
 }
 
+static json_t *task_credentials(void *ud, const char *id, unsigned *status)
+{
+    struct barge_agent *a = ud;
+    if (a->engine)
+        return barge_engine_task_credentials(a->engine, id, status);
+    *status = 503;
+    return json_pack("{s:s}", "message", "the agent is starting");
+}
+
 void barge_agent_metadata_start(struct barge_agent *a)
 {
     const char *addrs[3] = {"127.0.0.1", NULL, NULL};
@@ -118,7 +127,7 @@ void barge_agent_metadata_start(struct barge_agent *a)
     addrs[1] = gw;
     json_int_t saved = barge_json_int(a->state, "metadataPort", 0);
     int port = a->cfg.metadata_port ? a->cfg.metadata_port : saved > 0 ? (int)saved : METADATA_PORT;
-    struct barge_metadata_ops ops = {metadata_snapshot, a};
+    struct barge_metadata_ops ops = {metadata_snapshot, task_credentials, a};
     _cleanup_error_ struct barge_error *err = NULL;
     if (barge_metadata_server_start(a->rt, addrs, port, !a->cfg.metadata_port, &ops, &a->metadata,
                                     &err) < 0) {
@@ -150,12 +159,21 @@ int barge_agent_network_clean(struct barge_agent *a, struct barge_error **err)
         return -1;
     _cleanup_json_ json_t *none = json_object();
     reconcile_volumes(a, none);
+    /* The host's route to a killed agent's credentials endpoint. */
+    json_int_t port = barge_json_int(a->state, "metadataPort", 0);
+    if (port > 0 && barge_net_credentials_route_remove("127.0.0.1", (int)port, err) < 0)
+        return -1;
     printf("removed %d task network(s)\n", n);
     return 0;
 }
 
 void barge_agent_network_release(struct barge_agent *a)
 {
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (a->credentials_port &&
+        barge_net_credentials_route_remove("127.0.0.1", a->credentials_port, &err) < 0)
+        barge_warn("host route to the credentials endpoint: %s", err->message);
+    a->credentials_port = 0;
     barge_metadata_server_stop(a->metadata);
     a->metadata = NULL;
     free((char *)a->net.state_dir);

@@ -20,6 +20,11 @@
 /* Expired STS sessions are kept this long, so that their use is answered
  * ExpiredToken rather than as an unknown key. */
 #define SESSION_REAP_GRACE 86400
+/* Task role credentials last six hours, as ECS's; the agent renews them
+ * when half of that is gone. */
+#define TASK_ROLE_TTL 21600
+/* The service principal a task role's trust policy must name. */
+#define TASK_ROLE_PRINCIPAL "ecs-tasks.amazonaws.com"
 
 /* IAM and STS are global: clients sign them for us-east-1 or their own region. */
 static const char *const any_region_services[] = {"ssm", "secretsmanager", "s3", "iam", "sts"};
@@ -59,14 +64,15 @@ static int load_key(struct barge_server *srv, const char *akid, bool fresh, json
     return r < 0 ? -1 : 0;
 }
 
-/* Whether the task a per-task key belongs to still runs (not STOPPED). */
-static int task_alive(struct barge_server *srv, const json_t *key, bool *alive,
+/* Whether the task (its store key) a per-task key or task role session
+ * belongs to still runs (not STOPPED). */
+static int task_alive(struct barge_server *srv, const char *task_key, bool *alive,
                       struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *task = NULL;
     if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
-        barge_store_get(tx, ECS_KIND_TASK, barge_json_str(key, "task", ""), &task, err) < 0)
+        barge_store_get(tx, ECS_KIND_TASK, task_key, &task, err) < 0)
         return -1;
     *alive = task && !barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED");
     return 0;
@@ -131,7 +137,8 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
     if (load_key(srv, who->access_key_id, true, &key, err) < 0)
         return -1;
     bool alive = is_session(key);
-    if (barge_json_str(key, "task", NULL) && task_alive(srv, key, &alive, err) < 0)
+    const char *task = barge_json_str(key, "task", barge_json_str(key, "boundTask", NULL));
+    if (task && task_alive(srv, task, &alive, err) < 0)
         return -1;
     if (!alive || barge_now() > json_number_value(json_object_get(key, "expiresAt")))
         return barge_error_set(err, BARGE_ERR_AUTH_EXPIRED,
@@ -464,6 +471,61 @@ static void random_chars(char *out, size_t n, const char *alphabet)
     explicit_bzero(buf, sizeof(buf));
 }
 
+/* The role a task runs as: its overrides' taskRoleArn, else its
+ * definition's; NULL without one. */
+static const char *task_role_arn(const json_t *task, const json_t *td)
+{
+    return barge_json_str(barge_json_object(task, "overrides"), "taskRoleArn",
+                          barge_json_str(td, "taskRoleArn", NULL));
+}
+
+/* Task role credentials for task (stored doc, store key tkey) of td: an STS session of the
+ * role, as ECS's service principal assumes it, bound to the task. */
+static int task_role_issue(struct barge_server *srv, const char *tkey, const json_t *task,
+                           const json_t *td, json_t **out, struct barge_error **err)
+{
+    const char *arn = task_role_arn(task, td);
+    if (!arn)
+        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "task '%s' has no taskRoleArn",
+                               barge_json_str(task, "taskArn", ""));
+    const char *slash = strrchr(arn, '/');
+    _cleanup_json_ json_t *role = NULL;
+    {
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+            (slash && barge_api_iam_role_get(tx, slash + 1, &role, err) < 0))
+            return -1;
+    }
+    if (!role || !barge_streq(barge_json_str(role, "Arn", NULL), arn))
+        return barge_error_set(err, BARGE_ERR_NOT_FOUND, "task role '%s' does not exist", arn);
+    struct barge_trust_principal p = {.service = TASK_ROLE_PRINCIPAL};
+    struct barge_policy_context c = {0};
+    if (barge_policy_trust_evaluate(barge_json_str(role, "AssumeRolePolicyDocument", "{}"),
+                                    "sts:AssumeRole", &p, &c) != BARGE_POLICY_ALLOW)
+        return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
+                               "the trust policy of task role '%s' does not allow the service "
+                               "principal '%s' to perform sts:AssumeRole",
+                               arn, TASK_ROLE_PRINCIPAL);
+    const char *task_arn = barge_json_str(task, "taskArn", "");
+    const char *task_id = strrchr(task_arn, '/') ? strrchr(task_arn, '/') + 1 : task_arn;
+    _cleanup_free_ char *session_arn =
+        barge_xasprintf("arn:aws:sts::%s:assumed-role/%s/%s", srv->cfg.account_id,
+                        barge_json_str(role, "RoleName", ""), task_id);
+    _cleanup_free_ char *uid =
+        barge_xasprintf("%s:%s", barge_json_str(role, "RoleId", ""), task_id);
+    json_t *creds = NULL;
+    if (barge_api_session_issue(srv, NULL, session_arn, uid, arn, tkey, TASK_ROLE_TTL, &creds,
+                                err) < 0)
+        return -1;
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:O}", "roleArn", arn, "accessKeyId",
+                     barge_json_str(creds, "AccessKeyId", ""), "secretAccessKey",
+                     barge_json_str(creds, "SecretAccessKey", ""), "sessionToken",
+                     barge_json_str(creds, "SessionToken", ""), "expiration",
+                     json_object_get(creds, "Expiration"));
+    json_decref(creds);
+    return 0;
+}
+
 int barge_api_task_credentials_issue(struct barge_server *srv, const char *instance_key,
                                      const json_t *in, json_t **out, struct barge_error **err)
 {
@@ -488,6 +550,11 @@ int barge_api_task_credentials_issue(struct barge_server *srv, const char *insta
     if (ecs_taskdef_find(tx, srv, barge_json_str(task, "taskDefinitionArn", ""), &td, &tdkey, err) <
         0)
         return -1;
+    if (json_is_true(json_object_get(in, "taskRole"))) {
+        /* The session is written in a transaction of its own. */
+        barge_store_abort(barge_steal(&tx));
+        return task_role_issue(srv, tkey, task, td, out, err);
+    }
 
     char akid[21], secret[41], token[129];
     memcpy(akid, BARGE_TASK_KEY_PREFIX, 4);
@@ -631,7 +698,8 @@ int barge_api_caller(struct barge_server *srv, const struct barge_sigv4_identity
 
 int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_identity *issuer,
                             const char *arn, const char *user_id, const char *role_arn,
-                            double duration, json_t **out, struct barge_error **err)
+                            const char *task_key, double duration, json_t **out,
+                            struct barge_error **err)
 {
     char akid[21], secret[41];
     memcpy(akid, BARGE_TASK_KEY_PREFIX, 4);
@@ -647,12 +715,15 @@ int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_i
     _cleanup_json_ json_t *doc =
         json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:f, s:f}", "sts", true, "sealedSecret", sealed,
                   "sessionToken", token, "arn", arn, "userId", user_id, "issuedBy",
-                  issuer->access_key_id, "createdAt", now, "expiresAt", now + duration);
+                  issuer ? issuer->access_key_id : TASK_ROLE_PRINCIPAL, "createdAt", now,
+                  "expiresAt", now + duration);
     if (role_arn)
         json_object_set_new(doc, "roleArn", json_string(role_arn));
+    if (task_key)
+        json_object_set_new(doc, "boundTask", json_string(task_key));
     /* A user's session has the user's rights (unless it is a role's). */
     _cleanup_json_ json_t *ikey = NULL;
-    if (load_key(srv, issuer->access_key_id, true, &ikey, err) < 0)
+    if (issuer && load_key(srv, issuer->access_key_id, true, &ikey, err) < 0)
         return -1;
     if (!role_arn && barge_json_str(ikey, "iamUser", NULL))
         json_object_set_new(doc, "iamUser", json_string(barge_json_str(ikey, "iamUser", "")));

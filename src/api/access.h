@@ -61,7 +61,11 @@ json_t *barge_api_task_policy(const struct barge_server *srv, const json_t *task
 /* Serves POST /agent/credentials for the agent of instance_key
  * ("<cluster>/<instance id>"): in is {taskArn}; *out is {accessKeyId,
  * secretAccessKey, sessionToken, expiration, region}. The task must be
- * assigned to that instance and not STOPPED. */
+ * assigned to that instance and not STOPPED. With {taskArn, taskRole: true}
+ * they are the task role's instead (its overrides' or definition's
+ * taskRoleArn, whose trust policy must allow ecs-tasks.amazonaws.com): an STS
+ * session of the role named after the task, bound to it; *out is then
+ * {roleArn, accessKeyId, secretAccessKey, sessionToken, expiration}. */
 int barge_api_task_credentials_issue(struct barge_server *srv, const char *instance_key,
                                      const json_t *in, json_t **out, struct barge_error **err);
 
@@ -78,13 +82,15 @@ int barge_api_caller(struct barge_server *srv, const struct barge_sigv4_identity
 
 /* Issues STS temporary credentials ("ASIA..." with a session token) for the
  * principal arn/user_id (of the assumed role role_arn, or NULL), valid for duration seconds, by the
- * caller issuer. The secret is stored sealed under the master key. *out is STS's Credentials
- * {AccessKeyId, SecretAccessKey, SessionToken, Expiration}. They are verified on every service like
- * any key and act with the identity policies of the role (or of the issuer, an IAM user or the
- * admin key). */
+ * caller issuer (NULL: ECS's service principal, for a task role). With task_key (a task's store
+ * key) they also stop working once that task is STOPPED. The secret is stored sealed under the
+ * master key. *out is STS's Credentials {AccessKeyId, SecretAccessKey, SessionToken, Expiration}.
+ * They are verified on every service like any key and act with the identity policies of the role
+ * (or of the issuer, an IAM user or the admin key). */
 int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_identity *issuer,
                             const char *arn, const char *user_id, const char *role_arn,
-                            double duration, json_t **out, struct barge_error **err);
+                            const char *task_key, double duration, json_t **out,
+                            struct barge_error **err);
 
 /* Creates a long-term access key ("AKIA...") for the stored IAM user doc in
  * tx (the caller commits), its secret sealed under the master key. *out is

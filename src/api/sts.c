@@ -159,7 +159,7 @@ static int assume_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *uid =
         barge_xasprintf("%s:%s", barge_json_str(role, "RoleId", ""), session);
     json_t *creds = NULL;
-    if (barge_api_session_issue(ctx->srv, &ctx->who, session_arn, uid, arn, (double)duration,
+    if (barge_api_session_issue(ctx->srv, &ctx->who, session_arn, uid, arn, NULL, (double)duration,
                                 &creds, err) < 0)
         return -1;
     *out = json_pack("{s:o, s:{s:s, s:s}}", "Credentials", creds, "AssumedRoleUser",
@@ -183,8 +183,8 @@ static int get_session_token(struct barge_api_ctx *ctx, json_t *in, json_t **out
     json_t *creds = NULL;
     if (barge_api_session_issue(
             ctx->srv, &ctx->who, barge_json_str(who, "arn", ""), barge_json_str(who, "userId", ""),
-            NULL, (double)barge_json_int(in, "DurationSeconds", DEFAULT_SESSION_DURATION), &creds,
-            err) < 0)
+            NULL, NULL, (double)barge_json_int(in, "DurationSeconds", DEFAULT_SESSION_DURATION),
+            &creds, err) < 0)
         return -1;
     *out = json_pack("{s:o}", "Credentials", creds);
     return 0;

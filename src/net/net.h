@@ -98,6 +98,17 @@ int barge_net_reconcile(const struct barge_net_config *cfg,
 int barge_net_subnet_choose(const char *bridge, const char *wanted, char **out,
                             struct barge_error **err);
 
+/* ECS's container credentials endpoint: http://169.254.170.2 (port 80). */
+#define BARGE_NET_CREDENTIALS_ADDR "169.254.170.2"
+/* Makes TCP connections to 169.254.170.2:80 made in the namespace netns (a
+ * task's; NULL: the host's) go to to_addr:to_port, where the agent serves
+ * the credentials (credroute.c). A task namespace's rule goes with it; the
+ * host's is added once and stays until barge_net_credentials_route_remove. */
+int barge_net_credentials_route_add(const char *netns, const char *to_addr, int to_port,
+                                    struct barge_error **err);
+/* Removes the host's rule to to_addr:to_port, if there is one. */
+int barge_net_credentials_route_remove(const char *to_addr, int to_port, struct barge_error **err);
+
 /* ---- pure helpers ---- */
 
 /* "10.213.0.0/16" -> network address (host order) and prefix length; the

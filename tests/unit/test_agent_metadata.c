@@ -265,13 +265,35 @@ static void test_volumes(void **state)
     json_decref(vols);
 }
 
+static void test_credentials(void **state)
+{
+    (void)state;
+    json_t *creds = json_pack(
+        "{s:s, s:s, s:s, s:s, s:f}", "roleArn", "arn:aws:iam::000000000000:role/app", "accessKeyId",
+        "ASIAX", "secretAccessKey", "s", "sessionToken", "t", "expiration", 1601597708.5);
+    json_t *doc = barge_metadata_credentials_doc(creds);
+    assert_string_equal(barge_json_str(doc, "RoleArn", ""), "arn:aws:iam::000000000000:role/app");
+    assert_string_equal(barge_json_str(doc, "AccessKeyId", ""), "ASIAX");
+    assert_string_equal(barge_json_str(doc, "SecretAccessKey", ""), "s");
+    assert_string_equal(barge_json_str(doc, "Token", ""), "t");
+    assert_string_equal(barge_json_str(doc, "Expiration", ""), "2020-10-02T00:15:08Z");
+    json_decref(doc);
+    json_decref(creds);
+    /* Handed out until half their life is gone, then renewed. */
+    assert_true(barge_metadata_credentials_fresh(1000, 1000 + 21600, 1000));
+    assert_true(barge_metadata_credentials_fresh(1000, 1000 + 21600, 1000 + 10799));
+    assert_false(barge_metadata_credentials_fresh(1000, 1000 + 21600, 1000 + 10800));
+    assert_false(barge_metadata_credentials_fresh(1000, 1000 + 21600, 1000 + 30000));
+    /* A clock set back does not keep them forever. */
+    assert_false(barge_metadata_credentials_fresh(1000, 1000 + 21600, 900));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_container_doc),
-        cmocka_unit_test(test_task_doc),
-        cmocka_unit_test(test_stats),
-        cmocka_unit_test(test_volumes),
+        cmocka_unit_test(test_container_doc), cmocka_unit_test(test_task_doc),
+        cmocka_unit_test(test_stats),         cmocka_unit_test(test_volumes),
+        cmocka_unit_test(test_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
