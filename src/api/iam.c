@@ -84,15 +84,15 @@ static const char *aws_policy_document(const char *arn)
     return NULL;
 }
 
-int barge_api_iam_policies(struct barge_tx *tx, const json_t *doc, json_t **out,
-                           struct barge_error **err)
+/* Appends the inline and attached policies of doc to out. */
+static int own_policies(struct barge_tx *tx, const json_t *doc, json_t *out,
+                        struct barge_error **err)
 {
-    *out = json_array();
     const char *name;
     json_t *text;
     json_object_foreach(barge_json_object(doc, "_policies"), name, text)
     {
-        json_array_append(*out, text);
+        json_array_append(out, text);
     }
     size_t i;
     json_t *arn;
@@ -100,20 +100,39 @@ int barge_api_iam_policies(struct barge_tx *tx, const json_t *doc, json_t **out,
     {
         const char *builtin = aws_policy_document(json_string_value(arn));
         if (builtin) {
-            json_array_append_new(*out, json_string(builtin));
+            json_array_append_new(out, json_string(builtin));
             continue;
         }
         const char *slash = strrchr(json_string_value(arn), '/');
         _cleanup_free_ char *key = lower(slash ? slash + 1 : "");
         _cleanup_json_ json_t *pol = NULL;
-        if (barge_store_get(tx, BARGE_KIND_IAM_POLICY, key, &pol, err) < 0) {
-            json_decref(barge_steal(out));
+        if (barge_store_get(tx, BARGE_KIND_IAM_POLICY, key, &pol, err) < 0)
             return -1;
-        }
         if (pol && barge_streq(barge_json_str(pol, "Arn", NULL), json_string_value(arn)))
-            json_array_append(*out, json_object_get(pol, "_document"));
+            json_array_append(out, json_object_get(pol, "_document"));
     }
     return 0;
+}
+
+int barge_api_iam_policies(struct barge_tx *tx, const json_t *doc, json_t **out,
+                           struct barge_error **err)
+{
+    *out = json_array();
+    if (own_policies(tx, doc, *out, err) < 0)
+        goto fail;
+    size_t i;
+    json_t *g;
+    json_array_foreach(barge_json_array(doc, "_groups"), i, g)
+    {
+        _cleanup_json_ json_t *group = NULL;
+        if (barge_store_get(tx, BARGE_KIND_IAM_GROUP, json_string_value(g), &group, err) < 0 ||
+            (group && own_policies(tx, group, *out, err) < 0))
+            goto fail;
+    }
+    return 0;
+fail:
+    json_decref(barge_steal(out));
+    return -1;
 }
 
 /* IAM names: letters, digits and +=,.@_- */
@@ -160,7 +179,16 @@ static json_t *user_out(const json_t *doc)
     json_object_del(u, "_policies");
     json_object_del(u, "_keys");
     json_object_del(u, "_attached");
+    json_object_del(u, "_groups");
     return u;
+}
+
+static json_t *group_out(const json_t *doc)
+{
+    json_t *g = json_deep_copy(doc);
+    json_object_del(g, "_policies");
+    json_object_del(g, "_attached");
+    return g;
 }
 
 /* What users and roles share: stored by name in lower case, inline policies
@@ -181,6 +209,8 @@ static const struct entity user_entity = {
     BARGE_KIND_IAM_USER, "UserName", "UserId", "AIDA", "user", "User", user_out};
 static const struct entity role_entity = {
     BARGE_KIND_IAM_ROLE, "RoleName", "RoleId", "AROA", "role", "Role", role_out};
+static const struct entity group_entity = {
+    BARGE_KIND_IAM_GROUP, "GroupName", "GroupId", "AGPA", "group", "Group", group_out};
 
 static int entity_load(struct barge_tx *tx, const struct entity *e, const char *name, json_t **doc,
                        struct barge_error **err)
@@ -386,6 +416,10 @@ static int delete_entity(struct barge_api_ctx *ctx, const struct entity *e, cons
     if (json_array_size(barge_json_array(doc, "_keys")))
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
                                     "Cannot delete entity, must delete access keys first.");
+    if (json_array_size(barge_json_array(doc, "_groups")))
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
+                                    "Cannot delete entity, must remove user from all groups "
+                                    "first.");
     if (json_object_size(barge_json_object(doc, "_policies")) ||
         json_array_size(barge_json_array(doc, "_attached")))
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
@@ -912,6 +946,172 @@ static int detach_policy(struct barge_api_ctx *ctx, const struct entity *e, json
     return attach(ctx, e, in, false, err);
 }
 
+/* --- groups ----------------------------------------------------------------- */
+
+static int create_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                        struct barge_error **err)
+{
+    const char *name = barge_json_str(in, "GroupName", "");
+    const char *path = barge_json_str(in, "Path", "/");
+    if (entity_check(name, "groupName", path, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (entity_create(ctx, &group_entity, name, path, &tx, &doc, err) < 0 ||
+        entity_save(&tx, &group_entity, doc, err) < 0)
+        return -1;
+    return entity_answer(&group_entity, doc, out);
+}
+
+static bool in_group(const json_t *user, const char *group_key)
+{
+    size_t i;
+    json_t *g;
+    json_array_foreach(barge_json_array(user, "_groups"), i, g)
+    {
+        if (barge_streq(json_string_value(g), group_key))
+            return true;
+    }
+    return false;
+}
+
+struct members {
+    const char *group_key;
+    json_t *users; /* wire forms */
+};
+
+static int collect_member(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    struct members *m = ud;
+    if (in_group(doc, m->group_key))
+        json_array_append_new(m->users, user_out(doc));
+    return 0;
+}
+
+/* The users in the group of the stored doc, a new array of their wire
+ * forms. */
+static int group_members(struct barge_tx *tx, const json_t *group, json_t **out,
+                         struct barge_error **err)
+{
+    _cleanup_free_ char *key = lower(barge_json_str(group, "GroupName", ""));
+    struct members m = {key, json_array()};
+    if (barge_store_scan(tx, BARGE_KIND_IAM_USER, "", NULL, false, 0, collect_member, &m, err) <
+        0) {
+        json_decref(m.users);
+        return -1;
+    }
+    *out = m.users;
+    return 0;
+}
+
+static int get_group(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    json_t *users = NULL;
+    if (entity_open(ctx, false, &group_entity, barge_json_str(in, "GroupName", ""), &tx, &doc,
+                    err) < 0 ||
+        group_members(tx, doc, &users, err) < 0)
+        return -1;
+    *out =
+        json_pack("{s:o, s:o, s:b}", "Group", group_out(doc), "Users", users, "IsTruncated", false);
+    return 0;
+}
+
+static int delete_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                        struct barge_error **err)
+{
+    (void)out;
+    {
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        _cleanup_json_ json_t *doc = NULL, *users = NULL;
+        if (entity_open(ctx, false, &group_entity, barge_json_str(in, "GroupName", ""), &tx, &doc,
+                        err) < 0 ||
+            group_members(tx, doc, &users, err) < 0)
+            return -1;
+        if (json_array_size(users))
+            return barge_error_set_type(err, BARGE_ERR_CONFLICT, "DeleteConflict",
+                                        "Cannot delete entity, must remove users from group "
+                                        "first.");
+    }
+    return delete_entity(ctx, &group_entity, in, err);
+}
+
+static int list_groups(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    struct listing l = {.out = group_out};
+    return list_stored(ctx, in, BARGE_KIND_IAM_GROUP, &l, "Groups", out, err);
+}
+
+/* Adds the user to the group (add) or removes it. */
+static int membership(struct barge_api_ctx *ctx, const json_t *in, bool add,
+                      struct barge_error **err)
+{
+    const char *gname = barge_json_str(in, "GroupName", "");
+    const char *uname = barge_json_str(in, "UserName", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *group = NULL, *user = NULL;
+    if (entity_open(ctx, true, &group_entity, gname, &tx, &group, err) < 0 ||
+        entity_load(tx, &user_entity, uname, &user, err) < 0)
+        return -1;
+    _cleanup_free_ char *key = lower(gname);
+    json_t *list = member(user, "_groups", true);
+    bool there = in_group(user, key);
+    if (add == there)
+        return add ? barge_store_commit(barge_steal(&tx), err)
+                   : barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NoSuchEntity",
+                                          "The user with name %s is not in group %s.", uname,
+                                          gname);
+    if (add) {
+        json_array_append_new(list, json_string(key));
+    } else {
+        for (size_t i = 0; i < json_array_size(list); i++)
+            if (barge_streq(json_string_value(json_array_get(list, i)), key))
+                json_array_remove(list, i--);
+    }
+    return entity_save(&tx, &user_entity, user, err);
+}
+
+static int add_user_to_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                             struct barge_error **err)
+{
+    (void)out;
+    return membership(ctx, in, true, err);
+}
+
+static int remove_user_from_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                  struct barge_error **err)
+{
+    (void)out;
+    return membership(ctx, in, false, err);
+}
+
+static int list_groups_for_user(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *user = NULL;
+    if (entity_open(ctx, false, &user_entity, barge_json_str(in, "UserName", ""), &tx, &user, err) <
+        0)
+        return -1;
+    json_t *groups = json_array();
+    *out = json_pack("{s:o, s:b}", "Groups", groups, "IsTruncated", false);
+    size_t i;
+    json_t *g;
+    json_array_foreach(barge_json_array(user, "_groups"), i, g)
+    {
+        _cleanup_json_ json_t *group = NULL;
+        if (barge_store_get(tx, BARGE_KIND_IAM_GROUP, json_string_value(g), &group, err) < 0)
+            return -1;
+        if (group)
+            json_array_append_new(groups, group_out(group));
+    }
+    return 0;
+}
+
 /* The handler of an operation that is fn on the users or on the roles. */
 #define ENTITY_OP(handler, fn, entity)                                      \
     static int handler(struct barge_api_ctx *ctx, json_t *in, json_t **out, \
@@ -934,6 +1134,13 @@ ENTITY_OP(attach_role_policy, attach_policy, role_entity)
 ENTITY_OP(detach_role_policy, detach_policy, role_entity)
 ENTITY_OP(list_attached_user_policies, list_attached, user_entity)
 ENTITY_OP(list_attached_role_policies, list_attached, role_entity)
+ENTITY_OP(put_group_policy, put_policy, group_entity)
+ENTITY_OP(get_group_policy, get_policy, group_entity)
+ENTITY_OP(delete_group_policy, delete_policy, group_entity)
+ENTITY_OP(list_group_policies, list_policies, group_entity)
+ENTITY_OP(attach_group_policy, attach_policy, group_entity)
+ENTITY_OP(detach_group_policy, detach_policy, group_entity)
+ENTITY_OP(list_attached_group_policies, list_attached, group_entity)
 
 static const struct barge_api_op iam_ops[] = {
     {"CreateRole", create_role},
@@ -967,6 +1174,20 @@ static const struct barge_api_op iam_ops[] = {
     {"DetachRolePolicy", detach_role_policy},
     {"ListAttachedUserPolicies", list_attached_user_policies},
     {"ListAttachedRolePolicies", list_attached_role_policies},
+    {"CreateGroup", create_group},
+    {"GetGroup", get_group},
+    {"DeleteGroup", delete_group},
+    {"ListGroups", list_groups},
+    {"AddUserToGroup", add_user_to_group},
+    {"RemoveUserFromGroup", remove_user_from_group},
+    {"ListGroupsForUser", list_groups_for_user},
+    {"PutGroupPolicy", put_group_policy},
+    {"GetGroupPolicy", get_group_policy},
+    {"DeleteGroupPolicy", delete_group_policy},
+    {"ListGroupPolicies", list_group_policies},
+    {"AttachGroupPolicy", attach_group_policy},
+    {"DetachGroupPolicy", detach_group_policy},
+    {"ListAttachedGroupPolicies", list_attached_group_policies},
     {NULL, NULL},
 };
 

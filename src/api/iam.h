@@ -1,7 +1,7 @@
 /* A subset of IAM: roles (CreateRole, GetRole, DeleteRole, ListRoles) with
  * their trust policy (checked by AssumeRole), users with long-term access keys, and
- * inline and managed identity policies of users and roles, which barged evaluates on
- * every request of their keys and sessions (access.c). */
+ * inline and managed identity policies of users, groups and roles, which barged
+ * evaluates on every request of their keys and sessions (access.c). */
 #ifndef BARGE_API_IAM_H
 #define BARGE_API_IAM_H
 
@@ -16,6 +16,9 @@
 /* Store kinds of users and customer managed policies, keyed likewise. */
 #define BARGE_KIND_IAM_USER   "iamuser"
 #define BARGE_KIND_IAM_POLICY "iampolicy"
+/* Store kind of groups, keyed likewise; a user's groups are the keys listed
+ * in its "_groups". */
+#define BARGE_KIND_IAM_GROUP "iamgroup"
 
 /* Loads the role called name (any case) into *out (new reference; NULL when
  * there is none). Returns 0, or -1 with err set. */
@@ -23,7 +26,8 @@ int barge_api_iam_role_get(struct barge_tx *tx, const char *name, json_t **out,
                            struct barge_error **err);
 
 /* The policy documents (text) of the stored user or role doc, inline and
- * attached managed ones, as a new JSON array in *out. */
+ * attached managed ones, and for a user those of its groups, as a new JSON
+ * array in *out. */
 int barge_api_iam_policies(struct barge_tx *tx, const json_t *doc, json_t **out,
                            struct barge_error **err);
 
