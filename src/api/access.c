@@ -236,7 +236,7 @@ int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_ident
     json_t *stmt;
     json_array_foreach(barge_json_array(key, "policy"), i, stmt)
     {
-        if (fnmatch(barge_json_str(stmt, "action", ""), action, 0) == 0 &&
+        if (resource && fnmatch(barge_json_str(stmt, "action", ""), action, 0) == 0 &&
             fnmatch(barge_json_str(stmt, "resource", ""), resource, 0) == 0)
             return 0;
     }
@@ -244,7 +244,7 @@ int barge_api_authorize(struct barge_server *srv, const struct barge_sigv4_ident
     return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
                            "User: %s is not authorized to perform: %s on resource: %s because "
                            "no identity-based policy allows the %s action",
-                           who_arn, action, resource, action);
+                           who_arn, action, resource ? resource : "*", action);
 }
 
 /* --- the check every API request passes --------------------------------- */
@@ -361,6 +361,21 @@ int barge_api_policy_check(const struct barge_api_ctx *ctx, const json_t *input,
     bool query = strcmp(model, "iam") == 0 || strcmp(model, "elbv2") == 0;
     return decide(ctx->srv, &ctx->who, key, docs, action, resource, query ? "AccessDenied" : NULL,
                   err);
+}
+
+int barge_api_registry_key_may(const char *akid, const char *action, const char *repo,
+                               const char *source_ip, void *ud, struct barge_error **err)
+{
+    struct barge_server *srv = ud;
+    struct barge_sigv4_identity who = {0};
+    snprintf(who.access_key_id, sizeof(who.access_key_id), "%s", akid);
+    snprintf(who.region, sizeof(who.region), "%s", srv->cfg.region);
+    snprintf(who.service, sizeof(who.service), "ecr");
+    snprintf(who.source_ip, sizeof(who.source_ip), "%s", source_ip ? source_ip : "");
+    _cleanup_free_ char *arn = repo ? barge_xasprintf("arn:aws:ecr:%s:%s:repository/%s",
+                                                      srv->cfg.region, srv->cfg.account_id, repo)
+                                    : NULL;
+    return barge_api_authorize(srv, &who, action, arn, err);
 }
 
 char *barge_api_caller_arn(struct barge_server *srv, const struct barge_sigv4_identity *who)

@@ -266,6 +266,7 @@ int barge_server_registry_init(struct barge_server *srv, struct barge_error **er
         .upload_timeout_seconds = srv->cfg.registry_upload_timeout,
         .lookup = barge_server_lookup_key,
         .instance_may_pull = barge_api_instance_may_pull,
+        .key_may = barge_api_registry_key_may,
         .lookup_ud = srv,
     };
     return barge_registry_new(&rc, srv->store, &srv->registry, err);

@@ -83,6 +83,11 @@ void barge_server_forget_key(const char *access_key_id);
  * of barged's own registry. ud is the server. */
 int barge_api_instance_may_pull(const char *instance, const char *repo, void *ud,
                                 struct barge_error **err);
+/* The registry's key_may (registry.h): the identity policies of the key's
+ * principal, evaluated as for the ECR API (barge_api_authorize) on the
+ * repository's ARN. ud is the server. */
+int barge_api_registry_key_may(const char *akid, const char *action, const char *repo,
+                               const char *source_ip, void *ud, struct barge_error **err);
 /* The stored document of an access key, through the same short-lived cache
  * SigV4's lookup uses: 1 with *doc (a new reference), 0 when there is no such
  * key, -1 with err. */

@@ -222,6 +222,84 @@ static int instance_allowed(struct barge_registry *reg, const struct barge_http_
     return 1;
 }
 
+/* The ECR action a request of an access key's token performs, as ECR's
+ * policies name it; NULL for what needs no permission (the base, tokens). */
+static const char *key_action(const struct barge_http_req *req, const struct dist_req *dr)
+{
+    bool get = method_is(req, "GET");
+    bool head = method_is(req, "HEAD");
+    bool del = method_is(req, "DELETE");
+    switch (dr->path.route) {
+    case BARGE_REG_CATALOG:
+        return "ecr:DescribeRepositories";
+    case BARGE_REG_TAGS:
+        return "ecr:ListImages";
+    case BARGE_REG_MANIFEST:
+        return get || head ? "ecr:BatchGetImage" : del ? "ecr:BatchDeleteImage" : "ecr:PutImage";
+    case BARGE_REG_BLOB:
+        return get    ? "ecr:GetDownloadUrlForLayer"
+               : head ? "ecr:BatchCheckLayerAvailability"
+                      : "ecr:BatchDeleteImage";
+    case BARGE_REG_UPLOADS:
+        return "ecr:InitiateLayerUpload";
+    case BARGE_REG_UPLOAD:
+        return method_is(req, "PUT") ? "ecr:CompleteLayerUpload" : "ecr:UploadLayerPart";
+    default:
+        return NULL;
+    }
+}
+
+/* Whether the key may perform action on repo; 1, else 0 with resp filled
+ * (403 DENIED naming the action, or 500). */
+static int key_may(struct barge_registry *reg, const struct barge_http_req *req,
+                   const struct dist_req *dr, const char *action, const char *repo,
+                   struct barge_http_resp *resp)
+{
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (reg->cfg.key_may(dr->auth.access_key_id, action, repo, req->remote_addr, reg->cfg.lookup_ud,
+                         &err) == 0)
+        return 1;
+    if (err->code != BARGE_ERR_ACCESS_DENIED) {
+        dist_from_err(resp, err);
+        return 0;
+    }
+    dist_error(resp, 403, "DENIED", err->message,
+               repo ? json_pack("{s:s, s:s}", "name", repo, "action", action)
+                    : json_pack("{s:s}", "action", action));
+    return 0;
+}
+
+/* An IAM principal's token or key pair does what its identity policies
+ * allow on each repository, as in ECR: pulls need ecr:BatchGetImage and
+ * ecr:GetDownloadUrlForLayer, pushes ecr:InitiateLayerUpload,
+ * ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage (and
+ * ecr:BatchCheckLayerAvailability for the existence checks before them).
+ * A blob HEAD is also allowed to a principal that may download the layer,
+ * and a cross-repository mount needs that on the repository it reads. */
+static int principal_allowed(struct barge_registry *reg, const struct barge_http_req *req,
+                             const struct dist_req *dr, struct barge_http_resp *resp)
+{
+    const char *action = key_action(req, dr);
+    if (!action || !reg->cfg.key_may)
+        return 1;
+    if (dr->path.route == BARGE_REG_BLOB && method_is(req, "HEAD")) {
+        _cleanup_error_ struct barge_error *err = NULL;
+        if (reg->cfg.key_may(dr->auth.access_key_id, "ecr:GetDownloadUrlForLayer", dr->path.name,
+                             req->remote_addr, reg->cfg.lookup_ud, &err) == 0)
+            return 1;
+    }
+    if (!key_may(reg, req, dr, action, dr->path.name, resp))
+        return 0;
+    _cleanup_free_ char *from = dr->path.route == BARGE_REG_UPLOADS && method_is(req, "POST")
+                                    ? barge_http_req_query(req, "from")
+                                    : NULL;
+    _cleanup_free_ char *mount = from ? barge_http_req_query(req, "mount") : NULL;
+    if (from && mount && barge_registry_repo_name_valid(from) &&
+        !key_may(reg, req, dr, "ecr:GetDownloadUrlForLayer", from, resp))
+        return 0;
+    return 1;
+}
+
 /* Sets up the upload side of a request in start. */
 static enum barge_http_body_mode start_upload(struct barge_registry *reg,
                                               struct barge_http_req *req, struct dist_req *dr,
@@ -329,6 +407,8 @@ enum barge_http_body_mode barge_registry_http_start(struct barge_registry *reg,
         return BARGE_HTTP_BODY_REFUSE;
     }
     if (dr->auth.instance && !instance_allowed(reg, req, dr, resp))
+        return BARGE_HTTP_BODY_REFUSE;
+    if (!dr->auth.instance && !principal_allowed(reg, req, dr, resp))
         return BARGE_HTTP_BODY_REFUSE;
     if (dr->path.route == BARGE_REG_UPLOADS || dr->path.route == BARGE_REG_UPLOAD) {
         enum barge_http_body_mode mode = start_upload(reg, req, dr, resp);

@@ -60,7 +60,14 @@ struct barge_registry_config {
      * now, or with repo NULL whether it is still registered: 1, 0, or -1. */
     int (*instance_may_pull)(const char *instance, const char *repo, void *ud,
                              struct barge_error **err);
-    void *lookup_ud; /* passed to lookup and instance_may_pull */
+    /* Whether the IAM principal of access key akid (a key pair's, or a
+     * token's from ecr:GetAuthorizationToken) may perform action
+     * ("ecr:PutImage") on repository repo (NULL: the registry as a whole)
+     * from source_ip: 0, or -1 with err (BARGE_ERR_ACCESS_DENIED: refused,
+     * worded as IAM words it). NULL: every key may do everything. */
+    int (*key_may)(const char *akid, const char *action, const char *repo, const char *source_ip,
+                   void *ud, struct barge_error **err);
+    void *lookup_ud; /* passed to lookup, instance_may_pull and key_may */
 };
 
 struct barge_registry;
