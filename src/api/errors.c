@@ -63,6 +63,10 @@ void barge_api_error_wire(const struct barge_api_service *svc, const struct barg
     }
     *type = err->type ? err->type : m->type ? m->type : service_type(svc, err->code);
     *status = m->status;
+    /* AWS's query-protocol services (IAM, STS, ELB) and S3 refuse with
+     * AccessDenied and 403; JSON services with AccessDeniedException and 400. */
+    if (err->code == BARGE_ERR_ACCESS_DENIED && strcmp(*type, "AccessDenied") == 0)
+        *status = 403;
     /* A service's own fault type is always a 500; anything else a handler names is 400. */
     if (err->type && svc && strcmp(err->type, svc->server_type) != 0 && *status == 500)
         *status = 400;
