@@ -32,6 +32,16 @@ def scope(tmp_path_factory):
     return nethelpers.Scope(f"bargetr{n}", f"10.215.{n}.0/24", tmp_path_factory.getbasetemp())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_leftovers(scope):
+    """Namespaces, veths, NAT rules and leases of the tasks are gone at the
+    end, and so is the host's route to the credentials endpoint."""
+    before = nethelpers.snapshot(scope)
+    yield
+    assert nethelpers.snapshot(scope) == before
+    assert host_rules() == []
+
+
 @pytest.fixture
 def agent(agent_factory, scope):
     return agent_factory(extra_args=scope.agent_args)
@@ -50,22 +60,30 @@ def client(barged, service, creds):
                         aws_session_token=creds["Token"], config=cfg)
 
 
-def output_line(agent, arn, prefix, timeout=60):
-    """The first line of the container's output that starts with one of prefix."""
+def output_lines(agent, arn, prefix):
+    """The lines of the container's output that start with one of prefix."""
     path = os.path.join(agent.data_dir, "logs", arn.split("/")[-1], "app.log")
+    if not os.path.exists(path):
+        return []
+    # conmon's k8s-file lines: "<time> stdout F <text>"
+    texts = (line.split(" ", 3)[3] if line.count(" ") >= 3 else ""
+             for line in open(path).read().splitlines())
+    return [t for t in texts if t.startswith(prefix)]
+
+
+def output_line(agent, arn, prefix, timeout=60, after=0):
+    """The first line of the container's output that starts with one of
+    prefix, past the first after such lines."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if os.path.exists(path):
-            for line in open(path).read().splitlines():
-                # conmon's k8s-file lines: "<time> stdout F <text>"
-                text = line.split(" ", 3)[3] if line.count(" ") >= 3 else ""
-                if text.startswith(prefix):
-                    return text
+        lines = output_lines(agent, arn, prefix)
+        if len(lines) > after:
+            return lines[after]
         time.sleep(0.2)
     raise AssertionError(f"no {prefix} in the output of {arn}")
 
 
-def run_in(ecs, busybox, mode, role_arn, family):
+def run_in(ecs, busybox, mode, role_arn, family, script=FETCH + FOREVER):
     kw = {"networkMode": mode}
     run_kw = {}
     if mode == "awsvpc":
@@ -73,7 +91,7 @@ def run_in(ecs, busybox, mode, role_arn, family):
     td = ecs.register_task_definition(
         family=family, taskRoleArn=role_arn, containerDefinitions=[
             {"name": "app", "image": busybox, "memory": 32,
-             "command": ["sh", "-c", FETCH + FOREVER]}], **kw)["taskDefinition"]
+             "command": ["sh", "-c", script]}], **kw)["taskDefinition"]
     r = ecs.run_task(cluster="default", taskDefinition=td["taskDefinitionArn"], **run_kw)
     assert r["failures"] == [], r["failures"]
     return r["tasks"][0]["taskArn"]
@@ -153,3 +171,51 @@ def test_roles_that_do_not_trust_ecs_tasks_give_no_credentials(barged, agent, bu
     ecs.stop_task(cluster="default", task=arn)
     wait_task(ecs, "default", arn)
     wait_task(ecs, "default", arn2)
+
+
+def test_adopted_tasks_keep_their_credentials(barged, agent, busybox):
+    """An agent stopped and started again adopts the running containers: their
+    URI stays valid (bridge: the rule in the task's namespace; host: the host's
+    rule, removed at the stop, comes back)."""
+    iam = barged.client("iam")
+    role = iam.create_role(RoleName="app", AssumeRolePolicyDocument=ECS_TASKS_TRUST)["Role"]
+    iam.put_role_policy(RoleName="app", PolicyName="read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}]}))
+    barged.client("ssm").put_parameter(Name="/app/x", Value="1", Type="String")
+    ecs = barged.client("ecs")
+    # Fetches again each time the test touches /tmp/again in the container's
+    # volume.
+    again = os.path.join(agent.data_dir, "again")
+    os.makedirs(again)
+    loop = (TRAP + "n=0; while true; do if [ -e /again/go$n ]; then " + FETCH +
+            "n=$((n+1)); fi; sleep 0.2; done")
+    tasks = {}
+    for mode in ("bridge", "host"):
+        td = ecs.register_task_definition(
+            family=f"adopt-{mode}", taskRoleArn=role["Arn"], networkMode=mode,
+            volumes=[{"name": "again", "host": {"sourcePath": again}}],
+            containerDefinitions=[{"name": "app", "image": busybox, "memory": 32,
+                                   "mountPoints": [{"sourceVolume": "again",
+                                                    "containerPath": "/again"}],
+                                   "command": ["sh", "-c", loop]}])["taskDefinition"]
+        tasks[mode] = ecs.run_task(cluster="default", taskDefinition=td["taskDefinitionArn"])[
+            "tasks"][0]["taskArn"]
+        wait_task(ecs, "default", tasks[mode], ("RUNNING",))
+    open(os.path.join(again, "go0"), "w").close()
+    first = {m: output_line(agent, arn, ("CREDS ", "NO CREDS")) for m, arn in tasks.items()}
+    assert all(line.startswith("CREDS ") for line in first.values()), first
+
+    agent.stop()
+    assert host_rules() == []
+    agent.start()
+    open(os.path.join(again, "go1"), "w").close()
+    for mode, arn in tasks.items():
+        line = output_line(agent, arn, ("CREDS ", "NO CREDS"), after=1)
+        assert line.startswith("CREDS "), f"{mode}: {line}"
+        creds = json.loads(line[len("CREDS "):])
+        ssm = client(barged, "ssm", creds)
+        assert ssm.get_parameter(Name="/app/x")["Parameter"]["Value"] == "1"
+    for arn in tasks.values():
+        ecs.stop_task(cluster="default", task=arn)
+        wait_task(ecs, "default", arn)
