@@ -1,31 +1,13 @@
 """IAM groups: CreateGroup, GetGroup, ListGroups, DeleteGroup, membership
 (AddUserToGroup, RemoveUserFromGroup, ListGroupsForUser) and the group's
 inline and managed policies, which apply to its members' requests."""
-import json
-
-import boto3
-import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import REGION, error_code
+from test_iam_policies import allow, client, policy
 
 ACCOUNT = "000000000000"
-
-
-def policy(*statements):
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def allow(action, resource="*"):
-    return {"Effect": "Allow", "Action": action, "Resource": resource}
-
-
-def client(barged, service, key):
-    cfg = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"})
-    return boto3.client(service, endpoint_url=barged.endpoint, region_name=REGION,
-                        aws_access_key_id=key["AccessKeyId"],
-                        aws_secret_access_key=key["SecretAccessKey"], config=cfg)
 
 
 def refused(call, code):
