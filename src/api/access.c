@@ -98,6 +98,21 @@ static char *principal_arn(struct barge_server *srv, const json_t *key)
                            barge_json_str(key, "user", "admin"));
 }
 
+/* Refuses the stored temporary key (per-task or STS) once it expired or
+ * the task it belongs to stopped (ExpiredTokenException). */
+static int temporary_key_alive(struct barge_server *srv, const json_t *key,
+                               struct barge_error **err)
+{
+    bool alive = is_session(key);
+    const char *task = barge_json_str(key, "task", barge_json_str(key, "boundTask", NULL));
+    if (task && task_alive(srv, task, &alive, err) < 0)
+        return -1;
+    if (!alive || barge_now() > json_number_value(json_object_get(key, "expiresAt")))
+        return barge_error_set(err, BARGE_ERR_AUTH_EXPIRED,
+                               "The security token included in the request is expired");
+    return 0;
+}
+
 int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_name, bool s3,
                                struct barge_sigv4_identity *who, struct barge_error **err)
 {
@@ -136,13 +151,8 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
     _cleanup_json_ json_t *key = NULL;
     if (load_key(srv, who->access_key_id, true, &key, err) < 0)
         return -1;
-    bool alive = is_session(key);
-    const char *task = barge_json_str(key, "task", barge_json_str(key, "boundTask", NULL));
-    if (task && task_alive(srv, task, &alive, err) < 0)
+    if (temporary_key_alive(srv, key, err) < 0)
         return -1;
-    if (!alive || barge_now() > json_number_value(json_object_get(key, "expiresAt")))
-        return barge_error_set(err, BARGE_ERR_AUTH_EXPIRED,
-                               "The security token included in the request is expired");
     /* Sessions' identity policies are evaluated per operation
      * (barge_api_policy_check). */
     if (is_session(key))
@@ -375,6 +385,18 @@ int barge_api_registry_key_may(const char *akid, const char *action, const char 
     _cleanup_free_ char *arn = repo ? barge_xasprintf("arn:aws:ecr:%s:%s:repository/%s",
                                                       srv->cfg.region, srv->cfg.account_id, repo)
                                     : NULL;
+    /* A registry token outlives the temporary credentials it came from
+     * unless they are checked here. */
+    if (barge_api_is_task_key(&who)) {
+        _cleanup_json_ json_t *key = NULL;
+        _cleanup_error_ struct barge_error *dead = NULL;
+        if (load_key(srv, akid, true, &key, err) < 0)
+            return -1;
+        if (temporary_key_alive(srv, key, &dead) < 0)
+            return barge_error_set(
+                err, dead->code == BARGE_ERR_AUTH_EXPIRED ? BARGE_ERR_ACCESS_DENIED : dead->code,
+                "%s", dead->message);
+    }
     return barge_api_authorize(srv, &who, action, arn, err);
 }
 

@@ -5,8 +5,9 @@ agent) in the bridge, host and awsvpc network modes. The credentials act with
 the role's policies only and stop working when the task stops."""
 import json
 import os
-import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import boto3
 import botocore.config
@@ -60,6 +61,17 @@ def client(barged, service, creds):
                         aws_session_token=creds["Token"], config=cfg)
 
 
+def registry_get(barged, path, token):
+    """The status of a GET of barged's registry with an ECR token."""
+    req = urllib.request.Request(f"{barged.endpoint}{path}",
+                                 headers={"Authorization": f"Basic {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def output_lines(agent, arn, prefix):
     """The lines of the container's output that start with one of prefix."""
     path = os.path.join(agent.data_dir, "logs", arn.split("/")[-1], "app.log")
@@ -103,7 +115,10 @@ def test_task_role_credentials_in_every_network_mode(barged, agent, busybox):
     iam.put_role_policy(RoleName="app", PolicyName="own-parameters", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "ssm:GetParameter",
-            "Resource": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/*"}]}))
+            "Resource": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/*"}, {
+            "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken", "ecr:ListImages"],
+            "Resource": "*"}]}))
+    barged.client("ecr").create_repository(repositoryName="app")
     ssm = barged.client("ssm")
     ssm.put_parameter(Name="/app/db", Value="postgres://db", Type="String")
     ssm.put_parameter(Name="/other/secret", Value="not yours", Type="String")
@@ -134,12 +149,17 @@ def test_task_role_credentials_in_every_network_mode(barged, agent, busybox):
             client(barged, "ecs", creds).list_clusters()
         assert error_code(e) == "AccessDeniedException"
 
-        # They die with the task.
+        token = client(barged, "ecr", creds).get_authorization_token()[
+            "authorizationData"][0]["authorizationToken"]
+        assert registry_get(barged, "/v2/app/tags/list", token) == 200
+
+        # They die with the task, and so do registry tokens made from them.
         ecs.stop_task(cluster="default", task=arn)
         wait_task(ecs, "default", arn)
         with pytest.raises(ClientError) as e:
             mine.get_parameter(Name="/app/db")
         assert error_code(e) == "ExpiredTokenException"
+        assert registry_get(barged, "/v2/app/tags/list", token) == 403
 
     # Host mode needed a rule in the host's namespace: the agent removes it
     # when it stops.
