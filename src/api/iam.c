@@ -317,14 +317,9 @@ static int entity_answer(const struct entity *e, const json_t *doc, json_t **out
     return 0;
 }
 
-static int create_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                       struct barge_error **err)
+/* A trust policy must at least be a JSON object with statements. */
+static int trust_policy_check(const char *policy, struct barge_error **err)
 {
-    const char *name = barge_json_str(in, "RoleName", "");
-    const char *path = barge_json_str(in, "Path", "/");
-    const char *policy = barge_json_str(in, "AssumeRolePolicyDocument", "");
-    if (entity_check(name, "roleName", path, err) < 0)
-        return -1;
     json_error_t jerr;
     _cleanup_json_ json_t *parsed = json_loads(policy, 0, &jerr);
     if (!json_is_object(parsed))
@@ -335,6 +330,35 @@ static int create_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         !json_is_object(json_object_get(parsed, "Statement")))
         return barge_error_set_type(err, BARGE_ERR_INVALID, "MalformedPolicyDocument",
                                     "AssumeRolePolicyDocument has no Statement");
+    return 0;
+}
+
+/* UpdateAssumeRolePolicy: the role's new trust policy, in force for the
+ * next AssumeRole (sessions already issued keep working). */
+static int update_assume_role_policy(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                     struct barge_error **err)
+{
+    (void)out;
+    const char *policy = barge_json_str(in, "PolicyDocument", "");
+    if (trust_policy_check(policy, err) < 0)
+        return -1;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (entity_open(ctx, true, &role_entity, barge_json_str(in, "RoleName", ""), &tx, &doc, err) <
+        0)
+        return -1;
+    json_object_set_new(doc, "AssumeRolePolicyDocument", json_string(policy));
+    return entity_save(&tx, &role_entity, doc, err);
+}
+
+static int create_role(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    const char *name = barge_json_str(in, "RoleName", "");
+    const char *path = barge_json_str(in, "Path", "/");
+    const char *policy = barge_json_str(in, "AssumeRolePolicyDocument", "");
+    if (entity_check(name, "roleName", path, err) < 0 || trust_policy_check(policy, err) < 0)
+        return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
     if (entity_create(ctx, &role_entity, name, path, &tx, &doc, err) < 0)
@@ -1147,6 +1171,7 @@ static const struct barge_api_op iam_ops[] = {
     {"GetRole", get_role},
     {"DeleteRole", delete_role},
     {"ListRoles", list_roles},
+    {"UpdateAssumeRolePolicy", update_assume_role_policy},
     {"CreateUser", create_user},
     {"GetUser", get_user},
     {"DeleteUser", delete_user},

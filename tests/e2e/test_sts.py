@@ -314,3 +314,16 @@ def test_trust_policies_and_identity_policies_both_decide(barged):
             sts.assume_role(RoleArn=external["Arn"], RoleSessionName="s1", **bad)
         assert error_code(e) == "AccessDenied"
     sts.assume_role(RoleArn=external["Arn"], RoleSessionName="s1", ExternalId="s3cret")
+
+    # A new trust policy is in force for the next AssumeRole.
+    iam.update_assume_role_policy(RoleName="tasks", PolicyDocument=trust(
+        {"AWS": f"arn:aws:iam::{acct}:root"}))
+    assert iam.get_role(RoleName="tasks")["Role"]["AssumeRolePolicyDocument"]["Statement"][0][
+        "Principal"] == {"AWS": f"arn:aws:iam::{acct}:root"}
+    sts.assume_role(RoleArn=tasks["Arn"], RoleSessionName="s1")
+    with pytest.raises(ClientError) as e:
+        iam.update_assume_role_policy(RoleName="tasks", PolicyDocument="{nope")
+    assert error_code(e) == "MalformedPolicyDocument"
+    with pytest.raises(ClientError) as e:
+        iam.update_assume_role_policy(RoleName="nope", PolicyDocument=trust("*"))
+    assert error_code(e) == "NoSuchEntity"
