@@ -10,6 +10,12 @@ CC       ?= gcc
 SANITIZE ?=
 PYTEST   ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?=
+# e2e suites run in this many pytest-xdist workers, one test file per worker at
+# a time (files share module fixtures). Most e2e time is spent waiting for
+# containers, agents and timers, so two workers on two cores roughly halve it.
+# E2E_JOBS=1 runs them in one process.
+E2E_JOBS ?= 2
+E2E_PAR  := $(if $(filter-out 0 1,$(E2E_JOBS)),-n $(E2E_JOBS) --dist loadfile) --durations=25
 PYTHON   ?= /usr/bin/python3
 # The suites `make test-postgres` runs against PostgreSQL (all by default).
 PG_SUITES ?= tests/e2e
@@ -112,7 +118,8 @@ unit: setup $(TESTS) $(REPLAYS)
 	  $(BUILD)/tests/fuzz_$$n tests/fuzz/corpus/$$n; done
 
 e2e: all $(TESTS)
-	BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider $(E2E_PAR) tests/e2e \
+	  $(PYTEST_ARGS)
 
 test: all unit fuzz-ci e2e e2e-postgres
 
@@ -120,7 +127,7 @@ test: all unit fuzz-ci e2e e2e-postgres
 # that the harness starts on loopback (tests/e2e/conftest.py).
 e2e-postgres: all $(TESTS)
 	BARGE_TEST_STORE=postgres BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider \
-	  $(PG_CI_SUITES) $(PYTEST_ARGS)
+	  $(E2E_PAR) $(PG_CI_SUITES) $(PYTEST_ARGS)
 
 test-postgres: all $(TESTS)
 	BARGE_TEST_STORE=postgres BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider \
