@@ -1,0 +1,168 @@
+"""Cloud Map (`aws servicediscovery`) and service discovery for ECS services:
+the API with Cloud Map's errors, ECS services with serviceRegistries
+registering their RUNNING tasks as instances, and the agent's DNS server
+answering <service>.<namespace> inside containers with RUNNING tasks only."""
+import botocore.config
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import error_code, error_message
+
+
+@pytest.fixture
+def sd(barged):
+    return barged.client("servicediscovery")
+
+
+def discover(barged, **kw):
+    # DiscoverInstances goes to the "data-" host in AWS; barged serves it on
+    # the same endpoint.
+    import boto3
+    from conftest import REGION
+    c = boto3.client("servicediscovery", endpoint_url=barged.endpoint, region_name=REGION,
+                     aws_access_key_id=barged.access_key,
+                     aws_secret_access_key=barged.secret_key,
+                     config=botocore.config.Config(inject_host_prefix=False,
+                                                   retries={"max_attempts": 1}))
+    return c.discover_instances(**kw)
+
+
+def private_ns(sd, name):
+    op = sd.create_private_dns_namespace(Name=name, Vpc="vpc-1")["OperationId"]
+    got = sd.get_operation(OperationId=op)["Operation"]
+    assert got["Status"] == "SUCCESS" and got["Type"] == "CREATE_NAMESPACE"
+    return got["Targets"]["NAMESPACE"]
+
+
+def test_namespaces(sd):
+    ns = private_ns(sd, "corp.local")
+    got = sd.get_namespace(Id=ns)["Namespace"]
+    assert got["Name"] == "corp.local" and got["Type"] == "DNS_PRIVATE"
+    assert got["Arn"].endswith(":namespace/" + ns) and got["ServiceCount"] == 0
+    assert got["Properties"]["DnsProperties"]["HostedZoneId"]
+    http = sd.get_operation(
+        OperationId=sd.create_http_namespace(Name="apps")["OperationId"])["Operation"]
+    http_id = http["Targets"]["NAMESPACE"]
+    assert sd.get_namespace(Id=http_id)["Namespace"]["Type"] == "HTTP"
+
+    names = sorted(n["Name"] for n in sd.list_namespaces()["Namespaces"])
+    assert names == ["apps", "corp.local"]
+    only = sd.list_namespaces(Filters=[{"Name": "TYPE", "Values": ["HTTP"],
+                                        "Condition": "EQ"}])["Namespaces"]
+    assert [n["Id"] for n in only] == [http_id]
+    page = sd.list_namespaces(MaxResults=1)
+    rest = sd.list_namespaces(MaxResults=1, NextToken=page["NextToken"])
+    assert len(page["Namespaces"]) == 1 and "NextToken" not in rest
+
+    with pytest.raises(ClientError) as e:
+        sd.create_http_namespace(Name="apps")
+    assert error_code(e) == "NamespaceAlreadyExists" and "'apps'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        sd.create_public_dns_namespace(Name="example.com")
+    assert error_code(e) == "InvalidInput" and "'example.com'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        sd.get_namespace(Id="ns-nothere")
+    assert error_code(e) == "NamespaceNotFound" and "'ns-nothere'" in error_message(e)
+
+    sd.delete_namespace(Id=http_id)
+    with pytest.raises(ClientError) as e:
+        sd.get_namespace(Id=http_id)
+    assert error_code(e) == "NamespaceNotFound"
+
+
+def test_services_instances_operations(barged, sd):
+    ns = private_ns(sd, "corp.local")
+    svc = sd.create_service(Name="web", NamespaceId=ns,
+                            DnsConfig={"DnsRecords": [{"Type": "A", "TTL": 10}]},
+                            HealthCheckCustomConfig={},
+                            Tags=[{"Key": "team", "Value": "a"}])["Service"]
+    sid = svc["Id"]
+    assert svc["Arn"].endswith(":service/" + sid) and svc["Type"] == "DNS_HTTP"
+    assert sd.get_namespace(Id=ns)["Namespace"]["ServiceCount"] == 1
+    with pytest.raises(ClientError) as e:
+        sd.create_service(Name="web", NamespaceId=ns,
+                          DnsConfig={"DnsRecords": [{"Type": "A", "TTL": 10}]})
+    assert error_code(e) == "ServiceAlreadyExists"
+    with pytest.raises(ClientError) as e:
+        sd.create_service(Name="x", NamespaceId="ns-nothere",
+                          DnsConfig={"DnsRecords": [{"Type": "A", "TTL": 10}]})
+    assert error_code(e) == "NamespaceNotFound"
+    assert [s["Name"] for s in sd.list_services(
+        Filters=[{"Name": "NAMESPACE_ID", "Values": [ns], "Condition": "EQ"}])["Services"]] == \
+        ["web"]
+
+    # A records need AWS_INSTANCE_IPV4
+    with pytest.raises(ClientError) as e:
+        sd.register_instance(ServiceId=sid, InstanceId="i1", Attributes={"x": "y"})
+    assert error_code(e) == "InvalidInput" and "AWS_INSTANCE_IPV4" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        sd.register_instance(ServiceId=sid, InstanceId="i1",
+                             Attributes={"AWS_INSTANCE_IPV4": "10.0.0.300"})
+    assert error_code(e) == "InvalidInput" and "'10.0.0.300'" in error_message(e)
+    op = sd.register_instance(ServiceId=sid, InstanceId="i1",
+                              Attributes={"AWS_INSTANCE_IPV4": "10.0.0.1", "color": "blue"})
+    o = sd.get_operation(OperationId=op["OperationId"])["Operation"]
+    assert o["Status"] == "SUCCESS" and o["Targets"] == {"INSTANCE": "i1", "SERVICE": sid}
+    sd.register_instance(ServiceId=sid, InstanceId="i2",
+                         Attributes={"AWS_INSTANCE_IPV4": "10.0.0.2", "color": "green"})
+    assert sd.get_instance(ServiceId=sid, InstanceId="i1")["Instance"]["Attributes"] == \
+        {"AWS_INSTANCE_IPV4": "10.0.0.1", "color": "blue"}
+    assert sorted(i["Id"] for i in sd.list_instances(ServiceId=sid)["Instances"]) == ["i1", "i2"]
+    assert sd.get_service(Id=sid)["Service"]["InstanceCount"] == 2
+
+    got = discover(barged, NamespaceName="corp.local", ServiceName="web")
+    assert sorted(i["InstanceId"] for i in got["Instances"]) == ["i1", "i2"]
+    # (Debian's botocore predates InstancesRevision)
+    rev = got.get("InstancesRevision", 0)
+    blue = discover(barged, NamespaceName="corp.local", ServiceName="web",
+                    QueryParameters={"color": "blue"})["Instances"]
+    assert [i["InstanceId"] for i in blue] == ["i1"]
+
+    sd.update_instance_custom_health_status(ServiceId=sid, InstanceId="i2", Status="UNHEALTHY")
+    assert sd.get_instances_health_status(ServiceId=sid)["Status"] == \
+        {"i1": "HEALTHY", "i2": "UNHEALTHY"}
+    healthy = discover(barged, NamespaceName="corp.local", ServiceName="web")
+    assert [i["InstanceId"] for i in healthy["Instances"]] == ["i1"]
+    assert healthy.get("InstancesRevision", 1) > rev
+    every = discover(barged, NamespaceName="corp.local", ServiceName="web", HealthStatus="ALL")
+    assert len(every["Instances"]) == 2
+    with pytest.raises(ClientError) as e:
+        discover(barged, NamespaceName="corp.local", ServiceName="nothere")
+    assert error_code(e) == "ServiceNotFound"
+
+    # tags
+    assert sd.list_tags_for_resource(ResourceARN=svc["Arn"])["Tags"] == \
+        [{"Key": "team", "Value": "a"}]
+    sd.tag_resource(ResourceARN=svc["Arn"], Tags=[{"Key": "env", "Value": "prod"}])
+    sd.untag_resource(ResourceARN=svc["Arn"], TagKeys=["team"])
+    assert sd.list_tags_for_resource(ResourceARN=svc["Arn"])["Tags"] == \
+        [{"Key": "env", "Value": "prod"}]
+    with pytest.raises(ClientError) as e:
+        sd.list_tags_for_resource(ResourceARN=svc["Arn"] + "x")
+    assert error_code(e) == "ResourceNotFoundException"
+
+    # in use: a namespace with services, a service with instances
+    with pytest.raises(ClientError) as e:
+        sd.delete_namespace(Id=ns)
+    assert error_code(e) == "ResourceInUse"
+    with pytest.raises(ClientError) as e:
+        sd.delete_service(Id=sid)
+    assert error_code(e) == "ResourceInUse"
+    sd.deregister_instance(ServiceId=sid, InstanceId="i1")
+    sd.deregister_instance(ServiceId=sid, InstanceId="i2")
+    with pytest.raises(ClientError) as e:
+        sd.deregister_instance(ServiceId=sid, InstanceId="i2")
+    assert error_code(e) == "InstanceNotFound"
+    ops = sd.list_operations(Filters=[{"Name": "TYPE", "Values": ["DEREGISTER_INSTANCE"],
+                                       "Condition": "EQ"}])["Operations"]
+    assert len(ops) == 2 and all(o["Status"] == "SUCCESS" for o in ops)
+
+    sd.update_service(Id=sid, Service={"Description": "the web tier",
+                                       "DnsConfig": {"DnsRecords": [{"Type": "A", "TTL": 60}]}})
+    s = sd.get_service(Id=sid)["Service"]
+    assert s["Description"] == "the web tier" and s["DnsConfig"]["DnsRecords"][0]["TTL"] == 60
+    sd.delete_service(Id=sid)
+    with pytest.raises(ClientError) as e:
+        sd.get_service(Id=sid)
+    assert error_code(e) == "ServiceNotFound" and sid in error_message(e)
+    sd.delete_namespace(Id=ns)
