@@ -615,6 +615,7 @@ int main(int argc, char **argv)
         printf("barge-agent metrics on port %d\n", barge_stats_port(agent.stats));
     }
     barge_agent_client_stop_aware(client);
+    barge_agent_dns_start(&agent);
     agent.engine = barge_engine_new(&agent);
     barge_agent_metadata_start(&agent);
     barge_engine_adopt(agent.engine, json_object_get(agent.state, "tasks"));
@@ -659,6 +660,7 @@ int main(int argc, char **argv)
     }
     barge_info("stopping; containers keep running and will be adopted on restart");
     barge_stats_stop(agent.stats);
+    barge_agent_dns_stop(&agent);
     barge_metadata_server_stop(agent.metadata); /* before the engine it asks */
     agent.metadata = NULL;
     barge_engine_free(agent.engine);

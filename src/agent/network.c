@@ -150,6 +150,7 @@ int barge_agent_network_clean(struct barge_agent *a, struct barge_error **err)
         return -1;
     _cleanup_json_ json_t *none = json_object();
     reconcile_volumes(a, none);
+    barge_agent_dns_clean(a->cfg.data_dir);
     printf("removed %d task network(s)\n", n);
     return 0;
 }

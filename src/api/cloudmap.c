@@ -127,6 +127,16 @@ static int commit(struct barge_tx **tx, struct barge_error **err)
     return barge_store_commit(barge_steal(tx), err);
 }
 
+/* Commits a change to what the agents' DNS servers answer, and wakes their
+ * long polls (/agent/dns). */
+static int commit_dns(struct barge_api_ctx *ctx, struct barge_tx **tx, struct barge_error **err)
+{
+    if (commit(tx, err) < 0)
+        return -1;
+    barge_server_notify(ctx->srv);
+    return 0;
+}
+
 /* Public fields of a stored document: everything but "_..." and "tags". */
 static json_t *public_copy(const json_t *doc)
 {
@@ -250,7 +260,7 @@ static int create_namespace(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         operation(tx, region, "CREATE_NAMESPACE", "NAMESPACE", id, out, err) < 0)
         return -1;
     barge_info("cloud map: namespace %s (%s, %s) created", name, id, type);
-    return commit(&tx, err);
+    return commit_dns(ctx, &tx, err);
 }
 
 static int create_private_dns_namespace(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -447,7 +457,7 @@ static int delete_namespace(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (barge_store_del(tx, CLOUDMAP_KIND_NAMESPACE, key, err) < 0 ||
         operation(tx, region, "DELETE_NAMESPACE", "NAMESPACE", id, out, err) < 0)
         return -1;
-    return commit(&tx, err);
+    return commit_dns(ctx, &tx, err);
 }
 
 /* ---- services ---- */
@@ -656,7 +666,7 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (barge_store_put(tx, CLOUDMAP_KIND_SERVICE, key, doc, err) < 0 ||
         operation(tx, region, "UPDATE_SERVICE", "SERVICE", id, out, err) < 0)
         return -1;
-    return commit(&tx, err);
+    return commit_dns(ctx, &tx, err);
 }
 
 static int delete_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -780,7 +790,7 @@ static int register_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out
         bump_revision(tx, region, svc, err) < 0 ||
         operation_of(tx, region, "REGISTER_INSTANCE", "INSTANCE", iid, sid, out, err) < 0)
         return -1;
-    return commit(&tx, err);
+    return commit_dns(ctx, &tx, err);
 }
 
 static int instance_get(struct barge_tx *tx, const char *region, const char *service_id,
@@ -813,7 +823,7 @@ static int deregister_instance(struct barge_api_ctx *ctx, json_t *in, json_t **o
         bump_revision(tx, region, svc, err) < 0 ||
         operation_of(tx, region, "DEREGISTER_INSTANCE", "INSTANCE", iid, sid, out, err) < 0)
         return -1;
-    return commit(&tx, err);
+    return commit_dns(ctx, &tx, err);
 }
 
 static int get_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -1065,7 +1075,7 @@ static int update_instance_custom_health_status(struct barge_api_ctx *ctx, json_
     json_object_set(inst, "_health", json_object_get(in, "Status"));
     _cleanup_free_ char *key = instance_key(region, sid, iid);
     if (barge_store_put(tx, CLOUDMAP_KIND_INSTANCE, key, inst, err) < 0 ||
-        bump_revision(tx, region, svc, err) < 0 || commit(&tx, err) < 0)
+        bump_revision(tx, region, svc, err) < 0 || commit_dns(ctx, &tx, err) < 0)
         return -1;
     *out = json_object();
     return 0;
