@@ -2,11 +2,14 @@
 the API with Cloud Map's errors, ECS services with serviceRegistries
 registering their RUNNING tasks as instances, and the agent's DNS server
 answering <service>.<namespace> inside containers with RUNNING tasks only."""
+import os
+import time
+
 import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code, error_message
+from conftest import error_code, error_message, wait_task
 
 
 @pytest.fixture
@@ -166,3 +169,107 @@ def test_services_instances_operations(barged, sd):
         sd.get_service(Id=sid)
     assert error_code(e) == "ServiceNotFound" and sid in error_message(e)
     sd.delete_namespace(Id=ns)
+
+
+# ---- ECS services with serviceRegistries, and DNS inside containers ----
+
+@pytest.fixture(scope="module")
+def scope(tmp_path_factory):
+    import nethelpers
+    n = (os.getpid() + 53) % 250
+    return nethelpers.Scope(f"bargesd{n}", f"10.217.{n}.0/24", tmp_path_factory.getbasetemp())
+
+
+def wait_for(pred, timeout=90, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def task_ip(task):
+    details = task["attachments"][0]["details"]
+    return [d["value"] for d in details if d["name"] == "privateIPv4Address"][0]
+
+
+def running_tasks(ecs):
+    arns = ecs.list_tasks(cluster="default", serviceName="web",
+                          desiredStatus="RUNNING")["taskArns"]
+    tasks = ecs.describe_tasks(cluster="default", tasks=arns)["tasks"] if arns else []
+    return [t for t in tasks if t["lastStatus"] == "RUNNING"]
+
+
+def lookup(ecs, agent, busybox, name):
+    """The addresses busybox nslookup finds for name in a bridge container."""
+    arn = ecs.run_task(cluster="default", taskDefinition="dig")["tasks"][0]["taskArn"]
+    task = wait_task(ecs, "default", arn)
+    log = open(os.path.join(agent.data_dir, "logs", arn.split("/")[-1], "dig.log")).read()
+    # conmon's k8s-file lines: "<time> stdout F <text>"
+    text = [line.split(" ", 3)[3] for line in log.splitlines() if line.count(" ") >= 3]
+    assert task["containers"][0]["exitCode"] is not None, log
+    answer = "\n".join(text).split("Name:", 1)
+    if len(answer) < 2:
+        return set(), "\n".join(text)
+    return {line.split()[-1] for line in answer[1].splitlines()
+            if line.startswith("Address") and "#" not in line}, "\n".join(text)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/dnsmasq"),
+                    reason="dnsmasq is not installed (scripts/setup installs dnsmasq-base)")
+def test_service_tasks_registered_and_resolvable(barged, agent_factory, busybox, scope, sd):
+    agent = agent_factory(extra_args=scope.agent_args)
+    ecs = barged.client("ecs")
+    ns = private_ns(sd, "corp.local")
+    csvc = sd.create_service(Name="web", NamespaceId=ns,
+                             DnsConfig={"DnsRecords": [{"Type": "A", "TTL": 0}]},
+                             HealthCheckCustomConfig={"FailureThreshold": 1})["Service"]
+    ecs.register_task_definition(
+        family="web", networkMode="awsvpc", containerDefinitions=[{
+            "name": "web", "image": busybox, "memory": 16,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]}])
+    ecs.register_task_definition(
+        family="dig", containerDefinitions=[{
+            "name": "dig", "image": busybox, "memory": 16,
+            "command": ["sh", "-c", "cat /etc/resolv.conf; nslookup web.corp.local; true"]}])
+    ecs.create_service(cluster="default", serviceName="web", taskDefinition="web",
+                       desiredCount=2,
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-1"]}},
+                       serviceRegistries=[{"registryArn": csvc["Arn"]}])
+
+    def registered():
+        tasks = running_tasks(ecs)
+        insts = sd.list_instances(ServiceId=csvc["Id"])["Instances"]
+        if len(tasks) != 2 or len(insts) != 2:
+            return None
+        return tasks, insts
+    tasks, insts = wait_for(registered, what="two registered tasks")
+    want = {t["taskArn"].split("/")[-1]: task_ip(t) for t in tasks}
+    assert {i["Id"]: i["Attributes"]["AWS_INSTANCE_IPV4"] for i in insts} == want
+    attrs = insts[0]["Attributes"]
+    assert attrs["ECS_SERVICE_NAME"] == "web" and attrs["ECS_CLUSTER_NAME"] == "default"
+    found = discover(barged, NamespaceName="corp.local", ServiceName="web")["Instances"]
+    assert {i["InstanceId"] for i in found} == set(want)
+
+    # inside another container, the name resolves to the RUNNING tasks
+    got, out = wait_for(lambda: (lambda r: r if r[0] == set(want.values()) else None)(
+        lookup(ecs, agent, busybox, "web.corp.local")), what="DNS answer")
+    assert got == set(want.values()), out
+
+    # scaling in stops one task: it leaves Cloud Map and DNS
+    ecs.update_service(cluster="default", service="web", desiredCount=1)
+    left = wait_for(lambda: (lambda t: t if len(t) == 1 else None)(
+        running_tasks(ecs)), what="one task left")
+    keep = left[0]["taskArn"].split("/")[-1]
+    wait_for(lambda: [i["Id"] for i in sd.list_instances(ServiceId=csvc["Id"])["Instances"]]
+             == [keep], what="the stopped task deregistered")
+    got, out = lookup(ecs, agent, busybox, "web.corp.local")
+    assert got == {want[keep]}, out
+
+    # no task, no instance: the service can go, then the Cloud Map service
+    ecs.delete_service(cluster="default", service="web", force=True)
+    wait_for(lambda: not sd.list_instances(ServiceId=csvc["Id"])["Instances"],
+             what="every task deregistered")
+    sd.delete_service(Id=csvc["Id"])
