@@ -1229,19 +1229,27 @@ static int untag_resource(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 
 /* ---- for the scheduler and the DNS servers ---- */
 
-int barge_cloudmap_ecs_sync(struct barge_tx *tx, const char *registry_arn, const json_t *want,
-                            struct barge_error **err)
+/* The region of a Cloud Map ARN (new string), or NULL. */
+static char *arn_region(const char *arn)
 {
-    /* arn:aws:servicediscovery:REGION:ACCOUNT:service/ID */
-    const char *p = registry_arn;
+    /* arn:aws:servicediscovery:REGION:ACCOUNT:... */
+    if (!barge_str_has_prefix(arn, "arn:"))
+        return NULL;
+    const char *p = arn;
     for (int i = 0; i < 3 && p; i++) {
         p = strchr(p, ':');
         p = p ? p + 1 : NULL;
     }
     const char *end = p ? strchr(p, ':') : NULL;
-    if (!end)
+    return end ? barge_xstrndup(p, (size_t)(end - p)) : NULL;
+}
+
+int barge_cloudmap_ecs_sync(struct barge_tx *tx, const char *registry_arn, const json_t *want,
+                            struct barge_error **err)
+{
+    _cleanup_free_ char *region = arn_region(registry_arn);
+    if (!region)
         return 0;
-    _cleanup_free_ char *region = barge_xstrndup(p, (size_t)(end - p));
     _cleanup_json_ json_t *svc = NULL;
     int r = get_doc(tx, CLOUDMAP_KIND_SERVICE, region, id_of(registry_arn), &svc, err);
     if (r <= 0)
@@ -1287,6 +1295,81 @@ int barge_cloudmap_ecs_sync(struct barge_tx *tx, const char *registry_arn, const
     if (changed && bump_revision(tx, region, svc, err) < 0)
         return -1;
     return changed;
+}
+
+int barge_cloudmap_service_find(struct barge_tx *tx, const char *arn, json_t **svc, json_t **ns,
+                                struct barge_error **err)
+{
+    *svc = *ns = NULL;
+    _cleanup_free_ char *region = arn_region(arn);
+    if (!region || !strstr(arn, ":service/"))
+        return 0;
+    int r = get_doc(tx, CLOUDMAP_KIND_SERVICE, region, id_of(arn), svc, err);
+    if (r <= 0)
+        return r;
+    if (!barge_streq(barge_json_str(*svc, "Arn", NULL), arn) ||
+        get_doc(tx, CLOUDMAP_KIND_NAMESPACE, region, barge_json_str(*svc, "NamespaceId", ""), ns,
+                err) <= 0) {
+        json_decref(*svc);
+        *svc = NULL;
+        return *err ? -1 : 0;
+    }
+    return 1;
+}
+
+bool barge_cloudmap_has_record(const json_t *svc, const char *type)
+{
+    return has_record(svc, type);
+}
+
+struct ns_services {
+    const char *ns_id;
+    json_t *arns;
+};
+
+static int collect_ns_service(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    struct ns_services *n = ud;
+    if (barge_streq(barge_json_str(doc, "NamespaceId", NULL), n->ns_id))
+        json_array_append_new(n->arns, json_string(barge_json_str(doc, "Arn", "")));
+    return 0;
+}
+
+int barge_cloudmap_namespace_find(struct barge_tx *tx, const char *region, const char *name_or_arn,
+                                  json_t **ns, json_t **service_arns, struct barge_error **err)
+{
+    *ns = *service_arns = NULL;
+    _cleanup_free_ char *prefix = barge_xasprintf("%s|", region);
+    if (barge_str_has_prefix(name_or_arn, "arn:")) {
+        _cleanup_free_ char *r = arn_region(name_or_arn);
+        if (!r || !strstr(name_or_arn, ":namespace/"))
+            return 0;
+        int got = get_doc(tx, CLOUDMAP_KIND_NAMESPACE, r, id_of(name_or_arn), ns, err);
+        if (got <= 0)
+            return got;
+        free(prefix);
+        prefix = barge_xasprintf("%s|", r);
+    } else {
+        struct find_name f = {.field = "Name", .value = name_or_arn};
+        if (barge_store_scan(tx, CLOUDMAP_KIND_NAMESPACE, prefix, NULL, false, 0, match_name, &f,
+                             err) < 0)
+            return -1;
+        if (!f.found)
+            return 0;
+        *ns = f.found;
+    }
+    struct ns_services n = {barge_json_str(*ns, "Id", ""), json_array()};
+    if (barge_store_scan(tx, CLOUDMAP_KIND_SERVICE, prefix, NULL, false, 0, collect_ns_service, &n,
+                         err) < 0) {
+        json_decref(n.arns);
+        json_decref(*ns);
+        *ns = NULL;
+        return -1;
+    }
+    *service_arns = n.arns;
+    return 1;
 }
 
 struct dns_walk {

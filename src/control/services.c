@@ -517,6 +517,14 @@ static int sync_registries(struct pass *p, struct barge_error **err)
     json_t *regs = barge_json_array(p->svc, "serviceRegistries");
     size_t i, j;
     json_t *reg, *e;
+    /* Registries an UpdateService replaced lose the service's tasks. */
+    _cleanup_json_ json_t *none = json_object();
+    json_array_foreach(barge_json_array(p->svc, "_staleRegistries"), i, reg)
+    {
+        if (barge_cloudmap_ecs_sync(p->tx, json_string_value(reg), none, err) < 0)
+            return -1;
+    }
+    json_object_del(p->svc, "_staleRegistries");
     json_array_foreach(regs, i, reg)
     {
         _cleanup_json_ json_t *want = json_object();

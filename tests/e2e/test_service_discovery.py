@@ -273,3 +273,53 @@ def test_service_tasks_registered_and_resolvable(barged, agent_factory, busybox,
     wait_for(lambda: not sd.list_instances(ServiceId=csvc["Id"])["Instances"],
              what="every task deregistered")
     sd.delete_service(Id=csvc["Id"])
+
+
+def test_ecs_service_registries_checked_and_listed_by_namespace(barged, sd):
+    ecs = barged.client("ecs")
+    ns = private_ns(sd, "corp.local")
+    ns_arn = sd.get_namespace(Id=ns)["Namespace"]["Arn"]
+    a = sd.create_service(Name="a", NamespaceId=ns,
+                          DnsConfig={"DnsRecords": [{"Type": "A", "TTL": 10}]})["Service"]
+    srv = sd.create_service(Name="s", NamespaceId=ns,
+                            DnsConfig={"DnsRecords": [{"Type": "SRV", "TTL": 10}]})["Service"]
+    ecs.register_task_definition(family="br", containerDefinitions=[{
+        "name": "c", "image": "busybox", "memory": 16,
+        "portMappings": [{"containerPort": 80}]}])
+
+    def create(name, regs):
+        return ecs.create_service(cluster="default", serviceName=name, taskDefinition="br",
+                                  desiredCount=0, serviceRegistries=regs)["service"]
+
+    ecs.create_cluster(clusterName="default")
+    for regs, words in (
+            ([{"registryArn": a["Arn"]}, {"registryArn": srv["Arn"]}], "at most one"),
+            ([{"registryArn": a["Arn"] + "x"}], a["Arn"] + "x"),
+            ([{"registryArn": srv["Arn"]}], "SRV"),
+            ([{"registryArn": srv["Arn"], "containerName": "nope", "containerPort": 80}],
+             "nope")):
+        with pytest.raises(ClientError) as e:
+            create("bad", regs)
+        assert error_code(e) == "InvalidParameterException", regs
+        assert words in error_message(e)
+    web = create("web", [{"registryArn": srv["Arn"], "containerName": "c",
+                          "containerPort": 80}])
+    assert web["serviceRegistries"][0]["registryArn"] == srv["Arn"]
+    create("plain", [])
+
+    # the Cloud Map namespace, by name or ARN, lists the services registering in it
+    for name in ("corp.local", ns_arn):
+        assert ecs.list_services_by_namespace(namespace=name)["serviceArns"] == \
+            [web["serviceArn"]]
+    # moving the service to another registry of the namespace keeps it listed
+    u = ecs.update_service(cluster="default", service="web",
+                           serviceRegistries=[{"registryArn": a["Arn"]}])["service"]
+    assert u["serviceRegistries"] == [{"registryArn": a["Arn"]}]
+    assert ecs.list_services_by_namespace(namespace=ns_arn)["serviceArns"] == \
+        [web["serviceArn"]]
+    # an empty Cloud Map namespace exists; an unknown one does not
+    sd.create_http_namespace(Name="empty")
+    assert ecs.list_services_by_namespace(namespace="empty")["serviceArns"] == []
+    with pytest.raises(ClientError) as e:
+        ecs.list_services_by_namespace(namespace=ns_arn.replace(ns, "ns-nothere"))
+    assert error_code(e) == "NamespaceNotFoundException"
