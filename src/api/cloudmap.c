@@ -1394,7 +1394,7 @@ static int walk_namespace(const char *key, json_t *doc, void *ud, struct barge_e
 static int walk_service(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct dns_walk *w = ud;
-    if (!has_record(doc, "A") && !has_record(doc, "SRV"))
+    if (!has_record(doc, "A"))
         return 0;
     const char *bar = strchr(key, '|');
     _cleanup_free_ char *region = barge_xstrndup(key, (size_t)(bar - key));

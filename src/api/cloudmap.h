@@ -39,7 +39,7 @@ int barge_cloudmap_namespace_find(struct barge_tx *tx, const char *region, const
 
 /* The DNS records of every private DNS namespace, for a DNS server: *hosts
  * is a new string of hosts-file lines ("IPV4 service.namespace"), one per
- * healthy instance with an AWS_INSTANCE_IPV4 of a service with DNS records,
+ * healthy instance with an AWS_INSTANCE_IPV4 of a service with an A record,
  * and *domains a new JSON array of the namespaces' names (answered locally,
  * never forwarded). */
 int barge_cloudmap_dns_records(struct barge_tx *tx, char **hosts, json_t **domains,
