@@ -46,6 +46,7 @@ struct barge_agent_dns {
     char *gateway;
     pid_t pid;        /* dnsmasq, or 0 */
     int64_t retry_at; /* no new start before (monotonic ms) */
+    int starts;       /* dnsmasq processes started */
     char *version;    /* of the records written */
 };
 
@@ -135,15 +136,22 @@ static void start_dnsmasq(struct barge_agent_dns *d)
         return;
     }
     d->pid = pid;
-    barge_info("dns: dnsmasq (pid %d) answers Cloud Map names on %s:53", (int)pid, d->gateway);
+    /* Another agent's dnsmasq on the same bridge makes each start fail
+     * again; only the first is worth the log. */
+    if (d->starts++ == 0)
+        barge_info("dns: dnsmasq (pid %d) answers Cloud Map names on %s:53 (log %s)", (int)pid,
+                   d->gateway, d->log_path);
+    else
+        barge_debug("dns: dnsmasq restarted (pid %d)", (int)pid);
 }
 
-/* Writes the records of an /agent/dns answer; true when they changed. */
-static bool write_records(struct barge_agent_dns *d, const json_t *out)
+/* Writes the records of an /agent/dns answer: 1 when they changed, 0 when
+ * not, -1 when they could not be written. */
+static int write_records(struct barge_agent_dns *d, const json_t *out)
 {
     const char *version = barge_json_str(out, "version", "");
     if (barge_streq(d->version, version))
-        return false;
+        return 0;
     const char *hosts = barge_json_str(out, "hosts", "");
     char *servers = barge_xstrdup("");
     size_t i;
@@ -163,11 +171,11 @@ static bool write_records(struct barge_agent_dns *d, const json_t *out)
     free(servers);
     if (!ok) {
         barge_warn("dns: cannot write %s: %s", d->dir, strerror(errno));
-        return false;
+        return -1;
     }
     free(d->version);
     d->version = barge_xstrdup(version);
-    return true;
+    return 1;
 }
 
 static void *dns_thread(void *arg)
@@ -186,8 +194,11 @@ static void *dns_thread(void *arg)
                                              POLL_TIMEOUT_S, &out, &err);
         if (status == 200) {
             failures = 0;
-            if (write_records(d, out) && running(d))
+            int r = write_records(d, out);
+            if (r > 0 && running(d))
                 kill(d->pid, SIGHUP);
+            if (r < 0)
+                sleep(2); /* barged answers at once while the version differs */
             continue;
         }
         if (barge_agent_stopping())

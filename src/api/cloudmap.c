@@ -1051,8 +1051,10 @@ static int get_instances_health_status(struct barge_api_ctx *ctx, json_t *in, js
         pg.last = barge_xstrdup(id);
     }
     *out = json_pack("{s:o}", "Status", status);
-    barge_api_page_finish(&pg, *out, "_unused", "NextToken");
-    json_object_del(*out, "_unused");
+    if (pg.more && pg.last) {
+        _cleanup_free_ char *tok = barge_api_token_encode(pg.last);
+        json_object_set_new(*out, "NextToken", json_string(tok));
+    }
     return 0;
 }
 
