@@ -268,6 +268,16 @@ def test_service_tasks_registered_and_resolvable(barged, agent_factory, busybox,
     got, out = lookup(ecs, agent, busybox, "web.corp.local")
     assert got == {want[keep]}, out
 
+    # the DNS server outlives its agent, like the containers: a restarted
+    # agent keeps it
+    pid = int(open(os.path.join(agent.data_dir, "dns", "dnsmasq.pid")).read())
+    agent.kill()
+    assert os.path.exists(f"/proc/{pid}")
+    agent.start()
+    got, out = lookup(ecs, agent, busybox, "web.corp.local")
+    assert got == {want[keep]}, out
+    assert f"keeping dnsmasq (pid {pid})" in open(agent.log_path).read()
+
     # no task, no instance: the service can go, then the Cloud Map service
     ecs.delete_service(cluster="default", service="web", force=True)
     wait_for(lambda: not sd.list_instances(ServiceId=csvc["Id"])["Instances"],
