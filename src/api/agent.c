@@ -299,6 +299,14 @@ static int touch_instance(struct barge_server *srv, const char *key, struct barg
     return 0;
 }
 
+/* The seconds a long poll may wait: its "wait" (default 20), within
+ * 0..MAX_WAIT_SECONDS. */
+static json_int_t requested_wait(const json_t *in)
+{
+    json_int_t wait = barge_json_int(in, "wait", 20);
+    return wait < 0 ? 0 : wait > MAX_WAIT_SECONDS ? MAX_WAIT_SECONDS : wait;
+}
+
 /* Answers when the instance's manifests differ from what the agent knows or
  * a log request waits for it, else parks the request until something changes
  * or the wait is over (then this runs again). Returns 1 when parked. */
@@ -312,11 +320,7 @@ static int poll_agent(struct barge_http_req *req, json_t *in, json_t **out,
     if (!req->wait_deadline_ms) {
         if (touch_instance(srv, key, err) < 0)
             return -1;
-        json_int_t wait = barge_json_int(in, "wait", 20);
-        if (wait < 0)
-            wait = 0;
-        if (wait > MAX_WAIT_SECONDS)
-            wait = MAX_WAIT_SECONDS;
+        json_int_t wait = requested_wait(in);
         /* The poll is the heartbeat: answer well within the disconnect timeout. */
         if (wait > ecs_agent_timeout_seconds / 3)
             wait = ecs_agent_timeout_seconds / 3;
@@ -526,9 +530,7 @@ static int dns_records(struct barge_http_req *req, json_t *in, json_t **out,
     if (!key)
         return -1;
     if (!req->wait_deadline_ms) {
-        json_int_t wait = barge_json_int(in, "wait", 20);
-        wait = wait < 0 ? 0 : wait > MAX_WAIT_SECONDS ? MAX_WAIT_SECONDS : wait;
-        req->wait_deadline_ms = barge_monotonic_ms() + wait * 1000;
+        req->wait_deadline_ms = barge_monotonic_ms() + requested_wait(in) * 1000;
     }
     uint64_t gen = barge_server_generation(srv);
     _cleanup_tx_ struct barge_tx *tx = NULL;

@@ -72,24 +72,28 @@ static int get_doc(struct barge_tx *tx, const char *kind, const char *region, co
     return barge_store_get(tx, kind, key, out, err);
 }
 
+/* A namespace or service by id or ARN, else Cloud Map's not-found error
+ * (type, naming what). */
+static int must_get(struct barge_tx *tx, const char *kind, const char *type, const char *what,
+                    const char *region, const char *id, json_t **out, struct barge_error **err)
+{
+    int r = get_doc(tx, kind, region, id_of(id), out, err);
+    if (r == 0)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, type, "%s '%s' not found", what, id);
+    return r < 0 ? -1 : 0;
+}
+
 static int namespace_get(struct barge_tx *tx, const char *region, const char *id, json_t **out,
                          struct barge_error **err)
 {
-    int r = get_doc(tx, CLOUDMAP_KIND_NAMESPACE, region, id_of(id), out, err);
-    if (r == 0)
-        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NamespaceNotFound",
-                                    "namespace '%s' not found", id);
-    return r < 0 ? -1 : 0;
+    return must_get(tx, CLOUDMAP_KIND_NAMESPACE, "NamespaceNotFound", "namespace", region, id, out,
+                    err);
 }
 
 static int service_get(struct barge_tx *tx, const char *region, const char *id, json_t **out,
                        struct barge_error **err)
 {
-    int r = get_doc(tx, CLOUDMAP_KIND_SERVICE, region, id_of(id), out, err);
-    if (r == 0)
-        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "ServiceNotFound",
-                                    "service '%s' not found", id);
-    return r < 0 ? -1 : 0;
+    return must_get(tx, CLOUDMAP_KIND_SERVICE, "ServiceNotFound", "service", region, id, out, err);
 }
 
 /* Records a finished operation and answers {"OperationId": ...}; an
@@ -298,19 +302,29 @@ static json_t *namespace_view(struct barge_tx *tx, const char *region, const jso
     return v;
 }
 
-static int get_namespace(struct barge_api_ctx *ctx, json_t *in, json_t **out,
-                         struct barge_error **err)
+/* GetNamespace and GetService: {field: view of the document Id names}. */
+static int
+get_one(struct barge_api_ctx *ctx, const json_t *in, const char *field,
+        int (*get)(struct barge_tx *, const char *, const char *, json_t **, struct barge_error **),
+        json_t *(*view)(struct barge_tx *, const char *, const json_t *, struct barge_error **),
+        json_t **out, struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        namespace_get(tx, region_of(ctx), barge_json_str(in, "Id", ""), &doc, err) < 0)
+        get(tx, region_of(ctx), barge_json_str(in, "Id", ""), &doc, err) < 0)
         return -1;
-    json_t *v = namespace_view(tx, region_of(ctx), doc, err);
+    json_t *v = view(tx, region_of(ctx), doc, err);
     if (!v)
         return -1;
-    *out = json_pack("{s:o}", "Namespace", v);
+    *out = json_pack("{s:o}", field, v);
     return 0;
+}
+
+static int get_namespace(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                         struct barge_error **err)
+{
+    return get_one(ctx, in, "Namespace", namespace_get, namespace_view, out, err);
 }
 
 /* Whether value passes a filter {Name, Values, Condition} (EQ, IN,
@@ -582,16 +596,7 @@ static json_t *service_view(struct barge_tx *tx, const char *region, const json_
 static int get_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                        struct barge_error **err)
 {
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        service_get(tx, region_of(ctx), barge_json_str(in, "Id", ""), &doc, err) < 0)
-        return -1;
-    json_t *v = service_view(tx, region_of(ctx), doc, err);
-    if (!v)
-        return -1;
-    *out = json_pack("{s:o}", "Service", v);
-    return 0;
+    return get_one(ctx, in, "Service", service_get, service_view, out, err);
 }
 
 static int service_matches(const json_t *doc, const json_t *f)

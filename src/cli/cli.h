@@ -208,7 +208,11 @@ int barge_cli_describe_service(struct barge_cli_app *app, json_t **svc, struct b
 /* The status block (Service:, Cluster:, TaskDefinition:, Deployments:,
  * AutoScaling:, LoadBalancers:, Events:) with the last n events. */
 void barge_cli_print_status(struct barge_cli_app *app, const json_t *svc, int events);
-/* targets.c: the targets of a target group and their health (ELBv2
+/* targets.c: the text of the first <tag>...</tag> in [b, e) with XML's
+ * predefined entities decoded, or NULL (for the few fixed elements read from
+ * query-protocol answers). Caller frees. */
+char *barge_cli_xml_text(const char *b, const char *e, const char *tag);
+/* The targets of a target group and their health (ELBv2
  * DescribeTargetGroups and DescribeTargetHealth): *tg_name and *targets
  * ([{id, port, state, reason?, description?}]) are the caller's; a group
  * that does not exist is BARGE_ERR_NOT_FOUND. */

@@ -10,9 +10,7 @@
 
 #define ELB_VERSION "2015-12-01"
 
-/* The text of the first <tag>...</tag> in [b, e) with the predefined
- * entities decoded, or NULL. Caller frees. */
-static char *xml_text(const char *b, const char *e, const char *tag)
+char *barge_cli_xml_text(const char *b, const char *e, const char *tag)
 {
     _cleanup_free_ char *open = barge_xasprintf("<%s>", tag);
     _cleanup_free_ char *close = barge_xasprintf("</%s>", tag);
@@ -70,8 +68,8 @@ static int elb_call(struct barge_cli_app *app, const char *form, char **xml, lon
 static int elb_error(const char *xml, long status, const char *action, struct barge_error **err)
 {
     const char *end = xml + strlen(xml);
-    _cleanup_free_ char *code = xml_text(xml, end, "Code");
-    _cleanup_free_ char *msg = xml_text(xml, end, "Message");
+    _cleanup_free_ char *code = barge_cli_xml_text(xml, end, "Code");
+    _cleanup_free_ char *msg = barge_cli_xml_text(xml, end, "Message");
     enum barge_errcode c =
         code && strstr(code, "NotFound") ? BARGE_ERR_NOT_FOUND : BARGE_ERR_CLIENT;
     return barge_error_set(err, c, "%s: %s: %s", action, code ? code : "HTTP error",
@@ -94,7 +92,7 @@ int barge_cli_target_health(struct barge_cli_app *app, const char *tg_arn, char 
         return -1;
     if (status != 200)
         return elb_error(xml, status, "DescribeTargetGroups", err);
-    char *name = xml_text(xml, xml + strlen(xml), "TargetGroupName");
+    char *name = barge_cli_xml_text(xml, xml + strlen(xml), "TargetGroupName");
     if (!name)
         return barge_error_set(err, BARGE_ERR_NOT_FOUND, "target group '%s' not found", tg_arn);
     free(form);
@@ -120,11 +118,11 @@ int barge_cli_target_health(struct barge_cli_app *app, const char *tg_arn, char 
         const char *e = b ? strstr(b, "</member>") : NULL;
         if (!b || !e || e > end)
             break;
-        _cleanup_free_ char *id = xml_text(b, e, "Id");
-        _cleanup_free_ char *port = xml_text(b, e, "Port");
-        _cleanup_free_ char *state = xml_text(b, e, "State");
-        _cleanup_free_ char *reason = xml_text(b, e, "Reason");
-        _cleanup_free_ char *desc = xml_text(b, e, "Description");
+        _cleanup_free_ char *id = barge_cli_xml_text(b, e, "Id");
+        _cleanup_free_ char *port = barge_cli_xml_text(b, e, "Port");
+        _cleanup_free_ char *state = barge_cli_xml_text(b, e, "State");
+        _cleanup_free_ char *reason = barge_cli_xml_text(b, e, "Reason");
+        _cleanup_free_ char *desc = barge_cli_xml_text(b, e, "Description");
         json_t *t = json_pack("{s:s, s:s, s:s}", "id", id ? id : "", "port", port ? port : "",
                               "state", state ? state : "unknown");
         if (reason)

@@ -5,14 +5,13 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
 import nethelpers
 from lbtraffic import free_port, get
 from test_cli_deploy import Project
-from test_service_lb import httpd
+from test_service_lb import httpd, wait_for
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["sh", "-c", "command -v haproxy"], capture_output=True).returncode != 0,
@@ -23,16 +22,6 @@ pytestmark = pytest.mark.skipif(
 def scope(tmp_path_factory):
     n = (os.getpid() + 131) % 250
     return nethelpers.Scope(f"bargeth{n}", f"10.218.{n}.0/24", tmp_path_factory.getbasetemp())
-
-
-def wait_for(pred, timeout=90, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_status_and_verify_show_target_health(barged, agent_factory, busybox, scope, tmp_path):

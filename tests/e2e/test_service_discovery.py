@@ -3,13 +3,15 @@ the API with Cloud Map's errors, ECS services with serviceRegistries
 registering their RUNNING tasks as instances, and the agent's DNS server
 answering <service>.<namespace> inside containers with RUNNING tasks only."""
 import os
-import time
 
+import boto3
 import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code, error_message, wait_task
+import nethelpers
+from conftest import REGION, error_code, error_message, wait_task
+from test_service_lb import wait_for
 
 
 @pytest.fixture
@@ -20,8 +22,6 @@ def sd(barged):
 def discover(barged, **kw):
     # DiscoverInstances goes to the "data-" host in AWS; barged serves it on
     # the same endpoint.
-    import boto3
-    from conftest import REGION
     c = boto3.client("servicediscovery", endpoint_url=barged.endpoint, region_name=REGION,
                      aws_access_key_id=barged.access_key,
                      aws_secret_access_key=barged.secret_key,
@@ -175,19 +175,8 @@ def test_services_instances_operations(barged, sd):
 
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory):
-    import nethelpers
     n = (os.getpid() + 53) % 250
     return nethelpers.Scope(f"bargesd{n}", f"10.217.{n}.0/24", tmp_path_factory.getbasetemp())
-
-
-def wait_for(pred, timeout=90, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def task_ip(task):
