@@ -660,10 +660,10 @@ int main(int argc, char **argv)
     }
     barge_info("stopping; containers keep running and will be adopted on restart");
     barge_stats_stop(agent.stats);
-    barge_agent_dns_stop(&agent);
     barge_metadata_server_stop(agent.metadata); /* before the engine it asks */
     agent.metadata = NULL;
     barge_engine_free(agent.engine);
+    barge_agent_dns_stop(&agent); /* after the runners, which read dns_server */
     barge_logship_free(agent.logship);
     barge_agent_network_release(&agent);
     barge_agent_client_free(client);
