@@ -106,7 +106,17 @@ struct barge_agent {
                            * 127.0.0.1 (0: none of ours); guarded by lock */
     struct barge_logship *logship; /* the awslogs driver (logship.h) */
     struct barge_stats *stats;     /* usage reports and /metrics (stats.h) */
+    struct barge_agent_dns *dns;   /* the Cloud Map DNS server (dns.c), or NULL */
+    char *dns_server; /* its address, containers' nameserver; NULL: the host's resolvers */
 };
+
+/* dns.c: runs dnsmasq on the bridge's gateway with the Cloud Map records
+ * barged sends (when dnsmasq is installed and there is a bridge); sets
+ * dns_server. Stop ends the thread and leaves dnsmasq serving. */
+void barge_agent_dns_start(struct barge_agent *a);
+void barge_agent_dns_stop(struct barge_agent *a);
+/* Stops the dnsmasq an agent of data_dir left serving (--clean-network). */
+void barge_agent_dns_clean(const char *data_dir);
 
 /* network.c: the bridge network, host ports, task volumes and the metadata
  * endpoint. Init picks the subnet and port range and removes what tasks

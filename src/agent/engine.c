@@ -341,7 +341,12 @@ static void net_spec(struct runner *r, const json_t *cdef, struct barge_runtime_
     add_json_strings(search, barge_json_array(cdef, "dnsSearchDomains"));
     if (hosts->n)
         spec->hosts_entries = strv_get(hosts);
-    /* Left NULL, the host's resolv.conf is used. */
+    /* Bridge and awsvpc containers ask the agent's DNS server (Cloud Map
+     * names, the rest forwarded); left NULL, the host's resolv.conf is used. */
+    const char *mode = r->net ? r->net->mode : "bridge";
+    if (!dns->n && r->e->agent->dns_server &&
+        (strcmp(mode, "bridge") == 0 || strcmp(mode, "awsvpc") == 0))
+        strv_add(dns, barge_xstrdup(r->e->agent->dns_server));
     if (dns->n)
         spec->dns_servers = strv_get(dns);
     if (search->n)

@@ -615,6 +615,7 @@ int main(int argc, char **argv)
         printf("barge-agent metrics on port %d\n", barge_stats_port(agent.stats));
     }
     barge_agent_client_stop_aware(client);
+    barge_agent_dns_start(&agent);
     agent.engine = barge_engine_new(&agent);
     barge_agent_metadata_start(&agent);
     barge_engine_adopt(agent.engine, json_object_get(agent.state, "tasks"));
@@ -662,6 +663,7 @@ int main(int argc, char **argv)
     barge_metadata_server_stop(agent.metadata); /* before the engine it asks */
     agent.metadata = NULL;
     barge_engine_free(agent.engine);
+    barge_agent_dns_stop(&agent); /* after the runners, which read dns_server */
     barge_logship_free(agent.logship);
     barge_agent_network_release(&agent);
     barge_agent_client_free(client);

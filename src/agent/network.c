@@ -163,6 +163,7 @@ int barge_agent_network_clean(struct barge_agent *a, struct barge_error **err)
     json_int_t port = barge_json_int(a->state, "metadataPort", 0);
     if (port > 0 && barge_net_credentials_route_remove("127.0.0.1", (int)port, err) < 0)
         return -1;
+    barge_agent_dns_clean(a->cfg.data_dir);
     printf("removed %d task network(s)\n", n);
     return 0;
 }

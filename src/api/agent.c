@@ -20,6 +20,10 @@
  *                         (metrics.c).
  *   POST /agent/credentials  Bearer token: execution credentials for one of
  *                         the instance's tasks (access.h).
+ *   POST /agent/dns       Bearer token: long-polls for the records of the
+ *                         Cloud Map private DNS namespaces (cloudmap.h) the
+ *                         agent's DNS server answers; at once when they differ
+ *                         from the `version` the agent has.
  * Tokens are "<cluster>/<instance id>/<secret>"; only the secret's SHA-256 is
  * stored. */
 #include <openssl/crypto.h>
@@ -28,6 +32,7 @@
 
 #include "api/access.h"
 #include "api/api.h"
+#include "api/cloudmap.h"
 #include "api/ecs.h"
 #include "api/logs.h"
 #include "api/metrics.h"
@@ -294,6 +299,14 @@ static int touch_instance(struct barge_server *srv, const char *key, struct barg
     return 0;
 }
 
+/* The seconds a long poll may wait: its "wait" (default 20), within
+ * 0..MAX_WAIT_SECONDS. */
+static json_int_t requested_wait(const json_t *in)
+{
+    json_int_t wait = barge_json_int(in, "wait", 20);
+    return wait < 0 ? 0 : wait > MAX_WAIT_SECONDS ? MAX_WAIT_SECONDS : wait;
+}
+
 /* Answers when the instance's manifests differ from what the agent knows or
  * a log request waits for it, else parks the request until something changes
  * or the wait is over (then this runs again). Returns 1 when parked. */
@@ -307,11 +320,7 @@ static int poll_agent(struct barge_http_req *req, json_t *in, json_t **out,
     if (!req->wait_deadline_ms) {
         if (touch_instance(srv, key, err) < 0)
             return -1;
-        json_int_t wait = barge_json_int(in, "wait", 20);
-        if (wait < 0)
-            wait = 0;
-        if (wait > MAX_WAIT_SECONDS)
-            wait = MAX_WAIT_SECONDS;
+        json_int_t wait = requested_wait(in);
         /* The poll is the heartbeat: answer well within the disconnect timeout. */
         if (wait > ecs_agent_timeout_seconds / 3)
             wait = ecs_agent_timeout_seconds / 3;
@@ -510,6 +519,39 @@ static int task_credentials(struct barge_http_req *req, json_t *in, json_t **out
     return barge_api_task_credentials_issue(req->server, key, in, out, err);
 }
 
+/* POST /agent/dns: {"version": V, "wait": S} -> {"version", "hosts",
+ * "domains"}, once the records' version differs from V (or after S
+ * seconds). */
+static int dns_records(struct barge_http_req *req, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    struct barge_server *srv = req->server;
+    _cleanup_free_ char *key = authenticate_agent(req, err);
+    if (!key)
+        return -1;
+    if (!req->wait_deadline_ms) {
+        req->wait_deadline_ms = barge_monotonic_ms() + requested_wait(in) * 1000;
+    }
+    uint64_t gen = barge_server_generation(srv);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_free_ char *hosts = NULL;
+    _cleanup_json_ json_t *domains = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+        barge_cloudmap_dns_records(tx, &hosts, &domains, err) < 0)
+        return -1;
+    barge_store_abort(barge_steal(&tx));
+    _cleanup_free_ char *dtext = barge_json_dump(domains);
+    _cleanup_free_ char *both = barge_xasprintf("%s\n%s", hosts, dtext);
+    char version[65];
+    barge_sha256_hex(both, strlen(both), version);
+    if (!barge_streq(barge_json_str(in, "version", NULL), version) ||
+        !barge_server_park(req, gen, req->wait_deadline_ms)) {
+        *out = json_pack("{s:s, s:s, s:O}", "version", version, "hosts", hosts, "domains", domains);
+        return 0;
+    }
+    return 1;
+}
+
 void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
     _cleanup_error_ struct barge_error *err = NULL;
@@ -541,11 +583,13 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
         r = agent_forward(req, in, &out, barge_metrics_agent_report, &err);
     else if (strcmp(req->path, "/agent/credentials") == 0)
         r = task_credentials(req, in, &out, &err);
+    else if (strcmp(req->path, "/agent/dns") == 0)
+        r = dns_records(req, in, &out, &err);
     else
         r = barge_error_set(&err, BARGE_ERR_NOT_FOUND, "no agent endpoint '%s'", req->path);
     if (r < 0)
         goto fail;
-    if (r > 0 && strcmp(req->path, "/agent/poll") == 0)
+    if (r > 0 && (strcmp(req->path, "/agent/poll") == 0 || strcmp(req->path, "/agent/dns") == 0))
         return; /* parked: this runs again */
     reply(resp, 200, barge_steal(&out));
     return;

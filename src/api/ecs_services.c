@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/access.h"
+#include "api/cloudmap.h"
 #include "api/ecs.h"
 #include "api/elbv2.h"
 #include "common/ids.h"
@@ -208,6 +209,52 @@ static int check_load_balancers(struct barge_tx *tx, const json_t *lbs, const js
     return 0;
 }
 
+/* Checks a service's serviceRegistries against Cloud Map and the task
+ * definition td as ECS does: one registry at most, an existing Cloud Map
+ * service, and for its SRV records a port: containerName and containerPort
+ * (a container of td) in bridge and host mode, those or port in awsvpc. */
+static int check_service_registries(struct barge_tx *tx, const json_t *regs, const json_t *td,
+                                    struct barge_error **err)
+{
+    if (json_array_size(regs) > 1)
+        return lb_invalid(err,
+                          "A service can have at most one serviceRegistries entry; %zu "
+                          "were given.",
+                          json_array_size(regs));
+    json_t *reg = json_array_get(regs, 0);
+    if (!reg)
+        return 0;
+    const char *arn = barge_json_str(reg, "registryArn", "");
+    _cleanup_json_ json_t *cm = NULL, *ns = NULL;
+    int r = barge_cloudmap_service_find(tx, arn, &cm, &ns, err);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return lb_invalid(err, "serviceRegistries: the Cloud Map service '%s' does not exist.",
+                          arn);
+    const char *cname = barge_json_str(reg, "containerName", NULL);
+    bool has_cport = json_object_get(reg, "containerPort") != NULL;
+    if (!cname != !has_cport)
+        return lb_invalid(err, "serviceRegistries: containerName and containerPort go together.");
+    bool awsvpc = barge_streq(barge_json_str(td, "networkMode", NULL), "awsvpc");
+    if (barge_cloudmap_has_record(cm, "SRV") && !cname &&
+        (!awsvpc || !json_object_get(reg, "port")))
+        return lb_invalid(err,
+                          "serviceRegistries: the Cloud Map service '%s' has an SRV record: "
+                          "give containerName and containerPort%s.",
+                          arn, awsvpc ? ", or port" : "");
+    if (!cname)
+        return 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(td, "containerDefinitions"), i, c)
+    {
+        if (barge_streq(barge_json_str(c, "name", NULL), cname))
+            return 0;
+    }
+    return lb_invalid(err, "The container %s does not exist in the task definition.", cname);
+}
+
 static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                           struct barge_error **err)
 {
@@ -294,7 +341,8 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (r == 0 || strcmp(barge_json_str(td, "status", ""), "ACTIVE") != 0)
         return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
                                     "TaskDefinition '%s' not found or not ACTIVE.", ident);
-    if (check_load_balancers(tx, barge_json_array(in, "loadBalancers"), td, err) < 0)
+    if (check_load_balancers(tx, barge_json_array(in, "loadBalancers"), td, err) < 0 ||
+        check_service_registries(tx, barge_json_array(in, "serviceRegistries"), td, err) < 0)
         return -1;
     if ((fargate && ecs_fargate_check(td, in, err) < 0) ||
         (json_array_size(strategy_in) &&
@@ -440,6 +488,27 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     }
     if (lbs_in && !json_equal(lbs_in, json_object_get(svc, "loadBalancers"))) {
         json_object_set(svc, "loadBalancers", lbs_in);
+        new_deployment = true;
+    }
+    /* So must the service registries; new tasks register in the new ones
+     * (the scheduler deregisters the tasks of the old ones as they stop). */
+    json_t *regs_in = barge_json_array(in, "serviceRegistries");
+    if (regs_in && !json_equal(regs_in, json_object_get(svc, "serviceRegistries"))) {
+        _cleanup_json_ json_t *cur_td = NULL;
+        _cleanup_free_ char *cur_key = NULL;
+        if (!td && ecs_taskdef_find(tx, ctx->srv, barge_json_str(svc, "taskDefinition", ""),
+                                    &cur_td, &cur_key, err) < 0)
+            return -1;
+        if (check_service_registries(tx, regs_in, td ? td : cur_td, err) < 0)
+            return -1;
+        json_t *stale = barge_json_array(svc, "_staleRegistries");
+        if (!stale)
+            json_object_set_new(svc, "_staleRegistries", stale = json_array());
+        size_t i;
+        json_t *old;
+        json_array_foreach(barge_json_array(svc, "serviceRegistries"), i, old)
+            json_array_append(stale, json_object_get(old, "registryArn"));
+        json_object_set(svc, "serviceRegistries", regs_in);
         new_deployment = true;
     }
     const char *copy[] = {"placementConstraints",     "placementStrategy",
@@ -606,16 +675,35 @@ static int list_services(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     return 0;
 }
 
+/* Whether a service registers its tasks in one of the Cloud Map services
+ * arns. */
+static bool registers_in(const json_t *svc, const json_t *arns)
+{
+    size_t i, j;
+    json_t *reg, *arn;
+    json_array_foreach(barge_json_array(svc, "serviceRegistries"), i, reg)
+    {
+        json_array_foreach((json_t *)arns, j, arn)
+        {
+            if (barge_streq(barge_json_str(reg, "registryArn", NULL), json_string_value(arn)))
+                return true;
+        }
+    }
+    return false;
+}
+
 struct ns_filter {
     struct barge_api_page *pg;
     const char *ns;
-    bool known; /* some service or cluster uses the namespace */
+    const json_t *registries; /* ARNs of the namespace's Cloud Map services */
+    bool known;               /* some service or cluster uses the namespace */
 };
 
 static int ns_service(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct ns_filter *f = ud;
-    if (!barge_streq(barge_json_str(doc, "_namespace", NULL), f->ns))
+    if (!barge_streq(barge_json_str(doc, "_namespace", NULL), f->ns) &&
+        !registers_in(doc, f->registries))
         return 0;
     f->known = true;
     if (!barge_streq(barge_json_str(doc, "status", NULL), "ACTIVE"))
@@ -636,8 +724,10 @@ static int ns_cluster(const char *key, json_t *doc, void *ud, struct barge_error
 }
 
 /* Services of every cluster whose Service Connect namespace is the one asked
- * for. barge has no Cloud Map: a namespace exists while a cluster's defaults
- * or a service name it; any other is a NamespaceNotFoundException. */
+ * for (by name, or by its Cloud Map ARN), or whose serviceRegistries name a
+ * Cloud Map service of it. A namespace exists in Cloud Map, or while a
+ * cluster's defaults or a service name it; any other is a
+ * NamespaceNotFoundException. */
 static int list_services_by_namespace(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                       struct barge_error **err)
 {
@@ -649,16 +739,27 @@ static int list_services_by_namespace(struct barge_api_ctx *ctx, json_t *in, jso
     if (barge_api_page_init(&pg, in, "maxResults", 10, 100, "nextToken", err) < 0)
         return -1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        barge_store_scan(tx, ECS_KIND_SERVICE, "", pg.after, false, 0, ns_service, &f, err) < 0)
+    _cleanup_json_ json_t *cm = NULL, *registries = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+        return -1;
+    int found = barge_cloudmap_namespace_find(tx, ctx->who.region, f.ns, &cm, &registries, err);
+    if (found < 0)
+        return -1;
+    if (found) {
+        f.ns = barge_json_str(cm, "Name", f.ns);
+        f.registries = registries;
+        f.known = true;
+    }
+    if (barge_store_scan(tx, ECS_KIND_SERVICE, "", pg.after, false, 0, ns_service, &f, err) < 0)
         return -1;
     if (!f.known && !pg.after &&
         barge_store_scan(tx, ECS_KIND_CLUSTER, "", NULL, false, 0, ns_cluster, &f, err) < 0)
         return -1;
     if (!f.known && !pg.after)
         return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "NamespaceNotFoundException",
-                                    "Namespace '%s' was not found: no cluster's "
-                                    "serviceConnectDefaults and no service use it.",
+                                    "Namespace '%s' was not found: it is not a Cloud Map "
+                                    "namespace, and no cluster's serviceConnectDefaults and no "
+                                    "service use it.",
                                     f.ns);
     *out = json_object();
     barge_api_page_finish(&pg, *out, "serviceArns", "nextToken");

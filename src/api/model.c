@@ -411,10 +411,17 @@ static struct slot {
     const char *service;
     struct barge_model *model; /* published with release, read with acquire */
 } slots[] = {
-    {"ecs", NULL},        {"ssm", NULL},   {"secretsmanager", NULL},
-    {"logs", NULL},       {"ecr", NULL},   {"application-autoscaling", NULL},
-    {"cloudwatch", NULL}, {"elbv2", NULL}, {"sts", NULL},
+    {"ecs", NULL},
+    {"ssm", NULL},
+    {"secretsmanager", NULL},
+    {"logs", NULL},
+    {"ecr", NULL},
+    {"application-autoscaling", NULL},
+    {"cloudwatch", NULL},
+    {"elbv2", NULL},
+    {"sts", NULL},
     {"iam", NULL},
+    {"servicediscovery", NULL},
 };
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 

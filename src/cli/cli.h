@@ -206,8 +206,24 @@ double barge_cli_now_mono(void);
  * the service does not exist or is INACTIVE. */
 int barge_cli_describe_service(struct barge_cli_app *app, json_t **svc, struct barge_error **err);
 /* The status block (Service:, Cluster:, TaskDefinition:, Deployments:,
- * AutoScaling:, Events:) with the last n events. */
+ * AutoScaling:, LoadBalancers:, Events:) with the last n events. */
 void barge_cli_print_status(struct barge_cli_app *app, const json_t *svc, int events);
+/* targets.c: the text of the first <tag>...</tag> in [b, e) with XML's
+ * predefined entities decoded, or NULL (for the few fixed elements read from
+ * query-protocol answers). Caller frees. */
+char *barge_cli_xml_text(const char *b, const char *e, const char *tag);
+/* The targets of a target group and their health (ELBv2
+ * DescribeTargetGroups and DescribeTargetHealth): *tg_name and *targets
+ * ([{id, port, state, reason?, description?}]) are the caller's; a group
+ * that does not exist is BARGE_ERR_NOT_FOUND. */
+int barge_cli_target_health(struct barge_cli_app *app, const char *tg_arn, char **tg_name,
+                            json_t **targets, struct barge_error **err);
+/* "10.0.0.5:80 unhealthy (Target.Timeout)"; caller frees. */
+char *barge_cli_format_target(const json_t *target);
+/* The LoadBalancers: block of the status: each target group of the
+ * service's loadBalancers with its targets' health (nothing where ELB cannot
+ * be asked). */
+void barge_cli_print_target_health(struct barge_cli_app *app, const json_t *svc);
 /* "   PRIMARY web:3 desired:2 pending:0 running:2 COMPLETED(...)"; caller frees. */
 char *barge_cli_format_deployment(const json_t *dep);
 /* "web:3" from an ARN; caller frees. */

@@ -1,6 +1,7 @@
 /* verify: checks that what the definitions refer to exists before a deploy
  * needs it: images in their registries, secrets and parameters, environment
- * files in S3, log groups (by writing a test event), roles, and the cluster.
+ * files in S3, log groups (by writing a test event), roles, load balancers'
+ * target groups and the health of their targets, and the cluster.
  * Prints ecspresso's tree of "--> [OK]" / "[NG] reason" / "[SKIP] reason"
  * results. Unlike ecspresso it goes on after the first NG, so one run lists
  * every problem; it still fails when any check did. */
@@ -319,6 +320,52 @@ static void verify_taskdef(struct verify *v, const json_t *td)
     group_result(v, 1, before);
 }
 
+/* A load balancer's target group: it exists, and none of its targets
+ * fails its health checks (targets still starting or draining are fine). */
+static void check_target_group(struct verify *v, int depth, const char *arn)
+{
+    if (!arn) {
+        result(v, depth - 1, SKIP, "no targetGroupArn", false);
+        return;
+    }
+    _cleanup_free_ char *name = NULL;
+    _cleanup_json_ json_t *targets = NULL;
+    struct barge_error *err = NULL;
+    if (barge_cli_target_health(v->app, arn, &name, &targets, &err) < 0) {
+        if (err->code == BARGE_ERR_NOT_FOUND)
+            result(v, depth - 1, NG, err->message, false);
+        else
+            result(v, depth - 1, SKIP, err->message, false);
+        barge_error_free(err);
+        return;
+    }
+    result(v, depth - 1, OK, NULL, false);
+    item(v, depth, "TargetGroup[%s]", name);
+    size_t i, healthy = 0;
+    json_t *t;
+    _cleanup_free_ char *bad = NULL;
+    json_array_foreach(targets, i, t)
+    {
+        const char *state = barge_json_str(t, "state", "");
+        healthy += strcmp(state, "healthy") == 0;
+        if (strcmp(state, "unhealthy") == 0 || strcmp(state, "unavailable") == 0) {
+            _cleanup_free_ char *line = barge_cli_format_target(t);
+            char *joined = barge_xasprintf("%s%s%s", bad ? bad : "", bad ? ", " : "", line);
+            free(bad);
+            bad = joined;
+        }
+    }
+    _cleanup_free_ char *msg = NULL;
+    if (bad)
+        msg = barge_xasprintf("%zu of %zu targets healthy: %s", healthy, json_array_size(targets),
+                              bad);
+    else if (json_array_size(targets))
+        msg = barge_xasprintf("%zu of %zu targets healthy", healthy, json_array_size(targets));
+    else
+        msg = barge_xstrdup("no targets registered");
+    result(v, depth, bad ? NG : json_array_size(targets) ? OK : SKIP, msg, false);
+}
+
 static void verify_servicedef(struct verify *v, const json_t *sd, const json_t *td)
 {
     item(v, 1, "ServiceDefinition");
@@ -348,10 +395,11 @@ static void verify_servicedef(struct verify *v, const json_t *sd, const json_t *
                 found = found || barge_json_int(pm, "containerPort", -1) == port;
             }
         }
-        if (found)
-            result(v, 2, OK, "target group not checked", false);
-        else
+        if (!found) {
             result(v, 2, NG, "no such container and port in the task definition", false);
+            continue;
+        }
+        check_target_group(v, 3, barge_json_str(lb, "targetGroupArn", NULL));
     }
     if (!json_array_size(lbs) && json_object_get(sd, "healthCheckGracePeriodSeconds")) {
         item(v, 2, "HealthCheckGracePeriodSeconds");

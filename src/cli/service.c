@@ -121,6 +121,7 @@ void barge_cli_print_status(struct barge_cli_app *app, const json_t *svc, int ev
         }
     }
     print_autoscaling(app, svc);
+    barge_cli_print_target_health(app, svc);
     barge_cli_out(app, "Events:\n");
     json_t *evs = json_object_get(svc, "events");
     size_t n = json_array_size(evs);

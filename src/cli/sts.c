@@ -10,40 +10,10 @@
 
 #include "cli/cli.h"
 
-/* The text of the first <tag>...</tag> in xml with the five predefined
- * entities decoded, or NULL. Caller frees. */
+/* The text of the first <tag>...</tag> in xml, or NULL. Caller frees. */
 static char *xml_text(const char *xml, const char *tag)
 {
-    _cleanup_free_ char *open = barge_xasprintf("<%s>", tag);
-    _cleanup_free_ char *close = barge_xasprintf("</%s>", tag);
-    const char *b = strstr(xml, open);
-    if (!b)
-        return NULL;
-    b += strlen(open);
-    const char *e = strstr(b, close);
-    if (!e)
-        return NULL;
-    static const struct {
-        const char *ent;
-        char ch;
-    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    char *out = barge_xcalloc((size_t)(e - b) + 1, 1);
-    size_t n = 0;
-    for (const char *p = b; p < e;) {
-        bool done = false;
-        for (size_t i = 0; i < BARGE_ARRAY_SIZE(ents) && *p == '&'; i++) {
-            size_t l = strlen(ents[i].ent);
-            if ((size_t)(e - p) >= l && strncmp(p, ents[i].ent, l) == 0) {
-                out[n++] = ents[i].ch;
-                p += l;
-                done = true;
-                break;
-            }
-        }
-        if (!done)
-            out[n++] = *p++;
-    }
-    return out;
+    return barge_cli_xml_text(xml, xml + strlen(xml), tag);
 }
 
 int barge_cli_sts_parse_credentials(const char *xml, long status, char **akid, char **secret,

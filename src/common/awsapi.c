@@ -34,6 +34,8 @@ static const struct service_info services[] = {
     {"s3", NULL, "s3", "s3", "S3", "s3", false},
     {"sts", NULL, "sts", "sts", "STS", "sts", false},
     {"iam", NULL, "iam", "iam", "IAM", "iam", true},
+    {"elbv2", NULL, "elasticloadbalancing", "elasticloadbalancing", "ELASTIC_LOAD_BALANCING_V2",
+     "elastic_load_balancing_v2", false},
 };
 
 static const struct service_info *service_find(const char *name)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/cloudmap.h"
 #include "api/ecs.h"
 #include "api/elbv2.h"
 #include "common/ids.h"
@@ -445,6 +446,111 @@ static bool targets_healthy(struct pass *p, const json_t *task)
             return false;
     }
     return true;
+}
+
+/* ---- service discovery (the service's serviceRegistries) ---- */
+
+/* The task's own address in awsvpc mode, or NULL. Borrowed from task. */
+static const char *task_private_ip(const json_t *task)
+{
+    size_t i, j;
+    json_t *a, *d;
+    json_array_foreach(barge_json_array(task, "attachments"), i, a)
+    {
+        json_array_foreach(barge_json_array(a, "details"), j, d)
+        {
+            if (barge_streq(barge_json_str(d, "name", NULL), "privateIPv4Address") &&
+                *barge_json_str(d, "value", ""))
+                return barge_json_str(d, "value", NULL);
+        }
+    }
+    return NULL;
+}
+
+/* The Cloud Map attributes of a task for one serviceRegistries entry, as ECS
+ * registers them: an awsvpc task at its own address (and the registry's port
+ * or container port), others at their host's address and the host port
+ * mapping containerName:containerPort. NULL while the address is not known
+ * yet. */
+static json_t *registry_attributes(struct pass *p, const json_t *task, const json_t *reg)
+{
+    const char *cname = barge_json_str(reg, "containerName", NULL);
+    json_int_t cport = barge_json_int(reg, "containerPort", 0);
+    json_int_t port = barge_json_int(reg, "port", 0);
+    _cleanup_free_ char *addr = NULL;
+    const char *ip = task_private_ip(task);
+    if (ip) {
+        addr = barge_xstrdup(ip);
+        if (!port)
+            port = cport;
+    } else if (cname && cport) {
+        if (!task_address(p, task, cname, cport, false, &addr, &port))
+            return NULL;
+    } else {
+        _cleanup_error_ struct barge_error *e = NULL;
+        json_t *inst = instance_for(p, barge_json_str(task, "_instanceId", ""), &e);
+        addr = barge_xstrdup(barge_json_str(inst, "_address", "127.0.0.1"));
+    }
+    const char *family = barge_json_str(task, "taskDefinitionArn", "");
+    const char *slash = strrchr(family, '/');
+    _cleanup_free_ char *fam =
+        barge_xstrndup(slash ? slash + 1 : family, strcspn(slash ? slash + 1 : family, ":"));
+    json_t *attrs =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "AWS_INSTANCE_IPV4", addr, "ECS_CLUSTER_NAME",
+                  p->cname, "ECS_SERVICE_NAME", p->sname, "ECS_TASK_DEFINITION_FAMILY", fam,
+                  "AWS_INIT_HEALTH_STATUS", "HEALTHY");
+    if (port > 0) {
+        _cleanup_free_ char *ps = barge_xasprintf("%lld", (long long)port);
+        json_object_set_new(attrs, "AWS_INSTANCE_PORT", json_string(ps));
+    }
+    const char *az = barge_json_str(task, "availabilityZone", NULL);
+    if (az)
+        json_object_set_new(attrs, "AVAILABILITY_ZONE", json_string(az));
+    return attrs;
+}
+
+/* Keeps each Cloud Map service the service's serviceRegistries name holding
+ * exactly its tasks that are RUNNING (and HEALTHY, with container health
+ * checks) and not on their way out (stopping or draining), by task id. */
+static int sync_registries(struct pass *p, struct barge_error **err)
+{
+    json_t *regs = barge_json_array(p->svc, "serviceRegistries");
+    size_t i, j;
+    json_t *reg, *e;
+    /* Registries an UpdateService replaced lose the service's tasks. */
+    _cleanup_json_ json_t *none = json_object();
+    json_array_foreach(barge_json_array(p->svc, "_staleRegistries"), i, reg)
+    {
+        if (barge_cloudmap_ecs_sync(p->tx, json_string_value(reg), none, err) < 0)
+            return -1;
+    }
+    json_object_del(p->svc, "_staleRegistries");
+    json_array_foreach(regs, i, reg)
+    {
+        _cleanup_json_ json_t *want = json_object();
+        json_array_foreach(p->tasks, j, e)
+        {
+            json_t *task = json_object_get(e, "doc");
+            if (!barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING") ||
+                barge_streq(barge_json_str(task, "desiredStatus", NULL), "STOPPED") ||
+                json_object_get(task, "_drainUntil"))
+                continue;
+            json_t *td = td_for(p, barge_json_str(task, "taskDefinitionArn", ""), err);
+            if (!td)
+                return -1;
+            if (has_health_checks(td) &&
+                !barge_streq(barge_json_str(task, "healthStatus", NULL), "HEALTHY"))
+                continue;
+            json_t *attrs = registry_attributes(p, task, reg);
+            if (attrs)
+                json_object_set_new(want, barge_json_str(task, "_id", ""), attrs);
+        }
+        int r = barge_cloudmap_ecs_sync(p->tx, barge_json_str(reg, "registryArn", ""), want, err);
+        if (r < 0)
+            return -1;
+        p->changed |= r > 0;
+    }
+    return 0;
 }
 
 struct gather {
@@ -976,7 +1082,7 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
     if ((daemon ? daemon_pass(&p, &steady, err) : replica_pass(&p, &steady, err)) < 0)
         return -1;
     update_deployments(&p, steady && p.draining == 0);
-    if (save_target_groups(&p, err) < 0)
+    if (sync_registries(&p, err) < 0 || save_target_groups(&p, err) < 0)
         return -1;
     if (ecs_service_deployment_sync(tx, srv, svc, err) < 0)
         return -1;

@@ -352,7 +352,9 @@ def cleanup_runtime(data_dir):
             cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")
         except OSError:
             continue
-        if cmd.startswith(b"/usr/bin/conmon") and runtime_root.encode() in cmd:
+        ours = (cmd.startswith(b"/usr/bin/conmon") and runtime_root.encode() in cmd) or \
+            (cmd.startswith(b"/usr/sbin/dnsmasq") and (data_dir + "/dns/").encode() in cmd)
+        if ours:
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:
