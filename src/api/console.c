@@ -192,7 +192,8 @@ static int session_get(struct barge_http_req *req, struct barge_http_resp *resp,
     }
     if (!*doc || json_number_value(json_object_get(*doc, "expiresAt")) <= barge_now()) {
         json_decref(barge_steal(doc));
-        fail(resp, 401, "ExpiredTokenException", "the console session has expired; sign in again");
+        fail(resp, 401, "ExpiredTokenException",
+             "the console session has ended or expired; sign in again");
         return 0;
     }
     /* A key deleted or made Inactive since ends its sessions. */
