@@ -228,15 +228,15 @@ async function viewClusters() {
   });
 }
 
-// CPU and memory utilisation of the last hour as two inline SVG charts, from
+// CPU and memory utilisation of the last 15 minutes as two inline SVG charts, from
 // the metrics barged keeps (CloudWatch AWS/ECS, per cluster or service).
 async function charts(dims) {
-  const end = Math.floor(Date.now() / 1000), start = end - 3600;
+  const end = Math.floor(Date.now() / 1000), start = end - 900;
   const one = async (metric, title) => {
     try {
       const r = await call("cloudwatch", "GetMetricStatistics", {
         Namespace: "AWS/ECS", MetricName: metric, Dimensions: dims, StartTime: start,
-        EndTime: end, Period: 60, Statistics: ["Average"],
+        EndTime: end, Period: 10, Statistics: ["Average"],
       });
       return chart(title, (r.Datapoints || []).map((p) => [p.Timestamp, p.Average]), start, end);
     } catch (e) {
@@ -263,7 +263,7 @@ function chart(title, points, start, end) {
     svg.appendChild(s("line", { x1: L, x2: W - 4, y1: y(v), y2: y(v), stroke: "#e3e7ee" }));
     svg.appendChild(s("text", { x: 2, y: y(v) + 3 }, String(Math.round(v))));
   }
-  svg.appendChild(s("text", { x: L, y: H - 4 }, "-60 min"));
+  svg.appendChild(s("text", { x: L, y: H - 4 }, "-15 min"));
   svg.appendChild(s("text", { x: W - 30, y: H - 4 }, "now"));
   if (pts.length) {
     const d = pts.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`);

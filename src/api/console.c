@@ -396,6 +396,11 @@ static int proto_decode(const struct barge_api_call *call, json_t **input, struc
 {
     const struct barge_http_req *req = call->req;
     json_error_t jerr;
+    if (call->svc->max_request && req->body_len > call->svc->max_request)
+        return barge_error_set_type(err, BARGE_ERR_CLIENT, call->svc->client_type,
+                                    "request body of '%zu' bytes is larger than the '%zu' bytes "
+                                    "this API accepts",
+                                    req->body_len, call->svc->max_request);
     *input = req->body_len == 0 ? json_object() : json_loadb(req->body, req->body_len, 0, &jerr);
     if (!*input)
         return barge_error_set(err, BARGE_ERR_SERIALIZATION, "request body is not valid JSON: %s",

@@ -32,7 +32,8 @@ def env(tmp_path_factory, test_registry):
     ecs.create_cluster(clusterName="default")
     agent = None
     try:
-        agent = Agent(b, str(tmp / "host1")).start()
+        # metrics every second, so that the charts have points soon
+        agent = Agent(b, str(tmp / "host1"), extra_args=["--metrics-interval", "1"]).start()
         yield b, test_registry.images["busybox"]
     finally:
         if agent:
@@ -101,7 +102,7 @@ def go(d, b, fragment):
 def register(ecs, image, family, command=None, **kw):
     return ecs.register_task_definition(
         family=family,
-        containerDefinitions=[{"name": "main", "image": image, "memory": 16,
+        containerDefinitions=[{"name": "main", "image": image, "memory": 16, "cpu": 64,
                                "command": command or SLEEPER, **kw}]
     )["taskDefinition"]["taskDefinitionArn"]
 
@@ -202,10 +203,36 @@ def test_api_calls_need_the_csrf_token_and_this_origin(env):
     assert status == 400 and out["__type"] == "SerializationException"
     status, out, _ = request(b, "POST", "/console/api/iam/ListUsers", {}, ok)
     assert status == 400 and "'iam'" in out["message"]
+    # ECS's 1 MiB cap on a request holds here too
+    status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters",
+                             {"nextToken": "x" * (1 << 20)}, ok)
+    assert status == 400 and out["__type"] == "ClientException" and "bytes" in out["message"]
     # without a cookie there is no session
     status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {},
                              {"X-CSRF-Token": csrf})
     assert status == 401
+
+
+def test_target_health_comes_from_elbv2(env):
+    """The service page's target health is elbv2's DescribeTargetHealth, a
+    query-protocol operation, called with JSON through the same pipeline."""
+    b, _ = env
+    elb = b.client("elbv2")
+    tg = elb.create_target_group(Name="console-tg", Protocol="HTTP", Port=8080,
+                                 TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": 9}])
+    cookie, csrf = session(b)
+    status, out, _ = request(b, "POST", "/console/api/elbv2/DescribeTargetHealth",
+                             {"TargetGroupArn": tg}, {"Cookie": cookie, "X-CSRF-Token": csrf})
+    assert status == 200, out
+    want = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+    got = out["TargetHealthDescriptions"]
+    assert [(t["Target"]["Id"], t["Target"]["Port"], t["TargetHealth"]["State"]) for t in got] == \
+        [(t["Target"]["Id"], t["Target"]["Port"], t["TargetHealth"]["State"]) for t in want]
+    status, out, _ = request(b, "POST", "/console/api/elbv2/DescribeTargetHealth",
+                             {"TargetGroupArn": tg + "x"}, {"Cookie": cookie, "X-CSRF-Token": csrf})
+    assert status == 400 and out["__type"] == "TargetGroupNotFound", out
+    elb.delete_target_group(TargetGroupArn=tg)
 
 
 def test_sign_out_ends_the_session(env):
@@ -270,8 +297,11 @@ def test_watch_a_deployment_roll_roll_back_and_scale(env, browser):
                what="three running")
     assert describe(ecs, "web")["desiredCount"] == 3
     assert text(browser, "#error") == ""
-    # CPU and memory charts of the service are drawn from GetMetricData
+    # CPU and memory charts of the service, drawn from the metrics barged keeps
     assert browser.execute_script("return document.querySelectorAll('svg.metric').length") == 2
+    wait_until(lambda: browser.execute_script(
+        "return document.querySelectorAll('svg[aria-label^=Memory] path').length"), 60,
+        what="a memory utilization line")
     # force a new deployment: another deployment of the same revision
     before = describe(ecs, "web")["deployments"][0]["id"]
     browser.find_element(By.ID, "force-deploy").click()
