@@ -444,6 +444,22 @@ function diffLines(a, b) {
   return out;
 }
 
+// Rows [left, right, left class, right class]: each run of removed and added
+// lines is shown side by side, removed on the left, added on the right.
+function sideBySide(rows) {
+  const out = [];
+  for (let i = 0; i < rows.length;) {
+    if (!rows[i][2]) { out.push([rows[i][0], rows[i][1], "", ""]); i++; continue; }
+    const del = [], add = [];
+    for (; i < rows.length && rows[i][2]; i++)
+      (rows[i][2] === "del" ? del : add).push(rows[i][rows[i][2] === "del" ? 0 : 1]);
+    for (let k = 0; k < Math.max(del.length, add.length); k++)
+      out.push([del[k] ?? "", add[k] ?? "", k < del.length ? "del" : "gap",
+        k < add.length ? "add" : "gap"]);
+  }
+  return out;
+}
+
 // A task definition as JSON without what differs on every revision anyway.
 function tdText(td) {
   const c = Object.assign({}, td);
@@ -476,13 +492,13 @@ async function viewTaskDefs(family, left, right) {
   if (!left) return;
   const [a, b] = await Promise.all([left, right].map((r) =>
     call("ecs", "DescribeTaskDefinition", { taskDefinition: r }).then((x) => x.taskDefinition)));
-  const rows = diffLines(tdText(a), tdText(b));
-  const changed = rows.filter((r) => r[2]).length;
-  body.replaceChildren(h("p", {}, changed ? `${changed} changed lines` : "identical"),
+  const rows = sideBySide(diffLines(tdText(a), tdText(b)));
+  const changed = rows.filter((r) => r[2] || r[3]).length;
+  const summary = changed ? `${changed} changed line${changed === 1 ? "" : "s"}` : "identical";
+  body.replaceChildren(h("p", {}, summary),
     h("div", { className: "diff" }, h("div", {}, h("b", {}, left)), h("div", {}, h("b", {}, right)),
-      rows.flatMap(([x, y, k]) => [
-        h("div", { className: k === "del" ? "del" : k === "add" ? "gap" : "" }, x),
-        h("div", { className: k === "add" ? "add" : k === "del" ? "gap" : "" }, y)])));
+      rows.flatMap(([x, y, lk, rk]) => [h("div", { className: lk }, x),
+        h("div", { className: rk }, y)])));
 }
 
 async function viewLogs(group, stream) {

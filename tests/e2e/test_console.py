@@ -377,7 +377,7 @@ def test_task_definition_revisions_side_by_side(env, browser):
     register(ecs, busybox, "diffed", command=["sleep", "2"])
     signed_in(browser, b)
     go(browser, b, "taskdefs/diffed")
-    wait_until(lambda: "changed lines" in text(browser, "#td-diff"), 30, what="the diff")
+    wait_until(lambda: "changed line" in text(browser, "#td-diff"), 30, what="the diff")
     removed = browser.execute_script(
         "return [...document.querySelectorAll('#td-diff .del')].map(e => e.innerText)")
     added = browser.execute_script(
