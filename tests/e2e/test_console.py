@@ -15,10 +15,10 @@ import pytest
 
 from conftest import Agent, Barged, wait_task
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 SHOTS = os.environ.get("BARGE_CONSOLE_SCREENSHOTS")
@@ -246,6 +246,31 @@ def test_sign_out_ends_the_session(env):
     status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {},
                              {"Cookie": cookie, "X-CSRF-Token": csrf})
     assert status == 401 and out["__type"] == "ExpiredTokenException"
+
+
+def test_an_inactive_or_deleted_key_ends_its_sessions(env):
+    b, _ = env
+    iam = b.client("iam")
+    iam.create_user(UserName="leaver")
+    key = iam.create_access_key(UserName="leaver")["AccessKey"]
+    status, out, cookie = login(b, key["AccessKeyId"], key["SecretAccessKey"])
+    assert status == 200 and out["arn"].endswith(":user/leaver")
+    auth = {"Cookie": cookie.split(";")[0], "X-CSRF-Token": out["csrfToken"]}
+    status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {}, auth)
+    assert status == 400 and out["__type"] == "AccessDeniedException"  # no policy: denied
+    iam.update_access_key(UserName="leaver", AccessKeyId=key["AccessKeyId"], Status="Inactive")
+    status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {}, auth)
+    assert status == 401 and "inactive" in out["message"]
+    status, _, _ = login(b, key["AccessKeyId"], key["SecretAccessKey"])
+    assert status == 401
+    iam.update_access_key(UserName="leaver", AccessKeyId=key["AccessKeyId"], Status="Active")
+    status, out, cookie = login(b, key["AccessKeyId"], key["SecretAccessKey"])
+    assert status == 200
+    auth = {"Cookie": cookie.split(";")[0], "X-CSRF-Token": out["csrfToken"]}
+    iam.delete_access_key(UserName="leaver", AccessKeyId=key["AccessKeyId"])
+    status, out, _ = request(b, "GET", "/console/session", None, auth)
+    assert status == 401 and "no longer exists" in out["message"]
+    iam.delete_user(UserName="leaver")
 
 
 def test_sessions_expire(tmp_path):
