@@ -199,8 +199,11 @@ async function viewClusters() {
     for (const c of clusters) {
       const arns = await all("ecs", "ListContainerInstances", { cluster: c.clusterName },
         "containerInstanceArns");
-      const ci = arns.length ? (await call("ecs", "DescribeContainerInstances",
-        { cluster: c.clusterName, containerInstances: arns })).containerInstances : [];
+      const ci = [];
+      for (let i = 0; i < arns.length; i += 100)
+        ci.push(...(await call("ecs", "DescribeContainerInstances",
+          { cluster: c.clusterName, containerInstances: arns.slice(i, i + 100) }))
+          .containerInstances);
       const res = (list, name) => ((list || []).find((r) => r.name === name) || {}).integerValue || 0;
       out.push(h("div", { className: "card cluster", "data-cluster": c.clusterName },
         h("h2", {}, c.clusterName, " ", badge(c.status)),

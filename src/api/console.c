@@ -28,6 +28,7 @@
 #include "api/secrets.h"
 #include "api/server.h"
 #include "common/crypto.h"
+#include "common/embed.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -36,25 +37,9 @@
 #define COOKIE_NAME  "barge_console"
 #define TOKEN_BYTES  32
 
-#define EMBED(sym, file)                         \
-    ".pushsection .rodata,\"a\",@progbits\n"     \
-    ".balign 16\n"                               \
-    ".globl " sym "\n"                           \
-    ".type " sym ", @object\n" sym ":\n"         \
-    ".incbin \"" file "\"\n"                     \
-    ".L" sym "_end:\n"                           \
-    ".byte 0\n"                                  \
-    ".size " sym ", . - " sym "\n"               \
-    ".balign 8\n"                                \
-    ".globl " sym "_len\n"                       \
-    ".type " sym "_len, @object\n" sym "_len:\n" \
-    ".quad .L" sym "_end - " sym "\n"            \
-    ".size " sym "_len, 8\n"                     \
-    ".popsection\n"
-
-__asm__(EMBED("barge_console_index_html", "console/index.html"));
-__asm__(EMBED("barge_console_app_js", "console/app.js"));
-__asm__(EMBED("barge_console_app_css", "console/app.css"));
+__asm__(BARGE_EMBED("barge_console_index_html", "console/index.html"));
+__asm__(BARGE_EMBED("barge_console_app_js", "console/app.js"));
+__asm__(BARGE_EMBED("barge_console_app_css", "console/app.css"));
 
 extern const char barge_console_index_html[];
 extern const uint64_t barge_console_index_html_len;

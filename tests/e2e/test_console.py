@@ -346,14 +346,20 @@ def test_watch_a_deployment_roll_roll_back_and_scale(env, browser):
     ecs.delete_service(cluster="default", service="web", force=True)
 
 
+def open_task(d, b, td):
+    """Runs a task of td and opens its page once it runs; its ARN."""
+    ecs = b.client("ecs")
+    arn = ecs.run_task(cluster="default", taskDefinition=td)["tasks"][0]["taskArn"]
+    wait_task(ecs, "default", arn, ("RUNNING",))
+    signed_in(d, b)
+    go(d, b, f"task/default/{arn.split('/')[-1]}")
+    return arn
+
+
 def test_stop_a_task_and_see_its_exit_code_and_reason(env, browser):
     b, busybox = env
     ecs = b.client("ecs")
-    td = register(ecs, busybox, "oneoff")
-    arn = ecs.run_task(cluster="default", taskDefinition=td)["tasks"][0]["taskArn"]
-    wait_task(ecs, "default", arn, ("RUNNING",))
-    signed_in(browser, b)
-    go(browser, b, f"task/default/{arn.split('/')[-1]}")
+    arn = open_task(browser, b, register(ecs, busybox, "oneoff"))
     wait_until(lambda: "RUNNING" in text(browser, "#containers"), 30, what="the task page")
     browser.find_element(By.ID, "stop-task").click()
     wait_until(lambda: "Stopped from the barge console" in text(browser, "#stopped-reason"),
@@ -375,10 +381,7 @@ def test_follow_logs(env, browser):
             "awslogs-group": "/ecs/ticker", "awslogs-region": "us-east-1",
             "awslogs-stream-prefix": "app", "awslogs-create-group": "true"}}}]
     )["taskDefinition"]["taskDefinitionArn"]
-    arn = ecs.run_task(cluster="default", taskDefinition=td)["tasks"][0]["taskArn"]
-    wait_task(ecs, "default", arn, ("RUNNING",))
-    signed_in(browser, b)
-    go(browser, b, f"task/default/{arn.split('/')[-1]}")
+    arn = open_task(browser, b, td)
     wait_until(lambda: "logs" in text(browser, "#containers"), 30, what="the logs link")
     browser.find_element(By.LINK_TEXT, "logs").click()
     wait_until(lambda: "tick 2" in text(browser, "#log-lines"), what="the first lines")
