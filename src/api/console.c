@@ -293,9 +293,13 @@ static void handle_login(struct barge_http_req *req, struct barge_http_resp *res
         return;
     }
     barge_info("console sign-in by '%s' from %s", akid, req->remote_addr ? req->remote_addr : "?");
+    /* Behind an https proxy the page's origin says so: then the cookie
+     * never travels over plain http. */
+    const char *origin = barge_http_req_header(req, "Origin");
+    bool secure = origin && barge_str_has_prefix(origin, "https://");
     _cleanup_free_ char *cookie =
-        barge_xasprintf(COOKIE_NAME "=%s; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=%d",
-                        token, srv->cfg.console_session_ttl);
+        barge_xasprintf(COOKIE_NAME "=%s; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=%d%s",
+                        token, srv->cfg.console_session_ttl, secure ? "; Secure" : "");
     barge_http_resp_header(resp, "Set-Cookie", cookie);
     json_t *out = json_object();
     session_info(srv, doc, csrf, out);

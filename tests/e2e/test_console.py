@@ -11,6 +11,8 @@ import json
 import os
 import time
 
+import boto3
+import botocore.config
 import pytest
 
 from conftest import Agent, Barged, wait_task
@@ -194,10 +196,14 @@ def test_api_calls_need_the_csrf_token_and_this_origin(env):
     assert status == 403 and "'cross-site'" in out["message"]
     status, out, cookie2 = login(b, headers={"Origin": "http://evil.example"})
     assert status == 403 and cookie2 is None
-    # this origin is fine
+    # this origin is fine; behind an https proxy the cookie is Secure
     status, _, _ = request(b, "POST", "/console/api/ecs/ListClusters", {},
                            {**ok, "Origin": b.endpoint})
     assert status == 200
+    status, _, plain = login(b, headers={"Origin": b.endpoint})
+    assert status == 200 and "Secure" not in plain
+    status, _, secure = login(b, headers={"Origin": f"https://127.0.0.1:{b.port}"})
+    assert status == 200 and secure.endswith("; Secure")
     # the API's own validation and errors, as for signed calls
     status, out, _ = request(b, "POST", "/console/api/ecs/DescribeClusters", {"clusters": 5}, ok)
     assert status == 400 and out["__type"] == "SerializationException"
@@ -233,6 +239,18 @@ def test_target_health_comes_from_elbv2(env):
                              {"TargetGroupArn": tg + "x"}, {"Cookie": cookie, "X-CSRF-Token": csrf})
     assert status == 400 and out["__type"] == "TargetGroupNotFound", out
     elb.delete_target_group(TargetGroupArn=tg)
+
+
+def test_s3_buckets_whose_names_start_with_console_stay_reachable(env):
+    b, _ = env
+    s3 = boto3.client("s3", endpoint_url=b.endpoint, region_name="us-east-1",
+                      aws_access_key_id=b.access_key, aws_secret_access_key=b.secret_key,
+                      config=botocore.config.Config(s3={"addressing_style": "path"}))
+    s3.create_bucket(Bucket="consoles")
+    s3.put_object(Bucket="consoles", Key="a/b.txt", Body=b"kept")
+    assert s3.get_object(Bucket="consoles", Key="a/b.txt")["Body"].read() == b"kept"
+    s3.delete_object(Bucket="consoles", Key="a/b.txt")
+    s3.delete_bucket(Bucket="consoles")
 
 
 def test_sign_out_ends_the_session(env):
