@@ -117,7 +117,7 @@ static char *cookie_token(const struct barge_http_req *req)
         const char *end = strchr(p, ';');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len == 2 * TOKEN_BYTES + nlen + 1 && strncmp(p, COOKIE_NAME "=", nlen + 1) == 0)
-            return strndup(p + nlen + 1, 2 * TOKEN_BYTES);
+            return barge_xstrndup(p + nlen + 1, 2 * TOKEN_BYTES);
         p += len;
     }
     return NULL;
