@@ -317,11 +317,18 @@ def test_watch_a_deployment_roll_roll_back_and_scale(env, browser):
     wait_until(lambda: any(r[1] == "PRIMARY" and r[3] == "2 / 2" and r[5] == "COMPLETED"
                            for r in deployments(browser)), what="the first deployment")
 
-    # a new revision rolls: the page follows it to completion
-    td2 = register(ecs, busybox, "web", environment=[{"name": "V", "value": "2"}])
+    # a new revision rolls: its tasks become healthy only after a while, so
+    # the page shows both deployments, then follows the roll to completion
+    td2 = register(ecs, busybox, "web", environment=[{"name": "V", "value": "2"}],
+                   command=["sh", "-c", "sleep 8; touch /tmp/ready; " + SLEEPER[2]],
+                   healthCheck={"command": ["CMD-SHELL", "test -f /tmp/ready"],
+                                "interval": 5, "timeout": 2, "retries": 3})
     ecs.update_service(cluster="default", service="web", taskDefinition=td2)
-    wait_until(lambda: any(r[2] == "web:2" for r in deployments(browser)), 30,
-               what="the new deployment in the page")
+    wait_until(lambda: [r[1:3] + r[5:6] for r in deployments(browser)] ==
+               [["PRIMARY", "web:2", "IN_PROGRESS"], ["ACTIVE", "web:1", "COMPLETED"]] or
+               [r[1:3] + r[5:6] for r in deployments(browser)] ==
+               [["PRIMARY", "web:2", "IN_PROGRESS"], ["ACTIVE", "web:1", "IN_PROGRESS"]], 30,
+               what="both deployments in the page")
     shot(browser, "deployment")
     wait_until(lambda: [r[1:6] for r in deployments(browser)] ==
                [["PRIMARY", "web:2", "2 / 2", "0", "COMPLETED"]], what="the roll to finish")
