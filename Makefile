@@ -93,6 +93,8 @@ $(BUILD)/obj/%.o: %.c
 
 # The botocore-derived API models are embedded in the binaries (.incbin).
 $(BUILD)/obj/src/api/models.o: $(wildcard data/models/*.json)
+# The web console's files are embedded the same way (console.c).
+$(BUILD)/obj/src/api/console.o: $(wildcard console/*)
 
 $(BUILD)/libbarge.a: $(LIB_OBJS)
 	@rm -f $@
@@ -139,6 +141,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 	@$(FUZZ_CC) -Isrc -D_GNU_SOURCE -MMD -MP $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_BUILD)/obj/src/api/models.o: $(wildcard data/models/*.json)
+$(FUZZ_BUILD)/obj/src/api/console.o: $(wildcard console/*)
 
 $(FUZZ_BUILD)/libbarge.a: $(FUZZ_LIB_OBJS)
 	@rm -f $@

@@ -10,23 +10,10 @@
 #include <stdint.h>
 #include <string.h>
 
-/* One model: `sym` is the NUL-terminated text, `sym_len` a 64-bit length that
- * excludes the NUL. Kept in .rodata so the text is shared and read-only. */
-#define EMBED(sym, file)                         \
-    ".pushsection .rodata,\"a\",@progbits\n"     \
-    ".balign 16\n"                               \
-    ".globl " sym "\n"                           \
-    ".type " sym ", @object\n" sym ":\n"         \
-    ".incbin \"" file "\"\n"                     \
-    ".L" sym "_end:\n"                           \
-    ".byte 0\n"                                  \
-    ".size " sym ", . - " sym "\n"               \
-    ".balign 8\n"                                \
-    ".globl " sym "_len\n"                       \
-    ".type " sym "_len, @object\n" sym "_len:\n" \
-    ".quad .L" sym "_end - " sym "\n"            \
-    ".size " sym "_len, 8\n"                     \
-    ".popsection\n"
+#include "common/embed.h"
+
+/* One model: `sym` is the NUL-terminated text, `sym_len` its length. */
+#define EMBED(sym, file) BARGE_EMBED(sym, file)
 
 __asm__(EMBED("barge_model_ecs_json", "data/models/ecs.json"));
 __asm__(EMBED("barge_model_ssm_json", "data/models/ssm.json"));

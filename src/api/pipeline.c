@@ -20,7 +20,9 @@ void barge_api_pipeline_run(const struct barge_api_protocol *p, struct barge_htt
     call.model = barge_model_get(call.svc->model);
     struct barge_api_ctx ctx = {
         .srv = req->server, .http = req, .service = call.svc, .operation = call.op};
-    if (barge_api_authenticate(req, barge_model_signing_name(call.model), &ctx.who, &err) < 0)
+    const char *signing_name = barge_model_signing_name(call.model);
+    if ((p->authenticate ? p->authenticate(&call, signing_name, &ctx.who, &err)
+                         : barge_api_authenticate(req, signing_name, &ctx.who, &err)) < 0)
         goto fail;
     const struct barge_api_op *handler = barge_api_find_op(call.svc, call.op);
     if (!handler) {

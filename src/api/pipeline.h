@@ -21,6 +21,11 @@ struct barge_api_protocol {
     /* Finds call->svc and call->op; -1 with err when the request names no
      * service this protocol serves. */
     int (*route)(struct barge_api_call *call, struct barge_error **err);
+    /* Who calls; NULL: the request's SigV4 signature for the model's signing
+     * name (barge_api_authenticate). The console authenticates with its
+     * session cookie instead. */
+    int (*authenticate)(const struct barge_api_call *call, const char *signing_name,
+                        struct barge_sigv4_identity *who, struct barge_error **err);
     /* The error for an operation the model does not know (those it knows but
      * barge does not implement are the pipeline's). */
     void (*unknown_op)(const struct barge_api_call *call, struct barge_error **err);

@@ -320,6 +320,9 @@ static const struct barge_http_route routes[] = {
     {"/barge/v1/join-tokens", barge_api_join_tokens_handle, 4096, NULL},
     {"/barge/", barge_api_usage_handle, 4096, NULL},
     {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
+    /* The web console; other paths that start so (S3 buckets "console...")
+     * go on to the root handler, hence the same limits. */
+    {"/console", barge_api_console_handle, 16 * 1024 * 1024, &root_stream},
     /* AWS JSON 1.1 when X-Amz-Target says so, else S3 (secrets.h). */
     {"/", barge_api_root_handle, 16 * 1024 * 1024, &root_stream},
     {NULL, NULL, 0, NULL},
@@ -372,8 +375,12 @@ void barge_server_housekeeping(struct barge_server *srv, bool leader)
         barge_warn("removing task execution credentials: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
-    if (barge_api_task_logs_reap(srv, &err) < 0)
+    if (barge_api_task_logs_reap(srv, &err) < 0) {
         barge_warn("removing expired task log requests: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_api_console_reap(srv, &err) < 0)
+        barge_warn("removing expired console sessions: %s", err->message);
 }
 
 void barge_server_init(struct barge_server *srv)

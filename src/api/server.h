@@ -36,6 +36,7 @@ struct barge_config {
     /* The address load balancer listeners bind (--lb-address, default
      * 127.0.0.1), which is also their DNSName. */
     char *lb_address;
+    int console_session_ttl; /* seconds a web console sign-in lasts (console.c) */
 };
 
 struct barge_server {
@@ -109,6 +110,11 @@ int barge_server_ensure_cluster(struct barge_server *srv, const char *name,
                                 struct barge_error **err);
 /* Creates srv->registry under <data_dir>/registry from the configuration. */
 int barge_server_registry_init(struct barge_server *srv, struct barge_error **err);
+
+/* The web console (console.c): its pages, sign-in and API under /console. */
+void barge_api_console_handle(struct barge_http_req *req, struct barge_http_resp *resp);
+/* Removes console sessions past their expiry. */
+int barge_api_console_reap(struct barge_server *srv, struct barge_error **err);
 
 /* The HTTP routes barged serves (a static table). */
 const struct barge_http_route *barge_server_routes(void);

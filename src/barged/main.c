@@ -47,6 +47,7 @@ enum {
     OPT_MAX_CONNECTIONS,
     OPT_MAX_PER_CLIENT,
     OPT_LB_ADDRESS,
+    OPT_CONSOLE_SESSION_TTL,
 };
 
 static void on_signal(int sig)
@@ -289,6 +290,8 @@ static void usage(FILE *f)
             "                        open connections from one IP address (default 512)\n"
             "  --lb-address ADDR     the address load balancer listeners bind (default\n"
             "                        127.0.0.1); HAProxy runs them\n"
+            "  --console-session-ttl SECONDS\n"
+            "                        how long a web console sign-in lasts (default 43200)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --log-format FORMAT   text or json (default text)\n"
             "  -h, --help            show this help\n"
@@ -382,6 +385,7 @@ int main(int argc, char **argv)
         {"s3-host", required_argument, NULL, 'S'},
         {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {"lb-address", required_argument, NULL, OPT_LB_ADDRESS},
+        {"console-session-ttl", required_argument, NULL, OPT_CONSOLE_SESSION_TTL},
         {NULL, 0, NULL, 0},
     };
     struct barge_server srv = {0};
@@ -395,6 +399,7 @@ int main(int argc, char **argv)
     cfg->registry_gc_interval = 600;
     cfg->registry_gc_grace = 3600;
     cfg->registry_upload_timeout = 3600;
+    cfg->console_session_ttl = 43200;
     barge_server_init(&srv);
     const char *log_level = "info", *log_format = "text";
     struct barge_control_config control = {
@@ -431,7 +436,8 @@ int main(int argc, char **argv)
         case OPT_HOST_GRACE:
         case OPT_TASK_STABLE:
         case OPT_AUTOSCALE_INTERVAL:
-        case OPT_AUTOSCALE_WINDOW: {
+        case OPT_AUTOSCALE_WINDOW:
+        case OPT_CONSOLE_SESSION_TTL: {
             char *end;
             long v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < 1 || v > 365L * 86400) {
@@ -448,6 +454,8 @@ int main(int argc, char **argv)
                 control.task_stable_seconds = (int)v;
             else if (c == OPT_AUTOSCALE_WINDOW)
                 barge_autoscale_window_seconds = (int)v;
+            else if (c == OPT_CONSOLE_SESSION_TTL)
+                cfg->console_session_ttl = (int)v;
             else
                 control.autoscale_interval = (int)v;
             break;
