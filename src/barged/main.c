@@ -572,7 +572,7 @@ int main(int argc, char **argv)
     /* Task definitions are read by every Describe and RunTask and change only
      * in status: keep them parsed. */
     barge_store_cache_kind(srv.store, ECS_KIND_TASKDEF);
-    if (barge_server_master_key_init(&srv, &err) < 0 ||
+    if (barge_server_regions_init(&srv, &err) < 0 || barge_server_master_key_init(&srv, &err) < 0 ||
         barge_store_subscribe(srv.store, on_store_change, &srv, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         barge_store_close(srv.store);
