@@ -70,7 +70,8 @@ static int task_alive(struct barge_server *srv, const json_t *key, bool *alive,
     _cleanup_json_ json_t *task = NULL;
     int r = barge_store_begin(srv->store, false, &tx, err);
     barge_store_use_region(was[0] ? was : NULL);
-    if (r < 0 || barge_store_get(tx, ECS_KIND_TASK, barge_json_str(key, "task", ""), &task, err) < 0)
+    if (r < 0 ||
+        barge_store_get(tx, ECS_KIND_TASK, barge_json_str(key, "task", ""), &task, err) < 0)
         return -1;
     *alive = task && !barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED");
     return 0;

@@ -148,9 +148,9 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
      * so that tokens issued before regions existed stay valid. */
     const char *in_region = barge_server_region(srv);
     bool dflt = barge_streq(in_region, srv->cfg.region);
-    _cleanup_free_ char *token = barge_xasprintf("%s%s%s/%s/%s", dflt ? "" : in_region,
-                                                 dflt ? "" : ":", cname,
-                                                 barge_json_str(doc, "_id", ""), hex);
+    _cleanup_free_ char *token =
+        barge_xasprintf("%s%s%s/%s/%s", dflt ? "" : in_region, dflt ? "" : ":", cname,
+                        barge_json_str(doc, "_id", ""), hex);
     barge_info("registered container instance %s in cluster %s (host %s%s%s)",
                barge_json_str(doc, "_id", ""), cname, barge_json_str(in, "hostname", "?"),
                join ? ", join token " : "", join ? barge_json_str(join, "id", "") : "");

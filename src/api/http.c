@@ -6,7 +6,6 @@
  * libmicrohttpd splits and unescapes it, because SigV4 signs the path and
  * query exactly as they were sent. */
 #include "api/http.h"
-#include "store/store.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,6 +21,7 @@
 
 #include "common/ids.h"
 #include "common/log.h"
+#include "store/store.h"
 
 struct conn_state;
 

@@ -17,10 +17,22 @@
  * registry's repositories, images and blobs are one namespace too (one /v2/
  * endpoint serves them). Any kind not listed is regional. */
 static const char *const global_kinds[] = {
-    "meta",           BARGE_KIND_ACCESS_KEY,   BARGE_KIND_IAM_ROLE,    BARGE_KIND_IAM_USER,
-    BARGE_KIND_IAM_POLICY, "s3bucket",         "s3object",             "s3upload",
-    "ssmparam",       "smsecret",              "smpurge",              "jointoken",
-    BARGE_REGISTRY_KIND_REPO, BARGE_REGISTRY_KIND_IMAGE, BARGE_REGISTRY_KIND_TAG, "ecr-blob",
+    "meta",
+    BARGE_KIND_ACCESS_KEY,
+    BARGE_KIND_IAM_ROLE,
+    BARGE_KIND_IAM_USER,
+    BARGE_KIND_IAM_POLICY,
+    "s3bucket",
+    "s3object",
+    "s3upload",
+    "ssmparam",
+    "smsecret",
+    "smpurge",
+    "jointoken",
+    BARGE_REGISTRY_KIND_REPO,
+    BARGE_REGISTRY_KIND_IMAGE,
+    BARGE_REGISTRY_KIND_TAG,
+    "ecr-blob",
 };
 
 int barge_server_regions_init(struct barge_server *srv, struct barge_error **err)

@@ -21,6 +21,7 @@ struct barge_store {
     struct doc_cache *docs; /* parsed documents (store.c owns it); NULL until a kind is cached */
     /* Regions (store.c owns them): NULL until barge_store_regions_init. */
     char *default_region;
+    char *legacy_region; /* the region of what was stored before regions */
     char **global_kinds;
     size_t n_global_kinds;
     /* Regions known to have their "region" document, so that a put in one
@@ -33,7 +34,7 @@ struct barge_tx {
     struct barge_store *st;
     bool write;
     char region[BARGE_STORE_REGION_MAX]; /* "" when st is not partitioned */
-    bool new_region; /* wrote the "region" document of region */
+    bool new_region;                     /* wrote the "region" document of region */
 };
 
 struct barge_store_lock {

@@ -31,7 +31,7 @@ void barge_store_close(struct barge_store *st)
     if (!st)
         return;
     struct doc_cache *docs = st->docs;
-    char *dflt = st->default_region;
+    char *dflt = st->default_region, *legacy = st->legacy_region;
     char **global = st->global_kinds;
     size_t n_global = st->n_global_kinds;
     json_t *known = st->known_regions;
@@ -40,6 +40,7 @@ void barge_store_close(struct barge_store *st)
     st->ops->close(st);
     doc_cache_free(docs);
     free(dflt);
+    free(legacy);
     for (size_t i = 0; i < n_global; i++)
         free(global[i]);
     free(global);
@@ -167,7 +168,10 @@ int barge_store_regions_init(struct barge_store *st, const char *default_region,
     if (barge_store_begin(st, true, &tx, err) < 0 ||
         barge_store_get(tx, "meta", MIGRATED_KEY, &done, err) < 0)
         return -1;
-    if (!done) {
+    if (done) {
+        st->legacy_region = barge_xstrdup(barge_json_str(done, "region", default_region));
+    } else {
+        st->legacy_region = barge_xstrdup(default_region);
         if (st->ops->kinds(tx, kinds, err) < 0)
             return -1;
         size_t i;
@@ -360,7 +364,17 @@ int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out
 {
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: counter in a read transaction");
-    return tx->st->ops->counter_next(tx, name, out, err);
+    /* "<kind>:<name>" counts in tx's region when kind is regional. The
+     * region whose documents were there before regions keeps its counters
+     * under their old names, so that no number is handed out twice. */
+    const char *colon = strchr(name, ':');
+    char kind[KIND_BUF];
+    snprintf(kind, sizeof(kind), "%.*s", colon ? (int)(colon - name) : 0, name);
+    if (!colon || !tx->region[0] || kind_global(tx->st, kind) || !tx->st->legacy_region ||
+        strcmp(tx->region, tx->st->legacy_region) == 0)
+        return tx->st->ops->counter_next(tx, name, out, err);
+    _cleanup_free_ char *qualified = barge_xasprintf("%s@%s", name, tx->region);
+    return tx->st->ops->counter_next(tx, qualified, out, err);
 }
 
 int barge_store_lock_try(struct barge_store *st, const char *name, struct barge_store_lock **out,

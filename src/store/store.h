@@ -83,7 +83,8 @@ int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix,
  * get, put, del, scan and count see only that region's documents of regional
  * kinds, so the same key in two regions names two documents. The region of a
  * thread is set from the request's SigV4 scope (barge_api_authenticate) and
- * by loops that visit every region (barge_store_regions). */
+ * by loops that visit every region (barge_store_regions). Counters named
+ * "<kind>:<name>" count per region when kind is regional. */
 #define BARGE_STORE_REGION_MAX 32
 /* Whether s looks like an AWS region name ("eu-west-1", "us-gov-east-1"). */
 bool barge_store_region_valid(const char *s);
