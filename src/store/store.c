@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "store/backend.h"
 #include "store/doc_cache.h"
@@ -184,6 +185,8 @@ int barge_store_regions_init(struct barge_store *st, const char *default_region,
             _cleanup_free_ char *to = barge_store_region_kind(st, default_region, kind);
             if (move_kind(tx, kind, to, err) < 0)
                 return -1;
+            barge_info("store: the %s documents stored before regions are %s's", kind,
+                       default_region);
         }
         _cleanup_json_ json_t *mark = json_pack("{ss}", "region", default_region);
         if (barge_store_put(tx, "meta", MIGRATED_KEY, mark, err) < 0)
