@@ -22,6 +22,9 @@
  * ExpiredToken rather than as an unknown key. */
 #define SESSION_REAP_GRACE 86400
 
+/* Services whose clients may sign for a made-up region (S3 tools use
+ * "auto"): their resources are one namespace anyway. */
+static const char *const global_services[] = {"s3", "iam", "sts"};
 /* What per-task credentials may ever reach. */
 static const char *const task_key_services[] = {"ssm", "secretsmanager", "s3"};
 
@@ -124,11 +127,12 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
     free(hdrs);
     if (r < 0)
         return -1;
-    if (!barge_store_region_valid(who->region))
+    if (barge_store_region_valid(who->region))
+        barge_store_use_region(who->region);
+    else if (!in_list(signing_name, global_services, BARGE_ARRAY_SIZE(global_services)))
         return barge_error_set(err, BARGE_ERR_AUTH_SIGNATURE,
                                "Credential should be scoped to a valid region, not '%s'.",
                                who->region);
-    barge_store_use_region(who->region);
     snprintf(who->source_ip, sizeof(who->source_ip), "%s",
              req->remote_addr ? req->remote_addr : "");
     if (strcmp(who->service, signing_name) != 0)
