@@ -15,7 +15,9 @@
  * global, S3 bucket names are, and SSM parameters and Secrets Manager
  * secrets carry their region in their keys ("<region>|<name>"). The embedded
  * registry's repositories, images and blobs are one namespace too (one /v2/
- * endpoint serves them). Any kind not listed is regional. */
+ * endpoint serves them). A container's log requests and replies are keyed
+ * by instance id, which no two regions share. Any kind not listed is
+ * regional. */
 static const char *const global_kinds[] = {
     "meta",
     BARGE_KIND_ACCESS_KEY,
@@ -33,6 +35,8 @@ static const char *const global_kinds[] = {
     BARGE_REGISTRY_KIND_IMAGE,
     BARGE_REGISTRY_KIND_TAG,
     "ecr-blob",
+    "logreq",
+    "logreply",
 };
 
 int barge_server_regions_init(struct barge_server *srv, struct barge_error **err)
