@@ -70,6 +70,14 @@ def test_same_names_in_two_regions_are_two_resources(barged):
     with pytest.raises(ClientError) as e:
         south.describe_task_definition(taskDefinition="app")
     assert error_code(e) == "ClientException"
+    west_td = f"arn:aws:ecs:{WEST}:{ACCOUNT}:task-definition/app:1"
+    east.create_cluster(clusterName="default")
+    with pytest.raises(ClientError) as e:
+        east.run_task(cluster="default", taskDefinition=west_td)
+    assert error_code(e) == "ClientException" and west_td in error_message(e)
+    with pytest.raises(ClientError) as e:
+        west.run_task(cluster=cluster_arn(EAST, "prod"), taskDefinition="app")
+    assert error_code(e) == "InvalidParameterException"
 
 
 def test_logs_and_parameters_stay_in_their_region(barged):
