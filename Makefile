@@ -28,7 +28,7 @@ PG_SUITES ?= tests/e2e
 PG_CI_SUITES ?= tests/e2e/test_ecs_clusters.py tests/e2e/test_ecs_taskdefs.py \
                 tests/e2e/test_logs_api.py tests/e2e/test_services.py \
                 tests/e2e/test_placement.py tests/e2e/test_tasks.py \
-                tests/e2e/test_service_deployments.py
+                tests/e2e/test_service_deployments.py tests/e2e/test_regions.py
 
 # O=DIR puts the build somewhere else (e.g. one per git worktree).
 ifeq ($(SANITIZE),)

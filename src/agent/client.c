@@ -116,8 +116,9 @@ static int post_once(struct barge_agent_client *c, const char *server, const cha
     int r;
     if (!token && sigv4) {
         struct barge_sigv4_credentials creds = {sigv4->access_key, sigv4->secret_key, NULL};
-        struct barge_aws_signer signer = {
-            .region = sigv4->region, .service = "ecs", .creds = &creds};
+        struct barge_aws_signer signer = {.region = sigv4->region ? sigv4->region : "us-east-1",
+                                          .service = "ecs",
+                                          .creds = &creds};
         r = barge_aws_perform(c->curl, &rq, &signer, &resp, err);
     } else {
         r = barge_httpc_perform(c->curl, &rq, &resp, err);

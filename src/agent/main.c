@@ -56,7 +56,7 @@ static void usage(FILE *f)
             "                          instead of an access key; ps shows it, so prefer:\n"
             "  --join-token-file FILE  read the join token from FILE (or the\n"
             "                          BARGE_JOIN_TOKEN variable)\n"
-            "  --region NAME           region barged signs for (default us-east-1)\n"
+            "  --region NAME           region whose cluster to join (default: barged's)\n"
             "  --availability-zone AZ  the ecs.availability-zone attribute (default REGIONa)\n"
             "  --attribute NAME=VALUE  a custom attribute (repeatable)\n"
             "  --cpu UNITS             CPU units to offer (default 1024 per core)\n"
@@ -282,6 +282,8 @@ static int register_instance(struct barge_agent *a, struct barge_agent_client *c
         json_object_set_new(body, "availabilityZone", json_string(a->cfg.availability_zone));
     if (a->cfg.fargate)
         json_object_set_new(body, "capacity", json_string("FARGATE"));
+    if (a->cfg.region)
+        json_object_set_new(body, "region", json_string(a->cfg.region));
     _cleanup_free_ char *rt =
         barge_xasprintf("%s (barge-agent %s)", barge_runtime_name(a->rt), AGENT_VERSION);
     json_object_set_new(body, "runtime", json_string(rt));
@@ -344,7 +346,7 @@ int main(int argc, char **argv)
     size_t n_insecure = 0;
     cfg->cluster = "default";
     cfg->data_dir = "/var/lib/barge-agent";
-    cfg->region = "us-east-1";
+    cfg->region = NULL; /* barged's default region */
     cfg->stop_timeout = 30;
     cfg->metrics_interval_ms = 20000;
     cfg->attributes = json_array();

@@ -642,7 +642,7 @@ int barge_task_env_resolve(struct barge_agent *a, const char *task_arn, const js
         rs.account = barge_xstrdup(arn.account);
         barge_arn_release(&arn);
     } else {
-        rs.task_region = barge_xstrdup(a->cfg.region);
+        rs.task_region = barge_xstrdup(a->cfg.region ? a->cfg.region : "us-east-1");
         rs.account = barge_xstrdup("000000000000");
     }
     struct refs rf = {0};

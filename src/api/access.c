@@ -9,6 +9,7 @@
 #include "api/ecs.h"
 #include "api/iam.h"
 #include "api/policy.h"
+#include "common/arn.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -26,8 +27,9 @@
 /* The service principal a task role's trust policy must name. */
 #define TASK_ROLE_PRINCIPAL "ecs-tasks.amazonaws.com"
 
-/* IAM and STS are global: clients sign them for us-east-1 or their own region. */
-static const char *const any_region_services[] = {"ssm", "secretsmanager", "s3", "iam", "sts"};
+/* Services whose clients may sign for a made-up region (S3 tools use
+ * "auto"): their resources are one namespace anyway. */
+static const char *const global_services[] = {"s3", "iam", "sts"};
 /* What per-task credentials may ever reach. */
 static const char *const task_key_services[] = {"ssm", "secretsmanager", "s3"};
 
@@ -65,14 +67,19 @@ static int load_key(struct barge_server *srv, const char *akid, bool fresh, json
 }
 
 /* Whether the task (its store key) a per-task key or task role session
- * belongs to still runs (not STOPPED). */
-static int task_alive(struct barge_server *srv, const char *task_key, bool *alive,
-                      struct barge_error **err)
+ * belongs to still runs (not STOPPED). The task is looked up in its own
+ * region (NULL: the default), whichever region the key is used in. */
+static int task_alive(struct barge_server *srv, const char *task_key, const char *region,
+                      bool *alive, struct barge_error **err)
 {
+    char was[BARGE_STORE_REGION_MAX];
+    snprintf(was, sizeof(was), "%s", barge_store_thread_region() ?: "");
+    barge_store_use_region(region);
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *task = NULL;
-    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
-        barge_store_get(tx, ECS_KIND_TASK, task_key, &task, err) < 0)
+    int r = barge_store_begin(srv->store, false, &tx, err);
+    barge_store_use_region(was[0] ? was : NULL);
+    if (r < 0 || barge_store_get(tx, ECS_KIND_TASK, task_key, &task, err) < 0)
         return -1;
     *alive = task && !barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED");
     return 0;
@@ -105,7 +112,7 @@ static int temporary_key_alive(struct barge_server *srv, const json_t *key,
 {
     bool alive = is_session(key);
     const char *task = barge_json_str(key, "task", barge_json_str(key, "boundTask", NULL));
-    if (task && task_alive(srv, task, &alive, err) < 0)
+    if (task && task_alive(srv, task, barge_json_str(key, "region", NULL), &alive, err) < 0)
         return -1;
     if (!alive || barge_now() > json_number_value(json_object_get(key, "expiresAt")))
         return barge_error_set(err, BARGE_ERR_AUTH_EXPIRED,
@@ -132,13 +139,20 @@ int barge_api_authenticate_for(struct barge_http_req *req, const char *signing_n
         .body_len = req->body_len,
         .s3 = s3,
     };
-    bool any_region =
-        in_list(signing_name, any_region_services, BARGE_ARRAY_SIZE(any_region_services));
-    int r = barge_sigv4_verify(&sr, any_region ? NULL : srv->cfg.region, time(NULL),
-                               srv->cfg.max_skew_seconds, barge_server_lookup_key, srv, who, err);
+    /* Every region is served: the credential scope's region is the one the
+     * request works in (IAM and STS are global, and clients sign them for
+     * us-east-1 or their own region). */
+    int r = barge_sigv4_verify(&sr, NULL, time(NULL), srv->cfg.max_skew_seconds,
+                               barge_server_lookup_key, srv, who, err);
     free(hdrs);
     if (r < 0)
         return -1;
+    if (barge_store_region_valid(who->region))
+        barge_store_use_region(who->region);
+    else if (!in_list(signing_name, global_services, BARGE_ARRAY_SIZE(global_services)))
+        return barge_error_set(err, BARGE_ERR_AUTH_SIGNATURE,
+                               "Credential should be scoped to a valid region, not '%s'.",
+                               who->region);
     snprintf(who->source_ip, sizeof(who->source_ip), "%s",
              req->remote_addr ? req->remote_addr : "");
     if (strcmp(who->service, signing_name) != 0)
@@ -442,11 +456,13 @@ static void allow(json_t *policy, const char *action, char *resource_owned)
     free(resource_owned);
 }
 
-static void allow_secret(const struct barge_server *srv, json_t *policy, const char *value_from)
+/* A bare name is a parameter of the task's region, an ARN names its own. */
+static void allow_secret(const struct barge_server *srv, const char *task_region, json_t *policy,
+                         const char *value_from)
 {
     struct barge_secret_ref ref;
     _cleanup_error_ struct barge_error *err = NULL;
-    if (barge_secret_ref_parse(value_from, srv->cfg.region, srv->cfg.account_id, &ref, &err) < 0)
+    if (barge_secret_ref_parse(value_from, task_region, srv->cfg.account_id, &ref, &err) < 0)
         return; /* the agent reports the bad reference when it starts the task */
     if (ref.provider == BARGE_SECRET_SSM) {
         allow(policy, "ssm:GetParameters", glob_escape(ref.resource));
@@ -486,17 +502,23 @@ json_t *barge_api_task_policy(const struct barge_server *srv, const json_t *task
     json_t *policy = json_array();
     size_t i, j;
     json_t *c, *s;
+    struct barge_arn arn = {0};
+    const char *region = barge_server_region(srv);
+    if (barge_arn_parse(barge_json_str(task, "taskArn", ""), &arn) == 0 &&
+        barge_store_region_valid(arn.region))
+        region = arn.region;
     json_array_foreach(barge_json_array(taskdef, "containerDefinitions"), i, c)
     {
         json_array_foreach(barge_json_array(c, "secrets"), j, s)
-            allow_secret(srv, policy, barge_json_str(s, "valueFrom", ""));
+            allow_secret(srv, region, policy, barge_json_str(s, "valueFrom", ""));
         json_array_foreach(
             barge_json_array(barge_json_object(c, "logConfiguration"), "secretOptions"), j, s)
-            allow_secret(srv, policy, barge_json_str(s, "valueFrom", ""));
+            allow_secret(srv, region, policy, barge_json_str(s, "valueFrom", ""));
         allow_env_files(policy, barge_json_array(c, "environmentFiles"));
     }
     json_array_foreach(barge_json_array(barge_json_object(task, "overrides"), "containerOverrides"),
                        i, c) allow_env_files(policy, barge_json_array(c, "environmentFiles"));
+    barge_arn_release(&arn);
     return policy;
 }
 
@@ -607,10 +629,10 @@ int barge_api_task_credentials_issue(struct barge_server *srv, const char *insta
     double now = barge_now();
     json_t *policy = barge_api_task_policy(srv, task, td);
     _cleanup_json_ json_t *doc =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:o}", "secretAccessKey", secret,
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:o, s:s}", "secretAccessKey", secret,
                   "sessionToken", token, "user", "task-execution", "task", tkey, "taskArn",
                   barge_json_str(task, "taskArn", ""), "role", role, "createdAt", now, "expiresAt",
-                  now + TASK_CREDENTIALS_TTL, "policy", policy);
+                  now + TASK_CREDENTIALS_TTL, "policy", policy, "region", barge_server_region(srv));
     if (barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
@@ -618,49 +640,45 @@ int barge_api_task_credentials_issue(struct barge_server *srv, const char *insta
                 json_array_size(policy));
     *out = json_pack("{s:s, s:s, s:s, s:f, s:s}", "accessKeyId", akid, "secretAccessKey", secret,
                      "sessionToken", token, "expiration", now + TASK_CREDENTIALS_TTL, "region",
-                     srv->cfg.region);
+                     barge_server_region(srv));
     explicit_bzero(secret, sizeof(secret));
     explicit_bzero(token, sizeof(token));
     return 0;
 }
 
-struct reap {
-    struct barge_tx *tx;
-    json_t *doomed;
-};
-
-static int collect_dead(const char *key, json_t *doc, void *ud, struct barge_error **err)
+static int collect_task_key(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    struct reap *r = ud;
-    _cleanup_json_ json_t *task = NULL;
-    if (is_session(doc)) {
-        if (barge_now() > json_number_value(json_object_get(doc, "expiresAt")) + SESSION_REAP_GRACE)
-            json_array_append_new(r->doomed, json_string(key));
-        return 0;
-    }
-    if (barge_store_get(r->tx, ECS_KIND_TASK, barge_json_str(doc, "task", ""), &task, err) < 0)
-        return -1;
-    bool dead = !task || barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED") ||
-                barge_now() > json_number_value(json_object_get(doc, "expiresAt"));
-    if (dead)
-        json_array_append_new(r->doomed, json_string(key));
+    (void)err;
+    json_object_set(ud, key, doc);
     return 0;
 }
 
 int barge_api_task_credentials_reap(struct barge_server *srv, struct barge_error **err)
 {
-    _cleanup_json_ json_t *doomed = json_array();
+    _cleanup_json_ json_t *doomed = json_array(), *keys = json_object();
     {
         /* Look with a reader first: most of the time there is nothing to do
          * and the writer lock stays free. */
         _cleanup_tx_ struct barge_tx *rtx = NULL;
-        struct reap r = {.doomed = doomed};
-        if (barge_store_begin(srv->store, false, &rtx, err) < 0)
+        if (barge_store_begin(srv->store, false, &rtx, err) < 0 ||
+            barge_store_scan(rtx, BARGE_KIND_ACCESS_KEY, BARGE_TASK_KEY_PREFIX, NULL, false, 0,
+                             collect_task_key, keys, err) < 0)
             return -1;
-        r.tx = rtx;
-        if (barge_store_scan(rtx, BARGE_KIND_ACCESS_KEY, BARGE_TASK_KEY_PREFIX, NULL, false, 0,
-                             collect_dead, &r, err) < 0)
+    }
+    const char *akid;
+    json_t *doc;
+    json_object_foreach(keys, akid, doc)
+    {
+        double expires = json_number_value(json_object_get(doc, "expiresAt"));
+        bool alive = false;
+        if (is_session(doc))
+            alive = barge_now() <= expires + SESSION_REAP_GRACE;
+        else if (barge_now() <= expires &&
+                 task_alive(srv, barge_json_str(doc, "task", ""),
+                            barge_json_str(doc, "region", NULL), &alive, err) < 0)
             return -1;
+        if (!alive)
+            json_array_append_new(doomed, json_string(akid));
     }
     if (json_array_size(doomed) == 0)
         return 0;

@@ -111,6 +111,13 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
     if (!join_token && (barge_api_authenticate(req, "ecs", &who, err) < 0 ||
                         barge_api_authorize(srv, &who, "barge:RegisterHost", "*", err) < 0))
         return -1;
+    /* The host joins a cluster of the region it names (barge-agent
+     * --region), else of barged's default region, whatever region its
+     * request was signed for. */
+    const char *region = barge_json_str(in, "region", NULL);
+    if (region && !barge_store_region_valid(region))
+        return barge_error_set(err, BARGE_ERR_INVALID, "'%s' is not a region", region);
+    barge_store_use_region(region);
     if (barge_store_begin(srv->store, true, &tx, err) < 0)
         return -1;
     if (join_token && barge_api_join_token_check(tx, join_token, &join, err) < 0)
@@ -142,8 +149,13 @@ static int register_agent(struct barge_http_req *req, json_t *in, json_t **out,
     if (barge_store_put(tx, ECS_KIND_INSTANCE, key, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
+    /* The token names the instance's region unless it is the default one,
+     * so that tokens issued before regions existed stay valid. */
+    const char *in_region = barge_server_region(srv);
+    bool dflt = barge_streq(in_region, srv->cfg.region);
     _cleanup_free_ char *token =
-        barge_xasprintf("%s/%s/%s", cname, barge_json_str(doc, "_id", ""), hex);
+        barge_xasprintf("%s%s%s/%s/%s", dflt ? "" : in_region, dflt ? "" : ":", cname,
+                        barge_json_str(doc, "_id", ""), hex);
     barge_info("registered container instance %s in cluster %s (host %s%s%s)",
                barge_json_str(doc, "_id", ""), cname, barge_json_str(in, "hostname", "?"),
                join ? ", join token " : "", join ? barge_json_str(join, "id", "") : "");
@@ -166,6 +178,19 @@ static char *authenticate_agent(struct barge_http_req *req, struct barge_error *
     if (!last || last == token || strlen(last + 1) != 64) {
         barge_error_set(err, BARGE_ERR_AUTH_INCOMPLETE, "malformed agent token");
         return NULL;
+    }
+    /* "<region>:" first for an instance of another region than the default
+     * one (cluster names have no ':'); the agent's requests work there. */
+    const char *colon = strchr(token, ':');
+    if (colon && colon < last) {
+        char region[BARGE_STORE_REGION_MAX];
+        snprintf(region, sizeof(region), "%.*s", (int)(colon - token), token);
+        if (!barge_store_region_valid(region)) {
+            barge_error_set(err, BARGE_ERR_AUTH_INCOMPLETE, "malformed agent token");
+            return NULL;
+        }
+        barge_store_use_region(region);
+        token = colon + 1;
     }
     char *key = barge_xstrndup(token, (size_t)(last - token));
     struct barge_server *srv = req->server;
@@ -443,8 +468,18 @@ int barge_api_instance_may_pull(const char *instance, const char *repo, void *ud
     struct barge_server *srv = ud;
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
-        barge_store_get(tx, ECS_KIND_INSTANCE, instance, &doc, err) < 0)
+    /* "<region>:<cluster>/<id>" for an instance of another region. */
+    char was[BARGE_STORE_REGION_MAX], region[BARGE_STORE_REGION_MAX] = "";
+    snprintf(was, sizeof(was), "%s", barge_store_thread_region() ?: "");
+    const char *colon = strchr(instance, ':');
+    if (colon) {
+        snprintf(region, sizeof(region), "%.*s", (int)(colon - instance), instance);
+        instance = colon + 1;
+    }
+    barge_store_use_region(region[0] ? region : NULL);
+    int r = barge_store_begin(srv->store, false, &tx, err);
+    barge_store_use_region(was[0] ? was : NULL);
+    if (r < 0 || barge_store_get(tx, ECS_KIND_INSTANCE, instance, &doc, err) < 0)
         return -1;
     if (!doc || barge_streq(barge_json_str(doc, "status", ""), "INACTIVE"))
         return 0;
@@ -461,9 +496,9 @@ int barge_api_instance_may_pull(const char *instance, const char *repo, void *ud
     json_t *it;
     json_array_foreach(itasks, i, it)
     {
-        int r = task_uses_repo(tx, srv, it, host, repo, err);
-        if (r != 0)
-            return r;
+        int used = task_uses_repo(tx, srv, it, host, repo, err);
+        if (used != 0)
+            return used;
     }
     return 0;
 }
@@ -483,8 +518,14 @@ static int registry_auth(struct barge_http_req *req, json_t *in, json_t **out,
         return barge_error_set(err, BARGE_ERR_NOT_FOUND,
                                "no registry credentials for this instance");
     time_t expires = 0;
+    /* As in the agent's own token, the region prefixes another region's
+     * instance, so that pulls (which carry no region) find it. */
+    const char *region = barge_server_region(srv);
+    _cleanup_free_ char *subject = barge_streq(region, srv->cfg.region)
+                                       ? barge_xstrdup(key)
+                                       : barge_xasprintf("%s:%s", region, key);
     _cleanup_free_ char *token =
-        barge_registry_pull_token_issue(srv->registry, key, time(NULL), &expires);
+        barge_registry_pull_token_issue(srv->registry, subject, time(NULL), &expires);
     _cleanup_free_ char *host = barge_registry_host(srv->registry);
     *out = json_pack("{s:[s], s:s, s:s, s:I}", "registries", host, "username", "AWS", "password",
                      token, "expiresAt", (json_int_t)expires);

@@ -110,8 +110,9 @@ static int register_scalable_target(struct barge_api_ctx *ctx, json_t *in, json_
         char hex[33];
         barge_id_hex32(hex);
         _cleanup_free_ char *res = barge_xasprintf("scalable-target/%.36s", hex);
-        _cleanup_free_ char *arn = barge_arn_make("application-autoscaling", ctx->srv->cfg.region,
-                                                  ctx->srv->cfg.account_id, res);
+        _cleanup_free_ char *arn =
+            barge_arn_make("application-autoscaling", barge_server_region(ctx->srv),
+                           ctx->srv->cfg.account_id, res);
         _cleanup_free_ char *role = barge_xasprintf(
             "arn:aws:iam::%s:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/"
             "AWSServiceRoleForApplicationAutoScaling_ECSService",
@@ -411,7 +412,7 @@ static int put_scaling_policy(struct barge_api_ctx *ctx, json_t *in, json_t **ou
     _cleanup_free_ char *res =
         barge_xasprintf("scalingPolicy:%s:resource/ecs/%s:policyName/%s", id, rid, name);
     _cleanup_free_ char *arn =
-        barge_arn_make("autoscaling", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
+        barge_arn_make("autoscaling", barge_server_region(ctx->srv), ctx->srv->cfg.account_id, res);
     const char *keep_arn = p ? barge_json_str(p, "PolicyARN", arn) : arn;
     json_t *doc =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:[]}", "PolicyARN", keep_arn, "PolicyName",
@@ -428,8 +429,8 @@ static int put_scaling_policy(struct barge_api_ctx *ctx, json_t *in, json_t **ou
             _cleanup_free_ char *an =
                 barge_xasprintf("TargetTracking-%s-%s-%s", rid, suffix[i], aid);
             _cleanup_free_ char *ares = barge_xasprintf("alarm:%s", an);
-            _cleanup_free_ char *aarn =
-                barge_arn_make("cloudwatch", ctx->srv->cfg.region, ctx->srv->cfg.account_id, ares);
+            _cleanup_free_ char *aarn = barge_arn_make("cloudwatch", barge_server_region(ctx->srv),
+                                                       ctx->srv->cfg.account_id, ares);
             json_array_append_new(json_object_get(doc, "Alarms"),
                                   json_pack("{s:s, s:s}", "AlarmName", an, "AlarmARN", aarn));
         }
@@ -529,8 +530,8 @@ static int put_scheduled_action(struct barge_api_ctx *ctx, json_t *in, json_t **
         barge_id_uuid(id);
         _cleanup_free_ char *res = barge_xasprintf(
             "scheduledAction:%s:resource/ecs/%s:scheduledActionName/%s", id, rid, name);
-        _cleanup_free_ char *arn =
-            barge_arn_make("autoscaling", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
+        _cleanup_free_ char *arn = barge_arn_make("autoscaling", barge_server_region(ctx->srv),
+                                                  ctx->srv->cfg.account_id, res);
         doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "ScheduledActionName", name,
                         "ScheduledActionARN", arn, "ServiceNamespace", "ecs", "ResourceId", rid,
                         "ScalableDimension", AAS_DIMENSION, "CreationTime", barge_now());

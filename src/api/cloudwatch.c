@@ -137,7 +137,7 @@ static int put_metric_alarm(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     double now = barge_now();
     _cleanup_free_ char *res = barge_xasprintf("alarm:%s", name);
     _cleanup_free_ char *arn =
-        barge_arn_make("cloudwatch", ctx->srv->cfg.region, ctx->srv->cfg.account_id, res);
+        barge_arn_make("cloudwatch", barge_server_region(ctx->srv), ctx->srv->cfg.account_id, res);
     _cleanup_json_ json_t *doc =
         json_pack("{s:s, s:s, s:f, s:b, s:[], s:[], s:[], s:[]}", "AlarmName", name, "AlarmArn",
                   arn, "AlarmConfigurationUpdatedTimestamp", now, "ActionsEnabled",

@@ -24,7 +24,7 @@
 static char *repo_arn(const struct barge_server *srv, const char *name)
 {
     _cleanup_free_ char *res = barge_xasprintf("repository/%s", name);
-    return barge_arn_make("ecr", srv->cfg.region, srv->cfg.account_id, res);
+    return barge_arn_make("ecr", barge_server_region(srv), srv->cfg.account_id, res);
 }
 
 /* ECR answers for one registry only: another registryId names repositories
@@ -806,7 +806,8 @@ static int repo_by_arn(struct barge_api_ctx *ctx, struct barge_tx *tx, const cha
     if (barge_arn_parse(arn, &a) < 0)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Invalid resource ARN '%s'.", arn);
-    bool ok = strcmp(a.service, "ecr") == 0 && strcmp(a.region, ctx->srv->cfg.region) == 0 &&
+    bool ok = strcmp(a.service, "ecr") == 0 &&
+              strcmp(a.region, barge_server_region(ctx->srv)) == 0 &&
               strcmp(a.account, ctx->srv->cfg.account_id) == 0 &&
               barge_str_has_prefix(a.resource, "repository/");
     _cleanup_free_ char *name = ok ? barge_xstrdup(a.resource + strlen("repository/")) : NULL;

@@ -16,7 +16,7 @@ char *ecs_arn(const struct barge_server *srv, const char *fmt, ...)
     va_start(ap, fmt);
     _cleanup_free_ char *res = barge_xvasprintf(fmt, ap);
     va_end(ap);
-    return barge_arn_make("ecs", srv->cfg.region, srv->cfg.account_id, res);
+    return barge_arn_make("ecs", barge_server_region(srv), srv->cfg.account_id, res);
 }
 
 bool ecs_name_valid(const char *name)
@@ -39,7 +39,7 @@ static char *ecs_arn_rest(const struct barge_server *srv, const char *arn, const
         return NULL;
     char *rest = NULL;
     size_t tl = strlen(type);
-    if (strcmp(a.service, "ecs") == 0 && strcmp(a.region, srv->cfg.region) == 0 &&
+    if (strcmp(a.service, "ecs") == 0 && strcmp(a.region, barge_server_region(srv)) == 0 &&
         strcmp(a.account, srv->cfg.account_id) == 0 && strncmp(a.resource, type, tl) == 0 &&
         a.resource[tl] == '/')
         rest = barge_xstrdup(a.resource + tl + 1);

@@ -132,7 +132,7 @@ int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const j
     snprintf(ec2id, sizeof(ec2id), "i-%.17s", id);
     json_int_t cpu = barge_json_int(info, "cpu", 1024), mem = barge_json_int(info, "memory", 1024);
     const char *az = barge_json_str(info, "availabilityZone", NULL);
-    _cleanup_free_ char *default_az = barge_xasprintf("%sa", srv->cfg.region);
+    _cleanup_free_ char *default_az = barge_xasprintf("%sa", barge_server_region(srv));
     json_t *attrs = json_array();
     set_attribute(attrs, "ecs.os-type", "linux");
     set_attribute(attrs, "ecs.os-family", "LINUX");

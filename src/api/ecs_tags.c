@@ -111,12 +111,12 @@ static int resource_exists(struct barge_tx *tx, const struct barge_server *srv, 
     _cleanup_free_ char *key = NULL;
     const char *kind = NULL;
     const char *slash = strchr(a.resource, '/');
-    if (strcmp(a.service, "ecs") != 0 || strcmp(a.region, srv->cfg.region) != 0 ||
+    if (strcmp(a.service, "ecs") != 0 || strcmp(a.region, barge_server_region(srv)) != 0 ||
         strcmp(a.account, srv->cfg.account_id) != 0 || !slash) {
         barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                              "Invalid resource ARN '%s': not an ECS resource of region '%s' and "
                              "account '%s'.",
-                             arn, srv->cfg.region, srv->cfg.account_id);
+                             arn, barge_server_region(srv), srv->cfg.account_id);
         goto out;
     }
     size_t tl = (size_t)(slash - a.resource);

@@ -175,8 +175,8 @@ static json_t *load_listener(struct barge_tx *tx, const char *arn, struct barge_
 /* An ARN of this region and account for the ELB resource res. */
 static char *elb_arn(const struct barge_api_ctx *ctx, const char *res)
 {
-    return barge_arn_make("elasticloadbalancing", ctx->srv->cfg.region, ctx->srv->cfg.account_id,
-                          res);
+    return barge_arn_make("elasticloadbalancing", barge_server_region(ctx->srv),
+                          ctx->srv->cfg.account_id, res);
 }
 
 /* Puts doc at key and commits the write (stealing *tx). */

@@ -21,6 +21,7 @@
 
 #include "common/ids.h"
 #include "common/log.h"
+#include "store/store.h"
 
 struct conn_state;
 
@@ -524,6 +525,7 @@ static void headers_in(struct barge_http_server *srv, struct MHD_Connection *con
         cs->early_resp = (struct barge_http_resp){.status = 200, .fd = -1};
         barge_log_set_request_id(cs->req.request_id);
         enum barge_http_body_mode mode = cs->route->stream->start(&cs->req, &cs->early_resp);
+        barge_store_use_region(NULL);
         barge_log_set_request_id(NULL);
         if (mode == BARGE_HTTP_BODY_REFUSE) {
             cs->refused = true;
@@ -597,7 +599,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     unsuspended(cs);
     struct barge_http_resp resp = {.status = 200, .fd = -1};
     barge_log_set_request_id(cs->req.request_id);
+    /* A handler works in the default region until its request names
+     * another (barge_api_authenticate), and leaves none to the next. */
+    barge_store_use_region(NULL);
     cs->route->handler(&cs->req, &resp);
+    barge_store_use_region(NULL);
     barge_log_set_request_id(NULL);
     if (cs->suspended) {
         /* Parked: the handler answers on a later run. */

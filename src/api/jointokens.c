@@ -88,8 +88,11 @@ static int create_token(struct barge_server *srv, const struct barge_sigv4_ident
         json_pack("{s:s, s:s, s:f, s:f, s:I, s:I, s:b, s:s}", "id", id, "_secretHash", hash,
                   "createdAt", now, "expiresAt", now + (double)ttl, "maxUses", max_uses, "uses",
                   (json_int_t)0, "revoked", 0, "_createdBy", who->access_key_id);
-    if (cluster)
+    if (cluster) {
         barge_json_set_str(doc, "cluster", barge_json_str(cluster, "clusterName", ""));
+        /* The cluster of the creator's region (its request's scope). */
+        barge_json_set_str(doc, "region", barge_store_tx_region(tx) ?: "");
+    }
     if (barge_store_put(tx, KIND_JOIN_TOKEN, id, doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
@@ -219,6 +222,13 @@ int barge_api_join_token_use(struct barge_tx *tx, json_t *doc, const char *clust
     if (only && !barge_streq(only, cluster))
         return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
                                "join token '%s' is for cluster '%s', not '%s'", id, only, cluster);
+    /* Tokens made before regions name no region: the default one's. */
+    const char *region = barge_json_str(doc, "region", NULL);
+    const char *here = barge_store_tx_region(tx);
+    if (only && region && *region && here && !barge_streq(region, here))
+        return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
+                               "join token '%s' is for cluster '%s' in region '%s', not '%s'", id,
+                               only, region, here);
     json_object_set_new(doc, "uses", json_integer(barge_json_int(doc, "uses", 0) + 1));
     json_object_set_new(doc, "lastUsedAt", json_real(barge_now()));
     return barge_store_put(tx, KIND_JOIN_TOKEN, id, doc, err);

@@ -98,7 +98,7 @@ static char *logs_arn(const struct barge_server *srv, const char *fmt, ...)
     va_start(ap, fmt);
     _cleanup_free_ char *res = barge_xvasprintf(fmt, ap);
     va_end(ap);
-    return barge_arn_make("logs", srv->cfg.region, srv->cfg.account_id, res);
+    return barge_arn_make("logs", barge_server_region(srv), srv->cfg.account_id, res);
 }
 
 static char *stream_key(const char *group, const char *stream)
@@ -115,7 +115,7 @@ static char *group_from_arn(const struct barge_server *srv, const char *arn)
     if (barge_arn_parse(arn, &a) < 0)
         return NULL;
     char *name = NULL;
-    if (strcmp(a.service, "logs") == 0 && strcmp(a.region, srv->cfg.region) == 0 &&
+    if (strcmp(a.service, "logs") == 0 && strcmp(a.region, barge_server_region(srv)) == 0 &&
         strcmp(a.account, srv->cfg.account_id) == 0 &&
         barge_str_has_prefix(a.resource, "log-group:")) {
         const char *n = a.resource + strlen("log-group:");

@@ -347,6 +347,8 @@ const struct barge_http_route *barge_server_metrics_routes(void)
 }
 
 /* Housekeeping that is not urgent enough for its own loop. */
+static void region_housekeeping(struct barge_server *srv);
+
 void barge_server_housekeeping(struct barge_server *srv, bool leader)
 {
     _cleanup_error_ struct barge_error *err = NULL;
@@ -355,6 +357,31 @@ void barge_server_housekeeping(struct barge_server *srv, bool leader)
         barge_registry_housekeeping(srv->registry, leader);
     if (!leader)
         return;
+    _cleanup_json_ json_t *regions = NULL;
+    if (barge_store_regions(srv->store, &regions, &err) < 0) {
+        barge_warn("listing regions: %s", err->message);
+        return;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(regions, i, r)
+    {
+        barge_store_use_region(json_string_value(r));
+        region_housekeeping(srv);
+    }
+    barge_store_use_region(NULL);
+    if (barge_api_task_credentials_reap(srv, &err) < 0) {
+        barge_warn("removing task execution credentials: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_api_console_reap(srv, &err) < 0)
+        barge_warn("removing expired console sessions: %s", err->message);
+}
+
+/* The leader's store-wide work in the calling thread's region. */
+static void region_housekeeping(struct barge_server *srv)
+{
+    _cleanup_error_ struct barge_error *err = NULL;
     if (barge_ecs_taskdefs_reap(srv, &err) < 0) {
         barge_warn("purging deleted task definitions: %s", err->message);
         barge_error_free(barge_steal(&err));
@@ -371,16 +398,8 @@ void barge_server_housekeeping(struct barge_server *srv, bool leader)
         barge_warn("removing deleted secrets: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
-    if (barge_api_task_credentials_reap(srv, &err) < 0) {
-        barge_warn("removing task execution credentials: %s", err->message);
-        barge_error_free(barge_steal(&err));
-    }
-    if (barge_api_task_logs_reap(srv, &err) < 0) {
+    if (barge_api_task_logs_reap(srv, &err) < 0)
         barge_warn("removing expired task log requests: %s", err->message);
-        barge_error_free(barge_steal(&err));
-    }
-    if (barge_api_console_reap(srv, &err) < 0)
-        barge_warn("removing expired console sessions: %s", err->message);
 }
 
 void barge_server_init(struct barge_server *srv)

@@ -53,6 +53,13 @@ struct barge_server {
     struct barge_registry *registry; /* the embedded image registry (/v2/ and ECR) */
 };
 
+/* Partitions the store by region (regions.c): cfg.region is the default
+ * region, which also gets what a store written before regions holds. */
+int barge_server_regions_init(struct barge_server *srv, struct barge_error **err);
+/* The region the calling thread serves (the request's, see
+ * barge_store_use_region), else cfg.region. Borrowed. */
+const char *barge_server_region(const struct barge_server *srv);
+
 /* Initialises the parts of srv that are not configuration. */
 void barge_server_init(struct barge_server *srv);
 /* Tells every waiter that task assignments may have changed, in this process

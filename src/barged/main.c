@@ -237,7 +237,8 @@ static void usage(FILE *f)
             "                        postgres://USER:PASSWORD@HOST/DB for several barged\n"
             "                        sharing one database: one of them, elected through\n"
             "                        the database, runs the control loops)\n"
-            "  --region NAME         region in ARNs and SigV4 scopes (default us-east-1)\n"
+            "  --region NAME         default region (default us-east-1): every region is\n"
+            "                        served; this one is --dev's and the profile's\n"
             "  --account-id ID       12-digit account id in ARNs (default 000000000000)\n"
             "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
             "  --stopped-task-retention SECONDS\n"
@@ -580,7 +581,7 @@ int main(int argc, char **argv)
     /* Task definitions are read by every Describe and RunTask and change only
      * in status: keep them parsed. */
     barge_store_cache_kind(srv.store, ECS_KIND_TASKDEF);
-    if (barge_server_master_key_init(&srv, &err) < 0 ||
+    if (barge_server_regions_init(&srv, &err) < 0 || barge_server_master_key_init(&srv, &err) < 0 ||
         barge_store_subscribe(srv.store, on_store_change, &srv, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         barge_store_close(srv.store);

@@ -18,7 +18,8 @@ typedef double (*barge_autoscale_metric_fn)(struct barge_server *srv, const char
 void barge_autoscale_set_metric_source(barge_autoscale_metric_fn fn);
 /* The period target tracking averages metrics over (barged --autoscale-window). */
 extern int barge_autoscale_window_seconds;
-/* One pass of the scaler over every scalable target. */
+/* One pass of the scaler over every scalable target of the calling thread's
+ * region (barge_store_use_region). */
 void barge_autoscale_step(struct barge_server *srv);
 
 /* Runs the Application Auto Scaling step scaling policy policy_arn because
@@ -34,13 +35,13 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
                                     const char *state, const json_t *values, double threshold,
                                     bool below, struct barge_error **err);
 
-/* alarms.c: one evaluation pass over every CloudWatch metric alarm that is
- * due (each is evaluated at most once a period, at least once a minute), and
+/* alarms.c: one evaluation pass over every CloudWatch metric alarm of the
+ * calling thread's region that is due (each is evaluated at most once a period, at least once a minute), and
  * the Auto Scaling actions of the state each is in. */
 void barge_alarms_step(struct barge_server *srv);
 
 /* lb.c: one pass that brings the HAProxy processes of the load balancers
- * in line with the store; barge_lb_stop_all stops them (barged exiting). */
+ * of every region in line with the store; barge_lb_stop_all stops them (barged exiting). */
 void barge_lb_step(struct barge_server *srv);
 void barge_lb_stop_all(struct barge_server *srv);
 
@@ -56,7 +57,8 @@ int barge_control_start(struct barge_server *srv, const struct barge_control_con
                         struct barge_error **err);
 void barge_control_stop(void);
 
-/* One pass of every loop (exposed for tests and the loop itself). */
+/* One pass of the service scheduler and the lost-host watch over the calling
+ * thread's region (exposed for tests and the loop itself). */
 void barge_control_step(struct barge_server *srv);
 
 /* leader.c: of the barged processes sharing a store, the one that runs the

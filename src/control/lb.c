@@ -170,14 +170,9 @@ static int collect_host(const char *key, json_t *doc, void *ud, struct barge_err
     return 0;
 }
 
-static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct barge_error **err)
+static int load_region(struct barge_server *srv, struct snapshot *s, struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    s->lbs = json_array();
-    s->tgs = json_array();
-    s->listeners = json_array();
-    s->rules = json_array();
-    s->hosts = json_object();
     if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
         barge_store_scan(tx, ECS_KIND_INSTANCE, "", NULL, false, 0, collect_host, s->hosts, err) <
             0 ||
@@ -188,6 +183,31 @@ static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct ba
         barge_store_scan(tx, ELB_KIND_RULE, "", NULL, false, 0, collect, s->rules, err) < 0)
         return -1;
     return 0;
+}
+
+/* The load balancers of every region: their HAProxy processes share this
+ * host's ports (and names: the same name in two regions is one process). */
+static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct barge_error **err)
+{
+    s->lbs = json_array();
+    s->tgs = json_array();
+    s->listeners = json_array();
+    s->rules = json_array();
+    s->hosts = json_object();
+    _cleanup_json_ json_t *regions = NULL;
+    if (barge_store_regions(srv->store, &regions, err) < 0)
+        return -1;
+    size_t i;
+    json_t *r;
+    int ret = 0;
+    json_array_foreach(regions, i, r)
+    {
+        barge_store_use_region(json_string_value(r));
+        if ((ret = load_region(srv, s, err)) < 0)
+            break;
+    }
+    barge_store_use_region(NULL);
+    return ret;
 }
 
 static void snapshot_release(struct snapshot *s)

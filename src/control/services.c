@@ -1196,15 +1196,29 @@ static void *control_main(void *ud)
     int64_t next_scale = 0;
     while (control_running) {
         if (barge_leader_active()) {
-            barge_control_step(srv);
-            /* Alarms keep their own time (each is due once a period); a
-             * SetAlarmState wakes the loop so that its actions run now. */
-            barge_alarms_step(srv);
-            barge_lb_step(srv);
-            if (barge_monotonic_ms() >= next_scale) {
-                barge_autoscale_step(srv);
-                next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
+            bool scale = barge_monotonic_ms() >= next_scale;
+            _cleanup_json_ json_t *regions = NULL;
+            _cleanup_error_ struct barge_error *err = NULL;
+            if (barge_store_regions(srv->store, &regions, &err) < 0)
+                barge_warn("listing regions: %s", err->message);
+            /* Each region's clusters, alarms and scalable targets in a
+             * pass of their own: the store shows one region at a time. */
+            size_t i;
+            json_t *r;
+            json_array_foreach(regions, i, r)
+            {
+                barge_store_use_region(json_string_value(r));
+                barge_control_step(srv);
+                /* Alarms keep their own time (each is due once a period); a
+                 * SetAlarmState wakes the loop so that its actions run now. */
+                barge_alarms_step(srv);
+                if (scale)
+                    barge_autoscale_step(srv);
             }
+            barge_store_use_region(NULL);
+            barge_lb_step(srv);
+            if (scale)
+                next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
         }
         gen = barge_server_wait(srv, gen, 1000);
         /* Let a burst of reports settle before the next pass. */

@@ -7,6 +7,8 @@
 #ifndef BARGE_STORE_BACKEND_H
 #define BARGE_STORE_BACKEND_H
 
+#include <pthread.h>
+
 #include "store/store.h"
 
 struct doc_cache;
@@ -17,11 +19,22 @@ struct barge_store {
     const struct store_ops *ops;
     const char *where;      /* for messages: a path, or a URI without its password */
     struct doc_cache *docs; /* parsed documents (store.c owns it); NULL until a kind is cached */
+    /* Regions (store.c owns them): NULL until barge_store_regions_init. */
+    char *default_region;
+    char *legacy_region; /* the region of what was stored before regions */
+    char **global_kinds;
+    size_t n_global_kinds;
+    /* Regions known to have their "region" document, so that a put in one
+     * need not write it again. */
+    pthread_mutex_t regions_lock;
+    json_t *known_regions;
 };
 
 struct barge_tx {
     struct barge_store *st;
     bool write;
+    char region[BARGE_STORE_REGION_MAX]; /* "" when st is not partitioned */
+    bool new_region;                     /* wrote the "region" document of region */
 };
 
 struct barge_store_lock {
@@ -48,6 +61,8 @@ struct store_ops {
                  struct barge_error **err);
     int (*counter_next)(struct barge_tx *tx, const char *name, int64_t *out,
                         struct barge_error **err);
+    /* Appends the name of every kind that has documents to out (an array). */
+    int (*kinds)(struct barge_tx *tx, json_t *out, struct barge_error **err);
     int (*lock_try)(struct barge_store *st, const char *name, struct barge_store_lock **out,
                     struct barge_error **err);
     int (*lock_check)(struct barge_store_lock *lock, struct barge_error **err);

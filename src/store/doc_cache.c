@@ -70,10 +70,13 @@ void doc_cache_add_kind(struct doc_cache *c, const char *kind)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* kind may be a region's ("task@eu-west-1", see barge_store_regions_init):
+ * caching a kind caches it in every region. */
 static bool kind_cached(struct doc_cache *c, const char *kind)
 {
+    size_t len = strcspn(kind, "@");
     for (size_t i = 0; i < c->n_kinds; i++)
-        if (strcmp(c->kinds[i], kind) == 0)
+        if (strlen(c->kinds[i]) == len && strncmp(c->kinds[i], kind, len) == 0)
             return true;
     return false;
 }

@@ -59,6 +59,7 @@ enum {
     STMT_SCAN_DESC,
     STMT_COUNT,
     STMT_COUNTER,
+    STMT_KINDS,
     STMT_LOG_APPEND,
     STMT_LOG_SCAN_ASC,
     STMT_LOG_SCAN_DESC,
@@ -86,6 +87,7 @@ static const struct {
                                      "AND key < $3 AND key < $4 ORDER BY key DESC LIMIT $5"},
     [STMT_COUNT] = {"count", "SELECT count(*) FROM objects WHERE kind = $1 AND key >= $2 "
                              "AND key < $3"},
+    [STMT_KINDS] = {"kinds", "SELECT DISTINCT kind FROM objects ORDER BY kind"},
     [STMT_COUNTER] = {"counter", "INSERT INTO counters(name, value) VALUES ($1, 1) "
                                  "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 "
                                  "RETURNING value"},
@@ -788,6 +790,17 @@ static int pg_counter_next(struct barge_tx *base, const char *name, int64_t *out
     return 0;
 }
 
+static int pg_kinds(struct barge_tx *base, json_t *out, struct barge_error **err)
+{
+    struct pg_tx *tx = (struct pg_tx *)base;
+    _cleanup_result_ PGresult *r = run(tx, STMT_KINDS, 0, NULL);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return pg_error(err, tx->c->pg, r, "kinds");
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(out, json_string(PQgetvalue(r, i, 0)));
+    return 0;
+}
+
 /* ---- log events ---- */
 
 static char *int_text(int64_t v)
@@ -1187,6 +1200,7 @@ static const struct store_ops pg_ops = {
     .scan = pg_scan,
     .count = pg_count,
     .counter_next = pg_counter_next,
+    .kinds = pg_kinds,
     .lock_try = pg_lock_try,
     .lock_check = pg_lock_check,
     .lock_release = pg_lock_release,

@@ -26,6 +26,7 @@ enum {
     STMT_SCAN_DESC,
     STMT_COUNT,
     STMT_COUNTER,
+    STMT_KINDS,
     STMT_BEGIN,
     STMT_BEGIN_WRITE,
     STMT_COMMIT,
@@ -50,6 +51,7 @@ static const char *stmt_sql[N_STMT] = {
     [STMT_COUNT] = "SELECT count(*) FROM objects WHERE kind = ?1 AND key >= ?2 AND key < ?3",
     [STMT_COUNTER] = "INSERT INTO counters(name, value) VALUES (?1, 1) "
                      "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+    [STMT_KINDS] = "SELECT DISTINCT kind FROM objects ORDER BY kind",
     /* Prepared once: parsing them on every transaction showed in profiles. */
     [STMT_BEGIN] = "BEGIN",
     [STMT_BEGIN_WRITE] = "BEGIN IMMEDIATE",
@@ -538,6 +540,20 @@ static int sqlite_counter_next(struct barge_tx *base, const char *name, int64_t 
     return 0;
 }
 
+static int sqlite_kinds(struct barge_tx *base, json_t *out, struct barge_error **err)
+{
+    struct sqlite_tx *tx = (struct sqlite_tx *)base;
+    _cleanup_stmt_ sqlite3_stmt *tmp = NULL;
+    sqlite3_stmt *s = stmt(tx, STMT_KINDS, &tmp);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        json_array_append_new(out, json_string((const char *)sqlite3_column_text(s, 0)));
+    if (rc != SQLITE_DONE)
+        return db_error(err, tx->c->db, "kinds");
+    sqlite3_reset(s);
+    return 0;
+}
+
 /* --- log events ---------------------------------------------------------- */
 
 static int sqlite_log_append(struct barge_tx *btx, int64_t group, int64_t stream,
@@ -772,6 +788,7 @@ static const struct store_ops sqlite_ops = {
     .scan = sqlite_scan,
     .count = sqlite_count,
     .counter_next = sqlite_counter_next,
+    .kinds = sqlite_kinds,
     .lock_try = sqlite_lock_try,
     .lock_check = sqlite_lock_check,
     .lock_release = sqlite_lock_release,

@@ -77,6 +77,39 @@ int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, 
 int barge_store_count(struct barge_tx *tx, const char *kind, const char *prefix, int64_t *out,
                       struct barge_error **err);
 
+/* Regions. Once barge_store_regions_init has run, the documents of every
+ * kind except the global ones belong to a region: each transaction has one
+ * (the region of the thread that began it, else the default region), and its
+ * get, put, del, scan and count see only that region's documents of regional
+ * kinds, so the same key in two regions names two documents. The region of a
+ * thread is set from the request's SigV4 scope (barge_api_authenticate) and
+ * by loops that visit every region (barge_store_regions). Counters named
+ * "<kind>:<name>" count per region when kind is regional. */
+#define BARGE_STORE_REGION_MAX 32
+/* Whether s looks like an AWS region name ("eu-west-1", "us-gov-east-1"). */
+bool barge_store_region_valid(const char *s);
+/* Makes region (copied; NULL: the default region) the region of the
+ * transactions the calling thread begins from now on. */
+void barge_store_use_region(const char *region);
+/* The calling thread's region, or NULL for the default one. Borrowed. */
+const char *barge_store_thread_region(void);
+/* Partitions st by region: the kinds in global[] (n of them) stay one
+ * namespace, every other kind is regional. Documents of regional kinds
+ * written before regions existed are moved to default_region, once. Call
+ * before st is used by other threads. */
+int barge_store_regions_init(struct barge_store *st, const char *default_region,
+                             const char *const *global, size_t n, struct barge_error **err);
+/* The default region (borrowed), or NULL before barge_store_regions_init. */
+const char *barge_store_default_region(const struct barge_store *st);
+/* The region tx works in (borrowed; NULL when st is not partitioned). */
+const char *barge_store_tx_region(const struct barge_tx *tx);
+/* Every region that has documents (the default one first): a new array of
+ * names in *out. */
+int barge_store_regions(struct barge_store *st, json_t **out, struct barge_error **err);
+/* The name under which kind's documents of region are stored: "kind@region"
+ * for a regional kind, kind itself for a global one (the caller frees it). */
+char *barge_store_region_kind(const struct barge_store *st, const char *region, const char *kind);
+
 /* Increments the named counter and returns its new value (first value 1). */
 int barge_store_counter_next(struct barge_tx *tx, const char *name, int64_t *out,
                              struct barge_error **err);
