@@ -135,6 +135,19 @@ bool ecs_name_valid(const char *name);
  * more; barged's housekeeping loop calls it. */
 int barge_ecs_taskdefs_reap(struct barge_server *srv, struct barge_error **err);
 
+/* Loads the service named by ident (a name or ARN) of cluster for a change:
+ * *svc (new reference) and its store key *key (caller frees). A missing or
+ * INACTIVE one is a ServiceNotFoundException, a DRAINING one a
+ * ServiceNotActiveException. */
+int ecs_service_load(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+                     const char *ident, json_t **svc, char **key, struct barge_error **err);
+/* Checks loadBalancers (of a service or a task set) against the task
+ * definition td as ECS does: each names an existing target group that a load
+ * balancer uses, and a container of td with a port mapping for
+ * containerPort. */
+int ecs_service_check_load_balancers(struct barge_tx *tx, const json_t *lbs, const json_t *td,
+                                     struct barge_error **err);
+
 /* The operation tables of each ECS area, merged in ecs.c. */
 extern const struct barge_api_op ecs_cluster_ops[];
 extern const struct barge_api_op ecs_taskdef_ops[];
@@ -146,6 +159,7 @@ extern const struct barge_api_op ecs_capacity_ops[];
 extern const struct barge_api_op ecs_account_ops[];
 extern const struct barge_api_op ecs_protection_ops[];
 extern const struct barge_api_op ecs_agent_ops[];
+extern const struct barge_api_op ecs_taskset_ops[];
 
 /* The instances of barged's Fargate capacity pool live under this pseudo
  * cluster, which no listing shows ('@' is not allowed in cluster names). */

@@ -263,11 +263,35 @@ static bool task_address(struct pass *p, const json_t *task, const char *cname, 
     return false;
 }
 
+/* The task set a task of an EXTERNAL service belongs to (borrowed; NULL when
+ * it has none). */
+static json_t *taskset_of(struct pass *p, const json_t *task)
+{
+    const char *by = barge_json_str(task, "startedBy", "");
+    size_t i;
+    json_t *ts;
+    json_array_foreach(barge_json_array(p->svc, "taskSets"), i, ts)
+    {
+        if (barge_streq(barge_json_str(ts, "id", NULL), by))
+            return ts;
+    }
+    return NULL;
+}
+
+/* The loadBalancers a task is registered with: its task set's in an
+ * EXTERNAL service, else the service's. */
+static json_t *lbs_of(struct pass *p, const json_t *task)
+{
+    if (!ecs_service_external(p->svc))
+        return barge_json_array(p->svc, "loadBalancers");
+    return barge_json_array(taskset_of(p, task), "loadBalancers");
+}
+
 /* Registers a RUNNING task (healthy, when it has container health checks)
- * in the service's target groups once; "_lbTargets" remembers where. */
+ * in its target groups once; "_lbTargets" remembers where. */
 static int register_task(struct pass *p, json_t *task, const char *tkey, struct barge_error **err)
 {
-    json_t *lbs = barge_json_array(p->svc, "loadBalancers");
+    json_t *lbs = lbs_of(p, task);
     if (!json_array_size(lbs) || json_object_get(task, "_lbTargets") ||
         !barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING"))
         return 0;
@@ -430,7 +454,7 @@ static const char *failed_target_group(struct pass *p, const json_t *task)
  * load balancer uses the group any more). */
 static bool targets_healthy(struct pass *p, const json_t *task)
 {
-    if (!json_array_size(barge_json_array(p->svc, "loadBalancers")))
+    if (!json_array_size(lbs_of(p, task)))
         return true;
     json_t *targets = barge_json_array(task, "_lbTargets");
     if (!targets)
@@ -570,10 +594,13 @@ static void event_once(struct pass *p, const char *msg)
     ecs_service_event(p->svc, "%s", msg);
 }
 
-static int start_tasks(struct pass *p, int count, const char *target_instance, json_t *started,
-                       struct barge_error **err)
+/* Starts count tasks of dep, a deployment of the service or one of its task
+ * sets: its task definition, and its launch type, capacity providers and
+ * network configuration when it has them (a task set does), else the
+ * service's. */
+static int start_tasks_of(struct pass *p, json_t *dep, int count, const char *target_instance,
+                          json_t *started, struct barge_error **err)
 {
-    json_t *dep = primary(p->svc);
     const char *td_arn = barge_json_str(dep, "taskDefinition", "");
     json_t *td = td_for(p, td_arn, err);
     if (!td)
@@ -590,8 +617,9 @@ static int start_tasks(struct pass *p, int count, const char *target_instance, j
     const char *placement[] = {"placementStrategy",        "placementConstraints",
                                "capacityProviderStrategy", "networkConfiguration",
                                "platformVersion",          "launchType"};
+    bool own = json_object_get(dep, "taskSetArn") != NULL;
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(placement); i++) {
-        json_t *v = json_object_get(p->svc, placement[i]);
+        json_t *v = json_object_get(own && i >= 2 ? dep : p->svc, placement[i]);
         if (v && !(json_is_array(v) && json_array_size(v) == 0))
             json_object_set(params, placement[i], v);
     }
@@ -649,6 +677,12 @@ static int start_tasks(struct pass *p, int count, const char *target_instance, j
     }
     ecs_placement_free(pl);
     return ret;
+}
+
+static int start_tasks(struct pass *p, int count, const char *target_instance, json_t *started,
+                       struct barge_error **err)
+{
+    return start_tasks_of(p, primary(p->svc), count, target_instance, started, err);
 }
 
 static int stop_task_at(struct pass *p, json_t *entry, const char *reason, json_t *stopped,
@@ -851,6 +885,114 @@ static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
     return 0;
 }
 
+/* EXTERNAL services: each task set keeps its computedDesiredCount of tasks
+ * (its scale of the service's desiredCount); the counts and stabilityStatus
+ * of every set, and the service's totals, follow its tasks. A DRAINING set
+ * (DeleteTaskSet) goes once its tasks are gone. No rolling deployments: the
+ * external controller shifts scale from set to set itself. */
+static int taskset_pass(struct pass *p, struct barge_error **err)
+{
+    json_t *sets = barge_json_array(p->svc, "taskSets");
+    ecs_service_tasksets_compute(p->svc);
+    _cleanup_json_ json_t *started = json_array(), *stopped = json_array();
+    bool deleting = !barge_streq(barge_json_str(p->svc, "status", NULL), "ACTIVE");
+    size_t i, j;
+    json_t *ts, *e;
+    /* Tasks of no (remaining) task set. */
+    json_array_foreach(p->tasks, j, e)
+    {
+        if (!taskset_of(p, json_object_get(e, "doc"))) {
+            if (stop_task_at(p, e, "Task set deleted", stopped, err) < 0)
+                return -1;
+            json_object_set_new(e, "stopped", json_true());
+        }
+    }
+    json_int_t total_running = 0, total_pending = 0;
+    json_array_foreach(sets, i, ts)
+    {
+        const char *id = barge_json_str(ts, "id", "");
+        json_int_t desired = barge_json_int(ts, "computedDesiredCount", 0);
+        _cleanup_free_ char *why =
+            barge_xasprintf("Scaling activity initiated by (task set %s)", id);
+        /* Tasks on DRAINING instances go first, then the newest. */
+        json_int_t have = 0, healthy = 0;
+        bool moving = false;
+        for (int pass = 0; pass < 2; pass++) {
+            for (j = json_array_size(p->tasks); j > 0; j--) {
+                e = json_array_get(p->tasks, j - 1);
+                json_t *task = json_object_get(e, "doc");
+                if (barge_json_bool(e, "stopped", false) ||
+                    !barge_streq(barge_json_str(task, "startedBy", NULL), id))
+                    continue;
+                bool must_move = instance_draining(p, task, err);
+                if (pass == 0) {
+                    have++;
+                    moving |= must_move;
+                    continue;
+                }
+                bool protect = !deleting && ecs_task_protected(task, p->now) && !must_move;
+                if ((have > desired && !protect) || must_move) {
+                    if (stop_task_at(p, e, why, stopped, err) < 0)
+                        return -1;
+                    json_object_set_new(e, "stopped", json_true());
+                    have--;
+                }
+            }
+        }
+        if (have < desired && start_tasks_of(p, ts, (int)(desired - have), NULL, started, err) < 0)
+            return -1;
+        json_int_t running = 0, pending = 0;
+        json_array_foreach(p->tasks, j, e)
+        {
+            json_t *task = json_object_get(e, "doc");
+            if (barge_json_bool(e, "stopped", false) ||
+                !barge_streq(barge_json_str(task, "startedBy", NULL), id))
+                continue;
+            if (barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING"))
+                running++;
+            else
+                pending++;
+            if (task_healthy(p, task, err))
+                healthy++;
+        }
+        json_t *e2;
+        json_array_foreach(started, j, e2)
+        {
+            if (barge_streq(barge_json_str(e2, "startedBy", NULL), id))
+                pending++;
+        }
+        if (running != barge_json_int(ts, "runningCount", -1) ||
+            pending != barge_json_int(ts, "pendingCount", -1)) {
+            json_object_set_new(ts, "runningCount", json_integer(running));
+            json_object_set_new(ts, "pendingCount", json_integer(pending));
+            json_object_set_new(ts, "updatedAt", json_real(p->now));
+        }
+        bool steady = running == desired && pending == 0 && healthy == running && !moving;
+        const char *stability = steady ? "STEADY_STATE" : "STABILIZING";
+        if (!barge_streq(barge_json_str(ts, "stabilityStatus", NULL), stability)) {
+            json_object_set_new(ts, "stabilityStatus", json_string(stability));
+            json_object_set_new(ts, "stabilityStatusAt", json_real(p->now));
+        }
+        total_running += running;
+        total_pending += pending;
+    }
+    report_started_stopped(p, started, stopped);
+    json_array_foreach(started, j, e)
+    {
+        json_array_append_new(p->tasks, json_pack("{s:O}", "doc", e));
+    }
+    /* A deleted set leaves once its tasks have stopped. */
+    for (i = json_array_size(sets); i > 0; i--) {
+        ts = json_array_get(sets, i - 1);
+        if (barge_streq(barge_json_str(ts, "status", NULL), "DRAINING") &&
+            barge_json_int(ts, "runningCount", 0) + barge_json_int(ts, "pendingCount", 0) == 0)
+            json_array_remove(sets, i - 1);
+    }
+    json_object_set_new(p->svc, "runningCount", json_integer(total_running));
+    json_object_set_new(p->svc, "pendingCount", json_integer(total_pending));
+    return 0;
+}
+
 /* Updates deployment counts, drops drained deployments, completes or fails
  * the rollout and rolls back when the circuit breaker says so. */
 static void update_deployments(struct pass *p, bool steady)
@@ -973,9 +1115,14 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
         return -1;
     bool steady = false;
     bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
-    if ((daemon ? daemon_pass(&p, &steady, err) : replica_pass(&p, &steady, err)) < 0)
-        return -1;
-    update_deployments(&p, steady && p.draining == 0);
+    if (ecs_service_external(svc)) {
+        if (taskset_pass(&p, err) < 0)
+            return -1;
+    } else {
+        if ((daemon ? daemon_pass(&p, &steady, err) : replica_pass(&p, &steady, err)) < 0)
+            return -1;
+        update_deployments(&p, steady && p.draining == 0);
+    }
     if (save_target_groups(&p, err) < 0)
         return -1;
     if (ecs_service_deployment_sync(tx, srv, svc, err) < 0)

@@ -16,9 +16,6 @@ from conftest import ecs_raw
 # Operations barged does not implement yet (issue #19). Implementing one
 # means removing it here: the test checks that exactly these are unknown.
 NOT_IMPLEMENTED = {
-    # task sets (the EXTERNAL and CODE_DEPLOY deployment controllers)
-    "CreateTaskSet", "DeleteTaskSet", "DescribeTaskSets", "UpdateTaskSet",
-    "UpdateServicePrimaryTaskSet",
     # ECS Exec
     "ExecuteCommand",
     # lifecycle hooks of blue/green deployments
