@@ -605,7 +605,45 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
     return 0;
 }
 
+/* Continues or rolls back a deployment paused at a PAUSE lifecycle hook of
+ * a BLUE_GREEN deployment. barge runs rolling deployments only, so no
+ * deployment ever waits at a hook: a known deployment gets ECS's answer for a
+ * hook that is not AWAITING_ACTION. */
+static int continue_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                       struct barge_error **err)
+{
+    const char *arn = barge_json_str(in, "serviceDeploymentArn", "");
+    const char *hook = barge_json_str(in, "hookId", "");
+    const char *action = barge_json_str(in, "action", "CONTINUE");
+    if (strcmp(action, "CONTINUE") != 0 && strcmp(action, "ROLLBACK") != 0)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Invalid action '%s': the valid values are CONTINUE and "
+                                    "ROLLBACK.",
+                                    action);
+    if (!*hook)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "hookId must not be empty.");
+    _cleanup_free_ char *key = arn_key(ctx->srv, arn, "service-deployment");
+    if (!key)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Invalid service-deployment ARN '%s'.", arn);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *rec = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_SDEPLOY, key, &rec, err) < 0)
+        return -1;
+    if (!rec)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "ServiceDeploymentNotFoundException",
+                                    "Service deployment '%s' not found.", arn);
+    return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                "Lifecycle hook '%s' of service deployment '%s' is not in "
+                                "AWAITING_ACTION status: the deployment (%s) is not paused at a "
+                                "lifecycle hook.",
+                                hook, arn, barge_json_str(rec, "status", ""));
+}
+
 const struct barge_api_op ecs_deployment_ops[] = {
+    {"ContinueServiceDeployment", continue_service_deployment},
     {"ListServiceDeployments", list_service_deployments},
     {"DescribeServiceDeployments", describe_service_deployments},
     {"DescribeServiceRevisions", describe_service_revisions},

@@ -18,8 +18,6 @@ from conftest import ecs_raw
 NOT_IMPLEMENTED = {
     # ECS Exec
     "ExecuteCommand",
-    # lifecycle hooks of blue/green deployments
-    "ContinueServiceDeployment",
     # daemons
     "CreateDaemon", "DeleteDaemon", "DeleteDaemonTaskDefinition", "DescribeDaemon",
     "DescribeDaemonDeployments", "DescribeDaemonRevisions", "DescribeDaemonTaskDefinition",
