@@ -21,9 +21,7 @@
 
 #define MAX_DESCRIBE 20
 
-/* A time-ordered id: milliseconds since the epoch, then random digits so that
- * two ids of the same millisecond differ. Caller frees. */
-static char *new_id(void)
+char *ecs_time_id(void)
 {
     unsigned char r[4];
     barge_random_bytes(r, sizeof(r));
@@ -68,7 +66,7 @@ static json_t *revision_summary(const struct barge_server *srv, const json_t *sv
 static int store_revision(struct barge_tx *tx, const struct barge_server *srv, const json_t *svc,
                           json_t *dep, struct barge_error **err)
 {
-    _cleanup_free_ char *id = new_id();
+    _cleanup_free_ char *id = ecs_time_id();
     _cleanup_free_ char *key = record_key(svc, id);
     _cleanup_free_ char *arn =
         ecs_arn(srv, "service-revision/%s/%s/%s", barge_json_str(svc, "_cluster", ""),
@@ -159,7 +157,7 @@ int ecs_service_deployment_open(struct barge_tx *tx, const struct barge_server *
     json_t *dep = json_array_get(deps, 0);
     if (store_revision(tx, srv, svc, dep, err) < 0)
         return -1;
-    _cleanup_free_ char *id = new_id();
+    _cleanup_free_ char *id = ecs_time_id();
     _cleanup_free_ char *key = record_key(svc, id);
     _cleanup_free_ char *arn =
         ecs_arn(srv, "service-deployment/%s/%s/%s", barge_json_str(svc, "_cluster", ""),

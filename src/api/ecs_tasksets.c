@@ -5,7 +5,6 @@
  * sets; the service scheduler (src/control/services.c) runs each set's
  * computedDesiredCount of tasks, started by the set's id, and keeps its counts
  * and stabilityStatus. */
-#include <math.h>
 #include <string.h>
 
 #include "api/ecs.h"

@@ -609,7 +609,10 @@ static int start_tasks_of(struct pass *p, json_t *dep, int count, const char *ta
         event_once(p, "was unable to place a task because its task definition is gone.");
         return 0;
     }
-    _cleanup_free_ char *group = barge_xasprintf("service:%s", p->sname);
+    /* A daemon's tasks form a group of their own (not a service's). */
+    const char *own_group = barge_json_str(p->svc, "_group", NULL);
+    _cleanup_free_ char *group =
+        own_group ? barge_xstrdup(own_group) : barge_xasprintf("service:%s", p->sname);
     _cleanup_json_ json_t *params =
         json_pack("{s:s, s:s}", "startedBy", barge_json_str(dep, "id", ""), "group", group);
     if (target_instance)
@@ -824,7 +827,39 @@ static int collect_inst(const char *key, json_t *doc, void *ud, struct barge_err
     return 0;
 }
 
-/* DAEMON services: one primary task on every ACTIVE connected instance. */
+/* The capacity provider (host group) an instance joined, or NULL. */
+static const char *instance_provider(const json_t *inst)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(barge_json_array(inst, "attributes"), i, a)
+    {
+        if (barge_streq(barge_json_str(a, "name", NULL), "barge.capacity-provider"))
+            return barge_json_str(a, "value", NULL);
+    }
+    return NULL;
+}
+
+/* Does the daemon (or DAEMON service) run on inst? A daemon runs on the
+ * instances of its capacity providers ("_capacityProviders", names) only. */
+static bool daemon_runs_on(struct pass *p, const json_t *inst)
+{
+    json_t *providers = barge_json_array(p->svc, "_capacityProviders");
+    if (!providers)
+        return true;
+    const char *mine = instance_provider(inst);
+    size_t i;
+    json_t *v;
+    json_array_foreach(providers, i, v)
+    {
+        if (barge_streq(json_string_value(v), mine))
+            return true;
+    }
+    return false;
+}
+
+/* DAEMON services and daemons: one primary task on every ACTIVE connected
+ * instance they run on. */
 static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
 {
     json_t *dep = primary(p->svc);
@@ -840,12 +875,15 @@ static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
     int eligible = 0, healthy_primary = 0;
     size_t i, j;
     json_t *inst, *e;
-    /* Tasks on instances that are no longer ACTIVE, or of old deployments. */
+    /* Tasks on instances that are no longer ACTIVE or no longer the
+     * daemon's, or of old deployments. */
     json_array_foreach(p->tasks, j, e)
     {
         json_t *task = json_object_get(e, "doc");
         int idx = deployment_index(p->svc, barge_json_str(task, "startedBy", ""));
-        if (draining_service || idx != 0 || instance_draining(p, task, err)) {
+        json_t *host = instance_for(p, barge_json_str(task, "_instanceId", ""), err);
+        bool elsewhere = json_is_object(host) && !daemon_runs_on(p, host);
+        if (draining_service || idx != 0 || instance_draining(p, task, err) || elsewhere) {
             if (stop_task_at(p, e, why, stopped, err) < 0)
                 return -1;
             json_object_set_new(e, "stopped", json_true());
@@ -855,7 +893,7 @@ static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
     json_array_foreach(insts, i, inst)
     {
         if (draining_service || !barge_streq(barge_json_str(inst, "status", NULL), "ACTIVE") ||
-            !ecs_instance_connected(inst))
+            !ecs_instance_connected(inst) || !daemon_runs_on(p, inst))
             continue;
         eligible++;
         const char *id = barge_json_str(inst, "_id", "");
@@ -1080,7 +1118,9 @@ static void update_deployments(struct pass *p, bool steady)
     json_object_set_new(p->svc, "_steady", json_boolean(steady));
 }
 
-static int service_pass(struct barge_server *srv, const char *key, bool *changed,
+/* One pass over the service (kind ECS_KIND_SERVICE) or daemon
+ * (ECS_KIND_DAEMON, scheduled as a DAEMON service) stored under key. */
+static int service_pass(struct barge_server *srv, const char *kind, const char *key, bool *changed,
                         struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
@@ -1088,7 +1128,7 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
                           *insts = json_object(), *tgs = json_object(), *tgs_dirty = json_array(),
                           *lb_states = json_object();
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
-        barge_store_get(tx, ECS_KIND_SERVICE, key, &svc, err) < 0)
+        barge_store_get(tx, kind, key, &svc, err) < 0)
         return -1;
     if (!svc || barge_streq(barge_json_str(svc, "status", NULL), "INACTIVE"))
         return 0;
@@ -1103,7 +1143,8 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
                      .svc = svc,
                      .cluster = cluster,
                      .cname = cname,
-                     .sname = barge_json_str(svc, "serviceName", ""),
+                     .sname =
+                         barge_json_str(svc, "_schedName", barge_json_str(svc, "serviceName", "")),
                      .tasks = tasks,
                      .tds = tds,
                      .insts = insts,
@@ -1125,7 +1166,9 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
     }
     if (save_target_groups(&p, err) < 0)
         return -1;
-    if (ecs_service_deployment_sync(tx, srv, svc, err) < 0)
+    bool is_daemon = strcmp(kind, ECS_KIND_DAEMON) == 0;
+    if ((is_daemon ? ecs_daemon_sync(tx, srv, svc, err)
+                   : ecs_service_deployment_sync(tx, srv, svc, err)) < 0)
         return -1;
     if (!barge_streq(barge_json_str(svc, "status", NULL), "ACTIVE") && p.draining == 0 &&
         barge_json_int(svc, "runningCount", 0) + barge_json_int(svc, "pendingCount", 0) == 0) {
@@ -1134,17 +1177,23 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
     }
     if (json_equal(before, svc) && !p.changed && !json_array_size(tgs_dirty))
         return 0;
-    if (barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0 ||
+    if (barge_store_put(tx, kind, key, svc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     *changed = *changed || p.changed;
     return 0;
 }
 
+struct pass_keys {
+    json_t *list; /* [[kind, key]] */
+    const char *kind;
+};
+
 static int collect_service_key(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
+    struct pass_keys *k = ud;
     if (!barge_streq(barge_json_str(doc, "status", NULL), "INACTIVE"))
-        json_array_append_new(ud, json_string(key));
+        json_array_append_new(k->list, json_pack("[s, s]", k->kind, key));
     return 0;
 }
 
@@ -1204,8 +1253,11 @@ void barge_control_step(struct barge_server *srv)
     }
     _cleanup_json_ json_t *keys = json_array();
     _cleanup_tx_ struct barge_tx *tx = NULL;
+    struct pass_keys svcs = {keys, ECS_KIND_SERVICE}, daemons = {keys, ECS_KIND_DAEMON};
     if (barge_store_begin(srv->store, false, &tx, &err) < 0 ||
-        barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, collect_service_key, keys,
+        barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, collect_service_key, &svcs,
+                         &err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_DAEMON, "", NULL, false, 0, collect_service_key, &daemons,
                          &err) < 0) {
         barge_warn("listing services: %s", err->message);
         return;
@@ -1217,8 +1269,10 @@ void barge_control_step(struct barge_server *srv)
     {
         if (!barge_leader_active())
             break;
-        if (service_pass(srv, json_string_value(k), &changed, &err) < 0) {
-            barge_warn("scheduling service %s: %s", json_string_value(k), err->message);
+        const char *kind = json_string_value(json_array_get(k, 0));
+        const char *key = json_string_value(json_array_get(k, 1));
+        if (service_pass(srv, kind, key, &changed, &err) < 0) {
+            barge_warn("scheduling %s %s: %s", kind, key, err->message);
             barge_error_free(barge_steal(&err));
         }
     }

@@ -18,11 +18,6 @@ from conftest import ecs_raw
 NOT_IMPLEMENTED = {
     # ECS Exec
     "ExecuteCommand",
-    # daemons
-    "CreateDaemon", "DeleteDaemon", "DeleteDaemonTaskDefinition", "DescribeDaemon",
-    "DescribeDaemonDeployments", "DescribeDaemonRevisions", "DescribeDaemonTaskDefinition",
-    "ListDaemonDeployments", "ListDaemonTaskDefinitions", "ListDaemons",
-    "RegisterDaemonTaskDefinition", "UpdateDaemon",
     # Express Gateway services
     "CreateExpressGatewayService", "DeleteExpressGatewayService",
     "DescribeExpressGatewayService", "UpdateExpressGatewayService",
