@@ -241,13 +241,9 @@ int ecs_taskdef_find_shared(struct barge_tx *tx, const struct barge_server *srv,
 }
 
 static const struct barge_api_op *const ecs_op_tables[] = {
-    ecs_cluster_ops,    ecs_taskdef_ops,
-    ecs_tag_ops,        ecs_instance_ops,
-    ecs_task_ops,       ecs_service_ops,
-    ecs_deployment_ops, ecs_capacity_ops,
-    ecs_account_ops,    ecs_protection_ops,
-    ecs_agent_ops,      ecs_taskset_ops,
-    ecs_daemon_ops,     NULL,
+    ecs_cluster_ops, ecs_taskdef_ops,    ecs_tag_ops,      ecs_instance_ops, ecs_task_ops,
+    ecs_service_ops, ecs_deployment_ops, ecs_capacity_ops, ecs_account_ops,  ecs_protection_ops,
+    ecs_agent_ops,   ecs_taskset_ops,    ecs_daemon_ops,   ecs_express_ops,  NULL,
 };
 
 const struct barge_api_service barge_api_ecs = {

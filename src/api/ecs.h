@@ -160,6 +160,7 @@ extern const struct barge_api_op ecs_account_ops[];
 extern const struct barge_api_op ecs_protection_ops[];
 extern const struct barge_api_op ecs_agent_ops[];
 extern const struct barge_api_op ecs_taskset_ops[];
+extern const struct barge_api_op ecs_express_ops[];
 
 /* The instances of barged's Fargate capacity pool live under this pseudo
  * cluster, which no listing shows ('@' is not allowed in cluster names). */

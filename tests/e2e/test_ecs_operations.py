@@ -18,9 +18,6 @@ from conftest import ecs_raw
 NOT_IMPLEMENTED = {
     # ECS Exec
     "ExecuteCommand",
-    # Express Gateway services
-    "CreateExpressGatewayService", "DeleteExpressGatewayService",
-    "DescribeExpressGatewayService", "UpdateExpressGatewayService",
 }
 
 EMBEDDED = os.path.join(os.path.dirname(__file__), "..", "..", "data", "models", "ecs.json")
