@@ -141,6 +141,10 @@ int barge_ecs_taskdefs_reap(struct barge_server *srv, struct barge_error **err);
  * ServiceNotActiveException. */
 int ecs_service_load(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
                      const char *ident, json_t **svc, char **key, struct barge_error **err);
+/* Checks a CreateService or CreateTaskSet input's launchType and
+ * capacityProviderStrategy (one or the other, launch types barge has);
+ * *fargate tells whether its tasks go to the Fargate pool. */
+int ecs_service_check_launch(const json_t *in, bool *fargate, struct barge_error **err);
 /* Checks loadBalancers (of a service or a task set) against the task
  * definition td as ECS does: each names an existing target group that a load
  * balancer uses, and a container of td with a port mapping for
@@ -233,6 +237,18 @@ void ecs_service_deployment_rollback(const json_t *failed, json_t *dep, const ch
  * circuit breaker, rollback) up to date; call before storing svc. */
 int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *svc,
                                 struct barge_error **err);
+/* Describe{Service,Daemon}{Deployments,Revisions}: the documents of kind
+ * that the ARNs (of resource type type, "<type>/<cluster>/<name>/<id>") in
+ * in[field] name, as out[out_field], and a MISSING failure for each ARN that
+ * names none. */
+int ecs_records_describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, const char *field,
+                         const char *kind, const char *type, const char *out_field,
+                         struct barge_error **err);
+/* Does a deployment record pass a List*Deployments filter: its status among
+ * status (empty or NULL: any), created after `after` and before `before`
+ * (NULL: unbounded)? */
+bool ecs_record_matches(const json_t *doc, const json_t *status, const json_t *before,
+                        const json_t *after);
 /* Has the record reached a final status? */
 bool ecs_service_deployment_finished(const json_t *rec);
 extern const struct barge_api_op ecs_deployment_ops[];

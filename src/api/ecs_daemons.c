@@ -19,8 +19,6 @@
 #include "common/json.h"
 #include "common/log.h"
 
-#define MAX_DESCRIBE 20
-
 static int invalid(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
 static int invalid(struct barge_error **err, const char *fmt, ...)
 {
@@ -751,62 +749,18 @@ static int list_daemons(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 
 /* ---- deployments and revisions ---- */
 
-static int check_arns(const json_t *list, const char *field, struct barge_error **err)
-{
-    size_t n = json_array_size(list);
-    if (n == 0 || n > MAX_DESCRIBE)
-        return invalid(err, "%s must name 1 to %d ARNs; %zu were given.", field, MAX_DESCRIBE, n);
-    return 0;
-}
-
-/* Describe{DaemonDeployments,DaemonRevisions}: the records of kind named by
- * in[field], public members only, and failures for the others. */
-static int describe_records(struct barge_api_ctx *ctx, json_t *in, const char *field,
-                            const char *kind, const char *type, const char *out_field, json_t **out,
-                            struct barge_error **err)
-{
-    json_t *arns = barge_json_array(in, field);
-    if (check_arns(arns, field, err) < 0)
-        return -1;
-    _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *list = json_array(), *failures = json_array();
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
-        return -1;
-    size_t i;
-    json_t *v;
-    json_array_foreach(arns, i, v)
-    {
-        const char *arn = json_string_value(v);
-        _cleanup_free_ char *key = arn_key(ctx->srv, arn, type, 3);
-        if (!key)
-            return invalid(err, "Invalid %s ARN '%s'.", type, arn);
-        _cleanup_json_ json_t *rec = NULL;
-        if (barge_store_get(tx, kind, key, &rec, err) < 0)
-            return -1;
-        if (!rec) {
-            json_array_append_new(failures,
-                                  json_pack("{s:s, s:s, s:s}", "arn", arn, "reason", "MISSING",
-                                            "detail", "The resource does not exist."));
-            continue;
-        }
-        json_array_append_new(list, ecs_public(rec));
-    }
-    *out = json_pack("{s:O, s:O}", out_field, list, "failures", failures);
-    return 0;
-}
-
 static int describe_daemon_deployments(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                        struct barge_error **err)
 {
-    return describe_records(ctx, in, "daemonDeploymentArns", ECS_KIND_DDEPLOY, "daemon-deployment",
-                            "daemonDeployments", out, err);
+    return ecs_records_describe(ctx, in, out, "daemonDeploymentArns", ECS_KIND_DDEPLOY,
+                                "daemon-deployment", "daemonDeployments", err);
 }
 
 static int describe_daemon_revisions(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                      struct barge_error **err)
 {
-    return describe_records(ctx, in, "daemonRevisionArns", ECS_KIND_DREVISION, "daemon-revision",
-                            "daemonRevisions", out, err);
+    return ecs_records_describe(ctx, in, out, "daemonRevisionArns", ECS_KIND_DREVISION,
+                                "daemon-revision", "daemonRevisions", err);
 }
 
 struct deploy_list {
@@ -818,21 +772,7 @@ struct deploy_list {
 static int deploy_list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct deploy_list *f = ud;
-    const char *st = barge_json_str(doc, "status", "");
-    if (json_array_size(f->status)) {
-        bool match = false;
-        size_t i;
-        json_t *v;
-        json_array_foreach((json_t *)f->status, i, v)
-        {
-            match |= barge_streq(json_string_value(v), st);
-        }
-        if (!match)
-            return 0;
-    }
-    double created = json_number_value(json_object_get(doc, "createdAt"));
-    if ((f->before && created >= json_number_value(f->before)) ||
-        (f->after && created <= json_number_value(f->after)))
+    if (!ecs_record_matches(doc, f->status, f->before, f->after))
         return 0;
     json_t *s = json_pack(
         "{s:O, s:O, s:O, s:O, s:O, s:s}", "daemonDeploymentArn",

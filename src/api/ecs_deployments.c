@@ -357,11 +357,9 @@ static int check_arn_list(const json_t *list, const char *field, struct barge_er
     return 0;
 }
 
-/* DescribeServiceDeployments and DescribeServiceRevisions: the stored
- * documents the ARNs name, a failure for each ARN that names none. */
-static int describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, const char *field,
-                    const char *kind, const char *type, const char *out_field,
-                    struct barge_error **err)
+int ecs_records_describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, const char *field,
+                         const char *kind, const char *type, const char *out_field,
+                         struct barge_error **err)
 {
     json_t *arns = barge_json_array(in, field);
     if (check_arn_list(arns, field, err) < 0)
@@ -397,15 +395,15 @@ static int describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, const c
 static int describe_service_deployments(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                         struct barge_error **err)
 {
-    return describe(ctx, in, out, "serviceDeploymentArns", ECS_KIND_SDEPLOY, "service-deployment",
-                    "serviceDeployments", err);
+    return ecs_records_describe(ctx, in, out, "serviceDeploymentArns", ECS_KIND_SDEPLOY,
+                                "service-deployment", "serviceDeployments", err);
 }
 
 static int describe_service_revisions(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                       struct barge_error **err)
 {
-    return describe(ctx, in, out, "serviceRevisionArns", ECS_KIND_SREVISION, "service-revision",
-                    "serviceRevisions", err);
+    return ecs_records_describe(ctx, in, out, "serviceRevisionArns", ECS_KIND_SREVISION,
+                                "service-revision", "serviceRevisions", err);
 }
 
 static const char *const statuses[] = {
@@ -426,25 +424,32 @@ struct list_filter {
     json_t *before, *after;
 };
 
-static int list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
+bool ecs_record_matches(const json_t *doc, const json_t *status, const json_t *before,
+                        const json_t *after)
 {
-    struct list_filter *f = ud;
     const char *st = barge_json_str(doc, "status", "");
-    if (json_array_size(f->status)) {
+    if (json_array_size(status)) {
         bool match = false;
         size_t i;
         json_t *v;
-        json_array_foreach(f->status, i, v)
+        json_array_foreach((json_t *)status, i, v)
         {
             match = match || barge_streq(json_string_value(v), st);
         }
         if (!match)
-            return 0;
+            return false;
     }
     double created = json_number_value(json_object_get(doc, "createdAt"));
-    if ((f->before && created >= json_number_value(f->before)) ||
-        (f->after && created <= json_number_value(f->after)))
+    return !(before && created >= json_number_value(before)) &&
+           !(after && created <= json_number_value(after));
+}
+
+static int list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct list_filter *f = ud;
+    if (!ecs_record_matches(doc, f->status, f->before, f->after))
         return 0;
+    const char *st = barge_json_str(doc, "status", "");
     json_t *brief = json_pack("{s:s, s:s, s:s, s:O, s:s}", "serviceDeploymentArn",
                               barge_json_str(doc, "serviceDeploymentArn", ""), "serviceArn",
                               barge_json_str(doc, "serviceArn", ""), "clusterArn",

@@ -280,6 +280,25 @@ static int load(struct barge_tx *tx, const struct barge_server *srv, const char 
     return 0;
 }
 
+/* Loads an express service to change: its record, its service (which must
+ * be ACTIVE) and their key. */
+static int load_active(struct barge_api_ctx *ctx, const char *arn, json_t **rec, json_t **svc,
+                       char **key, struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        load(tx, ctx->srv, arn, rec, svc, key, err) < 0)
+        return -1;
+    const char *status = barge_json_str(*svc, "status", "INACTIVE");
+    if (!*rec || strcmp(status, "INACTIVE") == 0)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "ServiceNotFoundException",
+                                    "Express service '%s' not found.", arn);
+    if (strcmp(status, "ACTIVE") != 0)
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ServiceNotActiveException",
+                                    "Express service '%s' is being deleted.", arn);
+    return 0;
+}
+
 /* Removes what a failed or deleted express service had made (each may be
  * gone already); errors are logged, not returned. */
 static void remove_infrastructure(struct barge_api_ctx *ctx, const json_t *rec)
@@ -482,18 +501,8 @@ static int update_express_gateway_service(struct barge_api_ctx *ctx, json_t *in,
     const char *arn = barge_json_str(in, "serviceArn", "");
     _cleanup_json_ json_t *rec = NULL, *svc = NULL, *cfg = NULL;
     _cleanup_free_ char *key = NULL;
-    {
-        _cleanup_tx_ struct barge_tx *tx = NULL;
-        if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-            load(tx, ctx->srv, arn, &rec, &svc, &key, err) < 0)
-            return -1;
-    }
-    if (!rec || !svc || barge_streq(barge_json_str(svc, "status", NULL), "INACTIVE"))
-        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "ServiceNotFoundException",
-                                    "Express service '%s' not found.", arn);
-    if (!barge_streq(barge_json_str(svc, "status", NULL), "ACTIVE"))
-        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ServiceNotActiveException",
-                                    "Express service '%s' is being deleted.", arn);
+    if (load_active(ctx, arn, &rec, &svc, &key, err) < 0)
+        return -1;
     json_t *configs = barge_json_array(rec, "_configurations");
     json_t *current = json_array_get(configs, json_array_size(configs) - 1);
     _cleanup_json_ json_t *base = ecs_public(current);
@@ -553,18 +562,8 @@ static int delete_express_gateway_service(struct barge_api_ctx *ctx, json_t *in,
     const char *arn = barge_json_str(in, "serviceArn", "");
     _cleanup_json_ json_t *rec = NULL, *svc = NULL;
     _cleanup_free_ char *key = NULL;
-    {
-        _cleanup_tx_ struct barge_tx *tx = NULL;
-        if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-            load(tx, ctx->srv, arn, &rec, &svc, &key, err) < 0)
-            return -1;
-    }
-    if (!rec || !svc || barge_streq(barge_json_str(svc, "status", NULL), "INACTIVE"))
-        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "ServiceNotFoundException",
-                                    "Express service '%s' not found.", arn);
-    if (!barge_streq(barge_json_str(svc, "status", NULL), "ACTIVE"))
-        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ServiceNotActiveException",
-                                    "Express service '%s' is being deleted.", arn);
+    if (load_active(ctx, arn, &rec, &svc, &key, err) < 0)
+        return -1;
     _cleanup_json_ json_t *svc_in =
         json_pack("{s:s, s:s, s:b}", "cluster", barge_json_str(svc, "_cluster", ""), "service",
                   barge_json_str(svc, "serviceName", ""), "force", 1);

@@ -209,6 +209,29 @@ int ecs_service_check_load_balancers(struct barge_tx *tx, const json_t *lbs, con
     return 0;
 }
 
+int ecs_service_check_launch(const json_t *in, bool *fargate, struct barge_error **err)
+{
+    const char *lt = barge_json_str(in, "launchType", NULL);
+    json_t *strategy = barge_json_array(in, "capacityProviderStrategy");
+    if (lt && strcmp(lt, "EC2") != 0 && strcmp(lt, "FARGATE") != 0)
+        return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
+                                    "launchType '%s' is not available in barge; use EC2 or "
+                                    "FARGATE.",
+                                    lt);
+    if (lt && json_array_size(strategy))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Specifying both a launchType and capacityProviderStrategy "
+                                    "is not supported.");
+    *fargate = barge_streq(lt, "FARGATE");
+    size_t i;
+    json_t *v;
+    json_array_foreach(strategy, i, v)
+    {
+        *fargate |= ecs_capacity_is_fargate(barge_json_str(v, "capacityProvider", ""));
+    }
+    return 0;
+}
+
 /* With the EXTERNAL deployment controller, task sets (CreateTaskSet) hold
  * what tasks run and how; a CreateService or UpdateService input must leave
  * those to them. */
@@ -262,24 +285,9 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                     "scheduling strategy.");
     const char *lt = barge_json_str(in, "launchType", NULL);
     json_t *strategy_in = barge_json_array(in, "capacityProviderStrategy");
-    if (lt && strcmp(lt, "EC2") != 0 && strcmp(lt, "FARGATE") != 0)
-        return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
-                                    "launchType '%s' is not available in barge; use EC2 or "
-                                    "FARGATE.",
-                                    lt);
-    if (lt && json_array_size(strategy_in))
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                    "Specifying both a launchType and capacityProviderStrategy "
-                                    "is not supported.");
-    bool fargate = barge_streq(lt, "FARGATE");
-    size_t si;
-    json_t *sv;
-    json_array_foreach(strategy_in, si, sv)
-    {
-        const char *cp = barge_json_str(sv, "capacityProvider", "");
-        if (ecs_capacity_is_fargate(cp))
-            fargate = true;
-    }
+    bool fargate = false;
+    if (ecs_service_check_launch(in, &fargate, err) < 0)
+        return -1;
     if (daemon && fargate)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "The DAEMON scheduling strategy is not supported with "

@@ -120,22 +120,11 @@ static int create_task_set(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 {
     const char *lt = barge_json_str(in, "launchType", NULL);
     json_t *strategy = barge_json_array(in, "capacityProviderStrategy");
-    if (lt && strcmp(lt, "EC2") != 0 && strcmp(lt, "FARGATE") != 0)
-        return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
-                                    "launchType '%s' is not available in barge; use EC2 or "
-                                    "FARGATE.",
-                                    lt);
-    if (lt && json_array_size(strategy))
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                    "Specifying both a launchType and capacityProviderStrategy "
-                                    "is not supported.");
-    bool fargate = barge_streq(lt, "FARGATE");
+    bool fargate = false;
+    if (ecs_service_check_launch(in, &fargate, err) < 0)
+        return -1;
     size_t i;
     json_t *v;
-    json_array_foreach(strategy, i, v)
-    {
-        fargate |= ecs_capacity_is_fargate(barge_json_str(v, "capacityProvider", ""));
-    }
     if (json_array_size(barge_json_array(in, "serviceRegistries")))
         return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
                                     "serviceRegistries are not supported: barge has no Cloud "

@@ -5,33 +5,13 @@ a new definition and to other providers, records each deployment and
 revision, and stops its tasks when deleted. Real agents and containers.
 Debian's botocore predates the daemon operations, so they are called as
 signed JSON by hand."""
-import time
-
-from conftest import ecs_raw
+from test_service_deployments import call, fails
+from test_services import wait_for
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 
 
-def call(barged, op, body):
-    status, out = ecs_raw(barged, op, body)
-    assert status == 200, (op, status, out)
-    return out
 
-
-def fails(barged, op, body):
-    status, out = ecs_raw(barged, op, body)
-    assert status >= 400, (op, status, out)
-    return out.get("__type", "").split("#")[-1], out.get("message", "")
-
-
-def wait_for(pred, timeout=90, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def register(barged, image, marker):

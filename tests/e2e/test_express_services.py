@@ -7,13 +7,13 @@ botocore predates these operations, so they are called as signed JSON by
 hand."""
 import os
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
 import nethelpers
-from conftest import ecs_raw
+from test_service_deployments import call, fails
+from test_services import wait_for
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["sh", "-c", "command -v haproxy"], capture_output=True).returncode != 0,
@@ -22,26 +22,7 @@ pytestmark = pytest.mark.skipif(
 ROLE = "arn:aws:iam::000000000000:role/"
 
 
-def call(barged, op, body):
-    status, out = ecs_raw(barged, op, body)
-    assert status == 200, (op, status, out)
-    return out
 
-
-def fails(barged, op, body):
-    status, out = ecs_raw(barged, op, body)
-    assert status >= 400, (op, status, out)
-    return out.get("__type", "").split("#")[-1], out.get("message", "")
-
-
-def wait_for(pred, timeout=120, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def httpd(body, port=8080):

@@ -5,7 +5,6 @@ sets, scaling them and naming the primary one. Real agent, real containers,
 and for the load balancer test real HAProxy."""
 import os
 import subprocess
-import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -13,18 +12,10 @@ from botocore.exceptions import ClientError
 import nethelpers
 from conftest import error_code, error_message
 from lbtraffic import free_port, get
+from test_services import wait_for
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 
-
-def wait_for(pred, timeout=90, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def register(ecs, image, family="ts", command=None, **kw):
