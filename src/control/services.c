@@ -952,10 +952,11 @@ static int taskset_pass(struct pass *p, struct barge_error **err)
         json_int_t desired = barge_json_int(ts, "computedDesiredCount", 0);
         _cleanup_free_ char *why =
             barge_xasprintf("Scaling activity initiated by (task set %s)", id);
-        /* Tasks on DRAINING instances go first, then the newest. */
+        /* Count the set's tasks, then stop those on DRAINING instances
+         * (replaced elsewhere) and, newest first, those above its count. */
         json_int_t have = 0, healthy = 0;
         bool moving = false;
-        for (int pass = 0; pass < 2; pass++) {
+        for (int step = 0; step < 2; step++) {
             for (j = json_array_size(p->tasks); j > 0; j--) {
                 e = json_array_get(p->tasks, j - 1);
                 json_t *task = json_object_get(e, "doc");
@@ -963,7 +964,7 @@ static int taskset_pass(struct pass *p, struct barge_error **err)
                     !barge_streq(barge_json_str(task, "startedBy", NULL), id))
                     continue;
                 bool must_move = instance_draining(p, task, err);
-                if (pass == 0) {
+                if (step == 0) {
                     have++;
                     moving |= must_move;
                     continue;
