@@ -11,7 +11,8 @@
  * "<cluster>/<service>") of its configurations and of what was made for it;
  * its status is the service's. barge runs the tasks in bridge mode with a
  * dynamic host port on container instances (not Fargate); scalingTarget's
- * minTaskCount is the desired count, the rest is recorded. */
+ * minTaskCount is the first desired count, and with a maxTaskCount above it
+ * Application Auto Scaling tracks the CPU or memory target between the two. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/autoscaling.h"
 #include "api/ecs.h"
 #include "api/elbv2.h"
 #include "common/ids.h"
@@ -146,9 +148,12 @@ static int check_configuration(const json_t *cfg, struct barge_error **err)
                        "scalingTarget: minTaskCount ('%lld') must not be negative nor above "
                        "maxTaskCount ('%lld').",
                        (long long)lo, (long long)hi);
-    if (json_array_size(
-            barge_json_array(barge_json_object(cfg, "networkConfiguration"), "subnets")) > 0)
-        barge_info("express service: networkConfiguration is recorded; tasks use bridge mode");
+    const char *metric = barge_json_str(st, "autoScalingMetric", "AVERAGE_CPU");
+    if (hi > lo && strcmp(metric, "AVERAGE_CPU") != 0 && strcmp(metric, "AVERAGE_MEMORY") != 0)
+        return invalid(err,
+                       "scalingTarget.autoScalingMetric '%s' is not supported by barge (it has "
+                       "no load balancer request metrics); use AVERAGE_CPU or AVERAGE_MEMORY.",
+                       metric);
     return 0;
 }
 
@@ -204,6 +209,47 @@ static json_t *load_balancers(const char *tg_arn, const json_t *cfg)
     return json_pack(
         "[{s:s, s:s, s:I}]", "targetGroupArn", tg_arn, "containerName", CONTAINER, "containerPort",
         barge_json_int(barge_json_object(cfg, "primaryContainer"), "containerPort", DEFAULT_PORT));
+}
+
+/* Auto scaling of the service as scalingTarget says: between minTaskCount
+ * and maxTaskCount, tracking the metric's target value, through Application
+ * Auto Scaling (a scalable target and a target tracking policy). Equal
+ * bounds mean no scaling: a target registered before is removed. */
+static int apply_scaling(struct barge_api_ctx *ctx, const char *cluster, const char *name,
+                         const json_t *cfg, struct barge_error **err)
+{
+    const json_t *st = barge_json_object(cfg, "scalingTarget");
+    json_int_t lo = barge_json_int(st, "minTaskCount", 1);
+    json_int_t hi = barge_json_int(st, "maxTaskCount", lo);
+    _cleanup_free_ char *rid = barge_xasprintf("service/%s/%s", cluster, name);
+    if (hi <= lo) {
+        _cleanup_json_ json_t *in =
+            json_pack("{s:s, s:s, s:s}", "ServiceNamespace", "ecs", "ResourceId", rid,
+                      "ScalableDimension", AAS_DIMENSION);
+        _cleanup_error_ struct barge_error *e = NULL;
+        if (call(ctx, &barge_api_autoscaling, "DeregisterScalableTarget", in, NULL, &e) < 0 &&
+            e->code != BARGE_ERR_NOT_FOUND) {
+            *err = barge_steal(&e);
+            return -1;
+        }
+        return 0;
+    }
+    bool memory = barge_streq(barge_json_str(st, "autoScalingMetric", NULL), "AVERAGE_MEMORY");
+    _cleanup_free_ char *policy = barge_xasprintf("%s-express-scaling", name);
+    _cleanup_json_ json_t *target =
+        json_pack("{s:s, s:s, s:s, s:I, s:I}", "ServiceNamespace", "ecs", "ResourceId", rid,
+                  "ScalableDimension", AAS_DIMENSION, "MinCapacity", lo, "MaxCapacity", hi);
+    _cleanup_json_ json_t *pol = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:{s:f, s:{s:s}}}", "PolicyName", policy, "ServiceNamespace",
+        "ecs", "ResourceId", rid, "ScalableDimension", AAS_DIMENSION, "PolicyType",
+        "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration", "TargetValue",
+        (double)barge_json_int(st, "autoScalingTargetValue", 60), "PredefinedMetricSpecification",
+        "PredefinedMetricType",
+        memory ? "ECSServiceAverageMemoryUtilization" : "ECSServiceAverageCPUUtilization");
+    if (call(ctx, &barge_api_autoscaling, "RegisterScalableTarget", target, NULL, err) < 0 ||
+        call(ctx, &barge_api_autoscaling, "PutScalingPolicy", pol, NULL, err) < 0)
+        return -1;
+    return 0;
 }
 
 /* "<cluster>/<service>" of a service ARN, or NULL. */
@@ -446,6 +492,15 @@ static int create_express_gateway_service(struct barge_api_ctx *ctx, json_t *in,
         remove_infrastructure(ctx, rec);
         return -1;
     }
+    if (apply_scaling(ctx, cname, name, cfg, err) < 0) {
+        _cleanup_json_ json_t *del =
+            json_pack("{s:s, s:s, s:b}", "cluster", cname, "service", name, "force", 1);
+        _cleanup_error_ struct barge_error *e = NULL;
+        if (call(ctx, &barge_api_ecs, "DeleteService", del, NULL, &e) < 0)
+            barge_warn("express service %s: DeleteService: %s", name, e->message);
+        remove_infrastructure(ctx, rec);
+        return -1;
+    }
     json_object_set_new(cfg, "createdAt", json_real(now));
     json_object_set_new(cfg, "ingressPaths", ingress_paths(rec));
     json_object_set_new(cfg, "_taskDefinition", json_string(td_arn));
@@ -529,12 +584,19 @@ static int update_express_gateway_service(struct barge_api_ctx *ctx, json_t *in,
     _cleanup_free_ char *td_arn = NULL;
     if (register_td(ctx, barge_json_str(rec, "serviceName", ""), cfg, &td_arn, err) < 0)
         return -1;
-    _cleanup_json_ json_t *svc_in = json_pack(
-        "{s:s, s:s, s:s, s:I, s:o}", "cluster", barge_json_str(svc, "_cluster", ""), "service",
-        barge_json_str(svc, "serviceName", ""), "taskDefinition", td_arn, "desiredCount",
-        barge_json_int(barge_json_object(cfg, "scalingTarget"), "minTaskCount", 1), "loadBalancers",
-        load_balancers(barge_json_str(rec, "_targetGroupArn", ""), cfg));
-    if (call(ctx, &barge_api_ecs, "UpdateService", svc_in, NULL, err) < 0)
+    _cleanup_json_ json_t *svc_in =
+        json_pack("{s:s, s:s, s:s, s:o}", "cluster", barge_json_str(svc, "_cluster", ""), "service",
+                  barge_json_str(svc, "serviceName", ""), "taskDefinition", td_arn, "loadBalancers",
+                  load_balancers(barge_json_str(rec, "_targetGroupArn", ""), cfg));
+    /* A new scaling target sets the count; else auto scaling keeps it. */
+    json_t *scaling = barge_json_object(in, "scalingTarget");
+    if (scaling)
+        json_object_set_new(svc_in, "desiredCount",
+                            json_integer(barge_json_int(barge_json_object(cfg, "scalingTarget"),
+                                                        "minTaskCount", 1)));
+    if (call(ctx, &barge_api_ecs, "UpdateService", svc_in, NULL, err) < 0 ||
+        (scaling && apply_scaling(ctx, barge_json_str(svc, "_cluster", ""),
+                                  barge_json_str(svc, "serviceName", ""), cfg, err) < 0))
         return -1;
     double now = barge_now();
     json_object_set_new(cfg, "createdAt", json_real(now));
@@ -567,7 +629,11 @@ static int delete_express_gateway_service(struct barge_api_ctx *ctx, json_t *in,
     _cleanup_json_ json_t *svc_in =
         json_pack("{s:s, s:s, s:b}", "cluster", barge_json_str(svc, "_cluster", ""), "service",
                   barge_json_str(svc, "serviceName", ""), "force", 1);
-    if (call(ctx, &barge_api_ecs, "DeleteService", svc_in, NULL, err) < 0)
+    _cleanup_json_ json_t *no_scaling =
+        json_pack("{s:{s:i, s:i}}", "scalingTarget", "minTaskCount", 0, "maxTaskCount", 0);
+    if (apply_scaling(ctx, barge_json_str(svc, "_cluster", ""),
+                      barge_json_str(svc, "serviceName", ""), no_scaling, err) < 0 ||
+        call(ctx, &barge_api_ecs, "DeleteService", svc_in, NULL, err) < 0)
         return -1;
     /* Its tasks' targets leave with the target group: they stop at once. */
     remove_infrastructure(ctx, rec);

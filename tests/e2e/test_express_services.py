@@ -54,6 +54,12 @@ def test_image_to_url(barged, agent_factory, scope, busybox):
         "executionRoleArn": ROLE + "exec", "infrastructureRoleArn": ROLE + "infra",
         "healthCheckPath": "ping", "primaryContainer": {"image": busybox}})
     assert code == "InvalidParameterException" and "'ping'" in msg
+    code, msg = fails(barged, "CreateExpressGatewayService", {
+        "executionRoleArn": ROLE + "exec", "infrastructureRoleArn": ROLE + "infra",
+        "primaryContainer": {"image": busybox},
+        "scalingTarget": {"minTaskCount": 1, "maxTaskCount": 2,
+                          "autoScalingMetric": "REQUEST_COUNT_PER_TARGET"}})
+    assert code == "InvalidParameterException" and "'REQUEST_COUNT_PER_TARGET'" in msg
     assert elb.describe_load_balancers()["LoadBalancers"] == []
 
     svc = call(barged, "CreateExpressGatewayService", {
@@ -61,6 +67,8 @@ def test_image_to_url(barged, agent_factory, scope, busybox):
         "infrastructureRoleArn": ROLE + "infra", "memory": "128",
         "primaryContainer": {"image": busybox, "containerPort": 8080,
                              "command": httpd("v1")},
+        "scalingTarget": {"minTaskCount": 1, "maxTaskCount": 3,
+                          "autoScalingMetric": "AVERAGE_MEMORY", "autoScalingTargetValue": 70},
         "tags": [{"key": "app", "value": "hello"}]})["service"]
     arn = svc["serviceArn"]
     assert arn.endswith(":service/default/hello")
@@ -81,6 +89,16 @@ def test_image_to_url(barged, agent_factory, scope, busybox):
     [lb] = elb.describe_load_balancers()["LoadBalancers"]
     [tg] = elb.describe_target_groups()["TargetGroups"]
     assert tg["HealthCheckPath"] == "/ping" and tg["TargetType"] == "ip"
+    # Auto scaling between minTaskCount and maxTaskCount on the metric asked.
+    aas = barged.client("application-autoscaling")
+    [target] = aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == \
+        ("service/default/hello", 1, 3)
+    [policy] = aas.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    tt = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert tt["TargetValue"] == 70.0
+    assert tt["PredefinedMetricSpecification"]["PredefinedMetricType"] == \
+        "ECSServiceAverageMemoryUtilization"
 
     # The headline: the URL answers from the container.
     wait_for(lambda: fetch(url) == (200, "v1"), what="the endpoint answering v1")
@@ -105,6 +123,7 @@ def test_image_to_url(barged, agent_factory, scope, busybox):
     assert out["status"]["statusCode"] in ("DRAINING", "INACTIVE")
     assert elb.describe_load_balancers()["LoadBalancers"] == []
     assert elb.describe_target_groups()["TargetGroups"] == []
+    assert aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
     wait_for(lambda: fetch(url)[0] is None, what="the endpoint gone")
     wait_for(lambda: call(barged, "DescribeExpressGatewayService", {"serviceArn": arn})[
         "service"]["status"]["statusCode"] == "INACTIVE", what="the service inactive")
