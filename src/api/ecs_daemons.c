@@ -136,15 +136,13 @@ static int delete_daemon_task_definition(struct barge_api_ctx *ctx, json_t *in, 
     _cleanup_free_ char *key = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
         return -1;
-    if (!strchr(ident, ':') || barge_str_has_prefix(ident, "arn:")) {
-        /* ECS deletes one revision: name it. */
-        const char *rest = strstr(ident, ":daemon-task-definition/");
-        if (!rest || !strchr(rest + strlen(":daemon-task-definition/"), ':'))
-            return invalid(err,
-                           "daemonTaskDefinition '%s' must name a revision (family:revision or "
-                           "its ARN).",
-                           ident);
-    }
+    /* ECS deletes one revision: the identifier must name it. */
+    const char *spec = strstr(ident, ":daemon-task-definition/");
+    if (!strchr(spec ? spec + strlen(":daemon-task-definition/") : ident, ':'))
+        return invalid(err,
+                       "daemonTaskDefinition '%s' must name a revision (family:revision or its "
+                       "ARN).",
+                       ident);
     int r = dtd_find(tx, ctx->srv, ident, &td, &key, err);
     if (r < 0)
         return -1;
@@ -168,8 +166,35 @@ struct dtd_list {
     struct barge_api_page *pg;
     const char *family, *prefix, *status;
     bool last_only, desc;
-    char *skip_family; /* LAST_REGISTERED: the family already taken */
+    /* LAST_REGISTERED: descending, the family already taken; ascending, the
+     * newest revision seen of the current family, taken when the next family
+     * (or the end) comes. */
+    char *taken_family;
+    char *pending_key;
+    json_t *pending;
 };
+
+static json_t *dtd_summary(const json_t *doc)
+{
+    json_t *s =
+        json_pack("{s:s, s:O, s:O, s:O}", "arn", barge_json_str(doc, "daemonTaskDefinitionArn", ""),
+                  "registeredAt", json_object_get(doc, "registeredAt"), "registeredBy",
+                  json_object_get(doc, "registeredBy"), "status", json_object_get(doc, "status"));
+    if (json_object_get(doc, "deleteRequestedAt"))
+        json_object_set(s, "deleteRequestedAt", json_object_get(doc, "deleteRequestedAt"));
+    return s;
+}
+
+static int flush_pending(struct dtd_list *l)
+{
+    if (!l->pending)
+        return 0;
+    int r = barge_api_page_add(l->pg, l->pending_key, l->pending);
+    l->pending = NULL;
+    free(l->pending_key);
+    l->pending_key = NULL;
+    return r;
+}
 
 static int dtd_list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
@@ -180,19 +205,26 @@ static int dtd_list_one(const char *key, json_t *doc, void *ud, struct barge_err
         return 0;
     if (strcmp(l->status, "ALL") != 0 && !barge_streq(barge_json_str(doc, "status", ""), l->status))
         return 0;
-    if (l->last_only) {
-        if (barge_streq(l->skip_family, family))
+    if (!l->last_only)
+        return barge_api_page_add(l->pg, key, dtd_summary(doc));
+    if (l->desc) {
+        if (barge_streq(l->taken_family, family))
             return 0;
-        free(l->skip_family);
-        l->skip_family = barge_xstrdup(family);
+        free(l->taken_family);
+        l->taken_family = barge_xstrdup(family);
+        return barge_api_page_add(l->pg, key, dtd_summary(doc));
     }
-    json_t *s =
-        json_pack("{s:s, s:O, s:O, s:O}", "arn", barge_json_str(doc, "daemonTaskDefinitionArn", ""),
-                  "registeredAt", json_object_get(doc, "registeredAt"), "registeredBy",
-                  json_object_get(doc, "registeredBy"), "status", json_object_get(doc, "status"));
-    if (json_object_get(doc, "deleteRequestedAt"))
-        json_object_set(s, "deleteRequestedAt", json_object_get(doc, "deleteRequestedAt"));
-    return barge_api_page_add(l->pg, key, s);
+    size_t n = strlen(family);
+    if (l->pending_key && (strncmp(l->pending_key, family, n) != 0 || l->pending_key[n] != '!')) {
+        int r = flush_pending(l);
+        if (r)
+            return r;
+    }
+    json_decref(l->pending);
+    free(l->pending_key);
+    l->pending = dtd_summary(doc);
+    l->pending_key = barge_xstrdup(key);
+    return 0;
 }
 
 static int list_daemon_task_definitions(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -212,15 +244,20 @@ static int list_daemon_task_definitions(struct barge_api_ctx *ctx, json_t *in, j
         return invalid(err, "family and familyPrefix cannot both be given.");
     if (barge_api_page_init(&pg, in, "maxResults", 100, 100, "nextToken", err) < 0)
         return -1;
+    /* A descending page that ended within a family goes on with the next. */
+    if (pg.after && strchr(pg.after, '!'))
+        l.taken_family = barge_xstrndup(pg.after, (size_t)(strchr(pg.after, '!') - pg.after));
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    /* The latest revision of a family comes first in a descending scan. */
-    bool desc = l.last_only || l.desc;
     _cleanup_free_ char *prefix = l.family ? barge_xasprintf("%s!", l.family) : barge_xstrdup("");
     int r = barge_store_begin(ctx->srv->store, false, &tx, err) < 0
                 ? -1
-                : barge_store_scan(tx, ECS_KIND_DTASKDEF, prefix, pg.after, desc, 0, dtd_list_one,
+                : barge_store_scan(tx, ECS_KIND_DTASKDEF, prefix, pg.after, l.desc, 0, dtd_list_one,
                                    &l, err);
-    free(l.skip_family);
+    if (r >= 0)
+        flush_pending(&l);
+    json_decref(l.pending);
+    free(l.pending_key);
+    free(l.taken_family);
     if (r < 0)
         return -1;
     *out = json_object();

@@ -74,14 +74,37 @@ def test_daemon_task_definitions(barged, busybox):
     listed = call(barged, "ListDaemonTaskDefinitions",
                   {"revision": "LAST_REGISTERED"})["daemonTaskDefinitions"]
     assert [d["arn"] for d in listed] == [v2]
+    # The latest revision of each family, a page at a time, either way.
+    call(barged, "RegisterDaemonTaskDefinition", {
+        "family": "zeta", "containerDefinitions": [{"name": "m", "image": busybox,
+                                                   "memory": 8}]})
+    z2 = call(barged, "RegisterDaemonTaskDefinition", {
+        "family": "zeta", "containerDefinitions": [{"name": "m", "image": busybox,
+                                                   "memory": 8}]})["daemonTaskDefinitionArn"]
+    for order, expected in (("ASC", [v2, z2]), ("DESC", [z2, v2])):
+        seen, token = [], None
+        while True:
+            args = {"revision": "LAST_REGISTERED", "sort": order, "maxResults": 1}
+            if token:
+                args["nextToken"] = token
+            page = call(barged, "ListDaemonTaskDefinitions", args)
+            seen += [d["arn"] for d in page["daemonTaskDefinitions"]]
+            token = page.get("nextToken")
+            if not token:
+                break
+        assert seen == expected, order
+    assert [d["arn"] for d in call(barged, "ListDaemonTaskDefinitions", {
+        "familyPrefix": "ag"})["daemonTaskDefinitions"]] == [v1, v2]
+
     out = call(barged, "DeleteDaemonTaskDefinition", {"daemonTaskDefinition": "agentd:1"})
     assert out["daemonTaskDefinitionArn"] == v1
     assert call(barged, "DescribeDaemonTaskDefinition", {"daemonTaskDefinition": v1})[
         "daemonTaskDefinition"]["status"] == "DELETE_IN_PROGRESS"
-    assert [d["arn"] for d in call(barged, "ListDaemonTaskDefinitions", {})[
-        "daemonTaskDefinitions"]] == [v2]
     assert [d["arn"] for d in call(barged, "ListDaemonTaskDefinitions", {
-        "status": "ALL", "sort": "DESC"})["daemonTaskDefinitions"]] == [v2, v1]
+        "family": "agentd"})["daemonTaskDefinitions"]] == [v2]
+    assert [d["arn"] for d in call(barged, "ListDaemonTaskDefinitions", {
+        "family": "agentd", "status": "ALL", "sort": "DESC"})["daemonTaskDefinitions"]] == \
+        [v2, v1]
     assert fails(barged, "DeleteDaemonTaskDefinition",
                  {"daemonTaskDefinition": "agentd"})[0] == "InvalidParameterException"
 
