@@ -47,6 +47,23 @@ static char *ecs_arn_rest(const struct barge_server *srv, const char *arn, const
     return rest;
 }
 
+char *ecs_arn_path(const struct barge_server *srv, const char *arn, const char *type, int parts)
+{
+    _cleanup_free_ char *prefix = ecs_arn(srv, "%s/", type);
+    if (!arn || !barge_str_has_prefix(arn, prefix))
+        return NULL;
+    const char *rest = arn + strlen(prefix);
+    int n = 1;
+    for (const char *c = rest; *c; c++) {
+        if (*c == '/') {
+            if (c == rest || c[1] == '/' || c[1] == '\0')
+                return NULL;
+            n++;
+        }
+    }
+    return *rest && n == parts ? barge_xstrdup(rest) : NULL;
+}
+
 int ecs_cluster_name(const struct barge_server *srv, const char *ident, char **name,
                      struct barge_error **err)
 {

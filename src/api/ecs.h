@@ -14,6 +14,11 @@
 /* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
 char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
 
+/* The path of "arn:aws:ecs:<region>:<account>:<type>/<a>/<b>..." after the
+ * type, when it is an ARN of this server with parts non-empty segments
+ * (e.g. "<cluster>/<service>", a store key); NULL otherwise. Caller frees. */
+char *ecs_arn_path(const struct barge_server *srv, const char *arn, const char *type, int parts);
+
 /* A new ACTIVE cluster document with ECS's defaults (new reference). */
 json_t *ecs_cluster_doc_new(const struct barge_server *srv, const char *name);
 

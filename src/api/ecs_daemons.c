@@ -267,26 +267,6 @@ static int list_daemon_task_definitions(struct barge_api_ctx *ctx, json_t *in, j
 
 /* ---- daemons ---- */
 
-/* "arn:...:<type>/<cluster>/<name>[/<id>]" to its store key (the part after
- * the type), or NULL when it is no such ARN of this server. parts is the
- * number of path segments expected. */
-static char *arn_key(const struct barge_server *srv, const char *arn, const char *type, int parts)
-{
-    _cleanup_free_ char *prefix = ecs_arn(srv, "%s/", type);
-    if (!arn || !barge_str_has_prefix(arn, prefix))
-        return NULL;
-    const char *rest = arn + strlen(prefix);
-    int n = 1;
-    for (const char *c = rest; *c; c++) {
-        if (*c == '/') {
-            if (c == rest || c[1] == '/' || c[1] == '\0')
-                return NULL;
-            n++;
-        }
-    }
-    return *rest && n == parts ? barge_xstrdup(rest) : NULL;
-}
-
 /* Loads the daemon named by its ARN: a malformed ARN is an
  * InvalidParameterException, an unknown or deleted daemon a
  * DaemonNotFoundException; active asks for an ACTIVE one
@@ -294,7 +274,7 @@ static char *arn_key(const struct barge_server *srv, const char *arn, const char
 static int load_daemon(struct barge_tx *tx, const struct barge_server *srv, const char *arn,
                        bool active, json_t **doc, char **key, struct barge_error **err)
 {
-    *key = arn_key(srv, arn, "daemon", 2);
+    *key = ecs_arn_path(srv, arn, "daemon", 2);
     if (!*key)
         return invalid(err, "Invalid daemon ARN '%s'.", arn);
     if (barge_store_get(tx, ECS_KIND_DAEMON, *key, doc, err) < 0)

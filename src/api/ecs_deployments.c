@@ -328,22 +328,6 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
     return barge_store_put(tx, ECS_KIND_SDEPLOY, key, rec, err);
 }
 
-/* Takes "arn:aws:ecs:<region>:<account>:<type>/<cluster>/<service>/<id>"
- * apart into the store key "<cluster>/<service>/<id>" (caller frees); NULL
- * for anything else. */
-static char *arn_key(const struct barge_server *srv, const char *arn, const char *type)
-{
-    _cleanup_free_ char *prefix = ecs_arn(srv, "%s/", type);
-    if (!arn || !barge_str_has_prefix(arn, prefix))
-        return NULL;
-    const char *rest = arn + strlen(prefix);
-    const char *a = strchr(rest, '/');
-    const char *b = a ? strchr(a + 1, '/') : NULL;
-    if (!a || !b || a == rest || b == a + 1 || !b[1] || strchr(b + 1, '/'))
-        return NULL;
-    return barge_xstrdup(rest);
-}
-
 static int check_arn_list(const json_t *list, const char *field, struct barge_error **err)
 {
     size_t n = json_array_size(list);
@@ -373,7 +357,7 @@ int ecs_records_describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, co
     json_array_foreach(arns, i, v)
     {
         const char *arn = json_string_value(v);
-        _cleanup_free_ char *key = arn_key(ctx->srv, arn, type);
+        _cleanup_free_ char *key = ecs_arn_path(ctx->srv, arn, type, 3);
         if (!key)
             return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                         "Invalid %s ARN '%s'.", type, arn ? arn : "");
@@ -546,7 +530,7 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
     if (strcmp(type, "ROLLBACK") != 0)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Invalid stopType '%s': the valid value is ROLLBACK.", type);
-    _cleanup_free_ char *key = arn_key(ctx->srv, arn, "service-deployment");
+    _cleanup_free_ char *key = ecs_arn_path(ctx->srv, arn, "service-deployment", 3);
     if (!key)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Invalid service-deployment ARN '%s'.", arn);
@@ -626,7 +610,7 @@ static int continue_service_deployment(struct barge_api_ctx *ctx, json_t *in, js
     if (!*hook)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "hookId must not be empty.");
-    _cleanup_free_ char *key = arn_key(ctx->srv, arn, "service-deployment");
+    _cleanup_free_ char *key = ecs_arn_path(ctx->srv, arn, "service-deployment", 3);
     if (!key)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Invalid service-deployment ARN '%s'.", arn);

@@ -252,19 +252,6 @@ static int apply_scaling(struct barge_api_ctx *ctx, const char *cluster, const c
     return 0;
 }
 
-/* "<cluster>/<service>" of a service ARN, or NULL. */
-static char *express_key(const struct barge_server *srv, const char *arn)
-{
-    _cleanup_free_ char *prefix = ecs_arn(srv, "service/");
-    if (!barge_str_has_prefix(arn, prefix))
-        return NULL;
-    const char *rest = arn + strlen(prefix);
-    const char *slash = strchr(rest, '/');
-    if (!slash || slash == rest || !slash[1] || strchr(slash + 1, '/'))
-        return NULL;
-    return barge_xstrdup(rest);
-}
-
 /* The ECSExpressGatewayService shape of a record and its service (NULL when
  * the service is gone). New reference. */
 static json_t *render(const struct barge_server *srv, const json_t *rec, const json_t *svc)
@@ -317,7 +304,7 @@ static json_t *render(const struct barge_server *srv, const json_t *rec, const j
 static int load(struct barge_tx *tx, const struct barge_server *srv, const char *arn, json_t **rec,
                 json_t **svc, char **key, struct barge_error **err)
 {
-    *key = express_key(srv, arn);
+    *key = ecs_arn_path(srv, arn, "service", 2);
     if (!*key)
         return invalid(err, "Invalid service ARN '%s'.", arn);
     if (barge_store_get(tx, KIND_EXPRESS, *key, rec, err) < 0 ||
