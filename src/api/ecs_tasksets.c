@@ -58,11 +58,22 @@ static json_t *find_set(json_t *svc, const char *ident, bool draining)
     return NULL;
 }
 
-static int set_not_found(struct barge_error **err, const char *ident, const json_t *svc)
+/* Loads the service of a request for a change, and the task set (not
+ * DRAINING) in[field] names, borrowed from *svc; TaskSetNotFoundException
+ * when there is none. */
+static int load_set(struct barge_api_ctx *ctx, const json_t *in, const char *field,
+                    struct barge_tx **tx, json_t **svc, char **key, json_t **ts,
+                    struct barge_error **err)
 {
-    return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "TaskSetNotFoundException",
-                                "Task set '%s' not found in service '%s'.", ident,
-                                barge_json_str(svc, "serviceName", ""));
+    if (load(ctx, in, true, tx, svc, key, err) < 0)
+        return -1;
+    const char *ident = barge_json_str(in, field, "");
+    *ts = find_set(*svc, ident, false);
+    if (!*ts)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "TaskSetNotFoundException",
+                                    "Task set '%s' not found in service '%s'.", ident,
+                                    barge_json_str(*svc, "serviceName", ""));
+    return 0;
 }
 
 /* Checks a Scale input; NULL means 100 percent. *out is a new reference. */
@@ -218,12 +229,9 @@ static int update_task_set(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *svc = NULL;
     _cleanup_free_ char *key = NULL;
-    if (load(ctx, in, true, &tx, &svc, &key, err) < 0)
+    json_t *ts = NULL;
+    if (load_set(ctx, in, "taskSet", &tx, &svc, &key, &ts, err) < 0)
         return -1;
-    const char *ident = barge_json_str(in, "taskSet", "");
-    json_t *ts = find_set(svc, ident, false);
-    if (!ts)
-        return set_not_found(err, ident, svc);
     json_object_set(ts, "scale", scale);
     json_object_set_new(ts, "updatedAt", json_real(barge_now()));
     ecs_service_tasksets_compute(svc);
@@ -236,12 +244,9 @@ static int update_service_primary_task_set(struct barge_api_ctx *ctx, json_t *in
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *svc = NULL;
     _cleanup_free_ char *key = NULL;
-    if (load(ctx, in, true, &tx, &svc, &key, err) < 0)
+    json_t *ts = NULL;
+    if (load_set(ctx, in, "primaryTaskSet", &tx, &svc, &key, &ts, err) < 0)
         return -1;
-    const char *ident = barge_json_str(in, "primaryTaskSet", "");
-    json_t *ts = find_set(svc, ident, false);
-    if (!ts)
-        return set_not_found(err, ident, svc);
     double now = barge_now();
     size_t i;
     json_t *other;
@@ -274,12 +279,9 @@ static int delete_task_set(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *svc = NULL;
     _cleanup_free_ char *key = NULL;
-    if (load(ctx, in, true, &tx, &svc, &key, err) < 0)
+    json_t *ts = NULL;
+    if (load_set(ctx, in, "taskSet", &tx, &svc, &key, &ts, err) < 0)
         return -1;
-    const char *ident = barge_json_str(in, "taskSet", "");
-    json_t *ts = find_set(svc, ident, false);
-    if (!ts)
-        return set_not_found(err, ident, svc);
     double pct = json_number_value(json_object_get(barge_json_object(ts, "scale"), "value"));
     json_int_t tasks = barge_json_int(ts, "runningCount", 0) +
                        barge_json_int(ts, "pendingCount", 0) +
