@@ -141,6 +141,10 @@ def test_daemon_runs_on_its_capacity_providers(barged, agent_factory, busybox):
     assert arn.endswith(":daemon/default/agentd") and out["status"] == "ACTIVE"
     first = out["deploymentArn"]
     assert ":daemon-deployment/default/agentd/" in first
+    # Daemons and daemon task definitions are taggable resources.
+    assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "k", "value": "v"}]
+    assert ecs.list_tags_for_resource(resourceArn=v1)["tags"] == [
+        {"key": "team", "value": "infra"}]
     assert fails(barged, "CreateDaemon", {"daemonName": "agentd",
                                           "daemonTaskDefinitionArn": v1,
                                           "capacityProviderArns": [grp_a]})[0] == \

@@ -183,6 +183,13 @@ def test_task_set_errors(barged, busybox):
     assert out["taskSets"][0]["tags"] == [{"key": "k", "value": "v"}]
     assert "tags" not in ecs.describe_task_sets(cluster="default",
                                                 service="ext")["taskSets"][0]
+    # Task sets are taggable resources.
+    ecs.tag_resource(resourceArn=ts["taskSetArn"], tags=[{"key": "k2", "value": "v2"}])
+    assert ecs.list_tags_for_resource(resourceArn=ts["taskSetArn"])["tags"] == [
+        {"key": "k", "value": "v"}, {"key": "k2", "value": "v2"}]
+    with pytest.raises(ClientError) as e:
+        ecs.list_tags_for_resource(resourceArn=ts["taskSetArn"].replace("ecs-svc/", "ecs-svc/9"))
+    assert error_code(e) == "ResourceNotFoundException"
     out = ecs.describe_task_sets(cluster="default", service="ext",
                                  taskSets=[ts["taskSetArn"], "ecs-svc/2"])
     assert [t["id"] for t in out["taskSets"]] == [ts["id"]]
