@@ -16,6 +16,10 @@
 #define AAS_KIND_ACTIVITY  "aas-activity"
 #define AAS_DIMENSION      "ecs:service:DesiredCount"
 
+/* The Application Auto Scaling API (autoscaling.c), for callers that build
+ * on it (Express Gateway services). */
+extern const struct barge_api_service barge_api_autoscaling;
+
 /* Records a scaling activity for resource_id (Successful, or Failed with
  * status_message) as Application Auto Scaling words it. */
 int barge_aas_activity_add(struct barge_tx *tx, const char *resource_id, const char *description,

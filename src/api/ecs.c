@@ -47,6 +47,23 @@ static char *ecs_arn_rest(const struct barge_server *srv, const char *arn, const
     return rest;
 }
 
+char *ecs_arn_path(const struct barge_server *srv, const char *arn, const char *type, int parts)
+{
+    _cleanup_free_ char *prefix = ecs_arn(srv, "%s/", type);
+    if (!arn || !barge_str_has_prefix(arn, prefix))
+        return NULL;
+    const char *rest = arn + strlen(prefix);
+    int n = 1;
+    for (const char *c = rest; *c; c++) {
+        if (*c == '/') {
+            if (c == rest || c[1] == '/' || c[1] == '\0')
+                return NULL;
+            n++;
+        }
+    }
+    return *rest && n == parts ? barge_xstrdup(rest) : NULL;
+}
+
 int ecs_cluster_name(const struct barge_server *srv, const char *ident, char **name,
                      struct barge_error **err)
 {
@@ -178,8 +195,12 @@ static int taskdef_find(struct barge_tx *tx, const struct barge_server *srv, con
     *doc = NULL;
     *key = NULL;
     _cleanup_free_ char *spec = NULL;
+    const char *kind = ECS_KIND_TASKDEF;
     if (barge_str_has_prefix(ident, "arn:")) {
         spec = ecs_arn_rest(srv, ident, "task-definition");
+        /* A daemon's tasks name their daemon task definition. */
+        if (!spec && (spec = ecs_arn_rest(srv, ident, "daemon-task-definition")))
+            kind = ECS_KIND_DTASKDEF;
         if (!spec)
             return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
                                         "Invalid task definition ARN '%s'.", ident);
@@ -198,22 +219,20 @@ static int taskdef_find(struct barge_tx *tx, const struct barge_server *srv, con
                                         "Invalid revision number. Number: '%s'.", colon + 1);
         prefix = ecs_taskdef_key(spec, rev);
         if (!shared) {
-            int r = barge_store_get(tx, ECS_KIND_TASKDEF, prefix, doc, err);
+            int r = barge_store_get(tx, kind, prefix, doc, err);
             if (r > 0)
                 *key = barge_steal(&prefix);
             return r;
         }
         /* The exact key sorts first among the keys it prefixes. */
         l.exact = prefix;
-        if (barge_store_scan(tx, ECS_KIND_TASKDEF, prefix, NULL, false, 1, take_latest_active, &l,
-                             err) < 0)
+        if (barge_store_scan(tx, kind, prefix, NULL, false, 1, take_latest_active, &l, err) < 0)
             return -1;
     } else {
         if (!ecs_name_valid(spec))
             return 0;
         prefix = barge_xasprintf("%s!", spec);
-        if (barge_store_scan(tx, ECS_KIND_TASKDEF, prefix, NULL, true, 0, take_latest_active, &l,
-                             err) < 0)
+        if (barge_store_scan(tx, kind, prefix, NULL, true, 0, take_latest_active, &l, err) < 0)
             return -1;
     }
     if (!l.doc)
@@ -239,9 +258,9 @@ int ecs_taskdef_find_shared(struct barge_tx *tx, const struct barge_server *srv,
 }
 
 static const struct barge_api_op *const ecs_op_tables[] = {
-    ecs_cluster_ops, ecs_taskdef_ops,    ecs_tag_ops,        ecs_instance_ops,
-    ecs_task_ops,    ecs_service_ops,    ecs_deployment_ops, ecs_capacity_ops,
-    ecs_account_ops, ecs_protection_ops, ecs_agent_ops,      NULL,
+    ecs_cluster_ops, ecs_taskdef_ops,    ecs_tag_ops,      ecs_instance_ops, ecs_task_ops,
+    ecs_service_ops, ecs_deployment_ops, ecs_capacity_ops, ecs_account_ops,  ecs_protection_ops,
+    ecs_agent_ops,   ecs_taskset_ops,    ecs_daemon_ops,   ecs_express_ops,  NULL,
 };
 
 const struct barge_api_service barge_api_ecs = {

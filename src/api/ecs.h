@@ -14,6 +14,11 @@
 /* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
 char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
 
+/* The path of "arn:aws:ecs:<region>:<account>:<type>/<a>/<b>..." after the
+ * type, when it is an ARN of this server with parts non-empty segments
+ * (e.g. "<cluster>/<service>", a store key); NULL otherwise. Caller frees. */
+char *ecs_arn_path(const struct barge_server *srv, const char *arn, const char *type, int parts);
+
 /* A new ACTIVE cluster document with ECS's defaults (new reference). */
 json_t *ecs_cluster_doc_new(const struct barge_server *srv, const char *name);
 
@@ -135,6 +140,23 @@ bool ecs_name_valid(const char *name);
  * more; barged's housekeeping loop calls it. */
 int barge_ecs_taskdefs_reap(struct barge_server *srv, struct barge_error **err);
 
+/* Loads the service named by ident (a name or ARN) of cluster for a change:
+ * *svc (new reference) and its store key *key (caller frees). A missing or
+ * INACTIVE one is a ServiceNotFoundException, a DRAINING one a
+ * ServiceNotActiveException. */
+int ecs_service_load(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+                     const char *ident, json_t **svc, char **key, struct barge_error **err);
+/* Checks a CreateService or CreateTaskSet input's launchType and
+ * capacityProviderStrategy (one or the other, launch types barge has);
+ * *fargate tells whether its tasks go to the Fargate pool. */
+int ecs_service_check_launch(const json_t *in, bool *fargate, struct barge_error **err);
+/* Checks loadBalancers (of a service or a task set) against the task
+ * definition td as ECS does: each names an existing target group that a load
+ * balancer uses, and a container of td with a port mapping for
+ * containerPort. */
+int ecs_service_check_load_balancers(struct barge_tx *tx, const json_t *lbs, const json_t *td,
+                                     struct barge_error **err);
+
 /* The operation tables of each ECS area, merged in ecs.c. */
 extern const struct barge_api_op ecs_cluster_ops[];
 extern const struct barge_api_op ecs_taskdef_ops[];
@@ -146,6 +168,8 @@ extern const struct barge_api_op ecs_capacity_ops[];
 extern const struct barge_api_op ecs_account_ops[];
 extern const struct barge_api_op ecs_protection_ops[];
 extern const struct barge_api_op ecs_agent_ops[];
+extern const struct barge_api_op ecs_taskset_ops[];
+extern const struct barge_api_op ecs_express_ops[];
 
 /* The instances of barged's Fargate capacity pool live under this pseudo
  * cluster, which no listing shows ('@' is not allowed in cluster names). */
@@ -181,6 +205,25 @@ int ecs_capacity_check_strategy(struct barge_tx *tx, const struct barge_server *
  * string is borrowed from strategy. */
 const char *ecs_capacity_pick(const json_t *strategy, json_t *counts);
 
+/* Daemons (ecs_daemons.c): daemon task definitions, keyed as task
+ * definitions ("family!%010d"); daemons, "<cluster>/<name>", scheduled like
+ * DAEMON services on the instances of their capacity providers; and their
+ * deployments and revisions, "<cluster>/<name>/<time id>". */
+#define ECS_KIND_DTASKDEF  "dtaskdef"
+#define ECS_KIND_DAEMON    "daemon"
+#define ECS_KIND_DDEPLOY   "ddeploy"
+#define ECS_KIND_DREVISION "drevision"
+/* Brings the record of the daemon's current deployment up to date (it
+ * succeeds when the scheduler completes its rollout); call before storing
+ * daemon. */
+int ecs_daemon_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *daemon,
+                    struct barge_error **err);
+extern const struct barge_api_op ecs_daemon_ops[];
+
+/* A time-ordered id: milliseconds since the epoch, then random digits so that
+ * two ids of the same millisecond differ. Caller frees. */
+char *ecs_time_id(void);
+
 /* Service deployment history (ecs_deployments.c). Keys
  * "<cluster>/<service>/<id>", ids ordered by creation time. */
 #define ECS_KIND_SDEPLOY   "sdeploy"
@@ -199,6 +242,18 @@ void ecs_service_deployment_rollback(const json_t *failed, json_t *dep, const ch
  * circuit breaker, rollback) up to date; call before storing svc. */
 int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *svc,
                                 struct barge_error **err);
+/* Describe{Service,Daemon}{Deployments,Revisions}: the documents of kind
+ * that the ARNs (of resource type type, "<type>/<cluster>/<name>/<id>") in
+ * in[field] name, as out[out_field], and a MISSING failure for each ARN that
+ * names none. */
+int ecs_records_describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, const char *field,
+                         const char *kind, const char *type, const char *out_field,
+                         struct barge_error **err);
+/* Does a deployment record pass a List*Deployments filter: its status among
+ * status (empty or NULL: any), created after `after` and before `before`
+ * (NULL: unbounded)? */
+bool ecs_record_matches(const json_t *doc, const json_t *status, const json_t *before,
+                        const json_t *after);
 /* Has the record reached a final status? */
 bool ecs_service_deployment_finished(const json_t *rec);
 extern const struct barge_api_op ecs_deployment_ops[];

@@ -21,9 +21,7 @@
 
 #define MAX_DESCRIBE 20
 
-/* A time-ordered id: milliseconds since the epoch, then random digits so that
- * two ids of the same millisecond differ. Caller frees. */
-static char *new_id(void)
+char *ecs_time_id(void)
 {
     unsigned char r[4];
     barge_random_bytes(r, sizeof(r));
@@ -68,7 +66,7 @@ static json_t *revision_summary(const struct barge_server *srv, const json_t *sv
 static int store_revision(struct barge_tx *tx, const struct barge_server *srv, const json_t *svc,
                           json_t *dep, struct barge_error **err)
 {
-    _cleanup_free_ char *id = new_id();
+    _cleanup_free_ char *id = ecs_time_id();
     _cleanup_free_ char *key = record_key(svc, id);
     _cleanup_free_ char *arn =
         ecs_arn(srv, "service-revision/%s/%s/%s", barge_json_str(svc, "_cluster", ""),
@@ -159,7 +157,7 @@ int ecs_service_deployment_open(struct barge_tx *tx, const struct barge_server *
     json_t *dep = json_array_get(deps, 0);
     if (store_revision(tx, srv, svc, dep, err) < 0)
         return -1;
-    _cleanup_free_ char *id = new_id();
+    _cleanup_free_ char *id = ecs_time_id();
     _cleanup_free_ char *key = record_key(svc, id);
     _cleanup_free_ char *arn =
         ecs_arn(srv, "service-deployment/%s/%s/%s", barge_json_str(svc, "_cluster", ""),
@@ -330,22 +328,6 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
     return barge_store_put(tx, ECS_KIND_SDEPLOY, key, rec, err);
 }
 
-/* Takes "arn:aws:ecs:<region>:<account>:<type>/<cluster>/<service>/<id>"
- * apart into the store key "<cluster>/<service>/<id>" (caller frees); NULL
- * for anything else. */
-static char *arn_key(const struct barge_server *srv, const char *arn, const char *type)
-{
-    _cleanup_free_ char *prefix = ecs_arn(srv, "%s/", type);
-    if (!arn || !barge_str_has_prefix(arn, prefix))
-        return NULL;
-    const char *rest = arn + strlen(prefix);
-    const char *a = strchr(rest, '/');
-    const char *b = a ? strchr(a + 1, '/') : NULL;
-    if (!a || !b || a == rest || b == a + 1 || !b[1] || strchr(b + 1, '/'))
-        return NULL;
-    return barge_xstrdup(rest);
-}
-
 static int check_arn_list(const json_t *list, const char *field, struct barge_error **err)
 {
     size_t n = json_array_size(list);
@@ -359,11 +341,9 @@ static int check_arn_list(const json_t *list, const char *field, struct barge_er
     return 0;
 }
 
-/* DescribeServiceDeployments and DescribeServiceRevisions: the stored
- * documents the ARNs name, a failure for each ARN that names none. */
-static int describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, const char *field,
-                    const char *kind, const char *type, const char *out_field,
-                    struct barge_error **err)
+int ecs_records_describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, const char *field,
+                         const char *kind, const char *type, const char *out_field,
+                         struct barge_error **err)
 {
     json_t *arns = barge_json_array(in, field);
     if (check_arn_list(arns, field, err) < 0)
@@ -377,7 +357,7 @@ static int describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, const c
     json_array_foreach(arns, i, v)
     {
         const char *arn = json_string_value(v);
-        _cleanup_free_ char *key = arn_key(ctx->srv, arn, type);
+        _cleanup_free_ char *key = ecs_arn_path(ctx->srv, arn, type, 3);
         if (!key)
             return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                         "Invalid %s ARN '%s'.", type, arn ? arn : "");
@@ -399,15 +379,15 @@ static int describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, const c
 static int describe_service_deployments(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                         struct barge_error **err)
 {
-    return describe(ctx, in, out, "serviceDeploymentArns", ECS_KIND_SDEPLOY, "service-deployment",
-                    "serviceDeployments", err);
+    return ecs_records_describe(ctx, in, out, "serviceDeploymentArns", ECS_KIND_SDEPLOY,
+                                "service-deployment", "serviceDeployments", err);
 }
 
 static int describe_service_revisions(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                       struct barge_error **err)
 {
-    return describe(ctx, in, out, "serviceRevisionArns", ECS_KIND_SREVISION, "service-revision",
-                    "serviceRevisions", err);
+    return ecs_records_describe(ctx, in, out, "serviceRevisionArns", ECS_KIND_SREVISION,
+                                "service-revision", "serviceRevisions", err);
 }
 
 static const char *const statuses[] = {
@@ -428,25 +408,32 @@ struct list_filter {
     json_t *before, *after;
 };
 
-static int list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
+bool ecs_record_matches(const json_t *doc, const json_t *status, const json_t *before,
+                        const json_t *after)
 {
-    struct list_filter *f = ud;
     const char *st = barge_json_str(doc, "status", "");
-    if (json_array_size(f->status)) {
+    if (json_array_size(status)) {
         bool match = false;
         size_t i;
         json_t *v;
-        json_array_foreach(f->status, i, v)
+        json_array_foreach((json_t *)status, i, v)
         {
             match = match || barge_streq(json_string_value(v), st);
         }
         if (!match)
-            return 0;
+            return false;
     }
     double created = json_number_value(json_object_get(doc, "createdAt"));
-    if ((f->before && created >= json_number_value(f->before)) ||
-        (f->after && created <= json_number_value(f->after)))
+    return !(before && created >= json_number_value(before)) &&
+           !(after && created <= json_number_value(after));
+}
+
+static int list_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    struct list_filter *f = ud;
+    if (!ecs_record_matches(doc, f->status, f->before, f->after))
         return 0;
+    const char *st = barge_json_str(doc, "status", "");
     json_t *brief = json_pack("{s:s, s:s, s:s, s:O, s:s}", "serviceDeploymentArn",
                               barge_json_str(doc, "serviceDeploymentArn", ""), "serviceArn",
                               barge_json_str(doc, "serviceArn", ""), "clusterArn",
@@ -543,7 +530,7 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
     if (strcmp(type, "ROLLBACK") != 0)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Invalid stopType '%s': the valid value is ROLLBACK.", type);
-    _cleanup_free_ char *key = arn_key(ctx->srv, arn, "service-deployment");
+    _cleanup_free_ char *key = ecs_arn_path(ctx->srv, arn, "service-deployment", 3);
     if (!key)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Invalid service-deployment ARN '%s'.", arn);
@@ -605,7 +592,45 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
     return 0;
 }
 
+/* Continues or rolls back a deployment paused at a PAUSE lifecycle hook of
+ * a BLUE_GREEN deployment. barge runs rolling deployments only, so no
+ * deployment ever waits at a hook: a known deployment gets ECS's answer for a
+ * hook that is not AWAITING_ACTION. */
+static int continue_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                       struct barge_error **err)
+{
+    const char *arn = barge_json_str(in, "serviceDeploymentArn", "");
+    const char *hook = barge_json_str(in, "hookId", "");
+    const char *action = barge_json_str(in, "action", "CONTINUE");
+    if (strcmp(action, "CONTINUE") != 0 && strcmp(action, "ROLLBACK") != 0)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Invalid action '%s': the valid values are CONTINUE and "
+                                    "ROLLBACK.",
+                                    action);
+    if (!*hook)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "hookId must not be empty.");
+    _cleanup_free_ char *key = ecs_arn_path(ctx->srv, arn, "service-deployment", 3);
+    if (!key)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Invalid service-deployment ARN '%s'.", arn);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *rec = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_SDEPLOY, key, &rec, err) < 0)
+        return -1;
+    if (!rec)
+        return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "ServiceDeploymentNotFoundException",
+                                    "Service deployment '%s' not found.", arn);
+    return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                "Lifecycle hook '%s' of service deployment '%s' is not in "
+                                "AWAITING_ACTION status: the deployment (%s) is not paused at a "
+                                "lifecycle hook.",
+                                hook, arn, barge_json_str(rec, "status", ""));
+}
+
 const struct barge_api_op ecs_deployment_ops[] = {
+    {"ContinueServiceDeployment", continue_service_deployment},
     {"ListServiceDeployments", list_service_deployments},
     {"DescribeServiceDeployments", describe_service_deployments},
     {"DescribeServiceRevisions", describe_service_revisions},

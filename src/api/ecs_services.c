@@ -14,8 +14,8 @@
 #include "common/json.h"
 #include "common/log.h"
 
-static int load_service(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
-                        const char *ident, json_t **svc, char **key, struct barge_error **err)
+int ecs_service_load(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+                     const char *ident, json_t **svc, char **key, struct barge_error **err)
 {
     _cleanup_free_ char *name = ecs_resource_id(srv, ident, "service", err);
     if (!name)
@@ -84,6 +84,10 @@ static json_t *render_service(struct barge_tx *tx, const json_t *svc, bool tags,
         json_t *copy = ecs_public(d);
         json_array_set_new(barge_json_array(out, "deployments"), i, copy);
     }
+    json_array_foreach(barge_json_array(out, "taskSets"), i, d)
+    {
+        json_array_set_new(barge_json_array(out, "taskSets"), i, ecs_public(d));
+    }
     if (tags) {
         json_t *t;
         if (ecs_tags_get(tx, barge_json_str(svc, "serviceArn", ""), &t, err) < 0) {
@@ -136,11 +140,8 @@ static int lb_invalid(struct barge_error **err, const char *fmt, ...)
     return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException", "%s", msg);
 }
 
-/* Checks a service's loadBalancers against the task definition td as ECS
- * does: each names an existing target group that a load balancer uses, and
- * a container of td with a port mapping for containerPort. */
-static int check_load_balancers(struct barge_tx *tx, const json_t *lbs, const json_t *td,
-                                struct barge_error **err)
+int ecs_service_check_load_balancers(struct barge_tx *tx, const json_t *lbs, const json_t *td,
+                                     struct barge_error **err)
 {
     if (json_array_size(lbs) > 5)
         return lb_invalid(err, "A service can have at most 5 loadBalancers; %zu were given.",
@@ -255,6 +256,53 @@ static int check_service_registries(struct barge_tx *tx, const json_t *regs, con
     return lb_invalid(err, "The container %s does not exist in the task definition.", cname);
 }
 
+int ecs_service_check_launch(const json_t *in, bool *fargate, struct barge_error **err)
+{
+    const char *lt = barge_json_str(in, "launchType", NULL);
+    json_t *strategy = barge_json_array(in, "capacityProviderStrategy");
+    if (lt && strcmp(lt, "EC2") != 0 && strcmp(lt, "FARGATE") != 0)
+        return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
+                                    "launchType '%s' is not available in barge; use EC2 or "
+                                    "FARGATE.",
+                                    lt);
+    if (lt && json_array_size(strategy))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "Specifying both a launchType and capacityProviderStrategy "
+                                    "is not supported.");
+    *fargate = barge_streq(lt, "FARGATE");
+    size_t i;
+    json_t *v;
+    json_array_foreach(strategy, i, v)
+    {
+        *fargate |= ecs_capacity_is_fargate(barge_json_str(v, "capacityProvider", ""));
+    }
+    return 0;
+}
+
+/* With the EXTERNAL deployment controller, task sets (CreateTaskSet) hold
+ * what tasks run and how; a CreateService or UpdateService input must leave
+ * those to them. */
+static int check_external_input(const json_t *in, struct barge_error **err)
+{
+    static const char *const owned[] = {
+        "taskDefinition",           "launchType",
+        "capacityProviderStrategy", "loadBalancers",
+        "serviceRegistries",        "networkConfiguration",
+        "platformVersion",          "serviceConnectConfiguration",
+        "forceNewDeployment",
+    };
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(owned); i++) {
+        json_t *v = json_object_get(in, owned[i]);
+        if (v && !json_is_null(v) && !json_is_false(v))
+            return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                        "%s cannot be given for a service with the EXTERNAL "
+                                        "deployment controller; task sets (CreateTaskSet) set "
+                                        "it.",
+                                        owned[i]);
+    }
+    return 0;
+}
+
 static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                           struct barge_error **err)
 {
@@ -284,34 +332,26 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                     "scheduling strategy.");
     const char *lt = barge_json_str(in, "launchType", NULL);
     json_t *strategy_in = barge_json_array(in, "capacityProviderStrategy");
-    if (lt && strcmp(lt, "EC2") != 0 && strcmp(lt, "FARGATE") != 0)
-        return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
-                                    "launchType '%s' is not available in barge; use EC2 or "
-                                    "FARGATE.",
-                                    lt);
-    if (lt && json_array_size(strategy_in))
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                    "Specifying both a launchType and capacityProviderStrategy "
-                                    "is not supported.");
-    bool fargate = barge_streq(lt, "FARGATE");
-    size_t si;
-    json_t *sv;
-    json_array_foreach(strategy_in, si, sv)
-    {
-        const char *cp = barge_json_str(sv, "capacityProvider", "");
-        if (ecs_capacity_is_fargate(cp))
-            fargate = true;
-    }
+    bool fargate = false;
+    if (ecs_service_check_launch(in, &fargate, err) < 0)
+        return -1;
     if (daemon && fargate)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "The DAEMON scheduling strategy is not supported with "
                                     "Fargate.");
     const char *ctl = barge_json_str(barge_json_object(in, "deploymentController"), "type", "ECS");
-    if (strcmp(ctl, "ECS") != 0)
+    bool external = strcmp(ctl, "EXTERNAL") == 0;
+    if (strcmp(ctl, "ECS") != 0 && !external)
         return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "InvalidParameterException",
-                                    "Only the ECS deployment controller is supported; '%s' was "
-                                    "asked for.",
+                                    "Only the ECS and EXTERNAL deployment controllers are "
+                                    "supported; '%s' was asked for.",
                                     ctl);
+    if (external && daemon)
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                    "The DAEMON scheduling strategy is not supported with the "
+                                    "EXTERNAL deployment controller.");
+    if (external && check_external_input(in, err) < 0)
+        return -1;
     json_t *tags = barge_json_array(in, "tags");
     if ((tags && ecs_tags_validate(tags, err) < 0) || ecs_placement_validate(in, err) < 0)
         return -1;
@@ -331,17 +371,17 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0)
         return -1;
     const char *ident = barge_json_str(in, "taskDefinition", NULL);
-    if (!ident)
+    if (!ident && !external)
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "taskDefinition is required for the ECS deployment "
                                     "controller.");
-    int r = ecs_taskdef_find(tx, ctx->srv, ident, &td, &tdkey, err);
+    int r = external ? 1 : ecs_taskdef_find(tx, ctx->srv, ident, &td, &tdkey, err);
     if (r < 0)
         return -1;
-    if (r == 0 || strcmp(barge_json_str(td, "status", ""), "ACTIVE") != 0)
+    if (!external && (r == 0 || strcmp(barge_json_str(td, "status", ""), "ACTIVE") != 0))
         return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
                                     "TaskDefinition '%s' not found or not ACTIVE.", ident);
-    if (check_load_balancers(tx, barge_json_array(in, "loadBalancers"), td, err) < 0 ||
+    if (ecs_service_check_load_balancers(tx, barge_json_array(in, "loadBalancers"), td, err) < 0 ||
         check_service_registries(tx, barge_json_array(in, "serviceRegistries"), td, err) < 0)
         return -1;
     if ((fargate && ecs_fargate_check(td, in, err) < 0) ||
@@ -372,7 +412,7 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         "runningCount", 0, "pendingCount", 0, "launchType", lt ? lt : "EC2", "taskDefinition",
         barge_json_str(td, "taskDefinitionArn", ""), "deploymentConfiguration", dcfg, "deployments",
         "events", "createdAt", barge_now(), "schedulingStrategy", strategy, "deploymentController",
-        "type", "ECS", "createdBy", by, "enableECSManagedTags",
+        "type", ctl, "createdBy", by, "enableECSManagedTags",
         barge_json_bool(in, "enableECSManagedTags", false), "propagateTags",
         barge_json_str(in, "propagateTags", "NONE"), "enableExecuteCommand",
         barge_json_bool(in, "enableExecuteCommand", false), "_cluster", cname);
@@ -402,11 +442,18 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         json_decref(svc);
         return -1;
     }
-    ecs_service_push_deployment(svc,
-                                ecs_deployment_new(svc, barge_json_str(td, "taskDefinitionArn", ""),
-                                                   barge_json_int(svc, "desiredCount", 0), NULL));
+    if (external) {
+        /* Its primary task set names them (UpdateServicePrimaryTaskSet). */
+        json_object_del(svc, "taskDefinition");
+        json_object_del(svc, "launchType");
+        json_object_set_new(svc, "taskSets", json_array());
+    } else {
+        ecs_service_push_deployment(
+            svc, ecs_deployment_new(svc, barge_json_str(td, "taskDefinitionArn", ""),
+                                    barge_json_int(svc, "desiredCount", 0), NULL));
+    }
     if (ecs_tags_drop(tx, arn, err) < 0 || (tags && ecs_tags_add(tx, arn, tags, err) < 0) ||
-        ecs_service_deployment_open(tx, ctx->srv, svc, err) < 0 ||
+        (!external && ecs_service_deployment_open(tx, ctx->srv, svc, err) < 0) ||
         barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0) {
         json_decref(svc);
         return -1;
@@ -434,9 +481,13 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
-        load_service(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key, err) < 0)
+        ecs_service_load(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key,
+                         err) < 0)
         return -1;
     bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
+    bool external = ecs_service_external(svc);
+    if (external && check_external_input(in, err) < 0)
+        return -1;
     bool new_deployment = barge_json_bool(in, "forceNewDeployment", false);
     json_t *desired = json_object_get(in, "desiredCount");
     if (desired) {
@@ -450,6 +501,7 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         json_t *primary = json_array_get(barge_json_array(svc, "deployments"), 0);
         if (primary)
             json_object_set(primary, "desiredCount", desired);
+        ecs_service_tasksets_compute(svc);
     }
     json_t *dcfg_in = barge_json_object(in, "deploymentConfiguration");
     if (dcfg_in) {
@@ -483,7 +535,7 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         if (!td && ecs_taskdef_find(tx, ctx->srv, barge_json_str(svc, "taskDefinition", ""),
                                     &cur_td, &cur_key, err) < 0)
             return -1;
-        if (check_load_balancers(tx, lbs, td ? td : cur_td, err) < 0)
+        if (ecs_service_check_load_balancers(tx, lbs, td ? td : cur_td, err) < 0)
             return -1;
     }
     if (lbs_in && !json_equal(lbs_in, json_object_get(svc, "loadBalancers"))) {
@@ -558,7 +610,8 @@ static int delete_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *key = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         ecs_cluster_load(tx, ctx->srv, barge_json_str(in, "cluster", NULL), &cluster, err) < 0 ||
-        load_service(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key, err) < 0)
+        ecs_service_load(tx, ctx->srv, cluster, barge_json_str(in, "service", ""), &svc, &key,
+                         err) < 0)
         return -1;
     bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
     if (!daemon && barge_json_int(svc, "desiredCount", 0) > 0 &&
@@ -574,6 +627,7 @@ static int delete_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     {
         json_object_set_new(d, "desiredCount", json_integer(0));
     }
+    ecs_service_tasksets_compute(svc);
     if (barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0)
         return -1;
     json_t *o = render_service(tx, svc, false, err);

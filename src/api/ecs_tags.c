@@ -126,8 +126,24 @@ static int resource_exists(struct barge_tx *tx, const struct barge_server *srv, 
         r = barge_store_get(tx, ECS_KIND_CLUSTER, rest, &doc, err);
         if (r > 0 && strcmp(barge_json_str(doc, "status", ""), "ACTIVE") != 0)
             r = 0;
-    } else if (strncmp(a.resource, "task-definition", tl) == 0 && tl == 15) {
+    } else if ((strncmp(a.resource, "task-definition", tl) == 0 && tl == 15) ||
+               (strncmp(a.resource, "daemon-task-definition", tl) == 0 && tl == 22)) {
         r = ecs_taskdef_find(tx, srv, arn, &doc, &key, err);
+    } else if (strncmp(a.resource, "task-set", tl) == 0 && tl == 8) {
+        /* "<cluster>/<service>/<set id>": the set lives in its service. */
+        const char *s1 = strchr(rest, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+        _cleanup_free_ char *skey = s2 ? barge_xstrndup(rest, (size_t)(s2 - rest)) : NULL;
+        r = skey ? barge_store_get(tx, ECS_KIND_SERVICE, skey, &doc, err) : 0;
+        if (r > 0) {
+            r = 0;
+            size_t i;
+            json_t *ts;
+            json_array_foreach(barge_json_array(doc, "taskSets"), i, ts)
+            {
+                r |= barge_streq(barge_json_str(ts, "taskSetArn", NULL), arn) &&
+                     !barge_streq(barge_json_str(ts, "status", NULL), "DRAINING");
+            }
+        }
     } else {
         if (tl == 7 && strncmp(a.resource, "service", tl) == 0)
             kind = ECS_KIND_SERVICE;
@@ -135,6 +151,8 @@ static int resource_exists(struct barge_tx *tx, const struct barge_server *srv, 
             kind = ECS_KIND_TASK;
         else if (tl == 18 && strncmp(a.resource, "container-instance", tl) == 0)
             kind = ECS_KIND_INSTANCE;
+        else if (tl == 6 && strncmp(a.resource, "daemon", tl) == 0)
+            kind = ECS_KIND_DAEMON;
         if (!kind) {
             barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                  "Invalid resource ARN '%s': this resource type cannot be "
@@ -143,6 +161,9 @@ static int resource_exists(struct barge_tx *tx, const struct barge_server *srv, 
             goto out;
         }
         r = barge_store_get(tx, kind, rest, &doc, err);
+        if (r > 0 && strcmp(kind, ECS_KIND_DAEMON) == 0 &&
+            barge_streq(barge_json_str(doc, "status", NULL), "INACTIVE"))
+            r = 0;
     }
     if (r < 0)
         goto out;

@@ -294,6 +294,12 @@ static int collect_refs(const char *key, json_t *doc, void *ud, struct barge_err
         if (darn)
             json_object_set_new(rs->arns, darn, json_true());
     }
+    json_array_foreach(barge_json_array(doc, "taskSets"), i, d)
+    {
+        const char *darn = barge_json_str(d, "taskDefinition", NULL);
+        if (darn)
+            json_object_set_new(rs->arns, darn, json_true());
+    }
     return 0;
 }
 

@@ -18,6 +18,10 @@ struct barge_tx;
  * balancer and the listener). */
 #define ELB_KIND_RULE "elb-rule"
 
+/* The Elastic Load Balancing v2 API (elbv2.c), for callers that build on it
+ * (Express Gateway services). */
+extern const struct barge_api_service barge_api_elbv2;
+
 /* Where the HAProxy of load balancer name keeps its files (under the data
  * directory); the caller owns the strings. */
 char *barge_elb_dir(const struct barge_server *srv);

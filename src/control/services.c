@@ -264,11 +264,35 @@ static bool task_address(struct pass *p, const json_t *task, const char *cname, 
     return false;
 }
 
+/* The task set a task of an EXTERNAL service belongs to (borrowed; NULL when
+ * it has none). */
+static json_t *taskset_of(struct pass *p, const json_t *task)
+{
+    const char *by = barge_json_str(task, "startedBy", "");
+    size_t i;
+    json_t *ts;
+    json_array_foreach(barge_json_array(p->svc, "taskSets"), i, ts)
+    {
+        if (barge_streq(barge_json_str(ts, "id", NULL), by))
+            return ts;
+    }
+    return NULL;
+}
+
+/* The loadBalancers a task is registered with: its task set's in an
+ * EXTERNAL service, else the service's. */
+static json_t *lbs_of(struct pass *p, const json_t *task)
+{
+    if (!ecs_service_external(p->svc))
+        return barge_json_array(p->svc, "loadBalancers");
+    return barge_json_array(taskset_of(p, task), "loadBalancers");
+}
+
 /* Registers a RUNNING task (healthy, when it has container health checks)
- * in the service's target groups once; "_lbTargets" remembers where. */
+ * in its target groups once; "_lbTargets" remembers where. */
 static int register_task(struct pass *p, json_t *task, const char *tkey, struct barge_error **err)
 {
-    json_t *lbs = barge_json_array(p->svc, "loadBalancers");
+    json_t *lbs = lbs_of(p, task);
     if (!json_array_size(lbs) || json_object_get(task, "_lbTargets") ||
         !barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING"))
         return 0;
@@ -431,7 +455,7 @@ static const char *failed_target_group(struct pass *p, const json_t *task)
  * load balancer uses the group any more). */
 static bool targets_healthy(struct pass *p, const json_t *task)
 {
-    if (!json_array_size(barge_json_array(p->svc, "loadBalancers")))
+    if (!json_array_size(lbs_of(p, task)))
         return true;
     json_t *targets = barge_json_array(task, "_lbTargets");
     if (!targets)
@@ -676,10 +700,13 @@ static void event_once(struct pass *p, const char *msg)
     ecs_service_event(p->svc, "%s", msg);
 }
 
-static int start_tasks(struct pass *p, int count, const char *target_instance, json_t *started,
-                       struct barge_error **err)
+/* Starts count tasks of dep, a deployment of the service or one of its task
+ * sets: its task definition, and its launch type, capacity providers and
+ * network configuration when it has them (a task set does), else the
+ * service's. */
+static int start_tasks_of(struct pass *p, json_t *dep, int count, const char *target_instance,
+                          json_t *started, struct barge_error **err)
 {
-    json_t *dep = primary(p->svc);
     const char *td_arn = barge_json_str(dep, "taskDefinition", "");
     json_t *td = td_for(p, td_arn, err);
     if (!td)
@@ -688,7 +715,10 @@ static int start_tasks(struct pass *p, int count, const char *target_instance, j
         event_once(p, "was unable to place a task because its task definition is gone.");
         return 0;
     }
-    _cleanup_free_ char *group = barge_xasprintf("service:%s", p->sname);
+    /* A daemon's tasks form a group of their own (not a service's). */
+    const char *own_group = barge_json_str(p->svc, "_group", NULL);
+    _cleanup_free_ char *group =
+        own_group ? barge_xstrdup(own_group) : barge_xasprintf("service:%s", p->sname);
     _cleanup_json_ json_t *params =
         json_pack("{s:s, s:s}", "startedBy", barge_json_str(dep, "id", ""), "group", group);
     if (target_instance)
@@ -696,8 +726,9 @@ static int start_tasks(struct pass *p, int count, const char *target_instance, j
     const char *placement[] = {"placementStrategy",        "placementConstraints",
                                "capacityProviderStrategy", "networkConfiguration",
                                "platformVersion",          "launchType"};
+    bool own = json_object_get(dep, "taskSetArn") != NULL;
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(placement); i++) {
-        json_t *v = json_object_get(p->svc, placement[i]);
+        json_t *v = json_object_get(own && i >= 2 ? dep : p->svc, placement[i]);
         if (v && !(json_is_array(v) && json_array_size(v) == 0))
             json_object_set(params, placement[i], v);
     }
@@ -755,6 +786,12 @@ static int start_tasks(struct pass *p, int count, const char *target_instance, j
     }
     ecs_placement_free(pl);
     return ret;
+}
+
+static int start_tasks(struct pass *p, int count, const char *target_instance, json_t *started,
+                       struct barge_error **err)
+{
+    return start_tasks_of(p, primary(p->svc), count, target_instance, started, err);
 }
 
 static int stop_task_at(struct pass *p, json_t *entry, const char *reason, json_t *stopped,
@@ -896,7 +933,39 @@ static int collect_inst(const char *key, json_t *doc, void *ud, struct barge_err
     return 0;
 }
 
-/* DAEMON services: one primary task on every ACTIVE connected instance. */
+/* The capacity provider (host group) an instance joined, or NULL. */
+static const char *instance_provider(const json_t *inst)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(barge_json_array(inst, "attributes"), i, a)
+    {
+        if (barge_streq(barge_json_str(a, "name", NULL), "barge.capacity-provider"))
+            return barge_json_str(a, "value", NULL);
+    }
+    return NULL;
+}
+
+/* Does the daemon (or DAEMON service) run on inst? A daemon runs on the
+ * instances of its capacity providers ("_capacityProviders", names) only. */
+static bool daemon_runs_on(struct pass *p, const json_t *inst)
+{
+    json_t *providers = barge_json_array(p->svc, "_capacityProviders");
+    if (!providers)
+        return true;
+    const char *mine = instance_provider(inst);
+    size_t i;
+    json_t *v;
+    json_array_foreach(providers, i, v)
+    {
+        if (barge_streq(json_string_value(v), mine))
+            return true;
+    }
+    return false;
+}
+
+/* DAEMON services and daemons: one primary task on every ACTIVE connected
+ * instance they run on. */
 static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
 {
     json_t *dep = primary(p->svc);
@@ -912,12 +981,15 @@ static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
     int eligible = 0, healthy_primary = 0;
     size_t i, j;
     json_t *inst, *e;
-    /* Tasks on instances that are no longer ACTIVE, or of old deployments. */
+    /* Tasks on instances that are no longer ACTIVE or no longer the
+     * daemon's, or of old deployments. */
     json_array_foreach(p->tasks, j, e)
     {
         json_t *task = json_object_get(e, "doc");
         int idx = deployment_index(p->svc, barge_json_str(task, "startedBy", ""));
-        if (draining_service || idx != 0 || instance_draining(p, task, err)) {
+        json_t *host = instance_for(p, barge_json_str(task, "_instanceId", ""), err);
+        bool elsewhere = json_is_object(host) && !daemon_runs_on(p, host);
+        if (draining_service || idx != 0 || instance_draining(p, task, err) || elsewhere) {
             if (stop_task_at(p, e, why, stopped, err) < 0)
                 return -1;
             json_object_set_new(e, "stopped", json_true());
@@ -927,7 +999,7 @@ static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
     json_array_foreach(insts, i, inst)
     {
         if (draining_service || !barge_streq(barge_json_str(inst, "status", NULL), "ACTIVE") ||
-            !ecs_instance_connected(inst))
+            !ecs_instance_connected(inst) || !daemon_runs_on(p, inst))
             continue;
         eligible++;
         const char *id = barge_json_str(inst, "_id", "");
@@ -954,6 +1026,115 @@ static int daemon_pass(struct pass *p, bool *steady, struct barge_error **err)
     }
     *steady = json_array_size(started) == 0 && json_array_size(stopped) == 0 &&
               healthy_primary == eligible;
+    return 0;
+}
+
+/* EXTERNAL services: each task set keeps its computedDesiredCount of tasks
+ * (its scale of the service's desiredCount); the counts and stabilityStatus
+ * of every set, and the service's totals, follow its tasks. A DRAINING set
+ * (DeleteTaskSet) goes once its tasks are gone. No rolling deployments: the
+ * external controller shifts scale from set to set itself. */
+static int taskset_pass(struct pass *p, struct barge_error **err)
+{
+    json_t *sets = barge_json_array(p->svc, "taskSets");
+    ecs_service_tasksets_compute(p->svc);
+    _cleanup_json_ json_t *started = json_array(), *stopped = json_array();
+    bool deleting = !barge_streq(barge_json_str(p->svc, "status", NULL), "ACTIVE");
+    size_t i, j;
+    json_t *ts, *e;
+    /* Tasks of no (remaining) task set. */
+    json_array_foreach(p->tasks, j, e)
+    {
+        if (!taskset_of(p, json_object_get(e, "doc"))) {
+            if (stop_task_at(p, e, "Task set deleted", stopped, err) < 0)
+                return -1;
+            json_object_set_new(e, "stopped", json_true());
+        }
+    }
+    json_int_t total_running = 0, total_pending = 0;
+    json_array_foreach(sets, i, ts)
+    {
+        const char *id = barge_json_str(ts, "id", "");
+        json_int_t desired = barge_json_int(ts, "computedDesiredCount", 0);
+        _cleanup_free_ char *why =
+            barge_xasprintf("Scaling activity initiated by (task set %s)", id);
+        /* Count the set's tasks, then stop those on DRAINING instances
+         * (replaced elsewhere) and, newest first, those above its count. */
+        json_int_t have = 0, healthy = 0;
+        bool moving = false;
+        for (int step = 0; step < 2; step++) {
+            for (j = json_array_size(p->tasks); j > 0; j--) {
+                e = json_array_get(p->tasks, j - 1);
+                json_t *task = json_object_get(e, "doc");
+                if (barge_json_bool(e, "stopped", false) ||
+                    !barge_streq(barge_json_str(task, "startedBy", NULL), id))
+                    continue;
+                bool must_move = instance_draining(p, task, err);
+                if (step == 0) {
+                    have++;
+                    moving |= must_move;
+                    continue;
+                }
+                bool protect = !deleting && ecs_task_protected(task, p->now) && !must_move;
+                if ((have > desired && !protect) || must_move) {
+                    if (stop_task_at(p, e, why, stopped, err) < 0)
+                        return -1;
+                    json_object_set_new(e, "stopped", json_true());
+                    have--;
+                }
+            }
+        }
+        if (have < desired && start_tasks_of(p, ts, (int)(desired - have), NULL, started, err) < 0)
+            return -1;
+        json_int_t running = 0, pending = 0;
+        json_array_foreach(p->tasks, j, e)
+        {
+            json_t *task = json_object_get(e, "doc");
+            if (barge_json_bool(e, "stopped", false) ||
+                !barge_streq(barge_json_str(task, "startedBy", NULL), id))
+                continue;
+            if (barge_streq(barge_json_str(task, "lastStatus", NULL), "RUNNING"))
+                running++;
+            else
+                pending++;
+            if (task_healthy(p, task, err))
+                healthy++;
+        }
+        json_t *e2;
+        json_array_foreach(started, j, e2)
+        {
+            if (barge_streq(barge_json_str(e2, "startedBy", NULL), id))
+                pending++;
+        }
+        if (running != barge_json_int(ts, "runningCount", -1) ||
+            pending != barge_json_int(ts, "pendingCount", -1)) {
+            json_object_set_new(ts, "runningCount", json_integer(running));
+            json_object_set_new(ts, "pendingCount", json_integer(pending));
+            json_object_set_new(ts, "updatedAt", json_real(p->now));
+        }
+        bool steady = running == desired && pending == 0 && healthy == running && !moving;
+        const char *stability = steady ? "STEADY_STATE" : "STABILIZING";
+        if (!barge_streq(barge_json_str(ts, "stabilityStatus", NULL), stability)) {
+            json_object_set_new(ts, "stabilityStatus", json_string(stability));
+            json_object_set_new(ts, "stabilityStatusAt", json_real(p->now));
+        }
+        total_running += running;
+        total_pending += pending;
+    }
+    report_started_stopped(p, started, stopped);
+    json_array_foreach(started, j, e)
+    {
+        json_array_append_new(p->tasks, json_pack("{s:O}", "doc", e));
+    }
+    /* A deleted set leaves once its tasks have stopped. */
+    for (i = json_array_size(sets); i > 0; i--) {
+        ts = json_array_get(sets, i - 1);
+        if (barge_streq(barge_json_str(ts, "status", NULL), "DRAINING") &&
+            barge_json_int(ts, "runningCount", 0) + barge_json_int(ts, "pendingCount", 0) == 0)
+            json_array_remove(sets, i - 1);
+    }
+    json_object_set_new(p->svc, "runningCount", json_integer(total_running));
+    json_object_set_new(p->svc, "pendingCount", json_integer(total_pending));
     return 0;
 }
 
@@ -1044,7 +1225,9 @@ static void update_deployments(struct pass *p, bool steady)
     json_object_set_new(p->svc, "_steady", json_boolean(steady));
 }
 
-static int service_pass(struct barge_server *srv, const char *key, bool *changed,
+/* One pass over the service (kind ECS_KIND_SERVICE) or daemon
+ * (ECS_KIND_DAEMON, scheduled as a DAEMON service) stored under key. */
+static int service_pass(struct barge_server *srv, const char *kind, const char *key, bool *changed,
                         struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
@@ -1052,7 +1235,7 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
                           *insts = json_object(), *tgs = json_object(), *tgs_dirty = json_array(),
                           *lb_states = json_object();
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
-        barge_store_get(tx, ECS_KIND_SERVICE, key, &svc, err) < 0)
+        barge_store_get(tx, kind, key, &svc, err) < 0)
         return -1;
     if (!svc || barge_streq(barge_json_str(svc, "status", NULL), "INACTIVE"))
         return 0;
@@ -1067,7 +1250,8 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
                      .svc = svc,
                      .cluster = cluster,
                      .cname = cname,
-                     .sname = barge_json_str(svc, "serviceName", ""),
+                     .sname =
+                         barge_json_str(svc, "_schedName", barge_json_str(svc, "serviceName", "")),
                      .tasks = tasks,
                      .tds = tds,
                      .insts = insts,
@@ -1079,12 +1263,19 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
         return -1;
     bool steady = false;
     bool daemon = barge_streq(barge_json_str(svc, "schedulingStrategy", NULL), "DAEMON");
-    if ((daemon ? daemon_pass(&p, &steady, err) : replica_pass(&p, &steady, err)) < 0)
-        return -1;
-    update_deployments(&p, steady && p.draining == 0);
+    if (ecs_service_external(svc)) {
+        if (taskset_pass(&p, err) < 0)
+            return -1;
+    } else {
+        if ((daemon ? daemon_pass(&p, &steady, err) : replica_pass(&p, &steady, err)) < 0)
+            return -1;
+        update_deployments(&p, steady && p.draining == 0);
+    }
     if (sync_registries(&p, err) < 0 || save_target_groups(&p, err) < 0)
         return -1;
-    if (ecs_service_deployment_sync(tx, srv, svc, err) < 0)
+    bool is_daemon = strcmp(kind, ECS_KIND_DAEMON) == 0;
+    if ((is_daemon ? ecs_daemon_sync(tx, srv, svc, err)
+                   : ecs_service_deployment_sync(tx, srv, svc, err)) < 0)
         return -1;
     if (!barge_streq(barge_json_str(svc, "status", NULL), "ACTIVE") && p.draining == 0 &&
         barge_json_int(svc, "runningCount", 0) + barge_json_int(svc, "pendingCount", 0) == 0) {
@@ -1093,17 +1284,23 @@ static int service_pass(struct barge_server *srv, const char *key, bool *changed
     }
     if (json_equal(before, svc) && !p.changed && !json_array_size(tgs_dirty))
         return 0;
-    if (barge_store_put(tx, ECS_KIND_SERVICE, key, svc, err) < 0 ||
+    if (barge_store_put(tx, kind, key, svc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     *changed = *changed || p.changed;
     return 0;
 }
 
+struct pass_keys {
+    json_t *list; /* [[kind, key]] */
+    const char *kind;
+};
+
 static int collect_service_key(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
+    struct pass_keys *k = ud;
     if (!barge_streq(barge_json_str(doc, "status", NULL), "INACTIVE"))
-        json_array_append_new(ud, json_string(key));
+        json_array_append_new(k->list, json_pack("[s, s]", k->kind, key));
     return 0;
 }
 
@@ -1163,8 +1360,11 @@ void barge_control_step(struct barge_server *srv)
     }
     _cleanup_json_ json_t *keys = json_array();
     _cleanup_tx_ struct barge_tx *tx = NULL;
+    struct pass_keys svcs = {keys, ECS_KIND_SERVICE}, daemons = {keys, ECS_KIND_DAEMON};
     if (barge_store_begin(srv->store, false, &tx, &err) < 0 ||
-        barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, collect_service_key, keys,
+        barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, collect_service_key, &svcs,
+                         &err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_DAEMON, "", NULL, false, 0, collect_service_key, &daemons,
                          &err) < 0) {
         barge_warn("listing services: %s", err->message);
         return;
@@ -1176,8 +1376,10 @@ void barge_control_step(struct barge_server *srv)
     {
         if (!barge_leader_active())
             break;
-        if (service_pass(srv, json_string_value(k), &changed, &err) < 0) {
-            barge_warn("scheduling service %s: %s", json_string_value(k), err->message);
+        const char *kind = json_string_value(json_array_get(k, 0));
+        const char *key = json_string_value(json_array_get(k, 1));
+        if (service_pass(srv, kind, key, &changed, &err) < 0) {
+            barge_warn("scheduling %s %s: %s", kind, key, err->message);
             barge_error_free(barge_steal(&err));
         }
     }

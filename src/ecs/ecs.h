@@ -47,6 +47,15 @@ void ecs_task_bump_version(json_t *task);
 
 /* Prepends an event "(service NAME) <message>" (newest first, at most 100). */
 void ecs_service_event(json_t *svc, const char *fmt, ...) BARGE_PRINTF(2, 3);
+/* A new deployment or task set id, "ecs-svc/" and 19 random digits. */
+#define ECS_DEPLOYMENT_ID_LEN 32
+void ecs_deployment_id(char id[ECS_DEPLOYMENT_ID_LEN]);
+/* Does svc use the EXTERNAL deployment controller (task sets)? */
+bool ecs_service_external(const json_t *svc);
+/* Sets the computedDesiredCount of each of svc's task sets: its scale (a
+ * percentage) of the service's desiredCount, rounded up; 0 for a DRAINING set
+ * or a service that is not ACTIVE. */
+void ecs_service_tasksets_compute(json_t *svc);
 /* A new PRIMARY deployment (new reference); reason NULL gives ECS's default. */
 json_t *ecs_deployment_new(const json_t *svc, const char *td_arn, json_int_t desired,
                            const char *reason);

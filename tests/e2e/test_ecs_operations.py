@@ -16,21 +16,8 @@ from conftest import ecs_raw
 # Operations barged does not implement yet (issue #19). Implementing one
 # means removing it here: the test checks that exactly these are unknown.
 NOT_IMPLEMENTED = {
-    # task sets (the EXTERNAL and CODE_DEPLOY deployment controllers)
-    "CreateTaskSet", "DeleteTaskSet", "DescribeTaskSets", "UpdateTaskSet",
-    "UpdateServicePrimaryTaskSet",
     # ECS Exec
     "ExecuteCommand",
-    # lifecycle hooks of blue/green deployments
-    "ContinueServiceDeployment",
-    # daemons
-    "CreateDaemon", "DeleteDaemon", "DeleteDaemonTaskDefinition", "DescribeDaemon",
-    "DescribeDaemonDeployments", "DescribeDaemonRevisions", "DescribeDaemonTaskDefinition",
-    "ListDaemonDeployments", "ListDaemonTaskDefinitions", "ListDaemons",
-    "RegisterDaemonTaskDefinition", "UpdateDaemon",
-    # Express Gateway services
-    "CreateExpressGatewayService", "DeleteExpressGatewayService",
-    "DescribeExpressGatewayService", "UpdateExpressGatewayService",
 }
 
 EMBEDDED = os.path.join(os.path.dirname(__file__), "..", "..", "data", "models", "ecs.json")

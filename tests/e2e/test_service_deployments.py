@@ -202,6 +202,30 @@ def test_errors(barged, agent, busybox):
     assert code == "InvalidParameterException" and "'x'" in msg
 
 
+def test_continue_answers_for_a_deployment_not_at_a_hook(barged, busybox):
+    """ContinueServiceDeployment acts on a deployment paused at a lifecycle
+    hook; barge's rolling deployments never pause, so a known deployment is
+    one whose hook is not AWAITING_ACTION."""
+    ecs = barged.client("ecs")
+    ecs.create_cluster()
+    td = register(ecs, busybox)
+    ecs.create_service(cluster="default", serviceName="c", taskDefinition=td, desiredCount=0)
+    arn = deployments(barged, "c")[0]["serviceDeploymentArn"]
+    for action in ("CONTINUE", "ROLLBACK"):
+        code, msg = fails(barged, "ContinueServiceDeployment",
+                          {"serviceDeploymentArn": arn, "hookId": "ecs-pause-1",
+                           "action": action})
+        assert code == "InvalidParameterException"
+        assert "'ecs-pause-1'" in msg and "AWAITING_ACTION" in msg
+    missing = arn.rsplit("/", 1)[0] + "/0000000000000000000"
+    assert fails(barged, "ContinueServiceDeployment",
+                 {"serviceDeploymentArn": missing, "hookId": "h"})[0] == \
+        "ServiceDeploymentNotFoundException"
+    code, msg = fails(barged, "ContinueServiceDeployment",
+                      {"serviceDeploymentArn": "x", "hookId": "h"})
+    assert code == "InvalidParameterException" and "'x'" in msg
+
+
 def test_circuit_breaker_rollback_is_recorded(barged, agent, busybox):
     ecs = barged.client("ecs")
     good = register(ecs, busybox)

@@ -71,6 +71,36 @@ static void test_service_events_and_deployments(void **state)
     json_decref(svc);
 }
 
+static json_int_t computed(json_t *svc, size_t i)
+{
+    return barge_json_int(json_array_get(json_object_get(svc, "taskSets"), i),
+                          "computedDesiredCount", -1);
+}
+
+static void test_task_set_computed_desired_count(void **state)
+{
+    (void)state;
+    json_t *svc = json_pack(
+        "{s:s, s:i, s:{s:s}, s:[{s:s, s:{s:f}}, {s:s, s:{s:f}}, {s:s, s:{s:f}}, {s:s, s:{s:f}}]}",
+        "status", "ACTIVE", "desiredCount", 3, "deploymentController", "type", "EXTERNAL",
+        "taskSets", "status", "ACTIVE", "scale", "value", 100.0, "status", "PRIMARY", "scale",
+        "value", 40.0, "status", "ACTIVE", "scale", "value", 100.0 / 3, "status", "DRAINING",
+        "scale", "value", 100.0);
+    assert_true(ecs_service_external(svc));
+    ecs_service_tasksets_compute(svc);
+    assert_int_equal(computed(svc, 0), 3);
+    /* 1.2 tasks round up to 2; a third of 3 stays 1 in spite of the float. */
+    assert_int_equal(computed(svc, 1), 2);
+    assert_int_equal(computed(svc, 2), 1);
+    assert_int_equal(computed(svc, 3), 0);
+    json_object_set_new(svc, "status", json_string("DRAINING"));
+    ecs_service_tasksets_compute(svc);
+    assert_int_equal(computed(svc, 0), 0);
+    json_object_set_new(svc, "deploymentController", json_pack("{s:s}", "type", "ECS"));
+    assert_false(ecs_service_external(svc));
+    json_decref(svc);
+}
+
 static void test_instance_connected(void **state)
 {
     (void)state;
@@ -115,6 +145,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_task_stop),
         cmocka_unit_test(test_service_events_and_deployments),
+        cmocka_unit_test(test_task_set_computed_desired_count),
         cmocka_unit_test(test_instance_connected),
         cmocka_unit_test(test_usage_measure),
     };
