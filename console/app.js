@@ -5,7 +5,7 @@
 // HTML strings), so nothing a resource is named can run as script.
 "use strict";
 
-const state = { csrf: null, timer: null, follow: null, viewSeq: 0 };
+const state = { csrf: null, region: null, timer: null, follow: null, viewSeq: 0 };
 
 // --- small helpers -------------------------------------------------------
 
@@ -82,10 +82,11 @@ async function post(path, body, headers) {
   return data;
 }
 
-// One AWS operation as the signed-in key.
+// One AWS operation as the signed-in key, in the picked region.
 async function call(service, op, input) {
   try {
-    return await post(`/console/api/${service}/${op}`, input, { "X-CSRF-Token": state.csrf });
+    return await post(`/console/api/${service}/${op}`, input,
+      { "X-CSRF-Token": state.csrf, "X-Barge-Region": state.region });
   } catch (e) {
     if (e.status === 401) signedOut();
     throw e;
@@ -116,12 +117,48 @@ async function guarded(fn) {
 
 // --- sign-in -------------------------------------------------------------
 
+// The region picker offers the regions that hold something and takes any
+// typed region name; the choice lasts for the browser tab.
+const REGION_RE = /^[a-z]{2}-([a-z]+-)+\d+$/;
+
+function pickRegion(region) {
+  state.region = region;
+  sessionStorage.setItem("barge-region", region);
+  $("region").value = region;
+}
+
+function regionPicker(info) {
+  const list = new Set(info.regions || []);
+  list.add(info.region);
+  const saved = sessionStorage.getItem("barge-region");
+  if (saved) list.add(saved);
+  $("regions").replaceChildren(...[...list].sort().map((r) => h("option", { value: r })));
+  pickRegion(saved && REGION_RE.test(saved) ? saved : info.region);
+  $("region-picker").hidden = false;
+}
+
+function regionChanged() {
+  const r = $("region").value.trim();
+  if (!r) return; // being retyped
+  if (!REGION_RE.test(r)) {
+    showError({ type: "ValidationException", message: `'${r}' is not a region name` });
+    $("region").value = state.region;
+    return;
+  }
+  if (r === state.region) return;
+  pickRegion(r);
+  // the resources of the page were the old region's: start from its clusters
+  if (location.hash === "#/clusters") route();
+  else location.hash = "#/clusters";
+}
+
 function signedIn(info) {
   state.csrf = info.csrfToken;
   $("login").hidden = true;
   $("nav").hidden = false;
   $("logout").hidden = false;
-  $("who").textContent = `${info.arn} · ${info.region}`;
+  $("who").textContent = info.arn;
+  regionPicker(info);
   route();
 }
 
@@ -131,6 +168,7 @@ function signedOut() {
   $("view").replaceChildren();
   $("nav").hidden = true;
   $("logout").hidden = true;
+  $("region-picker").hidden = true;
   $("who").textContent = "";
   $("login").hidden = false;
 }
@@ -575,6 +613,7 @@ async function route() {
 async function start() {
   $("login").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
+  $("region").addEventListener("change", regionChanged);
   window.addEventListener("hashchange", route);
   try {
     const r = await fetch("/console/session", { credentials: "same-origin" });

@@ -253,6 +253,30 @@ def test_s3_buckets_whose_names_start_with_console_stay_reachable(env):
     s3.delete_bucket(Bucket="consoles")
 
 
+def regional(b, service, region):
+    return boto3.client(service, endpoint_url=b.endpoint, region_name=region,
+                        aws_access_key_id=b.access_key, aws_secret_access_key=b.secret_key)
+
+
+def test_api_calls_run_in_the_region_the_page_names(env):
+    b, _ = env
+    regional(b, "ecs", "ap-south-2").create_cluster(clusterName="south-only")
+    cookie, csrf = session(b)
+    ok = {"Cookie": cookie, "X-CSRF-Token": csrf}
+    status, out, _ = request(b, "GET", "/console/session", None, {"Cookie": cookie})
+    assert status == 200 and out["region"] == "us-east-1"
+    assert {"us-east-1", "ap-south-2"} <= set(out["regions"])
+    status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {},
+                             {**ok, "X-Barge-Region": "ap-south-2"})
+    assert status == 200 and [a.split(":")[3] for a in out["clusterArns"]] == ["ap-south-2"]
+    status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {}, ok)
+    assert status == 200 and not any(a.endswith("/south-only") for a in out["clusterArns"])
+    status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {},
+                             {**ok, "X-Barge-Region": "mars"})
+    assert status == 400 and "'mars'" in out["message"]
+    regional(b, "ecs", "ap-south-2").delete_cluster(cluster="south-only")
+
+
 def test_sign_out_ends_the_session(env):
     b, _ = env
     cookie, csrf = session(b)
@@ -467,3 +491,35 @@ def test_a_denied_update_service_shows_access_denied(env, browser):
     shot(browser, "denied")
     browser.find_element(By.ID, "logout").click()
     ecs.delete_service(cluster="default", service="guarded", force=True)
+
+
+def test_region_picker_shows_the_picked_regions_clusters(env, browser):
+    b, _ = env
+    regional(b, "ecs", "eu-west-1").create_cluster(clusterName="dublin")
+    signed_in(browser, b)
+    go(browser, b, "clusters")
+    wait_until(lambda: "default" in text(browser, "#live"), 30, what="the clusters")
+    assert "dublin" not in text(browser, "#live")
+    # the regions that hold something are offered
+    offered = browser.execute_script(
+        "return [...document.querySelectorAll('#regions option')].map(o => o.value)")
+    assert "eu-west-1" in offered and "us-east-1" in offered
+    picker = browser.find_element(By.ID, "region")
+    picker.clear()
+    picker.send_keys("eu-west-1\n")
+    wait_until(lambda: "dublin" in text(browser, "#live"), 30, what="eu-west-1's clusters")
+    assert "default" not in text(browser, ".cluster h2")
+    shot(browser, "region")
+    # a typed region without data: no clusters there
+    picker.clear()
+    picker.send_keys("sa-east-1\n")
+    wait_until(lambda: "No clusters." in text(browser, "#live"), 30, what="sa-east-1's clusters")
+    # back to the default region, and the choice outlives a reload
+    picker.clear()
+    picker.send_keys("us-east-1\n")
+    wait_until(lambda: "default" in text(browser, "#live") and
+               "dublin" not in text(browser, "#live"), 30, what="us-east-1's clusters")
+    browser.refresh()
+    wait_until(lambda: browser.find_element(By.ID, "region").get_attribute("value") ==
+               "us-east-1", 20, what="the picked region after a reload")
+    regional(b, "ecs", "eu-west-1").delete_cluster(cluster="dublin")
