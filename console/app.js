@@ -34,6 +34,8 @@ function s(tag, attrs, ...children) {
 
 function $(id) { return document.getElementById(id); }
 function short(arn) { return arn ? String(arn).split("/").pop() : ""; }
+// A target group's name from its ARN (".../targetgroup/<name>/<id>").
+function tgName(arn) { return arn ? String(arn).split("/").slice(-2)[0] : ""; }
 function tdName(arn) { return arn ? String(arn).split("/").pop() : ""; }
 function when(t) {
   if (t === undefined || t === null) return "";
@@ -400,7 +402,7 @@ async function viewService(cluster, name) {
       for (const lb of v.loadBalancers.filter((l) => l.targetGroupArn)) {
         const th = await call("elbv2", "DescribeTargetHealth", { TargetGroupArn: lb.targetGroupArn });
         parts.push(table(["Target group", "Target", "Port", "State", "Reason"],
-          (th.TargetHealthDescriptions || []).map((t) => [short(lb.targetGroupArn),
+          (th.TargetHealthDescriptions || []).map((t) => [tgName(lb.targetGroupArn),
             t.Target.Id, num(t.Target.Port), badge(t.TargetHealth.State),
             t.TargetHealth.Description || t.TargetHealth.Reason || ""]), { className: "targets" }));
       }
@@ -560,9 +562,15 @@ async function viewLogs(group, stream) {
     x.logStreamName)));
   const follow = h("input", { type: "checkbox", id: "follow", checked: true });
   const out = h("pre", { className: "log", id: "log-lines" });
+  const pattern = h("input", { id: "log-pattern", size: 30, placeholder: "filter pattern" });
+  const found = h("div", { id: "log-search" });
+  const search = h("form", { className: "actions",
+    onsubmit: (ev) => { ev.preventDefault(); guarded(() => searchLogs(group, pattern.value, found)); } },
+  h("label", {}, "Search all streams ", pattern),
+  h("button", { id: "log-search-btn", type: "submit", disabled: !group }, "Search"));
   $("view").replaceChildren(h("h1", {}, "Logs"),
     h("div", { className: "actions" }, h("label", {}, "Group ", gSel),
-      h("label", {}, "Stream ", sSel), h("label", {}, follow, " follow")), out);
+      h("label", {}, "Stream ", sSel), h("label", {}, follow, " follow")), out, search, found);
   if (!group || !stream) {
     out.textContent = "No log streams.";
     return;
@@ -592,6 +600,31 @@ async function viewLogs(group, stream) {
   };
   follow.addEventListener("change", () => { if (follow.checked) poll(); });
   poll();
+}
+
+// The events of every stream of group that match a CloudWatch Logs filter
+// pattern (FilterLogEvents, its pages up to SEARCH_MAX events), oldest first.
+const SEARCH_MAX = 500;
+async function searchLogs(group, pattern, into) {
+  const seq = state.viewSeq;
+  into.replaceChildren(h("p", { className: "muted" }, "Searching…"));
+  let events = [], token;
+  do {
+    const r = await call("logs", "FilterLogEvents", Object.assign(
+      { logGroupName: group, filterPattern: pattern, limit: SEARCH_MAX - events.length },
+      token ? { nextToken: token } : {}));
+    events = events.concat(r.events || []);
+    token = r.nextToken;
+  } while (token && events.length < SEARCH_MAX && seq === state.viewSeq);
+  if (seq !== state.viewSeq) return;
+  const more = token ? ` (the first ${SEARCH_MAX})` : "";
+  into.replaceChildren(
+    h("p", { id: "log-search-summary" }, `${events.length} matching event` +
+      `${events.length === 1 ? "" : "s"}${more} for '${pattern}' in ${group}`),
+    table(["Time", "Stream", "Message"], events.map((e) => [when(e.timestamp / 1000),
+      h("a", { href: `#/logs/${encodeURIComponent(group)}/${encodeURIComponent(e.logStreamName)}` },
+        e.logStreamName), h("td", { className: "logmsg" }, e.message)]),
+    { id: "log-search-results" }));
 }
 
 // --- routing -------------------------------------------------------------
