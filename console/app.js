@@ -120,7 +120,7 @@ async function guarded(fn) {
 // --- sign-in -------------------------------------------------------------
 
 // The region picker offers the regions that hold something and takes any
-// typed region name; the choice lasts for the browser tab.
+// typed region name; the choice lasts for the browser tab until sign-out.
 const REGION_RE = /^[a-z]{2}-([a-z]+-)+\d+$/;
 
 function pickRegion(region) {
@@ -191,6 +191,7 @@ async function login(ev) {
 
 async function logout() {
   await post("/console/logout", {}, { "X-CSRF-Token": state.csrf }).catch(() => {});
+  sessionStorage.removeItem("barge-region");
   location.hash = "";
   signedOut();
 }
@@ -452,8 +453,11 @@ async function viewTask(cluster, id) {
       const o = lc.options || {};
       if (lc.logDriver !== "awslogs" || !o["awslogs-group"]) return "";
       const stream = o["awslogs-stream-prefix"] ? `${o["awslogs-stream-prefix"]}/${c.name}/${id}` : "";
+      // the logs are in the region awslogs-region names
+      const region = o["awslogs-region"];
       return h("a", { href: `#/logs/${encodeURIComponent(o["awslogs-group"])}/` +
-        encodeURIComponent(stream) }, "logs");
+        encodeURIComponent(stream),
+      onclick: () => { if (REGION_RE.test(region || "")) pickRegion(region); } }, "logs");
     };
     return [
       h("p", {}, badge(t.lastStatus), ` desired ${t.desiredStatus} · ${tdName(t.taskDefinitionArn)}` +

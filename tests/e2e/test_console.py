@@ -534,6 +534,27 @@ def test_search_a_log_groups_streams(env, browser):
     assert err.startswith("InvalidParameterException:"), err
 
 
+def test_logs_link_follows_awslogs_region(env, browser):
+    b, busybox = env
+    ecs = b.client("ecs")
+    td = ecs.register_task_definition(family="farlogs", containerDefinitions=[{
+        "name": "main", "image": busybox, "memory": 16,
+        "command": ["sh", "-c", "echo from afar; " + SLEEPER[2]],
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": "/ecs/farlogs", "awslogs-region": "eu-central-1",
+            "awslogs-stream-prefix": "app", "awslogs-create-group": "true"}}}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    arn = open_task(browser, b, td)
+    wait_until(lambda: "logs" in text(browser, "#containers"), 30, what="the logs link")
+    browser.find_element(By.LINK_TEXT, "logs").click()
+    wait_until(lambda: "from afar" in text(browser, "#log-lines"), what="eu-central-1's lines")
+    assert browser.find_element(By.ID, "region").get_attribute("value") == "eu-central-1"
+    picker = browser.find_element(By.ID, "region")
+    picker.clear()
+    picker.send_keys("us-east-1\n")
+    ecs.stop_task(cluster="default", task=arn)
+
+
 def test_task_definition_revisions_side_by_side(env, browser):
     b, busybox = env
     ecs = b.client("ecs")
