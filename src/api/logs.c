@@ -1309,22 +1309,6 @@ static int awslogs_destination(struct barge_tx *tx, struct barge_server *srv, co
 }
 
 static int agent_put(struct barge_server *srv, const char *cluster, const char *instance_id,
-                     const json_t *in, json_t **out, struct barge_error **err);
-
-/* The task is read in the instance's region (the thread's); its events go to
- * the region its awslogs-region option names, as the awslogs driver sends
- * them to that region's endpoint. */
-int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const char *instance_id,
-                         const json_t *in, json_t **out, struct barge_error **err)
-{
-    char was[BARGE_STORE_REGION_MAX];
-    snprintf(was, sizeof(was), "%s", barge_store_thread_region() ?: "");
-    int r = agent_put(srv, cluster, instance_id, in, out, err);
-    barge_store_use_region(was[0] ? was : NULL);
-    return r;
-}
-
-static int agent_put(struct barge_server *srv, const char *cluster, const char *instance_id,
                      const json_t *in, json_t **out, struct barge_error **err)
 {
     const char *arn = barge_json_str(in, "taskArn", "");
@@ -1441,6 +1425,19 @@ static int agent_put(struct barge_server *srv, const char *cluster, const char *
     *out = json_pack("{s:s, s:s, s:I, s:I}", "logGroupName", group, "logStreamName", stream,
                      "accepted", (json_int_t)kept, "duplicates", (json_int_t)skipped);
     return 0;
+}
+
+/* The task is read in the instance's region (the thread's); its events go to
+ * the region its awslogs-region option names, as the awslogs driver sends
+ * them to that region's endpoint. */
+int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const char *instance_id,
+                         const json_t *in, json_t **out, struct barge_error **err)
+{
+    char was[BARGE_STORE_REGION_MAX];
+    snprintf(was, sizeof(was), "%s", barge_store_thread_region() ?: "");
+    int r = agent_put(srv, cluster, instance_id, in, out, err);
+    barge_store_use_region(was[0] ? was : NULL);
+    return r;
 }
 
 /* --- the service ----------------------------------------------------------- */
