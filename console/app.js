@@ -5,7 +5,7 @@
 // HTML strings), so nothing a resource is named can run as script.
 "use strict";
 
-const state = { csrf: null, timer: null, follow: null, viewSeq: 0 };
+const state = { csrf: null, region: null, timer: null, follow: null, viewSeq: 0 };
 
 // --- small helpers -------------------------------------------------------
 
@@ -34,6 +34,8 @@ function s(tag, attrs, ...children) {
 
 function $(id) { return document.getElementById(id); }
 function short(arn) { return arn ? String(arn).split("/").pop() : ""; }
+// A target group's name from its ARN (".../targetgroup/<name>/<id>").
+function tgName(arn) { return arn ? String(arn).split("/").slice(-2)[0] : ""; }
 function tdName(arn) { return arn ? String(arn).split("/").pop() : ""; }
 function when(t) {
   if (t === undefined || t === null) return "";
@@ -82,10 +84,11 @@ async function post(path, body, headers) {
   return data;
 }
 
-// One AWS operation as the signed-in key.
+// One AWS operation as the signed-in key, in the picked region.
 async function call(service, op, input) {
   try {
-    return await post(`/console/api/${service}/${op}`, input, { "X-CSRF-Token": state.csrf });
+    return await post(`/console/api/${service}/${op}`, input,
+      { "X-CSRF-Token": state.csrf, "X-Barge-Region": state.region });
   } catch (e) {
     if (e.status === 401) signedOut();
     throw e;
@@ -116,12 +119,48 @@ async function guarded(fn) {
 
 // --- sign-in -------------------------------------------------------------
 
+// The region picker offers the regions that hold something and takes any
+// typed region name; the choice lasts for the browser tab until sign-out.
+const REGION_RE = /^[a-z]{2}-([a-z]+-)+\d+$/;
+
+function pickRegion(region) {
+  state.region = region;
+  sessionStorage.setItem("barge-region", region);
+  $("region").value = region;
+}
+
+function regionPicker(info) {
+  const list = new Set(info.regions || []);
+  list.add(info.region);
+  const saved = sessionStorage.getItem("barge-region");
+  if (saved) list.add(saved);
+  $("regions").replaceChildren(...[...list].sort().map((r) => h("option", { value: r })));
+  pickRegion(saved && REGION_RE.test(saved) ? saved : info.region);
+  $("region-picker").hidden = false;
+}
+
+function regionChanged() {
+  const r = $("region").value.trim();
+  if (!r) return; // being retyped
+  if (!REGION_RE.test(r)) {
+    showError({ type: "ValidationException", message: `'${r}' is not a region name` });
+    $("region").value = state.region;
+    return;
+  }
+  if (r === state.region) return;
+  pickRegion(r);
+  // the resources of the page were the old region's: start from its clusters
+  if (location.hash === "#/clusters") route();
+  else location.hash = "#/clusters";
+}
+
 function signedIn(info) {
   state.csrf = info.csrfToken;
   $("login").hidden = true;
   $("nav").hidden = false;
   $("logout").hidden = false;
-  $("who").textContent = `${info.arn} · ${info.region}`;
+  $("who").textContent = info.arn;
+  regionPicker(info);
   route();
 }
 
@@ -131,6 +170,7 @@ function signedOut() {
   $("view").replaceChildren();
   $("nav").hidden = true;
   $("logout").hidden = true;
+  $("region-picker").hidden = true;
   $("who").textContent = "";
   $("login").hidden = false;
 }
@@ -151,6 +191,7 @@ async function login(ev) {
 
 async function logout() {
   await post("/console/logout", {}, { "X-CSRF-Token": state.csrf }).catch(() => {});
+  sessionStorage.removeItem("barge-region");
   location.hash = "";
   signedOut();
 }
@@ -362,7 +403,7 @@ async function viewService(cluster, name) {
       for (const lb of v.loadBalancers.filter((l) => l.targetGroupArn)) {
         const th = await call("elbv2", "DescribeTargetHealth", { TargetGroupArn: lb.targetGroupArn });
         parts.push(table(["Target group", "Target", "Port", "State", "Reason"],
-          (th.TargetHealthDescriptions || []).map((t) => [short(lb.targetGroupArn),
+          (th.TargetHealthDescriptions || []).map((t) => [tgName(lb.targetGroupArn),
             t.Target.Id, num(t.Target.Port), badge(t.TargetHealth.State),
             t.TargetHealth.Description || t.TargetHealth.Reason || ""]), { className: "targets" }));
       }
@@ -412,8 +453,11 @@ async function viewTask(cluster, id) {
       const o = lc.options || {};
       if (lc.logDriver !== "awslogs" || !o["awslogs-group"]) return "";
       const stream = o["awslogs-stream-prefix"] ? `${o["awslogs-stream-prefix"]}/${c.name}/${id}` : "";
+      // the logs are in the region awslogs-region names
+      const region = o["awslogs-region"];
       return h("a", { href: `#/logs/${encodeURIComponent(o["awslogs-group"])}/` +
-        encodeURIComponent(stream) }, "logs");
+        encodeURIComponent(stream),
+      onclick: () => { if (REGION_RE.test(region || "")) pickRegion(region); } }, "logs");
     };
     return [
       h("p", {}, badge(t.lastStatus), ` desired ${t.desiredStatus} · ${tdName(t.taskDefinitionArn)}` +
@@ -522,9 +566,15 @@ async function viewLogs(group, stream) {
     x.logStreamName)));
   const follow = h("input", { type: "checkbox", id: "follow", checked: true });
   const out = h("pre", { className: "log", id: "log-lines" });
+  const pattern = h("input", { id: "log-pattern", size: 30, placeholder: "filter pattern" });
+  const found = h("div", { id: "log-search" });
+  const search = h("form", { className: "actions",
+    onsubmit: (ev) => { ev.preventDefault(); guarded(() => searchLogs(group, pattern.value, found)); } },
+  h("label", {}, "Search all streams ", pattern),
+  h("button", { id: "log-search-btn", type: "submit", disabled: !group }, "Search"));
   $("view").replaceChildren(h("h1", {}, "Logs"),
     h("div", { className: "actions" }, h("label", {}, "Group ", gSel),
-      h("label", {}, "Stream ", sSel), h("label", {}, follow, " follow")), out);
+      h("label", {}, "Stream ", sSel), h("label", {}, follow, " follow")), out, search, found);
   if (!group || !stream) {
     out.textContent = "No log streams.";
     return;
@@ -556,6 +606,31 @@ async function viewLogs(group, stream) {
   poll();
 }
 
+// The events of every stream of group that match a CloudWatch Logs filter
+// pattern (FilterLogEvents, its pages up to SEARCH_MAX events), oldest first.
+const SEARCH_MAX = 500;
+async function searchLogs(group, pattern, into) {
+  const seq = state.viewSeq;
+  into.replaceChildren(h("p", { className: "muted" }, "Searching…"));
+  let events = [], token;
+  do {
+    const r = await call("logs", "FilterLogEvents", Object.assign(
+      { logGroupName: group, filterPattern: pattern, limit: SEARCH_MAX - events.length },
+      token ? { nextToken: token } : {}));
+    events = events.concat(r.events || []);
+    token = r.nextToken;
+  } while (token && events.length < SEARCH_MAX && seq === state.viewSeq);
+  if (seq !== state.viewSeq) return;
+  const more = token ? ` (the first ${SEARCH_MAX})` : "";
+  into.replaceChildren(
+    h("p", { id: "log-search-summary" }, `${events.length} matching event` +
+      `${events.length === 1 ? "" : "s"}${more} for '${pattern}' in ${group}`),
+    table(["Time", "Stream", "Message"], events.map((e) => [when(e.timestamp / 1000),
+      h("a", { href: `#/logs/${encodeURIComponent(group)}/${encodeURIComponent(e.logStreamName)}` },
+        e.logStreamName), h("td", { className: "logmsg" }, e.message)]),
+    { id: "log-search-results" }));
+}
+
 // --- routing -------------------------------------------------------------
 
 async function route() {
@@ -575,6 +650,7 @@ async function route() {
 async function start() {
   $("login").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
+  $("region").addEventListener("change", regionChanged);
   window.addEventListener("hashchange", route);
   try {
     const r = await fetch("/console/session", { credentials: "same-origin" });

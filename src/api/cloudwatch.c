@@ -57,7 +57,10 @@ static bool one_of(const char *v, const char *const *set, size_t n)
     return false;
 }
 
-static int check_actions(const json_t *in, const char *field, struct barge_error **err)
+/* An action must be an ARN of the alarm's own region, as CloudWatch refuses
+ * (with the wording below) an SNS topic or a scaling policy of another. */
+static int check_actions(const json_t *in, const char *field, const char *region,
+                         struct barge_error **err)
 {
     json_t *list = barge_json_array(in, field);
     if (json_array_size(list) > MAX_ACTIONS)
@@ -66,13 +69,22 @@ static int check_actions(const json_t *in, const char *field, struct barge_error
     json_t *a;
     json_array_foreach(list, i, a)
     {
-        if (!barge_str_has_prefix(json_string_value(a), "arn:"))
-            return fail(err, "ValidationError", "Invalid arn syntax: %s", json_string_value(a));
+        const char *action = json_string_value(a);
+        struct barge_arn arn;
+        if (!barge_str_has_prefix(action, "arn:") || barge_arn_parse(action, &arn) < 0)
+            return fail(err, "ValidationError", "Invalid arn syntax: %s", action);
+        bool other = *arn.region && strcmp(arn.region, region) != 0;
+        _cleanup_free_ char *named = barge_xstrdup(arn.region);
+        barge_arn_release(&arn);
+        if (other)
+            return fail(err, "ValidationError",
+                        "Invalid region %s specified. Only %s is supported. (%s: '%s')", named,
+                        region, field, action);
     }
     return 0;
 }
 
-static int check_alarm(const json_t *in, struct barge_error **err)
+static int check_alarm(const json_t *in, const char *region, struct barge_error **err)
 {
     if (json_object_get(in, "Metrics"))
         return fail(err, "InvalidParameterValue",
@@ -117,8 +129,9 @@ static int check_alarm(const json_t *in, struct barge_error **err)
                     "Invalid value '%s' for TreatMissingData: use breaching, notBreaching, "
                     "ignore or missing.",
                     tmd);
-    if (check_actions(in, "AlarmActions", err) < 0 || check_actions(in, "OKActions", err) < 0 ||
-        check_actions(in, "InsufficientDataActions", err) < 0)
+    if (check_actions(in, "AlarmActions", region, err) < 0 ||
+        check_actions(in, "OKActions", region, err) < 0 ||
+        check_actions(in, "InsufficientDataActions", region, err) < 0)
         return -1;
     return 0;
 }
@@ -126,7 +139,7 @@ static int check_alarm(const json_t *in, struct barge_error **err)
 static int put_metric_alarm(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                             struct barge_error **err)
 {
-    if (check_alarm(in, err) < 0)
+    if (check_alarm(in, barge_server_region(ctx->srv), err) < 0)
         return -1;
     const char *name = barge_json_str(in, "AlarmName", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;

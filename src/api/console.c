@@ -17,7 +17,11 @@
  *
  * Routes: GET /console/ and its files; POST /console/login {accessKeyId,
  * secretAccessKey}; GET /console/session; POST /console/logout; POST
- * /console/api/<service>/<Operation> with the operation's JSON input. */
+ * /console/api/<service>/<Operation> with the operation's JSON input.
+ *
+ * The region an API call works in is the X-Barge-Region header's (the page's
+ * region picker), else barged's default region: it plays the part of a
+ * signed request's credential scope, so the call sees that region's state. */
 #include <openssl/crypto.h>
 #include <stdint.h>
 #include <string.h>
@@ -33,9 +37,10 @@
 #include "common/json.h"
 #include "common/log.h"
 
-#define SESSION_KIND "consolesession"
-#define COOKIE_NAME  "barge_console"
-#define TOKEN_BYTES  32
+#define SESSION_KIND  "consolesession"
+#define COOKIE_NAME   "barge_console"
+#define TOKEN_BYTES   32
+#define REGION_HEADER "X-Barge-Region"
 
 __asm__(BARGE_EMBED("barge_console_index_html", "console/index.html"));
 __asm__(BARGE_EMBED("barge_console_app_js", "console/app.js"));
@@ -223,6 +228,14 @@ static void session_info(struct barge_server *srv, const json_t *doc, const char
     _cleanup_free_ char *arn = barge_api_caller_arn(srv, &who);
     json_object_set_new(out, "arn", json_string(arn));
     json_object_set_new(out, "region", json_string(srv->cfg.region));
+    /* The regions that hold something, for the page's region picker. */
+    _cleanup_error_ struct barge_error *err = NULL;
+    json_t *regions = NULL;
+    if (barge_store_regions(srv->store, &regions, &err) < 0) {
+        barge_warn("console regions: %s", err->message);
+        regions = json_pack("[s]", srv->cfg.region);
+    }
+    json_object_set_new(out, "regions", regions);
     json_object_set_new(out, "expiresAt",
                         json_real(json_number_value(json_object_get(doc, "expiresAt"))));
     json_object_set_new(out, "csrfToken", json_string(csrf));
@@ -368,7 +381,14 @@ static int proto_authenticate(const struct barge_api_call *call, const char *sig
     memset(who, 0, sizeof(*who));
     snprintf(who->access_key_id, sizeof(who->access_key_id), "%s",
              barge_json_str(cr->session, "accessKeyId", ""));
-    snprintf(who->region, sizeof(who->region), "%s", srv->cfg.region);
+    const char *region = barge_http_req_header(call->req, REGION_HEADER);
+    if (!region || !*region)
+        region = srv->cfg.region;
+    else if (!barge_store_region_valid(region))
+        return barge_error_set(err, BARGE_ERR_INVALID,
+                               "the " REGION_HEADER " header names no region: '%.64s'", region);
+    barge_store_use_region(region);
+    snprintf(who->region, sizeof(who->region), "%s", region);
     snprintf(who->service, sizeof(who->service), "%s", signing_name);
     snprintf(who->source_ip, sizeof(who->source_ip), "%s",
              call->req->remote_addr ? call->req->remote_addr : "");

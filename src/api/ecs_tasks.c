@@ -773,9 +773,12 @@ static int place_tasks(struct ecs_placement *pl, struct barge_server *srv, const
     if (!cand) {
         ret = -1;
     } else if (cand->n == 0 && pool) {
-        ret = barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                   "No Fargate capacity is available: enrol a host with "
-                                   "'barge-agent --capacity fargate' (barged --dev runs one).");
+        ret = barge_error_set_type(
+            err, BARGE_ERR_INVALID, "InvalidParameterException",
+            "No Fargate capacity is available in '%s': enrol a host with 'barge-agent "
+            "--capacity fargate --region %s' (barged --dev runs one for each region that holds "
+            "something, a few seconds after its first resource).",
+            barge_server_region(srv), barge_server_region(srv));
     } else if (cand->n == 0) {
         ret = barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                    "No Container Instances were found in your cluster.");

@@ -1255,12 +1255,13 @@ static char *task_key(const char *arn, const char *dflt_cluster)
     return barge_xasprintf("%s/%s", dflt_cluster, last ? last + 1 : arn);
 }
 
-/* The awslogs destination of a task's container: group, stream and whether
- * to create the group. Returns 0, or -1 with err (not found: the container
- * has no awslogs configuration). */
+/* The awslogs destination of a task's container: group, stream, whether to
+ * create the group and the awslogs-region (NULL when the option is not set).
+ * Returns 0, or -1 with err (not found: the container has no awslogs
+ * configuration). */
 static int awslogs_destination(struct barge_tx *tx, struct barge_server *srv, const json_t *task,
                                const char *container, char **group, char **stream,
-                               bool *create_group, struct barge_error **err)
+                               bool *create_group, char **region, struct barge_error **err)
 {
     _cleanup_json_ json_t *td = NULL;
     _cleanup_free_ char *tdkey = NULL;
@@ -1287,7 +1288,14 @@ static int awslogs_destination(struct barge_tx *tx, struct barge_server *srv, co
         if (!g || !group_name_valid(g))
             return barge_error_set(err, BARGE_ERR_INVALID,
                                    "container '%s' has no valid awslogs-group option", container);
+        const char *reg = barge_json_str(opts, "awslogs-region", NULL);
+        if (reg && *reg && !barge_store_region_valid(reg))
+            return barge_error_set(err, BARGE_ERR_INVALID,
+                                   "container '%s' has an awslogs-region option that names no "
+                                   "region: '%.64s'",
+                                   container, reg);
         const char *prefix = barge_json_str(opts, "awslogs-stream-prefix", NULL);
+        *region = reg && *reg ? barge_xstrdup(reg) : NULL;
         *group = barge_xstrdup(g);
         /* With a prefix, ECS's name; without one, the container's runtime
          * id, as Docker names streams by container id. */
@@ -1300,8 +1308,8 @@ static int awslogs_destination(struct barge_tx *tx, struct barge_server *srv, co
                            "container '%s' of task '%s' does not log with awslogs", container, arn);
 }
 
-int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const char *instance_id,
-                         const json_t *in, json_t **out, struct barge_error **err)
+static int agent_put(struct barge_server *srv, const char *cluster, const char *instance_id,
+                     const json_t *in, json_t **out, struct barge_error **err)
 {
     const char *arn = barge_json_str(in, "taskArn", "");
     const char *container = barge_json_str(in, "container", "");
@@ -1315,7 +1323,7 @@ int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const ch
     _cleanup_free_ char *tkey = task_key(arn, cluster);
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *task = NULL, *gdoc = NULL, *sdoc = NULL;
-    _cleanup_free_ char *group = NULL, *stream = NULL;
+    _cleanup_free_ char *group = NULL, *stream = NULL, *region = NULL;
     bool create_group = false;
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
         barge_store_get(tx, ECS_KIND_TASK, tkey, &task, err) < 0)
@@ -1325,8 +1333,15 @@ int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const ch
     if (!barge_streq(barge_json_str(task, "_instanceId", NULL), instance_id))
         return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
                                "task '%s' does not belong to this instance", arn);
-    if (awslogs_destination(tx, srv, task, container, &group, &stream, &create_group, err) < 0)
+    if (awslogs_destination(tx, srv, task, container, &group, &stream, &create_group, &region,
+                            err) < 0)
         return -1;
+    if (region && strcmp(region, barge_server_region(srv)) != 0) {
+        barge_store_abort(barge_steal(&tx));
+        barge_store_use_region(region);
+        if (barge_store_begin(srv->store, true, &tx, err) < 0)
+            return -1;
+    }
     int r = barge_store_get(tx, LOGS_KIND_GROUP, group, &gdoc, err);
     if (r < 0)
         return -1;
@@ -1410,6 +1425,19 @@ int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const ch
     *out = json_pack("{s:s, s:s, s:I, s:I}", "logGroupName", group, "logStreamName", stream,
                      "accepted", (json_int_t)kept, "duplicates", (json_int_t)skipped);
     return 0;
+}
+
+/* The task is read in the instance's region (the thread's); its events go to
+ * the region its awslogs-region option names, as the awslogs driver sends
+ * them to that region's endpoint. */
+int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const char *instance_id,
+                         const json_t *in, json_t **out, struct barge_error **err)
+{
+    char was[BARGE_STORE_REGION_MAX];
+    snprintf(was, sizeof(was), "%s", barge_store_thread_region() ?: "");
+    int r = agent_put(srv, cluster, instance_id, in, out, err);
+    barge_store_use_region(was[0] ? was : NULL);
+    return r;
 }
 
 /* --- the service ----------------------------------------------------------- */

@@ -20,6 +20,7 @@
 #include "api/model.h"
 #include "api/secrets.h"
 #include "api/server.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/pidlock.h"
 #include "control/control.h"
@@ -57,9 +58,13 @@ static void on_signal(int sig)
 
 /* In --dev, barged runs local barge-agents so that one command gives a
  * working single-host cluster: the barge-agent next to this barged, one for
- * the cluster 'default' and one for the Fargate capacity pool. */
+ * the cluster 'default' of the default region and, as an agent of the Fargate
+ * capacity pool serves one region, one pool agent for each region that holds
+ * something (started when the region first appears), so that FARGATE tasks
+ * run in every region. */
 struct dev_agent {
     bool fargate;
+    char *region; /* the pool agent's; NULL: the default region */
     pid_t pid;
     bool adopted; /* left running by an earlier barged: not our child */
     char *dir;
@@ -155,7 +160,10 @@ static void start_dev_agent(const struct barge_config *cfg, int port, struct dev
     a->pid = -1;
     a->adopted = false;
     if (!a->dir) {
-        a->dir = barge_xasprintf("%s/%s", cfg->data_dir, fargate ? "fargate-agent" : "agent");
+        /* The default region's pool keeps the directory it had before regions. */
+        a->dir = !fargate    ? barge_xasprintf("%s/agent", cfg->data_dir)
+                 : a->region ? barge_xasprintf("%s/fargate-agent-%s", cfg->data_dir, a->region)
+                             : barge_xasprintf("%s/fargate-agent", cfg->data_dir);
         a->lock = barge_xasprintf("%s/agent.lock", a->dir);
     }
     char self[PATH_MAX];
@@ -166,6 +174,7 @@ static void start_dev_agent(const struct barge_config *cfg, int port, struct dev
     _cleanup_free_ char *agent = barge_xasprintf("%s/barge-agent", dirname(self));
     _cleanup_free_ char *server = barge_xasprintf("http://127.0.0.1:%d", port);
     _cleanup_free_ char *creds = barge_xasprintf("%s/admin-credentials", cfg->data_dir);
+    const char *region = a->region ? a->region : cfg->region;
     if (adopt_dev_agent(a, server) != 0)
         return;
     pid_t pid = fork();
@@ -175,7 +184,7 @@ static void start_dev_agent(const struct barge_config *cfg, int port, struct dev
             dup2(devnull, STDOUT_FILENO);
         if (fargate)
             execl(agent, agent, "--server", server, "--capacity", "fargate", "--data-dir", a->dir,
-                  "--credentials", creds, "--region", cfg->region, (char *)NULL);
+                  "--credentials", creds, "--region", region, (char *)NULL);
         else
             execl(agent, agent, "--server", server, "--cluster", "default", "--data-dir", a->dir,
                   "--credentials", creds, "--region", cfg->region, (char *)NULL);
@@ -183,8 +192,8 @@ static void start_dev_agent(const struct barge_config *cfg, int port, struct dev
         _exit(127);
     }
     if (pid > 0)
-        barge_info("started the local %s %s (pid %d)", fargate ? "Fargate capacity agent" : "agent",
-                   agent, (int)pid);
+        barge_info("started the local %s %s for %s (pid %d)",
+                   fargate ? "Fargate capacity agent" : "agent", agent, region, (int)pid);
     a->pid = pid;
 }
 
@@ -219,8 +228,38 @@ static void stop_dev_agent(struct dev_agent *a)
         else
             waitpid(a->pid, NULL, 0);
     }
+    free(a->region);
     free(a->dir);
     free(a->lock);
+}
+
+/* Starts a Fargate pool agent for each region that holds something and has
+ * none yet; *agents grows. */
+static void start_dev_pools(struct barge_server *srv, int port, struct dev_agent **agents,
+                            size_t *n)
+{
+    _cleanup_error_ struct barge_error *err = NULL;
+    _cleanup_json_ json_t *regions = NULL;
+    if (barge_store_regions(srv->store, &regions, &err) < 0) {
+        barge_warn("listing the regions for their Fargate pools: %s", err->message);
+        return;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(regions, i, r)
+    {
+        const char *name = json_string_value(r);
+        bool dflt = strcmp(name, srv->cfg.region) == 0, have = false;
+        for (size_t k = 0; k < *n && !have; k++)
+            have = (*agents)[k].fargate &&
+                   (dflt ? !(*agents)[k].region : barge_streq((*agents)[k].region, name));
+        if (have)
+            continue;
+        *agents = barge_xrealloc(*agents, (*n + 1) * sizeof(**agents));
+        struct dev_agent *a = &(*agents)[(*n)++];
+        *a = (struct dev_agent){.fargate = true, .region = dflt ? NULL : barge_xstrdup(name)};
+        start_dev_agent(&srv->cfg, port, a);
+    }
 }
 
 static void usage(FILE *f)
@@ -644,25 +683,31 @@ int main(int argc, char **argv)
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;
     }
-    struct dev_agent agents[2] = {{.pid = -1}, {.fargate = true, .pid = -1}};
+    struct dev_agent *agents = NULL;
+    size_t n_agents = 0;
     if (cfg->dev) {
         if (barge_server_ensure_cluster(&srv, "default", &err) < 0) {
             fprintf(stderr, "barged: %s\n", err->message);
             return 1;
         }
-        for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
-            start_dev_agent(cfg, port, &agents[i]);
+        agents = barge_xcalloc(1, sizeof(*agents));
+        n_agents = 1;
+        start_dev_agent(cfg, port, &agents[0]);
+        start_dev_pools(&srv, port, &agents, &n_agents);
     }
     printf("barged ready on port %d\n", port);
     fflush(stdout);
 
     while (!stopping) {
         barge_server_housekeeping(&srv, barge_leader_active());
-        for (size_t i = 0; cfg->dev && i < BARGE_ARRAY_SIZE(agents); i++)
+        for (size_t i = 0; i < n_agents; i++)
             supervise_dev_agent(cfg, port, &agents[i]);
         for (int i = 0; i < 50 && !stopping; i++) {
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);
+            /* a region's first resources soon get their Fargate pool */
+            if (cfg->dev && i % 10 == 9)
+                start_dev_pools(&srv, port, &agents, &n_agents);
         }
     }
     barge_info("stopping on signal %d", (int)stopping);
@@ -670,15 +715,16 @@ int main(int argc, char **argv)
     barge_leader_stop();
     /* The local agents stop together, and stopping the listener answers their
      * parked polls at once: otherwise each would finish its wait first. */
-    for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
+    for (size_t i = 0; i < n_agents; i++)
         if (agents[i].pid > 0)
             kill(agents[i].pid, SIGTERM);
     barge_server_set_http(&srv, NULL);
     barge_http_stop(http);
     if (srv.metrics_http)
         barge_http_stop(srv.metrics_http);
-    for (size_t i = 0; i < BARGE_ARRAY_SIZE(agents); i++)
+    for (size_t i = 0; i < n_agents; i++)
         stop_dev_agent(&agents[i]);
+    free(agents);
     barge_registry_free(srv.registry);
     barge_store_close(srv.store);
     return 0;

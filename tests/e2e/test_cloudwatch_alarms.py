@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -242,6 +243,46 @@ def step_policy(aas, rid, name, adjustments, adjustment_type="ChangeInCapacity",
     return aas.put_scaling_policy(PolicyName=name, ServiceNamespace="ecs", ResourceId=rid,
                                   ScalableDimension=DIM, PolicyType="StepScaling",
                                   StepScalingPolicyConfiguration=cfg)["PolicyARN"]
+
+
+def test_actions_of_another_region_are_refused(barged):
+    """A scaling policy of eu-west-1 cannot be an action of a us-east-1 alarm
+    (CloudWatch's ValidationError); in its own region it can."""
+    def regional(service, region):
+        return boto3.client(service, endpoint_url=barged.endpoint, region_name=region,
+                            aws_access_key_id=barged.access_key,
+                            aws_secret_access_key=barged.secret_key)
+    ecs = regional("ecs", "eu-west-1")
+    ecs.create_cluster(clusterName="default")
+    td = ecs.register_task_definition(family="app", containerDefinitions=[
+        {"name": "main", "image": "busybox", "memory": 16}])["taskDefinition"]
+    ecs.create_service(cluster="default", serviceName="app",
+                       taskDefinition=td["taskDefinitionArn"], desiredCount=0)
+    aas = regional("application-autoscaling", "eu-west-1")
+    aas.register_scalable_target(ServiceNamespace="ecs", ResourceId="service/default/app",
+                                 ScalableDimension=DIM, MinCapacity=0, MaxCapacity=2)
+    arn = step_policy(aas, "service/default/app", "out",
+                      [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}])
+    assert arn.split(":")[3] == "eu-west-1"
+    cw = barged.client("cloudwatch")
+    for field in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+        with pytest.raises(ClientError) as e:
+            cw.put_metric_alarm(**alarm_args("far", **{field: [arn]}))
+        assert error_code(e) == "ValidationError"
+        msg = error_message(e)
+        assert msg.startswith("Invalid region eu-west-1 specified. Only us-east-1 is supported.")
+        assert f"{field}: '{arn}'" in msg, msg
+    with pytest.raises(ClientError) as e:
+        cw.put_metric_alarm(**alarm_args("far", OKActions=[
+            "arn:aws:sns:ap-south-1:000000000000:topic"]))
+    assert "Invalid region ap-south-1 specified" in error_message(e)
+    assert cw.describe_alarms(AlarmNames=["far"])["MetricAlarms"] == []
+    # in the policy's own region the alarm is taken and linked to the policy
+    regional("cloudwatch", "eu-west-1").put_metric_alarm(**alarm_args("near",
+                                                                      AlarmActions=[arn]))
+    pol = aas.describe_scaling_policies(ServiceNamespace="ecs",
+                                        PolicyNames=["out"])["ScalingPolicies"][0]
+    assert [a["AlarmName"] for a in pol["Alarms"]] == ["near"]
 
 
 def test_set_alarm_state_runs_step_policy(barged, service):

@@ -16,6 +16,7 @@ import botocore.config
 import pytest
 
 from conftest import Agent, Barged, wait_task
+from lbtraffic import free_port
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -241,6 +242,51 @@ def test_target_health_comes_from_elbv2(env):
     elb.delete_target_group(TargetGroupArn=tg)
 
 
+def test_service_page_draws_its_target_groups_health(env, browser):
+    b, busybox = env
+    ecs = b.client("ecs")
+    elb = b.client("elbv2")
+    instance = ecs.describe_container_instances(
+        cluster="default", containerInstances=ecs.list_container_instances(
+            cluster="default")["containerInstanceArns"])["containerInstances"][0]["ec2InstanceId"]
+    lb = elb.create_load_balancer(Name="console-lb", Type="application",
+                                  Scheme="internal")["LoadBalancers"][0]["LoadBalancerArn"]
+    tg = elb.create_target_group(Name="console-svc-tg", Protocol="HTTP", Port=80,
+                                 TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    try:
+        elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=free_port(),
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+        td = register(ecs, busybox, "balanced", portMappings=[{"containerPort": 80}])
+        # no tasks: the targets drawn are the ones registered here
+        ecs.create_service(cluster="default", serviceName="balanced", taskDefinition=td,
+                           desiredCount=0, loadBalancers=[{"targetGroupArn": tg,
+                                                           "containerName": "main",
+                                                           "containerPort": 80}])
+        elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 9},
+                                                         {"Id": instance, "Port": 10}])
+        signed_in(browser, b)
+        go(browser, b, "service/default/balanced")
+
+        def drawn():
+            return browser.execute_script(
+                "return [...document.querySelectorAll('table.targets tbody tr')]"
+                ".map(r => [...r.cells].map(c => c.innerText.trim()));")
+        rows = wait_until(lambda: len(drawn()) == 2 and drawn(), 30, what="the targets")
+        assert sorted(r[:3] for r in rows) == [["console-svc-tg", instance, "10"],
+                                               ["console-svc-tg", instance, "9"]]
+        assert all(r[3] in ("initial", "healthy", "unhealthy") for r in rows), rows
+        # the state drawn is elbv2's, once it has settled
+        wait_until(lambda: sorted(r[3] for r in drawn()) == sorted(
+            t["TargetHealth"]["State"] for t in
+            elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]), 30,
+            what="the drawn states to match DescribeTargetHealth")
+        shot(browser, "target-health")
+    finally:
+        ecs.delete_service(cluster="default", service="balanced", force=True)
+        elb.delete_load_balancer(LoadBalancerArn=lb)
+        elb.delete_target_group(TargetGroupArn=tg)
+
+
 def test_s3_buckets_whose_names_start_with_console_stay_reachable(env):
     b, _ = env
     s3 = boto3.client("s3", endpoint_url=b.endpoint, region_name="us-east-1",
@@ -251,6 +297,30 @@ def test_s3_buckets_whose_names_start_with_console_stay_reachable(env):
     assert s3.get_object(Bucket="consoles", Key="a/b.txt")["Body"].read() == b"kept"
     s3.delete_object(Bucket="consoles", Key="a/b.txt")
     s3.delete_bucket(Bucket="consoles")
+
+
+def regional(b, service, region):
+    return boto3.client(service, endpoint_url=b.endpoint, region_name=region,
+                        aws_access_key_id=b.access_key, aws_secret_access_key=b.secret_key)
+
+
+def test_api_calls_run_in_the_region_the_page_names(env):
+    b, _ = env
+    regional(b, "ecs", "ap-south-2").create_cluster(clusterName="south-only")
+    cookie, csrf = session(b)
+    ok = {"Cookie": cookie, "X-CSRF-Token": csrf}
+    status, out, _ = request(b, "GET", "/console/session", None, {"Cookie": cookie})
+    assert status == 200 and out["region"] == "us-east-1"
+    assert {"us-east-1", "ap-south-2"} <= set(out["regions"])
+    status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {},
+                             {**ok, "X-Barge-Region": "ap-south-2"})
+    assert status == 200 and [a.split(":")[3] for a in out["clusterArns"]] == ["ap-south-2"]
+    status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {}, ok)
+    assert status == 200 and not any(a.endswith("/south-only") for a in out["clusterArns"])
+    status, out, _ = request(b, "POST", "/console/api/ecs/ListClusters", {},
+                             {**ok, "X-Barge-Region": "mars"})
+    assert status == 400 and "'mars'" in out["message"]
+    regional(b, "ecs", "ap-south-2").delete_cluster(cluster="south-only")
 
 
 def test_sign_out_ends_the_session(env):
@@ -423,6 +493,68 @@ def test_follow_logs(env, browser):
     ecs.stop_task(cluster="default", task=arn)
 
 
+def test_search_a_log_groups_streams(env, browser):
+    b, busybox = env
+    ecs = b.client("ecs")
+    logs = b.client("logs")
+    arns = []
+    for word in ("alpha", "beta"):
+        td = ecs.register_task_definition(family="searched", containerDefinitions=[{
+            "name": "main", "image": busybox, "memory": 16,
+            "command": ["sh", "-c", f"echo starting {word}; echo ERROR {word} failed; echo done"],
+            "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": "/ecs/searched", "awslogs-region": "us-east-1",
+                "awslogs-stream-prefix": "app", "awslogs-create-group": "true"}}}]
+        )["taskDefinition"]["taskDefinitionArn"]
+        arns.append(ecs.run_task(cluster="default", taskDefinition=td)["tasks"][0]["taskArn"])
+    for arn in arns:
+        wait_task(ecs, "default", arn)
+    wait_until(lambda: len(logs.filter_log_events(logGroupName="/ecs/searched",
+                                                  filterPattern="done")["events"]) == 2,
+               60, what="both tasks' lines shipped")
+    signed_in(browser, b)
+    go(browser, b, "logs/%2Fecs%2Fsearched")
+    pattern = wait_until(lambda: browser.find_elements(By.ID, "log-pattern"), 30,
+                         what="the search box")[0]
+    pattern.send_keys("ERROR")
+    browser.find_element(By.ID, "log-search-btn").click()
+    wait_until(lambda: "2 matching events" in text(browser, "#log-search-summary"), 30,
+               what="the search's results")
+    rows = browser.execute_script(
+        "return [...document.querySelectorAll('#log-search-results tbody tr')]"
+        ".map(r => [...r.cells].map(c => c.innerText.trim()));")
+    assert sorted(r[2] for r in rows) == ["ERROR alpha failed", "ERROR beta failed"]
+    assert sorted(r[1] for r in rows) == sorted(f"app/main/{a.split('/')[-1]}" for a in arns)
+    shot(browser, "log-search")
+    # a pattern AWS would refuse shows its error
+    pattern.clear()
+    pattern.send_keys('"unterminated')
+    browser.find_element(By.ID, "log-search-btn").click()
+    err = wait_until(lambda: text(browser, "#error"), 30, what="the error banner")
+    assert err.startswith("InvalidParameterException:"), err
+
+
+def test_logs_link_follows_awslogs_region(env, browser):
+    b, busybox = env
+    ecs = b.client("ecs")
+    td = ecs.register_task_definition(family="farlogs", containerDefinitions=[{
+        "name": "main", "image": busybox, "memory": 16,
+        "command": ["sh", "-c", "echo from afar; " + SLEEPER[2]],
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": "/ecs/farlogs", "awslogs-region": "eu-central-1",
+            "awslogs-stream-prefix": "app", "awslogs-create-group": "true"}}}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    arn = open_task(browser, b, td)
+    wait_until(lambda: "logs" in text(browser, "#containers"), 30, what="the logs link")
+    browser.find_element(By.LINK_TEXT, "logs").click()
+    wait_until(lambda: "from afar" in text(browser, "#log-lines"), what="eu-central-1's lines")
+    assert browser.find_element(By.ID, "region").get_attribute("value") == "eu-central-1"
+    picker = browser.find_element(By.ID, "region")
+    picker.clear()
+    picker.send_keys("us-east-1\n")
+    ecs.stop_task(cluster="default", task=arn)
+
+
 def test_task_definition_revisions_side_by_side(env, browser):
     b, busybox = env
     ecs = b.client("ecs")
@@ -467,3 +599,35 @@ def test_a_denied_update_service_shows_access_denied(env, browser):
     shot(browser, "denied")
     browser.find_element(By.ID, "logout").click()
     ecs.delete_service(cluster="default", service="guarded", force=True)
+
+
+def test_region_picker_shows_the_picked_regions_clusters(env, browser):
+    b, _ = env
+    regional(b, "ecs", "eu-west-1").create_cluster(clusterName="dublin")
+    signed_in(browser, b)
+    go(browser, b, "clusters")
+    wait_until(lambda: "default" in text(browser, "#live"), 30, what="the clusters")
+    assert "dublin" not in text(browser, "#live")
+    # the regions that hold something are offered
+    offered = browser.execute_script(
+        "return [...document.querySelectorAll('#regions option')].map(o => o.value)")
+    assert "eu-west-1" in offered and "us-east-1" in offered
+    picker = browser.find_element(By.ID, "region")
+    picker.clear()
+    picker.send_keys("eu-west-1\n")
+    wait_until(lambda: "dublin" in text(browser, "#live"), 30, what="eu-west-1's clusters")
+    assert "default" not in text(browser, ".cluster h2")
+    shot(browser, "region")
+    # a typed region without data: no clusters there
+    picker.clear()
+    picker.send_keys("sa-east-1\n")
+    wait_until(lambda: "No clusters." in text(browser, "#live"), 30, what="sa-east-1's clusters")
+    # back to the default region, and the choice outlives a reload
+    picker.clear()
+    picker.send_keys("us-east-1\n")
+    wait_until(lambda: "default" in text(browser, "#live") and
+               "dublin" not in text(browser, "#live"), 30, what="us-east-1's clusters")
+    browser.refresh()
+    wait_until(lambda: browser.find_element(By.ID, "region").get_attribute("value") ==
+               "us-east-1", 20, what="the picked region after a reload")
+    regional(b, "ecs", "eu-west-1").delete_cluster(cluster="dublin")

@@ -1,12 +1,17 @@
 """barged --dev: one command gives a working single-host cluster with a local
 agent in the cluster 'default' and a local Fargate capacity pool, and writes
 the 'barge' AWS profile."""
+import json
 import os
 import signal
 import subprocess
 import time
 
-from conftest import Barged, binary, cleanup_runtime, wait_task
+import boto3
+
+from conftest import AwsCli, Barged, binary, cleanup_runtime, wait_task
+
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 
 
 def test_dev_mode_runs_a_task_and_a_fargate_task(tmp_path, busybox):
@@ -54,6 +59,47 @@ def test_dev_mode_runs_a_task_and_a_fargate_task(tmp_path, busybox):
             cleanup_runtime(str(tmp_path / "data" / d))
         if env_home is not None:
             os.environ["HOME"] = env_home
+
+
+def test_dev_mode_runs_fargate_tasks_in_another_region(tmp_path, busybox):
+    """--dev serves FARGATE in every region: a region's first resource gets
+    it a local pool agent, and `aws --region eu-west-1 ecs run-task
+    --launch-type FARGATE` runs there."""
+    b = Barged(str(tmp_path / "data"), extra_args=["--dev"]).start()
+    try:
+        cli = AwsCli(b, str(tmp_path))
+        eu = ["--region", "eu-west-1", "ecs"]
+        cli.json(*eu, "create-cluster", "--cluster-name", "far")
+        td = cli.json(*eu, "register-task-definition", "--family", "farfg",
+                      "--requires-compatibilities", "FARGATE", "--network-mode", "awsvpc",
+                      "--cpu", "256", "--memory", "512", "--container-definitions",
+                      json.dumps([{"name": "m", "image": busybox, "command": SLEEPER}])
+                      )["taskDefinition"]["taskDefinitionArn"]
+        assert td.split(":")[3] == "eu-west-1"
+        deadline = time.time() + 60
+        while True:
+            p = cli.run(*eu, "run-task", "--cluster", "far", "--task-definition", td,
+                        "--launch-type", "FARGATE", "--network-configuration",
+                        "awsvpcConfiguration={subnets=[subnet-dev]}", check=False)
+            if p.returncode == 0:
+                break
+            # until the region's pool agent has come up
+            assert "No Fargate capacity is available in 'eu-west-1'" in p.stderr, p.stderr
+            assert time.time() < deadline, "eu-west-1's local Fargate pool never came up"
+            time.sleep(0.5)
+        arn = json.loads(p.stdout)["tasks"][0]["taskArn"]
+        assert arn.split(":")[3] == "eu-west-1"
+        ecs = boto3.client("ecs", endpoint_url=b.endpoint, region_name="eu-west-1",
+                           aws_access_key_id=b.access_key, aws_secret_access_key=b.secret_key)
+        task = wait_task(ecs, "far", arn, ("RUNNING",))
+        assert task["lastStatus"] == "RUNNING" and task["launchType"] == "FARGATE"
+        assert agent_pids(str(tmp_path / "data" / "fargate-agent-eu-west-1"))
+        ecs.stop_task(cluster="far", task=arn)
+        wait_task(ecs, "far", arn)
+    finally:
+        b.stop()
+        for d in ("agent", "fargate-agent", "fargate-agent-eu-west-1"):
+            cleanup_runtime(str(tmp_path / "data" / d))
 
 
 def agent_pids(data_dir):

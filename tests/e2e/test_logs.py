@@ -7,6 +7,7 @@ import re
 import time
 import urllib.request
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -128,6 +129,39 @@ def test_missing_group_fails_the_task(barged, agent, busybox):
     reason = task["containers"][0].get("reason", "")
     assert "CannotStartContainerError" in reason and "ResourceInitializationError" in reason
     assert "does not exist" in reason
+
+
+def test_awslogs_region_picks_the_logs_region(barged, agent, busybox):
+    """A task of us-east-1 logging to eu-west-1: its group and stream are
+    eu-west-1's (a group made there beforehand is found there), and us-east-1
+    has none of them."""
+    ecs, logs = barged.client("ecs"), barged.client("logs")
+    dublin = boto3.client("logs", endpoint_url=barged.endpoint, region_name="eu-west-1",
+                          aws_access_key_id=barged.access_key,
+                          aws_secret_access_key=barged.secret_key)
+    dublin.create_log_group(logGroupName="/ecs/far")
+    arn = run_task(ecs, busybox, "echo far away; echo second",
+                   awslogs("/ecs/far", create=False, **{"awslogs-region": "eu-west-1"}))
+    task = wait_task(ecs, "default", arn)
+    assert task["containers"][0]["exitCode"] == 0, task["containers"][0].get("reason")
+    stream = f"app/main/{arn.split('/')[-1]}"
+    assert wait_messages(dublin, "/ecs/far", stream, 2) == ["far away", "second"]
+    group = dublin.describe_log_groups(logGroupNamePrefix="/ecs/far")["logGroups"][0]
+    assert group["arn"].split(":")[3] == "eu-west-1"
+    assert logs.describe_log_groups()["logGroups"] == []
+    # created on first use, in the region named
+    arn = run_task(ecs, busybox, "echo made", awslogs("/ecs/made", **{"awslogs-region": "ap-east-1"}))
+    wait_task(ecs, "default", arn)
+    hk = boto3.client("logs", endpoint_url=barged.endpoint, region_name="ap-east-1",
+                      aws_access_key_id=barged.access_key, aws_secret_access_key=barged.secret_key)
+    assert wait_messages(hk, "/ecs/made", f"app/main/{arn.split('/')[-1]}", 1) == ["made"]
+    assert logs.describe_log_groups()["logGroups"] == []
+    # a name that is no region fails the task before it starts
+    arn = run_task(ecs, busybox, "echo never", awslogs("/ecs/x", **{"awslogs-region": "moon"}))
+    task = wait_task(ecs, "default", arn)
+    assert task["stopCode"] == "TaskFailedToStart"
+    reason = task["containers"][0].get("reason", "")
+    assert "ResourceInitializationError" in reason and "'moon'" in reason, reason
 
 
 def test_bad_options_fail_the_task(barged, agent, busybox):
