@@ -415,6 +415,7 @@ static struct slot {
     {"logs", NULL},       {"ecr", NULL},   {"application-autoscaling", NULL},
     {"cloudwatch", NULL}, {"elbv2", NULL}, {"sts", NULL},
     {"iam", NULL},
+    {"cloudformation", NULL},
 };
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -18,6 +18,7 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "api/cfn.h"
 #include "control/control.h"
 #include "ecs/ecs.h"
 #include "sched/deploy.h"
@@ -1095,6 +1096,7 @@ static void *control_main(void *ud)
              * SetAlarmState wakes the loop so that its actions run now. */
             barge_alarms_step(srv);
             barge_lb_step(srv);
+            barge_cfn_step(srv);
             if (barge_monotonic_ms() >= next_scale) {
                 barge_autoscale_step(srv);
                 next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
