@@ -95,9 +95,14 @@ int barge_cfn_resource_delete(struct barge_cfn_prov *p, const char *type, const 
 
 /* --- the engine ---------------------------------------------------------- */
 
-/* Carries out the pending operation of every stack that has one (the leader's
- * control loop calls it). */
+/* Carries out the pending operation of every stack that has one (the
+ * leader's stacks thread, src/control/stacks.c, calls it). */
 void barge_cfn_step(struct barge_server *srv);
+/* Tells waits inside a stack operation that barged is stopping (they give
+ * up) or, with false, that it is not. */
+void barge_cfn_set_stopping(bool stopping);
+/* Sleeps about ms milliseconds; false when barged is stopping. */
+bool barge_cfn_pause(int ms);
 
 /* Appends a stack event (in tx; the caller commits). */
 int barge_cfn_event_add(struct barge_tx *tx, const json_t *stack, const char *logical,

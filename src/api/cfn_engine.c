@@ -8,11 +8,28 @@
  * (UPDATE_ROLLBACK_COMPLETE). */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/cfn.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
+
+static volatile bool stopping;
+
+void barge_cfn_set_stopping(bool value)
+{
+    stopping = value;
+}
+
+bool barge_cfn_pause(int ms)
+{
+    if (stopping)
+        return false;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    return !stopping;
+}
 
 int barge_cfn_event_add(struct barge_tx *tx, const json_t *stack, const char *logical,
                         const char *physical, const char *type, const char *status,
@@ -582,7 +599,7 @@ static void run_update(struct run *r)
             break;
         }
         json_t *old_props = json_object_get(old, "props");
-        if (json_equal(props, old_props ? old_props : json_object()) ||
+        if ((old_props ? json_equal(props, old_props) : !json_object_size(props)) ||
             !strcmp(type, "AWS::CDK::Metadata"))
             continue;
         const char *physical = barge_json_str(old, "physical", "");

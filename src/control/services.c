@@ -18,7 +18,6 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "api/cfn.h"
 #include "control/control.h"
 #include "ecs/ecs.h"
 #include "sched/deploy.h"
@@ -1096,7 +1095,6 @@ static void *control_main(void *ud)
              * SetAlarmState wakes the loop so that its actions run now. */
             barge_alarms_step(srv);
             barge_lb_step(srv);
-            barge_cfn_step(srv);
             if (barge_monotonic_ms() >= next_scale) {
                 barge_autoscale_step(srv);
                 next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
@@ -1118,13 +1116,14 @@ int barge_control_start(struct barge_server *srv, const struct barge_control_con
     control_running = true;
     if (pthread_create(&control_thread, NULL, control_main, srv) != 0)
         return barge_error_set_errno(err, BARGE_ERR_INTERNAL, "cannot start the control thread");
-    return 0;
+    return barge_stacks_start(srv, err);
 }
 
 void barge_control_stop(void)
 {
     if (!control_running)
         return;
+    barge_stacks_stop();
     control_running = false;
     barge_server_notify(control_srv);
     pthread_join(control_thread, NULL);

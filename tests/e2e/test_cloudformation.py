@@ -26,6 +26,12 @@ def events(cfn, name):
     return cfn.describe_stack_events(StackName=name)["StackEvents"]
 
 
+def failures(cfn, name):
+    """The failed resources' events, for assertion messages."""
+    return [(e["LogicalResourceId"], e["ResourceStatus"], e.get("ResourceStatusReason"))
+            for e in events(cfn, name) if e["ResourceStatus"].endswith("_FAILED")]
+
+
 def outputs(stack):
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
@@ -359,3 +365,161 @@ def test_template_url_from_barged_s3(barged):
     cfn.delete_stack(StackName="url")
     assert wait_stack(cfn, sid)["StackStatus"] == "DELETE_COMPLETE"
     assert "made-by-cfn" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+ECS_APP = {
+    "Parameters": {"Greeting": {"Type": "String", "Default": "hello"},
+                   "Port": {"Type": "Number"},
+                   "ImageParam": {"Type": "AWS::SSM::Parameter::Value<String>",
+                                  "Default": "/app/image"}},
+    "Resources": {
+        "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
+        "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {
+            "VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.0.0/24",
+            "AvailabilityZone": {"Fn::Select": [0, {"Fn::GetAZs": ""}]}}},
+        "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": "web", "VpcId": {"Ref": "Vpc"}}},
+        "Cluster": {"Type": "AWS::ECS::Cluster"},
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 1}},
+        "ExecRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole"}]},
+            "ManagedPolicyArns": [
+                "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]}},
+        "ExecPolicy": {"Type": "AWS::IAM::Policy", "Properties": {
+            "PolicyName": "read-ssm", "Roles": [{"Ref": "ExecRole"}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": "*"}]}}},
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "Family": "cfn-web", "Cpu": "256", "Memory": "512", "NetworkMode": "awsvpc",
+            "RequiresCompatibilities": ["FARGATE"],
+            "ExecutionRoleArn": {"Fn::GetAtt": ["ExecRole", "Arn"]},
+            "ContainerDefinitions": [{
+                "Name": "web", "Image": {"Ref": "ImageParam"}, "Essential": True,
+                "PortMappings": [{"ContainerPort": 8080, "Protocol": "tcp"}],
+                "Environment": [{"Name": "GREETING", "Value": {"Ref": "Greeting"}}],
+                "LogConfiguration": {"LogDriver": "awslogs", "Options": {
+                    "awslogs-group": {"Ref": "Logs"}, "awslogs-region": {"Ref": "AWS::Region"},
+                    "awslogs-stream-prefix": "web"}}}]}},
+        "Lb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {
+            "Subnets": [{"Ref": "Subnet"}], "SecurityGroups": [{"Fn::GetAtt": ["Sg", "GroupId"]}],
+            "Scheme": "internet-facing", "Type": "application"}},
+        "Tg": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
+            "Port": 8080, "Protocol": "HTTP", "TargetType": "ip", "VpcId": {"Ref": "Vpc"},
+            "HealthCheckPath": "/",
+            "TargetGroupAttributes": [{"Key": "deregistration_delay.timeout_seconds",
+                                       "Value": "5"}]}},
+        "Listener": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
+            "LoadBalancerArn": {"Ref": "Lb"}, "Port": {"Ref": "Port"}, "Protocol": "HTTP",
+            "DefaultActions": [{"Type": "forward", "TargetGroupArn": {"Ref": "Tg"}}]}},
+        "Service": {"Type": "AWS::ECS::Service", "DependsOn": ["Listener"], "Properties": {
+            "Cluster": {"Ref": "Cluster"}, "TaskDefinition": {"Ref": "Task"},
+            "DesiredCount": 0, "LaunchType": "FARGATE",
+            "LoadBalancers": [{"ContainerName": "web", "ContainerPort": 8080,
+                               "TargetGroupArn": {"Ref": "Tg"}}],
+            "NetworkConfiguration": {"AwsvpcConfiguration": {
+                "AssignPublicIp": "DISABLED", "Subnets": [{"Ref": "Subnet"}],
+                "SecurityGroups": [{"Fn::GetAtt": ["Sg", "GroupId"]}]}},
+            "DeploymentConfiguration": {"MinimumHealthyPercent": 50, "MaximumPercent": 200,
+                                        "DeploymentCircuitBreaker": {"Enable": True,
+                                                                     "Rollback": True}}}},
+        "Target": {"Type": "AWS::ApplicationAutoScaling::ScalableTarget", "Properties": {
+            "ServiceNamespace": "ecs", "ScalableDimension": "ecs:service:DesiredCount",
+            "ResourceId": {"Fn::Join": ["/", ["service", {"Ref": "Cluster"},
+                                              {"Fn::GetAtt": ["Service", "Name"]}]]},
+            "MinCapacity": 0, "MaxCapacity": 4}},
+        "Scaling": {"Type": "AWS::ApplicationAutoScaling::ScalingPolicy", "Properties": {
+            "PolicyName": "cpu", "PolicyType": "TargetTrackingScaling",
+            "ScalingTargetId": {"Ref": "Target"},
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": 50,
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "ECSServiceAverageCPUUtilization"}}}},
+        "Meta": {"Type": "AWS::CDK::Metadata", "Properties": {"Analytics": "v2:deflate64:x"}},
+    },
+    "Outputs": {
+        "Url": {"Value": {"Fn::Sub": "http://${Lb.DNSName}:${Port}/"}},
+        "ServiceName": {"Value": {"Fn::GetAtt": ["Service", "Name"]}},
+        "ClusterArn": {"Value": {"Fn::GetAtt": ["Cluster", "Arn"]}},
+    },
+}
+
+
+def test_ecs_application_stack(barged):
+    from lbtraffic import free_port
+    cfn = barged.client("cloudformation")
+    ecs = barged.client("ecs")
+    iam = barged.client("iam")
+    elb = barged.client("elbv2")
+    aas = barged.client("application-autoscaling")
+    barged.client("ssm").put_parameter(Name="/app/image", Type="String", Value="busybox:1")
+    port = str(free_port())
+    params = [{"ParameterKey": "Port", "ParameterValue": port}]
+    with pytest.raises(ClientError) as e:
+        cfn.create_stack(StackName="app", TemplateBody=json.dumps(ECS_APP), Parameters=params)
+    assert error_message(e) == "Requires capabilities : [CAPABILITY_IAM]"
+    sid = cfn.create_stack(StackName="app", TemplateBody=json.dumps(ECS_APP), Parameters=params,
+                           Capabilities=["CAPABILITY_IAM"])["StackId"]
+    st = wait_stack(cfn, "app")
+    assert st["StackStatus"] == "CREATE_COMPLETE", failures(cfn, "app")
+    image = [p for p in st["Parameters"] if p["ParameterKey"] == "ImageParam"][0]
+    assert (image["ParameterValue"], image["ResolvedValue"]) == ("/app/image", "busybox:1")
+    out = outputs(st)
+    res = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+           for r in cfn.describe_stack_resources(StackName="app")["StackResources"]}
+    assert res["Vpc"].startswith("vpc-") and res["Subnet"].startswith("subnet-")
+    assert res["Sg"].startswith("sg-")
+    cluster = res["Cluster"]
+    assert cluster.startswith("app-Cluster-")
+    assert out["ClusterArn"] == f"arn:aws:ecs:us-east-1:000000000000:cluster/{cluster}"
+    svc = ecs.describe_services(cluster=cluster, services=[out["ServiceName"]])["services"][0]
+    assert svc["serviceArn"] == res["Service"]
+    assert svc["taskDefinition"] == res["Task"]
+    assert svc["loadBalancers"][0]["targetGroupArn"] == res["Tg"]
+    assert svc["deploymentConfiguration"]["deploymentCircuitBreaker"] == {
+        "enable": True, "rollback": True}
+    td = ecs.describe_task_definition(taskDefinition=res["Task"])["taskDefinition"]
+    c = td["containerDefinitions"][0]
+    assert (c["image"], c["environment"]) == ("busybox:1", [{"name": "GREETING",
+                                                             "value": "hello"}])
+    assert c["logConfiguration"]["options"]["awslogs-group"] == res["Logs"]
+    role = iam.get_role(RoleName=res["ExecRole"])["Role"]
+    assert td["executionRoleArn"] == role["Arn"]
+    assert iam.list_role_policies(RoleName=res["ExecRole"])["PolicyNames"] == ["read-ssm"]
+    attached = iam.list_attached_role_policies(RoleName=res["ExecRole"])["AttachedPolicies"]
+    assert [a["PolicyName"] for a in attached] == ["AmazonECSTaskExecutionRolePolicy"]
+    lb = elb.describe_load_balancers(LoadBalancerArns=[res["Lb"]])["LoadBalancers"][0]
+    assert out["Url"] == f"http://{lb['DNSName']}:{port}/"
+    listener = elb.describe_listeners(LoadBalancerArn=res["Lb"])["Listeners"][0]
+    assert listener["Port"] == int(port)
+    targets = aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert [(t["ResourceId"], t["MaxCapacity"]) for t in targets] == [
+        (f"service/{cluster}/{out['ServiceName']}", 4)]
+    pols = aas.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    assert [p["PolicyARN"] for p in pols] == [res["Scaling"]]
+
+    # An update of the environment: a new revision, the service moved to it,
+    # the old revision deregistered.
+    cfn.update_stack(StackName="app", UsePreviousTemplate=True, Capabilities=["CAPABILITY_IAM"],
+                     Parameters=[{"ParameterKey": "Port", "UsePreviousValue": True},
+                                 {"ParameterKey": "Greeting", "ParameterValue": "bonjour"}])
+    st = wait_stack(cfn, "app")
+    assert st["StackStatus"] == "UPDATE_COMPLETE", failures(cfn, "app")
+    res2 = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in cfn.describe_stack_resources(StackName="app")["StackResources"]}
+    assert res2["Task"] != res["Task"] and res2["Service"] == res["Service"]
+    svc = ecs.describe_services(cluster=cluster, services=[out["ServiceName"]])["services"][0]
+    assert svc["taskDefinition"] == res2["Task"]
+    old = ecs.describe_task_definition(taskDefinition=res["Task"])["taskDefinition"]
+    assert old["status"] == "INACTIVE"
+
+    cfn.delete_stack(StackName="app")
+    st = wait_stack(cfn, sid)
+    assert st["StackStatus"] == "DELETE_COMPLETE", failures(cfn, sid)
+    assert ecs.describe_clusters(clusters=[cluster])["clusters"][0]["status"] == "INACTIVE"
+    assert elb.describe_load_balancers()["LoadBalancers"] == []
+    assert aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
+    with pytest.raises(ClientError) as e:
+        iam.get_role(RoleName=res["ExecRole"])
+    assert error_code(e) == "NoSuchEntity"
