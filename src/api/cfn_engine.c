@@ -216,7 +216,11 @@ static int create_one(struct run *r, const char *logical, const json_t *decl,
     _cleanup_json_ json_t *attrs = NULL;
     r->prov.logical = logical;
     if (!props || barge_cfn_resource_create(&r->prov, type, props, &physical, &attrs, &err) < 0) {
-        set_resource(r, logical, type, NULL, "CREATE_FAILED", short_reason(err));
+        /* A resource made before its setup failed is recorded, so that the
+         * rollback removes it. */
+        if (physical)
+            json_object_set(json_object_get(resources(r), logical), "props", props);
+        set_resource(r, logical, type, physical, "CREATE_FAILED", short_reason(err));
         return -1;
     }
     json_t *e = json_object_get(resources(r), logical);
@@ -246,7 +250,7 @@ static int delete_one(struct run *r, const char *logical, json_t *e, const json_
     _cleanup_free_ char *type = barge_xstrdup(barge_json_str(e, "type", ""));
     const char *physical = barge_json_str(e, "physical", NULL);
     const char *status = barge_json_str(e, "status", "");
-    if (!physical || !strcmp(status, "DELETE_COMPLETE") || !strcmp(status, "CREATE_FAILED")) {
+    if (!physical || !strcmp(status, "DELETE_COMPLETE")) {
         json_object_del(resources(r), logical);
         save(r, logical, type, physical, "DELETE_COMPLETE", NULL);
         return 0;
