@@ -759,8 +759,10 @@ static void run_one(struct barge_server *srv, const char *id)
     struct run r = {.srv = srv, .doc = doc, .imports = json_object()};
     r.prov.srv = srv;
     r.prov.stack_name = barge_json_str(doc, "StackName", "");
+    /* An update acts with the rights its request gave (the service role). */
+    const json_t *next = json_object_get(doc, "next");
     snprintf(r.prov.who.access_key_id, sizeof r.prov.who.access_key_id, "%s",
-             barge_json_str(doc, "akid", ""));
+             barge_json_str(next, "akid", barge_json_str(doc, "akid", "")));
     snprintf(r.prov.who.region, sizeof r.prov.who.region, "%s", srv->cfg.region);
     const char *op = barge_json_str(pending, "op", "");
     barge_info("cloudformation: %s of stack %s", op, r.prov.stack_name);

@@ -496,11 +496,23 @@ static int cluster_create(struct barge_cfn_prov *p, const json_t *props, char **
     return 0;
 }
 
+/* How long a cluster's removal waits for the tasks of its deleted services
+ * to stop. */
+#define CLUSTER_DRAIN_MS (5 * 60 * 1000)
+
 static int cluster_remove(struct barge_cfn_prov *p, const char *physical, const json_t *props,
                           struct barge_error **err)
 {
     _cleanup_json_ json_t *in = json_pack("{s:s}", "cluster", physical);
-    return gone_ok(call(p, &barge_api_ecs, "DeleteCluster", in, NULL, err), err);
+    for (int waited = 0;; waited += 500) {
+        if (call(p, &barge_api_ecs, "DeleteCluster", in, NULL, err) == 0)
+            return 0;
+        /* The services of the stack are gone; their tasks are stopping. */
+        if (waited >= CLUSTER_DRAIN_MS || !(*err)->type ||
+            strcmp((*err)->type, "ClusterContainsTasksException") != 0 || !barge_cfn_pause(500))
+            return gone_ok(-1, err);
+        barge_error_free(barge_steal(err));
+    }
 }
 
 static int taskdef_create(struct barge_cfn_prov *p, const json_t *props, char **physical,

@@ -4,9 +4,11 @@
  * the engine (cfn_engine.c) carries the operation out in the control loop, so
  * DescribeStacks shows *_IN_PROGRESS and then the outcome, as on AWS. */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api/cfn.h"
+#include "api/iam.h"
 #include "api/s3.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -208,12 +210,36 @@ static int check_capabilities(const json_t *in, const json_t *tpl, struct barge_
                                 "Requires capabilities : [%s]", need);
 }
 
-/* Reads the SSM parameter name for an AWS::SSM::Parameter::Value<> type. */
-static int ssm_value(struct barge_api_ctx *ctx, const char *name, char **value,
+/* The access key a stack acts with: with a service role (RoleARN, which must
+ * name a role of barged's IAM), CloudFormation's own rights, which in barge
+ * are the admin key's; without one, the caller's. */
+static int acting_key(struct barge_api_ctx *ctx, const char *role_arn, char akid[129],
+                      struct barge_error **err)
+{
+    snprintf(akid, 129, "%s", ctx->who.access_key_id);
+    if (!role_arn)
+        return 0;
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *role = NULL, *meta = NULL;
+    const char *slash = strrchr(role_arn, '/');
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
+        (slash && barge_api_iam_role_get(tx, slash + 1, &role, err) < 0) ||
+        barge_store_get(tx, "meta", "admin-key", &meta, err) < 0)
+        return -1;
+    if (!role || !barge_streq(barge_json_str(role, "Arn", NULL), role_arn))
+        return verr(err, "Role %s is invalid or cannot be assumed", role_arn);
+    snprintf(akid, 129, "%s", barge_json_str(meta, "accessKeyId", ""));
+    return 0;
+}
+
+/* Reads the SSM parameter name for an AWS::SSM::Parameter::Value<> type,
+ * with the rights the stack acts with. */
+static int ssm_value(struct barge_api_ctx *ctx, const char *akid, const char *name, char **value,
                      struct barge_error **err)
 {
     const struct barge_api_op *op = barge_api_find_op(&barge_api_ssm, "GetParameter");
     struct barge_api_ctx sub = *ctx;
+    snprintf(sub.who.access_key_id, sizeof sub.who.access_key_id, "%s", akid);
     sub.service = &barge_api_ssm;
     sub.operation = "GetParameter";
     _cleanup_json_ json_t *in = json_pack("{s:s}", "Name", name), *out = NULL;
@@ -249,7 +275,8 @@ static int prepare(struct barge_api_ctx *ctx, json_t *doc, const json_t *in, con
         if (!barge_str_has_prefix(type, "AWS::SSM::Parameter::Value<"))
             continue;
         _cleanup_free_ char *v = NULL;
-        if (ssm_value(ctx, barge_json_str(values, key, ""), &v, err) < 0)
+        if (ssm_value(ctx, barge_json_str(doc, "akid", ""), barge_json_str(values, key, ""), &v,
+                      err) < 0)
             return -1;
         json_object_set_new(resolved, key, json_string(v));
         json_object_set_new(p, "ResolvedValue", json_string(v));
@@ -343,6 +370,10 @@ static int create_stack(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                     name);
     _cleanup_free_ char *body = NULL;
     _cleanup_json_ json_t *tpl = NULL, *doc = new_stack(ctx, name, in), *old = NULL;
+    char akid[129];
+    if (acting_key(ctx, barge_json_str(in, "RoleARN", NULL), akid, err) < 0)
+        return -1;
+    json_object_set_new(doc, "akid", json_string(akid));
     if (template_of(ctx, in, NULL, &body, &tpl, err) < 0 || check_capabilities(in, tpl, err) < 0 ||
         prepare(ctx, doc, in, NULL, tpl, body, err) < 0)
         return -1;
@@ -394,6 +425,13 @@ static int next_of(struct barge_api_ctx *ctx, const json_t *doc, const json_t *i
     _cleanup_json_ json_t *tpl = NULL;
     json_t *n = json_pack("{s:O, s:O}", "StackName", json_object_get(doc, "StackName"), "StackId",
                           json_object_get(doc, "StackId"));
+    char akid[129];
+    const char *role = barge_json_str(in, "RoleARN", barge_json_str(doc, "RoleARN", NULL));
+    if (acting_key(ctx, role, akid, err) < 0) {
+        json_decref(n);
+        return -1;
+    }
+    json_object_set_new(n, "akid", json_string(akid));
     if (template_of(ctx, in, doc, &body, &tpl, err) < 0 || check_capabilities(in, tpl, err) < 0 ||
         prepare(ctx, n, in, json_object_get(doc, "paramValues"), tpl, body, err) < 0) {
         json_decref(n);

@@ -39,7 +39,12 @@ const web = new patterns.ApplicationLoadBalancedFargateService(stack, 'Web', {
     secrets: { SECRET: ecs.Secret.fromSsmParameter(secret) },
   },
 });
-web.targetGroup.configureHealthCheck({ path: '/', interval: cdk.Duration.seconds(5) });
+web.targetGroup.configureHealthCheck({
+  path: '/',
+  interval: cdk.Duration.seconds(5),
+  timeout: cdk.Duration.seconds(2),
+  healthyThresholdCount: 2,
+});
 const scaling = web.service.autoScaleTaskCount({ minCapacity: 1, maxCapacity: 3 });
 scaling.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: 50 });
 new cdk.CfnOutput(stack, 'ServiceName', { value: web.service.serviceName });
