@@ -487,6 +487,10 @@ static void finish_change_set(struct run *r, const char *status)
     }
 }
 
+/* barged stopping cut the operation short: nothing is undone (the
+ * resources stay as they are), the stack says what happened. */
+#define INTERRUPTED "barged stopped while the operation was in progress"
+
 static void run_create(struct run *r)
 {
     _cleanup_error_ struct barge_error *err = NULL;
@@ -530,6 +534,10 @@ static void run_create(struct run *r)
         return;
     }
     finish_change_set(r, "EXECUTE_FAILED");
+    if (stopping) {
+        stack_status(r, "CREATE_FAILED", INTERRUPTED);
+        return;
+    }
     if (barge_json_bool(r->doc, "DisableRollback", false))
         return;
     if (delete_all(r) < 0)
@@ -682,6 +690,10 @@ rollback:;
             ? barge_xasprintf("The following resource(s) failed to update: [%s]. ", failed)
             : barge_xstrdup(short_reason(err));
     finish_change_set(r, "EXECUTE_FAILED");
+    if (stopping) {
+        stack_status(r, "UPDATE_ROLLBACK_FAILED", INTERRUPTED);
+        return;
+    }
     stack_status(r, "UPDATE_ROLLBACK_IN_PROGRESS", why);
     bool rollback_failed = false;
     for (size_t j = json_array_size(undo); j-- > 0;) {
@@ -735,11 +747,63 @@ rollback:;
     stack_status(r, rollback_failed ? "UPDATE_ROLLBACK_FAILED" : "UPDATE_ROLLBACK_COMPLETE", NULL);
 }
 
+struct scan {
+    json_t *pending;   /* ids of stacks with work to do */
+    json_t *abandoned; /* ids of stacks left in progress by a barged that stopped */
+};
+
 static int collect_pending(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
+    struct scan *s = ud;
+    const char *status = barge_json_str(doc, "StackStatus", "");
     if (json_object_get(doc, "pending"))
-        json_array_append_new(ud, json_string(key));
+        json_array_append_new(s->pending, json_string(key));
+    else if (s->abandoned && barge_str_has_suffix(status, "_IN_PROGRESS") &&
+             strcmp(status, "REVIEW_IN_PROGRESS") != 0)
+        json_array_append_new(s->abandoned, json_string(key));
     return 0;
+}
+
+/* The failed state a stack abandoned in status ends in. */
+static const char *abandoned_status(const char *status)
+{
+    if (barge_str_has_prefix(status, "CREATE") || !strcmp(status, "ROLLBACK_IN_PROGRESS"))
+        return "ROLLBACK_FAILED";
+    if (barge_str_has_prefix(status, "DELETE"))
+        return "DELETE_FAILED";
+    return "UPDATE_ROLLBACK_FAILED";
+}
+
+/* Stacks a barged left in progress when it stopped or died (an operation
+ * runs from start to end in one process) are marked failed, once per
+ * process, so that they can be deleted or updated again. */
+static void recover(struct barge_server *srv, const json_t *ids)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        _cleanup_error_ struct barge_error *err = NULL;
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        _cleanup_json_ json_t *doc = NULL;
+        if (barge_store_begin(srv->store, true, &tx, &err) < 0 ||
+            barge_store_get(tx, CFN_KIND_STACK, json_string_value(id), &doc, &err) <= 0)
+            continue;
+        const char *status = abandoned_status(barge_json_str(doc, "StackStatus", ""));
+        json_object_set_new(doc, "StackStatus", json_string(status));
+        json_object_set_new(doc, "StackStatusReason", json_string(INTERRUPTED));
+        json_object_del(doc, "next");
+        if (barge_store_put(tx, CFN_KIND_STACK, json_string_value(id), doc, &err) < 0 ||
+            barge_cfn_event_add(tx, doc, barge_json_str(doc, "StackName", ""),
+                                json_string_value(id), "AWS::CloudFormation::Stack", status,
+                                INTERRUPTED, &err) < 0 ||
+            barge_store_commit(barge_steal(&tx), &err) < 0)
+            barge_warn("cloudformation: marking stack %s failed: %s", json_string_value(id),
+                       err->message);
+        else
+            barge_warn("cloudformation: stack %s was left in progress: now %s",
+                       json_string_value(id), status);
+    }
 }
 
 static void run_one(struct barge_server *srv, const char *id)
@@ -782,16 +846,22 @@ static void run_one(struct barge_server *srv, const char *id)
 
 void barge_cfn_step(struct barge_server *srv)
 {
+    static bool recovered;
     _cleanup_error_ struct barge_error *err = NULL;
-    _cleanup_json_ json_t *ids = json_array();
+    _cleanup_json_ json_t *ids = json_array(), *abandoned = recovered ? NULL : json_array();
+    struct scan sc = {ids, abandoned};
     {
         _cleanup_tx_ struct barge_tx *tx = NULL;
         if (barge_store_begin(srv->store, false, &tx, &err) < 0 ||
-            barge_store_scan(tx, CFN_KIND_STACK, "", NULL, false, 0, collect_pending, ids, &err) <
+            barge_store_scan(tx, CFN_KIND_STACK, "", NULL, false, 0, collect_pending, &sc, &err) <
                 0) {
             barge_warn("cloudformation: listing stacks: %s", err->message);
             return;
         }
+    }
+    if (!recovered) {
+        recover(srv, abandoned);
+        recovered = true;
     }
     size_t i;
     json_t *id;

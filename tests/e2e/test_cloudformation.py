@@ -523,3 +523,39 @@ def test_ecs_application_stack(barged):
     with pytest.raises(ClientError) as e:
         iam.get_role(RoleName=res["ExecRole"])
     assert error_code(e) == "NoSuchEntity"
+
+
+def test_stack_interrupted_by_a_restart(barged):
+    """A stack waits for its service to settle; barged stopping meanwhile
+    leaves the stack failed (nothing undone), and it can be deleted after."""
+    cfn = barged.client("cloudformation")
+    tpl = {"Resources": {
+        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "intr"}},
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "Family": "intr", "Cpu": "256", "Memory": "512", "NetworkMode": "awsvpc",
+            "RequiresCompatibilities": ["FARGATE"],
+            "ContainerDefinitions": [{"Name": "c", "Image": "busybox"}]}},
+        # No Fargate capacity: its task stays PROVISIONING, the service never settles.
+        "Service": {"Type": "AWS::ECS::Service", "Properties": {
+            "Cluster": {"Ref": "Cluster"}, "TaskDefinition": {"Ref": "Task"},
+            "DesiredCount": 1, "LaunchType": "FARGATE", "NetworkConfiguration": {
+                "AwsvpcConfiguration": {"Subnets": ["subnet-1"]}}}}}}
+    sid = cfn.create_stack(StackName="intr", TemplateBody=json.dumps(tpl))["StackId"]
+    end = time.monotonic() + 30
+    while not any(e["LogicalResourceId"] == "Service" for e in events(cfn, "intr")):
+        assert time.monotonic() < end
+        time.sleep(0.2)
+    assert cfn.describe_stacks(StackName="intr")["Stacks"][0]["StackStatus"] == \
+        "CREATE_IN_PROGRESS"
+    barged.restart()
+    cfn = barged.client("cloudformation")
+    st = cfn.describe_stacks(StackName="intr")["Stacks"][0]
+    assert (st["StackStatus"], st["StackStatusReason"]) == (
+        "CREATE_FAILED", "barged stopped while the operation was in progress")
+    # Nothing was undone.
+    assert barged.client("ecs").describe_clusters(clusters=["intr"])["clusters"][0]["status"] == \
+        "ACTIVE"
+    cfn.delete_stack(StackName="intr")
+    assert wait_stack(cfn, sid)["StackStatus"] == "DELETE_COMPLETE", failures(cfn, sid)
+    assert barged.client("ecs").describe_clusters(clusters=["intr"])["clusters"][0]["status"] == \
+        "INACTIVE"
