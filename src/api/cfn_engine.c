@@ -247,6 +247,7 @@ static int delete_one(struct run *r, const char *logical, json_t *e, const json_
 {
     /* e goes with its entry: keep what is needed after. */
     _cleanup_json_ json_t *keep = json_incref(e);
+    (void)keep;
     _cleanup_free_ char *type = barge_xstrdup(barge_json_str(e, "type", ""));
     const char *physical = barge_json_str(e, "physical", NULL);
     const char *status = barge_json_str(e, "status", "");

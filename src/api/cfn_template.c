@@ -173,6 +173,15 @@ int barge_cfn_template_parse(const char *body, size_t len, json_t **out, struct 
             return verr(err, "Template format error: [/Resources/%s/Properties] must be an object",
                         k);
     }
+    json_t *o;
+    json_object_foreach(json_object_get(tpl, "Outputs"), k, o)
+    {
+        if (!json_is_object(o) || !json_object_get(o, "Value"))
+            return verr(err,
+                        "Template format error: Every Outputs member must contain a Value "
+                        "object, the Output %s does not",
+                        k);
+    }
     static const char *const sections[] = {"Parameters", "Conditions", "Mappings", "Outputs"};
     for (size_t s = 0; s < BARGE_ARRAY_SIZE(sections); s++) {
         json_t *v = json_object_get(tpl, sections[s]);
@@ -637,6 +646,10 @@ static json_t *eval(const struct barge_cfn_eval *ev, const json_t *node, int dep
 json_t *barge_cfn_eval(const struct barge_cfn_eval *ev, const json_t *node,
                        struct barge_error **err)
 {
+    if (!node) {
+        verr(err, "Template format error: a value is missing");
+        return NULL;
+    }
     return eval(ev, node, 0, err);
 }
 
@@ -758,8 +771,10 @@ int barge_cfn_order(const json_t *tpl, const json_t *conds, json_t **out, struct
         json_object_foreach(names, n, x)
         {
             if (json_object_get(res, n)) {
-                if (!strcmp(n, k))
+                if (!strcmp(n, k)) {
+                    json_decref(mine);
                     return verr(err, "Circular dependency between resources: [%s]", k);
+                }
                 json_object_set_new(mine, n, json_true());
             } else if (!json_object_get(params, n) && !barge_str_has_prefix(n, "AWS::")) {
                 json_decref(mine);

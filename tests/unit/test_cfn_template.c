@@ -62,6 +62,10 @@ static void test_yaml_short_forms(void **state)
     char *m = parse_error("Resources: {}\n");
     assert_string_equal(m, "Template format error: At least one Resources member must be defined.");
     free(m);
+    m = parse_error("Resources:\n  A:\n    Type: T\nOutputs:\n  O: {Description: x}\n");
+    assert_string_equal(m, "Template format error: Every Outputs member must contain a Value "
+                           "object, the Output O does not");
+    free(m);
     m = parse_error("Resources:\n  A:\n    Properties: {}\n");
     assert_string_equal(m, "Template format error: [/Resources/A] Every Resources object must "
                            "contain a Type member.");
