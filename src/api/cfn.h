@@ -65,6 +65,15 @@ int barge_cfn_parameters(const json_t *tpl, const json_t *given, const json_t *p
  * List types become arrays. New reference. */
 json_t *barge_cfn_param_value(const char *type, const char *value);
 
+/* NoEcho parameters' values are kept sealed under barged's master key:
+ * barge_cfn_values_seal replaces those of values ({name: text}, per tpl's
+ * declarations) with {"sealed": envelope}; barge_cfn_values_open gives a new
+ * object with every value as text again (NULL with err when one cannot be
+ * opened). */
+void barge_cfn_values_seal(struct barge_server *srv, const json_t *tpl, json_t *values);
+json_t *barge_cfn_values_open(struct barge_server *srv, const json_t *values,
+                              struct barge_error **err);
+
 /* --- resources ----------------------------------------------------------- */
 
 /* What a resource type's handler runs with. */

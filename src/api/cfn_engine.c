@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "api/cfn.h"
+#include "common/crypto.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -29,6 +30,55 @@ bool barge_cfn_pause(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     return !stopping;
+}
+
+static char *noecho_aad(const char *key)
+{
+    return barge_xasprintf("cloudformation-parameter:%s", key);
+}
+
+void barge_cfn_values_seal(struct barge_server *srv, const json_t *tpl, json_t *values)
+{
+    json_t *decls = json_object_get(tpl, "Parameters");
+    const char *k;
+    json_t *v;
+    json_object_foreach(values, k, v)
+    {
+        json_t *ne = json_object_get(json_object_get(decls, k), "NoEcho");
+        if (!json_is_string(v) || !(json_is_true(ne) || barge_streq(json_string_value(ne), "true")))
+            continue;
+        _cleanup_free_ char *aad = noecho_aad(k);
+        char *env =
+            barge_crypto_seal(&srv->master_key, json_string_value(v), json_string_length(v), aad);
+        json_object_set_new(values, k, json_pack("{s:s}", "sealed", env));
+        free(env);
+    }
+}
+
+json_t *barge_cfn_values_open(struct barge_server *srv, const json_t *values,
+                              struct barge_error **err)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)values, k, v)
+    {
+        const char *env = barge_json_str(v, "sealed", NULL);
+        if (!env) {
+            json_object_set(out, k, v);
+            continue;
+        }
+        _cleanup_free_ char *aad = noecho_aad(k);
+        char *plain = NULL;
+        size_t len = 0;
+        if (barge_crypto_open(&srv->master_key, env, aad, &plain, &len, err) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set_new(out, k, json_stringn(plain, len));
+        barge_crypto_free(plain, len);
+    }
+    return out;
 }
 
 int barge_cfn_event_add(struct barge_tx *tx, const json_t *stack, const char *logical,
@@ -162,9 +212,13 @@ static int load(struct run *r, const json_t *src, struct barge_error **err)
     r->conds = NULL;
     json_t *decls = json_object_get(r->tpl, "Parameters");
     json_t *resolved = json_object_get(src, "resolved");
+    _cleanup_json_ json_t *values =
+        barge_cfn_values_open(r->srv, json_object_get(src, "paramValues"), err);
+    if (!values)
+        return -1;
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(src, "paramValues"), k, v)
+    json_object_foreach(values, k, v)
     {
         const char *type = barge_json_str(json_object_get(decls, k), "Type", "String");
         json_object_set_new(

@@ -311,6 +311,7 @@ static int prepare(struct barge_api_ctx *ctx, json_t *doc, const json_t *in, con
     if (barge_cfn_conditions(&ev, tpl, &conds, err) < 0 ||
         barge_cfn_order(tpl, conds, &order, err) < 0)
         return -1;
+    barge_cfn_values_seal(ctx->srv, tpl, values);
     return 0;
 }
 
@@ -408,11 +409,21 @@ static bool updatable(const char *status)
     return false;
 }
 
+/* Whether the parameter values of a and b (stack documents or their next)
+ * differ; NoEcho ones are compared opened. */
+static bool values_differ(struct barge_server *srv, const json_t *a, const json_t *b)
+{
+    _cleanup_error_ struct barge_error *e1 = NULL, *e2 = NULL;
+    _cleanup_json_ json_t *x = barge_cfn_values_open(srv, json_object_get(a, "paramValues"), &e1);
+    _cleanup_json_ json_t *y = barge_cfn_values_open(srv, json_object_get(b, "paramValues"), &e2);
+    return !x || !y || !json_equal(x, y);
+}
+
 /* Whether the new template and parameters in next differ from doc's. */
-static bool changed(const json_t *doc, const json_t *next)
+static bool changed(struct barge_server *srv, const json_t *doc, const json_t *next)
 {
     return !json_equal(json_object_get(doc, "template"), json_object_get(next, "template")) ||
-           !json_equal(json_object_get(doc, "paramValues"), json_object_get(next, "paramValues")) ||
+           values_differ(srv, doc, next) ||
            !json_equal(json_object_get(doc, "resolved"), json_object_get(next, "resolved"));
 }
 
@@ -422,7 +433,7 @@ static int next_of(struct barge_api_ctx *ctx, const json_t *doc, const json_t *i
                    struct barge_error **err)
 {
     _cleanup_free_ char *body = NULL;
-    _cleanup_json_ json_t *tpl = NULL;
+    _cleanup_json_ json_t *tpl = NULL, *prev = NULL;
     json_t *n = json_pack("{s:O, s:O}", "StackName", json_object_get(doc, "StackName"), "StackId",
                           json_object_get(doc, "StackId"));
     char akid[129];
@@ -433,7 +444,8 @@ static int next_of(struct barge_api_ctx *ctx, const json_t *doc, const json_t *i
     }
     json_object_set_new(n, "akid", json_string(akid));
     if (template_of(ctx, in, doc, &body, &tpl, err) < 0 || check_capabilities(in, tpl, err) < 0 ||
-        prepare(ctx, n, in, json_object_get(doc, "paramValues"), tpl, body, err) < 0) {
+        !(prev = barge_cfn_values_open(ctx->srv, json_object_get(doc, "paramValues"), err)) ||
+        prepare(ctx, n, in, prev, tpl, body, err) < 0) {
         json_decref(n);
         return -1;
     }
@@ -464,7 +476,7 @@ static int update_stack(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                     barge_json_str(doc, "StackId", ""), status);
     if (next_of(ctx, doc, in, &next, err) < 0)
         return -1;
-    if (!changed(doc, next))
+    if (!changed(ctx->srv, doc, next))
         return verr(err, "No updates are to be performed.");
     struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cur = NULL;
@@ -808,14 +820,13 @@ static int changeset_get(struct barge_tx *tx, const json_t *in, json_t **doc,
 
 /* The Changes between the stack's template (none for a new stack) and the
  * change set's. */
-static json_t *changes(const json_t *stack, const json_t *next)
+static json_t *changes(struct barge_server *srv, const json_t *stack, const json_t *next)
 {
     json_t *list = json_array();
     json_t *old = json_object_get(json_object_get(stack, "template"), "Resources");
     json_t *neu = json_object_get(json_object_get(next, "template"), "Resources");
     json_t *made = json_object_get(stack, "resources");
-    bool params =
-        !json_equal(json_object_get(stack, "paramValues"), json_object_get(next, "paramValues"));
+    bool params = values_differ(srv, stack, next);
     const char *k;
     json_t *r;
     json_object_foreach(neu, k, r)
@@ -907,8 +918,8 @@ static int create_change_set(struct barge_api_ctx *ctx, json_t *in, json_t **out
     _cleanup_free_ char *id =
         barge_xasprintf("arn:aws:cloudformation:%s:%s:changeSet/%s/%s", ctx->srv->cfg.region,
                         ctx->srv->cfg.account_id, cs_name, uuid);
-    json_t *list = changes(stack, next);
-    bool any = json_array_size(list) || changed(stack, next);
+    json_t *list = changes(ctx->srv, stack, next);
+    bool any = json_array_size(list) || changed(ctx->srv, stack, next);
     _cleanup_json_ json_t *cs = json_pack(
         "{s:s, s:s, s:O, s:O, s:s, s:s, s:s, s:f, s:o, s:o}", "ChangeSetId", id, "ChangeSetName",
         cs_name, "StackId", json_object_get(stack, "StackId"), "StackName",

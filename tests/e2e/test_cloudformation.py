@@ -4,6 +4,7 @@ outputs), asynchronous operations with events, rollback when a resource
 cannot be made, change sets, exports and imports, templates from barged's
 S3, and deletion that removes what a stack made."""
 import json
+import os
 import time
 
 import pytest
@@ -108,13 +109,19 @@ def test_yaml_template_features(barged):
     cfn = barged.client("cloudformation")
     logs = barged.client("logs")
     ssm = barged.client("ssm")
-    sid = cfn.create_stack(StackName="feat", TemplateBody=YAML)["StackId"]
+    sid = cfn.create_stack(StackName="feat", TemplateBody=YAML, Parameters=[
+        {"ParameterKey": "Secret", "ParameterValue": "pa55-Word-9"}])["StackId"]
     assert sid.startswith("arn:aws:cloudformation:us-east-1:000000000000:stack/feat/")
     st = wait_stack(cfn, "feat")
     assert st["StackStatus"] == "CREATE_COMPLETE", events(cfn, "feat")
     assert st["Description"] == "parameters, conditions and functions"
     params = {p["ParameterKey"]: p["ParameterValue"] for p in st["Parameters"]}
     assert params == {"Env": "dev", "Retention": "7", "Secret": "****", "Names": "a,b,c"}
+    # A NoEcho value is kept sealed in the store.
+    for name in os.listdir(barged.data_dir):
+        if name.startswith("barge.db"):
+            with open(os.path.join(barged.data_dir, name), "rb") as f:
+                assert b"pa55-Word-9" not in f.read(), name
     out = outputs(st)
     assert out["GroupName"] == "/cfn/feat/dev"
     assert out["Split"] == "z" and out["Both"] == "yes"
@@ -151,7 +158,8 @@ def test_yaml_template_features(barged):
     # changed ones are updated in place.
     cfn.update_stack(StackName="feat", UsePreviousTemplate=True,
                      Parameters=[{"ParameterKey": "Env", "ParameterValue": "prod"},
-                                 {"ParameterKey": "Retention", "UsePreviousValue": True}])
+                                 {"ParameterKey": "Retention", "UsePreviousValue": True},
+                                 {"ParameterKey": "Secret", "UsePreviousValue": True}])
     st = wait_stack(cfn, "feat")
     assert st["StackStatus"] == "UPDATE_COMPLETE", events(cfn, "feat")
     out = outputs(st)
@@ -161,7 +169,8 @@ def test_yaml_template_features(barged):
     assert names == ["/cfn/feat/prod", "/cfn/feat/prod-only"]
     with pytest.raises(ClientError) as e:
         cfn.update_stack(StackName="feat", UsePreviousTemplate=True,
-                         Parameters=[{"ParameterKey": "Env", "UsePreviousValue": True}])
+                         Parameters=[{"ParameterKey": "Env", "UsePreviousValue": True},
+                                     {"ParameterKey": "Secret", "ParameterValue": "pa55-Word-9"}])
     assert error_message(e) == "No updates are to be performed."
 
     cfn.delete_stack(StackName="feat")
