@@ -568,3 +568,85 @@ def test_stack_interrupted_by_a_restart(barged):
     assert wait_stack(cfn, sid)["StackStatus"] == "DELETE_COMPLETE", failures(cfn, sid)
     assert barged.client("ecs").describe_clusters(clusters=["intr"])["clusters"][0]["status"] == \
         "INACTIVE"
+
+
+def test_more_resource_types(barged):
+    from lbtraffic import free_port
+    cfn = barged.client("cloudformation")
+    port = free_port()
+    tpl = {
+        "Resources": {
+            "Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {
+                "Name": "cfn/db", "GenerateSecretString": {
+                    "SecretStringTemplate": '{"user": "app"}', "GenerateStringKey": "password"}}},
+            "Repo": {"Type": "AWS::ECR::Repository", "Properties": {
+                "RepositoryName": "cfn-repo", "EmptyOnDelete": True}},
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {
+                "RoleName": "cfn-role", "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17", "Statement": [{
+                        "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                        "Action": "sts:AssumeRole"}]}}},
+            "Managed": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+                "ManagedPolicyName": "cfn-read", "Roles": [{"Ref": "Role"}],
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                    "Resource": {"Ref": "Secret"}}]}}},
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "cfn-cp"}},
+            "Providers": {"Type": "AWS::ECS::ClusterCapacityProviderAssociations", "Properties": {
+                "Cluster": {"Ref": "Cluster"}, "CapacityProviders": ["FARGATE"],
+                "DefaultCapacityProviderStrategy": [{"CapacityProvider": "FARGATE",
+                                                     "Weight": 1}]}},
+            "Lb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {
+                "Name": "cfn-lb", "Subnets": ["subnet-1"]}},
+            "Tg": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
+                "Port": 80, "Protocol": "HTTP", "VpcId": "vpc-1"}},
+            "Listener": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
+                "LoadBalancerArn": {"Ref": "Lb"}, "Port": port, "Protocol": "HTTP",
+                "DefaultActions": [{"Type": "forward", "TargetGroupArn": {"Ref": "Tg"}}]}},
+            "Rule": {"Type": "AWS::ElasticLoadBalancingV2::ListenerRule", "Properties": {
+                "ListenerArn": {"Ref": "Listener"}, "Priority": 10,
+                "Conditions": [{"Field": "path-pattern", "Values": ["/api/*"]}],
+                "Actions": [{"Type": "forward", "TargetGroupArn": {"Ref": "Tg"}}]}},
+        },
+        "Outputs": {
+            "RepoUri": {"Value": {"Fn::GetAtt": ["Repo", "RepositoryUri"]}},
+            "RoleArn": {"Value": {"Fn::GetAtt": ["Role", "Arn"]}},
+            "Dns": {"Value": {"Fn::GetAtt": ["Lb", "DNSName"]}},
+            "TgName": {"Value": {"Fn::GetAtt": ["Tg", "TargetGroupName"]}},
+        },
+    }
+    sid = cfn.create_stack(StackName="more", TemplateBody=json.dumps(tpl),
+                           Capabilities=["CAPABILITY_NAMED_IAM"])["StackId"]
+    st = wait_stack(cfn, "more")
+    assert st["StackStatus"] == "CREATE_COMPLETE", failures(cfn, "more")
+    res = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+           for r in cfn.describe_stack_resources(StackName="more")["StackResources"]}
+    out = outputs(st)
+    sm = barged.client("secretsmanager")
+    value = json.loads(sm.get_secret_value(SecretId=res["Secret"])["SecretString"])
+    assert value["user"] == "app" and len(value["password"]) >= 16
+    assert res["Secret"].startswith("arn:aws:secretsmanager:us-east-1:000000000000:secret:cfn/db")
+    assert res["Repo"] == "cfn-repo" and out["RepoUri"].endswith("/cfn-repo")
+    iam = barged.client("iam")
+    attached = iam.list_attached_role_policies(RoleName="cfn-role")["AttachedPolicies"]
+    assert [(a["PolicyName"], a["PolicyArn"]) for a in attached] == [("cfn-read", res["Managed"])]
+    assert out["RoleArn"] == "arn:aws:iam::000000000000:role/cfn-role"
+    cl = barged.client("ecs").describe_clusters(clusters=["cfn-cp"])["clusters"][0]
+    assert cl["capacityProviders"] == ["FARGATE"]
+    elb = barged.client("elbv2")
+    rules = elb.describe_rules(ListenerArn=res["Listener"])["Rules"]
+    assert [r["RuleArn"] for r in rules if not r["IsDefault"]] == [res["Rule"]]
+    assert out["Dns"] == elb.describe_load_balancers(Names=["cfn-lb"])["LoadBalancers"][0][
+        "DNSName"]
+    assert out["TgName"].startswith("more-Tg-")
+
+    cfn.delete_stack(StackName="more")
+    assert wait_stack(cfn, sid)["StackStatus"] == "DELETE_COMPLETE", failures(cfn, sid)
+    with pytest.raises(ClientError) as e:
+        sm.describe_secret(SecretId="cfn/db")
+    assert error_code(e) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        iam.get_role(RoleName="cfn-role")
+    assert error_code(e) == "NoSuchEntity"
+    assert barged.client("ecr").describe_repositories()["repositories"] == []
+    assert elb.describe_load_balancers()["LoadBalancers"] == []
