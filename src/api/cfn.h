@@ -17,6 +17,9 @@
 
 /* --- templates ----------------------------------------------------------- */
 
+/* Sets err to CloudFormation's ValidationError with the message; returns -1. */
+int barge_cfn_error(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
+
 /* Parses a template in JSON or YAML (with the short forms !Ref, !Sub, ...)
  * and checks its outline: a Resources section of objects with a Type each.
  * *out is a new reference; errors are ValidationError naming what is wrong. */

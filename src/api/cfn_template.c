@@ -14,8 +14,7 @@
 
 #define MAX_DEPTH 256
 
-static int verr(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
-static int verr(struct barge_error **err, const char *fmt, ...)
+int barge_cfn_error(struct barge_error **err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -67,7 +66,7 @@ static json_t *yaml_node(yaml_document_t *doc, yaml_node_t *node, int depth,
     if (!node)
         return json_null();
     if (depth > MAX_DEPTH) {
-        verr(err, "Template format error: the template nests too deeply");
+        barge_cfn_error(err, "Template format error: the template nests too deeply");
         return NULL;
     }
     json_t *v = NULL;
@@ -98,8 +97,9 @@ static json_t *yaml_node(yaml_document_t *doc, yaml_node_t *node, int depth,
             yaml_node_t *kn = yaml_document_get_node(doc, p->key);
             if (!kn || kn->type != YAML_SCALAR_NODE) {
                 json_decref(v);
-                verr(err, "Template format error: YAML mapping keys must be scalars (line %zu)",
-                     kn ? kn->start_mark.line + 1 : 0);
+                barge_cfn_error(
+                    err, "Template format error: YAML mapping keys must be scalars (line %zu)",
+                    kn ? kn->start_mark.line + 1 : 0);
                 return NULL;
             }
             json_t *e = yaml_node(doc, yaml_document_get_node(doc, p->value), depth + 1, err);
@@ -126,8 +126,8 @@ static int parse_yaml(const char *body, size_t len, json_t **out, struct barge_e
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)body, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        verr(err, "Template format error: YAML not well-formed. (line %zu, column %zu)",
-             parser.problem_mark.line + 1, parser.problem_mark.column + 1);
+        barge_cfn_error(err, "Template format error: YAML not well-formed. (line %zu, column %zu)",
+                        parser.problem_mark.line + 1, parser.problem_mark.column + 1);
         yaml_parser_delete(&parser);
         return -1;
     }
@@ -149,44 +149,48 @@ int barge_cfn_template_parse(const char *body, size_t len, json_t **out, struct 
         json_error_t jerr;
         tpl = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!tpl)
-            return verr(err, "Template format error: JSON not well-formed. (line %d, column %d)",
-                        jerr.line, jerr.column);
+            return barge_cfn_error(
+                err, "Template format error: JSON not well-formed. (line %d, column %d)", jerr.line,
+                jerr.column);
     } else if (parse_yaml(body, len, &tpl, err) < 0) {
         return -1;
     }
     if (!json_is_object(tpl))
-        return verr(err, "Template format error: the template must be a JSON or YAML object");
+        return barge_cfn_error(err,
+                               "Template format error: the template must be a JSON or YAML object");
     json_t *res = json_object_get(tpl, "Resources");
     if (!json_is_object(res) || !json_object_size(res))
-        return verr(err, "Template format error: At least one Resources member must be defined.");
+        return barge_cfn_error(
+            err, "Template format error: At least one Resources member must be defined.");
     const char *k;
     json_t *r;
     json_object_foreach(res, k, r)
     {
         if (!json_is_object(r) || !json_is_string(json_object_get(r, "Type")))
-            return verr(err,
-                        "Template format error: [/Resources/%s] Every Resources object "
-                        "must contain a Type member.",
-                        k);
+            return barge_cfn_error(err,
+                                   "Template format error: [/Resources/%s] Every Resources object "
+                                   "must contain a Type member.",
+                                   k);
         json_t *props = json_object_get(r, "Properties");
         if (props && !json_is_object(props))
-            return verr(err, "Template format error: [/Resources/%s/Properties] must be an object",
-                        k);
+            return barge_cfn_error(
+                err, "Template format error: [/Resources/%s/Properties] must be an object", k);
     }
     json_t *o;
     json_object_foreach(json_object_get(tpl, "Outputs"), k, o)
     {
         if (!json_is_object(o) || !json_object_get(o, "Value"))
-            return verr(err,
-                        "Template format error: Every Outputs member must contain a Value "
-                        "object, the Output %s does not",
-                        k);
+            return barge_cfn_error(
+                err,
+                "Template format error: Every Outputs member must contain a Value "
+                "object, the Output %s does not",
+                k);
     }
     static const char *const sections[] = {"Parameters", "Conditions", "Mappings", "Outputs"};
     for (size_t s = 0; s < BARGE_ARRAY_SIZE(sections); s++) {
         json_t *v = json_object_get(tpl, sections[s]);
         if (v && !json_is_object(v))
-            return verr(err, "Template format error: %s must be an object", sections[s]);
+            return barge_cfn_error(err, "Template format error: %s must be an object", sections[s]);
     }
     *out = barge_steal(&tpl);
     return 0;
@@ -258,10 +262,11 @@ static json_t *ref(const struct barge_cfn_eval *ev, const char *name, struct bar
     json_t *r = json_object_get(ev->resources, name);
     if (r && json_object_get(r, "physical"))
         return json_incref(json_object_get(r, "physical"));
-    verr(err,
-         "Template format error: Unresolved resource dependencies [%s] in the Resources block "
-         "of the template",
-         name);
+    barge_cfn_error(
+        err,
+        "Template format error: Unresolved resource dependencies [%s] in the Resources block "
+        "of the template",
+        name);
     return NULL;
 }
 
@@ -270,13 +275,15 @@ static json_t *getatt(const struct barge_cfn_eval *ev, const char *res, const ch
 {
     json_t *r = json_object_get(ev->resources, res);
     if (!r) {
-        verr(err, "Template error: instance of Fn::GetAtt references undefined resource %s", res);
+        barge_cfn_error(
+            err, "Template error: instance of Fn::GetAtt references undefined resource %s", res);
         return NULL;
     }
     json_t *v = json_object_get(json_object_get(r, "attrs"), attr);
     if (!v) {
-        verr(err, "Template error: resource %s does not support attribute type %s in Fn::GetAtt",
-             res, attr);
+        barge_cfn_error(
+            err, "Template error: resource %s does not support attribute type %s in Fn::GetAtt",
+            res, attr);
         return NULL;
     }
     return json_incref(v);
@@ -292,9 +299,9 @@ static json_t *eval_args(const struct barge_cfn_eval *ev, const char *fn, const 
     if (!json_is_array(v) || (n && json_array_size(v) != n)) {
         json_decref(v);
         if (n)
-            verr(err, "Template error: %s requires a list of %zu arguments", fn, n);
+            barge_cfn_error(err, "Template error: %s requires a list of %zu arguments", fn, n);
         else
-            verr(err, "Template error: %s requires a list argument", fn);
+            barge_cfn_error(err, "Template error: %s requires a list argument", fn);
         return NULL;
     }
     return v;
@@ -314,11 +321,12 @@ static json_t *sub(const struct barge_cfn_eval *ev, const json_t *args, int dept
         if (!vars)
             return NULL;
         if (!json_is_object(vars)) {
-            verr(err, "Template error: the variables of Fn::Sub must be an object");
+            barge_cfn_error(err, "Template error: the variables of Fn::Sub must be an object");
             return NULL;
         }
     } else {
-        verr(err, "Template error: Fn::Sub takes a string or a list of a string and an object");
+        barge_cfn_error(
+            err, "Template error: Fn::Sub takes a string or a list of a string and an object");
         return NULL;
     }
     struct barge_buf b = {0};
@@ -352,7 +360,8 @@ static json_t *sub(const struct barge_cfn_eval *ev, const json_t *args, int dept
         _cleanup_free_ char *t = v ? scalar_text(v) : NULL;
         if (!t) {
             if (v)
-                verr(err, "Template error: variable ${%s} in Fn::Sub is not a string", name);
+                barge_cfn_error(err, "Template error: variable ${%s} in Fn::Sub is not a string",
+                                name);
             barge_buf_release(&b);
             return NULL;
         }
@@ -370,7 +379,8 @@ static int truth(const struct barge_cfn_eval *ev, const json_t *node, int depth,
     if (!v)
         return -1;
     if (!json_is_boolean(v))
-        return verr(err, "Template error: a condition function must evaluate to true or false");
+        return barge_cfn_error(
+            err, "Template error: a condition function must evaluate to true or false");
     *out = json_is_true(v);
     return 0;
 }
@@ -380,7 +390,7 @@ static json_t *condition(const struct barge_cfn_eval *ev, const char *name,
 {
     json_t *c = json_object_get(ev->conditions, name);
     if (!json_is_boolean(c)) {
-        verr(err, "Template error: unresolved condition dependency %s", name);
+        barge_cfn_error(err, "Template error: unresolved condition dependency %s", name);
         return NULL;
     }
     return json_incref(c);
@@ -391,14 +401,14 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
 {
     if (!strcmp(fn, "Ref")) {
         if (!json_is_string(args)) {
-            verr(err, "Template error: Ref takes the name of a parameter or resource");
+            barge_cfn_error(err, "Template error: Ref takes the name of a parameter or resource");
             return NULL;
         }
         return ref(ev, json_string_value(args), err);
     }
     if (!strcmp(fn, "Condition")) {
         if (!json_is_string(args)) {
-            verr(err, "Template error: Condition takes the name of a condition");
+            barge_cfn_error(err, "Template error: Condition takes the name of a condition");
             return NULL;
         }
         return condition(ev, json_string_value(args), err);
@@ -415,7 +425,8 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
                 return NULL;
         }
         if (!a || !json_is_string(json_array_get(a, 0)) || !json_is_string(json_array_get(a, 1))) {
-            verr(err, "Template error: Fn::GetAtt takes a resource name and an attribute name");
+            barge_cfn_error(
+                err, "Template error: Fn::GetAtt takes a resource name and an attribute name");
             return NULL;
         }
         return getatt(ev, json_string_value(json_array_get(a, 0)),
@@ -430,7 +441,8 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
         const char *delim = json_string_value(json_array_get(a, 0));
         json_t *list = json_array_get(a, 1);
         if (!delim || !json_is_array(list)) {
-            verr(err, "Template error: Fn::Join takes a delimiter and a list of strings");
+            barge_cfn_error(err,
+                            "Template error: Fn::Join takes a delimiter and a list of strings");
             return NULL;
         }
         struct barge_buf b = {0};
@@ -442,7 +454,7 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
             _cleanup_free_ char *t = scalar_text(e);
             if (!t) {
                 barge_buf_release(&b);
-                verr(err, "Template error: every value of Fn::Join must be a string");
+                barge_cfn_error(err, "Template error: every value of Fn::Join must be a string");
                 return NULL;
             }
             if (i)
@@ -462,8 +474,8 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
         char *end = NULL;
         long idx = t ? strtol(t, &end, 10) : -1;
         if (!t || *end || idx < 0 || !json_is_array(list) || (size_t)idx >= json_array_size(list)) {
-            verr(err, "Template error: Fn::Select cannot select index %s of its list",
-                 t ? t : "(not a number)");
+            barge_cfn_error(err, "Template error: Fn::Select cannot select index %s of its list",
+                            t ? t : "(not a number)");
             return NULL;
         }
         return json_incref(json_array_get(list, (size_t)idx));
@@ -475,7 +487,7 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
         const char *delim = json_string_value(json_array_get(a, 0));
         const char *s = json_string_value(json_array_get(a, 1));
         if (!delim || !*delim || !s) {
-            verr(err, "Template error: Fn::Split takes a delimiter and a string");
+            barge_cfn_error(err, "Template error: Fn::Split takes a delimiter and a string");
             return NULL;
         }
         json_t *out = json_array();
@@ -493,7 +505,7 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
     if (!strcmp(fn, "Fn::If")) {
         if (!json_is_array(args) || json_array_size(args) != 3 ||
             !json_is_string(json_array_get(args, 0))) {
-            verr(err, "Template error: Fn::If takes a condition name and two values");
+            barge_cfn_error(err, "Template error: Fn::If takes a condition name and two values");
             return NULL;
         }
         _cleanup_json_ json_t *c = condition(ev, json_string_value(json_array_get(args, 0)), err);
@@ -515,8 +527,8 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
         bool not = !strcmp(fn, "Fn::Not"), and = !strcmp(fn, "Fn::And");
         size_t n = json_array_size(args);
         if (!json_is_array(args) || (not &&n != 1) || (!not &&(n < 2 || n > 10))) {
-            verr(err, "Template error: %s takes %s", fn,
-                 not ? "a list of one condition" : "a list of 2 to 10 conditions");
+            barge_cfn_error(err, "Template error: %s takes %s", fn,
+                            not ? "a list of one condition" : "a list of 2 to 10 conditions");
             return NULL;
         }
         bool acc = and;
@@ -542,8 +554,8 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
                         ? json_object_get(json_object_get(json_object_get(ev->mappings, m), k1), k2)
                         : NULL;
         if (!v) {
-            verr(err, "Template error: Fn::FindInMap finds no value for [%s, %s, %s]", m ? m : "?",
-                 k1 ? k1 : "?", k2 ? k2 : "?");
+            barge_cfn_error(err, "Template error: Fn::FindInMap finds no value for [%s, %s, %s]",
+                            m ? m : "?", k1 ? k1 : "?", k2 ? k2 : "?");
             return NULL;
         }
         return json_incref(v);
@@ -562,7 +574,7 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
         if (!a)
             return NULL;
         if (!json_is_string(a)) {
-            verr(err, "Template error: Fn::Base64 takes a string");
+            barge_cfn_error(err, "Template error: Fn::Base64 takes a string");
             return NULL;
         }
         char *b64 = barge_base64_encode(json_string_value(a), json_string_length(a));
@@ -576,14 +588,15 @@ static json_t *function(const struct barge_cfn_eval *ev, const char *fn, const j
             return NULL;
         json_t *v = json_is_string(a) ? json_object_get(ev->exports, json_string_value(a)) : NULL;
         if (!v) {
-            verr(err, "No export named %s found.", json_is_string(a) ? json_string_value(a) : "?");
+            barge_cfn_error(err, "No export named %s found.",
+                            json_is_string(a) ? json_string_value(a) : "?");
             return NULL;
         }
         if (ev->imports)
             json_object_set_new(ev->imports, json_string_value(a), json_true());
         return json_incref(v);
     }
-    verr(err, "Template format error: Unrecognized function '%s'", fn);
+    barge_cfn_error(err, "Template format error: Unrecognized function '%s'", fn);
     return NULL;
 }
 
@@ -596,7 +609,7 @@ static json_t *eval(const struct barge_cfn_eval *ev, const json_t *node, int dep
                     struct barge_error **err)
 {
     if (depth > MAX_DEPTH) {
-        verr(err, "Template error: the template nests too deeply");
+        barge_cfn_error(err, "Template error: the template nests too deeply");
         return NULL;
     }
     if (json_is_object(node)) {
@@ -647,7 +660,7 @@ json_t *barge_cfn_eval(const struct barge_cfn_eval *ev, const json_t *node,
                        struct barge_error **err)
 {
     if (!node) {
-        verr(err, "Template format error: a value is missing");
+        barge_cfn_error(err, "Template format error: a value is missing");
         return NULL;
     }
     return eval(ev, node, 0, err);
@@ -690,7 +703,8 @@ int barge_cfn_conditions(const struct barge_cfn_eval *ev, const json_t *tpl, jso
             break;
         if (!progress) {
             json_decref(done);
-            return verr(err, "Template error: the Conditions refer to each other in a cycle");
+            return barge_cfn_error(err,
+                                   "Template error: the Conditions refer to each other in a cycle");
         }
     }
     *out = done;
@@ -773,15 +787,16 @@ int barge_cfn_order(const json_t *tpl, const json_t *conds, json_t **out, struct
             if (json_object_get(res, n)) {
                 if (!strcmp(n, k)) {
                     json_decref(mine);
-                    return verr(err, "Circular dependency between resources: [%s]", k);
+                    return barge_cfn_error(err, "Circular dependency between resources: [%s]", k);
                 }
                 json_object_set_new(mine, n, json_true());
             } else if (!json_object_get(params, n) && !barge_str_has_prefix(n, "AWS::")) {
                 json_decref(mine);
-                return verr(err,
-                            "Template format error: Unresolved resource dependencies [%s] in "
-                            "the Resources block of the template",
-                            n);
+                return barge_cfn_error(
+                    err,
+                    "Template format error: Unresolved resource dependencies [%s] in "
+                    "the Resources block of the template",
+                    n);
             }
         }
         json_object_set_new(deps, k, mine);
@@ -806,10 +821,11 @@ int barge_cfn_order(const json_t *tpl, const json_t *conds, json_t **out, struct
             const char *cond = barge_json_str(r, "Condition", NULL);
             if (cond && !json_object_get(conds, cond)) {
                 json_decref(order);
-                return verr(err,
-                            "Template format error: Unresolved condition dependency %s in "
-                            "resource %s",
-                            cond, k);
+                return barge_cfn_error(
+                    err,
+                    "Template format error: Unresolved condition dependency %s in "
+                    "resource %s",
+                    cond, k);
             }
             if (!cond || json_is_true(json_object_get(conds, cond)))
                 json_array_append_new(order, json_string(k));
@@ -819,7 +835,7 @@ int barge_cfn_order(const json_t *tpl, const json_t *conds, json_t **out, struct
             json_object_foreach(res, k, r) if (!json_object_get(placed, k))
                 barge_buf_addf(&b, "%s%s", b.len ? ", " : "", k);
             json_decref(order);
-            verr(err, "Circular dependency between resources: [%s]", b.data);
+            barge_cfn_error(err, "Circular dependency between resources: [%s]", b.data);
             barge_buf_release(&b);
             return -1;
         }
@@ -865,7 +881,7 @@ static int check_value(const char *name, const json_t *decl, const char *value,
         char *end;
         strtod(value, &end);
         if (!*value || *end)
-            return verr(err, "Parameter '%s' must be a number", name);
+            return barge_cfn_error(err, "Parameter '%s' must be a number", name);
     }
     json_t *allowed = json_object_get(decl, "AllowedValues");
     if (json_is_array(allowed)) {
@@ -879,15 +895,16 @@ static int check_value(const char *name, const json_t *decl, const char *value,
                 ok = true;
         }
         if (!ok)
-            return verr(err, "Parameter '%s' must be one of AllowedValues", name);
+            return barge_cfn_error(err, "Parameter '%s' must be one of AllowedValues", name);
     }
     json_int_t minl = barge_json_int(decl, "MinLength", -1),
                maxl = barge_json_int(decl, "MaxLength", -1);
     if ((minl >= 0 && (json_int_t)strlen(value) < minl) ||
         (maxl >= 0 && (json_int_t)strlen(value) > maxl))
-        return verr(err, "Parameter '%s' must contain %s %lld characters", name,
-                    minl >= 0 && (json_int_t)strlen(value) < minl ? "at least" : "at most",
-                    (long long)(minl >= 0 && (json_int_t)strlen(value) < minl ? minl : maxl));
+        return barge_cfn_error(
+            err, "Parameter '%s' must contain %s %lld characters", name,
+            minl >= 0 && (json_int_t)strlen(value) < minl ? "at least" : "at most",
+            (long long)(minl >= 0 && (json_int_t)strlen(value) < minl ? minl : maxl));
     return 0;
 }
 
@@ -901,7 +918,7 @@ int barge_cfn_parameters(const json_t *tpl, const json_t *given, const json_t *p
     {
         const char *key = barge_json_str(g, "ParameterKey", "");
         if (!json_object_get(decls, key))
-            return verr(err, "Parameters: [%s] do not exist in the template", key);
+            return barge_cfn_error(err, "Parameters: [%s] do not exist in the template", key);
     }
     _cleanup_json_ json_t *vals = json_object(), *list = json_array();
     struct barge_buf missing = {0};
@@ -917,7 +934,7 @@ int barge_cfn_parameters(const json_t *tpl, const json_t *given, const json_t *p
             const char *prev = barge_json_str(previous, name, NULL);
             if (!prev) {
                 barge_buf_release(&missing);
-                return verr(err, "Parameter '%s' has no previous value to use", name);
+                return barge_cfn_error(err, "Parameter '%s' has no previous value to use", name);
             }
             value = barge_xstrdup(prev);
         } else if (found && json_object_get(found, "ParameterValue")) {
@@ -941,7 +958,7 @@ int barge_cfn_parameters(const json_t *tpl, const json_t *given, const json_t *p
                                               noecho ? "****" : value));
     }
     if (missing.len) {
-        verr(err, "Parameters: [%s] must have values", missing.data);
+        barge_cfn_error(err, "Parameters: [%s] must have values", missing.data);
         barge_buf_release(&missing);
         return -1;
     }

@@ -18,16 +18,6 @@
 
 extern const struct barge_api_service barge_api_ssm;
 
-static int verr(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
-static int verr(struct barge_error **err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    _cleanup_free_ char *msg = barge_xvasprintf(fmt, ap);
-    va_end(ap);
-    return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationError", "%s", msg);
-}
-
 static bool stack_name_ok(const char *s)
 {
     if (!isalpha((unsigned char)*s) || strlen(s) > 128)
@@ -73,7 +63,7 @@ static int stack_find(struct barge_tx *tx, const char *ident, json_t **doc,
 
 static int stack_missing(const char *ident, struct barge_error **err)
 {
-    return verr(err, "Stack with id %s does not exist", ident);
+    return barge_cfn_error(err, "Stack with id %s does not exist", ident);
 }
 
 static int stack_get(struct barge_tx *tx, const char *ident, json_t **doc, struct barge_error **err)
@@ -131,33 +121,36 @@ static int template_of(struct barge_api_ctx *ctx, const json_t *in, const json_t
     const char *url = barge_json_str(in, "TemplateURL", NULL);
     bool prev = barge_json_bool(in, "UsePreviousTemplate", false);
     if ((text != NULL) + (url != NULL) + prev != 1)
-        return verr(err, "Specify exactly one of TemplateBody, TemplateURL or "
-                         "UsePreviousTemplate");
+        return barge_cfn_error(err, "Specify exactly one of TemplateBody, TemplateURL or "
+                                    "UsePreviousTemplate");
     if (prev) {
         if (!previous || !json_object_get(previous, "templateBody"))
-            return verr(err, "UsePreviousTemplate was given but the stack has no template");
+            return barge_cfn_error(err,
+                                   "UsePreviousTemplate was given but the stack has no template");
         text = barge_json_str(previous, "templateBody", "");
     }
     size_t len = 0;
     if (url) {
         _cleanup_free_ char *bucket = NULL, *key = NULL;
         if (parse_url(url, &bucket, &key) < 0)
-            return verr(err, "TemplateURL must be a URL of an object in barged's S3: '%s'", url);
+            return barge_cfn_error(
+                err, "TemplateURL must be a URL of an object in barged's S3: '%s'", url);
         struct barge_error *e = NULL;
         if (barge_api_s3_object_read(ctx->srv, bucket, key, MAX_TEMPLATE_URL, body, &len, &e) < 0) {
-            verr(err, "Error occurred while GetObject. S3 Error Code: %s. S3 Error Message: %s",
-                 e->type ? e->type : "NoSuchKey", e->message);
+            barge_cfn_error(
+                err, "Error occurred while GetObject. S3 Error Code: %s. S3 Error Message: %s",
+                e->type ? e->type : "NoSuchKey", e->message);
             barge_error_free(e);
             return -1;
         }
     } else {
         len = strlen(text);
         if (len > MAX_TEMPLATE_BODY)
-            return verr(err,
-                        "1 validation error detected: Value at 'templateBody' failed to "
-                        "satisfy constraint: Member must have length less than or equal "
-                        "to %d",
-                        MAX_TEMPLATE_BODY);
+            return barge_cfn_error(err,
+                                   "1 validation error detected: Value at 'templateBody' failed to "
+                                   "satisfy constraint: Member must have length less than or equal "
+                                   "to %d",
+                                   MAX_TEMPLATE_BODY);
         *body = barge_xstrdup(text);
     }
     if (barge_cfn_template_parse(*body, len, tpl, err) < 0) {
@@ -227,7 +220,7 @@ static int acting_key(struct barge_api_ctx *ctx, const char *role_arn, char akid
         barge_store_get(tx, "meta", "admin-key", &meta, err) < 0)
         return -1;
     if (!role || !barge_streq(barge_json_str(role, "Arn", NULL), role_arn))
-        return verr(err, "Role %s is invalid or cannot be assumed", role_arn);
+        return barge_cfn_error(err, "Role %s is invalid or cannot be assumed", role_arn);
     snprintf(akid, 129, "%s", barge_json_str(meta, "accessKeyId", ""));
     return 0;
 }
@@ -247,8 +240,8 @@ static int ssm_value(struct barge_api_ctx *ctx, const char *akid, const char *na
     if (!op || op->handler(&sub, in, &out, &e) < 0) {
         if (e)
             barge_error_free(e);
-        return verr(err, "Unable to fetch parameters [%s] from parameter store for this account.",
-                    name);
+        return barge_cfn_error(
+            err, "Unable to fetch parameters [%s] from parameter store for this account.", name);
     }
     *value = barge_xstrdup(barge_json_str(json_object_get(out, "Parameter"), "Value", ""));
     return 0;
@@ -364,11 +357,12 @@ static int create_stack(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 {
     const char *name = barge_json_str(in, "StackName", "");
     if (!stack_name_ok(name))
-        return verr(err,
-                    "1 validation error detected: Value '%s' at 'stackName' failed to "
-                    "satisfy constraint: Member must satisfy regular expression pattern: "
-                    "[a-zA-Z][-a-zA-Z0-9]*",
-                    name);
+        return barge_cfn_error(
+            err,
+            "1 validation error detected: Value '%s' at 'stackName' failed to "
+            "satisfy constraint: Member must satisfy regular expression pattern: "
+            "[a-zA-Z][-a-zA-Z0-9]*",
+            name);
     _cleanup_free_ char *body = NULL;
     _cleanup_json_ json_t *tpl = NULL, *doc = new_stack(ctx, name, in), *old = NULL;
     char akid[129];
@@ -472,12 +466,12 @@ static int update_stack(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     }
     const char *status = barge_json_str(doc, "StackStatus", "");
     if (!updatable(status))
-        return verr(err, "Stack:%s is in %s state and can not be updated.",
-                    barge_json_str(doc, "StackId", ""), status);
+        return barge_cfn_error(err, "Stack:%s is in %s state and can not be updated.",
+                               barge_json_str(doc, "StackId", ""), status);
     if (next_of(ctx, doc, in, &next, err) < 0)
         return -1;
     if (!changed(ctx->srv, doc, next))
-        return verr(err, "No updates are to be performed.");
+        return barge_cfn_error(err, "No updates are to be performed.");
     struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *cur = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
@@ -486,9 +480,9 @@ static int update_stack(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         !updatable(barge_json_str(cur, "StackStatus", ""))) {
         barge_store_abort(tx);
         return *err ? -1
-                    : verr(err, "Stack:%s is in %s state and can not be updated.",
-                           barge_json_str(doc, "StackId", ""),
-                           barge_json_str(cur, "StackStatus", ""));
+                    : barge_cfn_error(err, "Stack:%s is in %s state and can not be updated.",
+                                      barge_json_str(doc, "StackId", ""),
+                                      barge_json_str(cur, "StackStatus", ""));
     }
     if (json_object_get(in, "DisableRollback"))
         json_object_set(cur, "DisableRollback", json_object_get(in, "DisableRollback"));
@@ -531,13 +525,14 @@ static int delete_stack(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     }
     if (barge_json_bool(doc, "EnableTerminationProtection", false)) {
         barge_store_abort(tx);
-        return verr(err, "Stack [%s] cannot be deleted while TerminationProtection is enabled",
-                    barge_json_str(doc, "StackName", ""));
+        return barge_cfn_error(
+            err, "Stack [%s] cannot be deleted while TerminationProtection is enabled",
+            barge_json_str(doc, "StackName", ""));
     }
     if (in_progress(status)) {
         barge_store_abort(tx);
-        return verr(err, "Stack [%s] is in %s state and can not be deleted now",
-                    barge_json_str(doc, "StackName", ""), status);
+        return barge_cfn_error(err, "Stack [%s] is in %s state and can not be deleted now",
+                               barge_json_str(doc, "StackName", ""), status);
     }
     if (json_object_get(in, "RetainResources"))
         json_object_set(doc, "retain", json_object_get(in, "RetainResources"));
@@ -712,7 +707,7 @@ static int describe_stack_resources(struct barge_api_ctx *ctx, json_t *in, json_
 {
     const char *ident = barge_json_str(in, "StackName", NULL);
     if (!ident)
-        return verr(err, "DescribeStackResources in barge needs StackName");
+        return barge_cfn_error(err, "DescribeStackResources in barge needs StackName");
     _cleanup_json_ json_t *doc = NULL;
     if (resources_of(ctx, ident, &doc, err) < 0)
         return -1;
@@ -750,8 +745,8 @@ static int describe_stack_resource(struct barge_api_ctx *ctx, json_t *in, json_t
     const char *logical = barge_json_str(in, "LogicalResourceId", "");
     json_t *r = json_object_get(json_object_get(doc, "resources"), logical);
     if (!r)
-        return verr(err, "Resource %s does not exist for stack %s", logical,
-                    barge_json_str(doc, "StackName", ""));
+        return barge_cfn_error(err, "Resource %s does not exist for stack %s", logical,
+                               barge_json_str(doc, "StackName", ""));
     json_t *d = resource_view(doc, logical, r, "StackResourceDetail");
     json_object_set_new(d, "Metadata", json_string("{}"));
     *out = json_pack("{s:o}", "StackResourceDetail", d);
@@ -799,8 +794,9 @@ static int changeset_get(struct barge_tx *tx, const json_t *in, json_t **doc,
     } else {
         const char *ident = barge_json_str(in, "StackName", NULL);
         if (!ident)
-            return verr(err, "StackName must be specified if ChangeSetName is not specified as "
-                             "an ARN.");
+            return barge_cfn_error(
+                err, "StackName must be specified if ChangeSetName is not specified as "
+                     "an ARN.");
         _cleanup_json_ json_t *stack = NULL;
         n = stack_find(tx, ident, &stack, err);
         if (n > 0) {
@@ -876,11 +872,12 @@ static int create_change_set(struct barge_api_ctx *ctx, json_t *in, json_t **out
         return barge_error_set_type(err, BARGE_ERR_UNSUPPORTED, "ValidationError",
                                     "ChangeSetType IMPORT is not supported by barge");
     if (!stack_name_ok(cs_name))
-        return verr(err,
-                    "1 validation error detected: Value '%s' at 'changeSetName' failed to "
-                    "satisfy constraint: Member must satisfy regular expression pattern: "
-                    "[a-zA-Z][-a-zA-Z0-9]*",
-                    cs_name);
+        return barge_cfn_error(
+            err,
+            "1 validation error detected: Value '%s' at 'changeSetName' failed to "
+            "satisfy constraint: Member must satisfy regular expression pattern: "
+            "[a-zA-Z][-a-zA-Z0-9]*",
+            cs_name);
     _cleanup_json_ json_t *stack = NULL, *next = NULL;
     {
         _cleanup_tx_ struct barge_tx *rtx = NULL;
@@ -897,11 +894,12 @@ static int create_change_set(struct barge_api_ctx *ctx, json_t *in, json_t **out
                                         ident, cs_name);
         if (!stack) {
             if (!stack_name_ok(ident))
-                return verr(err,
-                            "1 validation error detected: Value '%s' at 'stackName' failed "
-                            "to satisfy constraint: Member must satisfy regular expression "
-                            "pattern: [a-zA-Z][-a-zA-Z0-9]*",
-                            ident);
+                return barge_cfn_error(
+                    err,
+                    "1 validation error detected: Value '%s' at 'stackName' failed "
+                    "to satisfy constraint: Member must satisfy regular expression "
+                    "pattern: [a-zA-Z][-a-zA-Z0-9]*",
+                    ident);
             stack = new_stack(ctx, ident, in);
             json_object_set_new(stack, "StackStatus", json_string("REVIEW_IN_PROGRESS"));
             fresh = true;
@@ -909,7 +907,7 @@ static int create_change_set(struct barge_api_ctx *ctx, json_t *in, json_t **out
     } else if (!stack) {
         return stack_missing(ident, err);
     } else if (!strcmp(barge_json_str(stack, "StackStatus", ""), "REVIEW_IN_PROGRESS")) {
-        return verr(err, "Stack [%s] does not exist", ident);
+        return barge_cfn_error(err, "Stack [%s] does not exist", ident);
     }
     if (next_of(ctx, stack, in, &next, err) < 0)
         return -1;
