@@ -226,6 +226,7 @@ static int decide(struct barge_server *srv, const struct barge_sigv4_identity *w
         .principal_arn = role_arn ? role_arn : who_arn,
         .username = role_arn ? NULL : barge_json_str(key, "iamUser", NULL),
         .region = who->region[0] ? who->region : NULL,
+        .account = srv->cfg.account_id,
     };
     enum barge_policy_decision d = barge_policy_evaluate(docs, action, resource, &c);
     if (d == BARGE_POLICY_ALLOW)
@@ -592,9 +593,15 @@ int barge_api_task_credentials_issue(struct barge_server *srv, const char *insta
                                      const json_t *in, json_t **out, struct barge_error **err)
 {
     const char *id = strrchr(instance_key, '/') + 1;
-    _cleanup_free_ char *cluster = barge_xstrndup(instance_key, (size_t)(id - 1 - instance_key));
     const char *arn = barge_json_str(in, "taskArn", "");
     const char *slash = strrchr(arn, '/');
+    /* The task's cluster is in its ARN: the Fargate pool's instance serves
+     * tasks of every cluster. */
+    const char *c = strstr(arn, ":task/");
+    const char *end = c ? strchr(c + 6, '/') : NULL;
+    _cleanup_free_ char *cluster =
+        end ? barge_xstrndup(c + 6, (size_t)(end - c - 6))
+            : barge_xstrndup(instance_key, (size_t)(id - 1 - instance_key));
     _cleanup_free_ char *tkey = barge_xasprintf("%s/%s", cluster, slash ? slash + 1 : arn);
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *task = NULL, *td = NULL;

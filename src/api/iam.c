@@ -64,6 +64,16 @@ static const struct {
     {"PowerUserAccess",
      "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"NotAction\":[\"iam:*\","
      "\"organizations:*\",\"account:*\"],\"Resource\":\"*\"}]}"},
+    /* ReadOnlyAccess and AWSCloudFormationReadOnlyAccess: the CDK bootstrap's
+     * lookup and deployment action roles. */
+    {"ReadOnlyAccess",
+     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":["
+     "\"*:Describe*\",\"*:Get*\",\"*:List*\"],\"Resource\":\"*\"}]}"},
+    {"AWSCloudFormationReadOnlyAccess",
+     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":["
+     "\"cloudformation:Describe*\",\"cloudformation:Get*\",\"cloudformation:List*\","
+     "\"cloudformation:ValidateTemplate\",\"cloudformation:EstimateTemplateCost\"],"
+     "\"Resource\":\"*\"}]}"},
     {"service-role/AmazonECSTaskExecutionRolePolicy",
      "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":["
      "\"ecr:GetAuthorizationToken\",\"ecr:BatchCheckLayerAvailability\","

@@ -422,6 +422,7 @@ static struct slot {
     {"sts", NULL},
     {"iam", NULL},
     {"servicediscovery", NULL},
+    {"cloudformation", NULL},
 };
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -214,13 +214,16 @@ static const char *context_value(const struct barge_policy_context *c, const cha
         return c->region;
     if (strcasecmp(key, "sts:ExternalId") == 0)
         return c->external_id;
+    if (strcasecmp(key, "aws:ResourceAccount") == 0 || strcasecmp(key, "aws:PrincipalAccount") == 0)
+        return c->account;
     return NULL;
 }
 
 static bool context_knows(const char *key)
 {
-    static const char *const keys[] = {"aws:SourceIp", "aws:PrincipalArn", "aws:username",
-                                       "aws:RequestedRegion", "sts:ExternalId"};
+    static const char *const keys[] = {
+        "aws:SourceIp",   "aws:PrincipalArn",    "aws:username",        "aws:RequestedRegion",
+        "sts:ExternalId", "aws:ResourceAccount", "aws:PrincipalAccount"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(keys); i++)
         if (strcasecmp(key, keys[i]) == 0)
             return true;

@@ -26,13 +26,16 @@ int barge_policy_validate(const char *text, struct barge_error **err);
 bool barge_policy_match(const char *pattern, const char *s, bool fold);
 
 /* What Condition blocks can test: the global keys aws:SourceIp,
- * aws:PrincipalArn, aws:username and aws:RequestedRegion (NULL: absent). */
+ * aws:PrincipalArn, aws:username and aws:RequestedRegion, and
+ * aws:ResourceAccount and aws:PrincipalAccount, both barged's one account
+ * (NULL: absent). */
 struct barge_policy_context {
     const char *source_ip;
     const char *principal_arn;
     const char *username;
     const char *region;
     const char *external_id; /* sts:ExternalId, AssumeRole's only */
+    const char *account;
 };
 
 /* The decision of the policies docs (a JSON array of policy documents as

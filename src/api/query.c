@@ -18,9 +18,11 @@ extern const struct barge_api_service barge_api_cloudwatch;
 extern const struct barge_api_service barge_api_elbv2;
 extern const struct barge_api_service barge_api_sts;
 extern const struct barge_api_service barge_api_iam;
+extern const struct barge_api_service barge_api_cloudformation;
 
-static const struct barge_api_service *services[] = {&barge_api_cloudwatch, &barge_api_elbv2,
-                                                     &barge_api_sts, &barge_api_iam};
+static const struct barge_api_service *services[] = {
+    &barge_api_cloudwatch, &barge_api_elbv2, &barge_api_sts, &barge_api_iam,
+    &barge_api_cloudformation};
 
 struct codec {
     const json_t *shapes;

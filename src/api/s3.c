@@ -1812,3 +1812,64 @@ void barge_api_root_handle(struct barge_http_req *req, struct barge_http_resp *r
     else
         barge_api_s3_handle(req, resp);
 }
+
+/* --- for CloudFormation ------------------------------------------------------ */
+
+int barge_api_s3_object_read(struct barge_server *srv, const char *bucket, const char *key,
+                             size_t max, char **data, size_t *len, struct barge_error **err)
+{
+    struct s3_req r = {.srv = srv, .bucket = (char *)bucket, .key = (char *)key};
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *bdoc = NULL, *doc = NULL;
+    _cleanup_free_ char *skey = object_key(bucket, key);
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 || load_bucket(&r, tx, &bdoc, err) < 0)
+        return -1;
+    int found = barge_store_get(tx, KIND_OBJECT, skey, &doc, err);
+    if (found <= 0)
+        return found < 0 ? -1 : s3_err(err, "NoSuchKey", "The specified key does not exist.");
+    if ((size_t)barge_json_int(doc, "size", 0) > max)
+        return s3_err(err, "EntityTooLarge", "the object '%s/%s' is larger than %zu bytes", bucket,
+                      key, max);
+    const char *file = barge_json_str(doc, "file", "");
+    _cleanup_free_ char *path = object_file(&r, file);
+    if (access(path, R_OK) != 0 && *file && fetch_object_file(&r, file, err) < 0)
+        return -1;
+    *data = barge_read_file(path, len);
+    if (!*data)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot read '%s'", path);
+    return 0;
+}
+
+int barge_api_s3_bucket_create(struct barge_server *srv, const char *bucket,
+                               struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_get(tx, KIND_BUCKET, bucket, &doc, err) < 0)
+        return -1;
+    if (doc)
+        return s3_err(err, "BucketAlreadyExists", "%s already exists", bucket);
+    doc = json_pack("{s:s, s:f}", "region", srv->cfg.region, "created", barge_now());
+    return barge_store_put(tx, KIND_BUCKET, bucket, doc, err) < 0 ||
+                   barge_store_commit(barge_steal(&tx), err) < 0
+               ? -1
+               : 0;
+}
+
+int barge_api_s3_bucket_delete(struct barge_server *srv, const char *bucket,
+                               struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/", bucket);
+    struct any objects = {false};
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_scan(tx, KIND_OBJECT, prefix, NULL, false, 1, found_one, &objects, err) < 0)
+        return -1;
+    if (objects.found)
+        return s3_err(err, "BucketNotEmpty", "The bucket you tried to delete is not empty");
+    return barge_store_del(tx, KIND_BUCKET, bucket, err) < 0 ||
+                   barge_store_commit(barge_steal(&tx), err) < 0
+               ? -1
+               : 0;
+}

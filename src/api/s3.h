@@ -32,4 +32,17 @@ int barge_s3_chunked_decode(const char *body, size_t len,
                             const struct barge_s3_chunk_signer *signer, char **out, size_t *out_len,
                             json_t **trailers, struct barge_error **err);
 
+struct barge_server;
+
+/* For CloudFormation (templates from TemplateURL, AWS::S3::Bucket): reads
+ * object key of bucket (at most max bytes) into *data (caller frees, NUL-
+ * terminated) and *len; creates an empty bucket in barged's region; deletes
+ * an empty bucket (one that is gone is not an error). S3 error types. */
+int barge_api_s3_object_read(struct barge_server *srv, const char *bucket, const char *key,
+                             size_t max, char **data, size_t *len, struct barge_error **err);
+int barge_api_s3_bucket_create(struct barge_server *srv, const char *bucket,
+                               struct barge_error **err);
+int barge_api_s3_bucket_delete(struct barge_server *srv, const char *bucket,
+                               struct barge_error **err);
+
 #endif

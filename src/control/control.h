@@ -61,6 +61,11 @@ void barge_control_stop(void);
  * thread's region (exposed for tests and the loop itself). */
 void barge_control_step(struct barge_server *srv);
 
+/* stacks.c: the thread that carries out CloudFormation stack operations in
+ * the leader (barge_control_start and _stop run these). */
+int barge_stacks_start(struct barge_server *srv, struct barge_error **err);
+void barge_stacks_stop(void);
+
 /* leader.c: of the barged processes sharing a store, the one that runs the
  * control loops and the housekeeping (see there). barge_leader_start makes a
  * first attempt before it returns, so a lone barged leads at once. */

@@ -1438,13 +1438,14 @@ int barge_control_start(struct barge_server *srv, const struct barge_control_con
     control_running = true;
     if (pthread_create(&control_thread, NULL, control_main, srv) != 0)
         return barge_error_set_errno(err, BARGE_ERR_INTERNAL, "cannot start the control thread");
-    return 0;
+    return barge_stacks_start(srv, err);
 }
 
 void barge_control_stop(void)
 {
     if (!control_running)
         return;
+    barge_stacks_stop();
     control_running = false;
     barge_server_notify(control_srv);
     pthread_join(control_thread, NULL);

@@ -64,7 +64,8 @@ static void test_validate(void **state)
 static enum barge_policy_decision eval(const char *doc, const char *action, const char *res)
 {
     json_t *docs = json_pack("[s]", doc);
-    struct barge_policy_context c = {.source_ip = "10.1.2.3", .username = "ci"};
+    struct barge_policy_context c = {
+        .source_ip = "10.1.2.3", .username = "ci", .account = "000000000000"};
     enum barge_policy_decision d = barge_policy_evaluate(docs, action, res, &c);
     json_decref(docs);
     return d;
@@ -120,6 +121,12 @@ static void test_conditions(void **state)
     assert_int_equal(cond("{\"StringEquals\":{\"aws:username\":\"other\"}}"),
                      BARGE_POLICY_IMPLICIT_DENY);
     assert_int_equal(cond("{\"Null\":{\"aws:PrincipalArn\":\"true\"}}"), BARGE_POLICY_ALLOW);
+    /* Every resource and principal is of barged's one account (the CDK
+     * bootstrap's roles test aws:ResourceAccount). */
+    assert_int_equal(cond("{\"StringEquals\":{\"aws:ResourceAccount\":[\"000000000000\"]}}"),
+                     BARGE_POLICY_ALLOW);
+    assert_int_equal(cond("{\"StringEquals\":{\"aws:PrincipalAccount\":\"111111111111\"}}"),
+                     BARGE_POLICY_IMPLICIT_DENY);
     /* Keys and operators barge does not know: an Allow never applies. */
     assert_int_equal(cond("{\"StringEquals\":{\"ecs:cluster\":\"x\"}}"),
                      BARGE_POLICY_IMPLICIT_DENY);
