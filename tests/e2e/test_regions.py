@@ -4,8 +4,10 @@ listings), agents join a region's cluster, the control loops serve every
 region, and a task's secrets resolve a bare name in the task's region and a
 full ARN in the region it names. A store written before regions existed is
 the default region's."""
+import json
 import os
 import sqlite3
+import time
 
 import boto3
 import botocore.config
@@ -279,3 +281,24 @@ def test_store_written_before_regions_is_the_default_regions(tmp_path):
             cluster_arn(EAST, "legacy")]
     finally:
         b.stop()
+
+
+def test_stacks_are_regional(barged):
+    """A CloudFormation stack lives in the region it was made in, and makes
+    its resources there: its ARN names that region, other regions neither list
+    it nor hold what it made."""
+    template = json.dumps({"Resources": {"Group": {
+        "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/regional/stack"}}}})
+    eu = client(barged, "cloudformation", "eu-west-1")
+    arn = eu.create_stack(StackName="st", TemplateBody=template)["StackId"]
+    assert arn.startswith("arn:aws:cloudformation:eu-west-1:")
+    deadline = time.time() + 60
+    while eu.describe_stacks(StackName="st")["Stacks"][0]["StackStatus"] != "CREATE_COMPLETE":
+        assert time.time() < deadline, eu.describe_stack_events(StackName="st")["StackEvents"]
+        time.sleep(0.2)
+    groups = client(barged, "logs", "eu-west-1").describe_log_groups(
+        logGroupNamePrefix="/regional/")["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["/regional/stack"]
+    assert client(barged, "logs", "us-east-1").describe_log_groups(
+        logGroupNamePrefix="/regional/")["logGroups"] == []
+    assert client(barged, "cloudformation", "us-east-1").list_stacks()["StackSummaries"] == []
