@@ -589,7 +589,8 @@ static int start_tasks(struct pass *p, int count, const char *target_instance, j
         json_object_set_new(params, "_targetInstance", json_string(target_instance));
     const char *placement[] = {"placementStrategy",        "placementConstraints",
                                "capacityProviderStrategy", "networkConfiguration",
-                               "platformVersion",          "launchType"};
+                               "platformVersion",          "launchType",
+                               "enableExecuteCommand"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(placement); i++) {
         json_t *v = json_object_get(p->svc, placement[i]);
         if (v && !(json_is_array(v) && json_array_size(v) == 0))
