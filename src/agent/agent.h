@@ -52,6 +52,8 @@ void barge_agent_client_stop_aware(struct barge_agent_client *c);
 /* POSTs body (borrowed) to path with either SigV4 (creds non-NULL) or the
  * bearer token; returns the HTTP status (and *out the parsed body, new
  * reference, may be NULL) or -1 when barged could not be reached. */
+/* The barged endpoint requests go to now (borrowed from c). */
+const char *barge_agent_client_server(const struct barge_agent_client *c);
 int barge_agent_client_post(struct barge_agent_client *c, const char *path, const json_t *body,
                             const char *token, const struct barge_agent_config *sigv4,
                             long timeout_s, json_t **out, struct barge_error **err);
@@ -76,6 +78,10 @@ bool barge_engine_idle(struct barge_engine *e);
 /* The metadata endpoint's snapshot of the task owning a container's token
  * (see metadata.h); new reference, NULL when the token is unknown. */
 json_t *barge_engine_metadata(struct barge_engine *e, const char *token);
+/* Copies the runtime id of the container called name in task task_arn into
+ * out; false when the engine runs no such container. */
+bool barge_engine_container_id(struct barge_engine *e, const char *task_arn, const char *name,
+                               char *out, size_t len);
 /* Stops accepting work and waits for runners to pause (containers keep
  * running). */
 void barge_engine_shutdown(struct barge_engine *e);

@@ -1463,6 +1463,25 @@ json_t *barge_engine_metadata(struct barge_engine *e, const char *token)
     return out;
 }
 
+bool barge_engine_container_id(struct barge_engine *e, const char *task_arn, const char *name,
+                               char *out, size_t len)
+{
+    bool found = false;
+    pthread_mutex_lock(&e->lock);
+    for (struct runner *r = e->runners; r && !found; r = r->next) {
+        if (strcmp(r->arn, task_arn) != 0)
+            continue;
+        for (size_t i = 0; i < r->n_ctrs && !found; i++) {
+            if (strcmp(r->ctrs[i].name, name) == 0 && r->ctrs[i].created) {
+                snprintf(out, len, "%s", r->ctrs[i].id);
+                found = true;
+            }
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    return found;
+}
+
 static void *run(void *ud)
 {
     struct runner *r = ud;

@@ -417,10 +417,11 @@ int barge_api_execute_command(struct barge_api_ctx *ctx, json_t *in, json_t **ou
 
 /* ---- the /exec/ route ---- */
 
-static void refuse(struct barge_http_resp *resp, int status, const char *msg)
+static int refuse(struct barge_http_resp *resp, int status, const char *msg)
 {
     barge_http_resp_header(resp, "Connection", "close");
     barge_http_resp_set(resp, status, "text/plain", barge_xasprintf("%s\n", msg), strlen(msg) + 1);
+    return -1;
 }
 
 /* What the upgrade callback needs: the session and which end. */
@@ -456,7 +457,9 @@ static void attached(void *ud, int fd, const char *extra, size_t extra_len,
     free(a);
 }
 
-void barge_api_exec_handle(struct barge_http_req *req, struct barge_http_resp *resp)
+/* Checks a stream's request and answers it: the switch to the websocket,
+ * or (-1) a refusal. */
+static int open_stream(struct barge_http_req *req, struct barge_http_resp *resp)
 {
     const char *rest = req->path + strlen("/exec/");
     size_t idlen = strcspn(rest, "/");
@@ -505,4 +508,10 @@ void barge_api_exec_handle(struct barge_http_req *req, struct barge_http_resp *r
     resp->upgraded = attached;
     resp->upgrade_free = free;
     resp->upgrade_ud = a;
+    return 0;
+}
+
+void barge_api_exec_handle(struct barge_http_req *req, struct barge_http_resp *resp)
+{
+    open_stream(req, resp);
 }

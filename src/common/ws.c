@@ -30,6 +30,10 @@ struct barge_ws {
     char *extra; /* bytes received before the framing took over */
     size_t extra_len, extra_off;
     bool lost;
+    /* barge_ws_close was called: the close frame goes once the messages
+     * queued before it are written (wslay sends control frames first and
+     * drops data queued behind a close). */
+    bool closing;
     barge_ws_msg_fn fn;
     void *ud;
 };
@@ -184,7 +188,7 @@ short barge_ws_events(const struct barge_ws *ws)
     short ev = 0;
     if (wslay_event_want_read(ws->ctx))
         ev |= POLLIN;
-    if (wslay_event_want_write(ws->ctx))
+    if (wslay_event_want_write(ws->ctx) || (ws->closing && !wslay_event_get_close_sent(ws->ctx)))
         ev |= POLLOUT;
     return ev;
 }
@@ -202,9 +206,16 @@ int barge_ws_pump(struct barge_ws *ws, short revents)
         ws->lost = true;
     if (!ws->lost && wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0)
         ws->lost = true;
+    if (!ws->lost && ws->closing && !wslay_event_want_write(ws->ctx) &&
+        !wslay_event_get_close_sent(ws->ctx)) {
+        wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+        if (wslay_event_send(ws->ctx) != 0)
+            ws->lost = true;
+    }
     if (ws->lost)
         return 1;
-    return !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx) ? 1 : 0;
+    bool close_due = ws->closing && !wslay_event_get_close_sent(ws->ctx);
+    return !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx) && !close_due;
 }
 
 void barge_ws_send(struct barge_ws *ws, int kind, const void *data, size_t len)
@@ -221,7 +232,7 @@ void barge_ws_send(struct barge_ws *ws, int kind, const void *data, size_t len)
 
 void barge_ws_close(struct barge_ws *ws)
 {
-    wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+    ws->closing = true;
 }
 
 /* ---- the client's handshake ---- */

@@ -54,7 +54,8 @@ short barge_ws_events(const struct barge_ws *ws);
 int barge_ws_pump(struct barge_ws *ws, short revents);
 /* Queues a message (copied). */
 void barge_ws_send(struct barge_ws *ws, int kind, const void *data, size_t len);
-/* Queues the closing handshake; nothing can be sent after it. */
+/* Starts the closing handshake once the queued messages are written;
+ * nothing can be sent after it. */
 void barge_ws_close(struct barge_ws *ws);
 /* Whether data is queued and not yet written. */
 bool barge_ws_pending(const struct barge_ws *ws);

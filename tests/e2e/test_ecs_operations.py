@@ -19,8 +19,6 @@ NOT_IMPLEMENTED = {
     # task sets (the EXTERNAL and CODE_DEPLOY deployment controllers)
     "CreateTaskSet", "DeleteTaskSet", "DescribeTaskSets", "UpdateTaskSet",
     "UpdateServicePrimaryTaskSet",
-    # ECS Exec
-    "ExecuteCommand",
     # lifecycle hooks of blue/green deployments
     "ContinueServiceDeployment",
     # daemons
