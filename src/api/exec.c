@@ -21,6 +21,7 @@
 
 #include "api/access.h"
 #include "api/ecs.h"
+#include "api/logs.h"
 #include "api/server.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -33,6 +34,8 @@
 #define TOKEN_TTL_MS 60000
 /* How long a finished session's last messages may take to be written. */
 #define FLUSH_MS 5000
+/* Output kept for the session's log before it is written out. */
+#define LOG_BATCH (64 * 1024)
 
 struct end {
     bool attached;
@@ -56,6 +59,12 @@ struct session {
     int wake_fd; /* an end arrived */
     int exit_status;
     bool exited;
+    /* The log group the session's output goes to, as the cluster's
+     * executeCommandConfiguration says (NULL: none), and the output not yet
+     * written there. */
+    struct barge_server *srv;
+    char *log_group;
+    struct barge_buf output;
     struct session *next;
 };
 
@@ -94,6 +103,8 @@ static void session_free(struct session *s)
     end_release(&s->agent);
     close(s->wake_fd);
     free(s->instance_id);
+    free(s->log_group);
+    barge_buf_release(&s->output);
     json_decref(s->request);
     free(s->audit);
     free(s);
@@ -115,6 +126,41 @@ json_t *barge_api_exec_pending(const char *instance_id)
 
 /* ---- the relay ---- */
 
+/* Writes the output kept so far to the session's log stream (named by the
+ * session) as one event a line; with all, a last unfinished line too. */
+static void record_output(struct session *s, bool all)
+{
+    if (!s->log_group || s->output.len == 0)
+        return;
+    _cleanup_json_ json_t *lines = json_array();
+    size_t start = 0;
+    for (size_t i = 0; i < s->output.len; i++) {
+        if (s->output.data[i] != '\n')
+            continue;
+        size_t end = i;
+        if (end > start && s->output.data[end - 1] == '\r')
+            end--;
+        json_array_append_new(lines, json_stringn(s->output.data + start, end - start));
+        start = i + 1;
+    }
+    if (all && start < s->output.len) {
+        json_array_append_new(lines, json_stringn(s->output.data + start, s->output.len - start));
+        start = s->output.len;
+    }
+    struct barge_buf rest = {0};
+    if (start < s->output.len)
+        barge_buf_addn(&rest, s->output.data + start, s->output.len - start);
+    barge_buf_release(&s->output);
+    s->output = rest;
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (json_array_size(lines) && barge_logs_append(s->srv, s->log_group, s->id, lines, &err) < 0) {
+        barge_warn("exec session %s: cannot log its output to '%s': %s", s->id, s->log_group,
+                   err->message);
+        /* One warning: the rest is not logged either. */
+        free(barge_steal(&s->log_group));
+    }
+}
+
 static void from_client(void *ud, int kind, const uint8_t *data, size_t len)
 {
     struct session *s = ud;
@@ -129,6 +175,11 @@ static void from_agent(void *ud, int kind, const uint8_t *data, size_t len)
         _cleanup_free_ char *text = barge_xstrndup((const char *)data, len);
         s->exit_status = atoi(text);
         s->exited = true;
+    }
+    if ((kind == BARGE_WS_STDOUT || kind == BARGE_WS_STDERR) && s->log_group) {
+        barge_buf_addn(&s->output, data, len);
+        if (s->output.len > LOG_BATCH)
+            record_output(s, false);
     }
     if (kind == BARGE_WS_STDOUT || kind == BARGE_WS_STDERR || kind == BARGE_WS_EXIT ||
         kind == BARGE_WS_ERROR)
@@ -207,6 +258,7 @@ static void *session_main(void *ud)
     struct session *s = ud;
     if (await_ends(s)) {
         relay(s);
+        record_output(s, true);
         if (s->exited)
             barge_info("exec session %s ended: exit status %d", s->id, s->exit_status);
         else
@@ -292,6 +344,44 @@ static int split_command(const char *cmd, json_t **out, struct barge_error **err
     return 0;
 }
 
+/* Where the session's output is logged, as ECS does it: the cluster's
+ * executeCommandConfiguration.logging OVERRIDE names a CloudWatch Logs
+ * group; DEFAULT (or no setting) uses the container's awslogs group when it
+ * logs with awslogs; NONE logs nothing. *group is NULL for no logging. */
+static int session_log_group(struct barge_tx *tx, struct barge_server *srv, const json_t *cluster,
+                             const json_t *task, const char *container, char **group,
+                             struct barge_error **err)
+{
+    *group = NULL;
+    json_t *ecc = barge_json_object(barge_json_object(cluster, "configuration"),
+                                    "executeCommandConfiguration");
+    const char *logging = barge_json_str(ecc, "logging", "DEFAULT");
+    if (strcmp(logging, "OVERRIDE") == 0) {
+        const char *name = barge_json_str(barge_json_object(ecc, "logConfiguration"),
+                                          "cloudWatchLogGroupName", NULL);
+        *group = name ? barge_xstrdup(name) : NULL;
+        return 0;
+    }
+    if (strcmp(logging, "DEFAULT") != 0)
+        return 0;
+    _cleanup_json_ json_t *td = NULL;
+    _cleanup_free_ char *tdkey = NULL;
+    if (ecs_taskdef_find(tx, srv, barge_json_str(task, "taskDefinitionArn", ""), &td, &tdkey, err) <
+        0)
+        return -1;
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(td, "containerDefinitions"), i, c)
+    {
+        json_t *lc = barge_json_object(c, "logConfiguration");
+        const char *name = barge_json_str(barge_json_object(lc, "options"), "awslogs-group", NULL);
+        if (barge_streq(barge_json_str(c, "name", NULL), container) &&
+            barge_streq(barge_json_str(lc, "logDriver", NULL), "awslogs") && name)
+            *group = barge_xstrdup(name);
+    }
+    return 0;
+}
+
 static int not_enabled(struct barge_error **err)
 {
     return barge_error_set_type(
@@ -366,6 +456,10 @@ int barge_api_execute_command(struct barge_api_ctx *ctx, json_t *in, json_t **ou
         return -1;
     if (!inst || !ecs_instance_connected(inst))
         return not_enabled(err);
+    _cleanup_free_ char *log_group = NULL;
+    if (session_log_group(tx, ctx->srv, cluster, task, barge_json_str(ctr, "name", ""), &log_group,
+                          err) < 0)
+        return -1;
 
     struct session *s = barge_xcalloc(1, sizeof(*s));
     char hex[33];
@@ -376,6 +470,8 @@ int barge_api_execute_command(struct barge_api_ctx *ctx, json_t *in, json_t **ou
     random_token(agent_token, s->agent_hash);
     s->deadline_ms = barge_monotonic_ms() + TOKEN_TTL_MS;
     s->instance_id = barge_xstrdup(instance_id);
+    s->srv = ctx->srv;
+    s->log_group = barge_steal(&log_group);
     const char *cont_name = barge_json_str(ctr, "name", "");
     s->request = json_pack("{s:s, s:s, s:s, s:s, s:O, s:b}", "sessionId", s->id, "token",
                            agent_token, "taskArn", barge_json_str(task, "taskArn", ""),
@@ -389,7 +485,8 @@ int barge_api_execute_command(struct barge_api_ctx *ctx, json_t *in, json_t **ou
                                who ? who : ctx->who.access_key_id, command, cont_name,
                                barge_json_str(task, "taskArn", ""), cname,
                                interactive ? "interactive" : "not interactive");
-    barge_info("exec session %s opened: %s", s->id, s->audit);
+    barge_info("exec session %s opened: %s%s%s", s->id, s->audit,
+               s->log_group ? "; output logged to " : "", s->log_group ? s->log_group : "");
 
     pthread_mutex_lock(&lock);
     s->next = sessions;

@@ -204,3 +204,21 @@ def test_session_tokens_are_single_use(barged, agent, busybox):
         if b"no such exec session" in answer or time.time() > deadline:
             break
     assert status == 401 and b"no such exec session" in answer
+
+
+def test_exec_output_goes_to_the_clusters_log_group(barged, agent, busybox, tmp_path):
+    ecs = barged.client()
+    logs = barged.client("logs")
+    logs.create_log_group(logGroupName="/exec/audit")
+    ecs.update_cluster(cluster="default", configuration={"executeCommandConfiguration": {
+        "logging": "OVERRIDE", "logConfiguration": {"cloudWatchLogGroupName": "/exec/audit"}}})
+    start_task(ecs, busybox)
+    p = project(barged, tmp_path, busybox)
+    r = run_exec(p, "--command", "sh -c 'echo first line; echo second line'")
+    assert r.returncode == 0, r.stderr
+    streams = logs.describe_log_streams(logGroupName="/exec/audit")["logStreams"]
+    assert len(streams) == 1 and streams[0]["logStreamName"].startswith("ecs-execute-command-")
+    events = logs.get_log_events(logGroupName="/exec/audit",
+                                 logStreamName=streams[0]["logStreamName"])["events"]
+    assert [e["message"] for e in events] == ["first line", "second line"]
+    assert "output logged to /exec/audit" in open(barged.log_path, errors="replace").read()
