@@ -222,3 +222,20 @@ def test_exec_output_goes_to_the_clusters_log_group(barged, agent, busybox, tmp_
                                  logStreamName=streams[0]["logStreamName"])["events"]
     assert [e["message"] for e in events] == ["first line", "second line"]
     assert "output logged to /exec/audit" in open(barged.log_path, errors="replace").read()
+
+
+def test_execute_command_is_the_iam_action_on_the_task(barged, agent, busybox):
+    from test_iam_policies import allow, client, denied, make_user
+    ecs = barged.client()
+    arn = start_task(ecs, busybox)
+    other = arn.rsplit("/", 1)[0] + "/0123456789abcdef0123456789abcdef"
+    creds = make_user(barged, "oncall", allow("ecs:ExecuteCommand", other))
+    msg = denied(lambda: client(barged, "ecs", creds).execute_command(
+        cluster="default", task=arn, command="sh", interactive=True))
+    assert "ecs:ExecuteCommand" in msg
+    creds = make_user(barged, "operator", allow("ecs:ExecuteCommand", arn))
+    r = client(barged, "ecs", creds).execute_command(cluster="default", task=arn, command="sh",
+                                                     interactive=True)
+    assert r["session"]["tokenValue"]
+    assert re.search(r"exec session \S+ opened: arn:aws:iam::\d+:user/operator ran 'sh'",
+                     open(barged.log_path, errors="replace").read())
