@@ -98,6 +98,8 @@ static int relay(struct job *j, struct barge_ws *ws)
 {
     int out_fd = barge_runtime_exec_proc_output(j->proc);
     int err_fd = barge_runtime_exec_proc_errput(j->proc);
+    if (barge_ws_pump(ws, 0) != 0)
+        return -1;
     for (;;) {
         /* Output is read only when what was read before is on its way, so
          * a slow reader slows the command down instead of filling memory. */

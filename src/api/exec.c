@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/access.h"
@@ -69,7 +70,10 @@ struct session {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gone = PTHREAD_COND_INITIALIZER; /* a session was freed */
 static struct session *sessions;
+static int live; /* sessions not yet freed, listed or not */
+static bool shutting_down;
 
 static struct session *find(const char *id)
 {
@@ -175,6 +179,8 @@ static void from_agent(void *ud, int kind, const uint8_t *data, size_t len)
         _cleanup_free_ char *text = barge_xstrndup((const char *)data, len);
         s->exit_status = atoi(text);
         s->exited = true;
+        /* Logged before the client learns the command is over. */
+        record_output(s, true);
     }
     if ((kind == BARGE_WS_STDOUT || kind == BARGE_WS_STDERR) && s->log_group) {
         barge_buf_addn(&s->output, data, len);
@@ -186,15 +192,24 @@ static void from_agent(void *ud, int kind, const uint8_t *data, size_t len)
         barge_ws_send(s->client.ws, kind, data, len);
 }
 
+static bool stopping(void)
+{
+    pthread_mutex_lock(&lock);
+    bool r = shutting_down;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
 /* Waits until both ends are in; false when the deadline passed first. */
 static bool await_ends(struct session *s)
 {
     for (;;) {
         pthread_mutex_lock(&lock);
         bool both = s->client.attached && s->agent.attached;
+        bool stop = shutting_down;
         pthread_mutex_unlock(&lock);
-        if (both)
-            return true;
+        if (both || stop)
+            return both && !stop;
         int64_t left = s->deadline_ms - barge_monotonic_ms();
         if (left <= 0)
             return false;
@@ -217,22 +232,35 @@ static void relay(struct session *s)
     struct end *ends[2] = {&s->client, &s->agent};
     bool done[2] = {false, false};
     int64_t flush_deadline = 0;
+    /* The first round does not wait: what came with the handshakes was read
+     * from the sockets already, so poll would not tell of it. */
+    bool first = true;
     while (!(done[0] && done[1])) {
-        struct pollfd p[2];
+        struct pollfd p[3];
         for (int i = 0; i < 2; i++) {
             p[i].fd = done[i] ? -1 : barge_ws_fd(ends[i]->ws);
             p[i].events = done[i] ? 0 : barge_ws_events(ends[i]->ws);
             p[i].revents = 0;
         }
-        int timeout = -1;
+        p[2] = (struct pollfd){flush_deadline ? -1 : s->wake_fd, POLLIN, 0};
+        int timeout = first ? 0 : -1;
+        first = false;
         if (flush_deadline) {
             int64_t left = flush_deadline - barge_monotonic_ms();
             if (left <= 0)
                 break;
             timeout = (int)left;
         }
-        if (poll(p, 2, timeout) < 0 && errno != EINTR)
+        if (poll(p, 3, timeout) < 0 && errno != EINTR)
             break;
+        uint64_t v;
+        if (p[2].revents && read(s->wake_fd, &v, sizeof(v)) >= 0 && stopping()) {
+            static const char why[] = "barged is stopping";
+            barge_ws_send(s->client.ws, BARGE_WS_ERROR, why, strlen(why));
+            for (int i = 0; i < 2; i++)
+                barge_ws_close(ends[i]->ws);
+            flush_deadline = barge_monotonic_ms() + FLUSH_MS / 5;
+        }
         for (int i = 0; i < 2; i++) {
             if (done[i] || barge_ws_pump(ends[i]->ws, p[i].revents) == 0)
                 continue;
@@ -241,9 +269,9 @@ static void relay(struct session *s)
              * it is written. */
             struct end *other = ends[1 - i];
             if (!done[1 - i]) {
+                static const char why[] = "the agent ended the session without an exit status";
                 if (i == 1 && !s->exited)
-                    barge_ws_send(other->ws, BARGE_WS_ERROR,
-                                  "the agent ended the session without an exit status", 51);
+                    barge_ws_send(other->ws, BARGE_WS_ERROR, why, strlen(why));
                 barge_ws_close(other->ws);
                 barge_ws_pump(other->ws, 0);
             }
@@ -281,7 +309,27 @@ static void *session_main(void *ud)
     unlink_session(s);
     pthread_mutex_unlock(&lock);
     session_free(s);
+    pthread_mutex_lock(&lock);
+    live--;
+    pthread_cond_broadcast(&gone);
+    pthread_mutex_unlock(&lock);
     return NULL;
+}
+
+void barge_api_exec_shutdown(void)
+{
+    pthread_mutex_lock(&lock);
+    shutting_down = true;
+    uint64_t one = 1;
+    for (struct session *s = sessions; s; s = s->next)
+        if (write(s->wake_fd, &one, sizeof(one)) < 0)
+            barge_warn("exec session %s: cannot wake its relay: %s", s->id, strerror(errno));
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 3;
+    while (live > 0 && pthread_cond_timedwait(&gone, &lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&lock);
 }
 
 /* ---- ExecuteCommand ---- */
@@ -491,6 +539,7 @@ int barge_api_execute_command(struct barge_api_ctx *ctx, json_t *in, json_t **ou
     pthread_mutex_lock(&lock);
     s->next = sessions;
     sessions = s;
+    live++;
     pthread_mutex_unlock(&lock);
     pthread_t th;
     pthread_attr_t attr;

@@ -26,6 +26,10 @@ int barge_api_execute_command(struct barge_api_ctx *ctx, json_t *in, json_t **ou
  * hands them to it (each once): a new array in *out, possibly empty. */
 json_t *barge_api_exec_pending(const char *instance_id);
 
+/* Ends every session (their clients learn that barged is stopping) and
+ * waits a few seconds for them to close, before the listener stops. */
+void barge_api_exec_shutdown(void);
+
 /* The /exec/ route. */
 void barge_api_exec_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 

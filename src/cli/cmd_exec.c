@@ -77,6 +77,8 @@ static void relay(struct barge_ws *ws, bool interactive)
 {
     bool in_open = true;
     char buf[16384];
+    if (barge_ws_pump(ws, 0) != 0)
+        return;
     while (barge_ws_events(ws)) {
         /* Input is read only once what was read before is sent. */
         bool room = in_open && !barge_ws_pending(ws);

@@ -49,8 +49,11 @@ char *barge_ws_accept_value(const char *key);
 int barge_ws_fd(const struct barge_ws *ws);
 short barge_ws_events(const struct barge_ws *ws);
 /* Reads and writes what it can after poll reported revents (0: only write
- * what is queued). Returns 0 while the connection lasts, 1 once it is over
- * (closed by either end, or lost). */
+ * what is queued, and read what came with the handshake). Returns 0 while
+ * the connection lasts, 1 once it is over (closed by either end, or lost).
+ * Call it once before the first poll: messages that arrived with the
+ * handshake were read from the socket already, so poll would not tell of
+ * them. */
 int barge_ws_pump(struct barge_ws *ws, short revents);
 /* Queues a message (copied). */
 void barge_ws_send(struct barge_ws *ws, int kind, const void *data, size_t len);

@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <termios.h>
 
 #include "common/ids.h"
 #include "common/json.h"
@@ -1324,6 +1325,14 @@ int barge_runtime_exec_open(struct barge_runtime *rt, const char *id, const char
             goto out;
         }
         slave = barge_xstrdup(name);
+        /* The runtime's own terminal in the container does the line
+         * discipline; ours only carries bytes (the runtime makes it raw
+         * too, but output may come before it does). */
+        struct termios t;
+        if (tcgetattr(p->tty, &t) == 0) {
+            cfmakeraw(&t);
+            tcsetattr(p->tty, TCSANOW, &t);
+        }
         fcntl(p->tty, F_SETFL, O_NONBLOCK);
         barge_runtime_exec_proc_resize(p, rows, cols);
     }

@@ -7,6 +7,7 @@ import fcntl
 import os
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -239,3 +240,27 @@ def test_execute_command_is_the_iam_action_on_the_task(barged, agent, busybox):
     assert r["session"]["tokenValue"]
     assert re.search(r"exec session \S+ opened: arn:aws:iam::\d+:user/operator ran 'sh'",
                      open(barged.log_path, errors="replace").read())
+
+
+def test_barged_ends_open_sessions_when_it_stops(barged, agent, busybox):
+    ecs = barged.client()
+    arn = start_task(ecs, busybox)
+    r = ecs.execute_command(cluster="default", task=arn, command="sh", interactive=True)
+    status, s, answer = open_stream(r["session"]["streamUrl"], r["session"]["tokenValue"])
+    assert status == 101
+    received = answer.split(b"\r\n\r\n", 1)[1]
+    # The shell's prompt shows that the agent joined.
+    while b"# " not in received:
+        chunk = s.recv(4096)
+        assert chunk, received
+        received += chunk
+    barged.proc.send_signal(signal.SIGTERM)
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        received += chunk
+    s.close()
+    assert b"barged is stopping" in received
+    assert barged.proc.wait(timeout=60) == 0
+    assert "upgraded" not in open(barged.log_path, errors="replace").read()
