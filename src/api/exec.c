@@ -54,7 +54,6 @@ struct session {
     int64_t deadline_ms; /* both ends must have arrived by then */
     char *instance_id;
     json_t *request; /* what the agent is told */
-    char *audit;     /* "user ... ran ... in ..." */
     bool delivered, client_used, agent_used;
     struct end client, agent;
     int wake_fd; /* an end arrived */
@@ -110,7 +109,6 @@ static void session_free(struct session *s)
     free(s->log_group);
     barge_buf_release(&s->output);
     json_decref(s->request);
-    free(s->audit);
     free(s);
 }
 
@@ -295,15 +293,16 @@ static void *session_main(void *ud)
         pthread_mutex_lock(&lock);
         bool client = s->client.attached;
         pthread_mutex_unlock(&lock);
+        const char *why = stopping() ? "barged is stopping"
+                          : client   ? "the agent of the task's host did not join the session"
+                                     : "the client did not connect";
         if (client) {
-            static const char why[] = "the agent of the task's host did not join the session";
             s->client.ws = barge_ws_server_new(s->client.fd, NULL, 0, NULL, NULL);
             barge_ws_send(s->client.ws, BARGE_WS_ERROR, why, strlen(why));
             barge_ws_close(s->client.ws);
             barge_ws_pump(s->client.ws, 0);
         }
-        barge_info("exec session %s expired: %s", s->id,
-                   client ? "the agent did not join" : "the client did not connect");
+        barge_info("exec session %s ended before it began: %s", s->id, why);
     }
     pthread_mutex_lock(&lock);
     unlink_session(s);
@@ -529,12 +528,11 @@ int barge_api_execute_command(struct barge_api_ctx *ctx, json_t *in, json_t **ou
     if (s->wake_fd < 0)
         abort();
     _cleanup_free_ char *who = barge_api_caller_arn(ctx->srv, &ctx->who);
-    s->audit = barge_xasprintf("%s ran '%s' in container %s of task %s (cluster %s, %s)",
-                               who ? who : ctx->who.access_key_id, command, cont_name,
-                               barge_json_str(task, "taskArn", ""), cname,
-                               interactive ? "interactive" : "not interactive");
-    barge_info("exec session %s opened: %s%s%s", s->id, s->audit,
-               s->log_group ? "; output logged to " : "", s->log_group ? s->log_group : "");
+    barge_info(
+        "exec session %s opened: %s ran '%s' in container %s of task %s (cluster %s, %s)%s%s",
+        s->id, who ? who : ctx->who.access_key_id, command, cont_name,
+        barge_json_str(task, "taskArn", ""), cname, interactive ? "interactive" : "not interactive",
+        s->log_group ? "; output logged to " : "", s->log_group ? s->log_group : "");
 
     pthread_mutex_lock(&lock);
     s->next = sessions;
