@@ -20,6 +20,8 @@
 #include "common/ws.h"
 
 #define READ_CHUNK 32768
+/* Input buffered for a command that does not read it yet. */
+#define MAX_INPUT (1 << 20)
 /* How long the last messages may take to reach barged. */
 #define FLUSH_MS 5000
 
@@ -105,8 +107,12 @@ static int relay(struct job *j, struct barge_ws *ws)
          * a slow reader slows the command down instead of filling memory. */
         bool room = !barge_ws_pending(ws);
         int in_fd = barge_runtime_exec_proc_input(j->proc);
+        /* Likewise, input is taken only as fast as the command reads it. */
+        short ws_events = barge_ws_events(ws);
+        if (j->input.len - j->input_off > MAX_INPUT)
+            ws_events &= (short)~POLLIN;
         struct pollfd p[5] = {
-            {barge_ws_fd(ws), barge_ws_events(ws), 0},
+            {barge_ws_fd(ws), ws_events, 0},
             {room ? out_fd : -1, POLLIN, 0},
             {room ? err_fd : -1, POLLIN, 0},
             {barge_runtime_exec_proc_exitfd(j->proc), POLLIN, 0},

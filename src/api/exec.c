@@ -238,6 +238,10 @@ static void relay(struct session *s)
         for (int i = 0; i < 2; i++) {
             p[i].fd = done[i] ? -1 : barge_ws_fd(ends[i]->ws);
             p[i].events = done[i] ? 0 : barge_ws_events(ends[i]->ws);
+            /* An end is read only once what it sent the other is written,
+             * so a slow reader slows the writer instead of filling memory. */
+            if (!done[1 - i] && barge_ws_pending(ends[1 - i]->ws))
+                p[i].events &= (short)~POLLIN;
             p[i].revents = 0;
         }
         p[2] = (struct pollfd){flush_deadline ? -1 : s->wake_fd, POLLIN, 0};
