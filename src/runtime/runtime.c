@@ -1312,6 +1312,7 @@ int barge_runtime_exec_open(struct barge_runtime *rt, const char *id, const char
     p->pidfile = barge_xasprintf("%s/exec-%.8s.pid", m.dir, rnd);
     _cleanup_free_ const char **full = exec_argv(&m, p->pidfile, argv, tty);
     _cleanup_free_ char *slave = NULL;
+    _cleanup_close_ int slave_fd = -1;
     int rc = -1;
     if (tty) {
         p->tty = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -1327,12 +1328,16 @@ int barge_runtime_exec_open(struct barge_runtime *rt, const char *id, const char
         slave = barge_xstrdup(name);
         /* The runtime's own terminal in the container does the line
          * discipline; ours only carries bytes (the runtime makes it raw
-         * too, but output may come before it does). */
+         * too, but output may come before it does). Set on our end of the
+         * slave, held open until the child has it. */
+        slave_fd = open(slave, O_RDWR | O_NOCTTY | O_CLOEXEC);
         struct termios t;
-        if (tcgetattr(p->tty, &t) == 0) {
-            cfmakeraw(&t);
-            tcsetattr(p->tty, TCSANOW, &t);
+        if (slave_fd < 0 || tcgetattr(slave_fd, &t) < 0) {
+            barge_error_set_errno(err, BARGE_ERR_IO, "cannot open '%s'", slave);
+            goto out;
         }
+        cfmakeraw(&t);
+        tcsetattr(slave_fd, TCSANOW, &t);
         fcntl(p->tty, F_SETFL, O_NONBLOCK);
         barge_runtime_exec_proc_resize(p, rows, cols);
     }
