@@ -266,3 +266,44 @@ def test_barged_ends_open_sessions_when_it_stops(barged, agent, busybox):
     assert b"barged is stopping" in received
     assert barged.proc.wait(timeout=60) == 0
     assert "upgraded" not in open(barged.log_path, errors="replace").read()
+
+
+def running_tasks_of(ecs, service):
+    arns = ecs.list_tasks(cluster="default", serviceName=service,
+                          desiredStatus="RUNNING")["taskArns"]
+    if not arns:
+        return []
+    return [t for t in ecs.describe_tasks(cluster="default", tasks=arns)["tasks"]
+            if t["lastStatus"] == "RUNNING"]
+
+
+def test_services_pass_enable_execute_command_to_their_tasks(barged, agent, busybox):
+    ecs = barged.client()
+    ecs.register_task_definition(family="svc", containerDefinitions=[
+        {"name": "app", "image": busybox, "memory": 32, "command": SLEEPER}])
+    ecs.create_service(cluster="default", serviceName="web", taskDefinition="svc",
+                       desiredCount=1, enableExecuteCommand=True)
+    deadline = time.time() + 90
+    while not running_tasks_of(ecs, "web") and time.time() < deadline:
+        time.sleep(0.5)
+    (task,) = running_tasks_of(ecs, "web")
+    assert task["enableExecuteCommand"] is True
+    r = ecs.execute_command(cluster="default", task=task["taskArn"], command="true",
+                            interactive=True)
+    assert r["session"]["sessionId"]
+    # Turned off, the new deployment's tasks refuse it.
+    ecs.update_service(cluster="default", service="web", enableExecuteCommand=False)
+    svc = ecs.describe_services(cluster="default", services=["web"])["services"][0]
+    assert svc["enableExecuteCommand"] is False
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        tasks = running_tasks_of(ecs, "web")
+        if tasks and all(t["enableExecuteCommand"] is False for t in tasks):
+            break
+        time.sleep(0.5)
+    (task,) = running_tasks_of(ecs, "web")
+    assert task["enableExecuteCommand"] is False
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecs.execute_command(cluster="default", task=task["taskArn"], command="true",
+                            interactive=True)
+    assert "execute command was not enabled" in error_message(e)
