@@ -45,7 +45,7 @@ CFLAGS   := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-para
             -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS  := -Wl,--as-needed $(if $(SANITIZE),-fsanitize=$(SANITIZE))
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljsonnet -lpthread -lm
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljsonnet -lwslay -lutil -lpthread -lm
 
 MAINS    := src/barged/main.c src/agent/main.c src/cli/main.c
 LIB_SRCS := $(filter-out $(MAINS),$(wildcard src/*/*.c))

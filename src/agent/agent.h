@@ -52,6 +52,8 @@ void barge_agent_client_stop_aware(struct barge_agent_client *c);
 /* POSTs body (borrowed) to path with either SigV4 (creds non-NULL) or the
  * bearer token; returns the HTTP status (and *out the parsed body, new
  * reference, may be NULL) or -1 when barged could not be reached. */
+/* The barged endpoint requests go to now (borrowed from c). */
+const char *barge_agent_client_server(const struct barge_agent_client *c);
 int barge_agent_client_post(struct barge_agent_client *c, const char *path, const json_t *body,
                             const char *token, const struct barge_agent_config *sigv4,
                             long timeout_s, json_t **out, struct barge_error **err);
@@ -79,6 +81,10 @@ json_t *barge_engine_metadata(struct barge_engine *e, const char *token);
 /* The container credentials endpoint's answer for the task role credentials
  * id (see metadata.h), with its HTTP status; new reference. */
 json_t *barge_engine_task_credentials(struct barge_engine *e, const char *id, unsigned *status);
+/* Copies the runtime id of the container called name in task task_arn into
+ * out; false when the engine runs no such container. */
+bool barge_engine_container_id(struct barge_engine *e, const char *task_arn, const char *name,
+                               char *out, size_t len);
 /* Stops accepting work and waits for runners to pause (containers keep
  * running). */
 void barge_engine_shutdown(struct barge_engine *e);

@@ -134,6 +134,11 @@ static int post_once(struct barge_agent_client *c, const char *server, const cha
     return status;
 }
 
+const char *barge_agent_client_server(const struct barge_agent_client *c)
+{
+    return c->servers[atomic_load(&current) % c->n_servers];
+}
+
 int barge_agent_client_post(struct barge_agent_client *c, const char *path, const json_t *body,
                             const char *token, const struct barge_agent_config *sigv4,
                             long timeout_s, json_t **out, struct barge_error **err)

@@ -1584,6 +1584,25 @@ json_t *barge_engine_task_credentials(struct barge_engine *e, const char *id, un
     return doc;
 }
 
+bool barge_engine_container_id(struct barge_engine *e, const char *task_arn, const char *name,
+                               char *out, size_t len)
+{
+    bool found = false;
+    pthread_mutex_lock(&e->lock);
+    for (struct runner *r = e->runners; r && !found; r = r->next) {
+        if (strcmp(r->arn, task_arn) != 0)
+            continue;
+        for (size_t i = 0; i < r->n_ctrs && !found; i++) {
+            if (strcmp(r->ctrs[i].name, name) == 0 && r->ctrs[i].created) {
+                snprintf(out, len, "%s", r->ctrs[i].id);
+                found = true;
+            }
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    return found;
+}
+
 static void *run(void *ud)
 {
     struct runner *r = ud;

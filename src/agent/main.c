@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/exec.h"
 #include "agent/logship.h"
 #include "agent/metadata.h"
 #include "agent/stats.h"
@@ -641,6 +642,8 @@ int main(int argc, char **argv)
             json_t *lr;
             json_array_foreach(barge_json_array(out, "logRequests"), i, lr)
                 barge_agent_task_logs_answer(&agent, client, lr);
+            json_array_foreach(barge_json_array(out, "execRequests"), i, lr)
+                barge_agent_exec_start(&agent, client, lr);
             continue;
         }
         if (status == 410 || status == 401) {

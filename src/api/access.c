@@ -316,6 +316,13 @@ static char *ecs_resource(const char *op, const char *base, const json_t *in)
     const char *cluster = barge_json_str(in, "cluster", NULL);
     const char *service = barge_json_str(in, "service", barge_json_str(in, "serviceName", NULL));
     const char *td = barge_json_str(in, "taskDefinition", NULL);
+    const char *task = barge_json_str(in, "task", NULL);
+    if (task && strcmp(op, "ExecuteCommand") == 0) {
+        _cleanup_free_ char *tail =
+            barge_xasprintf("%s/%s", cluster ? base_name(cluster) : "default", task);
+        _cleanup_free_ char *pre = barge_xasprintf("%stask/", base);
+        return arn_or(task, pre, tail);
+    }
     if (service) {
         _cleanup_free_ char *tail =
             barge_xasprintf("%s/%s", cluster ? base_name(cluster) : "default", service);

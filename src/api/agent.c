@@ -24,6 +24,8 @@
  *                         Cloud Map private DNS namespaces (cloudmap.h) the
  *                         agent's DNS server answers; at once when they differ
  *                         from the `version` the agent has.
+ * The poll's answer also lists the exec sessions the agent is to join
+ * (execRequests, exec.h).
  * Tokens are "<cluster>/<instance id>/<secret>"; only the secret's SHA-256 is
  * stored. */
 #include <openssl/crypto.h>
@@ -34,6 +36,7 @@
 #include "api/api.h"
 #include "api/cloudmap.h"
 #include "api/ecs.h"
+#include "api/exec.h"
 #include "api/logs.h"
 #include "api/metrics.h"
 #include "api/server.h"
@@ -362,11 +365,14 @@ static int poll_agent(struct barge_http_req *req, json_t *in, json_t **out,
         json_decref(list);
         return -1;
     }
-    if (stale(list, known) || json_array_size(logreqs) > 0 ||
+    json_t *execs = barge_api_exec_pending(id);
+    if (stale(list, known) || json_array_size(logreqs) > 0 || json_array_size(execs) > 0 ||
         !barge_server_park(req, gen, req->wait_deadline_ms)) {
-        *out = json_pack("{s:o, s:o}", "tasks", list, "logRequests", logreqs);
+        *out = json_pack("{s:o, s:o, s:o}", "tasks", list, "logRequests", logreqs, "execRequests",
+                         execs);
         return 0;
     }
+    json_decref(execs);
     json_decref(list);
     json_decref(logreqs);
     return 1;

@@ -565,7 +565,8 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     }
     const char *copy[] = {"placementConstraints",     "placementStrategy",
                           "networkConfiguration",     "healthCheckGracePeriodSeconds",
-                          "capacityProviderStrategy", "platformVersion"};
+                          "capacityProviderStrategy", "platformVersion",
+                          "enableExecuteCommand"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(copy); i++) {
         json_t *v = json_object_get(in, copy[i]);
         if (v && !json_equal(v, json_object_get(svc, copy[i]))) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/ecs.h"
+#include "api/exec.h"
 #include "api/metrics.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -523,8 +524,8 @@ static int create_task(struct barge_server *srv, struct barge_tx *tx, const json
         barge_json_str(instance, "containerInstanceArn", ""), "lastStatus", "PENDING",
         "desiredStatus", "RUNNING", "cpu", cpu, "memory", mem, "launchType", "EC2", "createdAt",
         now, "version", 1, "attachments", "group", barge_json_str(in, "group", dflt_group),
-        "enableExecuteCommand", false, "inferenceAccelerators", "_id", id, "_cluster", cname,
-        "_family", family);
+        "enableExecuteCommand", barge_json_bool(in, "enableExecuteCommand", false),
+        "inferenceAccelerators", "_id", id, "_cluster", cname, "_family", family);
     if (az)
         json_object_set_new(task, "availabilityZone", json_string(az));
     if (barge_streq(barge_json_str(td, "networkMode", NULL), "awsvpc"))
@@ -1343,7 +1344,11 @@ int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err)
 }
 
 const struct barge_api_op ecs_task_ops[] = {
-    {"RunTask", run_task},     {"StartTask", start_task},
-    {"StopTask", stop_task},   {"DescribeTasks", describe_tasks},
-    {"ListTasks", list_tasks}, {NULL, NULL},
+    {"RunTask", run_task},
+    {"StartTask", start_task},
+    {"StopTask", stop_task},
+    {"DescribeTasks", describe_tasks},
+    {"ListTasks", list_tasks},
+    {"ExecuteCommand", barge_api_execute_command},
+    {NULL, NULL},
 };

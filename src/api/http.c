@@ -84,6 +84,7 @@ struct conn_state {
     struct conn_state *park_prev, *park_next;
     int64_t park_deadline;
     struct barge_http_resp early_resp;
+    struct upgrade *upgrade; /* an upgrade answer's state, freed on completion */
     char addr[INET6_ADDRSTRLEN];
 };
 
@@ -348,6 +349,8 @@ static void *timer_main(void *ud)
     return NULL;
 }
 
+static void upgrade_release(void *cls);
+
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -370,6 +373,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         cs->route->stream->done(&cs->req, cs->handled);
         barge_log_set_request_id(NULL);
     }
+    if (cs->upgrade)
+        upgrade_release(cs->upgrade);
     free_headers(cs->early_resp.headers, cs->early_resp.n_headers);
     free(cs->early_resp.body);
     free_headers(cs->req.headers, cs->req.n_headers);
@@ -450,12 +455,54 @@ static enum MHD_Result send_plain(struct MHD_Connection *conn, unsigned status, 
     return ret;
 }
 
+/* What an upgrade response carries to libmicrohttpd's upgrade callback. */
+struct upgrade {
+    void (*upgraded)(void *ud, int fd, const char *extra, size_t extra_len,
+                     struct barge_http_upgrade *h);
+    void (*upgrade_free)(void *ud);
+    void *ud;
+    bool ran;
+};
+
+static void upgrade_cb(void *cls, struct MHD_Connection *conn, void *req_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct upgrade *u = cls;
+    u->ran = true;
+    u->upgraded(u->ud, sock, extra_in, extra_in_size, (struct barge_http_upgrade *)urh);
+}
+
+/* Frees the upgrade state with its response; ud too when the switch never
+ * happened. */
+static void upgrade_release(void *cls)
+{
+    struct upgrade *u = cls;
+    if (!u->ran && u->upgrade_free)
+        u->upgrade_free(u->ud);
+    free(u);
+}
+
+void barge_http_upgraded_close(struct barge_http_upgrade *h)
+{
+    MHD_upgrade_action((struct MHD_UpgradeResponseHandle *)h, MHD_UPGRADE_ACTION_CLOSE);
+}
+
 /* Queues resp (consumed: its headers are freed, its body or fd handed over). */
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_state *cs,
                                  struct barge_http_resp *resp)
 {
     struct MHD_Response *r;
-    if (resp->fd >= 0) {
+    if (resp->upgraded) {
+        struct upgrade *u = barge_xcalloc(1, sizeof(*u));
+        u->upgraded = resp->upgraded;
+        u->upgrade_free = resp->upgrade_free;
+        u->ud = resp->upgrade_ud;
+        r = MHD_create_response_for_upgrade(upgrade_cb, u);
+        if (!r)
+            abort();
+        cs->upgrade = u;
+        free(resp->body);
+    } else if (resp->fd >= 0) {
         r = MHD_create_response_from_fd_at_offset64(resp->fd_len, resp->fd,
                                                     (uint64_t)resp->fd_offset);
         free(resp->body);
@@ -698,7 +745,7 @@ int barge_http_start(const char *listen, const struct barge_http_route *routes, 
     /* The connection timeout is the header timeout; headers_in lengthens it
      * to the idle timeout once a request's headers are in. */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
+                     MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(

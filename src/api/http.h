@@ -42,6 +42,8 @@ struct barge_http_req {
     char *wait_key;
 };
 
+struct barge_http_upgrade;
+
 struct barge_http_resp {
     int status;
     struct barge_http_header *headers;
@@ -51,7 +53,20 @@ struct barge_http_resp {
     int fd; /* when >= 0, the body is fd_len bytes of fd from fd_offset; fd is closed */
     off_t fd_offset;
     size_t fd_len;
+    /* Switching protocols (status 101): once the answer is sent, upgraded
+     * runs on a server thread with the connection's socket, the bytes read
+     * past the request and a handle that barge_http_upgraded_close releases
+     * (from any thread) when the new protocol is done with the socket. It
+     * must not block. When the client is gone before that, upgraded never
+     * runs and upgrade_free (if set) releases upgrade_ud. */
+    void (*upgraded)(void *ud, int fd, const char *extra, size_t extra_len,
+                     struct barge_http_upgrade *h);
+    void (*upgrade_free)(void *ud);
+    void *upgrade_ud;
 };
+
+/* Closes an upgraded connection (see barge_http_resp.upgraded). */
+void barge_http_upgraded_close(struct barge_http_upgrade *h);
 
 /* Case-insensitive header lookup; the first match or NULL. Borrowed. */
 const char *barge_http_req_header(const struct barge_http_req *req, const char *name);

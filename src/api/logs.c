@@ -1440,6 +1440,47 @@ int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const ch
     return r;
 }
 
+int barge_logs_append(struct barge_server *srv, const char *group, const char *stream,
+                      const json_t *messages, struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *gdoc = NULL, *sdoc = NULL;
+    _cleanup_free_ char *skey = stream_key(group, stream);
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 || load_group(tx, group, &gdoc, err) < 0)
+        return -1;
+    int r = barge_store_get(tx, LOGS_KIND_STREAM, skey, &sdoc, err);
+    if (r < 0)
+        return -1;
+    if (r == 0 && !(sdoc = stream_doc_new(srv, tx, group, stream, err)))
+        return -1;
+    int64_t now = now_ms();
+    size_t n = json_array_size(messages), kept = 0;
+    struct barge_store_log_event *evs = barge_xcalloc(n + 1, sizeof(*evs));
+    for (size_t i = 0; i < n; i++) {
+        const char *msg = json_string_value(json_array_get(messages, i));
+        size_t len = msg ? strlen(msg) : 0;
+        if (len == 0)
+            continue;
+        evs[kept++] = (struct barge_store_log_event){
+            .timestamp = now,
+            .ingestion = now,
+            .message = msg,
+            .message_len = len > MAX_EVENT_BYTES ? MAX_EVENT_BYTES : len,
+        };
+    }
+    r = barge_store_log_append(tx, barge_json_int(gdoc, "_id", 0), barge_json_int(sdoc, "_id", 0),
+                               evs, kept, err);
+    if (r == 0) {
+        stream_note_events(sdoc, evs, kept, now);
+        r = barge_store_put(tx, LOGS_KIND_STREAM, skey, sdoc, err);
+    }
+    free(evs);
+    if (r < 0 || barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_metrics_logs_ingested((int64_t)kept, 0);
+    return 0;
+}
+
 /* --- the service ----------------------------------------------------------- */
 
 static const struct barge_api_op logs_ops[] = {

@@ -72,6 +72,13 @@ int barge_logs_token_decode(const char *token, struct barge_logs_position *out,
 int barge_logs_agent_put(struct barge_server *srv, const char *cluster, const char *instance_id,
                          const json_t *in, json_t **out, struct barge_error **err);
 
+/* Appends messages (a list of strings, one event each, stamped now) to
+ * stream of group, creating the stream; BARGE_ERR_NOT_FOUND
+ * (ResourceNotFoundException) when the group does not exist. For output
+ * barged itself records (exec sessions). */
+int barge_logs_append(struct barge_server *srv, const char *group, const char *stream,
+                      const json_t *messages, struct barge_error **err);
+
 /* Deletes events older than their group's retention; housekeeping calls it. */
 int barge_logs_enforce_retention(struct barge_server *srv, struct barge_error **err);
 

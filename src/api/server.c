@@ -14,6 +14,7 @@
 #include "api/access.h"
 #include "api/api.h"
 #include "api/ecs.h"
+#include "api/exec.h"
 #include "api/logs.h"
 #include "api/metrics.h"
 #include "api/secrets.h"
@@ -316,6 +317,7 @@ void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *
 
 static const struct barge_http_route routes[] = {
     {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024, NULL},
+    {"/exec/", barge_api_exec_handle, 0, NULL},
     {"/barge/v1/task-logs", barge_api_task_logs_handle, 4096, NULL},
     {"/barge/v1/join-tokens", barge_api_join_tokens_handle, 4096, NULL},
     {"/barge/", barge_api_usage_handle, 4096, NULL},

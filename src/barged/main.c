@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/ecs.h"
+#include "api/exec.h"
 #include "api/metrics.h"
 #include "api/model.h"
 #include "api/secrets.h"
@@ -719,6 +720,7 @@ int main(int argc, char **argv)
         if (agents[i].pid > 0)
             kill(agents[i].pid, SIGTERM);
     barge_server_set_http(&srv, NULL);
+    barge_api_exec_shutdown();
     barge_http_stop(http);
     if (srv.metrics_http)
         barge_http_stop(srv.metrics_http);

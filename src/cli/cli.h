@@ -278,6 +278,10 @@ int barge_cli_cmd_verify(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_init(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_run(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_tasks(struct barge_cli_app *app, int argc, char **argv);
+int barge_cli_cmd_exec(struct barge_cli_app *app, int argc, char **argv);
+/* Lets the user choose one of tasks (described) as `tasks --find` does;
+ * its index, or -1 with err. */
+long barge_cli_tasks_pick(struct barge_cli_app *app, const json_t *tasks, struct barge_error **err);
 int barge_cli_cmd_usage(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_join_token(struct barge_cli_app *app, int argc, char **argv);
 int barge_cli_cmd_logs(struct barge_cli_app *app, int argc, char **argv);

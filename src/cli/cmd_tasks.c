@@ -139,6 +139,18 @@ static long pick(struct barge_cli_app *app, const json_t *rows, struct barge_err
     return n - 1;
 }
 
+long barge_cli_tasks_pick(struct barge_cli_app *app, const json_t *tasks, struct barge_error **err)
+{
+    _cleanup_json_ json_t *rows = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        json_array_append_new(rows, row_of(t));
+    }
+    return pick(app, rows, err);
+}
+
 int barge_cli_cmd_tasks(struct barge_cli_app *app, int argc, char **argv)
 {
     const char *id = NULL, *output = "table";

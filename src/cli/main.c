@@ -33,6 +33,7 @@ static const struct command commands[] = {
     {"init", barge_cli_cmd_init, "write config and definitions from an existing service"},
     {"run", barge_cli_cmd_run, "run a one-off task and wait for it"},
     {"tasks", barge_cli_cmd_tasks, "list, find or stop the service's tasks"},
+    {"exec", barge_cli_cmd_exec, "run a command in a container of a running task"},
     {"logs", barge_cli_cmd_logs, "show the service's container logs, or one task's (--task)"},
     {"delete", barge_cli_cmd_delete, "delete the service"},
     {"appspec", barge_cli_cmd_appspec, "print the CodeDeploy AppSpec for the service"},

@@ -725,7 +725,8 @@ static int start_tasks_of(struct pass *p, json_t *dep, int count, const char *ta
         json_object_set_new(params, "_targetInstance", json_string(target_instance));
     const char *placement[] = {"placementStrategy",        "placementConstraints",
                                "capacityProviderStrategy", "networkConfiguration",
-                               "platformVersion",          "launchType"};
+                               "platformVersion",          "launchType",
+                               "enableExecuteCommand"};
     bool own = json_object_get(dep, "taskSetArn") != NULL;
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(placement); i++) {
         json_t *v = json_object_get(own && i >= 2 ? dep : p->svc, placement[i]);

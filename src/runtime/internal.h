@@ -17,6 +17,7 @@ struct barge_rt_child {
     int pidfd;  /* readable once the child has exited */
     int out_fd; /* read end of the child's stdout (and stderr when merged), or -1 */
     int err_fd; /* read end of the child's stderr, or -1 */
+    int in_fd;  /* write end of the child's stdin (pipe_in), or -1 */
     /* Output captured from the child (data NULL until something was read),
      * capped at cap bytes each so that a chatty process cannot make us grow
      * without bound; bytes past the cap are read and dropped. */
@@ -36,6 +37,11 @@ struct barge_rt_spawn_opts {
     bool merge_err;          /* stderr into the stdout pipe */
     int pass_fd;             /* given to the child as fd 3, or -1 */
     size_t cap;              /* bytes kept of each stream; 0: 64 KiB */
+    bool pipe_in;            /* stdin from a pipe (c->in_fd), else /dev/null */
+    /* A terminal (a pty's slave) to be the child's stdin, stdout, stderr and
+     * controlling terminal, in a session of its own; the other stdio
+     * options are ignored then. */
+    const char *tty_path;
 };
 
 /* Starts a child with every other descriptor closed. The child is ours to

@@ -106,29 +106,36 @@ int barge_rt_child_spawn(struct barge_rt_child *c, const struct barge_rt_spawn_o
 {
     memset(c, 0, sizeof(*c));
     c->pid = -1;
-    c->pidfd = c->out_fd = c->err_fd = -1;
+    c->pidfd = c->out_fd = c->err_fd = c->in_fd = -1;
     c->cap = o->cap ? o->cap : DEFAULT_CAP;
 
-    int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, pass = -1;
+    int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, in_p[2] = {-1, -1}, pass = -1;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
     int rc = -1;
 
-    if (o->capture_out || o->merge_err) {
+    if (!o->tty_path && (o->capture_out || o->merge_err)) {
         if (pipe2(out_p, O_CLOEXEC) < 0) {
             barge_error_set_errno(err, BARGE_ERR_IO, "cannot create a pipe");
             goto out;
         }
         out_p[1] = high_fd(out_p[1]);
     }
-    if (o->capture_err && !o->merge_err) {
+    if (!o->tty_path && o->capture_err && !o->merge_err) {
         if (pipe2(err_p, O_CLOEXEC) < 0) {
             barge_error_set_errno(err, BARGE_ERR_IO, "cannot create a pipe");
             goto out;
         }
         err_p[1] = high_fd(err_p[1]);
+    }
+    if (o->pipe_in && !o->tty_path) {
+        if (pipe2(in_p, O_CLOEXEC) < 0) {
+            barge_error_set_errno(err, BARGE_ERR_IO, "cannot create a pipe");
+            goto out;
+        }
+        in_p[0] = high_fd(in_p[0]);
     }
     if (o->pass_fd >= 0) {
         pass = fcntl(o->pass_fd, F_DUPFD_CLOEXEC, 10);
@@ -138,17 +145,29 @@ int barge_rt_child_spawn(struct barge_rt_child *c, const struct barge_rt_spawn_o
         }
     }
 
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (out_p[1] >= 0)
-        posix_spawn_file_actions_adddup2(&fa, out_p[1], 1);
-    else
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    if (o->merge_err)
-        posix_spawn_file_actions_adddup2(&fa, out_p[1], 2);
-    else if (err_p[1] >= 0)
-        posix_spawn_file_actions_adddup2(&fa, err_p[1], 2);
-    else
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (o->tty_path) {
+        /* Opened after setsid (POSIX_SPAWN_SETSID comes before the file
+         * actions), the terminal becomes the controlling one. */
+        posix_spawn_file_actions_addopen(&fa, 0, o->tty_path, O_RDWR, 0);
+        posix_spawn_file_actions_adddup2(&fa, 0, 1);
+        posix_spawn_file_actions_adddup2(&fa, 0, 2);
+    } else if (in_p[0] >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, in_p[0], 0);
+    } else {
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    }
+    if (!o->tty_path) {
+        if (out_p[1] >= 0)
+            posix_spawn_file_actions_adddup2(&fa, out_p[1], 1);
+        else
+            posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        if (o->merge_err)
+            posix_spawn_file_actions_adddup2(&fa, out_p[1], 2);
+        else if (err_p[1] >= 0)
+            posix_spawn_file_actions_adddup2(&fa, err_p[1], 2);
+        else
+            posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    }
     if (pass >= 0) {
         posix_spawn_file_actions_adddup2(&fa, pass, 3);
         posix_spawn_file_actions_addclosefrom_np(&fa, 4);
@@ -169,7 +188,8 @@ int barge_rt_child_spawn(struct barge_rt_child *c, const struct barge_rt_spawn_o
     sigemptyset(&mask);
     posix_spawnattr_setsigdefault(&attr, &def);
     posix_spawnattr_setsigmask(&attr, &mask);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
+                                        (o->tty_path ? POSIX_SPAWN_SETSID : 0));
 
     const char *const *envp = o->envp ? o->envp : default_env;
     pid_t pid;
@@ -199,6 +219,11 @@ int barge_rt_child_spawn(struct barge_rt_child *c, const struct barge_rt_spawn_o
         err_p[0] = -1;
         fcntl(c->err_fd, F_SETFL, O_NONBLOCK);
     }
+    if (in_p[1] >= 0) {
+        c->in_fd = in_p[1];
+        in_p[1] = -1;
+        fcntl(c->in_fd, F_SETFL, O_NONBLOCK);
+    }
     rc = 0;
 out:
     posix_spawn_file_actions_destroy(&fa);
@@ -208,6 +233,8 @@ out:
             close(out_p[i]);
         if (err_p[i] >= 0)
             close(err_p[i]);
+        if (in_p[i] >= 0)
+            close(in_p[i]);
     }
     if (pass >= 0)
         close(pass);
@@ -276,7 +303,9 @@ void barge_rt_child_release(struct barge_rt_child *c)
         close(c->out_fd);
     if (c->err_fd >= 0)
         close(c->err_fd);
-    c->pidfd = c->out_fd = c->err_fd = -1;
+    if (c->in_fd >= 0)
+        close(c->in_fd);
+    c->pidfd = c->out_fd = c->err_fd = c->in_fd = -1;
     barge_buf_release(&c->out);
     barge_buf_release(&c->err);
 }

@@ -13,8 +13,10 @@
  * What we need to find a container again (runtime, its --root, pids, cgroup,
  * times) is kept in barge.json in the container directory, written through a
  * rename so that a crash leaves either the old or the new version. */
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <termios.h>
 
 #include "common/ids.h"
 #include "common/json.h"
@@ -1183,46 +1186,71 @@ void barge_runtime_info_free(struct barge_runtime_info *infos, size_t n)
 
 /* ---- exec ---- */
 
+/* `<runtime> --root R exec --pid-file P [--tty --env TERM=xterm] -- id
+ * argv...`; the caller frees the array, not its strings. */
+static const char **exec_argv(const struct meta *m, const char *pidfile, const char *const *argv,
+                              bool tty)
+{
+    size_t argc = 0;
+    while (argv[argc])
+        argc++;
+    const char **full = barge_xcalloc(argc + 12, sizeof(char *));
+    size_t n = 0;
+    full[n++] = m->runtime;
+    full[n++] = "--root";
+    full[n++] = m->root;
+    full[n++] = "exec";
+    full[n++] = "--pid-file";
+    full[n++] = pidfile;
+    if (tty) {
+        /* The runtime makes the container's terminal and copies between it
+         * and ours; programs need TERM to drive it. */
+        full[n++] = "--tty";
+        full[n++] = "--env";
+        full[n++] = "TERM=xterm";
+    }
+    full[n++] = "--"; /* the command's own options are not the runtime's */
+    full[n++] = m->id;
+    for (size_t i = 0; i < argc; i++)
+        full[n++] = argv[i];
+    full[n] = NULL;
+    return full;
+}
+
+/* Loads the container's meta and checks that it runs. */
+static int exec_target(struct barge_runtime *rt, const char *id, const char *const *argv,
+                       struct meta *m, struct barge_error **err)
+{
+    if (!argv || !argv[0])
+        return barge_error_set(err, BARGE_ERR_INVALID, "exec in '%s' without a command",
+                               id ? id : "");
+    if (meta_load(rt, id, m, err) < 0)
+        return -1;
+    struct barge_runtime_state s;
+    state_of(rt, m, &s);
+    if (s.status != BARGE_RUNTIME_RUNNING) {
+        barge_error_set(err, BARGE_ERR_CONFLICT, "container '%s' is %s", id,
+                        barge_runtime_status_name(s.status));
+        meta_release(m);
+        return -1;
+    }
+    return 0;
+}
+
 int barge_runtime_exec(struct barge_runtime *rt, const char *id, const char *const *argv,
                        int timeout_ms, struct barge_runtime_exec_result *out,
                        struct barge_error **err)
 {
     memset(out, 0, sizeof(*out));
     out->exit_code = -1;
-    if (!argv || !argv[0])
-        return barge_error_set(err, BARGE_ERR_INVALID, "exec in '%s' without a command",
-                               id ? id : "");
     struct meta m;
-    if (meta_load(rt, id, &m, err) < 0)
+    if (exec_target(rt, id, argv, &m, err) < 0)
         return -1;
     int rc = -1;
-    struct barge_runtime_state s;
-    state_of(rt, &m, &s);
-    if (s.status != BARGE_RUNTIME_RUNNING) {
-        barge_error_set(err, BARGE_ERR_CONFLICT, "container '%s' is %s", id,
-                        barge_runtime_status_name(s.status));
-        meta_release(&m);
-        return -1;
-    }
     char rnd[33];
     barge_id_hex32(rnd);
     _cleanup_free_ char *pidfile = barge_xasprintf("%s/exec-%.8s.pid", m.dir, rnd);
-    size_t argc = 0;
-    while (argv[argc])
-        argc++;
-    _cleanup_free_ const char **full = barge_xcalloc(argc + 9, sizeof(char *));
-    size_t n = 0;
-    full[n++] = m.runtime;
-    full[n++] = "--root";
-    full[n++] = m.root;
-    full[n++] = "exec";
-    full[n++] = "--pid-file";
-    full[n++] = pidfile;
-    full[n++] = "--"; /* the command's own options are not the runtime's */
-    full[n++] = id;
-    for (size_t i = 0; i < argc; i++)
-        full[n++] = argv[i];
-    full[n] = NULL;
+    _cleanup_free_ const char **full = exec_argv(&m, pidfile, argv, false);
 
     struct barge_rt_child c;
     struct barge_rt_spawn_opts o = {
@@ -1261,6 +1289,149 @@ out:
     unlink(pidfile);
     meta_release(&m);
     return rc;
+}
+
+struct barge_runtime_exec_proc {
+    struct barge_rt_child child;
+    int tty; /* the terminal's master end, or -1 */
+    char *pidfile;
+};
+
+int barge_runtime_exec_open(struct barge_runtime *rt, const char *id, const char *const *argv,
+                            bool tty, unsigned rows, unsigned cols,
+                            struct barge_runtime_exec_proc **out, struct barge_error **err)
+{
+    *out = NULL;
+    struct meta m;
+    if (exec_target(rt, id, argv, &m, err) < 0)
+        return -1;
+    struct barge_runtime_exec_proc *p = barge_xcalloc(1, sizeof(*p));
+    p->tty = -1;
+    char rnd[33];
+    barge_id_hex32(rnd);
+    p->pidfile = barge_xasprintf("%s/exec-%.8s.pid", m.dir, rnd);
+    _cleanup_free_ const char **full = exec_argv(&m, p->pidfile, argv, tty);
+    _cleanup_free_ char *slave = NULL;
+    _cleanup_close_ int slave_fd = -1;
+    int rc = -1;
+    if (tty) {
+        p->tty = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (p->tty < 0 || grantpt(p->tty) < 0 || unlockpt(p->tty) < 0) {
+            barge_error_set_errno(err, BARGE_ERR_IO, "cannot open a pseudo-terminal");
+            goto out;
+        }
+        char name[128];
+        if (ptsname_r(p->tty, name, sizeof(name)) != 0) {
+            barge_error_set_errno(err, BARGE_ERR_IO, "cannot name a pseudo-terminal");
+            goto out;
+        }
+        slave = barge_xstrdup(name);
+        /* The runtime's own terminal in the container does the line
+         * discipline; ours only carries bytes (the runtime makes it raw
+         * too, but output may come before it does). Set on our end of the
+         * slave, held open until the child has it. */
+        slave_fd = open(slave, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        struct termios t;
+        if (slave_fd < 0 || tcgetattr(slave_fd, &t) < 0) {
+            barge_error_set_errno(err, BARGE_ERR_IO, "cannot open '%s'", slave);
+            goto out;
+        }
+        cfmakeraw(&t);
+        tcsetattr(slave_fd, TCSANOW, &t);
+        fcntl(p->tty, F_SETFL, O_NONBLOCK);
+        barge_runtime_exec_proc_resize(p, rows, cols);
+    }
+    struct barge_rt_spawn_opts o = {
+        .argv = full,
+        .capture_out = true,
+        .capture_err = true,
+        .pipe_in = true,
+        .tty_path = slave,
+        .pass_fd = -1,
+    };
+    if (barge_rt_child_spawn(&p->child, &o, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    meta_release(&m);
+    if (rc < 0) {
+        if (p->tty >= 0)
+            close(p->tty);
+        free(p->pidfile);
+        free(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+int barge_runtime_exec_proc_input(const struct barge_runtime_exec_proc *p)
+{
+    return p->tty >= 0 ? p->tty : p->child.in_fd;
+}
+
+int barge_runtime_exec_proc_output(const struct barge_runtime_exec_proc *p)
+{
+    return p->tty >= 0 ? p->tty : p->child.out_fd;
+}
+
+int barge_runtime_exec_proc_errput(const struct barge_runtime_exec_proc *p)
+{
+    return p->tty >= 0 ? -1 : p->child.err_fd;
+}
+
+int barge_runtime_exec_proc_exitfd(const struct barge_runtime_exec_proc *p)
+{
+    return p->child.reaped ? -1 : p->child.pidfd;
+}
+
+void barge_runtime_exec_proc_close_input(struct barge_runtime_exec_proc *p)
+{
+    if (p->child.in_fd >= 0) {
+        close(p->child.in_fd);
+        p->child.in_fd = -1;
+    }
+}
+
+void barge_runtime_exec_proc_resize(struct barge_runtime_exec_proc *p, unsigned rows, unsigned cols)
+{
+    if (p->tty < 0 || rows == 0 || cols == 0 || rows > 0xffff || cols > 0xffff)
+        return;
+    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+    ioctl(p->tty, TIOCSWINSZ, &ws);
+}
+
+int barge_runtime_exec_proc_reap(struct barge_runtime_exec_proc *p)
+{
+    if (!p->child.reaped) {
+        /* Only the child's status is wanted: what is left in its pipes
+         * the caller has read or does not want. */
+        int ws;
+        while (waitpid(p->child.pid, &ws, 0) < 0 && errno == EINTR)
+            ;
+        p->child.reaped = true;
+        p->child.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    }
+    return p->child.status;
+}
+
+void barge_runtime_exec_proc_free(struct barge_runtime_exec_proc *p)
+{
+    if (!p)
+        return;
+    if (!p->child.reaped) {
+        /* The runtime waits for the command while it runs itself, so the
+         * pid in the file is still the command's. */
+        _cleanup_free_ char *pid = barge_read_file(p->pidfile, NULL);
+        if (pid && atoi(pid) > 0)
+            kill(atoi(pid), SIGKILL);
+    }
+    barge_rt_child_release(&p->child);
+    if (p->tty >= 0)
+        close(p->tty);
+    unlink(p->pidfile);
+    free(p->pidfile);
+    free(p);
 }
 
 /* ---- cgroups ---- */

@@ -232,6 +232,35 @@ int barge_runtime_exec(struct barge_runtime *rt, const char *id, const char *con
                        int timeout_ms, struct barge_runtime_exec_result *out,
                        struct barge_error **err);
 
+/* A command started in a running container for an exec session (ECS
+ * Exec): interactive ones get a terminal of their own, others pipes. */
+struct barge_runtime_exec_proc;
+
+/* Starts argv in the container like barge_runtime_exec, without waiting:
+ * with tty, on a new pseudo-terminal of rows x cols (0: the kernel's
+ * default). *out is the caller's: barge_runtime_exec_proc_free. */
+int barge_runtime_exec_open(struct barge_runtime *rt, const char *id, const char *const *argv,
+                            bool tty, unsigned rows, unsigned cols,
+                            struct barge_runtime_exec_proc **out, struct barge_error **err);
+/* The descriptors to poll, all non-blocking (borrowed; -1 when there is
+ * none): what to write the command's input to (the terminal with tty), its
+ * output (the terminal with tty), its standard error (none with tty), and
+ * one that is readable once the command has exited. */
+int barge_runtime_exec_proc_input(const struct barge_runtime_exec_proc *p);
+int barge_runtime_exec_proc_output(const struct barge_runtime_exec_proc *p);
+int barge_runtime_exec_proc_errput(const struct barge_runtime_exec_proc *p);
+int barge_runtime_exec_proc_exitfd(const struct barge_runtime_exec_proc *p);
+/* Ends the command's input (no effect with a terminal). */
+void barge_runtime_exec_proc_close_input(struct barge_runtime_exec_proc *p);
+/* Sets the terminal's size (the command gets SIGWINCH). */
+void barge_runtime_exec_proc_resize(struct barge_runtime_exec_proc *p, unsigned rows,
+                                    unsigned cols);
+/* Once the exit descriptor is readable: reaps the command and returns its
+ * exit status (128+N when killed by signal N). */
+int barge_runtime_exec_proc_reap(struct barge_runtime_exec_proc *p);
+/* Kills the command if it still runs (SIGKILL), reaps it and frees p. */
+void barge_runtime_exec_proc_free(struct barge_runtime_exec_proc *p);
+
 struct barge_runtime_stats {
     uint64_t cpu_ns;           /* CPU time used since the container started */
     uint64_t memory_usage;     /* bytes charged now, page cache included */
