@@ -75,7 +75,8 @@ int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const j
 
 /* Applies what an agent reports about a task (status, timestamps, containers'
  * states, exit codes, bindings, stop code and reason) to the stored task,
- * never moving it backwards in the lifecycle. */
+ * never moving it backwards in the lifecycle. Returns 1 when the task changed
+ * (its version is bumped: store it), 0 when the report changed nothing. */
 int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *report,
                           struct barge_error **err);
 
