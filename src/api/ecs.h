@@ -107,6 +107,11 @@ bool ecs_task_protected(const json_t *task, double now);
 /* Removes STOPPED tasks older than the configured retention. */
 int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
 
+/* Removes service deployment records that finished longer ago than the
+ * configured retention (ECS keeps 90 days of history) and the service
+ * revisions only they named. */
+int barge_ecs_deployments_reap(struct barge_server *srv, struct barge_error **err);
+
 /* Store key of a task definition revision ("web!0000000003": "!" sorts before
  * every name character, so keys order by family, then revision); caller frees. */
 char *ecs_taskdef_key(const char *family, long long revision);

@@ -422,6 +422,10 @@ static void region_housekeeping(struct barge_server *srv)
         barge_warn("removing old stopped tasks: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
+    if (barge_ecs_deployments_reap(srv, &err) < 0) {
+        barge_warn("pruning service deployment history: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
     if (barge_logs_enforce_retention(srv, &err) < 0) {
         barge_warn("enforcing log retention: %s", err->message);
         barge_error_free(barge_steal(&err));

@@ -49,6 +49,7 @@ enum {
     OPT_MAX_PER_CLIENT,
     OPT_LB_ADDRESS,
     OPT_CONSOLE_SESSION_TTL,
+    OPT_DEPLOYMENT_RETENTION,
 };
 
 static void on_signal(int sig)
@@ -282,6 +283,9 @@ static void usage(FILE *f)
             "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
             "  --stopped-task-retention SECONDS\n"
             "                        how long stopped tasks stay describable (default 3600)\n"
+            "  --deployment-retention SECONDS\n"
+            "                        how long finished service deployments stay listed\n"
+            "                        (default 7776000, ECS's 90 days)\n"
             "  --agent-timeout SECONDS\n"
             "                        silence after which an agent counts as disconnected (60)\n"
             "  --host-grace SECONDS  further wait before a silent host's tasks are replaced (60)\n"
@@ -401,6 +405,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'},
         {"log-format", required_argument, NULL, 'F'},
         {"stopped-task-retention", required_argument, NULL, OPT_RETENTION},
+        {"deployment-retention", required_argument, NULL, OPT_DEPLOYMENT_RETENTION},
         {"agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT},
         {"host-grace", required_argument, NULL, OPT_HOST_GRACE},
         {"task-stable-seconds", required_argument, NULL, OPT_TASK_STABLE},
@@ -436,6 +441,7 @@ int main(int argc, char **argv)
     cfg->account_id = "000000000000";
     cfg->max_skew_seconds = 900;
     cfg->stopped_task_retention = 3600;
+    cfg->deployment_retention = 90 * 86400;
     cfg->registry_gc_interval = 600;
     cfg->registry_gc_grace = 3600;
     cfg->registry_upload_timeout = 3600;
@@ -472,6 +478,7 @@ int main(int argc, char **argv)
             cfg->max_skew_seconds = atoi(optarg);
             break;
         case OPT_RETENTION:
+        case OPT_DEPLOYMENT_RETENTION:
         case OPT_AGENT_TIMEOUT:
         case OPT_HOST_GRACE:
         case OPT_TASK_STABLE:
@@ -486,6 +493,8 @@ int main(int argc, char **argv)
             }
             if (c == OPT_RETENTION)
                 cfg->stopped_task_retention = (int)v;
+            else if (c == OPT_DEPLOYMENT_RETENTION)
+                cfg->deployment_retention = (int)v;
             else if (c == OPT_AGENT_TIMEOUT)
                 ecs_agent_timeout_seconds = (int)v;
             else if (c == OPT_HOST_GRACE)
