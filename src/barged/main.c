@@ -20,6 +20,7 @@
 #include "api/model.h"
 #include "api/secrets.h"
 #include "api/server.h"
+#include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/pidlock.h"
@@ -70,7 +71,17 @@ struct dev_agent {
     bool adopted; /* left running by an earlier barged: not our child */
     char *dir;
     char *lock; /* the agent's pid lock in dir (see barge-agent) */
+    /* Restarts back off: an agent that keeps dying (a corrupt state file, a
+     * held directory) is started again after 5 s, then 10, 20... up to 5
+     * minutes; one that ran for a while starts the count afresh. */
+    int64_t started_ms; /* when it was last started (monotonic) */
+    int64_t retry_ms;   /* when to start it again; 0: it runs */
+    int backoff_s;      /* the delay before the last restart */
 };
+
+#define DEV_AGENT_BACKOFF_MIN_S 5
+#define DEV_AGENT_BACKOFF_MAX_S 300
+#define DEV_AGENT_STABLE_S      120
 
 /* The --server argument of pid when it is a barge-agent, else NULL. The
  * caller frees it. */
@@ -160,6 +171,8 @@ static void start_dev_agent(const struct barge_config *cfg, int port, struct dev
     bool fargate = a->fargate;
     a->pid = -1;
     a->adopted = false;
+    a->started_ms = barge_monotonic_ms();
+    a->retry_ms = 0;
     if (!a->dir) {
         /* The default region's pool keeps the directory it had before regions. */
         a->dir = !fargate    ? barge_xasprintf("%s/agent", cfg->data_dir)
@@ -214,8 +227,22 @@ static void supervise_dev_agent(const struct barge_config *cfg, int port, struct
     }
     if (!gone)
         return;
-    barge_warn("the local %s agent on '%s' is gone; starting another",
-               a->fargate ? "Fargate capacity" : "cluster", a->dir);
+    int64_t now = barge_monotonic_ms();
+    if (a->retry_ms == 0) {
+        int64_t ran_s = (now - a->started_ms) / 1000;
+        if (ran_s >= DEV_AGENT_STABLE_S || a->backoff_s == 0)
+            a->backoff_s = DEV_AGENT_BACKOFF_MIN_S;
+        else if (a->backoff_s < DEV_AGENT_BACKOFF_MAX_S)
+            a->backoff_s = a->backoff_s * 2 > DEV_AGENT_BACKOFF_MAX_S ? DEV_AGENT_BACKOFF_MAX_S
+                                                                      : a->backoff_s * 2;
+        a->retry_ms = now + (int64_t)a->backoff_s * 1000;
+        a->pid = -1;
+        barge_warn(
+            "the local %s agent on '%s' is gone, %lld s after its start; starting another in %d s",
+            a->fargate ? "Fargate capacity" : "cluster", a->dir, (long long)ran_s, a->backoff_s);
+    }
+    if (now < a->retry_ms)
+        return;
     start_dev_agent(cfg, port, a);
 }
 
