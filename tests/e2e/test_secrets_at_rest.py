@@ -1,7 +1,8 @@
 """Secrets at rest: no access key secret is kept readable in the store, a store
 an older barged wrote (plain-text secrets) is sealed on the next start and
 keeps working, and the files barged writes the admin key to are 0600. The
-SQLite file's bytes are searched for the secrets themselves."""
+SQLite file's bytes, and PostgreSQL's rows, are searched for the secrets
+themselves."""
 import glob
 import json
 import os
@@ -10,10 +11,11 @@ import stat
 
 import pytest
 
-from conftest import Barged
+from conftest import Barged, postgres
+from pg_fixture import pg_bin_dir
 
-pytestmark = pytest.mark.skipif(os.environ.get("BARGE_TEST_STORE", "sqlite") != "sqlite",
-                                reason="reads the SQLite file")
+sqlite_only = pytest.mark.skipif(os.environ.get("BARGE_TEST_STORE", "sqlite") != "sqlite",
+                                 reason="reads the SQLite file")
 
 
 def store_bytes(data_dir):
@@ -39,6 +41,7 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+@sqlite_only
 def test_no_access_key_secret_in_the_store(tmp_path, monkeypatch):
     creds = tmp_path / "aws" / "credentials"
     config = tmp_path / "aws" / "config"
@@ -71,6 +74,7 @@ def test_no_access_key_secret_in_the_store(tmp_path, monkeypatch):
     assert mode(config) == 0o600
 
 
+@sqlite_only
 def test_plain_text_secrets_of_an_older_store_are_sealed(tmp_path):
     data = str(tmp_path / "data")
     b = Barged(data).start()
@@ -115,3 +119,32 @@ def test_plain_text_secrets_of_an_older_store_are_sealed(tmp_path):
         b.stop()
     with open(b.log_path) as f:
         assert f.read().count("access key secrets that were stored in plain text") == 1
+
+
+@pytest.mark.skipif(pg_bin_dir() is None, reason="no postgresql package")
+def test_postgres_rows_hold_no_access_key_secret(tmp_path):
+    pg = postgres()
+    uri = pg.new_database()
+    db = uri.rsplit("/", 1)[1]
+    b = Barged(str(tmp_path / "data"), store=uri).start()
+    try:
+        iam = b.client("iam")
+        iam.create_user(UserName="ci")
+        user_key = iam.create_access_key(UserName="ci")["AccessKey"]
+    finally:
+        b.stop()
+    # As an older barged left it: the admin key's secret in the clear.
+    plain = json.dumps({"secretAccessKey": b.secret_key, "user": "admin", "createdAt": 1.0})
+    pg.psql("UPDATE objects SET doc = '%s' WHERE kind = 'accesskey' AND key = '%s'"
+            % (plain, b.access_key), db=db)
+    rows = "SELECT key || ' ' || doc FROM objects WHERE kind = 'accesskey'"
+    assert b.secret_key in pg.psql(rows, db=db)
+    b.start()
+    try:
+        assert "clusterArns" in b.client().list_clusters()
+    finally:
+        b.stop()
+    text = pg.psql(rows, db=db)
+    assert b.access_key in text and user_key["AccessKeyId"] in text
+    assert b.secret_key not in text and user_key["SecretAccessKey"] not in text
+    assert "secretAccessKey" not in text
