@@ -742,10 +742,8 @@ static int collect_plain_key(const char *key, json_t *doc, void *ud, struct barg
     return 0;
 }
 
-int barge_api_keys_seal_plaintext(struct barge_server *srv, size_t *sealed,
-                                  struct barge_error **err)
+int barge_api_keys_seal_plaintext(struct barge_server *srv, struct barge_error **err)
 {
-    *sealed = 0;
     _cleanup_json_ json_t *plain = json_object();
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
@@ -767,8 +765,8 @@ int barge_api_keys_seal_plaintext(struct barge_server *srv, size_t *sealed,
     }
     if (barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
-    *sealed = json_object_size(plain);
-    barge_info("sealed %zu access key secrets that were stored in plain text", *sealed);
+    barge_info("sealed %zu access key secrets that were stored in plain text",
+               json_object_size(plain));
     return 0;
 }
 

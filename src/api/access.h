@@ -80,10 +80,9 @@ char *barge_api_key_secret(const struct barge_server *srv, const char *akid, con
 char *barge_api_key_seal(const struct barge_server *srv, const char *akid, const char *secret);
 
 /* Seals every access key secret an older barged stored in plain text, all in
- * one transaction (nothing is written when there is none); *sealed is how
- * many. Run at start, after the master key is known. */
-int barge_api_keys_seal_plaintext(struct barge_server *srv, size_t *sealed,
-                                  struct barge_error **err);
+ * one transaction (nothing is written when there is none). Run at start,
+ * after the master key is known. */
+int barge_api_keys_seal_plaintext(struct barge_server *srv, struct barge_error **err);
 
 /* Who signed the request: *out is {arn, userId, session, roleArn} (new
  * reference), session telling whether the key is temporary STS credentials,

@@ -48,15 +48,13 @@ int barge_server_master_key_init(struct barge_server *srv, struct barge_error **
         }
         barge_crypto_free(plain, len);
         barge_store_abort(barge_steal(&tx));
-        size_t n;
-        return barge_api_keys_seal_plaintext(srv, &n, err);
+        return barge_api_keys_seal_plaintext(srv, err);
     }
     _cleanup_free_ char *sealed =
         barge_crypto_seal(&srv->master_key, CHECK_TEXT, strlen(CHECK_TEXT), CHECK_AAD);
     _cleanup_json_ json_t *doc = json_pack("{s:s}", "sealed", sealed);
-    size_t n;
     if (barge_store_put(tx, "meta", "master-key-check", doc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
-    return barge_api_keys_seal_plaintext(srv, &n, err);
+    return barge_api_keys_seal_plaintext(srv, err);
 }

@@ -30,7 +30,7 @@
 #define KEY_CACHE_MAX    4096
 
 static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
-static json_t *key_cache; /* access key id -> {"doc": stored key, "at": ms} */
+static json_t *key_cache; /* access key id -> {"doc": stored key, "secret", "at": ms} */
 
 /* The cached doc of access_key_id (new reference) or NULL; with secret, also
  * its secret, unsealed when it was cached (caller wipes and frees). */
