@@ -642,8 +642,9 @@ int barge_api_task_credentials_issue(struct barge_server *srv, const char *insta
         role_arn && strrchr(role_arn, '/') ? strrchr(role_arn, '/') + 1 : "ecsTaskExecutionRole";
     double now = barge_now();
     json_t *policy = barge_api_task_policy(srv, task, td);
+    _cleanup_free_ char *sealed = barge_api_key_seal(srv, akid, secret);
     _cleanup_json_ json_t *doc =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:o, s:s}", "secretAccessKey", secret,
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:o, s:s}", "sealedSecret", sealed,
                   "sessionToken", token, "user", "task-execution", "task", tkey, "taskArn",
                   barge_json_str(task, "taskArn", ""), "role", role, "createdAt", now, "expiresAt",
                   now + TASK_CREDENTIALS_TTL, "policy", policy, "region", barge_server_region(srv));
@@ -715,11 +716,20 @@ int barge_api_task_credentials_reap(struct barge_server *srv, struct barge_error
     return 0;
 }
 
-/* --- STS sessions -------------------------------------------------------- */
+/* --- Sealed secrets ------------------------------------------------------ */
 
-static char *session_aad(const char *akid)
+/* Every stored secret is sealed with the key id as associated data, so a
+ * sealed secret copied onto another key does not open. The text names STS
+ * because sessions were sealed first; it must stay as it is. */
+static char *key_aad(const char *akid)
 {
     return barge_xasprintf("barge|sts-secret|%s", akid);
+}
+
+char *barge_api_key_seal(const struct barge_server *srv, const char *akid, const char *secret)
+{
+    _cleanup_free_ char *aad = key_aad(akid);
+    return barge_crypto_seal(&srv->master_key, secret, strlen(secret), aad);
 }
 
 char *barge_api_key_secret(const struct barge_server *srv, const char *akid, const json_t *doc)
@@ -727,7 +737,7 @@ char *barge_api_key_secret(const struct barge_server *srv, const char *akid, con
     const char *sealed = barge_json_str(doc, "sealedSecret", NULL);
     if (!sealed)
         return barge_xstrdup(barge_json_str(doc, "secretAccessKey", ""));
-    _cleanup_free_ char *aad = session_aad(akid);
+    _cleanup_free_ char *aad = key_aad(akid);
     _cleanup_error_ struct barge_error *err = NULL;
     char *plain = NULL;
     size_t len = 0;
@@ -736,6 +746,42 @@ char *barge_api_key_secret(const struct barge_server *srv, const char *akid, con
         return NULL;
     }
     return plain;
+}
+
+static int collect_plain_key(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)err;
+    if (json_object_get(doc, "secretAccessKey"))
+        json_object_set(ud, key, doc);
+    return 0;
+}
+
+int barge_api_keys_seal_plaintext(struct barge_server *srv, struct barge_error **err)
+{
+    _cleanup_json_ json_t *plain = json_object();
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 ||
+        barge_store_scan(tx, BARGE_KIND_ACCESS_KEY, "", NULL, false, 0, collect_plain_key, plain,
+                         err) < 0)
+        return -1;
+    if (json_object_size(plain) == 0)
+        return 0;
+    const char *akid;
+    json_t *doc;
+    json_object_foreach(plain, akid, doc)
+    {
+        _cleanup_free_ char *box =
+            barge_api_key_seal(srv, akid, barge_json_str(doc, "secretAccessKey", ""));
+        json_object_del(doc, "secretAccessKey");
+        json_object_set_new(doc, "sealedSecret", json_string(box));
+        if (barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, doc, err) < 0)
+            return -1;
+    }
+    if (barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_info("sealed %zu access key secrets that were stored in plain text",
+               json_object_size(plain));
+    return 0;
 }
 
 int barge_api_caller(struct barge_server *srv, const struct barge_sigv4_identity *who, json_t **out,
@@ -781,8 +827,7 @@ int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_i
     barge_random_bytes(raw, sizeof(raw));
     _cleanup_free_ char *token = barge_base64_encode(raw, sizeof(raw));
     explicit_bzero(raw, sizeof(raw));
-    _cleanup_free_ char *aad = session_aad(akid);
-    _cleanup_free_ char *sealed = barge_crypto_seal(&srv->master_key, secret, strlen(secret), aad);
+    _cleanup_free_ char *sealed = barge_api_key_seal(srv, akid, secret);
     double now = barge_now();
     _cleanup_json_ json_t *doc =
         json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:f, s:f}", "sts", true, "sealedSecret", sealed,
@@ -822,8 +867,7 @@ int barge_api_user_key_create(struct barge_server *srv, struct barge_tx *tx, con
     memcpy(akid, "AKIA", 4);
     random_chars(akid + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
     random_chars(secret, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
-    _cleanup_free_ char *aad = session_aad(akid);
-    _cleanup_free_ char *sealed = barge_crypto_seal(&srv->master_key, secret, strlen(secret), aad);
+    _cleanup_free_ char *sealed = barge_api_key_seal(srv, akid, secret);
     double now = barge_now();
     const char *name = barge_json_str(user, "UserName", "");
     _cleanup_json_ json_t *doc =

@@ -69,10 +69,20 @@ json_t *barge_api_task_policy(const struct barge_server *srv, const json_t *task
 int barge_api_task_credentials_issue(struct barge_server *srv, const char *instance_key,
                                      const json_t *in, json_t **out, struct barge_error **err);
 
-/* The secret of the stored access key doc of akid: STS sessions keep it
- * sealed under the master key. Caller wipes and frees (barge_crypto_free_str);
- * NULL when it cannot be opened (logged). */
+/* The secret of the stored access key doc of akid, kept sealed under the
+ * master key ("sealedSecret"; a plain "secretAccessKey" only in a store an
+ * older barged wrote, until the next start seals it). Caller wipes and frees
+ * (barge_crypto_free_str); NULL when it cannot be opened (logged). */
 char *barge_api_key_secret(const struct barge_server *srv, const char *akid, const json_t *doc);
+
+/* The stored form of akid's secret: sealed under the master key, bound to
+ * akid ("sealedSecret" of its doc). Caller frees. */
+char *barge_api_key_seal(const struct barge_server *srv, const char *akid, const char *secret);
+
+/* Seals every access key secret an older barged stored in plain text, all in
+ * one transaction (nothing is written when there is none). Run at start,
+ * after the master key is known. */
+int barge_api_keys_seal_plaintext(struct barge_server *srv, struct barge_error **err);
 
 /* Who signed the request: *out is {arn, userId, session, roleArn} (new
  * reference), session telling whether the key is temporary STS credentials,

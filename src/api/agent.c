@@ -415,8 +415,14 @@ static int submit_state(struct barge_http_req *req, json_t *in, json_t **out,
         return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
                                "task '%s' does not belong to this instance", arn);
     bool pulled = !json_object_get(task, "pullStoppedAt");
-    if (ecs_task_apply_report(tx, task, in, err) < 0 ||
-        barge_store_put(tx, ECS_KIND_TASK, tkey, task, err) < 0 ||
+    int changed = ecs_task_apply_report(tx, task, in, err);
+    if (changed < 0)
+        return -1;
+    if (!changed) {
+        *out = json_pack("{s:I}", "version", barge_json_int(task, "version", 0));
+        return 0;
+    }
+    if (barge_store_put(tx, ECS_KIND_TASK, tkey, task, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     barge_debug("task %s is %s (desired %s)", arn, barge_json_str(task, "lastStatus", ""),

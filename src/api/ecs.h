@@ -75,7 +75,8 @@ int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const j
 
 /* Applies what an agent reports about a task (status, timestamps, containers'
  * states, exit codes, bindings, stop code and reason) to the stored task,
- * never moving it backwards in the lifecycle. */
+ * never moving it backwards in the lifecycle. Returns 1 when the task changed
+ * (its version is bumped: store it), 0 when the report changed nothing. */
 int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *report,
                           struct barge_error **err);
 
@@ -105,6 +106,11 @@ bool ecs_task_protected(const json_t *task, double now);
 
 /* Removes STOPPED tasks older than the configured retention. */
 int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
+
+/* Removes service deployment records that finished longer ago than the
+ * configured retention (ECS keeps 90 days of history) and the service
+ * revisions only they named. */
+int barge_ecs_deployments_reap(struct barge_server *srv, struct barge_error **err);
 
 /* Store key of a task definition revision ("web!0000000003": "!" sorts before
  * every name character, so keys order by family, then revision); caller frees. */

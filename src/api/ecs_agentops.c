@@ -122,8 +122,10 @@ static int apply(struct barge_api_ctx *ctx, struct barge_tx **tx, json_t *task, 
     if (!json_object_get(report, "status"))
         json_object_set_new(report, "status",
                             json_string(barge_json_str(task, "lastStatus", "PENDING")));
-    if (ecs_task_apply_report(*tx, task, report, err) < 0 ||
-        barge_store_put(*tx, ECS_KIND_TASK, key, task, err) < 0 ||
+    int changed = ecs_task_apply_report(*tx, task, report, err);
+    if (changed <= 0)
+        return changed;
+    if (barge_store_put(*tx, ECS_KIND_TASK, key, task, err) < 0 ||
         barge_store_commit(barge_steal(tx), err) < 0)
         return -1;
     barge_server_notify(ctx->srv);

@@ -629,6 +629,139 @@ static int continue_service_deployment(struct barge_api_ctx *ctx, json_t *in, js
                                 hook, arn, barge_json_str(rec, "status", ""));
 }
 
+/* --- pruning -------------------------------------------------------------- */
+
+/* What the history may lose: finished deployment records that ended before
+ * the cutoff, unless the service still runs them (its latest deployment stays
+ * describable), and revisions made before it that neither a kept record nor
+ * the service itself (its deployments, its last completed revision, which a
+ * rollback returns to) names. Keys of both are "<cluster>/<service>/<id>". */
+struct prune {
+    double cutoff;
+    json_t *records;   /* keys to delete */
+    json_t *kept_revs; /* revision key -> true */
+    json_t *revisions; /* keys to delete */
+    json_t *kept_recs; /* record key -> true: the services' current deployments */
+};
+
+static void keep_rev_arn(struct prune *p, const char *arn)
+{
+    const char *k = arn ? strstr(arn, ":service-revision/") : NULL;
+    if (k)
+        json_object_set_new(p->kept_revs, k + strlen(":service-revision/"), json_true());
+}
+
+static void keep_rev_id(struct prune *p, const char *prefix, const char *id)
+{
+    if (!id)
+        return;
+    _cleanup_free_ char *key = barge_xasprintf("%s%s", prefix, id);
+    json_object_set_new(p->kept_revs, key, json_true());
+}
+
+static int prune_record(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)err;
+    struct prune *p = ud;
+    json_t *end = json_object_get(doc, "finishedAt");
+    if (ecs_service_deployment_finished(doc) && json_is_number(end) &&
+        json_number_value(end) < p->cutoff && !json_object_get(p->kept_recs, key)) {
+        json_array_append_new(p->records, json_string(key));
+        return 0;
+    }
+    keep_rev_arn(p, barge_json_str(json_object_get(doc, "targetServiceRevision"), "arn", NULL));
+    size_t i;
+    json_t *src;
+    json_array_foreach(barge_json_array(doc, "sourceServiceRevisions"), i, src)
+    {
+        keep_rev_arn(p, barge_json_str(src, "arn", NULL));
+    }
+    const char *slash = strrchr(key, '/');
+    _cleanup_free_ char *prefix = barge_xstrndup(key, slash ? (size_t)(slash - key + 1) : 0);
+    keep_rev_id(p, prefix, barge_json_str(doc, "_sourceRevision", NULL));
+    return 0;
+}
+
+static int prune_service(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    struct prune *p = ud;
+    _cleanup_free_ char *prefix = barge_xasprintf("%s/%s/", barge_json_str(doc, "_cluster", ""),
+                                                  barge_json_str(doc, "serviceName", ""));
+    keep_rev_id(p, prefix, barge_json_str(doc, "_lastCompletedRevision", NULL));
+    size_t i;
+    json_t *d;
+    json_array_foreach(barge_json_array(doc, "deployments"), i, d)
+    {
+        keep_rev_id(p, prefix, barge_json_str(d, "_revision", NULL));
+        const char *sd = barge_json_str(d, "_sd", NULL);
+        if (sd) {
+            _cleanup_free_ char *rkey = barge_xasprintf("%s%s", prefix, sd);
+            json_object_set_new(p->kept_recs, rkey, json_true());
+        }
+    }
+    return 0;
+}
+
+static int prune_revision(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)err;
+    struct prune *p = ud;
+    json_t *at = json_object_get(doc, "createdAt");
+    if (json_is_number(at) && json_number_value(at) < p->cutoff &&
+        !json_object_get(p->kept_revs, key))
+        json_array_append_new(p->revisions, json_string(key));
+    return 0;
+}
+
+static int prune_find(struct barge_tx *tx, struct prune *p, struct barge_error **err)
+{
+    json_array_clear(p->records);
+    json_array_clear(p->revisions);
+    json_object_clear(p->kept_revs);
+    json_object_clear(p->kept_recs);
+    if (barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, prune_service, p, err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_SDEPLOY, "", NULL, false, 0, prune_record, p, err) < 0 ||
+        barge_store_scan(tx, ECS_KIND_SREVISION, "", NULL, false, 0, prune_revision, p, err) < 0)
+        return -1;
+    return 0;
+}
+
+int barge_ecs_deployments_reap(struct barge_server *srv, struct barge_error **err)
+{
+    _cleanup_json_ json_t *records = json_array(), *kept = json_object(), *revs = json_array(),
+                          *current = json_object();
+    struct prune p = {barge_now() - srv->cfg.deployment_retention, records, kept, revs, current};
+    /* Look with a reader first: most of the time there is nothing to prune
+     * and the writer lock stays free. */
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 || prune_find(tx, &p, err) < 0)
+        return -1;
+    barge_store_abort(barge_steal(&tx));
+    if (json_array_size(records) == 0 && json_array_size(revs) == 0)
+        return 0;
+    if (barge_store_begin(srv->store, true, &tx, err) < 0 || prune_find(tx, &p, err) < 0)
+        return -1;
+    size_t i;
+    json_t *k;
+    json_array_foreach(records, i, k)
+    {
+        if (barge_store_del(tx, ECS_KIND_SDEPLOY, json_string_value(k), err) < 0)
+            return -1;
+    }
+    json_array_foreach(revs, i, k)
+    {
+        if (barge_store_del(tx, ECS_KIND_SREVISION, json_string_value(k), err) < 0)
+            return -1;
+    }
+    if (barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    barge_debug("pruned %zu service deployments and %zu service revisions older than %d s",
+                json_array_size(records), json_array_size(revs), srv->cfg.deployment_retention);
+    return 0;
+}
+
 const struct barge_api_op ecs_deployment_ops[] = {
     {"ContinueServiceDeployment", continue_service_deployment},
     {"ListServiceDeployments", list_service_deployments},

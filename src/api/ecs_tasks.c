@@ -1211,7 +1211,9 @@ static int reserve_bound_ports(struct barge_tx *tx, const json_t *task, const js
             }
         }
     }
-    return changed ? barge_store_put(tx, ECS_KIND_ITASK, ikey, idx, err) : 0;
+    if (!changed)
+        return 0;
+    return barge_store_put(tx, ECS_KIND_ITASK, ikey, idx, err) < 0 ? -1 : 1;
 }
 
 int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
@@ -1225,6 +1227,7 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
                                status ? status : "null");
     if (cur == lifecycle_index("STOPPED"))
         return 0;
+    _cleanup_json_ json_t *before = json_deep_copy(task);
     double now = barge_now();
     const char *stamps[] = {"pullStartedAt", "pullStoppedAt", "executionStoppedAt"};
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(stamps); i++) {
@@ -1255,7 +1258,8 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
     json_t *attachments = json_object_get(rep, "attachments");
     if (json_is_array(attachments))
         json_object_set(task, "attachments", attachments);
-    if (reserve_bound_ports(tx, task, rep, err) < 0)
+    int wrote = reserve_bound_ports(tx, task, rep, err);
+    if (wrote < 0)
         return -1;
     if (next > cur) {
         json_object_set_new(task, "lastStatus", json_string(status));
@@ -1293,14 +1297,19 @@ int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *rep,
         _cleanup_json_ json_t *idx = NULL;
         if (inst && barge_store_get(tx, ECS_KIND_ITASK, ikey, &idx, err) < 0)
             return -1;
-        if (idx) {
+        if (idx && !json_is_true(json_object_get(idx, "running"))) {
             json_object_set_new(idx, "running", json_true());
             if (barge_store_put(tx, ECS_KIND_ITASK, ikey, idx, err) < 0)
                 return -1;
+            wrote = 1;
         }
     }
+    /* Agents repeat their reports: one that changes nothing keeps the
+     * version, so nothing is written and no poller wakes for it. */
+    if (!wrote && json_equal(before, task))
+        return 0;
     ecs_task_bump_version(task);
-    return 0;
+    return 1;
 }
 
 struct reap {

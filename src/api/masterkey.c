@@ -1,8 +1,11 @@
 /* The master key at start-up (see secrets.h). A known text sealed under the
  * key is kept in the store ("meta", "master-key-check"); a barged started with
- * another key refuses to start instead of failing on the first secret read. */
+ * another key refuses to start instead of failing on the first secret read.
+ * Once the key is known, access key secrets an older barged left in plain
+ * text are sealed. */
 #include <string.h>
 
+#include "api/access.h"
 #include "api/secrets.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -44,12 +47,14 @@ int barge_server_master_key_init(struct barge_server *srv, struct barge_error **
                                        : path);
         }
         barge_crypto_free(plain, len);
-        return 0;
+        barge_store_abort(barge_steal(&tx));
+        return barge_api_keys_seal_plaintext(srv, err);
     }
     _cleanup_free_ char *sealed =
         barge_crypto_seal(&srv->master_key, CHECK_TEXT, strlen(CHECK_TEXT), CHECK_AAD);
     _cleanup_json_ json_t *doc = json_pack("{s:s}", "sealed", sealed);
-    if (barge_store_put(tx, "meta", "master-key-check", doc, err) < 0)
+    if (barge_store_put(tx, "meta", "master-key-check", doc, err) < 0 ||
+        barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
-    return barge_store_commit(barge_steal(&tx), err);
+    return barge_api_keys_seal_plaintext(srv, err);
 }

@@ -31,32 +31,48 @@
 #define KEY_CACHE_MAX    4096
 
 static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
-static json_t *key_cache; /* access key id -> {"doc": stored key, "at": ms} */
+static json_t *key_cache; /* access key id -> {"doc": stored key, "secret", "at": ms} */
 
-static json_t *key_cache_get(const char *access_key_id)
+/* The cached doc of access_key_id (new reference) or NULL; with secret, also
+ * its secret, unsealed when it was cached (caller wipes and frees). */
+static json_t *key_cache_get(const char *access_key_id, char **secret)
 {
     json_t *doc = NULL;
     pthread_mutex_lock(&key_lock);
     json_t *e = key_cache ? json_object_get(key_cache, access_key_id) : NULL;
-    if (e && barge_monotonic_ms() - barge_json_int(e, "at", 0) < KEY_CACHE_TTL_MS)
+    if (e && barge_monotonic_ms() - barge_json_int(e, "at", 0) < KEY_CACHE_TTL_MS) {
         doc = json_incref(json_object_get(e, "doc"));
-    else if (e)
+        const char *s = barge_json_str(e, "secret", NULL);
+        if (secret)
+            *secret = s ? barge_xstrdup(s) : NULL;
+    } else if (e) {
         json_object_del(key_cache, access_key_id);
+    }
     pthread_mutex_unlock(&key_lock);
     return doc;
 }
 
-static void key_cache_put(const char *access_key_id, json_t *doc)
+/* Stored secrets are sealed: the cache keeps each one opened, in memory only,
+ * so that SigV4 does not decrypt it on every request. With secret, a copy of
+ * it is returned too (caller wipes and frees). */
+static void key_cache_put(const struct barge_server *srv, const char *access_key_id, json_t *doc,
+                          char **secret_out)
 {
+    char *secret = barge_api_key_secret(srv, access_key_id, doc);
     pthread_mutex_lock(&key_lock);
     if (!key_cache)
         key_cache = json_object();
     if (json_object_size(key_cache) >= KEY_CACHE_MAX)
         json_object_clear(key_cache);
-    json_object_set_new(
-        key_cache, access_key_id,
-        json_pack("{s:O, s:I}", "doc", doc, "at", (json_int_t)barge_monotonic_ms()));
+    json_t *e = json_pack("{s:O, s:I}", "doc", doc, "at", (json_int_t)barge_monotonic_ms());
+    if (secret)
+        json_object_set_new(e, "secret", json_string(secret));
+    json_object_set_new(key_cache, access_key_id, e);
     pthread_mutex_unlock(&key_lock);
+    if (secret_out)
+        *secret_out = secret;
+    else
+        barge_crypto_free_str(secret);
 }
 
 void barge_server_forget_key(const char *access_key_id)
@@ -67,10 +83,10 @@ void barge_server_forget_key(const char *access_key_id)
     pthread_mutex_unlock(&key_lock);
 }
 
-int barge_server_key_doc(struct barge_server *srv, const char *access_key_id, json_t **doc,
-                         struct barge_error **err)
+static int key_lookup(struct barge_server *srv, const char *access_key_id, json_t **doc,
+                      char **secret, struct barge_error **err)
 {
-    *doc = key_cache_get(access_key_id);
+    *doc = key_cache_get(access_key_id, secret);
     if (*doc)
         return 1;
     _cleanup_tx_ struct barge_tx *tx = NULL;
@@ -78,8 +94,14 @@ int barge_server_key_doc(struct barge_server *srv, const char *access_key_id, js
         return -1;
     int r = barge_store_get(tx, BARGE_KIND_ACCESS_KEY, access_key_id, doc, err);
     if (r > 0)
-        key_cache_put(access_key_id, *doc);
+        key_cache_put(srv, access_key_id, *doc, secret);
     return r;
+}
+
+int barge_server_key_doc(struct barge_server *srv, const char *access_key_id, json_t **doc,
+                         struct barge_error **err)
+{
+    return key_lookup(srv, access_key_id, doc, NULL, err);
 }
 
 int barge_server_lookup_key(const char *access_key_id, void *ud,
@@ -87,16 +109,18 @@ int barge_server_lookup_key(const char *access_key_id, void *ud,
 {
     struct barge_server *srv = ud;
     json_t *doc = NULL;
-    int r = barge_server_key_doc(srv, access_key_id, &doc, err);
+    char *secret = NULL;
+    int r = key_lookup(srv, access_key_id, &doc, &secret, err);
     if (r <= 0)
         return r;
     /* An IAM user's key made Inactive (UpdateAccessKey) is as if unknown. */
     if (barge_streq(barge_json_str(doc, "status", NULL), "Inactive")) {
+        barge_crypto_free_str(secret);
         json_decref(doc);
         return 0;
     }
     out->access_key_id = barge_xstrdup(access_key_id);
-    out->secret_access_key = barge_api_key_secret(srv, access_key_id, doc);
+    out->secret_access_key = secret;
     const char *tok = barge_json_str(doc, "sessionToken", NULL);
     out->session_token = tok ? barge_xstrdup(tok) : NULL;
     json_decref(doc);
@@ -221,7 +245,14 @@ static int copy_credentials(struct barge_server *srv, struct barge_tx *tx, const
     _cleanup_json_ json_t *key = NULL;
     if (barge_store_get(tx, BARGE_KIND_ACCESS_KEY, akid, &key, err) < 0)
         return -1;
-    return key ? write_credentials(srv, akid, barge_json_str(key, "secretAccessKey", ""), err) : 0;
+    if (!key)
+        return 0;
+    char *secret = barge_api_key_secret(srv, akid, key);
+    if (!secret)
+        return barge_error_set(err, BARGE_ERR_INVALID, "the admin key '%s' cannot be opened", akid);
+    int r = write_credentials(srv, akid, secret, err);
+    barge_crypto_free_str(secret);
+    return r;
 }
 
 int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write_aws_profile,
@@ -238,7 +269,8 @@ int barge_server_ensure_admin_key(struct barge_server *srv, int port, bool write
     memcpy(akid, "AKIA", 4);
     random_chars(akid + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
     random_chars(secret, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
-    _cleanup_json_ json_t *key = json_pack("{s:s, s:s, s:f}", "secretAccessKey", secret, "user",
+    _cleanup_free_ char *sealed = barge_api_key_seal(srv, akid, secret);
+    _cleanup_json_ json_t *key = json_pack("{s:s, s:s, s:f}", "sealedSecret", sealed, "user",
                                            "admin", "createdAt", barge_now());
     _cleanup_json_ json_t *meta = json_pack("{s:s}", "accessKeyId", akid);
     if (barge_store_put(tx, BARGE_KIND_ACCESS_KEY, akid, key, err) < 0 ||
@@ -390,6 +422,10 @@ static void region_housekeeping(struct barge_server *srv)
     }
     if (barge_ecs_tasks_reap(srv, &err) < 0) {
         barge_warn("removing old stopped tasks: %s", err->message);
+        barge_error_free(barge_steal(&err));
+    }
+    if (barge_ecs_deployments_reap(srv, &err) < 0) {
+        barge_warn("pruning service deployment history: %s", err->message);
         barge_error_free(barge_steal(&err));
     }
     if (barge_logs_enforce_retention(srv, &err) < 0) {

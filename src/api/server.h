@@ -21,6 +21,7 @@ struct barge_config {
     char *account_id; /* "000000000000" */
     int max_skew_seconds;
     int stopped_task_retention; /* seconds a STOPPED task stays describable */
+    int deployment_retention;   /* seconds a finished service deployment is kept */
     bool dev;
     char *registry_host;         /* --registry-host, or NULL */
     int registry_gc_interval;    /* seconds between lifecycle + GC runs */

@@ -21,6 +21,7 @@
 #include "api/model.h"
 #include "api/secrets.h"
 #include "api/server.h"
+#include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/pidlock.h"
@@ -50,6 +51,7 @@ enum {
     OPT_MAX_PER_CLIENT,
     OPT_LB_ADDRESS,
     OPT_CONSOLE_SESSION_TTL,
+    OPT_DEPLOYMENT_RETENTION,
 };
 
 static void on_signal(int sig)
@@ -70,7 +72,17 @@ struct dev_agent {
     bool adopted; /* left running by an earlier barged: not our child */
     char *dir;
     char *lock; /* the agent's pid lock in dir (see barge-agent) */
+    /* Restarts back off: an agent that keeps dying (a corrupt state file, a
+     * held directory) is started again after 5 s, then 10, 20... up to 5
+     * minutes; one that ran for a while starts the count afresh. */
+    int64_t started_ms; /* when it was last started (monotonic) */
+    int64_t retry_ms;   /* when to start it again; 0: it runs */
+    int backoff_s;      /* the delay before the last restart */
 };
+
+#define DEV_AGENT_BACKOFF_MIN_S 5
+#define DEV_AGENT_BACKOFF_MAX_S 300
+#define DEV_AGENT_STABLE_S      120
 
 /* The --server argument of pid when it is a barge-agent, else NULL. The
  * caller frees it. */
@@ -160,6 +172,8 @@ static void start_dev_agent(const struct barge_config *cfg, int port, struct dev
     bool fargate = a->fargate;
     a->pid = -1;
     a->adopted = false;
+    a->started_ms = barge_monotonic_ms();
+    a->retry_ms = 0;
     if (!a->dir) {
         /* The default region's pool keeps the directory it had before regions. */
         a->dir = !fargate    ? barge_xasprintf("%s/agent", cfg->data_dir)
@@ -214,8 +228,22 @@ static void supervise_dev_agent(const struct barge_config *cfg, int port, struct
     }
     if (!gone)
         return;
-    barge_warn("the local %s agent on '%s' is gone; starting another",
-               a->fargate ? "Fargate capacity" : "cluster", a->dir);
+    int64_t now = barge_monotonic_ms();
+    if (a->retry_ms == 0) {
+        int64_t ran_s = (now - a->started_ms) / 1000;
+        if (ran_s >= DEV_AGENT_STABLE_S || a->backoff_s == 0)
+            a->backoff_s = DEV_AGENT_BACKOFF_MIN_S;
+        else if (a->backoff_s < DEV_AGENT_BACKOFF_MAX_S)
+            a->backoff_s = a->backoff_s * 2 > DEV_AGENT_BACKOFF_MAX_S ? DEV_AGENT_BACKOFF_MAX_S
+                                                                      : a->backoff_s * 2;
+        a->retry_ms = now + (int64_t)a->backoff_s * 1000;
+        a->pid = -1;
+        barge_warn(
+            "the local %s agent on '%s' is gone, %lld s after its start; starting another in %d s",
+            a->fargate ? "Fargate capacity" : "cluster", a->dir, (long long)ran_s, a->backoff_s);
+    }
+    if (now < a->retry_ms)
+        return;
     start_dev_agent(cfg, port, a);
 }
 
@@ -283,6 +311,9 @@ static void usage(FILE *f)
             "  --max-skew SECONDS    allowed client clock skew (default 900)\n"
             "  --stopped-task-retention SECONDS\n"
             "                        how long stopped tasks stay describable (default 3600)\n"
+            "  --deployment-retention SECONDS\n"
+            "                        how long finished service deployments stay listed\n"
+            "                        (default 7776000, ECS's 90 days)\n"
             "  --agent-timeout SECONDS\n"
             "                        silence after which an agent counts as disconnected (60)\n"
             "  --host-grace SECONDS  further wait before a silent host's tasks are replaced (60)\n"
@@ -402,6 +433,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'},
         {"log-format", required_argument, NULL, 'F'},
         {"stopped-task-retention", required_argument, NULL, OPT_RETENTION},
+        {"deployment-retention", required_argument, NULL, OPT_DEPLOYMENT_RETENTION},
         {"agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT},
         {"host-grace", required_argument, NULL, OPT_HOST_GRACE},
         {"task-stable-seconds", required_argument, NULL, OPT_TASK_STABLE},
@@ -437,6 +469,7 @@ int main(int argc, char **argv)
     cfg->account_id = "000000000000";
     cfg->max_skew_seconds = 900;
     cfg->stopped_task_retention = 3600;
+    cfg->deployment_retention = 90 * 86400;
     cfg->registry_gc_interval = 600;
     cfg->registry_gc_grace = 3600;
     cfg->registry_upload_timeout = 3600;
@@ -473,6 +506,7 @@ int main(int argc, char **argv)
             cfg->max_skew_seconds = atoi(optarg);
             break;
         case OPT_RETENTION:
+        case OPT_DEPLOYMENT_RETENTION:
         case OPT_AGENT_TIMEOUT:
         case OPT_HOST_GRACE:
         case OPT_TASK_STABLE:
@@ -487,6 +521,8 @@ int main(int argc, char **argv)
             }
             if (c == OPT_RETENTION)
                 cfg->stopped_task_retention = (int)v;
+            else if (c == OPT_DEPLOYMENT_RETENTION)
+                cfg->deployment_retention = (int)v;
             else if (c == OPT_AGENT_TIMEOUT)
                 ecs_agent_timeout_seconds = (int)v;
             else if (c == OPT_HOST_GRACE)

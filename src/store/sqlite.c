@@ -4,7 +4,9 @@
  * front of BEGIN IMMEDIATE, because SQLite's busy handler sleeps in coarse
  * steps and would add milliseconds under contention. Connections are pooled so
  * each transaction has one to itself. One barged uses the file at a time:
- * store-wide locks are lock files (flock) and notifications stay in-process. */
+ * store-wide locks are lock files (flock) and notifications stay in-process.
+ * Deleted and overwritten content is zeroed (secure_delete), so that a value
+ * replaced by its sealed form does not linger in free space of the file. */
 #include <sys/file.h>
 
 #include <errno.h>
@@ -143,7 +145,8 @@ static int conn_open(struct sqlite_store *st, bool prepare, struct conn **out,
     sqlite3_busy_timeout(c->db, 30000);
     char *msg = NULL;
     if (sqlite3_exec(c->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;",
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; "
+                     "PRAGMA secure_delete=ON;",
                      NULL, NULL, &msg) != SQLITE_OK) {
         barge_error_set(err, BARGE_ERR_IO, "store: cannot configure '%s': %s", st->path,
                         msg ? msg : "?");

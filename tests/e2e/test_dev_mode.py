@@ -213,3 +213,32 @@ def test_second_agent_on_a_data_directory_is_refused(barged, agent):
     # the first agent is untouched and still the only one there
     assert agent.proc.poll() is None
     assert agent_pids(agent.data_dir) == [agent.proc.pid]
+
+
+def test_a_crash_looping_local_agent_is_restarted_with_backoff(tmp_path):
+    """A local agent that dies at once (here: its state file is corrupt) is
+    started again after 5 s, then 10, 20... rather than every 5 s for ever."""
+    data = str(tmp_path / "data")
+    agent_dir = os.path.join(data, "agent")
+    os.makedirs(agent_dir)
+    with open(os.path.join(agent_dir, "state.json"), "w") as f:
+        f.write("{not json")
+    b = Barged(data, extra_args=["--dev"])
+    try:
+        b.start()
+        # Without backoff it would have been started 6 or 7 times by now.
+        time.sleep(30)
+        with open(b.log_path) as f:
+            log = f.read()
+    finally:
+        b.stop()
+        for d in ("agent", "fargate-agent"):
+            for pid in agent_pids(os.path.join(data, d)):
+                os.kill(pid, signal.SIGKILL)
+            cleanup_runtime(os.path.join(data, d))
+    assert "state.json' is corrupt" in log
+    starts = log.count("started the local agent ")
+    assert 2 <= starts <= 4, log[-3000:]
+    assert "on '%s' is gone, " % agent_dir in log
+    assert "starting another in 5 s" in log
+    assert "starting another in 10 s" in log

@@ -247,3 +247,42 @@ def test_circuit_breaker_rollback_is_recorded(barged, agent, busybox):
     assert d["rollback"]["serviceRevisionArn"] == first["targetServiceRevisionArn"]
     assert "circuit breaker" in d["rollback"]["reason"]
     assert describe(ecs, "cb")["taskDefinition"] == good
+
+
+def test_history_is_pruned_after_the_retention(tmp_path):
+    """Finished deployments older than --deployment-retention (ECS: 90 days)
+    leave the history with the revisions only they named; the service's
+    current deployment and revision stay. No agent: desiredCount 0."""
+    from conftest import Barged
+    b = Barged(str(tmp_path / "data"), extra_args=["--deployment-retention", "1"]).start()
+    try:
+        ecs = b.client("ecs")
+        ecs.create_cluster(clusterName="default")
+        td = register(ecs, "busybox")
+        ecs.create_service(cluster="default", serviceName="p", taskDefinition=td, desiredCount=0)
+        first = deployments(b, "p")[0]
+        for _ in range(3):
+            ecs.update_service(cluster="default", service="p", forceNewDeployment=True)
+        assert len(deployments(b, "p")) == 4
+        newest = deployments(b, "p")[0]
+        left = wait_for(lambda: (lambda ds: len(ds) == 1 and ds)(deployments(b, "p")),
+                        what="the history pruned to the current deployment")
+        assert left[0]["serviceDeploymentArn"] == newest["serviceDeploymentArn"]
+        # The revisions the pruned deployments replaced stay while the
+        # current one names them as its sources; after one more deployment
+        # nothing does.
+        assert revision(b, first["targetServiceRevisionArn"])
+        ecs.update_service(cluster="default", service="p", forceNewDeployment=True)
+        latest = deployments(b, "p")[0]
+        assert latest["serviceDeploymentArn"] != newest["serviceDeploymentArn"]
+        wait_for(lambda: [d["serviceDeploymentArn"] for d in deployments(b, "p")] ==
+                 [latest["serviceDeploymentArn"]], what="the previous deployment pruned")
+
+        def gone():
+            out = call(b, "DescribeServiceRevisions",
+                       {"serviceRevisionArns": [first["targetServiceRevisionArn"]]})
+            return out["serviceRevisions"] == [] and len(out["failures"]) == 1
+        wait_for(gone, what="the first revision pruned")
+        assert revision(b, latest["targetServiceRevisionArn"])["taskDefinition"] == td
+    finally:
+        b.stop()
