@@ -91,9 +91,12 @@ def test_clock_skew(barged):
 
 
 def test_wrong_region_and_service(barged):
+    # every region is served (issue 22); a scope naming no region is refused
     _, _, body = send(barged, "ListClusters", {}, region="eu-west-1")
+    assert body == {"clusterArns": []}
+    _, _, body = send(barged, "ListClusters", {}, region="mars")
     assert body["__type"] == "InvalidSignatureException"
-    assert "eu-west-1" in body["message"]
+    assert "mars" in body["message"]
     _, _, body = send(barged, "ListClusters", {}, service="ssm")
     assert body["__type"] == "InvalidSignatureException"
     assert "'ecs'" in body["message"]
