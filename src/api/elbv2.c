@@ -27,9 +27,38 @@ char *barge_elb_dir(const struct barge_server *srv)
     return barge_xasprintf("%s/lb", srv->cfg.data_dir);
 }
 
-char *barge_elb_socket(const struct barge_server *srv, const char *lb_name)
+char *barge_elb_proc_name(const char *lb_arn)
 {
-    return barge_xasprintf("%s/lb/%s.sock", srv->cfg.data_dir, lb_name);
+    struct barge_arn a = {0};
+    char *out = NULL;
+    if (lb_arn && barge_arn_parse(lb_arn, &a) == 0 && a.resource) {
+        /* "loadbalancer/app/NAME/ID": neither a region nor a name has a dot. */
+        const char *p = strchr(a.resource, '/');
+        p = p ? strchr(p + 1, '/') : NULL;
+        const char *e = p ? strchr(p + 1, '/') : NULL;
+        if (e)
+            out = barge_xasprintf("%s.%.*s", a.region ? a.region : "", (int)(e - p - 1), p + 1);
+    }
+    barge_arn_release(&a);
+    return out ? out : barge_xstrdup("invalid");
+}
+
+char *barge_elb_socket(const struct barge_server *srv, const char *lb_arn)
+{
+    _cleanup_free_ char *name = barge_elb_proc_name(lb_arn);
+    return barge_xasprintf("%s/lb/%s.sock", srv->cfg.data_dir, name);
+}
+
+bool barge_elb_forwards_to(const json_t *doc, const char *tg_arn)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(barge_json_array(doc, "_forward"), i, f)
+    {
+        if (barge_streq(barge_json_str(f, "TargetGroupArn", ""), tg_arn))
+            return true;
+    }
+    return barge_streq(barge_json_str(doc, "_tg", ""), tg_arn);
 }
 
 char *barge_elb_backend_name(const char *tg_name)
@@ -653,7 +682,7 @@ static json_t *tg_load_balancers(const json_t *users, const char *tg_arn)
     json_array_foreach((json_t *)users, i, l)
     {
         const char *lb = barge_json_str(l, "LoadBalancerArn", barge_json_str(l, "_lb", ""));
-        if (barge_streq(barge_json_str(l, "_tg", ""), tg_arn) && !listed(arns, lb))
+        if (barge_elb_forwards_to(l, tg_arn) && !listed(arns, lb))
             json_array_append_new(arns, json_string(lb));
     }
     return arns;
@@ -737,7 +766,7 @@ static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     json_t *l;
     json_array_foreach(listeners, i, l)
     {
-        if (barge_streq(barge_json_str(l, "_tg", ""), arn))
+        if (barge_elb_forwards_to(l, arn))
             return typed(err, BARGE_ERR_CONFLICT, "ResourceInUse",
                          "Target group '%s' is currently in use by a listener or a rule", arn);
     }
@@ -750,9 +779,11 @@ static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
 
 /* ---- listeners ---- */
 
-/* The target group of actions, which must be one forward action (borrowed
- * from actions), or NULL with err set. */
-static const char *forward_target(const json_t *actions, struct barge_error **err)
+/* The forward action that actions must consist of, as
+ * {"TargetGroups": [{TargetGroupArn, Weight}], "Stickiness": {Enabled,
+ * DurationSeconds}} (a new reference), or NULL with err set. A plain
+ * TargetGroupArn is one group of weight 1. */
+static json_t *read_forward(const json_t *actions, struct barge_error **err)
 {
     if (json_array_size(actions) != 1) {
         invalid(err, "barge supports exactly one action (forward); %zu were given",
@@ -766,33 +797,116 @@ static const char *forward_target(const json_t *actions, struct barge_error **er
         return NULL;
     }
     const char *tg_arn = barge_json_str(action, "TargetGroupArn", NULL);
-    json_t *fwd_groups =
-        barge_json_array(barge_json_object(action, "ForwardConfig"), "TargetGroups");
-    if (json_array_size(fwd_groups) > 1) {
-        invalid(err, "Forwarding to several target groups is not supported by barge yet");
+    json_t *config = barge_json_object(action, "ForwardConfig");
+    json_t *given = barge_json_array(config, "TargetGroups");
+    _cleanup_json_ json_t *groups = json_array();
+    size_t i;
+    json_t *g;
+    json_array_foreach(given, i, g)
+    {
+        const char *arn = barge_json_str(g, "TargetGroupArn", "");
+        json_int_t weight = barge_json_int(g, "Weight", 1);
+        if (weight < 0 || weight > 999) {
+            invalid(err, "Weight '%lld' of target group '%s' must be from 0 to 999",
+                    (long long)weight, arn);
+            return NULL;
+        }
+        size_t j;
+        json_t *h;
+        json_array_foreach(groups, j, h)
+        {
+            if (barge_streq(barge_json_str(h, "TargetGroupArn", ""), arn)) {
+                invalid(err, "Target group '%s' is given more than once in the forward action",
+                        arn);
+                return NULL;
+            }
+        }
+        json_array_append_new(groups,
+                              json_pack("{s:s, s:I}", "TargetGroupArn", arn, "Weight", weight));
+    }
+    if (json_array_size(groups) > 5) {
+        invalid(err, "A forward action can have at most 5 target groups; %zu were given",
+                json_array_size(groups));
         return NULL;
     }
-    if (!tg_arn && json_array_size(fwd_groups) == 1)
-        tg_arn = barge_json_str(json_array_get(fwd_groups, 0), "TargetGroupArn", NULL);
-    if (!tg_arn)
+    if (tg_arn && json_array_size(groups) &&
+        (json_array_size(groups) > 1 ||
+         !barge_streq(barge_json_str(json_array_get(groups, 0), "TargetGroupArn", ""), tg_arn))) {
+        invalid(err, "TargetGroupArn '%s' and ForwardConfig must name the same target group",
+                tg_arn);
+        return NULL;
+    }
+    if (tg_arn && !json_array_size(groups))
+        json_array_append_new(groups,
+                              json_pack("{s:s, s:i}", "TargetGroupArn", tg_arn, "Weight", 1));
+    if (!json_array_size(groups)) {
         invalid(err, "A target group ARN must be specified for the forward action");
-    return tg_arn;
+        return NULL;
+    }
+    json_t *sticky = barge_json_object(config, "TargetGroupStickinessConfig");
+    bool enabled = barge_json_bool(sticky, "Enabled", false);
+    json_int_t duration = barge_json_int(sticky, "DurationSeconds", 3600);
+    if (enabled && (duration < 1 || duration > 604800)) {
+        invalid(err, "Target group stickiness duration '%lld' must be from 1 to 604800 seconds",
+                (long long)duration);
+        return NULL;
+    }
+    json_t *out =
+        json_pack("{s:O, s:{s:b}}", "TargetGroups", groups, "Stickiness", "Enabled", enabled);
+    if (enabled)
+        json_object_set_new(json_object_get(out, "Stickiness"), "DurationSeconds",
+                            json_integer(duration));
+    return out;
 }
 
-/* The wire form of a forward action to tg_arn. */
-static json_t *forward_action(const char *tg_arn)
+/* Checks that fwd's target groups exist and speak proto. */
+static int check_forward(struct barge_tx *tx, const json_t *fwd, const char *proto,
+                         struct barge_error **err)
 {
-    return json_pack("[{s:s, s:s, s:{s:[{s:s, s:i}]}}]", "Type", "forward", "TargetGroupArn",
-                     tg_arn, "ForwardConfig", "TargetGroups", "TargetGroupArn", tg_arn, "Weight",
-                     1);
+    size_t i;
+    json_t *g;
+    json_array_foreach(barge_json_array(fwd, "TargetGroups"), i, g)
+    {
+        _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(g, "TargetGroupArn", ""), err);
+        if (!tg)
+            return -1;
+        if (!barge_streq(barge_json_str(tg, "Protocol", ""), proto))
+            return typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
+                         "Listener protocol '%s' is not compatible with target group protocol "
+                         "'%s'",
+                         proto, barge_json_str(tg, "Protocol", ""));
+    }
+    return 0;
+}
+
+/* The wire form of the forward action fwd (from read_forward). */
+static json_t *forward_action(const json_t *fwd)
+{
+    json_t *groups = barge_json_array(fwd, "TargetGroups");
+    json_t *action =
+        json_pack("{s:s, s:{s:O, s:O}}", "Type", "forward", "ForwardConfig", "TargetGroups", groups,
+                  "TargetGroupStickinessConfig", json_object_get(fwd, "Stickiness"));
+    if (json_array_size(groups) == 1)
+        json_object_set(action, "TargetGroupArn",
+                        json_object_get(json_array_get(groups, 0), "TargetGroupArn"));
+    return json_pack("[o]", action);
+}
+
+/* Stores what fwd forwards to in the listener or rule doc. */
+static void set_forward(json_t *doc, const json_t *fwd)
+{
+    json_t *groups = barge_json_array(fwd, "TargetGroups");
+    json_object_set(doc, "_forward", groups);
+    json_object_set(doc, "_stickiness", json_object_get(fwd, "Stickiness"));
+    json_object_set(doc, "_tg", json_object_get(json_array_get(groups, 0), "TargetGroupArn"));
 }
 
 static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                            struct barge_error **err)
 {
     const char *lb_arn = barge_json_str(in, "LoadBalancerArn", "");
-    const char *tg_arn = forward_target(barge_json_array(in, "DefaultActions"), err);
-    if (!tg_arn)
+    _cleanup_json_ json_t *fwd = read_forward(barge_json_array(in, "DefaultActions"), err);
+    if (!fwd)
         return -1;
 
     _cleanup_tx_ struct barge_tx *tx = NULL;
@@ -800,9 +914,6 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     _cleanup_json_ json_t *lb = load_lb(tx, lb_arn, err);
     if (!lb)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, tg_arn, err);
-    if (!tg)
         return -1;
     bool network = barge_streq(barge_json_str(lb, "Type", ""), "network");
     const char *proto = barge_json_str(in, "Protocol", network ? "TCP" : "HTTP");
@@ -814,10 +925,8 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                        "Listener protocol '%s' is not supported by barge for %s load "
                        "balancers: use '%s'",
                        proto, network ? "network" : "application", network ? "TCP" : "HTTP");
-    if (!barge_streq(barge_json_str(tg, "Protocol", ""), proto))
-        return typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
-                     "Listener protocol '%s' is not compatible with target group protocol '%s'",
-                     proto, barge_json_str(tg, "Protocol", ""));
+    if (check_forward(tx, fwd, proto, err) < 0)
+        return -1;
     /* Every load balancer listens on the same address, so a port is taken
      * by whichever listener has it. */
     _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LISTENER, "", err);
@@ -844,8 +953,9 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         barge_xasprintf("listener/%s/%s/%s/%s", network ? "net" : "app", lb_name, lb_id, id);
     _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_json_ json_t *doc = json_pack(
-        "{s:s, s:s, s:I, s:s, s:o, s:s}", "ListenerArn", arn, "LoadBalancerArn", lb_arn, "Port",
-        port, "Protocol", proto, "DefaultActions", forward_action(tg_arn), "_tg", tg_arn);
+        "{s:s, s:s, s:I, s:s, s:o, s:o}", "ListenerArn", arn, "LoadBalancerArn", lb_arn, "Port",
+        port, "Protocol", proto, "DefaultActions", forward_action(fwd), "_tags", tags_of(in));
+    set_forward(doc, fwd);
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lb_name, id);
     if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
         return -1;
@@ -1091,9 +1201,7 @@ static json_t *backend_stats(struct barge_server *srv, const json_t *tg, const j
 {
     if (!json_array_size(lbs))
         return NULL;
-    _cleanup_free_ char *lb_name =
-        arn_part(json_string_value(json_array_get(lbs, 0)), "loadbalancer", 2);
-    _cleanup_free_ char *sock = barge_elb_socket(srv, lb_name ? lb_name : "");
+    _cleanup_free_ char *sock = barge_elb_socket(srv, json_string_value(json_array_get(lbs, 0)));
     _cleanup_error_ struct barge_error *herr = NULL;
     _cleanup_json_ json_t *stats = barge_haproxy_servers(sock, &herr);
     if (!stats && log_failure)
@@ -1367,8 +1475,8 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 {
     const char *listener_arn = barge_json_str(in, "ListenerArn", "");
     json_int_t priority = barge_json_int(in, "Priority", 0);
-    const char *tg_arn = forward_target(barge_json_array(in, "Actions"), err);
-    if (!tg_arn)
+    _cleanup_json_ json_t *fwd = read_forward(barge_json_array(in, "Actions"), err);
+    if (!fwd)
         return -1;
     _cleanup_json_ json_t *conditions = read_conditions(in, err);
     if (!conditions)
@@ -1383,13 +1491,8 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (!barge_streq(barge_json_str(listener, "Protocol", ""), "HTTP"))
         return invalid(err, "Rules with conditions need an HTTP listener; '%s' is %s", listener_arn,
                        barge_json_str(listener, "Protocol", ""));
-    _cleanup_json_ json_t *tg = load_tg(tx, tg_arn, err);
-    if (!tg)
+    if (check_forward(tx, fwd, "HTTP", err) < 0)
         return -1;
-    if (!barge_streq(barge_json_str(tg, "Protocol", ""), "HTTP"))
-        return typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
-                     "Listener protocol 'HTTP' is not compatible with target group protocol '%s'",
-                     barge_json_str(tg, "Protocol", ""));
     _cleanup_json_ json_t *rules = scan_under(tx, ELB_KIND_RULE, lkey, err);
     if (!rules)
         return -1;
@@ -1412,10 +1515,11 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_free_ char *prio = barge_xasprintf("%lld", (long long)priority);
     _cleanup_json_ json_t *doc =
-        json_pack("{s:s, s:s, s:O, s:o, s:b, s:I, s:s, s:s, s:s}", "RuleArn", arn, "Priority", prio,
-                  "Conditions", conditions, "Actions", forward_action(tg_arn), "IsDefault", 0,
-                  "_priority", priority, "_tg", tg_arn, "_lb",
-                  barge_json_str(listener, "LoadBalancerArn", ""), "_listener", listener_arn);
+        json_pack("{s:s, s:s, s:O, s:o, s:b, s:I, s:s, s:s, s:o}", "RuleArn", arn, "Priority", prio,
+                  "Conditions", conditions, "Actions", forward_action(fwd), "IsDefault", 0,
+                  "_priority", priority, "_lb", barge_json_str(listener, "LoadBalancerArn", ""),
+                  "_listener", listener_arn, "_tags", tags_of(in));
+    set_forward(doc, fwd);
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lkey, id);
     if (save(&tx, ELB_KIND_RULE, key, doc, err) < 0)
         return -1;

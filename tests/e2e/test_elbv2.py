@@ -457,3 +457,87 @@ def test_rules_route_by_path_and_host(barged, elb, backends):
         elb.describe_rules(ListenerArn=larn)
     assert error_code(e) == "ListenerNotFound"
     elb.delete_target_group(TargetGroupArn=tg_b["TargetGroupArn"])
+
+
+def try_get(port, path="/"):
+    try:
+        return get(port, path)[1]
+    except OSError:
+        return None
+
+
+def second_group(elb, name, port):
+    return elb.create_target_group(
+        Name=name, Protocol="HTTP", Port=port, TargetType="ip", HealthCheckPath="/health",
+        HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+        UnhealthyThresholdCount=2)["TargetGroups"][0]
+
+
+def test_weighted_forward_across_target_groups(barged, elb, backends):
+    a, b = backends
+    port = free_port()
+    lb, tg_a, _ = make_stack(elb, free_port(), a.port, name="wa")
+    tg_b = second_group(elb, "wb", b.port)
+    for tg in (tg_a, tg_b):
+        elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    weighted = [{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": tg_a["TargetGroupArn"], "Weight": 3},
+        {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 1}]}}]
+    for bad, field in (([{"TargetGroupArn": tg_a["TargetGroupArn"], "Weight": 1000}], "'1000'"),
+                       ([{"TargetGroupArn": tg_a["TargetGroupArn"]}] * 2, tg_a["TargetGroupArn"])):
+        with pytest.raises(ClientError) as e:
+            elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                                DefaultActions=[{"Type": "forward",
+                                                 "ForwardConfig": {"TargetGroups": bad}}])
+        assert error_code(e) == "ValidationError" and field in error_message(e)
+    listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP",
+                                   Port=port, DefaultActions=weighted)["Listeners"][0]
+    action = listener["DefaultActions"][0]
+    assert "TargetGroupArn" not in action
+    assert [(g["TargetGroupArn"], g["Weight"]) for g in action["ForwardConfig"]["TargetGroups"]] \
+        == [(tg_a["TargetGroupArn"], 3), (tg_b["TargetGroupArn"], 1)]
+    assert elb.describe_target_groups(TargetGroupArns=[tg_b["TargetGroupArn"]])[
+        "TargetGroups"][0]["LoadBalancerArns"] == [lb["LoadBalancerArn"]]
+    with pytest.raises(ClientError) as e:
+        elb.delete_target_group(TargetGroupArn=tg_b["TargetGroupArn"])
+    assert error_code(e) == "ResourceInUse"
+    for tg in (tg_a, tg_b):
+        wait_for(lambda: [h["State"] for h in health(elb, tg["TargetGroupArn"]).values()] ==
+                 ["healthy"], what="targets healthy")
+    # Both groups answer, the heavier one more often; the split itself is
+    # random, so only that both take part is asserted.
+    seen = [get(port)[1] for _ in range(200)]
+    assert set(seen) == {"a", "b"}
+
+    # A rule with a sticky weighted forward: the cookie HAProxy hands out
+    # keeps a client on the group it first reached.
+    sticky = [{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": tg_a["TargetGroupArn"], "Weight": 1},
+                         {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 1}],
+        "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 300}}}]
+    rule = elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=5, Actions=sticky,
+                           Conditions=[{"Field": "path-pattern", "Values": ["/s*"]}])["Rules"][0]
+    assert rule["Actions"][0]["ForwardConfig"]["TargetGroupStickinessConfig"] == {
+        "Enabled": True, "DurationSeconds": 300}
+
+    def sticky_get():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/s", timeout=10) as r:
+            return r.read().decode(), r.headers.get("Set-Cookie", "")
+
+    body, cookie = wait_for(lambda: (lambda r: r if "AWSALBTG=" in r[1] else None)(sticky_get()),
+                            what="stickiness cookie")
+    jar = cookie.split(";")[0]
+    for _ in range(20):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/s", headers={"Cookie": jar})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.read().decode() == body
+    # Weight 0 takes a group out of the forward.
+    elb.delete_rule(RuleArn=rule["RuleArn"])
+    elb.delete_listener(ListenerArn=listener["ListenerArn"])
+    only_b = [{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": tg_a["TargetGroupArn"], "Weight": 0},
+        {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 5}]}}]
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=only_b)
+    wait_for(lambda: try_get(port) == "b", what="listener back")
+    assert {get(port)[1] for _ in range(30)} == {"b"}
