@@ -541,3 +541,32 @@ def test_weighted_forward_across_target_groups(barged, elb, backends):
                         DefaultActions=only_b)
     wait_for(lambda: try_get(port) == "b", what="listener back")
     assert {get(port)[1] for _ in range(30)} == {"b"}
+
+
+def test_same_name_in_two_regions_runs_two_haproxy(barged, elb, backends):
+    import boto3
+    import botocore.config
+    west = boto3.client("elbv2", endpoint_url=barged.endpoint, region_name="eu-west-1",
+                        aws_access_key_id=barged.access_key,
+                        aws_secret_access_key=barged.secret_key,
+                        config=botocore.config.Config(retries={"max_attempts": 1}))
+    a, b = backends
+    east_port, west_port = free_port(), free_port()
+    _, tg_east, _ = make_stack(elb, east_port, a.port, name="same")
+    west_lb, tg_west, _ = make_stack(west, west_port, b.port, name="same")
+    assert ":eu-west-1:" in west_lb["LoadBalancerArn"]
+    elb.register_targets(TargetGroupArn=tg_east["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    west.register_targets(TargetGroupArn=tg_west["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(elb, tg_east["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
+             "healthy", what="east target healthy")
+    wait_for(lambda: health(west, tg_west["TargetGroupArn"])[("127.0.0.1", b.port)]["State"] ==
+             "healthy", what="west target healthy")
+    assert get(east_port)[1] == "a" and get(west_port)[1] == "b"
+    assert len(haproxy_pids(barged.data_dir)) == 2
+    # Deregistration completes in the target group's own region.
+    west.deregister_targets(TargetGroupArn=tg_west["TargetGroupArn"],
+                            Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(west, tg_west["TargetGroupArn"]) == {}, what="west target gone")
+    west.delete_load_balancer(LoadBalancerArn=west_lb["LoadBalancerArn"])
+    wait_for(lambda: len(haproxy_pids(barged.data_dir)) == 1, what="west haproxy stopped")
+    assert get(east_port)[1] == "a"
