@@ -570,3 +570,166 @@ def test_same_name_in_two_regions_runs_two_haproxy(barged, elb, backends):
     west.delete_load_balancer(LoadBalancerArn=west_lb["LoadBalancerArn"])
     wait_for(lambda: len(haproxy_pids(barged.data_dir)) == 1, what="west haproxy stopped")
     assert get(east_port)[1] == "a"
+
+
+def test_tags_on_every_resource(barged, elb):
+    lb = elb.create_load_balancer(Name="tagged", Tags=[{"Key": "team", "Value": "web"}])[
+        "LoadBalancers"][0]
+    tg = elb.create_target_group(Name="tagged-tg", Protocol="HTTP", Port=80, TargetType="ip",
+                                 Tags=[{"Key": "env", "Value": "prod"}])["TargetGroups"][0]
+    listener = elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=free_port(),
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+        Tags=[{"Key": "l", "Value": "1"}])["Listeners"][0]
+    rule = elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=1, Conditions=[
+        {"Field": "path-pattern", "Values": ["/r"]}], Actions=[
+        {"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])["Rules"][0]
+    arns = [lb["LoadBalancerArn"], tg["TargetGroupArn"], listener["ListenerArn"],
+            rule["RuleArn"]]
+
+    def tags():
+        return {d["ResourceArn"]: {t["Key"]: t["Value"] for t in d["Tags"]}
+                for d in elb.describe_tags(ResourceArns=arns)["TagDescriptions"]}
+
+    assert tags() == {arns[0]: {"team": "web"}, arns[1]: {"env": "prod"}, arns[2]: {"l": "1"},
+                      arns[3]: {}}
+    elb.add_tags(ResourceArns=arns, Tags=[{"Key": "team", "Value": "api"},
+                                          {"Key": "cost", "Value": ""}])
+    elb.remove_tags(ResourceArns=[arns[1]], TagKeys=["env", "absent"])
+    assert tags() == {arns[0]: {"team": "api", "cost": ""},
+                      arns[1]: {"team": "api", "cost": ""},
+                      arns[2]: {"l": "1", "team": "api", "cost": ""},
+                      arns[3]: {"team": "api", "cost": ""}}
+    with pytest.raises(ClientError) as e:
+        elb.add_tags(ResourceArns=[arns[0]], Tags=[{"Key": "a", "Value": "1"},
+                                                   {"Key": "a", "Value": "2"}])
+    assert error_code(e) == "DuplicateTagKeys" and "'a'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.add_tags(ResourceArns=[arns[0]], Tags=[{"Key": "aws:x", "Value": "1"}])
+    assert error_code(e) == "ValidationError" and "'aws:x'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.add_tags(ResourceArns=[arns[0]],
+                     Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(49)])
+    assert error_code(e) == "TooManyTags"
+    with pytest.raises(ClientError) as e:
+        elb.create_load_balancer(Name="badtags", Tags=[{"Key": "aws:y", "Value": "1"}])
+    assert error_code(e) == "ValidationError"
+    missing = tg["TargetGroupArn"].replace("tagged-tg", "nope")
+    with pytest.raises(ClientError) as e:
+        elb.describe_tags(ResourceArns=[missing])
+    assert error_code(e) == "TargetGroupNotFound"
+    with pytest.raises(ClientError) as e:
+        elb.describe_tags(ResourceArns=["arn:aws:s3:::bucket"])
+    assert error_code(e) == "ValidationError" and "arn:aws:s3:::bucket" in error_message(e)
+
+    # Rule priorities move together and stay unique.
+    second = elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=2, Conditions=[
+        {"Field": "path-pattern", "Values": ["/s"]}], Actions=[
+        {"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])["Rules"][0]
+    with pytest.raises(ClientError) as e:
+        elb.set_rule_priorities(RulePriorities=[{"RuleArn": rule["RuleArn"], "Priority": 2}])
+    assert error_code(e) == "PriorityInUse"
+    swapped = elb.set_rule_priorities(RulePriorities=[
+        {"RuleArn": rule["RuleArn"], "Priority": 2},
+        {"RuleArn": second["RuleArn"], "Priority": 1}])["Rules"]
+    assert {r["RuleArn"]: r["Priority"] for r in swapped} == {rule["RuleArn"]: "2",
+                                                              second["RuleArn"]: "1"}
+    assert [r["RuleArn"] for r in elb.describe_rules(ListenerArn=listener["ListenerArn"])[
+        "Rules"]][:2] == [second["RuleArn"], rule["RuleArn"]]
+
+    # Stored settings without a data plane behind them.
+    assert elb.set_security_groups(LoadBalancerArn=arns[0], SecurityGroups=["sg-1"])[
+        "SecurityGroupIds"] == ["sg-1"]
+    with pytest.raises(ClientError) as e:
+        elb.set_security_groups(LoadBalancerArn=arns[0], SecurityGroups=["web"])
+    assert error_code(e) == "InvalidSecurityGroup"
+    elb.set_subnets(LoadBalancerArn=arns[0], Subnets=["subnet-1", "subnet-2"])
+    described = elb.describe_load_balancers(LoadBalancerArns=[arns[0]])["LoadBalancers"][0]
+    assert described["SecurityGroups"] == ["sg-1"]
+    assert [z["SubnetId"] for z in described["AvailabilityZones"]] == ["subnet-1", "subnet-2"]
+    with pytest.raises(ClientError) as e:
+        elb.set_ip_address_type(LoadBalancerArn=arns[0], IpAddressType="dualstack")
+    assert error_code(e) == "ValidationError" and "'dualstack'" in error_message(e)
+    limits = {x["Name"]: x["Max"] for x in elb.describe_account_limits()["Limits"]}
+    assert limits["target-groups-per-action-on-application-load-balancer"] == "5"
+    assert "ELBSecurityPolicy-2016-08" in [
+        p["Name"] for p in elb.describe_ssl_policies()["SslPolicies"]]
+    with pytest.raises(ClientError) as e:
+        elb.describe_ssl_policies(Names=["nope"])
+    assert error_code(e) == "SSLPolicyNotFound"
+
+
+def test_load_balancer_attributes(barged, elb, backends):
+    a, _ = backends
+    port = free_port()
+    lb, tg, _ = make_stack(elb, port, a.port, name="attrs")
+    arn = lb["LoadBalancerArn"]
+
+    def attrs():
+        return {x["Key"]: x["Value"] for x in
+                elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+
+    assert attrs()["deletion_protection.enabled"] == "false"
+    assert attrs()["idle_timeout.timeout_seconds"] == "60"
+    for key, value in (("idle_timeout.timeout_seconds", "0"),
+                       ("deletion_protection.enabled", "yes"),
+                       ("routing.http.desync_mitigation_mode", "lax"),
+                       ("no.such.attribute", "1")):
+        with pytest.raises(ClientError) as e:
+            elb.modify_load_balancer_attributes(LoadBalancerArn=arn,
+                                                Attributes=[{"Key": key, "Value": value}])
+        assert error_code(e) == "ValidationError" and f"'{key}'" in error_message(e)
+    out = elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "true"},
+        {"Key": "routing.http2.enabled", "Value": "false"}])["Attributes"]
+    assert {x["Key"]: x["Value"] for x in out}["routing.http2.enabled"] == "false"
+    with pytest.raises(ClientError) as e:
+        elb.delete_load_balancer(LoadBalancerArn=arn)
+    assert error_code(e) == "OperationNotPermitted" and arn in error_message(e)
+    assert elb.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+
+    # The idle timeout is HAProxy's: an idle connection is closed after it.
+    elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(elb, tg["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
+             "healthy", what="a healthy")
+    pids = haproxy_pids(barged.data_dir)
+    elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "idle_timeout.timeout_seconds", "Value": "1"}])
+    wait_for(lambda: haproxy_pids(barged.data_dir) not in ([], pids), what="haproxy reloaded")
+    wait_for(lambda: try_get(port) == "a", what="served again")
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        # Closed by HAProxy (after a 408 answer) long before 30 s.
+        while s.recv(4096):
+            pass
+
+    elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "false"}])
+    elb.delete_load_balancer(LoadBalancerArn=arn)
+
+
+def test_modify_target_group_health_check(barged, elb, backends):
+    a, _ = backends
+    port = free_port()
+    _, tg, _ = make_stack(elb, port, a.port, name="mod")
+    arn = tg["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(elb, arn)[("127.0.0.1", a.port)]["State"] == "healthy",
+             what="a healthy")
+    with pytest.raises(ClientError) as e:
+        elb.modify_target_group(TargetGroupArn=arn, HealthCheckTimeoutSeconds=10)
+    assert error_code(e) == "ValidationError" and "'10'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.modify_target_group(TargetGroupArn=arn, HealthCheckPath="health")
+    assert error_code(e) == "ValidationError" and "'health'" in error_message(e)
+    # The backend answers 200: a matcher of 202 makes the target unhealthy.
+    out = elb.modify_target_group(TargetGroupArn=arn, Matcher={"HttpCode": "202"},
+                                  HealthyThresholdCount=3)["TargetGroups"][0]
+    assert out["Matcher"] == {"HttpCode": "202"} and out["HealthyThresholdCount"] == 3
+    assert out["HealthCheckPath"] == "/health" and out["HealthCheckIntervalSeconds"] == 5
+    wait_for(lambda: health(elb, arn)[("127.0.0.1", a.port)]["State"] == "unhealthy",
+             what="a unhealthy under the new matcher")
+    elb.modify_target_group(TargetGroupArn=arn, Matcher={"HttpCode": "200-202"})
+    wait_for(lambda: health(elb, arn)[("127.0.0.1", a.port)]["State"] == "healthy",
+             what="a healthy again")
+    assert get(port)[1] == "a"
