@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1005,6 +1006,42 @@ static void set_forward(json_t *doc, const json_t *fwd)
     json_object_set(doc, "_tg", json_object_get(json_array_get(groups, 0), "TargetGroupArn"));
 }
 
+/* Every region's load balancers listen on this host's one address: fails
+ * when a listener of another region has port. */
+static int check_port_elsewhere(struct barge_api_ctx *ctx, json_int_t port,
+                                struct barge_error **err)
+{
+    _cleanup_json_ json_t *regions = NULL;
+    if (barge_store_regions(ctx->srv->store, &regions, err) < 0)
+        return -1;
+    char was[BARGE_STORE_REGION_MAX];
+    snprintf(was, sizeof(was), "%s", barge_store_thread_region() ?: "");
+    size_t i, j;
+    json_t *r, *l;
+    json_array_foreach(regions, i, r)
+    {
+        if (barge_streq(json_string_value(r), barge_server_region(ctx->srv)))
+            continue;
+        barge_store_use_region(json_string_value(r));
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        int rc = barge_store_begin(ctx->srv->store, false, &tx, err);
+        barge_store_use_region(was[0] ? was : NULL);
+        if (rc < 0)
+            return -1;
+        _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LISTENER, "", err);
+        if (!all)
+            return -1;
+        json_array_foreach(all, j, l)
+        {
+            if (barge_json_int(l, "Port", 0) == port)
+                return typed(err, BARGE_ERR_INVALID, "InvalidConfigurationRequest",
+                             "Port %lld is already used by a listener of load balancer '%s'",
+                             (long long)port, barge_json_str(l, "LoadBalancerArn", ""));
+        }
+    }
+    return 0;
+}
+
 static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                            struct barge_error **err)
 {
@@ -1012,7 +1049,7 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     const char *lb_arn = barge_json_str(in, "LoadBalancerArn", "");
     _cleanup_json_ json_t *fwd = read_forward(barge_json_array(in, "DefaultActions"), err);
-    if (!fwd)
+    if (!fwd || check_port_elsewhere(ctx, barge_json_int(in, "Port", 0), err) < 0)
         return -1;
 
     _cleanup_tx_ struct barge_tx *tx = NULL;

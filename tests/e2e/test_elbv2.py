@@ -563,6 +563,12 @@ def test_same_name_in_two_regions_runs_two_haproxy(barged, elb, backends):
              "healthy", what="west target healthy")
     assert get(east_port)[1] == "a" and get(west_port)[1] == "b"
     assert len(haproxy_pids(barged.data_dir)) == 2
+    # One host, one address: a port is taken whichever region's listener has it.
+    with pytest.raises(ClientError) as e:
+        west.create_listener(LoadBalancerArn=west_lb["LoadBalancerArn"], Protocol="HTTP",
+                             Port=east_port, DefaultActions=[
+                                 {"Type": "forward", "TargetGroupArn": tg_west["TargetGroupArn"]}])
+    assert error_code(e) == "InvalidConfigurationRequest" and str(east_port) in error_message(e)
     # Deregistration completes in the target group's own region.
     west.deregister_targets(TargetGroupArn=tg_west["TargetGroupArn"],
                             Targets=[{"Id": "127.0.0.1"}])
