@@ -367,7 +367,7 @@ def test_haproxy_follows_barged(barged, elb, backends):
 
 
 def test_network_load_balancer(barged, elb, backends):
-    a, _ = backends
+    a, b = backends
     port = free_port()
     lb = elb.create_load_balancer(Name="tcp", Type="network")["LoadBalancers"][0]
     tg = elb.create_target_group(Name="tcp-tg", Protocol="TCP", Port=a.port, TargetType="ip",
@@ -386,6 +386,19 @@ def test_network_load_balancer(barged, elb, backends):
     wait_for(lambda: health(elb, tg["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
              "healthy", what="a healthy")
     assert get(port) == (200, "a")
+    # A weighted forward of a TCP listener picks a group per connection.
+    tg_b = elb.create_target_group(Name="tcp-b", Protocol="TCP", Port=b.port, TargetType="ip",
+                                   HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                   HealthyThresholdCount=2)["TargetGroups"][0]
+    elb.register_targets(TargetGroupArn=tg_b["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    both = free_port()
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=both,
+                        DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+                            {"TargetGroupArn": tg["TargetGroupArn"], "Weight": 1},
+                            {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 1}]}}])
+    wait_for(lambda: health(elb, tg_b["TargetGroupArn"])[("127.0.0.1", b.port)]["State"] ==
+             "healthy", what="b healthy")
+    assert {get(both)[1] for _ in range(100)} == {"a", "b"}
 
 
 def get_host(port, path, host):
