@@ -1505,6 +1505,24 @@ static int describe_target_group_attributes(struct barge_api_ctx *ctx, json_t *i
     return 0;
 }
 
+/* Keeps the Attributes (checked) of a Modify call in doc's "_attributes"
+ * ({key: value}). */
+static void keep_attributes(json_t *doc, const json_t *attrs)
+{
+    json_t *mine = barge_json_object(doc, "_attributes");
+    if (!mine) {
+        mine = json_object();
+        json_object_set_new(doc, "_attributes", mine);
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach((json_t *)attrs, i, a)
+    {
+        json_object_set_new(mine, barge_json_str(a, "Key", ""),
+                            json_string(barge_json_str(a, "Value", "")));
+    }
+}
+
 static int modify_target_group_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                           struct barge_error **err)
 {
@@ -1521,16 +1539,7 @@ static int modify_target_group_attributes(struct barge_api_ctx *ctx, json_t *in,
     _cleanup_json_ json_t *tg = begin_tg(ctx, in, true, &tx, err);
     if (!tg)
         return -1;
-    json_t *mine = barge_json_object(tg, "_attributes");
-    if (!mine) {
-        mine = json_object();
-        json_object_set_new(tg, "_attributes", mine);
-    }
-    json_array_foreach(attrs, i, a)
-    {
-        json_object_set_new(mine, barge_json_str(a, "Key", ""),
-                            json_string(barge_json_str(a, "Value", "")));
-    }
+    keep_attributes(tg, attrs);
     if (save(&tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
@@ -2113,16 +2122,7 @@ static int modify_load_balancer_attributes(struct barge_api_ctx *ctx, json_t *in
                                err) < 0)
             return -1;
     }
-    json_t *mine = barge_json_object(lb, "_attributes");
-    if (!mine) {
-        mine = json_object();
-        json_object_set_new(lb, "_attributes", mine);
-    }
-    json_array_foreach(attrs, i, a)
-    {
-        json_object_set_new(mine, barge_json_str(a, "Key", ""),
-                            json_string(barge_json_str(a, "Value", "")));
-    }
+    keep_attributes(lb, attrs);
     if (save(&tx, ELB_KIND_LB, barge_json_str(lb, "LoadBalancerName", ""), lb, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);

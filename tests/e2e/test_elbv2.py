@@ -528,10 +528,14 @@ def test_weighted_forward_across_target_groups(barged, elb, backends):
         "TargetGroups": [{"TargetGroupArn": tg_a["TargetGroupArn"], "Weight": 1},
                          {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 1}],
         "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 300}}}]
+    serving = haproxy_pids(barged.data_dir)
     rule = elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=5, Actions=sticky,
                            Conditions=[{"Field": "path-pattern", "Values": ["/s*"]}])["Rules"][0]
     assert rule["Actions"][0]["ForwardConfig"]["TargetGroupStickinessConfig"] == {
         "Enabled": True, "DurationSeconds": 300}
+
+    wait_for(lambda: len(set(haproxy_pids(barged.data_dir)) - set(serving)) == 1 and
+             len(haproxy_pids(barged.data_dir)) == 1, what="haproxy replaced")
 
     def sticky_get():
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/s", timeout=10) as r:
@@ -545,6 +549,7 @@ def test_weighted_forward_across_target_groups(barged, elb, backends):
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.read().decode() == body
     # Weight 0 takes a group out of the forward.
+    before = haproxy_pids(barged.data_dir)
     elb.delete_rule(RuleArn=rule["RuleArn"])
     elb.delete_listener(ListenerArn=listener["ListenerArn"])
     only_b = [{"Type": "forward", "ForwardConfig": {"TargetGroups": [
@@ -552,6 +557,9 @@ def test_weighted_forward_across_target_groups(barged, elb, backends):
         {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 5}]}}]
     elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
                         DefaultActions=only_b)
+    # The process that served the old listener is gone once the new one runs.
+    wait_for(lambda: len(set(haproxy_pids(barged.data_dir)) - set(before)) == 1 and
+             len(haproxy_pids(barged.data_dir)) == 1, what="haproxy replaced")
     wait_for(lambda: try_get(port) == "b", what="listener back")
     assert {get(port)[1] for _ in range(30)} == {"b"}
 
@@ -714,7 +722,8 @@ def test_load_balancer_attributes(barged, elb, backends):
     pids = haproxy_pids(barged.data_dir)
     elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
         {"Key": "idle_timeout.timeout_seconds", "Value": "1"}])
-    wait_for(lambda: haproxy_pids(barged.data_dir) not in ([], pids), what="haproxy reloaded")
+    wait_for(lambda: len(haproxy_pids(barged.data_dir)) == 1 and
+             not set(haproxy_pids(barged.data_dir)) & set(pids), what="haproxy replaced")
     wait_for(lambda: try_get(port) == "a", what="served again")
     import socket
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
