@@ -2149,7 +2149,7 @@ static int set_security_groups(struct barge_api_ctx *ctx, json_t *in, json_t **o
     _cleanup_json_ json_t *lb = begin_lb(ctx, in, true, &tx, err);
     if (!lb)
         return -1;
-    json_object_set(lb, "SecurityGroups", groups ? groups : json_array());
+    json_object_set_new(lb, "SecurityGroups", groups ? json_incref(groups) : json_array());
     if (save(&tx, ELB_KIND_LB, barge_json_str(lb, "LoadBalancerName", ""), lb, err) < 0)
         return -1;
     *out = json_pack("{s:O}", "SecurityGroupIds", json_object_get(lb, "SecurityGroups"));
