@@ -8,7 +8,9 @@
  * drained and its deregistration completes (it leaves the store, then
  * HAProxy) when it has no connection left or after the target group's deregistration delay.
  *
- * barged stopping stops its HAProxy processes. A barged that was killed
+ * barged stopping, or losing the leadership to another barged (whose own
+ * processes then take the ports), stops its HAProxy processes. A barged that
+ * was killed
  * leaves them serving; the next one finds them through their pid files and
  * takes over with -sf, so traffic is not cut then either. */
 #include <sys/wait.h>
