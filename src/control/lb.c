@@ -10,9 +10,8 @@
  *
  * barged stopping, or losing the leadership to another barged (whose own
  * processes then take the ports), stops its HAProxy processes. A barged that
- * was killed
- * leaves them serving; the next one finds them through their pid files and
- * takes over with -sf, so traffic is not cut then either. */
+ * was killed leaves them serving; the next one finds them through their pid
+ * files and takes over with -sf, so traffic is not cut then either. */
 #include <sys/wait.h>
 
 #include <dirent.h>
