@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,9 +28,38 @@ char *barge_elb_dir(const struct barge_server *srv)
     return barge_xasprintf("%s/lb", srv->cfg.data_dir);
 }
 
-char *barge_elb_socket(const struct barge_server *srv, const char *lb_name)
+char *barge_elb_proc_name(const char *lb_arn)
 {
-    return barge_xasprintf("%s/lb/%s.sock", srv->cfg.data_dir, lb_name);
+    struct barge_arn a = {0};
+    char *out = NULL;
+    if (lb_arn && barge_arn_parse(lb_arn, &a) == 0 && a.resource) {
+        /* "loadbalancer/app/NAME/ID": neither a region nor a name has a dot. */
+        const char *p = strchr(a.resource, '/');
+        p = p ? strchr(p + 1, '/') : NULL;
+        const char *e = p ? strchr(p + 1, '/') : NULL;
+        if (e)
+            out = barge_xasprintf("%s.%.*s", a.region ? a.region : "", (int)(e - p - 1), p + 1);
+    }
+    barge_arn_release(&a);
+    return out ? out : barge_xstrdup("invalid");
+}
+
+char *barge_elb_socket(const struct barge_server *srv, const char *lb_arn)
+{
+    _cleanup_free_ char *name = barge_elb_proc_name(lb_arn);
+    return barge_xasprintf("%s/lb/%s.sock", srv->cfg.data_dir, name);
+}
+
+bool barge_elb_forwards_to(const json_t *doc, const char *tg_arn)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(barge_json_array(doc, "_forward"), i, f)
+    {
+        if (barge_streq(barge_json_str(f, "TargetGroupArn", ""), tg_arn))
+            return true;
+    }
+    return barge_streq(barge_json_str(doc, "_tg", ""), tg_arn);
 }
 
 char *barge_elb_backend_name(const char *tg_name)
@@ -296,12 +326,41 @@ static int delete_rules(struct barge_tx *tx, const char *owner, struct barge_err
     return delete_under(tx, ELB_KIND_RULE, owner, "RuleArn", rule_key, err);
 }
 
-/* The TagList of a Create call, kept for the tag calls to come (a new
- * reference). */
+/* Checks a TagList as ELB does: keys of 1-128 characters outside the
+ * reserved 'aws:' prefix, values of at most 256, each key once. */
+static int check_tags(const json_t *tags, struct barge_error **err)
+{
+    size_t i, j;
+    json_t *t, *u;
+    json_array_foreach((json_t *)tags, i, t)
+    {
+        const char *key = barge_json_str(t, "Key", "");
+        const char *value = barge_json_str(t, "Value", "");
+        if (!*key || strlen(key) > 128)
+            return invalid(err, "Tag key '%s' must have from 1 to 128 characters", key);
+        if (barge_str_has_prefix(key, "aws:"))
+            return invalid(err, "Tag key '%s' cannot begin with the reserved prefix 'aws:'", key);
+        if (strlen(value) > 256)
+            return invalid(err, "The value of tag '%s' can have at most 256 characters", key);
+        json_array_foreach((json_t *)tags, j, u)
+        {
+            if (j < i && barge_streq(barge_json_str(u, "Key", ""), key))
+                return typed(err, BARGE_ERR_INVALID, "DuplicateTagKeys",
+                             "Tag key '%s' is given more than once", key);
+        }
+    }
+    if (json_array_size(tags) > 50)
+        return typed(err, BARGE_ERR_LIMIT, "TooManyTags",
+                     "A resource can have at most 50 tags; %zu were given", json_array_size(tags));
+    return 0;
+}
+
+/* The TagList of a Create call (checked with check_tags before), kept for
+ * the tag calls (a new reference). */
 static json_t *tags_of(const json_t *in)
 {
-    json_t *tags = json_object_get(in, "Tags");
-    return tags ? json_incref(tags) : json_array();
+    json_t *tags = barge_json_array(in, "Tags");
+    return tags ? json_deep_copy(tags) : json_array();
 }
 
 /* Cuts the list out[field] to the page that Marker and PageSize (default
@@ -440,6 +499,8 @@ static int answer_listing(const struct listing *l, const json_t *in, const json_
 static int create_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                 struct barge_error **err)
 {
+    if (check_tags(barge_json_array(in, "Tags"), err) < 0)
+        return -1;
     const char *name = barge_json_str(in, "Name", "");
     const char *type = barge_json_str(in, "Type", "application");
     if (check_name("Load balancer", name, err) < 0)
@@ -505,6 +566,13 @@ static int delete_load_balancer(struct barge_api_ctx *ctx, json_t *in, json_t **
         *out = json_object();
         return 0;
     }
+    if (barge_streq(barge_json_str(barge_json_object(doc, "_attributes"),
+                                   "deletion_protection.enabled", "false"),
+                    "true"))
+        return typed(err, BARGE_ERR_CONFLICT, "OperationNotPermitted",
+                     "Load balancer '%s' cannot be deleted because deletion protection is "
+                     "enabled",
+                     arn);
     const char *name = barge_json_str(doc, "LoadBalancerName", "");
     if (delete_under(tx, ELB_KIND_LISTENER, name, "ListenerArn", listener_key, err) < 0 ||
         delete_rules(tx, name, err) < 0 || barge_store_del(tx, ELB_KIND_LB, name, err) < 0 ||
@@ -545,9 +613,103 @@ static bool matcher_ok(const char *codes)
     return true;
 }
 
+/* Sets the health check of the target group doc from the call in: what in
+ * gives, else what doc has, else ELB's defaults for doc's Protocol. */
+static int apply_health_check(json_t *doc, const json_t *in, struct barge_error **err)
+{
+    const char *proto = barge_json_str(doc, "Protocol", "HTTP");
+    bool http = !strcmp(proto, "HTTP");
+    _cleanup_free_ char *hc_proto = barge_xstrdup(barge_json_str(
+        in, "HealthCheckProtocol", barge_json_str(doc, "HealthCheckProtocol", proto)));
+    if (strcmp(hc_proto, "HTTP") != 0 && strcmp(hc_proto, "TCP") != 0)
+        return invalid(err, "Health check protocol '%s' is not supported by barge", hc_proto);
+    if (http && strcmp(hc_proto, "HTTP") != 0)
+        return invalid(err,
+                       "Health check protocol '%s' is not supported for target groups with "
+                       "the HTTP protocol",
+                       hc_proto);
+    bool hc_http = !strcmp(hc_proto, "HTTP");
+    const char *given_path = barge_json_str(in, "HealthCheckPath", NULL);
+    if (given_path && !hc_http)
+        return invalid(err,
+                       "A health check path cannot be set with the '%s' health check "
+                       "protocol",
+                       hc_proto);
+    if (given_path && given_path[0] != '/')
+        return invalid(err, "Health check path '%s' must begin with a '/'", given_path);
+    _cleanup_free_ char *path =
+        barge_xstrdup(given_path ? given_path : barge_json_str(doc, "HealthCheckPath", "/"));
+    _cleanup_free_ char *hc_port = barge_xstrdup(barge_json_str(
+        in, "HealthCheckPort", barge_json_str(doc, "HealthCheckPort", "traffic-port")));
+    if (strcmp(hc_port, "traffic-port") != 0) {
+        char *end;
+        long p = strtol(hc_port, &end, 10);
+        if (*end || p < 1 || p > 65535)
+            return invalid(err,
+                           "Health check port '%s' must be 'traffic-port' or a port from 1 "
+                           "to 65535",
+                           hc_port);
+    }
+    json_int_t interval = barge_json_int(in, "HealthCheckIntervalSeconds",
+                                         barge_json_int(doc, "HealthCheckIntervalSeconds", 30));
+    json_int_t timeout =
+        barge_json_int(in, "HealthCheckTimeoutSeconds",
+                       barge_json_int(doc, "HealthCheckTimeoutSeconds", http ? 5 : 10));
+    json_int_t healthy = barge_json_int(in, "HealthyThresholdCount",
+                                        barge_json_int(doc, "HealthyThresholdCount", 5));
+    json_int_t unhealthy = barge_json_int(in, "UnhealthyThresholdCount",
+                                          barge_json_int(doc, "UnhealthyThresholdCount", 2));
+    if (interval < 5 || interval > 300)
+        return invalid(err, "Health check interval '%lld' must be from 5 to 300 seconds",
+                       (long long)interval);
+    if (timeout < 2 || timeout > 120)
+        return invalid(err, "Health check timeout '%lld' must be from 2 to 120 seconds",
+                       (long long)timeout);
+    if (timeout >= interval)
+        return invalid(err,
+                       "Health check timeout '%lld' must be smaller than the interval "
+                       "'%lld'",
+                       (long long)timeout, (long long)interval);
+    if (healthy < 2 || healthy > 10 || unhealthy < 2 || unhealthy > 10)
+        return invalid(err,
+                       "Healthy threshold '%lld' and unhealthy threshold '%lld' must be from 2 "
+                       "to 10",
+                       (long long)healthy, (long long)unhealthy);
+    json_t *matcher = barge_json_object(in, "Matcher");
+    if (json_object_get(matcher, "GrpcCode"))
+        return invalid(err, "Matcher GrpcCode is not supported by barge: use HttpCode");
+    _cleanup_free_ char *codes = barge_xstrdup(barge_json_str(
+        matcher, "HttpCode", barge_json_str(barge_json_object(doc, "Matcher"), "HttpCode", "200")));
+    if (!matcher_ok(codes))
+        return invalid(err,
+                       "Health check matcher HTTP code '%s' must be within '200-499' "
+                       "(\"200\", \"200,202\" or \"200-299\")",
+                       codes);
+    json_object_set_new(doc, "HealthCheckProtocol", json_string(hc_proto));
+    json_object_set_new(doc, "HealthCheckPort", json_string(hc_port));
+    json_object_set_new(
+        doc, "HealthCheckEnabled",
+        json_boolean(barge_json_bool(in, "HealthCheckEnabled",
+                                     barge_json_bool(doc, "HealthCheckEnabled", true))));
+    json_object_set_new(doc, "HealthCheckIntervalSeconds", json_integer(interval));
+    json_object_set_new(doc, "HealthCheckTimeoutSeconds", json_integer(timeout));
+    json_object_set_new(doc, "HealthyThresholdCount", json_integer(healthy));
+    json_object_set_new(doc, "UnhealthyThresholdCount", json_integer(unhealthy));
+    if (hc_http) {
+        json_object_set_new(doc, "HealthCheckPath", json_string(path));
+        json_object_set_new(doc, "Matcher", json_pack("{s:s}", "HttpCode", codes));
+    } else {
+        json_object_del(doc, "HealthCheckPath");
+        json_object_del(doc, "Matcher");
+    }
+    return 0;
+}
+
 static int create_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                struct barge_error **err)
 {
+    if (check_tags(barge_json_array(in, "Tags"), err) < 0)
+        return -1;
     const char *name = barge_json_str(in, "Name", "");
     const char *type = barge_json_str(in, "TargetType", "instance");
     const char *proto = barge_json_str(in, "Protocol", NULL);
@@ -565,50 +727,6 @@ static int create_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
                        "Protocol '%s' is not supported by barge: use 'HTTP' (application load "
                        "balancers) or 'TCP' (network load balancers)",
                        proto);
-    bool http = !strcmp(proto, "HTTP");
-    const char *hc_proto = barge_json_str(in, "HealthCheckProtocol", proto);
-    if (strcmp(hc_proto, "HTTP") != 0 && strcmp(hc_proto, "TCP") != 0)
-        return invalid(err, "Health check protocol '%s' is not supported by barge", hc_proto);
-    if (http && strcmp(hc_proto, "HTTP") != 0)
-        return invalid(err,
-                       "Health check protocol '%s' is not supported for target groups with "
-                       "the HTTP protocol",
-                       hc_proto);
-    bool hc_http = !strcmp(hc_proto, "HTTP");
-    const char *path = barge_json_str(in, "HealthCheckPath", NULL);
-    if (path && !hc_http)
-        return invalid(err,
-                       "A health check path cannot be set with the '%s' health check "
-                       "protocol",
-                       hc_proto);
-    if (path && path[0] != '/')
-        return invalid(err, "Health check path '%s' must begin with a '/'", path);
-    const char *hc_port = barge_json_str(in, "HealthCheckPort", "traffic-port");
-    if (strcmp(hc_port, "traffic-port") != 0) {
-        char *end;
-        long p = strtol(hc_port, &end, 10);
-        if (*end || p < 1 || p > 65535)
-            return invalid(err,
-                           "Health check port '%s' must be 'traffic-port' or a port from 1 "
-                           "to 65535",
-                           hc_port);
-    }
-    json_int_t interval = barge_json_int(in, "HealthCheckIntervalSeconds", 30);
-    json_int_t timeout = barge_json_int(in, "HealthCheckTimeoutSeconds", http ? 5 : 10);
-    if (timeout >= interval)
-        return invalid(err,
-                       "Health check timeout '%lld' must be smaller than the interval "
-                       "'%lld'",
-                       (long long)timeout, (long long)interval);
-    const char *codes = barge_json_str(barge_json_object(in, "Matcher"), "HttpCode", "200");
-    if (json_object_get(barge_json_object(in, "Matcher"), "GrpcCode"))
-        return invalid(err, "Matcher GrpcCode is not supported by barge: use HttpCode");
-    if (!matcher_ok(codes))
-        return invalid(err,
-                       "Health check matcher HTTP code '%s' must be within '200-499' "
-                       "(\"200\", \"200,202\" or \"200-299\")",
-                       codes);
-
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *old = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
@@ -621,20 +739,12 @@ static int create_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     _cleanup_free_ char *res = barge_xasprintf("targetgroup/%s/%s", name, id);
     _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_json_ json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:I, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:s, s:[], s:s, s:[], s:o}",
-        "TargetGroupArn", arn, "TargetGroupName", name, "Protocol", proto, "Port",
-        barge_json_int(in, "Port", 0), "TargetType", type, "HealthCheckProtocol", hc_proto,
-        "HealthCheckEnabled", barge_json_bool(in, "HealthCheckEnabled", true),
-        "HealthCheckIntervalSeconds", interval, "HealthCheckTimeoutSeconds", timeout,
-        "HealthyThresholdCount", barge_json_int(in, "HealthyThresholdCount", 5),
-        "UnhealthyThresholdCount", barge_json_int(in, "UnhealthyThresholdCount", 2),
-        "HealthCheckPort", hc_port, "LoadBalancerArns", "VpcId", "vpc-barge", "_targets", "_tags",
-        tags_of(in));
-    if (hc_http) {
-        json_object_set_new(doc, "HealthCheckPath", json_string(path ? path : "/"));
-        json_object_set_new(doc, "Matcher", json_pack("{s:s}", "HttpCode", codes));
-    }
-    if (http)
+        "{s:s, s:s, s:s, s:I, s:s, s:[], s:s, s:[], s:o}", "TargetGroupArn", arn, "TargetGroupName",
+        name, "Protocol", proto, "Port", barge_json_int(in, "Port", 0), "TargetType", type,
+        "LoadBalancerArns", "VpcId", "vpc-barge", "_targets", "_tags", tags_of(in));
+    if (apply_health_check(doc, in, err) < 0)
+        return -1;
+    if (!strcmp(proto, "HTTP"))
         json_object_set_new(doc, "ProtocolVersion", json_string("HTTP1"));
     json_object_set_new(doc, "IpAddressType", json_string("ipv4"));
     if (save(&tx, ELB_KIND_TG, name, doc, err) < 0)
@@ -653,7 +763,7 @@ static json_t *tg_load_balancers(const json_t *users, const char *tg_arn)
     json_array_foreach((json_t *)users, i, l)
     {
         const char *lb = barge_json_str(l, "LoadBalancerArn", barge_json_str(l, "_lb", ""));
-        if (barge_streq(barge_json_str(l, "_tg", ""), tg_arn) && !listed(arns, lb))
+        if (barge_elb_forwards_to(l, tg_arn) && !listed(arns, lb))
             json_array_append_new(arns, json_string(lb));
     }
     return arns;
@@ -737,7 +847,7 @@ static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     json_t *l;
     json_array_foreach(listeners, i, l)
     {
-        if (barge_streq(barge_json_str(l, "_tg", ""), arn))
+        if (barge_elb_forwards_to(l, arn))
             return typed(err, BARGE_ERR_CONFLICT, "ResourceInUse",
                          "Target group '%s' is currently in use by a listener or a rule", arn);
     }
@@ -748,11 +858,37 @@ static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     return 0;
 }
 
+static int modify_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                               struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *tg = begin_tg(ctx, in, true, &tx, err);
+    if (!tg || apply_health_check(tg, in, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *lbs =
+        scan_tg_load_balancers(tx, barge_json_str(tg, "TargetGroupArn", ""), err);
+    if (!lbs)
+        return -1;
+    json_t *pub = public_doc(tg);
+    json_object_set(pub, "LoadBalancerArns", lbs);
+    if (save(&tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg, err) < 0) {
+        json_decref(pub);
+        return -1;
+    }
+    /* The data plane's next pass restarts the HAProxy processes that use it
+     * with the new checks (a graceful takeover). */
+    barge_server_wake(ctx->srv);
+    *out = json_pack("{s:[o]}", "TargetGroups", pub);
+    return 0;
+}
+
 /* ---- listeners ---- */
 
-/* The target group of actions, which must be one forward action (borrowed
- * from actions), or NULL with err set. */
-static const char *forward_target(const json_t *actions, struct barge_error **err)
+/* The forward action that actions must consist of, as
+ * {"TargetGroups": [{TargetGroupArn, Weight}], "Stickiness": {Enabled,
+ * DurationSeconds}} (a new reference), or NULL with err set. A plain
+ * TargetGroupArn is one group of weight 1. */
+static json_t *read_forward(const json_t *actions, struct barge_error **err)
 {
     if (json_array_size(actions) != 1) {
         invalid(err, "barge supports exactly one action (forward); %zu were given",
@@ -766,33 +902,154 @@ static const char *forward_target(const json_t *actions, struct barge_error **er
         return NULL;
     }
     const char *tg_arn = barge_json_str(action, "TargetGroupArn", NULL);
-    json_t *fwd_groups =
-        barge_json_array(barge_json_object(action, "ForwardConfig"), "TargetGroups");
-    if (json_array_size(fwd_groups) > 1) {
-        invalid(err, "Forwarding to several target groups is not supported by barge yet");
+    json_t *config = barge_json_object(action, "ForwardConfig");
+    json_t *given = barge_json_array(config, "TargetGroups");
+    _cleanup_json_ json_t *groups = json_array();
+    size_t i;
+    json_t *g;
+    json_array_foreach(given, i, g)
+    {
+        const char *arn = barge_json_str(g, "TargetGroupArn", "");
+        json_int_t weight = barge_json_int(g, "Weight", 1);
+        if (weight < 0 || weight > 999) {
+            invalid(err, "Weight '%lld' of target group '%s' must be from 0 to 999",
+                    (long long)weight, arn);
+            return NULL;
+        }
+        size_t j;
+        json_t *h;
+        json_array_foreach(groups, j, h)
+        {
+            if (barge_streq(barge_json_str(h, "TargetGroupArn", ""), arn)) {
+                invalid(err, "Target group '%s' is given more than once in the forward action",
+                        arn);
+                return NULL;
+            }
+        }
+        json_array_append_new(groups,
+                              json_pack("{s:s, s:I}", "TargetGroupArn", arn, "Weight", weight));
+    }
+    if (json_array_size(groups) > 5) {
+        invalid(err, "A forward action can have at most 5 target groups; %zu were given",
+                json_array_size(groups));
         return NULL;
     }
-    if (!tg_arn && json_array_size(fwd_groups) == 1)
-        tg_arn = barge_json_str(json_array_get(fwd_groups, 0), "TargetGroupArn", NULL);
-    if (!tg_arn)
+    if (tg_arn && json_array_size(groups) &&
+        (json_array_size(groups) > 1 ||
+         !barge_streq(barge_json_str(json_array_get(groups, 0), "TargetGroupArn", ""), tg_arn))) {
+        invalid(err, "TargetGroupArn '%s' and ForwardConfig must name the same target group",
+                tg_arn);
+        return NULL;
+    }
+    if (tg_arn && !json_array_size(groups))
+        json_array_append_new(groups,
+                              json_pack("{s:s, s:i}", "TargetGroupArn", tg_arn, "Weight", 1));
+    if (!json_array_size(groups)) {
         invalid(err, "A target group ARN must be specified for the forward action");
-    return tg_arn;
+        return NULL;
+    }
+    json_t *sticky = barge_json_object(config, "TargetGroupStickinessConfig");
+    bool enabled = barge_json_bool(sticky, "Enabled", false);
+    json_int_t duration = barge_json_int(sticky, "DurationSeconds", 3600);
+    if (enabled && (duration < 1 || duration > 604800)) {
+        invalid(err, "Target group stickiness duration '%lld' must be from 1 to 604800 seconds",
+                (long long)duration);
+        return NULL;
+    }
+    json_t *out =
+        json_pack("{s:O, s:{s:b}}", "TargetGroups", groups, "Stickiness", "Enabled", enabled);
+    if (enabled)
+        json_object_set_new(json_object_get(out, "Stickiness"), "DurationSeconds",
+                            json_integer(duration));
+    return out;
 }
 
-/* The wire form of a forward action to tg_arn. */
-static json_t *forward_action(const char *tg_arn)
+/* Checks that fwd's target groups exist and speak proto. */
+static int check_forward(struct barge_tx *tx, const json_t *fwd, const char *proto,
+                         struct barge_error **err)
 {
-    return json_pack("[{s:s, s:s, s:{s:[{s:s, s:i}]}}]", "Type", "forward", "TargetGroupArn",
-                     tg_arn, "ForwardConfig", "TargetGroups", "TargetGroupArn", tg_arn, "Weight",
-                     1);
+    size_t i;
+    json_t *g;
+    json_array_foreach(barge_json_array(fwd, "TargetGroups"), i, g)
+    {
+        _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(g, "TargetGroupArn", ""), err);
+        if (!tg)
+            return -1;
+        if (!barge_streq(barge_json_str(tg, "Protocol", ""), proto))
+            return typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
+                         "Listener protocol '%s' is not compatible with target group protocol "
+                         "'%s'",
+                         proto, barge_json_str(tg, "Protocol", ""));
+    }
+    return 0;
+}
+
+/* The wire form of the forward action fwd (from read_forward). */
+static json_t *forward_action(const json_t *fwd)
+{
+    json_t *groups = barge_json_array(fwd, "TargetGroups");
+    json_t *action =
+        json_pack("{s:s, s:{s:O, s:O}}", "Type", "forward", "ForwardConfig", "TargetGroups", groups,
+                  "TargetGroupStickinessConfig", json_object_get(fwd, "Stickiness"));
+    if (json_array_size(groups) == 1)
+        json_object_set(action, "TargetGroupArn",
+                        json_object_get(json_array_get(groups, 0), "TargetGroupArn"));
+    return json_pack("[o]", action);
+}
+
+/* Stores what fwd forwards to in the listener or rule doc. */
+static void set_forward(json_t *doc, const json_t *fwd)
+{
+    json_t *groups = barge_json_array(fwd, "TargetGroups");
+    json_object_set(doc, "_forward", groups);
+    json_object_set(doc, "_stickiness", json_object_get(fwd, "Stickiness"));
+    json_object_set(doc, "_tg", json_object_get(json_array_get(groups, 0), "TargetGroupArn"));
+}
+
+/* Every region's load balancers listen on this host's one address: fails
+ * when a listener of another region has port. */
+static int check_port_elsewhere(struct barge_api_ctx *ctx, json_int_t port,
+                                struct barge_error **err)
+{
+    _cleanup_json_ json_t *regions = NULL;
+    if (barge_store_regions(ctx->srv->store, &regions, err) < 0)
+        return -1;
+    char was[BARGE_STORE_REGION_MAX];
+    snprintf(was, sizeof(was), "%s", barge_store_thread_region() ?: "");
+    size_t i, j;
+    json_t *r, *l;
+    json_array_foreach(regions, i, r)
+    {
+        if (barge_streq(json_string_value(r), barge_server_region(ctx->srv)))
+            continue;
+        barge_store_use_region(json_string_value(r));
+        _cleanup_tx_ struct barge_tx *tx = NULL;
+        int rc = barge_store_begin(ctx->srv->store, false, &tx, err);
+        barge_store_use_region(was[0] ? was : NULL);
+        if (rc < 0)
+            return -1;
+        _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LISTENER, "", err);
+        if (!all)
+            return -1;
+        json_array_foreach(all, j, l)
+        {
+            if (barge_json_int(l, "Port", 0) == port)
+                return typed(err, BARGE_ERR_INVALID, "InvalidConfigurationRequest",
+                             "Port %lld is already used by a listener of load balancer '%s'",
+                             (long long)port, barge_json_str(l, "LoadBalancerArn", ""));
+        }
+    }
+    return 0;
 }
 
 static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                            struct barge_error **err)
 {
+    if (check_tags(barge_json_array(in, "Tags"), err) < 0)
+        return -1;
     const char *lb_arn = barge_json_str(in, "LoadBalancerArn", "");
-    const char *tg_arn = forward_target(barge_json_array(in, "DefaultActions"), err);
-    if (!tg_arn)
+    _cleanup_json_ json_t *fwd = read_forward(barge_json_array(in, "DefaultActions"), err);
+    if (!fwd || check_port_elsewhere(ctx, barge_json_int(in, "Port", 0), err) < 0)
         return -1;
 
     _cleanup_tx_ struct barge_tx *tx = NULL;
@@ -800,9 +1057,6 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     _cleanup_json_ json_t *lb = load_lb(tx, lb_arn, err);
     if (!lb)
-        return -1;
-    _cleanup_json_ json_t *tg = load_tg(tx, tg_arn, err);
-    if (!tg)
         return -1;
     bool network = barge_streq(barge_json_str(lb, "Type", ""), "network");
     const char *proto = barge_json_str(in, "Protocol", network ? "TCP" : "HTTP");
@@ -814,10 +1068,8 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                        "Listener protocol '%s' is not supported by barge for %s load "
                        "balancers: use '%s'",
                        proto, network ? "network" : "application", network ? "TCP" : "HTTP");
-    if (!barge_streq(barge_json_str(tg, "Protocol", ""), proto))
-        return typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
-                     "Listener protocol '%s' is not compatible with target group protocol '%s'",
-                     proto, barge_json_str(tg, "Protocol", ""));
+    if (check_forward(tx, fwd, proto, err) < 0)
+        return -1;
     /* Every load balancer listens on the same address, so a port is taken
      * by whichever listener has it. */
     _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LISTENER, "", err);
@@ -844,8 +1096,9 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         barge_xasprintf("listener/%s/%s/%s/%s", network ? "net" : "app", lb_name, lb_id, id);
     _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_json_ json_t *doc = json_pack(
-        "{s:s, s:s, s:I, s:s, s:o, s:s}", "ListenerArn", arn, "LoadBalancerArn", lb_arn, "Port",
-        port, "Protocol", proto, "DefaultActions", forward_action(tg_arn), "_tg", tg_arn);
+        "{s:s, s:s, s:I, s:s, s:o, s:o}", "ListenerArn", arn, "LoadBalancerArn", lb_arn, "Port",
+        port, "Protocol", proto, "DefaultActions", forward_action(fwd), "_tags", tags_of(in));
+    set_forward(doc, fwd);
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lb_name, id);
     if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
         return -1;
@@ -1091,9 +1344,7 @@ static json_t *backend_stats(struct barge_server *srv, const json_t *tg, const j
 {
     if (!json_array_size(lbs))
         return NULL;
-    _cleanup_free_ char *lb_name =
-        arn_part(json_string_value(json_array_get(lbs, 0)), "loadbalancer", 2);
-    _cleanup_free_ char *sock = barge_elb_socket(srv, lb_name ? lb_name : "");
+    _cleanup_free_ char *sock = barge_elb_socket(srv, json_string_value(json_array_get(lbs, 0)));
     _cleanup_error_ struct barge_error *herr = NULL;
     _cleanup_json_ json_t *stats = barge_haproxy_servers(sock, &herr);
     if (!stats && log_failure)
@@ -1254,6 +1505,24 @@ static int describe_target_group_attributes(struct barge_api_ctx *ctx, json_t *i
     return 0;
 }
 
+/* Keeps the Attributes (checked) of a Modify call in doc's "_attributes"
+ * ({key: value}). */
+static void keep_attributes(json_t *doc, const json_t *attrs)
+{
+    json_t *mine = barge_json_object(doc, "_attributes");
+    if (!mine) {
+        mine = json_object();
+        json_object_set_new(doc, "_attributes", mine);
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach((json_t *)attrs, i, a)
+    {
+        json_object_set_new(mine, barge_json_str(a, "Key", ""),
+                            json_string(barge_json_str(a, "Value", "")));
+    }
+}
+
 static int modify_target_group_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                           struct barge_error **err)
 {
@@ -1270,16 +1539,7 @@ static int modify_target_group_attributes(struct barge_api_ctx *ctx, json_t *in,
     _cleanup_json_ json_t *tg = begin_tg(ctx, in, true, &tx, err);
     if (!tg)
         return -1;
-    json_t *mine = barge_json_object(tg, "_attributes");
-    if (!mine) {
-        mine = json_object();
-        json_object_set_new(tg, "_attributes", mine);
-    }
-    json_array_foreach(attrs, i, a)
-    {
-        json_object_set_new(mine, barge_json_str(a, "Key", ""),
-                            json_string(barge_json_str(a, "Value", "")));
-    }
+    keep_attributes(tg, attrs);
     if (save(&tx, ELB_KIND_TG, barge_json_str(tg, "TargetGroupName", ""), tg, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
@@ -1365,10 +1625,12 @@ fail:
 static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                        struct barge_error **err)
 {
+    if (check_tags(barge_json_array(in, "Tags"), err) < 0)
+        return -1;
     const char *listener_arn = barge_json_str(in, "ListenerArn", "");
     json_int_t priority = barge_json_int(in, "Priority", 0);
-    const char *tg_arn = forward_target(barge_json_array(in, "Actions"), err);
-    if (!tg_arn)
+    _cleanup_json_ json_t *fwd = read_forward(barge_json_array(in, "Actions"), err);
+    if (!fwd)
         return -1;
     _cleanup_json_ json_t *conditions = read_conditions(in, err);
     if (!conditions)
@@ -1383,13 +1645,8 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (!barge_streq(barge_json_str(listener, "Protocol", ""), "HTTP"))
         return invalid(err, "Rules with conditions need an HTTP listener; '%s' is %s", listener_arn,
                        barge_json_str(listener, "Protocol", ""));
-    _cleanup_json_ json_t *tg = load_tg(tx, tg_arn, err);
-    if (!tg)
+    if (check_forward(tx, fwd, "HTTP", err) < 0)
         return -1;
-    if (!barge_streq(barge_json_str(tg, "Protocol", ""), "HTTP"))
-        return typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
-                     "Listener protocol 'HTTP' is not compatible with target group protocol '%s'",
-                     barge_json_str(tg, "Protocol", ""));
     _cleanup_json_ json_t *rules = scan_under(tx, ELB_KIND_RULE, lkey, err);
     if (!rules)
         return -1;
@@ -1412,10 +1669,11 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_free_ char *prio = barge_xasprintf("%lld", (long long)priority);
     _cleanup_json_ json_t *doc =
-        json_pack("{s:s, s:s, s:O, s:o, s:b, s:I, s:s, s:s, s:s}", "RuleArn", arn, "Priority", prio,
-                  "Conditions", conditions, "Actions", forward_action(tg_arn), "IsDefault", 0,
-                  "_priority", priority, "_tg", tg_arn, "_lb",
-                  barge_json_str(listener, "LoadBalancerArn", ""), "_listener", listener_arn);
+        json_pack("{s:s, s:s, s:O, s:o, s:b, s:I, s:s, s:s, s:o}", "RuleArn", arn, "Priority", prio,
+                  "Conditions", conditions, "Actions", forward_action(fwd), "IsDefault", 0,
+                  "_priority", priority, "_lb", barge_json_str(listener, "LoadBalancerArn", ""),
+                  "_listener", listener_arn, "_tags", tags_of(in));
+    set_forward(doc, fwd);
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lkey, id);
     if (save(&tx, ELB_KIND_RULE, key, doc, err) < 0)
         return -1;
@@ -1518,6 +1776,511 @@ static int delete_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     return 0;
 }
 
+static int set_rule_priorities(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                               struct barge_error **err)
+{
+    json_t *asked = barge_json_array(in, "RulePriorities");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *changed = json_array(); /* [[key, doc]] */
+    size_t i;
+    json_t *p;
+    json_array_foreach(asked, i, p)
+    {
+        const char *arn = barge_json_str(p, "RuleArn", "");
+        json_int_t priority = barge_json_int(p, "Priority", 0);
+        if (barge_str_has_suffix(arn, "/default"))
+            return typed(err, BARGE_ERR_CONFLICT, "OperationNotPermitted",
+                         "The priority of default rule '%s' cannot be changed", arn);
+        if (priority < 1 || priority > 50000)
+            return invalid(err, "Priority '%lld' of rule '%s' must be from 1 to 50000",
+                           (long long)priority, arn);
+        _cleanup_free_ char *key = rule_key(arn);
+        json_t *doc =
+            load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", arn, "RuleNotFound", "Rule", err);
+        if (!doc)
+            return -1;
+        _cleanup_free_ char *prio = barge_xasprintf("%lld", (long long)priority);
+        json_object_set_new(doc, "_priority", json_integer(priority));
+        json_object_set_new(doc, "Priority", json_string(prio));
+        json_array_append_new(changed, json_pack("[s, o]", key, doc));
+    }
+    /* Each listener's priorities stay unique once all are applied. */
+    json_t *c;
+    json_array_foreach(changed, i, c)
+    {
+        json_t *doc = json_array_get(c, 1);
+        _cleanup_free_ char *lkey = listener_key(barge_json_str(doc, "_listener", ""));
+        _cleanup_json_ json_t *rules = scan_under(tx, ELB_KIND_RULE, lkey ? lkey : "", err);
+        if (!rules)
+            return -1;
+        size_t j;
+        json_t *r;
+        json_array_foreach(rules, j, r)
+        {
+            json_t *now = r;
+            size_t k;
+            json_t *d;
+            json_array_foreach(changed, k, d)
+            {
+                if (barge_streq(barge_json_str(json_array_get(d, 1), "RuleArn", ""),
+                                barge_json_str(r, "RuleArn", "")))
+                    now = json_array_get(d, 1);
+            }
+            if (!barge_streq(barge_json_str(now, "RuleArn", ""),
+                             barge_json_str(doc, "RuleArn", "")) &&
+                barge_json_int(now, "_priority", 0) == barge_json_int(doc, "_priority", 0))
+                return typed(err, BARGE_ERR_CONFLICT, "PriorityInUse",
+                             "Priority '%lld' is currently in use",
+                             (long long)barge_json_int(doc, "_priority", 0));
+        }
+    }
+    json_t *list = json_array();
+    json_array_foreach(changed, i, c)
+    {
+        if (barge_store_put(tx, ELB_KIND_RULE, json_string_value(json_array_get(c, 0)),
+                            json_array_get(c, 1), err) < 0) {
+            json_decref(list);
+            return -1;
+        }
+        json_array_append_new(list, public_doc(json_array_get(c, 1)));
+    }
+    if (barge_store_commit(barge_steal(&tx), err) < 0) {
+        json_decref(list);
+        return -1;
+    }
+    barge_server_wake(ctx->srv);
+    *out = json_pack("{s:o}", "Rules", list);
+    return 0;
+}
+
+/* ---- tags ---- */
+
+/* Where a taggable resource's document is: its store kind and key, the
+ * field that holds its ARN, the error and the word for one that is missing. */
+struct resource {
+    const char *kind;
+    char *key;
+    const char *arn_field;
+    const char *not_found;
+    const char *what;
+};
+
+static int resource_of(const char *arn, struct resource *r, struct barge_error **err)
+{
+    *r = (struct resource){0};
+    if ((r->key = arn_part(arn, "loadbalancer", 2)))
+        *r = (struct resource){ELB_KIND_LB, r->key, "LoadBalancerArn", "LoadBalancerNotFound",
+                               "Load balancer"};
+    else if ((r->key = arn_part(arn, "targetgroup", 1)))
+        *r = (struct resource){ELB_KIND_TG, r->key, "TargetGroupArn", "TargetGroupNotFound",
+                               "Target group"};
+    else if ((r->key = listener_key(arn)))
+        *r = (struct resource){ELB_KIND_LISTENER, r->key, "ListenerArn", "ListenerNotFound",
+                               "Listener"};
+    else if ((r->key = rule_key(arn)))
+        *r = (struct resource){ELB_KIND_RULE, r->key, "RuleArn", "RuleNotFound", "Rule"};
+    else
+        return invalid(err,
+                       "'%s' is not the ARN of a load balancer, target group, listener or rule",
+                       arn ? arn : "");
+    return 0;
+}
+
+/* The document of the resource arn (the caller owns it) and where it is
+ * (*r, released by the caller), or NULL with err set. */
+static json_t *load_resource(struct barge_tx *tx, const char *arn, struct resource *r,
+                             struct barge_error **err)
+{
+    if (resource_of(arn, r, err) < 0)
+        return NULL;
+    return load_keyed(tx, r->kind, r->key, r->arn_field, arn, r->not_found, r->what, err);
+}
+
+/* AddTags (add) and RemoveTags: every resource named, in one transaction. */
+static int change_tags(struct barge_api_ctx *ctx, const json_t *in, bool add,
+                       struct barge_error **err)
+{
+    json_t *arns = barge_json_array(in, "ResourceArns");
+    json_t *tags = barge_json_array(in, "Tags");
+    json_t *keys = barge_json_array(in, "TagKeys");
+    if (add && check_tags(tags, err) < 0)
+        return -1;
+    if (json_array_size(arns) > 20)
+        return invalid(err, "At most 20 resource ARNs can be given; %zu were given",
+                       json_array_size(arns));
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
+        return -1;
+    size_t i;
+    json_t *a;
+    json_array_foreach(arns, i, a)
+    {
+        struct resource r;
+        _cleanup_json_ json_t *doc = load_resource(tx, json_string_value(a), &r, err);
+        _cleanup_free_ char *key = r.key;
+        if (!doc)
+            return -1;
+        json_t *cur = barge_json_array(doc, "_tags");
+        json_t *holder = json_pack("{s:o}", "tags", cur ? json_incref(cur) : json_array());
+        if (add)
+            barge_api_tags_merge(holder, tags);
+        else
+            barge_api_tags_remove(holder, keys);
+        json_object_set(doc, "_tags", json_object_get(holder, "tags"));
+        json_decref(holder);
+        if (json_array_size(barge_json_array(doc, "_tags")) > 50)
+            return typed(err, BARGE_ERR_LIMIT, "TooManyTags",
+                         "Resource '%s' would have more than 50 tags", json_string_value(a));
+        if (barge_store_put(tx, r.kind, key, doc, err) < 0)
+            return -1;
+    }
+    if (barge_store_commit(barge_steal(&tx), err) < 0)
+        return -1;
+    return 0;
+}
+
+static int add_tags(struct barge_api_ctx *ctx, json_t *in, json_t **out, struct barge_error **err)
+{
+    if (change_tags(ctx, in, true, err) < 0)
+        return -1;
+    *out = json_object();
+    return 0;
+}
+
+static int remove_tags(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    if (change_tags(ctx, in, false, err) < 0)
+        return -1;
+    *out = json_object();
+    return 0;
+}
+
+static int describe_tags(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                         struct barge_error **err)
+{
+    json_t *arns = barge_json_array(in, "ResourceArns");
+    if (json_array_size(arns) > 20)
+        return invalid(err, "At most 20 resource ARNs can be given; %zu were given",
+                       json_array_size(arns));
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *list = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(arns, i, a)
+    {
+        struct resource r;
+        _cleanup_json_ json_t *doc = load_resource(tx, json_string_value(a), &r, err);
+        free(r.key);
+        if (!doc)
+            return -1;
+        json_t *tags = barge_json_array(doc, "_tags");
+        json_array_append_new(list, json_pack("{s:O, s:o}", "ResourceArn", a, "Tags",
+                                              tags ? json_incref(tags) : json_array()));
+    }
+    *out = json_pack("{s:O}", "TagDescriptions", list);
+    return 0;
+}
+
+/* ---- load balancer attributes ---- */
+
+/* The attributes of a load balancer of either type (network: which_type
+ * 'n', application: 'a', both: 0) with ELB's defaults and the values each
+ * takes ("bool", "int:lo:hi", a list "a|b|c", or NULL for any text). barge
+ * honours deletion_protection.enabled (DeleteLoadBalancer) and
+ * idle_timeout.timeout_seconds (HAProxy's client and server timeouts); the
+ * others are kept and answered. */
+static const struct {
+    char which_type;
+    const char *key;
+    const char *value;
+    const char *domain;
+} lb_attribute_defaults[] = {
+    {0, "deletion_protection.enabled", "false", "bool"},
+    {0, "access_logs.s3.enabled", "false", "bool"},
+    {0, "access_logs.s3.bucket", "", NULL},
+    {0, "access_logs.s3.prefix", "", NULL},
+    {0, "load_balancing.cross_zone.enabled", NULL, "bool"},
+    {'a', "idle_timeout.timeout_seconds", "60", "int:1:4000"},
+    {'a', "routing.http2.enabled", "true", "bool"},
+    {'a', "routing.http.drop_invalid_header_fields.enabled", "false", "bool"},
+    {'a', "routing.http.desync_mitigation_mode", "defensive", "monitor|defensive|strictest"},
+    {'a', "routing.http.preserve_host_header.enabled", "false", "bool"},
+    {'a', "routing.http.x_amzn_tls_version_and_cipher_suite.enabled", "false", "bool"},
+    {'a', "routing.http.xff_client_port.enabled", "false", "bool"},
+    {'a', "routing.http.xff_header_processing.mode", "append", "append|preserve|remove"},
+    {'a', "waf.fail_open.enabled", "false", "bool"},
+    {'n', "dns_record.client_routing_policy", "any_availability_zone",
+     "availability_zone_affinity|partial_availability_zone_affinity|any_availability_zone"},
+};
+
+static bool lb_attribute_applies(size_t i, const json_t *lb)
+{
+    char t = barge_streq(barge_json_str(lb, "Type", ""), "network") ? 'n' : 'a';
+    return !lb_attribute_defaults[i].which_type || lb_attribute_defaults[i].which_type == t;
+}
+
+static json_t *lb_attributes(const json_t *lb)
+{
+    json_t *list = json_array();
+    json_t *mine = barge_json_object(lb, "_attributes");
+    bool network = barge_streq(barge_json_str(lb, "Type", ""), "network");
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(lb_attribute_defaults); i++) {
+        if (!lb_attribute_applies(i, lb))
+            continue;
+        const char *key = lb_attribute_defaults[i].key;
+        /* Cross-zone balancing is on by default for application load
+         * balancers only. */
+        const char *def = lb_attribute_defaults[i].value ? lb_attribute_defaults[i].value
+                                                         : (network ? "false" : "true");
+        json_array_append_new(
+            list, json_pack("{s:s, s:s}", "Key", key, "Value", barge_json_str(mine, key, def)));
+    }
+    return list;
+}
+
+/* Whether value is within domain (see lb_attribute_defaults). */
+static bool in_domain(const char *domain, const char *value)
+{
+    if (!domain)
+        return strlen(value) <= 1024;
+    if (barge_streq(domain, "bool"))
+        return barge_streq(value, "true") || barge_streq(value, "false");
+    long lo, hi;
+    if (sscanf(domain, "int:%ld:%ld", &lo, &hi) == 2) {
+        char *end;
+        long n = strtol(value, &end, 10);
+        return *value && !*end && n >= lo && n <= hi;
+    }
+    size_t n = strlen(value);
+    for (const char *p = domain; *p;) {
+        const char *e = strchr(p, '|');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (n && len == n && !strncmp(p, value, n))
+            return true;
+        p = e ? e + 1 : p + len;
+    }
+    return false;
+}
+
+static int check_lb_attribute(const json_t *lb, const char *key, const char *value,
+                              struct barge_error **err)
+{
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(lb_attribute_defaults); i++) {
+        if (!barge_streq(lb_attribute_defaults[i].key, key))
+            continue;
+        if (!lb_attribute_applies(i, lb))
+            return invalid(err,
+                           "Load balancer attribute key '%s' is not valid for %s load "
+                           "balancers",
+                           key, barge_json_str(lb, "Type", ""));
+        if (!in_domain(lb_attribute_defaults[i].domain, value))
+            return invalid(err, "Load balancer attribute '%s' value '%s' is not valid%s%s", key,
+                           value, lb_attribute_defaults[i].domain ? ": use " : "",
+                           lb_attribute_defaults[i].domain ? lb_attribute_defaults[i].domain : "");
+        return 0;
+    }
+    return invalid(err, "Load balancer attribute key '%s' is not recognized", key);
+}
+
+static json_t *begin_lb(struct barge_api_ctx *ctx, const json_t *in, bool write,
+                        struct barge_tx **tx, struct barge_error **err)
+{
+    if (barge_store_begin(ctx->srv->store, write, tx, err) < 0)
+        return NULL;
+    return load_lb(*tx, barge_json_str(in, "LoadBalancerArn", ""), err);
+}
+
+static int describe_load_balancer_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                             struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *lb = begin_lb(ctx, in, false, &tx, err);
+    if (!lb)
+        return -1;
+    *out = json_pack("{s:o}", "Attributes", lb_attributes(lb));
+    return 0;
+}
+
+static int modify_load_balancer_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                           struct barge_error **err)
+{
+    json_t *attrs = barge_json_array(in, "Attributes");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *lb = begin_lb(ctx, in, true, &tx, err);
+    if (!lb)
+        return -1;
+    size_t i;
+    json_t *a;
+    json_array_foreach(attrs, i, a)
+    {
+        if (check_lb_attribute(lb, barge_json_str(a, "Key", ""), barge_json_str(a, "Value", ""),
+                               err) < 0)
+            return -1;
+    }
+    keep_attributes(lb, attrs);
+    if (save(&tx, ELB_KIND_LB, barge_json_str(lb, "LoadBalancerName", ""), lb, err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    *out = json_pack("{s:o}", "Attributes", lb_attributes(lb));
+    return 0;
+}
+
+/* SetSecurityGroups, SetSubnets and SetIpAddressType: barge has no VPC, so
+ * these are kept and answered. */
+static int set_security_groups(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                               struct barge_error **err)
+{
+    json_t *groups = barge_json_array(in, "SecurityGroups");
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g)
+    {
+        if (!barge_str_has_prefix(json_string_value(g) ? json_string_value(g) : "", "sg-"))
+            return typed(err, BARGE_ERR_INVALID, "InvalidSecurityGroup",
+                         "Security group '%s' is not valid: security group ids begin with 'sg-'",
+                         json_string_value(g) ? json_string_value(g) : "");
+    }
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *lb = begin_lb(ctx, in, true, &tx, err);
+    if (!lb)
+        return -1;
+    json_object_set_new(lb, "SecurityGroups", groups ? json_incref(groups) : json_array());
+    if (save(&tx, ELB_KIND_LB, barge_json_str(lb, "LoadBalancerName", ""), lb, err) < 0)
+        return -1;
+    *out = json_pack("{s:O}", "SecurityGroupIds", json_object_get(lb, "SecurityGroups"));
+    return 0;
+}
+
+static int set_subnets(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    _cleanup_json_ json_t *zones = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(barge_json_array(in, "Subnets"), i, v)
+    {
+        json_array_append_new(zones,
+                              json_pack("{s:s, s:O}", "ZoneName", "barge-1a", "SubnetId", v));
+    }
+    json_array_foreach(barge_json_array(in, "SubnetMappings"), i, v)
+    {
+        json_array_append_new(zones, json_pack("{s:s, s:s}", "ZoneName", "barge-1a", "SubnetId",
+                                               barge_json_str(v, "SubnetId", "")));
+    }
+    json_array_foreach(zones, i, v)
+    {
+        if (!barge_str_has_prefix(barge_json_str(v, "SubnetId", ""), "subnet-"))
+            return typed(err, BARGE_ERR_INVALID, "InvalidSubnet",
+                         "Subnet '%s' is not valid: subnet ids begin with 'subnet-'",
+                         barge_json_str(v, "SubnetId", ""));
+    }
+    if (barge_streq(barge_json_str(in, "IpAddressType", "ipv4"), "dualstack"))
+        return invalid(err, "IpAddressType 'dualstack' is not supported by barge: use 'ipv4'");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *lb = begin_lb(ctx, in, true, &tx, err);
+    if (!lb)
+        return -1;
+    json_object_set(lb, "AvailabilityZones", zones);
+    if (save(&tx, ELB_KIND_LB, barge_json_str(lb, "LoadBalancerName", ""), lb, err) < 0)
+        return -1;
+    *out = json_pack("{s:O, s:s}", "AvailabilityZones", zones, "IpAddressType", "ipv4");
+    return 0;
+}
+
+static int set_ip_address_type(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                               struct barge_error **err)
+{
+    const char *type = barge_json_str(in, "IpAddressType", "");
+    if (strcmp(type, "ipv4") != 0)
+        return invalid(err, "IpAddressType '%s' is not supported by barge: use 'ipv4'", type);
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_json_ json_t *lb = begin_lb(ctx, in, false, &tx, err);
+    if (!lb)
+        return -1;
+    *out = json_pack("{s:s}", "IpAddressType", "ipv4");
+    return 0;
+}
+
+/* ---- account limits and SSL policies ---- */
+
+static int describe_account_limits(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                   struct barge_error **err)
+{
+    (void)ctx;
+    (void)in;
+    (void)err;
+    /* The limits that barge enforces, and ELB's defaults for the others. */
+    static const struct {
+        const char *name;
+        const char *max;
+    } limits[] = {
+        {"application-load-balancers", "50"},
+        {"network-load-balancers", "50"},
+        {"target-groups", "3000"},
+        {"targets-per-application-load-balancer", "1000"},
+        {"targets-per-network-load-balancer", "500"},
+        {"listeners-per-application-load-balancer", "50"},
+        {"listeners-per-network-load-balancer", "50"},
+        {"rules-per-application-load-balancer", "100"},
+        {"target-groups-per-action-on-application-load-balancer", "5"},
+        {"certificates-per-application-load-balancer", "25"},
+        {"condition-values-per-alb-rule", "5"},
+        {"condition-wildcards-per-alb-rule", "5"},
+    };
+    json_t *list = json_array();
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(limits); i++)
+        json_array_append_new(
+            list, json_pack("{s:s, s:s}", "Name", limits[i].name, "Max", limits[i].max));
+    *out = json_pack("{s:o}", "Limits", list);
+    return 0;
+}
+
+static int describe_ssl_policies(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                 struct barge_error **err)
+{
+    (void)ctx;
+    /* barge's listeners speak HTTP and TCP only; these are the names ELB
+     * knows, answered so that tools which list them work. */
+    static const char *const names[] = {
+        "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "ELBSecurityPolicy-2016-08",
+        "ELBSecurityPolicy-TLS-1-2-2017-01",
+        "ELBSecurityPolicy-FS-1-2-Res-2020-10",
+    };
+    json_t *asked = barge_json_array(in, "Names");
+    size_t i;
+    json_t *n;
+    json_array_foreach(asked, i, n)
+    {
+        bool known = false;
+        for (size_t k = 0; k < BARGE_ARRAY_SIZE(names); k++)
+            known |= barge_streq(names[k], json_string_value(n));
+        if (!known)
+            return typed(err, BARGE_ERR_NOT_FOUND, "SSLPolicyNotFound", "SSL policy '%s' not found",
+                         json_string_value(n) ? json_string_value(n) : "");
+    }
+    bool tls13 = true;
+    json_t *list = json_array();
+    for (size_t k = 0; k < BARGE_ARRAY_SIZE(names); k++, tls13 = false) {
+        if (json_array_size(asked) && !listed(asked, names[k]))
+            continue;
+        json_t *protocols =
+            tls13 ? json_pack("[s, s]", "TLSv1.2", "TLSv1.3") : json_pack("[s]", "TLSv1.2");
+        json_array_append_new(list,
+                              json_pack("{s:s, s:o, s:[{s:s, s:i}], s:[s, s]}", "Name", names[k],
+                                        "SslProtocols", protocols, "Ciphers", "Name",
+                                        "ECDHE-RSA-AES128-GCM-SHA256", "Priority", 1,
+                                        "SupportedLoadBalancerTypes", "application", "network"));
+    }
+    *out = json_pack("{s:o}", "SslPolicies", list);
+    return 0;
+}
+
 static const struct barge_api_op elbv2_ops[] = {
     {"CreateLoadBalancer", create_load_balancer},
     {"DescribeLoadBalancers", describe_load_balancers},
@@ -1525,6 +2288,7 @@ static const struct barge_api_op elbv2_ops[] = {
     {"CreateTargetGroup", create_target_group},
     {"DescribeTargetGroups", describe_target_groups},
     {"DeleteTargetGroup", delete_target_group},
+    {"ModifyTargetGroup", modify_target_group},
     {"CreateListener", create_listener},
     {"DescribeListeners", describe_listeners},
     {"DeleteListener", delete_listener},
@@ -1536,6 +2300,17 @@ static const struct barge_api_op elbv2_ops[] = {
     {"CreateRule", create_rule},
     {"DescribeRules", describe_rules},
     {"DeleteRule", delete_rule},
+    {"SetRulePriorities", set_rule_priorities},
+    {"AddTags", add_tags},
+    {"RemoveTags", remove_tags},
+    {"DescribeTags", describe_tags},
+    {"DescribeLoadBalancerAttributes", describe_load_balancer_attributes},
+    {"ModifyLoadBalancerAttributes", modify_load_balancer_attributes},
+    {"SetSecurityGroups", set_security_groups},
+    {"SetSubnets", set_subnets},
+    {"SetIpAddressType", set_ip_address_type},
+    {"DescribeAccountLimits", describe_account_limits},
+    {"DescribeSSLPolicies", describe_ssl_policies},
     {NULL, NULL},
 };
 

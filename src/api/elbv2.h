@@ -14,18 +14,28 @@ struct barge_tx;
 #define ELB_KIND_TG       "elb-tg"
 #define ELB_KIND_LISTENER "elb-listener"
 /* Rules by "<load balancer name>/<listener id>/<rule id>": "_priority",
- * "_tg" (the forward target), "_lb" and "_listener" (the ARNs of the load
- * balancer and the listener). */
+ * "_lb" and "_listener" (the ARNs of the load balancer and the listener).
+ * Listeners and rules keep what they forward to in "_forward"
+ * ([{TargetGroupArn, Weight}]) and "_stickiness" (TargetGroupStickinessConfig);
+ * "_tg" is the first target group. */
 #define ELB_KIND_RULE "elb-rule"
 
 /* The Elastic Load Balancing v2 API (elbv2.c), for callers that build on it
  * (Express Gateway services). */
 extern const struct barge_api_service barge_api_elbv2;
 
-/* Where the HAProxy of load balancer name keeps its files (under the data
- * directory); the caller owns the strings. */
+/* Where the HAProxy processes of load balancers keep their files (under the
+ * data directory), and the admin socket of the load balancer lb_arn. The
+ * caller owns the strings. */
 char *barge_elb_dir(const struct barge_server *srv);
-char *barge_elb_socket(const struct barge_server *srv, const char *lb_name);
+char *barge_elb_socket(const struct barge_server *srv, const char *lb_arn);
+/* The name of the HAProxy process (and its files) of the load balancer
+ * lb_arn: "<region>.<name>", since names are unique only within a region and
+ * every region's load balancers run on this host. The caller owns it. */
+char *barge_elb_proc_name(const char *lb_arn);
+/* Whether the listener or rule doc forwards (also) to the target group
+ * tg_arn. */
+bool barge_elb_forwards_to(const json_t *doc, const char *tg_arn);
 /* The HAProxy backend and server names of a target group and a target. */
 char *barge_elb_backend_name(const char *tg_name);
 char *barge_elb_server_name(const char *id, json_int_t port);

@@ -36,12 +36,13 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
                                     bool below, struct barge_error **err);
 
 /* alarms.c: one evaluation pass over every CloudWatch metric alarm of the
- * calling thread's region that is due (each is evaluated at most once a period, at least once a minute), and
- * the Auto Scaling actions of the state each is in. */
+ * calling thread's region that is due (each is evaluated at most once a period, at least once a
+ * minute), and the Auto Scaling actions of the state each is in. */
 void barge_alarms_step(struct barge_server *srv);
 
 /* lb.c: one pass that brings the HAProxy processes of the load balancers
- * of every region in line with the store; barge_lb_stop_all stops them (barged exiting). */
+ * of every region in line with the store; barge_lb_stop_all stops them (barged
+ * exiting, or no longer the leader). */
 void barge_lb_step(struct barge_server *srv);
 void barge_lb_stop_all(struct barge_server *srv);
 

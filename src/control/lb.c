@@ -8,9 +8,10 @@
  * drained and its deregistration completes (it leaves the store, then
  * HAProxy) when it has no connection left or after the target group's deregistration delay.
  *
- * barged stopping stops its HAProxy processes. A barged that was killed
- * leaves them serving; the next one finds them through their pid files and
- * takes over with -sf, so traffic is not cut then either. */
+ * barged stopping, or losing the leadership to another barged (whose own
+ * processes then take the ports), stops its HAProxy processes. A barged that
+ * was killed leaves them serving; the next one finds them through their pid
+ * files and takes over with -sf, so traffic is not cut then either. */
 #include <sys/wait.h>
 
 #include <dirent.h>
@@ -170,9 +171,11 @@ static int collect_host(const char *key, json_t *doc, void *ud, struct barge_err
     return 0;
 }
 
-static int load_region(struct barge_server *srv, struct snapshot *s, struct barge_error **err)
+static int load_region(struct barge_server *srv, struct snapshot *s, const char *region,
+                       struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
+    size_t first_tg = json_array_size(s->tgs);
     if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
         barge_store_scan(tx, ECS_KIND_INSTANCE, "", NULL, false, 0, collect_host, s->hosts, err) <
             0 ||
@@ -182,11 +185,14 @@ static int load_region(struct barge_server *srv, struct snapshot *s, struct barg
             0 ||
         barge_store_scan(tx, ELB_KIND_RULE, "", NULL, false, 0, collect, s->rules, err) < 0)
         return -1;
+    /* Where finish_draining writes a target group back. */
+    for (size_t i = first_tg; i < json_array_size(s->tgs); i++)
+        json_object_set_new(json_array_get(s->tgs, i), "_region", json_string(region));
     return 0;
 }
 
 /* The load balancers of every region: their HAProxy processes share this
- * host's ports (and names: the same name in two regions is one process). */
+ * host's ports, and are named by region and name (barge_elb_proc_name). */
 static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct barge_error **err)
 {
     s->lbs = json_array();
@@ -203,7 +209,7 @@ static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct ba
     json_array_foreach(regions, i, r)
     {
         barge_store_use_region(json_string_value(r));
-        if ((ret = load_region(srv, s, err)) < 0)
+        if ((ret = load_region(srv, s, json_string_value(r), err)) < 0)
             break;
     }
     barge_store_use_region(NULL);
@@ -285,8 +291,52 @@ static json_t *condition(const json_t *rule, const char *field)
     return json_array();
 }
 
+/* What the listener or rule doc forwards to, as the spec has it
+ * ([{"backend", "weight"}]); the backends it uses join backends, and those
+ * of a sticky forward get the stickiness duration ("sticky"). NULL when none
+ * of its target groups exists. */
+static json_t *forward_of(const struct snapshot *s, const json_t *doc, json_t *backends)
+{
+    json_t *groups = barge_json_array(doc, "_forward");
+    _cleanup_json_ json_t *one = NULL;
+    if (!json_array_size(groups)) {
+        one = json_pack("[{s:s, s:i}]", "TargetGroupArn", barge_json_str(doc, "_tg", ""), "Weight",
+                        1);
+        groups = one;
+    }
+    json_t *sticky = barge_json_object(doc, "_stickiness");
+    json_int_t duration = barge_json_bool(sticky, "Enabled", false)
+                              ? barge_json_int(sticky, "DurationSeconds", 3600)
+                              : 0;
+    json_t *out = json_array();
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g)
+    {
+        const json_t *tg = tg_by_arn(s, barge_json_str(g, "TargetGroupArn", ""));
+        if (!tg)
+            continue;
+        _cleanup_free_ char *be = barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
+        json_t *b = json_object_get(backends, be);
+        if (!b) {
+            b = backend_of(s, tg);
+            json_object_set_new(backends, be, b);
+        }
+        if (duration > barge_json_int(b, "sticky", 0))
+            json_object_set_new(b, "sticky", json_integer(duration));
+        json_array_append_new(
+            out, json_pack("{s:s, s:I}", "backend", be, "weight", barge_json_int(g, "Weight", 1)));
+    }
+    if (!json_array_size(out)) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* The listener's rules in priority order as the spec has them
- * ({"backend", "paths", "hosts"}); the backends they use join backends. */
+ * ({"forward", "sticky", "paths", "hosts"}); the backends they use join
+ * backends. */
 static json_t *listener_rules(const struct snapshot *s, const json_t *listener, json_t *backends)
 {
     json_t *mine = json_array();
@@ -305,22 +355,30 @@ static json_t *listener_rules(const struct snapshot *s, const json_t *listener, 
     qsort(items, n, sizeof(*items), by_priority);
     json_t *out = json_array();
     for (i = 0; i < n; i++) {
-        const json_t *tg = tg_by_arn(s, barge_json_str(items[i], "_tg", ""));
-        if (!tg)
+        json_t *fwd = forward_of(s, items[i], backends);
+        if (!fwd)
             continue;
-        _cleanup_free_ char *be = barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
-        if (!json_object_get(backends, be))
-            json_object_set_new(backends, be, backend_of(s, tg));
-        json_array_append_new(out, json_pack("{s:s, s:o, s:o}", "backend", be, "paths",
-                                             condition(items[i], "path-pattern"), "hosts",
-                                             condition(items[i], "host-header")));
+        json_array_append_new(
+            out,
+            json_pack("{s:o, s:b, s:o, s:o}", "forward", fwd, "sticky",
+                      barge_json_bool(barge_json_object(items[i], "_stickiness"), "Enabled", false),
+                      "paths", condition(items[i], "path-pattern"), "hosts",
+                      condition(items[i], "host-header")));
     }
     free(items);
     json_decref(mine);
     return out;
 }
 
-/* {lb name: spec} for every load balancer with a listener. */
+/* The load balancer's idle_timeout.timeout_seconds attribute (ELB's 60 by
+ * default). */
+static json_int_t idle_timeout(const json_t *lb)
+{
+    return atoll(
+        barge_json_str(barge_json_object(lb, "_attributes"), "idle_timeout.timeout_seconds", "60"));
+}
+
+/* {process name: spec} for every load balancer with a listener. */
 static json_t *desired(struct barge_server *srv, const struct snapshot *s)
 {
     json_t *out = json_object();
@@ -328,36 +386,37 @@ static json_t *desired(struct barge_server *srv, const struct snapshot *s)
     json_t *lb, *l;
     json_array_foreach(s->lbs, i, lb)
     {
-        const char *name = barge_json_str(lb, "LoadBalancerName", "");
         const char *arn = barge_json_str(lb, "LoadBalancerArn", "");
+        _cleanup_free_ char *name = barge_elb_proc_name(arn);
         json_t *listeners = json_array();
         json_t *backends = json_object();
         json_array_foreach(s->listeners, j, l)
         {
-            const json_t *tg = tg_by_arn(s, barge_json_str(l, "_tg", ""));
-            if (!barge_streq(barge_json_str(l, "LoadBalancerArn", ""), arn) || !tg)
+            if (!barge_streq(barge_json_str(l, "LoadBalancerArn", ""), arn))
                 continue;
-            _cleanup_free_ char *be =
-                barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
-            if (!json_object_get(backends, be))
-                json_object_set_new(backends, be, backend_of(s, tg));
-            json_array_append_new(listeners, json_pack("{s:I, s:s, s:o}", "port",
-                                                       barge_json_int(l, "Port", 0), "backend", be,
-                                                       "rules", listener_rules(s, l, backends)));
+            json_t *fwd = forward_of(s, l, backends);
+            if (!fwd)
+                continue;
+            json_array_append_new(
+                listeners,
+                json_pack("{s:I, s:o, s:b, s:o}", "port", barge_json_int(l, "Port", 0), "forward",
+                          fwd, "sticky",
+                          barge_json_bool(barge_json_object(l, "_stickiness"), "Enabled", false),
+                          "rules", listener_rules(s, l, backends)));
         }
         if (!json_array_size(listeners)) {
             json_decref(listeners);
             json_decref(backends);
             continue;
         }
-        _cleanup_free_ char *sock = barge_elb_socket(srv, name);
+        _cleanup_free_ char *sock = barge_elb_socket(srv, arn);
         json_object_set_new(
             out, name,
-            json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "name", name, "address",
-                      srv->cfg.lb_address ? srv->cfg.lb_address : "127.0.0.1", "socket", sock,
-                      "mode",
-                      barge_streq(barge_json_str(lb, "Type", ""), "network") ? "tcp" : "http",
-                      "listeners", listeners, "backends", backends));
+            json_pack(
+                "{s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "name", name, "address",
+                srv->cfg.lb_address ? srv->cfg.lb_address : "127.0.0.1", "socket", sock, "mode",
+                barge_streq(barge_json_str(lb, "Type", ""), "network") ? "tcp" : "http",
+                "idle_timeout", idle_timeout(lb), "listeners", listeners, "backends", backends));
     }
     return out;
 }
@@ -563,8 +622,10 @@ static void finish_draining(struct barge_server *srv, const struct snapshot *s, 
         _cleanup_error_ struct barge_error *err = NULL;
         _cleanup_tx_ struct barge_tx *tx = NULL;
         _cleanup_json_ json_t *cur = NULL;
-        if (barge_store_begin(srv->store, true, &tx, &err) < 0 ||
-            barge_store_get(tx, ELB_KIND_TG, tg_name, &cur, &err) < 0) {
+        barge_store_use_region(barge_json_str(tg, "_region", NULL));
+        int r = barge_store_begin(srv->store, true, &tx, &err);
+        barge_store_use_region(NULL);
+        if (r < 0 || barge_store_get(tx, ELB_KIND_TG, tg_name, &cur, &err) < 0) {
             barge_warn("target group %s: %s", tg_name, err->message);
             continue;
         }

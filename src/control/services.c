@@ -1422,6 +1422,11 @@ static void *control_main(void *ud)
             barge_lb_step(srv);
             if (scale)
                 next_scale = barge_monotonic_ms() + (int64_t)config.autoscale_interval * 1000;
+        } else {
+            /* A barged that lost the leadership stops its load balancers:
+             * the new leader starts its own, which must find their ports
+             * free where both run on one host. */
+            barge_lb_stop_all(srv);
         }
         gen = barge_server_wait(srv, gen, 1000);
         /* Let a burst of reports settle before the next pass. */

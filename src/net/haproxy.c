@@ -90,6 +90,71 @@ char *barge_haproxy_server_args(const json_t *backend, const json_t *srv)
     return text;
 }
 
+static json_int_t total_weight(const json_t *fwd)
+{
+    json_int_t total = 0;
+    size_t i;
+    json_t *f;
+    json_array_foreach((json_t *)fwd, i, f) total += barge_json_int(f, "weight", 1);
+    return total;
+}
+
+/* Several target groups of a forward ([{"backend", "weight"}]) share the
+ * requests by weight: a random number below the weights' sum, drawn into the
+ * variable var for each request (HAProxy runs these before any use_backend),
+ * picks one. */
+static void append_draw(FILE *b, const json_t *fwd, bool http, const char *var)
+{
+    if (json_array_size(fwd) > 1 && total_weight(fwd) > 0)
+        fprintf(b, "    %s-request %sset-var(%s) rand(%lld)\n", http ? "http" : "tcp",
+                http ? "" : "content ", var, (long long)total_weight(fwd));
+}
+
+/* The use_backend lines of a forward under the conditions cond (a text of
+ * ACL names, "" for none), by the number append_draw drew into var. A sticky
+ * forward first sends a request that carries a target group's cookie (set by
+ * the backend) back to that group. Returns the backend for what nothing picks
+ * (default_backend): the first with a weight. */
+static const char *append_forward(FILE *b, const json_t *fwd, const char *cond, bool sticky,
+                                  bool http, const char *var)
+{
+    const char *fallback = NULL;
+    json_int_t total = total_weight(fwd);
+    size_t i;
+    json_t *f;
+    json_array_foreach((json_t *)fwd, i, f)
+    {
+        if (barge_json_int(f, "weight", 1) > 0 && !fallback)
+            fallback = barge_json_str(f, "backend", "");
+    }
+    if (!fallback)
+        fallback = barge_json_str(json_array_get(fwd, 0), "backend", "");
+    if (json_array_size(fwd) <= 1 || total == 0) {
+        if (*cond)
+            fprintf(b, "    use_backend %s if%s\n", fallback, cond);
+        return fallback;
+    }
+    if (sticky && http) {
+        json_array_foreach((json_t *)fwd, i, f)
+        {
+            if (barge_json_int(f, "weight", 1) > 0)
+                fprintf(b, "    use_backend %s if%s { req.cook(AWSALBTG) -m str %s }\n",
+                        barge_json_str(f, "backend", ""), cond, barge_json_str(f, "backend", ""));
+        }
+    }
+    json_int_t lo = 0;
+    json_array_foreach((json_t *)fwd, i, f)
+    {
+        json_int_t w = barge_json_int(f, "weight", 1);
+        if (w > 0)
+            fprintf(b, "    use_backend %s if%s { var(%s) -m int %lld:%lld }\n",
+                    barge_json_str(f, "backend", ""), cond, var, (long long)lo,
+                    (long long)(lo + w - 1));
+        lo += w;
+    }
+    return fallback;
+}
+
 char *barge_haproxy_config(const json_t *spec, bool servers)
 {
     char *text = NULL;
@@ -104,12 +169,15 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
             "defaults\n"
             "    mode %s\n"
             "    timeout connect 5s\n"
-            "    timeout client 60s\n"
-            "    timeout server 60s\n"
+            "    timeout client %llds\n"
+            "    timeout server %llds\n"
             "    timeout http-request 60s\n"
             "    retries 3\n"
             "    option redispatch\n",
-            barge_json_str(spec, "name", ""), barge_json_str(spec, "socket", ""), mode);
+            barge_json_str(spec, "name", ""), barge_json_str(spec, "socket", ""), mode,
+            (long long)barge_json_int(spec, "idle_timeout", 60),
+            (long long)barge_json_int(spec, "idle_timeout", 60));
+    bool http = barge_streq(mode, "http");
     size_t i;
     json_t *l;
     json_array_foreach(barge_json_array(spec, "listeners"), i, l)
@@ -119,6 +187,14 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
                 (long long)barge_json_int(l, "port", 0));
         size_t k;
         json_t *rule;
+        const char *def_var = http ? "txn.wd" : "sess.wd";
+        append_draw(b, barge_json_array(l, "forward"), http, def_var);
+        json_array_foreach(barge_json_array(l, "rules"), k, rule)
+        {
+            char var[32];
+            snprintf(var, sizeof(var), "txn.w%zu", k);
+            append_draw(b, barge_json_array(rule, "forward"), http, var);
+        }
         json_array_foreach(barge_json_array(l, "rules"), k, rule)
         {
             json_t *paths = barge_json_array(rule, "paths");
@@ -131,20 +207,31 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
                 fprintf(b, "    acl r%zu_host req.hdr(host),lower,field(1,:) -m reg", k);
                 append_patterns(b, hosts, true);
             }
-            fprintf(b, "    use_backend %s if", barge_json_str(rule, "backend", ""));
+            char cond[64] = "", var[32];
+            size_t n = 0;
             if (json_array_size(paths))
-                fprintf(b, " r%zu_path", k);
+                n += (size_t)snprintf(cond + n, sizeof(cond) - n, " r%zu_path", k);
             if (json_array_size(hosts))
-                fprintf(b, " r%zu_host", k);
-            fputs("\n", b);
+                snprintf(cond + n, sizeof(cond) - n, " r%zu_host", k);
+            snprintf(var, sizeof(var), "txn.w%zu", k);
+            append_forward(b, barge_json_array(rule, "forward"), cond,
+                           barge_json_bool(rule, "sticky", false), http, var);
         }
-        fprintf(b, "    default_backend %s\n", barge_json_str(l, "backend", ""));
+        const char *def = append_forward(b, barge_json_array(l, "forward"), "",
+                                         barge_json_bool(l, "sticky", false), http, def_var);
+        fprintf(b, "    default_backend %s\n", def);
     }
     const char *name;
     json_t *be;
     json_object_foreach(barge_json_object(spec, "backends"), name, be)
     {
         fprintf(b, "backend %s\n    balance roundrobin\n", name);
+        json_int_t sticky = barge_json_int(be, "sticky", 0);
+        if (sticky > 0 && http)
+            fprintf(
+                b,
+                "    http-response add-header Set-Cookie \"AWSALBTG=%s; Max-Age=%lld; Path=/\"\n",
+                name, (long long)sticky);
         const json_t *check = json_object_get(be, "check");
         if (barge_json_bool(check, "enabled", true)) {
             fprintf(b, "    timeout check %llds\n", (long long)barge_json_int(check, "timeout", 5));

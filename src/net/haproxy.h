@@ -13,9 +13,11 @@
 
 /* The HAProxy configuration for spec, without (servers false) or with its
  * servers. spec:
- *   {"name", "address", "socket", "mode": "http"|"tcp",
- *    "listeners": [{"port", "backend"}],
- *    "backends": {name: {"mode", "check": {"enabled", "path", "port", "interval",
+ *   {"name", "address", "socket", "mode": "http"|"tcp", "idle_timeout",
+ *    "listeners": [{"port", "forward": [{"backend", "weight"}], "sticky",
+ *                   "rules": [{"forward", "sticky", "paths", "hosts"}]}],
+ *    "backends": {name: {"mode", "sticky" (cookie lifetime, 0 for none),
+ *                 "check": {"enabled", "path", "port", "interval",
  *                 "timeout", "rise", "fall", "codes"},
  *                 "servers": {server name: {"addr", "port", "drain"}}}}}
  * The caller owns the string. */

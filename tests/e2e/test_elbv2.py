@@ -367,7 +367,7 @@ def test_haproxy_follows_barged(barged, elb, backends):
 
 
 def test_network_load_balancer(barged, elb, backends):
-    a, _ = backends
+    a, b = backends
     port = free_port()
     lb = elb.create_load_balancer(Name="tcp", Type="network")["LoadBalancers"][0]
     tg = elb.create_target_group(Name="tcp-tg", Protocol="TCP", Port=a.port, TargetType="ip",
@@ -386,6 +386,19 @@ def test_network_load_balancer(barged, elb, backends):
     wait_for(lambda: health(elb, tg["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
              "healthy", what="a healthy")
     assert get(port) == (200, "a")
+    # A weighted forward of a TCP listener picks a group per connection.
+    tg_b = elb.create_target_group(Name="tcp-b", Protocol="TCP", Port=b.port, TargetType="ip",
+                                   HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                   HealthyThresholdCount=2)["TargetGroups"][0]
+    elb.register_targets(TargetGroupArn=tg_b["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    both = free_port()
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=both,
+                        DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+                            {"TargetGroupArn": tg["TargetGroupArn"], "Weight": 1},
+                            {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 1}]}}])
+    wait_for(lambda: health(elb, tg_b["TargetGroupArn"])[("127.0.0.1", b.port)]["State"] ==
+             "healthy", what="b healthy")
+    assert {get(both)[1] for _ in range(100)} == {"a", "b"}
 
 
 def get_host(port, path, host):
@@ -457,3 +470,294 @@ def test_rules_route_by_path_and_host(barged, elb, backends):
         elb.describe_rules(ListenerArn=larn)
     assert error_code(e) == "ListenerNotFound"
     elb.delete_target_group(TargetGroupArn=tg_b["TargetGroupArn"])
+
+
+def try_get(port, path="/"):
+    try:
+        return get(port, path)[1]
+    except OSError:
+        return None
+
+
+def second_group(elb, name, port):
+    return elb.create_target_group(
+        Name=name, Protocol="HTTP", Port=port, TargetType="ip", HealthCheckPath="/health",
+        HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+        UnhealthyThresholdCount=2)["TargetGroups"][0]
+
+
+def test_weighted_forward_across_target_groups(barged, elb, backends):
+    a, b = backends
+    port = free_port()
+    lb, tg_a, _ = make_stack(elb, free_port(), a.port, name="wa")
+    tg_b = second_group(elb, "wb", b.port)
+    for tg in (tg_a, tg_b):
+        elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    weighted = [{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": tg_a["TargetGroupArn"], "Weight": 3},
+        {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 1}]}}]
+    for bad, field in (([{"TargetGroupArn": tg_a["TargetGroupArn"], "Weight": 1000}], "'1000'"),
+                       ([{"TargetGroupArn": tg_a["TargetGroupArn"]}] * 2, tg_a["TargetGroupArn"])):
+        with pytest.raises(ClientError) as e:
+            elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                                DefaultActions=[{"Type": "forward",
+                                                 "ForwardConfig": {"TargetGroups": bad}}])
+        assert error_code(e) == "ValidationError" and field in error_message(e)
+    listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP",
+                                   Port=port, DefaultActions=weighted)["Listeners"][0]
+    action = listener["DefaultActions"][0]
+    assert "TargetGroupArn" not in action
+    assert [(g["TargetGroupArn"], g["Weight"]) for g in action["ForwardConfig"]["TargetGroups"]] \
+        == [(tg_a["TargetGroupArn"], 3), (tg_b["TargetGroupArn"], 1)]
+    assert elb.describe_target_groups(TargetGroupArns=[tg_b["TargetGroupArn"]])[
+        "TargetGroups"][0]["LoadBalancerArns"] == [lb["LoadBalancerArn"]]
+    with pytest.raises(ClientError) as e:
+        elb.delete_target_group(TargetGroupArn=tg_b["TargetGroupArn"])
+    assert error_code(e) == "ResourceInUse"
+    for tg in (tg_a, tg_b):
+        wait_for(lambda: [h["State"] for h in health(elb, tg["TargetGroupArn"]).values()] ==
+                 ["healthy"], what="targets healthy")
+    # Both groups answer, the heavier one more often; the split itself is
+    # random, so only that both take part is asserted.
+    seen = [get(port)[1] for _ in range(200)]
+    assert set(seen) == {"a", "b"}
+
+    # A rule with a sticky weighted forward: the cookie HAProxy hands out
+    # keeps a client on the group it first reached.
+    sticky = [{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": tg_a["TargetGroupArn"], "Weight": 1},
+                         {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 1}],
+        "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 300}}}]
+    serving = haproxy_pids(barged.data_dir)
+    rule = elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=5, Actions=sticky,
+                           Conditions=[{"Field": "path-pattern", "Values": ["/s*"]}])["Rules"][0]
+    assert rule["Actions"][0]["ForwardConfig"]["TargetGroupStickinessConfig"] == {
+        "Enabled": True, "DurationSeconds": 300}
+
+    wait_for(lambda: len(set(haproxy_pids(barged.data_dir)) - set(serving)) == 1 and
+             len(haproxy_pids(barged.data_dir)) == 1, what="haproxy replaced")
+
+    def sticky_get():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/s", timeout=10) as r:
+            return r.read().decode(), r.headers.get("Set-Cookie", "")
+
+    body, cookie = wait_for(lambda: (lambda r: r if "AWSALBTG=" in r[1] else None)(sticky_get()),
+                            what="stickiness cookie")
+    jar = cookie.split(";")[0]
+    for _ in range(20):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/s", headers={"Cookie": jar})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.read().decode() == body
+    # Weight 0 takes a group out of the forward.
+    before = haproxy_pids(barged.data_dir)
+    elb.delete_rule(RuleArn=rule["RuleArn"])
+    elb.delete_listener(ListenerArn=listener["ListenerArn"])
+    only_b = [{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": tg_a["TargetGroupArn"], "Weight": 0},
+        {"TargetGroupArn": tg_b["TargetGroupArn"], "Weight": 5}]}}]
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=only_b)
+    # The process that served the old listener is gone once the new one runs.
+    wait_for(lambda: len(set(haproxy_pids(barged.data_dir)) - set(before)) == 1 and
+             len(haproxy_pids(barged.data_dir)) == 1, what="haproxy replaced")
+    wait_for(lambda: try_get(port) == "b", what="listener back")
+    assert {get(port)[1] for _ in range(30)} == {"b"}
+
+
+def test_same_name_in_two_regions_runs_two_haproxy(barged, elb, backends):
+    import boto3
+    import botocore.config
+    west = boto3.client("elbv2", endpoint_url=barged.endpoint, region_name="eu-west-1",
+                        aws_access_key_id=barged.access_key,
+                        aws_secret_access_key=barged.secret_key,
+                        config=botocore.config.Config(retries={"max_attempts": 1}))
+    a, b = backends
+    east_port, west_port = free_port(), free_port()
+    _, tg_east, _ = make_stack(elb, east_port, a.port, name="same")
+    west_lb, tg_west, _ = make_stack(west, west_port, b.port, name="same")
+    assert ":eu-west-1:" in west_lb["LoadBalancerArn"]
+    elb.register_targets(TargetGroupArn=tg_east["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    west.register_targets(TargetGroupArn=tg_west["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(elb, tg_east["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
+             "healthy", what="east target healthy")
+    wait_for(lambda: health(west, tg_west["TargetGroupArn"])[("127.0.0.1", b.port)]["State"] ==
+             "healthy", what="west target healthy")
+    assert get(east_port)[1] == "a" and get(west_port)[1] == "b"
+    assert len(haproxy_pids(barged.data_dir)) == 2
+    # One host, one address: a port is taken whichever region's listener has it.
+    with pytest.raises(ClientError) as e:
+        west.create_listener(LoadBalancerArn=west_lb["LoadBalancerArn"], Protocol="HTTP",
+                             Port=east_port, DefaultActions=[
+                                 {"Type": "forward", "TargetGroupArn": tg_west["TargetGroupArn"]}])
+    assert error_code(e) == "InvalidConfigurationRequest" and str(east_port) in error_message(e)
+    # Deregistration completes in the target group's own region.
+    west.deregister_targets(TargetGroupArn=tg_west["TargetGroupArn"],
+                            Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(west, tg_west["TargetGroupArn"]) == {}, what="west target gone")
+    west.delete_load_balancer(LoadBalancerArn=west_lb["LoadBalancerArn"])
+    wait_for(lambda: len(haproxy_pids(barged.data_dir)) == 1, what="west haproxy stopped")
+    assert get(east_port)[1] == "a"
+
+
+def test_tags_on_every_resource(barged, elb):
+    lb = elb.create_load_balancer(Name="tagged", Tags=[{"Key": "team", "Value": "web"}])[
+        "LoadBalancers"][0]
+    tg = elb.create_target_group(Name="tagged-tg", Protocol="HTTP", Port=80, TargetType="ip",
+                                 Tags=[{"Key": "env", "Value": "prod"}])["TargetGroups"][0]
+    listener = elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=free_port(),
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+        Tags=[{"Key": "l", "Value": "1"}])["Listeners"][0]
+    rule = elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=1, Conditions=[
+        {"Field": "path-pattern", "Values": ["/r"]}], Actions=[
+        {"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])["Rules"][0]
+    arns = [lb["LoadBalancerArn"], tg["TargetGroupArn"], listener["ListenerArn"],
+            rule["RuleArn"]]
+
+    def tags():
+        return {d["ResourceArn"]: {t["Key"]: t["Value"] for t in d["Tags"]}
+                for d in elb.describe_tags(ResourceArns=arns)["TagDescriptions"]}
+
+    assert tags() == {arns[0]: {"team": "web"}, arns[1]: {"env": "prod"}, arns[2]: {"l": "1"},
+                      arns[3]: {}}
+    elb.add_tags(ResourceArns=arns, Tags=[{"Key": "team", "Value": "api"},
+                                          {"Key": "cost", "Value": ""}])
+    elb.remove_tags(ResourceArns=[arns[1]], TagKeys=["env", "absent"])
+    assert tags() == {arns[0]: {"team": "api", "cost": ""},
+                      arns[1]: {"team": "api", "cost": ""},
+                      arns[2]: {"l": "1", "team": "api", "cost": ""},
+                      arns[3]: {"team": "api", "cost": ""}}
+    with pytest.raises(ClientError) as e:
+        elb.add_tags(ResourceArns=[arns[0]], Tags=[{"Key": "a", "Value": "1"},
+                                                   {"Key": "a", "Value": "2"}])
+    assert error_code(e) == "DuplicateTagKeys" and "'a'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.add_tags(ResourceArns=[arns[0]], Tags=[{"Key": "aws:x", "Value": "1"}])
+    assert error_code(e) == "ValidationError" and "'aws:x'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.add_tags(ResourceArns=[arns[0]],
+                     Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(49)])
+    assert error_code(e) == "TooManyTags"
+    with pytest.raises(ClientError) as e:
+        elb.create_load_balancer(Name="badtags", Tags=[{"Key": "aws:y", "Value": "1"}])
+    assert error_code(e) == "ValidationError"
+    missing = tg["TargetGroupArn"].replace("tagged-tg", "nope")
+    with pytest.raises(ClientError) as e:
+        elb.describe_tags(ResourceArns=[missing])
+    assert error_code(e) == "TargetGroupNotFound"
+    with pytest.raises(ClientError) as e:
+        elb.describe_tags(ResourceArns=["arn:aws:s3:::bucket"])
+    assert error_code(e) == "ValidationError" and "arn:aws:s3:::bucket" in error_message(e)
+
+    # Rule priorities move together and stay unique.
+    second = elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=2, Conditions=[
+        {"Field": "path-pattern", "Values": ["/s"]}], Actions=[
+        {"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])["Rules"][0]
+    with pytest.raises(ClientError) as e:
+        elb.set_rule_priorities(RulePriorities=[{"RuleArn": rule["RuleArn"], "Priority": 2}])
+    assert error_code(e) == "PriorityInUse"
+    swapped = elb.set_rule_priorities(RulePriorities=[
+        {"RuleArn": rule["RuleArn"], "Priority": 2},
+        {"RuleArn": second["RuleArn"], "Priority": 1}])["Rules"]
+    assert {r["RuleArn"]: r["Priority"] for r in swapped} == {rule["RuleArn"]: "2",
+                                                              second["RuleArn"]: "1"}
+    assert [r["RuleArn"] for r in elb.describe_rules(ListenerArn=listener["ListenerArn"])[
+        "Rules"]][:2] == [second["RuleArn"], rule["RuleArn"]]
+
+    # Stored settings without a data plane behind them.
+    assert elb.set_security_groups(LoadBalancerArn=arns[0], SecurityGroups=["sg-1"])[
+        "SecurityGroupIds"] == ["sg-1"]
+    with pytest.raises(ClientError) as e:
+        elb.set_security_groups(LoadBalancerArn=arns[0], SecurityGroups=["web"])
+    assert error_code(e) == "InvalidSecurityGroup"
+    elb.set_subnets(LoadBalancerArn=arns[0], Subnets=["subnet-1", "subnet-2"])
+    described = elb.describe_load_balancers(LoadBalancerArns=[arns[0]])["LoadBalancers"][0]
+    assert described["SecurityGroups"] == ["sg-1"]
+    assert [z["SubnetId"] for z in described["AvailabilityZones"]] == ["subnet-1", "subnet-2"]
+    with pytest.raises(ClientError) as e:
+        elb.set_ip_address_type(LoadBalancerArn=arns[0], IpAddressType="dualstack")
+    assert error_code(e) == "ValidationError" and "'dualstack'" in error_message(e)
+    limits = {x["Name"]: x["Max"] for x in elb.describe_account_limits()["Limits"]}
+    assert limits["target-groups-per-action-on-application-load-balancer"] == "5"
+    assert "ELBSecurityPolicy-2016-08" in [
+        p["Name"] for p in elb.describe_ssl_policies()["SslPolicies"]]
+    with pytest.raises(ClientError) as e:
+        elb.describe_ssl_policies(Names=["nope"])
+    assert error_code(e) == "SSLPolicyNotFound"
+
+
+def test_load_balancer_attributes(barged, elb, backends):
+    a, _ = backends
+    port = free_port()
+    lb, tg, _ = make_stack(elb, port, a.port, name="attrs")
+    arn = lb["LoadBalancerArn"]
+
+    def attrs():
+        return {x["Key"]: x["Value"] for x in
+                elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+
+    assert attrs()["deletion_protection.enabled"] == "false"
+    assert attrs()["idle_timeout.timeout_seconds"] == "60"
+    for key, value in (("idle_timeout.timeout_seconds", "0"),
+                       ("deletion_protection.enabled", "yes"),
+                       ("routing.http.desync_mitigation_mode", "lax"),
+                       ("no.such.attribute", "1")):
+        with pytest.raises(ClientError) as e:
+            elb.modify_load_balancer_attributes(LoadBalancerArn=arn,
+                                                Attributes=[{"Key": key, "Value": value}])
+        assert error_code(e) == "ValidationError" and f"'{key}'" in error_message(e)
+    out = elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "true"},
+        {"Key": "routing.http2.enabled", "Value": "false"}])["Attributes"]
+    assert {x["Key"]: x["Value"] for x in out}["routing.http2.enabled"] == "false"
+    with pytest.raises(ClientError) as e:
+        elb.delete_load_balancer(LoadBalancerArn=arn)
+    assert error_code(e) == "OperationNotPermitted" and arn in error_message(e)
+    assert elb.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+
+    # The idle timeout is HAProxy's: an idle connection is closed after it.
+    elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(elb, tg["TargetGroupArn"])[("127.0.0.1", a.port)]["State"] ==
+             "healthy", what="a healthy")
+    pids = haproxy_pids(barged.data_dir)
+    elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "idle_timeout.timeout_seconds", "Value": "1"}])
+    wait_for(lambda: len(haproxy_pids(barged.data_dir)) == 1 and
+             not set(haproxy_pids(barged.data_dir)) & set(pids), what="haproxy replaced")
+    wait_for(lambda: try_get(port) == "a", what="served again")
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        # Closed by HAProxy (after a 408 answer) long before 30 s.
+        while s.recv(4096):
+            pass
+
+    elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "false"}])
+    elb.delete_load_balancer(LoadBalancerArn=arn)
+
+
+def test_modify_target_group_health_check(barged, elb, backends):
+    a, _ = backends
+    port = free_port()
+    _, tg, _ = make_stack(elb, port, a.port, name="mod")
+    arn = tg["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1"}])
+    wait_for(lambda: health(elb, arn)[("127.0.0.1", a.port)]["State"] == "healthy",
+             what="a healthy")
+    with pytest.raises(ClientError) as e:
+        elb.modify_target_group(TargetGroupArn=arn, HealthCheckTimeoutSeconds=10)
+    assert error_code(e) == "ValidationError" and "'10'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        elb.modify_target_group(TargetGroupArn=arn, HealthCheckPath="health")
+    assert error_code(e) == "ValidationError" and "'health'" in error_message(e)
+    # The backend answers 200: a matcher of 202 makes the target unhealthy.
+    out = elb.modify_target_group(TargetGroupArn=arn, Matcher={"HttpCode": "202"},
+                                  HealthyThresholdCount=3)["TargetGroups"][0]
+    assert out["Matcher"] == {"HttpCode": "202"} and out["HealthyThresholdCount"] == 3
+    assert out["HealthCheckPath"] == "/health" and out["HealthCheckIntervalSeconds"] == 5
+    wait_for(lambda: health(elb, arn)[("127.0.0.1", a.port)]["State"] == "unhealthy",
+             what="a unhealthy under the new matcher")
+    elb.modify_target_group(TargetGroupArn=arn, Matcher={"HttpCode": "200-202"})
+    wait_for(lambda: health(elb, arn)[("127.0.0.1", a.port)]["State"] == "healthy",
+             what="a healthy again")
+    assert get(port)[1] == "a"

@@ -223,3 +223,47 @@ def test_instance_target_group(barged, agent, busybox):
         "TargetHealthDescriptions"] == [], what="target deregistered")
     wait_for(lambda: ecs.describe_tasks(cluster="default", tasks=[task["taskArn"]])[
         "tasks"][0]["lastStatus"] == "STOPPED", what="task stopped")
+
+
+def test_awsvpc_service_behind_ip_target_group(barged, agent, busybox):
+    """An awsvpc service: each task is registered at its own address and the
+    container port, and traffic through HAProxy reaches it there."""
+    ecs, elb = barged.client("ecs"), barged.client("elbv2")
+    port = free_port()
+    lb = elb.create_load_balancer(Name="vpc", Type="application",
+                                  Scheme="internal")["LoadBalancers"][0]
+    arn = elb.create_target_group(
+        Name="vpc-tg", Protocol="HTTP", Port=80, TargetType="ip", HealthCheckPath="/health",
+        HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+        HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+    inst = elb.create_target_group(Name="vpc-inst", Protocol="HTTP", Port=80,
+                                   TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": arn}])
+    elb.create_rule(ListenerArn=elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])[
+        "Listeners"][0]["ListenerArn"], Priority=1, Conditions=[
+        {"Field": "path-pattern", "Values": ["/inst"]}], Actions=[
+        {"Type": "forward", "TargetGroupArn": inst}])
+    td = ecs.register_task_definition(
+        family="vpcweb", networkMode="awsvpc", containerDefinitions=[{
+            "name": "web", "image": busybox, "memory": 32,
+            "command": ["sh", "-c", httpd("vpc")],
+            "portMappings": [{"containerPort": 80}]}])["taskDefinition"]["taskDefinitionArn"]
+    svc = dict(cluster="default", taskDefinition=td, desiredCount=1,
+               networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-1"]}})
+    # As ECS: awsvpc tasks need target groups of type ip.
+    with pytest.raises(ClientError) as e:
+        ecs.create_service(serviceName="bad", loadBalancers=[
+            {"targetGroupArn": inst, "containerName": "web", "containerPort": 80}], **svc)
+    assert error_code(e) == "InvalidParameterException" and "awsvpc" in error_message(e)
+    ecs.create_service(serviceName="web", loadBalancers=[
+        {"targetGroupArn": arn, "containerName": "web", "containerPort": 80}], **svc)
+    [target] = wait_for(lambda: healthy_targets(elb, arn), what="a healthy target")
+    task = ecs.describe_tasks(cluster="default", tasks=ecs.list_tasks(
+        cluster="default", serviceName="web")["taskArns"])["tasks"][0]
+    eni = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}
+    assert (target["Target"]["Id"], target["Target"]["Port"]) == (eni["privateIPv4Address"], 80)
+    assert get(port) == (200, "vpc")
+    ecs.delete_service(cluster="default", service="web", force=True)
+    wait_for(lambda: elb.describe_target_health(TargetGroupArn=arn)[
+        "TargetHealthDescriptions"] == [], what="target deregistered")

@@ -2,7 +2,8 @@
  * (src/net/haproxy.c): frontends on the listeners' ports, a backend per
  * target group whose health check follows the group (path, matcher codes as
  * a regex, interval, thresholds, port), servers only when asked, drained
- * servers at weight 0. */
+ * servers at weight 0, forwards split by weight across target groups (with
+ * cookie stickiness), the idle timeout. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,8 @@ static json_t *spec(void)
 {
     json_t *s = json_loads(
         "{\"name\": \"web\", \"address\": \"127.0.0.1\", \"socket\": \"/run/web.sock\","
-        " \"mode\": \"http\", \"listeners\": [{\"port\": 8080, \"backend\": \"tg-app\"}],"
+        " \"mode\": \"http\", \"listeners\": [{\"port\": 8080,"
+        "   \"forward\": [{\"backend\": \"tg-app\", \"weight\": 1}]}],"
         " \"backends\": {\"tg-app\": {\"check\": {\"enabled\": true, \"protocol\": \"HTTP\","
         "   \"path\": \"/health\", \"interval\": 10, \"timeout\": 3, \"rise\": 3, \"fall\": 2,"
         "   \"codes\": \"200,202-204\", \"port\": 9000},"
@@ -60,11 +62,13 @@ static void test_rules(void **state)
     (void)state;
     json_t *s = spec();
     json_t *l = json_array_get(json_object_get(s, "listeners"), 0);
-    json_object_set_new(l, "rules",
-                        json_loads("[{\"backend\": \"tg-b\", \"paths\": [\"/b/*\", \"/v1.0?\"],"
-                                   "  \"hosts\": [\"API.example.com\"]},"
-                                   " {\"backend\": \"tg-c\", \"paths\": [], \"hosts\": [\"*.c\"]}]",
-                                   0, NULL));
+    json_object_set_new(
+        l, "rules",
+        json_loads(
+            "[{\"forward\": [{\"backend\": \"tg-b\"}], \"paths\": [\"/b/*\", \"/v1.0?\"],"
+            "  \"hosts\": [\"API.example.com\"]},"
+            " {\"forward\": [{\"backend\": \"tg-c\"}], \"paths\": [], \"hosts\": [\"*.c\"]}]",
+            0, NULL));
     char *text = barge_haproxy_config(s, false);
     assert_non_null(strstr(text,
                            "    acl r0_path path -m reg '^/b/.*$' '^/v1\\.0.$'\n"
@@ -74,6 +78,56 @@ static void test_rules(void **state)
                            "    acl r1_host req.hdr(host),lower,field(1,:) -m reg '^.*\\.c$'\n"
                            "    use_backend tg-c if r1_host\n"
                            "    default_backend tg-app\n"));
+    free(text);
+    json_decref(s);
+}
+
+static void test_weighted_forward(void **state)
+{
+    (void)state;
+    json_t *s = spec();
+    json_object_set_new(s, "idle_timeout", json_integer(7));
+    json_t *l = json_array_get(json_object_get(s, "listeners"), 0);
+    json_object_set_new(l, "forward",
+                        json_loads("[{\"backend\": \"tg-app\", \"weight\": 0},"
+                                   " {\"backend\": \"tg-b\", \"weight\": 3},"
+                                   " {\"backend\": \"tg-c\", \"weight\": 1}]",
+                                   0, NULL));
+    json_object_set_new(l, "rules",
+                        json_loads("[{\"forward\": [{\"backend\": \"tg-b\", \"weight\": 1},"
+                                   "  {\"backend\": \"tg-c\", \"weight\": 1}], \"sticky\": true,"
+                                   "  \"paths\": [\"/s\"], \"hosts\": []}]",
+                                   0, NULL));
+    json_t *backends = json_object_get(s, "backends");
+    json_object_set_new(backends, "tg-b", json_pack("{s:I}", "sticky", (json_int_t)60));
+    json_object_set_new(backends, "tg-c", json_object());
+    char *text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "    timeout client 7s\n    timeout server 7s\n"));
+    /* The numbers are drawn before any rule, one variable per forward. */
+    assert_non_null(strstr(text, "    bind 127.0.0.1:8080\n"
+                                 "    http-request set-var(txn.wd) rand(4)\n"
+                                 "    http-request set-var(txn.w0) rand(2)\n"));
+    assert_non_null(strstr(text, "    use_backend tg-b if r0_path { req.cook(AWSALBTG) -m str "
+                                 "tg-b }\n"
+                                 "    use_backend tg-c if r0_path { req.cook(AWSALBTG) -m str "
+                                 "tg-c }\n"
+                                 "    use_backend tg-b if r0_path { var(txn.w0) -m int 0:0 }\n"
+                                 "    use_backend tg-c if r0_path { var(txn.w0) -m int 1:1 }\n"));
+    /* Weight 0 takes no share; the default is the first group with one. */
+    assert_non_null(strstr(text, "    use_backend tg-b if { var(txn.wd) -m int 0:2 }\n"
+                                 "    use_backend tg-c if { var(txn.wd) -m int 3:3 }\n"
+                                 "    default_backend tg-b\n"));
+    assert_null(strstr(text, "use_backend tg-app"));
+    assert_non_null(strstr(text, "backend tg-b\n    balance roundrobin\n"
+                                 "    http-response add-header Set-Cookie "
+                                 "\"AWSALBTG=tg-b; Max-Age=60; Path=/\"\n"));
+    free(text);
+    /* Network load balancers draw per connection. */
+    json_object_set_new(s, "mode", json_string("tcp"));
+    json_object_del(l, "rules");
+    text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "    tcp-request content set-var(sess.wd) rand(4)\n"));
+    assert_non_null(strstr(text, "    use_backend tg-c if { var(sess.wd) -m int 3:3 }\n"));
     free(text);
     json_decref(s);
 }
@@ -103,6 +157,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_weighted_forward),
         cmocka_unit_test(test_tcp_and_no_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
