@@ -32,6 +32,22 @@ class Scope:
         return ["--bridge", self.bridge, "--bridge-subnet", self.subnet]
 
 
+def free_scope(name, octet, root):
+    """A Scope for one suite: bridge NAME<n> with subnet 10.OCTET.<n>.0/24,
+    n picked from the pid (so that suites on this host at the same time
+    differ) and moved on past any subnet an interface already has, e.g. the
+    bridge another suite of this process left for its session. Each suite
+    has its own OCTET, so suites running side by side in pytest-xdist
+    workers never pick the same subnet."""
+    have = run("ip", "-o", "-4", "addr", "show")
+    start = (os.getpid() + 131) % 250
+    for i in range(250):
+        n = (start + i) % 250
+        if f" 10.{octet}.{n}." not in have:
+            break
+    return Scope(f"{name}{n}", f"10.{octet}.{n}.0/24", root)
+
+
 def nsfs_mounts(scope):
     """Task namespaces: barge-agent mounts them as <data-dir>/net/<task>.netns."""
     return sorted(line.split()[1] for line in open("/proc/mounts")

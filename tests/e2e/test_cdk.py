@@ -54,8 +54,7 @@ def cdk_modules():
 
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory):
-    n = (os.getpid() + 131) % 250
-    return nethelpers.Scope(f"bargecdk{n}", f"10.216.{n}.0/24", tmp_path_factory.getbasetemp())
+    return nethelpers.free_scope("bargecdk", 219, tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 balancer targets (issue 17): a real agent and HAProxy, a task whose health
 check passes and then fails."""
 import json
-import os
 import re
 import subprocess
 
@@ -20,8 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory):
-    n = (os.getpid() + 131) % 250
-    return nethelpers.Scope(f"bargeth{n}", f"10.218.{n}.0/24", tmp_path_factory.getbasetemp())
+    return nethelpers.free_scope("bargeth", 218, tmp_path_factory.getbasetemp())
 
 
 def test_status_and_verify_show_target_health(barged, agent_factory, busybox, scope, tmp_path):

@@ -5,7 +5,6 @@ from the container (busybox httpd behind real HAProxy), an update rolls a new
 configuration out behind the same URL, and a delete removes it all. Debian's
 botocore predates these operations, so they are called as signed JSON by
 hand."""
-import os
 import subprocess
 import urllib.request
 
@@ -41,8 +40,7 @@ def fetch(url):
 
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory):
-    n = (os.getpid() + 163) % 250
-    return nethelpers.Scope(f"bargexp{n}", f"10.217.{n}.0/24", tmp_path_factory.getbasetemp())
+    return nethelpers.free_scope("bargexp", 217, tmp_path_factory.getbasetemp())
 
 
 def test_image_to_url(barged, agent_factory, scope, busybox):

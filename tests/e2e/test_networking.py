@@ -24,9 +24,8 @@ HTTPD = TRAP + ("mkdir -p /www && echo hello from $(hostname) > /www/index.html 
 def scope(tmp_path_factory):
     """This module's own bridge and subnet, so that what its tasks leave can
     be told from what other suites running on this host make."""
-    n = os.getpid() % 250
     root = tmp_path_factory.getbasetemp()
-    return nethelpers.Scope(f"bargenet{n}", f"10.214.{n}.0/24", root)
+    return nethelpers.free_scope("bargenet", 214, root)
 
 
 @pytest.fixture(scope="module", autouse=True)

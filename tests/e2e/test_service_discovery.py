@@ -175,8 +175,7 @@ def test_services_instances_operations(barged, sd):
 
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory):
-    n = (os.getpid() + 53) % 250
-    return nethelpers.Scope(f"bargesd{n}", f"10.217.{n}.0/24", tmp_path_factory.getbasetemp())
+    return nethelpers.free_scope("bargesd", 220, tmp_path_factory.getbasetemp())
 
 
 def task_ip(task):

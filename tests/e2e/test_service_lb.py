@@ -4,7 +4,6 @@ constant load through the listener loses no request (old tasks are
 deregistered and drained before they stop), and a task that fails the target
 group's health checks is replaced. Real agent, real containers (busybox
 httpd), real HAProxy."""
-import os
 import subprocess
 import threading
 import time
@@ -37,8 +36,7 @@ def httpd(body):
 
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory):
-    n = (os.getpid() + 97) % 250
-    return nethelpers.Scope(f"bargelb{n}", f"10.215.{n}.0/24", tmp_path_factory.getbasetemp())
+    return nethelpers.free_scope("bargelb", 215, tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

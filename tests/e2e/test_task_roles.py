@@ -29,8 +29,7 @@ ECS_TASKS_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
 
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory):
-    n = (os.getpid() + 97) % 250
-    return nethelpers.Scope(f"bargetr{n}", f"10.215.{n}.0/24", tmp_path_factory.getbasetemp())
+    return nethelpers.free_scope("bargetr", 221, tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="module", autouse=True)

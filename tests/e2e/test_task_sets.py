@@ -3,7 +3,6 @@ runs what its task sets say, each its scale (a percentage) of the service's
 desiredCount, rounded up; an external controller shifts traffic by creating
 sets, scaling them and naming the primary one. Real agent, real containers,
 and for the load balancer test real HAProxy."""
-import os
 import subprocess
 
 import pytest
@@ -205,8 +204,7 @@ haproxy = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory):
-    n = (os.getpid() + 131) % 250
-    return nethelpers.Scope(f"bargets{n}", f"10.216.{n}.0/24", tmp_path_factory.getbasetemp())
+    return nethelpers.free_scope("bargets", 216, tmp_path_factory.getbasetemp())
 
 
 def httpd(body):
