@@ -5,7 +5,7 @@
 #ifndef BARGE_CONTROL_CONTROL_H
 #define BARGE_CONTROL_CONTROL_H
 
-#include "api/server.h"
+#include "core/server.h"
 
 /* The average utilization (percent of what the service's tasks reserve) of
  * a service's tasks over the last window_seconds for metric
@@ -36,8 +36,8 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
                                     bool below, struct barge_error **err);
 
 /* alarms.c: one evaluation pass over every CloudWatch metric alarm of the
- * calling thread's region that is due (each is evaluated at most once a period, at least once a minute), and
- * the Auto Scaling actions of the state each is in. */
+ * calling thread's region that is due (each is evaluated at most once a period, at least once a
+ * minute), and the Auto Scaling actions of the state each is in. */
 void barge_alarms_step(struct barge_server *srv);
 
 /* lb.c: one pass that brings the HAProxy processes of the load balancers
