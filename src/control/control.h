@@ -35,6 +35,16 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
                                     const char *state, const json_t *values, double threshold,
                                     bool below, struct barge_error **err);
 
+/* The datapoints of the metric an alarm names (Namespace, MetricName,
+ * Dimensions) per period seconds from start to end, oldest first, in a new
+ * array in *out (empty when there are none). */
+typedef int (*barge_alarms_datapoints_fn)(struct barge_server *srv, const json_t *query,
+                                          double start, double end, int period, json_t **out,
+                                          struct barge_error **err);
+/* Where the alarm evaluator reads metrics (barged registers CloudWatch's);
+ * without a source every period is missing data. */
+void barge_alarms_set_datapoint_source(barge_alarms_datapoints_fn fn);
+
 /* alarms.c: one evaluation pass over every CloudWatch metric alarm of the
  * calling thread's region that is due (each is evaluated at most once a period, at least once a
  * minute), and the Auto Scaling actions of the state each is in. */
