@@ -1,6 +1,7 @@
-/* Shared pieces of the ECS API files (ecs_*.c): resolving the identifiers
- * callers pass (names, ARNs, family:revision) to store keys, building ARNs, and
- * the tag store every taggable resource uses. */
+/* Shared pieces of the ECS API files (ecs_*.c), on top of the domain layer
+ * (ecs/ecs.h: store layout, names, ARNs and lookups): the tag store every
+ * taggable resource uses, the operation tables and the helpers of several
+ * areas. */
 #ifndef BARGE_API_ECS_H
 #define BARGE_API_ECS_H
 
@@ -11,42 +12,9 @@
 #include "ecs/ecs.h"
 #include "store/store.h"
 
-/* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
-char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
-
-/* The path of "arn:aws:ecs:<region>:<account>:<type>/<a>/<b>..." after the
- * type, when it is an ARN of this server with parts non-empty segments
- * (e.g. "<cluster>/<service>", a store key); NULL otherwise. Caller frees. */
-char *ecs_arn_path(const struct barge_server *srv, const char *arn, const char *type, int parts);
-
 /* A new ACTIVE cluster document with ECS's defaults (new reference). */
 json_t *ecs_cluster_doc_new(const struct barge_server *srv, const char *name);
 
-/* Turns a cluster name or ARN (NULL: "default") into its name; caller frees.
- * A malformed ARN, or one of another region/account, is an
- * InvalidParameterException. */
-int ecs_cluster_name(const struct barge_server *srv, const char *ident, char **name,
-                     struct barge_error **err);
-/* Loads the ACTIVE cluster named by ident; a missing or INACTIVE one is a
- * ClusterNotFoundException. *doc is a new reference. */
-int ecs_cluster_load(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
-                     json_t **doc, struct barge_error **err);
-
-/* A copy of a stored document without its internal ("_"-prefixed) members,
- * which never leave barged. New reference. */
-json_t *ecs_public(const json_t *doc);
-
-/* The last path segment of an ARN of the given type ("task",
- * "container-instance") or ident itself when it is not an ARN; caller frees.
- * NULL (with err set) for an ARN of another type, region or account. */
-char *ecs_resource_id(const struct barge_server *srv, const char *ident, const char *type,
-                      struct barge_error **err);
-/* Loads the document of kind stored as "<cluster>/<id>", ident being the
- * resource's id or ARN (of resource type type, e.g. "task"). 1 found (*doc,
- * *key set), 0 not, -1 error (a malformed ARN is InvalidParameterException). */
-int ecs_cluster_find(struct barge_tx *tx, const struct barge_server *srv, const char *kind,
-                     const char *type, const char *cluster, const char *ident, json_t **doc,
-                     char **key, struct barge_error **err);
 /* Does a Describe input's include list ask for TAGS? */
 bool ecs_include_tags(const json_t *in);
 
@@ -106,21 +74,6 @@ bool ecs_task_protected(const json_t *task, double now);
 /* Removes STOPPED tasks older than the configured retention. */
 int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
 
-/* Store key of a task definition revision ("web!0000000003": "!" sorts before
- * every name character, so keys order by family, then revision); caller frees. */
-char *ecs_taskdef_key(const char *family, long long revision);
-/* Resolves "family", "family:revision" or a task definition ARN. A bare
- * family means its latest ACTIVE revision. Returns 1 with *doc (new reference)
- * and *key (caller frees) when found, 0 when not (no error set), -1 on error.
- * A malformed identifier is a ClientException. */
-int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
-                     json_t **doc, char **key, struct barge_error **err);
-/* The same for readers that only read the document (e.g. to answer it): *doc
- * may be the store's cached document, shared with other threads, so it must
- * never be changed; release it with json_decref((json_t *)doc). */
-int ecs_taskdef_find_shared(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
-                            const json_t **doc, char **key, struct barge_error **err);
-
 /* Tags of a resource as an ECS tag list [{key, value}] (new reference; empty
  * when none). */
 int ecs_tags_get(struct barge_tx *tx, const char *arn, json_t **tags, struct barge_error **err);
@@ -131,10 +84,6 @@ int ecs_tags_add(struct barge_tx *tx, const char *arn, const json_t *tags,
 int ecs_tags_drop(struct barge_tx *tx, const char *arn, struct barge_error **err);
 /* Validates a tag list as ECS does: at most 50, unique keys, no "aws:" prefix. */
 int ecs_tags_validate(const json_t *tags, struct barge_error **err);
-
-/* True when name is 1-255 of [A-Za-z0-9_-], ECS's rule for cluster, family,
- * container and service names. */
-bool ecs_name_valid(const char *name);
 
 /* Purges DELETE_IN_PROGRESS task definitions that no task or service uses any
  * more; barged's housekeeping loop calls it. */
@@ -205,11 +154,9 @@ int ecs_capacity_check_strategy(struct barge_tx *tx, const struct barge_server *
  * string is borrowed from strategy. */
 const char *ecs_capacity_pick(const json_t *strategy, json_t *counts);
 
-/* Daemons (ecs_daemons.c): daemon task definitions, keyed as task
- * definitions ("family!%010d"); daemons, "<cluster>/<name>", scheduled like
- * DAEMON services on the instances of their capacity providers; and their
- * deployments and revisions, "<cluster>/<name>/<time id>". */
-#define ECS_KIND_DTASKDEF  "dtaskdef"
+/* Daemons (ecs_daemons.c): daemon task definitions (ECS_KIND_DTASKDEF); daemons,
+ * "<cluster>/<name>", scheduled like DAEMON services on the instances of their capacity providers;
+ * and their deployments and revisions, "<cluster>/<name>/<time id>". */
 #define ECS_KIND_DAEMON    "daemon"
 #define ECS_KIND_DDEPLOY   "ddeploy"
 #define ECS_KIND_DREVISION "drevision"

@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/util.h"
+#include "core/server.h"
 #include "store/store.h"
 
 /* Store kinds. Keys: cluster name; "family!%010d" revision; family name;
@@ -30,6 +31,62 @@
 #define ECS_KIND_USAGE "usage"
 /* Services: "<cluster>/<service>/<task id>" -> {task, deployment}. */
 #define ECS_KIND_STASK "stask"
+/* Daemon task definitions, keyed as task definitions ("family!%010d"). */
+#define ECS_KIND_DTASKDEF "dtaskdef"
+
+/* ---- names, ARNs and lookups (ids.c) ---- */
+
+/* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
+char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
+
+/* The path of "arn:aws:ecs:<region>:<account>:<type>/<a>/<b>..." after the
+ * type, when it is an ARN of this server with parts non-empty segments
+ * (e.g. "<cluster>/<service>", a store key); NULL otherwise. Caller frees. */
+char *ecs_arn_path(const struct barge_server *srv, const char *arn, const char *type, int parts);
+
+/* Turns a cluster name or ARN (NULL: "default") into its name; caller frees.
+ * A malformed ARN, or one of another region/account, is an
+ * InvalidParameterException. */
+int ecs_cluster_name(const struct barge_server *srv, const char *ident, char **name,
+                     struct barge_error **err);
+/* Loads the ACTIVE cluster named by ident; a missing or INACTIVE one is a
+ * ClusterNotFoundException. *doc is a new reference. */
+int ecs_cluster_load(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                     json_t **doc, struct barge_error **err);
+
+/* A copy of a stored document without its internal ("_"-prefixed) members,
+ * which never leave barged. New reference. */
+json_t *ecs_public(const json_t *doc);
+
+/* The last path segment of an ARN of the given type ("task",
+ * "container-instance") or ident itself when it is not an ARN; caller frees.
+ * NULL (with err set) for an ARN of another type, region or account. */
+char *ecs_resource_id(const struct barge_server *srv, const char *ident, const char *type,
+                      struct barge_error **err);
+/* Loads the document of kind stored as "<cluster>/<id>", ident being the
+ * resource's id or ARN (of resource type type, e.g. "task"). 1 found (*doc,
+ * *key set), 0 not, -1 error (a malformed ARN is InvalidParameterException). */
+int ecs_cluster_find(struct barge_tx *tx, const struct barge_server *srv, const char *kind,
+                     const char *type, const char *cluster, const char *ident, json_t **doc,
+                     char **key, struct barge_error **err);
+/* Store key of a task definition revision ("web!0000000003": "!" sorts before
+ * every name character, so keys order by family, then revision); caller frees. */
+char *ecs_taskdef_key(const char *family, long long revision);
+/* Resolves "family", "family:revision" or a task definition ARN. A bare
+ * family means its latest ACTIVE revision. Returns 1 with *doc (new reference)
+ * and *key (caller frees) when found, 0 when not (no error set), -1 on error.
+ * A malformed identifier is a ClientException. */
+int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                     json_t **doc, char **key, struct barge_error **err);
+/* The same for readers that only read the document (e.g. to answer it): *doc
+ * may be the store's cached document, shared with other threads, so it must
+ * never be changed; release it with json_decref((json_t *)doc). */
+int ecs_taskdef_find_shared(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
+                            const json_t **doc, char **key, struct barge_error **err);
+
+/* True when name is 1-255 of [A-Za-z0-9_-], ECS's rule for cluster, family,
+ * container and service names. */
+bool ecs_name_valid(const char *name);
 
 /* ---- tasks (task.c) ---- */
 
