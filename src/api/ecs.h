@@ -68,9 +68,6 @@ int ecs_task_place_one(struct ecs_placement *pl, struct barge_server *srv, const
  * InvalidParameterException pointing at the problem. */
 int ecs_placement_validate(const json_t *params, struct barge_error **err);
 
-/* Is the task under scale-in protection (UpdateTaskProtection) at now? */
-bool ecs_task_protected(const json_t *task, double now);
-
 /* Removes STOPPED tasks older than the configured retention. */
 int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
 

@@ -99,6 +99,9 @@ bool ecs_task_force_stopped(json_t *task, const char *reason);
 /* Counts a change of the task document, so that agents and describers can
  * tell a newer copy from an older one. */
 void ecs_task_bump_version(json_t *task);
+/* Is the task under scale-in protection (UpdateTaskProtection, which keeps
+ * "_protectedUntil") at now? */
+bool ecs_task_protected(const json_t *task, double now);
 
 /* ---- services (service.c) ---- */
 
