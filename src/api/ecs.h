@@ -164,28 +164,6 @@ int ecs_daemon_sync(struct barge_tx *tx, const struct barge_server *srv, json_t 
                     struct barge_error **err);
 extern const struct barge_api_op ecs_daemon_ops[];
 
-/* A time-ordered id: milliseconds since the epoch, then random digits so that
- * two ids of the same millisecond differ. Caller frees. */
-char *ecs_time_id(void);
-
-/* Service deployment history (ecs_deployments.c). Keys
- * "<cluster>/<service>/<id>", ids ordered by creation time. */
-#define ECS_KIND_SDEPLOY   "sdeploy"
-#define ECS_KIND_SREVISION "srevision"
-/* Records the service revision and the service deployment of svc's PRIMARY
- * deployment, just pushed by CreateService or UpdateService; a record of an
- * older deployment still in progress ends STOPPED. */
-int ecs_service_deployment_open(struct barge_tx *tx, const struct barge_server *srv, json_t *svc,
-                                struct barge_error **err);
-/* Marks dep, a new deployment rolling back from failed (the former primary),
- * as serving failed's service deployment record with revision (an id; NULL
- * when unknown); circuit_breaker says that the circuit breaker asked. */
-void ecs_service_deployment_rollback(const json_t *failed, json_t *dep, const char *revision,
-                                     bool circuit_breaker);
-/* Brings the record of svc's primary deployment (status, task counts,
- * circuit breaker, rollback) up to date; call before storing svc. */
-int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *svc,
-                                struct barge_error **err);
 /* Describe{Service,Daemon}{Deployments,Revisions}: the documents of kind
  * that the ARNs (of resource type type, "<type>/<cluster>/<name>/<id>") in
  * in[field] name, as out[out_field], and a MISSING failure for each ARN that
@@ -198,8 +176,6 @@ int ecs_records_describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, co
  * (NULL: unbounded)? */
 bool ecs_record_matches(const json_t *doc, const json_t *status, const json_t *before,
                         const json_t *after);
-/* Has the record reached a final status? */
-bool ecs_service_deployment_finished(const json_t *rec);
 extern const struct barge_api_op ecs_deployment_ops[];
 
 #endif

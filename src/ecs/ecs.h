@@ -122,6 +122,33 @@ json_t *ecs_deployment_new(const json_t *svc, const char *td_arn, json_int_t des
 /* Makes dep (reference stolen) the PRIMARY deployment of svc. */
 void ecs_service_push_deployment(json_t *svc, json_t *dep);
 
+/* ---- service deployment records (deployment.c) ---- */
+
+/* A time-ordered id: milliseconds since the epoch, then random digits so that
+ * two ids of the same millisecond differ. Caller frees. */
+char *ecs_time_id(void);
+
+/* Service deployment history (deployment.c). Keys
+ * "<cluster>/<service>/<id>", ids ordered by creation time. */
+#define ECS_KIND_SDEPLOY   "sdeploy"
+#define ECS_KIND_SREVISION "srevision"
+/* Records the service revision and the service deployment of svc's PRIMARY
+ * deployment, just pushed by CreateService or UpdateService; a record of an
+ * older deployment still in progress ends STOPPED. */
+int ecs_service_deployment_open(struct barge_tx *tx, const struct barge_server *srv, json_t *svc,
+                                struct barge_error **err);
+/* Marks dep, a new deployment rolling back from failed (the former primary),
+ * as serving failed's service deployment record with revision (an id; NULL
+ * when unknown); circuit_breaker says that the circuit breaker asked. */
+void ecs_service_deployment_rollback(const json_t *failed, json_t *dep, const char *revision,
+                                     bool circuit_breaker);
+/* Brings the record of svc's primary deployment (status, task counts,
+ * circuit breaker, rollback) up to date; call before storing svc. */
+int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *svc,
+                                struct barge_error **err);
+/* Has the record reached a final status? */
+bool ecs_service_deployment_finished(const json_t *rec);
+
 /* ---- container instances (instance.c) ---- */
 
 /* Seconds without a poll after which an agent counts as disconnected
