@@ -151,17 +151,6 @@ int ecs_capacity_check_strategy(struct barge_tx *tx, const struct barge_server *
  * string is borrowed from strategy. */
 const char *ecs_capacity_pick(const json_t *strategy, json_t *counts);
 
-/* Daemons (ecs_daemons.c): daemon task definitions (ECS_KIND_DTASKDEF); daemons,
- * "<cluster>/<name>", scheduled like DAEMON services on the instances of their capacity providers;
- * and their deployments and revisions, "<cluster>/<name>/<time id>". */
-#define ECS_KIND_DAEMON    "daemon"
-#define ECS_KIND_DDEPLOY   "ddeploy"
-#define ECS_KIND_DREVISION "drevision"
-/* Brings the record of the daemon's current deployment up to date (it
- * succeeds when the scheduler completes its rollout); call before storing
- * daemon. */
-int ecs_daemon_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *daemon,
-                    struct barge_error **err);
 extern const struct barge_api_op ecs_daemon_ops[];
 
 /* Describe{Service,Daemon}{Deployments,Revisions}: the documents of kind

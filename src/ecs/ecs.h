@@ -149,6 +149,21 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
 /* Has the record reached a final status? */
 bool ecs_service_deployment_finished(const json_t *rec);
 
+/* ---- daemons (daemon.c) ---- */
+
+/* Daemons (API: api/ecs_daemons.c), "<cluster>/<name>", scheduled like
+ * DAEMON services on the instances of their capacity providers, and their
+ * deployments and revisions, "<cluster>/<name>/<time id>". Their task
+ * definitions are ECS_KIND_DTASKDEF. */
+#define ECS_KIND_DAEMON    "daemon"
+#define ECS_KIND_DDEPLOY   "ddeploy"
+#define ECS_KIND_DREVISION "drevision"
+/* Brings the record of the daemon's current deployment up to date (it
+ * succeeds when the scheduler completes its rollout); call before storing
+ * daemon. */
+int ecs_daemon_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *daemon,
+                    struct barge_error **err);
+
 /* ---- container instances (instance.c) ---- */
 
 /* Seconds without a poll after which an agent counts as disconnected
