@@ -47,40 +47,8 @@ int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const j
 int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *report,
                           struct barge_error **err);
 
-/* What the placements of one write transaction share: the snapshots of the
- * cluster's instances and tasks, read once and updated with every task placed
- * through it. Use it only within tx; the caller frees it (NULL is fine). */
-struct ecs_placement;
-struct ecs_placement *ecs_placement_new(struct barge_tx *tx);
-void ecs_placement_free(struct ecs_placement *pl);
-
-/* Places and stores one task of td in the cluster, as RunTask does, in pl's
- * transaction; params holds startedBy, group, overrides and tags. Returns 1
- * with *task (the stored document, new reference), 0 with *reason (ECS's
- * failure reason of the closest instance, caller frees) when nothing fits, -1
- * on error. */
-int ecs_task_place_one(struct ecs_placement *pl, struct barge_server *srv, const json_t *cluster,
-                       const json_t *td, const json_t *params, json_t **task, char **reason,
-                       struct barge_error **err);
-
-/* Checks params' placementStrategy and placementConstraints (as CreateService
- * and UpdateService receive them); an invalid one is an
- * InvalidParameterException pointing at the problem. */
-int ecs_placement_validate(const json_t *params, struct barge_error **err);
-
 /* Removes STOPPED tasks older than the configured retention. */
 int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
-
-/* Tags of a resource as an ECS tag list [{key, value}] (new reference; empty
- * when none). */
-int ecs_tags_get(struct barge_tx *tx, const char *arn, json_t **tags, struct barge_error **err);
-/* Merges tags into the resource's tags (validating them first). */
-int ecs_tags_add(struct barge_tx *tx, const char *arn, const json_t *tags,
-                 struct barge_error **err);
-/* Drops every tag of a resource (when it is deleted). */
-int ecs_tags_drop(struct barge_tx *tx, const char *arn, struct barge_error **err);
-/* Validates a tag list as ECS does: at most 50, unique keys, no "aws:" prefix. */
-int ecs_tags_validate(const json_t *tags, struct barge_error **err);
 
 /* Purges DELETE_IN_PROGRESS task definitions that no task or service uses any
  * more; barged's housekeeping loop calls it. */
@@ -117,9 +85,6 @@ extern const struct barge_api_op ecs_agent_ops[];
 extern const struct barge_api_op ecs_taskset_ops[];
 extern const struct barge_api_op ecs_express_ops[];
 
-/* The instances of barged's Fargate capacity pool live under this pseudo
- * cluster, which no listing shows ('@' is not allowed in cluster names). */
-#define ECS_FARGATE_POOL "@fargate"
 /* GET /barge/v1/usage */
 void barge_api_usage_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 /* /barge/v1/join-tokens (jointokens.c) */
@@ -136,21 +101,10 @@ int barge_api_join_token_use(struct barge_tx *tx, json_t *doc, const char *clust
                              struct barge_error **err);
 extern const struct barge_api_service barge_api_ecs;
 
-/* Is name one of the built-in capacity providers FARGATE / FARGATE_SPOT? */
-bool ecs_capacity_is_fargate(const char *name);
-/* Fargate's rules for running td with params (a RunTask or CreateService
- * input): FARGATE-compatible definition, awsvpc network configuration, a known
- * platform version. */
-int ecs_fargate_check(const json_t *td, const json_t *params, struct barge_error **err);
 /* Checks a capacityProviderStrategy (providers exist, one base at most, no
  * mix of Fargate and host groups). */
 int ecs_capacity_check_strategy(struct barge_tx *tx, const struct barge_server *srv,
                                 const json_t *strategy, struct barge_error **err);
-/* The provider of a strategy the next task goes to, given counts
- * ({provider: tasks}) of the tasks placed so far, which it updates. The
- * string is borrowed from strategy. */
-const char *ecs_capacity_pick(const json_t *strategy, json_t *counts);
-
 extern const struct barge_api_op ecs_daemon_ops[];
 
 /* Describe{Service,Daemon}{Deployments,Revisions}: the documents of kind

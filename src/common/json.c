@@ -36,6 +36,18 @@ json_t *barge_json_object(const json_t *obj, const char *key)
     return json_is_object(v) ? v : NULL;
 }
 
+json_t *barge_json_find(const json_t *list, const char *key, const char *value)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach((json_t *)list, i, c)
+    {
+        if (barge_streq(barge_json_str(c, key, NULL), value))
+            return c;
+    }
+    return NULL;
+}
+
 /* A compact encoder writing exactly what json_dumps(JSON_COMPACT |
  * JSON_ENCODE_ANY) writes, for the common case, at a fraction of its cost:
  * jansson's dumper formats every object's address with snprintf and enters

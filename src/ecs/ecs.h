@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "common/util.h"
@@ -26,6 +27,10 @@
 #define ECS_KIND_SERVICE  "service"
 /* Tasks per container instance: "<instanceId>/<taskId>" -> {cluster, taskId}. */
 #define ECS_KIND_ITASK "itask"
+
+/* The instances of barged's Fargate capacity pool live under this pseudo
+ * cluster, which no listing shows ('@' is not allowed in cluster names). */
+#define ECS_FARGATE_POOL "@fargate"
 
 /* Fargate usage records: "<cluster>/<stop time>/<task id>". */
 #define ECS_KIND_USAGE "usage"
@@ -163,6 +168,83 @@ bool ecs_service_deployment_finished(const json_t *rec);
  * daemon. */
 int ecs_daemon_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *daemon,
                     struct barge_error **err);
+
+/* ---- placement (placement.c) and capacity providers (capacity.c) ---- */
+
+/* What the placements of one write transaction share: the snapshots of the
+ * cluster's instances and tasks, read once and updated with every task placed
+ * through it. Use it only within tx; the caller frees it (NULL is fine). */
+struct ecs_placement;
+struct ecs_placement *ecs_placement_new(struct barge_tx *tx);
+void ecs_placement_free(struct ecs_placement *pl);
+
+/* Places and stores one task of td in the cluster, as RunTask does, in pl's
+ * transaction; params holds startedBy, group, overrides and tags. Returns 1
+ * with *task (the stored document, new reference), 0 with *reason (ECS's
+ * failure reason of the closest instance, caller frees) when nothing fits, -1
+ * on error. */
+int ecs_task_place_one(struct ecs_placement *pl, struct barge_server *srv, const json_t *cluster,
+                       const json_t *td, const json_t *params, json_t **task, char **reason,
+                       struct barge_error **err);
+
+/* Checks params' placementStrategy and placementConstraints (as CreateService
+ * and UpdateService receive them); an invalid one is an
+ * InvalidParameterException pointing at the problem. */
+int ecs_placement_validate(const json_t *params, struct barge_error **err);
+
+/* The parameters of the next task of a RunTask input in: which capacity
+ * provider it goes to (by the strategy, or the cluster's default, and counts
+ * ({provider: tasks}) of the tasks placed so far, which it updates), whether
+ * that is the Fargate pool, and for host-group providers a constraint to the
+ * group's hosts. New reference, or NULL with err set (ecs_fargate_check). */
+json_t *ecs_task_launch_params(const json_t *cluster, const json_t *td, const json_t *in,
+                               json_t *counts, struct barge_error **err);
+/* Places count tasks of td in the cluster and stores them: each placed task's
+ * stored document goes to placed, and when one cannot be placed, the reason for
+ * each instance goes to failures (ECS's RunTask shape) and placing stops;
+ * closest (may be NULL) then gets the reason of the instance that came closest
+ * (caller frees). params (from ecs_task_launch_params) holds the RunTask
+ * members that shape a task (overrides, startedBy, group, tags) and place it
+ * (placementStrategy, placementConstraints: a service passes its own). */
+int ecs_task_place(struct ecs_placement *pl, struct barge_server *srv, const json_t *cluster,
+                   const json_t *td, const json_t *params, json_int_t count, json_t *placed,
+                   json_t *failures, char **closest, struct barge_error **err);
+/* StartTask: places a task of td (in: the StartTask input) on each instance
+ * in["containerInstances"] names where it fits and td's memberOf constraints
+ * hold, in tx; the stored documents go to placed, and a failure (MISSING, or
+ * the reason it does not fit) for each other instance to failures. */
+int ecs_task_start(struct barge_server *srv, struct barge_tx *tx, const json_t *cluster,
+                   const json_t *td, const json_t *in, json_t *placed, json_t *failures,
+                   struct barge_error **err);
+/* The placement decisions made since barged started (for /metrics). */
+void ecs_placement_decisions(uint64_t *placed, uint64_t *unplaceable);
+
+/* Is name one of the built-in capacity providers FARGATE / FARGATE_SPOT? */
+bool ecs_capacity_is_fargate(const char *name);
+/* Fargate's rules for running td with params (a RunTask or CreateService
+ * input): FARGATE-compatible definition, awsvpc network configuration, a known
+ * platform version. */
+int ecs_fargate_check(const json_t *td, const json_t *params, struct barge_error **err);
+/* The provider of a strategy the next task goes to, given counts
+ * ({provider: tasks}) of the tasks placed so far, which it updates. The
+ * string is borrowed from strategy. */
+const char *ecs_capacity_pick(const json_t *strategy, json_t *counts);
+
+/* ---- tags (tags.c) ---- */
+
+/* Tags of a resource as an ECS tag list [{key, value}] (new reference; empty
+ * when none). */
+int ecs_tags_get(struct barge_tx *tx, const char *arn, json_t **tags, struct barge_error **err);
+/* Merges tags into the resource's tags (validating them first). */
+int ecs_tags_add(struct barge_tx *tx, const char *arn, const json_t *tags,
+                 struct barge_error **err);
+/* Replaces the resource's tags with list (an ECS tag list, already
+ * validated; empty drops them). */
+int ecs_tags_put(struct barge_tx *tx, const char *arn, json_t *list, struct barge_error **err);
+/* Drops every tag of a resource (when it is deleted). */
+int ecs_tags_drop(struct barge_tx *tx, const char *arn, struct barge_error **err);
+/* Validates a tag list as ECS does: at most 50, unique keys, no "aws:" prefix. */
+int ecs_tags_validate(const json_t *tags, struct barge_error **err);
 
 /* ---- container instances (instance.c) ---- */
 
