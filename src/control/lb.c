@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/ecs.h"
+#include "ecs/ecs.h"
 #include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"

@@ -14,7 +14,6 @@
 #include <time.h>
 
 #include "api/cloudmap.h"
-#include "api/ecs.h"
 #include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"
