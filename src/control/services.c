@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/cloudmap.h"
 #include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -21,6 +20,7 @@
 #include "control/control.h"
 #include "ecs/ecs.h"
 #include "sched/deploy.h"
+#include "svc/cloudmap.h"
 
 static struct barge_control_config config = {60, 30, 15};
 
