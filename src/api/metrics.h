@@ -13,8 +13,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "api/http.h"
 #include "api/server.h"
+#include "http/http.h"
 
 /* The clock API latencies are measured with: monotonic seconds. */
 double barge_metrics_clock(void);

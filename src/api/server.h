@@ -7,10 +7,10 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "api/http.h"
 #include "common/crypto.h"
 #include "common/sigv4.h"
 #include "core/server.h"
+#include "http/http.h"
 #include "registry/registry.h"
 #include "store/store.h"
 
