@@ -25,6 +25,8 @@ json_t *barge_json_object(const json_t *obj, const char *key);
 /* The first element of list whose string member key is value, or NULL;
  * borrowed. */
 json_t *barge_json_find(const json_t *list, const char *key, const char *value);
+/* Whether the array list has the string s. */
+bool barge_json_has_string(const json_t *list, const char *s);
 /* Compact serialisation with sorted keys off; the caller frees the string. */
 char *barge_json_dump(const json_t *j);
 /* Sets key to a string only when value is not NULL. */

@@ -22,13 +22,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ecs/ecs.h"
-#include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "control/control.h"
+#include "ecs/ecs.h"
 #include "net/haproxy.h"
+#include "svc/elbv2.h"
 
 struct lb_proc {
     char *name;

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -21,6 +20,7 @@
 #include "ecs/ecs.h"
 #include "sched/deploy.h"
 #include "svc/cloudmap.h"
+#include "svc/elbv2.h"
 
 static struct barge_control_config config = {60, 30, 15};
 
