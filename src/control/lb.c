@@ -1,5 +1,5 @@
 /* Keeps one HAProxy process per load balancer that has listeners in step
- * with the store (src/api/elbv2.c). A pass builds each load balancer's
+ * with the store (svc/elbv2.h). A pass builds each load balancer's
  * description (listeners, target groups, targets), starts HAProxy where none
  * runs, replaces it (-sf: the old one finishes its connections) when
  * listeners or health checks changed, and otherwise applies target changes
