@@ -1,10 +1,10 @@
-/* barged's process-wide state: configuration, the store and the listener. One
- * struct barge_server exists per process; handlers reach it through their
- * request. */
+/* barged's process-wide pieces the API layer adds to struct barge_server
+ * (core/server.h, one per process; handlers reach it through their request):
+ * the listener and parked long polls, access keys, the route table and the
+ * housekeeping loop. */
 #ifndef BARGE_API_SERVER_H
 #define BARGE_API_SERVER_H
 
-#include <pthread.h>
 #include <stdint.h>
 
 #include "common/crypto.h"
