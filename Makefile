@@ -80,7 +80,8 @@ FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
 # tests without clang, and under SANITIZE= too.
 REPLAYS      := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%)
 
-.PHONY: all setup test unit e2e e2e-postgres test-postgres run clean format bench fuzz fuzz-ci
+.PHONY: all setup test unit e2e e2e-postgres test-postgres run clean format bench fuzz fuzz-ci \
+        check-layers
 all: setup $(PROGRAMS)
 
 setup:
@@ -113,11 +114,16 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libbarge.a
 
 # The store's tests (test_store, test_store_logs) also run against a throwaway
 # PostgreSQL cluster (they say so and skip that part when PostgreSQL cannot start).
-unit: setup $(TESTS) $(REPLAYS)
+unit: setup check-layers $(TESTS) $(REPLAYS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; \
 	  case $$t in */test_store*) $(PYTHON) tests/e2e/pg_fixture.py -- $$t;; *) $$t;; esac; done
 	@set -e; for n in $(FUZZ_NAMES); do echo "== $(BUILD)/tests/fuzz_$$n tests/fuzz/corpus/$$n"; \
 	  $(BUILD)/tests/fuzz_$$n tests/fuzz/corpus/$$n; done
+
+# Modules depend downwards only: a lower one including a higher one fails
+# (the table is in scripts/check-layers; docs/architecture.md, Layers).
+check-layers:
+	@./scripts/check-layers
 
 e2e: all $(TESTS)
 	BARGE_BIN_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -p no:cacheprovider $(E2E_PAR) tests/e2e \

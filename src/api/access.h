@@ -16,9 +16,9 @@
 
 #include <jansson.h>
 
-#include "api/http.h"
 #include "api/server.h"
 #include "common/sigv4.h"
+#include "http/http.h"
 
 /* Access key ids of per-task credentials start with this (as AWS's
  * temporary credentials do). */

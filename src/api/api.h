@@ -12,9 +12,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "api/http.h"
 #include "common/error.h"
 #include "common/sigv4.h"
+#include "http/http.h"
 
 struct barge_server;
 struct barge_model;

@@ -24,19 +24,6 @@ static int invalid(struct barge_error **err, const char *fmt, ...)
     return barge_error_set_type(err, BARGE_ERR_INVALID, "ValidationException", "%s", msg);
 }
 
-bool barge_aas_parse_resource(const char *resource_id, char **cluster, char **service)
-{
-    if (!barge_str_has_prefix(resource_id, "service/"))
-        return false;
-    const char *c = resource_id + 8;
-    const char *slash = strchr(c, '/');
-    if (!slash || slash == c || !slash[1] || strchr(slash + 1, '/'))
-        return false;
-    *cluster = barge_xstrndup(c, (size_t)(slash - c));
-    *service = barge_xstrdup(slash + 1);
-    return true;
-}
-
 /* Checks namespace, dimension and resource id, and that the service exists. */
 static int check_target_ids(struct barge_tx *tx, const json_t *in, bool need_service,
                             struct barge_error **err)
@@ -72,23 +59,6 @@ static int not_registered(struct barge_error **err, const char *rid)
                                 "No scalable target registered for service namespace: ecs, "
                                 "resource ID: %s, scalable dimension: %s",
                                 rid, AAS_DIMENSION);
-}
-
-int barge_aas_activity_add(struct barge_tx *tx, const char *resource_id, const char *description,
-                           const char *cause, const char *status, const char *status_message,
-                           struct barge_error **err)
-{
-    char id[37];
-    barge_id_uuid(id);
-    double now = barge_now();
-    _cleanup_json_ json_t *a = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:s}", "ActivityId", id, "ServiceNamespace",
-        "ecs", "ResourceId", resource_id, "ScalableDimension", AAS_DIMENSION, "Description",
-        description, "Cause", cause, "StartTime", now, "EndTime", now, "StatusCode", status);
-    if (status_message)
-        json_object_set_new(a, "StatusMessage", json_string(status_message));
-    _cleanup_free_ char *key = barge_xasprintf("%s|%017.3f|%s", resource_id, now, id);
-    return barge_store_put(tx, AAS_KIND_ACTIVITY, key, a, err);
 }
 
 static int register_scalable_target(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -490,8 +460,6 @@ static int delete_scheduled_action(struct barge_api_ctx *ctx, json_t *in, json_t
     return delete_named(ctx, in, AAS_KIND_SCHEDULED, "ScheduledActionName", "scheduled action", out,
                         err);
 }
-
-bool barge_aas_schedule_valid(const char *schedule, const char *tz, char **why);
 
 static int put_scheduled_action(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                 struct barge_error **err)

@@ -4,8 +4,7 @@
  * DiscoverInstances, custom health status, operations and tags.
  *
  * Everything lives per region, one document per namespace, service,
- * instance and operation (keys "<region>|<id>", instances
- * "<region>|<service id>|<instance id>"). Cloud Map's writes are
+ * instance and operation (svc/cloudmap.c). Cloud Map's writes are
  * asynchronous operations; barge applies them at once and records an
  * operation that GetOperation reports as SUCCESS. The records of private
  * DNS namespaces are served by the agents' DNS servers (agent/dns.c),
@@ -40,18 +39,6 @@ static const char *region_of(const struct barge_api_ctx *ctx)
     return ctx->who.region;
 }
 
-/* An id from an id or an ARN naming it (".../ns-abc" -> "ns-abc"). */
-static const char *id_of(const char *s)
-{
-    const char *slash = barge_str_has_prefix(s, "arn:") ? strrchr(s, '/') : NULL;
-    return slash ? slash + 1 : s;
-}
-
-static char *rkey(const char *region, const char *id)
-{
-    return barge_xasprintf("%s|%s", region, id);
-}
-
 /* "ns-" / "srv-" and 16 random lower-case letters and digits, as Cloud Map. */
 static char *new_id(const char *prefix)
 {
@@ -65,19 +52,12 @@ static char *new_id(const char *prefix)
     return barge_xasprintf("%s%s", prefix, tail);
 }
 
-static int get_doc(struct barge_tx *tx, const char *kind, const char *region, const char *id,
-                   json_t **out, struct barge_error **err)
-{
-    _cleanup_free_ char *key = rkey(region, id);
-    return barge_store_get(tx, kind, key, out, err);
-}
-
 /* A namespace or service by id or ARN, else Cloud Map's not-found error
  * (type, naming what). */
 static int must_get(struct barge_tx *tx, const char *kind, const char *type, const char *what,
                     const char *region, const char *id, json_t **out, struct barge_error **err)
 {
-    int r = get_doc(tx, kind, region, id_of(id), out, err);
+    int r = barge_cloudmap_get(tx, kind, region, barge_cloudmap_id_of(id), out, err);
     if (r == 0)
         return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, type, "%s '%s' not found", what, id);
     return r < 0 ? -1 : 0;
@@ -110,7 +90,7 @@ static int operation_of(struct barge_tx *tx, const char *region, const char *typ
                   "SUCCESS", "CreateDate", now, "UpdateDate", now, "Targets", target_kind, target);
     if (service_id)
         json_object_set_new(json_object_get(op, "Targets"), "SERVICE", json_string(service_id));
-    _cleanup_free_ char *key = rkey(region, hex);
+    _cleanup_free_ char *key = barge_cloudmap_key(region, hex);
     int r = barge_store_put(tx, CLOUDMAP_KIND_OPERATION, key, op, err);
     json_decref(op);
     if (r < 0)
@@ -259,7 +239,7 @@ static int create_namespace(struct barge_api_ctx *ctx, json_t *in, json_t **out,
             json_object_set(doc, copy[i], json_object_get(in, copy[i]));
     if (barge_json_array(in, "Tags"))
         barge_api_tags_merge(doc, barge_json_array(in, "Tags"));
-    _cleanup_free_ char *key = rkey(region, id);
+    _cleanup_free_ char *key = barge_cloudmap_key(region, id);
     if (barge_store_put(tx, CLOUDMAP_KIND_NAMESPACE, key, doc, err) < 0 ||
         operation(tx, region, "CREATE_NAMESPACE", "NAMESPACE", id, out, err) < 0)
         return -1;
@@ -467,7 +447,7 @@ static int delete_namespace(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ResourceInUse",
                                     "namespace '%s' has %lld service(s); delete them first", id,
                                     (long long)n);
-    _cleanup_free_ char *key = rkey(region, id);
+    _cleanup_free_ char *key = barge_cloudmap_key(region, id);
     if (barge_store_del(tx, CLOUDMAP_KIND_NAMESPACE, key, err) < 0 ||
         operation(tx, region, "DELETE_NAMESPACE", "NAMESPACE", id, out, err) < 0)
         return -1;
@@ -572,7 +552,7 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
             json_object_set(doc, copy[i], json_object_get(in, copy[i]));
     if (barge_json_array(in, "Tags"))
         barge_api_tags_merge(doc, barge_json_array(in, "Tags"));
-    _cleanup_free_ char *key = rkey(region, id);
+    _cleanup_free_ char *key = barge_cloudmap_key(region, id);
     if (barge_store_put(tx, CLOUDMAP_KIND_SERVICE, key, doc, err) < 0 || commit(&tx, err) < 0)
         return -1;
     json_t *v = public_copy(doc);
@@ -609,7 +589,7 @@ static int service_matches(const json_t *doc, const json_t *f)
         json_t *v;
         json_array_foreach(values, i, v)
         {
-            if (barge_streq(id_of(json_string_value(v) ? json_string_value(v) : ""),
+            if (barge_streq(barge_cloudmap_id_of(json_string_value(v) ? json_string_value(v) : ""),
                             barge_json_str(doc, "NamespaceId", NULL)))
                 return 1;
         }
@@ -667,7 +647,7 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (json_object_get(change, "Description"))
         json_object_set(doc, "Description", json_object_get(change, "Description"));
     const char *id = barge_json_str(doc, "Id", "");
-    _cleanup_free_ char *key = rkey(region, id);
+    _cleanup_free_ char *key = barge_cloudmap_key(region, id);
     if (barge_store_put(tx, CLOUDMAP_KIND_SERVICE, key, doc, err) < 0 ||
         operation(tx, region, "UPDATE_SERVICE", "SERVICE", id, out, err) < 0)
         return -1;
@@ -693,7 +673,7 @@ static int delete_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                     "service '%s' has %lld registered instance(s); deregister "
                                     "them first",
                                     id, (long long)n);
-    _cleanup_free_ char *key = rkey(region, id);
+    _cleanup_free_ char *key = barge_cloudmap_key(region, id);
     if (barge_store_del(tx, CLOUDMAP_KIND_SERVICE, key, err) < 0 || commit(&tx, err) < 0)
         return -1;
     *out = json_object();
@@ -702,37 +682,25 @@ static int delete_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 
 /* ---- instances ---- */
 
-static bool has_record(const json_t *svc, const char *type)
-{
-    size_t i;
-    json_t *r;
-    json_array_foreach(barge_json_array(barge_json_object(svc, "DnsConfig"), "DnsRecords"), i, r)
-    {
-        if (barge_streq(barge_json_str(r, "Type", NULL), type))
-            return true;
-    }
-    return false;
-}
-
 /* The attributes a service's DNS records need (Cloud Map's InvalidInput). */
 static int check_attributes(const json_t *svc, const json_t *attrs, struct barge_error **err)
 {
     if (json_object_size(attrs) > MAX_ATTRIBUTES)
         return invalid(err, "an instance has at most %d attributes; '%zu' were given",
                        MAX_ATTRIBUTES, json_object_size(attrs));
-    if ((has_record(svc, "A") || has_record(svc, "SRV")) &&
+    if ((barge_cloudmap_has_record(svc, "A") || barge_cloudmap_has_record(svc, "SRV")) &&
         !json_object_get(attrs, "AWS_INSTANCE_IPV4") &&
         !json_object_get(attrs, "AWS_INSTANCE_IPV6"))
         return invalid(err,
                        "service '%s' has A or SRV records: attribute AWS_INSTANCE_IPV4 is "
                        "required",
                        barge_json_str(svc, "Id", ""));
-    if (has_record(svc, "SRV") && !json_object_get(attrs, "AWS_INSTANCE_PORT"))
+    if (barge_cloudmap_has_record(svc, "SRV") && !json_object_get(attrs, "AWS_INSTANCE_PORT"))
         return invalid(err,
                        "service '%s' has an SRV record: attribute AWS_INSTANCE_PORT is "
                        "required",
                        barge_json_str(svc, "Id", ""));
-    if (has_record(svc, "CNAME") && !json_object_get(attrs, "AWS_INSTANCE_CNAME"))
+    if (barge_cloudmap_has_record(svc, "CNAME") && !json_object_get(attrs, "AWS_INSTANCE_CNAME"))
         return invalid(err,
                        "service '%s' has a CNAME record: attribute AWS_INSTANCE_CNAME is "
                        "required",
@@ -753,20 +721,6 @@ static int check_attributes(const json_t *svc, const json_t *attrs, struct barge
             return invalid(err, "AWS_INSTANCE_PORT '%s' is not a port (1-65535)", port);
     }
     return 0;
-}
-
-/* Bumps the service's InstancesRevision (DiscoverInstancesRevision). */
-static int bump_revision(struct barge_tx *tx, const char *region, json_t *svc,
-                         struct barge_error **err)
-{
-    json_object_set_new(svc, "_revision", json_integer(barge_json_int(svc, "_revision", 1) + 1));
-    _cleanup_free_ char *key = rkey(region, barge_json_str(svc, "Id", ""));
-    return barge_store_put(tx, CLOUDMAP_KIND_SERVICE, key, svc, err);
-}
-
-static char *instance_key(const char *region, const char *service_id, const char *instance_id)
-{
-    return barge_xasprintf("%s|%s|%s", region, service_id, instance_id);
 }
 
 static int register_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -790,9 +744,9 @@ static int register_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out
                   json_object_get(svc, "HealthCheckCustomConfig") ? init : "HEALTHY");
     if (json_object_get(in, "CreatorRequestId"))
         json_object_set(doc, "CreatorRequestId", json_object_get(in, "CreatorRequestId"));
-    _cleanup_free_ char *key = instance_key(region, sid, iid);
+    _cleanup_free_ char *key = barge_cloudmap_instance_key(region, sid, iid);
     if (barge_store_put(tx, CLOUDMAP_KIND_INSTANCE, key, doc, err) < 0 ||
-        bump_revision(tx, region, svc, err) < 0 ||
+        barge_cloudmap_bump_revision(tx, region, svc, err) < 0 ||
         operation_of(tx, region, "REGISTER_INSTANCE", "INSTANCE", iid, sid, out, err) < 0)
         return -1;
     return commit_dns(ctx, &tx, err);
@@ -801,7 +755,7 @@ static int register_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out
 static int instance_get(struct barge_tx *tx, const char *region, const char *service_id,
                         const char *instance_id, json_t **out, struct barge_error **err)
 {
-    _cleanup_free_ char *key = instance_key(region, service_id, instance_id);
+    _cleanup_free_ char *key = barge_cloudmap_instance_key(region, service_id, instance_id);
     int r = barge_store_get(tx, CLOUDMAP_KIND_INSTANCE, key, out, err);
     if (r == 0)
         return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "InstanceNotFound",
@@ -823,9 +777,9 @@ static int deregister_instance(struct barge_api_ctx *ctx, json_t *in, json_t **o
     const char *sid = barge_json_str(svc, "Id", "");
     if (instance_get(tx, region, sid, iid, &inst, err) < 0)
         return -1;
-    _cleanup_free_ char *key = instance_key(region, sid, iid);
+    _cleanup_free_ char *key = barge_cloudmap_instance_key(region, sid, iid);
     if (barge_store_del(tx, CLOUDMAP_KIND_INSTANCE, key, err) < 0 ||
-        bump_revision(tx, region, svc, err) < 0 ||
+        barge_cloudmap_bump_revision(tx, region, svc, err) < 0 ||
         operation_of(tx, region, "DEREGISTER_INSTANCE", "INSTANCE", iid, sid, out, err) < 0)
         return -1;
     return commit_dns(ctx, &tx, err);
@@ -844,15 +798,6 @@ static int get_instance(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     *out = json_pack("{s:o, s:s}", "Instance", public_copy(inst), "ResourceOwner",
                      ctx->srv->cfg.account_id);
-    return 0;
-}
-
-/* Collects a service's instances into an array (kept as stored). */
-static int collect_instance(const char *key, json_t *doc, void *ud, struct barge_error **err)
-{
-    (void)err;
-    (void)key;
-    json_array_append(ud, doc);
     return 0;
 }
 
@@ -940,8 +885,8 @@ static int discover_instances(struct barge_api_ctx *ctx, json_t *in, json_t **ou
         discover_target(ctx, tx, in, &svc, err) < 0)
         return -1;
     _cleanup_free_ char *prefix = barge_xasprintf("%s|%s|", region, barge_json_str(svc, "Id", ""));
-    if (barge_store_scan(tx, CLOUDMAP_KIND_INSTANCE, prefix, NULL, false, 0, collect_instance, all,
-                         err) < 0)
+    if (barge_store_scan(tx, CLOUDMAP_KIND_INSTANCE, prefix, NULL, false, 0, barge_cloudmap_collect,
+                         all, err) < 0)
         return -1;
     const char *want = barge_json_str(in, "HealthStatus", "HEALTHY");
     json_t *query = barge_json_object(in, "QueryParameters");
@@ -1022,8 +967,8 @@ static int get_instances_health_status(struct barge_api_ctx *ctx, json_t *in, js
         service_get(tx, region, barge_json_str(in, "ServiceId", ""), &svc, err) < 0)
         return -1;
     _cleanup_free_ char *prefix = barge_xasprintf("%s|%s|", region, barge_json_str(svc, "Id", ""));
-    if (barge_store_scan(tx, CLOUDMAP_KIND_INSTANCE, prefix, NULL, false, 0, collect_instance, all,
-                         err) < 0)
+    if (barge_store_scan(tx, CLOUDMAP_KIND_INSTANCE, prefix, NULL, false, 0, barge_cloudmap_collect,
+                         all, err) < 0)
         return -1;
     bool custom = json_object_get(svc, "HealthCheckCustomConfig") != NULL;
     json_t *only = barge_json_array(in, "Instances");
@@ -1080,9 +1025,9 @@ static int update_instance_custom_health_status(struct barge_api_ctx *ctx, json_
         return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, "CustomHealthNotFound",
                                     "service '%s' has no HealthCheckCustomConfig", sid);
     json_object_set(inst, "_health", json_object_get(in, "Status"));
-    _cleanup_free_ char *key = instance_key(region, sid, iid);
+    _cleanup_free_ char *key = barge_cloudmap_instance_key(region, sid, iid);
     if (barge_store_put(tx, CLOUDMAP_KIND_INSTANCE, key, inst, err) < 0 ||
-        bump_revision(tx, region, svc, err) < 0 || commit_dns(ctx, &tx, err) < 0)
+        barge_cloudmap_bump_revision(tx, region, svc, err) < 0 || commit_dns(ctx, &tx, err) < 0)
         return -1;
     *out = json_object();
     return 0;
@@ -1098,7 +1043,7 @@ static int get_operation(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     const char *id = barge_json_str(in, "OperationId", "");
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
         return -1;
-    int r = get_doc(tx, CLOUDMAP_KIND_OPERATION, region_of(ctx), id, &op, err);
+    int r = barge_cloudmap_get(tx, CLOUDMAP_KIND_OPERATION, region_of(ctx), id, &op, err);
     if (r < 0)
         return -1;
     if (r == 0)
@@ -1169,11 +1114,11 @@ static int list_operations(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 static int tagged_get(struct barge_api_ctx *ctx, struct barge_tx *tx, const char *arn,
                       const char **kind, char **key, json_t **doc, struct barge_error **err)
 {
-    const char *id = id_of(arn);
+    const char *id = barge_cloudmap_id_of(arn);
     *kind = strstr(arn, ":namespace/") ? CLOUDMAP_KIND_NAMESPACE
             : strstr(arn, ":service/") ? CLOUDMAP_KIND_SERVICE
                                        : NULL;
-    *key = rkey(region_of(ctx), id);
+    *key = barge_cloudmap_key(region_of(ctx), id);
     int r = *kind ? barge_store_get(tx, *kind, *key, doc, err) : 0;
     if (r < 0)
         return -1;
@@ -1235,100 +1180,6 @@ static int untag_resource(struct barge_api_ctx *ctx, json_t *in, json_t **out,
 }
 
 /* ---- for the scheduler and the DNS servers ---- */
-
-/* The region of a Cloud Map ARN (new string), or NULL. */
-static char *arn_region(const char *arn)
-{
-    /* arn:aws:servicediscovery:REGION:ACCOUNT:... */
-    if (!barge_str_has_prefix(arn, "arn:"))
-        return NULL;
-    const char *p = arn;
-    for (int i = 0; i < 3 && p; i++) {
-        p = strchr(p, ':');
-        p = p ? p + 1 : NULL;
-    }
-    const char *end = p ? strchr(p, ':') : NULL;
-    return end ? barge_xstrndup(p, (size_t)(end - p)) : NULL;
-}
-
-int barge_cloudmap_ecs_sync(struct barge_tx *tx, const char *registry_arn, const json_t *want,
-                            struct barge_error **err)
-{
-    _cleanup_free_ char *region = arn_region(registry_arn);
-    if (!region)
-        return 0;
-    _cleanup_json_ json_t *svc = NULL;
-    int r = get_doc(tx, CLOUDMAP_KIND_SERVICE, region, id_of(registry_arn), &svc, err);
-    if (r <= 0)
-        return r;
-    const char *sid = barge_json_str(svc, "Id", "");
-    _cleanup_free_ char *prefix = barge_xasprintf("%s|%s|", region, sid);
-    _cleanup_json_ json_t *all = json_array();
-    if (barge_store_scan(tx, CLOUDMAP_KIND_INSTANCE, prefix, NULL, false, 0, collect_instance, all,
-                         err) < 0)
-        return -1;
-    bool changed = false;
-    size_t i;
-    json_t *inst;
-    json_array_foreach(all, i, inst)
-    {
-        const char *iid = barge_json_str(inst, "Id", "");
-        if (!barge_json_bool(inst, "_ecs", false) || json_object_get(want, iid))
-            continue;
-        _cleanup_free_ char *key = instance_key(region, sid, iid);
-        if (barge_store_del(tx, CLOUDMAP_KIND_INSTANCE, key, err) < 0)
-            return -1;
-        barge_info("cloud map: task %s deregistered from %s", iid, sid);
-        changed = true;
-    }
-    const char *iid;
-    json_t *attrs;
-    json_object_foreach((json_t *)want, iid, attrs)
-    {
-        _cleanup_json_ json_t *cur = NULL;
-        _cleanup_free_ char *key = instance_key(region, sid, iid);
-        if (barge_store_get(tx, CLOUDMAP_KIND_INSTANCE, key, &cur, err) < 0)
-            return -1;
-        if (cur && json_equal(barge_json_object(cur, "Attributes"), attrs))
-            continue;
-        _cleanup_json_ json_t *doc = json_pack("{s:s, s:O, s:s, s:b}", "Id", iid, "Attributes",
-                                               attrs, "_health", "HEALTHY", "_ecs", 1);
-        if (barge_store_put(tx, CLOUDMAP_KIND_INSTANCE, key, doc, err) < 0)
-            return -1;
-        barge_info("cloud map: task %s registered in %s as %s", iid, sid,
-                   barge_json_str(attrs, "AWS_INSTANCE_IPV4", "?"));
-        changed = true;
-    }
-    if (changed && bump_revision(tx, region, svc, err) < 0)
-        return -1;
-    return changed;
-}
-
-int barge_cloudmap_service_find(struct barge_tx *tx, const char *arn, json_t **svc, json_t **ns,
-                                struct barge_error **err)
-{
-    *svc = *ns = NULL;
-    _cleanup_free_ char *region = arn_region(arn);
-    if (!region || !strstr(arn, ":service/"))
-        return 0;
-    int r = get_doc(tx, CLOUDMAP_KIND_SERVICE, region, id_of(arn), svc, err);
-    if (r <= 0)
-        return r;
-    if (!barge_streq(barge_json_str(*svc, "Arn", NULL), arn) ||
-        get_doc(tx, CLOUDMAP_KIND_NAMESPACE, region, barge_json_str(*svc, "NamespaceId", ""), ns,
-                err) <= 0) {
-        json_decref(*svc);
-        *svc = NULL;
-        return *err ? -1 : 0;
-    }
-    return 1;
-}
-
-bool barge_cloudmap_has_record(const json_t *svc, const char *type)
-{
-    return has_record(svc, type);
-}
-
 struct ns_services {
     const char *ns_id;
     json_t *arns;
@@ -1350,10 +1201,11 @@ int barge_cloudmap_namespace_find(struct barge_tx *tx, const char *region, const
     *ns = *service_arns = NULL;
     _cleanup_free_ char *prefix = barge_xasprintf("%s|", region);
     if (barge_str_has_prefix(name_or_arn, "arn:")) {
-        _cleanup_free_ char *r = arn_region(name_or_arn);
+        _cleanup_free_ char *r = barge_cloudmap_arn_region(name_or_arn);
         if (!r || !strstr(name_or_arn, ":namespace/"))
             return 0;
-        int got = get_doc(tx, CLOUDMAP_KIND_NAMESPACE, r, id_of(name_or_arn), ns, err);
+        int got = barge_cloudmap_get(tx, CLOUDMAP_KIND_NAMESPACE, r,
+                                     barge_cloudmap_id_of(name_or_arn), ns, err);
         if (got <= 0)
             return got;
         free(prefix);
@@ -1401,18 +1253,18 @@ static int walk_namespace(const char *key, json_t *doc, void *ud, struct barge_e
 static int walk_service(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct dns_walk *w = ud;
-    if (!has_record(doc, "A"))
+    if (!barge_cloudmap_has_record(doc, "A"))
         return 0;
     const char *bar = strchr(key, '|');
     _cleanup_free_ char *region = barge_xstrndup(key, (size_t)(bar - key));
-    _cleanup_free_ char *nskey = rkey(region, barge_json_str(doc, "NamespaceId", ""));
+    _cleanup_free_ char *nskey = barge_cloudmap_key(region, barge_json_str(doc, "NamespaceId", ""));
     const char *ns = json_string_value(json_object_get(w->namespaces, nskey));
     if (!ns)
         return 0;
     _cleanup_json_ json_t *all = json_array();
     _cleanup_free_ char *prefix = barge_xasprintf("%s|%s|", region, barge_json_str(doc, "Id", ""));
-    if (barge_store_scan(w->tx, CLOUDMAP_KIND_INSTANCE, prefix, NULL, false, 0, collect_instance,
-                         all, err) < 0)
+    if (barge_store_scan(w->tx, CLOUDMAP_KIND_INSTANCE, prefix, NULL, false, 0,
+                         barge_cloudmap_collect, all, err) < 0)
         return -1;
     size_t i;
     json_t *inst;

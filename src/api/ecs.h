@@ -1,6 +1,7 @@
-/* Shared pieces of the ECS API files (ecs_*.c): resolving the identifiers
- * callers pass (names, ARNs, family:revision) to store keys, building ARNs, and
- * the tag store every taggable resource uses. */
+/* Shared pieces of the ECS API files (ecs_*.c), on top of the domain layer
+ * (ecs/ecs.h: store layout, names, ARNs and lookups): the tag store every
+ * taggable resource uses, the operation tables and the helpers of several
+ * areas. */
 #ifndef BARGE_API_ECS_H
 #define BARGE_API_ECS_H
 
@@ -11,42 +12,9 @@
 #include "ecs/ecs.h"
 #include "store/store.h"
 
-/* "arn:aws:ecs:<region>:<account>:<resource>" for this server; caller frees. */
-char *ecs_arn(const struct barge_server *srv, const char *fmt, ...) BARGE_PRINTF(2, 3);
-
-/* The path of "arn:aws:ecs:<region>:<account>:<type>/<a>/<b>..." after the
- * type, when it is an ARN of this server with parts non-empty segments
- * (e.g. "<cluster>/<service>", a store key); NULL otherwise. Caller frees. */
-char *ecs_arn_path(const struct barge_server *srv, const char *arn, const char *type, int parts);
-
 /* A new ACTIVE cluster document with ECS's defaults (new reference). */
 json_t *ecs_cluster_doc_new(const struct barge_server *srv, const char *name);
 
-/* Turns a cluster name or ARN (NULL: "default") into its name; caller frees.
- * A malformed ARN, or one of another region/account, is an
- * InvalidParameterException. */
-int ecs_cluster_name(const struct barge_server *srv, const char *ident, char **name,
-                     struct barge_error **err);
-/* Loads the ACTIVE cluster named by ident; a missing or INACTIVE one is a
- * ClusterNotFoundException. *doc is a new reference. */
-int ecs_cluster_load(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
-                     json_t **doc, struct barge_error **err);
-
-/* A copy of a stored document without its internal ("_"-prefixed) members,
- * which never leave barged. New reference. */
-json_t *ecs_public(const json_t *doc);
-
-/* The last path segment of an ARN of the given type ("task",
- * "container-instance") or ident itself when it is not an ARN; caller frees.
- * NULL (with err set) for an ARN of another type, region or account. */
-char *ecs_resource_id(const struct barge_server *srv, const char *ident, const char *type,
-                      struct barge_error **err);
-/* Loads the document of kind stored as "<cluster>/<id>", ident being the
- * resource's id or ARN (of resource type type, e.g. "task"). 1 found (*doc,
- * *key set), 0 not, -1 error (a malformed ARN is InvalidParameterException). */
-int ecs_cluster_find(struct barge_tx *tx, const struct barge_server *srv, const char *kind,
-                     const char *type, const char *cluster, const char *ident, json_t **doc,
-                     char **key, struct barge_error **err);
 /* Does a Describe input's include list ask for TAGS? */
 bool ecs_include_tags(const json_t *in);
 
@@ -80,30 +48,6 @@ int ecs_instance_register(struct barge_tx *tx, struct barge_server *srv, const j
 int ecs_task_apply_report(struct barge_tx *tx, json_t *task, const json_t *report,
                           struct barge_error **err);
 
-/* What the placements of one write transaction share: the snapshots of the
- * cluster's instances and tasks, read once and updated with every task placed
- * through it. Use it only within tx; the caller frees it (NULL is fine). */
-struct ecs_placement;
-struct ecs_placement *ecs_placement_new(struct barge_tx *tx);
-void ecs_placement_free(struct ecs_placement *pl);
-
-/* Places and stores one task of td in the cluster, as RunTask does, in pl's
- * transaction; params holds startedBy, group, overrides and tags. Returns 1
- * with *task (the stored document, new reference), 0 with *reason (ECS's
- * failure reason of the closest instance, caller frees) when nothing fits, -1
- * on error. */
-int ecs_task_place_one(struct ecs_placement *pl, struct barge_server *srv, const json_t *cluster,
-                       const json_t *td, const json_t *params, json_t **task, char **reason,
-                       struct barge_error **err);
-
-/* Checks params' placementStrategy and placementConstraints (as CreateService
- * and UpdateService receive them); an invalid one is an
- * InvalidParameterException pointing at the problem. */
-int ecs_placement_validate(const json_t *params, struct barge_error **err);
-
-/* Is the task under scale-in protection (UpdateTaskProtection) at now? */
-bool ecs_task_protected(const json_t *task, double now);
-
 /* Removes STOPPED tasks older than the configured retention. */
 int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
 
@@ -111,36 +55,6 @@ int barge_ecs_tasks_reap(struct barge_server *srv, struct barge_error **err);
  * configured retention (ECS keeps 90 days of history) and the service
  * revisions only they named. */
 int barge_ecs_deployments_reap(struct barge_server *srv, struct barge_error **err);
-
-/* Store key of a task definition revision ("web!0000000003": "!" sorts before
- * every name character, so keys order by family, then revision); caller frees. */
-char *ecs_taskdef_key(const char *family, long long revision);
-/* Resolves "family", "family:revision" or a task definition ARN. A bare
- * family means its latest ACTIVE revision. Returns 1 with *doc (new reference)
- * and *key (caller frees) when found, 0 when not (no error set), -1 on error.
- * A malformed identifier is a ClientException. */
-int ecs_taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
-                     json_t **doc, char **key, struct barge_error **err);
-/* The same for readers that only read the document (e.g. to answer it): *doc
- * may be the store's cached document, shared with other threads, so it must
- * never be changed; release it with json_decref((json_t *)doc). */
-int ecs_taskdef_find_shared(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
-                            const json_t **doc, char **key, struct barge_error **err);
-
-/* Tags of a resource as an ECS tag list [{key, value}] (new reference; empty
- * when none). */
-int ecs_tags_get(struct barge_tx *tx, const char *arn, json_t **tags, struct barge_error **err);
-/* Merges tags into the resource's tags (validating them first). */
-int ecs_tags_add(struct barge_tx *tx, const char *arn, const json_t *tags,
-                 struct barge_error **err);
-/* Drops every tag of a resource (when it is deleted). */
-int ecs_tags_drop(struct barge_tx *tx, const char *arn, struct barge_error **err);
-/* Validates a tag list as ECS does: at most 50, unique keys, no "aws:" prefix. */
-int ecs_tags_validate(const json_t *tags, struct barge_error **err);
-
-/* True when name is 1-255 of [A-Za-z0-9_-], ECS's rule for cluster, family,
- * container and service names. */
-bool ecs_name_valid(const char *name);
 
 /* Purges DELETE_IN_PROGRESS task definitions that no task or service uses any
  * more; barged's housekeeping loop calls it. */
@@ -177,9 +91,6 @@ extern const struct barge_api_op ecs_agent_ops[];
 extern const struct barge_api_op ecs_taskset_ops[];
 extern const struct barge_api_op ecs_express_ops[];
 
-/* The instances of barged's Fargate capacity pool live under this pseudo
- * cluster, which no listing shows ('@' is not allowed in cluster names). */
-#define ECS_FARGATE_POOL "@fargate"
 /* GET /barge/v1/usage */
 void barge_api_usage_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 /* /barge/v1/join-tokens (jointokens.c) */
@@ -196,58 +107,12 @@ int barge_api_join_token_use(struct barge_tx *tx, json_t *doc, const char *clust
                              struct barge_error **err);
 extern const struct barge_api_service barge_api_ecs;
 
-/* Is name one of the built-in capacity providers FARGATE / FARGATE_SPOT? */
-bool ecs_capacity_is_fargate(const char *name);
-/* Fargate's rules for running td with params (a RunTask or CreateService
- * input): FARGATE-compatible definition, awsvpc network configuration, a known
- * platform version. */
-int ecs_fargate_check(const json_t *td, const json_t *params, struct barge_error **err);
 /* Checks a capacityProviderStrategy (providers exist, one base at most, no
  * mix of Fargate and host groups). */
 int ecs_capacity_check_strategy(struct barge_tx *tx, const struct barge_server *srv,
                                 const json_t *strategy, struct barge_error **err);
-/* The provider of a strategy the next task goes to, given counts
- * ({provider: tasks}) of the tasks placed so far, which it updates. The
- * string is borrowed from strategy. */
-const char *ecs_capacity_pick(const json_t *strategy, json_t *counts);
-
-/* Daemons (ecs_daemons.c): daemon task definitions, keyed as task
- * definitions ("family!%010d"); daemons, "<cluster>/<name>", scheduled like
- * DAEMON services on the instances of their capacity providers; and their
- * deployments and revisions, "<cluster>/<name>/<time id>". */
-#define ECS_KIND_DTASKDEF  "dtaskdef"
-#define ECS_KIND_DAEMON    "daemon"
-#define ECS_KIND_DDEPLOY   "ddeploy"
-#define ECS_KIND_DREVISION "drevision"
-/* Brings the record of the daemon's current deployment up to date (it
- * succeeds when the scheduler completes its rollout); call before storing
- * daemon. */
-int ecs_daemon_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *daemon,
-                    struct barge_error **err);
 extern const struct barge_api_op ecs_daemon_ops[];
 
-/* A time-ordered id: milliseconds since the epoch, then random digits so that
- * two ids of the same millisecond differ. Caller frees. */
-char *ecs_time_id(void);
-
-/* Service deployment history (ecs_deployments.c). Keys
- * "<cluster>/<service>/<id>", ids ordered by creation time. */
-#define ECS_KIND_SDEPLOY   "sdeploy"
-#define ECS_KIND_SREVISION "srevision"
-/* Records the service revision and the service deployment of svc's PRIMARY
- * deployment, just pushed by CreateService or UpdateService; a record of an
- * older deployment still in progress ends STOPPED. */
-int ecs_service_deployment_open(struct barge_tx *tx, const struct barge_server *srv, json_t *svc,
-                                struct barge_error **err);
-/* Marks dep, a new deployment rolling back from failed (the former primary),
- * as serving failed's service deployment record with revision (an id; NULL
- * when unknown); circuit_breaker says that the circuit breaker asked. */
-void ecs_service_deployment_rollback(const json_t *failed, json_t *dep, const char *revision,
-                                     bool circuit_breaker);
-/* Brings the record of svc's primary deployment (status, task counts,
- * circuit breaker, rollback) up to date; call before storing svc. */
-int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *srv, json_t *svc,
-                                struct barge_error **err);
 /* Describe{Service,Daemon}{Deployments,Revisions}: the documents of kind
  * that the ARNs (of resource type type, "<type>/<cluster>/<name>/<id>") in
  * in[field] name, as out[out_field], and a MISSING failure for each ARN that
@@ -260,8 +125,6 @@ int ecs_records_describe(struct barge_api_ctx *ctx, json_t *in, json_t **out, co
  * (NULL: unbounded)? */
 bool ecs_record_matches(const json_t *doc, const json_t *status, const json_t *before,
                         const json_t *after);
-/* Has the record reached a final status? */
-bool ecs_service_deployment_finished(const json_t *rec);
 extern const struct barge_api_op ecs_deployment_ops[];
 
 #endif

@@ -14,12 +14,6 @@
 #define MAX_UPDATE      10  /* tasks per UpdateTaskProtection */
 #define MAX_GET         100 /* tasks per GetTaskProtection */
 
-bool ecs_task_protected(const json_t *task, double now)
-{
-    json_t *until = json_object_get(task, "_protectedUntil");
-    return json_is_number(until) && json_number_value(until) > now;
-}
-
 static json_t *protected_task(const json_t *task, double now)
 {
     json_t *out = json_pack("{s:s}", "taskArn", barge_json_str(task, "taskArn", ""));

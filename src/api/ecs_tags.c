@@ -8,96 +8,6 @@
 #include "common/arn.h"
 #include "common/json.h"
 
-#define MAX_TAGS 50
-
-int ecs_tags_validate(const json_t *tags, struct barge_error **err)
-{
-    if (json_array_size(tags) > MAX_TAGS)
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                    "A resource can have at most %d tags; %zu were given.",
-                                    MAX_TAGS, json_array_size(tags));
-    size_t i, j;
-    json_t *t, *u;
-    json_array_foreach(tags, i, t)
-    {
-        const char *key = barge_json_str(t, "key", NULL);
-        if (!key || !*key)
-            return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                        "Tag keys must not be empty.");
-        if (strncasecmp(key, "aws:", 4) == 0)
-            return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                        "Tag key '%s' is invalid: the 'aws:' prefix is "
-                                        "reserved for AWS use.",
-                                        key);
-        json_array_foreach(tags, j, u)
-        {
-            if (j < i && barge_streq(barge_json_str(u, "key", NULL), key))
-                return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                            "Tag key '%s' appears more than once.", key);
-        }
-    }
-    return 0;
-}
-
-int ecs_tags_get(struct barge_tx *tx, const char *arn, json_t **tags, struct barge_error **err)
-{
-    json_t *doc = NULL;
-    if (barge_store_get(tx, ECS_KIND_TAGS, arn, &doc, err) < 0)
-        return -1;
-    json_t *list = doc ? json_incref(barge_json_array(doc, "tags")) : NULL;
-    json_decref(doc);
-    *tags = list ? list : json_array();
-    return 0;
-}
-
-static int put_tags(struct barge_tx *tx, const char *arn, json_t *list, struct barge_error **err)
-{
-    if (json_array_size(list) == 0)
-        return barge_store_del(tx, ECS_KIND_TAGS, arn, err);
-    _cleanup_json_ json_t *doc = json_pack("{s:O}", "tags", list);
-    return barge_store_put(tx, ECS_KIND_TAGS, arn, doc, err);
-}
-
-int ecs_tags_add(struct barge_tx *tx, const char *arn, const json_t *tags, struct barge_error **err)
-{
-    if (ecs_tags_validate(tags, err) < 0)
-        return -1;
-    _cleanup_json_ json_t *cur = NULL;
-    if (ecs_tags_get(tx, arn, &cur, err) < 0)
-        return -1;
-    size_t i, j;
-    json_t *t, *c;
-    json_array_foreach(tags, i, t)
-    {
-        const char *key = barge_json_str(t, "key", "");
-        json_t *entry =
-            json_pack("{s:s, s:s}", "key", key, "value", barge_json_str(t, "value", ""));
-        bool replaced = false;
-        json_array_foreach(cur, j, c)
-        {
-            if (barge_streq(barge_json_str(c, "key", NULL), key)) {
-                json_array_set(cur, j, entry);
-                replaced = true;
-                break;
-            }
-        }
-        if (!replaced)
-            json_array_append(cur, entry);
-        json_decref(entry);
-    }
-    if (json_array_size(cur) > MAX_TAGS)
-        return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                    "A resource can have at most %d tags; this request would "
-                                    "give '%s' %zu.",
-                                    MAX_TAGS, arn, json_array_size(cur));
-    return put_tags(tx, arn, cur, err);
-}
-
-int ecs_tags_drop(struct barge_tx *tx, const char *arn, struct barge_error **err)
-{
-    return barge_store_del(tx, ECS_KIND_TAGS, arn, err);
-}
-
 /* Checks that arn names an existing ECS resource of this server. */
 static int resource_exists(struct barge_tx *tx, const struct barge_server *srv, const char *arn,
                            struct barge_error **err)
@@ -215,7 +125,7 @@ static int untag_resource(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         if (!dropped)
             json_array_append(kept, t);
     }
-    if (put_tags(tx, arn, kept, err) < 0 || barge_store_commit(barge_steal(&tx), err) < 0)
+    if (ecs_tags_put(tx, arn, kept, err) < 0 || barge_store_commit(barge_steal(&tx), err) < 0)
         return -1;
     *out = json_object();
     return 0;

@@ -20,57 +20,6 @@
 #include "common/arn.h"
 #include "common/ids.h"
 #include "common/json.h"
-#include "common/log.h"
-#include "net/haproxy.h"
-
-char *barge_elb_dir(const struct barge_server *srv)
-{
-    return barge_xasprintf("%s/lb", srv->cfg.data_dir);
-}
-
-char *barge_elb_proc_name(const char *lb_arn)
-{
-    struct barge_arn a = {0};
-    char *out = NULL;
-    if (lb_arn && barge_arn_parse(lb_arn, &a) == 0 && a.resource) {
-        /* "loadbalancer/app/NAME/ID": neither a region nor a name has a dot. */
-        const char *p = strchr(a.resource, '/');
-        p = p ? strchr(p + 1, '/') : NULL;
-        const char *e = p ? strchr(p + 1, '/') : NULL;
-        if (e)
-            out = barge_xasprintf("%s.%.*s", a.region ? a.region : "", (int)(e - p - 1), p + 1);
-    }
-    barge_arn_release(&a);
-    return out ? out : barge_xstrdup("invalid");
-}
-
-char *barge_elb_socket(const struct barge_server *srv, const char *lb_arn)
-{
-    _cleanup_free_ char *name = barge_elb_proc_name(lb_arn);
-    return barge_xasprintf("%s/lb/%s.sock", srv->cfg.data_dir, name);
-}
-
-bool barge_elb_forwards_to(const json_t *doc, const char *tg_arn)
-{
-    size_t i;
-    json_t *f;
-    json_array_foreach(barge_json_array(doc, "_forward"), i, f)
-    {
-        if (barge_streq(barge_json_str(f, "TargetGroupArn", ""), tg_arn))
-            return true;
-    }
-    return barge_streq(barge_json_str(doc, "_tg", ""), tg_arn);
-}
-
-char *barge_elb_backend_name(const char *tg_name)
-{
-    return barge_xasprintf("tg-%s", tg_name);
-}
-
-char *barge_elb_server_name(const char *id, json_int_t port)
-{
-    return barge_xasprintf("%s-%lld", id, (long long)port);
-}
 
 static int invalid(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
 static int invalid(struct barge_error **err, const char *fmt, ...)
@@ -121,85 +70,25 @@ static char *new_id(void)
 /* The element of an ARN's resource path at index i ("loadbalancer/app/NAME/ID"
  * has NAME at 2), or NULL when arn is not an ELB ARN of that kind. The caller
  * frees it. */
-static char *arn_part(const char *arn, const char *kind, size_t i)
-{
-    struct barge_arn a = {0};
-    if (!arn || barge_arn_parse(arn, &a) < 0)
-        return NULL;
-    char *out = NULL;
-    if (barge_streq(a.service, "elasticloadbalancing") && a.resource &&
-        barge_str_has_prefix(a.resource, kind) && a.resource[strlen(kind)] == '/') {
-        const char *p = a.resource;
-        for (size_t k = 0; k < i && p; k++) {
-            p = strchr(p, '/');
-            if (p)
-                p++;
-        }
-        if (p) {
-            const char *e = strchr(p, '/');
-            out = e ? barge_xstrndup(p, (size_t)(e - p)) : barge_xstrdup(p);
-        }
-    }
-    barge_arn_release(&a);
-    return out;
-}
-
-/* The document stored under key whose arn_field is arn, or NULL with err set
- * to not_found ("<what> '<arn>' not found"), as it is when key is NULL. */
-static json_t *load_keyed(struct barge_tx *tx, const char *store_kind, const char *key,
-                          const char *arn_field, const char *arn, const char *not_found,
-                          const char *what, struct barge_error **err)
-{
-    json_t *doc = NULL;
-    if (key && barge_store_get(tx, store_kind, key, &doc, err) < 0)
-        return NULL;
-    if (!doc || !barge_streq(barge_json_str(doc, arn_field, ""), arn)) {
-        json_decref(doc);
-        typed(err, BARGE_ERR_NOT_FOUND, not_found, "%s '%s' not found", what, arn);
-        return NULL;
-    }
-    return doc;
-}
-
-/* The stored document with arn (of kind, its name at index name_at), or NULL
- * with err set: not_found, or ValidationError for what is not such an ARN. */
-static json_t *load_by_arn(struct barge_tx *tx, const char *store_kind, const char *arn_kind,
-                           size_t name_at, const char *arn_field, const char *arn,
-                           const char *not_found, const char *what, struct barge_error **err)
-{
-    _cleanup_free_ char *name = arn_part(arn, arn_kind, name_at);
-    if (!name) {
-        invalid(err, "'%s' is not a valid %s ARN", arn ? arn : "", what);
-        return NULL;
-    }
-    return load_keyed(tx, store_kind, name, arn_field, arn, not_found, what, err);
-}
-
 static json_t *load_lb(struct barge_tx *tx, const char *arn, struct barge_error **err)
 {
-    return load_by_arn(tx, ELB_KIND_LB, "loadbalancer", 2, "LoadBalancerArn", arn,
-                       "LoadBalancerNotFound", "Load balancer", err);
-}
-
-static json_t *load_tg(struct barge_tx *tx, const char *arn, struct barge_error **err)
-{
-    return load_by_arn(tx, ELB_KIND_TG, "targetgroup", 1, "TargetGroupArn", arn,
-                       "TargetGroupNotFound", "Target group", err);
+    return barge_elb_load_by_arn(tx, ELB_KIND_LB, "loadbalancer", 2, "LoadBalancerArn", arn,
+                                 "LoadBalancerNotFound", "Load balancer", err);
 }
 
 /* "listener/app/LB/LBID/ID": the store key "LB/ID". */
 static char *listener_key(const char *arn)
 {
-    _cleanup_free_ char *lb = arn_part(arn, "listener", 2);
-    _cleanup_free_ char *id = arn_part(arn, "listener", 4);
+    _cleanup_free_ char *lb = barge_elb_arn_part(arn, "listener", 2);
+    _cleanup_free_ char *id = barge_elb_arn_part(arn, "listener", 4);
     return lb && id ? barge_xasprintf("%s/%s", lb, id) : NULL;
 }
 
 static json_t *load_listener(struct barge_tx *tx, const char *arn, struct barge_error **err)
 {
     _cleanup_free_ char *key = listener_key(arn);
-    return load_keyed(tx, ELB_KIND_LISTENER, key, "ListenerArn", arn, "ListenerNotFound",
-                      "Listener", err);
+    return barge_elb_load_keyed(tx, ELB_KIND_LISTENER, key, "ListenerArn", arn, "ListenerNotFound",
+                                "Listener", err);
 }
 
 /* An ARN of this region and account for the ELB resource res. */
@@ -218,32 +107,13 @@ static int save(struct barge_tx **tx, const char *kind, const char *key, const j
     return barge_store_commit(barge_steal(tx), err);
 }
 
-static int collect(const char *key, json_t *doc, void *ud, struct barge_error **err)
-{
-    (void)key;
-    (void)err;
-    json_array_append(ud, doc);
-    return 0;
-}
-
-static json_t *scan_all(struct barge_tx *tx, const char *kind, const char *prefix,
-                        struct barge_error **err)
-{
-    json_t *all = json_array();
-    if (barge_store_scan(tx, kind, prefix, NULL, false, 0, collect, all, err) < 0) {
-        json_decref(all);
-        return NULL;
-    }
-    return all;
-}
-
 /* The documents of kind that belong to owner (a load balancer's name or a
  * listener's key): their keys start with "<owner>/". */
 static json_t *scan_under(struct barge_tx *tx, const char *kind, const char *owner,
                           struct barge_error **err)
 {
     _cleanup_free_ char *prefix = barge_xasprintf("%s/", owner);
-    return scan_all(tx, kind, prefix, err);
+    return barge_elb_scan_all(tx, kind, prefix, err);
 }
 
 /* ELB fails a Describe that names something missing: the first of asked
@@ -280,24 +150,12 @@ static json_t *public_doc(const json_t *doc)
     return o;
 }
 
-static bool listed(const json_t *list, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach((json_t *)list, i, v)
-    {
-        if (barge_streq(json_string_value(v), s))
-            return true;
-    }
-    return false;
-}
-
 /* "listener-rule/app/LB/LBID/LID/RID": the store key "LB/LID/RID". */
 static char *rule_key(const char *arn)
 {
-    _cleanup_free_ char *lb = arn_part(arn, "listener-rule", 2);
-    _cleanup_free_ char *lid = arn_part(arn, "listener-rule", 4);
-    _cleanup_free_ char *rid = arn_part(arn, "listener-rule", 5);
+    _cleanup_free_ char *lb = barge_elb_arn_part(arn, "listener-rule", 2);
+    _cleanup_free_ char *lid = barge_elb_arn_part(arn, "listener-rule", 4);
+    _cleanup_free_ char *rid = barge_elb_arn_part(arn, "listener-rule", 5);
     return lb && lid && rid ? barge_xasprintf("%s/%s/%s", lb, lid, rid) : NULL;
 }
 
@@ -454,8 +312,10 @@ static bool asked_for(const struct listing *l, const json_t *in, const json_t *d
 {
     json_t *arns = barge_json_array(in, l->arns_param);
     json_t *names = l->name_field ? barge_json_array(in, "Names") : NULL;
-    return (!json_array_size(arns) || listed(arns, barge_json_str(doc, l->arn_field, ""))) &&
-           (!json_array_size(names) || listed(names, barge_json_str(doc, l->name_field, "")));
+    return (!json_array_size(arns) ||
+            barge_json_has_string(arns, barge_json_str(doc, l->arn_field, ""))) &&
+           (!json_array_size(names) ||
+            barge_json_has_string(names, barge_json_str(doc, l->name_field, "")));
 }
 
 /* Starts the answer of a Describe call in *out; returns its (borrowed) list. */
@@ -544,7 +404,7 @@ static int describe_load_balancers(struct barge_api_ctx *ctx, json_t *in, json_t
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
         return -1;
-    _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LB, "", err);
+    _cleanup_json_ json_t *all = barge_elb_scan_all(tx, ELB_KIND_LB, "", err);
     if (!all)
         return -1;
     return answer_listing(&lb_listing, in, all, out, err);
@@ -753,35 +613,6 @@ static int create_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     return 0;
 }
 
-/* The ARNs of the load balancers whose listeners or rules (users, from
- * scan_users) forward to tg_arn. */
-static json_t *tg_load_balancers(const json_t *users, const char *tg_arn)
-{
-    json_t *arns = json_array();
-    size_t i;
-    json_t *l;
-    json_array_foreach((json_t *)users, i, l)
-    {
-        const char *lb = barge_json_str(l, "LoadBalancerArn", barge_json_str(l, "_lb", ""));
-        if (barge_elb_forwards_to(l, tg_arn) && !listed(arns, lb))
-            json_array_append_new(arns, json_string(lb));
-    }
-    return arns;
-}
-
-/* Every listener and rule: what forwards to target groups. */
-static json_t *scan_users(struct barge_tx *tx, struct barge_error **err)
-{
-    json_t *all = scan_all(tx, ELB_KIND_LISTENER, "", err);
-    _cleanup_json_ json_t *rules = all ? scan_all(tx, ELB_KIND_RULE, "", err) : NULL;
-    if (!rules) {
-        json_decref(all);
-        return NULL;
-    }
-    json_array_extend(all, rules);
-    return all;
-}
-
 /* Begins a transaction (write or read) and loads the target group that the
  * call in names by TargetGroupArn. */
 static json_t *begin_tg(struct barge_api_ctx *ctx, const json_t *in, bool write,
@@ -789,16 +620,7 @@ static json_t *begin_tg(struct barge_api_ctx *ctx, const json_t *in, bool write,
 {
     if (barge_store_begin(ctx->srv->store, write, tx, err) < 0)
         return NULL;
-    return load_tg(*tx, barge_json_str(in, "TargetGroupArn", ""), err);
-}
-
-/* The ARNs of the load balancers that forward to tg_arn (a new reference),
- * or NULL with err set. */
-static json_t *scan_tg_load_balancers(struct barge_tx *tx, const char *tg_arn,
-                                      struct barge_error **err)
-{
-    _cleanup_json_ json_t *users = scan_users(tx, err);
-    return users ? tg_load_balancers(users, tg_arn) : NULL;
+    return barge_elb_load_tg(*tx, barge_json_str(in, "TargetGroupArn", ""), err);
 }
 
 static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t **out,
@@ -813,8 +635,8 @@ static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t 
         if (!lb)
             return -1;
     }
-    _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_TG, "", err);
-    _cleanup_json_ json_t *listeners = all ? scan_users(tx, err) : NULL;
+    _cleanup_json_ json_t *all = barge_elb_scan_all(tx, ELB_KIND_TG, "", err);
+    _cleanup_json_ json_t *listeners = all ? barge_elb_scan_users(tx, err) : NULL;
     if (!listeners)
         return -1;
     json_t *found = start_listing(&tg_listing, out);
@@ -822,8 +644,9 @@ static int describe_target_groups(struct barge_api_ctx *ctx, json_t *in, json_t 
     json_t *doc;
     json_array_foreach(all, i, doc)
     {
-        json_t *lbs = tg_load_balancers(listeners, barge_json_str(doc, "TargetGroupArn", ""));
-        if (!asked_for(&tg_listing, in, doc) || (lb_arn && !listed(lbs, lb_arn))) {
+        json_t *lbs =
+            barge_elb_tg_load_balancers(listeners, barge_json_str(doc, "TargetGroupArn", ""));
+        if (!asked_for(&tg_listing, in, doc) || (lb_arn && !barge_json_has_string(lbs, lb_arn))) {
             json_decref(lbs);
             continue;
         }
@@ -840,7 +663,7 @@ static int delete_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     const char *arn = barge_json_str(in, "TargetGroupArn", "");
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *doc = begin_tg(ctx, in, true, &tx, err);
-    _cleanup_json_ json_t *listeners = doc ? scan_users(tx, err) : NULL;
+    _cleanup_json_ json_t *listeners = doc ? barge_elb_scan_users(tx, err) : NULL;
     if (!listeners)
         return -1;
     size_t i;
@@ -866,7 +689,7 @@ static int modify_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
     if (!tg || apply_health_check(tg, in, err) < 0)
         return -1;
     _cleanup_json_ json_t *lbs =
-        scan_tg_load_balancers(tx, barge_json_str(tg, "TargetGroupArn", ""), err);
+        barge_elb_scan_tg_load_balancers(tx, barge_json_str(tg, "TargetGroupArn", ""), err);
     if (!lbs)
         return -1;
     json_t *pub = public_doc(tg);
@@ -972,7 +795,8 @@ static int check_forward(struct barge_tx *tx, const json_t *fwd, const char *pro
     json_t *g;
     json_array_foreach(barge_json_array(fwd, "TargetGroups"), i, g)
     {
-        _cleanup_json_ json_t *tg = load_tg(tx, barge_json_str(g, "TargetGroupArn", ""), err);
+        _cleanup_json_ json_t *tg =
+            barge_elb_load_tg(tx, barge_json_str(g, "TargetGroupArn", ""), err);
         if (!tg)
             return -1;
         if (!barge_streq(barge_json_str(tg, "Protocol", ""), proto))
@@ -1028,7 +852,7 @@ static int check_port_elsewhere(struct barge_api_ctx *ctx, json_int_t port,
         barge_store_use_region(was[0] ? was : NULL);
         if (rc < 0)
             return -1;
-        _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LISTENER, "", err);
+        _cleanup_json_ json_t *all = barge_elb_scan_all(tx, ELB_KIND_LISTENER, "", err);
         if (!all)
             return -1;
         json_array_foreach(all, j, l)
@@ -1072,7 +896,7 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     /* Every load balancer listens on the same address, so a port is taken
      * by whichever listener has it. */
-    _cleanup_json_ json_t *all = scan_all(tx, ELB_KIND_LISTENER, "", err);
+    _cleanup_json_ json_t *all = barge_elb_scan_all(tx, ELB_KIND_LISTENER, "", err);
     if (!all)
         return -1;
     size_t i;
@@ -1090,7 +914,7 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                      (long long)port, barge_json_str(l, "LoadBalancerArn", ""));
     }
     const char *lb_name = barge_json_str(lb, "LoadBalancerName", "");
-    _cleanup_free_ char *lb_id = arn_part(lb_arn, "loadbalancer", 3);
+    _cleanup_free_ char *lb_id = barge_elb_arn_part(lb_arn, "loadbalancer", 3);
     _cleanup_free_ char *id = new_id();
     _cleanup_free_ char *res =
         barge_xasprintf("listener/%s/%s/%s/%s", network ? "net" : "app", lb_name, lb_id, id);
@@ -1122,7 +946,7 @@ static int describe_listeners(struct barge_api_ctx *ctx, json_t *in, json_t **ou
         return -1;
     _cleanup_json_ json_t *all =
         lb ? scan_under(tx, ELB_KIND_LISTENER, barge_json_str(lb, "LoadBalancerName", ""), err)
-           : scan_all(tx, ELB_KIND_LISTENER, "", err);
+           : barge_elb_scan_all(tx, ELB_KIND_LISTENER, "", err);
     if (!all)
         return -1;
     return answer_listing(&listener_listing, in, all, out, err);
@@ -1200,7 +1024,7 @@ static int check_instances(struct barge_tx *tx, const json_t *targets, struct ba
     json_t *t;
     json_array_foreach((json_t *)targets, i, t)
     {
-        if (!listed(ids, barge_json_str(t, "Id", "")))
+        if (!barge_json_has_string(ids, barge_json_str(t, "Id", "")))
             return typed(err, BARGE_ERR_INVALID, "InvalidTarget",
                          "The following targets are not valid instances: '%s' (barge knows "
                          "the EC2 instance ids of its ACTIVE container instances)",
@@ -1295,73 +1119,14 @@ static int deregister_targets(struct barge_api_ctx *ctx, json_t *in, json_t **ou
     return change_targets(ctx, in, out, false, err);
 }
 
-static json_t *health(const char *state, const char *reason, const char *desc)
-{
-    json_t *h = json_pack("{s:s}", "State", state);
-    if (reason)
-        json_object_set_new(h, "Reason", json_string(reason));
-    if (desc)
-        json_object_set_new(h, "Description", json_string(desc));
-    return h;
-}
-
-/* A target's health as HAProxy (srv: its `show stat` row, or NULL) sees it. */
-static json_t *target_health(const json_t *tg, const json_t *t, bool in_use, const json_t *srv)
-{
-    if (barge_streq(barge_json_str(t, "State", ""), "draining"))
-        return health("draining", "Target.DeregistrationInProgress",
-                      "Target deregistration is in progress");
-    if (!in_use)
-        return health("unused", "Target.NotInUse",
-                      "Target group is not configured to receive traffic from the load balancer");
-    if (!barge_json_bool(tg, "HealthCheckEnabled", true))
-        return health("unavailable", "Target.HealthCheckDisabled", "Health checks are disabled");
-    if (!srv)
-        return health("initial", "Elb.RegistrationInProgress",
-                      "Target registration is in progress");
-    const char *status = barge_json_str(srv, "status", "");
-    const char *check = barge_json_str(srv, "check_status", "");
-    if (!strcmp(check, "INI") || barge_str_has_prefix(status, "MAINT"))
-        return health("initial", "Elb.InitialHealthChecking", "Initial health checking");
-    if (barge_str_has_prefix(status, "UP"))
-        return health("healthy", NULL, NULL);
-    /* Down while its checks pass: still short of the healthy threshold. */
-    if (!strcmp(check, "L7OK") || !strcmp(check, "L4OK") || !strcmp(check, "L6OK"))
-        return health("initial", "Elb.InitialHealthChecking", "Initial health checking");
-    if (!strcmp(check, "L7STS"))
-        return health("unhealthy", "Target.ResponseCodeMismatch",
-                      "Health checks failed with a response code that does not match");
-    if (!strcmp(check, "L4TOUT") || !strcmp(check, "L7TOUT"))
-        return health("unhealthy", "Target.Timeout", "Request timed out");
-    return health("unhealthy", "Target.FailedHealthChecks", "Health checks failed");
-}
-
-/* The `show stat` rows ({server name: row}) of tg's servers in the HAProxy
- * of the first of lbs, the load balancers that forward to tg (a new
- * reference), or NULL. A failed read is logged when log_failure. */
-static json_t *backend_stats(struct barge_server *srv, const json_t *tg, const json_t *lbs,
-                             bool log_failure)
-{
-    if (!json_array_size(lbs))
-        return NULL;
-    _cleanup_free_ char *sock = barge_elb_socket(srv, json_string_value(json_array_get(lbs, 0)));
-    _cleanup_error_ struct barge_error *herr = NULL;
-    _cleanup_json_ json_t *stats = barge_haproxy_servers(sock, &herr);
-    if (!stats && log_failure)
-        barge_debug("reading target health of '%s': %s", barge_json_str(tg, "TargetGroupArn", ""),
-                    herr->message);
-    _cleanup_free_ char *backend =
-        barge_elb_backend_name(barge_json_str(tg, "TargetGroupName", ""));
-    return json_incref(json_object_get(stats, backend));
-}
-
 static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                   struct barge_error **err)
 {
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *tg = begin_tg(ctx, in, false, &tx, err);
     _cleanup_json_ json_t *lbs =
-        tg ? scan_tg_load_balancers(tx, barge_json_str(in, "TargetGroupArn", ""), err) : NULL;
+        tg ? barge_elb_scan_tg_load_balancers(tx, barge_json_str(in, "TargetGroupArn", ""), err)
+           : NULL;
     if (!lbs)
         return -1;
     barge_store_abort(barge_steal(&tx));
@@ -1371,7 +1136,7 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
         if (!asked)
             return -1;
     }
-    _cleanup_json_ json_t *be = backend_stats(ctx->srv, tg, lbs, true);
+    _cleanup_json_ json_t *be = barge_elb_backend_stats(ctx->srv, tg, lbs, true);
     json_t *list = json_array();
     *out = json_pack("{s:o}", "TargetHealthDescriptions", list);
     json_t *targets = barge_json_array(tg, "_targets");
@@ -1387,11 +1152,12 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
             barge_xasprintf("%lld", (long long)barge_json_int(t, "Port", 0));
         json_t *h;
         if (!cur) {
-            h = health("unavailable", "Target.NotRegistered", "Target is not registered");
+            h = barge_elb_health("unavailable", "Target.NotRegistered", "Target is not registered");
         } else {
             _cleanup_free_ char *sname =
                 barge_elb_server_name(barge_json_str(t, "Id", ""), barge_json_int(t, "Port", 0));
-            h = target_health(tg, cur, json_array_size(lbs) > 0, json_object_get(be, sname));
+            h = barge_elb_target_health(tg, cur, json_array_size(lbs) > 0,
+                                        json_object_get(be, sname));
         }
         json_array_append_new(list,
                               json_pack("{s:o, s:s, s:o}", "Target", target, "HealthCheckPort",
@@ -1399,43 +1165,6 @@ static int describe_target_health(struct barge_api_ctx *ctx, json_t *in, json_t 
                                         "TargetHealth", h));
     }
     return 0;
-}
-
-json_t *barge_elb_tg_find(struct barge_tx *tx, const char *arn, bool *in_use,
-                          struct barge_error **err)
-{
-    json_t *tg = load_tg(tx, arn, err);
-    if (!tg)
-        return NULL;
-    _cleanup_json_ json_t *lbs = scan_tg_load_balancers(tx, arn, err);
-    if (!lbs) {
-        json_decref(tg);
-        return NULL;
-    }
-    *in_use = json_array_size(lbs) > 0;
-    return tg;
-}
-
-json_t *barge_elb_target_states(struct barge_server *srv, struct barge_tx *tx, const json_t *tg,
-                                struct barge_error **err)
-{
-    _cleanup_json_ json_t *lbs =
-        scan_tg_load_balancers(tx, barge_json_str(tg, "TargetGroupArn", ""), err);
-    if (!lbs)
-        return NULL;
-    _cleanup_json_ json_t *be = backend_stats(srv, tg, lbs, false);
-    json_t *out = json_object();
-    size_t i;
-    json_t *t;
-    json_array_foreach(barge_json_array(tg, "_targets"), i, t)
-    {
-        _cleanup_free_ char *sname =
-            barge_elb_server_name(barge_json_str(t, "Id", ""), barge_json_int(t, "Port", 0));
-        _cleanup_json_ json_t *h =
-            target_health(tg, t, json_array_size(lbs) > 0, json_object_get(be, sname));
-        json_object_set_new(out, sname, json_string(barge_json_str(h, "State", "")));
-    }
-    return out;
 }
 
 /* ---- target group attributes ---- */
@@ -1449,13 +1178,6 @@ static const struct {
     {"deregistration_delay.timeout_seconds", "300"},
     {"stickiness.enabled", "false"},
 };
-
-json_int_t barge_elb_deregistration_delay(const json_t *tg)
-{
-    const char *v = barge_json_str(barge_json_object(tg, "_attributes"),
-                                   "deregistration_delay.timeout_seconds", "300");
-    return atoll(v);
-}
 
 static json_t *tg_attributes(const json_t *tg)
 {
@@ -1660,9 +1382,9 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     }
     if (json_array_size(rules) >= 100)
         return typed(err, BARGE_ERR_LIMIT, "TooManyRules", "A listener can have at most 100 rules");
-    _cleanup_free_ char *lb_name = arn_part(listener_arn, "listener", 2);
-    _cleanup_free_ char *lb_id = arn_part(listener_arn, "listener", 3);
-    _cleanup_free_ char *lid = arn_part(listener_arn, "listener", 4);
+    _cleanup_free_ char *lb_name = barge_elb_arn_part(listener_arn, "listener", 2);
+    _cleanup_free_ char *lb_id = barge_elb_arn_part(listener_arn, "listener", 3);
+    _cleanup_free_ char *lid = barge_elb_arn_part(listener_arn, "listener", 4);
     _cleanup_free_ char *id = new_id();
     _cleanup_free_ char *res =
         barge_xasprintf("listener-rule/app/%s/%s/%s/%s", lb_name, lb_id, lid, id);
@@ -1736,7 +1458,7 @@ static int describe_rules(struct barge_api_ctx *ctx, json_t *in, json_t **out,
             return -1;
         listeners = json_pack("[o]", l);
     } else {
-        listeners = scan_all(tx, ELB_KIND_LISTENER, "", err);
+        listeners = barge_elb_scan_all(tx, ELB_KIND_LISTENER, "", err);
         if (!listeners)
             return -1;
     }
@@ -1765,7 +1487,7 @@ static int delete_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
         return -1;
     _cleanup_json_ json_t *doc =
-        load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", arn, "RuleNotFound", "Rule", err);
+        barge_elb_load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", arn, "RuleNotFound", "Rule", err);
     if (!doc)
         return -1;
     if (barge_store_del(tx, ELB_KIND_RULE, key, err) < 0 ||
@@ -1797,8 +1519,8 @@ static int set_rule_priorities(struct barge_api_ctx *ctx, json_t *in, json_t **o
             return invalid(err, "Priority '%lld' of rule '%s' must be from 1 to 50000",
                            (long long)priority, arn);
         _cleanup_free_ char *key = rule_key(arn);
-        json_t *doc =
-            load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", arn, "RuleNotFound", "Rule", err);
+        json_t *doc = barge_elb_load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", arn, "RuleNotFound",
+                                           "Rule", err);
         if (!doc)
             return -1;
         _cleanup_free_ char *prio = barge_xasprintf("%lld", (long long)priority);
@@ -1870,10 +1592,10 @@ struct resource {
 static int resource_of(const char *arn, struct resource *r, struct barge_error **err)
 {
     *r = (struct resource){0};
-    if ((r->key = arn_part(arn, "loadbalancer", 2)))
+    if ((r->key = barge_elb_arn_part(arn, "loadbalancer", 2)))
         *r = (struct resource){ELB_KIND_LB, r->key, "LoadBalancerArn", "LoadBalancerNotFound",
                                "Load balancer"};
-    else if ((r->key = arn_part(arn, "targetgroup", 1)))
+    else if ((r->key = barge_elb_arn_part(arn, "targetgroup", 1)))
         *r = (struct resource){ELB_KIND_TG, r->key, "TargetGroupArn", "TargetGroupNotFound",
                                "Target group"};
     else if ((r->key = listener_key(arn)))
@@ -1895,7 +1617,7 @@ static json_t *load_resource(struct barge_tx *tx, const char *arn, struct resour
 {
     if (resource_of(arn, r, err) < 0)
         return NULL;
-    return load_keyed(tx, r->kind, r->key, r->arn_field, arn, r->not_found, r->what, err);
+    return barge_elb_load_keyed(tx, r->kind, r->key, r->arn_field, arn, r->not_found, r->what, err);
 }
 
 /* AddTags (add) and RemoveTags: every resource named, in one transaction. */
@@ -2267,7 +1989,7 @@ static int describe_ssl_policies(struct barge_api_ctx *ctx, json_t *in, json_t *
     bool tls13 = true;
     json_t *list = json_array();
     for (size_t k = 0; k < BARGE_ARRAY_SIZE(names); k++, tls13 = false) {
-        if (json_array_size(asked) && !listed(asked, names[k]))
+        if (json_array_size(asked) && !barge_json_has_string(asked, names[k]))
             continue;
         json_t *protocols =
             tls13 ? json_pack("[s, s]", "TLSv1.2", "TLSv1.3") : json_pack("[s]", "TLSv1.2");

@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "api/http.h"
+#include "http/http.h"
 
 struct barge_server;
 

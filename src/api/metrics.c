@@ -61,7 +61,6 @@ static struct {
     pthread_mutex_t lock;
     struct api_stat *api;
     size_t n_api;
-    uint64_t placed, unplaceable;
     struct barge_prom_histogram pulls;
     bool pulls_ready;
     uint64_t log_events, log_dropped, reports;
@@ -99,16 +98,6 @@ void barge_metrics_api_observe(const char *service, const char *operation, int s
     int cls = status / 100;
     s->by_status[cls >= 1 && cls <= 5 ? cls : 0]++;
     barge_prom_histogram_observe(&s->latency, seconds);
-    pthread_mutex_unlock(&M.lock);
-}
-
-void barge_metrics_scheduler_decision(const char *decision)
-{
-    pthread_mutex_lock(&M.lock);
-    if (barge_streq(decision, "placed"))
-        M.placed++;
-    else
-        M.unplaceable++;
     pthread_mutex_unlock(&M.lock);
 }
 
@@ -616,8 +605,10 @@ static void write_api_locked(struct barge_prom *p)
                       "Task placement decisions, by outcome.");
     const char *placed[] = {"decision", "placed", NULL};
     const char *unplaceable[] = {"decision", "unplaceable", NULL};
-    barge_prom_sample(p, "barge_scheduler_decisions_total", placed, (double)M.placed);
-    barge_prom_sample(p, "barge_scheduler_decisions_total", unplaceable, (double)M.unplaceable);
+    uint64_t n_placed, n_unplaceable;
+    ecs_placement_decisions(&n_placed, &n_unplaceable);
+    barge_prom_sample(p, "barge_scheduler_decisions_total", placed, (double)n_placed);
+    barge_prom_sample(p, "barge_scheduler_decisions_total", unplaceable, (double)n_unplaceable);
     pulls_ready_locked();
     barge_prom_family(p, "barge_image_pull_duration_seconds", "histogram",
                       "Image pull times reported by agents.");

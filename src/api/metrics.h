@@ -1,8 +1,9 @@
 /* barged's metrics: what agents report about their containers' CPU and
  * memory (a short history per task, in memory: a restart starts it afresh),
  * the utilization ECS derives from it (per service, per cluster), counters
- * the rest of barged bumps (API requests and latencies, scheduler decisions,
- * image pull times, log ingestion), and /metrics in Prometheus text format.
+ * the rest of barged bumps (API requests and latencies, image pull times,
+ * log ingestion), and /metrics in Prometheus text format (with the
+ * placement decisions the domain layer counts, ecs_placement_decisions).
  *
  * The counters and the history are process-wide, like the logger: one barged
  * serves one set of metrics. Every function here is thread-safe. */
@@ -12,8 +13,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "api/http.h"
 #include "api/server.h"
+#include "http/http.h"
 
 /* The clock API latencies are measured with: monotonic seconds. */
 double barge_metrics_clock(void);
@@ -22,8 +23,6 @@ double barge_metrics_clock(void);
  * was not a known operation), HTTP status and seconds taken. */
 void barge_metrics_api_observe(const char *service, const char *operation, int status,
                                double seconds);
-/* One placement decision: "placed", or "unplaceable" when nothing fit. */
-void barge_metrics_scheduler_decision(const char *decision);
 /* An image pull an agent reported, in seconds. */
 void barge_metrics_image_pull(double seconds);
 /* Log events stored, and log lines agents reported dropping. */

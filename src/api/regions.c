@@ -46,9 +46,3 @@ int barge_server_regions_init(struct barge_server *srv, struct barge_error **err
     return barge_store_regions_init(srv->store, srv->cfg.region, global_kinds,
                                     BARGE_ARRAY_SIZE(global_kinds), err);
 }
-
-const char *barge_server_region(const struct barge_server *srv)
-{
-    const char *r = barge_store_thread_region();
-    return r ? r : srv->cfg.region;
-}

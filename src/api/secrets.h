@@ -4,8 +4,8 @@
 #ifndef BARGE_API_SECRETS_H
 #define BARGE_API_SECRETS_H
 
-#include "api/http.h"
 #include "api/server.h"
+#include "http/http.h"
 
 /* Loads the master key into srv->master_key (BARGE_MASTER_KEY, else
  * cfg.master_key_file, else <data_dir>/master.key, created on first start)

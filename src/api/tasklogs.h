@@ -10,8 +10,8 @@
 
 #include <jansson.h>
 
-#include "api/http.h"
 #include "common/error.h"
+#include "http/http.h"
 
 struct barge_server;
 

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/cfn.h"
+#include "api/cloudwatch.h"
 #include "api/ecs.h"
 #include "api/exec.h"
 #include "api/metrics.h"
@@ -716,6 +718,9 @@ int main(int argc, char **argv)
         barge_info("serving /metrics on port %d", barge_http_port(srv.metrics_http));
     /* Tests and scripts wait for this line on stdout. */
     barge_autoscale_set_metric_source(barge_metrics_autoscale_metric);
+    barge_alarms_set_datapoint_source(barge_cloudwatch_datapoints);
+    static const struct barge_stacks_engine cfn = {barge_cfn_step, barge_cfn_set_stopping};
+    barge_stacks_set_engine(&cfn);
     if (barge_leader_start(&srv, &err) < 0 || barge_control_start(&srv, &control, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         return 1;

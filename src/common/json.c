@@ -36,6 +36,30 @@ json_t *barge_json_object(const json_t *obj, const char *key)
     return json_is_object(v) ? v : NULL;
 }
 
+json_t *barge_json_find(const json_t *list, const char *key, const char *value)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach((json_t *)list, i, c)
+    {
+        if (barge_streq(barge_json_str(c, key, NULL), value))
+            return c;
+    }
+    return NULL;
+}
+
+bool barge_json_has_string(const json_t *list, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach((json_t *)list, i, v)
+    {
+        if (barge_streq(json_string_value(v), s))
+            return true;
+    }
+    return false;
+}
+
 /* A compact encoder writing exactly what json_dumps(JSON_COMPACT |
  * JSON_ENCODE_ANY) writes, for the common case, at a fraction of its cost:
  * jansson's dumper formats every object's address with snprintf and enters

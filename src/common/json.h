@@ -22,6 +22,11 @@ bool barge_json_bool(const json_t *obj, const char *key, bool dflt);
 /* The member if it is an array (or object), else NULL; borrowed. */
 json_t *barge_json_array(const json_t *obj, const char *key);
 json_t *barge_json_object(const json_t *obj, const char *key);
+/* The first element of list whose string member key is value, or NULL;
+ * borrowed. */
+json_t *barge_json_find(const json_t *list, const char *key, const char *value);
+/* Whether the array list has the string s. */
+bool barge_json_has_string(const json_t *list, const char *s);
 /* Compact serialisation with sorted keys off; the caller frees the string. */
 char *barge_json_dump(const json_t *j);
 /* Sets key to a string only when value is not NULL. */

@@ -15,13 +15,32 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/cloudwatch.h"
 #include "common/ids.h"
 #include "common/isotime.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "control/control.h"
 #include "sched/stepscale.h"
+#include "svc/cloudwatch.h"
+
+static barge_alarms_datapoints_fn datapoint_source;
+
+void barge_alarms_set_datapoint_source(barge_alarms_datapoints_fn fn)
+{
+    datapoint_source = fn;
+}
+
+/* The datapoints of alarm's metric from the registered source (none
+ * without one). */
+static int datapoints(struct barge_server *srv, const json_t *alarm, double start, double end,
+                      int period, json_t **out, struct barge_error **err)
+{
+    if (!datapoint_source) {
+        *out = json_array();
+        return 0;
+    }
+    return datapoint_source(srv, alarm, start, end, period, out, err);
+}
 
 static int collect_name(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
@@ -74,7 +93,7 @@ static void verdict_release(struct verdict *v)
     json_decref(v->calm);
 }
 
-/* Evaluates alarm on points (barge_cloudwatch_datapoints of its last
+/* Evaluates alarm on points (the datapoint source's of its last
  * EvaluationPeriods periods from start). */
 static void evaluate(const json_t *alarm, const json_t *points, double start, double now,
                      struct verdict *v)
@@ -247,7 +266,7 @@ static int alarm_pass(struct barge_server *srv, const char *name, struct barge_e
     double start = now - (double)period * (double)barge_json_int(alarm, "EvaluationPeriods", 1);
     struct verdict v = {0};
     if (due) {
-        if (barge_cloudwatch_datapoints(srv, alarm, start, now, period, &points, err) < 0)
+        if (datapoints(srv, alarm, start, now, period, &points, err) < 0)
             return -1;
         evaluate(alarm, points, start, now, &v);
     }

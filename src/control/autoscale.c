@@ -11,7 +11,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "api/autoscaling.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -19,6 +18,7 @@
 #include "ecs/ecs.h"
 #include "sched/schedule.h"
 #include "sched/stepscale.h"
+#include "svc/autoscaling.h"
 
 /* Consecutive low readings before scaling in. */
 #define SCALE_IN_READINGS 3
@@ -29,13 +29,6 @@ int barge_autoscale_window_seconds = 60;
 void barge_autoscale_set_metric_source(barge_autoscale_metric_fn fn)
 {
     metric_source = fn;
-}
-
-bool barge_aas_schedule_valid(const char *schedule, const char *tz, char **why)
-{
-    struct barge_schedule *s = barge_schedule_parse(schedule, tz, why);
-    barge_schedule_free(s);
-    return s != NULL;
 }
 
 struct items {

@@ -5,7 +5,7 @@
 #ifndef BARGE_CONTROL_CONTROL_H
 #define BARGE_CONTROL_CONTROL_H
 
-#include "api/server.h"
+#include "core/server.h"
 
 /* The average utilization (percent of what the service's tasks reserve) of
  * a service's tasks over the last window_seconds for metric
@@ -34,6 +34,16 @@ int barge_autoscale_run_step_policy(struct barge_server *srv, struct barge_tx *t
                                     const char *policy_arn, const char *alarm_name,
                                     const char *state, const json_t *values, double threshold,
                                     bool below, struct barge_error **err);
+
+/* The datapoints of the metric an alarm names (Namespace, MetricName,
+ * Dimensions) per period seconds from start to end, oldest first, in a new
+ * array in *out (empty when there are none). */
+typedef int (*barge_alarms_datapoints_fn)(struct barge_server *srv, const json_t *query,
+                                          double start, double end, int period, json_t **out,
+                                          struct barge_error **err);
+/* Where the alarm evaluator reads metrics (barged registers CloudWatch's);
+ * without a source every period is missing data. */
+void barge_alarms_set_datapoint_source(barge_alarms_datapoints_fn fn);
 
 /* alarms.c: one evaluation pass over every CloudWatch metric alarm of the
  * calling thread's region that is due (each is evaluated at most once a period, at least once a
@@ -64,6 +74,16 @@ void barge_control_step(struct barge_server *srv);
 
 /* stacks.c: the thread that carries out CloudFormation stack operations in
  * the leader (barge_control_start and _stop run these). */
+/* The CloudFormation engine the stacks thread drives (api/cfn.h): step
+ * carries out pending stack operations of the calling thread's region;
+ * set_stopping tells it that barged stops, so that a waiting operation gives
+ * up. barged registers it before the control loop starts; without one the
+ * thread does nothing. */
+struct barge_stacks_engine {
+    void (*step)(struct barge_server *srv);
+    void (*set_stopping)(bool stopping);
+};
+void barge_stacks_set_engine(const struct barge_stacks_engine *engine);
 int barge_stacks_start(struct barge_server *srv, struct barge_error **err);
 void barge_stacks_stop(void);
 

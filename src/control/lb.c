@@ -1,5 +1,5 @@
 /* Keeps one HAProxy process per load balancer that has listeners in step
- * with the store (src/api/elbv2.c). A pass builds each load balancer's
+ * with the store (svc/elbv2.h). A pass builds each load balancer's
  * description (listeners, target groups, targets), starts HAProxy where none
  * runs, replaces it (-sf: the old one finishes its connections) when
  * listeners or health checks changed, and otherwise applies target changes
@@ -23,13 +23,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/ecs.h"
-#include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "control/control.h"
+#include "ecs/ecs.h"
 #include "net/haproxy.h"
+#include "svc/elbv2.h"
 
 struct lb_proc {
     char *name;

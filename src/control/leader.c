@@ -19,10 +19,10 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "api/server.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "control/control.h"
+#include "core/server.h"
 
 #define LOCK_NAME "control"
 #define PERIOD_MS 1000

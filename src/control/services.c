@@ -13,15 +13,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/cloudmap.h"
-#include "api/ecs.h"
-#include "api/elbv2.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "control/control.h"
 #include "ecs/ecs.h"
 #include "sched/deploy.h"
+#include "svc/cloudmap.h"
+#include "svc/elbv2.h"
 
 static struct barge_control_config config = {60, 30, 15};
 

@@ -5,7 +5,6 @@
  * cluster goes), and that needs the scheduler to go on running meanwhile. */
 #include <pthread.h>
 
-#include "api/cfn.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -15,6 +14,12 @@
 static pthread_t stacks_thread;
 static volatile bool stacks_running;
 static struct barge_server *stacks_srv;
+static const struct barge_stacks_engine *engine;
+
+void barge_stacks_set_engine(const struct barge_stacks_engine *e)
+{
+    engine = e;
+}
 
 /* Stacks live in their region's part of the store, as CloudFormation's do. */
 static void step_every_region(struct barge_server *srv)
@@ -30,7 +35,7 @@ static void step_every_region(struct barge_server *srv)
     json_array_foreach(regions, i, r)
     {
         barge_store_use_region(json_string_value(r));
-        barge_cfn_step(srv);
+        engine->step(srv);
     }
     barge_store_use_region(NULL);
 }
@@ -40,7 +45,7 @@ static void *stacks_main(void *ud)
     struct barge_server *srv = ud;
     uint64_t gen = barge_server_generation(srv);
     while (stacks_running) {
-        if (barge_leader_active())
+        if (engine && barge_leader_active())
             step_every_region(srv);
         gen = barge_server_wait(srv, gen, 1000);
     }
@@ -51,7 +56,8 @@ int barge_stacks_start(struct barge_server *srv, struct barge_error **err)
 {
     stacks_srv = srv;
     stacks_running = true;
-    barge_cfn_set_stopping(false);
+    if (engine)
+        engine->set_stopping(false);
     if (pthread_create(&stacks_thread, NULL, stacks_main, srv) != 0) {
         stacks_running = false;
         return barge_error_set_errno(err, BARGE_ERR_INTERNAL, "cannot start the stacks thread");
@@ -64,7 +70,8 @@ void barge_stacks_stop(void)
     if (!stacks_running)
         return;
     stacks_running = false;
-    barge_cfn_set_stopping(true);
+    if (engine)
+        engine->set_stopping(true);
     barge_server_notify(stacks_srv);
     pthread_join(stacks_thread, NULL);
 }

@@ -42,3 +42,9 @@ bool ecs_task_force_stopped(json_t *task, const char *reason)
     ecs_task_bump_version(task);
     return true;
 }
+
+bool ecs_task_protected(const json_t *task, double now)
+{
+    json_t *until = json_object_get(task, "_protectedUntil");
+    return json_is_number(until) && json_number_value(until) > now;
+}

@@ -25,17 +25,17 @@
  * keeps a manifest push (which checks its blobs exist and then records them)
  * from interleaving with a sweep.
  *
- * The module sits below src/api; the one thing it takes from there is the
- * request and response types of api/http.h (which depend on nothing but
- * src/common), so that the distribution API can be a streaming route. */
+ * The module sits below src/api; it takes the request and response types of
+ * the HTTP server (http/http.h), so that the distribution API can be a
+ * streaming route. */
 #ifndef BARGE_REGISTRY_REGISTRY_H
 #define BARGE_REGISTRY_REGISTRY_H
 
 #include <jansson.h>
 #include <time.h>
 
-#include "api/http.h"
 #include "common/sigv4.h"
+#include "http/http.h"
 #include "store/store.h"
 
 #define BARGE_REGISTRY_KIND_REPO  "ecr-repo"

@@ -140,6 +140,35 @@ static void test_usage_measure(void **state)
     json_decref(task);
 }
 
+/* Capacity provider choice and the names of task definitions, which task
+ * placement uses without the API layer. */
+static void test_capacity_pick_and_names(void **state)
+{
+    (void)state;
+    json_t *strategy =
+        json_pack("[{s:s, s:i, s:i}, {s:s, s:i}]", "capacityProvider", "FARGATE", "base", 2,
+                  "weight", 1, "capacityProvider", "FARGATE_SPOT", "weight", 3);
+    json_t *counts = json_object();
+    /* The base first, then by weight: 1 to FARGATE for every 3 to Spot. */
+    const char *want[] = {"FARGATE",      "FARGATE",      "FARGATE", "FARGATE_SPOT",
+                          "FARGATE_SPOT", "FARGATE_SPOT", "FARGATE", "FARGATE_SPOT"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_string_equal(ecs_capacity_pick(strategy, counts), want[i]);
+    assert_int_equal(barge_json_int(counts, "FARGATE", 0), 4);
+    assert_int_equal(barge_json_int(counts, "FARGATE_SPOT", 0), 4);
+    assert_true(ecs_capacity_is_fargate("FARGATE_SPOT"));
+    assert_false(ecs_capacity_is_fargate("hosts"));
+    json_decref(counts);
+    json_decref(strategy);
+
+    char *key = ecs_taskdef_key("web", 3);
+    assert_string_equal(key, "web!0000000003");
+    free(key);
+    assert_true(ecs_name_valid("web-1_a"));
+    assert_false(ecs_name_valid("web:1"));
+    assert_false(ecs_name_valid(""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -148,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_task_set_computed_desired_count),
         cmocka_unit_test(test_instance_connected),
         cmocka_unit_test(test_usage_measure),
+        cmocka_unit_test(test_capacity_pick_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

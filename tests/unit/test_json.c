@@ -169,12 +169,32 @@ static void test_left_to_jansson(void **state)
     json_decref(root);
 }
 
+/* The list lookups the domain layer and the API files share. */
+static void test_find_in_lists(void **state)
+{
+    (void)state;
+    json_t *list = json_pack("[{s:s, s:i}, {s:s, s:i}, {s:i}]", "name", "web", "n", 1, "name", "db",
+                             "n", 2, "name", 3);
+    assert_int_equal(barge_json_int(barge_json_find(list, "name", "db"), "n", 0), 2);
+    assert_null(barge_json_find(list, "name", "cache"));
+    /* A member of another type never matches. */
+    assert_null(barge_json_find(list, "name", "3"));
+    assert_null(barge_json_find(NULL, "name", "web"));
+    json_t *strs = json_pack("[s, i, s]", "a", 1, "b");
+    assert_true(barge_json_has_string(strs, "b"));
+    assert_false(barge_json_has_string(strs, "c"));
+    assert_false(barge_json_has_string(list, "web"));
+    json_decref(strs);
+    json_decref(list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_cases),
         cmocka_unit_test(test_generated_documents),
         cmocka_unit_test(test_left_to_jansson),
+        cmocka_unit_test(test_find_in_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,8 +7,8 @@
  * Routes: "POST /" with X-Amz-Target goes to the AWS JSON 1.1 dispatcher
  * (json11.c); "/v2/..." to the registry; "/agent/..." to the agent channel;
  * "/metrics" to metrics; anything else to the S3 (rest-xml) handler. */
-#ifndef BARGE_API_HTTP_H
-#define BARGE_API_HTTP_H
+#ifndef BARGE_HTTP_HTTP_H
+#define BARGE_HTTP_HTTP_H
 
 #include <sys/types.h>
 

@@ -5,7 +5,7 @@
  * socket and a little memory each. The raw request target is captured before
  * libmicrohttpd splits and unescapes it, because SigV4 signs the path and
  * query exactly as they were sent. */
-#include "api/http.h"
+#include "http/http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
