@@ -346,8 +346,9 @@ static struct barge_model *model_load(const char *service, const char *text, siz
     json_t *shapes = json_object_get(root, "shapes");
     json_t *ops = json_object_get(root, "operations");
     const char *prefix = json_string_value(json_object_get(md, "targetPrefix"));
-    /* Query-only services (elbv2, STS, IAM) have no JSON target prefix. */
-    if (!prefix && barge_streq(json_string_value(json_object_get(md, "protocol")), "query"))
+    /* Query-only services (elbv2, STS, IAM, EC2) have no JSON target prefix. */
+    const char *protocol = json_string_value(json_object_get(md, "protocol"));
+    if (!prefix && (barge_streq(protocol, "query") || barge_streq(protocol, "ec2")))
         prefix = "";
     const char *signing = json_string_value(json_object_get(md, "signingName"));
     if (!signing)
@@ -423,6 +424,7 @@ static struct slot {
     {"iam", NULL},
     {"servicediscovery", NULL},
     {"cloudformation", NULL},
+    {"ec2", NULL},
 };
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -28,6 +28,7 @@ __asm__(EMBED("barge_model_sts_json", "data/models/sts.json"));
 __asm__(EMBED("barge_model_iam_json", "data/models/iam.json"));
 __asm__(EMBED("barge_model_servicediscovery_json", "data/models/servicediscovery.json"));
 __asm__(EMBED("barge_model_cloudformation_json", "data/models/cloudformation.json"));
+__asm__(EMBED("barge_model_ec2_json", "data/models/ec2.json"));
 
 extern const char barge_model_ecs_json[];
 extern const uint64_t barge_model_ecs_json_len;
@@ -53,6 +54,8 @@ extern const char barge_model_servicediscovery_json[];
 extern const uint64_t barge_model_servicediscovery_json_len;
 extern const char barge_model_cloudformation_json[];
 extern const uint64_t barge_model_cloudformation_json_len;
+extern const char barge_model_ec2_json[];
+extern const uint64_t barge_model_ec2_json_len;
 
 static const struct {
     const char *service;
@@ -72,6 +75,7 @@ static const struct {
     {"iam", barge_model_iam_json, &barge_model_iam_json_len},
     {"servicediscovery", barge_model_servicediscovery_json, &barge_model_servicediscovery_json_len},
     {"cloudformation", barge_model_cloudformation_json, &barge_model_cloudformation_json_len},
+    {"ec2", barge_model_ec2_json, &barge_model_ec2_json_len},
 };
 
 const char *barge_model_embedded_get(const char *service, size_t *len)

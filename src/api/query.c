@@ -1,9 +1,13 @@
 /* The AWS query protocol, as CloudWatch speaks it: a form-encoded POST of
  * Action, Version and the input members flattened into dotted keys, answered
- * in XML in the service's namespace. Nothing here knows an operation: the
- * decoder walks the model's input shape along each key and the encoder its
- * output shape along the handler's JSON, so a handler is the same function it
- * would be under JSON 1.1 (timestamps as epoch seconds). */
+ * in XML in the service's namespace. EC2 speaks a variant of it (protocol
+ * "ec2"): keys are the members' queryName or capitalised locationName, every
+ * list is flattened, answers carry requestId and the output members right
+ * under <ActionResponse>, and errors come in <Response><Errors>. Nothing here knows an operation:
+ * the decoder walks the model's input shape along each key and the encoder its output shape along
+ * the handler's JSON, so a handler is the same function it would be under JSON 1.1 (timestamps as
+ * epoch seconds). */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,15 +23,22 @@ extern const struct barge_api_service barge_api_elbv2;
 extern const struct barge_api_service barge_api_sts;
 extern const struct barge_api_service barge_api_iam;
 extern const struct barge_api_service barge_api_cloudformation;
+extern const struct barge_api_service barge_api_ec2;
 
 static const struct barge_api_service *services[] = {
-    &barge_api_cloudwatch, &barge_api_elbv2, &barge_api_sts, &barge_api_iam,
-    &barge_api_cloudformation};
+    &barge_api_cloudwatch, &barge_api_elbv2,          &barge_api_sts,
+    &barge_api_iam,        &barge_api_cloudformation, &barge_api_ec2};
 
 struct codec {
     const json_t *shapes;
     const char *key; /* the whole form key, for messages */
+    bool ec2;        /* the EC2 variant of the protocol */
 };
+
+static bool is_ec2(const json_t *raw)
+{
+    return barge_streq(barge_json_str(json_object_get(raw, "metadata"), "protocol", ""), "ec2");
+}
 
 static const json_t *shape_of(const struct codec *c, const json_t *ref)
 {
@@ -49,6 +60,18 @@ static bool composite(const json_t *shape)
 static const char *wire_name(const char *name, const json_t *member)
 {
     return barge_json_str(member, "locationName", name);
+}
+
+/* A member's name in an EC2 request, as botocore writes it. */
+static bool ec2_input_name_is(const char *name, const json_t *member, const char *seg)
+{
+    const char *q = barge_json_str(member, "queryName", NULL);
+    if (q)
+        return !strcmp(q, seg);
+    const char *loc = barge_json_str(member, "locationName", NULL);
+    if (!loc)
+        return !strcmp(name, seg);
+    return toupper((unsigned char)loc[0]) == seg[0] && loc[0] && !strcmp(loc + 1, seg + 1);
 }
 
 static bool parse_time(const char *s, double *out)
@@ -145,12 +168,12 @@ static int put(const struct codec *c, const json_t *shape, json_t *node, char **
         json_t *m;
         json_object_foreach((json_t *)barge_json_object(shape, "members"), name, m)
         {
-            if (!strcmp(wire_name(name, m), segs[0]))
+            if (c->ec2 ? ec2_input_name_is(name, m, segs[0]) : !strcmp(wire_name(name, m), segs[0]))
                 return put_child(c, shape_of(c, m), node, name, segs + 1, n - 1, value, err);
         }
         return 0; /* not a member: ignored, as JSON input's unknown members are */
     }
-    bool flat = barge_json_bool(shape, "flattened", false);
+    bool flat = c->ec2 || barge_json_bool(shape, "flattened", false);
     if (!strcmp(t, "list")) {
         const json_t *item = json_object_get(shape, "member");
         if (!flat) {
@@ -267,7 +290,7 @@ int barge_api_query_decode(const struct barge_model *model, const char *operatio
                            size_t len, json_t **out, struct barge_error **err)
 {
     const json_t *raw = barge_model_raw(model);
-    struct codec c = {.shapes = json_object_get(raw, "shapes")};
+    struct codec c = {.shapes = json_object_get(raw, "shapes"), .ec2 = is_ec2(raw)};
     const json_t *op = json_object_get(json_object_get(raw, "operations"), operation);
     const json_t *in = json_object_get(c.shapes, barge_json_str(op, "input", ""));
     _cleanup_json_ json_t *pairs = parse_form(form ? form : "", form ? len : 0);
@@ -386,6 +409,13 @@ char *barge_api_query_encode(const struct barge_model *model, const char *operat
     barge_buf_addf(&b, "<%sResponse xmlns=\"", operation);
     barge_xml_text(&b, ns);
     barge_buf_adds(&b, "\">");
+    if (is_ec2(raw)) {
+        barge_xml_elem(&b, "requestId", request_id);
+        if (shape)
+            encode(&c, &b, shape, out);
+        barge_buf_addf(&b, "</%sResponse>\n", operation);
+        return b.data;
+    }
     if (wrapper && shape) {
         barge_buf_addf(&b, "<%s>", wrapper);
         encode(&c, &b, shape, out);
@@ -416,6 +446,25 @@ static void error_response(const struct barge_api_service *svc, const struct bar
                                             "xmlNamespace", "")
                            : "";
     struct barge_buf b = {0};
+    if (model && is_ec2(barge_model_raw(model))) {
+        /* EC2 names refused credentials and rights in words of its own. */
+        if (err->code >= BARGE_ERR_AUTH_MISSING && err->code <= BARGE_ERR_AUTH_EXPIRED) {
+            type =
+                err->code == BARGE_ERR_AUTH_MISSING ? "MissingAuthenticationToken" : "AuthFailure";
+            status = 401;
+        } else if (err->code == BARGE_ERR_ACCESS_DENIED) {
+            type = "UnauthorizedOperation";
+            status = 403;
+        }
+        barge_buf_adds(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>");
+        barge_xml_elem(&b, "Code", type);
+        barge_xml_elem(&b, "Message", msg);
+        barge_buf_adds(&b, "</Error></Errors>");
+        barge_xml_elem(&b, "RequestID", request_id);
+        barge_buf_adds(&b, "</Response>\n");
+        barge_http_resp_set(resp, status, "text/xml", b.data, b.len);
+        return;
+    }
     barge_buf_adds(&b, "<ErrorResponse xmlns=\"");
     barge_xml_text(&b, ns);
     barge_buf_adds(&b, "\"><Error>");
