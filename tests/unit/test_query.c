@@ -157,13 +157,39 @@ static void test_encode(void **state)
     json_decref(out);
 }
 
+/* EC2's variant: capitalised locationNames and flattened lists in, no
+ * result wrapper and a requestId out. */
+static void test_ec2(void **state)
+{
+    const struct barge_model *m = barge_model_get("ec2");
+    const char form[] = "Action=DescribeVpcs&Version=2016-11-15&VpcId.1=vpc-1&VpcId.2=vpc-2&"
+                        "Filter.1.Name=tag%3AName&Filter.1.Value.1=a&Filter.1.Value.2=b&"
+                        "DryRun=false&member.1=x";
+    json_t *in = NULL;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_api_query_decode(m, "DescribeVpcs", form, strlen(form), &in, &err), 0);
+    assert_json(in, "{\"VpcIds\": [\"vpc-1\", \"vpc-2\"], \"DryRun\": false,"
+                    " \"Filters\": [{\"Name\": \"tag:Name\", \"Values\": [\"a\", \"b\"]}]}");
+    json_decref(in);
+    json_t *out = json_loads("{\"Vpcs\": [{\"VpcId\": \"vpc-1\", \"IsDefault\": true,"
+                             " \"Tags\": [{\"Key\": \"k\", \"Value\": \"v\"}]}]}",
+                             0, NULL);
+    char *xml = barge_api_query_encode(m, "DescribeVpcs", out, "r");
+    assert_string_equal(xml, "<DescribeVpcsResponse xmlns=\"http://ec2.amazonaws.com/doc/"
+                             "2016-11-15\"><requestId>r</requestId><vpcSet><item>"
+                             "<isDefault>true</isDefault><tagSet><item><key>k</key>"
+                             "<value>v</value></item></tagSet><vpcId>vpc-1</vpcId></item>"
+                             "</vpcSet></DescribeVpcsResponse>\n");
+    free(xml);
+    json_decref(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decode_alarm),
-        cmocka_unit_test(test_decode_times_and_maps),
-        cmocka_unit_test(test_decode_errors),
-        cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_decode_alarm),  cmocka_unit_test(test_decode_times_and_maps),
+        cmocka_unit_test(test_decode_errors), cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_ec2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
