@@ -10,6 +10,7 @@ installed once into a cache outside the tree ($BARGE_CDK_CACHE, default
 ~/.cache/barge/cdk). Nothing is skipped: without node, npm or the npm
 registry the test fails and says so."""
 import filecmp
+import json
 import os
 import shutil
 import subprocess
@@ -165,3 +166,30 @@ def test_cdk_bootstrap_deploy_update_destroy(barged, pool, busybox, tmp_path):
     assert barged.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
     assert aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
     assert wait_for(lambda: answer(port) is None, "the listener to close", timeout=30)
+
+
+def test_cdk_context_lookups(barged, tmp_path):
+    """`cdk synth` of an app with Vpc.fromLookup, SecurityGroup.fromLookupByName
+    and the stack's availabilityZones: the CDK CLI's lookups (EC2 Describe
+    calls) find barged's default VPC, and the template is built from it."""
+    modules = cdk_modules()
+    cdk = Cdk(barged, modules, str(tmp_path / "app"), {})
+    cdk.run("synth", "--app", "node lookup.js", "--quiet")
+    ec2 = barged.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnets = ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+    group = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+                 {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    with open(os.path.join(cdk.dir, "cdk.out", "BargeCdkLookup.template.json")) as f:
+        tpl = json.load(f)
+    out = {k: v["Value"] for k, v in tpl["Outputs"].items()}
+    assert out["VpcId"] == vpc["VpcId"]
+    by_zone = sorted(subnets, key=lambda s: s["AvailabilityZone"])
+    assert out["PublicSubnets"].split(",") == [s["SubnetId"] for s in by_zone]
+    assert out["Zones"].split(",") == [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
+    assert out["GroupId"] == group["GroupId"]
+    # The CLI keeps what it found in cdk.context.json.
+    with open(os.path.join(cdk.dir, "cdk.context.json")) as f:
+        assert any(k.startswith("vpc-provider:") for k in json.load(f))
