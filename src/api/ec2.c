@@ -180,7 +180,7 @@ static json_t *permission(const json_t *rule, bool egress)
                             json_integer(json_is_string(to) ? atoll(json_string_value(to))
                                                             : json_integer_value(to)));
     json_t *v4 = json_array(), *v6 = json_array(), *pairs = json_array();
-    const char *cidr = barge_json_str(rule, egress ? "CidrIp" : "CidrIp", NULL);
+    const char *cidr = barge_json_str(rule, "CidrIp", NULL);
     const char *cidr6 = barge_json_str(rule, "CidrIpv6", NULL);
     const char *peer =
         barge_json_str(rule, egress ? "DestinationSecurityGroupId" : "SourceSecurityGroupId", NULL);
@@ -227,13 +227,13 @@ static bool standing(const json_t *e)
            strcmp(status, "CREATE_FAILED");
 }
 
-static void add_stack(struct barge_server *srv, const json_t *stack, struct view *v)
+/* The VPCs, route tables and security groups a stack recorded. */
+static void add_containers(struct barge_server *srv, const json_t *stack, struct view *v)
 {
     const char *owner = srv->cfg.account_id;
     const json_t *res = json_object_get(stack, "resources");
     const char *logical;
     json_t *e;
-    /* First the containers (VPCs, tables, groups), then what refers to them. */
     json_object_foreach((json_t *)res, logical, e)
     {
         if (!standing(e))
@@ -272,6 +272,15 @@ static void add_stack(struct barge_server *srv, const json_t *stack, struct view
                            stack_tags(stack, logical, props)));
         }
     }
+}
+
+/* Subnets, and what a stack put into route tables and security groups
+ * (which another stack may have made). */
+static void add_parts(struct barge_server *srv, const json_t *stack, struct view *v)
+{
+    const json_t *res = json_object_get(stack, "resources");
+    const char *logical;
+    json_t *e;
     json_object_foreach((json_t *)res, logical, e)
     {
         if (!standing(e))
@@ -325,23 +334,12 @@ static void add_stack(struct barge_server *srv, const json_t *stack, struct view
                     permission(props, egress));
         }
     }
-    /* A table without a route of its own keeps the VPC's local route. */
-    size_t i;
-    json_t *t;
-    json_array_foreach(v->tables, i, t)
-    {
-        json_t *routes = json_object_get(t, "Routes");
-        json_t *vpc = find_by(v->vpcs, "VpcId", barge_json_str(t, "VpcId", ""));
-        if (vpc && !find_by(routes, "GatewayId", "local"))
-            json_array_insert_new(routes, 0, local_route(barge_json_str(vpc, "CidrBlock", "")));
-    }
 }
 
 static int add_stack_cb(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    void **args = ud;
     if (!barge_streq(barge_json_str(doc, "StackStatus", ""), "DELETE_COMPLETE"))
-        add_stack(args[0], doc, args[1]);
+        json_array_append(ud, doc);
     return 0;
 }
 
@@ -353,10 +351,23 @@ static int gather(struct barge_server *srv, struct view *v, struct barge_error *
     v->groups = json_array();
     add_default_vpc(srv, v);
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    void *args[] = {srv, v};
-    return barge_store_begin(srv->store, false, &tx, err) < 0
-               ? -1
-               : barge_store_scan(tx, CFN_KIND_STACK, "", NULL, false, 0, add_stack_cb, args, err);
+    _cleanup_json_ json_t *stacks = json_array();
+    if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
+        barge_store_scan(tx, CFN_KIND_STACK, "", NULL, false, 0, add_stack_cb, stacks, err) < 0)
+        return -1;
+    size_t i;
+    json_t *x;
+    json_array_foreach(stacks, i, x) add_containers(srv, x, v);
+    json_array_foreach(stacks, i, x) add_parts(srv, x, v);
+    /* Every table has its VPC's local route first. */
+    json_array_foreach(v->tables, i, x)
+    {
+        json_t *routes = json_object_get(x, "Routes");
+        json_t *vpc = find_by(v->vpcs, "VpcId", barge_json_str(x, "VpcId", ""));
+        if (vpc && !find_by(routes, "GatewayId", "local"))
+            json_array_insert_new(routes, 0, local_route(barge_json_str(vpc, "CidrBlock", "")));
+    }
+    return 0;
 }
 
 /* --- filters ------------------------------------------------------------- */
@@ -554,15 +565,16 @@ static bool matches(const struct filter_def *defs, const json_t *filters, const 
     return true;
 }
 
-/* What one Describe call selects: its ids, how a missing one is named, and
- * how a malformed one is. */
+/* What one Describe call selects: its ids, and how EC2 names a malformed
+ * or a missing one. */
 struct select {
-    const char *list_key; /* output member */
-    const char *ids_key;  /* input member with ids, or NULL */
-    const char *id_member;
-    const char *prefix; /* ids start with it */
-    const char *noun;   /* "vpc ID" */
-    const char *code;   /* "InvalidVpcID" */
+    const char *list_key;  /* output member */
+    const char *ids_key;   /* input member with ids */
+    const char *id_member; /* the items' member the ids name */
+    const char *prefix;    /* ids start with it (NULL: any) */
+    const char *malformed; /* error code of an id without the prefix */
+    const char *missing;   /* error code of an unknown id */
+    const char *missing_fmt;
     const struct filter_def *filters;
 };
 
@@ -572,21 +584,20 @@ static int select_items(const struct select *s, const json_t *items, json_t *in,
     const json_t *filters = json_object_get(in, "Filters");
     if (check_filters(s->filters, filters, err) < 0)
         return -1;
-    const json_t *ids = s->ids_key ? json_object_get(in, s->ids_key) : NULL;
+    if (json_is_true(json_object_get(in, "DryRun")))
+        return barge_error_set_type(err, BARGE_ERR_INVALID, "DryRunOperation",
+                                    "Request would have succeeded, but DryRun flag is set.");
+    const json_t *ids = json_object_get(in, s->ids_key);
     size_t i;
     json_t *id;
     json_array_foreach(ids, i, id)
     {
         const char *text = json_string_value(id);
-        if (s->prefix && !barge_str_has_prefix(text, s->prefix)) {
-            _cleanup_free_ char *code = barge_xasprintf("%s.Malformed", s->code);
-            return barge_error_set_type(err, BARGE_ERR_INVALID, code, "Invalid id: \"%s\"", text);
-        }
-        if (!find_by((json_t *)items, s->id_member, text)) {
-            _cleanup_free_ char *code = barge_xasprintf("%s.NotFound", s->code);
-            return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, code,
-                                        "The %s '%s' does not exist", s->noun, text);
-        }
+        if (s->prefix && !barge_str_has_prefix(text, s->prefix))
+            return barge_error_set_type(err, BARGE_ERR_INVALID, s->malformed, "Invalid id: \"%s\"",
+                                        text);
+        if (!find_by((json_t *)items, s->id_member, text))
+            return barge_error_set_type(err, BARGE_ERR_NOT_FOUND, s->missing, s->missing_fmt, text);
     }
     json_t *list = json_array();
     json_array_foreach(items, i, id)
@@ -641,34 +652,62 @@ static json_t *pick_groups(struct view *v)
 static int describe_vpcs(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                          struct barge_error **err)
 {
-    static const struct select s = {"Vpcs",   "VpcIds",       "VpcId",    "vpc-",
-                                    "vpc ID", "InvalidVpcID", vpc_filters};
+    static const struct select s = {.list_key = "Vpcs",
+                                    .ids_key = "VpcIds",
+                                    .id_member = "VpcId",
+                                    .prefix = "vpc-",
+                                    .malformed = "InvalidVpcID.Malformed",
+                                    .missing = "InvalidVpcID.NotFound",
+                                    .missing_fmt = "The vpc ID '%s' does not exist",
+                                    .filters = vpc_filters};
     return describe(ctx, &s, pick_vpcs, in, out, err);
 }
 
 static int describe_subnets(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                             struct barge_error **err)
 {
-    static const struct select s = {"Subnets",   "SubnetIds",       "SubnetId",    "subnet-",
-                                    "subnet ID", "InvalidSubnetID", subnet_filters};
+    static const struct select s = {.list_key = "Subnets",
+                                    .ids_key = "SubnetIds",
+                                    .id_member = "SubnetId",
+                                    .prefix = "subnet-",
+                                    .malformed = "InvalidSubnetID.Malformed",
+                                    .missing = "InvalidSubnetID.NotFound",
+                                    .missing_fmt = "The subnet ID '%s' does not exist",
+                                    .filters = subnet_filters};
     return describe(ctx, &s, pick_subnets, in, out, err);
 }
 
 static int describe_route_tables(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                  struct barge_error **err)
 {
-    static const struct select s = {"RouteTables",   "RouteTableIds",       "RouteTableId", "rtb-",
-                                    "routeTable ID", "InvalidRouteTableID", table_filters};
+    static const struct select s = {.list_key = "RouteTables",
+                                    .ids_key = "RouteTableIds",
+                                    .id_member = "RouteTableId",
+                                    .prefix = "rtb-",
+                                    .malformed = "InvalidRouteTableID.Malformed",
+                                    .missing = "InvalidRouteTableID.NotFound",
+                                    .missing_fmt = "The routeTable ID '%s' does not exist",
+                                    .filters = table_filters};
     return describe(ctx, &s, pick_tables, in, out, err);
 }
 
 static int describe_security_groups(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                     struct barge_error **err)
 {
-    static const struct select by_id = {"SecurityGroups", "GroupIds",     "GroupId",    "sg-",
-                                        "security group", "InvalidGroup", group_filters};
-    static const struct select by_name = {"SecurityGroups", "GroupNames",   "GroupName",  NULL,
-                                          "security group", "InvalidGroup", group_filters};
+    static const struct select by_id = {.list_key = "SecurityGroups",
+                                        .ids_key = "GroupIds",
+                                        .id_member = "GroupId",
+                                        .prefix = "sg-",
+                                        .malformed = "InvalidGroupId.Malformed",
+                                        .missing = "InvalidGroup.NotFound",
+                                        .missing_fmt = "The security group '%s' does not exist",
+                                        .filters = group_filters};
+    static const struct select by_name = {.list_key = "SecurityGroups",
+                                          .ids_key = "GroupNames",
+                                          .id_member = "GroupName",
+                                          .missing = "InvalidGroup.NotFound",
+                                          .missing_fmt = "The security group '%s' does not exist",
+                                          .filters = group_filters};
     if (json_array_size(json_object_get(in, "GroupIds")) &&
         json_array_size(json_object_get(in, "GroupNames")))
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterCombination",
@@ -681,8 +720,14 @@ static int describe_vpn_gateways(struct barge_api_ctx *ctx, json_t *in, json_t *
                                  struct barge_error **err)
 {
     /* barge records no VPN gateways: none to show, and any id is unknown. */
-    static const struct select s = {"VpnGateways",   "VpnGatewayIds",       "VpnGatewayId", "vgw-",
-                                    "vpnGateway ID", "InvalidVpnGatewayID", vgw_filters};
+    static const struct select s = {.list_key = "VpnGateways",
+                                    .ids_key = "VpnGatewayIds",
+                                    .id_member = "VpnGatewayId",
+                                    .prefix = "vgw-",
+                                    .malformed = "InvalidVpnGatewayID.Malformed",
+                                    .missing = "InvalidVpnGatewayID.NotFound",
+                                    .missing_fmt = "The vpnGateway ID '%s' does not exist",
+                                    .filters = vgw_filters};
     _cleanup_json_ json_t *none = json_array();
     return select_items(&s, none, in, out, err);
 }
@@ -690,8 +735,12 @@ static int describe_vpn_gateways(struct barge_api_ctx *ctx, json_t *in, json_t *
 static int describe_availability_zones(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                        struct barge_error **err)
 {
-    static const struct select s = {"AvailabilityZones",     "ZoneNames", "ZoneName", NULL, "zone",
-                                    "InvalidParameterValue", az_filters};
+    static const struct select s = {.list_key = "AvailabilityZones",
+                                    .ids_key = "ZoneNames",
+                                    .id_member = "ZoneName",
+                                    .missing = "InvalidParameterValue",
+                                    .missing_fmt = "Invalid availability zone: [%s]",
+                                    .filters = az_filters};
     const char *region = barge_server_region(ctx->srv);
     _cleanup_json_ json_t *zones = json_array();
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(az_letters); i++) {
@@ -708,8 +757,12 @@ static int describe_availability_zones(struct barge_api_ctx *ctx, json_t *in, js
 static int describe_regions(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                             struct barge_error **err)
 {
-    static const struct select s = {"Regions", "RegionNames",           "RegionName",  NULL,
-                                    "region",  "InvalidParameterValue", region_filters};
+    static const struct select s = {.list_key = "Regions",
+                                    .ids_key = "RegionNames",
+                                    .id_member = "RegionName",
+                                    .missing = "InvalidParameterValue",
+                                    .missing_fmt = "Invalid region: %s",
+                                    .filters = region_filters};
     _cleanup_json_ json_t *names = NULL;
     if (barge_store_regions(ctx->srv->store, &names, err) < 0)
         return -1;

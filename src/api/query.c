@@ -455,6 +455,8 @@ static void error_response(const struct barge_api_service *svc, const struct bar
         } else if (err->code == BARGE_ERR_ACCESS_DENIED) {
             type = "UnauthorizedOperation";
             status = 403;
+        } else if (!strcmp(type, "DryRunOperation")) {
+            status = 412;
         }
         barge_buf_adds(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>");
         barge_xml_elem(&b, "Code", type);

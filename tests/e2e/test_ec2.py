@@ -39,9 +39,9 @@ STACK = {
 }
 
 
-def make_stack(barged, name="net"):
+def make_stack(barged, name="net", template=STACK):
     cfn = barged.client("cloudformation")
-    cfn.create_stack(StackName=name, TemplateBody=json.dumps(STACK))
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
     end = time.monotonic() + 60
     while True:
         st = cfn.describe_stacks(StackName=name)["Stacks"][0]
@@ -153,6 +153,28 @@ def test_stack_vpc_visible_with_filters(barged):
         time.sleep(0.2)
 
 
+def test_parts_from_another_stack(barged):
+    """A stack that adds a subnet, a route and a rule to another stack's VPC,
+    route table and security group."""
+    ids = make_stack(barged)
+    more = make_stack(barged, "more", {"Resources": {
+        "Extra": {"Type": "AWS::EC2::Subnet", "Properties": {
+            "VpcId": ids["Vpc"], "CidrBlock": "10.20.9.0/24"}},
+        "Peer": {"Type": "AWS::EC2::Route", "Properties": {
+            "RouteTableId": ids["PublicRt"], "DestinationCidrBlock": "192.168.0.0/16",
+            "GatewayId": ids["Igw"]}},
+        "Ssh": {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {
+            "GroupId": ids["Web"], "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+            "CidrIp": "10.0.0.0/8"}}}})
+    ec2 = barged.client("ec2")
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [ids["Vpc"]]}])
+    assert more["Extra"] in [s["SubnetId"] for s in subnets["Subnets"]]
+    table = ec2.describe_route_tables(RouteTableIds=[ids["PublicRt"]])["RouteTables"][0]
+    assert "192.168.0.0/16" in [r.get("DestinationCidrBlock") for r in table["Routes"]]
+    web = ec2.describe_security_groups(GroupIds=[ids["Web"]])["SecurityGroups"][0]
+    assert sorted(p["FromPort"] for p in web["IpPermissions"]) == [22, 443]
+
+
 def test_errors(barged):
     ec2 = barged.client("ec2")
     with pytest.raises(ClientError) as e:
@@ -179,6 +201,13 @@ def test_errors(barged):
         ec2.describe_vpcs(Filters=[{"Name": "colour", "Values": ["red"]}])
     assert error_code(e) == "InvalidParameterValue"
     assert "'colour'" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        ec2.describe_availability_zones(ZoneNames=["mars-1a"])
+    assert error_code(e) == "InvalidParameterValue" and "mars-1a" in error_message(e)
+    with pytest.raises(ClientError) as e:
+        ec2.describe_vpcs(DryRun=True)
+    assert error_code(e) == "DryRunOperation"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
 
 
 def test_error_xml_format(barged):
