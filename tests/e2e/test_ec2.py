@@ -232,3 +232,22 @@ def test_error_xml_format(barged):
     assert e.value.code == 400
     assert "<Response><Errors><Error><Code>InvalidVpcID.NotFound</Code>" in text
     assert "<RequestID>" in text and "ErrorResponse" not in text
+
+
+def test_iam_rights(barged):
+    """An IAM user needs ec2:Describe* rights; without them EC2 refuses with
+    UnauthorizedOperation (403)."""
+    iam = barged.client("iam")
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(UserName="reader", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeVpcs", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    ec2 = boto3.client("ec2", endpoint_url=barged.endpoint, region_name="us-east-1",
+                       aws_access_key_id=key["AccessKeyId"],
+                       aws_secret_access_key=key["SecretAccessKey"])
+    assert len(ec2.describe_vpcs()["Vpcs"]) == 1
+    with pytest.raises(ClientError) as e:
+        ec2.describe_subnets()
+    assert error_code(e) == "UnauthorizedOperation"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
