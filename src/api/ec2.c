@@ -44,6 +44,14 @@ static json_t *stable_id(const char *prefix, const char *region, const char *wha
     return json_sprintf("%s%.17s", prefix, hex);
 }
 
+/* The id's part after its prefix ("vpc-"), from which ids derived from it
+ * are made. */
+static const char *id_tail(const char *id)
+{
+    const char *dash = strchr(id, '-');
+    return dash ? dash + 1 : id;
+}
+
 static json_t *allow_all_egress(void)
 {
     return json_pack("[{s:s, s:[{s:s}], s:[], s:[], s:[]}]", "IpProtocol", "-1", "IpRanges",
@@ -54,7 +62,7 @@ static json_t *vpc_item(const char *id, const char *cidr, bool is_default, const
                         json_t *tags)
 {
     char assoc[40];
-    snprintf(assoc, sizeof(assoc), "vpc-cidr-assoc-%.17s", id + 4);
+    snprintf(assoc, sizeof(assoc), "vpc-cidr-assoc-%.17s", id_tail(id));
     return json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:{s:s}}], s:o}", "VpcId",
                      id, "CidrBlock", cidr, "IsDefault", is_default, "State", "available",
                      "OwnerId", owner, "InstanceTenancy", "default", "DhcpOptionsId",
@@ -91,7 +99,7 @@ static json_t *local_route(const char *cidr)
 static json_t *main_assoc(const char *table)
 {
     char id[40];
-    snprintf(id, sizeof(id), "rtbassoc-%.17s", table + 4);
+    snprintf(id, sizeof(id), "rtbassoc-%.17s", id_tail(table));
     return json_pack("{s:b, s:s, s:s, s:{s:s}}", "Main", true, "RouteTableAssociationId", id,
                      "RouteTableId", table, "AssociationState", "State", "associated");
 }
@@ -245,7 +253,7 @@ static void add_containers(struct barge_server *srv, const json_t *stack, struct
             json_array_append_new(
                 v->vpcs, vpc_item(id, cidr, false, owner, stack_tags(stack, logical, props)));
             char rtb[40];
-            snprintf(rtb, sizeof(rtb), "rtb-%.17s", id + 4);
+            snprintf(rtb, sizeof(rtb), "rtb-%.17s", id_tail(id));
             json_array_append_new(v->tables,
                                   table_item(rtb, id, owner, json_pack("[o]", local_route(cidr)),
                                              json_pack("[o]", main_assoc(rtb)), NULL));
@@ -260,7 +268,7 @@ static void add_containers(struct barge_server *srv, const json_t *stack, struct
                                                         stack_tags(stack, logical, props)));
         } else if (!strcmp(type, "AWS::EC2::SecurityGroup")) {
             _cleanup_free_ char *gen = barge_xasprintf(
-                "%s-%s-%.12s", barge_json_str(stack, "StackName", ""), logical, id + 3);
+                "%s-%s-%.12s", barge_json_str(stack, "StackName", ""), logical, id_tail(id));
             json_t *egress = json_object_get(props, "SecurityGroupEgress");
             json_array_append_new(
                 v->groups,
