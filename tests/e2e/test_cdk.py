@@ -3,7 +3,9 @@ deploy` of a Fargate service behind an application load balancer with an SSM
 parameter as a secret and CPU auto scaling (tests/e2e/cdkapp), whose tasks
 really run and answer through the load balancer; an update of the
 environment; `barge init` + `barge diff` on the service CDK made show no
-drift; `cdk destroy` removes everything.
+drift; `cdk destroy` removes everything. A second, small app
+(cdkapp/lookup.js) is only synthesized: its context lookups (Vpc.fromLookup
+and others) go to barged's EC2 Describe calls.
 
 aws-cdk and aws-cdk-lib come from npm, pinned by cdkapp/package-lock.json and
 installed once into a cache outside the tree ($BARGE_CDK_CACHE, default
