@@ -26,8 +26,9 @@
 #define ELB_KIND_RULE "elb-rule"
 
 /* Where the HAProxy processes of load balancers keep their files (under the
- * data directory), and the admin socket of the load balancer lb_arn. The
- * caller owns the strings. */
+ * data directory), and the admin socket of the load balancer lb_arn (there
+ * too, or under /run/barge when that path would be too long for HAProxy).
+ * The caller owns the strings. */
 char *barge_elb_dir(const struct barge_server *srv);
 char *barge_elb_socket(const struct barge_server *srv, const char *lb_arn);
 /* The name of the HAProxy process (and its files) of the load balancer
