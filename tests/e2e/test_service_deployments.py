@@ -235,7 +235,9 @@ def test_circuit_breaker_rollback_is_recorded(barged, agent, busybox):
     first = wait_for(lambda: status_is(barged, "cb", 0, "SUCCESSFUL"), what="SUCCESSFUL")[0]
     assert deployment(barged, first["serviceDeploymentArn"])["deploymentCircuitBreaker"][
         "status"] == "MONITORING_COMPLETE"
-    bad = register(ecs, busybox, command=["sh", "-c", "exit 1"])
+    # Its tasks run for a second before they fail: seen RUNNING, they must not
+    # make the deployment COMPLETED, or the circuit breaker never trips.
+    bad = register(ecs, busybox, command=["sh", "-c", "sleep 1; exit 1"])
     ecs.update_service(cluster="default", service="cb", taskDefinition=bad)
     arn = deployments(barged, "cb")[0]["serviceDeploymentArn"]
     assert deployment(barged, arn)["deploymentCircuitBreaker"]["status"] == "MONITORING"
