@@ -479,7 +479,8 @@ static void start_proc(struct barge_server *srv, const char *name, const json_t 
     _cleanup_free_ char *pid_path = path_of(srv, name, "pid");
     _cleanup_free_ char *config = barge_haproxy_config(spec, true);
     _cleanup_error_ struct barge_error *err = NULL;
-    pid_t pid = barge_haproxy_start(cfg_path, config, log_path, old, &err);
+    pid_t pid = barge_haproxy_start(cfg_path, config, log_path, old,
+                                    barge_json_str(spec, "socket", NULL), &err);
     if (pid < 0) {
         barge_warn("load balancer %s: %s", name, err->message);
         return;
