@@ -1424,6 +1424,163 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     return 0;
 }
 
+/* The listener behind a default rule's ARN ("listener-rule/.../default"),
+ * which the caller owns, or NULL. */
+static char *default_rule_listener(const char *rule_arn)
+{
+    const char *tail = strstr(rule_arn, ":listener-rule/");
+    if (!tail || !barge_str_has_suffix(rule_arn, "/default"))
+        return NULL;
+    const char *rest = tail + strlen(":listener-rule/");
+    return barge_xasprintf("%.*s:listener/%.*s", (int)(tail - rule_arn), rule_arn,
+                           (int)(strlen(rest) - strlen("/default")), rest);
+}
+
+/* Points the forward action of the rule (or listener, for a default rule)
+ * at tg: the store document changes and the load balancer step applies it. */
+static int set_forward(json_t *doc, const char *actions_field, const char *tg_arn)
+{
+    if (barge_streq(barge_json_str(doc, "_tg", NULL), tg_arn))
+        return 0;
+    json_object_set_new(doc, actions_field, forward_action(tg_arn));
+    json_object_set_new(doc, "_tg", json_string(tg_arn));
+    return 1;
+}
+
+int barge_elb_rule_forward(struct barge_tx *tx, const char *rule_arn, const char *tg_arn,
+                           struct barge_error **err)
+{
+    _cleanup_free_ char *larn = default_rule_listener(rule_arn);
+    _cleanup_json_ json_t *doc = NULL;
+    _cleanup_free_ char *key = NULL;
+    const char *kind = larn ? ELB_KIND_LISTENER : ELB_KIND_RULE;
+    if (larn) {
+        key = listener_key(larn);
+        doc = load_listener(tx, larn, err);
+    } else {
+        key = rule_key(rule_arn);
+        doc = load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", rule_arn, "RuleNotFound", "Rule", err);
+    }
+    if (!doc)
+        return -1;
+    int changed = set_forward(doc, larn ? "DefaultActions" : "Actions", tg_arn);
+    if (changed && barge_store_put(tx, kind, key, doc, err) < 0)
+        return -1;
+    return changed;
+}
+
+int barge_elb_rule_check(struct barge_tx *tx, const char *rule_arn, struct barge_error **err)
+{
+    _cleanup_free_ char *larn = default_rule_listener(rule_arn);
+    _cleanup_free_ char *key = larn ? NULL : rule_key(rule_arn);
+    _cleanup_json_ json_t *doc =
+        larn ? load_listener(tx, larn, err)
+             : load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", rule_arn, "RuleNotFound", "Rule", err);
+    return doc ? 0 : -1;
+}
+
+/* The target group of a forward action that ModifyRule or ModifyListener
+ * sets, checked against the listener's protocol. */
+static const char *modified_target(struct barge_tx *tx, const json_t *actions, const char *proto,
+                                   struct barge_error **err)
+{
+    const char *tg_arn = forward_target(actions, err);
+    if (!tg_arn)
+        return NULL;
+    _cleanup_json_ json_t *tg = load_tg(tx, tg_arn, err);
+    if (!tg)
+        return NULL;
+    if (!barge_streq(barge_json_str(tg, "Protocol", ""), proto)) {
+        typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
+              "Listener protocol '%s' is not compatible with target group protocol '%s'", proto,
+              barge_json_str(tg, "Protocol", ""));
+        return NULL;
+    }
+    return tg_arn;
+}
+
+/* ModifyRule: new actions and/or conditions for a rule; the default rule's
+ * actions are its listener's default actions. */
+static int modify_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    const char *arn = barge_json_str(in, "RuleArn", "");
+    json_t *actions = barge_json_array(in, "Actions");
+    _cleanup_free_ char *larn = default_rule_listener(arn);
+    _cleanup_json_ json_t *conditions = NULL;
+    if (json_object_get(in, "Conditions")) {
+        if (larn)
+            return typed(err, BARGE_ERR_CONFLICT, "OperationNotPermitted",
+                         "The conditions of default rule '%s' cannot be modified", arn);
+        conditions = read_conditions(in, err);
+        if (!conditions)
+            return -1;
+    }
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
+        return -1;
+    _cleanup_free_ char *key = larn ? listener_key(larn) : rule_key(arn);
+    _cleanup_json_ json_t *doc =
+        larn ? load_listener(tx, larn, err)
+             : load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", arn, "RuleNotFound", "Rule", err);
+    if (!doc)
+        return -1;
+    const char *proto = barge_json_str(doc, "Protocol", "HTTP");
+    if (actions) {
+        const char *tg_arn = modified_target(tx, actions, proto, err);
+        if (!tg_arn)
+            return -1;
+        set_forward(doc, larn ? "DefaultActions" : "Actions", tg_arn);
+    }
+    if (conditions)
+        json_object_set(doc, "Conditions", conditions);
+    if (save(&tx, larn ? ELB_KIND_LISTENER : ELB_KIND_RULE, key, doc, err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    json_t *rule = larn ? json_pack("{s:s, s:s, s:[], s:O, s:b}", "RuleArn", arn, "Priority",
+                                    "default", "Conditions", "Actions",
+                                    json_object_get(doc, "DefaultActions"), "IsDefault", 1)
+                        : public_doc(doc);
+    *out = json_pack("{s:[o]}", "Rules", rule);
+    return 0;
+}
+
+/* ModifyListener: barge's listeners change their default actions; a new
+ * port or protocol is refused rather than ignored. */
+static int modify_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                           struct barge_error **err)
+{
+    const char *arn = barge_json_str(in, "ListenerArn", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *doc = load_listener(tx, arn, err);
+    if (!doc)
+        return -1;
+    if (json_object_get(in, "Port") &&
+        barge_json_int(in, "Port", 0) != barge_json_int(doc, "Port", 0))
+        return invalid(err,
+                       "barge cannot change the port of listener '%s' (%lld); create a new "
+                       "listener instead",
+                       arn, (long long)barge_json_int(doc, "Port", 0));
+    const char *proto = barge_json_str(doc, "Protocol", "HTTP");
+    if (json_object_get(in, "Protocol") && !barge_streq(barge_json_str(in, "Protocol", ""), proto))
+        return invalid(err, "barge cannot change the protocol of listener '%s' (%s)", arn, proto);
+    json_t *actions = barge_json_array(in, "DefaultActions");
+    if (actions) {
+        const char *tg_arn = modified_target(tx, actions, proto, err);
+        if (!tg_arn)
+            return -1;
+        set_forward(doc, "DefaultActions", tg_arn);
+    }
+    _cleanup_free_ char *key = listener_key(arn);
+    if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    *out = json_pack("{s:[o]}", "Listeners", public_doc(doc));
+    return 0;
+}
+
 static int by_priority(const void *a, const void *b)
 {
     json_int_t x = barge_json_int(*(json_t *const *)a, "_priority", 0);
@@ -1536,6 +1693,8 @@ static const struct barge_api_op elbv2_ops[] = {
     {"CreateRule", create_rule},
     {"DescribeRules", describe_rules},
     {"DeleteRule", delete_rule},
+    {"ModifyRule", modify_rule},
+    {"ModifyListener", modify_listener},
     {NULL, NULL},
 };
 
