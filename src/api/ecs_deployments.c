@@ -17,6 +17,7 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "ecs/bluegreen.h"
 #include "sched/deploy.h"
 
 #define MAX_DESCRIBE 20
@@ -234,7 +235,8 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
     const char *status = status_of(dep);
     /* Write only when something the record shows has changed. */
     _cleanup_free_ char *sig =
-        barge_xasprintf("%s/%lld", status, (long long)barge_json_int(dep, "failedTasks", 0));
+        barge_xasprintf("%s/%lld/%s", status, (long long)barge_json_int(dep, "failedTasks", 0),
+                        barge_json_str(dep, "_stage", ""));
     size_t i;
     json_t *d;
     json_array_foreach(deps, i, d)
@@ -258,6 +260,10 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
     bool rollback = barge_json_bool(dep, "_rollback", false);
     json_object_set_new(rec, "status", json_string(status));
     json_object_set_new(rec, "updatedAt", json_real(now));
+    /* A blue/green deployment's stage (control/services.c). */
+    const char *stage = barge_json_str(dep, "_stage", NULL);
+    if (stage)
+        json_object_set_new(rec, "lifecycleStage", json_string(stage));
     json_t *cb = circuit_breaker(svc, dep, false);
     if (rollback) {
         if (!json_object_get(rec, "rollback")) {
@@ -560,6 +566,21 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
                                     "Service deployment '%s' is no longer the service's current "
                                     "deployment.",
                                     arn);
+    /* Blue/green with blue still running: production goes back to blue at
+     * once and green's tasks stop. */
+    if (ecs_bluegreen(svc) && json_array_size(barge_json_array(svc, "deployments")) > 1) {
+        ecs_bluegreen_rollback(svc,
+                               "Service deployment rolled back by StopServiceDeployment: "
+                               "production traffic returned to the blue deployment.",
+                               false);
+        if (ecs_service_deployment_sync(tx, ctx->srv, svc, err) < 0 ||
+            barge_store_put(tx, ECS_KIND_SERVICE, skey, svc, err) < 0 ||
+            barge_store_commit(barge_steal(&tx), err) < 0)
+            return -1;
+        barge_server_notify(ctx->srv);
+        *out = json_pack("{s:s}", "serviceDeploymentArn", arn);
+        return 0;
+    }
     const char *source = barge_json_str(rec, "_sourceRevision", NULL);
     if (!source)
         return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ConflictException",

@@ -81,11 +81,11 @@ void barge_deploy_plan(const struct barge_deploy_input *in, struct barge_deploy_
     int total = (int)n - (int)p->n_stop;
     int need = desired - primary;
     if (need > 0 && !in->primary_frozen) {
-        int room = p->max_total - total;
+        int room = in->keep_old ? need : p->max_total - total;
         p->start = need < room ? need : (room > 0 ? room : 0);
     }
     /* 4. Replace healthy old or misplaced tasks as far as the minimum allows. */
-    int can_stop = healthy - p->min_healthy;
+    int can_stop = in->keep_old ? 0 : healthy - p->min_healthy;
     for (size_t i = 0; i < n && can_stop > 0; i++) {
         const struct barge_deploy_task *t = &in->tasks[i];
         if (stopped[i] || !t->healthy || (t->deployment == 0 && !t->must_move))
