@@ -280,13 +280,22 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
         json_decref(cb);
         cb = json_incref(json_object_get(rec, "deploymentCircuitBreaker"));
         bool tripped = barge_json_bool(dep, "_circuitBreaker", false);
+        bool found = false;
         json_array_foreach(deps, i, d)
         {
             if (tripped && barge_streq(barge_json_str(d, "_sd", NULL), id) &&
                 !barge_json_bool(d, "_rollback", false)) {
                 json_decref(cb);
                 cb = circuit_breaker(svc, d, true);
+                found = true;
             }
+        }
+        /* A blue/green rollback drops the failed (green) deployment; blue
+         * keeps its failure count. */
+        if (tripped && !found) {
+            json_decref(cb);
+            cb = circuit_breaker(svc, dep, true);
+            json_object_set(cb, "failureCount", json_object_get(dep, "_cbFailures"));
         }
     } else if (strcmp(status, "STOPPED") == 0) {
         json_object_set_new(rec, "statusReason",
@@ -527,7 +536,8 @@ static int list_service_deployments(struct barge_api_ctx *ctx, json_t *in, json_
 /* Rolls the service back to the revision it ran before the deployment: a new
  * internal deployment of that revision's task definition serves the record,
  * whose status follows it (ROLLBACK_IN_PROGRESS, then ROLLBACK_SUCCESSFUL or
- * ROLLBACK_FAILED). */
+ * ROLLBACK_FAILED). A blue/green deployment whose blue still runs rolls back
+ * by making blue primary again (ecs/bluegreen.c). */
 static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                    struct barge_error **err)
 {
@@ -614,9 +624,9 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
 }
 
 /* Continues or rolls back a deployment paused at a PAUSE lifecycle hook of
- * a BLUE_GREEN deployment. barge runs rolling deployments only, so no
- * deployment ever waits at a hook: a known deployment gets ECS's answer for a
- * hook that is not AWAITING_ACTION. */
+ * a BLUE_GREEN deployment. barge refuses lifecycle hooks (their targets are
+ * Lambda functions), so no deployment ever waits at one: a known deployment
+ * gets ECS's answer for a hook that is not AWAITING_ACTION. */
 static int continue_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                        struct barge_error **err)
 {

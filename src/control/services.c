@@ -882,6 +882,29 @@ static int point_rules(struct pass *p, const char *field, bool alt, struct barge
     return 0;
 }
 
+/* Whether a load balancer has checked the task's targets: green goes into
+ * production only when its health is known, not merely "unused". */
+static bool targets_checked(struct pass *p, const json_t *task)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(barge_json_array(task, "_lbTargets"), i, t)
+    {
+        const char *arn = barge_json_str(t, "tg", "");
+        if (strcmp(target_state(p, arn, barge_json_str(t, "id", ""), barge_json_int(t, "port", 0)),
+                   "unused") == 0) {
+            _cleanup_free_ char *msg =
+                barge_xasprintf("was unable to shift traffic: no listener forwards to target group "
+                                "%s, so the health of the new tasks cannot be checked. Give the "
+                                "load balancer a testListenerRule.",
+                                arn);
+            event_once(p, msg);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void set_stage(struct pass *p, json_t *dep, const char *stage)
 {
     if (barge_streq(barge_json_str(dep, "_stage", NULL), stage))
@@ -893,11 +916,11 @@ static void set_stage(struct pass *p, json_t *dep, const char *stage)
 }
 
 /* Moves a blue/green deployment through its stages: green scales up beside
- * blue; once every green task is healthy the test rules, then the
- * production rules forward to green; after the bake time blue may go (the
- * planner stops it). Returns whether blue must keep running, or -1. The
- * rules are reconciled on every pass, so a rollback puts production back on
- * blue at once. */
+ * blue, the test rules forwarding to it; once every green task is healthy
+ * (as a load balancer checks it) the production rules forward to green;
+ * after the bake time blue may go (the planner stops it). Returns whether blue must keep running,
+ * or -1. The rules are reconciled on every pass, so a rollback puts production back on blue at
+ * once. */
 static int bluegreen_step(struct pass *p, const struct barge_deploy_task *dt,
                           struct barge_error **err)
 {
@@ -917,7 +940,8 @@ static int bluegreen_step(struct pass *p, const struct barge_deploy_task *dt,
             json_int_t desired = barge_json_int(p->svc, "desiredCount", 0);
             json_int_t healthy = 0;
             for (size_t i = 0; i < json_array_size(p->tasks); i++)
-                if (dt[i].deployment == 0 && dt[i].healthy)
+                if (dt[i].deployment == 0 && dt[i].healthy &&
+                    targets_checked(p, json_object_get(json_array_get(p->tasks, i), "doc")))
                     healthy++;
             set_stage(p, dep, "SCALE_UP");
             if (healthy >= desired) {
@@ -939,13 +963,12 @@ static int bluegreen_step(struct pass *p, const struct barge_deploy_task *dt,
         }
         keep = !barge_streq(barge_json_str(dep, "_stage", NULL), "CLEAN_UP");
     }
-    /* Test traffic goes to green once green is up; production to the live
-     * side. */
-    bool live = barge_json_bool(p->svc, "_liveAlt", false);
-    bool green_up = !both || !barge_streq(barge_json_str(dep, "_stage", "SCALE_UP"), "SCALE_UP");
-    if (point_rules(p, "productionListenerRule", live, err) < 0 ||
-        point_rules(p, "testListenerRule", green_up ? barge_json_bool(dep, "_alt", false) : live,
-                    err) < 0)
+    /* Production goes to the live side; test traffic to the primary
+     * deployment's from the start, which also puts green's target groups
+     * under HAProxy's health checks while it scales up. */
+    if (point_rules(p, "productionListenerRule", barge_json_bool(p->svc, "_liveAlt", false), err) <
+            0 ||
+        point_rules(p, "testListenerRule", barge_json_bool(dep, "_alt", false), err) < 0)
         return -1;
     return keep;
 }

@@ -47,8 +47,11 @@ void ecs_bluegreen_rollback(json_t *svc, const char *reason, bool circuit_breake
     if (sd) {
         json_object_set(blue, "_sd", sd);
         json_object_set_new(blue, "_rollback", json_true());
-        if (circuit_breaker)
+        if (circuit_breaker) {
             json_object_set_new(blue, "_circuitBreaker", json_true());
+            json_object_set_new(blue, "_cbFailures",
+                                json_integer(barge_json_int(green, "failedTasks", 0)));
+        }
     }
     json_object_set_new(blue, "status", json_string("PRIMARY"));
     json_object_set(blue, "desiredCount", json_object_get(svc, "desiredCount"));

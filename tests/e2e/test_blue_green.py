@@ -243,3 +243,33 @@ def test_blue_green_deployment_and_rollback(barged, agent, setup, busybox):
         "TargetHealthDescriptions"] == [], what="v3 deregistered")
     assert get(port)[1] == "v2"
     ecs.delete_service(cluster="default", service="web", force=True)
+
+
+def test_circuit_breaker_returns_to_blue(barged, agent, setup, busybox):
+    """Green tasks that keep failing trip the circuit breaker: production
+    never leaves blue, and the deployment is a successful rollback."""
+    ecs, elb, s = barged.client("ecs"), setup["elb"], setup
+    v1 = register(ecs, busybox, "v1")
+    bad = ecs.register_task_definition(family="web", containerDefinitions=[{
+        "name": "web", "image": busybox, "memory": 32, "command": ["false"],
+        "portMappings": [{"containerPort": 80}]}])["taskDefinition"]["taskDefinitionArn"]
+    call(barged, "CreateService", {
+        "cluster": "default", "serviceName": "web", "taskDefinition": v1, "desiredCount": 1,
+        "deploymentConfiguration": {
+            "strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5,
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True}},
+        "loadBalancers": lbs(s)})
+    wait_for(lambda: len(healthy_targets(elb, s["blue"])) == 1, what="a healthy blue target")
+    wait_for(lambda: record(barged)["status"] == "SUCCESSFUL", what="first deployment done")
+    call(barged, "UpdateService", {"cluster": "default", "service": "web",
+                                   "taskDefinition": bad})
+    wait_for(lambda: record(barged)["status"] == "ROLLBACK_SUCCESSFUL", timeout=180,
+             what="circuit breaker rollback")
+    rec = record(barged)
+    assert rec["deploymentCircuitBreaker"]["status"] == "TRIGGERED"
+    assert "production traffic returned to the blue deployment" in rec["statusReason"]
+    assert forwards_to(elb, s["prod_rule"]) == s["blue"]
+    assert get(s["prod_port"])[1] == "v1"
+    svc = service(barged)
+    assert svc["taskDefinition"] == v1 and len(svc["deployments"]) == 1
+    ecs.delete_service(cluster="default", service="web", force=True)
