@@ -932,7 +932,9 @@ static int bluegreen_step(struct pass *p, const struct barge_deploy_task *dt,
         json_object_set_new(dep, "_alt", json_boolean(alt));
         json_object_set_new(p->svc, "_liveAlt", json_boolean(live));
     }
-    bool both = ecs_bluegreen_both(p->svc);
+    /* A service being deleted keeps nothing. */
+    bool both =
+        ecs_bluegreen_both(p->svc) && barge_streq(barge_json_str(p->svc, "status", NULL), "ACTIVE");
     int keep = 0;
     if (both) {
         const char *stage = barge_json_str(dep, "_stage", "SCALE_UP");

@@ -273,3 +273,26 @@ def test_circuit_breaker_returns_to_blue(barged, agent, setup, busybox):
     svc = service(barged)
     assert svc["taskDefinition"] == v1 and len(svc["deployments"]) == 1
     ecs.delete_service(cluster="default", service="web", force=True)
+
+
+def test_delete_during_bake_time(barged, agent, setup, busybox):
+    """Deleting a service whose blue/green deployment bakes stops blue and
+    green alike."""
+    ecs, elb, s = barged.client("ecs"), setup["elb"], setup
+    v1, v2 = register(ecs, busybox, "v1"), register(ecs, busybox, "v2")
+    call(barged, "CreateService", {
+        "cluster": "default", "serviceName": "web", "taskDefinition": v1, "desiredCount": 1,
+        "deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 30},
+        "loadBalancers": lbs(s)})
+    wait_for(lambda: record(barged)["status"] == "SUCCESSFUL", what="first deployment done")
+    call(barged, "UpdateService", {"cluster": "default", "service": "web",
+                                   "taskDefinition": v2})
+    wait_for(lambda: record(barged).get("lifecycleStage") == "BAKE_TIME", what="bake time")
+    wait_for(lambda: get(s["prod_port"])[1] == "v2", what="v2 in production")
+    ecs.delete_service(cluster="default", service="web", force=True)
+
+    def running():
+        return ecs.list_tasks(cluster="default", serviceName="web")["taskArns"]
+
+    wait_for(lambda: running() == [], what="every task stopping")
+    wait_for(lambda: service(barged)["status"] == "INACTIVE", what="service gone")
