@@ -916,11 +916,11 @@ static void set_stage(struct pass *p, json_t *dep, const char *stage)
 }
 
 /* Moves a blue/green deployment through its stages: green scales up beside
- * blue, the test rules forwarding to it; once every green task is healthy
- * (as a load balancer checks it) the production rules forward to green;
- * after the bake time blue may go (the planner stops it). Returns whether blue must keep running,
- * or -1. The rules are reconciled on every pass, so a rollback puts production back on blue at
- * once. */
+ * blue, the test rules forwarding to it; once every green task is healthy (as
+ * a load balancer checks it) the production rules forward to green; after
+ * the bake time blue may go (the planner stops it). Returns whether blue
+ * must keep running, or -1. The rules are reconciled on every pass, so a
+ * rollback puts production back on blue at once. */
 static int bluegreen_step(struct pass *p, const struct barge_deploy_task *dt,
                           struct barge_error **err)
 {
@@ -1333,7 +1333,9 @@ static void update_deployments(struct pass *p, bool steady)
                             json_string("ECS deployment circuit breaker: tasks failed to start."));
         json_object_set_new(dep, "updatedAt", json_real(p->now));
         ecs_service_event(p->svc, "(deployment %s) deployment failed: tasks failed to start.", id);
-        /* Blue still runs and serves production (or serves it again at once). */
+        /* Blue still runs: it serves production again at once, whatever
+         * deploymentCircuitBreaker.rollback says (there is nothing to
+         * redeploy). */
         if (ecs_bluegreen(p->svc) && json_array_size(deps) > 1) {
             ecs_bluegreen_rollback(p->svc,
                                    "ECS deployment circuit breaker: production traffic returned "
