@@ -292,7 +292,7 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
         }
         /* A blue/green rollback drops the failed (green) deployment; blue
          * keeps its failure count. */
-        if (tripped && !found) {
+        if (tripped && !found && json_object_get(dep, "_cbFailures")) {
             json_decref(cb);
             cb = circuit_breaker(svc, dep, true);
             json_object_set(cb, "failureCount", json_object_get(dep, "_cbFailures"));
@@ -533,6 +533,38 @@ static int list_service_deployments(struct barge_api_ctx *ctx, json_t *in, json_
     return 0;
 }
 
+/* Starts the deployment that rolls svc back from dep (the primary, serving
+ * the record rec of ARN arn) to the revision it ran before. */
+static int redeploy_source(struct barge_tx *tx, json_t *svc, json_t *dep, const json_t *rec,
+                           const char *skey, const char *arn, struct barge_error **err)
+{
+    _cleanup_json_ json_t *rev = NULL;
+    const char *source = barge_json_str(rec, "_sourceRevision", NULL);
+    if (!source)
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ConflictException",
+                                    "Service deployment '%s' has no earlier completed service "
+                                    "revision to roll back to.",
+                                    arn);
+    _cleanup_free_ char *rkey = barge_xasprintf("%s/%s", skey, source);
+    if (barge_store_get(tx, ECS_KIND_SREVISION, rkey, &rev, err) < 0)
+        return -1;
+    if (!rev)
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ConflictException",
+                                    "The service revision to roll back to is gone.");
+    const char *td = barge_json_str(rev, "taskDefinition", "");
+    _cleanup_free_ char *reason = barge_xasprintf(
+        "Service deployment rolled back by StopServiceDeployment to service revision %s.",
+        barge_json_str(rev, "serviceRevisionArn", ""));
+    json_t *nd = ecs_deployment_new(svc, td, barge_json_int(svc, "desiredCount", 0), reason);
+    ecs_service_deployment_rollback(dep, nd, source, false);
+    ecs_service_event(svc, "(deployment %s) rolling back to %s.", barge_json_str(dep, "id", ""),
+                      td);
+    ecs_service_push_deployment(svc, nd);
+    json_object_set_new(svc, "_consecutiveFailures", json_integer(0));
+    json_object_del(svc, "_throttleUntil");
+    return 0;
+}
+
 /* Rolls the service back to the revision it ran before the deployment: a new
  * internal deployment of that revision's task definition serves the record,
  * whose status follows it (ROLLBACK_IN_PROGRESS, then ROLLBACK_SUCCESSFUL or
@@ -551,7 +583,7 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Invalid service-deployment ARN '%s'.", arn);
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *rec = NULL, *svc = NULL, *rev = NULL;
+    _cleanup_json_ json_t *rec = NULL, *svc = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         barge_store_get(tx, ECS_KIND_SDEPLOY, key, &rec, err) < 0)
         return -1;
@@ -578,42 +610,13 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
                                     arn);
     /* Blue/green with blue still running: production goes back to blue at
      * once and green's tasks stop. */
-    if (ecs_bluegreen(svc) && json_array_size(barge_json_array(svc, "deployments")) > 1) {
+    if (ecs_bluegreen(svc) && json_array_size(barge_json_array(svc, "deployments")) > 1)
         ecs_bluegreen_rollback(svc,
                                "Service deployment rolled back by StopServiceDeployment: "
                                "production traffic returned to the blue deployment.",
                                false);
-        if (ecs_service_deployment_sync(tx, ctx->srv, svc, err) < 0 ||
-            barge_store_put(tx, ECS_KIND_SERVICE, skey, svc, err) < 0 ||
-            barge_store_commit(barge_steal(&tx), err) < 0)
-            return -1;
-        barge_server_notify(ctx->srv);
-        *out = json_pack("{s:s}", "serviceDeploymentArn", arn);
-        return 0;
-    }
-    const char *source = barge_json_str(rec, "_sourceRevision", NULL);
-    if (!source)
-        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ConflictException",
-                                    "Service deployment '%s' has no earlier completed service "
-                                    "revision to roll back to.",
-                                    arn);
-    _cleanup_free_ char *rkey = barge_xasprintf("%s/%s", skey, source);
-    if (barge_store_get(tx, ECS_KIND_SREVISION, rkey, &rev, err) < 0)
+    else if (redeploy_source(tx, svc, dep, rec, skey, arn, err) < 0)
         return -1;
-    if (!rev)
-        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ConflictException",
-                                    "The service revision to roll back to is gone.");
-    const char *td = barge_json_str(rev, "taskDefinition", "");
-    _cleanup_free_ char *reason = barge_xasprintf(
-        "Service deployment rolled back by StopServiceDeployment to service revision %s.",
-        barge_json_str(rev, "serviceRevisionArn", ""));
-    json_t *nd = ecs_deployment_new(svc, td, barge_json_int(svc, "desiredCount", 0), reason);
-    ecs_service_deployment_rollback(dep, nd, source, false);
-    ecs_service_event(svc, "(deployment %s) rolling back to %s.", barge_json_str(dep, "id", ""),
-                      td);
-    ecs_service_push_deployment(svc, nd);
-    json_object_set_new(svc, "_consecutiveFailures", json_integer(0));
-    json_object_del(svc, "_throttleUntil");
     if (ecs_service_deployment_sync(tx, ctx->srv, svc, err) < 0 ||
         barge_store_put(tx, ECS_KIND_SERVICE, skey, svc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)

@@ -73,6 +73,31 @@ static int check_deployment_configuration(json_t *cfg, bool daemon, struct barge
 
 static int lb_invalid(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
 
+/* The target group arn (the caller owns it), which a load balancer must
+ * forward to, or NULL with err set. */
+static json_t *used_target_group(struct barge_tx *tx, const char *arn, struct barge_error **err)
+{
+    bool in_use = false;
+    _cleanup_error_ struct barge_error *tg_err = NULL;
+    json_t *tg = barge_elb_tg_find(tx, arn, &in_use, &tg_err);
+    if (!tg) {
+        if (tg_err->code != BARGE_ERR_NOT_FOUND && tg_err->code != BARGE_ERR_INVALID)
+            *err = barge_steal(&tg_err);
+        else
+            lb_invalid(err, "The target group '%s' does not exist.", arn);
+        return NULL;
+    }
+    if (!in_use) {
+        json_decref(tg);
+        lb_invalid(err,
+                   "The target group with targetGroupArn %s does not have an associated "
+                   "load balancer.",
+                   arn);
+        return NULL;
+    }
+    return tg;
+}
+
 /* The settings of a BLUE_GREEN deployment: a bake time ECS accepts, every
  * load balancer with an advancedConfiguration whose alternate target group
  * serves the same load balancer, and no lifecycle hook (hooks invoke Lambda
@@ -134,21 +159,9 @@ static int check_strategy(struct barge_tx *tx, const json_t *dcfg, const json_t 
                               "loadBalancers[%zu].advancedConfiguration: the alternate target "
                               "group must differ from targetGroupArn '%s'.",
                               i, alt);
-        bool in_use = false;
-        _cleanup_error_ struct barge_error *tg_err = NULL;
-        _cleanup_json_ json_t *tg = barge_elb_tg_find(tx, alt, &in_use, &tg_err);
-        if (!tg) {
-            if (tg_err->code != BARGE_ERR_NOT_FOUND && tg_err->code != BARGE_ERR_INVALID) {
-                *err = barge_steal(&tg_err);
-                return -1;
-            }
-            return lb_invalid(err, "The target group '%s' does not exist.", alt);
-        }
-        if (!in_use)
-            return lb_invalid(err,
-                              "The target group with targetGroupArn %s does not have an "
-                              "associated load balancer.",
-                              alt);
+        _cleanup_json_ json_t *tg = used_target_group(tx, alt, err);
+        if (!tg)
+            return -1;
         const char *rules[] = {prod, barge_json_str(adv, "testListenerRule", NULL)};
         for (size_t k = 0; k < 2; k++) {
             if (!rules[k])
@@ -265,21 +278,9 @@ int ecs_service_check_load_balancers(struct barge_tx *tx, const json_t *lbs, con
                               "with a target group.",
                               i);
         json_int_t port = barge_json_int(lb, "containerPort", 0);
-        bool in_use = false;
-        _cleanup_error_ struct barge_error *tg_err = NULL;
-        _cleanup_json_ json_t *tg = barge_elb_tg_find(tx, arn, &in_use, &tg_err);
-        if (!tg) {
-            if (tg_err->code != BARGE_ERR_NOT_FOUND && tg_err->code != BARGE_ERR_INVALID) {
-                *err = barge_steal(&tg_err);
-                return -1;
-            }
-            return lb_invalid(err, "The target group '%s' does not exist.", arn);
-        }
-        if (!in_use)
-            return lb_invalid(err,
-                              "The target group with targetGroupArn %s does not have an "
-                              "associated load balancer.",
-                              arn);
+        _cleanup_json_ json_t *tg = used_target_group(tx, arn, err);
+        if (!tg)
+            return -1;
         const char *type = barge_json_str(tg, "TargetType", "instance");
         if (awsvpc && !barge_streq(type, "ip"))
             return lb_invalid(err,

@@ -1447,23 +1447,34 @@ static int set_forward(json_t *doc, const char *actions_field, const char *tg_ar
     return 1;
 }
 
+/* The stored document that holds the rule rule_arn's actions (the caller
+ * owns it): the rule's, or its listener's for a default rule; *key (the
+ * caller's) and *kind say where it is stored. NULL with err set. */
+static json_t *load_rule_doc(struct barge_tx *tx, const char *rule_arn, char **key,
+                             const char **kind, struct barge_error **err)
+{
+    _cleanup_free_ char *larn = default_rule_listener(rule_arn);
+    *kind = larn ? ELB_KIND_LISTENER : ELB_KIND_RULE;
+    *key = larn ? listener_key(larn) : rule_key(rule_arn);
+    return larn ? load_listener(tx, larn, err)
+                : load_keyed(tx, ELB_KIND_RULE, *key, "RuleArn", rule_arn, "RuleNotFound", "Rule",
+                             err);
+}
+
+static const char *actions_field(const char *kind)
+{
+    return strcmp(kind, ELB_KIND_LISTENER) == 0 ? "DefaultActions" : "Actions";
+}
+
 int barge_elb_rule_forward(struct barge_tx *tx, const char *rule_arn, const char *tg_arn,
                            struct barge_error **err)
 {
-    _cleanup_free_ char *larn = default_rule_listener(rule_arn);
-    _cleanup_json_ json_t *doc = NULL;
     _cleanup_free_ char *key = NULL;
-    const char *kind = larn ? ELB_KIND_LISTENER : ELB_KIND_RULE;
-    if (larn) {
-        key = listener_key(larn);
-        doc = load_listener(tx, larn, err);
-    } else {
-        key = rule_key(rule_arn);
-        doc = load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", rule_arn, "RuleNotFound", "Rule", err);
-    }
+    const char *kind;
+    _cleanup_json_ json_t *doc = load_rule_doc(tx, rule_arn, &key, &kind, err);
     if (!doc)
         return -1;
-    int changed = set_forward(doc, larn ? "DefaultActions" : "Actions", tg_arn);
+    int changed = set_forward(doc, actions_field(kind), tg_arn);
     if (changed && barge_store_put(tx, kind, key, doc, err) < 0)
         return -1;
     return changed;
@@ -1471,11 +1482,9 @@ int barge_elb_rule_forward(struct barge_tx *tx, const char *rule_arn, const char
 
 int barge_elb_rule_check(struct barge_tx *tx, const char *rule_arn, struct barge_error **err)
 {
-    _cleanup_free_ char *larn = default_rule_listener(rule_arn);
-    _cleanup_free_ char *key = larn ? NULL : rule_key(rule_arn);
-    _cleanup_json_ json_t *doc =
-        larn ? load_listener(tx, larn, err)
-             : load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", rule_arn, "RuleNotFound", "Rule", err);
+    _cleanup_free_ char *key = NULL;
+    const char *kind;
+    _cleanup_json_ json_t *doc = load_rule_doc(tx, rule_arn, &key, &kind, err);
     return doc ? 0 : -1;
 }
 
@@ -1519,22 +1528,22 @@ static int modify_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_tx_ struct barge_tx *tx = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
         return -1;
-    _cleanup_free_ char *key = larn ? listener_key(larn) : rule_key(arn);
-    _cleanup_json_ json_t *doc =
-        larn ? load_listener(tx, larn, err)
-             : load_keyed(tx, ELB_KIND_RULE, key, "RuleArn", arn, "RuleNotFound", "Rule", err);
+    _cleanup_free_ char *key = NULL;
+    const char *kind;
+    _cleanup_json_ json_t *doc = load_rule_doc(tx, arn, &key, &kind, err);
     if (!doc)
         return -1;
+    /* Rules exist on HTTP listeners only. */
     const char *proto = barge_json_str(doc, "Protocol", "HTTP");
     if (actions) {
         const char *tg_arn = modified_target(tx, actions, proto, err);
         if (!tg_arn)
             return -1;
-        set_forward(doc, larn ? "DefaultActions" : "Actions", tg_arn);
+        set_forward(doc, actions_field(kind), tg_arn);
     }
     if (conditions)
         json_object_set(doc, "Conditions", conditions);
-    if (save(&tx, larn ? ELB_KIND_LISTENER : ELB_KIND_RULE, key, doc, err) < 0)
+    if (save(&tx, kind, key, doc, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);
     json_t *rule = larn ? json_pack("{s:s, s:s, s:[], s:O, s:b}", "RuleArn", arn, "Priority",

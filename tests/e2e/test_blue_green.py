@@ -14,8 +14,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 import nethelpers
-from conftest import ecs_raw, error_code, error_message
+from conftest import error_code, error_message
 from lbtraffic import Load, free_port, get
+from test_service_deployments import call, fails
 from test_service_lb import healthy_targets, register, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -34,18 +35,6 @@ def scope(tmp_path_factory):
 @pytest.fixture
 def agent(agent_factory, scope):
     return agent_factory(extra_args=scope.agent_args)
-
-
-def call(barged, op, body):
-    status, out = ecs_raw(barged, op, body)
-    assert status == 200, (op, status, out)
-    return out
-
-
-def fails(barged, op, body):
-    status, out = ecs_raw(barged, op, body)
-    assert status >= 400, (op, status, out)
-    return out.get("__type", "").split("#")[-1], out.get("message", "")
 
 
 def target_group(elb, name):
