@@ -269,6 +269,17 @@ int barge_haproxy_command(const char *sock, const char *cmd, char **reply, struc
 
 /* Splits one CSV line of `show stat` (no quoting in these fields) into a JSON
  * array of strings. */
+pid_t barge_haproxy_pid(const char *sock, struct barge_error **err)
+{
+    _cleanup_free_ char *reply = NULL;
+    if (barge_haproxy_command(sock, "show info", &reply, err) < 0)
+        return -1;
+    const char *at = strstr(reply, "\nPid: ");
+    if (!at)
+        return barge_error_set(err, BARGE_ERR_IO, "haproxy at '%s' did not say its pid", sock);
+    return (pid_t)atoi(at + strlen("\nPid: "));
+}
+
 static json_t *csv_fields(const char *line, size_t len)
 {
     json_t *a = json_array();

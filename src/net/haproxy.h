@@ -25,6 +25,10 @@ char *barge_haproxy_config(const json_t *spec, bool servers);
  * caller owns the string. */
 char *barge_haproxy_server_args(const json_t *backend, const json_t *srv);
 
+/* The pid of the HAProxy that answers on the admin socket sock, or -1 with
+ * err set. While a new process takes over, the old one still answers. */
+pid_t barge_haproxy_pid(const char *sock, struct barge_error **err);
+
 /* Writes config to path and starts `haproxy -db -f path`, asking old_pid (if
  * > 0) to finish its connections and stop once the new process listens. When
  * old_sock (the old process's admin socket) exists, the new process takes the

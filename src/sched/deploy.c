@@ -49,10 +49,12 @@ void barge_deploy_plan(const struct barge_deploy_input *in, struct barge_deploy_
         }
     }
 
-    /* 1. Old or misplaced tasks that are not healthy cost nothing to stop. */
+    /* 1. Old or misplaced tasks that are not healthy cost nothing to stop
+     * (blue/green keeps blue whole: a target reads unhealthy for a moment
+     * after HAProxy takes a new configuration over). */
     for (size_t i = 0; i < n; i++) {
         const struct barge_deploy_task *t = &in->tasks[i];
-        if ((t->deployment != 0 || t->must_move) && !t->healthy) {
+        if ((t->deployment != 0 || t->must_move) && !t->healthy && !in->keep_old) {
             if (t->protected)
                 p->protected_kept++;
             else

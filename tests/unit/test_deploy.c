@@ -117,6 +117,13 @@ static void test_blue_green_keeps_blue(void **state)
     assert_int_equal(p.n_stop, 0);
     free(p.stop);
 
+    /* Blue reading unhealthy (as after an HAProxy reload) stays too. */
+    t[1].healthy = false;
+    barge_deploy_plan(&in, &p);
+    assert_int_equal(p.n_stop, 0);
+    free(p.stop);
+    t[1].healthy = true;
+
     /* Green healthy: blue still stays until the bake time is over. */
     t[2] = (struct barge_deploy_task){.healthy = true};
     t[3] = (struct barge_deploy_task){.healthy = true};
