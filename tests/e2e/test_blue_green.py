@@ -28,8 +28,8 @@ ROLE = "arn:aws:iam::000000000000:role/ecsInfrastructureRoleForLoadBalancers"
 
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory):
-    n = (os.getpid() + 131) % 250
-    return nethelpers.Scope(f"bargebg{n}", f"10.216.{n}.0/24", tmp_path_factory.getbasetemp())
+    n = (os.getpid() + 151) % 250
+    return nethelpers.Scope(f"bargebg{n}", f"10.219.{n}.0/24", tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
