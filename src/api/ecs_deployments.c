@@ -15,6 +15,7 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "ecs/bluegreen.h"
 
 #define MAX_DESCRIBE 20
 
@@ -208,10 +209,43 @@ static int list_service_deployments(struct barge_api_ctx *ctx, json_t *in, json_
     return 0;
 }
 
+/* Starts the deployment that rolls svc back from dep (the primary, serving
+ * the record rec of ARN arn) to the revision it ran before. */
+static int redeploy_source(struct barge_tx *tx, json_t *svc, json_t *dep, const json_t *rec,
+                           const char *skey, const char *arn, struct barge_error **err)
+{
+    _cleanup_json_ json_t *rev = NULL;
+    const char *source = barge_json_str(rec, "_sourceRevision", NULL);
+    if (!source)
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ConflictException",
+                                    "Service deployment '%s' has no earlier completed service "
+                                    "revision to roll back to.",
+                                    arn);
+    _cleanup_free_ char *rkey = barge_xasprintf("%s/%s", skey, source);
+    if (barge_store_get(tx, ECS_KIND_SREVISION, rkey, &rev, err) < 0)
+        return -1;
+    if (!rev)
+        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ConflictException",
+                                    "The service revision to roll back to is gone.");
+    const char *td = barge_json_str(rev, "taskDefinition", "");
+    _cleanup_free_ char *reason = barge_xasprintf(
+        "Service deployment rolled back by StopServiceDeployment to service revision %s.",
+        barge_json_str(rev, "serviceRevisionArn", ""));
+    json_t *nd = ecs_deployment_new(svc, td, barge_json_int(svc, "desiredCount", 0), reason);
+    ecs_service_deployment_rollback(dep, nd, source, false);
+    ecs_service_event(svc, "(deployment %s) rolling back to %s.", barge_json_str(dep, "id", ""),
+                      td);
+    ecs_service_push_deployment(svc, nd);
+    json_object_set_new(svc, "_consecutiveFailures", json_integer(0));
+    json_object_del(svc, "_throttleUntil");
+    return 0;
+}
+
 /* Rolls the service back to the revision it ran before the deployment: a new
  * internal deployment of that revision's task definition serves the record,
  * whose status follows it (ROLLBACK_IN_PROGRESS, then ROLLBACK_SUCCESSFUL or
- * ROLLBACK_FAILED). */
+ * ROLLBACK_FAILED). A blue/green deployment whose blue still runs rolls back
+ * by making blue primary again (ecs/bluegreen.c). */
 static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                    struct barge_error **err)
 {
@@ -225,7 +259,7 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
         return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
                                     "Invalid service-deployment ARN '%s'.", arn);
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    _cleanup_json_ json_t *rec = NULL, *svc = NULL, *rev = NULL;
+    _cleanup_json_ json_t *rec = NULL, *svc = NULL;
     if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0 ||
         barge_store_get(tx, ECS_KIND_SDEPLOY, key, &rec, err) < 0)
         return -1;
@@ -250,29 +284,15 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
                                     "Service deployment '%s' is no longer the service's current "
                                     "deployment.",
                                     arn);
-    const char *source = barge_json_str(rec, "_sourceRevision", NULL);
-    if (!source)
-        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ConflictException",
-                                    "Service deployment '%s' has no earlier completed service "
-                                    "revision to roll back to.",
-                                    arn);
-    _cleanup_free_ char *rkey = barge_xasprintf("%s/%s", skey, source);
-    if (barge_store_get(tx, ECS_KIND_SREVISION, rkey, &rev, err) < 0)
+    /* Blue/green with blue still running: production goes back to blue at
+     * once and green's tasks stop. */
+    if (ecs_bluegreen(svc) && json_array_size(barge_json_array(svc, "deployments")) > 1)
+        ecs_bluegreen_rollback(svc,
+                               "Service deployment rolled back by StopServiceDeployment: "
+                               "production traffic returned to the blue deployment.",
+                               false);
+    else if (redeploy_source(tx, svc, dep, rec, skey, arn, err) < 0)
         return -1;
-    if (!rev)
-        return barge_error_set_type(err, BARGE_ERR_CONFLICT, "ConflictException",
-                                    "The service revision to roll back to is gone.");
-    const char *td = barge_json_str(rev, "taskDefinition", "");
-    _cleanup_free_ char *reason = barge_xasprintf(
-        "Service deployment rolled back by StopServiceDeployment to service revision %s.",
-        barge_json_str(rev, "serviceRevisionArn", ""));
-    json_t *nd = ecs_deployment_new(svc, td, barge_json_int(svc, "desiredCount", 0), reason);
-    ecs_service_deployment_rollback(dep, nd, source, false);
-    ecs_service_event(svc, "(deployment %s) rolling back to %s.", barge_json_str(dep, "id", ""),
-                      td);
-    ecs_service_push_deployment(svc, nd);
-    json_object_set_new(svc, "_consecutiveFailures", json_integer(0));
-    json_object_del(svc, "_throttleUntil");
     if (ecs_service_deployment_sync(tx, ctx->srv, svc, err) < 0 ||
         barge_store_put(tx, ECS_KIND_SERVICE, skey, svc, err) < 0 ||
         barge_store_commit(barge_steal(&tx), err) < 0)
@@ -283,9 +303,9 @@ static int stop_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t
 }
 
 /* Continues or rolls back a deployment paused at a PAUSE lifecycle hook of
- * a BLUE_GREEN deployment. barge runs rolling deployments only, so no
- * deployment ever waits at a hook: a known deployment gets ECS's answer for a
- * hook that is not AWAITING_ACTION. */
+ * a BLUE_GREEN deployment. barge refuses lifecycle hooks (their targets are
+ * Lambda functions), so no deployment ever waits at one: a known deployment
+ * gets ECS's answer for a hook that is not AWAITING_ACTION. */
 static int continue_service_deployment(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                        struct barge_error **err)
 {

@@ -71,6 +71,121 @@ static int check_deployment_configuration(json_t *cfg, bool daemon, struct barge
     return 0;
 }
 
+static int lb_invalid(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
+
+/* The target group arn (the caller owns it), which a load balancer must
+ * forward to, or NULL with err set. */
+static json_t *used_target_group(struct barge_tx *tx, const char *arn, struct barge_error **err)
+{
+    bool in_use = false;
+    _cleanup_error_ struct barge_error *tg_err = NULL;
+    json_t *tg = barge_elb_tg_find(tx, arn, &in_use, &tg_err);
+    if (!tg) {
+        if (tg_err->code != BARGE_ERR_NOT_FOUND && tg_err->code != BARGE_ERR_INVALID)
+            *err = barge_steal(&tg_err);
+        else
+            lb_invalid(err, "The target group '%s' does not exist.", arn);
+        return NULL;
+    }
+    if (!in_use) {
+        json_decref(tg);
+        lb_invalid(err,
+                   "The target group with targetGroupArn %s does not have an associated "
+                   "load balancer.",
+                   arn);
+        return NULL;
+    }
+    return tg;
+}
+
+/* The settings of a BLUE_GREEN deployment: a bake time ECS accepts, every
+ * load balancer with an advancedConfiguration whose alternate target group
+ * serves the same load balancer, and no lifecycle hook (hooks invoke Lambda
+ * functions, which barge does not have; refusing them is more honest than a
+ * deployment that skips them). */
+static int check_strategy(struct barge_tx *tx, const json_t *dcfg, const json_t *lbs,
+                          struct barge_error **err)
+{
+    const char *strategy = barge_json_str(dcfg, "strategy", "ROLLING");
+    if (strcmp(strategy, "LINEAR") == 0 || strcmp(strategy, "CANARY") == 0)
+        return lb_invalid(err,
+                          "The %s deployment strategy is not supported by barge: use ROLLING or "
+                          "BLUE_GREEN.",
+                          strategy);
+    if (strcmp(strategy, "ROLLING") != 0 && strcmp(strategy, "BLUE_GREEN") != 0)
+        return lb_invalid(err,
+                          "Invalid deploymentConfiguration.strategy '%s': the valid values are "
+                          "ROLLING, BLUE_GREEN, LINEAR and CANARY.",
+                          strategy);
+    json_t *bake = json_object_get(dcfg, "bakeTimeInMinutes");
+    if (bake &&
+        (!json_is_integer(bake) || json_integer_value(bake) < 0 || json_integer_value(bake) > 1440))
+        return lb_invalid(err, "bakeTimeInMinutes must be between 0 and 1440; '%lld' was given.",
+                          (long long)json_integer_value(bake));
+    if (json_array_size(barge_json_array(dcfg, "lifecycleHooks")))
+        return lb_invalid(
+            err,
+            "deploymentConfiguration.lifecycleHooks: barge cannot invoke hook "
+            "targets (it has no AWS Lambda); '%s' cannot be called.",
+            barge_json_str(json_array_get(barge_json_array(dcfg, "lifecycleHooks"), 0),
+                           "hookTargetArn", ""));
+    bool bg = strcmp(strategy, "BLUE_GREEN") == 0;
+    size_t i;
+    json_t *lb;
+    json_array_foreach((json_t *)lbs, i, lb)
+    {
+        json_t *adv = json_object_get(lb, "advancedConfiguration");
+        if (!adv && !bg)
+            continue;
+        if (!bg)
+            return lb_invalid(err,
+                              "loadBalancers[%zu].advancedConfiguration is only valid with the "
+                              "BLUE_GREEN deployment strategy.",
+                              i);
+        if (!adv)
+            return lb_invalid(err,
+                              "loadBalancers[%zu]: advancedConfiguration is required for the "
+                              "BLUE_GREEN deployment strategy.",
+                              i);
+        const char *alt = barge_json_str(adv, "alternateTargetGroupArn", NULL);
+        const char *prod = barge_json_str(adv, "productionListenerRule", NULL);
+        if (!alt || !prod || !barge_json_str(adv, "roleArn", NULL))
+            return lb_invalid(err,
+                              "loadBalancers[%zu].advancedConfiguration: alternateTargetGroupArn, "
+                              "productionListenerRule and roleArn are required.",
+                              i);
+        if (barge_streq(alt, barge_json_str(lb, "targetGroupArn", "")))
+            return lb_invalid(err,
+                              "loadBalancers[%zu].advancedConfiguration: the alternate target "
+                              "group must differ from targetGroupArn '%s'.",
+                              i, alt);
+        _cleanup_json_ json_t *tg = used_target_group(tx, alt, err);
+        if (!tg)
+            return -1;
+        const char *rules[] = {prod, barge_json_str(adv, "testListenerRule", NULL)};
+        for (size_t k = 0; k < 2; k++) {
+            if (!rules[k])
+                continue;
+            _cleanup_error_ struct barge_error *rule_err = NULL;
+            int r = barge_elb_rule_check(tx, rules[k], &rule_err);
+            if (r < 0) {
+                if (rule_err->code != BARGE_ERR_NOT_FOUND && rule_err->code != BARGE_ERR_INVALID) {
+                    *err = barge_steal(&rule_err);
+                    return -1;
+                }
+                return lb_invalid(err,
+                                  "loadBalancers[%zu].advancedConfiguration: the listener "
+                                  "rule '%s' does not exist.",
+                                  i, rules[k]);
+            }
+        }
+    }
+    if (bg && !json_array_size(lbs))
+        return lb_invalid(err, "The BLUE_GREEN deployment strategy needs loadBalancers with an "
+                               "advancedConfiguration.");
+    return 0;
+}
+
 static json_t *render_service(struct barge_tx *tx, const json_t *svc, bool tags,
                               struct barge_error **err)
 {
@@ -130,7 +245,6 @@ static int set_service_connect(json_t *svc, const json_t *cluster, const json_t 
     return 1;
 }
 
-static int lb_invalid(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
 static int lb_invalid(struct barge_error **err, const char *fmt, ...)
 {
     va_list ap;
@@ -164,21 +278,9 @@ int ecs_service_check_load_balancers(struct barge_tx *tx, const json_t *lbs, con
                               "with a target group.",
                               i);
         json_int_t port = barge_json_int(lb, "containerPort", 0);
-        bool in_use = false;
-        _cleanup_error_ struct barge_error *tg_err = NULL;
-        _cleanup_json_ json_t *tg = barge_elb_tg_find(tx, arn, &in_use, &tg_err);
-        if (!tg) {
-            if (tg_err->code != BARGE_ERR_NOT_FOUND && tg_err->code != BARGE_ERR_INVALID) {
-                *err = barge_steal(&tg_err);
-                return -1;
-            }
-            return lb_invalid(err, "The target group '%s' does not exist.", arn);
-        }
-        if (!in_use)
-            return lb_invalid(err,
-                              "The target group with targetGroupArn %s does not have an "
-                              "associated load balancer.",
-                              arn);
+        _cleanup_json_ json_t *tg = used_target_group(tx, arn, err);
+        if (!tg)
+            return -1;
         const char *type = barge_json_str(tg, "TargetType", "instance");
         if (awsvpc && !barge_streq(type, "ip"))
             return lb_invalid(err,
@@ -382,6 +484,7 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return barge_error_set_type(err, BARGE_ERR_CLIENT, "ClientException",
                                     "TaskDefinition '%s' not found or not ACTIVE.", ident);
     if (ecs_service_check_load_balancers(tx, barge_json_array(in, "loadBalancers"), td, err) < 0 ||
+        check_strategy(tx, dcfg, barge_json_array(in, "loadBalancers"), err) < 0 ||
         check_service_registries(tx, barge_json_array(in, "serviceRegistries"), td, err) < 0)
         return -1;
     if ((fargate && ecs_fargate_check(td, in, err) < 0) ||
@@ -538,6 +641,9 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         if (ecs_service_check_load_balancers(tx, lbs, td ? td : cur_td, err) < 0)
             return -1;
     }
+    if ((dcfg_in || lbs_in) &&
+        check_strategy(tx, barge_json_object(svc, "deploymentConfiguration"), lbs, err) < 0)
+        return -1;
     if (lbs_in && !json_equal(lbs_in, json_object_get(svc, "loadBalancers"))) {
         json_object_set(svc, "loadBalancers", lbs_in);
         new_deployment = true;

@@ -1404,6 +1404,165 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     return 0;
 }
 
+/* The listener behind a default rule's ARN ("listener-rule/.../default"),
+ * which the caller owns, or NULL. */
+static char *default_rule_listener(const char *rule_arn)
+{
+    const char *tail = strstr(rule_arn, ":listener-rule/");
+    if (!tail || !barge_str_has_suffix(rule_arn, "/default"))
+        return NULL;
+    const char *rest = tail + strlen(":listener-rule/");
+    return barge_xasprintf("%.*s:listener/%.*s", (int)(tail - rule_arn), rule_arn,
+                           (int)(strlen(rest) - strlen("/default")), rest);
+}
+
+/* Points the forward action of the rule (or listener, for a default rule)
+ * doc, kept in its actions_field, at the one target group tg_arn: 1 when
+ * that changed the document, 0 when it forwarded only there already. The
+ * load balancer step applies it. */
+static int point_forward(json_t *doc, const char *actions_field, const char *tg_arn)
+{
+    json_t *groups = barge_json_array(doc, "_forward");
+    if (json_array_size(groups) == 1 &&
+        barge_streq(barge_json_str(json_array_get(groups, 0), "TargetGroupArn", ""), tg_arn))
+        return 0;
+    _cleanup_json_ json_t *fwd =
+        json_pack("{s:[{s:s, s:i}], s:{s:b}}", "TargetGroups", "TargetGroupArn", tg_arn, "Weight",
+                  1, "Stickiness", "Enabled", 0);
+    json_object_set_new(doc, actions_field, forward_action(fwd));
+    set_forward(doc, fwd);
+    return 1;
+}
+
+/* The stored document that holds the rule rule_arn's actions (the caller
+ * owns it): the rule's, or its listener's for a default rule; *key (the
+ * caller's) and *kind say where it is stored. NULL with err set. */
+static json_t *load_rule_doc(struct barge_tx *tx, const char *rule_arn, char **key,
+                             const char **kind, struct barge_error **err)
+{
+    _cleanup_free_ char *larn = default_rule_listener(rule_arn);
+    *kind = larn ? ELB_KIND_LISTENER : ELB_KIND_RULE;
+    *key = larn ? listener_key(larn) : rule_key(rule_arn);
+    return larn ? load_listener(tx, larn, err)
+                : barge_elb_load_keyed(tx, ELB_KIND_RULE, *key, "RuleArn", rule_arn, "RuleNotFound",
+                                       "Rule", err);
+}
+
+static const char *actions_field(const char *kind)
+{
+    return strcmp(kind, ELB_KIND_LISTENER) == 0 ? "DefaultActions" : "Actions";
+}
+
+int barge_elb_rule_forward(struct barge_tx *tx, const char *rule_arn, const char *tg_arn,
+                           struct barge_error **err)
+{
+    _cleanup_free_ char *key = NULL;
+    const char *kind;
+    _cleanup_json_ json_t *doc = load_rule_doc(tx, rule_arn, &key, &kind, err);
+    if (!doc)
+        return -1;
+    int changed = point_forward(doc, actions_field(kind), tg_arn);
+    if (changed && barge_store_put(tx, kind, key, doc, err) < 0)
+        return -1;
+    return changed;
+}
+
+int barge_elb_rule_check(struct barge_tx *tx, const char *rule_arn, struct barge_error **err)
+{
+    _cleanup_free_ char *key = NULL;
+    const char *kind;
+    _cleanup_json_ json_t *doc = load_rule_doc(tx, rule_arn, &key, &kind, err);
+    return doc ? 0 : -1;
+}
+
+/* Sets the forward action that ModifyRule or ModifyListener gives
+ * (actions), checked against the listener's protocol, in the rule or
+ * listener doc's actions_field. */
+static int modify_forward(struct barge_tx *tx, json_t *doc, const char *actions_field,
+                          const json_t *actions, const char *proto, struct barge_error **err)
+{
+    _cleanup_json_ json_t *fwd = read_forward(actions, err);
+    if (!fwd || check_forward(tx, fwd, proto, err) < 0)
+        return -1;
+    json_object_set_new(doc, actions_field, forward_action(fwd));
+    set_forward(doc, fwd);
+    return 0;
+}
+
+/* ModifyRule: new actions and/or conditions for a rule; the default rule's
+ * actions are its listener's default actions. */
+static int modify_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                       struct barge_error **err)
+{
+    const char *arn = barge_json_str(in, "RuleArn", "");
+    json_t *actions = barge_json_array(in, "Actions");
+    _cleanup_free_ char *larn = default_rule_listener(arn);
+    _cleanup_json_ json_t *conditions = NULL;
+    if (json_object_get(in, "Conditions")) {
+        if (larn)
+            return typed(err, BARGE_ERR_CONFLICT, "OperationNotPermitted",
+                         "The conditions of default rule '%s' cannot be modified", arn);
+        conditions = read_conditions(in, err);
+        if (!conditions)
+            return -1;
+    }
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
+        return -1;
+    _cleanup_free_ char *key = NULL;
+    const char *kind;
+    _cleanup_json_ json_t *doc = load_rule_doc(tx, arn, &key, &kind, err);
+    if (!doc)
+        return -1;
+    /* Rules exist on HTTP listeners only. */
+    const char *proto = barge_json_str(doc, "Protocol", "HTTP");
+    if (actions && modify_forward(tx, doc, actions_field(kind), actions, proto, err) < 0)
+        return -1;
+    if (conditions)
+        json_object_set(doc, "Conditions", conditions);
+    if (save(&tx, kind, key, doc, err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    json_t *rule = larn ? json_pack("{s:s, s:s, s:[], s:O, s:b}", "RuleArn", arn, "Priority",
+                                    "default", "Conditions", "Actions",
+                                    json_object_get(doc, "DefaultActions"), "IsDefault", 1)
+                        : public_doc(doc);
+    *out = json_pack("{s:[o]}", "Rules", rule);
+    return 0;
+}
+
+/* ModifyListener: barge's listeners change their default actions; a new
+ * port or protocol is refused rather than ignored. */
+static int modify_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                           struct barge_error **err)
+{
+    const char *arn = barge_json_str(in, "ListenerArn", "");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *doc = load_listener(tx, arn, err);
+    if (!doc)
+        return -1;
+    if (json_object_get(in, "Port") &&
+        barge_json_int(in, "Port", 0) != barge_json_int(doc, "Port", 0))
+        return invalid(err,
+                       "barge cannot change the port of listener '%s' (%lld); create a new "
+                       "listener instead",
+                       arn, (long long)barge_json_int(doc, "Port", 0));
+    const char *proto = barge_json_str(doc, "Protocol", "HTTP");
+    if (json_object_get(in, "Protocol") && !barge_streq(barge_json_str(in, "Protocol", ""), proto))
+        return invalid(err, "barge cannot change the protocol of listener '%s' (%s)", arn, proto);
+    json_t *actions = barge_json_array(in, "DefaultActions");
+    if (actions && modify_forward(tx, doc, "DefaultActions", actions, proto, err) < 0)
+        return -1;
+    _cleanup_free_ char *key = listener_key(arn);
+    if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    *out = json_pack("{s:[o]}", "Listeners", public_doc(doc));
+    return 0;
+}
+
 static int by_priority(const void *a, const void *b)
 {
     json_int_t x = barge_json_int(*(json_t *const *)a, "_priority", 0);
@@ -2033,6 +2192,8 @@ static const struct barge_api_op elbv2_ops[] = {
     {"SetIpAddressType", set_ip_address_type},
     {"DescribeAccountLimits", describe_account_limits},
     {"DescribeSSLPolicies", describe_ssl_policies},
+    {"ModifyRule", modify_rule},
+    {"ModifyListener", modify_listener},
     {NULL, NULL},
 };
 

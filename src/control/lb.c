@@ -469,8 +469,13 @@ static int command(const char *sock, const char *name, struct barge_error **err,
 static void apply_servers(struct lb_proc *p, const json_t *spec)
 {
     const char *sock = barge_json_str(spec, "socket", "");
-    /* A process just started has no socket yet: the next pass applies. */
+    /* A process just started has no socket yet, or the socket is still
+     * the old process's (which serves until the new one is ready, and must
+     * keep its servers): the next pass applies. */
     if (access(sock, F_OK) != 0)
+        return;
+    _cleanup_error_ struct barge_error *perr = NULL;
+    if (barge_haproxy_pid(sock, &perr) != p->pid)
         return;
     const char *be, *sname;
     json_t *b, *srv;
@@ -538,7 +543,8 @@ static void start_proc(struct barge_server *srv, const char *name, const json_t 
     _cleanup_free_ char *pid_path = path_of(srv, name, "pid");
     _cleanup_free_ char *config = barge_haproxy_config(spec, true);
     _cleanup_error_ struct barge_error *err = NULL;
-    pid_t pid = barge_haproxy_start(cfg_path, config, log_path, old, &err);
+    pid_t pid = barge_haproxy_start(cfg_path, config, log_path, old,
+                                    barge_json_str(spec, "socket", NULL), &err);
     if (pid < 0) {
         barge_warn("load balancer %s: %s", name, err->message);
         return;
@@ -602,8 +608,12 @@ static void finish_draining(struct barge_server *srv, const struct snapshot *s, 
                 }
                 json_t *st = json_object_get(stats, lb_name);
                 if (!st) {
+                    /* Only the process barged started last tells: an old
+                     * one still finishing serves with its own servers. */
                     _cleanup_error_ struct barge_error *err = NULL;
-                    st = barge_haproxy_servers(barge_json_str(spec, "socket", ""), &err);
+                    const char *sock = barge_json_str(spec, "socket", "");
+                    st = barge_haproxy_pid(sock, &err) == p->pid ? barge_haproxy_servers(sock, &err)
+                                                                 : NULL;
                     if (!st)
                         st = json_object();
                     json_object_set_new(stats, lb_name, st);

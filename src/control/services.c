@@ -17,6 +17,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "control/control.h"
+#include "ecs/bluegreen.h"
 #include "ecs/ecs.h"
 #include "sched/deploy.h"
 #include "svc/cloudmap.h"
@@ -301,6 +302,14 @@ static int register_task(struct pass *p, json_t *task, const char *tkey, struct 
     if (has_health_checks(td) &&
         !barge_streq(barge_json_str(task, "healthStatus", NULL), "HEALTHY"))
         return 0;
+    /* Blue/green: a deployment's tasks serve its side's target groups; the
+     * tasks of a deployment that is gone (rolled back) register nowhere. */
+    bool bg = ecs_bluegreen(p->svc);
+    int di = deployment_index(p->svc, barge_json_str(task, "startedBy", ""));
+    if (bg && di < 0)
+        return 0;
+    json_t *dep =
+        json_array_get(barge_json_array(p->svc, "deployments"), (size_t)(di < 0 ? 0 : di));
     _cleanup_json_ json_t *targets = json_array();
     size_t i;
     json_t *lb;
@@ -308,7 +317,9 @@ static int register_task(struct pass *p, json_t *task, const char *tkey, struct 
     {
         _cleanup_free_ char *addr = NULL;
         json_int_t port = 0;
-        json_t *tg = tg_for(p, barge_json_str(lb, "targetGroupArn", ""), err);
+        const char *tg_arn =
+            bg ? ecs_bluegreen_target_group(lb, dep) : barge_json_str(lb, "targetGroupArn", "");
+        json_t *tg = tg_for(p, tg_arn, err);
         if (!tg && *err)
             return -1;
         bool instance = barge_streq(barge_json_str(tg, "TargetType", NULL), "instance");
@@ -316,9 +327,8 @@ static int register_task(struct pass *p, json_t *task, const char *tkey, struct 
         if (!task_address(p, task, barge_json_str(lb, "containerName", ""),
                           barge_json_int(lb, "containerPort", 0), instance, &addr, &port))
             return 0;
-        json_array_append_new(targets, json_pack("{s:s, s:s, s:I}", "tg",
-                                                 barge_json_str(lb, "targetGroupArn", ""), "id",
-                                                 addr, "port", port));
+        json_array_append_new(targets,
+                              json_pack("{s:s, s:s, s:I}", "tg", tg_arn, "id", addr, "port", port));
     }
     json_t *t;
     json_array_foreach(targets, i, t)
@@ -837,6 +847,134 @@ static bool instance_draining(struct pass *p, const json_t *task, struct barge_e
            !barge_streq(barge_json_str(inst, "status", NULL), "ACTIVE");
 }
 
+/* ---- blue/green (deploymentConfiguration.strategy BLUE_GREEN) ---- */
+
+/* Points each load balancer's listener rule (production or test, by field)
+ * at the target group of side alt. */
+static int point_rules(struct pass *p, const char *field, bool alt, struct barge_error **err)
+{
+    _cleanup_json_ json_t *side = json_pack("{s:b}", "_alt", alt);
+    size_t i;
+    json_t *lb;
+    json_array_foreach(barge_json_array(p->svc, "loadBalancers"), i, lb)
+    {
+        const char *rule =
+            barge_json_str(barge_json_object(lb, "advancedConfiguration"), field, NULL);
+        if (!rule)
+            continue;
+        const char *tg = ecs_bluegreen_target_group(lb, side);
+        int r = barge_elb_rule_forward(p->tx, rule, tg, err);
+        if (r < 0) {
+            /* A rule deleted under the service: say so, keep scheduling. */
+            if ((*err)->code != BARGE_ERR_NOT_FOUND && (*err)->code != BARGE_ERR_INVALID)
+                return -1;
+            _cleanup_free_ char *msg = barge_xasprintf(
+                "was unable to shift traffic: listener rule %s: %s.", rule, (*err)->message);
+            barge_error_free(barge_steal(err));
+            event_once(p, msg);
+            continue;
+        }
+        if (r > 0) {
+            barge_info("service %s: %s %s now forwards to %s", p->sname, field, rule, tg);
+            p->changed = true;
+        }
+    }
+    return 0;
+}
+
+/* Whether a load balancer has checked the task's targets: green goes into
+ * production only when its health is known, not merely "unused". */
+static bool targets_checked(struct pass *p, const json_t *task)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(barge_json_array(task, "_lbTargets"), i, t)
+    {
+        const char *arn = barge_json_str(t, "tg", "");
+        if (strcmp(target_state(p, arn, barge_json_str(t, "id", ""), barge_json_int(t, "port", 0)),
+                   "unused") == 0) {
+            _cleanup_free_ char *msg =
+                barge_xasprintf("was unable to shift traffic: no listener forwards to target group "
+                                "%s, so the health of the new tasks cannot be checked. Give the "
+                                "load balancer a testListenerRule.",
+                                arn);
+            event_once(p, msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void set_stage(struct pass *p, json_t *dep, const char *stage)
+{
+    if (barge_streq(barge_json_str(dep, "_stage", NULL), stage))
+        return;
+    json_object_set_new(dep, "_stage", json_string(stage));
+    json_object_set_new(dep, "updatedAt", json_real(p->now));
+    ecs_service_event(p->svc, "(deployment %s) entered lifecycle stage %s.",
+                      barge_json_str(dep, "id", ""), stage);
+}
+
+/* Moves a blue/green deployment through its stages: green scales up beside
+ * blue, the test rules forwarding to it; once every green task is healthy (as
+ * a load balancer checks it) the production rules forward to green; after
+ * the bake time blue may go (the planner stops it). Returns whether blue
+ * must keep running, or -1. The rules are reconciled on every pass, so a
+ * rollback puts production back on blue at once. */
+static int bluegreen_step(struct pass *p, const struct barge_deploy_task *dt,
+                          struct barge_error **err)
+{
+    json_t *dep = primary(p->svc);
+    if (!json_object_get(dep, "_alt")) {
+        bool live = barge_json_bool(p->svc, "_liveAlt", false);
+        /* The first deployment serves production on its own. */
+        bool alt = json_array_size(barge_json_array(p->svc, "deployments")) > 1 ? !live : live;
+        json_object_set_new(dep, "_alt", json_boolean(alt));
+        json_object_set_new(p->svc, "_liveAlt", json_boolean(live));
+    }
+    /* A service being deleted keeps nothing. */
+    bool both =
+        ecs_bluegreen_both(p->svc) && barge_streq(barge_json_str(p->svc, "status", NULL), "ACTIVE");
+    int keep = 0;
+    if (both) {
+        const char *stage = barge_json_str(dep, "_stage", "SCALE_UP");
+        if (strcmp(stage, "SCALE_UP") == 0) {
+            json_int_t desired = barge_json_int(p->svc, "desiredCount", 0);
+            json_int_t healthy = 0;
+            for (size_t i = 0; i < json_array_size(p->tasks); i++)
+                if (dt[i].deployment == 0 && dt[i].healthy &&
+                    targets_checked(p, json_object_get(json_array_get(p->tasks, i), "doc")))
+                    healthy++;
+            set_stage(p, dep, "SCALE_UP");
+            if (healthy >= desired) {
+                set_stage(p, dep, "TEST_TRAFFIC_SHIFT");
+                set_stage(p, dep, "PRODUCTION_TRAFFIC_SHIFT");
+                json_object_set_new(p->svc, "_liveAlt",
+                                    json_boolean(barge_json_bool(dep, "_alt", false)));
+                json_object_set_new(dep, "_shiftedAt", json_real(p->now));
+                set_stage(p, dep, "BAKE_TIME");
+                stage = "BAKE_TIME";
+            }
+        }
+        if (strcmp(stage, "BAKE_TIME") == 0) {
+            json_int_t bake = barge_json_int(barge_json_object(p->svc, "deploymentConfiguration"),
+                                             "bakeTimeInMinutes", 0);
+            double since = json_number_value(json_object_get(dep, "_shiftedAt"));
+            if (p->now - since >= (double)bake * 60)
+                set_stage(p, dep, "CLEAN_UP");
+        }
+        keep = !barge_streq(barge_json_str(dep, "_stage", NULL), "CLEAN_UP");
+    }
+    /* Production goes to the live side; test traffic to the primary
+     * deployment's from the start, which also puts green's target groups
+     * under HAProxy's health checks while it scales up. */
+    if (point_rules(p, "productionListenerRule", barge_json_bool(p->svc, "_liveAlt", false), err) <
+            0 ||
+        point_rules(p, "testListenerRule", barge_json_bool(dep, "_alt", false), err) < 0)
+        return -1;
+    return keep;
+}
+
 /* REPLICA services: plan with sched/deploy and apply. */
 static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
 {
@@ -878,7 +1016,13 @@ static int replica_pass(struct pass *p, bool *steady, struct barge_error **err)
     until = json_object_get(p->svc, "_throttleUntil");
     bool throttled = json_is_number(until) && json_number_value(until) > p->now;
 
+    int keep_old = ecs_bluegreen(p->svc) ? bluegreen_step(p, dt, err) : 0;
+    if (keep_old < 0) {
+        free(dt);
+        return -1;
+    }
     struct barge_deploy_input in = {
+        .keep_old = keep_old,
         .desired = (int)barge_json_int(p->svc, "desiredCount", 0),
         .minimum_healthy_percent = (int)barge_json_int(dcfg, "minimumHealthyPercent", 100),
         .maximum_percent = (int)barge_json_int(dcfg, "maximumPercent", 200),
@@ -1212,6 +1356,17 @@ static void update_deployments(struct pass *p, bool steady)
                             json_string("ECS deployment circuit breaker: tasks failed to start."));
         json_object_set_new(dep, "updatedAt", json_real(p->now));
         ecs_service_event(p->svc, "(deployment %s) deployment failed: tasks failed to start.", id);
+        /* Blue still runs: it serves production again at once, whatever
+         * deploymentCircuitBreaker.rollback says (there is nothing to
+         * redeploy). */
+        if (ecs_bluegreen(p->svc) && json_array_size(deps) > 1) {
+            ecs_bluegreen_rollback(p->svc,
+                                   "ECS deployment circuit breaker: production traffic returned "
+                                   "to the blue deployment.",
+                                   true);
+            p->changed = true;
+            return;
+        }
         const char *last = barge_json_str(p->svc, "_lastCompletedTaskDefinition", NULL);
         if (barge_json_bool(cb, "rollback", false) && last &&
             !barge_streq(last, barge_json_str(dep, "taskDefinition", NULL))) {

@@ -223,7 +223,8 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
     const char *status = status_of(dep);
     /* Write only when something the record shows has changed. */
     _cleanup_free_ char *sig =
-        barge_xasprintf("%s/%lld", status, (long long)barge_json_int(dep, "failedTasks", 0));
+        barge_xasprintf("%s/%lld/%s", status, (long long)barge_json_int(dep, "failedTasks", 0),
+                        barge_json_str(dep, "_stage", ""));
     size_t i;
     json_t *d;
     json_array_foreach(deps, i, d)
@@ -247,6 +248,10 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
     bool rollback = barge_json_bool(dep, "_rollback", false);
     json_object_set_new(rec, "status", json_string(status));
     json_object_set_new(rec, "updatedAt", json_real(now));
+    /* A blue/green deployment's stage (control/services.c). */
+    const char *stage = barge_json_str(dep, "_stage", NULL);
+    if (stage)
+        json_object_set_new(rec, "lifecycleStage", json_string(stage));
     json_t *cb = circuit_breaker(svc, dep, false);
     if (rollback) {
         if (!json_object_get(rec, "rollback")) {
@@ -263,13 +268,22 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
         json_decref(cb);
         cb = json_incref(json_object_get(rec, "deploymentCircuitBreaker"));
         bool tripped = barge_json_bool(dep, "_circuitBreaker", false);
+        bool found = false;
         json_array_foreach(deps, i, d)
         {
             if (tripped && barge_streq(barge_json_str(d, "_sd", NULL), id) &&
                 !barge_json_bool(d, "_rollback", false)) {
                 json_decref(cb);
                 cb = circuit_breaker(svc, d, true);
+                found = true;
             }
+        }
+        /* A blue/green rollback drops the failed (green) deployment; blue
+         * keeps its failure count. */
+        if (tripped && !found && json_object_get(dep, "_cbFailures")) {
+            json_decref(cb);
+            cb = circuit_breaker(svc, dep, true);
+            json_object_set(cb, "failureCount", json_object_get(dep, "_cbFailures"));
         }
     } else if (strcmp(status, "STOPPED") == 0) {
         json_object_set_new(rec, "statusReason",

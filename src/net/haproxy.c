@@ -3,9 +3,11 @@
  * per listener bound to a real port, a backend per target group with the
  * group's health check, a server per registered target. Targets come and go
  * through the admin socket (`add server`, `set server ... state drain`, `del
- * server`), so no connection is cut; a changed listener or health check needs
- * a new configuration, which a new process takes over with -sf (the old one
- * stops accepting and finishes what it serves). */
+ * server`), so no connection is cut; a changed listener, rule or health check
+ * needs a new configuration, which a new process takes over with -x (the
+ * listening sockets pass from the old process through its admin socket, which
+ * has expose-fd listeners) and -sf (the old one stops accepting and finishes
+ * what it serves). */
 #include "net/haproxy.h"
 
 #include <sys/socket.h>
@@ -258,7 +260,7 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
 }
 
 pid_t barge_haproxy_start(const char *path, const char *config, const char *log_path, pid_t old_pid,
-                          struct barge_error **err)
+                          const char *old_sock, struct barge_error **err)
 {
     if (barge_write_file_atomic(path, config, strlen(config), 0600) < 0)
         return barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", path);
@@ -283,7 +285,10 @@ pid_t barge_haproxy_start(const char *path, const char *config, const char *log_
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (old_pid > 0)
+        if (old_pid > 0 && old_sock && access(old_sock, F_OK) == 0)
+            execlp("haproxy", "haproxy", "-db", "-f", path, "-x", old_sock, "-sf", old,
+                   (char *)NULL);
+        else if (old_pid > 0)
             execlp("haproxy", "haproxy", "-db", "-f", path, "-sf", old, (char *)NULL);
         else
             execlp("haproxy", "haproxy", "-db", "-f", path, (char *)NULL);
@@ -351,6 +356,17 @@ int barge_haproxy_command(const char *sock, const char *cmd, char **reply, struc
 
 /* Splits one CSV line of `show stat` (no quoting in these fields) into a JSON
  * array of strings. */
+pid_t barge_haproxy_pid(const char *sock, struct barge_error **err)
+{
+    _cleanup_free_ char *reply = NULL;
+    if (barge_haproxy_command(sock, "show info", &reply, err) < 0)
+        return -1;
+    const char *at = strstr(reply, "\nPid: ");
+    if (!at)
+        return barge_error_set(err, BARGE_ERR_IO, "haproxy at '%s' did not say its pid", sock);
+    return (pid_t)atoi(at + strlen("\nPid: "));
+}
+
 static json_t *csv_fields(const char *line, size_t len)
 {
     json_t *a = json_array();

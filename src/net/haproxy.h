@@ -27,11 +27,18 @@ char *barge_haproxy_config(const json_t *spec, bool servers);
  * caller owns the string. */
 char *barge_haproxy_server_args(const json_t *backend, const json_t *srv);
 
+/* The pid of the HAProxy that answers on the admin socket sock, or -1 with
+ * err set. While a new process takes over, the old one still answers. */
+pid_t barge_haproxy_pid(const char *sock, struct barge_error **err);
+
 /* Writes config to path and starts `haproxy -db -f path`, asking old_pid (if
- * > 0) to finish its connections and stop once the new process listens. Its
- * output goes to log_path. Returns the new pid, or -1 with err set. */
+ * > 0) to finish its connections and stop once the new process listens. When
+ * old_sock (the old process's admin socket) exists, the new process takes the
+ * listening sockets over from it (-x), so no connection is refused while the
+ * two swap. Its output goes to log_path. Returns the new pid, or -1 with err
+ * set. */
 pid_t barge_haproxy_start(const char *path, const char *config, const char *log_path, pid_t old_pid,
-                          struct barge_error **err);
+                          const char *old_sock, struct barge_error **err);
 
 /* Sends one command to the admin socket at sock and returns the answer in
  * *reply (owned by the caller), or -1 with err set. */

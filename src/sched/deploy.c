@@ -49,10 +49,12 @@ void barge_deploy_plan(const struct barge_deploy_input *in, struct barge_deploy_
         }
     }
 
-    /* 1. Old or misplaced tasks that are not healthy cost nothing to stop. */
+    /* 1. Old or misplaced tasks that are not healthy cost nothing to stop
+     * (blue/green keeps blue whole: a target reads unhealthy for a moment
+     * after HAProxy takes a new configuration over). */
     for (size_t i = 0; i < n; i++) {
         const struct barge_deploy_task *t = &in->tasks[i];
-        if ((t->deployment != 0 || t->must_move) && !t->healthy) {
+        if ((t->deployment != 0 || t->must_move) && !t->healthy && !in->keep_old) {
             if (t->protected)
                 p->protected_kept++;
             else
@@ -81,11 +83,11 @@ void barge_deploy_plan(const struct barge_deploy_input *in, struct barge_deploy_
     int total = (int)n - (int)p->n_stop;
     int need = desired - primary;
     if (need > 0 && !in->primary_frozen) {
-        int room = p->max_total - total;
+        int room = in->keep_old ? need : p->max_total - total;
         p->start = need < room ? need : (room > 0 ? room : 0);
     }
     /* 4. Replace healthy old or misplaced tasks as far as the minimum allows. */
-    int can_stop = healthy - p->min_healthy;
+    int can_stop = in->keep_old ? 0 : healthy - p->min_healthy;
     for (size_t i = 0; i < n && can_stop > 0; i++) {
         const struct barge_deploy_task *t = &in->tasks[i];
         if (stopped[i] || !t->healthy || (t->deployment == 0 && !t->must_move))

@@ -23,7 +23,11 @@ struct barge_deploy_input {
     int desired;
     int minimum_healthy_percent;
     int maximum_percent;
-    bool primary_frozen;                   /* a FAILED primary deployment starts nothing */
+    bool primary_frozen; /* a FAILED primary deployment starts nothing */
+    /* Blue/green before the bake time is over: the primary (green) starts
+     * at full count whatever maximumPercent says, and old (blue) tasks keep
+     * running. */
+    bool keep_old;
     const struct barge_deploy_task *tasks; /* active tasks (desired RUNNING) only */
     size_t n_tasks;
 };

@@ -49,6 +49,16 @@ json_int_t barge_elb_deregistration_delay(const json_t *tg);
  * listener or rule of a load balancer forwards to it. */
 json_t *barge_elb_tg_find(struct barge_tx *tx, const char *arn, bool *in_use,
                           struct barge_error **err);
+/* Points the forward action of the listener rule rule_arn (a listener's
+ * default rule included) at the target group tg_arn alone, inside tx: 1 when
+ * it changed, 0 when it already forwarded only there, -1 with err set. The
+ * ELBv2 API (api/elbv2.c) defines these two, since they share its rule
+ * handling; blue/green deployments (control/services.c) call them. */
+int barge_elb_rule_forward(struct barge_tx *tx, const char *rule_arn, const char *tg_arn,
+                           struct barge_error **err);
+/* 0 when the listener rule rule_arn (a default rule included) exists, else
+ * -1 with err set (BARGE_ERR_NOT_FOUND or BARGE_ERR_INVALID for a bad ARN). */
+int barge_elb_rule_check(struct barge_tx *tx, const char *rule_arn, struct barge_error **err);
 /* {server name (barge_elb_server_name): TargetHealth State} of tg's targets
  * as DescribeTargetHealth reports them, read from HAProxy; the caller owns
  * it. */

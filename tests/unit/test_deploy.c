@@ -1,6 +1,7 @@
 /* Unit tests of the rolling-deployment planner (src/sched/deploy.c) around
  * task scale-in protection: scale-in takes unprotected tasks and leaves
- * protected ones, and a deployment does not stop protected old tasks. */
+ * protected ones, and a deployment does not stop protected old tasks; and
+ * blue/green's keep_old (green at full count, blue kept). */
 #include <stdlib.h>
 
 /* cmocka.h needs these first; keep clang-format from sorting it above them. */
@@ -98,11 +99,56 @@ static void test_deployment_waits_for_protected_old_tasks(void **state)
     free(p.stop);
 }
 
+static void test_blue_green_keeps_blue(void **state)
+{
+    (void)state;
+    /* Blue: two healthy old tasks; maximumPercent 100 would allow no green. */
+    struct barge_deploy_task t[4] = {{.deployment = 1, .healthy = true},
+                                     {.deployment = 1, .healthy = true}};
+    struct barge_deploy_input in = {.desired = 2,
+                                    .minimum_healthy_percent = 0,
+                                    .maximum_percent = 100,
+                                    .keep_old = true,
+                                    .tasks = t,
+                                    .n_tasks = 2};
+    struct barge_deploy_plan p;
+    barge_deploy_plan(&in, &p);
+    assert_int_equal(p.start, 2); /* green at full count at once */
+    assert_int_equal(p.n_stop, 0);
+    free(p.stop);
+
+    /* Blue reading unhealthy (as after an HAProxy reload) stays too. */
+    t[1].healthy = false;
+    barge_deploy_plan(&in, &p);
+    assert_int_equal(p.n_stop, 0);
+    free(p.stop);
+    t[1].healthy = true;
+
+    /* Green healthy: blue still stays until the bake time is over. */
+    t[2] = (struct barge_deploy_task){.healthy = true};
+    t[3] = (struct barge_deploy_task){.healthy = true};
+    in.n_tasks = 4;
+    barge_deploy_plan(&in, &p);
+    assert_int_equal(p.start, 0);
+    assert_int_equal(p.n_stop, 0);
+    assert_false(p.steady);
+    assert_false(p.stuck);
+    free(p.stop);
+
+    /* Then blue goes. */
+    in.keep_old = false;
+    barge_deploy_plan(&in, &p);
+    assert_int_equal(p.n_stop, 2);
+    assert_true(stops(&p, 0) && stops(&p, 1));
+    free(p.stop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scale_in_skips_protected),
         cmocka_unit_test(test_deployment_waits_for_protected_old_tasks),
+        cmocka_unit_test(test_blue_green_keeps_blue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
