@@ -498,7 +498,8 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             break;
         case '{': {
             /* A counted repetition {m}, {m,}, {m,n} or glibc's {,n};
-             * anything else is left to regcomp to judge. */
+             * any other brace is a literal one, escaped, since regcomp
+             * would read {,} as * and repeat what this check never saw. */
             const char *q = s + 1;
             char *end;
             bool digits = isdigit((unsigned char)*q);
@@ -518,7 +519,7 @@ static char *java_to_posix(const char *src, int *cflags, const char **why)
             }
             if (!digits || *q != '}') {
                 re_piece(&z);
-                barge_buf_addc(&b, c);
+                barge_buf_adds(&b, "\\{");
                 break;
             }
             for (; s < q; s++)
