@@ -1284,29 +1284,6 @@ static int taskset_pass(struct pass *p, struct barge_error **err)
 
 /* Updates deployment counts, drops drained deployments, completes or fails
  * the rollout and rolls back when the circuit breaker says so. */
-/* Whether every task of deployment dep that runs has run for
- * --task-stable-seconds: a deployment whose tasks start and then fail at
- * once (a container that exits right away) must not count as COMPLETED in
- * the moment they show RUNNING, or its circuit breaker could never roll it
- * back. */
-static bool tasks_settled(const struct pass *p, const json_t *dep)
-{
-    size_t i;
-    json_t *e;
-    json_array_foreach(p->tasks, i, e)
-    {
-        json_t *task = json_object_get(e, "doc");
-        if (barge_json_bool(e, "stopped", false) ||
-            !barge_streq(barge_json_str(task, "startedBy", NULL), barge_json_str(dep, "id", "")))
-            continue;
-        json_t *started = json_object_get(task, "startedAt");
-        if (!json_is_number(started) ||
-            p->now - json_number_value(started) < config.task_stable_seconds)
-            return false;
-    }
-    return true;
-}
-
 static void update_deployments(struct pass *p, bool steady)
 {
     json_t *deps = barge_json_array(p->svc, "deployments");
@@ -1388,7 +1365,7 @@ static void update_deployments(struct pass *p, bool steady)
     }
     bool was_steady = barge_json_bool(p->svc, "_steady", false);
     steady = steady && json_array_size(deps) == 1;
-    if (steady && in_progress(dep) && tasks_settled(p, dep)) {
+    if (steady && in_progress(dep)) {
         const char *id = barge_json_str(dep, "id", "");
         _cleanup_free_ char *reason = barge_xasprintf("ECS deployment %s completed.", id);
         json_object_set_new(dep, "rolloutState", json_string("COMPLETED"));

@@ -235,9 +235,10 @@ def test_circuit_breaker_rollback_is_recorded(barged, agent, busybox):
     first = wait_for(lambda: status_is(barged, "cb", 0, "SUCCESSFUL"), what="SUCCESSFUL")[0]
     assert deployment(barged, first["serviceDeploymentArn"])["deploymentCircuitBreaker"][
         "status"] == "MONITORING_COMPLETE"
-    # Its tasks run for a second before they fail: seen RUNNING, they must not
-    # make the deployment COMPLETED, or the circuit breaker never trips.
-    bad = register(ecs, busybox, command=["sh", "-c", "sleep 1; exit 1"])
+    # Its tasks never start (no such program), so they fail before they are
+    # RUNNING however loaded the host is: an `exit 1` task could show RUNNING
+    # for a moment and complete the deployment before the breaker saw it fail.
+    bad = register(ecs, busybox, command=["/no/such/program"])
     ecs.update_service(cluster="default", service="cb", taskDefinition=bad)
     arn = deployments(barged, "cb")[0]["serviceDeploymentArn"]
     assert deployment(barged, arn)["deploymentCircuitBreaker"]["status"] == "MONITORING"
