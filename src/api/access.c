@@ -836,8 +836,11 @@ int barge_api_session_issue(struct barge_server *srv, const struct barge_sigv4_i
                   "expiresAt", now + duration);
     if (role_arn)
         json_object_set_new(doc, "roleArn", json_string(role_arn));
-    if (task_key)
+    if (task_key) {
+        /* The task is looked up in its region (the agent's, who asks). */
         json_object_set_new(doc, "boundTask", json_string(task_key));
+        json_object_set_new(doc, "region", json_string(barge_server_region(srv)));
+    }
     /* A user's session has the user's rights (unless it is a role's). */
     _cleanup_json_ json_t *ikey = NULL;
     if (issuer && load_key(srv, issuer->access_key_id, true, &ikey, err) < 0)

@@ -238,3 +238,34 @@ def test_adopted_tasks_keep_their_credentials(barged, agent, busybox):
     for arn in tasks.values():
         ecs.stop_task(cluster="default", task=arn)
         wait_task(ecs, "default", arn)
+
+
+def test_task_role_of_a_task_in_another_region(barged, agent_factory, scope, busybox):
+    """A task in eu-west-1 gets its role's credentials, and they stay valid
+    while it runs: the session is tied to the task in its own region."""
+    eu = dict(region_name="eu-west-1", endpoint_url=barged.endpoint,
+              aws_access_key_id=barged.access_key, aws_secret_access_key=barged.secret_key)
+    ecs, ssm = boto3.client("ecs", **eu), boto3.client("ssm", **eu)
+    ecs.create_cluster(clusterName="default")
+    iam = barged.client("iam")
+    role = iam.create_role(RoleName="eu-app", AssumeRolePolicyDocument=ECS_TASKS_TRUST)["Role"]
+    iam.put_role_policy(RoleName="eu-app", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "ssm:GetParameter",
+            "Resource": f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/eu/*"}]}))
+    ssm.put_parameter(Name="/eu/x", Value="bonjour", Type="String")
+    host = agent_factory(name="euhost", create_cluster=False,
+                         extra_args=[*scope.agent_args, "--region", "eu-west-1"])
+    arn = run_in(ecs, busybox, "bridge", role["Arn"], "eu-app")
+    creds = json.loads(output_line(host, arn, "CREDS ")[len("CREDS "):])
+    cfg = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"})
+    mine = boto3.client("ssm", region_name="eu-west-1", endpoint_url=barged.endpoint,
+                        aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["Token"], config=cfg)
+    assert mine.get_parameter(Name="/eu/x")["Parameter"]["Value"] == "bonjour"
+    ecs.stop_task(cluster="default", task=arn)
+    wait_task(ecs, "default", arn)
+    with pytest.raises(ClientError) as e:
+        mine.get_parameter(Name="/eu/x")
+    assert error_code(e) == "ExpiredTokenException"
