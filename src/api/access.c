@@ -72,14 +72,10 @@ static int load_key(struct barge_server *srv, const char *akid, bool fresh, json
 static int task_alive(struct barge_server *srv, const char *task_key, const char *region,
                       bool *alive, struct barge_error **err)
 {
-    char was[BARGE_STORE_REGION_MAX];
-    snprintf(was, sizeof(was), "%s", barge_store_thread_region() ?: "");
-    barge_store_use_region(region);
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_json_ json_t *task = NULL;
-    int r = barge_store_begin(srv->store, false, &tx, err);
-    barge_store_use_region(was[0] ? was : NULL);
-    if (r < 0 || barge_store_get(tx, ECS_KIND_TASK, task_key, &task, err) < 0)
+    if (barge_store_begin_in(srv->store, region, false, &tx, err) < 0 ||
+        barge_store_get(tx, ECS_KIND_TASK, task_key, &task, err) < 0)
         return -1;
     *alive = task && !barge_streq(barge_json_str(task, "lastStatus", NULL), "STOPPED");
     return 0;

@@ -838,19 +838,14 @@ static int check_port_elsewhere(struct barge_api_ctx *ctx, json_int_t port,
     _cleanup_json_ json_t *regions = NULL;
     if (barge_store_regions(ctx->srv->store, &regions, err) < 0)
         return -1;
-    char was[BARGE_STORE_REGION_MAX];
-    snprintf(was, sizeof(was), "%s", barge_store_thread_region() ?: "");
     size_t i, j;
     json_t *r, *l;
     json_array_foreach(regions, i, r)
     {
         if (barge_streq(json_string_value(r), barge_server_region(ctx->srv)))
             continue;
-        barge_store_use_region(json_string_value(r));
         _cleanup_tx_ struct barge_tx *tx = NULL;
-        int rc = barge_store_begin(ctx->srv->store, false, &tx, err);
-        barge_store_use_region(was[0] ? was : NULL);
-        if (rc < 0)
+        if (barge_store_begin_in(ctx->srv->store, json_string_value(r), false, &tx, err) < 0)
             return -1;
         _cleanup_json_ json_t *all = barge_elb_scan_all(tx, ELB_KIND_LISTENER, "", err);
         if (!all)

@@ -606,6 +606,15 @@ json_t *ecs_task_launch_params(const json_t *cluster, const json_t *td, const js
     return params;
 }
 
+/* The task group a RunTask or StartTask input in names, by default
+ * "family:<the task definition's family>"; caller frees. */
+static char *task_group(const json_t *td, const json_t *in)
+{
+    const char *group = barge_json_str(in, "group", NULL);
+    return group ? barge_xstrdup(group)
+                 : barge_xasprintf("family:%s", barge_json_str(td, "family", ""));
+}
+
 int ecs_task_place(struct ecs_placement *pl, struct barge_server *srv, const json_t *cluster,
                    const json_t *td, const json_t *params, json_int_t count, json_t *placed,
                    json_t *failures, char **closest, struct barge_error **err)
@@ -613,11 +622,7 @@ int ecs_task_place(struct ecs_placement *pl, struct barge_server *srv, const jso
     _cleanup_json_ json_t *containers = apply_overrides(td, barge_json_object(params, "overrides"));
     struct barge_sched_request req;
     task_request(td, containers, barge_json_object(params, "overrides"), &req);
-    _cleanup_free_ char *group = barge_xasprintf("family:%s", barge_json_str(td, "family", ""));
-    if (barge_json_str(params, "group", NULL)) {
-        free(group);
-        group = barge_xstrdup(barge_json_str(params, "group", NULL));
-    }
+    _cleanup_free_ char *group = task_group(td, params);
     struct barge_sched_policy policy;
     if (placement_policy(td, params, group, &policy, err) < 0)
         return -1;
@@ -725,11 +730,7 @@ int ecs_task_start(struct barge_server *srv, struct barge_tx *tx, const json_t *
     task_request(td, containers, barge_json_object(in, "overrides"), &req);
     /* StartTask places where it is told, but still not where the task cannot
      * fit or where its task definition's memberOf constraints do not hold. */
-    _cleanup_free_ char *group = barge_xasprintf("family:%s", barge_json_str(td, "family", ""));
-    if (barge_json_str(in, "group", NULL)) {
-        free(group);
-        group = barge_xstrdup(barge_json_str(in, "group", NULL));
-    }
+    _cleanup_free_ char *group = task_group(td, in);
     struct barge_sched_policy policy;
     if (placement_policy(td, NULL, group, &policy, err) < 0)
         return -1;

@@ -286,16 +286,23 @@ const char *barge_store_where(const struct barge_store *st)
     return st->where;
 }
 
-int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
-                      struct barge_error **err)
+int barge_store_begin_in(struct barge_store *st, const char *region, bool write,
+                         struct barge_tx **out, struct barge_error **err)
 {
     if (st->ops->begin(st, write, out, err) < 0)
         return -1;
-    const char *region = thread_region[0] ? thread_region : st->default_region;
+    if (!region || !region[0])
+        region = st->default_region;
     snprintf((*out)->region, sizeof((*out)->region), "%s",
              st->default_region && region ? region : "");
     (*out)->new_region = false;
     return 0;
+}
+
+int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
+                      struct barge_error **err)
+{
+    return barge_store_begin_in(st, thread_region, write, out, err);
 }
 
 int barge_store_commit(struct barge_tx *tx, struct barge_error **err)

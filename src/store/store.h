@@ -41,6 +41,10 @@ void barge_store_cache_stats(struct barge_store *st, unsigned long *hits, unsign
  * must not begin a write transaction while it holds one. */
 int barge_store_begin(struct barge_store *st, bool write, struct barge_tx **out,
                       struct barge_error **err);
+/* The same in region (NULL: the default region) rather than the calling
+ * thread's, which stays as it was: for a look into one other region. */
+int barge_store_begin_in(struct barge_store *st, const char *region, bool write,
+                         struct barge_tx **out, struct barge_error **err);
 /* Commits and frees tx (also on failure, after rolling back). */
 int barge_store_commit(struct barge_tx *tx, struct barge_error **err);
 /* Rolls back and frees tx; NULL is fine. */
