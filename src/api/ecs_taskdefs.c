@@ -114,32 +114,59 @@ struct list_filter {
     const char *status; /* taskdefs: ACTIVE / INACTIVE / DELETE_IN_PROGRESS; families: or ALL */
 };
 
-static int list_td_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
+static int index_one(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
-    struct list_filter *lf = ud;
-    if (strcmp(barge_json_str(doc, "status", ""), lf->status) != 0)
-        return 0;
-    return barge_api_page_add(lf->pg, key,
-                              json_string(barge_json_str(doc, "taskDefinitionArn", "")));
+    json_array_append_new(ud, json_pack("[sss]", key, barge_json_str(doc, "status", ""),
+                                        barge_json_str(doc, "taskDefinitionArn", "")));
+    return 0;
+}
+
+/* Every revision of the region as [key, status, ARN] in key order: a memo of
+ * the store (listings are read far more often than revisions registered), so
+ * a listing reads no stored document while no revision changed. */
+static json_t *taskdef_index(struct barge_tx *tx, struct barge_error **err)
+{
+    json_t *index = barge_store_memo_get(tx, ECS_KIND_TASKDEF, "index");
+    if (index)
+        return index;
+    index = json_array();
+    if (barge_store_scan(tx, ECS_KIND_TASKDEF, "", NULL, false, 0, index_one, index, err) < 0) {
+        json_decref(index);
+        return NULL;
+    }
+    barge_store_memo_put(tx, ECS_KIND_TASKDEF, "index", index);
+    return index;
 }
 
 static int list_task_definitions(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                  struct barge_error **err)
 {
     _cleanup_page_ struct barge_api_page pg = {0};
-    struct list_filter lf = {&pg, barge_json_str(in, "status", "ACTIVE")};
+    const char *status = barge_json_str(in, "status", "ACTIVE");
     _cleanup_free_ char *prefix = NULL;
     if (barge_api_page_init(&pg, in, "maxResults", 100, 100, "nextToken", err) < 0)
         return -1;
     const char *fam = barge_json_str(in, "familyPrefix", NULL);
-    if (fam)
-        prefix = barge_xasprintf("%s!", fam);
+    prefix = fam ? barge_xasprintf("%s!", fam) : barge_xstrdup("");
+    size_t plen = strlen(prefix);
     bool desc = barge_streq(barge_json_str(in, "sort", "ASC"), "DESC");
     _cleanup_tx_ struct barge_tx *tx = NULL;
-    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0 ||
-        barge_store_scan(tx, ECS_KIND_TASKDEF, prefix ? prefix : "", pg.after, desc, 0, list_td_one,
-                         &lf, err) < 0)
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
         return -1;
+    _cleanup_json_ json_t *index = taskdef_index(tx, err);
+    if (!index)
+        return -1;
+    size_t n = json_array_size(index);
+    for (size_t i = 0; i < n; i++) {
+        json_t *row = json_array_get(index, desc ? n - 1 - i : i);
+        const char *key = json_string_value(json_array_get(row, 0));
+        if (strncmp(key, prefix, plen) != 0 ||
+            (pg.after && (desc ? strcmp(key, pg.after) >= 0 : strcmp(key, pg.after) <= 0)) ||
+            strcmp(json_string_value(json_array_get(row, 1)), status) != 0)
+            continue;
+        if (barge_api_page_add(&pg, key, json_incref(json_array_get(row, 2))) != 0)
+            break;
+    }
     *out = json_object();
     barge_api_page_finish(&pg, *out, "taskDefinitionArns", "nextToken");
     return 0;

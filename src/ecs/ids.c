@@ -178,6 +178,20 @@ static int take_latest_active(const char *key, json_t *doc, void *ud, struct bar
     return 1;
 }
 
+/* A lookup of the shared kind: the latest ACTIVE revision of a family (the
+ * name "family!") or one revision ("family!0000000003") as [key, doc]: task
+ * definitions are read far more often than registered or deregistered. */
+static bool memo_find(struct barge_tx *tx, const char *kind, const char *name, json_t **doc,
+                      char **key)
+{
+    _cleanup_json_ json_t *memo = barge_store_memo_get(tx, kind, name);
+    if (!memo)
+        return false;
+    *doc = json_incref(json_array_get(memo, 1));
+    *key = barge_xstrdup(json_string_value(json_array_get(memo, 0)));
+    return true;
+}
+
 static int taskdef_find(struct barge_tx *tx, const struct barge_server *srv, const char *ident,
                         bool shared, json_t **doc, char **key, struct barge_error **err)
 {
@@ -215,17 +229,25 @@ static int taskdef_find(struct barge_tx *tx, const struct barge_server *srv, con
         }
         /* The exact key sorts first among the keys it prefixes. */
         l.exact = prefix;
+        if (memo_find(tx, kind, prefix, doc, key))
+            return 1;
         if (barge_store_scan(tx, kind, prefix, NULL, false, 1, take_latest_active, &l, err) < 0)
             return -1;
     } else {
         if (!ecs_name_valid(spec))
             return 0;
         prefix = barge_xasprintf("%s!", spec);
+        if (shared && memo_find(tx, kind, prefix, doc, key))
+            return 1;
         if (barge_store_scan(tx, kind, prefix, NULL, true, 0, take_latest_active, &l, err) < 0)
             return -1;
     }
     if (!l.doc)
         return 0;
+    if (shared) {
+        _cleanup_json_ json_t *memo = json_pack("[sO]", l.key, l.doc);
+        barge_store_memo_put(tx, kind, prefix, memo);
+    }
     *doc = l.doc;
     *key = l.key;
     return 1;

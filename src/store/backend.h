@@ -12,6 +12,7 @@
 #include "store/store.h"
 
 struct doc_cache;
+struct store_memo;
 
 struct store_ops;
 
@@ -19,6 +20,7 @@ struct barge_store {
     const struct store_ops *ops;
     const char *where;      /* for messages: a path, or a URI without its password */
     struct doc_cache *docs; /* parsed documents (store.c owns it); NULL until a kind is cached */
+    struct store_memo *memo; /* read memos (memo.h; store.c frees it): NULL when off */
     /* Regions (store.c owns them): NULL until barge_store_regions_init. */
     char *default_region;
     char *legacy_region; /* the region of what was stored before regions */
@@ -35,6 +37,10 @@ struct barge_tx {
     bool write;
     char region[BARGE_STORE_REGION_MAX]; /* "" when st is not partitioned */
     bool new_region;                     /* wrote the "region" document of region */
+    /* Read memos (memo.h): where a read transaction began, the buckets of
+     * the kinds a write transaction wrote. */
+    uint64_t memo_seq;
+    uint64_t memo_dirty[4];
 };
 
 struct barge_store_lock {

@@ -19,6 +19,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "store/backend.h"
+#include "store/memo.h"
 
 enum {
     STMT_GET,
@@ -102,6 +103,7 @@ struct sqlite_tx {
     struct barge_tx base;
     struct sqlite_store *st;
     struct conn *c;
+    bool begun; /* BEGIN ran: a read transaction begins at its first read */
 };
 
 struct sqlite_lock {
@@ -239,6 +241,10 @@ int barge_store_sqlite_open(const char *path, struct barge_store **out, struct b
         sqlite_close(&st->base);
         return -1;
     }
+    /* Every process that opens the file maps the same counters, so memos
+     * see writes by another barged on it too. */
+    _cleanup_free_ char *memo = barge_xasprintf("%s.memo", path);
+    st->base.memo = store_memo_open(memo);
     *out = &st->base;
     return 0;
 }
@@ -282,7 +288,9 @@ static int sqlite_begin(struct barge_store *base, bool write, struct barge_tx **
         return -1;
     if (write)
         pthread_mutex_lock(&st->write_lock);
-    if (run_stmt(c, write ? STMT_BEGIN_WRITE : STMT_BEGIN) != SQLITE_OK) {
+    /* A read transaction answered from memos (memo.h) never reads, so its
+     * BEGIN waits for the first statement (begin_reads). */
+    if (write && run_stmt(c, STMT_BEGIN_WRITE) != SQLITE_OK) {
         db_error(err, c->db, "begin");
         if (write)
             pthread_mutex_unlock(&st->write_lock);
@@ -294,6 +302,7 @@ static int sqlite_begin(struct barge_store *base, bool write, struct barge_tx **
     tx->base.write = write;
     tx->st = st;
     tx->c = c;
+    tx->begun = write;
     *out = &tx->base;
     return 0;
 }
@@ -310,7 +319,7 @@ static int sqlite_commit(struct barge_tx *base, struct barge_error **err)
 {
     struct sqlite_tx *tx = (struct sqlite_tx *)base;
     int ret = 0;
-    if (run_stmt(tx->c, STMT_COMMIT) != SQLITE_OK) {
+    if (tx->begun && run_stmt(tx->c, STMT_COMMIT) != SQLITE_OK) {
         ret = db_error(err, tx->c->db, "commit");
         run_stmt(tx->c, STMT_ROLLBACK);
     }
@@ -321,15 +330,29 @@ static int sqlite_commit(struct barge_tx *base, struct barge_error **err)
 static void sqlite_abort(struct barge_tx *base)
 {
     struct sqlite_tx *tx = (struct sqlite_tx *)base;
-    run_stmt(tx->c, STMT_ROLLBACK);
+    if (tx->begun)
+        run_stmt(tx->c, STMT_ROLLBACK);
     tx_end(tx);
 }
 
 /* The connection's cached statement, or, when that one is in the middle of a
  * scan further up the stack (a scan callback reading the store), a fresh one
  * that *tmp owns and the caller finalizes. */
+/* Runs a read transaction's BEGIN before its first statement. A deferred
+ * BEGIN takes no lock and cannot meet a busy database; should it fail all the
+ * same, each read would see its own snapshot, so it is logged. */
+static void begin_reads(struct sqlite_tx *tx)
+{
+    if (tx->begun)
+        return;
+    tx->begun = true;
+    if (run_stmt(tx->c, STMT_BEGIN) != SQLITE_OK)
+        barge_warn("store: begin: %s", sqlite3_errmsg(tx->c->db));
+}
+
 static sqlite3_stmt *stmt(struct sqlite_tx *tx, int which, sqlite3_stmt **tmp)
 {
+    begin_reads(tx);
     sqlite3_stmt *s = tx->c->stmts[which];
     *tmp = NULL;
     if (sqlite3_stmt_busy(s)) {
@@ -609,6 +632,7 @@ static int sqlite_log_scan(struct barge_tx *btx, const struct barge_store_log_qu
     snprintf(sql + len, cap - len, " ORDER BY ts %s, id %s LIMIT ?6", q->desc ? "DESC" : "ASC",
              q->desc ? "DESC" : "ASC");
     sqlite3_stmt *s = NULL;
+    begin_reads(tx);
     int rc = sqlite3_prepare_v2(tx->c->db, sql, -1, &s, NULL);
     free(sql);
     if (rc != SQLITE_OK)

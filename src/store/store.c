@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "store/backend.h"
 #include "store/doc_cache.h"
+#include "store/memo.h"
 
 int barge_store_open(const char *uri, struct barge_store **out, struct barge_error **err)
 {
@@ -32,6 +33,7 @@ void barge_store_close(struct barge_store *st)
     if (!st)
         return;
     struct doc_cache *docs = st->docs;
+    struct store_memo *memo = st->memo;
     char *dflt = st->default_region, *legacy = st->legacy_region;
     char **global = st->global_kinds;
     size_t n_global = st->n_global_kinds;
@@ -40,6 +42,7 @@ void barge_store_close(struct barge_store *st)
         pthread_mutex_destroy(&st->regions_lock);
     st->ops->close(st);
     doc_cache_free(docs);
+    store_memo_free(memo);
     free(dflt);
     free(legacy);
     for (size_t i = 0; i < n_global; i++)
@@ -121,6 +124,14 @@ static const char *tx_kind(const struct barge_tx *tx, const char *kind, char *bu
     return buf;
 }
 #define KIND_BUF 128
+
+static void mark_dirty(struct barge_tx *tx, const char *qualified_kind)
+{
+    if (!tx->st->memo)
+        return;
+    unsigned b = store_memo_bucket(qualified_kind);
+    tx->memo_dirty[b / 64] |= 1ULL << (b % 64);
+}
 
 static bool region_known(struct barge_store *st, const char *region)
 {
@@ -289,8 +300,12 @@ const char *barge_store_where(const struct barge_store *st)
 int barge_store_begin_in(struct barge_store *st, const char *region, bool write,
                          struct barge_tx **out, struct barge_error **err)
 {
+    /* Before the backend's snapshot can begin (memo.h). */
+    uint64_t memo_seq = st->memo ? store_memo_seq(st->memo) : 0;
     if (st->ops->begin(st, write, out, err) < 0)
         return -1;
+    (*out)->memo_seq = memo_seq;
+    memset((*out)->memo_dirty, 0, sizeof((*out)->memo_dirty));
     if (!region || !region[0])
         region = st->default_region;
     snprintf((*out)->region, sizeof((*out)->region), "%s",
@@ -310,7 +325,15 @@ int barge_store_commit(struct barge_tx *tx, struct barge_error **err)
     struct barge_store *st = tx->st;
     char region[BARGE_STORE_REGION_MAX];
     snprintf(region, sizeof(region), "%s", tx->new_region ? tx->region : "");
-    if (tx->st->ops->commit(tx, err) < 0)
+    uint64_t dirty[4];
+    memcpy(dirty, tx->memo_dirty, sizeof(dirty));
+    bool memo = st->memo && (dirty[0] | dirty[1] | dirty[2] | dirty[3]);
+    if (memo)
+        store_memo_commit_begin(st->memo, dirty);
+    int r = tx->st->ops->commit(tx, err);
+    if (memo)
+        store_memo_commit_end(st->memo, dirty);
+    if (r < 0)
         return -1;
     if (region[0]) {
         pthread_mutex_lock(&st->regions_lock);
@@ -341,7 +364,9 @@ int barge_store_put(struct barge_tx *tx, const char *kind, const char *key, cons
     char buf[KIND_BUF];
     if (note_region(tx, kind, err) < 0)
         return -1;
-    return tx->st->ops->put(tx, tx_kind(tx, kind, buf, sizeof(buf)), key, doc, err);
+    const char *qualified = tx_kind(tx, kind, buf, sizeof(buf));
+    mark_dirty(tx, qualified);
+    return tx->st->ops->put(tx, qualified, key, doc, err);
 }
 
 int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
@@ -350,7 +375,32 @@ int barge_store_del(struct barge_tx *tx, const char *kind, const char *key,
     if (!tx->write)
         return barge_error_set(err, BARGE_ERR_INTERNAL, "store: delete in a read transaction");
     char buf[KIND_BUF];
-    return tx->st->ops->del(tx, tx_kind(tx, kind, buf, sizeof(buf)), key, err);
+    const char *qualified = tx_kind(tx, kind, buf, sizeof(buf));
+    mark_dirty(tx, qualified);
+    return tx->st->ops->del(tx, qualified, key, err);
+}
+
+json_t *barge_store_memo_get(struct barge_tx *tx, const char *kind, const char *name)
+{
+    if (!tx->st->memo || tx->write)
+        return NULL;
+    char buf[KIND_BUF];
+    return store_memo_get(tx->st->memo, tx_kind(tx, kind, buf, sizeof(buf)), name, tx->memo_seq);
+}
+
+void barge_store_memo_put(struct barge_tx *tx, const char *kind, const char *name, json_t *value)
+{
+    if (!tx->st->memo || tx->write)
+        return;
+    char buf[KIND_BUF];
+    store_memo_put(tx->st->memo, tx_kind(tx, kind, buf, sizeof(buf)), name, tx->memo_seq, value);
+}
+
+void barge_store_memo_stats(struct barge_store *st, unsigned long *hits, unsigned long *misses)
+{
+    *hits = *misses = 0;
+    if (st->memo)
+        store_memo_stats(st->memo, hits, misses);
 }
 
 int barge_store_scan(struct barge_tx *tx, const char *kind, const char *prefix, const char *after,

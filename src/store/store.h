@@ -34,6 +34,17 @@ void barge_store_cache_kind(struct barge_store *st, const char *kind);
 /* How many parses of cached kinds the cache answered, and how many it did not. */
 void barge_store_cache_stats(struct barge_store *st, unsigned long *hits, unsigned long *misses);
 
+/* Read memos: the answer of a hot read, kept in memory under a name of the
+ * caller's choosing and given back to later read transactions as long as no
+ * write to kind (in the transaction's region) can have been committed since it
+ * was read, by this or another process on the same database. A memo is shared:
+ * never modify it. Only read transactions of a store that supports them (the
+ * SQLite one) keep and get memos; otherwise get answers NULL and put does
+ * nothing. get returns a new reference or NULL. */
+json_t *barge_store_memo_get(struct barge_tx *tx, const char *kind, const char *name);
+void barge_store_memo_put(struct barge_tx *tx, const char *kind, const char *name, json_t *value);
+void barge_store_memo_stats(struct barge_store *st, unsigned long *hits, unsigned long *misses);
+
 /* Starts a transaction. A write transaction excludes other writers until it
  * ends, also those of other processes sharing the database, and sees every
  * write committed before it began; a read transaction sees one consistent

@@ -237,16 +237,21 @@ def test_task_definition_tags(ecs):
     assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "x", "value": "y"}]
 
 
-def test_two_barged_on_one_store_see_each_others_changes(tmp_path):
-    """barged keeps parsed task definitions in memory; with two barged on one
-    PostgreSQL store, a revision one of them deregisters or deletes must show
-    its new status through the other at once, for every way of reading it."""
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_two_barged_on_one_store_see_each_others_changes(tmp_path, backend):
+    """barged keeps parsed task definitions and the answers of task definition
+    lookups and listings in memory; with two barged on one store (PostgreSQL,
+    or one SQLite file: the second is a follower of the control loops but
+    serves the API all the same), a revision one of them deregisters or
+    deletes must show its new status through the other at once, for every way
+    of reading it."""
     import os
     import secrets
 
     from conftest import Barged, postgres
 
-    uri = postgres().new_database()
+    uri = (postgres().new_database() if backend == "postgres"
+           else "sqlite://" + str(tmp_path / "shared.db"))
     key = tmp_path / "master.key"
     key.write_text(secrets.token_hex(32) + "\n")
     os.chmod(key, 0o600)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "store/memo.h"
 #include "store/store.h"
 
 static char dir[64];
@@ -638,6 +639,146 @@ static void test_cached_kind_sees_every_change(void **state)
     barge_error_free(err);
 }
 
+/* A memo answered by a read transaction that began at seq, or NULL. */
+static json_t *memo(struct barge_store *st, const char *kind, const char *name)
+{
+    struct barge_tx *tx = NULL;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+    json_t *m = barge_store_memo_get(tx, kind, name);
+    barge_store_abort(tx);
+    return m;
+}
+
+static void memo_put(struct barge_store *st, const char *kind, const char *name, int v)
+{
+    struct barge_tx *tx = NULL;
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_store_begin(st, false, &tx, &err), 0);
+    json_t *value = json_integer(v);
+    barge_store_memo_put(tx, kind, name, value);
+    json_decref(value);
+    barge_store_abort(tx);
+}
+
+static int memo_value(struct barge_store *st, const char *kind, const char *name)
+{
+    json_t *m = memo(st, kind, name);
+    int v = m ? (int)json_integer_value(m) : -1;
+    json_decref(m);
+    return v;
+}
+
+static void test_memos_end_with_a_write_to_their_kind(void **state)
+{
+    struct barge_store *st = *state, *st2 = NULL;
+    struct barge_error *err = NULL;
+    if (on_pg) {
+        /* other processes write without telling: no memos */
+        memo_put(st, "td", "latest", 1);
+        assert_null(memo(st, "td", "latest"));
+        return;
+    }
+    memo_put(st, "td", "latest", 1);
+    assert_int_equal(memo_value(st, "td", "latest"), 1);
+    assert_int_equal(memo_value(st, "td", "other"), -1);
+
+    /* writes to other kinds leave it */
+    put(st, "task", "t1", 1);
+    assert_int_equal(memo_value(st, "td", "latest"), 1);
+
+    /* a write to its kind ends it */
+    put(st, "td", "web!1", 1);
+    assert_int_equal(memo_value(st, "td", "latest"), -1);
+
+    /* and so does one by another process on the file (a second handle maps
+     * the same counters) */
+    memo_put(st, "td", "latest", 2);
+    assert_int_equal(memo_value(st, "td", "latest"), 2);
+    assert_int_equal(barge_store_open(path, &st2, &err), 0);
+    put(st2, "td", "web!2", 1);
+    assert_int_equal(memo_value(st, "td", "latest"), -1);
+
+    /* the same kind in another region is another kind */
+    const char *global[] = {"meta"};
+    assert_int_equal(barge_store_regions_init(st, "us-east-1", global, 1, &err), 0);
+    assert_int_equal(barge_store_regions_init(st2, "us-east-1", global, 1, &err), 0);
+    memo_put(st, "td", "latest", 3);
+    struct barge_tx *tx = NULL;
+    assert_int_equal(barge_store_begin_in(st2, "eu-west-1", true, &tx, &err), 0);
+    put_in(tx, "td", "web!1", 1);
+    assert_int_equal(barge_store_commit(tx, &err), 0);
+    assert_int_equal(memo_value(st, "td", "latest"), 3);
+
+    /* a read that began before a commit to the kind keeps no memo: it may not
+     * have seen the commit */
+    struct barge_tx *reader = NULL;
+    assert_int_equal(barge_store_begin(st, false, &reader, &err), 0);
+    put(st2, "td", "web!3", 1);
+    json_t *stale = json_integer(4);
+    barge_store_memo_put(reader, "td", "latest", stale);
+    json_decref(stale);
+    barge_store_abort(reader);
+    assert_int_equal(memo_value(st, "td", "latest"), -1);
+
+    /* write transactions neither keep nor get memos */
+    memo_put(st, "td", "latest", 5);
+    assert_int_equal(barge_store_begin(st, true, &tx, &err), 0);
+    assert_null(barge_store_memo_get(tx, "td", "latest"));
+    barge_store_abort(tx);
+
+    unsigned long hits, misses;
+    barge_store_memo_stats(st, &hits, &misses);
+    assert_true(hits >= 4);
+    assert_true(misses >= 4);
+    barge_store_close(st2);
+}
+
+/* A process killed between COMMIT and stamping its kinds leaves them in
+ * flight: they get no memos until the store is opened afresh by a process
+ * that finds nobody else has it open. */
+static void test_memos_wait_out_a_commit_in_flight(void **state)
+{
+    struct barge_store *st = *state;
+    if (on_pg)
+        return;
+    char mpath[1100];
+    snprintf(mpath, sizeof(mpath), "%s.memo", path);
+    struct store_memo *m = store_memo_open(mpath);
+    assert_non_null(m);
+    uint64_t dirty[4] = {0};
+    unsigned b = store_memo_bucket("td@us-east-1");
+    dirty[b / 64] |= 1ULL << (b % 64);
+    store_memo_commit_begin(m, dirty); /* and never ends */
+    json_t *v = json_integer(1);
+    store_memo_put(m, "td@us-east-1", "latest", store_memo_seq(m), v);
+    assert_null(store_memo_get(m, "td@us-east-1", "latest", store_memo_seq(m)));
+    store_memo_put(m, "task@us-east-1", "x", store_memo_seq(m), v);
+    json_t *got = store_memo_get(m, "task@us-east-1", "x", store_memo_seq(m));
+    assert_non_null(got);
+    json_decref(got);
+    store_memo_free(m);
+
+    /* st still has it open: still in flight */
+    m = store_memo_open(mpath);
+    store_memo_put(m, "td@us-east-1", "latest", store_memo_seq(m), v);
+    assert_null(store_memo_get(m, "td@us-east-1", "latest", store_memo_seq(m)));
+    store_memo_free(m);
+
+    /* once nobody has it open, the next one starts clean */
+    barge_store_close(st);
+    m = store_memo_open(mpath);
+    store_memo_put(m, "td@us-east-1", "latest", store_memo_seq(m), v);
+    got = store_memo_get(m, "td@us-east-1", "latest", store_memo_seq(m));
+    assert_non_null(got);
+    json_decref(got);
+    store_memo_free(m);
+    json_decref(v);
+    struct barge_error *err = NULL;
+    assert_int_equal(barge_store_open(path, &st, &err), 0);
+    *state = st;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -651,6 +792,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_is_exclusive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cached_kind_sees_every_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memos_end_with_a_write_to_their_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memos_wait_out_a_commit_in_flight, setup, teardown),
         cmocka_unit_test(test_rejects_other_uris),
     };
     const struct CMUnitTest pg_only[] = {
