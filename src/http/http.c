@@ -786,7 +786,9 @@ static int add_daemon(struct barge_http_server *srv, const char *listen,
     if (fd < 0)
         return -1;
     const struct barge_http_limits *l = &o->limits;
-    /* The connection timeout is the header timeout; headers_in lengthens it
+    /* One thread is the daemon's own, without a pool (which libmicrohttpd
+     * warns about for a pool of one).
+     * The connection timeout is the header timeout; headers_in lengthens it
      * to the idle timeout once a request's headers are in. */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
@@ -794,12 +796,12 @@ static int add_daemon(struct barge_http_server *srv, const char *listen,
         flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_THREAD_POOL_SIZE, l->threads, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
-        srv, MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        l->header_timeout, MHD_OPTION_CONNECTION_LIMIT, l->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->max_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(32 * 1024), MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, l->threads > 1 ? l->threads : 0, MHD_OPTION_URI_LOG_CALLBACK,
+        uri_cb, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv, MHD_OPTION_NOTIFY_COMPLETED,
+        completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, l->header_timeout, MHD_OPTION_CONNECTION_LIMIT,
+        l->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->max_per_client,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
     if (!d) {
         /* libmicrohttpd closes the socket only once it has started. */
         close(fd);
