@@ -760,7 +760,9 @@ static int bound_port(int fd)
 /* host:port for an address of also_listen. */
 static char *with_port(const char *host, int port)
 {
-    return barge_xasprintf(strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    if (strchr(host, ':'))
+        return barge_xasprintf("[%s]:%d", host, port);
+    return barge_xasprintf("%s:%d", host, port);
 }
 
 static void server_free(struct barge_http_server *srv)
