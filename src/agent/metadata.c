@@ -1,18 +1,13 @@
 /* The task metadata endpoint v4 (see metadata.h): the documents in ECS's
- * field names, Docker-style stats, and the libmicrohttpd server that answers
- * containers. The server listens only on addresses containers reach (the
- * bridge's gateway, loopback), never on every address of the host, and a
- * request is answered only for a known token; each asking container learns
- * about its own task only. */
+ * field names, Docker-style stats, and the listener (src/http) that answers
+ * containers. It listens only on addresses containers reach (the bridge's
+ * gateway, loopback), never on every address of the host, and a request is
+ * answered only for a known token; each asking container learns about its
+ * own task only. */
 #include "agent/metadata.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/timex.h>
 
-#include <errno.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -21,8 +16,7 @@
 #include "common/isotime.h"
 #include "common/json.h"
 #include "common/log.h"
-
-#define MAX_ADDRESSES 4
+#include "http/http.h"
 
 static void set_time(json_t *obj, const char *key, const json_t *from, const char *from_key)
 {
@@ -328,9 +322,7 @@ struct prev_sample {
 struct barge_metadata_server {
     struct barge_runtime *rt;
     struct barge_metadata_ops ops;
-    struct MHD_Daemon *daemons[MAX_ADDRESSES];
-    size_t n_daemons;
-    int port;
+    struct barge_http_server *http;
     pthread_mutex_t lock; /* guards prev */
     struct prev_sample *prev;
     size_t n_prev;
@@ -402,41 +394,45 @@ static json_t *container_stats(struct barge_metadata_server *s, const json_t *sn
     return doc;
 }
 
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, json_t *body)
+static void answer(struct barge_http_resp *resp, int status, json_t *body)
 {
     char *text = barge_json_dump(body);
     json_decref(body);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    barge_http_resp_set(resp, status, "application/json", text, strlen(text));
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-                              const char *method, const char *version, const char *upload,
-                              size_t *upload_size, void **con_cls)
+static json_t *error_doc(const char *message)
 {
-    struct barge_metadata_server *s = cls;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                      json_pack("{s:s}", "error", "only GET is served"));
-    if (barge_str_has_prefix(url, "/v2/credentials/")) {
-        unsigned status = MHD_HTTP_NOT_FOUND;
-        json_t *body = s->ops.credentials(s->ops.ud, url + strlen("/v2/credentials/"), &status);
-        return answer(conn, status, body);
+    return json_pack("{s:s}", "error", message);
+}
+
+static void handle(struct barge_http_req *req, struct barge_http_resp *resp)
+{
+    struct barge_metadata_server *s = req->server;
+    const char *url = req->path;
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        answer(resp, 405, error_doc("only GET is served"));
+        return;
     }
-    if (!barge_str_has_prefix(url, "/v4/"))
-        return answer(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
+    if (barge_str_has_prefix(url, "/v2/credentials/")) {
+        unsigned status = 404;
+        json_t *body = s->ops.credentials(s->ops.ud, url + strlen("/v2/credentials/"), &status);
+        answer(resp, (int)status, body);
+        return;
+    }
+    if (!barge_str_has_prefix(url, "/v4/")) {
+        answer(resp, 404, error_doc("not found"));
+        return;
+    }
     const char *tok = url + 4;
     size_t tlen = strcspn(tok, "/");
     _cleanup_free_ char *token = barge_xstrndup(tok, tlen);
     const char *rest = tok + tlen;
     _cleanup_json_ json_t *snap = s->ops.snapshot(s->ops.ud, token);
-    if (!snap)
-        return answer(conn, MHD_HTTP_NOT_FOUND,
-                      json_pack("{s:s}", "error", "unknown container metadata path"));
+    if (!snap) {
+        answer(resp, 404, error_doc("unknown container metadata path"));
+        return;
+    }
     size_t self = (size_t)barge_json_int(snap, "self", 0);
     json_t *body;
     if (strcmp(rest, "") == 0 || strcmp(rest, "/") == 0) {
@@ -458,42 +454,34 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 json_object_set_new(body, id, container_stats(s, snap, i));
         }
     } else {
-        return answer(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
+        answer(resp, 404, error_doc("not found"));
+        return;
     }
-    return answer(conn, MHD_HTTP_OK, body);
+    answer(resp, 200, body);
 }
 
-/* A listening socket on addr:port. IP_FREEBIND because the bridge may not
- * have its address yet; the socket accepts once it does. */
-static int listen_on(const char *addr, int port, int *out_port, struct barge_error **err)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
-        return barge_error_set(err, BARGE_ERR_INVALID, "invalid metadata address '%s'", addr);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return barge_error_set_errno(err, BARGE_ERR_IO, "socket");
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return barge_error_set_errno(err, e == EADDRINUSE ? BARGE_ERR_CONFLICT : BARGE_ERR_IO,
-                                     "cannot listen on %s:%d", addr, port);
-    }
-    socklen_t len = sizeof(sa);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    *out_port = ntohs(sa.sin_port);
-    return fd;
-}
+/* Every path: the handler answers 404 itself, in JSON. Requests carry no
+ * body worth reading. */
+static const struct barge_http_route routes[] = {
+    {"", handle, 4096, NULL},
+    {NULL, NULL, 0, NULL},
+};
 
-static void close_fds(int *fds, size_t n)
+/* The metadata listener on addresses at port. One or two threads per
+ * address are plenty: answers are small and built from memory and a few
+ * cgroup files (a credentials request may wait on barged, as before). */
+static int listen_at(struct barge_metadata_server *s, const char *const *addresses, int port,
+                     struct barge_error **err)
 {
-    for (size_t i = 0; i < n; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+    struct barge_http_options o = {
+        .limits = {.threads = 2, .idle_timeout = 10, .max_connections = 128},
+        .also_listen = addresses[1] ? addresses + 1 : NULL,
+        /* The bridge may not have its address yet; the socket accepts once
+         * it does. */
+        .freebind = true,
+    };
+    _cleanup_free_ char *first = barge_xasprintf("%s:%d", addresses[0], port);
+    return barge_http_start(first, routes, s, &o, &s->http, err);
 }
 
 int barge_metadata_server_start(struct barge_runtime *rt, const char *const *addresses, int port,
@@ -501,54 +489,22 @@ int barge_metadata_server_start(struct barge_runtime *rt, const char *const *add
                                 struct barge_metadata_server **out, struct barge_error **err)
 {
     *out = NULL;
-    int fds[MAX_ADDRESSES];
-    size_t n = 0;
-    int want = port;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        n = 0;
-        int got = want;
-        _cleanup_error_ struct barge_error *e = NULL;
-        for (const char *const *a = addresses; *a && n < MAX_ADDRESSES; a++) {
-            int fd = listen_on(*a, got, &got, &e);
-            if (fd < 0)
-                break;
-            fds[n++] = fd;
-        }
-        if (!e) {
-            want = got;
-            break;
-        }
-        close_fds(fds, n);
-        n = 0;
-        if (attempt == 0 && fallback && e->code == BARGE_ERR_CONFLICT && want != 0) {
-            barge_warn("%s; the metadata endpoint takes another port", e->message);
-            want = 0;
-            continue;
-        }
-        return barge_error_set(err, e->code, "%s", e->message);
-    }
+    if (!addresses[0])
+        return barge_error_set(err, BARGE_ERR_INVALID, "no metadata address");
     struct barge_metadata_server *s = barge_xcalloc(1, sizeof(*s));
     s->rt = rt;
     s->ops = *ops;
-    s->port = want;
     pthread_mutex_init(&s->lock, NULL);
-    for (size_t i = 0; i < n; i++) {
-        /* One polling thread per address is plenty: answers are small and
-         * built from memory and a few cgroup files. */
-        s->daemons[i] = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-            handle, s, MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)128, MHD_OPTION_END);
-        if (!s->daemons[i]) {
-            close_fds(fds + i, n - i);
-            s->n_daemons = i;
-            barge_metadata_server_stop(s);
-            return barge_error_set(err, BARGE_ERR_IO,
-                                   "cannot start the metadata endpoint on "
-                                   "'%s'",
-                                   addresses[i]);
-        }
-        s->n_daemons = i + 1;
+    _cleanup_error_ struct barge_error *e = NULL;
+    int r = listen_at(s, addresses, port, &e);
+    if (r < 0 && fallback && e->code == BARGE_ERR_CONFLICT && port != 0) {
+        barge_warn("%s; the metadata endpoint takes another port", e->message);
+        barge_error_free(barge_steal(&e));
+        r = listen_at(s, addresses, 0, &e);
+    }
+    if (r < 0) {
+        barge_metadata_server_stop(s);
+        return barge_error_set(err, e->code, "%s", e->message);
     }
     *out = s;
     return 0;
@@ -556,15 +512,14 @@ int barge_metadata_server_start(struct barge_runtime *rt, const char *const *add
 
 int barge_metadata_server_port(const struct barge_metadata_server *s)
 {
-    return s->port;
+    return barge_http_port(s->http);
 }
 
 void barge_metadata_server_stop(struct barge_metadata_server *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n_daemons; i++)
-        MHD_stop_daemon(s->daemons[i]);
+    barge_http_stop(s->http);
     for (size_t i = 0; i < s->n_prev; i++)
         json_decref(s->prev[i].s.networks);
     free(s->prev);

@@ -5,11 +5,6 @@
  * host, so barged's rates stay right across one. */
 #include "agent/stats.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
-#include <microhttpd.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +14,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/prom.h"
+#include "http/http.h"
 
 struct barge_stats {
     struct barge_agent *agent;
@@ -27,8 +23,7 @@ struct barge_stats {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
-    struct MHD_Daemon *daemon;
-    int port;
+    struct barge_http_server *http;
     uint64_t reports_ok, reports_failed;
 };
 
@@ -173,79 +168,23 @@ static char *render(struct barge_stats *st)
     return barge_prom_finish(&p, NULL);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+static void on_request(struct barge_http_req *req, struct barge_http_resp *resp)
 {
-    struct barge_stats *st = cls;
-    if (!*con_cls) {
-        *con_cls = st; /* first call: headers only */
-        return MHD_YES;
-    }
-    *upload_data_size = 0;
-    unsigned status = MHD_HTTP_OK;
-    const char *type = BARGE_PROM_CONTENT_TYPE;
-    char *body;
-    if (strcmp(url, "/metrics") != 0) {
-        status = MHD_HTTP_NOT_FOUND;
-        type = "text/plain";
-        body = barge_xstrdup("not found\n");
-    } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        status = MHD_HTTP_METHOD_NOT_ALLOWED;
-        type = "text/plain";
-        body = barge_xstrdup("use GET\n");
+    struct barge_stats *st = req->server;
+    if (strcmp(req->path, "/metrics") != 0) {
+        barge_http_resp_set(resp, 404, "text/plain", barge_xstrdup("not found\n"), 10);
+    } else if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        barge_http_resp_set(resp, 405, "text/plain", barge_xstrdup("use GET\n"), 8);
     } else {
-        body = render(st);
+        char *body = render(st);
+        barge_http_resp_set(resp, 200, BARGE_PROM_CONTENT_TYPE, body, strlen(body));
     }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", type);
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
 }
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct barge_error **err)
-{
-    memset(ss, 0, sizeof(*ss));
-    _cleanup_free_ char *copy = barge_xstrdup(listen);
-    char *host = copy, *port;
-    if (host[0] == '[') {
-        char *close_br = strchr(host, ']');
-        if (!close_br || close_br[1] != ':')
-            goto bad;
-        *close_br = '\0';
-        host++;
-        port = close_br + 2;
-    } else {
-        char *colon = strrchr(host, ':');
-        if (!colon)
-            goto bad;
-        *colon = '\0';
-        port = colon + 1;
-    }
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (!*port || *end || p < 0 || p > 65535)
-        goto bad;
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (!*host || strcmp(host, "localhost") == 0)
-        host = !*host ? "0.0.0.0" : "127.0.0.1";
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)p);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)p);
-        return 0;
-    }
-bad:
-    return barge_error_set(err, BARGE_ERR_INVALID,
-                           "invalid metrics listen address '%s': expected IP:PORT", listen);
-}
+static const struct barge_http_route routes[] = {
+    {"", on_request, 4096, NULL},
+    {NULL, NULL, 0, NULL},
+};
 
 int barge_stats_start(struct barge_agent *agent, int interval_ms, const char *listen,
                       struct barge_stats **out, struct barge_error **err)
@@ -259,24 +198,15 @@ int barge_stats_start(struct barge_agent *agent, int interval_ms, const char *li
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&st->wake, &attr);
     pthread_condattr_destroy(&attr);
-    if (listen) {
-        struct sockaddr_storage ss;
-        if (parse_listen(listen, &ss, err) < 0) {
-            free(st);
-            return -1;
-        }
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-        if (ss.ss_family == AF_INET6)
-            flags |= MHD_USE_IPv6;
-        st->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, st, MHD_OPTION_SOCK_ADDR,
-                                      (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT,
-                                      (unsigned)30, MHD_OPTION_END);
-        if (!st->daemon) {
-            free(st);
-            return barge_error_set(err, BARGE_ERR_IO, "cannot listen on '%s' for metrics", listen);
-        }
-        const union MHD_DaemonInfo *di = MHD_get_daemon_info(st->daemon, MHD_DAEMON_INFO_BIND_PORT);
-        st->port = di ? di->port : 0;
+    /* One thread: a scrape now and then, rendered from memory and cgroup
+     * files. */
+    struct barge_http_options o = {
+        .limits = {.threads = 1, .idle_timeout = 30, .max_connections = 64}};
+    if (listen && barge_http_start(listen, routes, st, &o, &st->http, err) < 0) {
+        pthread_mutex_destroy(&st->lock);
+        pthread_cond_destroy(&st->wake);
+        free(st);
+        return barge_error_wrap(err, "--metrics-listen");
     }
     if (pthread_create(&st->thread, NULL, run, st) != 0)
         abort();
@@ -286,7 +216,7 @@ int barge_stats_start(struct barge_agent *agent, int interval_ms, const char *li
 
 int barge_stats_port(const struct barge_stats *st)
 {
-    return st ? st->port : 0;
+    return st && st->http ? barge_http_port(st->http) : 0;
 }
 
 void barge_stats_stop(struct barge_stats *st)
@@ -298,8 +228,7 @@ void barge_stats_stop(struct barge_stats *st)
     pthread_cond_broadcast(&st->wake);
     pthread_mutex_unlock(&st->lock);
     pthread_join(st->thread, NULL);
-    if (st->daemon)
-        MHD_stop_daemon(st->daemon);
+    barge_http_stop(st->http);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->wake);
     free(st);

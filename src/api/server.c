@@ -380,6 +380,19 @@ const struct barge_http_route *barge_server_metrics_routes(void)
     return metrics_routes;
 }
 
+/* A handler works in the default region until its request names another
+ * (barge_api_authenticate), and leaves none to the next. */
+static void default_region(void *server)
+{
+    barge_store_use_region(NULL);
+}
+
+struct barge_http_options barge_server_http_options(void)
+{
+    return (struct barge_http_options){.request_id_header = "x-amzn-RequestId",
+                                       .thread_reset = default_region};
+}
+
 /* Housekeeping that is not urgent enough for its own loop. */
 static void region_housekeeping(struct barge_server *srv);
 

@@ -72,6 +72,9 @@ int barge_api_console_reap(struct barge_server *srv, struct barge_error **err);
 const struct barge_http_route *barge_server_routes(void);
 /* The routes of the --metrics-listen listener: GET /metrics only. */
 const struct barge_http_route *barge_server_metrics_routes(void);
+/* The options barged's listeners start from: AWS's request id header, and a
+ * handler's thread back in the default region after each request. */
+struct barge_http_options barge_server_http_options(void);
 
 /* Periodic housekeeping: in every barged, the registry's idle uploads and
  * local blob files; in the leader also the store-wide work (purging deleted

@@ -481,7 +481,7 @@ int main(int argc, char **argv)
     struct barge_control_config control = {
         .host_grace_seconds = 60, .task_stable_seconds = 30, .autoscale_interval = 15};
     bool write_profile = true;
-    struct barge_http_limits http_limits = {0};
+    struct barge_http_options http_opts = barge_server_http_options();
     int c;
     int option_index = 0;
     while ((c = getopt_long(argc, argv, "h", opts, &option_index)) != -1) {
@@ -552,11 +552,11 @@ int main(int argc, char **argv)
                         opts[option_index].name, max, optarg);
                 return 2;
             }
-            unsigned *dst = c == OPT_HTTP_THREADS      ? &http_limits.threads
-                            : c == OPT_HEADER_TIMEOUT  ? &http_limits.header_timeout
-                            : c == OPT_IDLE_TIMEOUT    ? &http_limits.idle_timeout
-                            : c == OPT_MAX_CONNECTIONS ? &http_limits.max_connections
-                                                       : &http_limits.max_per_client;
+            unsigned *dst = c == OPT_HTTP_THREADS      ? &http_opts.limits.threads
+                            : c == OPT_HEADER_TIMEOUT  ? &http_opts.limits.header_timeout
+                            : c == OPT_IDLE_TIMEOUT    ? &http_opts.limits.idle_timeout
+                            : c == OPT_MAX_CONNECTIONS ? &http_opts.limits.max_connections
+                                                       : &http_opts.limits.max_per_client;
             *dst = (unsigned)v;
             break;
         }
@@ -683,10 +683,10 @@ int main(int argc, char **argv)
     /* Connections beyond the descriptors left would fail to be accepted:
      * the default keeps some for the store, the registry and the agents. */
     rlim_t fds = raise_fd_limit();
-    if (!http_limits.max_connections && fds != RLIM_INFINITY && fds < 16384 + 512)
-        http_limits.max_connections = fds > 1024 ? (unsigned)(fds - 512) : (unsigned)fds / 2;
+    if (!http_opts.limits.max_connections && fds != RLIM_INFINITY && fds < 16384 + 512)
+        http_opts.limits.max_connections = fds > 1024 ? (unsigned)(fds - 512) : (unsigned)fds / 2;
     struct barge_http_server *http = NULL;
-    if (barge_http_start(cfg->listen, barge_server_routes(), &srv, &http_limits, &http, &err) < 0) {
+    if (barge_http_start(cfg->listen, barge_server_routes(), &srv, &http_opts, &http, &err) < 0) {
         fprintf(stderr, "barged: %s\n", err->message);
         barge_registry_free(srv.registry);
         barge_store_close(srv.store);
@@ -703,8 +703,9 @@ int main(int argc, char **argv)
         barge_store_close(srv.store);
         return 1;
     }
+    struct barge_http_options metrics_opts = barge_server_http_options();
     if (cfg->metrics_listen && barge_http_start(cfg->metrics_listen, barge_server_metrics_routes(),
-                                                &srv, NULL, &srv.metrics_http, &err) < 0) {
+                                                &srv, &metrics_opts, &srv.metrics_http, &err) < 0) {
         fprintf(stderr, "barged: --metrics-listen: %s\n", err->message);
         barge_server_set_http(&srv, NULL);
         barge_http_stop(http);

@@ -21,9 +21,11 @@
 
 #include "common/ids.h"
 #include "common/log.h"
-#include "store/store.h"
 
 struct conn_state;
+
+/* One daemon per address: libmicrohttpd serves one listening socket each. */
+#define MAX_ADDRESSES 8
 
 /* Per connection (libmicrohttpd's socket context): whether a request is in
  * progress, whether the last one left the connection open, and since when
@@ -42,12 +44,15 @@ struct sock_state {
 };
 
 struct barge_http_server {
-    struct MHD_Daemon *daemon;
+    struct MHD_Daemon *daemons[MAX_ADDRESSES];
+    size_t n_daemons;
     const struct barge_http_route *routes;
     void *server;
     int port;
     unsigned header_timeout;
     unsigned idle_timeout;
+    const char *request_id_header;
+    void (*thread_reset)(void *server);
     /* Parked requests: a list (park_lock), the earliest deadline the timer
      * thread sleeps towards, and how many are suspended (parked, or resumed
      * and not yet run again: libmicrohttpd must not stop with any). */
@@ -513,7 +518,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct conn_state 
     }
     resp->body = NULL;
     resp->fd = -1;
-    MHD_add_response_header(r, "x-amzn-RequestId", cs->req.request_id);
+    if (cs->http->request_id_header)
+        MHD_add_response_header(r, cs->http->request_id_header, cs->req.request_id);
     for (size_t i = 0; i < resp->n_headers; i++)
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
     free_headers(resp->headers, resp->n_headers);
@@ -537,6 +543,12 @@ static void client_addr(struct MHD_Connection *conn, char *addr, size_t len)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr,
                       (socklen_t)len);
     }
+}
+
+static void thread_reset(struct barge_http_server *srv)
+{
+    if (srv->thread_reset)
+        srv->thread_reset(srv->server);
 }
 
 /* First call for a request: its headers are in, no body yet. */
@@ -571,8 +583,9 @@ static void headers_in(struct barge_http_server *srv, struct MHD_Connection *con
         cs->started = true;
         cs->early_resp = (struct barge_http_resp){.status = 200, .fd = -1};
         barge_log_set_request_id(cs->req.request_id);
+        thread_reset(srv);
         enum barge_http_body_mode mode = cs->route->stream->start(&cs->req, &cs->early_resp);
-        barge_store_use_region(NULL);
+        thread_reset(srv);
         barge_log_set_request_id(NULL);
         if (mode == BARGE_HTTP_BODY_REFUSE) {
             cs->refused = true;
@@ -646,11 +659,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     unsuspended(cs);
     struct barge_http_resp resp = {.status = 200, .fd = -1};
     barge_log_set_request_id(cs->req.request_id);
-    /* A handler works in the default region until its request names
-     * another (barge_api_authenticate), and leaves none to the next. */
-    barge_store_use_region(NULL);
+    thread_reset(srv);
     cs->route->handler(&cs->req, &resp);
-    barge_store_use_region(NULL);
+    thread_reset(srv);
     barge_log_set_request_id(NULL);
     if (cs->suspended) {
         /* Parked: the handler answers on a later run. */
@@ -710,31 +721,125 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct 
     return 0;
 }
 
-int barge_http_start(const char *listen, const struct barge_http_route *routes, void *server,
-                     const struct barge_http_limits *limits, struct barge_http_server **out,
-                     struct barge_error **err)
+/* A listening socket on ss, or -1. Bound here rather than by libmicrohttpd
+ * to tell an address in use apart and to bind with IP_FREEBIND. */
+static int open_listener(const struct sockaddr_storage *ss, bool freebind, const char *name,
+                         struct barge_error **err)
 {
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return barge_error_set_errno(err, BARGE_ERR_IO, "cannot listen on '%s'", name);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (freebind)
+        setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 4096) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return barge_error_set_errno(err, e == EADDRINUSE ? BARGE_ERR_CONFLICT : BARGE_ERR_IO,
+                                     "cannot listen on '%s'", name);
+    }
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* host:port for an address of also_listen. */
+static char *with_port(const char *host, int port)
+{
+    if (strchr(host, ':'))
+        return barge_xasprintf("[%s]:%d", host, port);
+    return barge_xasprintf("%s:%d", host, port);
+}
+
+static void server_free(struct barge_http_server *srv)
+{
+    for (size_t i = 0; i < srv->n_daemons; i++)
+        MHD_stop_daemon(srv->daemons[i]);
+    pthread_cond_destroy(&srv->park_cond);
+    pthread_mutex_destroy(&srv->park_lock);
+    free(srv);
+}
+
+/* Adds a daemon serving listen; the first one sets the server's port. */
+static int add_daemon(struct barge_http_server *srv, const char *listen,
+                      const struct barge_http_options *o, struct barge_error **err)
+{
+    if (srv->n_daemons == MAX_ADDRESSES)
+        return barge_error_set(err, BARGE_ERR_INVALID, "too many listen addresses (at most %d)",
+                               MAX_ADDRESSES);
     struct sockaddr_storage ss;
     if (parse_listen(listen, &ss, err) < 0)
         return -1;
-    struct barge_http_limits l = limits ? *limits : (struct barge_http_limits){0};
-    if (!l.threads) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        l.threads = cpus > 2 ? (unsigned)cpus * 2 : 4;
+    int fd = open_listener(&ss, o->freebind, listen, err);
+    if (fd < 0)
+        return -1;
+    const struct barge_http_limits *l = &o->limits;
+    /* One thread is the daemon's own, without a pool (which libmicrohttpd
+     * warns about for a pool of one).
+     * The connection timeout is the header timeout; headers_in lengthens it
+     * to the idle timeout once a request's headers are in. */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_THREAD_POOL_SIZE, l->threads > 1 ? l->threads : 0, MHD_OPTION_URI_LOG_CALLBACK,
+        uri_cb, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv, MHD_OPTION_NOTIFY_COMPLETED,
+        completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, l->header_timeout, MHD_OPTION_CONNECTION_LIMIT,
+        l->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->max_per_client,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
+    if (!d) {
+        /* libmicrohttpd closes the socket only once it has started. */
+        close(fd);
+        return barge_error_set(err, BARGE_ERR_IO, "cannot serve HTTP on '%s'", listen);
     }
-    if (!l.header_timeout)
-        l.header_timeout = 10;
-    if (!l.idle_timeout)
-        l.idle_timeout = 60;
-    if (!l.max_connections)
-        l.max_connections = 16384;
-    if (!l.max_per_client)
-        l.max_per_client = 512;
+    if (srv->n_daemons == 0)
+        srv->port = bound_port(fd);
+    srv->daemons[srv->n_daemons++] = d;
+    return 0;
+}
+
+int barge_http_start(const char *listen, const struct barge_http_route *routes, void *server,
+                     const struct barge_http_options *opts, struct barge_http_server **out,
+                     struct barge_error **err)
+{
+    struct barge_http_options o = opts ? *opts : (struct barge_http_options){0};
+    struct barge_http_limits *l = &o.limits;
+    if (!l->threads) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        l->threads = cpus > 2 ? (unsigned)cpus * 2 : 4;
+    }
+    if (!l->header_timeout)
+        l->header_timeout = 10;
+    if (!l->idle_timeout)
+        l->idle_timeout = 60;
+    if (!l->max_connections)
+        l->max_connections = 16384;
+    if (!l->max_per_client)
+        l->max_per_client = 512;
     struct barge_http_server *srv = barge_xcalloc(1, sizeof(*srv));
     srv->routes = routes;
     srv->server = server;
-    srv->header_timeout = l.header_timeout;
-    srv->idle_timeout = l.idle_timeout;
+    srv->header_timeout = l->header_timeout;
+    srv->idle_timeout = l->idle_timeout;
+    srv->request_id_header = o.request_id_header;
+    srv->thread_reset = o.thread_reset;
     pthread_mutex_init(&srv->park_lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -742,31 +847,21 @@ int barge_http_start(const char *listen, const struct barge_http_route *routes, 
     pthread_cond_init(&srv->park_cond, &attr);
     pthread_condattr_destroy(&attr);
     srv->next_deadline = INT64_MAX;
-    /* The connection timeout is the header timeout; headers_in lengthens it
-     * to the idle timeout once a request's headers are in. */
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, l.threads, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
-        srv, MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        l.header_timeout, MHD_OPTION_CONNECTION_LIMIT, l.max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, l.max_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
-    if (!srv->daemon || pthread_create(&srv->timer, NULL, timer_main, srv) != 0) {
-        if (srv->daemon)
-            MHD_stop_daemon(srv->daemon);
-        pthread_cond_destroy(&srv->park_cond);
-        pthread_mutex_destroy(&srv->park_lock);
-        free(srv);
-        return barge_error_set(err, BARGE_ERR_IO, "cannot listen on '%s' (is the address in use?)",
-                               listen);
+    if (add_daemon(srv, listen, &o, err) < 0) {
+        server_free(srv);
+        return -1;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = di ? di->port : 0;
+    for (const char *const *a = o.also_listen; a && *a; a++) {
+        _cleanup_free_ char *more = with_port(*a, srv->port);
+        if (add_daemon(srv, more, &o, err) < 0) {
+            server_free(srv);
+            return -1;
+        }
+    }
+    if (pthread_create(&srv->timer, NULL, timer_main, srv) != 0) {
+        server_free(srv);
+        return barge_error_set(err, BARGE_ERR_IO, "cannot start the timer thread of '%s'", listen);
+    }
     *out = srv;
     return 0;
 }
@@ -798,8 +893,5 @@ void barge_http_stop(struct barge_http_server *srv)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    MHD_stop_daemon(srv->daemon);
-    pthread_cond_destroy(&srv->park_cond);
-    pthread_mutex_destroy(&srv->park_lock);
-    free(srv);
+    server_free(srv);
 }

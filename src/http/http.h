@@ -1,12 +1,13 @@
-/* The HTTP server: one libmicrohttpd listener (epoll, a small pool of worker
- * threads) that buffers the request, routes it by path and headers and sends
- * the response a handler built. Handlers run on the pool's threads, so they
- * must not wait for long: a long poll parks its request instead
- * (barge_http_req_park) and is run again when woken.
- *
- * Routes: "POST /" with X-Amz-Target goes to the AWS JSON 1.1 dispatcher
- * (json11.c); "/v2/..." to the registry; "/agent/..." to the agent channel;
- * "/metrics" to metrics; anything else to the S3 (rest-xml) handler. */
+/* The HTTP server of every barge listener (barged's API and /metrics, the
+ * agent's task metadata endpoint and /metrics): libmicrohttpd in epoll mode
+ * with a small pool of worker threads per address, which buffers the request,
+ * routes it by path prefix and sends the response a handler built. Every
+ * listener gets the same defences: a header timeout, an idle timeout, a limit
+ * of connections per client and a 400 for a request line that is not HTTP.
+ * Handlers run on the pool's threads, so they must not wait for long: a long
+ * poll parks its request instead (barge_http_req_park) and is run again when
+ * woken. What a listener serves is its caller's affair (its route table and
+ * options); nothing here knows of AWS or the store. */
 #ifndef BARGE_HTTP_HTTP_H
 #define BARGE_HTTP_HTTP_H
 
@@ -33,7 +34,7 @@ struct barge_http_req {
     size_t body_len;
     char request_id[37];
     const char *remote_addr;
-    void *server;    /* the struct barge_server serving this request */
+    void *server;    /* barge_http_start's server argument */
     void *stream_ud; /* a streaming route's per-request state (see below) */
     /* What a parked handler keeps between its runs (0 and NULL on the first
      * run): its deadline (barge_monotonic_ms) and a string it owns, freed
@@ -124,14 +125,32 @@ struct barge_http_limits {
     unsigned max_per_client;  /* open connections from one IP address (default 512) */
 };
 
-/* Starts listening on host:port ("127.0.0.1:4566"; port 0 picks one).
- * routes is a NULL-handler-terminated array tried in order; the first route
- * whose prefix matches the path serves the request. server is passed to
- * handlers in req->server. limits may be NULL (defaults). */
+/* A listener's settings; zero or NULL in a field picks its default. */
+struct barge_http_options {
+    struct barge_http_limits limits; /* threads and connection limits count per address */
+    /* More addresses (IP literals without a port, NULL-terminated) served on
+     * the port the first one got. */
+    const char *const *also_listen;
+    /* Bind addresses the host does not have yet (IP_FREEBIND): a bridge
+     * gets its address when its first task joins it. */
+    bool freebind;
+    /* The response header that carries each request's id; NULL: none. */
+    const char *request_id_header;
+    /* Runs on the worker thread before and after each handler and stream
+     * start, with the server argument: it clears what a handler may leave in
+     * its thread for the next request. */
+    void (*thread_reset)(void *server);
+};
+
+/* Starts listening on host:port ("127.0.0.1:4566"; port 0 picks one) and
+ * on opts->also_listen. routes is a NULL-handler-terminated array tried in
+ * order; the first route whose prefix matches the path serves the request.
+ * server is passed to handlers in req->server. opts may be NULL (defaults).
+ * An address in use fails with BARGE_ERR_CONFLICT. */
 int barge_http_start(const char *listen, const struct barge_http_route *routes, void *server,
-                     const struct barge_http_limits *limits, struct barge_http_server **out,
+                     const struct barge_http_options *opts, struct barge_http_server **out,
                      struct barge_error **err);
-/* The port actually bound. */
+/* The port actually bound (the same on every address). */
 int barge_http_port(const struct barge_http_server *srv);
 /* Answers parked requests (their handlers run once more and must answer),
  * then closes every connection and the listener. */

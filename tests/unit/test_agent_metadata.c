@@ -1,6 +1,6 @@
 /* The task metadata endpoint's documents (ECS v4 field names from an engine
- * snapshot), Docker-style stats, and task volume resolution (mountPoints,
- * volumesFrom, host and task-scoped volumes). */
+ * snapshot), Docker-style stats, its listener's port choice, and task volume
+ * resolution (mountPoints, volumesFrom, host and task-scoped volumes). */
 /* cmocka.h needs these first. */
 /* clang-format off */
 #include <setjmp.h>
@@ -11,6 +11,12 @@
 
 #include <cmocka.h>
 /* clang-format on */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <unistd.h>
 
 #include "agent/metadata.h"
 #include "agent/volumes.h"
@@ -288,12 +294,60 @@ static void test_credentials(void **state)
     assert_false(barge_metadata_credentials_fresh(1000, 1000 + 21600, 900));
 }
 
+static json_t *no_snapshot(void *ud, const char *token)
+{
+    return NULL;
+}
+
+static json_t *no_credentials(void *ud, const char *id, unsigned *status)
+{
+    *status = 404;
+    return json_pack("{s:s}", "id", id);
+}
+
+/* A listener on 127.0.0.1 that takes a port away from the endpoint. */
+static int occupy(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static void test_port_taken(void **state)
+{
+    (void)state;
+    int port;
+    int fd = occupy(&port);
+    const char *addrs[] = {"127.0.0.1", "127.0.0.2", NULL};
+    struct barge_metadata_ops ops = {no_snapshot, no_credentials, NULL};
+    struct barge_metadata_server *s = NULL;
+    _cleanup_error_ struct barge_error *err = NULL;
+    /* The port asked for is taken: an error naming it, ... */
+    assert_int_equal(barge_metadata_server_start(NULL, addrs, port, false, &ops, &s, &err), -1);
+    assert_int_equal(err->code, BARGE_ERR_CONFLICT);
+    char where[32];
+    snprintf(where, sizeof(where), "127.0.0.1:%d", port);
+    assert_non_null(strstr(err->message, where));
+    assert_null(s);
+    /* ... or, as the default port is, another one on every address. */
+    assert_int_equal(barge_metadata_server_start(NULL, addrs, port, true, &ops, &s, &err), 0);
+    int got = barge_metadata_server_port(s);
+    assert_true(got > 0 && got != port);
+    barge_metadata_server_stop(s);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_container_doc), cmocka_unit_test(test_task_doc),
         cmocka_unit_test(test_stats),         cmocka_unit_test(test_volumes),
-        cmocka_unit_test(test_credentials),
+        cmocka_unit_test(test_credentials),   cmocka_unit_test(test_port_taken),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include <fcntl.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -24,40 +23,21 @@
 
 #include "cli/cli.h"
 #include "common/json.h"
+#include "http/http.h"
 
 /* ---- the stand-in ---- */
 
-static struct MHD_Daemon *daemon_;
+static struct barge_http_server *server;
 static int port;
 static json_t *answers;  /* {"Target": {status, body}} or {"/v2/...": ...} */
 static json_t *requests; /* [{"target": t, "body": {...}}] */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-struct conn {
-    char *body;
-    size_t len;
-};
-
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *upload,
-                              size_t *upload_size, void **ctx)
+static void handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
-    struct conn *cn = *ctx;
-    if (!cn) {
-        *ctx = barge_xcalloc(1, sizeof(struct conn));
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        cn->body = barge_xrealloc(cn->body, cn->len + *upload_size + 1);
-        memcpy(cn->body + cn->len, upload, *upload_size);
-        cn->len += *upload_size;
-        cn->body[cn->len] = '\0';
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    const char *target = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Target");
-    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    const char *key = target ? target : url;
+    const char *target = barge_http_req_header(req, "X-Amz-Target");
+    const char *auth = barge_http_req_header(req, "Authorization");
+    const char *key = target ? target : req->path;
     int status = 400;
     char *text = NULL;
     pthread_mutex_lock(&lock);
@@ -71,28 +51,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         text = barge_xasprintf("{\"__type\": \"UnknownOperationException\", \"message\": \"%s\"}",
                                key);
     }
-    json_t *body = cn->body ? json_loads(cn->body, 0, NULL) : NULL;
+    json_t *body = req->body_len ? json_loads(req->body, 0, NULL) : NULL;
     json_array_append_new(
         requests, json_pack("{s:s, s:o}", "target", key, "body", body ? body : json_null()));
     pthread_mutex_unlock(&lock);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/x-amz-json-1.1");
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ret;
+    barge_http_resp_set(resp, status, "application/x-amz-json-1.1", text, strlen(text));
 }
 
-static void completed(void *cls, struct MHD_Connection *c, void **ctx,
-                      enum MHD_RequestTerminationCode code)
-{
-    struct conn *cn = *ctx;
-    if (cn) {
-        free(cn->body);
-        free(cn);
-    }
-    *ctx = NULL;
-}
+static const struct barge_http_route routes[] = {
+    {"", handle, 1024 * 1024, NULL},
+    {NULL, NULL, 0, NULL},
+};
 
 static void answer(const char *key, int status, const char *body)
 {
@@ -126,12 +95,10 @@ static int setup(void **state)
 {
     answers = json_object();
     requests = json_array();
-    daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                               NULL, NULL, handle, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed,
-                               NULL, MHD_OPTION_END);
-    if (!daemon_)
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (barge_http_start("127.0.0.1:0", routes, NULL, NULL, &server, &err) < 0)
         return -1;
-    port = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT)->port;
+    port = barge_http_port(server);
     snprintf(dir, sizeof(dir), "/tmp/barge-aws-XXXXXX");
     if (!mkdtemp(dir) || !getcwd(cwd, sizeof(cwd)))
         return -1;
@@ -140,7 +107,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    MHD_stop_daemon(daemon_);
+    barge_http_stop(server);
     json_decref(answers);
     json_decref(requests);
     if (chdir(cwd) < 0)

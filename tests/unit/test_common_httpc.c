@@ -1,8 +1,7 @@
 /* The shared HTTP client (common/httpc.h) and SigV4-signed requests over it
- * (barge_aws_perform, common/awsapi.h), against a real HTTP server on
- * 127.0.0.1 that echoes what it received and verifies signatures with the
- * same verifier barged uses. */
-#include <microhttpd.h>
+ * (barge_aws_perform, common/awsapi.h), against barge's own HTTP server
+ * (http/http.h) on 127.0.0.1 that echoes what it received and verifies
+ * signatures with the same verifier barged uses. */
 #include <string.h>
 #include <time.h>
 
@@ -17,28 +16,10 @@
 
 #include "common/awsapi.h"
 #include "common/httpc.h"
+#include "http/http.h"
 
-static struct MHD_Daemon *daemon_;
+static struct barge_http_server *server;
 static int port;
-
-struct conn {
-    struct barge_buf body;
-};
-
-struct headers {
-    struct barge_kv kv[32];
-    size_t n;
-};
-
-static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value)
-{
-    (void)kind;
-    struct headers *h = cls;
-    if (h->n < BARGE_ARRAY_SIZE(h->kv))
-        h->kv[h->n++] = (struct barge_kv){key, value ? value : ""};
-    return MHD_YES;
-}
 
 static int lookup(const char *access_key_id, void *ud, struct barge_sigv4_credentials *out,
                   struct barge_error **err)
@@ -53,99 +34,72 @@ static int lookup(const char *access_key_id, void *ud, struct barge_sigv4_creden
     return 1;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, int status, char *text, const char *hname,
-                             const char *hvalue)
+static void reply(struct barge_http_resp *resp, int status, char *text)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (hname)
-        MHD_add_response_header(r, hname, hvalue);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ret;
+    barge_http_resp_set(resp, status, "text/plain", text, strlen(text));
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *upload,
-                              size_t *upload_size, void **ctx)
+static void handle(struct barge_http_req *req, struct barge_http_resp *resp)
 {
-    (void)cls;
-    (void)version;
-    struct conn *cn = *ctx;
-    if (!cn) {
-        *ctx = barge_xcalloc(1, sizeof(struct conn));
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        barge_buf_addn(&cn->body, upload, *upload_size);
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    if (strcmp(url, "/big") == 0) {
+    if (strcmp(req->path, "/big") == 0) {
         char *text = barge_xmalloc(5001);
         memset(text, 'b', 5000);
         text[5000] = '\0';
-        return reply(c, 200, text, NULL, NULL);
+        reply(resp, 200, text);
+        return;
     }
-    if (strcmp(url, "/challenge") == 0)
-        return reply(c, 401, barge_xstrdup("{}"), "WWW-Authenticate",
-                     "Bearer realm=\"http://127.0.0.1/token\",service=\"test\"");
-    if (strncmp(url, "/signed", 7) == 0) {
-        struct headers h = {0};
-        MHD_get_connection_values(c, MHD_HEADER_KIND, collect, &h);
-        /* The query as sent: MHD hands over only the path. */
-        const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "a");
-        struct barge_sigv4_request sr = {.method = method,
-                                         .raw_path = url,
-                                         .raw_query = q ? "a=1%202" : "",
-                                         .headers = h.kv,
-                                         .n_headers = h.n,
-                                         .body = cn->body.data,
-                                         .body_len = cn->body.len};
+    if (strcmp(req->path, "/challenge") == 0) {
+        barge_http_resp_header(resp, "WWW-Authenticate",
+                               "Bearer realm=\"http://127.0.0.1/token\",service=\"test\"");
+        reply(resp, 401, barge_xstrdup("{}"));
+        return;
+    }
+    if (strncmp(req->path, "/signed", 7) == 0) {
+        struct barge_kv *hdrs = barge_xcalloc(req->n_headers + 1, sizeof(*hdrs));
+        for (size_t i = 0; i < req->n_headers; i++)
+            hdrs[i] = (struct barge_kv){req->headers[i].name, req->headers[i].value};
+        /* The path and query as sent, which the signature covers. */
+        struct barge_sigv4_request sr = {.method = req->method,
+                                         .raw_path = req->raw_path,
+                                         .raw_query = req->raw_query,
+                                         .headers = hdrs,
+                                         .n_headers = req->n_headers,
+                                         .body = req->body,
+                                         .body_len = req->body_len};
         struct barge_sigv4_identity who;
         _cleanup_error_ struct barge_error *err = NULL;
-        if (barge_sigv4_verify(&sr, "eu-west-1", time(NULL), 900, lookup, NULL, &who, &err) < 0)
-            return reply(c, 403, barge_xasprintf("denied: %s", err->message), NULL, NULL);
-        return reply(c, 200, barge_xasprintf("ok %s %s %s", who.service, method, url), NULL, NULL);
+        int r = barge_sigv4_verify(&sr, "eu-west-1", time(NULL), 900, lookup, NULL, &who, &err);
+        free(hdrs);
+        if (r < 0)
+            reply(resp, 403, barge_xasprintf("denied: %s", err->message));
+        else
+            reply(resp, 200, barge_xasprintf("ok %s %s %s", who.service, req->method, req->path));
+        return;
     }
     /* Echo: method, the X-Test header and the body. */
-    const char *xt = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Test");
-    return reply(
-        c, 200,
-        barge_xasprintf("%s %s %s", method, xt ? xt : "-", cn->body.data ? cn->body.data : ""),
-        NULL, NULL);
+    const char *xt = barge_http_req_header(req, "X-Test");
+    reply(resp, 200, barge_xasprintf("%s %s %s", req->method, xt ? xt : "-", req->body));
 }
 
-static void completed(void *cls, struct MHD_Connection *c, void **ctx,
-                      enum MHD_RequestTerminationCode code)
-{
-    (void)cls;
-    (void)c;
-    (void)code;
-    struct conn *cn = *ctx;
-    if (cn) {
-        barge_buf_release(&cn->body);
-        free(cn);
-    }
-    *ctx = NULL;
-}
+static const struct barge_http_route routes[] = {
+    {"", handle, 1024 * 1024, NULL},
+    {NULL, NULL, 0, NULL},
+};
 
 static int setup(void **state)
 {
     (void)state;
-    daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                               NULL, NULL, handle, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed,
-                               NULL, MHD_OPTION_END);
-    if (!daemon_)
+    _cleanup_error_ struct barge_error *err = NULL;
+    if (barge_http_start("127.0.0.1:0", routes, NULL, NULL, &server, &err) < 0)
         return -1;
-    port = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT)->port;
+    port = barge_http_port(server);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    MHD_stop_daemon(daemon_);
+    barge_http_stop(server);
     return 0;
 }
 
