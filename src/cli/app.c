@@ -454,6 +454,12 @@ void barge_cli_app_release(struct barge_cli_app *app)
 {
     for (size_t i = 0; i < BARGE_ARRAY_SIZE(app->clients); i++)
         barge_aws_client_free(app->clients[i]);
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(app->region_clients); i++) {
+        barge_aws_client_free(app->region_clients[i]);
+        if (app->region_cfgs[i])
+            free(app->region_cfgs[i]->region); /* the rest is aws's */
+        free(app->region_cfgs[i]);
+    }
     for (size_t i = 0; i < app->n_plugins; i++) {
         struct tfplugin *tp = app->plugins[i];
         free(tp->source);
@@ -502,6 +508,39 @@ int barge_cli_call(struct barge_cli_app *app, const char *service, const char *o
         barge_cli_logl(app, BARGE_CLI_DEBUG, "%s %s %s", service, op, s);
     }
     return barge_aws_call(c, op, in, out, err);
+}
+
+int barge_cli_call_in(struct barge_cli_app *app, const char *service, const char *region,
+                      const char *op, const json_t *in, json_t **out, struct barge_error **err)
+{
+    if (!region || !region[0] || barge_streq(region, app->aws->region))
+        return barge_cli_call(app, service, op, in, out, err);
+    size_t i;
+    for (i = 0; i < BARGE_ARRAY_SIZE(app->region_clients) && app->region_clients[i]; i++)
+        if (strcmp(app->region_services[i], service) == 0 &&
+            strcmp(app->region_cfgs[i]->region, region) == 0)
+            break;
+    if (i == BARGE_ARRAY_SIZE(app->region_clients))
+        return barge_error_set(err, BARGE_ERR_INVALID, "too many regions to call %s in", service);
+    if (!app->region_clients[i]) {
+        struct barge_aws_config *cfg = barge_xcalloc(1, sizeof(*cfg));
+        *cfg = *app->aws;
+        cfg->region = barge_xstrdup(region);
+        struct barge_aws_client *c = barge_aws_client_new(cfg, service, err);
+        if (!c) {
+            free(cfg->region);
+            free(cfg);
+            return -1;
+        }
+        app->region_clients[i] = c;
+        app->region_cfgs[i] = cfg;
+        app->region_services[i] = service;
+    }
+    if (app->debug) {
+        _cleanup_free_ char *s = in ? json_dumps(in, JSON_COMPACT) : barge_xstrdup("{}");
+        barge_cli_logl(app, BARGE_CLI_DEBUG, "%s %s (%s) %s", service, op, region, s);
+    }
+    return barge_aws_call(app->region_clients[i], op, in, out, err);
 }
 
 /* ---- files ---- */

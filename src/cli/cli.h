@@ -112,6 +112,11 @@ struct barge_cli_app {
     struct barge_aws_config *aws;
     struct barge_aws_client *clients[16];
     const char *client_names[16];
+    /* Clients of another region than aws's (barge_cli_call_in): their
+     * configurations are aws's with the region changed. */
+    struct barge_aws_client *region_clients[8];
+    struct barge_aws_config *region_cfgs[8];
+    const char *region_services[8];
     struct barge_cli_funcs *funcs; /* defaults, ssm, secretsmanager, tfstate plugins */
     json_t *cache;                 /* plugin look-ups, by function and argument */
     void **plugins;                /* tfstate plugin instances, owned */
@@ -139,6 +144,12 @@ struct barge_aws_client *barge_cli_client(struct barge_cli_app *app, const char 
 /* barge_aws_call through barge_cli_client. */
 int barge_cli_call(struct barge_cli_app *app, const char *service, const char *op, const json_t *in,
                    json_t **out, struct barge_error **err);
+
+/* The same in region (NULL or the configured one: barge_cli_call), e.g. a
+ * container's awslogs-region: same endpoint and credentials, the request
+ * signed for region. */
+int barge_cli_call_in(struct barge_cli_app *app, const char *service, const char *region,
+                      const char *op, const json_t *in, json_t **out, struct barge_error **err);
 
 /* Reads a file the way ecspresso reads definitions: .jsonnet is evaluated
  * first, then the text goes through the template engine, then it is parsed

@@ -20,6 +20,7 @@
 
 struct source {
     char *group;
+    char *region; /* awslogs-region, or NULL */
     char *prefix; /* "<stream prefix>/<container>/", or NULL when the container has none */
     char *container;
 };
@@ -72,7 +73,7 @@ static int fetch(struct barge_cli_app *app, const struct source *src, long long 
         if (token)
             json_object_set_new(in, "nextToken", json_string(token));
         _cleanup_json_ json_t *out = NULL;
-        if (barge_cli_call(app, "logs", "FilterLogEvents", in, &out, err) < 0)
+        if (barge_cli_call_in(app, "logs", src->region, "FilterLogEvents", in, &out, err) < 0)
             return barge_error_wrap(err, "log group '%s'", src->group);
         size_t i;
         json_t *e;
@@ -401,6 +402,8 @@ int barge_cli_cmd_logs(struct barge_cli_app *app, int argc, char **argv)
         }
         const char *prefix = barge_json_str(o, "awslogs-stream-prefix", NULL);
         srcs[n_src].group = barge_xstrdup(group);
+        const char *region = barge_json_str(o, "awslogs-region", NULL);
+        srcs[n_src].region = region ? barge_xstrdup(region) : NULL;
         srcs[n_src].container = barge_xstrdup(name);
         srcs[n_src].prefix = prefix ? barge_xasprintf("%s/%s/", prefix, name) : NULL;
         n_src++;
@@ -432,6 +435,7 @@ int barge_cli_cmd_logs(struct barge_cli_app *app, int argc, char **argv)
     }
     for (size_t s = 0; s < n_src; s++) {
         free(srcs[s].group);
+        free(srcs[s].region);
         free(srcs[s].prefix);
         free(srcs[s].container);
     }

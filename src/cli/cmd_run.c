@@ -103,7 +103,8 @@ static json_t *awslogs_of(const json_t *td, const char *name)
         const char *group = barge_json_str(opt, "awslogs-group", NULL);
         if (!barge_streq(barge_json_str(lc, "logDriver", NULL), "awslogs") || !prefix || !group)
             return NULL;
-        return json_pack("{s:s, s:s++}", "logGroupName", group, "logStreamName", prefix, "/", name);
+        return json_pack("{s:s, s:s++, s:s?}", "logGroupName", group, "logStreamName", prefix, "/",
+                         name, "region", barge_json_str(opt, "awslogs-region", NULL));
     }
     return NULL;
 }
@@ -120,12 +121,14 @@ static void tail_logs(struct barge_cli_app *app, struct tail *t)
         return;
     for (int page = 0; page < 20; page++) {
         json_t *in = json_deep_copy(t->stream);
+        json_object_del(in, "region");
         json_object_set_new(in, "startFromHead", json_true());
         if (t->token)
             json_object_set_new(in, "nextToken", json_string(t->token));
         _cleanup_json_ json_t *out = NULL;
         _cleanup_error_ struct barge_error *err = NULL;
-        int rc = barge_cli_call(app, "logs", "GetLogEvents", in, &out, &err);
+        int rc = barge_cli_call_in(app, "logs", barge_json_str(t->stream, "region", NULL),
+                                   "GetLogEvents", in, &out, &err);
         json_decref(in);
         if (rc < 0) {
             /* The stream appears only once the container has logged. */

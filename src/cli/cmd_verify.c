@@ -181,12 +181,13 @@ static enum outcome check_logs(struct verify *v, int depth, const char *containe
         return result(v, depth, SKIP, "only awslogs is checked", false);
     json_t *o = json_object_get(lc, "options");
     const char *group = barge_json_str(o, "awslogs-group", NULL);
+    const char *region = barge_json_str(o, "awslogs-region", NULL);
     if (!group)
         return result(v, depth, NG, "awslogs-group is not set", false);
     struct barge_error *err = NULL;
     if (barge_streq(barge_json_str(o, "awslogs-create-group", NULL), "true")) {
         _cleanup_json_ json_t *in = json_pack("{s:s}", "logGroupName", group);
-        if (barge_cli_call(v->app, "logs", "CreateLogGroup", in, NULL, &err) < 0) {
+        if (barge_cli_call_in(v->app, "logs", region, "CreateLogGroup", in, NULL, &err) < 0) {
             if (!barge_streq(err->type, "ResourceAlreadyExistsException"))
                 return from_err(v, depth, -1, err);
             barge_error_free(err);
@@ -196,7 +197,7 @@ static enum outcome check_logs(struct verify *v, int depth, const char *containe
     if (!v->put_logs) {
         _cleanup_json_ json_t *in = json_pack("{s:s}", "logGroupNamePrefix", group);
         _cleanup_json_ json_t *out = NULL;
-        if (barge_cli_call(v->app, "logs", "DescribeLogGroups", in, &out, &err) < 0)
+        if (barge_cli_call_in(v->app, "logs", region, "DescribeLogGroups", in, &out, &err) < 0)
             return from_err(v, depth, -1, err);
         size_t i;
         json_t *g;
@@ -216,14 +217,14 @@ static enum outcome check_logs(struct verify *v, int depth, const char *containe
         barge_xasprintf("%s/%s/barge-verify-%.8s", prefix, container, suffix);
     _cleanup_json_ json_t *cin =
         json_pack("{s:s, s:s}", "logGroupName", group, "logStreamName", stream);
-    if (barge_cli_call(v->app, "logs", "CreateLogStream", cin, NULL, &err) < 0)
+    if (barge_cli_call_in(v->app, "logs", region, "CreateLogStream", cin, NULL, &err) < 0)
         return from_err(v, depth, -1, err);
     _cleanup_json_ json_t *pin = json_pack(
         "{s:s, s:s, s:[{s:I, s:s}]}", "logGroupName", group, "logStreamName", stream, "logEvents",
         "timestamp", (json_int_t)time(NULL) * 1000, "message", "barge verify");
-    int rc = barge_cli_call(v->app, "logs", "PutLogEvents", pin, NULL, &err);
+    int rc = barge_cli_call_in(v->app, "logs", region, "PutLogEvents", pin, NULL, &err);
     _cleanup_error_ struct barge_error *derr = NULL;
-    barge_cli_call(v->app, "logs", "DeleteLogStream", cin, NULL, &derr);
+    barge_cli_call_in(v->app, "logs", region, "DeleteLogStream", cin, NULL, &derr);
     return from_err(v, depth, rc, err);
 }
 

@@ -85,3 +85,40 @@ def test_run_prints_the_watched_containers_log(barged, agent, busybox, tmp_path)
     lines = [ln for ln in out.stdout.splitlines() if ln.endswith(("starting", "done-with-it"))]
     assert [ln.rsplit(" ", 1)[1] for ln in lines] == ["starting", "done-with-it"], out.stdout
     assert all(re.match(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", ln) for ln in lines)
+
+
+def test_logs_and_run_read_the_containers_awslogs_region(barged, agent, busybox, tmp_path):
+    """A container whose awslogs-region is not the config's region logs in
+    that region; barge logs and barge run read it there."""
+    p = Project(barged, tmp_path / "far", busybox)
+    p.write("ecspresso.yml", "region: us-east-1\ncluster: default\nservice: faraway\n"
+            "service_definition: sd.json\ntask_definition: td.json\n")
+    p.write("sd.json", '{"desiredCount": 1}')
+    td = """{
+  "family": "faraway",
+  "containerDefinitions": [{
+    "name": "app", "image": "{{ must_env `IMAGE` }}", "memory": 16,
+    "command": ["sh", "-c", "echo far-away-line; trap 'exit 0' TERM; sleep 300 & wait"],
+    "logConfiguration": {"logDriver": "awslogs", "options": {
+      "awslogs-group": "/ecs/faraway", "awslogs-stream-prefix": "far",
+      "awslogs-create-group": "true", "awslogs-region": "eu-west-1"}}
+  }]
+}"""
+    p.write("td.json", td)
+    p.ok("deploy")
+    deadline = time.time() + 60
+    out = None
+    while time.time() < deadline:
+        out = p.run("logs", "--since", "5m")
+        if "far-away-line" in out.stdout:
+            break
+        time.sleep(1)
+    assert out.returncode == 0 and "far-away-line" in out.stdout, out.stdout + out.stderr
+    p.ok("verify")
+
+    p.write("ecspresso.yml", "region: us-east-1\ncluster: default\ntask_definition: td.json\n")
+    p.write("td.json", td.replace("echo far-away-line; trap 'exit 0' TERM; sleep 300 & wait",
+                                  "echo one-off-far; sleep 2; exit 3"))
+    out = p.run("run")
+    assert out.returncode == 3, out.stderr
+    assert "one-off-far" in out.stdout, out.stdout + out.stderr
