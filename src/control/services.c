@@ -21,6 +21,7 @@
 #include "ecs/ecs.h"
 #include "sched/deploy.h"
 #include "svc/cloudmap.h"
+#include "svc/cloudwatch.h"
 #include "svc/elbv2.h"
 
 static struct barge_control_config config = {60, 30, 15};
@@ -1282,8 +1283,82 @@ static int taskset_pass(struct pass *p, struct barge_error **err)
     return 0;
 }
 
+/* Fails the primary deployment's rollout (reason: its rolloutStateReason;
+ * event: what the service event says failed; by: who rolls back; alarms:
+ * the deployment alarms that went off, NULL for the circuit breaker) and, when
+ * rollback is set, rolls back to the last completed deployment. Returns
+ * whether another deployment now leads (a roll back, or blue again). */
+static bool fail_rollout(struct pass *p, json_t *dep, const char *reason, const char *event,
+                         const char *by, bool rollback, json_t *alarms)
+{
+    if (alarms)
+        json_object_set(dep, "_alarmsTriggered", alarms);
+    json_t *deps = barge_json_array(p->svc, "deployments");
+    const char *id = barge_json_str(dep, "id", "");
+    json_object_set_new(dep, "rolloutState", json_string("FAILED"));
+    json_object_set_new(dep, "rolloutStateReason", json_string(reason));
+    json_object_set_new(dep, "updatedAt", json_real(p->now));
+    ecs_service_event(p->svc, "(deployment %s) deployment failed: %s.", id, event);
+    p->changed = true;
+    /* Blue still runs: it serves production again at once, whatever
+     * rollback says (there is nothing to redeploy). */
+    if (ecs_bluegreen(p->svc) && json_array_size(deps) > 1) {
+        _cleanup_free_ char *why =
+            barge_xasprintf("%s: production traffic returned to the blue deployment.", by);
+        ecs_bluegreen_rollback(p->svc, why, true);
+        return true;
+    }
+    const char *last = barge_json_str(p->svc, "_lastCompletedTaskDefinition", NULL);
+    if (!rollback || !last || barge_streq(last, barge_json_str(dep, "taskDefinition", NULL)))
+        return false;
+    _cleanup_free_ char *why = barge_xasprintf(
+        "%s: rolling back to the last completed deployment (task definition %s).", by, last);
+    json_t *nd = ecs_deployment_new(p->svc, last, barge_json_int(p->svc, "desiredCount", 0), why);
+    ecs_service_event(p->svc, "(deployment %s) rolling back to %s.", id, last);
+    ecs_service_deployment_rollback(dep, nd, barge_json_str(p->svc, "_lastCompletedRevision", NULL),
+                                    !alarms);
+    if (alarms)
+        json_object_set(nd, "_alarmsTriggered", alarms);
+    ecs_service_push_deployment(p->svc, nd);
+    json_object_set_new(p->svc, "_consecutiveFailures", json_integer(0));
+    json_object_del(p->svc, "_throttleUntil");
+    return true;
+}
+
+/* The names of the deployment alarms (deploymentConfiguration.alarms) in
+ * ALARM state, comma-separated, or NULL; *bake is the longest time one of
+ * them takes to go off (period x evaluation periods), how long a steady
+ * rollout is watched before it completes. */
+static char *alarms_in_alarm(struct pass *p, const json_t *alarms, int *bake, json_t *names)
+{
+    *bake = 0;
+    char *firing = NULL;
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(alarms, "alarmNames"), i, n)
+    {
+        const char *name = json_string_value(n);
+        _cleanup_json_ json_t *alarm = NULL;
+        _cleanup_error_ struct barge_error *err = NULL;
+        if (!name || barge_store_get(p->tx, CW_KIND_ALARM, name, &alarm, &err) <= 0)
+            continue;
+        int t = (int)(barge_json_int(alarm, "Period", 60) *
+                      barge_json_int(alarm, "EvaluationPeriods", 1));
+        if (t > *bake)
+            *bake = t;
+        if (!barge_streq(barge_json_str(alarm, "StateValue", NULL), "ALARM"))
+            continue;
+        json_array_append_new(names, json_string(name));
+        char *more = firing ? barge_xasprintf("%s, %s", firing, name) : barge_xstrdup(name);
+        free(firing);
+        firing = more;
+    }
+    return firing;
+}
+
 /* Updates deployment counts, drops drained deployments, completes or fails
- * the rollout and rolls back when the circuit breaker says so. */
+ * the rollout and rolls back when the circuit breaker or the deployment
+ * alarms say so. */
 static void update_deployments(struct pass *p, bool steady)
 {
     json_t *deps = barge_json_array(p->svc, "deployments");
@@ -1327,44 +1402,44 @@ static void update_deployments(struct pass *p, bool steady)
     int threshold = barge_deploy_failure_threshold((int)barge_json_int(p->svc, "desiredCount", 0));
     if (in_progress(dep) && barge_json_bool(cb, "enable", false) &&
         barge_json_int(dep, "failedTasks", 0) >= threshold) {
-        const char *id = barge_json_str(dep, "id", "");
-        json_object_set_new(dep, "rolloutState", json_string("FAILED"));
-        json_object_set_new(dep, "rolloutStateReason",
-                            json_string("ECS deployment circuit breaker: tasks failed to start."));
-        json_object_set_new(dep, "updatedAt", json_real(p->now));
-        ecs_service_event(p->svc, "(deployment %s) deployment failed: tasks failed to start.", id);
-        /* Blue still runs: it serves production again at once, whatever
-         * deploymentCircuitBreaker.rollback says (there is nothing to
-         * redeploy). */
-        if (ecs_bluegreen(p->svc) && json_array_size(deps) > 1) {
-            ecs_bluegreen_rollback(p->svc,
-                                   "ECS deployment circuit breaker: production traffic returned "
-                                   "to the blue deployment.",
-                                   true);
-            p->changed = true;
+        if (fail_rollout(p, dep, "ECS deployment circuit breaker: tasks failed to start.",
+                         "tasks failed to start", "ECS deployment circuit breaker",
+                         barge_json_bool(cb, "rollback", false), NULL))
             return;
-        }
-        const char *last = barge_json_str(p->svc, "_lastCompletedTaskDefinition", NULL);
-        if (barge_json_bool(cb, "rollback", false) && last &&
-            !barge_streq(last, barge_json_str(dep, "taskDefinition", NULL))) {
-            _cleanup_free_ char *reason = barge_xasprintf(
-                "ECS deployment circuit breaker: rolling back to the last completed deployment "
-                "(task definition %s).",
-                last);
-            json_t *nd =
-                ecs_deployment_new(p->svc, last, barge_json_int(p->svc, "desiredCount", 0), reason);
-            ecs_service_event(p->svc, "(deployment %s) rolling back to %s.", id, last);
-            ecs_service_deployment_rollback(
-                dep, nd, barge_json_str(p->svc, "_lastCompletedRevision", NULL), true);
-            ecs_service_push_deployment(p->svc, nd);
-            json_object_set_new(p->svc, "_consecutiveFailures", json_integer(0));
-            json_object_del(p->svc, "_throttleUntil");
-            p->changed = true;
-            return;
+    }
+    json_t *alarms = barge_json_object(dcfg, "alarms");
+    /* A roll back is not watched: its alarm may well still be going off. */
+    bool watch = in_progress(dep) && barge_json_bool(alarms, "enable", false) &&
+                 !barge_json_bool(dep, "_rollback", false);
+    int bake = 0;
+    if (watch) {
+        _cleanup_json_ json_t *names = json_array();
+        _cleanup_free_ char *firing = alarms_in_alarm(p, alarms, &bake, names);
+        if (firing) {
+            _cleanup_free_ char *reason =
+                barge_xasprintf("ECS deployment alarms: alarm(s) in ALARM state: %s.", firing);
+            _cleanup_free_ char *event = barge_xasprintf("alarm(s) %s in ALARM state", firing);
+            _cleanup_free_ char *by = barge_xasprintf("ECS deployment alarm(s) %s", firing);
+            if (fail_rollout(p, dep, reason, event, by,
+                             barge_json_bool(alarms, "rollback", false), names))
+                return;
         }
     }
     bool was_steady = barge_json_bool(p->svc, "_steady", false);
     steady = steady && json_array_size(deps) == 1;
+    /* With deployment alarms a rolling update bakes once steady: it stays
+     * IN_PROGRESS, its alarms watched, for as long as they take to go off
+     * (blue/green watches them through its own bake time). */
+    if (steady && watch && bake > 0 && !ecs_bluegreen(p->svc)) {
+        double until = json_number_value(json_object_get(dep, "_bakeUntil"));
+        if (until == 0) {
+            until = p->now + bake;
+            json_object_set_new(dep, "_bakeUntil", json_real(until));
+            p->changed = true;
+        }
+        if (p->now < until)
+            steady = false;
+    }
     if (steady && in_progress(dep)) {
         const char *id = barge_json_str(dep, "id", "");
         _cleanup_free_ char *reason = barge_xasprintf("ECS deployment %s completed.", id);

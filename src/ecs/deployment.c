@@ -118,6 +118,26 @@ static json_t *circuit_breaker(const json_t *svc, const json_t *dep, bool trigge
                      barge_json_int(dep, "failedTasks", 0), "threshold", threshold);
 }
 
+/* The record's "alarms": the deployment alarms of svc's configuration and
+ * which of them failed dep (its "_alarmsTriggered", set by the scheduler). */
+static json_t *deployment_alarms(const json_t *svc, const json_t *dep)
+{
+    json_t *cfg = barge_json_object(barge_json_object(svc, "deploymentConfiguration"), "alarms");
+    json_t *triggered = json_object_get(dep, "_alarmsTriggered");
+    const char *status = triggered                                ? "TRIGGERED"
+                         : !barge_json_bool(cfg, "enable", false) ? "DISABLED"
+                         : barge_streq(barge_json_str(dep, "rolloutState", NULL), "IN_PROGRESS")
+                             ? "MONITORING"
+                             : "MONITORING_COMPLETE";
+    json_t *out = json_pack("{s:s}", "status", status);
+    json_t *names = json_object_get(cfg, "alarmNames");
+    if (json_array_size(names))
+        json_object_set(out, "alarmNames", names);
+    if (triggered)
+        json_object_set(out, "triggeredAlarmNames", triggered);
+    return out;
+}
+
 /* Ends the record id of svc (a deployment that a newer one replaced) as
  * STOPPED unless it has already finished. */
 static int supersede(struct barge_tx *tx, const json_t *svc, const char *id, const char *by,
@@ -174,6 +194,7 @@ int ecs_service_deployment_open(struct barge_tx *tx, const struct barge_server *
         revision_summary(srv, svc, dep, barge_json_int(dep, "desiredCount", 0)), "status",
         "IN_PROGRESS", "deploymentConfiguration", json_object_get(svc, "deploymentConfiguration"),
         "deploymentCircuitBreaker", circuit_breaker(svc, dep, false));
+    json_object_set_new(rec, "alarms", deployment_alarms(svc, dep));
     const char *last = barge_json_str(svc, "_lastCompletedRevision", NULL);
     if (last)
         json_object_set_new(rec, "_sourceRevision", json_string(last));
@@ -292,6 +313,7 @@ int ecs_service_deployment_sync(struct barge_tx *tx, const struct barge_server *
         json_object_set_new(cb, "status", json_string("TRIGGERED"));
     }
     json_object_set_new(rec, "deploymentCircuitBreaker", cb);
+    json_object_set_new(rec, "alarms", deployment_alarms(svc, dep));
     /* The target revision's tasks are those of the deployment the record
      * opened; the source revisions' those of every deployment running them,
      * a rollback included. */

@@ -289,3 +289,65 @@ def test_history_is_pruned_after_the_retention(tmp_path):
         assert revision(b, latest["targetServiceRevisionArn"])["taskDefinition"] == td
     finally:
         b.stop()
+
+
+def test_deployment_alarms_fail_and_roll_back(barged, agent, busybox):
+    """deploymentConfiguration.alarms: a rolling update stays IN_PROGRESS
+    while it bakes (period x evaluation periods of its alarms) once steady;
+    an alarm going off meanwhile fails it and, with rollback, returns the
+    service to the last completed revision. Without rollback the deployment
+    just fails and the new revision keeps running."""
+    ecs, cw = barged.client("ecs"), barged.client("cloudwatch")
+    cw.put_metric_alarm(AlarmName="deploy-guard", MetricName="CPUUtilization",
+                        Namespace="AWS/ECS", Statistic="Average", Period=10,
+                        EvaluationPeriods=1, Threshold=99.0,
+                        ComparisonOperator="GreaterThanThreshold",
+                        Dimensions=[{"Name": "ClusterName", "Value": "default"},
+                                    {"Name": "ServiceName", "Value": "guarded"}])
+    good = register(ecs, busybox)
+    alarms = {"alarmNames": ["deploy-guard"], "enable": True, "rollback": True}
+    # Debian's botocore predates deploymentConfiguration.alarms
+    call(barged, "CreateService", {"cluster": "default", "serviceName": "guarded",
+                                   "taskDefinition": good, "desiredCount": 1,
+                                   "deploymentConfiguration": {"alarms": alarms}})
+    first = wait_for(lambda: status_is(barged, "guarded", 0, "SUCCESSFUL"), timeout=120,
+                     what="v1 SUCCESSFUL after its bake")[0]
+    rec = deployment(barged, first["serviceDeploymentArn"])
+    assert rec["alarms"] == {"status": "MONITORING_COMPLETE", "alarmNames": ["deploy-guard"]}
+
+    v2 = register(ecs, busybox, environment=[{"name": "V", "value": "2"}])
+    ecs.update_service(cluster="default", service="guarded", taskDefinition=v2)
+    # steady on v2, but still baking
+    def baking(td):
+        s = describe(ecs, "guarded")
+        return (len(s["deployments"]) == 1 and s["runningCount"] == 1 and
+                s["taskDefinition"] == td and
+                s["deployments"][0]["rolloutState"] == "IN_PROGRESS")
+
+    wait_for(lambda: baking(v2), what="v2 running and baking")
+    arn = deployments(barged, "guarded")[0]["serviceDeploymentArn"]
+    assert deployment(barged, arn)["alarms"]["status"] == "MONITORING"
+    cw.set_alarm_state(AlarmName="deploy-guard", StateValue="ALARM", StateReason="test")
+    d = wait_for(lambda: (lambda x: x["status"] == "ROLLBACK_SUCCESSFUL" and x)(
+        deployment(barged, arn)), timeout=120, what="ROLLBACK_SUCCESSFUL")
+    assert d["alarms"]["status"] == "TRIGGERED"
+    assert d["alarms"]["triggeredAlarmNames"] == ["deploy-guard"]
+    assert "deploy-guard" in d["rollback"]["reason"]
+    assert d["deploymentCircuitBreaker"]["status"] != "TRIGGERED"
+    assert describe(ecs, "guarded")["taskDefinition"] == good
+    events = [e["message"] for e in describe(ecs, "guarded")["events"]]
+    assert any("deploy-guard" in m and "deployment failed" in m for m in events), events
+
+    # without rollback: failed, v3 stays
+    cw.set_alarm_state(AlarmName="deploy-guard", StateValue="OK", StateReason="test")
+    call(barged, "UpdateService", {"cluster": "default", "service": "guarded",
+                                   "deploymentConfiguration": {
+                                       "alarms": dict(alarms, rollback=False)}})
+    v3 = register(ecs, busybox, environment=[{"name": "V", "value": "3"}])
+    ecs.update_service(cluster="default", service="guarded", taskDefinition=v3)
+    wait_for(lambda: baking(v3), what="v3 running and baking")
+    cw.set_alarm_state(AlarmName="deploy-guard", StateValue="ALARM", StateReason="test")
+    dep = wait_for(lambda: (lambda x: x["rolloutState"] == "FAILED" and x)(
+        describe(ecs, "guarded")["deployments"][0]), timeout=60, what="v3 FAILED")
+    assert "deploy-guard" in dep["rolloutStateReason"]
+    assert describe(ecs, "guarded")["taskDefinition"] == v3
