@@ -18,6 +18,18 @@
 #include "common/sigv4.h"
 #include "net/haproxy.h"
 
+bool barge_elb_listener_uses_cert(const json_t *doc, const char *cert_arn)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(doc, "Certificates"), i, c)
+    {
+        if (barge_streq(barge_json_str(c, "CertificateArn", ""), cert_arn))
+            return true;
+    }
+    return barge_json_has_string(barge_json_array(doc, "_certs"), cert_arn);
+}
+
 char *barge_elb_dir(const struct barge_server *srv)
 {
     return barge_xasprintf("%s/lb", srv->cfg.data_dir);

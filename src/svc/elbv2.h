@@ -24,6 +24,13 @@
  * ([{TargetGroupArn, Weight}]) and "_stickiness" (TargetGroupStickinessConfig);
  * "_tg" is the first target group. */
 #define ELB_KIND_RULE "elb-rule"
+/* HTTPS and TLS listeners name their default certificate in "Certificates"
+ * ([{CertificateArn}]) and the others (AddListenerCertificates, served by
+ * SNI) in "_certs" ([ARN]); "SslPolicy" is their security policy.
+ * "_attributes" holds the listener attributes set (ModifyListenerAttributes). */
+
+/* Whether the listener doc serves the ACM certificate cert_arn. */
+bool barge_elb_listener_uses_cert(const json_t *doc, const char *cert_arn);
 
 /* Where the HAProxy processes of load balancers keep their files (under the
  * data directory), and the admin socket of the load balancer lb_arn (there
