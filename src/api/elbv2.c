@@ -1624,7 +1624,7 @@ static int modify_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                        "barge cannot change the port of listener '%s' (%lld); create a new "
                        "listener instead",
                        arn, (long long)barge_json_int(doc, "Port", 0));
-    const char *old = barge_json_str(doc, "Protocol", "HTTP");
+    _cleanup_free_ char *old = barge_xstrdup(barge_json_str(doc, "Protocol", "HTTP"));
     const char *proto = barge_json_str(in, "Protocol", old);
     if (!barge_streq(backend_protocol(proto), backend_protocol(old)))
         return invalid(err,
