@@ -484,11 +484,12 @@ static int list_one(const char *key, json_t *doc, void *ud, struct barge_error *
     const char *status = status_of(doc);
     if (json_array_size(l->statuses) && !barge_json_has_string(l->statuses, status))
         return 0;
-    /* ACM lists RSA_2048 and the EC keys unless keyTypes names others. */
+    /* ACM lists RSA_1024 and RSA_2048 certificates unless keyTypes names
+     * others. */
     const char *alg = barge_json_str(doc, "keyAlgorithm", "");
     if (json_array_size(l->key_types)
             ? !barge_json_has_string(l->key_types, alg)
-            : !(strcmp(alg, "RSA_2048") == 0 || barge_str_has_prefix(alg, "EC_")))
+            : !(strcmp(alg, "RSA_1024") == 0 || strcmp(alg, "RSA_2048") == 0))
         return 0;
     _cleanup_json_ json_t *users = in_use_by(l->tx, barge_json_str(doc, "arn", ""), err);
     if (!users)

@@ -430,6 +430,12 @@ static json_t *listener_tls(struct barge_server *srv, const struct snapshot *s, 
     json_array_append(arns, json_object_get(json_array_get(barge_json_array(l, "Certificates"), 0),
                                             "CertificateArn"));
     json_array_extend(arns, barge_json_array(l, "_certs"));
+    if (!json_array_size(arns)) {
+        barge_warn("load balancer %s: listener %s has no certificate", proc_name,
+                   barge_json_str(l, "ListenerArn", ""));
+        *broken = true;
+        return NULL;
+    }
     _cleanup_free_ char *dir = path_of(srv, proc_name, "tls");
     json_t *certs = json_array();
     size_t i;

@@ -280,13 +280,17 @@ def test_acm_certificates(barged, acm):
     assert acm.describe_certificate(
         CertificateArn=ec_arn)["Certificate"]["KeyAlgorithm"] == "EC_prime256v1"
 
+    # ACM lists RSA_1024 and RSA_2048 certificates unless asked for others.
     listed = acm.list_certificates()["CertificateSummaryList"]
-    assert {c["CertificateArn"] for c in listed} == {arn, ec_arn}
-    assert all(c["Status"] == "ISSUED" and not c["InUse"] for c in listed)
+    assert [c["CertificateArn"] for c in listed] == [arn]
+    assert listed[0]["Status"] == "ISSUED" and not listed[0]["InUse"]
+    both = acm.list_certificates(Includes={"keyTypes": ["RSA_2048", "EC_prime256v1"]})
+    assert {c["CertificateArn"] for c in both["CertificateSummaryList"]} == {arn, ec_arn}
     assert acm.list_certificates(CertificateStatuses=["EXPIRED"])["CertificateSummaryList"] == []
     only_ec = acm.list_certificates(Includes={"keyTypes": ["EC_prime256v1"]})
     assert [c["CertificateArn"] for c in only_ec["CertificateSummaryList"]] == [ec_arn]
-    page = acm.list_certificates(MaxItems=1)
+    page = acm.list_certificates(MaxItems=1,
+                                 Includes={"keyTypes": ["RSA_2048", "EC_prime256v1"]})
     assert len(page["CertificateSummaryList"]) == 1 and page["NextToken"]
 
     # Tags.
