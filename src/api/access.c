@@ -357,6 +357,8 @@ static char *request_resource(const struct barge_api_ctx *ctx, const json_t *in)
     }
     if (strcmp(model, "ecr") == 0 && barge_json_str(in, "repositoryName", NULL))
         return barge_xasprintf("%srepository/%s", base, barge_json_str(in, "repositoryName", ""));
+    if (strcmp(model, "acm") == 0 && barge_json_str(in, "CertificateArn", NULL))
+        return barge_xstrdup(barge_json_str(in, "CertificateArn", ""));
     if (strcmp(model, "iam") == 0 && barge_json_str(in, "GroupName", NULL))
         return barge_xasprintf("arn:aws:iam::%s:group/%s", acct,
                                barge_json_str(in, "GroupName", ""));

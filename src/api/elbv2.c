@@ -20,6 +20,7 @@
 #include "common/arn.h"
 #include "common/ids.h"
 #include "common/json.h"
+#include "svc/acm.h"
 
 static int invalid(struct barge_error **err, const char *fmt, ...) BARGE_PRINTF(2, 3);
 static int invalid(struct barge_error **err, const char *fmt, ...)
@@ -787,7 +788,24 @@ static json_t *read_forward(const json_t *actions, struct barge_error **err)
     return out;
 }
 
-/* Checks that fwd's target groups exist and speak proto. */
+/* The protocol a listener of proto speaks to its targets: HTTPS and TLS
+ * listeners end TLS and forward plain HTTP and TCP. */
+static const char *backend_protocol(const char *proto)
+{
+    if (barge_streq(proto, "HTTPS"))
+        return "HTTP";
+    if (barge_streq(proto, "TLS"))
+        return "TCP";
+    return proto;
+}
+
+static bool secure(const char *proto)
+{
+    return barge_streq(proto, "HTTPS") || barge_streq(proto, "TLS");
+}
+
+/* Checks that fwd's target groups exist and speak what a listener of proto
+ * forwards. */
 static int check_forward(struct barge_tx *tx, const json_t *fwd, const char *proto,
                          struct barge_error **err)
 {
@@ -799,7 +817,7 @@ static int check_forward(struct barge_tx *tx, const json_t *fwd, const char *pro
             barge_elb_load_tg(tx, barge_json_str(g, "TargetGroupArn", ""), err);
         if (!tg)
             return -1;
-        if (!barge_streq(barge_json_str(tg, "Protocol", ""), proto))
+        if (!barge_streq(barge_json_str(tg, "Protocol", ""), backend_protocol(proto)))
             return typed(err, BARGE_ERR_INVALID, "IncompatibleProtocols",
                          "Listener protocol '%s' is not compatible with target group protocol "
                          "'%s'",
@@ -861,6 +879,64 @@ static int check_port_elsewhere(struct barge_api_ctx *ctx, json_int_t port,
     return 0;
 }
 
+/* Checks that the ACM certificate arn exists in this region. */
+static int check_certificate(struct barge_tx *tx, const char *arn, struct barge_error **err)
+{
+    _cleanup_json_ json_t *cert = NULL;
+    int r = barge_acm_cert_get(tx, arn, &cert, err);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return typed(err, BARGE_ERR_NOT_FOUND, "CertificateNotFound", "Certificate '%s' not found",
+                     arn);
+    return 0;
+}
+
+/* Applies the Certificates and SslPolicy of in to the listener doc, whose
+ * protocol is proto: HTTPS and TLS listeners need one default certificate
+ * (kept when in names none on a listener that has one) and take ELB's
+ * default policy; other listeners have neither. */
+static int apply_tls(struct barge_tx *tx, const json_t *in, const char *proto, json_t *doc,
+                     struct barge_error **err)
+{
+    json_t *certs = barge_json_array(in, "Certificates");
+    const char *policy = barge_json_str(in, "SslPolicy", NULL);
+    if (!secure(proto)) {
+        if (json_array_size(certs) || policy)
+            return invalid(err,
+                           "Certificates and SslPolicy apply to HTTPS and TLS listeners "
+                           "only; this listener's protocol is '%s'",
+                           proto);
+        json_object_del(doc, "Certificates");
+        json_object_del(doc, "SslPolicy");
+        json_object_del(doc, "_certs");
+        return 0;
+    }
+    if (certs) {
+        if (json_array_size(certs) != 1)
+            return invalid(err,
+                           "A %s listener takes exactly one default certificate; %zu were "
+                           "given (add others with AddListenerCertificates)",
+                           proto, json_array_size(certs));
+        const char *arn = barge_json_str(json_array_get(certs, 0), "CertificateArn", "");
+        if (!*arn)
+            return invalid(err, "A certificate ARN must be specified for %s listeners", proto);
+        if (check_certificate(tx, arn, err) < 0)
+            return -1;
+        json_object_set_new(doc, "Certificates", json_pack("[{s:s}]", "CertificateArn", arn));
+    } else if (!json_array_size(barge_json_array(doc, "Certificates"))) {
+        return typed(err, BARGE_ERR_INVALID, "CertificateNotFound",
+                     "A certificate must be specified for %s listeners", proto);
+    }
+    if (policy && !barge_elb_ssl_policy(policy))
+        return typed(err, BARGE_ERR_NOT_FOUND, "SSLPolicyNotFound", "SSL policy '%s' not found",
+                     policy);
+    if (policy || !barge_json_str(doc, "SslPolicy", NULL))
+        json_object_set_new(doc, "SslPolicy",
+                            json_string(policy ? policy : BARGE_ELB_DEFAULT_SSL_POLICY));
+    return 0;
+}
+
 static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                            struct barge_error **err)
 {
@@ -882,11 +958,12 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (!json_object_get(in, "Port"))
         return invalid(err, "A listener port must be specified");
     json_int_t port = barge_json_int(in, "Port", 0);
-    if (strcmp(proto, network ? "TCP" : "HTTP") != 0)
+    if (strcmp(backend_protocol(proto), network ? "TCP" : "HTTP") != 0)
         return invalid(err,
                        "Listener protocol '%s' is not supported by barge for %s load "
-                       "balancers: use '%s'",
-                       proto, network ? "network" : "application", network ? "TCP" : "HTTP");
+                       "balancers: use %s",
+                       proto, network ? "network" : "application",
+                       network ? "'TCP' or 'TLS'" : "'HTTP' or 'HTTPS'");
     if (check_forward(tx, fwd, proto, err) < 0)
         return -1;
     /* Every load balancer listens on the same address, so a port is taken
@@ -918,6 +995,8 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         "{s:s, s:s, s:I, s:s, s:o, s:o}", "ListenerArn", arn, "LoadBalancerArn", lb_arn, "Port",
         port, "Protocol", proto, "DefaultActions", forward_action(fwd), "_tags", tags_of(in));
     set_forward(doc, fwd);
+    if (apply_tls(tx, in, proto, doc, err) < 0)
+        return -1;
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lb_name, id);
     if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
         return -1;
@@ -1359,7 +1438,7 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_json_ json_t *listener = load_listener(tx, listener_arn, err);
     if (!listener)
         return -1;
-    if (!barge_streq(barge_json_str(listener, "Protocol", ""), "HTTP"))
+    if (!barge_streq(backend_protocol(barge_json_str(listener, "Protocol", "")), "HTTP"))
         return invalid(err, "Rules with conditions need an HTTP listener; '%s' is %s", listener_arn,
                        barge_json_str(listener, "Protocol", ""));
     if (check_forward(tx, fwd, "HTTP", err) < 0)
@@ -1526,8 +1605,9 @@ static int modify_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     return 0;
 }
 
-/* ModifyListener: barge's listeners change their default actions; a new
- * port or protocol is refused rather than ignored. */
+/* ModifyListener: barge's listeners change their default actions, their
+ * certificate and security policy, and their protocol between HTTP and HTTPS
+ * or TCP and TLS; a new port is refused rather than ignored. */
 static int modify_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                            struct barge_error **err)
 {
@@ -1544,9 +1624,16 @@ static int modify_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                        "barge cannot change the port of listener '%s' (%lld); create a new "
                        "listener instead",
                        arn, (long long)barge_json_int(doc, "Port", 0));
-    const char *proto = barge_json_str(doc, "Protocol", "HTTP");
-    if (json_object_get(in, "Protocol") && !barge_streq(barge_json_str(in, "Protocol", ""), proto))
-        return invalid(err, "barge cannot change the protocol of listener '%s' (%s)", arn, proto);
+    _cleanup_free_ char *old = barge_xstrdup(barge_json_str(doc, "Protocol", "HTTP"));
+    const char *proto = barge_json_str(in, "Protocol", old);
+    if (!barge_streq(backend_protocol(proto), backend_protocol(old)))
+        return invalid(err,
+                       "barge cannot change the protocol of listener '%s' from '%s' to '%s'; "
+                       "only between HTTP and HTTPS, or TCP and TLS",
+                       arn, old, proto);
+    json_object_set_new(doc, "Protocol", json_string(proto));
+    if (apply_tls(tx, in, proto, doc, err) < 0)
+        return -1;
     json_t *actions = barge_json_array(in, "DefaultActions");
     if (actions && modify_forward(tx, doc, "DefaultActions", actions, proto, err) < 0)
         return -1;
@@ -1555,6 +1642,238 @@ static int modify_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     barge_server_wake(ctx->srv);
     *out = json_pack("{s:[o]}", "Listeners", public_doc(doc));
+    return 0;
+}
+
+/* ---- listener certificates ---- */
+
+#define MAX_LISTENER_CERTS 25
+
+/* The listener of in's ListenerArn for a change of its certificates, which
+ * only HTTPS and TLS listeners have; *key is its store key. */
+static json_t *begin_secure_listener(struct barge_api_ctx *ctx, const json_t *in, bool write,
+                                     struct barge_tx **tx, char **key, struct barge_error **err)
+{
+    const char *arn = barge_json_str(in, "ListenerArn", "");
+    if (barge_store_begin(ctx->srv->store, write, tx, err) < 0)
+        return NULL;
+    json_t *doc = load_listener(*tx, arn, err);
+    if (doc && !secure(barge_json_str(doc, "Protocol", ""))) {
+        invalid(err,
+                "Listener '%s' uses protocol '%s'; only HTTPS and TLS listeners have "
+                "certificates",
+                arn, barge_json_str(doc, "Protocol", ""));
+        json_decref(doc);
+        return NULL;
+    }
+    *key = listener_key(arn);
+    return doc;
+}
+
+static json_t *listener_certificates(const json_t *doc, bool with_default)
+{
+    json_t *list = json_array();
+    if (with_default)
+        json_array_append_new(
+            list, json_pack("{s:s, s:b}", "CertificateArn",
+                            barge_json_str(json_array_get(barge_json_array(doc, "Certificates"), 0),
+                                           "CertificateArn", ""),
+                            "IsDefault", 1));
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(doc, "_certs"), i, c)
+        json_array_append_new(list, json_pack("{s:O, s:b}", "CertificateArn", c, "IsDefault", 0));
+    return list;
+}
+
+static int change_listener_certificates(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                        bool add, struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_free_ char *key = NULL;
+    _cleanup_json_ json_t *doc = begin_secure_listener(ctx, in, true, &tx, &key, err);
+    if (!doc)
+        return -1;
+    json_t *extra = barge_json_array(doc, "_certs");
+    if (!extra)
+        json_object_set_new(doc, "_certs", extra = json_array());
+    const char *def = barge_json_str(json_array_get(barge_json_array(doc, "Certificates"), 0),
+                                     "CertificateArn", "");
+    _cleanup_json_ json_t *changed = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(in, "Certificates"), i, c)
+    {
+        const char *arn = barge_json_str(c, "CertificateArn", "");
+        if (!add && barge_streq(arn, def))
+            return typed(err, BARGE_ERR_CONFLICT, "OperationNotPermitted",
+                         "Certificate '%s' is the listener's default certificate; change it with "
+                         "ModifyListener",
+                         arn);
+        if (add && check_certificate(tx, arn, err) < 0)
+            return -1;
+        bool have = barge_json_has_string(extra, arn) || barge_streq(arn, def);
+        if (add && !have)
+            json_array_append_new(extra, json_string(arn));
+        for (size_t j = 0; !add && j < json_array_size(extra); j++) {
+            if (barge_streq(json_string_value(json_array_get(extra, j)), arn)) {
+                json_array_remove(extra, j);
+                break;
+            }
+        }
+        json_array_append_new(changed, json_pack("{s:s, s:b}", "CertificateArn", arn, "IsDefault",
+                                                 barge_streq(arn, def)));
+    }
+    if (json_array_size(extra) + 1 > MAX_LISTENER_CERTS)
+        return typed(err, BARGE_ERR_LIMIT, "TooManyCertificates",
+                     "A listener can have at most %d certificates", MAX_LISTENER_CERTS);
+    if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    *out = add ? json_pack("{s:O}", "Certificates", changed) : json_object();
+    return 0;
+}
+
+static int add_listener_certificates(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                     struct barge_error **err)
+{
+    return change_listener_certificates(ctx, in, out, true, err);
+}
+
+static int remove_listener_certificates(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                        struct barge_error **err)
+{
+    return change_listener_certificates(ctx, in, out, false, err);
+}
+
+static int describe_listener_certificates(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                          struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    _cleanup_free_ char *key = NULL;
+    _cleanup_json_ json_t *doc = begin_secure_listener(ctx, in, false, &tx, &key, err);
+    if (!doc)
+        return -1;
+    *out = json_pack("{s:o}", "Certificates", listener_certificates(doc, true));
+    return 0;
+}
+
+/* ---- listener attributes ---- */
+
+/* The listener attributes barge applies, by the listeners they are for
+ * ('t': TCP and TLS, 'h': HTTP and HTTPS), with ELB's defaults and domains
+ * (as lb_attribute_defaults). The *.header_value ones add that header to
+ * every response (nothing when empty). */
+static const struct {
+    char which;
+    const char *key;
+    const char *value;
+    const char *domain;
+} listener_attribute_defaults[] = {
+    {'t', "tcp.idle_timeout.seconds", "350", "int:60:6000"},
+    {'h', "routing.http.response.server.enabled", "true", "bool"},
+    {'h', "routing.http.response.strict_transport_security.header_value", "", NULL},
+    {'h', "routing.http.response.access_control_allow_origin.header_value", "", NULL},
+    {'h', "routing.http.response.access_control_allow_methods.header_value", "", NULL},
+    {'h', "routing.http.response.access_control_allow_headers.header_value", "", NULL},
+    {'h', "routing.http.response.access_control_allow_credentials.header_value", "", NULL},
+    {'h', "routing.http.response.access_control_expose_headers.header_value", "", NULL},
+    {'h', "routing.http.response.access_control_max_age.header_value", "", NULL},
+    {'h', "routing.http.response.content_security_policy.header_value", "", NULL},
+    {'h', "routing.http.response.x_content_type_options.header_value", "", NULL},
+    {'h', "routing.http.response.x_frame_options.header_value", "", NULL},
+};
+
+static bool in_domain(const char *domain, const char *value);
+
+static char listener_class(const json_t *doc)
+{
+    return barge_streq(backend_protocol(barge_json_str(doc, "Protocol", "")), "TCP") ? 't' : 'h';
+}
+
+static json_t *listener_attributes(const json_t *doc)
+{
+    json_t *list = json_array();
+    json_t *mine = barge_json_object(doc, "_attributes");
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(listener_attribute_defaults); i++) {
+        if (listener_attribute_defaults[i].which != listener_class(doc))
+            continue;
+        const char *key = listener_attribute_defaults[i].key;
+        json_array_append_new(
+            list, json_pack("{s:s, s:s}", "Key", key, "Value",
+                            barge_json_str(mine, key, listener_attribute_defaults[i].value)));
+    }
+    return list;
+}
+
+static int check_listener_attribute(const json_t *doc, const char *key, const char *value,
+                                    struct barge_error **err)
+{
+    for (size_t i = 0; i < BARGE_ARRAY_SIZE(listener_attribute_defaults); i++) {
+        if (!barge_streq(listener_attribute_defaults[i].key, key))
+            continue;
+        if (listener_attribute_defaults[i].which != listener_class(doc))
+            return invalid(err, "Listener attribute key '%s' is not valid for %s listeners", key,
+                           barge_json_str(doc, "Protocol", ""));
+        const char *domain = listener_attribute_defaults[i].domain;
+        if (!in_domain(domain, value))
+            return invalid(err, "Listener attribute '%s' value '%s' is not valid%s%s", key, value,
+                           domain ? ": use " : "", domain ? domain : "");
+        /* A header value goes into HAProxy's configuration in double quotes. */
+        for (const char *c = value; !domain && *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == '"' || *c == '\\')
+                return invalid(err,
+                               "Listener attribute '%s' value '%s' may not hold control "
+                               "characters, '\"' or '\\'",
+                               key, value);
+        return 0;
+    }
+    if (barge_str_has_prefix(key, "routing.http.request.x_amzn_"))
+        return invalid(err,
+                       "Listener attribute key '%s' is not supported by barge: its listeners "
+                       "do no mutual TLS and add no TLS headers",
+                       key);
+    return invalid(err, "Listener attribute key '%s' is not recognized", key);
+}
+
+static int describe_listener_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                        struct barge_error **err)
+{
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, false, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *doc = load_listener(tx, barge_json_str(in, "ListenerArn", ""), err);
+    if (!doc)
+        return -1;
+    *out = json_pack("{s:o}", "Attributes", listener_attributes(doc));
+    return 0;
+}
+
+static int modify_listener_attributes(struct barge_api_ctx *ctx, json_t *in, json_t **out,
+                                      struct barge_error **err)
+{
+    const char *arn = barge_json_str(in, "ListenerArn", "");
+    json_t *attrs = barge_json_array(in, "Attributes");
+    _cleanup_tx_ struct barge_tx *tx = NULL;
+    if (barge_store_begin(ctx->srv->store, true, &tx, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *doc = load_listener(tx, arn, err);
+    if (!doc)
+        return -1;
+    size_t i;
+    json_t *a;
+    json_array_foreach(attrs, i, a)
+    {
+        if (check_listener_attribute(doc, barge_json_str(a, "Key", ""),
+                                     barge_json_str(a, "Value", ""), err) < 0)
+            return -1;
+    }
+    keep_attributes(doc, attrs);
+    _cleanup_free_ char *key = listener_key(arn);
+    if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
+        return -1;
+    barge_server_wake(ctx->srv);
+    *out = json_pack("{s:o}", "Attributes", listener_attributes(doc));
     return 0;
 }
 
@@ -2120,37 +2439,44 @@ static int describe_ssl_policies(struct barge_api_ctx *ctx, json_t *in, json_t *
                                  struct barge_error **err)
 {
     (void)ctx;
-    /* barge's listeners speak HTTP and TCP only; these are the names ELB
-     * knows, answered so that tools which list them work. */
-    static const char *const names[] = {
-        "ELBSecurityPolicy-TLS13-1-2-2021-06",
-        "ELBSecurityPolicy-2016-08",
-        "ELBSecurityPolicy-TLS-1-2-2017-01",
-        "ELBSecurityPolicy-FS-1-2-Res-2020-10",
-    };
     json_t *asked = barge_json_array(in, "Names");
     size_t i;
     json_t *n;
     json_array_foreach(asked, i, n)
     {
-        bool known = false;
-        for (size_t k = 0; k < BARGE_ARRAY_SIZE(names); k++)
-            known |= barge_streq(names[k], json_string_value(n));
-        if (!known)
+        if (!barge_elb_ssl_policy(json_string_value(n)))
             return typed(err, BARGE_ERR_NOT_FOUND, "SSLPolicyNotFound", "SSL policy '%s' not found",
                          json_string_value(n) ? json_string_value(n) : "");
     }
-    bool tls13 = true;
+    static const char *const versions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+    static const char *const haproxy_versions[] = {"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
     json_t *list = json_array();
-    for (size_t k = 0; k < BARGE_ARRAY_SIZE(names); k++, tls13 = false) {
-        if (json_array_size(asked) && !barge_json_has_string(asked, names[k]))
+    for (const struct barge_elb_ssl_policy *p = barge_elb_ssl_policies; p->name; p++) {
+        if (json_array_size(asked) && !barge_json_has_string(asked, p->name))
             continue;
-        json_t *protocols =
-            tls13 ? json_pack("[s, s]", "TLSv1.2", "TLSv1.3") : json_pack("[s]", "TLSv1.2");
+        json_t *protocols = json_array();
+        bool on = false;
+        for (size_t k = 0; k < BARGE_ARRAY_SIZE(versions); k++) {
+            on |= barge_streq(haproxy_versions[k], p->min_version);
+            if (on)
+                json_array_append_new(protocols, json_string(versions[k]));
+            if (barge_streq(haproxy_versions[k], p->max_version))
+                break;
+        }
+        json_t *ciphers = json_array();
+        int prio = 1;
+        for (int pass = 0; pass < 2; pass++) {
+            const char *text = pass ? p->ciphers : p->ciphersuites;
+            for (const char *c = text; c && *c;) {
+                size_t len = strcspn(c, ":");
+                json_array_append_new(ciphers,
+                                      json_pack("{s:s%, s:i}", "Name", c, len, "Priority", prio++));
+                c += len + (c[len] == ':');
+            }
+        }
         json_array_append_new(list,
-                              json_pack("{s:s, s:o, s:[{s:s, s:i}], s:[s, s]}", "Name", names[k],
-                                        "SslProtocols", protocols, "Ciphers", "Name",
-                                        "ECDHE-RSA-AES128-GCM-SHA256", "Priority", 1,
+                              json_pack("{s:s, s:o, s:o, s:[s, s]}", "Name", p->name,
+                                        "SslProtocols", protocols, "Ciphers", ciphers,
                                         "SupportedLoadBalancerTypes", "application", "network"));
     }
     *out = json_pack("{s:o}", "SslPolicies", list);
@@ -2189,6 +2515,11 @@ static const struct barge_api_op elbv2_ops[] = {
     {"DescribeSSLPolicies", describe_ssl_policies},
     {"ModifyRule", modify_rule},
     {"ModifyListener", modify_listener},
+    {"AddListenerCertificates", add_listener_certificates},
+    {"RemoveListenerCertificates", remove_listener_certificates},
+    {"DescribeListenerCertificates", describe_listener_certificates},
+    {"DescribeListenerAttributes", describe_listener_attributes},
+    {"ModifyListenerAttributes", modify_listener_attributes},
     {NULL, NULL},
 };
 

@@ -18,13 +18,14 @@ extern const struct barge_api_service barge_api_ssm;
 extern const struct barge_api_service barge_api_secretsmanager;
 extern const struct barge_api_service barge_api_cloudwatch;
 extern const struct barge_api_service barge_api_cloudmap;
+extern const struct barge_api_service barge_api_acm;
 
 /* CloudWatch is here too: recent SDKs call it over JSON 1.0 (query.c serves
  * the query protocol older ones use). */
 static const struct barge_api_service *services[] = {
     &barge_api_ecs,        &barge_api_ecr,      &barge_api_autoscaling,
     &barge_api_logs,       &barge_api_ssm,      &barge_api_secretsmanager,
-    &barge_api_cloudwatch, &barge_api_cloudmap,
+    &barge_api_cloudwatch, &barge_api_cloudmap, &barge_api_acm,
 };
 
 static const struct barge_api_service *find_service(const char *target, const char **op)

@@ -425,6 +425,7 @@ static struct slot {
     {"servicediscovery", NULL},
     {"cloudformation", NULL},
     {"ec2", NULL},
+    {"acm", NULL},
 };
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 

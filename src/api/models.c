@@ -29,6 +29,7 @@ __asm__(EMBED("barge_model_iam_json", "data/models/iam.json"));
 __asm__(EMBED("barge_model_servicediscovery_json", "data/models/servicediscovery.json"));
 __asm__(EMBED("barge_model_cloudformation_json", "data/models/cloudformation.json"));
 __asm__(EMBED("barge_model_ec2_json", "data/models/ec2.json"));
+__asm__(EMBED("barge_model_acm_json", "data/models/acm.json"));
 
 extern const char barge_model_ecs_json[];
 extern const uint64_t barge_model_ecs_json_len;
@@ -56,6 +57,8 @@ extern const char barge_model_cloudformation_json[];
 extern const uint64_t barge_model_cloudformation_json_len;
 extern const char barge_model_ec2_json[];
 extern const uint64_t barge_model_ec2_json_len;
+extern const char barge_model_acm_json[];
+extern const uint64_t barge_model_acm_json_len;
 
 static const struct {
     const char *service;
@@ -76,6 +79,7 @@ static const struct {
     {"servicediscovery", barge_model_servicediscovery_json, &barge_model_servicediscovery_json_len},
     {"cloudformation", barge_model_cloudformation_json, &barge_model_cloudformation_json_len},
     {"ec2", barge_model_ec2_json, &barge_model_ec2_json_len},
+    {"acm", barge_model_acm_json, &barge_model_acm_json_len},
 };
 
 const char *barge_model_embedded_get(const char *service, size_t *len)

@@ -14,6 +14,7 @@
  * files and takes over with -sf, so traffic is not cut then either. */
 #include <sys/wait.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +30,7 @@
 #include "control/control.h"
 #include "ecs/ecs.h"
 #include "net/haproxy.h"
+#include "svc/acm.h"
 #include "svc/elbv2.h"
 
 struct lb_proc {
@@ -130,6 +132,22 @@ static void proc_free(struct lb_proc *p)
     free(p);
 }
 
+/* Removes the files in dir (the certificates of a load balancer). */
+static void clear_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *path = barge_xasprintf("%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 static void stop_proc(struct barge_server *srv, struct lb_proc *p, bool wait)
 {
     if (alive(p->pid)) {
@@ -144,12 +162,16 @@ static void stop_proc(struct barge_server *srv, struct lb_proc *p, bool wait)
         _cleanup_free_ char *path = path_of(srv, p->name, exts[i]);
         unlink(path);
     }
+    _cleanup_free_ char *tls = path_of(srv, p->name, "tls");
+    clear_dir(tls);
+    rmdir(tls);
 }
 
 /* ---- the desired state ---- */
 
 struct snapshot {
     json_t *lbs, *tgs, *listeners, *rules;
+    json_t *certs; /* {ARN: ACM certificate document} */
     json_t *hosts; /* {EC2 instance id: address}: where instance targets are */
 };
 
@@ -171,6 +193,14 @@ static int collect_host(const char *key, json_t *doc, void *ud, struct barge_err
     return 0;
 }
 
+static int collect_cert(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    json_object_set(ud, barge_json_str(doc, "arn", ""), doc);
+    return 0;
+}
+
 static int load_region(struct barge_server *srv, struct snapshot *s, const char *region,
                        struct barge_error **err)
 {
@@ -183,7 +213,8 @@ static int load_region(struct barge_server *srv, struct snapshot *s, const char 
         barge_store_scan(tx, ELB_KIND_TG, "", NULL, false, 0, collect, s->tgs, err) < 0 ||
         barge_store_scan(tx, ELB_KIND_LISTENER, "", NULL, false, 0, collect, s->listeners, err) <
             0 ||
-        barge_store_scan(tx, ELB_KIND_RULE, "", NULL, false, 0, collect, s->rules, err) < 0)
+        barge_store_scan(tx, ELB_KIND_RULE, "", NULL, false, 0, collect, s->rules, err) < 0 ||
+        barge_store_scan(tx, ACM_KIND_CERT, "", NULL, false, 0, collect_cert, s->certs, err) < 0)
         return -1;
     /* Where finish_draining writes a target group back. */
     for (size_t i = first_tg; i < json_array_size(s->tgs); i++)
@@ -200,6 +231,7 @@ static int load_snapshot(struct barge_server *srv, struct snapshot *s, struct ba
     s->listeners = json_array();
     s->rules = json_array();
     s->hosts = json_object();
+    s->certs = json_object();
     _cleanup_json_ json_t *regions = NULL;
     if (barge_store_regions(srv->store, &regions, err) < 0)
         return -1;
@@ -223,6 +255,7 @@ static void snapshot_release(struct snapshot *s)
     json_decref(s->listeners);
     json_decref(s->rules);
     json_decref(s->hosts);
+    json_decref(s->certs);
 }
 
 static const json_t *tg_by_arn(const struct snapshot *s, const char *arn)
@@ -378,6 +411,112 @@ static json_int_t idle_timeout(const json_t *lb)
         barge_json_str(barge_json_object(lb, "_attributes"), "idle_timeout.timeout_seconds", "60"));
 }
 
+/* The "tls" of an HTTPS or TLS listener l of the load balancer proc_name:
+ * its certificates, default first, each in a file under
+ * "<proc_name>.tls/", and its security policy. NULL when l is plain, or when
+ * a certificate is gone (the listener is left out then). */
+static json_t *listener_tls(struct barge_server *srv, const struct snapshot *s, const json_t *l,
+                            const char *proc_name, bool *broken)
+{
+    *broken = false;
+    const char *proto = barge_json_str(l, "Protocol", "");
+    if (!barge_streq(proto, "HTTPS") && !barge_streq(proto, "TLS"))
+        return NULL;
+    const struct barge_elb_ssl_policy *policy =
+        barge_elb_ssl_policy(barge_json_str(l, "SslPolicy", BARGE_ELB_DEFAULT_SSL_POLICY));
+    if (!policy)
+        policy = barge_elb_ssl_policy(BARGE_ELB_DEFAULT_SSL_POLICY);
+    _cleanup_json_ json_t *arns = json_array();
+    json_array_append(arns, json_object_get(json_array_get(barge_json_array(l, "Certificates"), 0),
+                                            "CertificateArn"));
+    json_array_extend(arns, barge_json_array(l, "_certs"));
+    if (!json_array_size(arns)) {
+        barge_warn("load balancer %s: listener %s has no certificate", proc_name,
+                   barge_json_str(l, "ListenerArn", ""));
+        *broken = true;
+        return NULL;
+    }
+    _cleanup_free_ char *dir = path_of(srv, proc_name, "tls");
+    json_t *certs = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(arns, i, a)
+    {
+        const json_t *cert = json_object_get(s->certs, json_string_value(a));
+        if (!cert) {
+            barge_warn("load balancer %s: listener %s: certificate '%s' not found", proc_name,
+                       barge_json_str(l, "ListenerArn", ""), json_string_value(a));
+            json_decref(certs);
+            *broken = true;
+            return NULL;
+        }
+        _cleanup_free_ char *path =
+            barge_xasprintf("%s/%lld-%zu.pem", dir, (long long)barge_json_int(l, "Port", 0), i);
+        json_array_append_new(certs, json_pack("{s:s, s:O, s:I}", "path", path, "arn", a, "seq",
+                                               barge_json_int(cert, "seq", 0)));
+    }
+    json_t *tls =
+        json_pack("{s:o, s:s, s:s, s:s}", "certs", certs, "min_version", policy->min_version,
+                  "max_version", policy->max_version, "ciphers", policy->ciphers);
+    if (policy->ciphersuites)
+        json_object_set_new(tls, "ciphersuites", json_string(policy->ciphersuites));
+    return tls;
+}
+
+/* The response header a "routing.http.response.<name>.header_value"
+ * attribute sets: "strict_transport_security" is Strict-Transport-Security.
+ * The caller frees it. */
+static char *header_name(const char *key)
+{
+    const char *from = key + strlen("routing.http.response.");
+    char *out = barge_xstrndup(from, strlen(from) - strlen(".header_value"));
+    bool start = true;
+    for (char *c = out; *c; c++) {
+        if (*c == '_')
+            *c = '-';
+        else if (start)
+            *c = (char)toupper((unsigned char)*c);
+        start = *c == '-';
+    }
+    return out;
+}
+
+/* Adds the listener attributes of l to its spec ls; the TCP idle timeout
+ * goes to the backends of fwd (their tunnel timeout: the longest of the
+ * listeners that use one). */
+static void listener_attributes(const json_t *l, json_t *ls, const json_t *fwd, json_t *backends)
+{
+    json_t *attrs = barge_json_object(l, "_attributes");
+    const char *k;
+    json_t *v;
+    json_object_foreach(attrs, k, v)
+    {
+        const char *value = json_string_value(v);
+        if (!value || !*value)
+            continue;
+        if (barge_streq(k, "routing.http.response.server.enabled"))
+            json_object_set_new(ls, "server_header", json_boolean(barge_streq(value, "true")));
+        else if (barge_str_has_prefix(k, "routing.http.response.") &&
+                 barge_str_has_suffix(k, ".header_value")) {
+            _cleanup_free_ char *name = header_name(k);
+            json_array_append_new(barge_json_array(ls, "headers"),
+                                  json_pack("[s, s]", name, value));
+        }
+    }
+    const char *proto = barge_json_str(l, "Protocol", "");
+    if (!barge_streq(proto, "TCP") && !barge_streq(proto, "TLS"))
+        return;
+    json_int_t idle = atoll(barge_json_str(attrs, "tcp.idle_timeout.seconds", "350"));
+    size_t i;
+    json_t *f;
+    json_array_foreach((json_t *)fwd, i, f)
+    {
+        json_t *b = json_object_get(backends, barge_json_str(f, "backend", ""));
+        if (b && idle > barge_json_int(b, "tunnel", 0))
+            json_object_set_new(b, "tunnel", json_integer(idle));
+    }
+}
+
 /* {process name: spec} for every load balancer with a listener. */
 static json_t *desired(struct barge_server *srv, const struct snapshot *s)
 {
@@ -394,15 +533,21 @@ static json_t *desired(struct barge_server *srv, const struct snapshot *s)
         {
             if (!barge_streq(barge_json_str(l, "LoadBalancerArn", ""), arn))
                 continue;
-            json_t *fwd = forward_of(s, l, backends);
-            if (!fwd)
+            bool broken;
+            json_t *tls = listener_tls(srv, s, l, name, &broken);
+            json_t *fwd = broken ? NULL : forward_of(s, l, backends);
+            if (!fwd) {
+                json_decref(tls);
                 continue;
-            json_array_append_new(
-                listeners,
-                json_pack("{s:I, s:o, s:b, s:o}", "port", barge_json_int(l, "Port", 0), "forward",
-                          fwd, "sticky",
-                          barge_json_bool(barge_json_object(l, "_stickiness"), "Enabled", false),
-                          "rules", listener_rules(s, l, backends)));
+            }
+            json_t *ls = json_pack(
+                "{s:I, s:o, s:b, s:o, s:[]}", "port", barge_json_int(l, "Port", 0), "forward", fwd,
+                "sticky", barge_json_bool(barge_json_object(l, "_stickiness"), "Enabled", false),
+                "rules", listener_rules(s, l, backends), "headers");
+            if (tls)
+                json_object_set_new(ls, "tls", tls);
+            listener_attributes(l, ls, fwd, backends);
+            json_array_append_new(listeners, ls);
         }
         if (!json_array_size(listeners)) {
             json_decref(listeners);
@@ -531,8 +676,41 @@ static void apply_servers(struct lb_proc *p, const json_t *spec)
     }
 }
 
-static void start_proc(struct barge_server *srv, const char *name, const json_t *spec,
-                       const char *shape)
+/* Writes the certificates spec's listeners serve (certificate, chain and
+ * private key, mode 0600) where its configuration names them, replacing
+ * what an earlier configuration had there: a running process has read its
+ * own already. HAProxy reads the key from a file like any TLS server, so the
+ * key is in clear on this host while a listener uses it. */
+static int write_certs(struct barge_server *srv, const struct snapshot *s, const char *name,
+                       const json_t *spec, struct barge_error **err)
+{
+    _cleanup_free_ char *dir = path_of(srv, name, "tls");
+    clear_dir(dir);
+    size_t i, j;
+    json_t *l, *c;
+    json_array_foreach(barge_json_array(spec, "listeners"), i, l)
+    {
+        json_array_foreach(barge_json_array(json_object_get(l, "tls"), "certs"), j, c)
+        {
+            if (barge_mkdir_p(dir, 0700) < 0)
+                return barge_error_set_errno(err, BARGE_ERR_IO, "cannot create '%s'", dir);
+            const json_t *doc = json_object_get(s->certs, barge_json_str(c, "arn", ""));
+            char *pem = NULL;
+            size_t len = 0;
+            if (barge_acm_cert_pem(&srv->master_key, doc, &pem, &len, err) < 0)
+                return -1;
+            const char *path = barge_json_str(c, "path", "");
+            int r = barge_write_file_atomic(path, pem, len, 0600);
+            barge_crypto_free(pem, len);
+            if (r < 0)
+                return barge_error_set_errno(err, BARGE_ERR_IO, "cannot write '%s'", path);
+        }
+    }
+    return 0;
+}
+
+static void start_proc(struct barge_server *srv, const struct snapshot *s, const char *name,
+                       const json_t *spec, const char *shape)
 {
     struct lb_proc *p = find_proc(name);
     pid_t old = p && alive(p->pid) ? p->pid : 0;
@@ -543,6 +721,10 @@ static void start_proc(struct barge_server *srv, const char *name, const json_t 
     _cleanup_free_ char *pid_path = path_of(srv, name, "pid");
     _cleanup_free_ char *config = barge_haproxy_config(spec, true);
     _cleanup_error_ struct barge_error *err = NULL;
+    if (write_certs(srv, s, name, spec, &err) < 0) {
+        barge_warn("load balancer %s: %s", name, err->message);
+        return;
+    }
     pid_t pid = barge_haproxy_start(cfg_path, config, log_path, old,
                                     barge_json_str(spec, "socket", NULL), &err);
     if (pid < 0) {
@@ -722,7 +904,7 @@ void barge_lb_step(struct barge_server *srv)
         if (p && p->pid == 0 && barge_monotonic_ms() < p->retry_at)
             continue;
         if (!p || p->pid == 0 || strcmp(p->shape, shape) != 0) {
-            start_proc(srv, name, spec, shape);
+            start_proc(srv, &s, name, spec, shape);
         } else {
             apply_servers(p, spec);
         }

@@ -157,6 +157,58 @@ static const char *append_forward(FILE *b, const json_t *fwd, const char *cond, 
     return fallback;
 }
 
+/* The TLS options of a bind line (none for a plain listener), and the
+ * certificates' versions as comments, so that a re-imported certificate
+ * changes the configuration and a new process loads it. */
+static void append_tls(FILE *b, const json_t *tls)
+{
+    if (!tls) {
+        fputs("\n", b);
+        return;
+    }
+    fputs(" ssl", b);
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(tls, "certs"), i, c)
+        fprintf(b, " crt %s", barge_json_str(c, "path", ""));
+    fprintf(b, " ssl-min-ver %s ssl-max-ver %s ciphers %s", barge_json_str(tls, "min_version", ""),
+            barge_json_str(tls, "max_version", ""), barge_json_str(tls, "ciphers", ""));
+    const char *suites = barge_json_str(tls, "ciphersuites", NULL);
+    if (suites)
+        fprintf(b, " ciphersuites %s", suites);
+    fputs("\n", b);
+    json_array_foreach(barge_json_array(tls, "certs"), i, c)
+        fprintf(b, "    # certificate %s import %lld\n", barge_json_str(c, "arn", ""),
+                (long long)barge_json_int(c, "seq", 0));
+}
+
+/* What an HTTP listener l adds to requests (X-Forwarded-Proto and -Port, as
+ * ELB does) and to responses (its listener attributes: "server_header"
+ * false drops the Server header, "headers" [[name, value]] are set). Header
+ * values are log-format strings to HAProxy, so '%' is doubled; the API lets
+ * no '"' or '\\' through. */
+static void append_http_headers(FILE *b, const json_t *l)
+{
+    fprintf(b,
+            "    http-request set-header X-Forwarded-Proto %s\n"
+            "    http-request set-header X-Forwarded-Port %lld\n",
+            json_object_get(l, "tls") ? "https" : "http", (long long)barge_json_int(l, "port", 0));
+    if (!barge_json_bool(l, "server_header", true))
+        fputs("    http-response del-header Server\n", b);
+    size_t i;
+    json_t *h;
+    json_array_foreach(barge_json_array(l, "headers"), i, h)
+    {
+        fprintf(b, "    http-response set-header %s \"", json_string_value(json_array_get(h, 0)));
+        for (const char *c = json_string_value(json_array_get(h, 1)); c && *c; c++) {
+            if (*c == '%')
+                fputc('%', b);
+            fputc(*c, b);
+        }
+        fputs("\"\n", b);
+    }
+}
+
 char *barge_haproxy_config(const json_t *spec, bool servers)
 {
     char *text = NULL;
@@ -184,9 +236,12 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
     json_t *l;
     json_array_foreach(barge_json_array(spec, "listeners"), i, l)
     {
-        fprintf(b, "frontend l%lld\n    bind %s:%lld\n", (long long)barge_json_int(l, "port", 0),
+        fprintf(b, "frontend l%lld\n    bind %s:%lld", (long long)barge_json_int(l, "port", 0),
                 barge_json_str(spec, "address", "127.0.0.1"),
                 (long long)barge_json_int(l, "port", 0));
+        append_tls(b, json_object_get(l, "tls"));
+        if (http)
+            append_http_headers(b, l);
         size_t k;
         json_t *rule;
         const char *def_var = http ? "txn.wd" : "sess.wd";
@@ -228,6 +283,9 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
     json_object_foreach(barge_json_object(spec, "backends"), name, be)
     {
         fprintf(b, "backend %s\n    balance roundrobin\n", name);
+        json_int_t tunnel = barge_json_int(be, "tunnel", 0);
+        if (tunnel > 0 && !http)
+            fprintf(b, "    timeout tunnel %llds\n", (long long)tunnel);
         json_int_t sticky = barge_json_int(be, "sticky", 0);
         if (sticky > 0 && http)
             fprintf(

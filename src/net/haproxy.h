@@ -15,8 +15,13 @@
  * servers. spec:
  *   {"name", "address", "socket", "mode": "http"|"tcp", "idle_timeout",
  *    "listeners": [{"port", "forward": [{"backend", "weight"}], "sticky",
- *                   "rules": [{"forward", "sticky", "paths", "hosts"}]}],
+ *                   "rules": [{"forward", "sticky", "paths", "hosts"}],
+ *                   "tls": {"certs": [{"path", "arn", "seq"}] (the first is the
+ *                           default, the others go by SNI), "min_version",
+ *                           "max_version", "ciphers", "ciphersuites"},
+ *                   "server_header": bool, "headers": [[name, value]]}],
  *    "backends": {name: {"mode", "sticky" (cookie lifetime, 0 for none),
+ *                 "tunnel" (idle timeout of a TCP connection, seconds),
  *                 "check": {"enabled", "path", "port", "interval",
  *                 "timeout", "rise", "fall", "codes"},
  *                 "servers": {server name: {"addr", "port", "drain"}}}}}

@@ -18,6 +18,52 @@
 #include "common/sigv4.h"
 #include "net/haproxy.h"
 
+#define ECDHE_GCM                                                                              \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+    "ECDHE-RSA-AES256-GCM-SHA384"
+#define ECDHE_CBC_SHA2                                                             \
+    "ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:" \
+    "ECDHE-RSA-AES256-SHA384"
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+/* ELB's policies by the protocol versions and ciphers each allows. */
+const struct barge_elb_ssl_policy barge_elb_ssl_policies[] = {
+    {"ELBSecurityPolicy-TLS13-1-2-2021-06", "TLSv1.2", "TLSv1.3", ECDHE_GCM ":" ECDHE_CBC_SHA2,
+     TLS13_SUITES},
+    {"ELBSecurityPolicy-2016-08", "TLSv1.0", "TLSv1.2",
+     ECDHE_GCM ":" ECDHE_CBC_SHA2
+               ":ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:"
+               "ECDHE-RSA-AES256-SHA:AES128-GCM-SHA256:AES128-SHA256:AES128-SHA:"
+               "AES256-GCM-SHA384:AES256-SHA256:AES256-SHA",
+     NULL},
+    {"ELBSecurityPolicy-TLS-1-2-2017-01", "TLSv1.2", "TLSv1.2",
+     ECDHE_GCM ":" ECDHE_CBC_SHA2
+               ":AES128-GCM-SHA256:AES128-SHA256:AES256-GCM-SHA384:AES256-SHA256",
+     NULL},
+    {"ELBSecurityPolicy-FS-1-2-Res-2020-10", "TLSv1.2", "TLSv1.2", ECDHE_GCM, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+const struct barge_elb_ssl_policy *barge_elb_ssl_policy(const char *name)
+{
+    for (const struct barge_elb_ssl_policy *p = barge_elb_ssl_policies; name && p->name; p++)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+bool barge_elb_listener_uses_cert(const json_t *doc, const char *cert_arn)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(doc, "Certificates"), i, c)
+    {
+        if (barge_streq(barge_json_str(c, "CertificateArn", ""), cert_arn))
+            return true;
+    }
+    return barge_json_has_string(barge_json_array(doc, "_certs"), cert_arn);
+}
+
 char *barge_elb_dir(const struct barge_server *srv)
 {
     return barge_xasprintf("%s/lb", srv->cfg.data_dir);

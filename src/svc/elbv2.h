@@ -24,6 +24,28 @@
  * ([{TargetGroupArn, Weight}]) and "_stickiness" (TargetGroupStickinessConfig);
  * "_tg" is the first target group. */
 #define ELB_KIND_RULE "elb-rule"
+/* HTTPS and TLS listeners name their default certificate in "Certificates"
+ * ([{CertificateArn}]) and the others (AddListenerCertificates, served by
+ * SNI) in "_certs" ([ARN]); "SslPolicy" is their security policy.
+ * "_attributes" holds the listener attributes set (ModifyListenerAttributes). */
+
+/* A security policy of HTTPS and TLS listeners, as HAProxy's bind options
+ * take it: the lowest and highest protocol version, the TLS 1.2 cipher list
+ * (OpenSSL names) and the TLS 1.3 cipher suites (NULL when TLS 1.3 is off). */
+struct barge_elb_ssl_policy {
+    const char *name;
+    const char *min_version, *max_version; /* "TLSv1.0" ... "TLSv1.3" */
+    const char *ciphers;
+    const char *ciphersuites;
+};
+#define BARGE_ELB_DEFAULT_SSL_POLICY "ELBSecurityPolicy-2016-08"
+/* The policies barge knows, ending with one whose name is NULL. */
+extern const struct barge_elb_ssl_policy barge_elb_ssl_policies[];
+/* The policy called name, or NULL. */
+const struct barge_elb_ssl_policy *barge_elb_ssl_policy(const char *name);
+
+/* Whether the listener doc serves the ACM certificate cert_arn. */
+bool barge_elb_listener_uses_cert(const json_t *doc, const char *cert_arn);
 
 /* Where the HAProxy processes of load balancers keep their files (under the
  * data directory), and the admin socket of the load balancer lb_arn (there

@@ -3,7 +3,8 @@
  * target group whose health check follows the group (path, matcher codes as
  * a regex, interval, thresholds, port), servers only when asked, drained
  * servers at weight 0, forwards split by weight across target groups (with
- * cookie stickiness), the idle timeout. */
+ * cookie stickiness), the idle timeout, TLS binds with their certificates and
+ * policy, and the listener attributes' response headers and tunnel timeout. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,8 @@ static void test_config(void **state)
     char *with = barge_haproxy_config(s, true);
     assert_non_null(strstr(with, "stats socket /run/web.sock mode 600 level admin"));
     assert_non_null(strstr(with, "frontend l8080\n    bind 127.0.0.1:8080\n"
+                                 "    http-request set-header X-Forwarded-Proto http\n"
+                                 "    http-request set-header X-Forwarded-Port 8080\n"
                                  "    default_backend tg-app\n"));
     assert_non_null(strstr(with, "option httpchk GET /health\n"));
     assert_non_null(strstr(with, "http-check expect rstatus ^(200|202|203|204)$\n"));
@@ -54,6 +57,46 @@ static void test_config(void **state)
     assert_non_null(strstr(without, "option httpchk"));
     free(with);
     free(without);
+    json_decref(s);
+}
+
+static void test_tls_and_attributes(void **state)
+{
+    (void)state;
+    json_t *s = spec();
+    json_t *l = json_array_get(json_object_get(s, "listeners"), 0);
+    json_object_set_new(
+        l, "tls",
+        json_loads("{\"certs\": [{\"path\": \"/d/8080-0.pem\", \"arn\": \"arn:a\", \"seq\": 2},"
+                   "  {\"path\": \"/d/8080-1.pem\", \"arn\": \"arn:b\", \"seq\": 1}],"
+                   " \"min_version\": \"TLSv1.2\", \"max_version\": \"TLSv1.3\","
+                   " \"ciphers\": \"ECDHE-RSA-AES128-GCM-SHA256\","
+                   " \"ciphersuites\": \"TLS_AES_128_GCM_SHA256\"}",
+                   0, NULL));
+    json_object_set_new(l, "server_header", json_false());
+    json_object_set_new(
+        l, "headers", json_pack("[[s, s]]", "Content-Security-Policy", "default-src 'self' 100%"));
+    char *text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "    bind 127.0.0.1:8080 ssl crt /d/8080-0.pem crt /d/8080-1.pem "
+                                 "ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 ciphers "
+                                 "ECDHE-RSA-AES128-GCM-SHA256 ciphersuites "
+                                 "TLS_AES_128_GCM_SHA256\n"
+                                 "    # certificate arn:a import 2\n"
+                                 "    # certificate arn:b import 1\n"
+                                 "    http-request set-header X-Forwarded-Proto https\n"));
+    assert_non_null(strstr(text, "    http-response del-header Server\n"
+                                 "    http-response set-header Content-Security-Policy "
+                                 "\"default-src 'self' 100%%\"\n"));
+    free(text);
+    /* A TCP listener's idle timeout is its backends' tunnel timeout. */
+    json_object_set_new(s, "mode", json_string("tcp"));
+    json_object_set_new(json_object_get(json_object_get(s, "backends"), "tg-app"), "tunnel",
+                        json_integer(120));
+    text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "backend tg-app\n    balance roundrobin\n"
+                                 "    timeout tunnel 120s\n"));
+    assert_null(strstr(text, "X-Forwarded-Proto"));
+    free(text);
     json_decref(s);
 }
 
@@ -104,7 +147,7 @@ static void test_weighted_forward(void **state)
     char *text = barge_haproxy_config(s, false);
     assert_non_null(strstr(text, "    timeout client 7s\n    timeout server 7s\n"));
     /* The numbers are drawn before any rule, one variable per forward. */
-    assert_non_null(strstr(text, "    bind 127.0.0.1:8080\n"
+    assert_non_null(strstr(text, "    http-request set-header X-Forwarded-Port 8080\n"
                                  "    http-request set-var(txn.wd) rand(4)\n"
                                  "    http-request set-var(txn.w0) rand(2)\n"));
     assert_non_null(strstr(text, "    use_backend tg-b if r0_path { req.cook(AWSALBTG) -m str "
@@ -157,6 +200,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_tls_and_attributes),
         cmocka_unit_test(test_weighted_forward),
         cmocka_unit_test(test_tcp_and_no_check),
     };
