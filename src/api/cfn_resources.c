@@ -1128,11 +1128,21 @@ static int listener_remove(struct barge_cfn_prov *p, const char *physical, const
 static int listener_update(struct barge_cfn_prov *p, const char *physical, const json_t *old,
                            const json_t *props, json_t **attrs, struct barge_error **err)
 {
-    /* barge's ELB has no ModifyListener: the listener is made again on its
-     * port, the old one first removed so that the port is free. */
-    if (listener_remove(p, physical, old, err) < 0)
+    /* Another load balancer or port means another listener (barge's
+     * ModifyListener keeps a listener's port), the old one first removed so
+     * that the port is free; anything else is changed in place, so its
+     * rules stay. */
+    if (!same(old, props, "LoadBalancerArn") || !same(old, props, "Port")) {
+        if (listener_remove(p, physical, old, err) < 0)
+            return -1;
+        return 1;
+    }
+    _cleanup_json_ json_t *in = input(&barge_api_elbv2, "ModifyListener", props);
+    json_object_set_new(in, "ListenerArn", json_string(physical));
+    if (call(p, &barge_api_elbv2, "ModifyListener", in, NULL, err) < 0)
         return -1;
-    return 1;
+    *attrs = json_pack("{s:s}", "ListenerArn", physical);
+    return 0;
 }
 
 static int rule_create(struct barge_cfn_prov *p, const json_t *props, char **physical,

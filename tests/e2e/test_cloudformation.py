@@ -640,6 +640,23 @@ def test_more_resource_types(barged):
         "DNSName"]
     assert out["TgName"].startswith("more-Tg-")
 
+    # a listener's new default action is a change in place (ModifyListener):
+    # same ARN, its rule kept
+    tpl["Resources"]["Tg2"] = {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+                               "Properties": {"Port": 80, "Protocol": "HTTP", "VpcId": "vpc-1"}}
+    tpl["Resources"]["Listener"]["Properties"]["DefaultActions"] = [
+        {"Type": "forward", "TargetGroupArn": {"Ref": "Tg2"}}]
+    cfn.update_stack(StackName="more", TemplateBody=json.dumps(tpl),
+                     Capabilities=["CAPABILITY_NAMED_IAM"])
+    st = wait_stack(cfn, "more")
+    assert st["StackStatus"] == "UPDATE_COMPLETE", failures(cfn, "more")
+    after = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+             for r in cfn.describe_stack_resources(StackName="more")["StackResources"]}
+    assert after["Listener"] == res["Listener"] and after["Rule"] == res["Rule"]
+    action = elb.describe_listeners(ListenerArns=[res["Listener"]])["Listeners"][0][
+        "DefaultActions"][0]
+    assert action["TargetGroupArn"] == after["Tg2"]
+
     cfn.delete_stack(StackName="more")
     assert wait_stack(cfn, sid)["StackStatus"] == "DELETE_COMPLETE", failures(cfn, sid)
     with pytest.raises(ClientError) as e:
