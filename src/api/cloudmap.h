@@ -15,9 +15,12 @@ int barge_cloudmap_namespace_find(struct barge_tx *tx, const char *region, const
 /* The DNS records of every private DNS namespace, for a DNS server: *hosts
  * is a new string of hosts-file lines ("IPV4 service.namespace"), one per
  * healthy instance with an AWS_INSTANCE_IPV4 of a service with an A record,
- * and *domains a new JSON array of the namespaces' names (answered locally,
- * never forwarded). */
-int barge_cloudmap_dns_records(struct barge_tx *tx, char **hosts, json_t **domains,
+ * and, for a service with an SRV record and an instance with an
+ * AWS_INSTANCE_PORT too, "IPV4 instance.service.namespace"; *domains a new
+ * JSON array of the namespaces' names (answered locally, never forwarded);
+ * *srv a new JSON array of the SRV records, [name, target, port] each
+ * (priority and weight are 1, as Cloud Map sets them). */
+int barge_cloudmap_dns_records(struct barge_tx *tx, char **hosts, json_t **domains, json_t **srv,
                                struct barge_error **err);
 
 #endif
