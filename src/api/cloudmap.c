@@ -1231,6 +1231,38 @@ int barge_cloudmap_namespace_find(struct barge_tx *tx, const char *region, const
     return 1;
 }
 
+int barge_cloudmap_service_ensure(struct barge_tx *tx, const char *region, const char *account,
+                                  const json_t *ns, const char *name, json_t **svc,
+                                  struct barge_error **err)
+{
+    *svc = NULL;
+    const char *nid = barge_json_str(ns, "Id", "");
+    struct find_name f = {.field = "Name", .value = name, .field2 = "NamespaceId", .value2 = nid};
+    _cleanup_free_ char *prefix = barge_xasprintf("%s|", region);
+    if (barge_store_scan(tx, CLOUDMAP_KIND_SERVICE, prefix, NULL, false, 0, match_name, &f, err) <
+        0)
+        return -1;
+    if (f.found) {
+        *svc = f.found;
+        return 0;
+    }
+    _cleanup_free_ char *id = new_id("srv-");
+    _cleanup_free_ char *arn =
+        barge_xasprintf("arn:aws:servicediscovery:%s:%s:service/%s", region, account, id);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:s, s:I, s:{s:i}}", "Id", id, "Arn", arn,
+                  "Name", name, "NamespaceId", nid, "Type", "HTTP", "CreateDate", barge_now(),
+                  "ResourceOwner", account, "CreatedByAccount", account, "_revision", (json_int_t)1,
+                  "HealthCheckCustomConfig", "FailureThreshold", 1);
+    _cleanup_free_ char *key = barge_cloudmap_key(region, id);
+    if (barge_store_put(tx, CLOUDMAP_KIND_SERVICE, key, doc, err) < 0) {
+        json_decref(doc);
+        return -1;
+    }
+    *svc = doc;
+    return 1;
+}
+
 struct dns_walk {
     struct barge_tx *tx;
     char *hosts;

@@ -12,6 +12,14 @@
 int barge_cloudmap_namespace_find(struct barge_tx *tx, const char *region, const char *name_or_arn,
                                   json_t **ns, json_t **service_arns, struct barge_error **err);
 
+/* The Cloud Map service name of namespace ns (a namespace document of
+ * region), created as an HTTP service (as ECS creates Service Connect's
+ * discovery services) when there is none: 1 (created) or 0 (found) with
+ * *svc (new reference), -1 with err. */
+int barge_cloudmap_service_ensure(struct barge_tx *tx, const char *region, const char *account,
+                                  const json_t *ns, const char *name, json_t **svc,
+                                  struct barge_error **err);
+
 /* The DNS records of every private DNS namespace, for a DNS server: *hosts
  * is a new string of hosts-file lines ("IPV4 service.namespace"), one per
  * healthy instance with an AWS_INSTANCE_IPV4 of a service with an A record,
