@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/svcconnect.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -55,6 +56,8 @@ struct barge_agent_dns {
     int starts;       /* dnsmasq processes started */
     char *version;    /* of the records written */
     char *srv;        /* the SRV options dnsmasq was started with, or NULL */
+    struct barge_svcconnect *sc;
+    json_t *aliases, *alias_addrs; /* Service Connect's, as last written */
 };
 
 /* Whether pid is a dnsmasq serving our hosts file (and not a zombie). */
@@ -200,7 +203,15 @@ static int write_records(struct barge_agent_dns *d, const json_t *out)
     const char *version = barge_json_str(out, "version", "");
     if (barge_streq(d->version, version))
         return 0;
-    const char *hosts = barge_json_str(out, "hosts", "");
+    /* Service Connect's alias names answer their proxy addresses. */
+    json_decref(d->aliases);
+    json_decref(d->alias_addrs);
+    d->aliases = json_incref(barge_json_array(out, "aliases"));
+    d->alias_addrs = barge_svcconnect_addresses(d->aliases);
+    barge_svcconnect_apply(d->sc, d->aliases, d->alias_addrs);
+    _cleanup_free_ char *alias_hosts = barge_svcconnect_hosts(d->alias_addrs);
+    _cleanup_free_ char *hosts =
+        barge_xasprintf("%s%s", barge_json_str(out, "hosts", ""), alias_hosts);
     char *servers = barge_xstrdup("");
     size_t i;
     json_t *dom;
@@ -260,6 +271,8 @@ static void *dns_thread(void *arg)
         if (status == 200) {
             failures = 0;
             int r = write_records(d, out);
+            if (r == 0 && d->aliases) /* unchanged: one that died starts again */
+                barge_svcconnect_apply(d->sc, d->aliases, d->alias_addrs);
             _cleanup_free_ char *srv = r > 0 ? barge_read_file(d->srv_path, NULL) : NULL;
             if (r > 0 && running(d) && !barge_streq(srv, d->srv ? d->srv : "")) {
                 stop_dnsmasq(d);
@@ -328,6 +341,7 @@ void barge_agent_dns_start(struct barge_agent *a)
             d->srv = barge_read_file(d->srv_path, NULL);
         barge_info("dns: keeping dnsmasq (pid %d) on %s:53", (int)old, d->gateway);
     }
+    d->sc = barge_svcconnect_new(a->cfg.data_dir);
     a->dns_server = barge_xstrdup(d->gateway);
     a->dns = d;
     if (pthread_create(&d->thread, NULL, dns_thread, d) != 0) {
@@ -350,6 +364,9 @@ void barge_agent_dns_stop(struct barge_agent *a)
     free(d->servers_path);
     free(d->srv_path);
     free(d->srv);
+    barge_svcconnect_free(d->sc);
+    json_decref(d->aliases);
+    json_decref(d->alias_addrs);
     free(d->pid_path);
     free(d->log_path);
     free(d->gateway);
@@ -370,4 +387,5 @@ void barge_agent_dns_clean(const char *data_dir)
     if (ours(&d, pid) && kill(pid, SIGTERM) == 0)
         printf("stopped the DNS server (dnsmasq, pid %d)\n", (int)pid);
     free(d.hosts_path);
+    barge_svcconnect_clean(data_dir);
 }
