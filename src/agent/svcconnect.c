@@ -232,6 +232,8 @@ static void sync_addresses(const json_t *want)
         const char *addr = json_string_value(v);
         if (addr && !json_object_get(have, addr) && !ip_addr("add", addr))
             barge_warn("service connect: cannot add %s to lo", addr);
+        else if (addr && !json_object_get(have, addr))
+            barge_debug("service connect: %s (%s) on lo", addr, k);
     }
     json_object_foreach(have, k, v)
     {
@@ -242,8 +244,8 @@ static void sync_addresses(const json_t *want)
         {
             wanted |= barge_streq(json_string_value(w), k);
         }
-        if (!wanted)
-            ip_addr("del", k);
+        if (!wanted && ip_addr("del", k))
+            barge_debug("service connect: %s off lo", k);
     }
 }
 
