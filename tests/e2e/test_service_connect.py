@@ -27,11 +27,13 @@ def sd(barged):
     return barged.client("servicediscovery")
 
 
-def task_output(ecs, agent, family, container):
-    """Runs a one-off task of family and returns its container's output."""
+def task_output(ecs, agent, family, container, agents=()):
+    """Runs a one-off task of family and returns its container's output
+    (from the log of whichever of agent and agents ran it)."""
     arn = ecs.run_task(cluster="default", taskDefinition=family)["tasks"][0]["taskArn"]
     task = wait_task(ecs, "default", arn)
-    log = open(os.path.join(agent.data_dir, "logs", arn.split("/")[-1],
+    host = [a for a in (agent, *agents) if a.instance_arn == task["containerInstanceArn"]][0]
+    log = open(os.path.join(host.data_dir, "logs", arn.split("/")[-1],
                             container + ".log")).read()
     assert task["containers"][0]["exitCode"] is not None, log
     # conmon's k8s-file lines: "<time> stdout F <text>"
@@ -151,7 +153,11 @@ def tasks_of(ecs, service):
 @pytest.mark.skipif(not os.path.exists("/usr/sbin/haproxy"),
                     reason="haproxy is not installed")
 def test_service_connect_aliases(barged, agent_factory, busybox, scope, sd):
-    agent = agent_factory(extra_args=scope.agent_args)
+    # Two hosts sharing this network namespace and its bridge, as in
+    # test_networking: each agent runs its proxy (HAProxy's listeners share
+    # the alias addresses), the first one's dnsmasq answers for both.
+    agent = agent_factory("host1", extra_args=scope.agent_args)
+    other = agent_factory("host2", extra_args=scope.agent_args)
     ecs = barged.client("ecs")
     ns_id = sd.get_operation(OperationId=sd.create_http_namespace(Name="corp")["OperationId"])[
         "Operation"]["Targets"]["NAMESPACE"]
@@ -160,6 +166,9 @@ def test_service_connect_aliases(barged, agent_factory, busybox, scope, sd):
     fetch_td(ecs, busybox, ["http://web.internal:80/", "http://api.internal:80/"])
     web = ecs.create_service(
         cluster="default", serviceName="web", taskDefinition="web", desiredCount=2,
+        # one on each host, so a deployment replaces them one at a time
+        placementConstraints=[{"type": "distinctInstance"}],
+        deploymentConfiguration={"minimumHealthyPercent": 50, "maximumPercent": 100},
         serviceConnectConfiguration={"enabled": True, "namespace": "corp", "services": [{
             "portName": "http", "clientAliases": [{"port": 80, "dnsName": "web.internal"}]}]},
     )["service"]
@@ -180,15 +189,18 @@ def test_service_connect_aliases(barged, agent_factory, busybox, scope, sd):
                        desiredCount=0,
                        serviceConnectConfiguration={"enabled": True, "namespace": "corp"})
 
-    wait_for(lambda: len(tasks_of(ecs, "web")) == 2 and len(tasks_of(ecs, "api")) == 1,
-             what="the servers' tasks")
+    web_tasks = wait_for(lambda: (lambda t: t if len(t) == 2 else None)(tasks_of(ecs, "web")),
+                         what="web's tasks")
+    assert {t["containerInstanceArn"] for t in web_tasks} == \
+        {agent.instance_arn, other.instance_arn}
+    wait_for(lambda: len(tasks_of(ecs, "api")) == 1, what="api's task")
     insts = wait_for(lambda: (lambda i: i if len(i) == 2 else None)(
         sd.list_instances(ServiceId=cm["Id"])["Instances"]), what="web's endpoints registered")
     assert all(i["Attributes"]["ECS_SERVICE_NAME"] == "web" for i in insts)
 
     want = "hello-from-web\nhello-from-api"
     out = wait_for(lambda: (lambda o: o if o.strip() == want else None)(
-        task_output(ecs, agent, "fetch", "fetch")), what="answers through the aliases")
+        task_output(ecs, agent, "fetch", "fetch", [other])), what="answers through the aliases")
 
     # a new deployment of web replaces both tasks; the alias follows them
     old = {t["taskArn"] for t in tasks_of(ecs, "web")}
@@ -198,8 +210,17 @@ def test_service_connect_aliases(barged, agent_factory, busybox, scope, sd):
     wait_for(lambda: {i["Id"] for i in sd.list_instances(ServiceId=cm["Id"])["Instances"]}
              .isdisjoint({a.split("/")[-1] for a in old}), what="old tasks deregistered")
     out = wait_for(lambda: (lambda o: o if o.strip() == want else None)(
-        task_output(ecs, agent, "fetch", "fetch")), what="answers after the deployment")
+        task_output(ecs, agent, "fetch", "fetch", [other])), what="answers after the deployment")
     assert "failed" not in out
+
+    # the proxy outlives its agent, like the containers: a restarted agent
+    # keeps it
+    agent.kill()
+    agent.start()
+    assert "service connect: keeping HAProxy" in open(agent.log_path).read()
+    out = wait_for(lambda: (lambda o: o if o.strip() == want else None)(
+        task_output(ecs, agent, "fetch", "fetch", [other])),
+        what="answers after the agent's restart")
 
     for name in ("web", "api", "client"):
         ecs.delete_service(cluster="default", service=name, force=True)
