@@ -357,15 +357,52 @@ static bool dns_name_ok(const char *name)
            name[0] != '-' && name[n - 1] != '.';
 }
 
+struct sc_taken {
+    const char *self; /* the service's ARN */
+    json_t *by;       /* {"arn:<discoveryArn>" or "alias:<dnsName:port>": service ARN} */
+};
+
+static int collect_taken(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    struct sc_taken *t = ud;
+    const char *arn = barge_json_str(doc, "serviceArn", "");
+    if (!barge_streq(barge_json_str(doc, "status", NULL), "ACTIVE") || barge_streq(arn, t->self))
+        return 0;
+    size_t i, j;
+    json_t *e, *a;
+    json_array_foreach(barge_json_array(doc, "_scServices"), i, e)
+    {
+        _cleanup_free_ char *k = barge_xasprintf("arn:%s", barge_json_str(e, "discoveryArn", ""));
+        json_object_set_new(t->by, k, json_string(arn));
+        json_array_foreach(barge_json_array(e, "aliases"), j, a)
+        {
+            _cleanup_free_ char *ak =
+                barge_xasprintf("alias:%s:%lld", barge_json_str(a, "dnsName", ""),
+                                (long long)barge_json_int(a, "port", 0));
+            json_object_set_new(t->by, ak, json_string(arn));
+        }
+    }
+    return 0;
+}
+
 /* Checks an enabled serviceConnectConfiguration (cfg, namespace filled in)
  * against Cloud Map and the task definition td as ECS does, and returns in
  * *resolved what the scheduler and the agents' proxies use: one entry per
  * services[] item, {"discoveryName", "discoveryArn" (the Cloud Map service,
  * created in the namespace when missing), "containerName", "containerPort",
  * "aliases": [{"dnsName", "port"}]}. */
-static int resolve_service_connect(struct barge_tx *tx, struct barge_server *srv, const json_t *cfg,
-                                   const json_t *td, json_t **resolved, struct barge_error **err)
+static int resolve_service_connect(struct barge_tx *tx, struct barge_server *srv, const char *self,
+                                   const json_t *cfg, const json_t *td, json_t **resolved,
+                                   struct barge_error **err)
 {
+    /* What other services serve: a discovery service has one owner, and
+     * every host's proxy serves every alias, so an alias has one too. */
+    _cleanup_json_ json_t *taken_by = json_object();
+    struct sc_taken taken = {.self = self, .by = taken_by};
+    if (barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, collect_taken, &taken, err) < 0)
+        return -1;
     const char *region = barge_server_region(srv);
     const char *ns_name = barge_json_str(cfg, "namespace", "");
     _cleanup_json_ json_t *ns = NULL, *arns = NULL;
@@ -446,12 +483,26 @@ static int resolve_service_connect(struct barge_tx *tx, struct barge_server *srv
                                   "twice.",
                                   key);
             json_object_set_new(seen, key, json_true());
+            _cleanup_free_ char *tk = barge_xasprintf("alias:%s", key);
+            const char *owner = barge_json_str(taken_by, tk, NULL);
+            if (owner)
+                return lb_invalid(err,
+                                  "serviceConnectConfiguration: the client alias '%s' is served "
+                                  "by service '%s' already.",
+                                  key, owner);
             json_array_append_new(aliases, json_pack("{s:s, s:I}", "dnsName", dns, "port", port));
         }
         _cleanup_json_ json_t *cm = NULL;
         if (barge_cloudmap_service_ensure(tx, region, srv->cfg.account_id, ns, discovery, &cm,
                                           err) < 0)
             return -1;
+        _cleanup_free_ char *tk = barge_xasprintf("arn:%s", barge_json_str(cm, "Arn", ""));
+        const char *owner = barge_json_str(taken_by, tk, NULL);
+        if (owner)
+            return lb_invalid(err,
+                              "serviceConnectConfiguration.services[%zu].discoveryName '%s' is "
+                              "used by service '%s' in namespace '%s' already.",
+                              i, discovery, owner, barge_json_str(ns, "Name", ""));
         json_object_set_new(entry, "discoveryArn", json_string(barge_json_str(cm, "Arn", "")));
         json_array_append(out, entry);
     }
@@ -492,7 +543,8 @@ static int set_service_connect(struct barge_tx *tx, struct barge_server *srv, js
                                         "cluster '%s' has no serviceConnectDefaults namespace.",
                                         barge_json_str(cluster, "clusterName", ""));
         json_object_set_new(copy, "namespace", json_string(ns));
-        if (resolve_service_connect(tx, srv, copy, td, &resolved, err) < 0)
+        if (resolve_service_connect(tx, srv, barge_json_str(svc, "serviceArn", ""), copy, td,
+                                    &resolved, err) < 0)
             return -1;
         json_object_set_new(svc, "_namespace", json_string(ns));
     } else {

@@ -270,6 +270,21 @@ def test_service_connect_checked(barged, sd):
     res = s["deployments"][0]["serviceConnectResources"]
     assert [r["discoveryName"] for r in res] == ["http"]
     assert s["deployments"][0]["serviceConnectConfiguration"]["services"][0]["portName"] == "http"
+    # another service can neither take the discovery name nor an alias
+    for sc, words in (([{"portName": "http"}], "'http'"),
+                      ([{"portName": "http", "discoveryName": "other",
+                         "clientAliases": [{"port": 80, "dnsName": "http.corp"}]}],
+                       "'http.corp:80'")):
+        with pytest.raises(ClientError) as e:
+            ecs.create_service(cluster="default", serviceName="s2", taskDefinition="br",
+                               desiredCount=0, serviceConnectConfiguration={
+                                   "enabled": True, "namespace": "corp", "services": sc})
+        assert error_code(e) == "InvalidParameterException"
+        assert words in error_message(e) and s["serviceArn"] in error_message(e)
+    # the service itself can keep them
+    ecs.update_service(cluster="default", service="s", serviceConnectConfiguration={
+        "enabled": True, "namespace": "corp",
+        "services": [{"portName": "http", "clientAliases": [{"port": 80}, {"port": 81}]}]})
     # an update whose task definition lacks the port name is refused
     ecs.register_task_definition(family="br", containerDefinitions=[{
         "name": "c", "image": "busybox", "memory": 16}])
