@@ -47,12 +47,14 @@
 #define NET_SLOTS 1022u       /* the /22 less its first and last addresses */
 #define IP        "/usr/sbin/ip"
 #define MAX_OLD   16
+#define HAPROXY   "/usr/sbin/haproxy"
 
 struct barge_svcconnect {
     char *dir, *cfg_path, *sock_path, *log_path;
     pid_t pid;          /* the HAProxy serving, or 0 */
     pid_t old[MAX_OLD]; /* ours that are finishing their connections */
     int64_t retry_at;   /* no new start before (monotonic ms) after a failed one */
+    bool said_missing;  /* that HAProxy is not installed, once */
 };
 
 static int by_string(const void *a, const void *b)
@@ -301,6 +303,14 @@ void barge_svcconnect_apply(struct barge_svcconnect *sc, const json_t *aliases, 
             retire(sc, sc->pid);
             sc->pid = 0;
         }
+        return;
+    }
+    if (access(HAPROXY, X_OK) != 0) {
+        if (!sc->said_missing)
+            barge_warn("service connect: %s not installed (Debian package haproxy); client "
+                       "aliases resolve but nothing listens",
+                       HAPROXY);
+        sc->said_missing = true;
         return;
     }
     _cleanup_free_ char *config = barge_svcconnect_haproxy_config(aliases, addrs, sc->sock_path);
