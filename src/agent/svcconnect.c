@@ -20,7 +20,9 @@
  * process group of its own and outlives the agent, like the containers that
  * use it; a restarted agent finds it through the admin socket. Two agents
  * on one host both listen (HAProxy's listeners use SO_REUSEPORT) with the
- * same endpoints. */
+ * same endpoints when they serve one cluster; agents of two clusters on one
+ * host must not use the same alias name (it would get one address). An
+ * agent takes away only the addresses it put on lo. */
 #include "agent/svcconnect.h"
 
 #include <arpa/inet.h>
@@ -223,32 +225,52 @@ static bool ip_addr(const char *op, const char *addr)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-/* Makes the slice's addresses on lo exactly want's values. */
-static void sync_addresses(const json_t *want)
+/* Puts want's addresses on lo and takes away those the agent of dir put
+ * there before (its record, dir/addresses, a JSON array) that want no
+ * longer has; others' stay: another agent on this host (of another
+ * cluster, say) may serve them. */
+static void sync_addresses(const char *dir, const json_t *want)
 {
     _cleanup_json_ json_t *have = lo_addresses();
+    _cleanup_free_ char *record = barge_xasprintf("%s/addresses", dir);
+    _cleanup_free_ char *text = barge_read_file(record, NULL);
+    _cleanup_json_ json_t *mine = text ? json_loads(text, 0, NULL) : NULL;
+    _cleanup_json_ json_t *now = json_array();
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)want, k, v)
     {
         const char *addr = json_string_value(v);
-        if (addr && !json_object_get(have, addr) && !ip_addr("add", addr))
-            barge_warn("service connect: cannot add %s to lo", addr);
-        else if (addr && !json_object_get(have, addr))
+        if (!addr)
+            continue;
+        json_array_append(now, v);
+        if (json_object_get(have, addr))
+            continue;
+        if (ip_addr("add", addr))
             barge_debug("service connect: %s (%s) on lo", addr, k);
+        else
+            barge_warn("service connect: cannot add %s to lo", addr);
     }
-    json_object_foreach(have, k, v)
+    size_t i, j;
+    json_t *old, *w;
+    json_array_foreach(mine, i, old)
     {
         bool wanted = false;
-        const char *n;
-        json_t *w;
-        json_object_foreach((json_t *)want, n, w)
+        json_array_foreach(now, j, w)
         {
-            wanted |= barge_streq(json_string_value(w), k);
+            wanted |= json_equal(w, old);
         }
-        if (!wanted && ip_addr("del", k))
-            barge_debug("service connect: %s off lo", k);
+        const char *addr = json_string_value(old);
+        if (!wanted && addr && json_object_get(have, addr) && ip_addr("del", addr))
+            barge_debug("service connect: %s off lo", addr);
     }
+    if (json_equal(mine, now) || (!mine && !json_array_size(now)))
+        return;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        barge_warn("service connect: cannot create %s: %s", dir, strerror(errno));
+    _cleanup_free_ char *out = barge_json_dump(now);
+    if (barge_write_file_atomic(record, out, strlen(out), 0600) < 0)
+        barge_warn("service connect: cannot write %s: %s", record, strerror(errno));
 }
 
 static void reap_old(struct barge_svcconnect *sc)
@@ -295,7 +317,7 @@ static void stop_haproxy(const char *sock)
 void barge_svcconnect_apply(struct barge_svcconnect *sc, const json_t *aliases, const json_t *addrs)
 {
     reap_old(sc);
-    sync_addresses(addrs);
+    sync_addresses(sc->dir, addrs);
     if (!json_array_size(aliases)) {
         if (sc->pid > 0) {
             barge_info("service connect: no client alias left; stopping HAProxy %d", (int)sc->pid);
@@ -369,11 +391,12 @@ void barge_svcconnect_free(struct barge_svcconnect *sc)
 
 void barge_svcconnect_clean(const char *data_dir)
 {
-    _cleanup_free_ char *sock = barge_xasprintf("%s/svcconnect/admin.sock", data_dir);
+    _cleanup_free_ char *dir = barge_xasprintf("%s/svcconnect", data_dir);
+    _cleanup_free_ char *sock = barge_xasprintf("%s/admin.sock", dir);
     if (access(sock, F_OK) == 0) {
         stop_haproxy(sock);
         printf("stopped the Service Connect proxy (HAProxy)\n");
     }
     _cleanup_json_ json_t *none = json_object();
-    sync_addresses(none);
+    sync_addresses(dir, none);
 }
