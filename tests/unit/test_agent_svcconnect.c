@@ -56,11 +56,12 @@ static void test_addresses(void **state)
     assert_true(in_slice(api));
     assert_string_not_equal(web, api);
     /* the same names in another order: the same addresses */
-    json_t *again =
-        barge_svcconnect_addresses(parse("[{\"dnsName\": \"api.internal\", \"port\": 1},"
-                                         " {\"dnsName\": \"web.internal\", \"port\": 2}]"));
+    json_t *swapped = parse("[{\"dnsName\": \"api.internal\", \"port\": 1},"
+                            " {\"dnsName\": \"web.internal\", \"port\": 2}]");
+    json_t *again = barge_svcconnect_addresses(swapped);
     assert_true(json_equal(addrs, again));
     json_decref(again);
+    json_decref(swapped);
     /* a new name leaves the others where they were */
     json_array_append_new(aliases, parse("{\"dnsName\": \"db.internal\", \"port\": 5432}"));
     json_t *more = barge_svcconnect_addresses(aliases);
