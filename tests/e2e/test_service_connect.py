@@ -104,6 +104,13 @@ def test_srv_records_follow_running_tasks(barged, agent_factory, busybox, scope,
     out = wait_for(lambda: (lambda o: o if srv_answers(o) == keep else None)(
         task_output(ecs, agent, "dig", "dig")), what="SRV answer after scale-in")
 
+    # a restarted agent keeps the dnsmasq that reads its SRV records
+    pid = int(open(os.path.join(agent.data_dir, "dns", "dnsmasq.pid")).read())
+    agent.kill()
+    agent.start()
+    assert srv_answers(task_output(ecs, agent, "dig", "dig")) == keep
+    assert f"keeping dnsmasq (pid {pid})" in open(agent.log_path).read()
+
     ecs.delete_service(cluster="default", service="web", force=True)
     wait_for(lambda: not sd.list_instances(ServiceId=csvc["Id"])["Instances"],
              what="every task deregistered")
