@@ -123,6 +123,10 @@ void barge_agent_dns_start(struct barge_agent *a);
 void barge_agent_dns_stop(struct barge_agent *a);
 /* Stops the dnsmasq an agent of data_dir left serving (--clean-network). */
 void barge_agent_dns_clean(const char *data_dir);
+/* The dnsmasq options (a new string, "srv-host=..." lines) of the SRV
+ * records of an /agent/dns answer ([[name, target, port], ...]); records
+ * that are not DNS names and ports are left out. */
+char *barge_agent_dns_srv_options(const json_t *records);
 
 /* network.c: the bridge network, host ports, task volumes and the metadata
  * endpoint. Init picks the subnet and port range and removes what tasks

@@ -22,7 +22,8 @@
  *                         the instance's tasks (access.h).
  *   POST /agent/dns       Bearer token: long-polls for the records of the
  *                         Cloud Map private DNS namespaces (cloudmap.h) the
- *                         agent's DNS server answers; at once when they differ
+ *                         agent's DNS server answers, and the Service Connect
+ *                         client aliases its proxy serves; at once when they differ
  *                         from the `version` the agent has.
  * The poll's answer also lists the exec sessions the agent is to join
  * (execRequests, exec.h).
@@ -573,8 +574,8 @@ static int task_credentials(struct barge_http_req *req, json_t *in, json_t **out
 }
 
 /* POST /agent/dns: {"version": V, "wait": S} -> {"version", "hosts",
- * "domains"}, once the records' version differs from V (or after S
- * seconds). */
+ * "domains", "srv", "aliases" (Service Connect's)}, once the records' version differs from V (or
+ * after S seconds). */
 static int dns_records(struct barge_http_req *req, json_t *in, json_t **out,
                        struct barge_error **err)
 {
@@ -588,18 +589,22 @@ static int dns_records(struct barge_http_req *req, json_t *in, json_t **out,
     uint64_t gen = barge_server_generation(srv);
     _cleanup_tx_ struct barge_tx *tx = NULL;
     _cleanup_free_ char *hosts = NULL;
-    _cleanup_json_ json_t *domains = NULL;
+    _cleanup_json_ json_t *domains = NULL, *srvs = NULL, *aliases = NULL;
     if (barge_store_begin(srv->store, false, &tx, err) < 0 ||
-        barge_cloudmap_dns_records(tx, &hosts, &domains, err) < 0)
+        barge_cloudmap_dns_records(tx, &hosts, &domains, &srvs, err) < 0 ||
+        ecs_service_connect_aliases(tx, &aliases, err) < 0)
         return -1;
     barge_store_abort(barge_steal(&tx));
     _cleanup_free_ char *dtext = barge_json_dump(domains);
-    _cleanup_free_ char *both = barge_xasprintf("%s\n%s", hosts, dtext);
+    _cleanup_free_ char *stext = barge_json_dump(srvs);
+    _cleanup_free_ char *atext = barge_json_dump(aliases);
+    _cleanup_free_ char *both = barge_xasprintf("%s\n%s\n%s\n%s", hosts, dtext, stext, atext);
     char version[65];
     barge_sha256_hex(both, strlen(both), version);
     if (!barge_streq(barge_json_str(in, "version", NULL), version) ||
         !barge_server_park(req, gen, req->wait_deadline_ms)) {
-        *out = json_pack("{s:s, s:s, s:O}", "version", version, "hosts", hosts, "domains", domains);
+        *out = json_pack("{s:s, s:s, s:O, s:O, s:O}", "version", version, "hosts", hosts, "domains",
+                         domains, "srv", srvs, "aliases", aliases);
         return 0;
     }
     return 1;

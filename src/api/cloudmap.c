@@ -1231,11 +1231,44 @@ int barge_cloudmap_namespace_find(struct barge_tx *tx, const char *region, const
     return 1;
 }
 
+int barge_cloudmap_service_ensure(struct barge_tx *tx, const char *region, const char *account,
+                                  const json_t *ns, const char *name, json_t **svc,
+                                  struct barge_error **err)
+{
+    *svc = NULL;
+    const char *nid = barge_json_str(ns, "Id", "");
+    struct find_name f = {.field = "Name", .value = name, .field2 = "NamespaceId", .value2 = nid};
+    _cleanup_free_ char *prefix = barge_xasprintf("%s|", region);
+    if (barge_store_scan(tx, CLOUDMAP_KIND_SERVICE, prefix, NULL, false, 0, match_name, &f, err) <
+        0)
+        return -1;
+    if (f.found) {
+        *svc = f.found;
+        return 0;
+    }
+    _cleanup_free_ char *id = new_id("srv-");
+    _cleanup_free_ char *arn =
+        barge_xasprintf("arn:aws:servicediscovery:%s:%s:service/%s", region, account, id);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:s, s:I, s:{s:i}}", "Id", id, "Arn", arn,
+                  "Name", name, "NamespaceId", nid, "Type", "HTTP", "CreateDate", barge_now(),
+                  "ResourceOwner", account, "CreatedByAccount", account, "_revision", (json_int_t)1,
+                  "HealthCheckCustomConfig", "FailureThreshold", 1);
+    _cleanup_free_ char *key = barge_cloudmap_key(region, id);
+    if (barge_store_put(tx, CLOUDMAP_KIND_SERVICE, key, doc, err) < 0) {
+        json_decref(doc);
+        return -1;
+    }
+    *svc = doc;
+    return 1;
+}
+
 struct dns_walk {
     struct barge_tx *tx;
     char *hosts;
     size_t len;
     json_t *domains;
+    json_t *srv;        /* [[name, target, port], ...] */
     json_t *namespaces; /* {"<region>|<id>": name} of DNS namespaces */
 };
 
@@ -1250,10 +1283,24 @@ static int walk_namespace(const char *key, json_t *doc, void *ud, struct barge_e
     return 0;
 }
 
+static void add_host(struct dns_walk *w, const char *ip, const char *name)
+{
+    _cleanup_free_ char *line = barge_xasprintf("%s %s\n", ip, name);
+    size_t n = strlen(line);
+    w->hosts = barge_xrealloc(w->hosts, w->len + n + 1);
+    memcpy(w->hosts + w->len, line, n + 1);
+    w->len += n;
+}
+
+/* A service's A record answers <service>.<namespace> with each healthy
+ * instance's address; its SRV record answers it with "1 1 port
+ * <instance id>.<service>.<namespace>", a name Cloud Map gives an A record
+ * of the instance's address. */
 static int walk_service(const char *key, json_t *doc, void *ud, struct barge_error **err)
 {
     struct dns_walk *w = ud;
-    if (!barge_cloudmap_has_record(doc, "A"))
+    bool a = barge_cloudmap_has_record(doc, "A"), srv = barge_cloudmap_has_record(doc, "SRV");
+    if (!a && !srv)
         return 0;
     const char *bar = strchr(key, '|');
     _cleanup_free_ char *region = barge_xstrndup(key, (size_t)(bar - key));
@@ -1266,28 +1313,33 @@ static int walk_service(const char *key, json_t *doc, void *ud, struct barge_err
     if (barge_store_scan(w->tx, CLOUDMAP_KIND_INSTANCE, prefix, NULL, false, 0,
                          barge_cloudmap_collect, all, err) < 0)
         return -1;
+    _cleanup_free_ char *name = barge_xasprintf("%s.%s", barge_json_str(doc, "Name", ""), ns);
     size_t i;
     json_t *inst;
     json_array_foreach(all, i, inst)
     {
-        const char *ip =
-            barge_json_str(barge_json_object(inst, "Attributes"), "AWS_INSTANCE_IPV4", NULL);
+        json_t *attrs = barge_json_object(inst, "Attributes");
+        const char *ip = barge_json_str(attrs, "AWS_INSTANCE_IPV4", NULL);
         if (!ip || !barge_streq(barge_json_str(inst, "_health", "HEALTHY"), "HEALTHY"))
             continue;
-        _cleanup_free_ char *line =
-            barge_xasprintf("%s %s.%s\n", ip, barge_json_str(doc, "Name", ""), ns);
-        size_t n = strlen(line);
-        w->hosts = barge_xrealloc(w->hosts, w->len + n + 1);
-        memcpy(w->hosts + w->len, line, n + 1);
-        w->len += n;
+        if (a)
+            add_host(w, ip, name);
+        long port = strtol(barge_json_str(attrs, "AWS_INSTANCE_PORT", "0"), NULL, 10);
+        if (!srv || port < 1 || port > 65535)
+            continue;
+        _cleanup_free_ char *target =
+            barge_xasprintf("%s.%s", barge_json_str(inst, "Id", ""), name);
+        add_host(w, ip, target);
+        json_array_append_new(w->srv, json_pack("[s, s, i]", name, target, (int)port));
     }
     return 0;
 }
 
-int barge_cloudmap_dns_records(struct barge_tx *tx, char **hosts, json_t **domains,
+int barge_cloudmap_dns_records(struct barge_tx *tx, char **hosts, json_t **domains, json_t **srv,
                                struct barge_error **err)
 {
-    struct dns_walk w = {.tx = tx, .hosts = barge_xstrdup(""), .domains = json_array()};
+    struct dns_walk w = {
+        .tx = tx, .hosts = barge_xstrdup(""), .domains = json_array(), .srv = json_array()};
     w.namespaces = json_object();
     int r =
         barge_store_scan(tx, CLOUDMAP_KIND_NAMESPACE, "", NULL, false, 0, walk_namespace, &w, err);
@@ -1297,10 +1349,12 @@ int barge_cloudmap_dns_records(struct barge_tx *tx, char **hosts, json_t **domai
     if (r < 0) {
         free(w.hosts);
         json_decref(w.domains);
+        json_decref(w.srv);
         return -1;
     }
     *hosts = w.hosts;
     *domains = w.domains;
+    *srv = w.srv;
     return 0;
 }
 

@@ -70,6 +70,11 @@ int ecs_service_load(struct barge_tx *tx, struct barge_server *srv, const json_t
  * capacityProviderStrategy (one or the other, launch types barge has);
  * *fargate tells whether its tasks go to the Fargate pool. */
 int ecs_service_check_launch(const json_t *in, bool *fargate, struct barge_error **err);
+/* The Service Connect client aliases of every ACTIVE service, for the
+ * agents' proxies: a new array of {"dnsName", "port", "endpoints": [[addr,
+ * port], ...]} (the healthy instances of the alias's Cloud Map discovery
+ * service), sorted. */
+int ecs_service_connect_aliases(struct barge_tx *tx, json_t **out, struct barge_error **err);
 /* Checks loadBalancers (of a service or a task set) against the task
  * definition td as ECS does: each names an existing target group that a load
  * balancer uses, and a container of td with a port mapping for

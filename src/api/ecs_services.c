@@ -214,37 +214,6 @@ static json_t *render_service(struct barge_tx *tx, const json_t *svc, bool tags,
     return out;
 }
 
-/* Records what a CreateService or UpdateService input's
- * serviceConnectConfiguration says (cfg NULL: nothing to change): the
- * configuration, with the namespace filled in from the cluster's
- * serviceConnectDefaults when it names none, goes to the next deployments;
- * the namespace (in "_namespace") is what ListServicesByNamespace matches.
- * Returns 1 when it changed, 0 when not, -1 on error. */
-static int set_service_connect(json_t *svc, const json_t *cluster, const json_t *cfg,
-                               struct barge_error **err)
-{
-    if (!cfg || json_equal(cfg, json_object_get(svc, "_serviceConnect")))
-        return 0;
-    _cleanup_json_ json_t *copy = json_deep_copy(cfg);
-    if (json_is_true(json_object_get(cfg, "enabled"))) {
-        const char *ns = barge_json_str(cfg, "namespace", NULL);
-        if (!ns)
-            ns = barge_json_str(barge_json_object(cluster, "serviceConnectDefaults"), "namespace",
-                                NULL);
-        if (!ns || !*ns)
-            return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
-                                        "serviceConnectConfiguration.namespace is required: "
-                                        "cluster '%s' has no serviceConnectDefaults namespace.",
-                                        barge_json_str(cluster, "clusterName", ""));
-        json_object_set_new(copy, "namespace", json_string(ns));
-        json_object_set_new(svc, "_namespace", json_string(ns));
-    } else {
-        json_object_del(svc, "_namespace");
-    }
-    json_object_set(svc, "_serviceConnect", copy);
-    return 1;
-}
-
 static int lb_invalid(struct barge_error **err, const char *fmt, ...)
 {
     va_list ap;
@@ -356,6 +325,385 @@ static int check_service_registries(struct barge_tx *tx, const json_t *regs, con
             return 0;
     }
     return lb_invalid(err, "The container %s does not exist in the task definition.", cname);
+}
+
+/* ---- Service Connect ---- */
+
+#define DNS_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
+
+/* The port mapping of td named port_name, with its container's name in
+ * *cname; NULL when there is none. Borrowed from td. */
+static const json_t *named_port(const json_t *td, const char *port_name, const char **cname)
+{
+    size_t i, j;
+    json_t *c, *pm;
+    json_array_foreach(barge_json_array(td, "containerDefinitions"), i, c)
+    {
+        json_array_foreach(barge_json_array(c, "portMappings"), j, pm)
+        {
+            if (barge_streq(barge_json_str(pm, "name", NULL), port_name)) {
+                *cname = barge_json_str(c, "name", "");
+                return pm;
+            }
+        }
+    }
+    return NULL;
+}
+
+static bool dns_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= 253 && !name[strspn(name, DNS_CHARS)] && name[0] != '.' &&
+           name[0] != '-' && name[n - 1] != '.';
+}
+
+struct sc_taken {
+    const char *self; /* the service's ARN */
+    json_t *by;       /* {"arn:<discoveryArn>" or "alias:<dnsName:port>": service ARN} */
+};
+
+static int collect_taken(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    (void)err;
+    struct sc_taken *t = ud;
+    const char *arn = barge_json_str(doc, "serviceArn", "");
+    if (!barge_streq(barge_json_str(doc, "status", NULL), "ACTIVE") || barge_streq(arn, t->self))
+        return 0;
+    size_t i, j;
+    json_t *e, *a;
+    json_array_foreach(barge_json_array(doc, "_scServices"), i, e)
+    {
+        _cleanup_free_ char *k = barge_xasprintf("arn:%s", barge_json_str(e, "discoveryArn", ""));
+        json_object_set_new(t->by, k, json_string(arn));
+        json_array_foreach(barge_json_array(e, "aliases"), j, a)
+        {
+            _cleanup_free_ char *ak =
+                barge_xasprintf("alias:%s:%lld", barge_json_str(a, "dnsName", ""),
+                                (long long)barge_json_int(a, "port", 0));
+            json_object_set_new(t->by, ak, json_string(arn));
+        }
+    }
+    return 0;
+}
+
+/* Checks an enabled serviceConnectConfiguration (cfg, namespace filled in)
+ * against Cloud Map and the task definition td as ECS does, and returns in
+ * *resolved what the scheduler and the agents' proxies use: one entry per
+ * services[] item, {"discoveryName", "discoveryArn" (the Cloud Map service,
+ * created in the namespace when missing), "containerName", "containerPort",
+ * "aliases": [{"dnsName", "port"}]}. */
+static int resolve_service_connect(struct barge_tx *tx, struct barge_server *srv, const char *self,
+                                   const json_t *cfg, const json_t *td, json_t **resolved,
+                                   struct barge_error **err)
+{
+    /* What other services serve: a discovery service has one owner, and
+     * every host's proxy serves every alias, so an alias has one too. */
+    _cleanup_json_ json_t *taken_by = json_object();
+    struct sc_taken taken = {.self = self, .by = taken_by};
+    if (barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, collect_taken, &taken, err) < 0)
+        return -1;
+    const char *region = barge_server_region(srv);
+    const char *ns_name = barge_json_str(cfg, "namespace", "");
+    _cleanup_json_ json_t *ns = NULL, *arns = NULL;
+    int r = barge_cloudmap_namespace_find(tx, region, ns_name, &ns, &arns, err);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return lb_invalid(err,
+                          "serviceConnectConfiguration.namespace: the Cloud Map namespace '%s' "
+                          "does not exist.",
+                          ns_name);
+    const char *mode = barge_json_str(td, "networkMode", "bridge");
+    if (!barge_streq(mode, "bridge") && !barge_streq(mode, "awsvpc"))
+        return lb_invalid(err,
+                          "serviceConnectConfiguration: Service Connect needs the bridge or awsvpc "
+                          "network mode; task definition '%s' uses '%s'.",
+                          barge_json_str(td, "taskDefinitionArn", ""), mode);
+    _cleanup_json_ json_t *out = json_array(), *seen = json_object(), *names = json_object();
+    size_t i, j;
+    json_t *s, *alias;
+    json_array_foreach(barge_json_array(cfg, "services"), i, s)
+    {
+        const char *port_name = barge_json_str(s, "portName", NULL);
+        if (!port_name || !*port_name)
+            return lb_invalid(err,
+                              "serviceConnectConfiguration.services[%zu].portName is "
+                              "required.",
+                              i);
+        const char *cname = NULL;
+        const json_t *pm = named_port(td, port_name, &cname);
+        if (!pm)
+            return lb_invalid(err,
+                              "serviceConnectConfiguration.services[%zu].portName '%s' does not "
+                              "name a port mapping of task definition '%s'.",
+                              i, port_name, barge_json_str(td, "taskDefinitionArn", ""));
+        const char *discovery = barge_json_str(s, "discoveryName", port_name);
+        if (!dns_name_ok(discovery))
+            return lb_invalid(err,
+                              "serviceConnectConfiguration.services[%zu].discoveryName '%s' is "
+                              "not a DNS name.",
+                              i, discovery);
+        if (json_object_get(names, discovery))
+            return lb_invalid(err,
+                              "serviceConnectConfiguration.services: discoveryName '%s' is given "
+                              "twice.",
+                              discovery);
+        json_object_set_new(names, discovery, json_true());
+        json_t *ingress = json_object_get(s, "ingressPortOverride");
+        if (ingress && (json_integer_value(ingress) < 1 || json_integer_value(ingress) > 65535))
+            return lb_invalid(err,
+                              "serviceConnectConfiguration.services[%zu].ingressPortOverride "
+                              "'%lld' is not between 1 and 65535.",
+                              i, (long long)json_integer_value(ingress));
+        json_t *aliases = json_array();
+        _cleanup_json_ json_t *entry =
+            json_pack("{s:s, s:s, s:I, s:o}", "discoveryName", discovery, "containerName", cname,
+                      "containerPort", barge_json_int(pm, "containerPort", 0), "aliases", aliases);
+        json_array_foreach(barge_json_array(s, "clientAliases"), j, alias)
+        {
+            json_int_t port = barge_json_int(alias, "port", 0);
+            if (port < 1 || port > 65535)
+                return lb_invalid(err,
+                                  "serviceConnectConfiguration.services[%zu].clientAliases[%zu]."
+                                  "port '%lld' is not between 1 and 65535.",
+                                  i, j, (long long)port);
+            _cleanup_free_ char *def =
+                barge_xasprintf("%s.%s", discovery, barge_json_str(ns, "Name", ""));
+            const char *dns = barge_json_str(alias, "dnsName", def);
+            if (!dns_name_ok(dns))
+                return lb_invalid(err,
+                                  "serviceConnectConfiguration.services[%zu].clientAliases[%zu]."
+                                  "dnsName '%s' is not a DNS name.",
+                                  i, j, dns);
+            _cleanup_free_ char *key = barge_xasprintf("%s:%lld", dns, (long long)port);
+            if (json_object_get(seen, key))
+                return lb_invalid(err,
+                                  "serviceConnectConfiguration: the client alias '%s' is given "
+                                  "twice.",
+                                  key);
+            json_object_set_new(seen, key, json_true());
+            _cleanup_free_ char *tk = barge_xasprintf("alias:%s", key);
+            const char *owner = barge_json_str(taken_by, tk, NULL);
+            if (owner)
+                return lb_invalid(err,
+                                  "serviceConnectConfiguration: the client alias '%s' is served "
+                                  "by service '%s' already.",
+                                  key, owner);
+            json_array_append_new(aliases, json_pack("{s:s, s:I}", "dnsName", dns, "port", port));
+        }
+        _cleanup_json_ json_t *cm = NULL;
+        if (barge_cloudmap_service_ensure(tx, region, srv->cfg.account_id, ns, discovery, &cm,
+                                          err) < 0)
+            return -1;
+        _cleanup_free_ char *tk = barge_xasprintf("arn:%s", barge_json_str(cm, "Arn", ""));
+        const char *owner = barge_json_str(taken_by, tk, NULL);
+        if (owner)
+            return lb_invalid(err,
+                              "serviceConnectConfiguration.services[%zu].discoveryName '%s' is "
+                              "used by service '%s' in namespace '%s' already.",
+                              i, discovery, owner, barge_json_str(ns, "Name", ""));
+        json_object_set_new(entry, "discoveryArn", json_string(barge_json_str(cm, "Arn", "")));
+        json_array_append(out, entry);
+    }
+    *resolved = barge_steal(&out);
+    return 0;
+}
+
+/* Records what a CreateService or UpdateService input's
+ * serviceConnectConfiguration says (cfg NULL: nothing to change) for the
+ * task definition td the next deployments run (NULL: unchanged, and
+ * nothing to check again): the configuration, with the namespace filled in
+ * from the cluster's serviceConnectDefaults when it names none, goes to the
+ * next deployments; the namespace (in "_namespace") is what
+ * ListServicesByNamespace matches; "_scServices" what
+ * resolve_service_connect found. The Cloud Map services the service no
+ * longer registers in join "_staleRegistries". Returns 1 when the
+ * configuration changed, 0 when not, -1 on error. */
+static int set_service_connect(struct barge_tx *tx, struct barge_server *srv, json_t *svc,
+                               const json_t *cluster, const json_t *cfg, const json_t *td,
+                               struct barge_error **err)
+{
+    bool changed = cfg && !json_equal(cfg, json_object_get(svc, "_serviceConnect"));
+    if (!changed && !td)
+        return 0;
+    if (!changed)
+        cfg = json_object_get(svc, "_serviceConnect");
+    if (!cfg)
+        return 0;
+    _cleanup_json_ json_t *copy = json_deep_copy(cfg), *resolved = NULL;
+    if (json_is_true(json_object_get(cfg, "enabled"))) {
+        const char *ns = barge_json_str(cfg, "namespace", NULL);
+        if (!ns)
+            ns = barge_json_str(barge_json_object(cluster, "serviceConnectDefaults"), "namespace",
+                                NULL);
+        if (!ns || !*ns)
+            return barge_error_set_type(err, BARGE_ERR_INVALID, "InvalidParameterException",
+                                        "serviceConnectConfiguration.namespace is required: "
+                                        "cluster '%s' has no serviceConnectDefaults namespace.",
+                                        barge_json_str(cluster, "clusterName", ""));
+        json_object_set_new(copy, "namespace", json_string(ns));
+        if (resolve_service_connect(tx, srv, barge_json_str(svc, "serviceArn", ""), copy, td,
+                                    &resolved, err) < 0)
+            return -1;
+        json_object_set_new(svc, "_namespace", json_string(ns));
+    } else {
+        json_object_del(svc, "_namespace");
+    }
+    size_t i, j;
+    json_t *old, *now;
+    json_array_foreach(barge_json_array(svc, "_scServices"), i, old)
+    {
+        const char *arn = barge_json_str(old, "discoveryArn", "");
+        bool kept = false;
+        json_array_foreach(resolved, j, now)
+        {
+            kept |= barge_streq(barge_json_str(now, "discoveryArn", NULL), arn);
+        }
+        if (kept)
+            continue;
+        json_t *stale = barge_json_array(svc, "_staleRegistries");
+        if (!stale)
+            json_object_set_new(svc, "_staleRegistries", stale = json_array());
+        json_array_append_new(stale, json_string(arn));
+    }
+    if (resolved)
+        json_object_set(svc, "_scServices", resolved);
+    else
+        json_object_del(svc, "_scServices");
+    json_object_set(svc, "_serviceConnect", copy);
+    return changed;
+}
+
+/* A new deployment of svc: its serviceConnectResources are the Cloud Map
+ * services its tasks register in, as ECS shows them. */
+static json_t *new_deployment_of(json_t *svc, const char *td_arn)
+{
+    json_t *dep = ecs_deployment_new(svc, td_arn, barge_json_int(svc, "desiredCount", 0), NULL);
+    json_t *res = NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(barge_json_array(svc, "_scServices"), i, e)
+    {
+        if (!res)
+            json_object_set_new(dep, "serviceConnectResources", res = json_array());
+        json_array_append_new(res, json_pack("{s:s, s:s}", "discoveryName",
+                                             barge_json_str(e, "discoveryName", ""), "discoveryArn",
+                                             barge_json_str(e, "discoveryArn", "")));
+    }
+    return dep;
+}
+
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+struct alias_walk {
+    struct barge_tx *tx;
+    json_t *by_key; /* {"dnsName:port": {"dnsName", "port", "endpoints": {"addr:port": [addr,
+                       port]}}} */
+};
+
+/* The healthy instances of the Cloud Map service arn as {"addr:port":
+ * [addr, port]} in into. */
+static int add_endpoints(struct barge_tx *tx, const char *arn, json_t *into,
+                         struct barge_error **err)
+{
+    _cleanup_json_ json_t *cm = NULL, *ns = NULL, *all = json_array();
+    int r = barge_cloudmap_service_find(tx, arn, &cm, &ns, err);
+    if (r <= 0)
+        return r;
+    _cleanup_free_ char *region = barge_cloudmap_arn_region(arn);
+    _cleanup_free_ char *prefix =
+        barge_xasprintf("%s|%s|", region ? region : "", barge_json_str(cm, "Id", ""));
+    if (barge_store_scan(tx, CLOUDMAP_KIND_INSTANCE, prefix, NULL, false, 0, barge_cloudmap_collect,
+                         all, err) < 0)
+        return -1;
+    size_t i;
+    json_t *inst;
+    json_array_foreach(all, i, inst)
+    {
+        json_t *attrs = barge_json_object(inst, "Attributes");
+        const char *ip = barge_json_str(attrs, "AWS_INSTANCE_IPV4", NULL);
+        long port = strtol(barge_json_str(attrs, "AWS_INSTANCE_PORT", "0"), NULL, 10);
+        if (!ip || port < 1 || port > 65535 ||
+            !barge_streq(barge_json_str(inst, "_health", "HEALTHY"), "HEALTHY"))
+            continue;
+        _cleanup_free_ char *key = barge_xasprintf("%s:%ld", ip, port);
+        json_object_set_new(into, key, json_pack("[s, i]", ip, (int)port));
+    }
+    return 0;
+}
+
+static int alias_service(const char *key, json_t *doc, void *ud, struct barge_error **err)
+{
+    (void)key;
+    struct alias_walk *w = ud;
+    if (!barge_streq(barge_json_str(doc, "status", NULL), "ACTIVE"))
+        return 0;
+    size_t i, j;
+    json_t *e, *alias;
+    json_array_foreach(barge_json_array(doc, "_scServices"), i, e)
+    {
+        json_array_foreach(barge_json_array(e, "aliases"), j, alias)
+        {
+            const char *dns = barge_json_str(alias, "dnsName", "");
+            json_int_t port = barge_json_int(alias, "port", 0);
+            _cleanup_free_ char *k = barge_xasprintf("%s:%lld", dns, (long long)port);
+            json_t *a = json_object_get(w->by_key, k);
+            if (!a) {
+                a = json_pack("{s:s, s:I, s:{}}", "dnsName", dns, "port", port, "endpoints");
+                json_object_set_new(w->by_key, k, a);
+            }
+            if (add_endpoints(w->tx, barge_json_str(e, "discoveryArn", ""),
+                              json_object_get(a, "endpoints"), err) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int ecs_service_connect_aliases(struct barge_tx *tx, json_t **out, struct barge_error **err)
+{
+    _cleanup_json_ json_t *by_key = json_object();
+    struct alias_walk w = {.tx = tx, .by_key = by_key};
+    if (barge_store_scan(tx, ECS_KIND_SERVICE, "", NULL, false, 0, alias_service, &w, err) < 0)
+        return -1;
+    /* Sorted (jansson keeps insertion order; the scan's is the keys'), so
+     * that the same aliases make the same answer. */
+    json_t *list = json_array();
+    const char **keys = barge_xcalloc(json_object_size(by_key) + 1, sizeof(*keys));
+    size_t n = 0;
+    const char *k;
+    json_t *a;
+    json_object_foreach(by_key, k, a)
+    {
+        keys[n++] = k;
+    }
+    qsort(keys, n, sizeof(*keys), by_string);
+    for (size_t i = 0; i < n; i++) {
+        a = json_object_get(by_key, keys[i]);
+        json_t *eps = json_object_get(a, "endpoints");
+        const char **ek = barge_xcalloc(json_object_size(eps) + 1, sizeof(*ek));
+        size_t m = 0;
+        json_t *ep;
+        json_object_foreach(eps, k, ep)
+        {
+            ek[m++] = k;
+        }
+        qsort(ek, m, sizeof(*ek), by_string);
+        json_t *sorted = json_array();
+        for (size_t j = 0; j < m; j++)
+            json_array_append(sorted, json_object_get(eps, ek[j]));
+        free(ek);
+        json_array_append_new(list,
+                              json_pack("{s:O, s:O, s:o}", "dnsName", json_object_get(a, "dnsName"),
+                                        "port", json_object_get(a, "port"), "endpoints", sorted));
+    }
+    free(keys);
+    *out = list;
+    return 0;
 }
 
 int ecs_service_check_launch(const json_t *in, bool *fargate, struct barge_error **err)
@@ -540,8 +888,9 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         json_object_set_new(svc, "placementConstraints", json_array());
     if (!json_object_get(svc, "placementStrategy"))
         json_object_set_new(svc, "placementStrategy", json_array());
-    if (set_service_connect(svc, cluster, json_object_get(in, "serviceConnectConfiguration"), err) <
-        0) {
+    if (!external &&
+        set_service_connect(tx, ctx->srv, svc, cluster,
+                            json_object_get(in, "serviceConnectConfiguration"), td, err) < 0) {
         json_decref(svc);
         return -1;
     }
@@ -552,8 +901,7 @@ static int create_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         json_object_set_new(svc, "taskSets", json_array());
     } else {
         ecs_service_push_deployment(
-            svc, ecs_deployment_new(svc, barge_json_str(td, "taskDefinitionArn", ""),
-                                    barge_json_int(svc, "desiredCount", 0), NULL));
+            svc, new_deployment_of(svc, barge_json_str(td, "taskDefinitionArn", "")));
     }
     if (ecs_tags_drop(tx, arn, err) < 0 || (tags && ecs_tags_add(tx, arn, tags, err) < 0) ||
         (!external && ecs_service_deployment_open(tx, ctx->srv, svc, err) < 0) ||
@@ -681,8 +1029,16 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                 new_deployment = true;
         }
     }
+    /* Service Connect's ports must be in the task definition (new or kept). */
+    json_t *sc_in = json_object_get(in, "serviceConnectConfiguration");
+    _cleanup_json_ json_t *sc_td = NULL;
+    _cleanup_free_ char *sc_key = NULL;
+    if (sc_in && !td && !external &&
+        ecs_taskdef_find(tx, ctx->srv, barge_json_str(svc, "taskDefinition", ""), &sc_td, &sc_key,
+                         err) < 0)
+        return -1;
     int sc =
-        set_service_connect(svc, cluster, json_object_get(in, "serviceConnectConfiguration"), err);
+        external ? 0 : set_service_connect(tx, ctx->srv, svc, cluster, sc_in, td ? td : sc_td, err);
     if (sc < 0)
         return -1;
     if (sc > 0)
@@ -690,8 +1046,7 @@ static int update_service(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (new_deployment) {
         const char *arn = td ? barge_json_str(td, "taskDefinitionArn", "")
                              : barge_json_str(svc, "taskDefinition", "");
-        ecs_service_push_deployment(
-            svc, ecs_deployment_new(svc, arn, barge_json_int(svc, "desiredCount", 0), NULL));
+        ecs_service_push_deployment(svc, new_deployment_of(svc, arn));
         if (ecs_service_deployment_open(tx, ctx->srv, svc, err) < 0)
             return -1;
     }

@@ -543,14 +543,26 @@ static json_t *registry_attributes(struct pass *p, const json_t *task, const jso
     return attrs;
 }
 
-/* Keeps each Cloud Map service the service's serviceRegistries name holding
+/* Keeps each Cloud Map service the service's serviceRegistries (and
+ * Service Connect services) name holding
  * exactly its tasks that are RUNNING (and HEALTHY, with container health
  * checks) and not on their way out (stopping or draining), by task id. */
 static int sync_registries(struct pass *p, struct barge_error **err)
 {
-    json_t *regs = barge_json_array(p->svc, "serviceRegistries");
     size_t i, j;
     json_t *reg, *e;
+    /* Service Connect's discovery services too (the API resolved their port
+     * names): its endpoints are the tasks' container ports. */
+    _cleanup_json_ json_t *regs = json_deep_copy(barge_json_array(p->svc, "serviceRegistries"));
+    if (!regs)
+        regs = json_array();
+    json_array_foreach(barge_json_array(p->svc, "_scServices"), i, e)
+    {
+        json_array_append_new(
+            regs, json_pack("{s:s, s:s, s:I}", "registryArn", barge_json_str(e, "discoveryArn", ""),
+                            "containerName", barge_json_str(e, "containerName", ""),
+                            "containerPort", barge_json_int(e, "containerPort", 0)));
+    }
     /* Registries an UpdateService replaced lose the service's tasks. */
     _cleanup_json_ json_t *none = json_object();
     json_array_foreach(barge_json_array(p->svc, "_staleRegistries"), i, reg)

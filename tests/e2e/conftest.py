@@ -353,7 +353,8 @@ def cleanup_runtime(data_dir):
         except OSError:
             continue
         ours = (cmd.startswith(b"/usr/bin/conmon") and runtime_root.encode() in cmd) or \
-            (cmd.startswith(b"/usr/sbin/dnsmasq") and (data_dir + "/dns/").encode() in cmd)
+            (cmd.startswith(b"/usr/sbin/dnsmasq") and (data_dir + "/dns/").encode() in cmd) or \
+            (cmd.startswith(b"haproxy") and (data_dir + "/svcconnect/").encode() in cmd)
         if ours:
             try:
                 os.kill(int(pid), signal.SIGKILL)

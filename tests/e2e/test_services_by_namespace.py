@@ -15,8 +15,12 @@ def service(ecs, cluster, name, sc=None):
                               desiredCount=0, **kw)["service"]
 
 
-def test_list_services_by_namespace(ecs):
+def test_list_services_by_namespace(barged, ecs):
     ecs.register_task_definition(**TD)
+    # Service Connect's namespaces are Cloud Map namespaces
+    sd = barged.client("servicediscovery")
+    for name in ("corp", "other"):
+        sd.create_http_namespace(Name=name)
     ecs.create_cluster(clusterName="a", serviceConnectDefaults={"namespace": "corp"})
     ecs.create_cluster(clusterName="b")
     s1 = service(ecs, "a", "web", {"enabled": True})
