@@ -294,7 +294,8 @@ struct barge_svcconnect *barge_svcconnect_new(const char *data_dir)
     struct barge_svcconnect *sc = barge_xcalloc(1, sizeof(*sc));
     sc->dir = barge_xasprintf("%s/svcconnect", data_dir);
     sc->cfg_path = barge_xasprintf("%s/haproxy.cfg", sc->dir);
-    sc->sock_path = barge_xasprintf("%s/admin.sock", sc->dir);
+    _cleanup_free_ char *sock = barge_xasprintf("%s/admin.sock", sc->dir);
+    sc->sock_path = barge_haproxy_socket_path(sock, "svcconnect");
     sc->log_path = barge_xasprintf("%s/haproxy.log", sc->dir);
     _cleanup_error_ struct barge_error *err = NULL;
     pid_t pid = access(sc->sock_path, F_OK) == 0 ? barge_haproxy_pid(sc->sock_path, &err) : -1;
@@ -392,7 +393,8 @@ void barge_svcconnect_free(struct barge_svcconnect *sc)
 void barge_svcconnect_clean(const char *data_dir)
 {
     _cleanup_free_ char *dir = barge_xasprintf("%s/svcconnect", data_dir);
-    _cleanup_free_ char *sock = barge_xasprintf("%s/admin.sock", dir);
+    _cleanup_free_ char *wanted = barge_xasprintf("%s/admin.sock", dir);
+    _cleanup_free_ char *sock = barge_haproxy_socket_path(wanted, "svcconnect");
     if (access(sock, F_OK) == 0) {
         stop_haproxy(sock);
         printf("stopped the Service Connect proxy (HAProxy)\n");

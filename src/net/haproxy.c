@@ -11,6 +11,7 @@
 #include "net/haproxy.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <ctype.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/log.h"
+#include "common/sigv4.h"
 #include "common/util.h"
 
 /* The HTTP codes of an ELB matcher ("200", "200,202", "200-299") as a regex
@@ -494,4 +497,19 @@ json_t *barge_haproxy_servers(const char *sock, struct barge_error **err)
         p += len + (nl ? 1 : 0);
     }
     return out;
+}
+
+/* HAProxy refuses a stats socket path longer than this (it binds a
+ * temporary name with ".<pid>.tmp" appended first). */
+#define SOCKET_PATH_MAX 97
+
+char *barge_haproxy_socket_path(const char *path, const char *tag)
+{
+    if (strlen(path) < SOCKET_PATH_MAX)
+        return barge_xstrdup(path);
+    char digest[65];
+    barge_sha256_hex(path, strlen(path), digest);
+    if (mkdir("/run/barge", 0700) < 0 && errno != EEXIST)
+        barge_warn("cannot create /run/barge for HAProxy sockets: %s", strerror(errno));
+    return barge_xasprintf("/run/barge/%s-%.24s.sock", tag, digest);
 }

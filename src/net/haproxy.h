@@ -36,6 +36,13 @@ char *barge_haproxy_server_args(const json_t *backend, const json_t *srv);
  * err set. While a new process takes over, the old one still answers. */
 pid_t barge_haproxy_pid(const char *sock, struct barge_error **err);
 
+/* Where the admin socket wanted at path goes: path itself, or, when it is
+ * too long for HAProxy (a deep data directory), /run/barge/<tag>-<digest of
+ * path>.sock, which stays the same across restarts (so a later process
+ * finds the HAProxy it adopts) and differs between data directories. The
+ * caller owns the string. */
+char *barge_haproxy_socket_path(const char *path, const char *tag);
+
 /* Writes config to path and starts `haproxy -db -f path`, asking old_pid (if
  * > 0) to finish its connections and stop once the new process listens. When
  * old_sock (the old process's admin socket) exists, the new process takes the

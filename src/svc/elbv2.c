@@ -6,9 +6,6 @@
  * same documents. */
 #include "svc/elbv2.h"
 
-#include <sys/stat.h>
-
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,26 +82,11 @@ char *barge_elb_proc_name(const char *lb_arn)
     return out ? out : barge_xstrdup("invalid");
 }
 
-/* HAProxy refuses a stats socket path longer than this (it binds a
- * temporary name with ".<pid>.tmp" appended first). */
-#define HAPROXY_SOCKET_PATH_MAX 97
-
 char *barge_elb_socket(const struct barge_server *srv, const char *lb_arn)
 {
     _cleanup_free_ char *name = barge_elb_proc_name(lb_arn);
-    char *path = barge_xasprintf("%s/lb/%s.sock", srv->cfg.data_dir, name);
-    if (strlen(path) < HAPROXY_SOCKET_PATH_MAX)
-        return path;
-    /* A deep data directory and a long load balancer name: the socket goes
-     * under /run by a digest of both, which stays the same across restarts
-     * (so a later barged finds the HAProxy it adopts) and differs between
-     * barged processes of other data directories. */
-    char digest[65];
-    barge_sha256_hex(path, strlen(path), digest);
-    free(path);
-    if (mkdir("/run/barge", 0700) < 0 && errno != EEXIST)
-        barge_warn("cannot create /run/barge for load balancer sockets: %s", strerror(errno));
-    return barge_xasprintf("/run/barge/lb-%.24s.sock", digest);
+    _cleanup_free_ char *path = barge_xasprintf("%s/lb/%s.sock", srv->cfg.data_dir, name);
+    return barge_haproxy_socket_path(path, "lb");
 }
 
 bool barge_elb_forwards_to(const json_t *doc, const char *tg_arn)
