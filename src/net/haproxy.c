@@ -314,7 +314,8 @@ static bool append_answer(FILE *b, const json_t *item, bool tls, json_int_t port
     if (!f)
         return false;
     fprintf(b, "    http-request return status %lld", (long long)barge_json_int(f, "status", 200));
-    const char *body = barge_json_str(f, "body", "");
+    /* A 204 has no body, and HAProxy refuses one. */
+    const char *body = barge_json_int(f, "status", 0) == 204 ? "" : barge_json_str(f, "body", "");
     if (*body) {
         fputs(" content-type \"", b);
         const char *type = barge_json_str(f, "content_type", "text/plain");

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from conftest import error_code, error_message
 from lbtraffic import free_port
 from test_elbv2 import backends, elb, health, wait_for  # noqa: F401 (fixtures)
+from test_elbv2_tls import acm, attempt, backend, import_cert, make_cert, tls_get  # noqa: F401
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["sh", "-c", "command -v haproxy"], capture_output=True).returncode != 0,
@@ -95,6 +96,52 @@ def test_http_listener_redirects_to_https(barged, elb):
     rules = elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
     assert [r["Actions"][0]["Type"] for r in rules] == ["redirect", "redirect"]
     assert rules[1]["Actions"] == listener["DefaultActions"]
+
+
+def test_redirect_to_a_real_https_listener(barged, acm, elb, backend):
+    pem, key, _, _ = make_cert("www.example.test")
+    cert = import_cert(acm, pem, key)
+    lb = alb(elb, "to-https")
+    tg = target_group(elb, "to-https-tg", backend.port)
+    elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    plain, secure = free_port(), free_port()
+    https = elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTPS", Port=secure,
+        Certificates=[{"CertificateArn": cert}],
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])[
+        "Listeners"][0]
+    redirecting = elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=plain,
+        DefaultActions=redirect(Protocol="HTTPS", Port=str(secure)))["Listeners"][0]
+    # On an HTTPS listener #{protocol} is https.
+    elb.create_rule(ListenerArn=https["ListenerArn"], Priority=1, Conditions=[
+        {"Field": "path-pattern", "Values": ["/old/*"]}], Actions=redirect(Path="/new/#{path}"))
+
+    _, headers, _ = wait_status(plain, "/old/x?y=1", 301, host="www.example.test")
+    location = headers["location"]
+    assert location == f"https://www.example.test:{secure}/old/x?y=1"
+    # Following it: the HTTPS listener's rule redirects once more, then its
+    # default forwards.
+    answer = wait_for(lambda: (lambda r: r if r and r[0] == 301 else None)(
+        attempt(tls_get, secure, pem, "www.example.test", "/old/x?y=1")), 90, "HTTPS redirect")
+    assert answer[1]["location"] == f"https://www.example.test:{secure}/new/old/x?y=1"
+    answer = wait_for(lambda: attempt(tls_get, secure, pem, "www.example.test", "/new/old/x"),
+                      30, "HTTPS answer")
+    assert answer[:3:2] == (200, "a https")
+
+    with pytest.raises(ClientError) as e:
+        elb.modify_listener(ListenerArn=https["ListenerArn"],
+                            DefaultActions=redirect(Protocol="HTTP"))
+    assert error_code(e) == "InvalidLoadBalancerAction" and "HTTPS to HTTP" in error_message(e)
+    # An HTTP listener that redirects to HTTPS on its own port would loop
+    # once it is HTTPS itself.
+    elb.modify_listener(ListenerArn=redirecting["ListenerArn"], DefaultActions=redirect(Protocol="HTTPS"))
+    with pytest.raises(ClientError) as e:
+        elb.modify_listener(ListenerArn=redirecting["ListenerArn"], Protocol="HTTPS",
+                            Certificates=[{"CertificateArn": cert}])
+    assert error_code(e) == "InvalidLoadBalancerAction" and "loop" in error_message(e)
+    assert elb.describe_listeners(ListenerArns=[redirecting["ListenerArn"]])["Listeners"][0][
+        "Protocol"] == "HTTP"
 
 
 def test_fixed_responses_and_forward_rules(barged, elb, backends):

@@ -211,6 +211,11 @@ static void test_fixed_response(void **state)
     text = barge_haproxy_config(s, false);
     assert_non_null(strstr(text, "X-Forwarded-Port 8080\n    http-request return status 200\n"));
     free(text);
+    /* Nor for a 204, which HAProxy lets have no body. */
+    json_object_set_new(l, "fixed", json_pack("{s:i, s:s}", "status", 204, "body", "ignored"));
+    text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "X-Forwarded-Port 8080\n    http-request return status 204\n"));
+    free(text);
     json_decref(s);
 }
 
