@@ -1873,6 +1873,27 @@ static int modify_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     return 0;
 }
 
+/* Checks the redirects of the rules of the listener doc (stored under key)
+ * again for its new protocol proto. */
+static int check_rule_redirects(struct barge_tx *tx, const char *key, const char *proto,
+                                const json_t *doc, struct barge_error **err)
+{
+    _cleanup_json_ json_t *rules = scan_under(tx, ELB_KIND_RULE, key, err);
+    if (!rules)
+        return -1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rules, i, r)
+    {
+        if (!json_object_get(r, "_redirect"))
+            continue;
+        _cleanup_json_ json_t *acts = read_actions(barge_json_array(r, "Actions"), err);
+        if (!acts || check_actions(tx, acts, proto, barge_json_int(doc, "Port", 0), err) < 0)
+            return barge_error_wrap(err, "rule '%s'", barge_json_str(r, "RuleArn", ""));
+    }
+    return 0;
+}
+
 /* ModifyListener: barge's listeners change their default actions, their
  * certificate and security policy, and their protocol between HTTP and HTTPS
  * or TCP and TLS; a new port is refused rather than ignored. */
@@ -1911,6 +1932,8 @@ static int modify_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                   barge_json_int(doc, "Port", 0), err) < 0)
         return -1;
     _cleanup_free_ char *key = listener_key(arn);
+    if (!barge_streq(proto, old) && check_rule_redirects(tx, key, proto, doc, err) < 0)
+        return -1;
     if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);

@@ -142,6 +142,21 @@ def test_redirect_to_a_real_https_listener(barged, acm, elb, backend):
     assert error_code(e) == "InvalidLoadBalancerAction" and "loop" in error_message(e)
     assert elb.describe_listeners(ListenerArns=[redirecting["ListenerArn"]])["Listeners"][0][
         "Protocol"] == "HTTP"
+    # So would a rule's.
+    elb.modify_listener(ListenerArn=redirecting["ListenerArn"], DefaultActions=fixed("404"))
+    rule = elb.create_rule(ListenerArn=redirecting["ListenerArn"], Priority=1, Conditions=[
+        {"Field": "host-header", "Values": ["*"]}], Actions=redirect(Protocol="HTTPS"))["Rules"][0]
+    with pytest.raises(ClientError) as e:
+        elb.modify_listener(ListenerArn=redirecting["ListenerArn"], Protocol="HTTPS",
+                            Certificates=[{"CertificateArn": cert}])
+    assert error_code(e) == "InvalidLoadBalancerAction" and rule["RuleArn"] in error_message(e)
+    elb.delete_rule(RuleArn=rule["RuleArn"])
+    assert elb.modify_listener(ListenerArn=redirecting["ListenerArn"], Protocol="HTTPS",
+                               Certificates=[{"CertificateArn": cert}])["Listeners"][0][
+        "Protocol"] == "HTTPS"
+    wait_for(lambda: (lambda r: r and r[0] == 404)(attempt(tls_get, plain, pem,
+                                                            "www.example.test")),
+             90, "the listener serving HTTPS")
 
 
 def test_fixed_responses_and_forward_rules(barged, elb, backends):
