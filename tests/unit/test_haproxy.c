@@ -4,7 +4,9 @@
  * a regex, interval, thresholds, port), servers only when asked, drained
  * servers at weight 0, forwards split by weight across target groups (with
  * cookie stickiness), the idle timeout, TLS binds with their certificates and
- * policy, and the listener attributes' response headers and tunnel timeout. */
+ * policy, the listener attributes' response headers and tunnel timeout, and
+ * the redirects and fixed responses of listeners and rules (escaped for
+ * HAProxy's quoted words, after forward rules of a higher priority). */
 #include <stdlib.h>
 #include <string.h>
 
