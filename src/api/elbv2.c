@@ -1,7 +1,8 @@
 /* The part of Elastic Load Balancing v2 that puts a stable address in front
  * of a set of targets: load balancers (application and network), target
- * groups with their health checks, listeners that forward to one target
- * group, rules that send some paths or host names to another, target
+ * groups with their health checks, listeners that forward to target groups,
+ * redirect or answer a fixed response, rules that do so for some paths or
+ * host names, target
  * registration and health. Served over the query protocol
  * (query.c). What is stored here is the desired state; src/control/lb.c makes
  * HAProxy (src/net/haproxy.c) match it, and DescribeTargetHealth reads the
@@ -708,23 +709,11 @@ static int modify_target_group(struct barge_api_ctx *ctx, json_t *in, json_t **o
 
 /* ---- listeners ---- */
 
-/* The forward action that actions must consist of, as
- * {"TargetGroups": [{TargetGroupArn, Weight}], "Stickiness": {Enabled,
- * DurationSeconds}} (a new reference), or NULL with err set. A plain
- * TargetGroupArn is one group of weight 1. */
-static json_t *read_forward(const json_t *actions, struct barge_error **err)
+/* The forward action action, as {"TargetGroups": [{TargetGroupArn, Weight}], "Stickiness":
+ * {Enabled, DurationSeconds}} (a new reference), or NULL with err set. A plain TargetGroupArn is
+ * one group of weight 1. */
+static json_t *read_forward(const json_t *action, struct barge_error **err)
 {
-    if (json_array_size(actions) != 1) {
-        invalid(err, "barge supports exactly one action (forward); %zu were given",
-                json_array_size(actions));
-        return NULL;
-    }
-    json_t *action = json_array_get(actions, 0);
-    const char *atype = barge_json_str(action, "Type", "");
-    if (strcmp(atype, "forward") != 0) {
-        invalid(err, "Action type '%s' is not supported by barge: use 'forward'", atype);
-        return NULL;
-    }
     const char *tg_arn = barge_json_str(action, "TargetGroupArn", NULL);
     json_t *config = barge_json_object(action, "ForwardConfig");
     json_t *given = barge_json_array(config, "TargetGroups");
@@ -848,6 +837,278 @@ static void set_forward(json_t *doc, const json_t *fwd)
     json_object_set(doc, "_tg", json_object_get(json_array_get(groups, 0), "TargetGroupArn"));
 }
 
+/* Whether text has only the #{...} placeholders of allowed (a text of
+ * names, e.g. "host path port"), and no control character or space. */
+static bool template_ok(const char *text, const char *allowed)
+{
+    for (const char *p = text; *p; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return false;
+        if (strncmp(p, "#{", 2) != 0)
+            continue;
+        const char *end = strchr(p, '}');
+        if (!end)
+            return false;
+        _cleanup_free_ char *name = barge_xasprintf("%.*s", (int)(end - p - 2), p + 2);
+        const char *at = strstr(allowed, name);
+        size_t n = strlen(name);
+        if (!n || !at || (at != allowed && at[-1] != ' ') || (at[n] && at[n] != ' '))
+            return false;
+        p = end;
+    }
+    return true;
+}
+
+/* A RedirectConfig member field of config, text of min..128 characters with
+ * only the placeholders allowed, or def when absent; NULL with err set. */
+static const char *redirect_part(const json_t *config, const char *field, size_t min,
+                                 const char *def, const char *allowed, struct barge_error **err)
+{
+    json_t *v = json_object_get(config, field);
+    if (!v)
+        return def;
+    const char *text = json_string_value(v);
+    if (!text || strlen(text) < min || strlen(text) > 128 || !template_ok(text, allowed)) {
+        invalid(err,
+                "RedirectConfig %s '%s' is not valid: %zu to 128 characters without spaces, "
+                "with no placeholder other than %s",
+                field, text ? text : "", min, allowed);
+        return NULL;
+    }
+    return text;
+}
+
+/* The redirect action's config as {"Public": RedirectConfig with ELB's
+ * defaults filled, "Spec": what the data plane takes (haproxy.h)}, or NULL
+ * with err set. */
+static json_t *read_redirect(const json_t *action, struct barge_error **err)
+{
+    json_t *c = barge_json_object(action, "RedirectConfig");
+    if (!c) {
+        invalid(err, "A redirect action needs a RedirectConfig");
+        return NULL;
+    }
+    const char *code = barge_json_str(c, "StatusCode", "");
+    if (!barge_streq(code, "HTTP_301") && !barge_streq(code, "HTTP_302")) {
+        invalid(err, "RedirectConfig StatusCode '%s' must be 'HTTP_301' or 'HTTP_302'", code);
+        return NULL;
+    }
+    const char *proto = barge_json_str(c, "Protocol", "#{protocol}");
+    if (!barge_streq(proto, "HTTP") && !barge_streq(proto, "HTTPS") &&
+        !barge_streq(proto, "#{protocol}")) {
+        invalid(err, "RedirectConfig Protocol '%s' must be 'HTTP', 'HTTPS' or '#{protocol}'",
+                proto);
+        return NULL;
+    }
+    const char *port = barge_json_str(c, "Port", "#{port}");
+    if (!barge_streq(port, "#{port}")) {
+        char *end;
+        long n = strtol(port, &end, 10);
+        if (!isdigit((unsigned char)*port) || *end || n < 1 || n > 65535) {
+            invalid(err, "RedirectConfig Port '%s' must be from 1 to 65535 or '#{port}'", port);
+            return NULL;
+        }
+    }
+    const char *host = redirect_part(c, "Host", 1, "#{host}", "host", err);
+    const char *path = host ? redirect_part(c, "Path", 1, "/#{path}", "host path port", err) : NULL;
+    const char *query =
+        path ? redirect_part(c, "Query", 0, "#{query}", "protocol host port path query", err)
+             : NULL;
+    if (!query)
+        return NULL;
+    if (path[0] != '/') {
+        invalid(err, "RedirectConfig Path '%s' must start with '/'", path);
+        return NULL;
+    }
+    return json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s, s:i}}",
+                     "Public", "Protocol", proto, "Port", port, "Host", host, "Path", path, "Query",
+                     query, "StatusCode", code, "Spec", "protocol", proto, "port", port, "host",
+                     host, "path", path, "query", query, "code",
+                     barge_streq(code, "HTTP_301") ? 301 : 302);
+}
+
+/* The fixed-response action's config as {"Public", "Spec"} (see
+ * read_redirect), or NULL with err set. */
+static json_t *read_fixed(const json_t *action, struct barge_error **err)
+{
+    json_t *c = barge_json_object(action, "FixedResponseConfig");
+    if (!c) {
+        invalid(err, "A fixed-response action needs a FixedResponseConfig");
+        return NULL;
+    }
+    const char *code = barge_json_str(c, "StatusCode", "");
+    if (strlen(code) != 3 || !strchr("245", code[0]) || !isdigit((unsigned char)code[1]) ||
+        !isdigit((unsigned char)code[2])) {
+        invalid(err, "FixedResponseConfig StatusCode '%s' must be a 2XX, 4XX or 5XX code", code);
+        return NULL;
+    }
+    static const char *const types[] = {"text/plain", "text/css", "text/html",
+                                        "application/javascript", "application/json"};
+    const char *type = barge_json_str(c, "ContentType", NULL);
+    size_t i;
+    for (i = 0; type && i < BARGE_ARRAY_SIZE(types); i++) {
+        if (barge_streq(type, types[i]))
+            break;
+    }
+    if (type && i == BARGE_ARRAY_SIZE(types)) {
+        invalid(err,
+                "FixedResponseConfig ContentType '%s' must be one of text/plain, text/css, "
+                "text/html, application/javascript, application/json",
+                type);
+        return NULL;
+    }
+    json_t *body = json_object_get(c, "MessageBody");
+    if (body && !json_is_string(body)) {
+        invalid(err, "FixedResponseConfig MessageBody must be a string");
+        return NULL;
+    }
+    const char *text = body ? json_string_value(body) : "";
+    size_t chars = 0;
+    for (const char *p = text; *p; p++)
+        chars += ((unsigned char)*p & 0xc0) != 0x80;
+    if (chars > 1024) {
+        invalid(err, "FixedResponseConfig MessageBody has %zu characters; at most 1024 are allowed",
+                chars);
+        return NULL;
+    }
+    json_t *pub = json_pack("{s:s}", "StatusCode", code);
+    json_t *spec = json_pack("{s:i, s:s}", "status", atoi(code), "body", text);
+    if (type) {
+        json_object_set_new(pub, "ContentType", json_string(type));
+        json_object_set_new(spec, "content_type", json_string(type));
+    }
+    if (body)
+        json_object_set_new(pub, "MessageBody", json_string(text));
+    return json_pack("{s:o, s:o}", "Public", pub, "Spec", spec);
+}
+
+/* The actions of a listener or rule: one forward, redirect or
+ * fixed-response action (barge has no authenticate-* actions to go before
+ * it), as {"Type", "Order" (when given), "Forward" (read_forward) or
+ * "Redirect"/"Fixed" (read_redirect, read_fixed)}; a new reference, or NULL
+ * with err set. */
+static json_t *read_actions(const json_t *actions, struct barge_error **err)
+{
+    if (!json_array_size(actions)) {
+        invalid(err, "At least one action must be specified");
+        return NULL;
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach((json_t *)actions, i, a)
+    {
+        const char *type = barge_json_str(a, "Type", "");
+        if (barge_str_has_prefix(type, "authenticate-") || barge_streq(type, "jwt-validation")) {
+            typed(err, BARGE_ERR_INVALID, "InvalidLoadBalancerAction",
+                  "Action type '%s' is not supported by barge: it has no Cognito, OIDC or JWT "
+                  "authentication; use 'forward', 'redirect' or 'fixed-response'",
+                  type);
+            return NULL;
+        }
+        if (!barge_streq(type, "forward") && !barge_streq(type, "redirect") &&
+            !barge_streq(type, "fixed-response")) {
+            invalid(err,
+                    "Action type '%s' is not valid: use 'forward', 'redirect' or "
+                    "'fixed-response'",
+                    type);
+            return NULL;
+        }
+        json_t *order = json_object_get(a, "Order");
+        if (order && (!json_is_integer(order) || json_integer_value(order) < 1 ||
+                      json_integer_value(order) > 50000)) {
+            invalid(err, "Action Order '%lld' must be from 1 to 50000",
+                    (long long)json_integer_value(order));
+            return NULL;
+        }
+    }
+    if (json_array_size(actions) > 1) {
+        typed(err, BARGE_ERR_INVALID, "InvalidLoadBalancerAction",
+              "A listener or rule takes exactly one forward, redirect or fixed-response action; "
+              "%zu actions were given",
+              json_array_size(actions));
+        return NULL;
+    }
+    a = json_array_get(actions, 0);
+    const char *type = barge_json_str(a, "Type", "");
+    json_t *out = json_pack("{s:s}", "Type", type);
+    if (json_object_get(a, "Order"))
+        json_object_set(out, "Order", json_object_get(a, "Order"));
+    json_t *config = barge_streq(type, "forward")    ? read_forward(a, err)
+                     : barge_streq(type, "redirect") ? read_redirect(a, err)
+                                                     : read_fixed(a, err);
+    if (!config) {
+        json_decref(out);
+        return NULL;
+    }
+    json_object_set_new(out,
+                        barge_streq(type, "forward")    ? "Forward"
+                        : barge_streq(type, "redirect") ? "Redirect"
+                                                        : "Fixed",
+                        config);
+    return out;
+}
+
+/* Checks the actions acts (read_actions) for a listener of proto on port:
+ * target groups that exist and speak the listener's protocol, redirects and
+ * fixed responses on application load balancers only, and no redirect to
+ * where the request came from. */
+static int check_actions(struct barge_tx *tx, const json_t *acts, const char *proto,
+                         json_int_t port, struct barge_error **err)
+{
+    json_t *fwd = json_object_get(acts, "Forward");
+    if (fwd)
+        return check_forward(tx, fwd, proto, err);
+    if (!barge_streq(backend_protocol(proto), "HTTP"))
+        return invalid(err,
+                       "Action type '%s' is valid only for HTTP and HTTPS listeners; this "
+                       "listener's protocol is '%s': use 'forward'",
+                       barge_json_str(acts, "Type", ""), proto);
+    json_t *r = barge_json_object(json_object_get(acts, "Redirect"), "Public");
+    if (!r)
+        return 0;
+    const char *to = barge_json_str(r, "Protocol", "");
+    if (barge_streq(proto, "HTTPS") && barge_streq(to, "HTTP"))
+        return typed(err, BARGE_ERR_INVALID, "InvalidLoadBalancerAction",
+                     "A redirect from HTTPS to HTTP is not allowed");
+    const char *to_port = barge_json_str(r, "Port", "");
+    if ((barge_streq(to, "#{protocol}") || barge_streq(to, proto)) &&
+        (barge_streq(to_port, "#{port}") || atoll(to_port) == port) &&
+        barge_streq(barge_json_str(r, "Host", ""), "#{host}") &&
+        barge_streq(barge_json_str(r, "Path", ""), "/#{path}"))
+        return typed(err, BARGE_ERR_INVALID, "InvalidLoadBalancerAction",
+                     "The redirect would loop back to the listener: change at least one of "
+                     "Protocol, Port, Host or Path");
+    return 0;
+}
+
+/* Stores the actions acts (read_actions) in the listener or rule doc: their
+ * wire form under field, and what the data plane reads ("_forward",
+ * "_stickiness" and "_tg", or "_redirect", or "_fixed"). */
+static void set_actions(json_t *doc, const char *field, const json_t *acts)
+{
+    json_object_del(doc, "_forward");
+    json_object_del(doc, "_stickiness");
+    json_object_del(doc, "_tg");
+    json_object_del(doc, "_redirect");
+    json_object_del(doc, "_fixed");
+    json_t *fwd = json_object_get(acts, "Forward");
+    json_t *wire;
+    if (fwd) {
+        wire = forward_action(fwd);
+        set_forward(doc, fwd);
+    } else {
+        bool redirect = json_object_get(acts, "Redirect") != NULL;
+        json_t *config = json_object_get(acts, redirect ? "Redirect" : "Fixed");
+        wire = json_pack("[{s:s, s:O}]", "Type", redirect ? "redirect" : "fixed-response",
+                         redirect ? "RedirectConfig" : "FixedResponseConfig",
+                         json_object_get(config, "Public"));
+        json_object_set(doc, redirect ? "_redirect" : "_fixed", json_object_get(config, "Spec"));
+    }
+    if (json_object_get(acts, "Order"))
+        json_object_set(json_array_get(wire, 0), "Order", json_object_get(acts, "Order"));
+    json_object_set_new(doc, field, wire);
+}
+
 /* Every region's load balancers listen on this host's one address: fails
  * when a listener of another region has port. */
 static int check_port_elsewhere(struct barge_api_ctx *ctx, json_int_t port,
@@ -943,8 +1204,8 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (check_tags(barge_json_array(in, "Tags"), err) < 0)
         return -1;
     const char *lb_arn = barge_json_str(in, "LoadBalancerArn", "");
-    _cleanup_json_ json_t *fwd = read_forward(barge_json_array(in, "DefaultActions"), err);
-    if (!fwd || check_port_elsewhere(ctx, barge_json_int(in, "Port", 0), err) < 0)
+    _cleanup_json_ json_t *acts = read_actions(barge_json_array(in, "DefaultActions"), err);
+    if (!acts || check_port_elsewhere(ctx, barge_json_int(in, "Port", 0), err) < 0)
         return -1;
 
     _cleanup_tx_ struct barge_tx *tx = NULL;
@@ -964,7 +1225,7 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                        "balancers: use %s",
                        proto, network ? "network" : "application",
                        network ? "'TCP' or 'TLS'" : "'HTTP' or 'HTTPS'");
-    if (check_forward(tx, fwd, proto, err) < 0)
+    if (check_actions(tx, acts, proto, port, err) < 0)
         return -1;
     /* Every load balancer listens on the same address, so a port is taken
      * by whichever listener has it. */
@@ -991,10 +1252,10 @@ static int create_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *res =
         barge_xasprintf("listener/%s/%s/%s/%s", network ? "net" : "app", lb_name, lb_id, id);
     _cleanup_free_ char *arn = elb_arn(ctx, res);
-    _cleanup_json_ json_t *doc = json_pack(
-        "{s:s, s:s, s:I, s:s, s:o, s:o}", "ListenerArn", arn, "LoadBalancerArn", lb_arn, "Port",
-        port, "Protocol", proto, "DefaultActions", forward_action(fwd), "_tags", tags_of(in));
-    set_forward(doc, fwd);
+    _cleanup_json_ json_t *doc =
+        json_pack("{s:s, s:s, s:I, s:s, s:o}", "ListenerArn", arn, "LoadBalancerArn", lb_arn,
+                  "Port", port, "Protocol", proto, "_tags", tags_of(in));
+    set_actions(doc, "DefaultActions", acts);
     if (apply_tls(tx, in, proto, doc, err) < 0)
         return -1;
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lb_name, id);
@@ -1425,8 +1686,8 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
         return -1;
     const char *listener_arn = barge_json_str(in, "ListenerArn", "");
     json_int_t priority = barge_json_int(in, "Priority", 0);
-    _cleanup_json_ json_t *fwd = read_forward(barge_json_array(in, "Actions"), err);
-    if (!fwd)
+    _cleanup_json_ json_t *acts = read_actions(barge_json_array(in, "Actions"), err);
+    if (!acts)
         return -1;
     _cleanup_json_ json_t *conditions = read_conditions(in, err);
     if (!conditions)
@@ -1441,7 +1702,8 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     if (!barge_streq(backend_protocol(barge_json_str(listener, "Protocol", "")), "HTTP"))
         return invalid(err, "Rules with conditions need an HTTP listener; '%s' is %s", listener_arn,
                        barge_json_str(listener, "Protocol", ""));
-    if (check_forward(tx, fwd, "HTTP", err) < 0)
+    if (check_actions(tx, acts, barge_json_str(listener, "Protocol", ""),
+                      barge_json_int(listener, "Port", 0), err) < 0)
         return -1;
     _cleanup_json_ json_t *rules = scan_under(tx, ELB_KIND_RULE, lkey, err);
     if (!rules)
@@ -1465,11 +1727,11 @@ static int create_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_free_ char *arn = elb_arn(ctx, res);
     _cleanup_free_ char *prio = barge_xasprintf("%lld", (long long)priority);
     _cleanup_json_ json_t *doc =
-        json_pack("{s:s, s:s, s:O, s:o, s:b, s:I, s:s, s:s, s:o}", "RuleArn", arn, "Priority", prio,
-                  "Conditions", conditions, "Actions", forward_action(fwd), "IsDefault", 0,
-                  "_priority", priority, "_lb", barge_json_str(listener, "LoadBalancerArn", ""),
-                  "_listener", listener_arn, "_tags", tags_of(in));
-    set_forward(doc, fwd);
+        json_pack("{s:s, s:s, s:O, s:b, s:I, s:s, s:s, s:o}", "RuleArn", arn, "Priority", prio,
+                  "Conditions", conditions, "IsDefault", 0, "_priority", priority, "_lb",
+                  barge_json_str(listener, "LoadBalancerArn", ""), "_listener", listener_arn,
+                  "_tags", tags_of(in));
+    set_actions(doc, "Actions", acts);
     _cleanup_free_ char *key = barge_xasprintf("%s/%s", lkey, id);
     if (save(&tx, ELB_KIND_RULE, key, doc, err) < 0)
         return -1;
@@ -1503,8 +1765,8 @@ static int point_forward(json_t *doc, const char *actions_field, const char *tg_
     _cleanup_json_ json_t *fwd =
         json_pack("{s:[{s:s, s:i}], s:{s:b}}", "TargetGroups", "TargetGroupArn", tg_arn, "Weight",
                   1, "Stickiness", "Enabled", 0);
-    json_object_set_new(doc, actions_field, forward_action(fwd));
-    set_forward(doc, fwd);
+    _cleanup_json_ json_t *acts = json_pack("{s:s, s:O}", "Type", "forward", "Forward", fwd);
+    set_actions(doc, actions_field, acts);
     return 1;
 }
 
@@ -1549,17 +1811,17 @@ int barge_elb_rule_check(struct barge_tx *tx, const char *rule_arn, struct barge
     return doc ? 0 : -1;
 }
 
-/* Sets the forward action that ModifyRule or ModifyListener gives
- * (actions), checked against the listener's protocol, in the rule or
- * listener doc's actions_field. */
-static int modify_forward(struct barge_tx *tx, json_t *doc, const char *actions_field,
-                          const json_t *actions, const char *proto, struct barge_error **err)
+/* Sets the actions that ModifyRule or ModifyListener gives, checked
+ * against the listener's protocol and port, in the rule or listener doc's
+ * actions_field. */
+static int modify_actions(struct barge_tx *tx, json_t *doc, const char *actions_field,
+                          const json_t *actions, const char *proto, json_int_t port,
+                          struct barge_error **err)
 {
-    _cleanup_json_ json_t *fwd = read_forward(actions, err);
-    if (!fwd || check_forward(tx, fwd, proto, err) < 0)
+    _cleanup_json_ json_t *acts = read_actions(actions, err);
+    if (!acts || check_actions(tx, acts, proto, port, err) < 0)
         return -1;
-    json_object_set_new(doc, actions_field, forward_action(fwd));
-    set_forward(doc, fwd);
+    set_actions(doc, actions_field, acts);
     return 0;
 }
 
@@ -1588,9 +1850,15 @@ static int modify_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     _cleanup_json_ json_t *doc = load_rule_doc(tx, arn, &key, &kind, err);
     if (!doc)
         return -1;
-    /* Rules exist on HTTP listeners only. */
-    const char *proto = barge_json_str(doc, "Protocol", "HTTP");
-    if (actions && modify_forward(tx, doc, actions_field(kind), actions, proto, err) < 0)
+    /* A rule's actions are checked against its listener's protocol and
+     * port. */
+    _cleanup_json_ json_t *listener =
+        larn ? json_incref(doc) : load_listener(tx, barge_json_str(doc, "_listener", ""), err);
+    if (!listener)
+        return -1;
+    if (actions && modify_actions(tx, doc, actions_field(kind), actions,
+                                  barge_json_str(listener, "Protocol", "HTTP"),
+                                  barge_json_int(listener, "Port", 0), err) < 0)
         return -1;
     if (conditions)
         json_object_set(doc, "Conditions", conditions);
@@ -1602,6 +1870,27 @@ static int modify_rule(struct barge_api_ctx *ctx, json_t *in, json_t **out,
                                     json_object_get(doc, "DefaultActions"), "IsDefault", 1)
                         : public_doc(doc);
     *out = json_pack("{s:[o]}", "Rules", rule);
+    return 0;
+}
+
+/* Checks the redirects of the rules of the listener doc (stored under key)
+ * again for its new protocol proto. */
+static int check_rule_redirects(struct barge_tx *tx, const char *key, const char *proto,
+                                const json_t *doc, struct barge_error **err)
+{
+    _cleanup_json_ json_t *rules = scan_under(tx, ELB_KIND_RULE, key, err);
+    if (!rules)
+        return -1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rules, i, r)
+    {
+        if (!json_object_get(r, "_redirect"))
+            continue;
+        _cleanup_json_ json_t *acts = read_actions(barge_json_array(r, "Actions"), err);
+        if (!acts || check_actions(tx, acts, proto, barge_json_int(doc, "Port", 0), err) < 0)
+            return barge_error_wrap(err, "rule '%s'", barge_json_str(r, "RuleArn", ""));
+    }
     return 0;
 }
 
@@ -1634,10 +1923,17 @@ static int modify_listener(struct barge_api_ctx *ctx, json_t *in, json_t **out,
     json_object_set_new(doc, "Protocol", json_string(proto));
     if (apply_tls(tx, in, proto, doc, err) < 0)
         return -1;
-    json_t *actions = barge_json_array(in, "DefaultActions");
-    if (actions && modify_forward(tx, doc, "DefaultActions", actions, proto, err) < 0)
+    /* A new protocol can turn the actions kept into a loop (a redirect to
+     * HTTPS on an HTTPS listener): they are checked again. */
+    _cleanup_json_ json_t *actions = json_deep_copy(barge_json_array(in, "DefaultActions"));
+    if (!actions && !barge_streq(proto, old))
+        actions = json_deep_copy(barge_json_array(doc, "DefaultActions"));
+    if (actions && modify_actions(tx, doc, "DefaultActions", actions, proto,
+                                  barge_json_int(doc, "Port", 0), err) < 0)
         return -1;
     _cleanup_free_ char *key = listener_key(arn);
+    if (!barge_streq(proto, old) && check_rule_redirects(tx, key, proto, doc, err) < 0)
+        return -1;
     if (save(&tx, ELB_KIND_LISTENER, key, doc, err) < 0)
         return -1;
     barge_server_wake(ctx->srv);

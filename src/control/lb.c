@@ -367,8 +367,23 @@ static json_t *forward_of(const struct snapshot *s, const json_t *doc, json_t *b
     return out;
 }
 
+/* What the listener or rule doc answers itself, as the spec has it
+ * ({"redirect": ...} or {"fixed": ...}, a new reference), or NULL when it
+ * forwards. */
+static json_t *answer_of(const json_t *doc)
+{
+    json_t *r = json_object_get(doc, "_redirect");
+    if (r)
+        return json_pack("{s:O}", "redirect", r);
+    json_t *f = json_object_get(doc, "_fixed");
+    if (f)
+        return json_pack("{s:O}", "fixed", f);
+    return NULL;
+}
+
 /* The listener's rules in priority order as the spec has them
- * ({"forward", "sticky", "paths", "hosts"}); the backends they use join
+ * ({"forward", "sticky", "paths", "hosts"}, and "redirect" or "fixed" for
+ * those that answer themselves); the backends they use join
  * backends. */
 static json_t *listener_rules(const struct snapshot *s, const json_t *listener, json_t *backends)
 {
@@ -388,15 +403,18 @@ static json_t *listener_rules(const struct snapshot *s, const json_t *listener, 
     qsort(items, n, sizeof(*items), by_priority);
     json_t *out = json_array();
     for (i = 0; i < n; i++) {
-        json_t *fwd = forward_of(s, items[i], backends);
+        json_t *answer = answer_of(items[i]);
+        json_t *fwd = answer ? json_array() : forward_of(s, items[i], backends);
         if (!fwd)
             continue;
-        json_array_append_new(
-            out,
-            json_pack("{s:o, s:b, s:o, s:o}", "forward", fwd, "sticky",
-                      barge_json_bool(barge_json_object(items[i], "_stickiness"), "Enabled", false),
-                      "paths", condition(items[i], "path-pattern"), "hosts",
-                      condition(items[i], "host-header")));
+        json_t *rule = json_pack(
+            "{s:o, s:b, s:o, s:o}", "forward", fwd, "sticky",
+            barge_json_bool(barge_json_object(items[i], "_stickiness"), "Enabled", false), "paths",
+            condition(items[i], "path-pattern"), "hosts", condition(items[i], "host-header"));
+        if (answer)
+            json_object_update(rule, answer);
+        json_decref(answer);
+        json_array_append_new(out, rule);
     }
     free(items);
     json_decref(mine);
@@ -535,7 +553,8 @@ static json_t *desired(struct barge_server *srv, const struct snapshot *s)
                 continue;
             bool broken;
             json_t *tls = listener_tls(srv, s, l, name, &broken);
-            json_t *fwd = broken ? NULL : forward_of(s, l, backends);
+            json_t *answer = broken ? NULL : answer_of(l);
+            json_t *fwd = broken ? NULL : answer ? json_array() : forward_of(s, l, backends);
             if (!fwd) {
                 json_decref(tls);
                 continue;
@@ -546,6 +565,9 @@ static json_t *desired(struct barge_server *srv, const struct snapshot *s)
                 "rules", listener_rules(s, l, backends), "headers");
             if (tls)
                 json_object_set_new(ls, "tls", tls);
+            if (answer)
+                json_object_update(ls, answer);
+            json_decref(answer);
             listener_attributes(l, ls, fwd, backends);
             json_array_append_new(listeners, ls);
         }

@@ -212,6 +212,125 @@ static void append_http_headers(FILE *b, const json_t *l)
     }
 }
 
+/* Text inside a double-quoted word of HAProxy's configuration: '\\', '"',
+ * '$' (environment variables) and '#' are escaped, control characters are
+ * written as \xNN, and '%' is doubled in a log-format string (logfmt). */
+static void append_quoted(FILE *b, const char *s, size_t n, bool logfmt)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\' || c == '"' || c == '$' || c == '#')
+            fprintf(b, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", b);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(b, "\\x%02x", c);
+        else if (c == '%' && logfmt)
+            fputs("%%", b);
+        else
+            fputc(c, b);
+    }
+}
+
+/* A component of an ELB redirect (its #{...} placeholders) as a log-format
+ * text: the listener's protocol and port are known here, the request's host
+ * (without its port), path (without the leading '/') and query come from
+ * the request. */
+static void append_component(FILE *b, const char *tmpl, bool tls, json_int_t port)
+{
+    static const struct {
+        const char *name, *expr;
+    } fetches[] = {
+        {"#{host}", "%[req.hdr(host),field(1,:)]"},
+        {"#{path}", "%[path,regsub(^/,)]"},
+        {"#{query}", "%[query]"},
+    };
+    const char *p = tmpl;
+    while (*p) {
+        const char *at = strstr(p, "#{");
+        if (!at) {
+            append_quoted(b, p, strlen(p), true);
+            break;
+        }
+        append_quoted(b, p, (size_t)(at - p), true);
+        size_t k;
+        for (k = 0; k < BARGE_ARRAY_SIZE(fetches); k++) {
+            if (!strncmp(at, fetches[k].name, strlen(fetches[k].name)))
+                break;
+        }
+        if (k < BARGE_ARRAY_SIZE(fetches)) {
+            fputs(fetches[k].expr, b);
+            p = at + strlen(fetches[k].name);
+        } else if (!strncmp(at, "#{protocol}", strlen("#{protocol}"))) {
+            fputs(tls ? "https" : "http", b);
+            p = at + strlen("#{protocol}");
+        } else if (!strncmp(at, "#{port}", strlen("#{port}"))) {
+            fprintf(b, "%lld", (long long)port);
+            p = at + strlen("#{port}");
+        } else {
+            append_quoted(b, "#{", 2, true);
+            p = at + 2;
+        }
+    }
+}
+
+/* One `http-request redirect` line for the redirect r ({"protocol", "port",
+ * "host", "path", "query", "code"}, as ELB has them) of a listener (tls, port)
+ * under cond; with_query tells whether a '?' and the query follow. */
+static void append_redirect_line(FILE *b, const json_t *r, bool tls, json_int_t port,
+                                 const char *cond, bool with_query)
+{
+    const char *proto = barge_json_str(r, "protocol", "#{protocol}");
+    bool to_tls = barge_streq(proto, "#{protocol}") ? tls : barge_streq(proto, "HTTPS");
+    fprintf(b, "    http-request redirect location \"%s://", to_tls ? "https" : "http");
+    append_component(b, barge_json_str(r, "host", "#{host}"), tls, port);
+    fputc(':', b);
+    append_component(b, barge_json_str(r, "port", "#{port}"), tls, port);
+    append_component(b, barge_json_str(r, "path", "/#{path}"), tls, port);
+    if (with_query) {
+        fputc('?', b);
+        append_component(b, barge_json_str(r, "query", "#{query}"), tls, port);
+    }
+    fprintf(b, "\" code %lld%s%s\n", (long long)barge_json_int(r, "code", 301), *cond ? " if" : "",
+            cond);
+}
+
+/* The `http-request` lines that answer a request under cond with the
+ * listener's or rule's redirect ("redirect") or fixed response ("fixed":
+ * {"status", "content_type", "body"}); false when it forwards. A query of
+ * just #{query} adds the '?' only when the request has a query, as ELB does. */
+static bool append_answer(FILE *b, const json_t *item, bool tls, json_int_t port, const char *cond)
+{
+    const json_t *r = json_object_get(item, "redirect");
+    if (r) {
+        const char *query = barge_json_str(r, "query", "#{query}");
+        if (barge_streq(query, "#{query}")) {
+            _cleanup_free_ char *with = barge_xasprintf("%s { query -m len 1: }", cond);
+            append_redirect_line(b, r, tls, port, with, true);
+            append_redirect_line(b, r, tls, port, cond, false);
+        } else {
+            append_redirect_line(b, r, tls, port, cond, *query != '\0');
+        }
+        return true;
+    }
+    const json_t *f = json_object_get(item, "fixed");
+    if (!f)
+        return false;
+    fprintf(b, "    http-request return status %lld", (long long)barge_json_int(f, "status", 200));
+    /* A 204 has no body, and HAProxy refuses one. */
+    const char *body = barge_json_int(f, "status", 0) == 204 ? "" : barge_json_str(f, "body", "");
+    if (*body) {
+        fputs(" content-type \"", b);
+        const char *type = barge_json_str(f, "content_type", "text/plain");
+        append_quoted(b, type, strlen(type), false);
+        fputs("\" string \"", b);
+        append_quoted(b, body, strlen(body), false);
+        fputc('"', b);
+    }
+    fprintf(b, "%s%s\n", *cond ? " if" : "", cond);
+    return true;
+}
+
 char *barge_haproxy_config(const json_t *spec, bool servers)
 {
     char *text = NULL;
@@ -255,6 +374,18 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
             snprintf(var, sizeof(var), "txn.w%zu", k);
             append_draw(b, barge_json_array(rule, "forward"), http, var);
         }
+        /* Redirects and fixed responses are http-request rules, which HAProxy
+         * runs before any use_backend: one answers only when no forward rule
+         * of a higher priority (marked in txn.fwd) matched. */
+        bool tls = json_object_get(l, "tls") != NULL;
+        json_int_t port = barge_json_int(l, "port", 0);
+        bool answers = json_object_get(l, "redirect") || json_object_get(l, "fixed");
+        json_array_foreach(barge_json_array(l, "rules"), k, rule)
+        {
+            if (json_object_get(rule, "redirect") || json_object_get(rule, "fixed"))
+                answers = true;
+        }
+        bool forwarded = false;
         json_array_foreach(barge_json_array(l, "rules"), k, rule)
         {
             json_t *paths = barge_json_array(rule, "paths");
@@ -273,10 +404,20 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
                 n += (size_t)snprintf(cond + n, sizeof(cond) - n, " r%zu_path", k);
             if (json_array_size(hosts))
                 snprintf(cond + n, sizeof(cond) - n, " r%zu_host", k);
+            _cleanup_free_ char *guarded =
+                barge_xasprintf("%s%s", cond, forwarded ? " !{ var(txn.fwd) -m found }" : "");
+            if (append_answer(b, rule, tls, port, guarded))
+                continue;
+            if (answers) {
+                fprintf(b, "    http-request set-var(txn.fwd) bool(1) if%s\n", cond);
+                forwarded = true;
+            }
             snprintf(var, sizeof(var), "txn.w%zu", k);
             append_forward(b, barge_json_array(rule, "forward"), cond,
                            barge_json_bool(rule, "sticky", false), http, var);
         }
+        if (append_answer(b, l, tls, port, forwarded ? " !{ var(txn.fwd) -m found }" : ""))
+            continue;
         const char *def = append_forward(b, barge_json_array(l, "forward"), "",
                                          barge_json_bool(l, "sticky", false), http, def_var);
         fprintf(b, "    default_backend %s\n", def);

@@ -16,6 +16,10 @@
  *   {"name", "address", "socket", "mode": "http"|"tcp", "idle_timeout",
  *    "listeners": [{"port", "forward": [{"backend", "weight"}], "sticky",
  *                   "rules": [{"forward", "sticky", "paths", "hosts"}],
+ *                   (a listener or rule answers itself instead of forwarding
+ *                   with "redirect": {"protocol", "port", "host", "path",
+ *                   "query" (ELB's templates with #{...}), "code"} or
+ *                   "fixed": {"status", "content_type", "body"})
  *                   "tls": {"certs": [{"path", "arn", "seq"}] (the first is the
  *                           default, the others go by SNI), "min_version",
  *                           "max_version", "ciphers", "ciphersuites"},

@@ -22,7 +22,9 @@
  * "_lb" and "_listener" (the ARNs of the load balancer and the listener).
  * Listeners and rules keep what they forward to in "_forward"
  * ([{TargetGroupArn, Weight}]) and "_stickiness" (TargetGroupStickinessConfig);
- * "_tg" is the first target group. */
+ * "_tg" is the first target group. Those that redirect or answer a fixed
+ * response have none of these but "_redirect" or "_fixed", in the form the
+ * data plane's spec takes (net/haproxy.h). */
 #define ELB_KIND_RULE "elb-rule"
 /* HTTPS and TLS listeners name their default certificate in "Certificates"
  * ([{CertificateArn}]) and the others (AddListenerCertificates, served by

@@ -4,7 +4,9 @@
  * a regex, interval, thresholds, port), servers only when asked, drained
  * servers at weight 0, forwards split by weight across target groups (with
  * cookie stickiness), the idle timeout, TLS binds with their certificates and
- * policy, and the listener attributes' response headers and tunnel timeout. */
+ * policy, the listener attributes' response headers and tunnel timeout, and
+ * the redirects and fixed responses of listeners and rules (escaped for
+ * HAProxy's quoted words, after forward rules of a higher priority). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +127,100 @@ static void test_rules(void **state)
     json_decref(s);
 }
 
+/* An HTTP listener whose default action redirects to HTTPS: the request's
+ * host, path and query go into the Location, the '?' only when there is a
+ * query; literal text is escaped for a quoted log-format string. */
+static void test_redirect(void **state)
+{
+    (void)state;
+    json_t *s = spec();
+    json_t *l = json_array_get(json_object_get(s, "listeners"), 0);
+    json_object_del(l, "forward");
+    json_object_set_new(
+        l, "redirect",
+        json_pack("{s:s, s:s, s:i}", "protocol", "HTTPS", "port", "443", "code", 301));
+    char *text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "    http-request redirect location "
+                                 "\"https://%[req.hdr(host),field(1,:)]:443/%[path,regsub(^/,)]"
+                                 "?%[query]\" code 301 if { query -m len 1: }\n"
+                                 "    http-request redirect location "
+                                 "\"https://%[req.hdr(host),field(1,:)]:443/%[path,regsub(^/,)]\" "
+                                 "code 301\n"));
+    assert_null(strstr(text, "default_backend"));
+    free(text);
+
+    /* Every component given, with placeholders among literal text. */
+    json_object_set_new(l, "redirect",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "protocol", "#{protocol}",
+                                  "port", "#{port}", "host", "new.#{host}", "path",
+                                  "/v2/#{path}%\"$#", "query", "from=#{port}&#{query}", "code",
+                                  302));
+    text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "    http-request redirect location "
+                                 "\"http://new.%[req.hdr(host),field(1,:)]:8080"
+                                 "/v2/%[path,regsub(^/,)]%%\\\"\\$\\#?from=8080&%[query]\" "
+                                 "code 302\n"));
+    free(text);
+
+    /* An empty query drops the request's; #{protocol} of a TLS listener is
+     * https. */
+    json_object_set_new(l, "tls", json_pack("{s:[]}", "certs"));
+    json_object_set_new(l, "redirect",
+                        json_pack("{s:s, s:s, s:i}", "path", "/moved", "query", "", "code", 301));
+    text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "    http-request redirect location "
+                                 "\"https://%[req.hdr(host),field(1,:)]:8080/moved\" code 301\n"));
+    free(text);
+    json_decref(s);
+}
+
+/* Fixed responses, as a default and as a rule, after a forward rule of a
+ * higher priority that they must not override; hostile bodies stay inside
+ * their quoted word. */
+static void test_fixed_response(void **state)
+{
+    (void)state;
+    json_t *s = spec();
+    json_t *l = json_array_get(json_object_get(s, "listeners"), 0);
+    json_object_del(l, "forward");
+    json_object_set_new(l, "fixed",
+                        json_pack("{s:i, s:s, s:s}", "status", 404, "content_type", "text/plain",
+                                  "body", "no such page"));
+    json_object_set_new(l, "rules",
+                        json_pack("[{s:[{s:s}], s:[s], s:[]}, {s:{s:i, s:s, s:s}, s:[s], s:[]}]",
+                                  "forward", "backend", "tg-api", "paths", "/api/*", "hosts",
+                                  "fixed", "status", 503, "content_type", "text/html", "body",
+                                  "<p class=\"x\">down\\now\n100% # ${HOME} 'q'\r</p>", "paths",
+                                  "/*", "hosts"));
+    char *text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(
+        text, "    acl r0_path path -m reg '^/api/.*$'\n"
+              "    http-request set-var(txn.fwd) bool(1) if r0_path\n"
+              "    use_backend tg-api if r0_path\n"
+              "    acl r1_path path -m reg '^/.*$'\n"
+              "    http-request return status 503 content-type \"text/html\" string "
+              "\"<p class=\\\"x\\\">down\\\\now\\n100% \\# \\${HOME} 'q'\\x0d</p>\" if r1_path "
+              "!{ var(txn.fwd) -m found }\n"
+              "    http-request return status 404 content-type \"text/plain\" string "
+              "\"no such page\" if !{ var(txn.fwd) -m found }\n"));
+    assert_null(strstr(text, "default_backend"));
+    free(text);
+
+    /* No body: no content type either (HAProxy would ignore it). */
+    json_object_set_new(l, "fixed",
+                        json_pack("{s:i, s:s}", "status", 200, "content_type", "application/json"));
+    json_object_set_new(l, "rules", json_array());
+    text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "X-Forwarded-Port 8080\n    http-request return status 200\n"));
+    free(text);
+    /* Nor for a 204, which HAProxy lets have no body. */
+    json_object_set_new(l, "fixed", json_pack("{s:i, s:s}", "status", 204, "body", "ignored"));
+    text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(text, "X-Forwarded-Port 8080\n    http-request return status 204\n"));
+    free(text);
+    json_decref(s);
+}
+
 static void test_weighted_forward(void **state)
 {
     (void)state;
@@ -200,6 +296,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_redirect),
+        cmocka_unit_test(test_fixed_response),
         cmocka_unit_test(test_tls_and_attributes),
         cmocka_unit_test(test_weighted_forward),
         cmocka_unit_test(test_tcp_and_no_check),
