@@ -291,6 +291,29 @@ static void test_tcp_and_no_check(void **state)
     json_decref(s);
 }
 
+static void test_socket_path(void **state)
+{
+    (void)state;
+    char *p = barge_haproxy_socket_path("/var/lib/barge/lb/x.sock", "lb");
+    assert_string_equal(p, "/var/lib/barge/lb/x.sock");
+    free(p);
+    char deep[200];
+    memset(deep, 'd', sizeof(deep));
+    memcpy(deep, "/tmp/", 5);
+    strcpy(deep + 150, "/svcconnect/admin.sock");
+    char *a = barge_haproxy_socket_path(deep, "svcconnect");
+    char *b = barge_haproxy_socket_path(deep, "svcconnect");
+    assert_true(strncmp(a, "/run/barge/svcconnect-", 22) == 0);
+    assert_true(strlen(a) < 97);
+    assert_string_equal(a, b); /* the same across restarts */
+    deep[10] = 'e';            /* another data directory */
+    char *c = barge_haproxy_socket_path(deep, "svcconnect");
+    assert_string_not_equal(a, c);
+    free(a);
+    free(b);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_tls_and_attributes),
         cmocka_unit_test(test_weighted_forward),
         cmocka_unit_test(test_tcp_and_no_check),
+        cmocka_unit_test(test_socket_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
