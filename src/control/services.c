@@ -1432,8 +1432,8 @@ static void update_deployments(struct pass *p, bool steady)
                 barge_xasprintf("ECS deployment alarms: alarm(s) in ALARM state: %s.", firing);
             _cleanup_free_ char *event = barge_xasprintf("alarm(s) %s in ALARM state", firing);
             _cleanup_free_ char *by = barge_xasprintf("ECS deployment alarm(s) %s", firing);
-            if (fail_rollout(p, dep, reason, event, by,
-                             barge_json_bool(alarms, "rollback", false), names))
+            if (fail_rollout(p, dep, reason, event, by, barge_json_bool(alarms, "rollback", false),
+                             names))
                 return;
         }
     }

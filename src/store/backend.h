@@ -18,8 +18,8 @@ struct store_ops;
 
 struct barge_store {
     const struct store_ops *ops;
-    const char *where;      /* for messages: a path, or a URI without its password */
-    struct doc_cache *docs; /* parsed documents (store.c owns it); NULL until a kind is cached */
+    const char *where;       /* for messages: a path, or a URI without its password */
+    struct doc_cache *docs;  /* parsed documents (store.c owns it); NULL until a kind is cached */
     struct store_memo *memo; /* read memos (memo.h; store.c frees it): NULL when off */
     /* Regions (store.c owns them): NULL until barge_store_regions_init. */
     char *default_region;
