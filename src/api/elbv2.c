@@ -1615,59 +1615,238 @@ static json_t *condition_values(const json_t *c, const char *config)
     return barge_json_array(barge_json_object(c, config), "Values");
 }
 
-/* Checks the conditions (path-pattern and host-header, each at most once)
- * and returns them in the form ELB answers with. */
+/* The condition fields barge knows, with the config that carries their
+ * values; ELB allows the ones that are not repeatable once per rule. */
+static const struct {
+    const char *field, *config;
+    bool repeatable, legacy_values;
+} condition_fields[] = {
+    {"path-pattern", "PathPatternConfig", false, true},
+    {"host-header", "HostHeaderConfig", false, true},
+    {"http-header", "HttpHeaderConfig", true, false},
+    {"query-string", "QueryStringConfig", true, false},
+    {"http-request-method", "HttpRequestMethodConfig", false, false},
+    {"source-ip", "SourceIpConfig", false, false},
+};
+
+static size_t count_wildcards(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        n += *s == '*' || *s == '?';
+    return n;
+}
+
+/* Whether s is 1-max visible ASCII characters (ELB matches no control
+ * character). */
+static bool visible_ascii(const char *s, size_t max)
+{
+    size_t n = s ? strlen(s) : 0;
+    bool ok = n >= 1 && n <= max;
+    for (size_t k = 0; ok && k < n; k++)
+        ok = s[k] >= 0x20 && s[k] < 0x7f;
+    return ok;
+}
+
+/* An IPv4 or IPv6 address block in CIDR notation. */
+static bool valid_cidr(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    if (!slash || slash == s || (size_t)(slash - s) >= INET6_ADDRSTRLEN)
+        return false;
+    char addr[INET6_ADDRSTRLEN];
+    memcpy(addr, s, (size_t)(slash - s));
+    addr[slash - s] = '\0';
+    unsigned char buf[16];
+    int max;
+    if (inet_pton(AF_INET, addr, buf) == 1)
+        max = 32;
+    else if (inet_pton(AF_INET6, addr, buf) == 1)
+        max = 128;
+    else
+        return false;
+    const char *p = slash + 1;
+    if (!isdigit((unsigned char)*p) || strlen(p) > 3)
+        return false;
+    for (const char *q = p; *q; q++)
+        if (!isdigit((unsigned char)*q))
+            return false;
+    return atoi(p) <= max;
+}
+
+/* Checks one value of a path-pattern, host-header, http-header,
+ * http-request-method or source-ip condition. */
+static int check_condition_value(const char *field, const json_t *v, struct barge_error **err)
+{
+    const char *text = json_string_value(v);
+    const char *shown = text ? text : "";
+    if (!strcmp(field, "path-pattern") || !strcmp(field, "host-header")) {
+        bool path = field[0] == 'p';
+        size_t n = text ? strlen(text) : 0;
+        bool ok = n >= 1 && n <= 128 && (!path || text[0] == '/' || text[0] == '*');
+        for (size_t k = 0; ok && k < n; k++)
+            ok = isalnum((unsigned char)text[k]) || strchr(path ? "_-.$/~@:+&*?" : "-.*?", text[k]);
+        if (!ok)
+            return invalid(err, "Condition value '%s' is not a valid %s", shown,
+                           path ? "path pattern (1-128 characters among A-Z a-z 0-9 _ - . $ / ~ "
+                                  "@ : + & * ?, starting with '/')"
+                                : "host name pattern (1-128 characters among A-Z a-z 0-9 - . * ?)");
+    } else if (!strcmp(field, "http-header")) {
+        if (!visible_ascii(text, 128))
+            return invalid(err,
+                           "Condition value '%s' is not a valid HTTP header value (1-128 visible "
+                           "ASCII characters)",
+                           shown);
+    } else if (!strcmp(field, "http-request-method")) {
+        size_t n = text ? strlen(text) : 0;
+        bool ok = n >= 1 && n <= 40;
+        for (size_t k = 0; ok && k < n; k++)
+            ok = (text[k] >= 'A' && text[k] <= 'Z') || text[k] == '_' || text[k] == '-';
+        if (!ok)
+            return invalid(err,
+                           "Condition value '%s' is not a valid HTTP request method (1-40 "
+                           "characters among A-Z _ -)",
+                           shown);
+    } else if (!text || !valid_cidr(text)) {
+        return invalid(err, "Condition value '%s' is not a valid IP address block in CIDR notation",
+                       shown);
+    }
+    return 0;
+}
+
+/* An HTTP header name: an RFC 9110 token of at most 40 characters. */
+static bool valid_header_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    bool ok = n >= 1 && n <= 40;
+    for (size_t k = 0; ok && k < n; k++)
+        ok = isalnum((unsigned char)s[k]) || strchr("!#$%&'*+-.^_`|~", s[k]);
+    return ok;
+}
+
+/* Checks a query-string condition's {Key?, Value} pairs; *values and
+ * *wildcards count what they add to the rule's limits. Returns its config. */
+static json_t *read_query_pairs(const json_t *pairs, size_t *wildcards, struct barge_error **err)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach((json_t *)pairs, i, p)
+    {
+        json_t *key = json_object_get(p, "Key");
+        const char *value = barge_json_str(p, "Value", NULL);
+        if (!visible_ascii(value, 128) || strchr(value, '&') ||
+            (key && (!visible_ascii(json_string_value(key), 128) ||
+                     strpbrk(json_string_value(key), "&=")))) {
+            invalid(err,
+                    "Query string condition pair '%s=%s' is not valid: a Value and an optional "
+                    "Key of 1-128 visible ASCII characters, without '&' (nor '=' in the key)",
+                    key ? barge_json_str(p, "Key", "") : "", value ? value : "");
+            json_decref(out);
+            return NULL;
+        }
+        *wildcards += count_wildcards(value) + (key ? count_wildcards(json_string_value(key)) : 0);
+        json_array_append_new(out, key ? json_pack("{s:O, s:s}", "Key", key, "Value", value)
+                                       : json_pack("{s:s}", "Value", value));
+    }
+    return out;
+}
+
+/* Checks the conditions and returns them in the form ELB answers with. As
+ * ELB: each field but http-header and query-string at most once, 1-3 values
+ * per condition, at most 5 values and 5 wildcards in all. */
 static json_t *read_conditions(const json_t *in, struct barge_error **err)
 {
     json_t *out = json_array();
-    bool seen_path = false, seen_host = false;
+    bool seen[BARGE_ARRAY_SIZE(condition_fields)] = {false};
+    size_t values_total = 0, wildcards = 0;
     size_t i;
     json_t *c;
     json_array_foreach(barge_json_array(in, "Conditions"), i, c)
     {
         const char *field = barge_json_str(c, "Field", "");
-        bool path = !strcmp(field, "path-pattern");
-        if (!path && strcmp(field, "host-header") != 0) {
+        size_t f;
+        for (f = 0; f < BARGE_ARRAY_SIZE(condition_fields); f++)
+            if (!strcmp(field, condition_fields[f].field))
+                break;
+        if (f == BARGE_ARRAY_SIZE(condition_fields)) {
             invalid(err,
-                    "Condition field '%s' is not supported by barge: use 'path-pattern' or "
-                    "'host-header'",
+                    "Condition field '%s' is not valid: use 'path-pattern', 'host-header', "
+                    "'http-header', 'query-string', 'http-request-method' or 'source-ip'",
                     field);
             goto fail;
         }
-        if (path ? seen_path : seen_host) {
+        if (seen[f] && !condition_fields[f].repeatable) {
             invalid(err, "Condition field '%s' can be given only once per rule", field);
             goto fail;
         }
-        if (path)
-            seen_path = true;
-        else
-            seen_host = true;
-        const char *config = path ? "PathPatternConfig" : "HostHeaderConfig";
-        json_t *values = condition_values(c, config);
-        if (!json_array_size(values) || json_array_size(values) > 5) {
-            invalid(err, "Condition field '%s' needs between 1 and 5 values", field);
+        seen[f] = true;
+        const char *config = condition_fields[f].config;
+        if (json_array_size(barge_json_array(c, "RegexValues")) ||
+            json_array_size(barge_json_array(barge_json_object(c, config), "RegexValues"))) {
+            invalid(err, "Condition field '%s': RegexValues are not supported by barge", field);
             goto fail;
         }
-        size_t j;
-        json_t *v;
-        json_array_foreach(values, j, v)
-        {
-            const char *text = json_string_value(v);
-            size_t n = text ? strlen(text) : 0;
-            bool ok = n >= 1 && n <= 128 && (!path || text[0] == '/' || text[0] == '*');
-            for (size_t k = 0; ok && k < n; k++)
-                ok = isalnum((unsigned char)text[k]) ||
-                     strchr(path ? "_-.$/~@:+&*?" : "-.*?", text[k]);
-            if (!ok) {
-                invalid(err, "Condition value '%s' is not a valid %s", text ? text : "",
-                        path ? "path pattern (1-128 characters among A-Z a-z 0-9 _ - . $ / ~ @ : "
-                               "+ & * ?, starting with '/')"
-                             : "host name pattern (1-128 characters among A-Z a-z 0-9 - . * ?)");
+        json_t *values = condition_values(c, config);
+        if (!condition_fields[f].legacy_values && json_array_size(barge_json_array(c, "Values"))) {
+            invalid(err, "Condition field '%s' takes its values in %s, not in Values", field,
+                    config);
+            goto fail;
+        }
+        if (!json_array_size(values) || json_array_size(values) > 3) {
+            invalid(err, "Condition field '%s' needs between 1 and 3 values", field);
+            goto fail;
+        }
+        values_total += json_array_size(values);
+        if (values_total > 5) {
+            invalid(err, "A rule can have at most 5 condition values in all; '%s' brings it to %zu",
+                    field, values_total);
+            goto fail;
+        }
+        json_t *cond;
+        if (!strcmp(field, "query-string")) {
+            json_t *pairs = read_query_pairs(values, &wildcards, err);
+            if (!pairs)
                 goto fail;
+            cond = json_pack("{s:s, s:{s:o}}", "Field", field, config, "Values", pairs);
+        } else {
+            size_t j;
+            json_t *v;
+            json_array_foreach(values, j, v)
+            {
+                if (check_condition_value(field, v, err) < 0)
+                    goto fail;
+                if (strcmp(field, "http-request-method") != 0 && strcmp(field, "source-ip") != 0)
+                    wildcards += count_wildcards(json_string_value(v));
+            }
+            if (condition_fields[f].legacy_values) {
+                cond = json_pack("{s:s, s:O, s:{s:O}}", "Field", field, "Values", values, config,
+                                 "Values", values);
+            } else if (!strcmp(field, "http-header")) {
+                const char *name =
+                    barge_json_str(barge_json_object(c, config), "HttpHeaderName", NULL);
+                if (!valid_header_name(name)) {
+                    invalid(err,
+                            "HttpHeaderName '%s' is not a valid HTTP header name (1-40 token "
+                            "characters)",
+                            name ? name : "");
+                    goto fail;
+                }
+                cond = json_pack("{s:s, s:{s:s, s:O}}", "Field", field, config, "HttpHeaderName",
+                                 name, "Values", values);
+            } else {
+                cond = json_pack("{s:s, s:{s:O}}", "Field", field, config, "Values", values);
             }
         }
-        json_array_append_new(out, json_pack("{s:s, s:O, s:{s:O}}", "Field", field, "Values",
-                                             values, config, "Values", values));
+        if (wildcards > 5) {
+            json_decref(cond);
+            invalid(err,
+                    "A rule can have at most 5 wildcards in its condition values; '%s' "
+                    "brings it to %zu",
+                    field, wildcards);
+            goto fail;
+        }
+        json_array_append_new(out, cond);
     }
     if (!json_array_size(out)) {
         invalid(err, "A rule needs at least one condition");

@@ -324,6 +324,51 @@ static json_t *condition(const json_t *rule, const char *field)
     return json_array();
 }
 
+/* The rule's conditions beyond paths and hosts, as the spec has them:
+ * "headers" [{"name", "values"}] and "queries" [[{"key"?, "value"}]] (one
+ * entry per condition: each must match), "methods" and "sources" (values). */
+static void other_conditions(const json_t *rule, json_t *out)
+{
+    json_t *headers = json_array(), *queries = json_array();
+    json_t *methods = json_array(), *sources = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(barge_json_array(rule, "Conditions"), i, c)
+    {
+        const char *field = barge_json_str(c, "Field", "");
+        if (barge_streq(field, "http-header")) {
+            json_t *cfg = barge_json_object(c, "HttpHeaderConfig");
+            json_array_append_new(headers, json_pack("{s:s, s:O}", "name",
+                                                     barge_json_str(cfg, "HttpHeaderName", ""),
+                                                     "values", barge_json_array(cfg, "Values")));
+        } else if (barge_streq(field, "query-string")) {
+            json_t *pairs = json_array();
+            size_t j;
+            json_t *p;
+            json_array_foreach(
+                barge_json_array(barge_json_object(c, "QueryStringConfig"), "Values"), j, p)
+            {
+                json_t *pair = json_pack("{s:s}", "value", barge_json_str(p, "Value", ""));
+                if (json_object_get(p, "Key"))
+                    json_object_set_new(pair, "key", json_string(barge_json_str(p, "Key", "")));
+                json_array_append_new(pairs, pair);
+            }
+            json_array_append_new(queries, pairs);
+        } else if (barge_streq(field, "http-request-method")) {
+            json_array_extend(
+                methods,
+                barge_json_array(barge_json_object(c, "HttpRequestMethodConfig"), "Values"));
+        } else if (barge_streq(field, "source-ip")) {
+            json_array_extend(sources,
+                              barge_json_array(barge_json_object(c, "SourceIpConfig"), "Values"));
+        }
+    }
+    json_object_set_new(out, "headers", headers);
+    json_object_set_new(out, "queries", queries);
+    json_object_set_new(out, "methods", methods);
+    json_object_set_new(out, "sources", sources);
+}
+
 /* What the listener or rule doc forwards to, as the spec has it
  * ([{"backend", "weight"}]); the backends it uses join backends, and those
  * of a sticky forward get the stickiness duration ("sticky"). NULL when none
@@ -382,7 +427,8 @@ static json_t *answer_of(const json_t *doc)
 }
 
 /* The listener's rules in priority order as the spec has them
- * ({"forward", "sticky", "paths", "hosts"}, and "redirect" or "fixed" for
+ * ({"forward", "sticky", "paths", "hosts", "headers", "queries", "methods",
+ * "sources"}, and "redirect" or "fixed" for
  * those that answer themselves); the backends they use join
  * backends. */
 static json_t *listener_rules(const struct snapshot *s, const json_t *listener, json_t *backends)
@@ -411,6 +457,7 @@ static json_t *listener_rules(const struct snapshot *s, const json_t *listener, 
             "{s:o, s:b, s:o, s:o}", "forward", fwd, "sticky",
             barge_json_bool(barge_json_object(items[i], "_stickiness"), "Enabled", false), "paths",
             condition(items[i], "path-pattern"), "hosts", condition(items[i], "host-header"));
+        other_conditions(items[i], rule);
         if (answer)
             json_object_update(rule, answer);
         json_decref(answer);

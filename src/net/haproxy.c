@@ -49,6 +49,99 @@ static void append_codes(FILE *b, const char *codes)
     fputs(")$", b);
 }
 
+/* Text inside a double-quoted word of HAProxy's configuration: '\\', '"',
+ * '$' (environment variables) and '#' are escaped, control characters are
+ * written as \xNN, and '%' is doubled in a log-format string (logfmt). */
+static void append_quoted(FILE *b, const char *s, size_t n, bool logfmt)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\' || c == '"' || c == '$' || c == '#')
+            fprintf(b, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", b);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(b, "\\x%02x", c);
+        else if (c == '%' && logfmt)
+            fputs("%%", b);
+        else
+            fputc(c, b);
+    }
+}
+/* An ELB wildcard pattern (* any run of characters, ? one) as regex text:
+ * every other character but letters and digits is escaped, so it stands for
+ * itself; any and one are what the wildcards become. */
+static void append_wildcards(FILE *b, const char *pattern, const char *any, const char *one)
+{
+    for (const char *c = pattern; c && *c; c++) {
+        if (*c == '*')
+            fputs(any, b);
+        else if (*c == '?')
+            fputs(one, b);
+        else if (isalnum((unsigned char)*c) || (unsigned char)*c >= 0x80)
+            fputc(*c, b);
+        else
+            fprintf(b, "\\%c", *c);
+    }
+}
+
+/* Writes text (n bytes) as a double-quoted word (or part of one). */
+static void append_word(FILE *b, const char *text, size_t n)
+{
+    fputc('"', b);
+    append_quoted(b, text, n, false);
+    fputc('"', b);
+}
+
+/* The condition values of an http-header condition as anchored regexes,
+ * each a double-quoted word. */
+static void append_header_values(FILE *b, const json_t *values)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach((json_t *)values, i, v)
+    {
+        char *re = NULL;
+        size_t n = 0;
+        FILE *m = open_memstream(&re, &n);
+        fputc('^', m);
+        append_wildcards(m, json_string_value(v), ".*", ".");
+        fputc('$', m);
+        fclose(m);
+        fputc(' ', b);
+        append_word(b, re, n);
+        free(re);
+    }
+}
+
+/* The {"key"?, "value"} pairs of a query-string condition as regexes over
+ * the query string that find the pair among the '&'-separated ones (any key
+ * when it has none). */
+static void append_query_pairs(FILE *b, const json_t *pairs)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach((json_t *)pairs, i, p)
+    {
+        char *re = NULL;
+        size_t n = 0;
+        FILE *m = open_memstream(&re, &n);
+        fputs("(^|&)", m);
+        if (json_object_get(p, "key")) {
+            append_wildcards(m, barge_json_str(p, "key", ""), "[^&=]*", "[^&=]");
+            fputc('=', m);
+        } else {
+            fputs("([^&=]*=)?", m);
+        }
+        append_wildcards(m, barge_json_str(p, "value", ""), "[^&]*", "[^&]");
+        fputs("(&|$)", m);
+        fclose(m);
+        fputc(' ', b);
+        append_word(b, re, n);
+        free(re);
+    }
+}
+
 /* ELB's wildcard patterns (* any run of characters, ? one character) as
  * anchored regexes, each in single quotes (HAProxy takes their text as is;
  * the API admits no quote in a pattern). Host names match in lower case. */
@@ -212,26 +305,6 @@ static void append_http_headers(FILE *b, const json_t *l)
     }
 }
 
-/* Text inside a double-quoted word of HAProxy's configuration: '\\', '"',
- * '$' (environment variables) and '#' are escaped, control characters are
- * written as \xNN, and '%' is doubled in a log-format string (logfmt). */
-static void append_quoted(FILE *b, const char *s, size_t n, bool logfmt)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\' || c == '"' || c == '$' || c == '#')
-            fprintf(b, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", b);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(b, "\\x%02x", c);
-        else if (c == '%' && logfmt)
-            fputs("%%", b);
-        else
-            fputc(c, b);
-    }
-}
-
 /* A component of an ELB redirect (its #{...} placeholders) as a log-format
  * text: the listener's protocol and port are known here, the request's host
  * (without its port), path (without the leading '/') and query come from
@@ -331,6 +404,64 @@ static bool append_answer(FILE *b, const json_t *item, bool tls, json_int_t port
     return true;
 }
 
+/* The ACLs of rule k's conditions ("paths", "hosts", "headers", "queries",
+ * "methods", "sources"), and their names as a condition that needs them all
+ * (ELB's AND across conditions; the values of one are alternatives). The
+ * caller owns the string. */
+static char *append_conditions(FILE *b, const json_t *rule, size_t k)
+{
+    char *cond = NULL;
+    size_t size = 0;
+    FILE *c = open_memstream(&cond, &size);
+    json_t *paths = barge_json_array(rule, "paths");
+    json_t *hosts = barge_json_array(rule, "hosts");
+    if (json_array_size(paths)) {
+        fprintf(b, "    acl r%zu_path path -m reg", k);
+        append_patterns(b, paths, false);
+        fprintf(c, " r%zu_path", k);
+    }
+    if (json_array_size(hosts)) {
+        fprintf(b, "    acl r%zu_host req.hdr(host),lower,field(1,:) -m reg", k);
+        append_patterns(b, hosts, true);
+        fprintf(c, " r%zu_host", k);
+    }
+    size_t i;
+    json_t *h;
+    json_array_foreach(barge_json_array(rule, "headers"), i, h)
+    {
+        /* req.fhdr: a value with commas is one value, as ELB sees it. */
+        const char *name = barge_json_str(h, "name", "");
+        fprintf(b, "    acl r%zu_hdr%zu req.fhdr(", k, i);
+        append_word(b, name, strlen(name));
+        fputs(") -m reg -i", b);
+        append_header_values(b, barge_json_array(h, "values"));
+        fputs("\n", b);
+        fprintf(c, " r%zu_hdr%zu", k, i);
+    }
+    json_array_foreach(barge_json_array(rule, "queries"), i, h)
+    {
+        fprintf(b, "    acl r%zu_query%zu query -m reg -i", k, i);
+        append_query_pairs(b, h);
+        fputs("\n", b);
+        fprintf(c, " r%zu_query%zu", k, i);
+    }
+    static const struct {
+        const char *key, *acl, *fetch;
+    } lists[] = {{"methods", "method", "method"}, {"sources", "src", "src"}};
+    for (size_t l = 0; l < BARGE_ARRAY_SIZE(lists); l++) {
+        json_t *values = barge_json_array(rule, lists[l].key);
+        if (!json_array_size(values))
+            continue;
+        /* The API lets only [A-Z_-] methods and CIDR blocks through. */
+        fprintf(b, "    acl r%zu_%s %s", k, lists[l].acl, lists[l].fetch);
+        json_array_foreach(values, i, h) fprintf(b, " %s", json_string_value(h));
+        fputs("\n", b);
+        fprintf(c, " r%zu_%s", k, lists[l].acl);
+    }
+    fclose(c);
+    return cond;
+}
+
 char *barge_haproxy_config(const json_t *spec, bool servers)
 {
     char *text = NULL;
@@ -388,22 +519,8 @@ char *barge_haproxy_config(const json_t *spec, bool servers)
         bool forwarded = false;
         json_array_foreach(barge_json_array(l, "rules"), k, rule)
         {
-            json_t *paths = barge_json_array(rule, "paths");
-            json_t *hosts = barge_json_array(rule, "hosts");
-            if (json_array_size(paths)) {
-                fprintf(b, "    acl r%zu_path path -m reg", k);
-                append_patterns(b, paths, false);
-            }
-            if (json_array_size(hosts)) {
-                fprintf(b, "    acl r%zu_host req.hdr(host),lower,field(1,:) -m reg", k);
-                append_patterns(b, hosts, true);
-            }
-            char cond[64] = "", var[32];
-            size_t n = 0;
-            if (json_array_size(paths))
-                n += (size_t)snprintf(cond + n, sizeof(cond) - n, " r%zu_path", k);
-            if (json_array_size(hosts))
-                snprintf(cond + n, sizeof(cond) - n, " r%zu_host", k);
+            _cleanup_free_ char *cond = append_conditions(b, rule, k);
+            char var[32];
             _cleanup_free_ char *guarded =
                 barge_xasprintf("%s%s", cond, forwarded ? " !{ var(txn.fwd) -m found }" : "");
             if (append_answer(b, rule, tls, port, guarded))

@@ -221,6 +221,38 @@ static void test_fixed_response(void **state)
     json_decref(s);
 }
 
+/* Every condition type of a rule, with values that would break an unescaped
+ * configuration line or regex: ANDed ACLs, each value an anchored regex in a
+ * double-quoted word (wildcards turned into .* and . or [^&]* in a query). */
+static void test_conditions(void **state)
+{
+    (void)state;
+    json_t *s = spec();
+    json_t *l = json_array_get(json_object_get(s, "listeners"), 0);
+    json_t *rules = json_loads(
+        "[{\"forward\": [{\"backend\": \"tg-app\"}], \"paths\": [], \"hosts\": [],"
+        "  \"headers\": [{\"name\": \"X-Env#1\", \"values\": [\"a b*\", \"q\\\"'$x#%?\"]},"
+        "                {\"name\": \"User-Agent\", \"values\": [\"(.+)^[x]{2}|\\\\\"]}],"
+        "  \"queries\": [[{\"key\": \"v*\", \"value\": \"1.0\"}, {\"value\": \"%20 ok?\"}]],"
+        "  \"methods\": [\"GET\", \"PATCH\"], \"sources\": [\"10.0.0.0/8\", \"192.0.2.7/32\"]}]",
+        0, NULL);
+    assert_non_null(rules);
+    json_object_set_new(l, "rules", rules);
+    char *text = barge_haproxy_config(s, false);
+    assert_non_null(strstr(
+        text, "    acl r0_hdr0 req.fhdr(\"X-Env\\#1\") -m reg -i \"^a\\\\ b.*\\$\" \"^q\\\\\\\"\\\\"
+              "'\\\\\\$x\\\\\\#\\\\%.\\$\"\n"
+              "    acl r0_hdr1 req.fhdr(\"User-Agent\") -m reg -i \"^\\\\(\\\\.\\\\+\\\\)\\\\^\\\\["
+              "x\\\\]\\\\{2\\\\}\\\\|\\\\\\\\\\$\"\n"
+              "    acl r0_query0 query -m reg -i \"(^|&)v[^&=]*=1\\\\.0(&|\\$)\" \"(^|&)([^&=]*=)?"
+              "\\\\%20\\\\ ok[^&](&|\\$)\"\n"
+              "    acl r0_method method GET PATCH\n"
+              "    acl r0_src src 10.0.0.0/8 192.0.2.7/32\n"
+              "    use_backend tg-app if r0_hdr0 r0_hdr1 r0_query0 r0_method r0_src\n"));
+    free(text);
+    json_decref(s);
+}
+
 static void test_weighted_forward(void **state)
 {
     (void)state;
@@ -317,13 +349,10 @@ static void test_socket_path(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config),
-        cmocka_unit_test(test_rules),
-        cmocka_unit_test(test_redirect),
-        cmocka_unit_test(test_fixed_response),
-        cmocka_unit_test(test_tls_and_attributes),
-        cmocka_unit_test(test_weighted_forward),
-        cmocka_unit_test(test_tcp_and_no_check),
+        cmocka_unit_test(test_config),           cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_redirect),         cmocka_unit_test(test_fixed_response),
+        cmocka_unit_test(test_conditions),       cmocka_unit_test(test_tls_and_attributes),
+        cmocka_unit_test(test_weighted_forward), cmocka_unit_test(test_tcp_and_no_check),
         cmocka_unit_test(test_socket_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
