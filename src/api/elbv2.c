@@ -1,8 +1,8 @@
 /* The part of Elastic Load Balancing v2 that puts a stable address in front
  * of a set of targets: load balancers (application and network), target
  * groups with their health checks, listeners that forward to target groups,
- * redirect or answer a fixed response, rules that do so for some paths or
- * host names, target
+ * redirect or answer a fixed response, rules that do so for some paths, host
+ * names, headers, query strings, methods or client addresses, target
  * registration and health. Served over the query protocol
  * (query.c). What is stored here is the desired state; src/control/lb.c makes
  * HAProxy (src/net/haproxy.c) match it, and DescribeTargetHealth reads the

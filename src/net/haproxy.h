@@ -15,7 +15,10 @@
  * servers. spec:
  *   {"name", "address", "socket", "mode": "http"|"tcp", "idle_timeout",
  *    "listeners": [{"port", "forward": [{"backend", "weight"}], "sticky",
- *                   "rules": [{"forward", "sticky", "paths", "hosts"}],
+ *                   "rules": [{"forward", "sticky", "paths", "hosts",
+ *                              "headers": [{"name", "values"}],
+ *                              "queries": [[{"key"?, "value"}]],
+ *                              "methods", "sources"}],
  *                   (a listener or rule answers itself instead of forwarding
  *                   with "redirect": {"protocol", "port", "host", "path",
  *                   "query" (ELB's templates with #{...}), "code"} or
