@@ -429,10 +429,18 @@ static char *append_conditions(FILE *b, const json_t *rule, size_t k)
     json_t *h;
     json_array_foreach(barge_json_array(rule, "headers"), i, h)
     {
-        /* req.fhdr: a value with commas is one value, as ELB sees it. */
-        const char *name = barge_json_str(h, "name", "");
+        /* req.fhdr: a value with commas is one value, as ELB sees it. The
+         * name, a token, is read twice: as a word of the line, then as the
+         * fetch's argument, where a quote needs a backslash of its own. */
+        char *arg = NULL;
+        size_t n = 0;
+        FILE *m = open_memstream(&arg, &n);
+        for (const char *p = barge_json_str(h, "name", ""); *p; p++)
+            fprintf(m, "%s%c", *p == '\'' ? "\\" : "", *p);
+        fclose(m);
         fprintf(b, "    acl r%zu_hdr%zu req.fhdr(", k, i);
-        append_word(b, name, strlen(name));
+        append_word(b, arg, n);
+        free(arg);
         fputs(") -m reg -i", b);
         append_header_values(b, barge_json_array(h, "values"));
         fputs("\n", b);

@@ -231,7 +231,7 @@ static void test_conditions(void **state)
     json_t *l = json_array_get(json_object_get(s, "listeners"), 0);
     json_t *rules = json_loads(
         "[{\"forward\": [{\"backend\": \"tg-app\"}], \"paths\": [], \"hosts\": [],"
-        "  \"headers\": [{\"name\": \"X-Env#1\", \"values\": [\"a b*\", \"q\\\"'$x#%?\"]},"
+        "  \"headers\": [{\"name\": \"X-Env#'1\", \"values\": [\"a b*\", \"q\\\"'$x#%?\"]},"
         "                {\"name\": \"User-Agent\", \"values\": [\"(.+)^[x]{2}|\\\\\"]}],"
         "  \"queries\": [[{\"key\": \"v*\", \"value\": \"1.0\"}, {\"value\": \"%20 ok?\"}]],"
         "  \"methods\": [\"GET\", \"PATCH\"], \"sources\": [\"10.0.0.0/8\", \"192.0.2.7/32\"]}]",
@@ -240,15 +240,16 @@ static void test_conditions(void **state)
     json_object_set_new(l, "rules", rules);
     char *text = barge_haproxy_config(s, false);
     assert_non_null(strstr(
-        text, "    acl r0_hdr0 req.fhdr(\"X-Env\\#1\") -m reg -i \"^a\\\\ b.*\\$\" \"^q\\\\\\\"\\\\"
-              "'\\\\\\$x\\\\\\#\\\\%.\\$\"\n"
-              "    acl r0_hdr1 req.fhdr(\"User-Agent\") -m reg -i \"^\\\\(\\\\.\\\\+\\\\)\\\\^\\\\["
-              "x\\\\]\\\\{2\\\\}\\\\|\\\\\\\\\\$\"\n"
-              "    acl r0_query0 query -m reg -i \"(^|&)v[^&=]*=1\\\\.0(&|\\$)\" \"(^|&)([^&=]*=)?"
-              "\\\\%20\\\\ ok[^&](&|\\$)\"\n"
-              "    acl r0_method method GET PATCH\n"
-              "    acl r0_src src 10.0.0.0/8 192.0.2.7/32\n"
-              "    use_backend tg-app if r0_hdr0 r0_hdr1 r0_query0 r0_method r0_src\n"));
+        text,
+        "    acl r0_hdr0 req.fhdr(\"X-Env\\#\\\\'1\") -m reg -i \"^a\\\\ b.*\\$\" \"^q\\\\\\\"\\\\"
+        "'\\\\\\$x\\\\\\#\\\\%.\\$\"\n"
+        "    acl r0_hdr1 req.fhdr(\"User-Agent\") -m reg -i \"^\\\\(\\\\.\\\\+\\\\)\\\\^\\\\["
+        "x\\\\]\\\\{2\\\\}\\\\|\\\\\\\\\\$\"\n"
+        "    acl r0_query0 query -m reg -i \"(^|&)v[^&=]*=1\\\\.0(&|\\$)\" \"(^|&)([^&=]*=)?"
+        "\\\\%20\\\\ ok[^&](&|\\$)\"\n"
+        "    acl r0_method method GET PATCH\n"
+        "    acl r0_src src 10.0.0.0/8 192.0.2.7/32\n"
+        "    use_backend tg-app if r0_hdr0 r0_hdr1 r0_query0 r0_method r0_src\n"));
     free(text);
     json_decref(s);
 }
