@@ -1629,11 +1629,17 @@ static const struct {
     {"source-ip", "SourceIpConfig", false, false},
 };
 
-static size_t count_wildcards(const char *s)
+/* The wildcards in s; with escapes (query strings), a '*' or '?' after a
+ * backslash is a literal one. */
+static size_t count_wildcards(const char *s, bool escapes)
 {
     size_t n = 0;
-    for (; s && *s; s++)
-        n += *s == '*' || *s == '?';
+    for (; s && *s; s++) {
+        if (escapes && s[0] == '\\' && (s[1] == '*' || s[1] == '?'))
+            s++;
+        else
+            n += *s == '*' || *s == '?';
+    }
     return n;
 }
 
@@ -1745,7 +1751,8 @@ static json_t *read_query_pairs(const json_t *pairs, size_t *wildcards, struct b
             json_decref(out);
             return NULL;
         }
-        *wildcards += count_wildcards(value) + (key ? count_wildcards(json_string_value(key)) : 0);
+        *wildcards += count_wildcards(value, true) +
+                      (key ? count_wildcards(json_string_value(key), true) : 0);
         json_array_append_new(out, key ? json_pack("{s:O, s:s}", "Key", key, "Value", value)
                                        : json_pack("{s:s}", "Value", value));
     }
@@ -1817,7 +1824,7 @@ static json_t *read_conditions(const json_t *in, struct barge_error **err)
                 if (check_condition_value(field, v, err) < 0)
                     goto fail;
                 if (strcmp(field, "http-request-method") != 0 && strcmp(field, "source-ip") != 0)
-                    wildcards += count_wildcards(json_string_value(v));
+                    wildcards += count_wildcards(json_string_value(v), false);
             }
             if (condition_fields[f].legacy_values) {
                 cond = json_pack("{s:s, s:O, s:{s:O}}", "Field", field, "Values", values, config,

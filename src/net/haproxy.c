@@ -68,13 +68,18 @@ static void append_quoted(FILE *b, const char *s, size_t n, bool logfmt)
             fputc(c, b);
     }
 }
+
 /* An ELB wildcard pattern (* any run of characters, ? one) as regex text:
  * every other character but letters and digits is escaped, so it stands for
- * itself; any and one are what the wildcards become. */
-static void append_wildcards(FILE *b, const char *pattern, const char *any, const char *one)
+ * itself; any and one are what the wildcards become. With escapes (query
+ * strings), \* and \? are a literal '*' and '?', as in ELB. */
+static void append_wildcards(FILE *b, const char *pattern, const char *any, const char *one,
+                             bool escapes)
 {
     for (const char *c = pattern; c && *c; c++) {
-        if (*c == '*')
+        if (escapes && c[0] == '\\' && (c[1] == '*' || c[1] == '?'))
+            fprintf(b, "\\%c", *++c);
+        else if (*c == '*')
             fputs(any, b);
         else if (*c == '?')
             fputs(one, b);
@@ -105,7 +110,7 @@ static void append_header_values(FILE *b, const json_t *values)
         size_t n = 0;
         FILE *m = open_memstream(&re, &n);
         fputc('^', m);
-        append_wildcards(m, json_string_value(v), ".*", ".");
+        append_wildcards(m, json_string_value(v), ".*", ".", false);
         fputc('$', m);
         fclose(m);
         fputc(' ', b);
@@ -128,12 +133,12 @@ static void append_query_pairs(FILE *b, const json_t *pairs)
         FILE *m = open_memstream(&re, &n);
         fputs("(^|&)", m);
         if (json_object_get(p, "key")) {
-            append_wildcards(m, barge_json_str(p, "key", ""), "[^&=]*", "[^&=]");
+            append_wildcards(m, barge_json_str(p, "key", ""), "[^&=]*", "[^&=]", true);
             fputc('=', m);
         } else {
             fputs("([^&=]*=)?", m);
         }
-        append_wildcards(m, barge_json_str(p, "value", ""), "[^&]*", "[^&]");
+        append_wildcards(m, barge_json_str(p, "value", ""), "[^&]*", "[^&]", true);
         fputs("(&|$)", m);
         fclose(m);
         fputc(' ', b);

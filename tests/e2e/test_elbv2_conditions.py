@@ -106,6 +106,12 @@ def test_query_string_condition(barged, elb):
     assert answer(port, "/?k.(x)=$1~%25") == "odd"
     assert answer(port, "/?kx(x)=$1~%25") == "default"
     assert answer(port, "/?k.(x)=$1~%2") == "default"
+    # A backslash makes a wildcard character literal in a query string.
+    rule(elb, larn, 3, "star", [{"Field": "query-string", "QueryStringConfig": {
+        "Values": [{"Key": "q", "Value": "a\\*b\\?"}]}}])
+    settle(port, "star", path="/?q=a*b?")
+    assert answer(port, "/?q=axb?") == "default"
+    assert answer(port, "/?q=a*bc") == "default"
 
 
 def test_method_and_source_conditions(barged, elb):
@@ -200,6 +206,10 @@ def test_condition_validation(barged, elb):
     refused([header("X-A", "1", "2", "3"), header("X-B", "4", "5", "6")], "at most 5",
             "'http-header'")
     refused([header("X-A", "**", "**"), header("X-B", "??")], "at most 5 wildcards")
+    # Escaped ones in a query string are no wildcards.
+    elb.create_rule(ListenerArn=larn, Priority=2, Actions=fixed("200"), Conditions=[
+        header("X-A", "**", "**"), {"Field": "query-string", "QueryStringConfig": {
+            "Values": [{"Key": "\\*", "Value": "\\?\\*"}]}}])
     # At the limits it is fine.
     r = elb.create_rule(ListenerArn=larn, Priority=1, Actions=fixed("200"), Conditions=[
         header("X-A", "*", "?", "*"), source("10.0.0.0/8", "::1/128")])["Rules"][0]

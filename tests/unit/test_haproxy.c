@@ -233,7 +233,7 @@ static void test_conditions(void **state)
         "[{\"forward\": [{\"backend\": \"tg-app\"}], \"paths\": [], \"hosts\": [],"
         "  \"headers\": [{\"name\": \"X-Env#'1\", \"values\": [\"a b*\", \"q\\\"'$x#%?\"]},"
         "                {\"name\": \"User-Agent\", \"values\": [\"(.+)^[x]{2}|\\\\\"]}],"
-        "  \"queries\": [[{\"key\": \"v*\", \"value\": \"1.0\"}, {\"value\": \"%20 ok?\"}]],"
+        "  \"queries\": [[{\"key\": \"v*\", \"value\": \"1.0\"}, {\"value\": \"%20 ok?\\\\?\"}]],"
         "  \"methods\": [\"GET\", \"PATCH\"], \"sources\": [\"10.0.0.0/8\", \"192.0.2.7/32\"]}]",
         0, NULL);
     assert_non_null(rules);
@@ -246,7 +246,7 @@ static void test_conditions(void **state)
         "    acl r0_hdr1 req.fhdr(\"User-Agent\") -m reg -i \"^\\\\(\\\\.\\\\+\\\\)\\\\^\\\\["
         "x\\\\]\\\\{2\\\\}\\\\|\\\\\\\\\\$\"\n"
         "    acl r0_query0 query -m reg -i \"(^|&)v[^&=]*=1\\\\.0(&|\\$)\" \"(^|&)([^&=]*=)?"
-        "\\\\%20\\\\ ok[^&](&|\\$)\"\n"
+        "\\\\%20\\\\ ok[^&]\\\\?(&|\\$)\"\n"
         "    acl r0_method method GET PATCH\n"
         "    acl r0_src src 10.0.0.0/8 192.0.2.7/32\n"
         "    use_backend tg-app if r0_hdr0 r0_hdr1 r0_query0 r0_method r0_src\n"));
