@@ -497,17 +497,24 @@ struct barge_aws_client *barge_cli_client(struct barge_cli_app *app, const char 
     return c;
 }
 
+/* Calls op on client c, logging the call with --debug. */
+static int call_logged(struct barge_cli_app *app, struct barge_aws_client *c, const char *service,
+                       const char *op, const json_t *in, json_t **out, struct barge_error **err)
+{
+    if (app->debug) {
+        _cleanup_free_ char *s = in ? json_dumps(in, JSON_COMPACT) : barge_xstrdup("{}");
+        const char *region = barge_aws_client_region(c);
+        barge_cli_logl(app, BARGE_CLI_DEBUG, "%s %s (%s) %s", service, op,
+                       region ? region : "no region", s);
+    }
+    return barge_aws_call(c, op, in, out, err);
+}
+
 int barge_cli_call(struct barge_cli_app *app, const char *service, const char *op, const json_t *in,
                    json_t **out, struct barge_error **err)
 {
     struct barge_aws_client *c = barge_cli_client(app, service, err);
-    if (!c)
-        return -1;
-    if (app->debug) {
-        _cleanup_free_ char *s = in ? json_dumps(in, JSON_COMPACT) : barge_xstrdup("{}");
-        barge_cli_logl(app, BARGE_CLI_DEBUG, "%s %s %s", service, op, s);
-    }
-    return barge_aws_call(c, op, in, out, err);
+    return c ? call_logged(app, c, service, op, in, out, err) : -1;
 }
 
 int barge_cli_call_in(struct barge_cli_app *app, const char *service, const char *region,
@@ -536,11 +543,7 @@ int barge_cli_call_in(struct barge_cli_app *app, const char *service, const char
         app->region_cfgs[i] = cfg;
         app->region_services[i] = service;
     }
-    if (app->debug) {
-        _cleanup_free_ char *s = in ? json_dumps(in, JSON_COMPACT) : barge_xstrdup("{}");
-        barge_cli_logl(app, BARGE_CLI_DEBUG, "%s %s (%s) %s", service, op, region, s);
-    }
-    return barge_aws_call(app->region_clients[i], op, in, out, err);
+    return call_logged(app, app->region_clients[i], service, op, in, out, err);
 }
 
 /* ---- files ---- */
