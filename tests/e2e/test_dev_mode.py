@@ -160,8 +160,15 @@ def test_dev_restart_keeps_one_agent_per_directory_and_tasks(tmp_path, busybox):
         # a clean stop takes the (adopted) agents down and the next barged
         # starts new ones, which adopt the running container
         b.restart()
-        second = {d: agent_pids(d) for d in dirs}
-        assert all(len(p) == 1 and p != first[d] for d, p in second.items()), second
+        # (an agent that started while its predecessor still held the
+        # directory's lock is started again by barged's supervision)
+        deadline = time.time() + 30
+        while True:
+            second = {d: agent_pids(d) for d in dirs}
+            if all(len(p) == 1 and p != first[d] for d, p in second.items()):
+                break
+            assert time.time() < deadline, second
+            time.sleep(0.5)
 
         # the task lived through both restarts, and the new agent runs it
         ecs = b.client("ecs")
