@@ -463,8 +463,8 @@ static void handle(struct barge_http_req *req, struct barge_http_resp *resp)
 /* Every path: the handler answers 404 itself, in JSON. Requests carry no
  * body worth reading. */
 static const struct barge_http_route routes[] = {
-    {"", handle, 4096, NULL},
-    {NULL, NULL, 0, NULL},
+    {"", handle, 4096, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL},
 };
 
 /* The metadata listener on addresses at port. One or two threads per

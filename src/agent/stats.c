@@ -182,8 +182,8 @@ static void on_request(struct barge_http_req *req, struct barge_http_resp *resp)
 }
 
 static const struct barge_http_route routes[] = {
-    {"", on_request, 4096, NULL},
-    {NULL, NULL, 0, NULL},
+    {"", on_request, 4096, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL},
 };
 
 int barge_stats_start(struct barge_agent *agent, int interval_ms, const char *listen,

@@ -344,22 +344,85 @@ static const struct barge_http_stream root_stream = {
     .start = barge_api_json11_start,
 };
 
+/* Which requests may wait, and so run on the HTTP server's handler pool
+ * rather than its event threads: whatever may commit (SQLite's commits
+ * fsync, and writers queue for the one write lock), and with PostgreSQL
+ * everything, as every read is a round trip to the database. Reads of a
+ * SQLite store take microseconds and are answered on the event thread. */
+static bool store_is_remote(const struct barge_http_req *req)
+{
+    const struct barge_server *srv = req->server;
+    return strcmp(barge_store_backend(srv->store), "sqlite") != 0;
+}
+
+static bool waits_unless_local_read(const struct barge_http_req *req)
+{
+    return store_is_remote(req) || barge_http_waits_unless_read(req);
+}
+
+/* Describe and List operations only read (by their names; one that wrote
+ * anyway would only hold up its event thread's other requests). */
+static bool op_reads_only(const char *op, size_t len)
+{
+    return (len > 8 && strncmp(op, "Describe", 8) == 0) || (len > 4 && strncmp(op, "List", 4) == 0);
+}
+
+/* The AWS APIs: the operation is named by X-Amz-Target (JSON), the path
+ * (CBOR) or the form's Action (query); S3 reads with GET and HEAD. */
+static bool api_waits(const struct barge_http_req *req)
+{
+    if (store_is_remote(req))
+        return true;
+    const char *target = barge_http_req_header(req, "X-Amz-Target");
+    if (target) {
+        const char *dot = strrchr(target, '.');
+        const char *op = dot ? dot + 1 : target;
+        return !op_reads_only(op, strlen(op));
+    }
+    if (barge_http_req_header(req, "smithy-protocol")) {
+        const char *op = strstr(req->raw_path, "/operation/");
+        return !op || !op_reads_only(op + 11, strlen(op + 11));
+    }
+    const char *ct = barge_http_req_header(req, "Content-Type");
+    if (strcmp(req->method, "POST") == 0 && ct &&
+        barge_str_has_prefix(ct, "application/x-www-form-urlencoded")) {
+        for (const char *p = req->body; p && *p;) {
+            size_t n = strcspn(p, "&");
+            if (n > 7 && strncmp(p, "Action=", 7) == 0)
+                return !op_reads_only(p + 7, n - 7);
+            p += n + (p[n] == '&');
+        }
+        return true;
+    }
+    return barge_http_waits_unless_read(req);
+}
+
+/* The console's pages and session answer GETs; its API calls are POSTs.
+ * Other paths under the prefix are S3 buckets. */
+static bool console_waits(const struct barge_http_req *req)
+{
+    if (strcmp(req->path, "/console") == 0 || barge_str_has_prefix(req->path, "/console/"))
+        return waits_unless_local_read(req);
+    return api_waits(req);
+}
+
 /* Manifests are the only bodies the registry buffers; ECR caps them at 4 MiB. */
 void barge_api_agent_handle(struct barge_http_req *req, struct barge_http_resp *resp);
 
 static const struct barge_http_route routes[] = {
-    {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024, NULL},
-    {"/exec/", barge_api_exec_handle, 0, NULL},
-    {"/barge/v1/task-logs", barge_api_task_logs_handle, 4096, NULL},
-    {"/barge/v1/join-tokens", barge_api_join_tokens_handle, 4096, NULL},
-    {"/barge/", barge_api_usage_handle, 4096, NULL},
-    {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream},
+    /* Agents' calls record what they report; their long polls park. */
+    {"/agent/", barge_api_agent_handle, 4 * 1024 * 1024, NULL, barge_http_waits_always},
+    {"/exec/", barge_api_exec_handle, 0, NULL, barge_http_waits_always},
+    {"/barge/v1/task-logs", barge_api_task_logs_handle, 4096, NULL, barge_http_waits_always},
+    {"/barge/v1/join-tokens", barge_api_join_tokens_handle, 4096, NULL, waits_unless_local_read},
+    {"/barge/", barge_api_usage_handle, 4096, NULL, waits_unless_local_read},
+    {"/v2/", registry_handle, 4 * 1024 * 1024, &registry_stream, waits_unless_local_read},
     /* The web console; other paths that start so (S3 buckets "console...")
      * go on to the root handler, hence the same limits. */
-    {"/console", barge_api_console_handle, 16 * 1024 * 1024, &root_stream},
+    {"/console", barge_api_console_handle, 16 * 1024 * 1024, &root_stream, console_waits},
     /* AWS JSON 1.1 when X-Amz-Target says so, else S3 (secrets.h). */
-    {"/", barge_api_root_handle, 16 * 1024 * 1024, &root_stream},
-    {NULL, NULL, 0, NULL},
+    {"/", barge_api_root_handle, 16 * 1024 * 1024, &root_stream, api_waits},
+    {NULL, NULL, 0, NULL, NULL},
 };
 
 const struct barge_http_route *barge_server_routes(void)
@@ -371,8 +434,8 @@ const struct barge_http_route *barge_server_routes(void)
  * without AWS credentials, and what it shows (clusters, services, task
  * counts, API traffic) is not for whoever reaches the API port. */
 static const struct barge_http_route metrics_routes[] = {
-    {"/metrics", barge_metrics_handle, 0, NULL},
-    {NULL, NULL, 0, NULL},
+    {"/metrics", barge_metrics_handle, 0, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL},
 };
 
 const struct barge_http_route *barge_server_metrics_routes(void)

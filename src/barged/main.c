@@ -47,6 +47,7 @@ enum {
     OPT_SPOT_FACTOR,
     OPT_METRICS_LISTEN,
     OPT_HTTP_THREADS,
+    OPT_HANDLER_THREADS,
     OPT_HEADER_TIMEOUT,
     OPT_IDLE_TIMEOUT,
     OPT_MAX_CONNECTIONS,
@@ -351,7 +352,11 @@ static void usage(FILE *f)
             "                        serve Prometheus /metrics on this address, without\n"
             "                        authentication (port 0 picks one; default: not served;\n"
             "                        keep it on loopback or a network only scrapers reach)\n"
-            "  --http-threads N      HTTP worker threads (default 2 per CPU, at least 4)\n"
+            "  --http-threads N      HTTP event threads, which read requests, answer reads\n"
+            "                        and send answers (default: one per CPU barged may use)\n"
+            "  --handler-threads N   threads for requests that may wait: writes, and every\n"
+            "                        request with a PostgreSQL store (default 4 per CPU,\n"
+            "                        at least 8)\n"
             "  --header-timeout SECONDS\n"
             "                        close a new connection whose first request headers\n"
             "                        are not complete after this long (default 10)\n"
@@ -446,6 +451,7 @@ int main(int argc, char **argv)
         {"price-storage-gb-hour", required_argument, NULL, OPT_PRICE_STORAGE},
         {"spot-price-factor", required_argument, NULL, OPT_SPOT_FACTOR},
         {"http-threads", required_argument, NULL, OPT_HTTP_THREADS},
+        {"handler-threads", required_argument, NULL, OPT_HANDLER_THREADS},
         {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
@@ -540,19 +546,24 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_HTTP_THREADS:
+        case OPT_HANDLER_THREADS:
         case OPT_HEADER_TIMEOUT:
         case OPT_IDLE_TIMEOUT:
         case OPT_MAX_CONNECTIONS:
         case OPT_MAX_PER_CLIENT: {
             char *end;
             long v = strtol(optarg, &end, 10);
-            long max = c == OPT_HTTP_THREADS ? 1024 : c == OPT_MAX_CONNECTIONS ? 1000000 : 86400;
+            long max = c == OPT_HTTP_THREADS      ? 1024
+                       : c == OPT_HANDLER_THREADS ? 256
+                       : c == OPT_MAX_CONNECTIONS ? 1000000
+                                                  : 86400;
             if (!*optarg || *end || v < 1 || v > max) {
                 fprintf(stderr, "barged: --%s must be a number from 1 to %ld, not '%s'\n",
                         opts[option_index].name, max, optarg);
                 return 2;
             }
             unsigned *dst = c == OPT_HTTP_THREADS      ? &http_opts.limits.threads
+                            : c == OPT_HANDLER_THREADS ? &http_opts.limits.handler_threads
                             : c == OPT_HEADER_TIMEOUT  ? &http_opts.limits.header_timeout
                             : c == OPT_IDLE_TIMEOUT    ? &http_opts.limits.idle_timeout
                             : c == OPT_MAX_CONNECTIONS ? &http_opts.limits.max_connections

@@ -1,8 +1,12 @@
-/* The HTTP server behind http.h, on libmicrohttpd in epoll mode with a pool
- * of worker threads. A connection holds a thread only while its handler runs:
- * long polls are parked (suspended in libmicrohttpd) and resumed when woken or
- * at their deadline by a timer thread, so idle and waiting clients cost a
- * socket and a little memory each. The raw request target is captured before
+/* The HTTP server behind http.h, on libmicrohttpd in epoll mode with one
+ * event thread per CPU. A connection holds a thread only while its handler
+ * runs: a request that may wait is suspended in libmicrohttpd while a thread
+ * of the handler pool runs it, then resumed to send the answer; long polls
+ * are parked (suspended too) and resumed when woken or at their deadline by
+ * a timer thread, so idle and waiting clients cost a socket and a little
+ * memory each. An event thread so never waits for a commit, and the requests
+ * it serves are answered in turn rather than time-sliced against other
+ * threads'. The raw request target is captured before
  * libmicrohttpd splits and unescapes it, because SigV4 signs the path and
  * query exactly as they were sent. */
 #include "http/http.h"
@@ -14,6 +18,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -25,7 +30,13 @@
 struct conn_state;
 
 /* One daemon per address: libmicrohttpd serves one listening socket each. */
-#define MAX_ADDRESSES 8
+#define MAX_ADDRESSES       8
+#define MAX_HANDLER_THREADS 256
+/* What libmicrohttpd keeps per connection for a request's line and headers
+ * (and reads of its body). It zeroes all of it after every request, so it is
+ * kept near what requests need: AWS clients send a few KiB of headers at
+ * most (a session token is about 1 KiB); longer ones get 431. */
+#define CONNECTION_MEMORY (16 * 1024)
 
 /* Per connection (libmicrohttpd's socket context): whether a request is in
  * progress, whether the last one left the connection open, and since when
@@ -38,8 +49,9 @@ struct sock_state {
      * server's list of those with a header deadline. */
     int fd;
     int64_t header_deadline;
-    bool had_headers; /* the connection's own thread only */
-    bool listed;      /* park_lock */
+    bool had_headers;            /* the connection's own thread only */
+    bool listed;                 /* park_lock */
+    char addr[INET6_ADDRSTRLEN]; /* the client's, once its first request came */
     struct sock_state *prev, *next;
 };
 
@@ -50,7 +62,6 @@ struct barge_http_server {
     void *server;
     int port;
     unsigned header_timeout;
-    unsigned idle_timeout;
     const char *request_id_header;
     void (*thread_reset)(void *server);
     /* Parked requests: a list (park_lock), the earliest deadline the timer
@@ -66,6 +77,14 @@ struct barge_http_server {
     size_t n_suspended;
     bool stopping;
     pthread_t timer;
+    /* The handler pool: requests whose handlers may wait, first in first
+     * out (pool_lock, taken after park_lock when both are). */
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct conn_state *jobs, *jobs_tail;
+    bool pool_stopping;
+    pthread_t pool[MAX_HANDLER_THREADS];
+    size_t n_pool;
 };
 
 /* Per-request state, created by the URI callback and freed on completion. */
@@ -86,6 +105,14 @@ struct conn_state {
     bool http10;
     bool suspended; /* counted in n_suspended */
     bool parked;    /* in the parked list */
+    /* The handler pool's part (park_lock): the handler runs there now; it
+     * parked and was woken before it returned (so it runs again); its answer
+     * is in pool_resp for the event thread to send. */
+    bool in_pool;
+    bool woken_in_pool;
+    bool pool_done;
+    struct barge_http_resp pool_resp;
+    struct conn_state *job_next;
     struct conn_state *park_prev, *park_next;
     int64_t park_deadline;
     struct barge_http_resp early_resp;
@@ -224,14 +251,14 @@ static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/* A request's headers are libmicrohttpd's strings, which last as long as
+ * the request does. */
 static enum MHD_Result header_cb(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
     struct barge_http_req *req = cls;
-    req->headers =
-        barge_xrealloc(req->headers, (req->n_headers + 1) * sizeof(struct barge_http_header));
-    req->headers[req->n_headers].name = barge_xstrdup(key);
-    req->headers[req->n_headers].value = barge_xstrdup(value ? value : "");
+    req->headers[req->n_headers].name = (char *)key;
+    req->headers[req->n_headers].value = (char *)(value ? value : "");
     req->n_headers++;
     return MHD_YES;
 }
@@ -259,11 +286,15 @@ static void unlink_locked(struct barge_http_server *srv, struct conn_state *cs)
 }
 
 /* Takes cs off the parked list and hands it back to libmicrohttpd, which
- * runs its access callback again. park_lock held. */
+ * runs its access callback again; a handler that parked on the pool and has
+ * not returned yet is resumed when it does. park_lock held. */
 static void unpark_locked(struct barge_http_server *srv, struct conn_state *cs)
 {
     unlink_locked(srv, cs);
-    MHD_resume_connection(cs->conn);
+    if (cs->in_pool)
+        cs->woken_in_pool = true;
+    else
+        MHD_resume_connection(cs->conn);
 }
 
 /* The request runs (or ends) after a suspension. A request ending while
@@ -290,9 +321,13 @@ bool barge_http_req_park(struct barge_http_req *req, int64_t deadline_ms)
         pthread_mutex_unlock(&srv->park_lock);
         return false;
     }
-    MHD_suspend_connection(cs->conn);
-    cs->suspended = cs->parked = true;
-    srv->n_suspended++;
+    /* A handler on the pool runs with its connection suspended already. */
+    if (!cs->suspended) {
+        MHD_suspend_connection(cs->conn);
+        cs->suspended = true;
+        srv->n_suspended++;
+    }
+    cs->parked = true;
     cs->park_deadline = deadline_ms;
     cs->park_prev = NULL;
     cs->park_next = srv->parked;
@@ -356,6 +391,18 @@ static void *timer_main(void *ud)
 
 static void upgrade_release(void *cls);
 
+/* Frees an answer that is not to be sent. */
+static void resp_discard(struct barge_http_resp *resp)
+{
+    free_headers(resp->headers, resp->n_headers);
+    free(resp->body);
+    if (resp->fd >= 0)
+        close(resp->fd);
+    if (resp->upgraded && resp->upgrade_free)
+        resp->upgrade_free(resp->upgrade_ud);
+    *resp = (struct barge_http_resp){.fd = -1};
+}
+
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -380,9 +427,12 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (cs->upgrade)
         upgrade_release(cs->upgrade);
+    /* The client left before the pool's answer could be sent. */
+    if (cs->pool_done)
+        resp_discard(&cs->pool_resp);
     free_headers(cs->early_resp.headers, cs->early_resp.n_headers);
     free(cs->early_resp.body);
-    free_headers(cs->req.headers, cs->req.n_headers);
+    free(cs->req.headers);
     free(cs->req.body);
     free(cs->req.path);
     free(cs->req.wait_key);
@@ -551,25 +601,120 @@ static void thread_reset(struct barge_http_server *srv)
         srv->thread_reset(srv->server);
 }
 
+bool barge_http_waits_always(const struct barge_http_req *req)
+{
+    return true;
+}
+
+bool barge_http_waits_unless_read(const struct barge_http_req *req)
+{
+    return strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0;
+}
+
+/* Runs cs's handler in the calling thread. */
+static void run_handler(struct barge_http_server *srv, struct conn_state *cs,
+                        struct barge_http_resp *resp)
+{
+    barge_log_set_request_id(cs->req.request_id);
+    thread_reset(srv);
+    cs->route->handler(&cs->req, resp);
+    thread_reset(srv);
+    barge_log_set_request_id(NULL);
+}
+
+/* Hands cs to the handler pool with its connection suspended; false (the
+ * event thread runs it) while the server stops, when the pool may be gone. */
+static bool to_pool(struct barge_http_server *srv, struct conn_state *cs)
+{
+    pthread_mutex_lock(&srv->park_lock);
+    if (srv->stopping) {
+        pthread_mutex_unlock(&srv->park_lock);
+        return false;
+    }
+    MHD_suspend_connection(cs->conn);
+    cs->suspended = cs->in_pool = true;
+    srv->n_suspended++;
+    /* Queued under park_lock: barge_http_stop sets stopping before it lets
+     * the pool end, so whatever is queued here still runs. */
+    pthread_mutex_lock(&srv->pool_lock);
+    cs->job_next = NULL;
+    if (srv->jobs_tail)
+        srv->jobs_tail->job_next = cs;
+    else
+        srv->jobs = cs;
+    srv->jobs_tail = cs;
+    pthread_cond_signal(&srv->pool_cond);
+    pthread_mutex_unlock(&srv->pool_lock);
+    pthread_mutex_unlock(&srv->park_lock);
+    return true;
+}
+
+/* Runs a queued request and gives its connection back to libmicrohttpd,
+ * which sends the answer (access_cb) or runs the handler again when it
+ * parked and was woken meanwhile. A parked one stays suspended. */
+static void run_pooled(struct barge_http_server *srv, struct conn_state *cs)
+{
+    struct barge_http_resp resp = {.status = 200, .fd = -1};
+    run_handler(srv, cs, &resp);
+    pthread_mutex_lock(&srv->park_lock);
+    cs->in_pool = false;
+    if (cs->parked || cs->woken_in_pool) {
+        resp_discard(&resp);
+    } else {
+        cs->pool_resp = resp;
+        cs->pool_done = true;
+    }
+    if (!cs->parked) {
+        cs->woken_in_pool = false;
+        MHD_resume_connection(cs->conn);
+    }
+    pthread_mutex_unlock(&srv->park_lock);
+}
+
+static void *pool_main(void *ud)
+{
+    struct barge_http_server *srv = ud;
+    pthread_mutex_lock(&srv->pool_lock);
+    for (;;) {
+        while (!srv->jobs && !srv->pool_stopping)
+            pthread_cond_wait(&srv->pool_cond, &srv->pool_lock);
+        struct conn_state *cs = srv->jobs;
+        if (!cs)
+            break;
+        srv->jobs = cs->job_next;
+        if (!srv->jobs)
+            srv->jobs_tail = NULL;
+        pthread_mutex_unlock(&srv->pool_lock);
+        run_pooled(srv, cs);
+        pthread_mutex_lock(&srv->pool_lock);
+    }
+    pthread_mutex_unlock(&srv->pool_lock);
+    return NULL;
+}
+
 /* First call for a request: its headers are in, no body yet. */
 static void headers_in(struct barge_http_server *srv, struct MHD_Connection *conn,
                        struct conn_state *cs, const char *method, const char *version)
 {
     cs->headers_done = true;
     cs->http10 = strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
-    /* The client got past the header timeout: from now on it is idle. */
-    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, srv->idle_timeout);
     struct sock_state *ss = sock_state(conn);
     if (ss && !ss->had_headers) {
         ss->had_headers = true;
+        client_addr(conn, ss->addr, sizeof(ss->addr));
         pthread_mutex_lock(&srv->park_lock);
         unlist_locked(srv, ss);
         pthread_mutex_unlock(&srv->park_lock);
     }
     cs->req.method = method;
     cs->req.server = srv->server;
+    int n = MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL);
+    cs->req.headers = barge_xcalloc(n > 0 ? (size_t)n : 1, sizeof(struct barge_http_header));
     MHD_get_connection_values(conn, MHD_HEADER_KIND, header_cb, &cs->req);
-    client_addr(conn, cs->addr, sizeof(cs->addr));
+    if (ss)
+        memcpy(cs->addr, ss->addr, sizeof(cs->addr));
+    else
+        client_addr(conn, cs->addr, sizeof(cs->addr));
     cs->req.remote_addr = cs->addr;
     for (const struct barge_http_route *r = srv->routes; r->handler; r++) {
         if (barge_str_has_prefix(cs->req.path, r->prefix)) {
@@ -657,18 +802,18 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         cs->req.body = barge_xcalloc(1, 1);
 
     unsuspended(cs);
+    if (cs->pool_done) {
+        cs->pool_done = false;
+        cs->handled = true;
+        return send_resp(conn, cs, &cs->pool_resp);
+    }
+    if (srv->n_pool && cs->route->waits && cs->route->waits(&cs->req) && to_pool(srv, cs))
+        return MHD_YES;
     struct barge_http_resp resp = {.status = 200, .fd = -1};
-    barge_log_set_request_id(cs->req.request_id);
-    thread_reset(srv);
-    cs->route->handler(&cs->req, &resp);
-    thread_reset(srv);
-    barge_log_set_request_id(NULL);
+    run_handler(srv, cs, &resp);
     if (cs->suspended) {
         /* Parked: the handler answers on a later run. */
-        free_headers(resp.headers, resp.n_headers);
-        free(resp.body);
-        if (resp.fd >= 0)
-            close(resp.fd);
+        resp_discard(&resp);
         return MHD_YES;
     }
     cs->handled = true;
@@ -765,13 +910,38 @@ static char *with_port(const char *host, int port)
     return barge_xasprintf("%s:%d", host, port);
 }
 
+/* Lets the handler pool run what is queued, then ends its threads. */
+static void pool_stop(struct barge_http_server *srv)
+{
+    pthread_mutex_lock(&srv->pool_lock);
+    srv->pool_stopping = true;
+    pthread_cond_broadcast(&srv->pool_cond);
+    pthread_mutex_unlock(&srv->pool_lock);
+    for (size_t i = 0; i < srv->n_pool; i++)
+        pthread_join(srv->pool[i], NULL);
+    srv->n_pool = 0;
+}
+
 static void server_free(struct barge_http_server *srv)
 {
+    pool_stop(srv);
     for (size_t i = 0; i < srv->n_daemons; i++)
         MHD_stop_daemon(srv->daemons[i]);
+    pthread_cond_destroy(&srv->pool_cond);
+    pthread_mutex_destroy(&srv->pool_lock);
     pthread_cond_destroy(&srv->park_cond);
     pthread_mutex_destroy(&srv->park_lock);
     free(srv);
+}
+
+/* The CPUs this process may run on (taskset, cgroup cpusets). */
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
 }
 
 /* Adds a daemon serving listen; the first one sets the server's port. */
@@ -788,22 +958,28 @@ static int add_daemon(struct barge_http_server *srv, const char *listen,
     if (fd < 0)
         return -1;
     const struct barge_http_limits *l = &o->limits;
-    /* One thread is the daemon's own, without a pool (which libmicrohttpd
-     * warns about for a pool of one).
-     * The connection timeout is the header timeout; headers_in lengthens it
-     * to the idle timeout once a request's headers are in. */
+    /* One event thread is the daemon's own, without a pool (which
+     * libmicrohttpd warns about for a pool of one).
+     * libmicrohttpd's timeout is the idle timeout, the same for every
+     * connection: one of its own per connection would have libmicrohttpd
+     * visit them all on every turn of its loop. The timer thread ends a
+     * connection still without its first headers at the header timeout. */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem pool[] = {
+        {l->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, l->threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_THREAD_POOL_SIZE, l->threads > 1 ? l->threads : 0, MHD_OPTION_URI_LOG_CALLBACK,
-        uri_cb, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv, MHD_OPTION_NOTIFY_COMPLETED,
-        completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, l->header_timeout, MHD_OPTION_CONNECTION_LIMIT,
-        l->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->max_per_client,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
+        flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_ARRAY, pool,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION,
+        notify_connection_cb, srv, MHD_OPTION_CONNECTION_TIMEOUT, l->idle_timeout,
+        MHD_OPTION_CONNECTION_LIMIT, l->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        l->max_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+        MHD_OPTION_END);
     if (!d) {
         /* libmicrohttpd closes the socket only once it has started. */
         close(fd);
@@ -821,10 +997,14 @@ int barge_http_start(const char *listen, const struct barge_http_route *routes, 
 {
     struct barge_http_options o = opts ? *opts : (struct barge_http_options){0};
     struct barge_http_limits *l = &o.limits;
-    if (!l->threads) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        l->threads = cpus > 2 ? (unsigned)cpus * 2 : 4;
-    }
+    /* An event thread per CPU: more would only take turns on the same
+     * CPUs, which stretches every answer's wait for its turn. */
+    if (!l->threads)
+        l->threads = usable_cpus();
+    if (!l->handler_threads)
+        l->handler_threads = usable_cpus() * 4 > 8 ? usable_cpus() * 4 : 8;
+    if (l->handler_threads > MAX_HANDLER_THREADS)
+        l->handler_threads = MAX_HANDLER_THREADS;
     if (!l->header_timeout)
         l->header_timeout = 10;
     if (!l->idle_timeout)
@@ -837,7 +1017,6 @@ int barge_http_start(const char *listen, const struct barge_http_route *routes, 
     srv->routes = routes;
     srv->server = server;
     srv->header_timeout = l->header_timeout;
-    srv->idle_timeout = l->idle_timeout;
     srv->request_id_header = o.request_id_header;
     srv->thread_reset = o.thread_reset;
     pthread_mutex_init(&srv->park_lock, NULL);
@@ -846,7 +1025,20 @@ int barge_http_start(const char *listen, const struct barge_http_route *routes, 
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&srv->park_cond, &attr);
     pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&srv->pool_lock, NULL);
+    pthread_cond_init(&srv->pool_cond, NULL);
     srv->next_deadline = INT64_MAX;
+    bool any_waits = false;
+    for (const struct barge_http_route *r = routes; r->handler; r++)
+        any_waits = any_waits || r->waits;
+    for (unsigned i = 0; any_waits && i < l->handler_threads; i++) {
+        if (pthread_create(&srv->pool[srv->n_pool], NULL, pool_main, srv) != 0) {
+            server_free(srv);
+            return barge_error_set(err, BARGE_ERR_IO, "cannot start the handler threads of '%s'",
+                                   listen);
+        }
+        srv->n_pool++;
+    }
     if (add_daemon(srv, listen, &o, err) < 0) {
         server_free(srv);
         return -1;
@@ -882,6 +1074,8 @@ void barge_http_stop(struct barge_http_server *srv)
     pthread_cond_signal(&srv->park_cond);
     pthread_mutex_unlock(&srv->park_lock);
     pthread_join(srv->timer, NULL);
+    /* What the pool has queued or runs ends, and its connections resume. */
+    pool_stop(srv);
     /* libmicrohttpd must not stop while connections are suspended: let the
      * resumed ones run (they answer at once now) for up to a second. */
     for (int i = 0; i < 100; i++) {

@@ -4,10 +4,13 @@
  * routes it by path prefix and sends the response a handler built. Every
  * listener gets the same defences: a header timeout, an idle timeout, a limit
  * of connections per client and a 400 for a request line that is not HTTP.
- * Handlers run on the pool's threads, so they must not wait for long: a long
- * poll parks its request instead (barge_http_req_park) and is run again when
- * woken. What a listener serves is its caller's affair (its route table and
- * options); nothing here knows of AWS or the store. */
+ * Handlers run on the event threads unless their route says a request may
+ * wait (a commit, a call to another server): such a request's connection is
+ * suspended and its handler runs on a separate pool, so that one slow
+ * request never holds up the others an event thread serves. A long poll
+ * parks its request instead of waiting (barge_http_req_park) and is run again
+ * when woken. What a listener serves is its caller's affair (its route table
+ * and options); nothing here knows of AWS or the store. */
 #ifndef BARGE_HTTP_HTTP_H
 #define BARGE_HTTP_HTTP_H
 
@@ -28,6 +31,8 @@ struct barge_http_req {
     const char *raw_path;  /* the path exactly as received (percent-encoded) */
     char *path;            /* percent-decoded path */
     const char *raw_query; /* the query string as received, without '?', or "" */
+    /* Names and values are the server's: valid as long as the request, and
+     * not to be changed or freed. */
     struct barge_http_header *headers;
     size_t n_headers;
     char *body; /* NUL-terminated for convenience; body_len excludes the NUL */
@@ -112,15 +117,26 @@ struct barge_http_route {
     barge_http_handler handler;
     size_t max_body; /* larger buffered bodies get 413; streamed ones are the route's affair */
     const struct barge_http_stream *stream; /* NULL: every body is buffered */
+    /* Whether the handler may wait for this request (once its body is in):
+     * then it runs on the handler pool. NULL: it never waits and always runs
+     * on the event thread. */
+    bool (*waits)(const struct barge_http_req *req);
 };
+
+/* For barge_http_route.waits: every request may wait; every request but a
+ * GET or HEAD may wait. */
+bool barge_http_waits_always(const struct barge_http_req *req);
+bool barge_http_waits_unless_read(const struct barge_http_req *req);
 
 /* Connection handling; 0 in a field picks its default. */
 struct barge_http_limits {
-    unsigned threads;         /* worker threads (default: 2 per CPU, at least 4) */
+    unsigned threads;         /* event threads (default: one per CPU this process may use) */
+    unsigned handler_threads; /* threads for handlers that may wait (default: 4 per CPU, at
+                                 least 8); started only when a route has waits */
     unsigned header_timeout;  /* seconds a new connection has to send its first request's
                                  headers (default 10) */
-    unsigned idle_timeout;    /* seconds a connection may stay silent once it sent a request's
-                                 headers (default 60); parked requests never time out */
+    unsigned idle_timeout;    /* seconds any connection may stay silent (default 60); parked
+                                 requests never time out */
     unsigned max_connections; /* open connections in all (default 16384) */
     unsigned max_per_client;  /* open connections from one IP address (default 512) */
 };
@@ -157,7 +173,8 @@ int barge_http_port(const struct barge_http_server *srv);
 void barge_http_stop(struct barge_http_server *srv);
 
 /* Long polls. Called by a handler (on a non-streaming route) instead of
- * filling resp: the request is parked without holding a thread until
+ * filling resp: the request is parked without holding a thread (an event
+ * thread or one of the handler pool) until
  * barge_http_resume_parked or deadline_ms (barge_monotonic_ms) passes; then
  * the handler runs again with the same req and a fresh resp. Returns false,
  * parking nothing, when the server is stopping: the handler answers now. */

@@ -59,8 +59,8 @@ static void handle(struct barge_http_req *req, struct barge_http_resp *resp)
 }
 
 static const struct barge_http_route routes[] = {
-    {"", handle, 1024 * 1024, NULL},
-    {NULL, NULL, 0, NULL},
+    {"", handle, 1024 * 1024, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL},
 };
 
 static void answer(const char *key, int status, const char *body)

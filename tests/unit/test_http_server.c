@@ -1,8 +1,10 @@
 /* The HTTP server module (http/http.h) as the agent's listeners use it,
  * over real sockets on loopback: several addresses on one port, an address
  * in use told apart from other failures, binding an address the host does
- * not have (IP_FREEBIND), and what a caller opts into (the request id header,
- * the hook around handlers) staying off by default. */
+ * not have (IP_FREEBIND), what a caller opts into (the request id header,
+ * the hook around handlers) staying off by default, and handlers that may
+ * wait running on the handler pool: they hold up no other request, park
+ * there, and are answered when the server stops. */
 // clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,10 +16,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/ids.h"
 #include "http/http.h"
 
 static atomic_int resets;
@@ -29,8 +34,8 @@ static void hello(struct barge_http_req *req, struct barge_http_resp *resp)
 }
 
 static const struct barge_http_route routes[] = {
-    {"", hello, 1024, NULL},
-    {NULL, NULL, 0, NULL},
+    {"", hello, 1024, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL},
 };
 
 static void count_reset(void *server)
@@ -40,7 +45,7 @@ static void count_reset(void *server)
 }
 
 /* The whole answer to one request sent to addr:port (closing the
- * connection). The caller frees it. */
+ * connection), or what came of it in 5 s. The caller frees it. */
 static char *ask(const char *addr, int port, const char *request)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -48,6 +53,9 @@ static char *ask(const char *addr, int port, const char *request)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     assert_int_equal(inet_pton(AF_INET, addr, &sa.sin_addr), 1);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    /* An answer that does not come in 5 s counts as none. */
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     assert_int_equal(send(fd, request, strlen(request), MSG_NOSIGNAL), (ssize_t)strlen(request));
     struct barge_buf b = {0};
     char chunk[4096];
@@ -60,6 +68,147 @@ static char *ask(const char *addr, int port, const char *request)
 }
 
 static const char get_close[] = "GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+/* The pool's routes: "/slow" waits until released, "/park" parks until
+ * woken, once or (with "?again") twice. */
+static atomic_bool released;
+static atomic_int park_runs;
+static atomic_bool wake_in_handler;
+static pthread_t slow_thread;
+static struct barge_http_server *pool_srv;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void slow(struct barge_http_req *req, struct barge_http_resp *resp)
+{
+    slow_thread = pthread_self();
+    for (int i = 0; i < 1000 && !released; i++)
+        sleep_ms(10);
+    barge_http_resp_set(resp, 200, "text/plain", barge_xstrdup("slow"), 4);
+}
+
+static void park(struct barge_http_req *req, struct barge_http_resp *resp)
+{
+    int run = ++park_runs;
+    if (run == 1 && barge_http_req_park(req, barge_monotonic_ms() + 60000)) {
+        /* Woken before the handler returns: it must still run again. */
+        if (wake_in_handler)
+            barge_http_resume_parked(pool_srv);
+        return;
+    }
+    char *body = barge_xasprintf("runs=%d", run);
+    barge_http_resp_set(resp, 200, "text/plain", body, strlen(body));
+}
+
+static const struct barge_http_route pool_routes[] = {
+    {"/slow", slow, 1024, NULL, barge_http_waits_always},
+    {"/park", park, 1024, NULL, barge_http_waits_always},
+    {"", hello, 1024, NULL, barge_http_waits_unless_read},
+    {NULL, NULL, 0, NULL, NULL},
+};
+
+struct asked {
+    pthread_t thread;
+    int port;
+    const char *request;
+    char *answer;
+};
+
+static void *ask_main(void *ud)
+{
+    struct asked *a = ud;
+    a->answer = ask("127.0.0.1", a->port, a->request);
+    return NULL;
+}
+
+static void ask_async(struct asked *a, int port, const char *request)
+{
+    a->port = port;
+    a->request = request;
+    assert_int_equal(pthread_create(&a->thread, NULL, ask_main, a), 0);
+}
+
+static void test_a_waiting_request_holds_up_no_other(void **state)
+{
+    (void)state;
+    /* One event thread: a handler that waited there would hold up every
+     * other request. */
+    struct barge_http_options o = {.limits = {.threads = 1, .handler_threads = 2}};
+    _cleanup_error_ struct barge_error *err = NULL;
+    assert_int_equal(barge_http_start("127.0.0.1:0", pool_routes, NULL, &o, &pool_srv, &err), 0);
+    int port = barge_http_port(pool_srv);
+    released = false;
+    slow_thread = 0;
+    struct asked s;
+    ask_async(&s, port, "POST /slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    while (!slow_thread)
+        sleep_ms(5);
+    /* A read is answered on the event thread while /slow waits. */
+    _cleanup_free_ char *answer = ask("127.0.0.1", port, get_close);
+    assert_true(barge_str_has_prefix(answer, "HTTP/1.1 200 "));
+    assert_false(released);
+    /* So is another request that may wait, on the pool's other thread. */
+    _cleanup_free_ char *post =
+        ask("127.0.0.1", port, "POST /y HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_non_null(strstr(post, "\r\n\r\nPOST /y"));
+    assert_false(released);
+    released = true;
+    pthread_join(s.thread, NULL);
+    assert_true(barge_str_has_prefix(s.answer, "HTTP/1.1 200 "));
+    assert_non_null(strstr(s.answer, "\r\n\r\nslow"));
+    assert_false(pthread_equal(slow_thread, pthread_self()));
+    free(s.answer);
+    barge_http_stop(pool_srv);
+}
+
+static void test_pooled_handlers_park(void **state)
+{
+    (void)state;
+    struct barge_http_options o = {.limits = {.threads = 1, .handler_threads = 1}};
+    _cleanup_error_ struct barge_error *err = NULL;
+    assert_int_equal(barge_http_start("127.0.0.1:0", pool_routes, NULL, &o, &pool_srv, &err), 0);
+    int port = barge_http_port(pool_srv);
+    static const char req[] = "POST /park HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+    /* Parked on the pool, woken from elsewhere. */
+    park_runs = 0;
+    wake_in_handler = false;
+    struct asked a;
+    ask_async(&a, port, req);
+    while (park_runs < 1)
+        sleep_ms(5);
+    sleep_ms(50);
+    /* Parked, the request holds no thread of the pool (it has one). */
+    _cleanup_free_ char *post =
+        ask("127.0.0.1", port, "POST /y HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_true(barge_str_has_prefix(post, "HTTP/1.1 200 "));
+    assert_int_equal(park_runs, 1);
+    barge_http_resume_parked(pool_srv);
+    pthread_join(a.thread, NULL);
+    assert_non_null(strstr(a.answer, "\r\n\r\nruns=2"));
+    free(a.answer);
+
+    /* Woken while its handler has not returned yet: not lost. */
+    park_runs = 0;
+    wake_in_handler = true;
+    _cleanup_free_ char *woken = ask("127.0.0.1", port, req);
+    assert_non_null(strstr(woken, "\r\n\r\nruns=2"));
+
+    /* Parked when the server stops: answered then. */
+    park_runs = 0;
+    wake_in_handler = false;
+    ask_async(&a, port, req);
+    while (park_runs < 1)
+        sleep_ms(5);
+    barge_http_stop(pool_srv);
+    pthread_join(a.thread, NULL);
+    assert_non_null(strstr(a.answer, "\r\n\r\nruns=2"));
+    free(a.answer);
+}
 
 static void test_several_addresses_share_one_port(void **state)
 {
@@ -132,6 +281,8 @@ int main(void)
         cmocka_unit_test(test_several_addresses_share_one_port),
         cmocka_unit_test(test_freebind_takes_an_address_the_host_lacks),
         cmocka_unit_test(test_options_a_caller_opts_into),
+        cmocka_unit_test(test_a_waiting_request_holds_up_no_other),
+        cmocka_unit_test(test_pooled_handlers_park),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
