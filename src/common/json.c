@@ -72,11 +72,10 @@ struct enc {
     size_t len, cap;
 };
 
-static void enc_reserve(struct enc *e, size_t n)
+static __attribute__((noinline)) void enc_grow(struct enc *e, size_t n)
 {
-    if (e->len + n <= e->cap)
-        return;
-    size_t cap = e->cap ? e->cap : 256;
+    /* Most answers fit the first buffer. */
+    size_t cap = e->cap ? e->cap : 2048;
     while (cap < e->len + n)
         cap *= 2;
     char *b = realloc(e->buf, cap);
@@ -84,6 +83,12 @@ static void enc_reserve(struct enc *e, size_t n)
         abort();
     e->buf = b;
     e->cap = cap;
+}
+
+static inline void enc_reserve(struct enc *e, size_t n)
+{
+    if (e->len + n > e->cap)
+        enc_grow(e, n);
 }
 
 static void enc_add(struct enc *e, const char *s, size_t n)
@@ -127,6 +132,20 @@ static size_t utf8_len(const unsigned char *s, size_t avail)
     return n;
 }
 
+/* Whether none of the 8 bytes in w needs more than copying into a JSON
+ * string: no control character, '"', '\\' or byte of a multi-byte sequence.
+ * Each term sets a byte's high bit for one kind (the first for bytes below
+ * 0x20, the next two for the bytes equal to '"' and '\\', the last for
+ * bytes from 0x80); a borrow may also mark a byte after a marked one, which
+ * only sends the word to the byte-wise path. */
+static inline bool word_plain(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t marked = ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w;
+    return (marked & highs) == 0;
+}
+
 static bool enc_string(struct enc *e, const char *str, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -135,6 +154,14 @@ static bool enc_string(struct enc *e, const char *str, size_t n)
     e->buf[e->len++] = '"';
     size_t run = 0; /* bytes of s[i - run, i) still to copy */
     for (size_t i = 0; i < n;) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (word_plain(w)) {
+                i += 8, run += 8;
+                continue;
+            }
+        }
         unsigned char c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
             i++, run++;
@@ -201,9 +228,27 @@ static void enc_integer(struct enc *e, json_int_t v)
     enc_add(e, tmp + i, sizeof(tmp) - i);
 }
 
+/* Formatting a double costs more than the rest of a timestamp's encoding,
+ * and answers repeat the same few timestamps: each thread keeps the texts of
+ * the last ones it wrote, by their bits. */
+#define REAL_TEXTS 64
+struct real_text {
+    uint64_t bits;
+    uint8_t len; /* 0: empty */
+    char text[31];
+};
+static __thread struct real_text real_texts[REAL_TEXTS];
+
 /* As jansson's jsonp_dtostr with its default precision of 17. */
 static bool enc_real(struct enc *e, double v)
 {
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    struct real_text *rt = &real_texts[((bits ^ (bits >> 29)) * 0x9E3779B97F4A7C15ULL) >> 58];
+    if (rt->len && rt->bits == bits) {
+        enc_add(e, rt->text, rt->len);
+        return true;
+    }
     char tmp[48];
     int n = snprintf(tmp, sizeof(tmp), "%.17g", v);
     if (n < 0 || (size_t)n >= sizeof(tmp) - 3 || strpbrk(tmp, "in")) /* inf, nan */
@@ -227,6 +272,11 @@ static bool enc_real(struct enc *e, double v)
         }
     }
     enc_add(e, tmp, len);
+    if (len < sizeof(rt->text)) {
+        rt->bits = bits;
+        rt->len = (uint8_t)len;
+        memcpy(rt->text, tmp, len);
+    }
     return true;
 }
 

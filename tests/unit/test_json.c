@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 // clang-format on
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,55 @@ static void test_generated_documents(void **state)
     }
 }
 
+/* Plain text is copied eight bytes at a time: a byte that needs escaping
+ * or checking is found at every position of a word and of the tail, next to
+ * neighbours that test the word check's borrows. */
+static void test_every_position_of_a_word(void **state)
+{
+    static const char specials[] = {'"', '\\', '\n', 0x01, 0x1f, ' ', '!', '#', '[', ']', 0x7f};
+    static const char *const multi[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x90\xb3"};
+    char buf[40];
+    for (size_t len = 1; len <= 26; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            for (size_t k = 0; k < sizeof(specials); k++) {
+                for (char fill = 0x20; fill <= 0x23; fill++) {
+                    memset(buf, fill == 0x22 ? 'a' : fill, len);
+                    buf[len] = '\0';
+                    buf[pos] = specials[k];
+                    json_t *j = json_string(buf);
+                    same_as_jansson(j);
+                    json_decref(j);
+                }
+            }
+            for (size_t k = 0; k < 3 && pos + strlen(multi[k]) <= len; k++) {
+                memset(buf, 'x', len);
+                buf[len] = '\0';
+                memcpy(buf + pos, multi[k], strlen(multi[k]));
+                json_t *j = json_string(buf);
+                same_as_jansson(j);
+                json_decref(j);
+            }
+        }
+    }
+}
+
+/* Reals are written from a per-thread memo of their texts: the same value
+ * again, and values that differ only in their sign or last bit, still come
+ * out as jansson writes them. */
+static void test_repeated_reals(void **state)
+{
+    double v[] = {1733540000.123, 0.0, -0.0, 1e300, 1733540000.123, 5e-324, 0.1, 0.1};
+    json_t *a = json_array();
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+            json_array_append_new(a, json_real(v[i]));
+            json_array_append_new(a, json_real(nextafter(v[i], 1e308)));
+        }
+    same_as_jansson(a);
+    same_as_jansson(a);
+    json_decref(a);
+}
+
 static void test_left_to_jansson(void **state)
 {
     /* invalid UTF-8 that jansson would refuse to dump cannot be built with
@@ -193,6 +243,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_cases),
         cmocka_unit_test(test_generated_documents),
+        cmocka_unit_test(test_every_position_of_a_word),
+        cmocka_unit_test(test_repeated_reals),
         cmocka_unit_test(test_left_to_jansson),
         cmocka_unit_test(test_find_in_lists),
     };
