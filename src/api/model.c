@@ -432,7 +432,7 @@ static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 const struct barge_model *barge_model_get(const char *service)
 {
     struct slot *slot = NULL;
-    for (size_t i = 0; service && i < BARGE_ARRAY_SIZE(slots); i++)
+    for (size_t i = 0; service && i < BARGE_ARRAY_SIZE(slots) && !slot; i++)
         if (strcmp(slots[i].service, service) == 0)
             slot = &slots[i];
     if (!slot)

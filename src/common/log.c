@@ -42,7 +42,7 @@ int barge_log_setup(const char *program, const char *level, const char *format)
 
 void barge_log_set_request_id(const char *id)
 {
-    snprintf(log_request_id, sizeof(log_request_id), "%s", id ? id : "");
+    barge_strlcpy(log_request_id, id, sizeof(log_request_id));
 }
 
 void barge_log_write(enum barge_log_level level, const char *file, int line, const char *fmt, ...)

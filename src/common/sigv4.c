@@ -30,49 +30,6 @@
     "The request signature we calculated does not match the signature you provided. Check your " \
     "AWS Secret Access Key and signing method. Consult the service documentation for details."
 
-/* ---- a growable string, local to this file ------------------------------ */
-
-struct sbuf {
-    char *buf;
-    size_t len;
-    size_t cap;
-};
-
-static void sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->buf = barge_xrealloc(b->buf, cap);
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, s, n);
-    b->len += n;
-    b->buf[b->len] = '\0';
-}
-
-static void sb_adds(struct sbuf *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
-static void sb_addc(struct sbuf *b, char c)
-{
-    sb_addn(b, &c, 1);
-}
-
-/* Returns the string (never NULL, "" when nothing was added); the caller frees it. */
-static char *sb_steal(struct sbuf *b)
-{
-    if (!b->buf)
-        return barge_xstrdup("");
-    char *s = b->buf;
-    b->buf = NULL;
-    b->len = b->cap = 0;
-    return s;
-}
-
 /* ---- crypto -------------------------------------------------------------- */
 
 static void hex_encode(const unsigned char *in, size_t n, char *out)
@@ -226,16 +183,16 @@ static bool is_unreserved(unsigned char c)
 
 /* Percent-encodes everything outside A-Za-z0-9-_.~ (and '/' when keep_slash),
  * upper-case hex, as SigV4 requires and Python's quote() produces. */
-static void uri_encode(struct sbuf *b, const char *s, size_t n, bool keep_slash)
+static void uri_encode(struct barge_buf *b, const char *s, size_t n, bool keep_slash)
 {
     static const char digits[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (is_unreserved(c) || (keep_slash && c == '/')) {
-            sb_addc(b, (char)c);
+            barge_buf_addc(b, (char)c);
         } else {
             char esc[3] = {'%', digits[c >> 4], digits[c & 0xf]};
-            sb_addn(b, esc, 3);
+            barge_buf_addn(b, esc, 3);
         }
     }
 }
@@ -312,19 +269,19 @@ static char *canonical_uri(const char *raw_path, bool s3)
         i = j + 1;
     }
 
-    struct sbuf b = {0};
+    struct barge_buf b = {0};
     if (path[0] == '/')
-        sb_addc(&b, '/');
+        barge_buf_addc(&b, '/');
     for (size_t k = 0; k < nseg; k++) {
         if (k > 0)
-            sb_addc(&b, '/');
+            barge_buf_addc(&b, '/');
         uri_encode(&b, path + seg_off[k], seg_len[k], true);
     }
     if (path[n - 1] == '/' && nseg > 0)
-        sb_addc(&b, '/');
+        barge_buf_addc(&b, '/');
     free(seg_off);
     free(seg_len);
-    return sb_steal(&b);
+    return barge_buf_steal(&b, NULL);
 }
 
 struct qpair {
@@ -366,11 +323,11 @@ static char *canonical_query(const char *raw_query, const char *skip)
                     cap *= 2;
                     pairs = barge_xrealloc(pairs, cap * sizeof(*pairs));
                 }
-                struct sbuf kb = {0}, vb = {0};
+                struct barge_buf kb = {0}, vb = {0};
                 uri_encode(&kb, dk, dk_len, false);
                 uri_encode(&vb, dv, dv_len, false);
-                pairs[n].key = sb_steal(&kb);
-                pairs[n].value = sb_steal(&vb);
+                pairs[n].key = barge_buf_steal(&kb, NULL);
+                pairs[n].value = barge_buf_steal(&vb, NULL);
                 n++;
             }
         }
@@ -380,18 +337,18 @@ static char *canonical_query(const char *raw_query, const char *skip)
     }
 
     qsort(pairs, n, sizeof(*pairs), qpair_cmp);
-    struct sbuf b = {0};
+    struct barge_buf b = {0};
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
-            sb_addc(&b, '&');
-        sb_adds(&b, pairs[i].key);
-        sb_addc(&b, '=');
-        sb_adds(&b, pairs[i].value);
+            barge_buf_addc(&b, '&');
+        barge_buf_adds(&b, pairs[i].key);
+        barge_buf_addc(&b, '=');
+        barge_buf_adds(&b, pairs[i].value);
         free(pairs[i].key);
         free(pairs[i].value);
     }
     free(pairs);
-    return sb_steal(&b);
+    return barge_buf_steal(&b, NULL);
 }
 
 /* The first value of the query parameter name (exact case), decoded, or NULL;
@@ -428,7 +385,7 @@ static bool is_py_space(unsigned char c)
 }
 
 /* Appends value trimmed, with inner whitespace runs collapsed to one space. */
-static void add_trimmed(struct sbuf *b, const char *value)
+static void add_trimmed(struct barge_buf *b, const char *value)
 {
     bool any = false;
     const unsigned char *p = (const unsigned char *)value;
@@ -438,8 +395,8 @@ static void add_trimmed(struct sbuf *b, const char *value)
             p++;
         if (p > word) {
             if (any)
-                sb_addc(b, ' ');
-            sb_addn(b, (const char *)word, (size_t)(p - word));
+                barge_buf_addc(b, ' ');
+            barge_buf_addn(b, (const char *)word, (size_t)(p - word));
             any = true;
         }
         while (*p && is_py_space(*p))
@@ -450,21 +407,43 @@ static void add_trimmed(struct sbuf *b, const char *value)
 /* The canonical value of header name (any case): every occurrence trimmed,
  * joined with ',' in request order, as AWS does for repeated headers. NULL when
  * the header is absent; the caller frees the result. */
+/* Whether add_trimmed would copy value unchanged. */
+static bool is_trimmed(const char *value)
+{
+    const unsigned char *p = (const unsigned char *)value;
+    if (*p == ' ')
+        return false;
+    for (; *p; p++)
+        if (is_py_space(*p) && (*p != ' ' || p[1] == ' ' || p[1] == '\0'))
+            return false;
+    return true;
+}
+
 static char *header_get(const struct barge_sigv4_request *req, const char *name)
 {
-    struct sbuf b = {0};
+    /* The common case: the header once, with nothing to trim. */
+    size_t count = 0, first = 0;
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (req->headers[i].name && strcasecmp(req->headers[i].name, name) == 0 && !count++)
+            first = i;
+    if (count == 0)
+        return NULL;
+    const char *v = req->headers[first].value ? req->headers[first].value : "";
+    if (count == 1 && is_trimmed(v))
+        return barge_xstrdup(v);
+    struct barge_buf b = {0};
     bool found = false;
     for (size_t i = 0; i < req->n_headers; i++) {
         if (!req->headers[i].name || strcasecmp(req->headers[i].name, name) != 0)
             continue;
         if (found)
-            sb_addc(&b, ',');
+            barge_buf_addc(&b, ',');
         found = true;
         add_trimmed(&b, req->headers[i].value ? req->headers[i].value : "");
     }
     if (!found)
         return NULL;
-    return sb_steal(&b);
+    return barge_buf_steal(&b, NULL);
 }
 
 /* Headers a proxy may add, drop or rewrite, so no client signs them. */
@@ -604,24 +583,30 @@ static char *string_to_sign(const char *method, const char *uri, const char *que
                             const char *headers_block, const char *signed_headers,
                             const char *payload_hash, const char *amz_date, const char *scope)
 {
-    struct sbuf cr = {0};
+    struct barge_buf cr = {0};
     for (const char *m = method; *m; m++)
-        sb_addc(&cr, (char)toupper((unsigned char)*m));
-    sb_addc(&cr, '\n');
-    sb_adds(&cr, uri);
-    sb_addc(&cr, '\n');
-    sb_adds(&cr, query);
-    sb_addc(&cr, '\n');
-    sb_adds(&cr, headers_block);
-    sb_addc(&cr, '\n');
-    sb_adds(&cr, signed_headers);
-    sb_addc(&cr, '\n');
-    sb_adds(&cr, payload_hash);
+        barge_buf_addc(&cr, (char)toupper((unsigned char)*m));
+    barge_buf_addc(&cr, '\n');
+    barge_buf_adds(&cr, uri);
+    barge_buf_addc(&cr, '\n');
+    barge_buf_adds(&cr, query);
+    barge_buf_addc(&cr, '\n');
+    barge_buf_adds(&cr, headers_block);
+    barge_buf_addc(&cr, '\n');
+    barge_buf_adds(&cr, signed_headers);
+    barge_buf_addc(&cr, '\n');
+    barge_buf_adds(&cr, payload_hash);
 
     char cr_hash[65];
-    barge_sha256_hex(cr.buf, cr.len, cr_hash);
-    free(cr.buf);
-    return barge_xasprintf(ALGORITHM "\n%s\n%s\n%s", amz_date, scope, cr_hash);
+    barge_sha256_hex(cr.data, cr.len, cr_hash);
+    cr.len = 0;
+    barge_buf_adds(&cr, ALGORITHM "\n");
+    barge_buf_adds(&cr, amz_date);
+    barge_buf_addc(&cr, '\n');
+    barge_buf_adds(&cr, scope);
+    barge_buf_addc(&cr, '\n');
+    barge_buf_adds(&cr, cr_hash);
+    return barge_buf_steal(&cr, NULL);
 }
 
 /* ---- signing ------------------------------------------------------------- */
@@ -693,28 +678,28 @@ int barge_sigv4_sign(const struct barge_sigv4_request *req, const char *region, 
             (struct sign_hdr){barge_xstrdup("x-amz-content-sha256"), payload, req->n_headers + 2};
     qsort(hs, n, sizeof(*hs), sign_hdr_cmp);
 
-    struct sbuf block = {0}, names = {0};
+    struct barge_buf block = {0}, names = {0};
     for (size_t i = 0; i < n; i++) {
         bool same_as_prev = i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0;
         if (same_as_prev) {
-            sb_addc(&block, ',');
+            barge_buf_addc(&block, ',');
         } else {
             if (i > 0) {
-                sb_addc(&block, '\n');
-                sb_addc(&names, ';');
+                barge_buf_addc(&block, '\n');
+                barge_buf_addc(&names, ';');
             }
-            sb_adds(&block, hs[i].name);
-            sb_addc(&block, ':');
-            sb_adds(&names, hs[i].name);
+            barge_buf_adds(&block, hs[i].name);
+            barge_buf_addc(&block, ':');
+            barge_buf_adds(&names, hs[i].name);
         }
         add_trimmed(&block, hs[i].value);
     }
-    sb_addc(&block, '\n');
+    barge_buf_addc(&block, '\n');
     for (size_t i = 0; i < n; i++)
         free(hs[i].name);
     free(hs);
-    _cleanup_free_ char *headers_block = sb_steal(&block);
-    _cleanup_free_ char *signed_headers = sb_steal(&names);
+    _cleanup_free_ char *headers_block = barge_buf_steal(&block, NULL);
+    _cleanup_free_ char *signed_headers = barge_buf_steal(&names, NULL);
 
     _cleanup_free_ char *uri = canonical_uri(req->raw_path, req->s3);
     _cleanup_free_ char *query = canonical_query(req->raw_query, NULL);
@@ -823,19 +808,19 @@ static int parse_auth_header(const char *auth, struct sigv4_auth *a, struct barg
         p += len;
     }
 
-    struct sbuf msg = {0};
+    struct barge_buf msg = {0};
     if (!a->credential || !*a->credential)
-        sb_adds(&msg, "Authorization header requires 'Credential' parameter. ");
+        barge_buf_adds(&msg, "Authorization header requires 'Credential' parameter. ");
     if (!a->signature || !*a->signature)
-        sb_adds(&msg, "Authorization header requires 'Signature' parameter. ");
+        barge_buf_adds(&msg, "Authorization header requires 'Signature' parameter. ");
     if (!a->signed_headers)
-        sb_adds(&msg, "Authorization header requires 'SignedHeaders' parameter. ");
+        barge_buf_adds(&msg, "Authorization header requires 'SignedHeaders' parameter. ");
     if (!a->date)
-        sb_adds(&msg,
-                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
-                "header. ");
+        barge_buf_adds(
+            &msg, "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
+                  "header. ");
     if (msg.len) {
-        _cleanup_free_ char *m = sb_steal(&msg);
+        _cleanup_free_ char *m = barge_buf_steal(&msg, NULL);
         return barge_error_set(err, BARGE_ERR_AUTH_INCOMPLETE, "%sAuthorization=%s", m, auth);
     }
     return 0;
@@ -930,19 +915,19 @@ static bool list_has(const char *semicolon_list, const char *name)
 static int check_amz_headers_signed(const struct barge_sigv4_request *req,
                                     const char *signed_headers, struct barge_error **err)
 {
-    struct sbuf names = {0};
+    struct barge_buf names = {0};
     for (size_t i = 0; i < req->n_headers; i++) {
         const char *name = req->headers[i].name;
         if (strncasecmp(name, "x-amz-", 6) != 0 || list_has(signed_headers, name))
             continue;
         _cleanup_free_ char *lname = lower_dup(name);
         if (names.len)
-            sb_adds(&names, "', '");
-        sb_adds(&names, lname);
+            barge_buf_adds(&names, "', '");
+        barge_buf_adds(&names, lname);
     }
     if (!names.len)
         return 0;
-    _cleanup_free_ char *list = sb_steal(&names);
+    _cleanup_free_ char *list = barge_buf_steal(&names, NULL);
     return barge_error_set(err, BARGE_ERR_ACCESS_DENIED,
                            "There were headers present in the request which were not signed: "
                            "'%s'",
@@ -1072,7 +1057,7 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
     const char *akid = parts[0], *cdate = parts[1], *cregion = parts[2], *cservice = parts[3],
                *cterm = parts[4];
 
-    struct sbuf scope_msg = {0};
+    struct barge_buf scope_msg = {0};
     /* region NULL: a service that serves every region (SSM, Secrets Manager,
      * S3) takes the scope's region as the one the caller addresses. */
     if (region ? strcmp(cregion, region) != 0
@@ -1080,29 +1065,29 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
                      strspn(cregion, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(cregion)) {
         _cleanup_free_ char *m =
             barge_xasprintf("Credential should be scoped to a valid region, not '%s'. ", cregion);
-        sb_adds(&scope_msg, m);
+        barge_buf_adds(&scope_msg, m);
     }
     if (strcmp(cterm, TERMINATOR) != 0) {
         _cleanup_free_ char *m = barge_xasprintf(
             "Credential should be scoped with a valid terminator: '" TERMINATOR "', not '%s'. ",
             cterm);
-        sb_adds(&scope_msg, m);
+        barge_buf_adds(&scope_msg, m);
     }
     if (strncmp(cdate, amz_date, 8) != 0 || strlen(cdate) != 8) {
         _cleanup_free_ char *m =
             barge_xasprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 "
                             "version of date from HTTP: '%s' != '%.8s', from '%s'. ",
                             cdate, amz_date, amz_date);
-        sb_adds(&scope_msg, m);
+        barge_buf_adds(&scope_msg, m);
     }
     if (strlen(cservice) >= sizeof(who->service)) {
         _cleanup_free_ char *m =
             barge_xasprintf("Credential should be scoped to a valid service, not '%s'. ", cservice);
-        sb_adds(&scope_msg, m);
+        barge_buf_adds(&scope_msg, m);
     }
     if (scope_msg.len) {
-        scope_msg.buf[--scope_msg.len] = '\0'; /* the last separating space */
-        _cleanup_free_ char *m = sb_steal(&scope_msg);
+        scope_msg.data[--scope_msg.len] = '\0'; /* the last separating space */
+        _cleanup_free_ char *m = barge_buf_steal(&scope_msg, NULL);
         return barge_error_set(err, BARGE_ERR_AUTH_SIGNATURE, "%s", m);
     }
 
@@ -1136,22 +1121,22 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
     /* Canonical headers in the client's SignedHeaders order and spelling: a
      * compliant client sent them sorted and in lower case, and anything else
      * would not have matched its own signature either. */
-    struct sbuf block = {0};
+    struct barge_buf block = {0};
     for (const char *p = a.signed_headers; *p;) {
         size_t len = strcspn(p, ";");
         if (len > 0) {
             _cleanup_free_ char *name = barge_xstrndup(p, len);
             _cleanup_free_ char *value = header_get(req, name);
-            sb_adds(&block, name);
-            sb_addc(&block, ':');
-            sb_adds(&block, value ? value : "");
-            sb_addc(&block, '\n');
+            barge_buf_adds(&block, name);
+            barge_buf_addc(&block, ':');
+            barge_buf_adds(&block, value ? value : "");
+            barge_buf_addc(&block, '\n');
         }
         p += len;
         if (*p == ';')
             p++;
     }
-    _cleanup_free_ char *headers_block = sb_steal(&block);
+    _cleanup_free_ char *headers_block = barge_buf_steal(&block, NULL);
     _cleanup_free_ char *uri = canonical_uri(req->raw_path, req->s3);
     _cleanup_free_ char *query =
         canonical_query(req->raw_query, a.presigned ? "X-Amz-Signature" : NULL);
@@ -1186,9 +1171,9 @@ int barge_sigv4_verify(const struct barge_sigv4_request *req, const char *region
     if (!who)
         return 0;
     memset(who, 0, sizeof(*who));
-    snprintf(who->access_key_id, sizeof(who->access_key_id), "%s", akid);
-    snprintf(who->region, sizeof(who->region), "%s", cregion);
-    snprintf(who->service, sizeof(who->service), "%s", cservice);
+    barge_strlcpy(who->access_key_id, akid, sizeof(who->access_key_id));
+    barge_strlcpy(who->region, cregion, sizeof(who->region));
+    barge_strlcpy(who->service, cservice, sizeof(who->service));
     return 0;
 }
 

@@ -75,6 +75,18 @@ char *barge_xasprintf(const char *fmt, ...)
     return out;
 }
 
+size_t barge_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t len = src ? strlen(src) : 0;
+    if (size > 0) {
+        size_t n = len < size ? len : size - 1;
+        if (n)
+            memcpy(dst, src, n);
+        dst[n] = '\0';
+    }
+    return len;
+}
+
 bool barge_str_has_prefix(const char *s, const char *prefix)
 {
     return s && strncmp(s, prefix, strlen(prefix)) == 0;

@@ -73,6 +73,9 @@ char *barge_buf_steal(struct barge_buf *b, size_t *len_out);
 void barge_buf_release(struct barge_buf *b);
 
 bool barge_str_has_prefix(const char *s, const char *prefix);
+/* Copies src (NULL: "") into dst of size bytes, cut to fit; dst always ends
+ * in a NUL. Returns strlen(src). */
+size_t barge_strlcpy(char *dst, const char *src, size_t size);
 bool barge_str_has_suffix(const char *s, const char *suffix);
 bool barge_streq(const char *a, const char *b);
 

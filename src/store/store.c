@@ -82,7 +82,7 @@ bool barge_store_region_valid(const char *s)
 
 void barge_store_use_region(const char *region)
 {
-    snprintf(thread_region, sizeof(thread_region), "%s", region ? region : "");
+    barge_strlcpy(thread_region, region, sizeof(thread_region));
 }
 
 const char *barge_store_thread_region(void)

@@ -93,6 +93,22 @@ static void test_buf_after_steal_of_data(void **state)
     barge_buf_release(&b);
 }
 
+static void test_strlcpy_cuts_and_terminates(void **state)
+{
+    (void)state;
+    char dst[6];
+    memset(dst, 'x', sizeof(dst));
+    assert_int_equal(barge_strlcpy(dst, "us-east-1", sizeof(dst)), 9);
+    assert_string_equal(dst, "us-ea");
+    assert_int_equal(barge_strlcpy(dst, "eu", sizeof(dst)), 2);
+    assert_string_equal(dst, "eu");
+    assert_int_equal(barge_strlcpy(dst, NULL, sizeof(dst)), 0);
+    assert_string_equal(dst, "");
+    dst[0] = 'x';
+    assert_int_equal(barge_strlcpy(dst, "abc", 0), 3);
+    assert_int_equal(dst[0], 'x');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -100,6 +116,7 @@ int main(void)
         cmocka_unit_test(test_buf_empty),
         cmocka_unit_test(test_buf_binary_and_growth),
         cmocka_unit_test(test_buf_after_steal_of_data),
+        cmocka_unit_test(test_strlcpy_cuts_and_terminates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
