@@ -807,7 +807,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         cs->handled = true;
         return send_resp(conn, cs, &cs->pool_resp);
     }
-    if (srv->n_pool && cs->route->waits && cs->route->waits(&cs->req) && to_pool(srv, cs))
+    /* A route with waits started the pool. */
+    if (cs->route->waits && cs->route->waits(&cs->req) && to_pool(srv, cs))
         return MHD_YES;
     struct barge_http_resp resp = {.status = 200, .fd = -1};
     run_handler(srv, cs, &resp);
