@@ -1,13 +1,18 @@
 """barged's HTTP listener under hostile and crowded connections: clients that
 never finish their headers, idle sockets, many agents long-polling at once,
 one address opening too many connections, request lines that are not HTTP,
-and a SIGTERM while agents poll. Raw sockets from several loopback source
+a write stuck behind SQLite's lock, and a SIGTERM while agents poll. Raw sockets from several loopback source
 addresses (127.0.0.2, ...) stand in for many clients."""
 import json
+import os
 import signal
 import socket
+import sqlite3
+import threading
 import time
 
+import boto3
+import botocore.config
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -238,6 +243,52 @@ def test_many_long_polls_do_not_hold_threads(barged):
         answer = read_answer(s)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
     close_all(polls)
+
+
+def test_a_stuck_write_holds_up_no_read(tmp_path):
+    """With one event thread, a write that waits for SQLite's write lock (held
+    here by another connection to the database file) waits on the handler
+    pool: reads are answered meanwhile on the event thread, and the write
+    completes once the lock is free. Run inline, the write would hold the
+    only event thread and the reads would time out."""
+    data = str(tmp_path / "data")
+    b = Barged(data, extra_args=["--http-threads", "1"],
+               store="sqlite://" + os.path.join(data, "barge.db")).start()
+    db = None
+    try:
+        b.client().create_cluster(clusterName="first")
+        db = sqlite3.connect(os.path.join(data, "barge.db"), timeout=30, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        result = {}
+
+        def write():
+            try:
+                result["cluster"] = b.client().create_cluster(clusterName="held")["cluster"]
+            except Exception as e:  # reported below
+                result["error"] = e
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        time.sleep(1)
+        assert writer.is_alive(), result
+        reader = boto3.client(
+            "ecs", endpoint_url=b.endpoint, region_name=REGION, aws_access_key_id=b.access_key,
+            aws_secret_access_key=b.secret_key,
+            config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=10))
+        for _ in range(5):
+            arns = reader.list_clusters()["clusterArns"]
+            assert any(a.endswith("/first") for a in arns), arns
+            assert reader.describe_clusters(clusters=["first"])["clusters"][0]["status"] == "ACTIVE"
+        assert writer.is_alive(), result
+        db.execute("ROLLBACK")
+        writer.join(30)
+        assert not writer.is_alive()
+        assert result.get("cluster", {}).get("status") == "ACTIVE", result
+        assert reader.describe_clusters(clusters=["held"])["clusters"][0]["status"] == "ACTIVE"
+    finally:
+        if db:
+            db.close()
+        b.stop()
 
 
 def test_sigterm_with_agents_polling_and_a_service(tmp_path, busybox):
