@@ -460,21 +460,28 @@ static void handle(struct barge_http_req *req, struct barge_http_resp *resp)
     answer(resp, 200, body);
 }
 
+/* A credentials request may wait on barged; everything else is answered
+ * from memory and a few cgroup files. */
+static bool may_wait(const struct barge_http_req *req)
+{
+    return barge_str_has_prefix(req->path, "/v2/credentials/");
+}
+
 /* Every path: the handler answers 404 itself, in JSON. Requests carry no
  * body worth reading. */
 static const struct barge_http_route routes[] = {
-    {"", handle, 4096, NULL, NULL},
+    {"", handle, 4096, NULL, may_wait},
     {NULL, NULL, 0, NULL, NULL},
 };
 
-/* The metadata listener on addresses at port. One or two threads per
- * address are plenty: answers are small and built from memory and a few
- * cgroup files (a credentials request may wait on barged, as before). */
+/* The metadata listener on addresses at port. One event thread per address
+ * is plenty (answers are small), and two handler threads for credentials
+ * requests, which wait on barged. */
 static int listen_at(struct barge_metadata_server *s, const char *const *addresses, int port,
                      struct barge_error **err)
 {
     struct barge_http_options o = {
-        .limits = {.threads = 2, .idle_timeout = 10, .max_connections = 128},
+        .limits = {.threads = 1, .handler_threads = 2, .idle_timeout = 10, .max_connections = 128},
         .also_listen = addresses[1] ? addresses + 1 : NULL,
         /* The bridge may not have its address yet; the socket accepts once
          * it does. */

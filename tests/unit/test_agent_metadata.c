@@ -1,6 +1,7 @@
 /* The task metadata endpoint's documents (ECS v4 field names from an engine
- * snapshot), Docker-style stats, its listener's port choice, and task volume
- * resolution (mountPoints, volumesFrom, host and task-scoped volumes). */
+ * snapshot), Docker-style stats, its listener's port choice and its
+ * credentials requests waiting aside, and task volume resolution
+ * (mountPoints, volumesFrom, host and task-scoped volumes). */
 /* cmocka.h needs these first. */
 /* clang-format off */
 #include <setjmp.h>
@@ -16,6 +17,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/metadata.h"
@@ -342,12 +346,86 @@ static void test_port_taken(void **state)
     close(fd);
 }
 
+static atomic_bool creds_released, creds_asked;
+
+/* Credentials that come once the test releases them, as when barged is slow. */
+static json_t *slow_credentials(void *ud, const char *id, unsigned *status)
+{
+    creds_asked = true;
+    for (int i = 0; i < 1000 && !creds_released; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    *status = 200;
+    return json_pack("{s:s}", "id", id);
+}
+
+/* GET path from 127.0.0.1:port; the status line, or "" when no answer came
+ * in 5 s. The caller frees it. */
+static char *get_status(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char req[256];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n", path);
+    assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    char buf[512] = "";
+    ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return barge_xstrndup(buf, strcspn(buf, "\r"));
+}
+
+static int metadata_port;
+
+static void *ask_credentials(void *ud)
+{
+    return get_status(metadata_port, "/v2/credentials/abc");
+}
+
+static void test_credentials_wait_aside(void **state)
+{
+    (void)state;
+    const char *addrs[] = {"127.0.0.1", NULL};
+    struct barge_metadata_ops ops = {no_snapshot, slow_credentials, NULL};
+    struct barge_metadata_server *s = NULL;
+    _cleanup_error_ struct barge_error *err = NULL;
+    assert_int_equal(barge_metadata_server_start(NULL, addrs, 0, true, &ops, &s, &err), 0);
+    metadata_port = barge_metadata_server_port(s);
+    creds_released = creds_asked = false;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, ask_credentials, NULL), 0);
+    while (!creds_asked) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* The listener's one event thread answers while credentials wait. */
+    _cleanup_free_ char *other = get_status(metadata_port, "/v4/unknown-token");
+    assert_string_equal(other, "HTTP/1.1 404 Not Found");
+    assert_false(creds_released);
+    creds_released = true;
+    void *creds_status = NULL;
+    pthread_join(t, &creds_status);
+    assert_string_equal(creds_status, "HTTP/1.1 200 OK");
+    free(creds_status);
+    barge_metadata_server_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_container_doc), cmocka_unit_test(test_task_doc),
-        cmocka_unit_test(test_stats),         cmocka_unit_test(test_volumes),
-        cmocka_unit_test(test_credentials),   cmocka_unit_test(test_port_taken),
+        cmocka_unit_test(test_container_doc),
+        cmocka_unit_test(test_task_doc),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_volumes),
+        cmocka_unit_test(test_credentials),
+        cmocka_unit_test(test_port_taken),
+        cmocka_unit_test(test_credentials_wait_aside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
