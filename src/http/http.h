@@ -1,6 +1,6 @@
 /* The HTTP server of every barge listener (barged's API and /metrics, the
  * agent's task metadata endpoint and /metrics): libmicrohttpd in epoll mode
- * with a small pool of worker threads per address, which buffers the request,
+ * with a few event threads per address, which buffers the request,
  * routes it by path prefix and sends the response a handler built. Every
  * listener gets the same defences: a header timeout, an idle timeout, a limit
  * of connections per client and a 400 for a request line that is not HTTP.
@@ -152,8 +152,8 @@ struct barge_http_options {
     bool freebind;
     /* The response header that carries each request's id; NULL: none. */
     const char *request_id_header;
-    /* Runs on the worker thread before and after each handler and stream
-     * start, with the server argument: it clears what a handler may leave in
+    /* Runs on the handler's thread (event or pool) before and after each
+     * handler and stream start, with the server argument: it clears what a handler may leave in
      * its thread for the next request. */
     void (*thread_reset)(void *server);
 };
