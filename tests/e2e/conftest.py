@@ -73,6 +73,16 @@ def _stop_postgres():
         _postgres = None
 
 
+def sqlite_store(barged):
+    """The path of barged's SQLite database, for a test that looks into it
+    (to travel in time, or to see what is stored); skips the test when barged
+    keeps its store in PostgreSQL."""
+    path = os.path.join(barged.data_dir, "barge.db")
+    if (barged.store and not barged.store.startswith("sqlite:")) or not os.path.exists(path):
+        pytest.skip("looks into the SQLite store")
+    return path
+
+
 def store_for_test():
     """The store URI for a new barged: None (SQLite in its data directory) or a
     fresh PostgreSQL database when BARGE_TEST_STORE=postgres."""

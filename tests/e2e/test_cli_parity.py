@@ -3,8 +3,8 @@ filling in what barge resolved, diff of a service still to be created, init
 writing the config named by --config, appspec and --assume-role-arn. None of
 these needs a task to run, so barged alone serves them."""
 import json
-import os
 
+from conftest import sqlite_store
 from test_cli_deploy import Project
 
 CONFIG = """\
@@ -177,7 +177,7 @@ def test_assume_role_arn(barged, tmp_path):
     p.ok("deploy", "--no-wait", "--assume-role-arn", role)
     assert describe(barged)["createdBy"] == role
     p.ok("status", env={"ECSPRESSO_ASSUME_ROLE_ARN": role})
-    db = sqlite3.connect(os.path.join(barged.data_dir, "barge.db"), timeout=30)
+    db = sqlite3.connect(sqlite_store(barged), timeout=30)
     sessions = [json.loads(d) for (d,) in db.execute(
         "SELECT doc FROM objects WHERE kind = 'accesskey' AND key LIKE 'ASIA%'")]
     db.close()

@@ -8,7 +8,7 @@ import re
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code, raw_call
+from conftest import error_code, raw_call, sqlite_store
 
 
 def test_lifecycle_with_the_cli(barged, awscli):
@@ -213,7 +213,7 @@ def test_recovery_window_end_removes_the_secret(barged):
     sm.delete_secret(SecretId="doomed", RecoveryWindowInDays=7)
     sm.delete_secret(SecretId="spared", RecoveryWindowInDays=7)
     sm.restore_secret(SecretId="spared")
-    db = sqlite3.connect(os.path.join(barged.data_dir, "barge.db"), timeout=30)
+    db = sqlite3.connect(sqlite_store(barged), timeout=30)
     with db:
         db.execute("UPDATE objects SET doc = json_set(doc, '$.deletedDate', 1.0) "
                    "WHERE kind = 'smsecret' AND key = 'us-east-1|doomed'")

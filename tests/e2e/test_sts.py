@@ -11,7 +11,7 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import REGION, error_code
+from conftest import REGION, error_code, sqlite_store
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
@@ -96,7 +96,7 @@ def test_assume_role_credentials_work_everywhere(barged):
     assert out["AssumedRoleUser"]["AssumedRoleId"] == role["RoleId"] + ":ci-run"
     # The default duration is an hour (compared with the issue time the
     # store recorded, not with this machine's clock).
-    db = sqlite3.connect(os.path.join(barged.data_dir, "barge.db"), timeout=30)
+    db = sqlite3.connect(sqlite_store(barged), timeout=30)
     created, = db.execute("SELECT json_extract(doc, '$.createdAt') FROM objects "
                           "WHERE kind = 'accesskey' AND key = ?",
                           (creds["AccessKeyId"],)).fetchone()
@@ -150,7 +150,7 @@ def test_expired_credentials_are_refused(barged):
         RoleSessionName="s1", DurationSeconds=900)["Credentials"]
     temp_client(barged, "ecs", creds).list_clusters()
     # Time travel: the session's expiry is moved into the past in the store.
-    db = sqlite3.connect(os.path.join(barged.data_dir, "barge.db"), timeout=30)
+    db = sqlite3.connect(sqlite_store(barged), timeout=30)
     with db:
         n = db.execute("UPDATE objects SET doc = json_set(doc, '$.expiresAt', 1.0) "
                        "WHERE kind = 'accesskey' AND key = ?",

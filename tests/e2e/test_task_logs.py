@@ -2,7 +2,6 @@
 read through barged's GET /barge/v1/task-logs, which has the task's agent
 upload the slice over the agent channel. No logConfiguration needed."""
 import json
-import os
 import secrets
 import sqlite3
 import subprocess
@@ -11,12 +10,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import REGION, Agent, Barged, binary, postgres, wait_task
+from conftest import REGION, Agent, Barged, binary, postgres, sqlite_store, wait_task
 from test_cli_deploy import Project
 from test_fargate import NET, fargate_td, pool  # noqa: F401 (pool is a fixture)
 
@@ -197,9 +195,7 @@ def test_agent_polls_another_barged(busybox, tmp_path):
 def test_requests_do_not_pile_up(barged, agent, busybox):
     """The client removes its request and reply; housekeeping removes what a
     client that went away left behind."""
-    db_path = os.path.join(barged.data_dir, "barge.db")
-    if not os.path.exists(db_path):
-        pytest.skip("looks into the SQLite store")
+    db_path = sqlite_store(barged)
     ecs = barged.client("ecs")
     td = register(ecs, [{"name": "main", "image": busybox, "memory": 16,
                          "command": ["sh", "-c", "echo once"]}], family="once")
