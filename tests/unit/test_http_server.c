@@ -73,6 +73,7 @@ static const char get_close[] = "GET /x HTTP/1.1\r\nHost: t\r\nConnection: close
  * woken, once or (with "?again") twice. */
 static atomic_bool released;
 static atomic_int park_runs;
+static atomic_bool parked; /* the first run is in the parked list */
 static atomic_bool wake_in_handler;
 static pthread_t slow_thread;
 static struct barge_http_server *pool_srv;
@@ -95,6 +96,7 @@ static void park(struct barge_http_req *req, struct barge_http_resp *resp)
 {
     int run = ++park_runs;
     if (run == 1 && barge_http_req_park(req, barge_monotonic_ms() + 60000)) {
+        parked = true;
         /* Woken before the handler returns: it must still run again. */
         if (wake_in_handler)
             barge_http_resume_parked(pool_srv);
@@ -176,12 +178,11 @@ static void test_pooled_handlers_park(void **state)
 
     /* Parked on the pool, woken from elsewhere. */
     park_runs = 0;
-    wake_in_handler = false;
+    parked = wake_in_handler = false;
     struct asked a;
     ask_async(&a, port, req);
-    while (park_runs < 1)
+    while (!parked)
         sleep_ms(5);
-    sleep_ms(50);
     /* Parked, the request holds no thread of the pool (it has one). */
     _cleanup_free_ char *post =
         ask("127.0.0.1", port, "POST /y HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
@@ -200,9 +201,9 @@ static void test_pooled_handlers_park(void **state)
 
     /* Parked when the server stops: answered then. */
     park_runs = 0;
-    wake_in_handler = false;
+    parked = wake_in_handler = false;
     ask_async(&a, port, req);
-    while (park_runs < 1)
+    while (!parked)
         sleep_ms(5);
     barge_http_stop(pool_srv);
     pthread_join(a.thread, NULL);
