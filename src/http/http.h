@@ -97,10 +97,11 @@ enum barge_http_body_mode {
 };
 
 /* A route whose bodies may be too large to hold in memory (registry blob
- * uploads) sees them as they arrive. The three callbacks run on the
- * connection's thread, in order: start once the headers are in, data for each
- * piece of a streamed body, then the route's handler (with req->body empty when
- * the body was streamed) and finally done. done also runs when the client goes
+ * uploads) sees them as they arrive. The callbacks run in order: start once
+ * the headers are in and data for each piece of a streamed body, both on the
+ * connection's event thread, then the route's handler (with req->body empty
+ * when the body was streamed; on the handler pool when the route's waits says
+ * so) and finally done, on the event thread again. done also runs when the client goes
  * away mid-body, in which case the handler never runs; it releases what start
  * kept in req->stream_ud. */
 struct barge_http_stream {
