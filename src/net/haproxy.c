@@ -98,9 +98,9 @@ static void append_word(FILE *b, const char *text, size_t n)
     fputc('"', b);
 }
 
-/* The condition values of an http-header condition as anchored regexes,
- * each a double-quoted word. */
-static void append_header_values(FILE *b, const json_t *values)
+/* Appends, for each element of values, a space and the regex build writes
+ * for it as a double-quoted word. */
+static void append_regexes(FILE *b, const json_t *values, void (*build)(FILE *m, const json_t *v))
 {
     size_t i;
     json_t *v;
@@ -109,9 +109,7 @@ static void append_header_values(FILE *b, const json_t *values)
         char *re = NULL;
         size_t n = 0;
         FILE *m = open_memstream(&re, &n);
-        fputc('^', m);
-        append_wildcards(m, json_string_value(v), ".*", ".", false);
-        fputc('$', m);
+        build(m, v);
         fclose(m);
         fputc(' ', b);
         append_word(b, re, n);
@@ -119,32 +117,28 @@ static void append_header_values(FILE *b, const json_t *values)
     }
 }
 
-/* The {"key"?, "value"} pairs of a query-string condition as regexes over
- * the query string that find the pair among the '&'-separated ones (any key
- * when it has none). */
-static void append_query_pairs(FILE *b, const json_t *pairs)
+/* An http-header condition's value as an anchored regex. */
+static void header_value_regex(FILE *m, const json_t *v)
 {
-    size_t i;
-    json_t *p;
-    json_array_foreach((json_t *)pairs, i, p)
-    {
-        char *re = NULL;
-        size_t n = 0;
-        FILE *m = open_memstream(&re, &n);
-        fputs("(^|&)", m);
-        if (json_object_get(p, "key")) {
-            append_wildcards(m, barge_json_str(p, "key", ""), "[^&=]*", "[^&=]", true);
-            fputc('=', m);
-        } else {
-            fputs("([^&=]*=)?", m);
-        }
-        append_wildcards(m, barge_json_str(p, "value", ""), "[^&]*", "[^&]", true);
-        fputs("(&|$)", m);
-        fclose(m);
-        fputc(' ', b);
-        append_word(b, re, n);
-        free(re);
+    fputc('^', m);
+    append_wildcards(m, json_string_value(v), ".*", ".", false);
+    fputc('$', m);
+}
+
+/* A query-string condition's {"key"?, "value"} pair as a regex over the
+ * query string that finds it among the '&'-separated pairs (any key when
+ * it has none). */
+static void query_pair_regex(FILE *m, const json_t *p)
+{
+    fputs("(^|&)", m);
+    if (json_object_get(p, "key")) {
+        append_wildcards(m, barge_json_str(p, "key", ""), "[^&=]*", "[^&=]", true);
+        fputc('=', m);
+    } else {
+        fputs("([^&=]*=)?", m);
     }
+    append_wildcards(m, barge_json_str(p, "value", ""), "[^&]*", "[^&]", true);
+    fputs("(&|$)", m);
 }
 
 /* ELB's wildcard patterns (* any run of characters, ? one character) as
@@ -447,14 +441,14 @@ static char *append_conditions(FILE *b, const json_t *rule, size_t k)
         append_word(b, arg, n);
         free(arg);
         fputs(") -m reg -i", b);
-        append_header_values(b, barge_json_array(h, "values"));
+        append_regexes(b, barge_json_array(h, "values"), header_value_regex);
         fputs("\n", b);
         fprintf(c, " r%zu_hdr%zu", k, i);
     }
     json_array_foreach(barge_json_array(rule, "queries"), i, h)
     {
         fprintf(b, "    acl r%zu_query%zu query -m reg -i", k, i);
-        append_query_pairs(b, h);
+        append_regexes(b, h, query_pair_regex);
         fputs("\n", b);
         fprintf(c, " r%zu_query%zu", k, i);
     }
